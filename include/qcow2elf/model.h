@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The image model: one walk over an image (or a dump of one) that finds
+ * every metadata region, with its kind, owners, offset, size and decoded
+ * fields.  Views (info, map, check, diff, the emitters) read this model and
+ * the accessors below; none of them parses the image on its own.
+ *
+ * Reading is for inspection: an image QEMU would refuse is read as far as
+ * it safely can be, and what is wrong is recorded as a problem.  Only an
+ * input that is not QCOW2 or has no readable header fails q2e_image_open().
+ */
+#ifndef QCOW2ELF_MODEL_H
+#define QCOW2ELF_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcow2elf/error.h"
+#include "qcow2elf/qcow2.h"
+#include "qcow2elf/source.h"
+
+enum q2e_region_kind {
+	Q2E_REGION_HEADER,
+	Q2E_REGION_EXTENSION,
+	Q2E_REGION_BACKING_FILE,
+	Q2E_REGION_L1,			/* active or a snapshot's */
+	Q2E_REGION_REFCOUNT_TABLE,
+	Q2E_REGION_SNAPSHOT_TABLE,
+	Q2E_REGION_BITMAP_DIRECTORY,
+	Q2E_REGION_CRYPTO_HEADER,
+	Q2E_REGION_L2,			/* shared by the L1s that point to it */
+	Q2E_REGION_REFCOUNT_BLOCK,
+	Q2E_REGION_BITMAP_TABLE,
+	Q2E_REGION_BITMAP_DATA,
+	Q2E_REGION_KIND_COUNT
+};
+
+/* Who a region belongs to; a shared L2 table has several owners. */
+enum q2e_owner_kind {
+	Q2E_OWNER_IMAGE,	/* header, extensions, refcount structures */
+	Q2E_OWNER_ACTIVE,	/* the active L1 and its L2 tables */
+	Q2E_OWNER_SNAPSHOT,	/* snapshot ID (position in the table) */
+	Q2E_OWNER_BITMAP,	/* bitmap ID (position in the directory) */
+};
+
+struct q2e_owner {
+	enum q2e_owner_kind kind;
+	uint32_t id;		/* snapshot or bitmap position, from 0 */
+	uint64_t index;		/* L1 index, refcount table index, bitmap
+				   table index, or extension position */
+};
+
+struct q2e_region {
+	enum q2e_region_kind kind;
+	uint64_t offset;
+	uint64_t size;
+	uint64_t avail;		/* bytes of it inside the file (<= size) */
+	uint32_t ext_magic;	/* Q2E_REGION_EXTENSION only */
+	uint32_t nowners;
+	const struct q2e_owner *owners;	/* first owner names the region */
+};
+
+/* Where a problem was found and what it is. */
+enum q2e_severity {
+	Q2E_SEV_NOTE,		/* worth knowing, not wrong (dirty bit) */
+	Q2E_SEV_WARNING,	/* QEMU would complain or refuse */
+	Q2E_SEV_ERROR,		/* damaged: part of the image was not read */
+};
+
+struct q2e_problem {
+	enum q2e_severity severity;
+	uint64_t offset;
+	char *structure;	/* stable name: "l2_table_5", "qcow2_header" */
+	char *message;
+};
+
+struct q2e_extension {
+	uint32_t magic;
+	uint64_t offset;	/* of the extension's 8-byte header */
+	uint32_t length;
+	uint8_t *data;		/* the bytes of the file, possibly fewer */
+	uint32_t avail;
+};
+
+struct q2e_snapshot {
+	struct qcow2_snapshot entry;	/* pointers into the table: NULL */
+	uint64_t offset;		/* of the entry in the image */
+	char *id;
+	char *name;
+	uint8_t *extra;
+};
+
+struct q2e_bitmap {
+	struct qcow2_bitmap_entry entry; /* pointers into the table: NULL */
+	uint64_t offset;		 /* of the entry in the image */
+	char *name;
+	uint8_t *extra;
+	uint64_t *table;	/* raw entries, entry.bitmap_table_size of
+				   them, or NULL when the table is unreadable */
+	uint64_t ntable;
+};
+
+struct q2e_image {
+	struct q2e_source *src;
+	char *path;			/* as given */
+	uint64_t file_size;
+	struct qcow2_header hdr;
+	uint64_t cluster_size;
+	struct qcow2_l2_layout l2;
+	uint64_t l2_entries;		/* per L2 table */
+	unsigned refcount_bits;
+
+	struct q2e_extension *exts;
+	size_t nexts;
+	struct qcow2_feature *features;	/* the image's feature name table */
+	size_t nfeatures;
+
+	char *backing_file;		/* NULL: none */
+	char *backing_format;		/* NULL: extension absent */
+	char *data_file;		/* external data file name, or NULL */
+	bool has_bitmaps_ext;
+	struct qcow2_bitmaps_ext bitmaps_ext;
+	bool has_crypto_ext;
+	struct qcow2_crypto_ext crypto_ext;
+	bool has_luks;
+	struct qcow2_luks_header luks;
+
+	uint64_t *l1;			/* active L1, raw entries */
+	uint64_t nl1;			/* entries read (<= hdr.l1_size) */
+	uint64_t *reftable;		/* raw refcount table entries */
+	uint64_t nreftable;
+	uint64_t snapshot_table_size;	/* bytes the entries take */
+	struct q2e_snapshot *snapshots;
+	size_t nsnapshots;		/* entries read */
+	struct q2e_bitmap *bitmaps;
+	size_t nbitmaps;
+
+	struct q2e_region *regions;	/* sorted by offset, then kind */
+	size_t nregions;
+	struct q2e_owner *owners;	/* storage the regions point into */
+
+	struct q2e_problem *problems;	/* in the order found */
+	size_t nproblems;
+
+	struct q2e_l2_cache *refcount_cache;	/* q2e_image_refcount() */
+};
+
+int q2e_image_open(const char *path, struct q2e_image **out,
+		   struct q2e_error *err);
+void q2e_image_close(struct q2e_image *img);
+
+/* Name of a feature bit: the image's own table first, then the spec's. */
+const char *q2e_image_feature_name(const struct q2e_image *img,
+				   enum qcow2_feature_type type, unsigned bit);
+
+/* Reads a region's bytes (its avail bytes; the rest of BUF is zeroed). */
+int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
+			  uint8_t *buf, struct q2e_error *err);
+
+/* Reads the raw entries of snapshot N's L1 table; free() the result. */
+int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
+			       uint64_t **l1, uint64_t *count,
+			       struct q2e_error *err);
+
+/* The L2 entry that maps guest offset OFF through the active L1. */
+struct q2e_l2_cache;
+struct q2e_l2_cache *q2e_l2_cache_new(struct q2e_image *img);
+void q2e_l2_cache_free(struct q2e_l2_cache *c);
+int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
+			struct qcow2_l2_entry *e, struct q2e_error *err);
+
+/* The stored refcount of host cluster CLUSTER (0 where no block exists). */
+int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
+		       uint64_t *refcount, struct q2e_error *err);
+
+/* Region kinds and names (names.c): stable across versions of an image. */
+const char *q2e_region_kind_name(enum q2e_region_kind kind);
+/* Symbol of owner K of R: "l2_table_5", "snapshot_0_l2_table_5". */
+int q2e_region_symbol(const struct q2e_image *img, const struct q2e_region *r,
+		      uint32_t k, char *buf, size_t size);
+/* Section of R: ".qcow2.l2.5", named by its first owner. */
+int q2e_region_section(const struct q2e_image *img,
+		       const struct q2e_region *r, char *buf, size_t size);
+/* The region that covers image offset OFF, or NULL. */
+const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,
+					     uint64_t off);
+
+/*
+ * Backing chains and guest block status, as QEMU's bdrv_block_status()
+ * reports them to `qemu-img map`: chain.c.
+ */
+enum q2e_layer_format {
+	Q2E_LAYER_QCOW2,
+	Q2E_LAYER_RAW,
+};
+
+struct q2e_layer {
+	enum q2e_layer_format format;
+	char *path;			/* as resolved */
+	struct q2e_image *img;		/* qcow2 */
+	struct q2e_source *raw;		/* raw */
+	struct q2e_source *data_src;	/* qcow2 with a raw external data file */
+	char *data_path;		/* the file host offsets point into */
+	uint64_t size;			/* guest size */
+	bool metadata_preallocation;
+	struct q2e_l2_cache *cache;
+};
+
+struct q2e_chain {
+	struct q2e_layer *layers;	/* [0] is the image itself */
+	size_t nlayers;
+};
+
+/* Opens PATH and its backing files; IMG may be a model already open. */
+int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
+		   struct q2e_error *err);
+void q2e_chain_close(struct q2e_chain *chain);
+
+struct q2e_block_status {
+	uint64_t start;
+	uint64_t length;
+	unsigned depth;
+	bool present;
+	bool zero;
+	bool data;
+	bool has_offset;
+	uint64_t offset;
+	const char *file;		/* where offset points, if has_offset */
+};
+
+/* Status of guest bytes from OFF in the chain, at most BYTES of them. */
+int q2e_chain_block_status(struct q2e_chain *chain, uint64_t off,
+			   uint64_t bytes, struct q2e_block_status *st,
+			   struct q2e_error *err);
+
+#endif

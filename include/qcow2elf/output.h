@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Structured output with two backends, so that each view is written once:
+ *   - JSON, streamed (a map or check report of a large image is never built
+ *     in memory), pretty-printed like qemu-img's, keys in the order written;
+ *   - human: nested "key  value" lines in two columns.
+ * Values that are offsets use q2e_out_hex(): a number in JSON, 0x... for
+ * people.  Write errors are kept and returned by q2e_out_finish().
+ */
+#ifndef QCOW2ELF_OUTPUT_H
+#define QCOW2ELF_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum q2e_format {
+	Q2E_FORMAT_HUMAN,
+	Q2E_FORMAT_JSON,
+};
+
+struct q2e_out;
+
+struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format);
+/* Ends the document; 0, or -1 if anything could not be written. */
+int q2e_out_finish(struct q2e_out *o);
+enum q2e_format q2e_out_format(const struct q2e_out *o);
+
+/* KEY is NULL for array elements and the top-level value. */
+void q2e_out_object(struct q2e_out *o, const char *key);
+void q2e_out_array(struct q2e_out *o, const char *key);
+void q2e_out_end(struct q2e_out *o);
+
+void q2e_out_str(struct q2e_out *o, const char *key, const char *s);
+void q2e_out_strn(struct q2e_out *o, const char *key, const char *s,
+		  size_t len);
+void q2e_out_uint(struct q2e_out *o, const char *key, uint64_t v);
+void q2e_out_int(struct q2e_out *o, const char *key, int64_t v);
+void q2e_out_hex(struct q2e_out *o, const char *key, uint64_t v);
+void q2e_out_bool(struct q2e_out *o, const char *key, bool v);
+/* Bytes: a hex string in both formats. */
+void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
+		   size_t len);
+
+#endif

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The byte source: the only code that does I/O on an input.
+ *
+ * An input is either an image file, read with bounded pread(), or an ELF
+ * dump written by `qcow2elf dump`, read through its sections.  A dump holds
+ * metadata bytes at their own image offsets, so both answer the same
+ * questions: the bytes at an offset, the size of the image file, and which
+ * ranges of that file hold data (for `map`, like SEEK_DATA/SEEK_HOLE).
+ */
+#ifndef QCOW2ELF_SOURCE_H
+#define QCOW2ELF_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcow2elf/error.h"
+
+enum q2e_source_kind {
+	Q2E_SOURCE_FILE,
+	Q2E_SOURCE_DUMP,
+};
+
+/* What a dump records about the image it came from (its PT_NOTE). */
+struct q2e_dump_meta {
+	char *image_name;	/* as given to `dump`, not made absolute */
+	uint64_t file_size;	/* size of the image file */
+	uint64_t allocated_size; /* st_blocks * 512 of the image file */
+	uint64_t virtual_size;
+	uint32_t cluster_size;
+	uint32_t version;
+	char *tool_version;
+	bool no_data;		/* written with --no-data: sections are NOBITS */
+};
+
+struct q2e_source;
+
+/* Opens PATH read-only; an ELF file is taken as a dump. */
+int q2e_source_open(const char *path, struct q2e_source **out,
+		    struct q2e_error *err);
+void q2e_source_close(struct q2e_source *src);
+
+enum q2e_source_kind q2e_source_kind(const struct q2e_source *src);
+/* The path as given to q2e_source_open(). */
+const char *q2e_source_path(const struct q2e_source *src);
+/* Size of the image file (for a dump: of the image it came from). */
+uint64_t q2e_source_size(const struct q2e_source *src);
+/* Bytes the image file occupies on disk (st_blocks * 512), 0 if unknown. */
+uint64_t q2e_source_allocated(const struct q2e_source *src);
+/* For a dump, what its note says; NULL for an image file. */
+const struct q2e_dump_meta *q2e_source_dump_meta(const struct q2e_source *src);
+
+/*
+ * Reads LEN bytes at OFF into BUF.  Returns the number of bytes read, which
+ * is less than LEN only where the image file ends, or a negative Q2E_E* code.
+ * WHAT names the structure being read, for the error message.
+ */
+int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
+			 uint64_t off, const char *what, struct q2e_error *err);
+
+/*
+ * Whether the file holds data at OFF (true) or a hole (false), and how many
+ * bytes from OFF the answer holds for.  Where nothing is known (a dump, a
+ * file system without SEEK_HOLE) the whole rest of the file is data, as QEMU
+ * assumes.
+ */
+int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,
+		      uint64_t *len, struct q2e_error *err);
+
+#endif

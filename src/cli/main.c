@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qcow2elf: the command line.  A table of subcommands, each parsing its own
+ * options with getopt_long; the library does the work and returns errors,
+ * and only this file prints them and chooses the exit status.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow2elf/model.h"
+#include "qcow2elf/output.h"
+#include "qcow2elf/views.h"
+
+#ifndef Q2E_VERSION
+#define Q2E_VERSION "unknown"
+#endif
+
+#define EXIT_USAGE 1
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *synopsis;
+	const char *summary;
+};
+
+static const char *progname = "qcow2elf";
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", progname);
+	if (cmd)
+		fprintf(stderr, "%s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry '%s%s%s --help' for more information.\n",
+		progname, cmd ? " " : "", cmd ? cmd : "");
+	return EXIT_USAGE;
+}
+
+static int report(const struct q2e_error *err)
+{
+	fprintf(stderr, "%s: %s\n", progname,
+		err->msg[0] ? err->msg : "unknown error");
+	return 1;
+}
+
+static int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
+{
+	if (strcmp(arg, "human") == 0)
+		*f = Q2E_FORMAT_HUMAN;
+	else if (strcmp(arg, "json") == 0)
+		*f = Q2E_FORMAT_JSON;
+	else
+		return usage_error(cmd, "--output must be 'human' or 'json', not '%s'",
+				   arg);
+	return 0;
+}
+
+/* Options every subcommand that prints a report understands. */
+enum { OPT_OUTPUT = 256, OPT_HELP };
+
+static const struct option report_options[] = {
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void print_command_help(const char *name);
+
+/* Parses [--output=FMT] IMAGE for `info` and `map`. */
+static int parse_report_args(const char *cmd, int argc, char **argv,
+			     enum q2e_format *format, const char **image)
+{
+	int c, ret;
+
+	*format = Q2E_FORMAT_HUMAN;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", report_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_OUTPUT:
+			ret = parse_format(cmd, optarg, format);
+			if (ret)
+				return ret;
+			break;
+		case 'h':
+			print_command_help(cmd);
+			exit(0);
+		default:
+			return usage_error(cmd, "%s", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error(cmd, "%s", optind >= argc
+						  ? "expects one IMAGE"
+						  : "expects exactly one IMAGE");
+	*image = argv[optind];
+	return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	enum q2e_format format;
+	const char *path;
+	struct q2e_out *o;
+	int ret;
+
+	ret = parse_report_args("info", argc, argv, &format, &path);
+	if (ret)
+		return ret;
+	if (q2e_image_open(path, &img, &err) < 0)
+		return report(&err);
+	o = q2e_out_new(stdout, format);
+	if (!o) {
+		q2e_image_close(img);
+		q2e_error_set(&err, Q2E_ENOMEM, "out of memory");
+		return report(&err);
+	}
+	ret = q2e_view_info(img, o, &err);
+	if (q2e_out_finish(o) < 0 && ret == 0)
+		ret = q2e_error_set(&err, Q2E_EOUTPUT,
+				    "cannot write to standard output");
+	q2e_image_close(img);
+	return ret < 0 ? report(&err) : 0;
+}
+
+static int cmd_map(int argc, char **argv)
+{
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	enum q2e_format format;
+	const char *path;
+	int ret;
+
+	ret = parse_report_args("map", argc, argv, &format, &path);
+	if (ret)
+		return ret;
+	if (q2e_image_open(path, &img, &err) < 0)
+		return report(&err);
+	ret = q2e_view_map(img, stdout, format, &err);
+	q2e_image_close(img);
+	return ret < 0 ? report(&err) : 0;
+}
+
+static const struct command commands[] = {
+	{ "info", cmd_info, "info [--output=human|json] IMAGE",
+	  "show the header, extensions, snapshots, bitmaps and regions" },
+	{ "map", cmd_map, "map [--output=human|json] IMAGE",
+	  "show where each guest range lives, like qemu-img map" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_command_help(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			printf("Usage: %s %s\n%s.\n\nIMAGE is a QCOW2 image or a dump written by '%s dump'.\n"
+			       "  --output=FMT   human (default) or json\n"
+			       "  -h, --help     show this help\n",
+			       progname, commands[i].synopsis,
+			       commands[i].summary, progname);
+}
+
+static void print_help(void)
+{
+	printf("Usage: %s COMMAND [OPTIONS] IMAGE\n"
+	       "Find every metadata structure of a QCOW2 image and show it.\n\n"
+	       "Commands:\n", progname);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		printf("  %-44s %s\n", commands[i].synopsis,
+		       commands[i].summary);
+	printf("\nEvery IMAGE may also be a dump written by '%s dump'.\n"
+	       "Run '%s COMMAND --help' for a command's options; see qcow2elf(1).\n\n"
+	       "  -h, --help     show this help\n"
+	       "  -V, --version  show the version\n\n"
+	       "Exit status: 0 success, 1 error or bad usage.\n",
+	       progname, progname);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error(NULL, "%s", "missing COMMAND");
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		print_help();
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("qcow2elf %s\n", Q2E_VERSION);
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	return usage_error(NULL, "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Backing chains and guest block status.
+ *
+ * q2e_chain_block_status() answers what QEMU 7.2's bdrv_block_status()
+ * answers `qemu-img map`, layer by layer:
+ *   - qcow2: the subcluster type of the L2 entry (qcow2_co_block_status):
+ *     normal, zero-alloc and unallocated-alloc subclusters have a host
+ *     offset (not when encrypted); zero ones read as zeros; all others but
+ *     unallocated hold data.  With metadata preallocation or a raw external
+ *     data file, data ranges are looked up in the file too, and a hole there
+ *     reads as zeros.
+ *   - an unallocated range goes to the backing file, one level deeper; past
+ *     the backing file's end, or with no backing file, it reads as zeros.
+ *   - raw: the file's own data and holes (file-posix).
+ */
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow2elf/model.h"
+
+#define MAX_CHAIN_DEPTH 64
+
+enum {
+	ST_DATA = 1 << 0,
+	ST_ZERO = 1 << 1,
+	ST_OFFSET_VALID = 1 << 2,
+	ST_ALLOCATED = 1 << 3,
+	ST_RECURSE = 1 << 4,
+};
+
+/* QEMU's path_combine(): a relative name is relative to the image's dir. */
+static char *resolve(const char *base, const char *name)
+{
+	char *copy, *dir, *out;
+	size_t len;
+
+	if (name[0] == '/')
+		return strdup(name);
+	copy = strdup(base);
+	if (!copy)
+		return NULL;
+	dir = dirname(copy);
+	len = strlen(dir) + strlen(name) + 2;
+	out = malloc(len);
+	if (out) {
+		if (strcmp(dir, ".") == 0 && !strchr(base, '/'))
+			snprintf(out, len, "%s", name);
+		else
+			snprintf(out, len, "%s/%s", dir, name);
+	}
+	free(copy);
+	return out;
+}
+
+/* qcow2_detect_metadata_preallocation(): far more clusters in use than
+ * the file occupies on disk. */
+static int detect_metadata_preallocation(struct q2e_image *img, bool *out,
+					 struct q2e_error *err)
+{
+	uint64_t real = q2e_source_allocated(img->src) / img->cluster_size;
+	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9 : real + 2;
+	uint64_t end = (img->file_size + img->cluster_size - 1) /
+		       img->cluster_size;
+	uint64_t count = 0;
+
+	for (uint64_t i = 0; i < end && count < threshold; i++) {
+		uint64_t rc;
+		int ret = q2e_image_refcount(img, i, &rc, err);
+
+		if (ret < 0)
+			return ret;
+		count += rc != 0;
+	}
+	*out = count >= threshold;
+	return 0;
+}
+
+static int add_layer(struct q2e_chain *c, struct q2e_layer *l,
+		     struct q2e_error *err)
+{
+	void *n = realloc(c->layers, (c->nlayers + 1) * sizeof(*c->layers));
+
+	if (!n)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	c->layers = n;
+	c->layers[c->nlayers++] = *l;
+	return 0;
+}
+
+static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
+{
+	struct q2e_image *img = l->img;
+	int ret;
+
+	l->size = img->hdr.size;
+	l->cache = q2e_l2_cache_new(img);
+	if (!l->cache)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	if (img->data_file) {
+		l->data_path = resolve(l->path, img->data_file);
+		if (!l->data_path)
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		if (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) {
+			ret = q2e_source_open(l->data_path, &l->data_src, err);
+			if (ret < 0)
+				return ret;
+		}
+	} else {
+		l->data_path = strdup(l->path);
+		if (!l->data_path)
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	return detect_metadata_preallocation(img, &l->metadata_preallocation,
+					     err);
+}
+
+static int open_backing(struct q2e_chain *c, struct q2e_error *err)
+{
+	struct q2e_layer *top = &c->layers[c->nlayers - 1];
+	const char *fmt = top->img->backing_format;
+	struct q2e_layer l = { 0 };
+	struct q2e_source *src;
+	unsigned char magic[4];
+	bool qcow2;
+	int ret;
+
+	if (c->nlayers >= MAX_CHAIN_DEPTH)
+		return q2e_error_set(err, Q2E_EUNSUPPORTED,
+				     "'%s': backing chain deeper than %d",
+				     c->layers[0].path, MAX_CHAIN_DEPTH);
+	l.path = resolve(top->path, top->img->backing_file);
+	if (!l.path)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
+		ret = q2e_error_set(err, Q2E_EUNSUPPORTED,
+				    "'%s': backing file '%s' has format '%s'; only qcow2 and raw backing files are read",
+				    top->path, l.path, fmt);
+		free(l.path);
+		return ret;
+	}
+	ret = q2e_source_open(l.path, &src, err);
+	if (ret < 0) {
+		free(l.path);
+		return ret;
+	}
+	if (fmt) {
+		qcow2 = strcmp(fmt, "qcow2") == 0;
+	} else {	/* probe, as QEMU does without a backing format */
+		int64_t n = q2e_source_pread(src, magic, 4, 0, "the magic", err);
+
+		qcow2 = q2e_source_kind(src) == Q2E_SOURCE_DUMP ||
+			(n == 4 && qcow2_be32(magic) == QCOW2_MAGIC);
+	}
+	if (!qcow2) {
+		l.format = Q2E_LAYER_RAW;
+		l.raw = src;
+		l.size = q2e_source_size(src);
+		l.data_path = strdup(l.path);
+		if (!l.data_path) {
+			q2e_source_close(src);
+			free(l.path);
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		}
+		return add_layer(c, &l, err);
+	}
+	q2e_source_close(src);
+	l.format = Q2E_LAYER_QCOW2;
+	ret = q2e_image_open(l.path, &l.img, err);
+	if (ret == 0)
+		ret = add_layer(c, &l, err);
+	if (ret < 0) {
+		q2e_image_close(l.img);
+		free(l.path);
+		return ret;
+	}
+	return setup_qcow2_layer(&c->layers[c->nlayers - 1], err);
+}
+
+int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
+		   struct q2e_error *err)
+{
+	struct q2e_chain *c = calloc(1, sizeof(*c));
+	struct q2e_layer top = { .format = Q2E_LAYER_QCOW2, .img = img };
+	int ret;
+
+	*out = NULL;
+	if (!c)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	top.path = strdup(img->path);
+	if (!top.path) {
+		free(c);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	ret = add_layer(c, &top, err);
+	if (ret == 0)
+		ret = setup_qcow2_layer(&c->layers[0], err);
+	while (ret == 0) {
+		struct q2e_layer *l = &c->layers[c->nlayers - 1];
+
+		if (l->format != Q2E_LAYER_QCOW2 || !l->img->backing_file)
+			break;
+		ret = open_backing(c, err);
+	}
+	if (ret < 0) {
+		if (c->nlayers == 0)
+			free(top.path);
+		q2e_chain_close(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void q2e_chain_close(struct q2e_chain *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nlayers; i++) {
+		struct q2e_layer *l = &c->layers[i];
+
+		q2e_l2_cache_free(l->cache);
+		if (i > 0)	/* the caller owns the top image */
+			q2e_image_close(l->img);
+		q2e_source_close(l->raw);
+		q2e_source_close(l->data_src);
+		free(l->data_path);
+		free(l->path);
+	}
+	free(c->layers);
+	free(c);
+}
+
+/* file-posix's block status: data or a hole, and zeros past the end. */
+static int file_status(struct q2e_source *src, uint64_t off, uint64_t bytes,
+		       unsigned *flags, uint64_t *pnum, struct q2e_error *err)
+{
+	bool data;
+	uint64_t len;
+	int ret;
+
+	ret = q2e_source_extent(src, off, &data, &len, err);
+	if (ret < 0)
+		return ret;
+	if (len == 0) {		/* past the end of the file */
+		*flags = ST_ZERO;
+		*pnum = bytes;
+		return 0;
+	}
+	*flags = data ? ST_DATA : ST_ZERO;
+	*pnum = len < bytes ? len : bytes;
+	return 0;
+}
+
+static bool has_host_offset(enum qcow2_subcluster_type t)
+{
+	return t == QCOW2_SUBCLUSTER_NORMAL ||
+	       t == QCOW2_SUBCLUSTER_ZERO_ALLOC ||
+	       t == QCOW2_SUBCLUSTER_UNALLOCATED_ALLOC;
+}
+
+static int subcluster_at(struct q2e_layer *l, uint64_t off,
+			 struct qcow2_l2_entry *e,
+			 enum qcow2_subcluster_type *type,
+			 struct q2e_error *err)
+{
+	struct q2e_image *img = l->img;
+	uint64_t in_cluster = off & (img->cluster_size - 1);
+	unsigned sc = img->l2.extended
+			      ? (unsigned)(in_cluster /
+					   (img->cluster_size / QCOW2_SUBCLUSTERS))
+			      : 0;
+	int ret = q2e_image_l2_lookup(l->cache, off, e, err);
+
+	if (ret < 0)
+		return ret;
+	*type = qcow2_l2_subcluster_type(e, &img->l2, sc);
+	if (*type == QCOW2_SUBCLUSTER_INVALID)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': the L2 entry for guest offset 0x%" PRIx64
+				     " has an invalid subcluster bitmap 0x%016" PRIx64,
+				     img->path, off, e->bitmap);
+	return 0;
+}
+
+/* qcow2_co_block_status() and the generic part of bdrv_co_block_status(). */
+static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
+			uint64_t bytes, unsigned *flags, uint64_t *pnum,
+			uint64_t *map, struct q2e_error *err)
+{
+	struct q2e_layer *l = &c->layers[depth];
+	struct q2e_image *img = l->img;
+	uint64_t unit = img->l2.extended ? img->cluster_size / QCOW2_SUBCLUSTERS
+					 : img->cluster_size;
+	bool crypto = img->hdr.crypt_method != QCOW2_CRYPT_NONE;
+	enum qcow2_subcluster_type type, t2;
+	struct qcow2_l2_entry e;
+	uint64_t host = 0, run;
+	int ret;
+
+	ret = subcluster_at(l, off, &e, &type, err);
+	if (ret < 0)
+		return ret;
+	if (has_host_offset(type))
+		host = e.host_offset + (off & (img->cluster_size - 1));
+	run = (off | (unit - 1)) + 1 - off;
+	while (run < bytes) {
+		ret = subcluster_at(l, off + run, &e, &t2, err);
+		if (ret < 0)
+			return ret;
+		if (t2 != type)
+			break;
+		if (has_host_offset(type) &&
+		    e.host_offset + ((off + run) & (img->cluster_size - 1)) !=
+			    host + run)
+			break;
+		run += unit;
+	}
+	*pnum = run < bytes ? run : bytes;
+
+	*flags = 0;
+	*map = 0;
+	if (has_host_offset(type) && !crypto) {
+		*flags |= ST_OFFSET_VALID;
+		*map = host;
+	}
+	if (type == QCOW2_SUBCLUSTER_ZERO_PLAIN ||
+	    type == QCOW2_SUBCLUSTER_ZERO_ALLOC)
+		*flags |= ST_ZERO;
+	else if (type != QCOW2_SUBCLUSTER_UNALLOCATED_PLAIN &&
+		 type != QCOW2_SUBCLUSTER_UNALLOCATED_ALLOC)
+		*flags |= ST_DATA;
+	if (l->metadata_preallocation && (*flags & ST_DATA) &&
+	    (*flags & ST_OFFSET_VALID))
+		*flags |= ST_RECURSE;
+	if (img->data_file &&
+	    (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+		*flags |= ST_RECURSE;
+
+	if (*flags & (ST_DATA | ST_ZERO)) {
+		*flags |= ST_ALLOCATED;
+	} else if (depth + 1 >= c->nlayers) {
+		*flags |= ST_ZERO;
+	} else if (off >= c->layers[depth + 1].size) {
+		*flags |= ST_ZERO;
+	}
+
+	if ((*flags & ST_RECURSE) && (*flags & ST_DATA) &&
+	    !(*flags & ST_ZERO) && (*flags & ST_OFFSET_VALID)) {
+		struct q2e_source *file = l->data_src ? l->data_src : img->src;
+		uint64_t fsize = q2e_source_size(file), fnum;
+		unsigned f2;
+
+		ret = file_status(file, *map, *pnum, &f2, &fnum, err);
+		if (ret < 0)
+			return ret;
+		bool eof = *map >= fsize || *map + fnum >= fsize;
+		if (eof && (*map >= fsize || (f2 & ST_ZERO))) {
+			*flags |= ST_ZERO;
+		} else {
+			*pnum = fnum;
+			*flags |= f2 & ST_ZERO;
+		}
+	}
+	return 0;
+}
+
+int q2e_chain_block_status(struct q2e_chain *c, uint64_t off, uint64_t bytes,
+			   struct q2e_block_status *st, struct q2e_error *err)
+{
+	unsigned flags = 0;
+	uint64_t map = 0;
+	size_t depth;
+	int ret;
+
+	for (depth = 0;; depth++) {
+		struct q2e_layer *l = &c->layers[depth];
+		uint64_t pnum;
+
+		if (off < l->size && bytes > l->size - off)
+			bytes = l->size - off;
+		if (l->format == Q2E_LAYER_RAW) {
+			ret = file_status(l->raw, off, bytes, &flags, &pnum,
+					  err);
+			flags |= ST_OFFSET_VALID | ST_ALLOCATED;
+			map = off;
+		} else {
+			ret = qcow2_status(c, depth, off, bytes, &flags, &pnum,
+					   &map, err);
+		}
+		if (ret < 0)
+			return ret;
+		bytes = pnum;
+		if (flags & (ST_ZERO | ST_DATA))
+			break;
+		if (depth + 1 >= c->nlayers) {
+			flags = 0;
+			break;
+		}
+	}
+	*st = (struct q2e_block_status){
+		.start = off,
+		.length = bytes,
+		.depth = (unsigned)depth,
+		.present = flags & ST_ALLOCATED,
+		.zero = flags & ST_ZERO,
+		.data = flags & ST_DATA,
+		.has_offset = flags & ST_OFFSET_VALID,
+		.offset = map,
+		.file = (flags & ST_OFFSET_VALID) ? c->layers[depth].data_path
+						  : NULL,
+	};
+	return 0;
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Accessors views use instead of reading the image themselves: a region's
+ * bytes, a snapshot's L1 table, the L2 entry behind a guest offset and the
+ * stored refcount of a host cluster.  Each goes through the byte source and
+ * the decoders, with the bounds the walk established.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow2elf/model.h"
+
+int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
+			  uint8_t *buf, struct q2e_error *err)
+{
+	char what[96];
+	int64_t n;
+
+	if (q2e_region_symbol(img, r, 0, what, sizeof(what)) < 0)
+		snprintf(what, sizeof(what), "%s", q2e_region_kind_name(r->kind));
+	memset(buf, 0, (size_t)r->size);
+	n = q2e_source_pread(img->src, buf, (size_t)r->avail, r->offset, what,
+			     err);
+	return n < 0 ? (int)n : 0;
+}
+
+int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
+			       uint64_t **l1, uint64_t *count,
+			       struct q2e_error *err)
+{
+	const struct qcow2_snapshot *s = &img->snapshots[n].entry;
+	uint64_t off = s->l1_table_offset, bytes = s->l1_size * 8ULL;
+	uint8_t *buf;
+	int64_t got;
+
+	*l1 = NULL;
+	*count = 0;
+	if (bytes > QCOW2_MAX_L1_BYTES || !off || off >= img->file_size)
+		return 0;	/* the walk recorded why */
+	buf = malloc(bytes ? (size_t)bytes : 1);
+	if (!buf)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	got = q2e_source_pread(img->src, buf, (size_t)bytes, off,
+			       "a snapshot L1 table", err);
+	if (got < 0) {
+		free(buf);
+		return (int)got;
+	}
+	*count = (uint64_t)got / 8;
+	for (uint64_t i = 0; i < *count; i++) {
+		uint64_t v = qcow2_be64(buf + i * 8);
+
+		memcpy(buf + i * 8, &v, 8);
+	}
+	*l1 = (uint64_t *)buf;
+	return 0;
+}
+
+/* One L2 table (or refcount block) at a time: lookups are sequential. */
+struct q2e_l2_cache {
+	struct q2e_image *img;
+	uint64_t table_offset;	/* of the cached table, 0: none */
+	uint64_t avail;
+	uint8_t *buf;
+};
+
+struct q2e_l2_cache *q2e_l2_cache_new(struct q2e_image *img)
+{
+	struct q2e_l2_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->img = img;
+	c->buf = malloc((size_t)img->cluster_size);
+	if (!c->buf) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void q2e_l2_cache_free(struct q2e_l2_cache *c)
+{
+	if (c) {
+		free(c->buf);
+		free(c);
+	}
+}
+
+static int cache_load(struct q2e_l2_cache *c, uint64_t off, const char *what,
+		      struct q2e_error *err)
+{
+	int64_t n;
+
+	if (c->table_offset == off)
+		return 0;
+	c->table_offset = 0;
+	memset(c->buf, 0, (size_t)c->img->cluster_size);
+	n = q2e_source_pread(c->img->src, c->buf, (size_t)c->img->cluster_size,
+			     off, what, err);
+	if (n < 0)
+		return (int)n;
+	c->avail = (uint64_t)n;
+	c->table_offset = off;
+	return 0;
+}
+
+int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
+			struct qcow2_l2_entry *e, struct q2e_error *err)
+{
+	struct q2e_image *img = c->img;
+	uint64_t cluster = off >> img->hdr.cluster_bits;
+	uint64_t l1i = cluster / img->l2_entries;
+	uint64_t l2i = cluster % img->l2_entries;
+	unsigned esize = qcow2_l2_entry_size(&img->l2);
+	struct qcow2_l1_entry l1e;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->type = QCOW2_CLUSTER_UNALLOCATED;
+	if (l1i >= img->nl1)
+		return 0;
+	qcow2_l1_entry_decode(img->l1[l1i], &l1e);
+	if (!l1e.l2_offset)
+		return 0;
+	if (l1e.l2_offset >= img->file_size)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': l2_table_%" PRIu64 " at 0x%" PRIx64
+				     " lies past the end of the file",
+				     img->path, l1i, l1e.l2_offset);
+	ret = cache_load(c, l1e.l2_offset, "an L2 table", err);
+	if (ret < 0)
+		return ret;
+	const uint8_t *p = c->buf + l2i * esize;
+	qcow2_l2_entry_decode(qcow2_be64(p), img->l2.extended ? qcow2_be64(p + 8)
+							     : 0,
+			      &img->l2, e);
+	return 0;
+}
+
+int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
+		       uint64_t *refcount, struct q2e_error *err)
+{
+	uint64_t per_block, ti;
+	int ret;
+
+	*refcount = 0;
+	if (!img->refcount_bits)
+		return 0;
+	per_block = img->cluster_size * 8 / img->refcount_bits;
+	ti = cluster / per_block;
+	if (ti >= img->nreftable)
+		return 0;
+	uint64_t block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
+	if (!block || block >= img->file_size)
+		return 0;
+	if (!img->refcount_cache &&
+	    !(img->refcount_cache = q2e_l2_cache_new(img)))
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	ret = cache_load(img->refcount_cache, block, "a refcount block", err);
+	if (ret < 0)
+		return ret;
+	*refcount = qcow2_refcount_get(img->refcount_cache->buf,
+				       (size_t)img->cluster_size,
+				       img->hdr.refcount_order,
+				       cluster % per_block);
+	return 0;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Stable names of regions: the ELF section and symbol names of a dump, and
+ * the names findings and diffs use.  n is a position in the snapshot table
+ * or bitmap directory, i an index in the L1 or refcount table, j an index
+ * in a bitmap table, all from 0.
+ *
+ *   region             section                      symbol
+ *   header             .qcow2.header                qcow2_header
+ *   extension          .qcow2.ext.<name>            ext_<name>
+ *   unknown extension  .qcow2.ext.unknown.<magic>   ext_unknown_<magic>
+ *   backing file name  .qcow2.backing-file          backing_file
+ *   active L1          .qcow2.l1                    l1_table
+ *   L2 at L1 index i   .qcow2.l2.<i>                l2_table_<i>
+ *   refcount table     .qcow2.refcount-table        refcount_table
+ *   refcount block i   .qcow2.refcount-block.<i>    refcount_block_<i>
+ *   snapshot table     .qcow2.snapshot-table        snapshot_table
+ *   snapshot n's L1    .qcow2.snapshot.<n>.l1       snapshot_<n>_l1_table
+ *   snapshot n's L2 i  .qcow2.snapshot.<n>.l2.<i>   snapshot_<n>_l2_table_<i>
+ *   bitmap directory   .qcow2.bitmap-directory      bitmap_directory
+ *   bitmap n's table   .qcow2.bitmap.<n>.table      bitmap_<n>_table
+ *   bitmap n's data j  .qcow2.bitmap.<n>.data.<j>   bitmap_<n>_data_<j>
+ *   LUKS area          .qcow2.crypto-header         crypto_header
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qcow2elf/model.h"
+
+const char *q2e_region_kind_name(enum q2e_region_kind kind)
+{
+	static const char *const names[Q2E_REGION_KIND_COUNT] = {
+		[Q2E_REGION_HEADER] = "header",
+		[Q2E_REGION_EXTENSION] = "header extension",
+		[Q2E_REGION_BACKING_FILE] = "backing file name",
+		[Q2E_REGION_L1] = "L1 table",
+		[Q2E_REGION_REFCOUNT_TABLE] = "refcount table",
+		[Q2E_REGION_SNAPSHOT_TABLE] = "snapshot table",
+		[Q2E_REGION_BITMAP_DIRECTORY] = "bitmap directory",
+		[Q2E_REGION_CRYPTO_HEADER] = "encryption header",
+		[Q2E_REGION_L2] = "L2 table",
+		[Q2E_REGION_REFCOUNT_BLOCK] = "refcount block",
+		[Q2E_REGION_BITMAP_TABLE] = "bitmap table",
+		[Q2E_REGION_BITMAP_DATA] = "bitmap data",
+	};
+	return (unsigned)kind < Q2E_REGION_KIND_COUNT ? names[kind] : "unknown";
+}
+
+/* ".N" when an extension's magic appeared before it in the header. */
+static void ext_suffix(const struct q2e_image *img, const struct q2e_owner *o,
+		       uint32_t magic, char *buf, size_t size, char sep)
+{
+	buf[0] = '\0';
+	for (size_t k = 0; k < o->index && k < img->nexts; k++)
+		if (img->exts[k].magic == magic) {
+			snprintf(buf, size, "%c%llu", sep,
+				 (unsigned long long)o->index);
+			return;
+		}
+}
+
+static int fmt(char *buf, size_t size, const char *f, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fmt(char *buf, size_t size, const char *f, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, f);
+	n = vsnprintf(buf, size, f, ap);
+	va_end(ap);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int name_of(const struct q2e_image *img, const struct q2e_region *r,
+		   const struct q2e_owner *o, bool section, char *buf,
+		   size_t size)
+{
+	unsigned long long i = (unsigned long long)o->index;
+	unsigned n = o->id;
+	char sfx[32];
+
+	switch (r->kind) {
+	case Q2E_REGION_HEADER:
+		return fmt(buf, size, section ? ".qcow2.header" : "qcow2_header");
+	case Q2E_REGION_EXTENSION: {
+		const char *name = qcow2_ext_name(r->ext_magic);
+		char sym[64];
+
+		ext_suffix(img, o, r->ext_magic, sfx, sizeof(sfx),
+			   section ? '.' : '_');
+		if (!name) {
+			return fmt(buf, size,
+				   section ? ".qcow2.ext.unknown.%08x%s"
+					   : "ext_unknown_%08x%s",
+				   r->ext_magic, sfx);
+		}
+		if (section)
+			return fmt(buf, size, ".qcow2.ext.%s%s", name, sfx);
+		snprintf(sym, sizeof(sym), "%s", name);
+		for (char *p = sym; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		return fmt(buf, size, "ext_%s%s", sym, sfx);
+	}
+	case Q2E_REGION_BACKING_FILE:
+		return fmt(buf, size,
+			   section ? ".qcow2.backing-file" : "backing_file");
+	case Q2E_REGION_L1:
+		if (o->kind == Q2E_OWNER_SNAPSHOT)
+			return fmt(buf, size,
+				   section ? ".qcow2.snapshot.%u.l1"
+					   : "snapshot_%u_l1_table", n);
+		return fmt(buf, size, section ? ".qcow2.l1" : "l1_table");
+	case Q2E_REGION_L2:
+		if (o->kind == Q2E_OWNER_SNAPSHOT)
+			return fmt(buf, size,
+				   section ? ".qcow2.snapshot.%u.l2.%llu"
+					   : "snapshot_%u_l2_table_%llu", n, i);
+		return fmt(buf, size, section ? ".qcow2.l2.%llu" : "l2_table_%llu",
+			   i);
+	case Q2E_REGION_REFCOUNT_TABLE:
+		return fmt(buf, size,
+			   section ? ".qcow2.refcount-table" : "refcount_table");
+	case Q2E_REGION_REFCOUNT_BLOCK:
+		return fmt(buf, size,
+			   section ? ".qcow2.refcount-block.%llu"
+				   : "refcount_block_%llu", i);
+	case Q2E_REGION_SNAPSHOT_TABLE:
+		return fmt(buf, size,
+			   section ? ".qcow2.snapshot-table" : "snapshot_table");
+	case Q2E_REGION_BITMAP_DIRECTORY:
+		return fmt(buf, size, section ? ".qcow2.bitmap-directory"
+					      : "bitmap_directory");
+	case Q2E_REGION_BITMAP_TABLE:
+		return fmt(buf, size,
+			   section ? ".qcow2.bitmap.%u.table" : "bitmap_%u_table",
+			   n);
+	case Q2E_REGION_BITMAP_DATA:
+		return fmt(buf, size,
+			   section ? ".qcow2.bitmap.%u.data.%llu"
+				   : "bitmap_%u_data_%llu", n, i);
+	case Q2E_REGION_CRYPTO_HEADER:
+		return fmt(buf, size,
+			   section ? ".qcow2.crypto-header" : "crypto_header");
+	case Q2E_REGION_KIND_COUNT:
+		break;
+	}
+	return -1;
+}
+
+int q2e_region_symbol(const struct q2e_image *img, const struct q2e_region *r,
+		      uint32_t k, char *buf, size_t size)
+{
+	if (k >= r->nowners)
+		return -1;
+	return name_of(img, r, &r->owners[k], false, buf, size);
+}
+
+int q2e_region_section(const struct q2e_image *img,
+		       const struct q2e_region *r, char *buf, size_t size)
+{
+	return name_of(img, r, &r->owners[0], true, buf, size);
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Problems and regions recorded by the walk.  Every structure is recorded
+ * once per owner; finishing sorts them by offset and folds the records of
+ * one physical table (same kind, offset and size) into one region with
+ * several owners, the active L1 first, then snapshots in table order.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "walk.h"
+
+int walk_problem(struct walk *w, enum q2e_severity sev, uint64_t offset,
+		 const char *structure, const char *fmt, ...)
+{
+	struct q2e_image *img = w->img;
+	struct q2e_problem *p;
+	char msg[512];
+	va_list ap;
+
+	if (img->nproblems % 64 == 0) {
+		p = realloc(img->problems,
+			    (img->nproblems + 64) * sizeof(*p));
+		if (!p)
+			return q2e_error_set(w->err, Q2E_ENOMEM,
+					     "out of memory");
+		img->problems = p;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p = &img->problems[img->nproblems];
+	p->severity = sev;
+	p->offset = offset;
+	p->structure = strdup(structure);
+	p->message = strdup(msg);
+	if (!p->structure || !p->message) {
+		free(p->structure);
+		free(p->message);
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	}
+	img->nproblems++;
+	return 0;
+}
+
+int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
+		uint64_t size, struct q2e_owner owner, uint32_t ext_magic)
+{
+	uint64_t fsize = w->img->file_size;
+
+	if (w->npending == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 256;
+		void *n = realloc(w->pending, ncap * sizeof(*w->pending));
+
+		if (!n)
+			return q2e_error_set(w->err, Q2E_ENOMEM,
+					     "out of memory");
+		w->pending = n;
+		w->cap = ncap;
+	}
+	w->pending[w->npending++] = (struct pending_region){
+		.region = {
+			.kind = kind,
+			.offset = offset,
+			.size = size,
+			.avail = offset >= fsize ? 0
+				 : size < fsize - offset ? size
+				 : fsize - offset,
+			.ext_magic = ext_magic,
+		},
+		.owner = owner,
+	};
+	return 0;
+}
+
+static int owner_rank(const struct q2e_owner *o)
+{
+	switch (o->kind) {
+	case Q2E_OWNER_IMAGE:
+		return 0;
+	case Q2E_OWNER_ACTIVE:
+		return 1;
+	case Q2E_OWNER_SNAPSHOT:
+		return 2;
+	case Q2E_OWNER_BITMAP:
+		return 3;
+	}
+	return 4;
+}
+
+static int cmp_owner(const struct q2e_owner *a, const struct q2e_owner *b)
+{
+	int ra = owner_rank(a), rb = owner_rank(b);
+
+	if (ra != rb)
+		return ra - rb;
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	return 0;
+}
+
+static int cmp_pending(const void *pa, const void *pb)
+{
+	const struct pending_region *a = pa, *b = pb;
+
+	if (a->region.offset != b->region.offset)
+		return a->region.offset < b->region.offset ? -1 : 1;
+	if (a->region.kind != b->region.kind)
+		return (int)a->region.kind - (int)b->region.kind;
+	if (a->region.size != b->region.size)
+		return a->region.size < b->region.size ? -1 : 1;
+	return cmp_owner(&a->owner, &b->owner);
+}
+
+static bool same_region(const struct q2e_region *a, const struct q2e_region *b)
+{
+	return a->kind == b->kind && a->offset == b->offset &&
+	       a->size == b->size && a->kind != Q2E_REGION_EXTENSION;
+}
+
+int walk_finish_regions(struct walk *w)
+{
+	struct q2e_image *img = w->img;
+	size_t n = w->npending, nreg = 0;
+
+	qsort(w->pending, n, sizeof(*w->pending), cmp_pending);
+	img->owners = malloc((n ? n : 1) * sizeof(*img->owners));
+	img->regions = malloc((n ? n : 1) * sizeof(*img->regions));
+	if (!img->owners || !img->regions)
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		img->owners[i] = w->pending[i].owner;
+		if (nreg && same_region(&img->regions[nreg - 1],
+					&w->pending[i].region)) {
+			img->regions[nreg - 1].nowners++;
+			continue;
+		}
+		img->regions[nreg] = w->pending[i].region;
+		img->regions[nreg].owners = &img->owners[i];
+		img->regions[nreg].nowners = 1;
+		nreg++;
+	}
+	img->nregions = nreg;
+	free(w->pending);
+	w->pending = NULL;
+	w->npending = w->cap = 0;
+	return 0;
+}
+
+const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,
+					     uint64_t off)
+{
+	const struct q2e_region *best = NULL;
+	size_t lo = 0, hi = img->nregions;
+
+	while (lo < hi) {	/* first region with offset > off */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (img->regions[mid].offset <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Regions may overlap in a damaged image: take the nearest start. */
+	for (size_t i = lo; i-- > 0;) {
+		const struct q2e_region *r = &img->regions[i];
+
+		if (r->offset + r->size > off) {
+			best = r;
+			break;
+		}
+		if (off - r->offset > (64ULL << 20))
+			break;	/* no region is larger than 64 MiB */
+	}
+	return best;
+}

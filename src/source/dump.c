@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The byte source for dumps: an ELF file read through its ".qcow2.*"
+ * sections, each holding the image's bytes at sh_addr.  Reads use pread()
+ * at the sections' file offsets, so a dump of any size is read in bounded
+ * memory.  The image's file size and name come from the dump's note.
+ */
+#define _GNU_SOURCE
+#include <gelf.h>
+#include <libelf.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qcow2elf/dumpfmt.h"
+#include "source_impl.h"
+
+struct dump_section {
+	uint64_t addr;
+	uint64_t size;
+	uint64_t file_offset;
+	bool nobits;
+};
+
+struct dump_priv {
+	struct dump_section *secs;	/* sorted by addr */
+	size_t nsecs;
+	size_t *cover;	/* cover[i]: of secs[0..i], the one reaching farthest */
+};
+
+static int cmp_section(const void *a, const void *b)
+{
+	const struct dump_section *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
+}
+
+/* The section that holds image offset POS, or NULL. */
+static const struct dump_section *find_cover(const struct dump_priv *p,
+					     uint64_t pos)
+{
+	size_t lo = 0, hi = p->nsecs;
+
+	while (lo < hi) {	/* first section with addr > pos */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->secs[mid].addr <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	const struct dump_section *s = &p->secs[p->cover[lo - 1]];
+
+	return s->addr + s->size > pos ? s : NULL;
+}
+
+static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
+			  uint64_t off, const char *what,
+			  struct q2e_error *err)
+{
+	struct dump_priv *p = src->priv;
+	size_t done = 0;
+
+	if (off >= src->size)
+		return 0;
+	if (len > src->size - off)
+		len = (size_t)(src->size - off);
+	while (done < len) {
+		uint64_t pos = off + done;
+		const struct dump_section *s = find_cover(p, pos);
+
+		if (!s)
+			return q2e_error_set(err, Q2E_EIO,
+					     "'%s': the dump holds no bytes of %s at 0x%llx",
+					     src->path, what,
+					     (unsigned long long)pos);
+		if (s->nobits)
+			return q2e_error_set(err, Q2E_EIO,
+					     "'%s': %s at 0x%llx: the dump was written with --no-data and holds no bytes",
+					     src->path, what,
+					     (unsigned long long)pos);
+		size_t n = (size_t)(s->addr + s->size - pos);
+
+		if (n > len - done)
+			n = len - done;
+		uint64_t at = s->file_offset + (pos - s->addr);
+		size_t got = 0;
+
+		while (got < n) {
+			ssize_t r = pread(src->fd, (char *)buf + done + got,
+					  n - got, (off_t)(at + got));
+
+			if (r <= 0)
+				return q2e_error_set(err, Q2E_EIO,
+						     "'%s': cannot read the dump's copy of %s at 0x%llx",
+						     src->path, what,
+						     (unsigned long long)pos);
+			got += (size_t)r;
+		}
+		done += n;
+	}
+	return (int64_t)done;
+}
+
+static int dump_extent(struct q2e_source *src, uint64_t off, bool *is_data,
+		       uint64_t *len, struct q2e_error *err)
+{
+	(void)err;
+	/* A dump does not know where the image file had holes. */
+	*is_data = off < src->size;
+	*len = off < src->size ? src->size - off : 0;
+	return 0;
+}
+
+static void dump_close(struct q2e_source *src)
+{
+	struct dump_priv *p = src->priv;
+
+	if (p) {
+		free(p->secs);
+		free(p->cover);
+		free(p);
+	}
+}
+
+static const struct q2e_source_ops dump_ops = {
+	.pread = dump_pread,
+	.extent = dump_extent,
+	.close = dump_close,
+};
+
+static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
+		      struct q2e_error *err)
+{
+	size_t phnum;
+
+	if (elf_getphdrnum(elf, &phnum) != 0)
+		return q2e_error_set(err, Q2E_ENOTQCOW2,
+				     "'%s': ELF file without program headers, not a qcow2elf dump",
+				     src->path);
+	for (size_t i = 0; i < phnum; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE)
+			continue;
+		Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset,
+						   ph.p_filesz, ELF_T_NHDR);
+		if (!d)
+			continue;
+		size_t off = 0, noff, doff;
+		GElf_Nhdr nh;
+
+		while ((off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
+			const char *name = (const char *)d->d_buf + noff;
+			const uint8_t *desc = (const uint8_t *)d->d_buf + doff;
+
+			if (nh.n_namesz != sizeof(Q2E_NOTE_OWNER) ||
+			    memcmp(name, Q2E_NOTE_OWNER, nh.n_namesz) != 0)
+				continue;
+			if (nh.n_type == Q2E_NT_IMAGE &&
+			    nh.n_descsz > Q2E_NOTE_IMAGE_FIXED) {
+				uint64_t v64;
+				uint32_t v32;
+
+				memcpy(&v64, desc, 8);
+				src->meta.file_size = v64;
+				memcpy(&v64, desc + 8, 8);
+				src->meta.allocated_size = v64;
+				memcpy(&v64, desc + 16, 8);
+				src->meta.virtual_size = v64;
+				memcpy(&v32, desc + 24, 4);
+				src->meta.cluster_size = v32;
+				memcpy(&v32, desc + 28, 4);
+				src->meta.version = v32;
+				memcpy(&v32, desc + 32, 4);
+				src->meta.no_data = v32 & Q2E_NOTE_FLAG_NO_DATA;
+				free(src->meta.image_name);
+				src->meta.image_name = strndup(
+					(const char *)desc + Q2E_NOTE_IMAGE_FIXED,
+					nh.n_descsz - Q2E_NOTE_IMAGE_FIXED);
+				*found = true;
+			} else if (nh.n_type == Q2E_NT_TOOL) {
+				free(src->meta.tool_version);
+				src->meta.tool_version =
+					strndup((const char *)desc, nh.n_descsz);
+			}
+		}
+	}
+	(void)err;
+	return 0;
+}
+
+static int read_sections(struct q2e_source *src, Elf *elf,
+			 struct dump_priv *p, struct q2e_error *err)
+{
+	size_t shstrndx, cap = 0;
+	Elf_Scn *scn = NULL;
+
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return q2e_error_set(err, Q2E_ENOTQCOW2,
+				     "'%s': ELF file without section names, not a qcow2elf dump",
+				     src->path);
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC))
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (!name || strncmp(name, Q2E_SECTION_PREFIX,
+				     strlen(Q2E_SECTION_PREFIX)) != 0)
+			continue;
+		if (sh.sh_type != SHT_NOBITS &&
+		    (sh.sh_offset > src->size ||
+		     sh.sh_size > src->size - sh.sh_offset))
+			return q2e_error_set(err, Q2E_ECORRUPT,
+					     "'%s': section %s at file offset 0x%llx runs past the end of the dump",
+					     src->path, name,
+					     (unsigned long long)sh.sh_offset);
+		if (p->nsecs == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			void *n = realloc(p->secs, ncap * sizeof(*p->secs));
+
+			if (!n)
+				return q2e_error_set(err, Q2E_ENOMEM,
+						     "out of memory");
+			p->secs = n;
+			cap = ncap;
+		}
+		p->secs[p->nsecs++] = (struct dump_section){
+			.addr = sh.sh_addr,
+			.size = sh.sh_size,
+			.file_offset = sh.sh_offset,
+			.nobits = sh.sh_type == SHT_NOBITS,
+		};
+	}
+	if (p->nsecs == 0)
+		return 0;
+	qsort(p->secs, p->nsecs, sizeof(*p->secs), cmp_section);
+	p->cover = malloc(p->nsecs * sizeof(*p->cover));
+	if (!p->cover)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->nsecs; i++) {
+		size_t best = i;
+
+		if (i > 0) {
+			const struct dump_section *a = &p->secs[p->cover[i - 1]];
+
+			if (a->addr + a->size > p->secs[i].addr + p->secs[i].size)
+				best = p->cover[i - 1];
+		}
+		p->cover[i] = best;
+	}
+	return 0;
+}
+
+int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
+{
+	struct dump_priv *p;
+	bool found = false;
+	Elf *elf;
+	int ret;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return q2e_error_set(err, Q2E_EIO, "libelf is out of date");
+	elf = elf_begin(src->fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF) {
+		if (elf)
+			elf_end(elf);
+		return q2e_error_set(err, Q2E_ENOTQCOW2,
+				     "'%s': unreadable ELF file: %s", src->path,
+				     elf_errmsg(-1));
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		elf_end(elf);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	src->priv = p;
+	src->ops = &dump_ops;
+	src->kind = Q2E_SOURCE_DUMP;
+	ret = read_notes(src, elf, &found, err);
+	if (ret == 0 && !found)
+		ret = q2e_error_set(err, Q2E_ENOTQCOW2,
+				    "'%s': an ELF file, but not a qcow2elf dump (no QCOW2ELF image note)",
+				    src->path);
+	if (ret == 0)
+		ret = read_sections(src, elf, p, err);
+	elf_end(elf);
+	if (ret < 0)
+		return ret;
+	src->size = src->meta.file_size;
+	src->allocated = src->meta.allocated_size;
+	return 0;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The byte source for image files: bounded pread() and SEEK_DATA/SEEK_HOLE.
+ * An ELF file is handed to the dump source (dump.c) instead.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "source_impl.h"
+
+static int64_t file_pread(struct q2e_source *src, void *buf, size_t len,
+			  uint64_t off, const char *what,
+			  struct q2e_error *err)
+{
+	size_t done = 0;
+
+	if (off >= src->size)
+		return 0;
+	if (len > src->size - off)
+		len = (size_t)(src->size - off);
+	while (done < len) {
+		ssize_t n = pread(src->fd, (char *)buf + done, len - done,
+				  (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return q2e_error_set(err, Q2E_EIO,
+					     "'%s': cannot read %s at 0x%llx: %s",
+					     src->path, what,
+					     (unsigned long long)(off + done),
+					     strerror(errno));
+		if (n == 0)
+			break;	/* the file shrank under us */
+		done += (size_t)n;
+	}
+	return (int64_t)done;
+}
+
+static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
+		       uint64_t *len, struct q2e_error *err)
+{
+	(void)err;
+	if (off >= src->size) {
+		*is_data = false;
+		*len = 0;
+		return 0;
+	}
+	off_t data = lseek(src->fd, (off_t)off, SEEK_DATA);
+
+	if (data < 0 && errno == ENXIO) {
+		*is_data = false;	/* a trailing hole */
+		*len = src->size - off;
+		return 0;
+	}
+	if (data < 0) {
+		*is_data = true;	/* no information: no holes */
+		*len = src->size - off;
+		return 0;
+	}
+	if ((uint64_t)data > off) {
+		*is_data = false;
+		*len = (uint64_t)data - off;
+		return 0;
+	}
+	off_t hole = lseek(src->fd, (off_t)off, SEEK_HOLE);
+
+	*is_data = true;
+	*len = (hole < 0 || (uint64_t)hole > src->size ? src->size
+						       : (uint64_t)hole) - off;
+	return 0;
+}
+
+static void file_close(struct q2e_source *src)
+{
+	(void)src;
+}
+
+static const struct q2e_source_ops file_ops = {
+	.pread = file_pread,
+	.extent = file_extent,
+	.close = file_close,
+};
+
+int q2e_source_open(const char *path, struct q2e_source **out,
+		    struct q2e_error *err)
+{
+	struct q2e_source *src;
+	struct stat st;
+	unsigned char magic[4];
+	int fd, ret;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return q2e_error_set(err, Q2E_EIO, "'%s': cannot open: %s",
+				     path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		ret = q2e_error_set(err, Q2E_EIO, "'%s': cannot stat: %s",
+				    path, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return q2e_error_set(err, Q2E_EIO,
+				     "'%s': is a directory, not an image",
+				     path);
+	}
+
+	src = calloc(1, sizeof(*src));
+	if (!src || !(src->path = strdup(path))) {
+		free(src);
+		close(fd);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	src->fd = fd;
+	src->kind = Q2E_SOURCE_FILE;
+	src->ops = &file_ops;
+	if (S_ISREG(st.st_mode)) {
+		src->size = (uint64_t)st.st_size;
+		src->allocated = (uint64_t)st.st_blocks * 512;
+	} else {
+		off_t end = lseek(fd, 0, SEEK_END);
+
+		src->size = end < 0 ? 0 : (uint64_t)end;
+	}
+
+	int64_t n = file_pread(src, magic, sizeof(magic), 0, "the magic", err);
+	if (n < 0) {
+		q2e_source_close(src);
+		return (int)n;
+	}
+	if (n == 4 && memcmp(magic, "\177ELF", 4) == 0) {
+		ret = q2e_dump_source_init(src, err);
+		if (ret < 0) {
+			q2e_source_close(src);
+			return ret;
+		}
+	}
+	*out = src;
+	return 0;
+}
+
+void q2e_source_close(struct q2e_source *src)
+{
+	if (!src)
+		return;
+	src->ops->close(src);
+	if (src->fd >= 0)
+		close(src->fd);
+	free(src->meta.image_name);
+	free(src->meta.tool_version);
+	free(src->path);
+	free(src);
+}
+
+enum q2e_source_kind q2e_source_kind(const struct q2e_source *src)
+{
+	return src->kind;
+}
+
+const char *q2e_source_path(const struct q2e_source *src)
+{
+	return src->path;
+}
+
+uint64_t q2e_source_size(const struct q2e_source *src)
+{
+	return src->size;
+}
+
+uint64_t q2e_source_allocated(const struct q2e_source *src)
+{
+	return src->allocated;
+}
+
+const struct q2e_dump_meta *q2e_source_dump_meta(const struct q2e_source *src)
+{
+	return src->kind == Q2E_SOURCE_DUMP ? &src->meta : NULL;
+}
+
+int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
+			 uint64_t off, const char *what, struct q2e_error *err)
+{
+	return src->ops->pread(src, buf, len, off, what, err);
+}
+
+int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,
+		      uint64_t *len, struct q2e_error *err)
+{
+	return src->ops->extent(src, off, is_data, len, err);
+}

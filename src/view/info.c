@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * `info`: everything the model knows about an image, under the spec's field
+ * names for the header and qemu-img's key names where qemu-img shows the
+ * same fact (snapshots, bitmaps, format-specific flags).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qcow2elf/views.h"
+
+static void header(struct q2e_out *o, const struct qcow2_header *h)
+{
+	q2e_out_object(o, "header");
+	q2e_out_hex(o, "magic", h->magic);
+	q2e_out_uint(o, "version", h->version);
+	q2e_out_hex(o, "backing_file_offset", h->backing_file_offset);
+	q2e_out_uint(o, "backing_file_size", h->backing_file_size);
+	q2e_out_uint(o, "cluster_bits", h->cluster_bits);
+	q2e_out_uint(o, "size", h->size);
+	q2e_out_uint(o, "crypt_method", h->crypt_method);
+	q2e_out_uint(o, "l1_size", h->l1_size);
+	q2e_out_hex(o, "l1_table_offset", h->l1_table_offset);
+	q2e_out_hex(o, "refcount_table_offset", h->refcount_table_offset);
+	q2e_out_uint(o, "refcount_table_clusters", h->refcount_table_clusters);
+	q2e_out_uint(o, "nb_snapshots", h->nb_snapshots);
+	q2e_out_hex(o, "snapshots_offset", h->snapshots_offset);
+	if (h->version >= 3) {
+		q2e_out_hex(o, "incompatible_features", h->incompatible_features);
+		q2e_out_hex(o, "compatible_features", h->compatible_features);
+		q2e_out_hex(o, "autoclear_features", h->autoclear_features);
+		q2e_out_uint(o, "refcount_order", h->refcount_order);
+		q2e_out_uint(o, "header_length", h->header_length);
+		if (h->has_compression_type)
+			q2e_out_uint(o, "compression_type", h->compression_type);
+	}
+	q2e_out_end(o);
+}
+
+/* The bits that are set, by name; an unnamed bit as "bit N". */
+static void feature_bits(struct q2e_out *o, const struct q2e_image *img)
+{
+	const uint64_t v[3] = { img->hdr.incompatible_features,
+				img->hdr.compatible_features,
+				img->hdr.autoclear_features };
+
+	q2e_out_object(o, "features");
+	for (int t = QCOW2_FEAT_INCOMPATIBLE; t <= QCOW2_FEAT_AUTOCLEAR; t++) {
+		q2e_out_array(o, qcow2_feature_type_name(t));
+		for (unsigned bit = 0; bit < 64; bit++) {
+			const char *name;
+			char unnamed[16];
+
+			if (!(v[t] & (1ULL << bit)))
+				continue;
+			name = q2e_image_feature_name(img, t, bit);
+			if (!name) {
+				snprintf(unnamed, sizeof(unnamed), "bit %u", bit);
+				name = unnamed;
+			}
+			q2e_out_str(o, NULL, name);
+		}
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+static void extensions(struct q2e_out *o, const struct q2e_image *img)
+{
+	char magic[16];
+
+	q2e_out_array(o, "extensions");
+	for (size_t i = 0; i < img->nexts; i++) {
+		const struct q2e_extension *e = &img->exts[i];
+		const char *name = qcow2_ext_name(e->magic);
+
+		snprintf(magic, sizeof(magic), "0x%08x", e->magic);
+		q2e_out_object(o, NULL);
+		q2e_out_str(o, "magic", magic);
+		q2e_out_str(o, "name", name ? name : "unknown");
+		q2e_out_hex(o, "offset", e->offset);
+		q2e_out_uint(o, "length", e->length);
+		switch (e->magic) {
+		case QCOW2_EXT_BACKING_FORMAT:
+		case QCOW2_EXT_DATA_FILE:
+			q2e_out_strn(o, "value", (const char *)e->data,
+				     e->avail);
+			break;
+		case QCOW2_EXT_FEATURE_TABLE:
+			q2e_out_array(o, "entries");
+			for (size_t k = 0; k < img->nfeatures; k++) {
+				q2e_out_object(o, NULL);
+				q2e_out_str(o, "type", qcow2_feature_type_name(
+						       img->features[k].type));
+				q2e_out_uint(o, "bit", img->features[k].bit);
+				q2e_out_str(o, "name", img->features[k].name);
+				q2e_out_end(o);
+			}
+			q2e_out_end(o);
+			break;
+		case QCOW2_EXT_BITMAPS:
+			q2e_out_uint(o, "nb_bitmaps", img->bitmaps_ext.nb_bitmaps);
+			q2e_out_uint(o, "bitmap_directory_size",
+				     img->bitmaps_ext.bitmap_directory_size);
+			q2e_out_hex(o, "bitmap_directory_offset",
+				    img->bitmaps_ext.bitmap_directory_offset);
+			break;
+		case QCOW2_EXT_CRYPTO:
+			q2e_out_hex(o, "offset_of_area", img->crypto_ext.offset);
+			q2e_out_uint(o, "length_of_area", img->crypto_ext.length);
+			break;
+		default:
+			q2e_out_bytes(o, "data", e->data, e->avail);
+			break;
+		}
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+static void snapshots(struct q2e_out *o, const struct q2e_image *img)
+{
+	q2e_out_array(o, "snapshots");
+	for (size_t i = 0; i < img->nsnapshots; i++) {
+		const struct q2e_snapshot *s = &img->snapshots[i];
+		const struct qcow2_snapshot *e = &s->entry;
+		uint64_t vm_state = e->has_vm_state_size_large
+					    ? e->vm_state_size_large
+					    : e->vm_state_size;
+
+		q2e_out_object(o, NULL);
+		q2e_out_str(o, "id", s->id);
+		q2e_out_str(o, "name", s->name);
+		q2e_out_uint(o, "date-sec", e->date_sec);
+		q2e_out_uint(o, "date-nsec", e->date_nsec);
+		q2e_out_uint(o, "vm-clock-sec", e->vm_clock_nsec / 1000000000);
+		q2e_out_uint(o, "vm-clock-nsec", e->vm_clock_nsec % 1000000000);
+		q2e_out_uint(o, "vm-state-size", vm_state);
+		if (e->has_disk_size)
+			q2e_out_uint(o, "disk-size", e->disk_size);
+		if (e->has_icount && e->icount != UINT64_MAX)
+			q2e_out_uint(o, "icount", e->icount);
+		q2e_out_hex(o, "l1-table-offset", e->l1_table_offset);
+		q2e_out_uint(o, "l1-size", e->l1_size);
+		q2e_out_uint(o, "extra-data-size", e->extra_data_size);
+		q2e_out_hex(o, "entry-offset", s->offset);
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+static void bitmaps(struct q2e_out *o, const struct q2e_image *img)
+{
+	q2e_out_array(o, "bitmaps");
+	for (size_t i = 0; i < img->nbitmaps; i++) {
+		const struct q2e_bitmap *b = &img->bitmaps[i];
+		const struct qcow2_bitmap_entry *e = &b->entry;
+		uint64_t serialized = 0, ones = 0;
+
+		for (uint64_t j = 0; j < b->ntable; j++) {
+			struct qcow2_bitmap_table_entry t;
+
+			qcow2_bitmap_table_entry_decode(b->table[j], &t);
+			serialized += t.kind == QCOW2_BITMAP_SERIALIZED;
+			ones += t.kind == QCOW2_BITMAP_ALL_ONES;
+		}
+		q2e_out_object(o, NULL);
+		q2e_out_str(o, "name", b->name);
+		q2e_out_array(o, "flags");
+		if (e->flags & QCOW2_BITMAP_IN_USE)
+			q2e_out_str(o, NULL, "in-use");
+		if (e->flags & QCOW2_BITMAP_AUTO)
+			q2e_out_str(o, NULL, "auto");
+		if (e->flags & QCOW2_BITMAP_EXTRA_DATA_COMPATIBLE)
+			q2e_out_str(o, NULL, "extra-data-compatible");
+		q2e_out_end(o);
+		q2e_out_uint(o, "granularity",
+			     e->granularity_bits < 64 ? 1ULL << e->granularity_bits
+						      : 0);
+		q2e_out_uint(o, "type", e->type);
+		q2e_out_hex(o, "table-offset", e->bitmap_table_offset);
+		q2e_out_uint(o, "table-size", e->bitmap_table_size);
+		q2e_out_uint(o, "serialized-clusters", serialized);
+		q2e_out_uint(o, "all-ones-clusters", ones);
+		q2e_out_uint(o, "extra-data-size", e->extra_data_size);
+		q2e_out_hex(o, "entry-offset", b->offset);
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+static void encryption(struct q2e_out *o, const struct q2e_image *img)
+{
+	const struct qcow2_luks_header *l = &img->luks;
+
+	if (img->hdr.crypt_method == QCOW2_CRYPT_NONE)
+		return;
+	q2e_out_object(o, "encryption");
+	q2e_out_str(o, "format",
+		    img->hdr.crypt_method == QCOW2_CRYPT_AES    ? "aes"
+		    : img->hdr.crypt_method == QCOW2_CRYPT_LUKS ? "luks"
+								: "unknown");
+	if (img->has_crypto_ext) {
+		q2e_out_hex(o, "area-offset", img->crypto_ext.offset);
+		q2e_out_uint(o, "area-length", img->crypto_ext.length);
+	}
+	if (img->has_luks) {
+		q2e_out_uint(o, "luks-version", l->version);
+		q2e_out_str(o, "cipher-name", l->cipher_name);
+		q2e_out_str(o, "cipher-mode", l->cipher_mode);
+		q2e_out_str(o, "hash-spec", l->hash_spec);
+		q2e_out_uint(o, "payload-offset", l->payload_offset * 512ULL);
+		q2e_out_uint(o, "key-bytes", l->key_bytes);
+		q2e_out_uint(o, "master-key-iters", l->mk_digest_iterations);
+		q2e_out_str(o, "uuid", l->uuid);
+		q2e_out_array(o, "slots");
+		for (unsigned i = 0; i < QCOW2_LUKS_SLOTS; i++) {
+			const struct qcow2_luks_slot *s = &l->slots[i];
+			bool active = s->active == QCOW2_LUKS_SLOT_ENABLED;
+
+			q2e_out_object(o, NULL);
+			q2e_out_bool(o, "active", active);
+			if (active)
+				q2e_out_uint(o, "iters", s->iterations);
+			q2e_out_uint(o, "stripes", s->stripes);
+			q2e_out_uint(o, "key-offset", s->key_offset * 512ULL);
+			q2e_out_end(o);
+		}
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+static void region_summary(struct q2e_out *o, const struct q2e_image *img)
+{
+	uint64_t count[Q2E_REGION_KIND_COUNT] = { 0 };
+	uint64_t bytes[Q2E_REGION_KIND_COUNT] = { 0 };
+
+	for (size_t i = 0; i < img->nregions; i++) {
+		count[img->regions[i].kind]++;
+		bytes[img->regions[i].kind] += img->regions[i].size;
+	}
+	q2e_out_array(o, "regions");
+	for (int k = 0; k < Q2E_REGION_KIND_COUNT; k++) {
+		if (!count[k])
+			continue;
+		q2e_out_object(o, NULL);
+		q2e_out_str(o, "kind", q2e_region_kind_name(k));
+		q2e_out_uint(o, "count", count[k]);
+		q2e_out_uint(o, "bytes", bytes[k]);
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+static const char *severity_name(enum q2e_severity s)
+{
+	switch (s) {
+	case Q2E_SEV_NOTE:
+		return "note";
+	case Q2E_SEV_WARNING:
+		return "warning";
+	case Q2E_SEV_ERROR:
+		return "error";
+	}
+	return "unknown";
+}
+
+static void problems(struct q2e_out *o, const struct q2e_image *img)
+{
+	q2e_out_array(o, "problems");
+	for (size_t i = 0; i < img->nproblems; i++) {
+		const struct q2e_problem *p = &img->problems[i];
+
+		q2e_out_object(o, NULL);
+		q2e_out_str(o, "severity", severity_name(p->severity));
+		q2e_out_str(o, "structure", p->structure);
+		q2e_out_hex(o, "offset", p->offset);
+		q2e_out_str(o, "message", p->message);
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+}
+
+int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
+		  struct q2e_error *err)
+{
+	const struct qcow2_header *h = &img->hdr;
+	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
+
+	(void)err;
+	q2e_out_object(o, NULL);
+	q2e_out_str(o, "filename", img->path);
+	q2e_out_str(o, "format", "qcow2");
+	q2e_out_str(o, "source", dm ? "dump" : "image");
+	if (dm)
+		q2e_out_str(o, "image-filename", dm->image_name);
+	q2e_out_uint(o, "file-size", img->file_size);
+	q2e_out_uint(o, "virtual-size", h->size);
+	q2e_out_uint(o, "cluster-size", img->cluster_size);
+	q2e_out_str(o, "compat", h->version >= 3 ? "1.1" : "0.10");
+	if (img->refcount_bits)
+		q2e_out_uint(o, "refcount-bits", img->refcount_bits);
+	if (h->version >= 3)
+		q2e_out_str(o, "compression-type",
+			    h->compression_type == QCOW2_COMPRESSION_ZSTD
+				    ? "zstd" : "zlib");
+	q2e_out_bool(o, "lazy-refcounts",
+		     h->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS);
+	q2e_out_bool(o, "extended-l2", img->l2.extended);
+	q2e_out_bool(o, "corrupt",
+		     h->incompatible_features & QCOW2_INCOMPAT_CORRUPT);
+	q2e_out_bool(o, "dirty-flag",
+		     h->incompatible_features & QCOW2_INCOMPAT_DIRTY);
+	if (img->backing_file)
+		q2e_out_str(o, "backing-filename", img->backing_file);
+	if (img->backing_format)
+		q2e_out_str(o, "backing-filename-format", img->backing_format);
+	if (img->data_file) {
+		q2e_out_str(o, "data-file", img->data_file);
+		q2e_out_bool(o, "data-file-raw",
+			     h->autoclear_features &
+				     QCOW2_AUTOCLEAR_DATA_FILE_RAW);
+	}
+	header(o, h);
+	feature_bits(o, img);
+	extensions(o, img);
+	snapshots(o, img);
+	bitmaps(o, img);
+	encryption(o, img);
+	region_summary(o, img);
+	problems(o, img);
+	q2e_out_end(o);
+	return 0;
+}
