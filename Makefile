@@ -41,7 +41,9 @@ Q2E_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow \
 	$(ELF_CFLAGS) $(DWARF_CFLAGS)
 Q2E_LIBS := $(DWARF_LIBS) $(ELF_LIBS)
 
-BUILD := build
+# BUILD and BIN may be set to build out of tree (parallel work, sanitizers).
+BUILD ?= build
+BIN ?= qcow2elf
 LIB_SRCS := $(wildcard src/*.c src/source/*.c src/decode/*.c src/model/*.c src/view/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(BUILD)/src/cli/main.o
@@ -49,7 +51,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN := $(BUILD)/tests/fuzz_image
 
-all: qcow2elf
+all: $(BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,7 +60,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libqcow2elf.a: $(LIB_OBJS)
 	$(call quiet,AR,$@)rm -f $@ && $(AR) rcs $@ $^
 
-qcow2elf: $(CLI_OBJS) $(BUILD)/libqcow2elf.a
+$(BIN): $(CLI_OBJS) $(BUILD)/libqcow2elf.a
 	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(Q2E_LIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libqcow2elf.a
@@ -74,19 +76,19 @@ $(FUZZ_BIN): $(BUILD)/tests/fuzz/fuzz_image.o $(BUILD)/libqcow2elf.a
 unit: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
-check: qcow2elf unit
-	$(Q)tests/integration/run.sh
+check: $(BIN) unit
+	$(Q)Q2E=$(abspath $(BIN)) tests/integration/run.sh
 
-install: qcow2elf
+install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
-	$(INSTALL) -m 755 qcow2elf $(DESTDIR)$(BINDIR)/qcow2elf
+	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/qcow2elf
 	$(INSTALL) -m 644 contrib/man/qcow2elf.1 $(DESTDIR)$(MANDIR)/man1/qcow2elf.1
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qcow2elf $(DESTDIR)$(MANDIR)/man1/qcow2elf.1
 
 clean:
-	rm -rf $(BUILD) qcow2elf
+	rm -rf $(BUILD) $(BIN)
 
 .PHONY: all unit check install uninstall clean
 .DELETE_ON_ERROR:

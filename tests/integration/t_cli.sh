@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The command line: help, version, usage errors, and bad inputs, each with
+# one line naming the file and exit status 1.
+. "$(dirname "$0")/../lib/common.sh"
+need qemu-img
+
+assert_status "--help exits 0" 0 "$Q2E" --help
+assert_match "--help lists info" "info \[--output" "$("$Q2E" --help)"
+assert_match "--version prints the version" "^qcow2elf [0-9]+\.[0-9]+" "$("$Q2E" --version)"
+assert_status "no command is a usage error" 1 "$Q2E"
+assert_status "unknown command is a usage error" 1 "$Q2E" frobnicate x
+assert_status "bad --output is a usage error" 1 "$Q2E" info --output=xml x
+assert_match "bad --output says what is allowed" "human.*json" "$("$Q2E" info --output=xml x 2>&1)"
+assert_status "info --help exits 0" 0 "$Q2E" info --help
+
+# Bad inputs: one line on stderr naming the file, exit 1, nothing on stdout.
+printf 'hello, world\n%.0s' {1..100} >"$T_TMP/text"
+head -c 50 "$T_TMP/text" >"$T_TMP/short"
+qemu-img create -q -f qcow2 "$T_TMP/good.qcow2" 1M
+head -c 40 "$T_TMP/good.qcow2" >"$T_TMP/truncated.qcow2"
+mkdir "$T_TMP/dir"
+cp "$T_TMP/good.qcow2" "$T_TMP/unreadable.qcow2"; chmod 000 "$T_TMP/unreadable.qcow2"
+for case in "text:not a QCOW2 image" "truncated.qcow2:truncated" \
+	    "dir:is a directory" "missing:No such file" \
+	    "unreadable.qcow2:Permission denied"; do
+	f=${case%%:*} why=${case#*:}
+	if [ "$f" = unreadable.qcow2 ] && [ "$(id -u)" = 0 ]; then
+		skip "unreadable file (running as root)"; continue
+	fi
+	for cmd in info map; do
+		"$Q2E" $cmd "$T_TMP/$f" >"$T_TMP/out" 2>"$T_TMP/err"
+		rc=$?
+		assert_eq "$cmd $f: exit status 1" 1 "$rc"
+		assert_eq "$cmd $f: one line on stderr" 1 "$(wc -l <"$T_TMP/err")"
+		assert_match "$cmd $f: names the file and the cause" "'$T_TMP/$f'.*$why" "$(cat "$T_TMP/err")"
+		assert_eq "$cmd $f: nothing on stdout" 0 "$(wc -c <"$T_TMP/out")"
+	done
+done
+finish
