@@ -12,23 +12,15 @@
 #include "qcow2elf/model.h"
 #include "qcow2elf/output.h"
 #include "qcow2elf/views.h"
+#include "cli.h"
 
 #ifndef Q2E_VERSION
 #define Q2E_VERSION "unknown"
 #endif
 
-#define EXIT_USAGE 1
+const char *progname = "qcow2elf";
 
-struct command {
-	const char *name;
-	int (*run)(int argc, char **argv);
-	const char *synopsis;
-	const char *summary;
-};
-
-static const char *progname = "qcow2elf";
-
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "%s: ", progname);
 	if (cmd)
@@ -39,14 +31,14 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
-static int report(const struct q2e_error *err)
+int report(const struct q2e_error *err)
 {
 	fprintf(stderr, "%s: %s\n", progname,
 		err->msg[0] ? err->msg : "unknown error");
 	return 1;
 }
 
-static int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
+int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 {
 	if (strcmp(arg, "human") == 0)
 		*f = Q2E_FORMAT_HUMAN;
@@ -67,7 +59,6 @@ static const struct option report_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static void print_command_help(const char *name);
 
 /* Parses [--output=FMT] IMAGE for `info` and `map`. */
 static int parse_report_args(const char *cmd, int argc, char **argv,
@@ -147,22 +138,24 @@ static int cmd_map(int argc, char **argv)
 
 static const struct command commands[] = {
 	{ "info", cmd_info, "info [--output=human|json] IMAGE",
-	  "show the header, extensions, snapshots, bitmaps and regions" },
+	  "show the header, extensions, snapshots, bitmaps and regions",
+	  NULL },
 	{ "map", cmd_map, "map [--output=human|json] IMAGE",
-	  "show where each guest range lives, like qemu-img map" },
+	  "show where each guest range lives, like qemu-img map", NULL },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static void print_command_help(const char *name)
+void print_command_help(const char *name)
 {
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(commands[i].name, name) == 0)
-			printf("Usage: %s %s\n%s.\n\nIMAGE is a QCOW2 image or a dump written by '%s dump'.\n"
-			       "  --output=FMT   human (default) or json\n"
-			       "  -h, --help     show this help\n",
+			printf("Usage: %s %s\n%s.\n\nIMAGE is a QCOW2 image or a dump written by '%s dump'.\n%s",
 			       progname, commands[i].synopsis,
-			       commands[i].summary, progname);
+			       commands[i].summary, progname,
+			       commands[i].options ? commands[i].options
+			       : "  --output=FMT   human (default) or json\n"
+				 "  -h, --help     show this help\n");
 }
 
 static void print_help(void)

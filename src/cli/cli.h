@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Shared by the subcommands of the command line (src/cli/cmd_*.c). */
+#ifndef QCOW2ELF_CLI_H
+#define QCOW2ELF_CLI_H
+
+#include "qcow2elf/error.h"
+#include "qcow2elf/output.h"
+
+#define EXIT_USAGE 1
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *synopsis;
+	const char *summary;
+	const char *options;	/* help text of its options; NULL: --output */
+};
+
+extern const char *progname;
+
+/* Prints "qcow2elf: CMD: <message>" and a hint; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, const char *arg);
+/* Prints the error's one line; returns 1. */
+int report(const struct q2e_error *err);
+/* Parses an --output argument; 0, or EXIT_USAGE after saying why. */
+int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
+void print_command_help(const char *name);
+
+#endif
