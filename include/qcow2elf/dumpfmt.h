@@ -4,29 +4,29 @@
  *
  * A dump is an ELF64 ET_EXEC file of the host's byte order and machine.
  * Each metadata region is an SHF_ALLOC section named ".qcow2.*" whose
- * sh_addr is the region's offset in the image.  A PT_NOTE holds notes of
- * owner "QCOW2ELF", in the file's byte order:
+ * sh_addr is the region's offset in the image.  Bytes of the image that no
+ * section holds read as zeros, as they do in an image restored from the
+ * dump.
  *
- *   Q2E_NT_IMAGE, desc:
- *     off  size  field
- *       0     8  size of the image file
- *       8     8  bytes the image file occupied on disk (st_blocks * 512)
- *      16     8  virtual size
- *      24     4  cluster size
- *      28     4  QCOW2 version
- *      32     4  flags: bit 0 written with --no-data
- *      36     4  reserved, zero
- *      40     n  the image file name as given, NUL-terminated
- *   Q2E_NT_TOOL, desc: "qcow2elf VERSION", NUL-terminated
+ * What a reader needs without the image is in a PT_NOTE (section
+ * .note.qcow2elf): one NT_VERSION note per fact, with an empty descriptor
+ * and the fact as the owner string, "qcow2elf:KEY=VALUE".  That is the one
+ * form of note from a non-GNU owner that eu-elflint accepts in executables,
+ * it does not depend on byte order, and `readelf -n` shows it as text:
+ *   qcow2elf:version=VERSION          the tool that wrote the dump
+ *   qcow2elf:image=NAME               the image file name as given
+ *   qcow2elf:file-size=N              size of the image file
+ *   qcow2elf:allocated-size=N         bytes it occupied (st_blocks * 512)
+ *   qcow2elf:virtual-size=N
+ *   qcow2elf:cluster-size=N
+ *   qcow2elf:qcow2-version=N
+ *   qcow2elf:no-data=0|1              written with --no-data (NOBITS)
  */
 #ifndef QCOW2ELF_DUMPFMT_H
 #define QCOW2ELF_DUMPFMT_H
 
-#define Q2E_NOTE_OWNER "QCOW2ELF"
-#define Q2E_NT_IMAGE 1
-#define Q2E_NT_TOOL 2
-#define Q2E_NOTE_IMAGE_FIXED 40
-#define Q2E_NOTE_FLAG_NO_DATA 1U
+#define Q2E_NOTE_PREFIX "qcow2elf:"
+#define Q2E_NT_VERSION 1
 #define Q2E_SECTION_PREFIX ".qcow2."
 
 #endif

@@ -158,6 +158,11 @@ const char *q2e_image_feature_name(const struct q2e_image *img,
 int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
 			  uint8_t *buf, struct q2e_error *err);
 
+/* Reads LEN bytes at POS inside region R (within its avail bytes). */
+int q2e_image_read_region_part(struct q2e_image *img,
+			       const struct q2e_region *r, uint64_t pos,
+			       uint8_t *buf, size_t len, struct q2e_error *err);
+
 /* Reads the raw entries of snapshot N's L1 table; free() the result. */
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,

@@ -26,4 +26,6 @@ int report(const struct q2e_error *err);
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 void print_command_help(const char *name);
 
+int cmd_dump(int argc, char **argv);
+
 #endif

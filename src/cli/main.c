@@ -142,6 +142,11 @@ static const struct command commands[] = {
 	  NULL },
 	{ "map", cmd_map, "map [--output=human|json] IMAGE",
 	  "show where each guest range lives, like qemu-img map", NULL },
+	{ "dump", cmd_dump, "dump IMAGE -o OUT.elf [--no-data]",
+	  "write the metadata as an ELF file for readelf, objcopy and gdb",
+	  "  -o, --output-file=OUT  the ELF file to write (replaced only on success)\n"
+	  "  --no-data              sections without bytes: the layout only\n"
+	  "  -h, --help             show this help\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -26,6 +26,30 @@ int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
 	return n < 0 ? (int)n : 0;
 }
 
+int q2e_image_read_region_part(struct q2e_image *img,
+			       const struct q2e_region *r, uint64_t pos,
+			       uint8_t *buf, size_t len, struct q2e_error *err)
+{
+	char what[96];
+	int64_t n;
+
+	if (pos > r->avail || len > r->avail - pos)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "read of %zu bytes at %llu is outside the region",
+				     len, (unsigned long long)pos);
+	if (q2e_region_symbol(img, r, 0, what, sizeof(what)) < 0)
+		snprintf(what, sizeof(what), "%s", q2e_region_kind_name(r->kind));
+	n = q2e_source_pread(img->src, buf, len, r->offset + pos, what, err);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < len)
+		return q2e_error_set(err, Q2E_EIO,
+				     "'%s': %s at 0x%llx: the file ended while reading it",
+				     img->path, what,
+				     (unsigned long long)(r->offset + pos));
+	return 0;
+}
+
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,
 			       struct q2e_error *err)

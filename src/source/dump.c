@@ -58,6 +58,23 @@ static const struct dump_section *find_cover(const struct dump_priv *p,
 	return s->addr + s->size > pos ? s : NULL;
 }
 
+/* The first section that starts after POS, or NULL. */
+static const struct dump_section *next_section(const struct dump_priv *p,
+					       uint64_t pos)
+{
+	size_t lo = 0, hi = p->nsecs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->secs[mid].addr <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < p->nsecs ? &p->secs[lo] : NULL;
+}
+
 static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 			  uint64_t off, const char *what,
 			  struct q2e_error *err)
@@ -73,11 +90,17 @@ static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 		uint64_t pos = off + done;
 		const struct dump_section *s = find_cover(p, pos);
 
-		if (!s)
-			return q2e_error_set(err, Q2E_EIO,
-					     "'%s': the dump holds no bytes of %s at 0x%llx",
-					     src->path, what,
-					     (unsigned long long)pos);
+		if (!s) {
+			/* Not metadata: zeros, as in a restored image. */
+			const struct dump_section *next = next_section(p, pos);
+			size_t n = len - done;
+
+			if (next && next->addr - pos < n)
+				n = (size_t)(next->addr - pos);
+			memset((char *)buf + done, 0, n);
+			done += n;
+			continue;
+		}
 		if (s->nobits)
 			return q2e_error_set(err, Q2E_EIO,
 					     "'%s': %s at 0x%llx: the dump was written with --no-data and holds no bytes",
@@ -133,10 +156,45 @@ static const struct q2e_source_ops dump_ops = {
 	.close = dump_close,
 };
 
+/* One "qcow2elf:KEY=VALUE" fact (see dumpfmt.h). */
+static void note_fact(struct q2e_source *src, const char *kv, bool *found)
+{
+	const char *eq = strchr(kv, '=');
+	size_t klen;
+	const char *v;
+
+	if (!eq)
+		return;
+	klen = (size_t)(eq - kv);
+	v = eq + 1;
+#define KEY(k) (klen == sizeof(k) - 1 && memcmp(kv, k, klen) == 0)
+	if (KEY("image")) {
+		free(src->meta.image_name);
+		src->meta.image_name = strdup(v);
+	} else if (KEY("version")) {
+		free(src->meta.tool_version);
+		src->meta.tool_version = strdup(v);
+	} else if (KEY("file-size")) {
+		src->meta.file_size = strtoull(v, NULL, 10);
+		*found = true;
+	} else if (KEY("allocated-size")) {
+		src->meta.allocated_size = strtoull(v, NULL, 10);
+	} else if (KEY("virtual-size")) {
+		src->meta.virtual_size = strtoull(v, NULL, 10);
+	} else if (KEY("cluster-size")) {
+		src->meta.cluster_size = (uint32_t)strtoul(v, NULL, 10);
+	} else if (KEY("qcow2-version")) {
+		src->meta.version = (uint32_t)strtoul(v, NULL, 10);
+	} else if (KEY("no-data")) {
+		src->meta.no_data = strcmp(v, "1") == 0;
+	}
+#undef KEY
+}
+
 static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 		      struct q2e_error *err)
 {
-	size_t phnum;
+	size_t phnum, plen = strlen(Q2E_NOTE_PREFIX);
 
 	if (elf_getphdrnum(elf, &phnum) != 0)
 		return q2e_error_set(err, Q2E_ENOTQCOW2,
@@ -156,41 +214,18 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 
 		while ((off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
 			const char *name = (const char *)d->d_buf + noff;
-			const uint8_t *desc = (const uint8_t *)d->d_buf + doff;
 
-			if (nh.n_namesz != sizeof(Q2E_NOTE_OWNER) ||
-			    memcmp(name, Q2E_NOTE_OWNER, nh.n_namesz) != 0)
+			if (nh.n_type != Q2E_NT_VERSION || nh.n_namesz <= plen ||
+			    name[nh.n_namesz - 1] != '\0' ||
+			    strncmp(name, Q2E_NOTE_PREFIX, plen) != 0)
 				continue;
-			if (nh.n_type == Q2E_NT_IMAGE &&
-			    nh.n_descsz > Q2E_NOTE_IMAGE_FIXED) {
-				uint64_t v64;
-				uint32_t v32;
-
-				memcpy(&v64, desc, 8);
-				src->meta.file_size = v64;
-				memcpy(&v64, desc + 8, 8);
-				src->meta.allocated_size = v64;
-				memcpy(&v64, desc + 16, 8);
-				src->meta.virtual_size = v64;
-				memcpy(&v32, desc + 24, 4);
-				src->meta.cluster_size = v32;
-				memcpy(&v32, desc + 28, 4);
-				src->meta.version = v32;
-				memcpy(&v32, desc + 32, 4);
-				src->meta.no_data = v32 & Q2E_NOTE_FLAG_NO_DATA;
-				free(src->meta.image_name);
-				src->meta.image_name = strndup(
-					(const char *)desc + Q2E_NOTE_IMAGE_FIXED,
-					nh.n_descsz - Q2E_NOTE_IMAGE_FIXED);
-				*found = true;
-			} else if (nh.n_type == Q2E_NT_TOOL) {
-				free(src->meta.tool_version);
-				src->meta.tool_version =
-					strndup((const char *)desc, nh.n_descsz);
-			}
+			note_fact(src, name + plen, found);
 		}
 	}
-	(void)err;
+	if (*found && !src->meta.image_name)
+		src->meta.image_name = strdup("");
+	if (*found && !src->meta.image_name)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -286,7 +321,7 @@ int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
 	ret = read_notes(src, elf, &found, err);
 	if (ret == 0 && !found)
 		ret = q2e_error_set(err, Q2E_ENOTQCOW2,
-				    "'%s': an ELF file, but not a qcow2elf dump (no QCOW2ELF image note)",
+				    "'%s': an ELF file, but not a qcow2elf dump (no qcow2elf:file-size note)",
 				    src->path);
 	if (ret == 0)
 		ret = read_sections(src, elf, p, err);

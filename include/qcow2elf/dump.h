@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * `dump`: an image's metadata as an ELF file that binutils and gdb read by
+ * name.  The file format is described in qcow2elf/dumpfmt.h and the names
+ * in src/model/names.c.
+ */
+#ifndef QCOW2ELF_DUMP_H
+#define QCOW2ELF_DUMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcow2elf/error.h"
+#include "qcow2elf/model.h"
+
+/* gdb 13 keeps a symbol's section index in a signed 16-bit field. */
+#define Q2E_GDB_MAX_SECTIONS 32767
+
+struct q2e_dump_options {
+	bool no_data;		/* SHT_NOBITS sections: the layout only */
+};
+
+struct q2e_dump_result {
+	size_t nsections;	/* region sections */
+	size_t nsymbols;
+	size_t nsegments;	/* PT_LOAD program headers */
+	size_t truncated;	/* regions cut short by the end of the file */
+	bool past_gdb_limit;	/* region sections beyond gdb's reach */
+};
+
+/*
+ * Writes the dump of IMG to PATH: to a temporary file beside it, renamed
+ * over PATH only when complete.  On failure PATH is left as it was.
+ */
+int q2e_dump_write(struct q2e_image *img, const char *path,
+		   const struct q2e_dump_options *opts,
+		   struct q2e_dump_result *res, struct q2e_error *err);
+
+#endif

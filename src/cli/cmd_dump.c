@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* `qcow2elf dump IMAGE -o OUT.elf [--no-data]` */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow2elf/dump.h"
+#include "qcow2elf/model.h"
+#include "cli.h"
+
+int cmd_dump(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output-file", required_argument, NULL, 'o' },
+		{ "no-data", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct q2e_dump_options dopts = { 0 };
+	struct q2e_dump_result res;
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	const char *out = NULL;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'n':
+			dopts.no_data = true;
+			break;
+		case 'h':
+			print_command_help("dump");
+			return 0;
+		default:
+			return usage_error("dump", "%s", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("dump", "%s", "expects exactly one IMAGE");
+	if (!out)
+		return usage_error("dump", "%s", "needs an output file: -o OUT.elf");
+	if (q2e_image_open(argv[optind], &img, &err) < 0)
+		return report(&err);
+	for (size_t i = 0; i < img->nproblems; i++)
+		if (img->problems[i].severity == Q2E_SEV_ERROR)
+			fprintf(stderr, "%s: warning: '%s': %s\n", progname,
+				img->path, img->problems[i].message);
+	if (q2e_dump_write(img, out, &dopts, &res, &err) < 0) {
+		q2e_image_close(img);
+		return report(&err);
+	}
+	if (res.past_gdb_limit)
+		fprintf(stderr,
+			"%s: warning: '%s': %zu sections: gdb 13 cannot resolve symbols in sections past index %d (readelf, objdump and objcopy read them all)\n",
+			progname, out, res.nsections, Q2E_GDB_MAX_SECTIONS);
+	q2e_image_close(img);
+	return 0;
+}

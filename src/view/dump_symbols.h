@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Internal to the dump emitter: the symbols of a dump, computed once from
+ * the model and used for both .symtab and the DWARF variables.
+ */
+#ifndef QCOW2ELF_DUMP_SYMBOLS_H
+#define QCOW2ELF_DUMP_SYMBOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcow2elf/error.h"
+#include "qcow2elf/model.h"
+
+/* What a symbol's DWARF type describes. */
+enum q2e_sym_type {
+	Q2E_SYM_HEADER,
+	Q2E_SYM_EXTENSION,
+	Q2E_SYM_BYTES,		/* u8[size] (or char[] for names) */
+	Q2E_SYM_STRING,
+	Q2E_SYM_L1,
+	Q2E_SYM_L2,
+	Q2E_SYM_REFTABLE,
+	Q2E_SYM_REFBLOCK,
+	Q2E_SYM_SNAPSHOT,	/* one entry of the snapshot table */
+	Q2E_SYM_BITMAP,		/* one entry of the bitmap directory */
+	Q2E_SYM_BITMAP_TABLE,
+	Q2E_SYM_CRYPTO,
+};
+
+struct q2e_sym {
+	char *name;
+	uint64_t addr;
+	uint64_t size;
+	size_t section;		/* index into the dump's region sections */
+	enum q2e_sym_type type;
+	size_t index;		/* extension, snapshot or bitmap position */
+};
+
+struct q2e_dwarf_section {
+	char *name;
+	uint8_t *data;
+	size_t size;
+};
+
+struct q2e_dwarf {
+	struct q2e_dwarf_section *secs;
+	size_t nsecs;
+};
+
+/* DWARF types and one variable per symbol (dwarf.c). */
+int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
+		    size_t nsyms, const char *cu_name, struct q2e_dwarf *out,
+		    struct q2e_error *err);
+void q2e_dwarf_free(struct q2e_dwarf *d);
+
+#endif
