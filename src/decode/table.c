@@ -128,21 +128,27 @@ qcow2_l2_subcluster_type(const struct qcow2_l2_entry *e,
 uint64_t qcow2_refcount_get(const uint8_t *block, size_t len,
 			    unsigned refcount_order, uint64_t index)
 {
+	if (refcount_order > 6)
+		return 0;	/* wider than 64 bits: not a valid width */
+
 	unsigned bits = 1U << refcount_order;
 
 	if (bits < 8) {
-		uint64_t byte = index * bits / 8;
-		unsigned shift = (unsigned)(index * bits % 8);
+		unsigned per_byte = 8 / bits;
+		uint64_t byte = index / per_byte;
+		unsigned shift = (unsigned)(index % per_byte) * bits;
 
 		if (byte >= len)
 			return 0;
 		return (block[byte] >> shift) & ((1U << bits) - 1);
 	}
 
-	uint64_t bytes = bits / 8, off = index * bytes, v = 0;
+	uint64_t bytes = bits / 8, off, v = 0;
 
-	if (off + bytes > len)
+	/* index * bytes must not wrap around 2^64 */
+	if (index >= len / bytes)
 		return 0;
+	off = index * bytes;
 	for (uint64_t i = 0; i < bytes; i++)
 		v = (v << 8) | block[off + i];
 	return v;
