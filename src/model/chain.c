@@ -7,9 +7,9 @@
  *   - qcow2: the subcluster type of the L2 entry (qcow2_co_block_status):
  *     normal, zero-alloc and unallocated-alloc subclusters have a host
  *     offset (not when encrypted); zero ones read as zeros; all others but
- *     unallocated hold data.  With metadata preallocation or a raw external
- *     data file, data ranges are looked up in the file too, and a hole there
- *     reads as zeros.
+ *     unallocated hold data.  With metadata preallocation, data ranges are
+ *     looked up in the file that holds them too, and a hole there reads as
+ *     zeros.
  *   - an unallocated range goes to the backing file, one level deeper; past
  *     the backing file's end, or with no backing file, it reads as zeros.
  *   - raw: the file's own data and holes (file-posix).
@@ -100,22 +100,19 @@ static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
 	l->cache = q2e_l2_cache_new(img);
 	if (!l->cache)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	if (img->data_file) {
-		l->data_path = resolve(l->path, img->data_file);
-		if (!l->data_path)
-			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-		if (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) {
-			ret = q2e_source_open(l->data_path, &l->data_src, err);
-			if (ret < 0)
-				return ret;
-		}
-	} else {
-		l->data_path = strdup(l->path);
-		if (!l->data_path)
-			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	}
-	return detect_metadata_preallocation(img, &l->metadata_preallocation,
-					     err);
+	/* Unlike a backing file name, QEMU opens the data file name as it
+	 * is: relative to the current directory, not to the image's. */
+	l->data_path = strdup(img->data_file ? img->data_file : l->path);
+	if (!l->data_path)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	ret = detect_metadata_preallocation(img, &l->metadata_preallocation,
+					    err);
+	if (ret < 0)
+		return ret;
+	/* Block status then asks the file that holds the data. */
+	if (l->metadata_preallocation && img->data_file)
+		ret = q2e_source_open(l->data_path, &l->data_src, err);
+	return ret;
 }
 
 static int open_backing(struct q2e_chain *c, struct q2e_error *err)
@@ -333,11 +330,10 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 	else if (type != QCOW2_SUBCLUSTER_UNALLOCATED_PLAIN &&
 		 type != QCOW2_SUBCLUSTER_UNALLOCATED_ALLOC)
 		*flags |= ST_DATA;
+	/* Only for metadata preallocation: QEMU 7.2 does not look into a
+	 * raw external data file, even though its holes read as zeros. */
 	if (l->metadata_preallocation && (*flags & ST_DATA) &&
 	    (*flags & ST_OFFSET_VALID))
-		*flags |= ST_RECURSE;
-	if (img->data_file &&
-	    (img->hdr.autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
 		*flags |= ST_RECURSE;
 
 	if (*flags & (ST_DATA | ST_ZERO)) {
