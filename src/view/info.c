@@ -190,28 +190,73 @@ static void bitmaps(struct q2e_out *o, const struct q2e_image *img)
 	q2e_out_end(o);
 }
 
-static void encryption(struct q2e_out *o, const struct q2e_image *img)
+/* QEMU's name of a LUKS cipher and key size ("aes-256"), or NULL. */
+static const char *luks_cipher_alg(const char *name, const char *mode,
+				   uint32_t key_bytes)
+{
+	static const struct {
+		const char *name;
+		uint32_t key_bytes;
+		const char *alg;
+	} map[] = {
+		{ "aes", 16, "aes-128" },	  { "aes", 24, "aes-192" },
+		{ "aes", 32, "aes-256" },	  { "cast5", 16, "cast5-128" },
+		{ "serpent", 16, "serpent-128" }, { "serpent", 24, "serpent-192" },
+		{ "serpent", 32, "serpent-256" }, { "twofish", 16, "twofish-128" },
+		{ "twofish", 24, "twofish-192" }, { "twofish", 32, "twofish-256" },
+		{ "sm4", 16, "sm4" },
+	};
+
+	if (strncmp(mode, "xts-", 4) == 0) {	/* two keys of half the size */
+		if (key_bytes % 2)
+			return NULL;
+		key_bytes /= 2;
+	}
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].name, name) == 0 &&
+		    map[i].key_bytes == key_bytes)
+			return map[i].alg;
+	return NULL;
+}
+
+/*
+ * "encrypt", with the keys of qemu-img's format-specific encrypt object
+ * (QEMU's qcrypto_block_luks_get_info() splits cipher_mode
+ * "xts-plain64" or "cbc-essiv:sha256" into cipher, IV generator and its
+ * hash), then the LUKS header's own fields under names qemu-img lacks.
+ */
+static void encrypt(struct q2e_out *o, const struct q2e_image *img)
 {
 	const struct qcow2_luks_header *l = &img->luks;
 
 	if (img->hdr.crypt_method == QCOW2_CRYPT_NONE)
 		return;
-	q2e_out_object(o, "encryption");
+	q2e_out_bool(o, "encrypted", true);
+	q2e_out_object(o, "encrypt");
 	q2e_out_str(o, "format",
 		    img->hdr.crypt_method == QCOW2_CRYPT_AES    ? "aes"
 		    : img->hdr.crypt_method == QCOW2_CRYPT_LUKS ? "luks"
 								: "unknown");
-	if (img->has_crypto_ext) {
-		q2e_out_hex(o, "area-offset", img->crypto_ext.offset);
-		q2e_out_uint(o, "area-length", img->crypto_ext.length);
-	}
 	if (img->has_luks) {
-		q2e_out_uint(o, "luks-version", l->version);
-		q2e_out_str(o, "cipher-name", l->cipher_name);
-		q2e_out_str(o, "cipher-mode", l->cipher_mode);
-		q2e_out_str(o, "hash-spec", l->hash_spec);
+		const char *alg = luks_cipher_alg(l->cipher_name, l->cipher_mode,
+						  l->key_bytes);
+		const char *dash = strchr(l->cipher_mode, '-');
+		const char *colon = dash ? strchr(dash, ':') : NULL;
+
+		if (alg)
+			q2e_out_str(o, "cipher-alg", alg);
+		q2e_out_strn(o, "cipher-mode", l->cipher_mode,
+			     dash ? (size_t)(dash - l->cipher_mode)
+				  : strlen(l->cipher_mode));
+		if (dash)
+			q2e_out_strn(o, "ivgen-alg", dash + 1,
+				     colon ? (size_t)(colon - dash - 1)
+					   : strlen(dash + 1));
+		if (colon && colon - dash - 1 == 5 &&
+		    strncmp(dash + 1, "essiv", 5) == 0)
+			q2e_out_str(o, "ivgen-hash-alg", colon + 1);
+		q2e_out_str(o, "hash-alg", l->hash_spec);
 		q2e_out_uint(o, "payload-offset", l->payload_offset * 512ULL);
-		q2e_out_uint(o, "key-bytes", l->key_bytes);
 		q2e_out_uint(o, "master-key-iters", l->mk_digest_iterations);
 		q2e_out_str(o, "uuid", l->uuid);
 		q2e_out_array(o, "slots");
@@ -221,13 +266,23 @@ static void encryption(struct q2e_out *o, const struct q2e_image *img)
 
 			q2e_out_object(o, NULL);
 			q2e_out_bool(o, "active", active);
-			if (active)
+			if (active) {
 				q2e_out_uint(o, "iters", s->iterations);
-			q2e_out_uint(o, "stripes", s->stripes);
+				q2e_out_uint(o, "stripes", s->stripes);
+			}
 			q2e_out_uint(o, "key-offset", s->key_offset * 512ULL);
 			q2e_out_end(o);
 		}
 		q2e_out_end(o);
+		q2e_out_uint(o, "luks-version", l->version);
+		q2e_out_str(o, "cipher-name", l->cipher_name);
+		q2e_out_str(o, "cipher-mode-spec", l->cipher_mode);
+		q2e_out_str(o, "hash-spec", l->hash_spec);
+		q2e_out_uint(o, "key-bytes", l->key_bytes);
+	}
+	if (img->has_crypto_ext) {
+		q2e_out_hex(o, "area-offset", img->crypto_ext.offset);
+		q2e_out_uint(o, "area-length", img->crypto_ext.length);
 	}
 	q2e_out_end(o);
 }
@@ -302,15 +357,19 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 	q2e_out_str(o, "compat", h->version >= 3 ? "1.1" : "0.10");
 	if (img->refcount_bits)
 		q2e_out_uint(o, "refcount-bits", img->refcount_bits);
-	if (h->version >= 3)
-		q2e_out_str(o, "compression-type",
-			    h->compression_type == QCOW2_COMPRESSION_ZSTD
-				    ? "zstd" : "zlib");
-	q2e_out_bool(o, "lazy-refcounts",
-		     h->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS);
-	q2e_out_bool(o, "extended-l2", img->l2.extended);
-	q2e_out_bool(o, "corrupt",
-		     h->incompatible_features & QCOW2_INCOMPAT_CORRUPT);
+	/* As qemu-img: the compression type always, feature flags for v3. */
+	q2e_out_str(o, "compression-type",
+		    h->compression_type == QCOW2_COMPRESSION_ZLIB   ? "zlib"
+		    : h->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd"
+								    : "unknown");
+	if (h->version >= 3) {
+		q2e_out_bool(o, "lazy-refcounts",
+			     h->compatible_features &
+				     QCOW2_COMPAT_LAZY_REFCOUNTS);
+		q2e_out_bool(o, "extended-l2", img->l2.extended);
+		q2e_out_bool(o, "corrupt",
+			     h->incompatible_features & QCOW2_INCOMPAT_CORRUPT);
+	}
 	q2e_out_bool(o, "dirty-flag",
 		     h->incompatible_features & QCOW2_INCOMPAT_DIRTY);
 	if (img->backing_file)
@@ -323,12 +382,12 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 			     h->autoclear_features &
 				     QCOW2_AUTOCLEAR_DATA_FILE_RAW);
 	}
+	encrypt(o, img);
 	header(o, h);
 	feature_bits(o, img);
 	extensions(o, img);
 	snapshots(o, img);
 	bitmaps(o, img);
-	encryption(o, img);
 	region_summary(o, img);
 	problems(o, img);
 	q2e_out_end(o);
