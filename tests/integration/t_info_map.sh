@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Parity with the real qemu-img on a corpus built at test time
+# (tests/lib/corpus.sh): for every image, `map --output=json` must be
+# byte-identical to qemu-img's, and `info --output=json` must agree with
+# qemu-img's on every fact both show.
+. "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/corpus.sh"
+need qemu-img qemu-io jq
+
+C=$T_TMP/corpus
+if corpus_build "$C" 2>"$T_TMP/corpus.err"; then
+	pass "corpus built"
+else
+	fail "corpus built" "$(cat "$T_TMP/corpus.err")"
+fi
+cd "$C" || finish
+
+# The facts both show, in one flat object; absent facts and empty lists
+# are left out.  qemu-img keeps the qcow2 ones under format-specific.data.
+FACTS='"virtual-size", "cluster-size", "backing-filename",
+	"backing-filename-format", "dirty-flag", "compat", "compression-type",
+	"lazy-refcounts", "refcount-bits", "corrupt", "extended-l2",
+	"data-file", "data-file-raw", "bitmaps", "encrypted", "encrypt",
+	"snapshots"'
+NORMALISE='
+	def pick(keys): . as $o | reduce keys[] as $k ({};
+		if $o | has($k) then .[$k] = $o[$k] else . end);
+	(pick(['"$FACTS"'])
+	 | if .bitmaps then .bitmaps |= map(pick(["name", "flags",
+			"granularity"])) else . end
+	 | if .encrypt then .encrypt |= pick(["format", "cipher-alg",
+			"cipher-mode", "ivgen-alg", "ivgen-hash-alg",
+			"hash-alg", "uuid", "payload-offset",
+			"master-key-iters", "slots"]) else . end
+	 | if .snapshots then .snapshots |= map(pick(["id", "name",
+			"date-sec", "date-nsec", "vm-clock-sec",
+			"vm-clock-nsec", "vm-state-size", "icount"])) else . end
+	 | with_entries(select(.value != null and .value != [])))'
+# qemu-img: the top level, and format-specific.data over it.
+QEMU_FLAT='. + (.["format-specific"].data // {})'
+
+compare_info() {	# compare_info IMAGE
+	local img=$1 q=$T_TMP/info.qemu o=$T_TMP/info.ours
+
+	if ! qemu-img info --output=json "$img" >"$T_TMP/q.json" 2>"$T_TMP/q.err"; then
+		fail "info $img: qemu-img info fails" "$(head -3 "$T_TMP/q.err")"
+		return
+	fi
+	if ! "$Q2E" info --output=json "$img" >"$T_TMP/o.json" 2>"$T_TMP/o.err"; then
+		fail "info $img: exits non-zero" "$(head -3 "$T_TMP/o.err")"
+		return
+	fi
+	jq -S "$QEMU_FLAT | $NORMALISE" "$T_TMP/q.json" >"$q" &&
+		jq -S "$NORMALISE" "$T_TMP/o.json" >"$o" ||
+		{ fail "info $img: output is not JSON"; return; }
+	if cmp -s "$q" "$o"; then
+		pass "info $img agrees with qemu-img"
+	else
+		fail "info $img agrees with qemu-img (- qemu-img, + qcow2elf)" \
+		     "$(diff -u "$q" "$o" | tail -n +3 | head -40)"
+	fi
+}
+
+compare_map() {		# compare_map IMAGE KIND
+	local img=$1 kind=$2 opts=("$1")
+
+	[ "$kind" = luks ] && mapfile -t opts < <(corpus_luks_opts "$img")
+	if ! qemu-img map --output=json "${opts[@]}" >"$T_TMP/map.qemu" 2>"$T_TMP/q.err"; then
+		fail "map $img: qemu-img map fails" "$(head -3 "$T_TMP/q.err")"
+		return
+	fi
+	if ! "$Q2E" map --output=json "$img" >"$T_TMP/map.ours" 2>"$T_TMP/o.err"; then
+		fail "map $img: exits non-zero" "$(head -3 "$T_TMP/o.err")"
+		return
+	fi
+	if cmp -s "$T_TMP/map.qemu" "$T_TMP/map.ours"; then
+		pass "map $img is byte-identical to qemu-img's"
+	else
+		fail "map $img is byte-identical to qemu-img's (- qemu-img, + qcow2elf)" \
+		     "$(diff -u "$T_TMP/map.qemu" "$T_TMP/map.ours" | tail -n +3 | head -30)"
+	fi
+}
+
+n=0
+while read -r img kind; do
+	compare_info "$img"
+	compare_map "$img" "$kind"
+	n=$((n + 1))
+done <corpus.list
+[ "$n" -ge 30 ] && pass "corpus has $n images" ||
+	fail "corpus has $n images" "expected at least 30"
+finish
