@@ -82,5 +82,5 @@ uint64_t qcow2_bitmap_data_bytes(uint64_t virtual_size, unsigned gran_bits)
 		return 0;
 	uint64_t bits = (virtual_size >> gran_bits) +
 			((virtual_size & ((1ULL << gran_bits) - 1)) != 0);
-	return (bits + 7) / 8;
+	return bits / 8 + (bits % 8 != 0);	/* bits + 7 may wrap */
 }
