@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The output backends (src/view/output.c): the exact bytes each writes,
+ * captured with open_memstream().  Users diff the JSON and scripts parse
+ * it, so escaping and layout are checked byte for byte.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qcow2elf/output.h"
+
+struct capture {
+	FILE *fp;
+	char *buf;
+	size_t len;
+	struct q2e_out *o;
+};
+
+static void start(struct capture *c, enum q2e_format format)
+{
+	c->buf = NULL;
+	c->len = 0;
+	c->fp = open_memstream(&c->buf, &c->len);
+	assert_non_null(c->fp);
+	c->o = q2e_out_new(c->fp, format);
+	assert_non_null(c->o);
+	assert_int_equal(q2e_out_format(c->o), format);
+}
+
+/* Finishes the document and checks every byte of it. */
+static void expect(struct capture *c, const char *want)
+{
+	assert_int_equal(q2e_out_finish(c->o), 0);
+	assert_int_equal(fclose(c->fp), 0);
+	assert_string_equal(c->buf, want);
+	assert_int_equal(c->len, strlen(want));
+	free(c->buf);
+}
+
+/* One JSON string value, as the top-level value. */
+static void expect_json_string(const char *s, size_t len, const char *want)
+{
+	struct capture c;
+
+	start(&c, Q2E_FORMAT_JSON);
+	q2e_out_strn(c.o, NULL, s, len);
+	expect(&c, want);
+}
+
+static void test_json_escapes(void **state)
+{
+	(void)state;
+	expect_json_string("say \"hi\"", 8, "\"say \\\"hi\\\"\"\n");
+	expect_json_string("C:\\dir\\", 7, "\"C:\\\\dir\\\\\"\n");
+	expect_json_string("a\nb\tc", 5, "\"a\\nb\\tc\"\n");
+	expect_json_string("\x01\x1f\r\b\x7f", 5,
+			   "\"\\u0001\\u001f\\u000d\\u0008\\u007f\"\n");
+	/* a NUL inside a counted string is kept, escaped */
+	expect_json_string("a\0b", 3, "\"a\\u0000b\"\n");
+	expect_json_string("", 0, "\"\"\n");
+}
+
+static void test_json_utf8(void **state)
+{
+	(void)state;
+	/* valid sequences of 2, 3 and 4 bytes pass through */
+	expect_json_string("caf\xc3\xa9", 5, "\"caf\xc3\xa9\"\n");
+	expect_json_string("\xe2\x82\xac", 3, "\"\xe2\x82\xac\"\n");
+	expect_json_string("\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"\n");
+	/* bytes that cannot start a sequence, or stand alone */
+	expect_json_string("\xff", 1, "\"\\u00ff\"\n");
+	expect_json_string("\x80x", 2, "\"\\u0080x\"\n");
+	expect_json_string("\xf8\x88\x80\x80\x80", 5,
+			   "\"\\u00f8\\u0088\\u0080\\u0080\\u0080\"\n");
+	/* overlong two-byte forms */
+	expect_json_string("\xc0\x80", 2, "\"\\u00c0\\u0080\"\n");
+	expect_json_string("\xc1\xbf", 2, "\"\\u00c1\\u00bf\"\n");
+	/* sequences cut short by the end of the string or by ASCII */
+	expect_json_string("\xc3", 1, "\"\\u00c3\"\n");
+	expect_json_string("\xe2\x82", 2, "\"\\u00e2\\u0082\"\n");
+	expect_json_string("\xe2" "a" "\xac", 3, "\"\\u00e2a\\u00ac\"\n");
+	expect_json_string("\xf0\x9f\x98", 3,
+			   "\"\\u00f0\\u009f\\u0098\"\n");
+}
+
+static void test_json_nesting(void **state)
+{
+	static const uint8_t bytes[] = { 0x00, 0xab, 0xff };
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_JSON);
+	q2e_out_object(c.o, NULL);
+	q2e_out_str(c.o, "filename", "a.qcow2");
+	q2e_out_array(c.o, "list");
+	q2e_out_uint(c.o, NULL, 18446744073709551615ULL);
+	q2e_out_object(c.o, NULL);
+	q2e_out_bool(c.o, "dirty", true);
+	q2e_out_int(c.o, "delta", -5);
+	q2e_out_end(c.o);
+	q2e_out_array(c.o, NULL);
+	q2e_out_end(c.o);
+	q2e_out_end(c.o);
+	q2e_out_object(c.o, "empty");
+	q2e_out_end(c.o);
+	q2e_out_hex(c.o, "offset", 0x10000);
+	q2e_out_bytes(c.o, "bytes", bytes, sizeof(bytes));
+	q2e_out_bool(c.o, "corrupt", false);
+	q2e_out_end(c.o);
+	expect(&c,
+	       "{\n"
+	       "    \"filename\": \"a.qcow2\",\n"
+	       "    \"list\": [\n"
+	       "        18446744073709551615,\n"
+	       "        {\n"
+	       "            \"dirty\": true,\n"
+	       "            \"delta\": -5\n"
+	       "        },\n"
+	       "        []\n"
+	       "    ],\n"
+	       "    \"empty\": {},\n"
+	       "    \"offset\": 65536,\n"
+	       "    \"bytes\": \"00abff\",\n"
+	       "    \"corrupt\": false\n"
+	       "}\n");
+}
+
+/* Keys are strings like any other. */
+static void test_json_key_escapes(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_JSON);
+	q2e_out_object(c.o, NULL);
+	q2e_out_uint(c.o, "a\"b", 1);
+	q2e_out_end(c.o);
+	expect(&c, "{\n    \"a\\\"b\": 1\n}\n");
+}
+
+static void test_human_columns(void **state)
+{
+	static const uint8_t bytes[] = { 0xde, 0xad };
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_HUMAN);
+	q2e_out_object(c.o, NULL);
+	q2e_out_str(c.o, "filename", "a.qcow2");
+	q2e_out_hex(c.o, "offset", 0x10000);
+	q2e_out_int(c.o, "delta", -5);
+	q2e_out_object(c.o, "header");
+	q2e_out_uint(c.o, "version", 3);
+	q2e_out_bool(c.o, "dirty", false);
+	q2e_out_end(c.o);
+	q2e_out_array(c.o, "names");
+	q2e_out_str(c.o, NULL, "first");
+	q2e_out_object(c.o, NULL);
+	q2e_out_bytes(c.o, "bytes", bytes, sizeof(bytes));
+	q2e_out_end(c.o);
+	q2e_out_end(c.o);
+	q2e_out_end(c.o);
+	/* Values start in column 29 at every depth. */
+	expect(&c,
+	       "filename                     a.qcow2\n"
+	       "offset                       0x10000\n"
+	       "delta                        -5\n"
+	       "header:\n"
+	       "  version                    3\n"
+	       "  dirty                      false\n"
+	       "names:\n"
+	       "  [0]                        first\n"
+	       "  [1]:\n"
+	       "    bytes                    dead\n");
+}
+
+/* Control bytes are shown as \xNN; everything else passes through. */
+static void test_human_strings(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_HUMAN);
+	q2e_out_object(c.o, NULL);
+	q2e_out_strn(c.o, "name", "a\nb\x7f\"\\\xc3\xa9", 8);
+	q2e_out_end(c.o);
+	expect(&c, "name                         a\\x0ab\\x7f\"\\\xc3\xa9\n");
+}
+
+/* A key wider than the column still leaves one space before the value. */
+static void test_human_long_key(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_HUMAN);
+	q2e_out_object(c.o, NULL);
+	q2e_out_uint(c.o, "a-key-that-is-wider-than-the-column", 1);
+	q2e_out_end(c.o);
+	expect(&c, "a-key-that-is-wider-than-the-column 1\n");
+}
+
+/* q2e_out_finish() reports what could not be written. */
+static void test_write_error(void **state)
+{
+	FILE *fp = fopen("/dev/full", "w");
+	struct q2e_out *o;
+
+	(void)state;
+	if (!fp)
+		skip();
+	o = q2e_out_new(fp, Q2E_FORMAT_JSON);
+	assert_non_null(o);
+	q2e_out_object(o, NULL);
+	q2e_out_str(o, "k", "v");
+	q2e_out_end(o);
+	assert_int_equal(q2e_out_finish(o), -1);
+	fclose(fp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_escapes),
+		cmocka_unit_test(test_json_utf8),
+		cmocka_unit_test(test_json_nesting),
+		cmocka_unit_test(test_json_key_escapes),
+		cmocka_unit_test(test_human_columns),
+		cmocka_unit_test(test_human_strings),
+		cmocka_unit_test(test_human_long_key),
+		cmocka_unit_test(test_write_error),
+	};
+
+	return cmocka_run_group_tests_name("output", tests, NULL, NULL);
+}
