@@ -155,7 +155,8 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 	if (!qcow2) {
 		l.format = Q2E_LAYER_RAW;
 		l.raw = src;
-		l.size = q2e_source_size(src);
+		/* bdrv_getlength(): whole sectors, the tail reads as zeros */
+		l.size = (q2e_source_size(src) + 511) & ~511ULL;
 		l.data_path = strdup(l.path);
 		if (!l.data_path) {
 			q2e_source_close(src);
