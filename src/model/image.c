@@ -260,8 +260,13 @@ static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 	uint64_t end = len, pos = h->header_length;
 	int ret;
 
-	if (h->backing_file_offset > pos && h->backing_file_offset < end)
+	/* QEMU stops at the backing file name, which old version 2 images
+	 * keep right after the header, with no end marker. */
+	if (h->backing_file_offset && h->backing_file_offset < end) {
 		end = h->backing_file_offset;
+		if (pos >= end)
+			return 0;
+	}
 	while (pos < end) {
 		struct qcow2_ext ext;
 		const char *why = NULL;
@@ -323,6 +328,8 @@ static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 			return ret;
 		pos += ext.size;
 	}
+	if (end == h->backing_file_offset)
+		return 0;	/* the name ends them, as far as QEMU cares */
 	return walk_problem(w, Q2E_SEV_WARNING, pos, "qcow2_header",
 			    "header extensions have no end marker before 0x%" PRIx64,
 			    end);
@@ -949,8 +956,9 @@ static int walk_image(struct walk *w)
 				     " of %u bytes)", img->path, got,
 				     img->hdr.header_length);
 	}
-	if (img->hdr.version >= 3)
-		ret = read_extensions(w, c0, got);
+	/* Version 2 has extensions too, from offset 72 (QEMU writes the
+	 * backing format there). */
+	ret = read_extensions(w, c0, got);
 	if (ret == 0)
 		ret = read_backing_name(w, c0, got);
 	free(c0);
