@@ -23,11 +23,15 @@ corpus_luks_opts() {
 }
 
 _corpus_io() {	# _corpus_io FILE COMMAND...: runs each command in qemu-io
-	local f=$1 args=()
+	local f=$1 args=() out
 
 	shift
 	for c in "$@"; do args+=(-c "$c"); done
-	qemu-io -f qcow2 "${args[@]}" "$f" >/dev/null
+	# qemu-io reports a failed command on stdout.
+	out=$(qemu-io -f qcow2 "${args[@]}" "$f" 2>&1) ||
+		{ printf '%s\n' "$out" | grep -v '^wrote\|^[0-9.]* [KMG]*i*B\|ops/sec' >&2; return 1; }
+	! printf '%s\n' "$out" | grep -q -i 'error\|fail' ||
+		{ printf '%s\n' "$out" >&2; return 1; }
 }
 
 _corpus_create() {	# _corpus_create FILE SIZE [qemu-img create options]
@@ -242,11 +246,13 @@ corpus_lazy_refcounts() {
 }
 
 # qemu-io's abort: the process dies with lazy refcounts on, so the image
-# keeps its dirty bit.
+# keeps its dirty bit, and its bitmaps stay marked in use.
 corpus_dirty() {
 	local f=$1/dirty.qcow2
 
-	_corpus_create "$f" 2M -o lazy_refcounts=on || return 1
+	_corpus_create "$f" 2M -o lazy_refcounts=on &&
+		qemu-img bitmap --add "$f" b0 &&
+		qemu-img bitmap --add "$f" "also in use" || return 1
 	bash -c 'ulimit -c 0; qemu-io -f qcow2 -c "write -P 1 0 128k" -c abort "$1"; true' \
 		sh "$f" >/dev/null 2>&1
 	qemu-img info --output=json "$f" | grep -q '"dirty-flag": true'
@@ -310,6 +316,51 @@ corpus_backing_probed() {
 # External data files.  QEMU opens a relative data file name relative to the
 # current directory (not the image's, as for backing files), so these are
 # built, and must be read, from inside DIR.
+# A raw backing file whose size is not a multiple of 512 (QEMU rounds it
+# up), under a v2 image; and a qcow2 backing file whose last cluster is
+# partial, with compressed clusters, under zeros and data of the top.
+corpus_backing_odd() {
+	local d=$1
+
+	head -c 1000000 /dev/zero | tr '\0' 'x' >"$d/.odd.raw" &&
+		truncate -s 1000000 "$d/.odd.raw" &&
+		_corpus_create "$d/backing-odd-raw.qcow2" 2M -o compat=0.10 \
+			-b .odd.raw -F raw &&
+		_corpus_io "$d/backing-odd-raw.qcow2" 'write -P 1 64k 64k' &&
+		_corpus_create "$d/.unaligned-base.qcow2" $((1048576 + 1536)) &&
+		_corpus_io "$d/.unaligned-base.qcow2" 'write -c -P 2 192k 64k' \
+			'write -P 1 0 192k' 'write -P 1 256k 768k' \
+			'write -P 3 1M 1536' &&
+		_corpus_create "$d/backing-unaligned.qcow2" 2M \
+			-b .unaligned-base.qcow2 -F qcow2 &&
+		_corpus_io "$d/backing-unaligned.qcow2" 'write -z 128k 128k' \
+			'write -P 4 512k 4k'
+}
+
+# More than 1 GiB, so `map` queries in several chunks and must merge
+# ranges across them; a range of data straddles the 1 GiB mark.
+corpus_large() {
+	local f=$1/large.qcow2
+
+	_corpus_create "$f" 3G &&
+		_corpus_io "$f" 'write -P 1 1023M 2M' 'write -z 2047M 2M' \
+			'write -P 2 3071M 1M'
+}
+
+# Resized images: grown past a snapshot's size, and shrunk to an odd size.
+corpus_resized() {
+	local d=$1
+
+	_corpus_create "$d/resized-grown.qcow2" 1M &&
+		_corpus_io "$d/resized-grown.qcow2" 'write -P 1 0 1M' &&
+		qemu-img snapshot -c small "$d/resized-grown.qcow2" &&
+		qemu-img resize -q "$d/resized-grown.qcow2" 600M &&
+		_corpus_io "$d/resized-grown.qcow2" 'write -P 2 599M 1M' &&
+		_corpus_create "$d/resized-shrunk.qcow2" 4M &&
+		_corpus_io "$d/resized-shrunk.qcow2" 'write -P 1 0 4M' &&
+		qemu-img resize -q --shrink "$d/resized-shrunk.qcow2" $((1048576 + 2560))
+}
+
 corpus_data_file() {
 	(cd "$1" &&
 		_corpus_create data-file.qcow2 2M -o data_file=data-file.data &&
@@ -348,7 +399,8 @@ CORPUS_BUILDERS="v2 v3 empty zero v2_zero snapshots v2_snapshots bitmaps
 	compressed_zlib compressed_zstd convert_zstd extended_l2
 	extended_l2_backing refcount_bits cluster_512 cluster_2m
 	cluster_2m_extended_l2 partial lazy_refcounts dirty prealloc_metadata
-	prealloc_falloc backing backing_probed data_file luks luks_essiv"
+	prealloc_falloc backing backing_probed backing_odd large resized
+	data_file luks luks_essiv"
 
 corpus_build() {
 	local d=$1 b f rc=0
