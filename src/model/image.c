@@ -360,7 +360,7 @@ static int read_backing_name(struct walk *w, const uint8_t *c0, uint64_t len)
 			  0);
 	if (ret < 0)
 		return ret;
-	if (off + size <= len) {
+	if (size <= len && off <= len - size) {	/* off + size may wrap */
 		img->backing_file = dup_string(c0 + off, size);
 	} else {
 		uint8_t *buf;
@@ -661,7 +661,9 @@ static int read_snapshots(struct walk *w)
 		}
 		if (ret < 0)
 			break;
-		ret = qcow2_snapshot_decode(buf + pos, (size_t)(have - pos),
+		/* The file may end inside the previous entry's padding. */
+		ret = qcow2_snapshot_decode(buf + pos,
+					    have > pos ? (size_t)(have - pos) : 0,
 					    &s->entry, &why);
 		if (ret < 0) {
 			/* Keep the entries before it; the rest is unreadable. */
