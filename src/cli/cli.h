@@ -27,5 +27,6 @@ int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 void print_command_help(const char *name);
 
 int cmd_dump(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

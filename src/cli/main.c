@@ -147,6 +147,14 @@ static const struct command commands[] = {
 	  "  -o, --output-file=OUT  the ELF file to write (replaced only on success)\n"
 	  "  --no-data              sections without bytes: the layout only\n"
 	  "  -h, --help             show this help\n" },
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE",
+	  "rebuild the refcounts like qemu-img check, and find what it misses",
+	  "  --output=FMT    human (default) or json\n"
+	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
+	  "  -p, --progress  show progress on standard error\n"
+	  "  -h, --help      show this help\n\n"
+	  "Exit status: 0 no errors, 1 the check could not complete,\n"
+	  "2 corruptions or overlapping structures, 3 leaked clusters only.\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

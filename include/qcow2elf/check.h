@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * `check`: rebuilds every refcount from the references in the image and
+ * compares them with the stored ones, as QEMU 7.2's qcow2_check_refcounts()
+ * does for `qemu-img check` (block/qcow2-refcount.c), and adds what
+ * qemu-img does not look for: clusters playing two roles, references past
+ * the end of the file and the problems the model recorded.
+ *
+ * The check reads the image through the model only.  It keeps about two
+ * bytes per host cluster: a 14-bit saturating reference count and two bits
+ * that say whether active L2 entries pointing there have COPIED set, with
+ * counts of 0x3fff and above in a side table.
+ */
+#ifndef QCOW2ELF_CHECK_H
+#define QCOW2ELF_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qcow2elf/error.h"
+#include "qcow2elf/model.h"
+#include "qcow2elf/output.h"
+
+/* Exit statuses of `qemu-img check`, which `qcow2elf check` keeps. */
+#define Q2E_CHECK_CLEAN 0
+#define Q2E_CHECK_INCOMPLETE 1
+#define Q2E_CHECK_CORRUPT 2
+#define Q2E_CHECK_LEAKS 3
+
+struct q2e_check_options {
+	/* Called as metadata is read; DONE and TOTAL are bytes. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+/* One line as qemu-img check prints it ("Leaked cluster 5 ..."). */
+struct q2e_check_line {
+	uint64_t key[3];	/* qemu's order: stage, table, entry */
+	uint64_t seq;
+	char *text;
+};
+
+enum q2e_finding_type {
+	Q2E_FINDING_OVERLAP,		/* two structures in one cluster */
+	Q2E_FINDING_SHARED,		/* one table in two places it may not be */
+	Q2E_FINDING_DATA_IN_METADATA,	/* an L2 entry maps a metadata cluster */
+	Q2E_FINDING_PAST_EOF,		/* a reference past the end of the file */
+	Q2E_FINDING_MISALIGNED,
+	Q2E_FINDING_RESERVED_BITS,
+	Q2E_FINDING_SNAPSHOT,		/* an inconsistent snapshot entry */
+	Q2E_FINDING_BITMAP,		/* an inconsistent bitmap entry */
+	Q2E_FINDING_OTHER,		/* any other problem of the model */
+};
+
+/* A structure a finding involves: a region of the model or a data cluster. */
+struct q2e_finding_ref {
+	const struct q2e_region *region;	/* NULL: a data cluster */
+	uint64_t offset;
+	uint64_t size;
+	char owner[96];		/* data cluster: "l2_table_3[17]" */
+};
+
+struct q2e_finding {
+	enum q2e_finding_type type;
+	enum q2e_severity severity;
+	uint64_t offset;
+	struct q2e_finding_ref refs[2];
+	unsigned nrefs;
+	char *structure;	/* model problems: the structure's name */
+	char *message;
+};
+
+/* The result of one check, as qemu-img's ImageCheck plus the findings. */
+struct q2e_check_result {
+	const char *filename;
+	uint64_t image_end_offset;
+	uint64_t total_clusters;
+	uint64_t allocated_clusters;
+	uint64_t fragmented_clusters;
+	uint64_t compressed_clusters;
+	uint64_t leaks;
+	uint64_t corruptions;
+	uint64_t check_errors;
+	char *incomplete;	/* why the check could not complete, or NULL */
+
+	struct q2e_check_line *lines;
+	size_t nlines;
+	struct q2e_finding *findings;
+	size_t nfindings;
+	bool overlaps;		/* a finding of two roles: exit status 2 */
+
+	/* For -M: the snapshots' L1 tables, raw entries. */
+	uint64_t **snapshot_l1;
+	uint64_t *snapshot_nl1;
+	size_t nsnapshots;
+};
+
+/*
+ * Checks IMG.  Fails only when the check cannot run at all (out of memory,
+ * an I/O error); a damaged image is a result, possibly with ->incomplete.
+ */
+int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
+		  struct q2e_check_result **out, struct q2e_error *err);
+void q2e_check_result_free(struct q2e_check_result *res);
+
+/* 0 clean, 1 incomplete, 2 corruptions or overlaps, 3 leaks only. */
+int q2e_check_exit_status(const struct q2e_check_result *res);
+
+/*
+ * Renders RES: with JSON, qemu-img check's object (same keys, same order)
+ * plus "findings" and, with VISCERA, "viscera"; in human form, qemu-img's
+ * lines and summary, then the findings and the metadata tree.  Fails with
+ * Q2E_EOUTPUT if FP could not be written.
+ */
+int q2e_check_render(const struct q2e_check_result *res,
+		     const struct q2e_image *img, FILE *fp,
+		     enum q2e_format format, bool viscera,
+		     struct q2e_error *err);
+
+#endif
