@@ -281,6 +281,18 @@ static int subcluster_at(struct q2e_layer *l, uint64_t off,
 				     "'%s': the L2 entry for guest offset 0x%" PRIx64
 				     " has an invalid subcluster bitmap 0x%016" PRIx64,
 				     img->path, off, e->bitmap);
+	/* The entries qcow2_get_host_offset() refuses to follow. */
+	if (*type == QCOW2_SUBCLUSTER_COMPRESSED && img->data_file)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': the L2 entry for guest offset 0x%" PRIx64
+				     " is compressed, in an image with an external data file",
+				     img->path, off);
+	if (has_host_offset(*type) && (e->host_offset & (img->cluster_size - 1)))
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': the L2 entry for guest offset 0x%" PRIx64
+				     " maps host offset 0x%" PRIx64
+				     ", which is not cluster aligned",
+				     img->path, off, e->host_offset);
 	return 0;
 }
 

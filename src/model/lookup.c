@@ -149,10 +149,13 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 	qcow2_l1_entry_decode(img->l1[l1i], &l1e);
 	if (!l1e.l2_offset)
 		return 0;
-	if (l1e.l2_offset >= img->file_size)
+	/* As in QEMU: an unaligned table is an error, while the part of a
+	 * table past the end of the file reads as zeros (unallocated); the
+	 * walk recorded both as problems. */
+	if (l1e.l2_offset & (img->cluster_size - 1))
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': l2_table_%" PRIu64 " at 0x%" PRIx64
-				     " lies past the end of the file",
+				     " is not cluster aligned",
 				     img->path, l1i, l1e.l2_offset);
 	ret = cache_load(c, l1e.l2_offset, "an L2 table", err);
 	if (ret < 0)
