@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Damaged images, made by patching good ones that qemu-img built: `info`
+# still reports them, with a problem naming the structure and its offset,
+# and `map` does what qemu-img map does: the same JSON where qemu-img
+# copes (a table past the end of the file reads as zeros), an error naming
+# the file where qemu-img gives up.
+. "$(dirname "$0")/../lib/common.sh"
+need qemu-img qemu-io jq od dd
+
+get64() {	# get64 FILE OFFSET: the big-endian u64 there, in decimal
+	od -An -tu8 --endian=big -j "$2" -N 8 "$1" | tr -d ' '
+}
+
+put64() {	# put64 FILE OFFSET VALUE
+	local hex
+
+	hex=$(printf '%016x' "$3" | sed 's/../\\x&/g')
+	printf "$hex" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+good() {	# good FILE: 2 MiB, data in the first two clusters
+	qemu-img create -q -f qcow2 "$1" 2M &&
+		qemu-io -f qcow2 -c 'write -P 1 0 128k' -c 'write -P 2 1M 64k' \
+			"$1" >/dev/null
+}
+
+# has_problem DESCRIPTION FILE STRUCTURE OFFSET MESSAGE_REGEX
+has_problem() {
+	local desc=$1 f=$2 json
+
+	if ! json=$("$Q2E" info --output=json "$f" 2>"$T_TMP/err"); then
+		fail "$desc: info exits 0" "$(head -3 "$T_TMP/err")"
+		return
+	fi
+	pass "$desc: info exits 0"
+	if printf '%s' "$json" | jq -e --arg s "$3" --argjson o "$4" --arg m "$5" \
+		'.problems | any(.structure == $s and .offset == $o and (.message | test($m)))' \
+		>/dev/null; then
+		pass "$desc: info names $3 at $4"
+	else
+		fail "$desc: info names $3 at $4" \
+		     "$(printf '%s' "$json" | jq -c '.problems')"
+	fi
+}
+
+# map_like_qemu DESCRIPTION FILE REGEX: the same JSON as qemu-img map, or,
+# where qemu-img map fails, exit 1 and one line naming the file and REGEX.
+map_like_qemu() {
+	local desc=$1 f=$2 rc
+
+	"$Q2E" map --output=json "$f" >"$T_TMP/ours" 2>"$T_TMP/err"
+	rc=$?
+	if qemu-img map --output=json "$f" >"$T_TMP/qemu" 2>/dev/null; then
+		assert_eq "$desc: map exits 0, as qemu-img map" 0 "$rc"
+		assert_same_file "$desc: map as qemu-img's" "$T_TMP/qemu" "$T_TMP/ours"
+	else
+		assert_eq "$desc: map fails, as qemu-img map" 1 "$rc"
+		assert_eq "$desc: map says why in one line" 1 "$(wc -l <"$T_TMP/err")"
+		assert_match "$desc: map names the file and the cause" \
+			"'$f'.*$3" "$(cat "$T_TMP/err")"
+	fi
+}
+
+cd "$T_TMP" || finish
+
+# The active L1 table's first entry pointing past the end of the file.
+f=l2-past-eof.qcow2
+good $f
+l1=$(get64 $f 40)
+put64 $f "$l1" $(((1 << 63) | 0x10000000))
+has_problem "L2 table past EOF" $f l2_table_0 $((0x10000000)) \
+	'0x10000000.*past the end of the file'
+map_like_qemu "L2 table past EOF" $f l2_table_0
+
+# ... pointing inside a cluster.
+f=l2-unaligned.qcow2
+good $f
+l1=$(get64 $f 40)
+l2=$(($(get64 $f "$l1") & 0x00fffffffffffe00))
+put64 $f "$l1" $(((1 << 63) | (l2 + 512)))
+has_problem "unaligned L2 table" $f l2_table_0 $((l2 + 512)) 'not cluster aligned'
+map_like_qemu "unaligned L2 table" $f 'l2_table_0.*not cluster aligned'
+
+# An L2 entry mapping a data cluster at an unaligned host offset.
+f=data-unaligned.qcow2
+good $f
+l1=$(get64 $f 40)
+l2=$(($(get64 $f "$l1") & 0x00fffffffffffe00))
+data=$(($(get64 $f "$l2") & 0x00fffffffffffe00))
+put64 $f "$l2" $(((1 << 63) | (data + 512)))
+map_like_qemu "unaligned data cluster" $f 'not cluster aligned'
+assert_status "unaligned data cluster: info exits 0" 0 "$Q2E" info $f
+
+# The refcount table past the end of the file.
+f=reftable-past-eof.qcow2
+good $f
+put64 $f 48 $((0x40000000))
+has_problem "refcount table past EOF" $f refcount_table $((0x40000000)) \
+	'past the end of the file'
+map_like_qemu "refcount table past EOF" $f refcount_table
+
+# The file cut short: data clusters past its end read as zeros in QEMU,
+# but stay mapped.
+f=truncated-data.qcow2
+good $f
+data=$(($(get64 $f "$(($(get64 $f "$(get64 $f 40)") & 0x00fffffffffffe00))") & 0x00fffffffffffe00))
+truncate -s $((data + 4096)) $f
+assert_status "truncated data: info exits 0" 0 "$Q2E" info $f
+map_like_qemu "truncated data" $f 'past the end'
+finish
