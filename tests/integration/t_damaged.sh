@@ -62,6 +62,9 @@ map_like_qemu() {
 	fi
 }
 
+case $Q2E in	# the images are read from their directory
+*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
+esac
 cd "$T_TMP" || finish
 
 # The active L1 table's first entry pointing past the end of the file.
