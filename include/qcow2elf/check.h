@@ -65,7 +65,7 @@ struct q2e_finding {
 	enum q2e_finding_type type;
 	enum q2e_severity severity;
 	uint64_t offset;
-	struct q2e_finding_ref refs[2];
+	struct q2e_finding_ref refs[3];
 	unsigned nrefs;
 	char *structure;	/* model problems: the structure's name */
 	char *message;

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `check`: on images qemu-img and qemu-io make, healthy and then damaged by
+# editing bytes, the counters, exit status and summary lines equal
+# `qemu-img check`'s, and the findings name the damaged structures.
+. "$(dirname "$0")/../lib/common.sh"
+need qemu-img qemu-io jq od dd
+
+T=$T_TMP
+QEMU_KEYS='{"image-end-offset", "compressed-clusters", "total-clusters",
+	    "corruptions", "check-errors", "leaks", "allocated-clusters",
+	    "fragmented-clusters"} | with_entries(select(.value != null))'
+
+# u64 FILE OFFSET: the big-endian 64-bit value at OFFSET, in decimal.
+u64() { echo $((16#$(od -An -tx1 -j "$2" -N8 "$1" | tr -d ' \n'))); }
+# put FILE OFFSET BYTES HEX: writes the big-endian value HEX in BYTES bytes.
+put() {
+	local hex
+	hex=$(printf "%0$(($3 * 2))x" "$4")
+	printf "$(printf '%s' "$hex" | sed 's/../\\x&/g')" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+hdr() { "$Q2E" info --output=json "$1" | jq -r ".header.$2"; }
+# host offset of guest offset GUEST
+host_of() {
+	"$Q2E" map --output=json "$1" | jq --argjson g "$2" \
+		'[.[] | select(.start <= $g and $g < .start + .length)][0] | .offset + ($g - .start)'
+}
+
+# same_as_qemu NAME IMAGE: counters, exit status and summary lines agree.
+same_as_qemu() {
+	local name=$1 img=$2 qrc orc
+	qemu-img check --output=json "$img" >"$T/q.json" 2>"$T/q.err"
+	qrc=$?
+	"$Q2E" check --output=json "$img" >"$T/o.json" 2>"$T/o.err"
+	orc=$?
+	assert_eq "$name: exit status as qemu-img's" "$qrc" "$orc"
+	if [ -s "$T/q.json" ]; then
+		assert_eq "$name: counters as qemu-img's" \
+			"$(jq -cS "$QEMU_KEYS" "$T/q.json")" \
+			"$(jq -cS "$QEMU_KEYS" "$T/o.json" 2>&1)"
+		assert_eq "$name: per-cluster lines as qemu-img's" \
+			"$(grep -v '^qemu-img:' "$T/q.err")" "$(grep -v '^qcow2elf:' "$T/o.err")"
+	fi
+	qemu-img check "$img" >"$T/q.txt" 2>/dev/null
+	"$Q2E" check "$img" >"$T/o.txt" 2>/dev/null
+	if [ -s "$T/q.txt" ]; then
+		# qemu-img puts the per-cluster lines on stderr; we put them
+		# first, and the findings after the summary.
+		assert_eq "$name: human summary as qemu-img's" \
+			"$(grep -v '^$' "$T/q.txt")" \
+			"$(sed '/^[0-9]* findings* beyond qemu-img/,$d' "$T/o.txt" |
+			   grep -v '^$' | tail -n "$(grep -vc '^$' "$T/q.txt")")"
+	fi
+}
+
+# finding NAME IMAGE TYPE REGEX: a finding of TYPE whose names match REGEX.
+finding() {
+	local got
+	got=$("$Q2E" check --output=json "$2" 2>/dev/null |
+	      jq -r --arg t "$3" '.findings[] | select(.type == $t) |
+		[.structure // empty, .message, (.structures[]?.owners[]?)] | join(" ")')
+	assert_match "$1: $3 finding names $4" "$4" "$got"
+}
+
+# --- healthy images ---------------------------------------------------
+mk() { qemu-img create -q -f qcow2 "$@"; }
+
+mk -o compat=0.10 "$T/v2.qcow2" 64M
+qemu-io -c 'write 0 1M' -c 'write 10M 64k' "$T/v2.qcow2" >/dev/null
+mk "$T/v3.qcow2" 64M
+qemu-io -c 'write 0 1M' -c 'write 20M 64k' -c 'write 5M 64k' "$T/v3.qcow2" >/dev/null
+cp "$T/v3.qcow2" "$T/snap.qcow2"
+qemu-img snapshot -c s1 "$T/snap.qcow2"
+qemu-io -c 'write 0 128k' -c 'write 30M 64k' "$T/snap.qcow2" >/dev/null
+qemu-img snapshot -c s2 "$T/snap.qcow2"
+qemu-io -c 'write 64k 64k' "$T/snap.qcow2" >/dev/null
+mk "$T/bitmaps.qcow2" 8G
+qemu-img bitmap --add -g 4k "$T/bitmaps.qcow2" b1
+qemu-io -c 'write 0 64k' -c 'write 32M 1M' "$T/bitmaps.qcow2" >/dev/null
+qemu-img bitmap --add -g 128k "$T/bitmaps.qcow2" b2
+qemu-io -c 'write 40M 64k' "$T/bitmaps.qcow2" >/dev/null
+mk "$T/compressed.qcow2" 64M
+qemu-io -c 'write -c 0 256k' -c 'write 1M 64k' -c 'write -c 2M 64k' "$T/compressed.qcow2" >/dev/null
+mk -o extended_l2=on,cluster_size=128k "$T/extl2.qcow2" 64M
+qemu-io -c 'write 0 4k' -c 'write 1M 200k' -c 'write -z 8M 64k' "$T/extl2.qcow2" >/dev/null
+mk -o refcount_bits=1 "$T/rc1.qcow2" 64M
+qemu-io -c 'write 0 1M' "$T/rc1.qcow2" >/dev/null
+mk -o refcount_bits=64 "$T/rc64.qcow2" 64M
+qemu-io -c 'write 0 1M' "$T/rc64.qcow2" >/dev/null
+qemu-img snapshot -c s1 "$T/rc64.qcow2"
+mk -o cluster_size=512 "$T/c512.qcow2" 16M
+qemu-io -c 'write 0 300k' -c 'write 8M 4k' "$T/c512.qcow2" >/dev/null
+mk "$T/base.qcow2" 64M
+qemu-io -c 'write 0 2M' "$T/base.qcow2" >/dev/null
+mk -b "$T/base.qcow2" -F qcow2 "$T/overlay.qcow2"
+qemu-io -c 'write 1M 64k' "$T/overlay.qcow2" >/dev/null
+mk -o preallocation=metadata "$T/prealloc.qcow2" 256M
+mk "$T/empty.qcow2" 1G
+mk -o lazy_refcounts=on "$T/lazy.qcow2" 64M
+qemu-io -c 'write 0 64k' "$T/lazy.qcow2" >/dev/null
+cp "$T/lazy.qcow2" "$T/dirty.qcow2"
+# A crash with lazy refcounts leaves the dirty bit and stale refcounts.
+sh -c 'qemu-io -c "write 1M 192k" -c abort "$1"' sh "$T/dirty.qcow2" >/dev/null 2>&1
+
+for f in v2 v3 snap bitmaps compressed extl2 rc1 rc64 c512 base overlay \
+	 prealloc empty lazy dirty; do
+	same_as_qemu "$f" "$T/$f.qcow2"
+done
+assert_status "healthy image: exit status 0" 0 "$Q2E" check "$T/snap.qcow2"
+assert_eq "healthy image: no findings" 0 \
+	"$("$Q2E" check --output=json "$T/snap.qcow2" | jq '.findings | length')"
+assert_match "dirty image: the dirty bit is a finding" "dirty" \
+	"$("$Q2E" check --output=json "$T/dirty.qcow2" 2>/dev/null | jq -r '.findings[].message')"
+
+# --- damaged images ---------------------------------------------------
+# Offsets come from our own info and map, and from the tables themselves.
+src=$T/v3.qcow2
+cs=65536
+l1=$(hdr "$src" l1_table_offset)
+rt=$(hdr "$src" refcount_table_offset)
+l2=$(( $(u64 "$src" "$l1") & 0x00fffffffffffe00 ))
+rb=$(u64 "$src" "$rt")
+d20=$(host_of "$src" $((20 << 20)))
+
+# A leaked cluster: the L2 entry of guest 20M cleared, its refcount kept.
+cp "$src" "$T/leak.qcow2"
+put "$T/leak.qcow2" $((l2 + (20 << 20) / cs * 8)) 8 0
+same_as_qemu "leaked cluster" "$T/leak.qcow2"
+assert_status "leaked cluster: exit status 3" 3 "$Q2E" check "$T/leak.qcow2"
+assert_match "leaked cluster: the line names it" \
+	"^Leaked cluster $((d20 / cs)) refcount=1 reference=0" \
+	"$("$Q2E" check "$T/leak.qcow2")"
+
+# A refcount too low: the data cluster of guest 20M has refcount 0.
+cp "$src" "$T/low.qcow2"
+put "$T/low.qcow2" $((rb + d20 / cs * 2)) 2 0
+same_as_qemu "refcount too low" "$T/low.qcow2"
+assert_match "refcount too low: the line names it" \
+	"ERROR cluster $((d20 / cs)) refcount=0 reference=1" \
+	"$("$Q2E" check "$T/low.qcow2")"
+
+# COPIED wrong: the entry of guest 5M loses bit 63.
+cp "$src" "$T/copied.qcow2"
+e=$((l2 + (5 << 20) / cs * 8))
+put "$T/copied.qcow2" "$e" 8 $(( $(u64 "$src" "$e") & 0x7fffffffffffffff ))
+same_as_qemu "COPIED wrong" "$T/copied.qcow2"
+assert_match "COPIED wrong: the line names it" "ERROR OFLAG_COPIED data cluster" \
+	"$("$Q2E" check "$T/copied.qcow2")"
+
+# An L2 table that is also a refcount block: L1[0] points at block 0.
+cp "$src" "$T/l2rb.qcow2"
+put "$T/l2rb.qcow2" "$l1" 8 $(( rb | 0x8000000000000000 ))
+same_as_qemu "L2 table is a refcount block" "$T/l2rb.qcow2"
+finding "L2 table is a refcount block" "$T/l2rb.qcow2" overlap \
+	"l2_table_0.*refcount_block_0|refcount_block_0.*l2_table_0"
+assert_status "L2 table is a refcount block: exit status 2" 2 \
+	"$Q2E" check "$T/l2rb.qcow2"
+
+# A reference past the end of the file: guest 5M maps to 1 GiB.
+cp "$src" "$T/pasteof.qcow2"
+put "$T/pasteof.qcow2" "$e" 8 $(( (1 << 30) | 0x8000000000000000 ))
+same_as_qemu "reference past EOF" "$T/pasteof.qcow2"
+finding "reference past EOF" "$T/pasteof.qcow2" past-end-of-file "l2_table_0\[80\]"
+
+# A truncated file: the last two data clusters cut off.
+cp "$src" "$T/trunc.qcow2"
+truncate -s $(( $(stat -c %s "$src") - 2 * cs )) "$T/trunc.qcow2"
+same_as_qemu "truncated file" "$T/trunc.qcow2"
+finding "truncated file" "$T/trunc.qcow2" past-end-of-file "l2_table_0"
+
+# A refcount block missing: refcount table entry 0 cleared.
+cp "$src" "$T/norb.qcow2"
+put "$T/norb.qcow2" "$rt" 8 0
+same_as_qemu "refcount block missing" "$T/norb.qcow2"
+
+# A data cluster inside the refcount table: guest 5M maps onto it.
+cp "$src" "$T/inrt.qcow2"
+put "$T/inrt.qcow2" "$e" 8 $(( rt | 0x8000000000000000 ))
+same_as_qemu "data cluster in the refcount table" "$T/inrt.qcow2"
+finding "data cluster in the refcount table" "$T/inrt.qcow2" data-in-metadata \
+	"l2_table_0\[80\].*refcount_table"
+
+# Snapshot damage: an L2 shared with a snapshot loses its refcount of 2.
+cp "$T/snap.qcow2" "$T/snapdmg.qcow2"
+srt=$(hdr "$T/snapdmg.qcow2" refcount_table_offset)
+srb=$(u64 "$T/snapdmg.qcow2" "$srt")
+sd=$(host_of "$T/snapdmg.qcow2" $((20 << 20)))
+put "$T/snapdmg.qcow2" $((srb + sd / cs * 2)) 2 1
+same_as_qemu "snapshot-shared cluster with refcount 1" "$T/snapdmg.qcow2"
+
+# Compressed and 512-byte-cluster images damaged the same way.
+cp "$T/compressed.qcow2" "$T/cdmg.qcow2"
+crt=$(hdr "$T/cdmg.qcow2" refcount_table_offset)
+put "$T/cdmg.qcow2" "$(u64 "$T/cdmg.qcow2" "$crt")" 8 0
+same_as_qemu "compressed image, refcounts zeroed" "$T/cdmg.qcow2"
+cp "$T/c512.qcow2" "$T/c512dmg.qcow2"
+truncate -s -1024 "$T/c512dmg.qcow2"
+same_as_qemu "512-byte clusters, truncated" "$T/c512dmg.qcow2"
+
+# --- -M: the viscera object --------------------------------------------
+v=$("$Q2E" check --output=json -M "$T/snap.qcow2")
+assert_eq "-M: qcow2-header" '{"offset":0,"size":65536}|3' \
+	"$(printf '%s' "$v" | jq -c '.viscera."qcow2-header" | "\(.location|tojson)|\(.version)"' -r)"
+snap_l2=$(( $(u64 "$T/snap.qcow2" "$(hdr "$T/snap.qcow2" l1_table_offset)") & 0x00fffffffffffe00 ))
+assert_eq "-M: active-l1 name and L2 list" "L1 active table $snap_l2" \
+	"$(printf '%s' "$v" | jq -r '.viscera."active-l1" | "\(.name) \(."l2-list"[0].offset)"')"
+assert_eq "-M: active-l1 location" "$(hdr "$T/snap.qcow2" l1_table_offset) 8" \
+	"$(printf '%s' "$v" | jq -r '.viscera."active-l1".location | "\(.offset) \(.size)"')"
+assert_eq "-M: refcount-table location" "$(hdr "$T/snap.qcow2" refcount_table_offset) 65536" \
+	"$(printf '%s' "$v" | jq -r '.viscera."refcount-table".location | "\(.offset) \(.size)"')"
+assert_eq "-M: snapshot l1-list names and ids" "s1 1 1,s2 2 1" \
+	"$(printf '%s' "$v" | jq -r '[.viscera."snapshot-table"."l1-list"[] | "\(.name) \(."snapshot-id") \(."l2-list" | length)"] | join(",")')"
+assert_eq "-M: refcount blocks" "1" \
+	"$(printf '%s' "$v" | jq '.viscera."refcount-blocks" | length')"
+assert_eq "-M: no bitmaps section without bitmaps" "null" \
+	"$(printf '%s' "$v" | jq '.viscera.bitmaps')"
+v=$("$Q2E" check --output=json -M "$T/bitmaps.qcow2")
+assert_eq "-M: bitmaps" "2 b1,b2" \
+	"$(printf '%s' "$v" | jq -r '.viscera.bitmaps | "\(."nb-bitmaps") \([."bitmap-dir"."dir-entries"[]."bitmap-name"] | join(","))"')"
+assert_match "-M: bitmap table entries" '"all-zeros".*"serialized"|"serialized".*"all-zeros"' \
+	"$(printf '%s' "$v" | jq -c '[.viscera.bitmaps."bitmap-dir"."dir-entries"[0]."bitmap-table"."table-entries"[].type] | unique')"
+assert_match "-M: serialized entries have a cluster" '^[1-9][0-9]* 65536$' \
+	"$(printf '%s' "$v" | jq -r '[.viscera.bitmaps."bitmap-dir"."dir-entries"[0]."bitmap-table"."table-entries"[] | select(.type == "serialized")][0].cluster | "\(.offset) \(.size)"')"
+v=$("$Q2E" check --output=json -M "$T/overlay.qcow2")
+assert_eq "-M: backing file" "$T/base.qcow2" \
+	"$(printf '%s' "$v" | jq -r '.viscera."backing-file".name')"
+assert_match "-M: header extensions" "backing-format" \
+	"$(printf '%s' "$v" | jq -r '.viscera."header-extensions"[].name')"
+assert_match "-M human: a tree" "active-l1:" "$("$Q2E" check -M "$T/v3.qcow2")"
+
+# -p: progress on stderr, nothing more on stdout.
+"$Q2E" check -p "$T/prealloc.qcow2" >"$T/p.out" 2>"$T/p.err"
+assert_match "-p: progress on stderr" "100\.00/100%" "$(cat "$T/p.err")"
+assert_eq "-p: stdout unchanged" "$("$Q2E" check "$T/prealloc.qcow2")" "$(cat "$T/p.out")"
+assert_status "usage: no IMAGE" 1 "$Q2E" check
+assert_status "check --help" 0 "$Q2E" check --help
+finish
