@@ -113,6 +113,14 @@ img -o cluster_size=4096,lazy_refcounts=on lazy.qcow2 1M
 	>/dev/null 2>&1 || :) 2>/dev/null
 keep lazy 20480
 
+# Dumps written by qcow2elf itself, when Q2E names the binary: the model
+# reads these through the ELF byte source instead of the image file.
+if [ -n "${Q2E:-}" ]; then
+	(cd "$out" && "$Q2E" dump v3-data -o dump-v3-data &&
+	 "$Q2E" dump snapshots -o dump-snapshots-no-data --no-data) \
+		2>/dev/null
+fi
+
 # Inputs that crashed the model once (see tests/fuzz/README).
 # The file ends inside the padding of the first snapshot table entry.
 keep crash-snapshot-padding 45126 snapshots
