@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "qcow2elf/check.h"
 
@@ -89,7 +90,8 @@ struct checker {
 
 	struct meta_range *meta;
 	size_t nmeta;
-	size_t meta_hint;
+	uint64_t gap_lo, gap_hi;	/* clusters [gap_lo, gap_hi): no metadata */
+	uint64_t file_clusters;		/* clusters that start inside the file */
 
 	uint8_t *buf;		/* one cluster */
 	uint64_t done, total;
@@ -300,6 +302,31 @@ static int set_count(struct checker *c, uint64_t k, uint64_t v)
 	return 0;
 }
 
+/*
+ * The counters live in an anonymous mapping: zero pages for free and, for
+ * large images, huge pages, since a page fault per 2048 clusters costs more
+ * than the counting.  References less than a cluster past the end of the
+ * file grow it by a few clusters at most; the slack covers them.
+ */
+static uint16_t *map_counts(uint64_t n)
+{
+	void *p = mmap(NULL, (size_t)(n * sizeof(uint16_t)),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, (size_t)(n * sizeof(uint16_t)), MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void unmap_counts(uint16_t *p, uint64_t n)
+{
+	if (p)
+		munmap(p, (size_t)(n * sizeof(uint16_t)));
+}
+
 static int grow_counts(struct checker *c, uint64_t n)
 {
 	uint64_t ncap;
@@ -310,13 +337,15 @@ static int grow_counts(struct checker *c, uint64_t n)
 			c->nb_clusters = n;
 		return 0;
 	}
-	ncap = c->cap + c->cap / 8 + 16;
+	ncap = c->cap + c->cap / 8 + 4096;
 	if (ncap < n)
-		ncap = n;
-	p = realloc(c->counts, ncap * sizeof(*p));
+		ncap = n + 4096;
+	p = map_counts(ncap);
 	if (!p)
 		return nomem(c);
-	memset(p + c->cap, 0, (ncap - c->cap) * sizeof(*p));
+	if (c->counts)
+		memcpy(p, c->counts, (size_t)(c->cap * sizeof(*p)));
+	unmap_counts(c->counts, c->cap);
 	c->counts = p;
 	c->cap = ncap;
 	c->nb_clusters = n;
@@ -383,19 +412,15 @@ static inline int inc_cluster(struct checker *c, uint64_t offset)
 	return inc_refs(c, offset, c->cs);
 }
 
-/* Is cluster K metadata?  Returns the merged range index or -1. */
+/*
+ * Is cluster K metadata?  Returns the merged range index or -1, and keeps
+ * the gap around K when it is not: data clusters come mostly in order, so
+ * the next one is usually in the same gap (see in_gap()).
+ */
 static long meta_find(struct checker *c, uint64_t k)
 {
-	size_t lo = 0, hi = c->nmeta, h = c->meta_hint;
+	size_t lo = 0, hi = c->nmeta;
 
-	if (!c->nmeta)
-		return -1;
-	/* Data clusters come mostly in order: try the last gap first. */
-	if (h < c->nmeta && c->meta[h].start <= k && k < c->meta[h].end)
-		return (long)h;
-	if (h < c->nmeta && c->meta[h].end <= k &&
-	    (h + 1 == c->nmeta || k < c->meta[h + 1].start))
-		return -1;
 	while (lo < hi) {	/* first range with start > k */
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -404,10 +429,16 @@ static long meta_find(struct checker *c, uint64_t k)
 		else
 			hi = mid;
 	}
-	if (lo == 0)
-		return -1;
-	c->meta_hint = lo - 1;
-	return k < c->meta[lo - 1].end ? (long)(lo - 1) : -1;
+	if (lo > 0 && k < c->meta[lo - 1].end)
+		return (long)(lo - 1);
+	c->gap_lo = lo > 0 ? c->meta[lo - 1].end : 0;
+	c->gap_hi = lo < c->nmeta ? c->meta[lo].start : UINT64_MAX;
+	return -1;
+}
+
+static inline bool in_gap(const struct checker *c, uint64_t k)
+{
+	return c->gap_lo <= k && k < c->gap_hi;
 }
 
 static int cmp_meta(const void *pa, const void *pb)
@@ -520,7 +551,7 @@ static int data_findings(struct checker *c, const struct q2e_region *l2,
 		struct q2e_finding *f;
 		char sym[96];
 
-		if (meta_find(c, k) < 0)
+		if (in_gap(c, k) || meta_find(c, k) < 0)
 			continue;
 		m = region_in_cluster(c, k);
 		if (!m)
@@ -555,6 +586,14 @@ static int check_l2(struct checker *c, const struct q2e_region *r,
 	bool ext = img->l2.extended;
 	uint64_t next_contiguous = 0;
 	const uint8_t *p = c->buf;
+	/* The hot loop's state in locals: stores through counts may alias c. */
+	const bool fast = !ext && !c->data_file;
+	const unsigned cbits = c->cbits;
+	const uint64_t cmask = c->cs - 1, fclusters = c->file_clusters;
+	const unsigned limit = c->refcount_max < CNT_BIG - 1
+				       ? (unsigned)c->refcount_max : CNT_BIG - 1;
+	const uint16_t copied_bits[2] = { CNT_NOT_COPIED, CNT_COPIED };
+	uint64_t allocated = 0, fragmented = 0;
 	int ret;
 
 	for (uint64_t j = 0; j < img->l2_entries; j++, p += esize) {
@@ -564,6 +603,34 @@ static int check_l2(struct checker *c, const struct q2e_region *r,
 
 		if (!raw && !bitmap)
 			continue;
+		/* The common entry: a standard cluster, aligned, in the file. */
+		if (fast && !(raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED |
+				     QCOW2_OFLAG_ZERO))) {
+			uint64_t off = raw & QCOW2_OFFSET_MASK;
+			uint64_t k = off >> cbits;
+			uint16_t *cnt = &c->counts[k];
+
+			if (off && !(off & cmask) && k < fclusters &&
+			    (*cnt & CNT_MASK) < limit) {
+				if (active) {
+					allocated++;
+					if (next_contiguous && off != next_contiguous)
+						fragmented++;
+					next_contiguous = off + cmask + 1;
+					*cnt = (uint16_t)((*cnt + 1) |
+							  copied_bits[raw >> 63]);
+				} else {
+					*cnt = (uint16_t)(*cnt + 1);
+				}
+				if (first && !in_gap(c, k)) {
+					set_key(c, k0, k1, j + 1);
+					ret = data_findings(c, r, j, off, c->cs);
+					if (ret < 0)
+						return ret;
+				}
+				continue;
+			}
+		}
 		set_key(c, k0, k1, j + 1);
 		qcow2_l2_entry_decode(raw, bitmap, &img->l2, &e);
 		if (e.type != QCOW2_CLUSTER_COMPRESSED &&
@@ -694,6 +761,8 @@ static int check_l2(struct checker *c, const struct q2e_region *r,
 			break;
 		}
 	}
+	res->allocated_clusters += allocated;
+	res->fragmented_clusters += fragmented;
 	return 0;
 }
 
@@ -1026,7 +1095,9 @@ static int compare_refcounts(struct checker *c, uint64_t *highest)
 					return ret;
 				continue;
 			}
-			if (r)
+			if (r && img->hdr.refcount_order == 4)
+				stored = qcow2_be16(c->buf + 2 * (i - start));
+			else if (r)
 				stored = qcow2_refcount_get(c->buf, (size_t)c->cs,
 							    img->hdr.refcount_order,
 							    i - start);
@@ -1336,7 +1407,8 @@ static int run(struct checker *c)
 	c->refcount_max = img->refcount_bits == 64
 				  ? UINT64_MAX
 				  : (1ULL << img->refcount_bits) - 1;
-	ret = grow_counts(c, (img->file_size + c->cs - 1) >> c->cbits);
+	c->file_clusters = (img->file_size + c->cs - 1) >> c->cbits;
+	ret = grow_counts(c, c->file_clusters);
 	if (ret == 0)
 		ret = build_meta_ranges(c);
 	if (ret == 0)
@@ -1407,7 +1479,7 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 	c.data_file = img->l2.has_data_file;
 	c.res->filename = img->path;
 	ret = run(&c);
-	free(c.counts);
+	unmap_counts(c.counts, c.cap);
 	free(c.big.keys);
 	free(c.big.vals);
 	free(c.skip_snapshot);
