@@ -21,6 +21,12 @@
  *   qcow2elf:cluster-size=N
  *   qcow2elf:qcow2-version=N
  *   qcow2elf:no-data=0|1              written with --no-data (NOBITS)
+ *
+ * Section .qcow2elf.extents (SHT_PROGBITS, not allocated) lists the data
+ * extents of the image file, so that `map` tells holes from data as it
+ * does on the image: pairs of 64-bit (offset, length) in the file's byte
+ * order, sorted.  An empty extent alone means the file was all holes; no
+ * section means nothing is known, and all of the file counts as data.
  */
 #ifndef QCOW2ELF_DUMPFMT_H
 #define QCOW2ELF_DUMPFMT_H
@@ -28,5 +34,6 @@
 #define Q2E_NOTE_PREFIX "qcow2elf:"
 #define Q2E_NT_VERSION 1
 #define Q2E_SECTION_PREFIX ".qcow2."
+#define Q2E_EXTENTS_SECTION ".qcow2elf.extents"
 
 #endif

@@ -163,6 +163,10 @@ int q2e_image_read_region_part(struct q2e_image *img,
 			       const struct q2e_region *r, uint64_t pos,
 			       uint8_t *buf, size_t len, struct q2e_error *err);
 
+/* The data extents of the image file (q2e_source_data_extents). */
+int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
+			   size_t *n, struct q2e_error *err);
+
 /* Reads the raw entries of snapshot N's L1 table; free() the result. */
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,

@@ -68,4 +68,18 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		      uint64_t *len, struct q2e_error *err);
 
+/* A range of the image file that holds data (not a hole). */
+struct q2e_extent {
+	uint64_t offset;
+	uint64_t length;
+};
+
+/*
+ * Every data extent of the image file, in order; free() *OUT.  A dump
+ * answers with the list it recorded.  *N is 0 and *OUT NULL where nothing
+ * is known (then all of the file counts as data).
+ */
+int q2e_source_data_extents(struct q2e_source *src, struct q2e_extent **out,
+			    size_t *n, struct q2e_error *err);
+
 #endif

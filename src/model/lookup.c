@@ -50,6 +50,12 @@ int q2e_image_read_region_part(struct q2e_image *img,
 	return 0;
 }
 
+int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
+			   size_t *n, struct q2e_error *err)
+{
+	return q2e_source_data_extents(img->src, out, n, err);
+}
+
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,
 			       struct q2e_error *err)

@@ -25,6 +25,8 @@ struct dump_section {
 struct dump_priv {
 	struct dump_section *secs;	/* sorted by addr */
 	size_t nsecs;
+	struct q2e_extent *extents;	/* data extents of the image file */
+	size_t nextents;		/* 0: not recorded */
 	size_t *cover;	/* cover[i]: of secs[0..i], the one reaching farthest */
 };
 
@@ -132,10 +134,55 @@ static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 static int dump_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		       uint64_t *len, struct q2e_error *err)
 {
+	const struct dump_priv *p = src->priv;
+	size_t lo = 0, hi = p->nextents;
+
 	(void)err;
-	/* A dump does not know where the image file had holes. */
-	*is_data = off < src->size;
-	*len = off < src->size ? src->size - off : 0;
+	if (off >= src->size) {
+		*is_data = false;
+		*len = 0;
+		return 0;
+	}
+	if (!p->nextents) {	/* nothing recorded: all data, as QEMU assumes */
+		*is_data = true;
+		*len = src->size - off;
+		return 0;
+	}
+	while (lo < hi) {	/* first extent that ends after off */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->extents[mid].offset + p->extents[mid].length <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < p->nextents && p->extents[lo].offset <= off &&
+	    p->extents[lo].length) {
+		*is_data = true;
+		*len = p->extents[lo].offset + p->extents[lo].length - off;
+	} else {
+		*is_data = false;
+		*len = (lo < p->nextents && p->extents[lo].length
+				? p->extents[lo].offset
+				: src->size) - off;
+	}
+	return 0;
+}
+
+static int dump_data_extents(struct q2e_source *src, struct q2e_extent **out,
+			     size_t *n, struct q2e_error *err)
+{
+	const struct dump_priv *p = src->priv;
+
+	*out = NULL;
+	*n = 0;
+	if (!p->nextents)
+		return 0;
+	*out = malloc(p->nextents * sizeof(**out));
+	if (!*out)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	memcpy(*out, p->extents, p->nextents * sizeof(**out));
+	*n = p->nextents;
 	return 0;
 }
 
@@ -146,6 +193,7 @@ static void dump_close(struct q2e_source *src)
 	if (p) {
 		free(p->secs);
 		free(p->cover);
+		free(p->extents);
 		free(p);
 	}
 }
@@ -153,6 +201,7 @@ static void dump_close(struct q2e_source *src)
 static const struct q2e_source_ops dump_ops = {
 	.pread = dump_pread,
 	.extent = dump_extent,
+	.data_extents = dump_data_extents,
 	.close = dump_close,
 };
 
@@ -229,6 +278,40 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 	return 0;
 }
 
+static int read_extents(struct q2e_source *src, Elf_Scn *scn,
+			const GElf_Shdr *sh, struct dump_priv *p,
+			struct q2e_error *err)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t n = sh->sh_size / 16;
+
+	if (!d || d->d_size < n * 16 || sh->sh_size % 16)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': section %s is damaged", src->path,
+				     Q2E_EXTENTS_SECTION);
+	if (!n)
+		return 0;
+	p->extents = malloc(n * sizeof(*p->extents));
+	if (!p->extents)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	memcpy(p->extents, d->d_buf, n * 16);
+	for (size_t i = 0; i < n; i++) {
+		const struct q2e_extent *x = &p->extents[i];
+
+		if (x->offset + x->length < x->offset ||
+		    (i && x->offset < p->extents[i - 1].offset +
+					      p->extents[i - 1].length)) {
+			free(p->extents);
+			p->extents = NULL;
+			return q2e_error_set(err, Q2E_ECORRUPT,
+					     "'%s': section %s: extent %zu overlaps or wraps",
+					     src->path, Q2E_EXTENTS_SECTION, i);
+		}
+	}
+	p->nextents = n;
+	return 0;
+}
+
 static int read_sections(struct q2e_source *src, Elf *elf,
 			 struct dump_priv *p, struct q2e_error *err)
 {
@@ -243,9 +326,18 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 		GElf_Shdr sh;
 		const char *name;
 
-		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC))
+		if (!gelf_getshdr(scn, &sh))
 			continue;
 		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (name && strcmp(name, Q2E_EXTENTS_SECTION) == 0) {
+			int ret = read_extents(src, scn, &sh, p, err);
+
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (!(sh.sh_flags & SHF_ALLOC))
+			continue;
 		if (!name || strncmp(name, Q2E_SECTION_PREFIX,
 				     strlen(Q2E_SECTION_PREFIX)) != 0)
 			continue;

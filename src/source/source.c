@@ -76,6 +76,51 @@ static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 	return 0;
 }
 
+/* Walks SEEK_DATA/SEEK_HOLE over the whole file. */
+static int file_data_extents(struct q2e_source *src, struct q2e_extent **out,
+			     size_t *n, struct q2e_error *err)
+{
+	struct q2e_extent *list = NULL;
+	size_t count = 0, cap = 0;
+	uint64_t off = 0;
+
+	*out = NULL;
+	*n = 0;
+	while (off < src->size) {
+		bool data;
+		uint64_t len;
+
+		file_extent(src, off, &data, &len, err);
+		if (len == 0)
+			break;
+		if (data) {
+			if (count == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				void *p = realloc(list, ncap * sizeof(*list));
+
+				if (!p) {
+					free(list);
+					return q2e_error_set(err, Q2E_ENOMEM,
+							     "out of memory");
+				}
+				list = p;
+				cap = ncap;
+			}
+			list[count++] = (struct q2e_extent){ off, len };
+		}
+		off += len;
+	}
+	if (count == 0) {	/* all holes: one empty extent says so */
+		list = calloc(1, sizeof(*list));
+		if (!list)
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		count = 1;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
 static void file_close(struct q2e_source *src)
 {
 	(void)src;
@@ -84,6 +129,7 @@ static void file_close(struct q2e_source *src)
 static const struct q2e_source_ops file_ops = {
 	.pread = file_pread,
 	.extent = file_extent,
+	.data_extents = file_data_extents,
 	.close = file_close,
 };
 
@@ -189,6 +235,12 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 			 uint64_t off, const char *what, struct q2e_error *err)
 {
 	return src->ops->pread(src, buf, len, off, what, err);
+}
+
+int q2e_source_data_extents(struct q2e_source *src, struct q2e_extent **out,
+			    size_t *n, struct q2e_error *err)
+{
+	return src->ops->data_extents(src, out, n, err);
 }
 
 int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,

@@ -10,6 +10,8 @@ struct q2e_source_ops {
 			 uint64_t off, const char *what, struct q2e_error *err);
 	int (*extent)(struct q2e_source *src, uint64_t off, bool *is_data,
 		      uint64_t *len, struct q2e_error *err);
+	int (*data_extents)(struct q2e_source *src, struct q2e_extent **out,
+			    size_t *n, struct q2e_error *err);
 	void (*close)(struct q2e_source *src);
 };
 

@@ -8,6 +8,7 @@
  *   .qcow2.*              one section per region, the image's bytes at
  *                         sh_addr = their offset in the image
  *   .debug_*              DWARF types and variables (dwarf.c)
+ *   .qcow2elf.extents     where the image file had data (dumpfmt.h)
  *   .symtab .strtab .shstrtab, then the section header table
  *
  * The header, extensions, active L1, refcount table, snapshot table and
@@ -108,6 +109,8 @@ struct emitter {
 	struct q2e_sym *syms;
 	size_t nsyms, capsyms;
 	struct q2e_dwarf dwarf;
+	struct q2e_extent *extents;	/* of the image file */
+	size_t nextents;
 	uint8_t *note;
 	size_t note_size;
 };
@@ -358,7 +361,7 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 		struct segment *last = ns ? &segs[ns - 1] : NULL;
 
 		if (last && last->vaddr + last->memsz == s->region->offset &&
-		    (nobits || last->offset + last->filesz == s->file_offset)) {
+		    last->offset + last->memsz == s->file_offset) {
 			last->memsz += s->size;
 			last->filesz += nobits ? 0 : s->size;
 			continue;
@@ -470,9 +473,10 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		ret = elf_fail(e, path, "cannot create the ELF header");
 		goto out;
 	}
-	/* Sections: null, note, regions, DWARF, symtab[, shndx], strtab,
-	 * shstrtab. */
-	nshdr = 1 + 1 + e->nsecs + e->dwarf.nsecs + 3;
+	/* Sections: null, note, regions, DWARF[, extents], symtab[, shndx],
+	 * strtab, shstrtab. */
+	size_t nextra = e->dwarf.nsecs + (e->nextents ? 1 : 0);
+	nshdr = 1 + 1 + e->nsecs + nextra + 3;
 	bool xnum = nshdr >= SHN_LORESERVE;
 	if (xnum)
 		nshdr++;
@@ -482,12 +486,14 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 	/* Segments are planned after region offsets are known; the program
 	 * header table size depends only on their count, so lay out regions
 	 * from a provisional base and shift. */
+	/* NOBITS sections (--no-data) get offsets as if they held their
+	 * bytes, so that each lies inside its own segment's window, as
+	 * eu-elflint checks; the file does not grow by them. */
 	uint64_t base = 0;
 	for (size_t i = 0; i < e->nsecs; i++) {
 		e->secs[i].shndx = 2 + i;
 		e->secs[i].file_offset = base;
-		if (!e->opts->no_data)
-			base += e->secs[i].size;
+		base += e->secs[i].size;
 	}
 	ret = plan_segments(e, &segs, &nsegs);
 	if (ret < 0)
@@ -501,14 +507,8 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		e->secs[i].file_offset += off;
 	for (size_t i = 0; i < nsegs; i++)
 		segs[i].offset += off;
-	off += base;
-
-	/* The program header table must exist before the ELF header is
-	 * filled (gelf_newphdr would reset e_phnum otherwise). */
-	if (!gelf_newphdr(elf, nphdr)) {
-		ret = elf_fail(e, path, "cannot create the program headers");
-		goto out;
-	}
+	if (!e->opts->no_data)
+		off += base;
 
 	/* Section 0, for extended numbering, then the note. */
 	strtab_add(&shstr, "");
@@ -559,9 +559,26 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		}
 	}
 
+	if (e->nextents) {
+		off = align(off, 8);
+		memset(&sh, 0, sizeof(sh));
+		sh.sh_name = strtab_add(&shstr, Q2E_EXTENTS_SECTION);
+		sh.sh_type = SHT_PROGBITS;
+		sh.sh_offset = off;
+		sh.sh_size = e->nextents * sizeof(*e->extents);
+		sh.sh_addralign = 8;
+		sh.sh_entsize = sizeof(*e->extents);
+		off += sh.sh_size;
+		if (!new_section(e, elf, path, &sh, e->extents, sh.sh_size,
+				 ELF_T_BYTE)) {
+			ret = e->err->code;
+			goto out;
+		}
+	}
+
 	/* Symbols: a null one, then every structure (all global). */
 	size_t nsym = e->nsyms + 1;
-	size_t symtab_ndx = 2 + e->nsecs + e->dwarf.nsecs;
+	size_t symtab_ndx = 2 + e->nsecs + nextra;
 	symtab = calloc(nsym, sizeof(*symtab));
 	if (xnum)
 		xindex = calloc(nsym, sizeof(*xindex));
@@ -645,6 +662,13 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		goto out;
 	}
 
+	/* The program header table comes after the sections (past 65534
+	 * entries its count lives in section 0) and before the ELF header
+	 * is filled (gelf_newphdr would reset e_phnum otherwise). */
+	if (!gelf_newphdr(elf, nphdr)) {
+		ret = elf_fail(e, path, "cannot create the program headers");
+		goto out;
+	}
 	/* Program headers: the note, then the loads. */
 	GElf_Phdr ph = { .p_type = PT_NOTE, .p_offset = note_off,
 			 .p_filesz = e->note_size, .p_align = 4 };
@@ -737,6 +761,8 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 	if (ret == 0)
 		ret = make_note(&e);
 	if (ret == 0)
+		ret = q2e_image_file_extents(img, &e.extents, &e.nextents, err);
+	if (ret == 0)
 		ret = q2e_dwarf_build(img, e.syms, e.nsyms, img->path, &e.dwarf,
 				      err);
 	if (ret < 0)
@@ -789,6 +815,7 @@ out:
 	free(e.syms);
 	free(e.secs);
 	free(e.note);
+	free(e.extents);
 	q2e_dwarf_free(&e.dwarf);
 	free(tmp);
 	return ret;

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `dump`: what users do with the ELF file, checked with the real binutils,
+# gdb, eu-elflint and llvm-dwarfdump against the bytes of the image.
+. "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/corpus.sh"
+need qemu-img qemu-io jq readelf objdump objcopy gdb eu-elflint llvm-dwarfdump od
+
+case $Q2E in
+*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
+esac
+cd "$T_TMP" || finish
+
+be() {	# be FILE OFFSET BYTES: the big-endian integer there, in decimal
+	local v=0 b
+	for b in $(od -An -v -tu1 -j "$2" -N "$3" "$1"); do v=$((v * 256 + b)); done
+	echo "$v"
+}
+
+# Sections of a dump: "name addr size type" per line, from readelf.
+sections() {
+	readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] \(\.qcow2\.[^ ]*\) *\([A-Z]*\) *\([0-9a-f]*\) [0-9a-f]* \([0-9a-f]*\) .*/\1 \2 \3 \4/p' |
+		while read -r n t a s; do echo "$n $((16#$a)) $((16#$s)) $t"; done
+}
+
+# The image of the issue: snapshots, bitmaps, compressed, zero clusters.
+qemu-img create -q -f qcow2 img.qcow2 64M
+qemu-io -c 'write -P 0x11 0 128k' -c 'write -z 1M 64k' -c 'write -c 2M 64k' img.qcow2 >/dev/null
+qemu-img snapshot -c "first snap" img.qcow2
+qemu-io -c 'write -P 0x22 4M 64k' img.qcow2 >/dev/null
+qemu-img snapshot -c second img.qcow2
+qemu-img bitmap --add img.qcow2 b0
+qemu-io -c 'write -P 0x33 8M 64k' img.qcow2 >/dev/null
+qemu-img bitmap --add img.qcow2 b1
+qemu-img snapshot -c third img.qcow2	# shares the active L2 table
+cp img.qcow2 img.orig
+
+assert_status "dump exits 0" 0 "$Q2E" dump img.qcow2 -o img.elf
+assert_eq "dump prints nothing" "" "$(cat "$T_TMP/.out" "$T_TMP/.err")"
+assert_status "the image is not written" 0 cmp img.qcow2 img.orig
+
+# readelf and objdump list every region, without a warning.
+readelf -SW img.elf >readelf.out 2>readelf.err
+assert_eq "readelf -SW: no warning" "" "$(cat readelf.err)"
+objdump -h img.elf >objdump.out 2>objdump.err
+assert_eq "objdump -h: no warning" "" "$(cat objdump.err)"
+sections img.elf >secs
+l1_off=$(be img.qcow2 40 8) l1_size=$(be img.qcow2 36 4)
+rt_off=$(be img.qcow2 48 8) rt_clusters=$(be img.qcow2 56 4)
+sn_off=$(be img.qcow2 64 8) cs=$((1 << $(be img.qcow2 20 4)))
+assert_eq "header section at 0, header_length long" ".qcow2.header 0 $(be img.qcow2 100 4) PROGBITS" "$(grep '^.qcow2.header ' secs)"
+assert_eq "L1 section at l1_table_offset" ".qcow2.l1 $l1_off $((l1_size * 8)) PROGBITS" "$(grep '^.qcow2.l1 ' secs)"
+assert_eq "refcount table section" ".qcow2.refcount-table $rt_off $((rt_clusters * cs)) PROGBITS" "$(grep '^.qcow2.refcount-table ' secs)"
+assert_match "snapshot table section at snapshots_offset" "^.qcow2.snapshot-table $sn_off " "$(cat secs)"
+for i in $(seq 0 $((l1_size - 1))); do
+	l2=$(( $(be img.qcow2 $((l1_off + 8 * i)) 8) & 0x00fffffffffffe00 ))
+	[ "$l2" = 0 ] && continue
+	assert_eq "L2 table $i has its section" ".qcow2.l2.$i $l2 $cs PROGBITS" "$(grep "^.qcow2.l2.$i " secs)"
+	assert_match "objdump -h lists .qcow2.l2.$i" "\.qcow2\.l2\.$i +0*$(printf %x $cs) +0*$(printf %x "$l2")" "$(cat objdump.out)"
+done
+rb0=$(( $(be img.qcow2 "$rt_off" 8) & ~511 ))
+assert_eq "refcount block 0 has its section" ".qcow2.refcount-block.0 $rb0 $cs PROGBITS" "$(grep '^.qcow2.refcount-block.0 ' secs)"
+for n in 0 1; do
+	assert_match "snapshot $n's L1 has its section" "^\.qcow2\.snapshot\.$n\.l1 " "$(cat secs)"
+	assert_match "bitmap $n's table has its section" "^\.qcow2\.bitmap\.$n\.table " "$(cat secs)"
+done
+
+# objcopy gives the image's bytes for every section.
+args=() k=0
+while read -r n a s t; do args+=(--dump-section "$n=sec.$k"); k=$((k + 1)); done <secs
+objcopy "${args[@]}" img.elf tmp.elf
+k=0 bad=
+while read -r n a s t; do
+	cmp -s "sec.$k" <(dd if=img.qcow2 bs=1 skip="$a" count="$s" 2>/dev/null) || bad="$bad $n"
+	k=$((k + 1))
+done <secs
+assert_eq "objcopy --dump-section gives the image's bytes for all $k sections" "" "$bad"
+
+# gdb prints structures by name, with the image's values.
+gdb -nx -batch -ex 'p qcow2_header.size' -ex 'p qcow2_header.l1_table_offset' \
+	-ex 'p/x l1_table[0]' -ex 'p refcount_block_0[2]' -ex 'p snapshot_0' \
+	-ex 'p bitmap_1' -ex "info symbol $l1_off" -ex 'p l2_table_0[0].standard.host_offset' \
+	-ex 'p l2_table_0[32].standard.compressed' -ex 'p l2_table_0[16].standard.zero' \
+	-ex 'p snapshot_2_l2_table_0[0].raw == l2_table_0[0].raw' \
+	img.elf >gdb.out 2>gdb.err
+assert_eq "gdb: no warning" "" "$(grep -v '^$' gdb.err)"
+mapfile -t g < <(sed 's/^\$[0-9]* = //' gdb.out)
+vsize=$(qemu-img info --output=json img.qcow2 | jq '."virtual-size"')
+assert_eq "gdb: p qcow2_header.size is the virtual size" "$vsize" "${g[0]}"
+assert_eq "gdb: p qcow2_header.l1_table_offset" "$l1_off" "${g[1]}"
+l1e=$(be img.qcow2 "$l1_off" 8)
+assert_match "gdb: p/x l1_table[0] shows the raw entry and its L2 offset" "raw = $(printf 0x%x "$l1e"), bits = \{copied = $(printf 0x%x $(((l1e >> 63) & 1))), reserved = 0x0, l2_offset = $(printf 0x%x $((l1e & 0xffffffffffffff)))\}" "${g[2]}"
+assert_eq "gdb: p refcount_block_0[2] is the stored refcount" "$(be img.qcow2 $((rb0 + 4)) 2)" "${g[3]}"
+assert_match "gdb: p snapshot_0 has the id and name" 'id_str = "1", name = "first snap"' "${g[4]}"
+assert_match "gdb: p snapshot_0 has the disk size" "disk_size = $vsize" "${g[4]}"
+assert_match "gdb: p bitmap_1 has its name and granularity" 'granularity_bits = 16.*name = "b1"' "${g[5]}"
+assert_eq "gdb: info symbol names the L1 table" "l1_table in section .qcow2.l1" "${g[6]}"
+data0=$(qemu-img map --output=json img.qcow2 | jq 'map(select(.start == 0))[0].offset')
+assert_eq "gdb: L2 entry 0's host offset is where qemu-img map puts guest 0" "$data0" "${g[7]}"
+assert_eq "gdb: L2 entry 32 is compressed" "1" "${g[8]}"
+assert_eq "gdb: L2 entry 16 reads as zeros" "1" "${g[9]}"
+assert_eq "gdb: the snapshot's L2 symbol reads the shared table" "1" "${g[10]}"
+
+# Shared tables: one section, a symbol per owner.
+assert_eq "a table shared with a snapshot has one section" "" "$(grep '^.qcow2.snapshot.2.l2.0 ' secs)"
+assert_match "a snapshot's own L2 table has its section" "^\.qcow2\.snapshot\.0\.l2\.0 " "$(cat secs)"
+syms=$(readelf -sW img.elf)
+assert_match "l2_table_0 is a symbol" "OBJECT +GLOBAL +DEFAULT +[0-9]+ l2_table_0$" "$syms"
+assert_match "snapshot_2_l2_table_0 is a symbol" " snapshot_2_l2_table_0$" "$syms"
+assert_eq "both symbols are at the same address" "1" "$(readelf -sW img.elf | awk '$8 == "l2_table_0" || $8 == "snapshot_2_l2_table_0" {print $2}' | sort -u | wc -l)"
+
+# Checkers.
+assert_status "eu-elflint --gnu-ld --strict reports no error" 0 eu-elflint --gnu-ld --strict img.elf
+assert_match "llvm-dwarfdump --verify reports no error" "No errors" "$(llvm-dwarfdump --verify img.elf 2>&1)"
+assert_match "readelf -n shows the image facts" "qcow2elf:file-size=$(stat -c %s img.qcow2)" "$(readelf -nW img.elf)"
+
+# Deterministic.
+"$Q2E" dump img.qcow2 -o again.elf
+assert_status "the same image dumped twice is byte-identical" 0 cmp img.elf again.elf
+
+# --no-data: the same sections, without their bytes.
+"$Q2E" dump --no-data img.qcow2 -o nodata.elf
+sections nodata.elf >nsecs
+assert_eq "--no-data keeps every section name, address and size" "$(cut -d' ' -f1-3 secs)" "$(cut -d' ' -f1-3 nsecs)"
+assert_eq "--no-data sections are NOBITS" "NOBITS" "$(cut -d' ' -f4 nsecs | sort -u)"
+assert_status "--no-data dump passes eu-elflint" 0 eu-elflint --gnu-ld --strict nodata.elf
+assert_status "info refuses a --no-data dump" 1 "$Q2E" info nodata.elf
+assert_match "and says why" "no-data" "$(cat "$T_TMP/.err")"
+
+# The output is complete or absent.
+echo precious >keep.elf
+printf 'not an image' >bad.img
+assert_status "dump of a bad input fails" 1 "$Q2E" dump bad.img -o keep.elf
+assert_eq "and leaves the existing output as it was" "precious" "$(cat keep.elf)"
+assert_status "dump into a missing directory fails" 1 "$Q2E" dump img.qcow2 -o nodir/x.elf
+assert_eq "no temporary file is left behind" "" "$(ls | grep '\.tmp')"
+assert_status "dump without -o is a usage error" 1 "$Q2E" dump img.qcow2
+
+# A region that runs past the end of the file: the bytes that exist.
+rt_end=$((rt_off + rt_clusters * cs))
+head -c $((rt_off + 4096)) img.qcow2 >cut.qcow2
+"$Q2E" dump cut.qcow2 -o cut.elf 2>cut.err
+assert_eq "dump of a truncated image succeeds" 0 $?
+assert_match "and warns naming the structure and offset" "refcount_table at $(printf 0x%x "$rt_off").*past the end of the file" "$(cat cut.err)"
+assert_eq "its section holds the bytes that exist" ".qcow2.refcount-table $rt_off 4096 PROGBITS" "$(sections cut.elf | grep '^.qcow2.refcount-table ')"
+
+# Every command reads the dump like the image.
+for cmd in info map; do
+	"$Q2E" $cmd --output=json img.qcow2 | jq -S 'if type == "object" then del(.filename, .source, ."image-filename") else . end' >a.json
+	"$Q2E" $cmd --output=json img.elf | jq -S 'if type == "object" then del(.filename, .source, ."image-filename") else . end' >b.json
+	assert_same_file "$cmd says the same of the dump as of the image" a.json b.json
+done
+assert_eq "info of the dump names the image it came from" '"img.qcow2"' "$("$Q2E" info --output=json img.elf | jq '."image-filename"')"
+
+# The whole corpus: every dump is valid and reads back like its image.
+# QEMU's map looks at the file's holes when st_blocks says the image is
+# preallocated; st_blocks settles only after writeback, so sync first and
+# take the image's map right before its dump.
+if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
+	while read -r name kind; do
+		f=corpus/$name
+		if [ "$kind" = plain ]; then
+			(cd corpus && "$Q2E" map --output=json "$name") >a.map 2>&1
+		fi
+		"$Q2E" dump "$f" -o "$f.elf" 2>/dev/null || { fail "$name: dump exits 0"; continue; }
+		eu-elflint --gnu-ld --strict "$f.elf" >/dev/null 2>&1 || fail "$name: eu-elflint" "$(eu-elflint --gnu-ld --strict "$f.elf" 2>&1 | head -3)"
+		llvm-dwarfdump --verify "$f.elf" 2>&1 | grep -q "No errors" || fail "$name: llvm-dwarfdump --verify"
+		[ -z "$(readelf -SW "$f.elf" 2>&1 >/dev/null)" ] || fail "$name: readelf warns"
+		"$Q2E" info --output=json "$f" | jq -S 'del(.filename, .source, ."image-filename")' >a.json
+		"$Q2E" info --output=json "$f.elf" | jq -S 'del(.filename, .source, ."image-filename")' >b.json
+		cmp -s a.json b.json || fail "$name: info of the dump differs" "$(diff a.json b.json | head -5)"
+		if [ "$kind" = plain ]; then
+			(cd corpus && "$Q2E" map --output=json "$name.elf") >b.map 2>&1
+			cmp -s a.map b.map || fail "$name: map of the dump differs" "$(diff a.map b.map | head -4)"
+		fi
+		pass "$name: dump valid and reads back like the image"
+	done <corpus/corpus.list
+else
+	fail "corpus built" "$(cat corpus.err)"
+fi
+finish
