@@ -96,6 +96,14 @@ img -o cluster_size=4096 -b base.qcow2 -F qcow2 overlay.qcow2 4M
 io -c 'write -P 8 4k 4k' overlay.qcow2
 keep overlay 20480
 
+# Backing files named "image": the fuzz target writes its input to a file
+# of that name, so these chains lead back to the input itself, read as
+# qcow2 (until the chain is too deep) or as raw.
+img -u -o cluster_size=4096 -b image -F qcow2 self-qcow2.qcow2 4M
+keep self-qcow2 12304
+img -u -o cluster_size=4096 -b image -F raw self-raw.qcow2 4M
+keep self-raw 12304
+
 # An external raw data file.
 img -o cluster_size=4096,data_file=ext.raw,data_file_raw=on \
 	datafile.qcow2 1M
