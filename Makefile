@@ -77,7 +77,11 @@ $(FUZZ_BIN): $(BUILD)/tests/fuzz/fuzz_image.o $(BUILD)/libqcow2elf.a
 unit: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
-check: $(BIN) unit
+# Replays every input that once crashed the model (and the seeds).
+fuzz-replay: $(FUZZ_BIN)
+	$(Q)cd $(BUILD) && $(abspath $(FUZZ_BIN)) $(abspath tests/fuzz/corpus) </dev/null
+
+check: $(BIN) unit fuzz-replay
 	$(Q)Q2E=$(abspath $(BIN)) tests/integration/run.sh
 
 install: $(BIN)
@@ -91,7 +95,7 @@ uninstall:
 clean:
 	rm -rf $(BUILD) $(BIN)
 
-.PHONY: all unit check install uninstall clean
+.PHONY: all unit fuzz-replay check install uninstall clean
 .DELETE_ON_ERROR:
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/fuzz/fuzz_image.d
