@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `dump` at scale: past gdb 13's 32767 sections, and past 65279 where ELF
+# needs extended numbering.  The image gets one L2 table per 32 KiB of
+# guest space (512-byte clusters), from a sparse raw file with one byte per
+# 32 KiB, through qemu-img convert (fast, unlike qemu-io per write).
+. "$(dirname "$0")/../lib/common.sh"
+need qemu-img readelf objdump objcopy gdb python3
+
+cd "$T_TMP" || finish
+n=66000
+python3 - "$n" <<'PY'
+import os, sys
+n = int(sys.argv[1])
+fd = os.open("many.raw", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.ftruncate(fd, n * 32768)
+for i in range(n):
+    os.pwrite(fd, bytes([1 + i % 255]), i * 32768)
+PY
+qemu-img convert -O qcow2 -o cluster_size=512 many.raw many.qcow2 || { fail "image made"; finish; }
+rm -f many.raw
+
+"$Q2E" dump many.qcow2 -o many.elf 2>dump.err
+assert_eq "dump of $n L2 tables exits 0" 0 $?
+assert_eq "one warning, about gdb's limit" 1 "$(grep -c 'gdb 13 cannot resolve symbols in sections past index 32767' dump.err)"
+assert_eq "and nothing else on stderr" 1 "$(wc -l <dump.err)"
+
+nsec=$(readelf -hW many.elf | sed -n 's/.*Number of section headers: *0 (\([0-9]*\))/\1/p')
+assert_match "extended numbering: e_shnum 0, the count in section 0" "^[0-9]+$" "$nsec"
+[ -n "$nsec" ] && [ "$nsec" -gt 65279 ] && pass "more than 65279 sections ($nsec)" || fail "more than 65279 sections" "$nsec"
+# Past 65534 program headers e_phnum is PN_XNUM and section 0's sh_info
+# holds the count, as the gABI says; readelf 2.40 warns about any sh_info
+# in section 0 all the same.  That warning, and no other, is expected.
+nph=$(readelf -hW many.elf | sed -n 's/.*Number of program headers: *\([0-9]*\).*/\1/p')
+readelf -SW many.elf >secs 2>readelf.err
+if [ "$nph" = 65535 ]; then
+	assert_eq "readelf: only its known complaint about PN_XNUM's sh_info" "" \
+		"$(grep -v "^readelf: Warning: \[ 0\]: Unexpected value ([0-9]*) in info field.$" readelf.err)"
+else
+	assert_eq "readelf reads it without a warning" "" "$(cat readelf.err)"
+fi
+assert_eq "readelf lists every L2 table" "$n" "$(grep -c ' \.qcow2\.l2\.[0-9]* ' secs)"
+objdump -h many.elf >/dev/null 2>objdump.err
+assert_eq "objdump reads it without a warning" "" "$(cat objdump.err)"
+
+# The last L2 table, far past index 65279: its bytes are the image's.
+last=$((n - 1))
+line=$(grep " \.qcow2\.l2\.$last " secs)
+addr=$((16#$(awk '{for (i = 1; i <= NF; i++) if ($i == "PROGBITS") print $(i + 1)}' <<<"$line")))
+# (objcopy --dump-section rewrites all sections into its output file, which
+# takes minutes at this count; -O binary --only-section reads the one.)
+objcopy -O binary --only-section=".qcow2.l2.$last" many.elf l2.bin
+assert_status "objcopy: .qcow2.l2.$last holds the image's bytes" 0 cmp l2.bin <(dd if=many.qcow2 bs=512 skip=$((addr / 512)) count=1 2>/dev/null)
+sym=$(readelf -sW many.elf | awk -v s="l2_table_$last" '$8 == s {print $2, $7}')
+assert_eq "its symbol has the right address and an extended section index" "$(printf %016x "$addr") $(grep -n " \.qcow2\.l2\.$last " secs >/dev/null; awk -v s=".qcow2.l2.$last" '$0 ~ " "s" " {gsub(/[][]/, " "); print $1}' secs)" "$sym"
+
+# gdb still reads the early structures: they come first in the file.
+out=$(gdb -nx -batch -ex 'p qcow2_header.cluster_bits' -ex 'p/x l1_table[0].bits.l2_offset' many.elf 2>/dev/null)
+assert_match "gdb prints the header of a huge dump" '^\$1 = 9$' "$(head -1 <<<"$out")"
+finish
