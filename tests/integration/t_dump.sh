@@ -173,6 +173,14 @@ if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
 			(cd corpus && "$Q2E" map --output=json "$name.elf") >b.map 2>&1
 			cmp -s a.map b.map || fail "$name: map of the dump differs" "$(diff a.map b.map | head -4)"
 		fi
+		if [ "$kind" = plain ]; then
+			(cd corpus && "$Q2E" check --output=json "$name" 2>/dev/null) | jq -S 'del(.filename)' >a.chk
+			ra=${PIPESTATUS[0]}
+			(cd corpus && "$Q2E" check --output=json "$name.elf" 2>/dev/null) | jq -S 'del(.filename)' >b.chk
+			rb=${PIPESTATUS[0]}
+			[ "$ra" = "$rb" ] && cmp -s a.chk b.chk ||
+				fail "$name: check of the dump differs" "exit $ra vs $rb" "$(diff a.chk b.chk | head -4)"
+		fi
 		pass "$name: dump valid and reads back like the image"
 	done <corpus/corpus.list
 else
