@@ -28,5 +28,7 @@ void print_command_help(const char *name);
 
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif

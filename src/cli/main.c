@@ -155,6 +155,19 @@ static const struct command commands[] = {
 	  "  -h, --help      show this help\n\n"
 	  "Exit status: 0 no errors, 1 the check could not complete,\n"
 	  "2 corruptions or overlapping structures, 3 leaked clusters only.\n" },
+	{ "diff", cmd_diff, "diff [--output=human|json] [-v] OLD NEW",
+	  "show what changed in the metadata between two images or dumps",
+	  "  --output=FMT   human (default) or json\n"
+	  "  -v, --verbose  list every change (human output lists 5 of each kind)\n"
+	  "  -h, --help     show this help\n\n"
+	  "Exit status, as cmp and qemu-img compare: 0 the same metadata,\n"
+	  "1 different metadata, 2 error.\n" },
+	{ "restore", cmd_restore, "restore DUMP -o IMAGE [--force]",
+	  "write a sparse image holding the dump's metadata at its offsets",
+	  "  -o, --output-file=IMAGE  the image to write (sparse, data reads as zeros)\n"
+	  "  -f, --force              replace IMAGE if it exists\n"
+	  "  -h, --help               show this help\n\n"
+	  "DUMP must be written without --no-data.\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* `qcow2elf restore DUMP -o IMAGE [--force]` */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "qcow2elf/model.h"
+#include "qcow2elf/restore.h"
+#include "qcow2elf/source.h"
+#include "cli.h"
+
+/* Says why PATH cannot be restored from, before the model is built: a
+ * --no-data dump would otherwise fail on its first read. */
+static int check_input(const char *path, struct q2e_error *err)
+{
+	const struct q2e_dump_meta *dm;
+	struct q2e_source *src;
+	int ret = 0;
+
+	if (q2e_source_open(path, &src, err) < 0)
+		return err->code;
+	dm = q2e_source_dump_meta(src);
+	if (q2e_source_kind(src) != Q2E_SOURCE_DUMP || !dm)
+		ret = q2e_error_set(err, Q2E_EUSAGE,
+				    "'%s' is not a dump written by 'qcow2elf dump'",
+				    path);
+	else if (dm->no_data)
+		ret = q2e_error_set(err, Q2E_EUSAGE,
+				    "'%s' was written with --no-data and holds no metadata bytes to restore",
+				    path);
+	q2e_source_close(src);
+	return ret;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output-file", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct q2e_restore_options ropts = { 0 };
+	struct q2e_restore_result res;
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	const char *out = NULL;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			ropts.force = true;
+			break;
+		case 'h':
+			print_command_help("restore");
+			return 0;
+		default:
+			return usage_error("restore", "%s", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("restore", "%s", "expects exactly one DUMP");
+	if (!out)
+		return usage_error("restore", "%s", "needs an output file: -o IMAGE");
+	if (check_input(argv[optind], &err) < 0)
+		return report(&err);
+	if (q2e_image_open(argv[optind], &img, &err) < 0)
+		return report(&err);
+	for (size_t i = 0; i < img->nproblems; i++)
+		if (img->problems[i].severity == Q2E_SEV_ERROR)
+			fprintf(stderr, "%s: warning: '%s': %s\n", progname,
+				img->path, img->problems[i].message);
+	ret = q2e_restore_write(img, out, &ropts, &res, &err);
+	q2e_image_close(img);
+	return ret < 0 ? report(&err) : 0;
+}
