@@ -68,8 +68,8 @@ struct q2e_diff_ranges {
 
 /* How an active L2 entry changed, first match wins in this order. */
 enum q2e_diff_l2_kind {
-	Q2E_DIFF_L2_FREED,	/* now unallocated */
-	Q2E_DIFF_L2_ZEROED,	/* now reads as zeros */
+	Q2E_DIFF_L2_FREED,	/* lost its host cluster, or now unallocated */
+	Q2E_DIFF_L2_ZEROED,	/* now reads as zeros, host cluster kept */
 	Q2E_DIFF_L2_COMPRESSED,	/* now compressed */
 	Q2E_DIFF_L2_ALLOCATED,	/* was unallocated or zero, now data */
 	Q2E_DIFF_L2_REMAPPED,	/* other host offset */

@@ -627,6 +627,13 @@ static bool is_zero(const struct qcow2_l2_entry *e)
 	       e->type == QCOW2_CLUSTER_ZERO_ALLOC;
 }
 
+static bool has_host(const struct qcow2_l2_entry *e)
+{
+	return e->type == QCOW2_CLUSTER_NORMAL ||
+	       e->type == QCOW2_CLUSTER_ZERO_ALLOC ||
+	       e->type == QCOW2_CLUSTER_COMPRESSED;
+}
+
 /* How X became Y, or -1 if it did not change. */
 static int l2_change(const struct qcow2_l2_entry *x,
 		     const struct qcow2_l2_entry *y)
@@ -639,6 +646,9 @@ static int l2_change(const struct qcow2_l2_entry *x,
 	if (y->type == QCOW2_CLUSTER_UNALLOCATED)
 		return x->type == QCOW2_CLUSTER_UNALLOCATED ? same_type
 							    : Q2E_DIFF_L2_FREED;
+	/* A discard that leaves a zero flag still gives the cluster back. */
+	if (y->type == QCOW2_CLUSTER_ZERO_PLAIN && has_host(x))
+		return Q2E_DIFF_L2_FREED;
 	if (is_zero(y) && !is_zero(x))
 		return Q2E_DIFF_L2_ZEROED;
 	if (y->type == QCOW2_CLUSTER_COMPRESSED &&
