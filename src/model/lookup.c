@@ -20,10 +20,12 @@ int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
 
 	if (q2e_region_symbol(img, r, 0, what, sizeof(what)) < 0)
 		snprintf(what, sizeof(what), "%s", q2e_region_kind_name(r->kind));
-	memset(buf, 0, (size_t)r->size);
 	n = q2e_source_pread(img->src, buf, (size_t)r->avail, r->offset, what,
 			     err);
-	return n < 0 ? (int)n : 0;
+	if (n < 0)
+		return (int)n;
+	memset(buf + n, 0, (size_t)(r->size - (uint64_t)n));	/* past EOF */
+	return 0;
 }
 
 int q2e_image_read_region_part(struct q2e_image *img,
