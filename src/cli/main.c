@@ -196,7 +196,8 @@ static void print_help(void)
 	       "Run '%s COMMAND --help' for a command's options; see qcow2elf(1).\n\n"
 	       "  -h, --help     show this help\n"
 	       "  -V, --version  show the version\n\n"
-	       "Exit status: 0 success, 1 error or bad usage.\n",
+	       "Exit status: 0 success, 1 error or bad usage; check and diff have\n"
+	       "their own (see their --help).\n",
 	       progname, progname);
 }
 

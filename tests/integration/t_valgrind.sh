@@ -33,6 +33,11 @@ for f in *.qcow2; do
 	vg "info of the dump of $f" info "$f.elf"
 	vg "check of the dump of $f" check "$f.elf"
 done
+first=$(ls *.qcow2 | head -1) last=$(ls *.qcow2 | tail -1)
+vg "diff of two images" diff "$first" "$last"
+vg "diff --output=json --verbose of an image and a dump" diff --output=json --verbose "$first" "$last.elf"
+vg "restore" restore "$first.elf" -o restored.qcow2
+vg "an error path: restore over an existing file" restore "$first.elf" -o restored.qcow2
 vg "dump --no-data" dump --no-data "$(ls *.qcow2 | head -1)" -o nodata.elf
 vg "an error path: info of a --no-data dump" info nodata.elf
 vg "an error path: a missing file" map missing.qcow2
