@@ -183,6 +183,9 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err);
 
+/* "note", "warning" or "error". */
+const char *q2e_severity_name(enum q2e_severity s);
+
 /* Region kinds and names (names.c): stable across versions of an image. */
 const char *q2e_region_kind_name(enum q2e_region_kind kind);
 /* Symbol of owner K of R: "l2_table_5", "snapshot_0_l2_table_5". */

@@ -163,3 +163,16 @@ int q2e_region_section(const struct q2e_image *img,
 {
 	return name_of(img, r, &r->owners[0], true, buf, size);
 }
+
+const char *q2e_severity_name(enum q2e_severity s)
+{
+	switch (s) {
+	case Q2E_SEV_NOTE:
+		return "note";
+	case Q2E_SEV_WARNING:
+		return "warning";
+	case Q2E_SEV_ERROR:
+		return "error";
+	}
+	return "unknown";
+}

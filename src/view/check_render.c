@@ -40,19 +40,6 @@ static const char *finding_type_name(enum q2e_finding_type t)
 	return "image";
 }
 
-static const char *severity_name(enum q2e_severity s)
-{
-	switch (s) {
-	case Q2E_SEV_NOTE:
-		return "note";
-	case Q2E_SEV_WARNING:
-		return "warning";
-	case Q2E_SEV_ERROR:
-		break;
-	}
-	return "error";
-}
-
 static void location(struct q2e_out *o, const char *key, uint64_t offset,
 		     uint64_t size)
 {
@@ -99,7 +86,7 @@ static void findings_json(struct q2e_out *o, const struct q2e_check_result *res,
 
 		q2e_out_object(o, NULL);
 		q2e_out_str(o, "type", finding_type_name(f->type));
-		q2e_out_str(o, "severity", severity_name(f->severity));
+		q2e_out_str(o, "severity", q2e_severity_name(f->severity));
 		if (f->structure)
 			q2e_out_str(o, "structure", f->structure);
 		q2e_out_uint(o, "offset", f->offset);
@@ -346,7 +333,7 @@ static void human_findings(FILE *fp, const struct q2e_check_result *res,
 	for (size_t i = 0; i < res->nfindings; i++) {
 		const struct q2e_finding *f = &res->findings[i];
 
-		fprintf(fp, "%s %s: ", severity_name(f->severity),
+		fprintf(fp, "%s %s: ", q2e_severity_name(f->severity),
 			finding_type_name(f->type));
 		if (f->structure)
 			fprintf(fp, "%s: ", f->structure);

@@ -34,6 +34,7 @@
 #include "qcow2elf/dump.h"
 #include "qcow2elf/dumpfmt.h"
 #include "dump_symbols.h"
+#include "outfile.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -736,23 +737,13 @@ out:
 	return ret;
 }
 
-static char *temp_path(const char *path)
-{
-	size_t len = strlen(path) + 16;
-	char *tmp = malloc(len);
-
-	if (tmp)
-		snprintf(tmp, len, "%s.tmpXXXXXX", path);
-	return tmp;
-}
-
 int q2e_dump_write(struct q2e_image *img, const char *path,
 		   const struct q2e_dump_options *opts,
 		   struct q2e_dump_result *res, struct q2e_error *err)
 {
 	struct emitter e = { .img = img, .opts = opts, .err = err };
-	char *tmp = NULL;
-	int fd = -1, ret;
+	struct q2e_outfile out;
+	int ret;
 
 	memset(res, 0, sizeof(*res));
 	if (elf_version(EV_CURRENT) == EV_NONE)
@@ -768,40 +759,17 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 	if (ret < 0)
 		goto out;
 
-	tmp = temp_path(path);
-	if (!tmp) {
-		ret = q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	ret = q2e_outfile_open(&out, path, err);
+	if (ret < 0)
+		goto out;
+	ret = write_elf(&e, out.fd, path, res);
+	if (ret < 0) {
+		q2e_outfile_abort(&out);
 		goto out;
 	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		ret = q2e_error_set(err, Q2E_EOUTPUT,
-				    "'%s': cannot create a temporary file beside it: %s",
-				    path, strerror(errno));
+	ret = q2e_outfile_commit(&out, true, err);
+	if (ret < 0)
 		goto out;
-	}
-	mode_t mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) < 0 ||
-	    (ret = write_elf(&e, fd, path, res)) < 0 || fsync(fd) < 0 ||
-	    close(fd) < 0) {
-		if (ret == 0)
-			ret = q2e_error_set(err, Q2E_EOUTPUT,
-					    "'%s': cannot write: %s", path,
-					    strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		ret = q2e_error_set(err, Q2E_EOUTPUT,
-				    "'%s': cannot rename the finished dump into place: %s",
-				    path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
 	res->nsections = e.nsecs;
 	res->nsymbols = e.nsyms;
 	res->past_gdb_limit = 2 + e.nsecs > Q2E_GDB_MAX_SECTIONS;
@@ -817,6 +785,5 @@ out:
 	free(e.note);
 	free(e.extents);
 	q2e_dwarf_free(&e.dwarf);
-	free(tmp);
 	return ret;
 }

@@ -309,19 +309,6 @@ static void region_summary(struct q2e_out *o, const struct q2e_image *img)
 	q2e_out_end(o);
 }
 
-static const char *severity_name(enum q2e_severity s)
-{
-	switch (s) {
-	case Q2E_SEV_NOTE:
-		return "note";
-	case Q2E_SEV_WARNING:
-		return "warning";
-	case Q2E_SEV_ERROR:
-		return "error";
-	}
-	return "unknown";
-}
-
 static void problems(struct q2e_out *o, const struct q2e_image *img)
 {
 	q2e_out_array(o, "problems");
@@ -329,7 +316,7 @@ static void problems(struct q2e_out *o, const struct q2e_image *img)
 		const struct q2e_problem *p = &img->problems[i];
 
 		q2e_out_object(o, NULL);
-		q2e_out_str(o, "severity", severity_name(p->severity));
+		q2e_out_str(o, "severity", q2e_severity_name(p->severity));
 		q2e_out_str(o, "structure", p->structure);
 		q2e_out_hex(o, "offset", p->offset);
 		q2e_out_str(o, "message", p->message);

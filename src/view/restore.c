@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "qcow2elf/restore.h"
+#include "outfile.h"
 
 #define CHUNK (1U << 20)
 
@@ -75,45 +76,14 @@ static int write_regions(struct q2e_image *img, int fd, const char *path,
 	return ret;
 }
 
-static char *temp_path(const char *path)
-{
-	size_t len = strlen(path) + 16;
-	char *tmp = malloc(len);
-
-	if (tmp)
-		snprintf(tmp, len, "%s.tmpXXXXXX", path);
-	return tmp;
-}
-
-/* Puts TMP at PATH: over it with FORCE, else only if PATH does not exist
- * (link() fails with EEXIST, so a file created meanwhile is kept too). */
-static int install(const char *tmp, const char *path, bool force,
-		   struct q2e_error *err)
-{
-	if (force) {
-		if (rename(tmp, path) == 0)
-			return 0;
-	} else if (link(tmp, path) == 0) {
-		unlink(tmp);
-		return 0;
-	} else if (errno == EEXIST) {
-		return q2e_error_set(err, Q2E_EOUTPUT,
-				     "'%s' already exists; use --force to replace it",
-				     path);
-	}
-	return q2e_error_set(err, Q2E_EOUTPUT,
-			     "'%s': cannot move the restored image into place: %s",
-			     path, strerror(errno));
-}
-
 int q2e_restore_write(struct q2e_image *img, const char *path,
 		      const struct q2e_restore_options *opts,
 		      struct q2e_restore_result *res, struct q2e_error *err)
 {
 	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
+	struct q2e_outfile out;
 	struct stat st;
-	char *tmp;
-	int fd, ret = 0;
+	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (q2e_source_kind(img->src) != Q2E_SOURCE_DUMP || !dm)
@@ -128,36 +98,19 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 		return q2e_error_set(err, Q2E_EOUTPUT,
 				     "'%s' already exists; use --force to replace it",
 				     path);
-	tmp = temp_path(path);
-	if (!tmp)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		ret = q2e_error_set(err, Q2E_EOUTPUT,
-				    "'%s': cannot create a temporary file beside it: %s",
+	ret = q2e_outfile_open(&out, path, err);
+	if (ret < 0)
+		return ret;
+	res->file_size = img->file_size;
+	if (ftruncate(out.fd, (off_t)img->file_size) < 0)
+		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
 				    path, strerror(errno));
-		free(tmp);
+	if (!ret)
+		ret = write_regions(img, out.fd, path, res, err);
+	if (ret) {
+		q2e_outfile_abort(&out);
 		return ret;
 	}
-	res->file_size = img->file_size;
-	mode_t mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) < 0 ||
-	    ftruncate(fd, (off_t)img->file_size) < 0)
-		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
-				    path, strerror(errno));
-	if (!ret)
-		ret = write_regions(img, fd, path, res, err);
-	if (!ret && fsync(fd) < 0)
-		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
-				    path, strerror(errno));
-	if (close(fd) < 0 && !ret)
-		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
-				    path, strerror(errno));
-	if (!ret)
-		ret = install(tmp, path, opts->force, err);
-	if (ret)
-		unlink(tmp);
-	free(tmp);
-	return ret;
+	return q2e_outfile_commit(&out, opts->force, err);
 }
+

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "outfile.h"
+
+int q2e_outfile_open(struct q2e_outfile *f, const char *path,
+		     struct q2e_error *err)
+{
+	mode_t mask;
+	int ret;
+
+	f->path = path;
+	f->fd = -1;
+	if (asprintf(&f->tmp, "%s.tmpXXXXXX", path) < 0) {
+		f->tmp = NULL;
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	f->fd = mkstemp(f->tmp);
+	if (f->fd < 0) {
+		ret = q2e_error_set(err, Q2E_EOUTPUT,
+				    "'%s': cannot create a temporary file beside it: %s",
+				    path, strerror(errno));
+		free(f->tmp);
+		f->tmp = NULL;
+		return ret;
+	}
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(f->fd, 0666 & ~mask) < 0) {
+		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
+				    path, strerror(errno));
+		q2e_outfile_abort(f);
+		return ret;
+	}
+	return 0;
+}
+
+int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
+		       struct q2e_error *err)
+{
+	int ret = 0, fd = f->fd;
+
+	f->fd = -1;
+	if (fsync(fd) < 0)
+		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
+				    f->path, strerror(errno));
+	if (close(fd) < 0 && ret == 0)
+		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
+				    f->path, strerror(errno));
+	if (ret == 0 && replace && rename(f->tmp, f->path) < 0)
+		ret = q2e_error_set(err, Q2E_EOUTPUT,
+				    "'%s': cannot move the finished file into place: %s",
+				    f->path, strerror(errno));
+	if (ret == 0 && !replace && link(f->tmp, f->path) < 0)
+		ret = q2e_error_set(err, Q2E_EOUTPUT,
+				    errno == EEXIST
+					    ? "'%s' already exists; use --force to replace it%s%s"
+					    : "'%s': cannot move the finished file into place%s%s",
+				    f->path, errno == EEXIST ? "" : ": ",
+				    errno == EEXIST ? "" : strerror(errno));
+	if (ret < 0 || !replace)
+		unlink(f->tmp);
+	free(f->tmp);
+	f->tmp = NULL;
+	return ret;
+}
+
+void q2e_outfile_abort(struct q2e_outfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	if (f->tmp)
+		unlink(f->tmp);
+	free(f->tmp);
+	f->tmp = NULL;
+}
