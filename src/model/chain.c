@@ -318,6 +318,15 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		host = e.host_offset + (off & (img->cluster_size - 1));
 	run = (off | (unit - 1)) + 1 - off;
 	while (run < bytes) {
+		/* An L1 entry without an L2 table: all of its range at once. */
+		uint64_t span = img->cluster_size * img->l2_entries;
+		uint64_t l1i = (off + run) / span;
+
+		if (type == QCOW2_SUBCLUSTER_UNALLOCATED_PLAIN &&
+		    (l1i >= img->nl1 || !(img->l1[l1i] & QCOW2_OFFSET_MASK))) {
+			run = (l1i + 1) * span - off;
+			continue;
+		}
 		ret = subcluster_at(l, off + run, &e, &t2, err);
 		if (ret < 0)
 			return ret;

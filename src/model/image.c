@@ -25,8 +25,8 @@ static bool in_file(const struct q2e_image *img, uint64_t off, uint64_t len)
 }
 
 /*
- * Reads LEN bytes at OFF into a new buffer (zero-filled past the end of the
- * file).  *GOT says how many came from the file.
+ * Reads up to LEN bytes at OFF into a new buffer of the bytes the file
+ * holds there.  *GOT says how many that is.
  */
 static int read_alloc(struct walk *w, uint64_t off, uint64_t len,
 		      const char *what, uint8_t **out, uint64_t *got)
@@ -37,6 +37,12 @@ static int read_alloc(struct walk *w, uint64_t off, uint64_t len,
 
 	*out = NULL;
 	*got = 0;
+	/* Only what the file holds: a damaged size must not make us
+	 * allocate a gigabyte for a table of a few bytes. */
+	if (off >= img->file_size)
+		len = 0;
+	else if (len > img->file_size - off)
+		len = img->file_size - off;
 	buf = calloc(1, len ? (size_t)len : 1);
 	if (!buf)
 		return q2e_error_set(w->err, Q2E_ENOMEM,

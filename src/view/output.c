@@ -56,7 +56,43 @@ static void indent(struct q2e_out *o, int depth)
 		fputs(o->format == Q2E_FORMAT_JSON ? "    " : "  ", o->fp);
 }
 
-/* UTF-8 passes through; control characters and bad bytes are escaped. */
+/*
+ * Length of the well-formed UTF-8 sequence at P (RFC 3629, table 3-7 of
+ * Unicode: no overlong forms, no surrogates, nothing above U+10FFFF), or 0.
+ */
+static size_t utf8_sequence(const unsigned char *p, size_t left)
+{
+	unsigned c = p[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;	/* overlong */
+	else if (c == 0xed)
+		hi = 0x9f;	/* surrogates */
+	else if (c == 0xf0)
+		lo = 0x90;	/* overlong */
+	else if (c == 0xf4)
+		hi = 0x8f;	/* above U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t k = 2; k < n; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* UTF-8 passes through; control characters and bad bytes are escaped,
+ * each bad byte as the code point of its value. */
 static void json_string(FILE *fp, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -64,9 +100,7 @@ static void json_string(FILE *fp, const char *s, size_t len)
 	fputc('"', fp);
 	for (size_t i = 0; i < len; i++) {
 		unsigned c = p[i];
-		size_t n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1
-				  : (c & 0xf0) == 0xe0 ? 2
-				  : (c & 0xf8) == 0xf0 ? 3 : 4;
+		size_t n;
 
 		if (c == '"' || c == '\\') {
 			fprintf(fp, "\\%c", c);
@@ -76,19 +110,13 @@ static void json_string(FILE *fp, const char *s, size_t len)
 			fputs("\\t", fp);
 		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(fp, "\\u%04x", c);
-		} else if (n == 0) {
+		} else if (c < 0x80) {
 			fputc((int)c, fp);
+		} else if ((n = utf8_sequence(p + i, len - i)) != 0) {
+			fwrite(p + i, 1, n, fp);
+			i += n - 1;
 		} else {
-			bool ok = n < 4 && i + n < len && c >= 0xc2;
-
-			for (size_t k = 1; ok && k <= n; k++)
-				ok = (p[i + k] & 0xc0) == 0x80;
-			if (!ok) {
-				fprintf(fp, "\\u%04x", c);
-				continue;
-			}
-			fwrite(p + i, 1, n + 1, fp);
-			i += n;
+			fprintf(fp, "\\u%04x", c);
 		}
 	}
 	fputc('"', fp);

@@ -88,6 +88,21 @@ static void test_json_utf8(void **state)
 	expect_json_string("\xe2" "a" "\xac", 3, "\"\\u00e2a\\u00ac\"\n");
 	expect_json_string("\xf0\x9f\x98", 3,
 			   "\"\\u00f0\\u009f\\u0098\"\n");
+	/* overlong three- and four-byte forms, surrogates, above U+10FFFF:
+	 * strict JSON parsers reject them, so each byte is escaped */
+	expect_json_string("\xe0\x80\x80", 3,
+			   "\"\\u00e0\\u0080\\u0080\"\n");
+	expect_json_string("\xf0\x80\x80\x80", 4,
+			   "\"\\u00f0\\u0080\\u0080\\u0080\"\n");
+	expect_json_string("\xed\xa0\x80", 3,
+			   "\"\\u00ed\\u00a0\\u0080\"\n");
+	expect_json_string("\xf4\x90\x80\x80", 4,
+			   "\"\\u00f4\\u0090\\u0080\\u0080\"\n");
+	expect_json_string("\xf5\x80\x80\x80", 4,
+			   "\"\\u00f5\\u0080\\u0080\\u0080\"\n");
+	/* the edges that are valid */
+	expect_json_string("\xed\x9f\xbf\xf4\x8f\xbf\xbf", 7,
+			   "\"\xed\x9f\xbf\xf4\x8f\xbf\xbf\"\n");
 }
 
 static void test_json_nesting(void **state)
