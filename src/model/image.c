@@ -281,11 +281,17 @@ static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 				       &why);
 		if (ret == 1)
 			return 0;
-		if (ret < 0)
+		if (ret < 0) {
+			/* The header region takes in the damaged area, so
+			 * that a dump of it fails where the image does. */
+			ret = walk_extend_region(w, Q2E_REGION_HEADER, end);
+			if (ret < 0)
+				return ret;
 			return walk_problem(w, Q2E_SEV_ERROR, pos,
 					    "qcow2_header",
 					    "header extension at 0x%" PRIx64
 					    ": %s", pos, why);
+		}
 		void *n = realloc(img->exts, (img->nexts + 1) * sizeof(*img->exts));
 		if (!n)
 			return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
@@ -624,6 +630,7 @@ static int read_snapshots(struct walk *w)
 	struct q2e_image *img = w->img;
 	const struct qcow2_header *h = &img->hdr;
 	uint64_t off = h->snapshots_offset, pos = 0, have = 0;
+	bool damaged = false;
 	uint8_t *buf = NULL;
 	int ret = 0;
 
@@ -678,6 +685,7 @@ static int read_snapshots(struct walk *w)
 					   ": %s: %u of %u snapshots read",
 					   name, off + pos, why, i,
 					   h->nb_snapshots);
+			damaged = true;
 			break;
 		}
 		s->offset = off + pos;
@@ -710,11 +718,14 @@ static int read_snapshots(struct walk *w)
 	if (ret < 0)
 		return ret;
 	img->snapshot_table_size = pos;
-	if (pos)
-		ret = walk_region(w, Q2E_REGION_SNAPSHOT_TABLE, off, pos,
+	/* A damaged table covers all the bytes that were read, so that a
+	 * dump of it fails where the image does. */
+	uint64_t region = damaged && have > pos ? have : pos;
+	if (region)
+		ret = walk_region(w, Q2E_REGION_SNAPSHOT_TABLE, off, region,
 				  image_owner, 0);
 	if (ret == 0)
-		ret = note_truncated(w, "snapshot_table", off, pos);
+		ret = note_truncated(w, "snapshot_table", off, region);
 	for (size_t i = 0; ret == 0 && i < img->nsnapshots; i++)
 		ret = read_snapshot_tables(w, i);
 	return ret;

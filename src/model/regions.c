@@ -75,6 +75,25 @@ int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 	return 0;
 }
 
+int walk_extend_region(struct walk *w, enum q2e_region_kind kind,
+		       uint64_t size)
+{
+	uint64_t fsize = w->img->file_size;
+
+	for (size_t i = 0; i < w->npending; i++) {
+		struct q2e_region *r = &w->pending[i].region;
+
+		if (r->kind != kind || r->size >= size)
+			continue;
+		r->size = size;
+		r->avail = r->offset >= fsize ? 0
+			   : size < fsize - r->offset ? size
+			   : fsize - r->offset;
+		return 0;
+	}
+	return 0;
+}
+
 static int owner_rank(const struct q2e_owner *o)
 {
 	switch (o->kind) {

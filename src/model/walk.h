@@ -22,6 +22,9 @@ int walk_problem(struct walk *w, enum q2e_severity sev, uint64_t offset,
 	__attribute__((format(printf, 5, 6)));
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic);
+/* Grows the first recorded region of KIND to SIZE bytes. */
+int walk_extend_region(struct walk *w, enum q2e_region_kind kind,
+		       uint64_t size);
 int walk_finish_regions(struct walk *w);
 
 #endif

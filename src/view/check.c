@@ -1586,7 +1586,9 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 		q2e_check_result_free(c.res);
 		return ret;
 	}
-	qsort(c.res->lines, c.res->nlines, sizeof(*c.res->lines), cmp_lines);
+	if (c.res->nlines)	/* qsort(NULL, 0, ...) is undefined */
+		qsort(c.res->lines, c.res->nlines, sizeof(*c.res->lines),
+		      cmp_lines);
 	*out = c.res;
 	return 0;
 }

@@ -4,7 +4,8 @@
  * renders it once through q2e_out.  Nothing here reads an image except
  * through the model's accessors, so images and dumps compare alike.
  *
- * Matching: extensions by magic (and occurrence), snapshots by ID and name,
+ * Matching: extensions by magic (and occurrence), snapshots by ID and name
+ * (and occurrence, where a damaged table repeats them),
  * bitmaps by name, tables by their stable symbol (src/model/names.c), L1
  * entries by index, L2 entries by guest offset and refcounts by host
  * offset.
@@ -259,12 +260,26 @@ static int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
 	return 0;
 }
 
+static bool same_snapshot_key(const struct q2e_snapshot *x,
+			      const struct q2e_snapshot *y)
+{
+	return strcmp(x->id, y->id) == 0 && strcmp(x->name, y->name) == 0;
+}
+
+/*
+ * The snapshot of IMG that matches snapshot S of OTHER: the same ID and
+ * name, and when a damaged table repeats them, the same occurrence.
+ */
 static const struct q2e_snapshot *snapshot_find(const struct q2e_image *img,
+						const struct q2e_image *other,
 						const struct q2e_snapshot *s)
 {
+	size_t k = 0;
+
+	for (const struct q2e_snapshot *p = other->snapshots; p < s; p++)
+		k += same_snapshot_key(p, s);
 	for (size_t i = 0; i < img->nsnapshots; i++)
-		if (strcmp(img->snapshots[i].id, s->id) == 0 &&
-		    strcmp(img->snapshots[i].name, s->name) == 0)
+		if (same_snapshot_key(&img->snapshots[i], s) && k-- == 0)
 			return &img->snapshots[i];
 	return NULL;
 }
@@ -292,7 +307,7 @@ static int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 
 	for (size_t i = 0; i < a->nsnapshots && !ret; i++) {
 		const struct q2e_snapshot *sa = &a->snapshots[i];
-		const struct q2e_snapshot *sb = snapshot_find(b, sa);
+		const struct q2e_snapshot *sb = snapshot_find(b, a, sa);
 		struct q2e_diff_field *f = NULL;
 		size_t nf = 0;
 
@@ -341,17 +356,23 @@ static int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 		free(f);
 	}
 	for (size_t i = 0; i < b->nsnapshots && !ret; i++)
-		if (!snapshot_find(a, &b->snapshots[i]))
+		if (!snapshot_find(a, b, &b->snapshots[i]))
 			ret = snapshot_item(d, Q2E_DIFF_ADDED, &b->snapshots[i],
 					    NULL, err);
 	return ret;
 }
 
+/* Likewise for bitmaps, by name. */
 static const struct q2e_bitmap *bitmap_find(const struct q2e_image *img,
-					    const char *name)
+					    const struct q2e_image *other,
+					    const struct q2e_bitmap *x)
 {
+	size_t k = 0;
+
+	for (const struct q2e_bitmap *p = other->bitmaps; p < x; p++)
+		k += strcmp(p->name, x->name) == 0;
 	for (size_t i = 0; i < img->nbitmaps; i++)
-		if (strcmp(img->bitmaps[i].name, name) == 0)
+		if (strcmp(img->bitmaps[i].name, x->name) == 0 && k-- == 0)
 			return &img->bitmaps[i];
 	return NULL;
 }
@@ -422,7 +443,7 @@ static int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 
 	for (size_t i = 0; i < a->nbitmaps && !ret; i++) {
 		const struct q2e_bitmap *x = &a->bitmaps[i];
-		const struct q2e_bitmap *y = bitmap_find(b, x->name);
+		const struct q2e_bitmap *y = bitmap_find(b, a, x);
 		struct q2e_diff_field *f = NULL;
 		uint64_t changed;
 		size_t nf = 0;
@@ -482,7 +503,7 @@ static int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 		free(f);
 	}
 	for (size_t i = 0; i < b->nbitmaps && !ret; i++)
-		if (!bitmap_find(a, b->bitmaps[i].name) &&
+		if (!bitmap_find(a, b, &b->bitmaps[i]) &&
 		    !item_add(&d->bitmaps, Q2E_DIFF_ADDED, b->bitmaps[i].name,
 			      err))
 			ret = err->code;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Fuzz target: an arbitrary file opened as an image, then `info` and `map`
- * rendered to /dev/null, as the command line would.
+ * Fuzz target: an arbitrary file opened as an image, then `info`, `map`
+ * and `check` rendered to /dev/null, as the command line would, and the
+ * image dumped and the dump read back.  The dump must read like the image
+ * (the same structures and problems, and no difference for `diff`): an
+ * input where it does not aborts, as a crash would.
  *
  * Built with clang -fsanitize=fuzzer -DQ2E_LIBFUZZER it is a libFuzzer
  * target.  Built without, it has a main() that replays the files named on
@@ -22,6 +25,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qcow2elf/check.h"
+#include "qcow2elf/diff.h"
+#include "qcow2elf/dump.h"
 #include "qcow2elf/model.h"
 #include "qcow2elf/output.h"
 #include "qcow2elf/views.h"
@@ -36,12 +42,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char image_path[64];
+static char dump_path[72];
 
 /* Removes the temporary directory, also when libFuzzer exits. */
 static void cleanup(void)
 {
 	if (image_path[0]) {
 		unlink(image_path);
+		unlink(dump_path);
 		*strrchr(image_path, '/') = '\0';
 		rmdir(image_path);
 	}
@@ -56,6 +64,7 @@ static int setup(void)
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(image_path, sizeof(image_path), "%s/image", dir);
+	snprintf(dump_path, sizeof(dump_path), "%s/image.elf", dir);
 	atexit(cleanup);
 	return 0;
 }
@@ -80,6 +89,65 @@ static int write_input(const uint8_t *data, size_t size)
 		size -= (size_t)n;
 	}
 	return close(fd);
+}
+
+/* `check`, rendered both ways with the metadata report. */
+static void fuzz_check(struct q2e_image *img, FILE *null)
+{
+	struct q2e_check_options opts = { 0 };
+	struct q2e_check_result *res = NULL;
+	struct q2e_error err = { 0 };
+
+	if (q2e_check_run(img, &opts, &res, &err) < 0)
+		return;
+	q2e_check_render(res, img, null, Q2E_FORMAT_JSON, true, &err);
+	q2e_check_render(res, img, null, Q2E_FORMAT_HUMAN, true, &err);
+	q2e_check_exit_status(res);
+	q2e_check_result_free(res);
+}
+
+/* `dump`, then the dump read back and diffed against the image. */
+static void fuzz_dump(struct q2e_image *img, FILE *null)
+{
+	struct q2e_dump_options opts = { 0 };
+	struct q2e_dump_result res;
+	struct q2e_error err = { 0 };
+	struct q2e_image *back;
+	struct q2e_diff *d;
+	struct q2e_out *o;
+
+	if (q2e_dump_write(img, dump_path, &opts, &res, &err) < 0)
+		return;
+	q2e_error_clear(&err);
+	if (q2e_image_open(dump_path, &back, &err) < 0)
+		return;
+	/* The oracle: a dump reads like the image it came from. */
+	if (back->nsnapshots != img->nsnapshots ||
+	    back->nbitmaps != img->nbitmaps || back->nexts != img->nexts ||
+	    back->nregions != img->nregions ||
+	    back->nproblems != img->nproblems) {
+		fprintf(stderr, "fuzz_image: the dump reads unlike the image: "
+			"snapshots %zu/%zu bitmaps %zu/%zu extensions %zu/%zu "
+			"regions %zu/%zu problems %zu/%zu\n",
+			img->nsnapshots, back->nsnapshots, img->nbitmaps,
+			back->nbitmaps, img->nexts, back->nexts, img->nregions,
+			back->nregions, img->nproblems, back->nproblems);
+		abort();
+	}
+	if (q2e_diff_build(img, back, &d, &err) == 0) {
+		o = q2e_out_new(null, Q2E_FORMAT_JSON);
+		if (o) {
+			q2e_diff_render(d, o, true);
+			q2e_out_finish(o);
+		}
+		if (q2e_diff_count(d) != 0) {
+			fprintf(stderr, "fuzz_image: diff of the image and its dump finds %llu differences\n",
+				(unsigned long long)q2e_diff_count(d));
+			abort();
+		}
+		q2e_diff_free(d);
+	}
+	q2e_image_close(back);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -112,6 +180,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		q2e_error_clear(&err);
 		q2e_view_map(img, null, Q2E_FORMAT_JSON, &err);
 	}
+	fuzz_check(img, null);
+	fuzz_dump(img, null);
 	fclose(null);
 	q2e_image_close(img);
 	return 0;
