@@ -203,8 +203,13 @@ void q2e_out_end(struct q2e_out *o)
 
 	if (o->depth > 0)
 		o->depth--;
-	if (o->format != Q2E_FORMAT_JSON)
+	if (o->format != Q2E_FORMAT_JSON) {
+		if (empty && o->depth > 0) {	/* not a dangling label */
+			indent(o, o->depth);
+			fputs("(none)\n", o->fp);
+		}
 		return;
+	}
 	if (!empty) {
 		fputc('\n', o->fp);
 		indent(o, o->depth);

@@ -181,8 +181,10 @@ static void test_human_columns(void **state)
 	q2e_out_bytes(c.o, "bytes", bytes, sizeof(bytes));
 	q2e_out_end(c.o);
 	q2e_out_end(c.o);
+	q2e_out_array(c.o, "empty");
 	q2e_out_end(c.o);
-	/* Values start in column 29 at every depth. */
+	q2e_out_end(c.o);
+	/* Values start in column 29 at every depth; an empty list says so. */
 	expect(&c,
 	       "filename                     a.qcow2\n"
 	       "offset                       0x10000\n"
@@ -193,7 +195,9 @@ static void test_human_columns(void **state)
 	       "names:\n"
 	       "  [0]                        first\n"
 	       "  [1]:\n"
-	       "    bytes                    dead\n");
+	       "    bytes                    dead\n"
+	       "empty:\n"
+	       "  (none)\n");
 }
 
 /* Control bytes are shown as \xNN; everything else passes through. */
