@@ -241,6 +241,12 @@ struct q2e_block_status {
 	const char *file;		/* where offset points, if has_offset */
 };
 
+/*
+ * The guest offset from which the status is the same up to the end: past
+ * the top image's L1 table and the end of every backing file.
+ */
+uint64_t q2e_chain_uniform_from(const struct q2e_chain *chain);
+
 /* Status of guest bytes from OFF in the chain, at most BYTES of them. */
 int q2e_chain_block_status(struct q2e_chain *chain, uint64_t off,
 			   uint64_t bytes, struct q2e_block_status *st,

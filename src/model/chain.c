@@ -324,6 +324,11 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 
 		if (type == QCOW2_SUBCLUSTER_UNALLOCATED_PLAIN &&
 		    (l1i >= img->nl1 || !(img->l1[l1i] & QCOW2_OFFSET_MASK))) {
+			/* Past the L1 table nothing is allocated at all. */
+			if (l1i >= img->nl1 || (l1i + 1) * span - off >= bytes) {
+				run = bytes;
+				break;
+			}
 			run = (l1i + 1) * span - off;
 			continue;
 		}
@@ -384,6 +389,24 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		}
 	}
 	return 0;
+}
+
+uint64_t q2e_chain_uniform_from(const struct q2e_chain *c)
+{
+	const struct q2e_layer *top = &c->layers[0];
+	uint64_t from = top->size;
+
+	if (top->format == Q2E_LAYER_QCOW2) {
+		const struct q2e_image *img = top->img;
+		uint64_t span = img->cluster_size * img->l2_entries;
+
+		if (img->nl1 <= from / span)
+			from = img->nl1 * span;
+	}
+	for (size_t i = 1; i < c->nlayers; i++)
+		if (c->layers[i].size > from)
+			from = c->layers[i].size;
+	return from;
 }
 
 int q2e_chain_block_status(struct q2e_chain *c, uint64_t off, uint64_t bytes,

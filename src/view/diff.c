@@ -697,9 +697,11 @@ static bool l1_range_empty(const struct q2e_image *img, uint64_t off,
 	uint64_t i = off / span;
 	struct qcow2_l1_entry e;
 
-	*end = (i + 1) * span;
-	if (i >= img->nl1)
+	if (i >= img->nl1) {
+		*end = UINT64_MAX;	/* past the table, nothing is mapped */
 		return true;
+	}
+	*end = (i + 1) * span;	/* below nl1 * span, which the file bounds */
 	qcow2_l1_entry_decode(img->l1[i], &e);
 	return !e.l2_offset;
 }
@@ -772,9 +774,12 @@ static bool refblock_empty(const struct q2e_image *img, uint64_t off,
 	}
 	per_block = img->cluster_size * 8 / img->refcount_bits;
 	i = (off >> img->hdr.cluster_bits) / per_block;
+	if (i >= img->nreftable) {
+		*end = UINT64_MAX;
+		return true;
+	}
 	*end = ((i + 1) * per_block) << img->hdr.cluster_bits;
-	return i >= img->nreftable ||
-	       !(img->reftable[i] & ~QCOW2_REFTABLE_RESERVED_MASK);
+	return !(img->reftable[i] & ~QCOW2_REFTABLE_RESERVED_MASK);
 }
 
 static int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,

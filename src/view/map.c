@@ -49,13 +49,13 @@ static void print_entry(FILE *fp, enum q2e_format format,
 		fputs(last ? "}" : "},\n", fp);
 		return;
 	}
-	char mapped[24] = "-";
-
+	/* Each column is wide enough for a 64-bit value and its space. */
+	fprintf(fp, "%#-18" PRIx64 " %#-18" PRIx64 " %-5u %-16s ", e->start,
+		e->length, e->depth, human_kind(e));
 	if (e->has_offset)
-		snprintf(mapped, sizeof(mapped), "%#" PRIx64, e->offset);
-	fprintf(fp, "%#-18" PRIx64 "%#-18" PRIx64 "%-6u%-13s%-18s%s\n",
-		e->start, e->length, e->depth, human_kind(e), mapped,
-		e->has_offset ? e->file : "");
+		fprintf(fp, "%#-18" PRIx64 " %s\n", e->offset, e->file);
+	else
+		fputs("-\n", fp);
 }
 
 int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
@@ -63,7 +63,7 @@ int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
 {
 	struct q2e_block_status curr = { 0 }, next;
 	struct q2e_chain *chain;
-	uint64_t end = img->hdr.size;
+	uint64_t end = img->hdr.size, uniform;
 	int ret;
 
 	ret = q2e_chain_open(img, &chain, err);
@@ -72,10 +72,17 @@ int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
 	if (format == Q2E_FORMAT_JSON)
 		fputc('[', fp);
 	else
-		fprintf(fp, "%-18s%-18s%-6s%-13s%-18s%s\n", "Offset", "Length",
-			"Depth", "Kind", "Mapped to", "File");
+		fprintf(fp, "%-18s %-18s %-5s %-16s %-18s %s\n", "Offset",
+			"Length", "Depth", "Kind", "Mapped to", "File");
+	/* qemu-img asks 1 GiB at a time and merges what agrees; where
+	 * nothing can differ any more, one question does (a virtual size of
+	 * 2^62 would otherwise take 2^32 of them). */
+	uniform = q2e_chain_uniform_from(chain);
 	for (uint64_t off = 0; off < end; off += next.length) {
 		uint64_t n = end - off < MAP_CHUNK ? end - off : MAP_CHUNK;
+
+		if (off >= uniform)
+			n = end - off;
 
 		ret = q2e_chain_block_status(chain, off, n, &next, err);
 		if (ret < 0)

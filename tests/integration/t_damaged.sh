@@ -111,4 +111,28 @@ data=$(($(get64 $f "$(($(get64 $f "$(get64 $f 40)") & 0x00fffffffffffe00))") & 0
 truncate -s $((data + 4096)) $f
 assert_status "truncated data: info exits 0" 0 "$Q2E" info $f
 map_like_qemu "truncated data" $f 'past the end'
+# A virtual size of 2^62 with a two-entry L1 table: qemu-img refuses to
+# open it ("Image is too big"); info reports the short L1 table, and map and
+# diff finish at once, everything past the table being one range.
+f=huge-size.qcow2
+good $f
+put64 $f 24 $((1 << 62))
+has_problem "virtual size 2^62" $f l1_table 36 'l1_size 1 is too small'
+if out=$(timeout 20 "$Q2E" map --output=json $f 2>"$T_TMP/err"); then
+	# jq's numbers are doubles: read the last range's text instead.
+	last=$(printf '%s\n' "$out" | tail -n 1)
+	start=$(printf '%s' "$last" | sed -n 's/.*"start": \([0-9]*\).*/\1/p')
+	len=$(printf '%s' "$last" | sed -n 's/.*"length": \([0-9]*\).*/\1/p')
+	assert_eq "virtual size 2^62: map ends with one range to 2^62" \
+		"$((1 << 62))" "$((start + len))"
+	assert_eq "virtual size 2^62: the data is still mapped" 2 \
+		"$(printf '%s' "$out" | jq '[.[] | select(.data)] | length')"
+else
+	fail "virtual size 2^62: map finishes, exit 0" "$(head -3 "$T_TMP/err")"
+fi
+good huge-copy.qcow2
+qemu-io -f qcow2 -c 'write -P 3 1536k 64k' huge-copy.qcow2 >/dev/null
+put64 huge-copy.qcow2 24 $((1 << 62))
+assert_status "virtual size 2^62: diff finishes and finds the change" 1 \
+	timeout 20 "$Q2E" diff $f huge-copy.qcow2
 finish

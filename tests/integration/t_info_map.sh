@@ -83,6 +83,34 @@ compare_map() {		# compare_map IMAGE KIND
 		fail "map $img is byte-identical to qemu-img's (- qemu-img, + qcow2elf)" \
 		     "$(diff -u "$T_TMP/map.qemu" "$T_TMP/map.ours" | tail -n +3 | head -30)"
 	fi
+	compare_human_map "$img"
+}
+
+# The human map lists the same ranges as the JSON one (qemu-img's), one
+# line each under a header, offsets in hex, no trailing blanks.
+compare_human_map() {
+	local img=$1
+
+	if ! "$Q2E" map "$img" >"$T_TMP/map.human" 2>"$T_TMP/o.err"; then
+		fail "human map $img: exits 0" "$(head -3 "$T_TMP/o.err")"
+		return
+	fi
+	jq -r '.[] | "\(.start) \(.length) \(.depth) \(.offset // "-")"' \
+		"$T_TMP/map.qemu" >"$T_TMP/h.want"
+	tail -n +2 "$T_TMP/map.human" | while read -r start len depth kind rest; do
+		set -- $rest
+		[ "$kind" = data ] && [ "${1:-}" = "(no" ] && shift 2
+		off=${1:--}
+		[ "$off" = - ] || off=$((off))
+		echo "$((start)) $((len)) $depth $off"
+	done >"$T_TMP/h.got"
+	if cmp -s "$T_TMP/h.want" "$T_TMP/h.got" &&
+		! grep -q '[[:space:]]$' "$T_TMP/map.human"; then
+		pass "human map $img lists qemu-img's ranges"
+	else
+		fail "human map $img lists qemu-img's ranges (- json, + human)" \
+		     "$(diff -u "$T_TMP/h.want" "$T_TMP/h.got" | tail -n +3 | head -10)"
+	fi
 }
 
 n=0
