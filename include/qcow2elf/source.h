@@ -48,6 +48,8 @@ const char *q2e_source_path(const struct q2e_source *src);
 uint64_t q2e_source_size(const struct q2e_source *src);
 /* Bytes the image file occupies on disk (st_blocks * 512), 0 if unknown. */
 uint64_t q2e_source_allocated(const struct q2e_source *src);
+/* Whether PATH names the file SRC reads (the same device and inode). */
+bool q2e_source_is_file(const struct q2e_source *src, const char *path);
 /* For a dump, what its note says; NULL for an image file. */
 const struct q2e_dump_meta *q2e_source_dump_meta(const struct q2e_source *src);
 

@@ -226,6 +226,14 @@ uint64_t q2e_source_allocated(const struct q2e_source *src)
 	return src->allocated;
 }
 
+bool q2e_source_is_file(const struct q2e_source *src, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(src->fd, &a) == 0 && stat(path, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 const struct q2e_dump_meta *q2e_source_dump_meta(const struct q2e_source *src)
 {
 	return src->kind == Q2E_SOURCE_DUMP ? &src->meta : NULL;

@@ -759,7 +759,7 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 	if (ret < 0)
 		goto out;
 
-	ret = q2e_outfile_open(&out, path, err);
+	ret = q2e_outfile_open(&out, path, img->src, err);
 	if (ret < 0)
 		goto out;
 	ret = write_elf(&e, out.fd, path, res);

@@ -10,13 +10,18 @@
 #include "outfile.h"
 
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
-		     struct q2e_error *err)
+		     const struct q2e_source *input, struct q2e_error *err)
 {
 	mode_t mask;
 	int ret;
 
 	f->path = path;
 	f->fd = -1;
+	f->tmp = NULL;
+	if (q2e_source_is_file(input, path))
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s' is the input file; refusing to write over it",
+				     path);
 	if (asprintf(&f->tmp, "%s.tmpXXXXXX", path) < 0) {
 		f->tmp = NULL;
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");

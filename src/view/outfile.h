@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "qcow2elf/error.h"
+#include "qcow2elf/source.h"
 
 struct q2e_outfile {
 	const char *path;
@@ -17,9 +18,12 @@ struct q2e_outfile {
 	int fd;			/* of the temporary file, -1 once closed */
 };
 
-/* Creates the temporary file, mode 0666 less the umask. */
+/*
+ * Creates the temporary file, mode 0666 less the umask.  Refuses a PATH
+ * that names the file INPUT reads: it would be replaced by its own output.
+ */
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
-		     struct q2e_error *err);
+		     const struct q2e_source *input, struct q2e_error *err);
 /*
  * Syncs and closes the temporary file and puts it at the path: over an
  * existing file with REPLACE, otherwise only where none exists (link(), so

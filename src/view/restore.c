@@ -98,7 +98,7 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 		return q2e_error_set(err, Q2E_EOUTPUT,
 				     "'%s' already exists; use --force to replace it",
 				     path);
-	ret = q2e_outfile_open(&out, path, err);
+	ret = q2e_outfile_open(&out, path, img->src, err);
 	if (ret < 0)
 		return ret;
 	res->file_size = img->file_size;

@@ -135,6 +135,13 @@ assert_eq "and leaves the existing output as it was" "precious" "$(cat keep.elf)
 assert_status "dump into a missing directory fails" 1 "$Q2E" dump img.qcow2 -o nodir/x.elf
 assert_eq "no temporary file is left behind" "" "$(ls | grep '\.tmp')"
 assert_status "dump without -o is a usage error" 1 "$Q2E" dump img.qcow2
+# The input is never written: not even when -o names it.
+cp img.qcow2 self.qcow2
+ln -s self.qcow2 self-link.qcow2
+assert_status "dump onto its own input is refused" 1 "$Q2E" dump self.qcow2 -o ./self.qcow2
+assert_match "naming the file" "'./self.qcow2' is the input file" "$(cat "$T_TMP/.err")"
+assert_status "dump onto a link to its input is refused" 1 "$Q2E" dump self.qcow2 -o self-link.qcow2
+assert_status "the input is untouched" 0 cmp img.qcow2 self.qcow2
 
 # A region that runs past the end of the file: the bytes that exist.
 rt_end=$((rt_off + rt_clusters * cs))

@@ -83,6 +83,10 @@ assert_match "as not a dump" "'img.qcow2' is not a dump written by 'qcow2elf dum
 assert_status "a missing dump is an error" 1 "$Q2E" restore missing.elf -o nd.qcow2
 assert_status "into a missing directory is an error" 1 "$Q2E" restore img.elf -o nodir/nd.qcow2
 assert_status "without -o is a usage error" 1 "$Q2E" restore img.elf
+cp img.elf self.elf
+assert_status "restore --force onto its own dump is refused" 1 "$Q2E" restore --force self.elf -o ../"$(basename "$PWD")"/self.elf
+assert_match "naming the file" "is the input file; refusing to write over it" "$(cat "$T_TMP/.err")"
+assert_status "the dump is untouched" 0 cmp img.elf self.elf
 # A write that fails half-way (the file size limit, with SIGXFSZ ignored).
 assert_status "a failed write is an error" 1 bash -c "trap '' XFSZ; ulimit -f 64; exec \"\$0\" restore img.elf -o big.qcow2" "$Q2E"
 assert_match "naming the file" "'big.qcow2'" "$(cat "$T_TMP/.err")"
