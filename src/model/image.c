@@ -629,7 +629,7 @@ static int read_snapshots(struct walk *w)
 {
 	struct q2e_image *img = w->img;
 	const struct qcow2_header *h = &img->hdr;
-	uint64_t off = h->snapshots_offset, pos = 0, have = 0;
+	uint64_t off = h->snapshots_offset, pos = 0, have = 0, used = 0;
 	bool damaged = false;
 	uint8_t *buf = NULL;
 	int ret = 0;
@@ -702,6 +702,11 @@ static int read_snapshots(struct walk *w)
 		s->entry.extra = NULL;
 		s->entry.id_str = s->entry.name = NULL;
 		img->nsnapshots++;
+		/* QEMU's snapshots_size ends with the last entry's name: the
+		 * padding after it need not be in the file. */
+		used = pos + QCOW2_SNAPSHOT_FIXED_SIZE +
+		       s->entry.extra_data_size + s->entry.id_str_size +
+		       s->entry.name_size;
 		pos += s->entry.entry_size;
 		if (s->entry.extra_data_size > QCOW2_MAX_SNAPSHOT_EXTRA)
 			ret = walk_problem(w, Q2E_SEV_WARNING, s->offset, name,
@@ -717,10 +722,10 @@ static int read_snapshots(struct walk *w)
 	free(buf);
 	if (ret < 0)
 		return ret;
-	img->snapshot_table_size = pos;
+	img->snapshot_table_size = used;
 	/* A damaged table covers all the bytes that were read, so that a
 	 * dump of it fails where the image does. */
-	uint64_t region = damaged && have > pos ? have : pos;
+	uint64_t region = damaged && have > used ? have : used;
 	if (region)
 		ret = walk_region(w, Q2E_REGION_SNAPSHOT_TABLE, off, region,
 				  image_owner, 0);

@@ -111,6 +111,14 @@ corpus_snapshots() {
 		_corpus_io "$f" 'write -P 4 0 64k'
 }
 
+# A snapshot taken last: the file ends with the snapshot table, short of the
+# padding after its last entry (a 7-byte name leaves none, a 1-byte one 7).
+corpus_snapshot_last() {
+	_corpus_create "$1/snapshot-last.qcow2" 1M &&
+		_corpus_io "$1/snapshot-last.qcow2" 'write -P 1 0 64k' &&
+		qemu-img snapshot -c a "$1/snapshot-last.qcow2"
+}
+
 corpus_v2_snapshots() {
 	local f=$1/v2-snapshots.qcow2
 
@@ -397,7 +405,7 @@ corpus_luks() {
 			>/dev/null
 }
 
-CORPUS_BUILDERS="v2 v3 empty zero v2_zero snapshots v2_snapshots bitmaps
+CORPUS_BUILDERS="v2 v3 empty zero v2_zero snapshots snapshot_last v2_snapshots bitmaps
 	compressed_zlib compressed_zstd convert_zstd extended_l2
 	extended_l2_backing refcount_bits cluster_512 cluster_2m
 	cluster_2m_extended_l2 partial lazy_refcounts dirty prealloc_metadata
