@@ -133,6 +133,9 @@ struct q2e_image {
 	uint64_t snapshot_table_size;	/* bytes the entries take */
 	struct q2e_snapshot *snapshots;
 	size_t nsnapshots;		/* entries read */
+	/* The first entry whose extra_data_size is above QEMU's limit, read
+	 * or not (QEMU refuses the table there); -1 if none. */
+	int64_t snapshot_extra_over_limit;
 	struct q2e_bitmap *bitmaps;
 	size_t nbitmaps;
 

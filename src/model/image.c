@@ -662,6 +662,10 @@ static int read_snapshots(struct walk *w)
 		ret = table_window(w, off, pos + QCOW2_SNAPSHOT_FIXED_SIZE,
 				   QCOW2_MAX_SNAPSHOT_TABLE_BYTES,
 				   "the snapshot table", &buf, &have, &eof);
+		if (ret == 0 && !eof &&
+		    qcow2_be32(buf + pos + 36) > QCOW2_MAX_SNAPSHOT_EXTRA &&
+		    img->snapshot_extra_over_limit < 0)
+			img->snapshot_extra_over_limit = i;
 		if (ret == 0 && !eof) {
 			uint64_t var = qcow2_be32(buf + pos + 36) +
 				       (uint64_t)qcow2_be16(buf + pos + 12) +
@@ -1014,6 +1018,7 @@ int q2e_image_open(const char *path, struct q2e_image **out,
 		free(img);
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	}
+	img->snapshot_extra_over_limit = -1;
 	ret = q2e_source_open(path, &img->src, err);
 	if (ret < 0) {
 		q2e_image_close(img);

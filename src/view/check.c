@@ -41,6 +41,7 @@
 
 /* Stages of qcow2_check_refcounts(), in the order it prints. */
 enum stage {
+	ST_OPEN,
 	ST_HEADER,
 	ST_ACTIVE,
 	ST_SNAPSHOT_DATA_FILE,
@@ -75,6 +76,7 @@ struct checker {
 	unsigned cbits;
 	uint64_t refcount_max;
 	bool data_file;
+	uint64_t snapshot_table_size;	/* as QEMU's snapshots_size */
 
 	uint16_t *counts;
 	uint64_t nb_clusters, cap;
@@ -342,7 +344,9 @@ static int grow_counts(struct checker *c, uint64_t n)
 		ncap = n + 4096;
 	p = map_counts(ncap);
 	if (!p)
-		return nomem(c);
+		return q2e_error_set(c->err, Q2E_ENOMEM,
+				     "'%s': out of memory counting the references to %" PRIu64
+				     " clusters", c->img->path, ncap);
 	if (c->counts)
 		memcpy(p, c->counts, (size_t)(c->cap * sizeof(*p)));
 	unmap_counts(c->counts, c->cap);
@@ -360,9 +364,9 @@ static int inc_refs(struct checker *c, uint64_t offset, uint64_t size)
 
 	if (!size)
 		return 0;
-	/* Less than a cluster past the end: a semi-allocated last cluster. */
-	if ((int64_t)(offset + size) - (int64_t)c->img->file_size >=
-	    (int64_t)c->cs) {
+	/* Less than a cluster past the end: a semi-allocated last cluster.
+	 * QEMU computes this in int64_t with wrapping (-fwrapv). */
+	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs) {
 		c->res->corruptions++;
 		return add_line(c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%" PRIx64
 				" size 0x%" PRIx64, offset, size);
@@ -898,6 +902,15 @@ static int check_l2_regions(struct checker *c)
 	return 0;
 }
 
+/* The whole snapshot table lies past the end of the file. */
+static bool table_past_eof(const struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+
+	return img->hdr.nb_snapshots && !img->nsnapshots &&
+	       img->hdr.snapshots_offset >= img->file_size;
+}
+
 static int check_snapshots(struct checker *c)
 {
 	struct q2e_image *img = c->img;
@@ -909,6 +922,24 @@ static int check_snapshots(struct checker *c)
 		res->corruptions++;
 		ret = add_line(c, "ERROR %u snapshots in image with data file",
 			       img->hdr.nb_snapshots);
+		if (ret < 0)
+			return ret;
+	}
+	/* qcow2_read_snapshots() reads a table past the end of the file as
+	 * zeros; a version 3 entry needs 16 bytes of extra data. */
+	set_key(c, (uint64_t)ST_OPEN << 32, 0, 0);
+	if (table_past_eof(c))
+		c->snapshot_table_size = img->hdr.nb_snapshots *
+					 (uint64_t)QCOW2_SNAPSHOT_FIXED_SIZE;
+	for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++) {
+		if (img->hdr.version < 3 ||
+		    (i < img->nsnapshots &&
+		     img->snapshots[i].entry.extra_data_size >= 16) ||
+		    (i >= img->nsnapshots && !table_past_eof(c)))
+			continue;
+		res->corruptions++;
+		ret = add_line(c, "ERROR snapshot table entry %" PRIu32
+			       " is incomplete", i);
 		if (ret < 0)
 			return ret;
 	}
@@ -1445,25 +1476,76 @@ static int shared_findings(struct checker *c)
 	return 0;
 }
 
-/* Whatever QEMU refuses to open, qemu-img check cannot check either. */
+/* qcow2_validate_table(): a table QEMU does not even try to read. */
+static bool past_int64(uint64_t offset, uint64_t bytes)
+{
+	return offset > INT64_MAX || bytes > INT64_MAX - offset;
+}
+
+/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
+static bool unreadable(uint64_t offset, uint64_t bytes)
+{
+	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
+
+	return offset > max || bytes > max - offset;
+}
+
+/*
+ * Whatever QEMU refuses to open, qemu-img check cannot check either; in
+ * the order qcow2_do_open() looks.
+ */
 static const char *unopenable(const struct checker *c)
 {
 	const struct q2e_image *img = c->img;
 	const struct qcow2_header *h = &img->hdr;
+	uint64_t l1_bytes = h->l1_size * 8ULL;
+	uint64_t rt_bytes = h->refcount_table_clusters * (uint64_t)c->cs;
+	uint64_t span = c->cs * img->l2_entries;
 
 	if (!img->refcount_bits)
 		return "refcount_order is above 6";
-	if (h->l1_size * 8ULL > QCOW2_MAX_L1_BYTES)
-		return "the active L1 table is above QEMU's 32 MiB limit";
-	if (h->l1_table_offset & (c->cs - 1))
-		return "the active L1 table is not cluster aligned";
-	if (!h->refcount_table_clusters ||
-	    h->refcount_table_clusters * c->cs > QCOW2_MAX_REFTABLE_BYTES)
+	if (!h->refcount_table_clusters || rt_bytes > QCOW2_MAX_REFTABLE_BYTES)
 		return "the refcount table size is invalid";
+	if (past_int64(h->refcount_table_offset, rt_bytes))
+		return "the refcount table offset is invalid";
 	if (h->refcount_table_offset & (c->cs - 1))
 		return "the refcount table is not cluster aligned";
+	if (l1_bytes > QCOW2_MAX_L1_BYTES)
+		return "the active L1 table is above QEMU's 32 MiB limit";
+	if (past_int64(h->l1_table_offset, l1_bytes))
+		return "the active L1 table offset is invalid";
+	if (h->l1_table_offset & (c->cs - 1))
+		return "the active L1 table is not cluster aligned";
+	if (h->size / span + (h->size % span != 0) > INT_MAX)
+		return "the image is too big";
+	if (h->l1_size < h->size / span + (h->size % span != 0))
+		return "the active L1 table is too small for the virtual size";
+	if (l1_bytes && unreadable(h->l1_table_offset, l1_bytes))
+		return "the active L1 table cannot be read";
+	if (unreadable(h->refcount_table_offset, rt_bytes))
+		return "the refcount table cannot be read";
 	if (img->file_size / c->cs + 1 > INT_MAX)
 		return "the image has more than INT_MAX clusters";
+	return NULL;
+}
+
+/* Snapshot tables QEMU opens but qemu-img check then gives up on. */
+static const char *snapshots_unreadable(const struct checker *c)
+{
+	const struct qcow2_header *h = &c->img->hdr;
+	uint64_t bytes = h->nb_snapshots * (uint64_t)QCOW2_SNAPSHOT_FIXED_SIZE;
+
+	if (!h->nb_snapshots)
+		return NULL;
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
+		return "the snapshot table has more than 65536 entries";
+	if (past_int64(h->snapshots_offset, bytes) ||
+	    (h->snapshots_offset & (c->cs - 1)))
+		return "the snapshot table offset is invalid";
+	if (unreadable(h->snapshots_offset, bytes))
+		return "the snapshot table cannot be read";
+	if (c->img->snapshot_extra_over_limit >= 0)
+		return "a snapshot table entry has more than 1024 bytes of extra data";
 	return NULL;
 }
 
@@ -1495,6 +1577,8 @@ static int run(struct checker *c)
 	if (ret < 0)
 		return ret;
 	why = unopenable(c);
+	if (!why)
+		why = snapshots_unreadable(c);
 	if (why) {
 		res->check_errors++;
 		res->incomplete = strdup(why);
@@ -1529,7 +1613,7 @@ static int run(struct checker *c)
 		return ret;
 	set_key(c, (uint64_t)ST_SNAPSHOT_TABLE << 32, 0, 0);
 	if (h->nb_snapshots)
-		ret = inc_refs(c, h->snapshots_offset, img->snapshot_table_size);
+		ret = inc_refs(c, h->snapshots_offset, c->snapshot_table_size);
 	set_key(c, (uint64_t)ST_REFTABLE << 32, 0, 0);
 	if (ret == 0)
 		ret = inc_refs(c, h->refcount_table_offset,
@@ -1573,6 +1657,7 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 	c.cs = img->cluster_size;
 	c.cbits = img->hdr.cluster_bits;
 	c.data_file = img->l2.has_data_file;
+	c.snapshot_table_size = img->snapshot_table_size;
 	c.res->filename = img->path;
 	ret = run(&c);
 	unmap_counts(c.counts, c.cap);

@@ -189,6 +189,40 @@ sd=$(host_of "$T/snapdmg.qcow2" $((20 << 20)))
 put "$T/snapdmg.qcow2" $((srb + sd / cs * 2)) 2 1
 same_as_qemu "snapshot-shared cluster with refcount 1" "$T/snapdmg.qcow2"
 
+# Snapshot table damage: a version 3 entry with too little extra data, and
+# a table past the end of the file, which QEMU reads as zero entries.
+cp "$T/snap.qcow2" "$T/snapextra.qcow2"
+put "$T/snapextra.qcow2" $(($(hdr "$T/snapextra.qcow2" snapshots_offset) + 36)) 4 8
+same_as_qemu "two snapshots, the first with 8 bytes of extra data" "$T/snapextra.qcow2"
+cp "$T/v3.qcow2" "$T/snapextra1.qcow2"
+qemu-img snapshot -c s1 "$T/snapextra1.qcow2"
+put "$T/snapextra1.qcow2" $(($(hdr "$T/snapextra1.qcow2" snapshots_offset) + 36)) 4 8
+same_as_qemu "one snapshot with 8 bytes of extra data" "$T/snapextra1.qcow2"
+for v in v3 v2; do
+	mk -o compat=$([ $v = v3 ] && echo 1.1 || echo 0.10) "$T/snapeof-$v.qcow2" 1M
+	put "$T/snapeof-$v.qcow2" 60 4 2
+	put "$T/snapeof-$v.qcow2" 64 8 $((0x10000000))
+	same_as_qemu "$v: snapshot table past the end of the file" "$T/snapeof-$v.qcow2"
+done
+
+# What QEMU refuses to open, or gives up checking: exit 1, as qemu-img.
+while read -r what off bytes value; do
+	mk "$T/unopen.qcow2" 1M
+	put "$T/unopen.qcow2" "$off" "$bytes" "$value"
+	same_as_qemu "$what" "$T/unopen.qcow2"
+	assert_status "$what: exits 1" 1 "$Q2E" check "$T/unopen.qcow2"
+done <<EOF2
+refcount-table-offset-past-INT64_MAX 48 8 0x7fffffffffff0000
+L1-table-past-the-readable-range 40 8 0x7fffffffc0000000
+L1-table-too-small 36 4 0
+virtual-size-2^62 24 8 0x4000000000000000
+more-than-65536-snapshots 60 4 65537
+EOF2
+mk "$T/unopen.qcow2" 1M
+put "$T/unopen.qcow2" 60 4 1
+put "$T/unopen.qcow2" 64 8 512
+same_as_qemu "snapshot table not cluster aligned" "$T/unopen.qcow2"
+
 # Compressed and 512-byte-cluster images damaged the same way.
 cp "$T/compressed.qcow2" "$T/cdmg.qcow2"
 crt=$(hdr "$T/cdmg.qcow2" refcount_table_offset)
