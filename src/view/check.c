@@ -1447,31 +1447,46 @@ static int shared_findings(struct checker *c)
 {
 	const struct q2e_image *img = c->img;
 
+	/* One finding per region, however many owners share it: the finding
+	 * lists the owners, so one per pair would grow with their square. */
 	for (size_t i = 0; i < img->nregions; i++) {
 		const struct q2e_region *r = &img->regions[i];
+		uint32_t first = 0, pairs = 0;
+		char sa[96], sb[96];
+		struct q2e_finding *f;
 
+		if (r->kind == Q2E_REGION_EXTENSION)
+			continue;
 		for (uint32_t k = 1; k < r->nowners; k++) {
 			const struct q2e_owner *a = &r->owners[k - 1];
 			const struct q2e_owner *b = &r->owners[k];
-			char sa[96], sb[96];
-			struct q2e_finding *f;
 
 			if (r->kind == Q2E_REGION_L2 &&
 			    (a->kind != b->kind || a->id != b->id))
 				continue;	/* a snapshot shares it */
-			if (r->kind == Q2E_REGION_EXTENSION)
-				continue;
-			q2e_region_symbol(img, r, k - 1, sa, sizeof(sa));
-			q2e_region_symbol(img, r, k, sb, sizeof(sb));
+			if (!pairs++)
+				first = k - 1;
+		}
+		if (!pairs)
+			continue;
+		q2e_region_symbol(img, r, first, sa, sizeof(sa));
+		q2e_region_symbol(img, r, first + 1, sb, sizeof(sb));
+		if (pairs == 1)
 			f = add_finding(c, Q2E_FINDING_SHARED, Q2E_SEV_ERROR,
 					r->offset,
 					"%s and %s are the same %s at 0x%" PRIx64,
 					sa, sb, q2e_region_kind_name(r->kind),
 					r->offset);
-			if (!f)
-				return Q2E_ENOMEM;
-			ref_region(f, r);
-		}
+		else
+			f = add_finding(c, Q2E_FINDING_SHARED, Q2E_SEV_ERROR,
+					r->offset,
+					"%s, %s and %" PRIu32
+					" more are the same %s at 0x%" PRIx64,
+					sa, sb, pairs - 1,
+					q2e_region_kind_name(r->kind), r->offset);
+		if (!f)
+			return Q2E_ENOMEM;
+		ref_region(f, r);
 	}
 	return 0;
 }

@@ -157,6 +157,23 @@ finding "L2 table is a refcount block" "$T/l2rb.qcow2" overlap \
 assert_status "L2 table is a refcount block: exit status 2" 2 \
 	"$Q2E" check "$T/l2rb.qcow2"
 
+# One L2 table in several L1 entries: one finding that names them all.
+mk "$T/shared.qcow2" 2G
+qemu-io -c 'write 0 64k' -c 'write 512M 64k' -c 'write 1G 64k' \
+	-c 'write 1536M 64k' "$T/shared.qcow2" >/dev/null
+sl1=$(hdr "$T/shared.qcow2" l1_table_offset)
+put "$T/shared.qcow2" $((sl1 + 8)) 8 "$(u64 "$T/shared.qcow2" "$sl1")"
+same_as_qemu "one L2 table in two L1 entries" "$T/shared.qcow2"
+finding "one L2 table in two L1 entries" "$T/shared.qcow2" shared-table \
+	"^l2_table_0 and l2_table_1 are the same L2 table"
+put "$T/shared.qcow2" $((sl1 + 16)) 8 "$(u64 "$T/shared.qcow2" "$sl1")"
+put "$T/shared.qcow2" $((sl1 + 24)) 8 "$(u64 "$T/shared.qcow2" "$sl1")"
+assert_eq "one L2 table in four L1 entries: one finding" 1 \
+	"$("$Q2E" check --output=json "$T/shared.qcow2" 2>/dev/null |
+	   jq '[.findings[] | select(.type == "shared-table")] | length')"
+finding "one L2 table in four L1 entries" "$T/shared.qcow2" shared-table \
+	"^l2_table_0, l2_table_1 and 2 more are the same L2 table.* l2_table_3"
+
 # A reference past the end of the file: guest 5M maps to 1 GiB.
 cp "$src" "$T/pasteof.qcow2"
 put "$T/pasteof.qcow2" "$e" 8 $(( (1 << 30) | 0x8000000000000000 ))
