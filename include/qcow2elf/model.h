@@ -81,6 +81,7 @@ struct q2e_extension {
 	uint32_t length;
 	uint8_t *data;		/* the bytes of the file, possibly fewer */
 	uint32_t avail;
+	uint32_t nth;		/* earlier extensions with the same magic */
 };
 
 struct q2e_snapshot {

@@ -259,11 +259,13 @@ static int decode_extension(struct walk *w, struct q2e_extension *e,
 }
 
 /* Extensions lie between header_length and the backing file name. */
-static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
+static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 {
 	struct q2e_image *img = w->img;
 	const struct qcow2_header *h = &img->hdr;
 	uint64_t end = len, pos = h->header_length;
+	uint32_t named[16];	/* the known magics seen so far */
+	size_t nnamed = 0, cap = 0;
 	int ret;
 
 	/* QEMU stops at the backing file name, which old version 2 images
@@ -292,10 +294,17 @@ static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 					    "header extension at 0x%" PRIx64
 					    ": %s", pos, why);
 		}
-		void *n = realloc(img->exts, (img->nexts + 1) * sizeof(*img->exts));
-		if (!n)
-			return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
-		img->exts = n;
+		if (img->nexts == cap) {
+			/* A 2 MiB cluster holds 262,144 empty extensions. */
+			size_t ncap = cap ? cap * 2 : 8;
+			void *n = realloc(img->exts, ncap * sizeof(*img->exts));
+
+			if (!n)
+				return q2e_error_set(w->err, Q2E_ENOMEM,
+						     "out of memory");
+			img->exts = n;
+			cap = ncap;
+		}
 		struct q2e_extension *e = &img->exts[img->nexts];
 
 		*e = (struct q2e_extension){
@@ -326,15 +335,20 @@ static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 		for (char *p = sym; *p; p++)
 			if (*p == '-')
 				*p = '_';
-		for (size_t k = 0; k + 1 < img->nexts; k++)
-			if (img->exts[k].magic == ext.magic && name) {
+		if (name) {
+			size_t k = 0;
+
+			while (k < nnamed && named[k] != ext.magic)
+				k++;
+			if (k < nnamed)
 				ret = walk_problem(w, Q2E_SEV_WARNING, pos, sym,
 						   "extension 0x%08x appears more than once",
 						   ext.magic);
-				if (ret < 0)
-					return ret;
-				break;
-			}
+			else if (nnamed < sizeof(named) / sizeof(named[0]))
+				named[nnamed++] = ext.magic;
+			if (ret < 0)
+				return ret;
+		}
 		ret = decode_extension(w, e, sym);
 		if (ret < 0)
 			return ret;
@@ -345,6 +359,48 @@ static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 	return walk_problem(w, Q2E_SEV_WARNING, pos, "qcow2_header",
 			    "header extensions have no end marker before 0x%" PRIx64,
 			    end);
+}
+
+struct ext_key {
+	uint32_t magic;
+	size_t index;
+};
+
+static int cmp_ext_key(const void *pa, const void *pb)
+{
+	const struct ext_key *a = pa, *b = pb;
+
+	if (a->magic != b->magic)
+		return a->magic < b->magic ? -1 : 1;
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* Numbers the repeats of each magic, in O(n log n). */
+static int number_extensions(struct q2e_image *img)
+{
+	struct ext_key *k = malloc((img->nexts + 1) * sizeof(*k));
+
+	if (!k)
+		return Q2E_ENOMEM;
+	for (size_t i = 0; i < img->nexts; i++)
+		k[i] = (struct ext_key){ img->exts[i].magic, i };
+	qsort(k, img->nexts, sizeof(*k), cmp_ext_key);
+	for (size_t i = 0; i < img->nexts; i++)
+		img->exts[k[i].index].nth =
+			i && k[i - 1].magic == k[i].magic
+				? img->exts[k[i - 1].index].nth + 1
+				: 0;
+	free(k);
+	return 0;
+}
+
+static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
+{
+	int ret = walk_extensions(w, c0, len);
+
+	if (ret >= 0 && number_extensions(w->img) < 0)
+		ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	return ret;
 }
 
 static int read_backing_name(struct walk *w, const uint8_t *c0, uint64_t len)

@@ -52,12 +52,10 @@ static void ext_suffix(const struct q2e_image *img, const struct q2e_owner *o,
 		       uint32_t magic, char *buf, size_t size, char sep)
 {
 	buf[0] = '\0';
-	for (size_t k = 0; k < o->index && k < img->nexts; k++)
-		if (img->exts[k].magic == magic) {
-			snprintf(buf, size, "%c%llu", sep,
-				 (unsigned long long)o->index);
-			return;
-		}
+	(void)magic;
+	if (o->index < img->nexts && img->exts[o->index].nth)
+		snprintf(buf, size, "%c%llu", sep,
+			 (unsigned long long)o->index);
 }
 
 static int fmt(char *buf, size_t size, const char *f, ...)

@@ -168,29 +168,48 @@ static void ext_label(const struct q2e_image *img, size_t i, char *buf,
 		      size_t size)
 {
 	const char *name = qcow2_ext_name(img->exts[i].magic);
-	size_t nth = 0;
+	uint32_t nth = img->exts[i].nth;
 
-	for (size_t k = 0; k < i; k++)
-		nth += img->exts[k].magic == img->exts[i].magic;
 	if (name)
 		snprintf(buf, size, "%s", name);
 	else
 		snprintf(buf, size, "unknown.0x%08x", img->exts[i].magic);
 	if (nth)
-		snprintf(buf + strlen(buf), size - strlen(buf), ".%zu", nth);
+		snprintf(buf + strlen(buf), size - strlen(buf), ".%" PRIu32,
+			 nth);
 }
 
-static const struct q2e_extension *ext_find(const struct q2e_image *img,
-					    const char *label)
+/* Extensions are matched by magic and occurrence, through a sorted index. */
+static int cmp_ext(const void *pa, const void *pb)
 {
-	char buf[64];
+	const struct q2e_extension *a = *(const struct q2e_extension *const *)pa;
+	const struct q2e_extension *b = *(const struct q2e_extension *const *)pb;
 
-	for (size_t i = 0; i < img->nexts; i++) {
-		ext_label(img, i, buf, sizeof(buf));
-		if (strcmp(buf, label) == 0)
-			return &img->exts[i];
-	}
-	return NULL;
+	if (a->magic != b->magic)
+		return a->magic < b->magic ? -1 : 1;
+	return a->nth < b->nth ? -1 : a->nth > b->nth;
+}
+
+static const struct q2e_extension **ext_index(const struct q2e_image *img)
+{
+	const struct q2e_extension **v = malloc((img->nexts + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < img->nexts; i++)
+		v[i] = &img->exts[i];
+	qsort(v, img->nexts, sizeof(*v), cmp_ext);
+	return v;
+}
+
+static const struct q2e_extension *
+ext_find(const struct q2e_image *img, const struct q2e_extension **index,
+	 const struct q2e_extension *e)
+{
+	const struct q2e_extension *const *hit =
+		bsearch(&e, index, img->nexts, sizeof(*index), cmp_ext);
+
+	return hit ? *hit : NULL;
 }
 
 /* A payload as text: strings as they are, the rest in hex. */
@@ -213,8 +232,12 @@ static char *ext_text(const struct q2e_extension *e)
 	return s;
 }
 
-static int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
-			   const struct q2e_image *b, struct q2e_error *err)
+static int diff_extensions_indexed(struct q2e_diff *d,
+				   const struct q2e_image *a,
+				   const struct q2e_image *b,
+				   const struct q2e_extension **ia,
+				   const struct q2e_extension **ib,
+				   struct q2e_error *err)
 {
 	char label[64];
 
@@ -225,7 +248,7 @@ static int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
 		int ret;
 
 		ext_label(a, i, label, sizeof(label));
-		y = ext_find(b, label);
+		y = ext_find(b, ib, x);
 		if (!y) {
 			if (!item_add(&d->extensions, Q2E_DIFF_REMOVED, label, err))
 				return err->code;
@@ -253,11 +276,23 @@ static int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
 	}
 	for (size_t i = 0; i < b->nexts; i++) {
 		ext_label(b, i, label, sizeof(label));
-		if (!ext_find(a, label) &&
+		if (!ext_find(a, ia, &b->exts[i]) &&
 		    !item_add(&d->extensions, Q2E_DIFF_ADDED, label, err))
 			return err->code;
 	}
 	return 0;
+}
+
+static int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
+			   const struct q2e_image *b, struct q2e_error *err)
+{
+	const struct q2e_extension **ia = ext_index(a), **ib = ext_index(b);
+	int ret = ia && ib ? diff_extensions_indexed(d, a, b, ia, ib, err)
+			   : nomem(err);
+
+	free(ia);
+	free(ib);
+	return ret;
 }
 
 static bool same_snapshot_key(const struct q2e_snapshot *x,

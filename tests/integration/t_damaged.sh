@@ -135,4 +135,18 @@ qemu-io -f qcow2 -c 'write -P 3 1536k 64k' huge-copy.qcow2 >/dev/null
 put64 huge-copy.qcow2 24 $((1 << 62))
 assert_status "virtual size 2^62: diff finishes and finds the change" 1 \
 	timeout 20 "$Q2E" diff $f huge-copy.qcow2
+# 20,000 empty header extensions of two unknown kinds, in a 2 MiB cluster:
+# each becomes a region with a name of its own, in linear time.
+f=many-ext.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=2M $f 10M
+hl=$(od -An -tu4 --endian=big -j 100 -N 4 $f | tr -d ' ')
+for i in $(seq 10000); do printf '\x12\x34\x56\x78\0\0\0\0\x12\x34\x56\x7a\0\0\0\0'; done |
+	dd of=$f bs=1 seek="$hl" conv=notrunc status=none
+assert_eq "20,000 extensions: info lists them all" 20000 \
+	"$(timeout 20 "$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0x12345678" or .magic == "0x1234567a")] | length')"
+assert_status "20,000 extensions: dump" 0 timeout 30 "$Q2E" dump $f -o many-ext.elf
+assert_eq "20,000 extensions: every section name is unique" "" \
+	"$(readelf -SW many-ext.elf | sed -n 's/^ *\[ *[0-9]*\] \([^ ]*\).*/\1/p' | sort | uniq -d | head -3)"
+assert_status "20,000 extensions: the dump reads like the image" 0 \
+	timeout 30 "$Q2E" diff $f many-ext.elf
 finish
