@@ -24,7 +24,8 @@ int usage_error(const char *cmd, const char *fmt, const char *arg);
 int report(const struct q2e_error *err);
 /* Parses an --output argument; 0, or EXIT_USAGE after saying why. */
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
-void print_command_help(const char *name);
+/* Prints NAME's --help; 0, or 1 when standard output cannot be written. */
+int print_command_help(const char *name);
 
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);

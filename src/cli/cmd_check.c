@@ -57,8 +57,7 @@ int cmd_check(int argc, char **argv)
 			with_progress = true;
 			break;
 		case 'h':
-			print_command_help("check");
-			exit(0);
+			return print_command_help("check");
 		default:
 			return usage_error("check", "%s", "invalid option");
 		}

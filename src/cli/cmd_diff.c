@@ -47,8 +47,7 @@ int cmd_diff(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'h':
-			print_command_help("diff");
-			return 0;
+			return print_command_help("diff") ? 2 : 0;
 		default:
 			usage_error("diff", "%s", "invalid option");
 			return DIFF_TROUBLE;

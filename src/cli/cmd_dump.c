@@ -34,8 +34,7 @@ int cmd_dump(int argc, char **argv)
 			dopts.no_data = true;
 			break;
 		case 'h':
-			print_command_help("dump");
-			return 0;
+			return print_command_help("dump");
 		default:
 			return usage_error("dump", "%s", "invalid option");
 		}

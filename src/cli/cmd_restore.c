@@ -57,8 +57,7 @@ int cmd_restore(int argc, char **argv)
 			ropts.force = true;
 			break;
 		case 'h':
-			print_command_help("restore");
-			return 0;
+			return print_command_help("restore");
 		default:
 			return usage_error("restore", "%s", "invalid option");
 		}

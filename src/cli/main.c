@@ -4,6 +4,7 @@
  * options with getopt_long; the library does the work and returns errors,
  * and only this file prints them and chooses the exit status.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,8 +77,7 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 				return ret;
 			break;
 		case 'h':
-			print_command_help(cmd);
-			exit(0);
+			exit(print_command_help(cmd));
 		default:
 			return usage_error(cmd, "%s", "invalid option");
 		}
@@ -172,7 +172,17 @@ static const struct command commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-void print_command_help(const char *name)
+/* --help and --version succeed only if what they print is written. */
+static int flush_stdout(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	fprintf(stderr, "%s: cannot write to standard output: %s\n", progname,
+		strerror(errno));
+	return 1;
+}
+
+int print_command_help(const char *name)
 {
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(commands[i].name, name) == 0)
@@ -182,6 +192,7 @@ void print_command_help(const char *name)
 			       commands[i].options ? commands[i].options
 			       : "  --output=FMT   human (default) or json\n"
 				 "  -h, --help     show this help\n");
+	return flush_stdout();
 }
 
 static void print_help(void)
@@ -207,11 +218,11 @@ int main(int argc, char **argv)
 		return usage_error(NULL, "%s", "missing COMMAND");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		print_help();
-		return fflush(stdout) == 0 ? 0 : 1;
+		return flush_stdout();
 	}
 	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("qcow2elf %s\n", Q2E_VERSION);
-		return fflush(stdout) == 0 ? 0 : 1;
+		return flush_stdout();
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(argv[1], commands[i].name) == 0)

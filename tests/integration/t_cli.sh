@@ -14,6 +14,21 @@ assert_status "bad --output is a usage error" 1 "$Q2E" info --output=xml x
 assert_match "bad --output says what is allowed" "human.*json" "$("$Q2E" info --output=xml x 2>&1)"
 assert_status "info --help exits 0" 0 "$Q2E" info --help
 
+# Help that cannot be written is an error, not a success (diff's is 2).
+if [ -w /dev/full ]; then
+	for cmd in "" info map dump check diff restore; do
+		want=1; [ "$cmd" = diff ] && want=2
+		"$Q2E" $cmd --help >/dev/full 2>"$T_TMP/full.err"
+		assert_eq "${cmd:-qcow2elf} --help to a full disk fails" "$want" "$?"
+		assert_match "${cmd:-qcow2elf} --help to a full disk says so" \
+			"cannot write to standard output" "$(cat "$T_TMP/full.err")"
+	done
+	"$Q2E" --version >/dev/full 2>/dev/null
+	assert_eq "--version to a full disk fails" 1 "$?"
+else
+	skip "no writable /dev/full"
+fi
+
 # Bad inputs: one line on stderr naming the file, exit 1, nothing on stdout.
 printf 'hello, world\n%.0s' {1..100} >"$T_TMP/text"
 head -c 50 "$T_TMP/text" >"$T_TMP/short"
