@@ -142,6 +142,7 @@ struct q2e_image {
 
 	struct q2e_region *regions;	/* sorted by offset, then kind */
 	size_t nregions;
+	uint64_t max_region_size;	/* of any region: bounds a lookup */
 	struct q2e_owner *owners;	/* storage the regions point into */
 
 	struct q2e_problem *problems;	/* in the order found */

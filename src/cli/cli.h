@@ -26,6 +26,8 @@ int report(const struct q2e_error *err);
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 /* Prints NAME's --help; 0, or 1 when standard output cannot be written. */
 int print_command_help(const char *name);
+/* A signal that ends the process removes the output being written first. */
+void remove_output_on_signals(void);
 
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);

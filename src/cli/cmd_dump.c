@@ -49,6 +49,7 @@ int cmd_dump(int argc, char **argv)
 		if (img->problems[i].severity == Q2E_SEV_ERROR)
 			fprintf(stderr, "%s: warning: '%s': %s\n", progname,
 				img->path, img->problems[i].message);
+	remove_output_on_signals();
 	if (q2e_dump_write(img, out, &dopts, &res, &err) < 0) {
 		q2e_image_close(img);
 		return report(&err);

@@ -74,6 +74,7 @@ int cmd_restore(int argc, char **argv)
 		if (img->problems[i].severity == Q2E_SEV_ERROR)
 			fprintf(stderr, "%s: warning: '%s': %s\n", progname,
 				img->path, img->problems[i].message);
+	remove_output_on_signals();
 	ret = q2e_restore_write(img, out, &ropts, &res, &err);
 	q2e_image_close(img);
 	return ret < 0 ? report(&err) : 0;

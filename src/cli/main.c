@@ -6,11 +6,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qcow2elf/model.h"
+#include "qcow2elf/outfile.h"
 #include "qcow2elf/output.h"
 #include "qcow2elf/views.h"
 #include "cli.h"
@@ -171,6 +173,23 @@ static const struct command commands[] = {
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void remove_output_and_die(int sig)
+{
+	q2e_outfile_remove_pending();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void remove_output_on_signals(void)
+{
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT };
+	struct sigaction sa = { .sa_handler = remove_output_and_die };
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
 
 /* --help and --version succeed only if what they print is written. */
 static int flush_stdout(void)

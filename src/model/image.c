@@ -755,6 +755,9 @@ static int read_snapshots(struct walk *w)
 				     s->entry.name_size);
 		s->extra = malloc(s->entry.extra_data_size + 1);
 		if (!s->id || !s->name || !s->extra) {
+			free(s->id);	/* not counted yet: close won't */
+			free(s->name);
+			free(s->extra);
 			ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 			break;
 		}
@@ -952,6 +955,8 @@ static int read_bitmaps(struct walk *w)
 				     b->entry.name_size);
 		b->extra = malloc(b->entry.extra_data_size + 1);
 		if (!b->name || !b->extra) {
+			free(b->name);	/* not counted yet: close won't */
+			free(b->extra);
 			ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 			break;
 		}

@@ -159,6 +159,8 @@ int walk_finish_regions(struct walk *w)
 			continue;
 		}
 		img->regions[nreg] = w->pending[i].region;
+		if (img->regions[nreg].size > img->max_region_size)
+			img->max_region_size = img->regions[nreg].size;
 		img->regions[nreg].owners = &img->owners[i];
 		img->regions[nreg].nowners = 1;
 		nreg++;
@@ -192,8 +194,8 @@ const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,
 			best = r;
 			break;
 		}
-		if (off - r->offset > (64ULL << 20))
-			break;	/* no region is larger than 64 MiB */
+		if (off - r->offset >= img->max_region_size)
+			break;	/* none further back reaches OFF */
 	}
 	return best;
 }

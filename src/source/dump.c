@@ -278,12 +278,29 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 	return 0;
 }
 
-static int read_extents(struct q2e_source *src, Elf_Scn *scn,
+/* Whether the ELF file's byte order is not this host's. */
+static bool foreign_endian(Elf *elf)
+{
+	const char *ident = elf_getident(elf, NULL);
+	const uint16_t one = 1;
+	int host = *(const uint8_t *)&one ? ELFDATA2LSB : ELFDATA2MSB;
+
+	return ident && ident[EI_DATA] != host;
+}
+
+static uint64_t swap64(uint64_t v)
+{
+	return __builtin_bswap64(v);
+}
+
+/* Pairs of 64-bit words in the file's byte order (dumpfmt.h). */
+static int read_extents(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
 			const GElf_Shdr *sh, struct dump_priv *p,
 			struct q2e_error *err)
 {
 	Elf_Data *d = elf_getdata(scn, NULL);
 	size_t n = sh->sh_size / 16;
+	bool swap = foreign_endian(elf);
 
 	if (!d || d->d_size < n * 16 || sh->sh_size % 16)
 		return q2e_error_set(err, Q2E_ECORRUPT,
@@ -296,7 +313,12 @@ static int read_extents(struct q2e_source *src, Elf_Scn *scn,
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	memcpy(p->extents, d->d_buf, n * 16);
 	for (size_t i = 0; i < n; i++) {
-		const struct q2e_extent *x = &p->extents[i];
+		struct q2e_extent *x = &p->extents[i];
+
+		if (swap) {
+			x->offset = swap64(x->offset);
+			x->length = swap64(x->length);
+		}
 
 		if (x->offset + x->length < x->offset ||
 		    (i && x->offset < p->extents[i - 1].offset +
@@ -330,7 +352,7 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 			continue;
 		name = elf_strptr(elf, shstrndx, sh.sh_name);
 		if (name && strcmp(name, Q2E_EXTENTS_SECTION) == 0) {
-			int ret = read_extents(src, scn, &sh, p, err);
+			int ret = read_extents(src, elf, scn, &sh, p, err);
 
 			if (ret < 0)
 				return ret;

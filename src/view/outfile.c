@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,30 @@
 #include <unistd.h>
 
 #include "outfile.h"
+#include "qcow2elf/outfile.h"
+
+/*
+ * The temporary file being written, for q2e_outfile_remove_pending(): a
+ * copy of its path that a signal handler may read, valid while set.
+ */
+static char pending_path[4096];
+static volatile sig_atomic_t pending;
+
+static void set_pending(const char *tmp)
+{
+	pending = 0;
+	if (strlen(tmp) < sizeof(pending_path)) {
+		memcpy(pending_path, tmp, strlen(tmp) + 1);
+		pending = 1;
+	}
+}
+
+void q2e_outfile_remove_pending(void)
+{
+	if (pending)
+		unlink(pending_path);
+	pending = 0;
+}
 
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 		     const struct q2e_source *input, struct q2e_error *err)
@@ -35,6 +60,7 @@ int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 		f->tmp = NULL;
 		return ret;
 	}
+	set_pending(f->tmp);
 	mask = umask(0);
 	umask(mask);
 	if (fchmod(f->fd, 0666 & ~mask) < 0) {
@@ -71,6 +97,9 @@ int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 				    errno == EEXIST ? "" : strerror(errno));
 	if (ret < 0 || !replace)
 		unlink(f->tmp);
+	/* Until here a signal may remove the temporary file: once renamed
+	 * or linked into place, its old name no longer matters. */
+	pending = 0;
 	free(f->tmp);
 	f->tmp = NULL;
 	return ret;
@@ -78,6 +107,7 @@ int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 
 void q2e_outfile_abort(struct q2e_outfile *f)
 {
+	pending = 0;
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;

@@ -57,4 +57,29 @@ assert_eq "its symbol has the right address and an extended section index" "$(pr
 # gdb still reads the early structures: they come first in the file.
 out=$(gdb -nx -batch -ex 'p qcow2_header.cluster_bits' -ex 'p/x l1_table[0].bits.l2_offset' many.elf 2>/dev/null)
 assert_match "gdb prints the header of a huge dump" '^\$1 = 9$' "$(head -1 <<<"$out")"
+
+# A dump killed while it writes leaves neither its output nor its temporary
+# file: stopped as soon as the temporary file appears, then terminated.
+"$Q2E" dump many.qcow2 -o killed.elf 2>/dev/null &
+pid=$!
+seen=
+for _ in $(seq 20000); do
+	if compgen -G 'killed.elf.tmp*' >/dev/null; then
+		kill -STOP "$pid" 2>/dev/null && seen=1
+		break
+	fi
+	kill -0 "$pid" 2>/dev/null || break
+done
+kill -TERM "$pid" 2>/dev/null
+kill -CONT "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+if [ -n "$seen" ]; then
+	assert_eq "a dump killed by SIGTERM dies of it" 143 "$rc"
+	assert_eq "and leaves no output and no temporary file" "" \
+		"$(compgen -G 'killed.elf*')"
+else
+	skip "the dump ended before it could be killed"
+fi
+
 finish
