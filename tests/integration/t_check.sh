@@ -27,10 +27,14 @@ host_of() {
 		'[.[] | select(.start <= $g and $g < .start + .length)][0] | .offset + ($g - .start)'
 }
 
-# same_as_qemu NAME IMAGE: counters, exit status and summary lines agree.
+# same_as_qemu NAME IMAGE [QEMU-IMG-ARGS...]: counters, exit status and
+# summary lines agree (qemu-img is given IMAGE, or the arguments for it).
 same_as_qemu() {
 	local name=$1 img=$2 qrc orc
-	qemu-img check --output=json "$img" >"$T/q.json" 2>"$T/q.err"
+	shift 2
+	local qargs=("$@")
+	[ ${#qargs[@]} -gt 0 ] || qargs=("$img")
+	qemu-img check --output=json "${qargs[@]}" >"$T/q.json" 2>"$T/q.err"
 	qrc=$?
 	"$Q2E" check --output=json "$img" >"$T/o.json" 2>"$T/o.err"
 	orc=$?
@@ -42,7 +46,7 @@ same_as_qemu() {
 		assert_eq "$name: per-cluster lines as qemu-img's" \
 			"$(grep -v '^qemu-img:' "$T/q.err")" "$(grep -v '^qcow2elf:' "$T/o.err")"
 	fi
-	qemu-img check "$img" >"$T/q.txt" 2>/dev/null
+	qemu-img check "${qargs[@]}" >"$T/q.txt" 2>/dev/null
 	"$Q2E" check "$img" >"$T/o.txt" 2>/dev/null
 	if [ -s "$T/q.txt" ]; then
 		# qemu-img puts the per-cluster lines on stderr; we put them
@@ -279,6 +283,23 @@ assert_eq "-M: backing file" "$T/base.qcow2" \
 assert_match "-M: header extensions" "backing-format" \
 	"$(printf '%s' "$v" | jq -r '.viscera."header-extensions"[].name')"
 assert_match "-M human: a tree" "active-l1:" "$("$Q2E" check -M "$T/v3.qcow2")"
+
+# Every image of the shared corpus (tests/lib/corpus.sh), LUKS included.
+. "$TOP/tests/lib/corpus.sh"
+case $Q2E in	# the images are read from their directory
+*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
+esac
+if corpus_build "$T/corpus" 2>"$T/corpus.err"; then
+	pushd "$T/corpus" >/dev/null || finish
+	while read -r img kind; do
+		args=()
+		[ "$kind" = luks ] && mapfile -t args < <(corpus_luks_opts "$img")
+		same_as_qemu "corpus $img" "$img" "${args[@]}"
+	done <corpus.list
+	popd >/dev/null || finish
+else
+	fail "corpus built" "$(cat "$T/corpus.err")"
+fi
 
 # -p: progress on stderr, nothing more on stdout.
 "$Q2E" check -p "$T/prealloc.qcow2" >"$T/p.out" 2>"$T/p.err"
