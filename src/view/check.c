@@ -1519,7 +1519,9 @@ static const char *unopenable(const struct checker *c)
 
 	if (!img->refcount_bits)
 		return "refcount_order is above 6";
-	if (!h->refcount_table_clusters || rt_bytes > QCOW2_MAX_REFTABLE_BYTES)
+	/* (No refcount table at all is opened for a check, and then every
+	 * refcount reads as 0.) */
+	if (rt_bytes > QCOW2_MAX_REFTABLE_BYTES)
 		return "the refcount table size is invalid";
 	if (past_int64(h->refcount_table_offset, rt_bytes))
 		return "the refcount table offset is invalid";
@@ -1539,6 +1541,11 @@ static const char *unopenable(const struct checker *c)
 		return "the active L1 table cannot be read";
 	if (unreadable(h->refcount_table_offset, rt_bytes))
 		return "the refcount table cannot be read";
+	if (h->backing_file_offset &&
+	    (h->backing_file_size > 1023 ||
+	     (h->backing_file_offset <= c->cs &&
+	      h->backing_file_size > c->cs - h->backing_file_offset)))
+		return "the backing file name is too long";
 	if (img->file_size / c->cs + 1 > INT_MAX)
 		return "the image has more than INT_MAX clusters";
 	return NULL;

@@ -243,6 +243,16 @@ mk "$T/unopen.qcow2" 1M
 put "$T/unopen.qcow2" 60 4 1
 put "$T/unopen.qcow2" 64 8 512
 same_as_qemu "snapshot table not cluster aligned" "$T/unopen.qcow2"
+mk "$T/unopen.qcow2" 1M
+put "$T/unopen.qcow2" 8 8 512
+put "$T/unopen.qcow2" 16 4 1024
+same_as_qemu "backing file name of 1024 bytes" "$T/unopen.qcow2"
+assert_status "backing file name of 1024 bytes: exits 1" 1 "$Q2E" check "$T/unopen.qcow2"
+# No refcount table at all: QEMU opens it for a check, every refcount 0.
+mk "$T/noreftable.qcow2" 1M
+qemu-io -c 'write 0 64k' "$T/noreftable.qcow2" >/dev/null
+put "$T/noreftable.qcow2" 56 4 0
+same_as_qemu "refcount_table_clusters 0" "$T/noreftable.qcow2"
 
 # Compressed and 512-byte-cluster images damaged the same way.
 cp "$T/compressed.qcow2" "$T/cdmg.qcow2"
