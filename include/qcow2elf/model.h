@@ -137,6 +137,7 @@ struct q2e_image {
 	/* The first entry whose extra_data_size is above QEMU's limit, read
 	 * or not (QEMU refuses the table there); -1 if none. */
 	int64_t snapshot_extra_over_limit;
+	bool extensions_damaged;	/* one runs past the header cluster */
 	struct q2e_bitmap *bitmaps;
 	size_t nbitmaps;
 

@@ -66,8 +66,11 @@ int cmd_check(int argc, char **argv)
 		return usage_error("check", "%s", optind >= argc
 						   ? "expects one IMAGE"
 						   : "expects exactly one IMAGE");
-	if (q2e_image_open(argv[optind], &img, &err) < 0)
-		return report(&err);
+	if (q2e_image_open(argv[optind], &img, &err) < 0) {
+		ret = report(&err);
+		/* qemu-img takes it for raw, which has no check. */
+		return err.code == Q2E_ENOTQCOW2 ? 63 : ret;
+	}
 	if (with_progress)
 		opts.progress = show_progress;
 	ret = q2e_check_run(img, &opts, &res, &err);
@@ -84,6 +87,8 @@ int cmd_check(int argc, char **argv)
 	if (ret == 0 && res->incomplete)
 		fprintf(stderr, "%s: check could not complete: %s\n", progname,
 			res->incomplete);
+	else if (ret == 0 && res->check_errors)	/* as qemu-img says it */
+		fprintf(stderr, "%s: Check failed\n", progname);
 	if (ret == 0)
 		ret = q2e_check_exit_status(res);
 	else

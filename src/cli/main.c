@@ -156,7 +156,8 @@ static const struct command commands[] = {
 	  "  -p, --progress  show progress on standard error\n"
 	  "  -h, --help      show this help\n\n"
 	  "Exit status: 0 no errors, 1 the check could not complete,\n"
-	  "2 corruptions or overlapping structures, 3 leaked clusters only.\n" },
+	  "2 corruptions or overlapping structures, 3 leaked clusters only,\n"
+	  "63 not a QCOW2 image (as qemu-img: a format without checks).\n" },
 	{ "diff", cmd_diff, "diff [--output=human|json] [-v] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "  --output=FMT   human (default) or json\n"

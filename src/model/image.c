@@ -284,6 +284,7 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 		if (ret == 1)
 			return 0;
 		if (ret < 0) {
+			img->extensions_damaged = true;
 			/* The header region takes in the damaged area, so
 			 * that a dump of it fails where the image does. */
 			ret = walk_extend_region(w, Q2E_REGION_HEADER, end);

@@ -1118,6 +1118,21 @@ static int index_refblocks(struct checker *c)
 }
 
 /* The refcount block of table index TI is unaligned: QEMU cannot read it. */
+/* qcow2_validate_table(): a table QEMU does not even try to read. */
+static bool past_int64(uint64_t offset, uint64_t bytes)
+{
+	return offset > INT64_MAX || bytes > INT64_MAX - offset;
+}
+
+/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
+static bool unreadable(uint64_t offset, uint64_t bytes)
+{
+	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
+
+	return offset > max || bytes > max - offset;
+}
+
+/* qcow2_get_refcount() fails on a misaligned or unreadable block. */
 static bool refblock_unreadable(const struct checker *c, uint64_t ti)
 {
 	uint64_t off;
@@ -1125,7 +1140,7 @@ static bool refblock_unreadable(const struct checker *c, uint64_t ti)
 	if (ti >= c->img->nreftable)
 		return false;
 	off = c->img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
-	return off && (off & (c->cs - 1));
+	return off && ((off & (c->cs - 1)) || unreadable(off, c->cs));
 }
 
 /* compare_refcounts(): stored against computed, cluster by cluster. */
@@ -1491,20 +1506,6 @@ static int shared_findings(struct checker *c)
 	return 0;
 }
 
-/* qcow2_validate_table(): a table QEMU does not even try to read. */
-static bool past_int64(uint64_t offset, uint64_t bytes)
-{
-	return offset > INT64_MAX || bytes > INT64_MAX - offset;
-}
-
-/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
-static bool unreadable(uint64_t offset, uint64_t bytes)
-{
-	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
-
-	return offset > max || bytes > max - offset;
-}
-
 /*
  * Whatever QEMU refuses to open, qemu-img check cannot check either; in
  * the order qcow2_do_open() looks.
@@ -1517,6 +1518,8 @@ static const char *unopenable(const struct checker *c)
 	uint64_t rt_bytes = h->refcount_table_clusters * (uint64_t)c->cs;
 	uint64_t span = c->cs * img->l2_entries;
 
+	if (h->incompatible_features & ~QCOW2_INCOMPAT_KNOWN)
+		return "the image has unknown incompatible features";
 	if (!img->refcount_bits)
 		return "refcount_order is above 6";
 	/* (No refcount table at all is opened for a check, and then every
@@ -1548,6 +1551,15 @@ static const char *unopenable(const struct checker *c)
 		return "the backing file name is too long";
 	if (img->file_size / c->cs + 1 > INT_MAX)
 		return "the image has more than INT_MAX clusters";
+	if (h->backing_file_offset > c->cs)
+		return "the backing file offset is past the header cluster";
+	if (img->extensions_damaged)
+		return "a header extension runs past the header cluster";
+	if (h->crypt_method > QCOW2_CRYPT_LUKS)
+		return "the encryption method is unknown";
+	if ((h->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) &&
+	    !(h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE))
+		return "data-file-raw is set without an external data file";
 	return NULL;
 }
 

@@ -238,6 +238,11 @@ L1-table-past-the-readable-range 40 8 0x7fffffffc0000000
 L1-table-too-small 36 4 0
 virtual-size-2^62 24 8 0x4000000000000000
 more-than-65536-snapshots 60 4 65537
+unknown-incompatible-feature 72 8 0x100000
+backing-file-offset-past-the-header-cluster 8 8 0x20000
+unknown-encryption-method 32 4 3
+data-file-raw-without-a-data-file 88 8 2
+header-extension-past-the-header-cluster 116 4 0xffff
 EOF2
 mk "$T/unopen.qcow2" 1M
 put "$T/unopen.qcow2" 60 4 1
@@ -248,6 +253,15 @@ put "$T/unopen.qcow2" 8 8 512
 put "$T/unopen.qcow2" 16 4 1024
 same_as_qemu "backing file name of 1024 bytes" "$T/unopen.qcow2"
 assert_status "backing file name of 1024 bytes: exits 1" 1 "$Q2E" check "$T/unopen.qcow2"
+# Not QCOW2: qemu-img takes it for raw, which has no check (exit 63).
+printf 'not an image at all%.0s' {1..100} >"$T/text.img"
+same_as_qemu "not a QCOW2 image" "$T/text.img"
+assert_status "not a QCOW2 image: exit 63" 63 "$Q2E" check "$T/text.img"
+# A refcount block QEMU cannot read: internal errors, not corruptions.
+mk "$T/rbhigh.qcow2" 1M
+qemu-io -c 'write 0 64k' "$T/rbhigh.qcow2" >/dev/null
+put "$T/rbhigh.qcow2" "$(hdr "$T/rbhigh.qcow2" refcount_table_offset)" 8 0x7fffffffffff0000
+same_as_qemu "refcount block past the readable range" "$T/rbhigh.qcow2"
 # No refcount table at all: QEMU opens it for a check, every refcount 0.
 mk "$T/noreftable.qcow2" 1M
 qemu-io -c 'write 0 64k' "$T/noreftable.qcow2" >/dev/null
