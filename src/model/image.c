@@ -43,7 +43,8 @@ static int read_alloc(struct walk *w, uint64_t off, uint64_t len,
 		len = 0;
 	else if (len > img->file_size - off)
 		len = img->file_size - off;
-	buf = calloc(1, len ? (size_t)len : 1);
+	/* Whole 8-byte entries: the part of one past the end reads as 0. */
+	buf = calloc(1, (size_t)((len + 7) & ~7ULL) + 8);
 	if (!buf)
 		return q2e_error_set(w->err, Q2E_ENOMEM,
 				     "out of memory reading %s of %" PRIu64
@@ -69,7 +70,7 @@ static int read_entries(struct walk *w, uint64_t off, uint64_t count,
 	ret = read_alloc(w, off, count * 8, what, &buf, &got);
 	if (ret < 0)
 		return ret;
-	*nread = got / 8;
+	*nread = (got + 7) / 8;
 	for (uint64_t i = 0; i < *nread; i++) {
 		uint64_t v = qcow2_be64(buf + i * 8);
 
@@ -644,8 +645,11 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 			       off + *have, what, w->err);
 	if (got < 0)
 		return (int)got;
-	*have += (uint64_t)got;
-	*eof = *have < need;
+	/* Past the end of the file QEMU reads zeros: so does the window
+	 * (note_truncated() reports the table as running past it). */
+	memset(n + *have + got, 0, (size_t)(want - *have - (uint64_t)got));
+	*have = want;
+	*eof = false;
 	return 0;
 }
 
@@ -700,10 +704,14 @@ static int read_snapshots(struct walk *w)
 	ret = note_misaligned(w, "snapshot_table", off);
 	if (ret < 0)
 		return ret;
-	if (off >= img->file_size)
-		return walk_problem(w, Q2E_SEV_ERROR, off, "snapshot_table",
-				    "snapshot_table at 0x%" PRIx64
-				    " lies past the end of the file", off);
+	if (off >= img->file_size) {
+		ret = walk_problem(w, Q2E_SEV_ERROR, off, "snapshot_table",
+				   "snapshot_table at 0x%" PRIx64
+				   " lies past the end of the file: its entries read as zeros, as in QEMU",
+				   off);
+		if (ret < 0)
+			return ret;
+	}
 	img->snapshots = calloc(h->nb_snapshots, sizeof(*img->snapshots));
 	if (!img->snapshots)
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");

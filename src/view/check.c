@@ -76,7 +76,6 @@ struct checker {
 	unsigned cbits;
 	uint64_t refcount_max;
 	bool data_file;
-	uint64_t snapshot_table_size;	/* as QEMU's snapshots_size */
 
 	uint16_t *counts;
 	uint64_t nb_clusters, cap;
@@ -902,15 +901,6 @@ static int check_l2_regions(struct checker *c)
 	return 0;
 }
 
-/* The whole snapshot table lies past the end of the file. */
-static bool table_past_eof(const struct checker *c)
-{
-	const struct q2e_image *img = c->img;
-
-	return img->hdr.nb_snapshots && !img->nsnapshots &&
-	       img->hdr.snapshots_offset >= img->file_size;
-}
-
 static int check_snapshots(struct checker *c)
 {
 	struct q2e_image *img = c->img;
@@ -925,21 +915,17 @@ static int check_snapshots(struct checker *c)
 		if (ret < 0)
 			return ret;
 	}
-	/* qcow2_read_snapshots() reads a table past the end of the file as
-	 * zeros; a version 3 entry needs 16 bytes of extra data. */
+	/* qcow2_read_snapshots(): a version 3 entry needs 16 bytes of extra
+	 * data (the model, like QEMU, reads past the end of the file as
+	 * zeros). */
 	set_key(c, (uint64_t)ST_OPEN << 32, 0, 0);
-	if (table_past_eof(c))
-		c->snapshot_table_size = img->hdr.nb_snapshots *
-					 (uint64_t)QCOW2_SNAPSHOT_FIXED_SIZE;
-	for (uint32_t i = 0; i < img->hdr.nb_snapshots; i++) {
+	for (size_t i = 0; i < img->nsnapshots; i++) {
 		if (img->hdr.version < 3 ||
-		    (i < img->nsnapshots &&
-		     img->snapshots[i].entry.extra_data_size >= 16) ||
-		    (i >= img->nsnapshots && !table_past_eof(c)))
+		    img->snapshots[i].entry.extra_data_size >= 16)
 			continue;
 		res->corruptions++;
-		ret = add_line(c, "ERROR snapshot table entry %" PRIu32
-			       " is incomplete", i);
+		ret = add_line(c, "ERROR snapshot table entry %zu is incomplete",
+			       i);
 		if (ret < 0)
 			return ret;
 	}
@@ -1569,14 +1555,12 @@ static const char *snapshots_unreadable(const struct checker *c)
 	const struct qcow2_header *h = &c->img->hdr;
 	uint64_t bytes = h->nb_snapshots * (uint64_t)QCOW2_SNAPSHOT_FIXED_SIZE;
 
-	if (!h->nb_snapshots)
-		return NULL;
 	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
 		return "the snapshot table has more than 65536 entries";
 	if (past_int64(h->snapshots_offset, bytes) ||
 	    (h->snapshots_offset & (c->cs - 1)))
 		return "the snapshot table offset is invalid";
-	if (unreadable(h->snapshots_offset, bytes))
+	if (h->nb_snapshots && unreadable(h->snapshots_offset, bytes))
 		return "the snapshot table cannot be read";
 	if (c->img->snapshot_extra_over_limit >= 0)
 		return "a snapshot table entry has more than 1024 bytes of extra data";
@@ -1647,7 +1631,7 @@ static int run(struct checker *c)
 		return ret;
 	set_key(c, (uint64_t)ST_SNAPSHOT_TABLE << 32, 0, 0);
 	if (h->nb_snapshots)
-		ret = inc_refs(c, h->snapshots_offset, c->snapshot_table_size);
+		ret = inc_refs(c, h->snapshots_offset, img->snapshot_table_size);
 	set_key(c, (uint64_t)ST_REFTABLE << 32, 0, 0);
 	if (ret == 0)
 		ret = inc_refs(c, h->refcount_table_offset,
@@ -1691,7 +1675,6 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 	c.cs = img->cluster_size;
 	c.cbits = img->hdr.cluster_bits;
 	c.data_file = img->l2.has_data_file;
-	c.snapshot_table_size = img->snapshot_table_size;
 	c.res->filename = img->path;
 	ret = run(&c);
 	unmap_counts(c.counts, c.cap);

@@ -226,6 +226,24 @@ for v in v3 v2; do
 	same_as_qemu "$v: snapshot table past the end of the file" "$T/snapeof-$v.qcow2"
 done
 
+# Tables cut by the end of the file read on as zeros in QEMU: a snapshot
+# taken last (the file ends with its name), whose entry then claims 280
+# bytes of extra data, and an active L1 table of 2^21 + 1 entries whose
+# entry at the end of the file holds the last two bytes of that name.
+mk "$T/snaplast.qcow2" 1M
+qemu-io -c 'write 0 64k' "$T/snaplast.qcow2" >/dev/null
+qemu-img snapshot -c a "$T/snaplast.qcow2"
+cp "$T/snaplast.qcow2" "$T/snaplast-extra.qcow2"
+put "$T/snaplast-extra.qcow2" $(($(hdr "$T/snaplast.qcow2" snapshots_offset) + 36)) 4 280
+same_as_qemu "snapshot entry running past the end of the file" "$T/snaplast-extra.qcow2"
+cp "$T/snaplast.qcow2" "$T/snaplast-l1.qcow2"
+put "$T/snaplast-l1.qcow2" 36 4 $(((1 << 21) + 1))
+same_as_qemu "L1 entry cut by the end of the file" "$T/snaplast-l1.qcow2"
+# No snapshots, but a snapshot table offset that is not cluster aligned.
+mk "$T/snapoff.qcow2" 1M
+put "$T/snapoff.qcow2" 64 8 0x800
+same_as_qemu "no snapshots, misaligned snapshots_offset" "$T/snapoff.qcow2"
+
 # What QEMU refuses to open, or gives up checking: exit 1, as qemu-img.
 while read -r what off bytes value; do
 	mk "$T/unopen.qcow2" 1M
