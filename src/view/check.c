@@ -365,11 +365,16 @@ static int inc_refs(struct checker *c, uint64_t offset, uint64_t size)
 		return 0;
 	/* Less than a cluster past the end: a semi-allocated last cluster.
 	 * QEMU computes this in int64_t with wrapping (-fwrapv). */
-	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs) {
+	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs ||
+	    offset > INT64_MAX) {
 		c->res->corruptions++;
 		return add_line(c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%" PRIx64
 				" size 0x%" PRIx64, offset, size);
 	}
+	/* A range that wraps past INT64_MAX counts nothing, as QEMU's
+	 * int64_t loop from its first to its last cluster does. */
+	if ((int64_t)(offset + size - 1) < (int64_t)offset)
+		return 0;
 	first = offset >> c->cbits;
 	last = (offset + size - 1) >> c->cbits;
 	for (uint64_t k = first; k <= last; k++) {
@@ -1549,6 +1554,40 @@ static const char *unopenable(const struct checker *c)
 	return NULL;
 }
 
+/* qcow2_read_extensions(): the extensions QEMU refuses to open with. */
+static const char *extensions_unopenable(const struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+	const struct qcow2_bitmaps_ext *b = &img->bitmaps_ext;
+
+	for (size_t i = 0; i < img->nexts; i++) {
+		const struct q2e_extension *e = &img->exts[i];
+
+		if (e->magic == QCOW2_EXT_BACKING_FORMAT && e->length >= 16)
+			return "the backing format extension is too long";
+		if (e->magic == QCOW2_EXT_CRYPTO && e->length != 16)
+			return "the encryption header extension has an invalid length";
+		if (e->magic == QCOW2_EXT_BITMAPS && e->length != 24)
+			return "the bitmaps extension has an invalid length";
+	}
+	if (img->hdr.crypt_method == QCOW2_CRYPT_LUKS && !img->has_crypto_ext)
+		return "LUKS encryption without an encryption header extension";
+	if (!img->has_bitmaps_ext ||
+	    !(img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return NULL;	/* bitmaps QEMU ignores */
+	if (b->reserved)
+		return "the bitmaps extension has its reserved field set";
+	if (b->nb_bitmaps > QCOW2_MAX_BITMAPS)
+		return "the bitmaps extension counts more than 65535 bitmaps";
+	if (!b->nb_bitmaps)
+		return "the bitmaps extension counts no bitmaps";
+	if (b->bitmap_directory_offset & (c->cs - 1))
+		return "the bitmap directory is not cluster aligned";
+	if (b->bitmap_directory_size > 1024ULL * QCOW2_MAX_BITMAPS)
+		return "the bitmap directory is larger than QEMU supports";
+	return NULL;
+}
+
 /* Snapshot tables QEMU opens but qemu-img check then gives up on. */
 static const char *snapshots_unreadable(const struct checker *c)
 {
@@ -1595,6 +1634,8 @@ static int run(struct checker *c)
 	if (ret < 0)
 		return ret;
 	why = unopenable(c);
+	if (!why)
+		why = extensions_unopenable(c);
 	if (!why)
 		why = snapshots_unreadable(c);
 	if (why) {

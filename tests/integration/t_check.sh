@@ -271,6 +271,25 @@ put "$T/unopen.qcow2" 8 8 512
 put "$T/unopen.qcow2" 16 4 1024
 same_as_qemu "backing file name of 1024 bytes" "$T/unopen.qcow2"
 assert_status "backing file name of 1024 bytes: exits 1" 1 "$Q2E" check "$T/unopen.qcow2"
+# A bitmaps extension QEMU refuses: each field it validates, in turn
+# (offsets from the extension's 8-byte header).
+bx=$("$Q2E" info --output=json "$T/bitmaps.qcow2" |
+     jq '.extensions[] | select(.magic == "0x23852875") | .offset')
+while read -r what off bytes value; do
+	cp "$T/bitmaps.qcow2" "$T/bxdmg.qcow2"
+	put "$T/bxdmg.qcow2" $((bx + off)) "$bytes" "$value"
+	same_as_qemu "bitmaps extension: $what" "$T/bxdmg.qcow2"
+	assert_status "bitmaps extension: $what: exits 1" 1 "$Q2E" check "$T/bxdmg.qcow2"
+done <<EOF2
+length-16 4 4 16
+reserved-field-set 12 4 1
+no-bitmaps 8 4 0
+65536-bitmaps 8 4 65536
+directory-not-cluster-aligned 24 8 0x10800
+directory-of-64-MiB 16 8 0x4000000
+directory-of-2^63-bytes 16 8 0x8000000000000048
+EOF2
+
 # Not QCOW2: qemu-img takes it for raw, which has no check (exit 63).
 printf 'not an image at all%.0s' {1..100} >"$T/text.img"
 same_as_qemu "not a QCOW2 image" "$T/text.img"
@@ -338,6 +357,19 @@ if corpus_build "$T/corpus" 2>"$T/corpus.err"; then
 		[ "$kind" = luks ] && mapfile -t args < <(corpus_luks_opts "$img")
 		same_as_qemu "corpus $img" "$img" "${args[@]}"
 	done <corpus.list
+	# LUKS without its encryption header extension, or with one of the
+	# wrong length: QEMU will not open either.
+	cx=$("$Q2E" info --output=json luks.qcow2 |
+	     jq '.extensions[] | select(.magic == "0x0537be77") | .offset')
+	for what in "magic 0 1" "length 4 24"; do
+		set -- $what
+		cp luks.qcow2 luksdmg.qcow2
+		put luksdmg.qcow2 $((cx + $2)) 4 "$3"
+		mapfile -t args < <(corpus_luks_opts luksdmg.qcow2)
+		same_as_qemu "LUKS, crypto extension $1 damaged" luksdmg.qcow2 "${args[@]}"
+		assert_status "LUKS, crypto extension $1 damaged: exits 1" 1 \
+			"$Q2E" check luksdmg.qcow2
+	done
 	popd >/dev/null || finish
 else
 	fail "corpus built" "$(cat "$T/corpus.err")"
