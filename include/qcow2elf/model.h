@@ -138,6 +138,7 @@ struct q2e_image {
 	 * or not (QEMU refuses the table there); -1 if none. */
 	int64_t snapshot_extra_over_limit;
 	bool extensions_damaged;	/* one runs past the header cluster */
+	bool snapshot_table_too_big;	/* past QEMU's 64 MiB: not all read */
 	struct q2e_bitmap *bitmaps;
 	size_t nbitmaps;
 

@@ -157,7 +157,7 @@ static const struct command commands[] = {
 	  "  -h, --help      show this help\n\n"
 	  "Exit status: 0 no errors, 1 the check could not complete,\n"
 	  "2 corruptions or overlapping structures, 3 leaked clusters only,\n"
-	  "63 not a QCOW2 image (as qemu-img: a format without checks).\n" },
+	  "63 not a QCOW2 image (qemu-img check exits 63 on a raw file).\n" },
 	{ "diff", cmd_diff, "diff [--output=human|json] [-v] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "  --output=FMT   human (default) or json\n"
@@ -188,8 +188,15 @@ void remove_output_on_signals(void)
 	struct sigaction sa = { .sa_handler = remove_output_and_die };
 
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction old;
+
+		/* An ignored signal (nohup, a background job) stays ignored. */
+		if (sigaction(sigs[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
 		sigaction(sigs[i], &sa, NULL);
+	}
 }
 
 /* --help and --version succeed only if what they print is written. */

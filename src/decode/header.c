@@ -167,12 +167,13 @@ int qcow2_ext_decode(const uint8_t *buf, size_t len, struct qcow2_ext *ext,
 	}
 	ext->magic = qcow2_be32(buf);
 	ext->length = qcow2_be32(buf + 4);
-	if (ext->magic == QCOW2_EXT_END)
-		return 1;
+	/* QEMU checks the length first, even the end marker's. */
 	if (ext->length > len - 8) {
 		*why = "extension runs past the end of the header cluster";
 		return Q2E_ECORRUPT;
 	}
+	if (ext->magic == QCOW2_EXT_END)
+		return 1;
 	ext->data = buf + 8;
 	ext->size = 8 + (((size_t)ext->length + 7) & ~(size_t)7);
 	if (ext->size > len)

@@ -634,15 +634,20 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 	if (want > limit)
 		want = limit;
 	if (need > want) {
-		*eof = true;
+		*eof = true;	/* QEMU: "Snapshot table is too big" */
+		w->img->snapshot_table_too_big = true;
 		return 0;
 	}
 	n = realloc(*buf, (size_t)want);
 	if (!n)
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	*buf = n;
-	got = q2e_source_pread(w->img->src, n + *have, (size_t)(want - *have),
-			       off + *have, what, w->err);
+	/* Nothing to read where the offset would wrap past 2^64. */
+	got = off > UINT64_MAX - want
+		      ? 0
+		      : q2e_source_pread(w->img->src, n + *have,
+					 (size_t)(want - *have), off + *have,
+					 what, w->err);
 	if (got < 0)
 		return (int)got;
 	/* Past the end of the file QEMU reads zeros: so does the window
@@ -1053,6 +1058,20 @@ static int walk_image(struct walk *w)
 				     "'%s': qcow2_header at 0x0: the file ends inside the header (%" PRIu64
 				     " of %u bytes)", img->path, got,
 				     img->hdr.header_length);
+	}
+	/* A file that ends inside its header cluster reads on as zeros, as
+	 * in QEMU: the extensions are read over the whole cluster. */
+	if (got < img->cluster_size) {
+		uint8_t *n = realloc(c0, (size_t)img->cluster_size);
+
+		if (!n) {
+			free(c0);
+			return q2e_error_set(w->err, Q2E_ENOMEM,
+					     "out of memory");
+		}
+		memset(n + got, 0, (size_t)(img->cluster_size - got));
+		c0 = n;
+		got = img->cluster_size;
 	}
 	/* Version 2 has extensions too, from offset 72 (QEMU writes the
 	 * backing format there). */

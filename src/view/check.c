@@ -104,6 +104,20 @@ static int nomem(struct checker *c)
 	return q2e_error_set(c->err, Q2E_ENOMEM, "out of memory");
 }
 
+/* qcow2_validate_table(): a table QEMU does not even try to read. */
+static bool past_int64(uint64_t offset, uint64_t bytes)
+{
+	return offset > INT64_MAX || bytes > INT64_MAX - offset;
+}
+
+/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
+static bool unreadable(uint64_t offset, uint64_t bytes)
+{
+	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
+
+	return offset > max || bytes > max - offset;
+}
+
 static int add_line(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int add_line(struct checker *c, const char *fmt, ...)
@@ -361,22 +375,28 @@ static int inc_refs(struct checker *c, uint64_t offset, uint64_t size)
 	uint64_t first, last;
 	int ret;
 
-	if (!size)
+	/* QEMU's offset and size are int64_t (with -fwrapv): a size of 2^63
+	 * or more counts nothing. */
+	if ((int64_t)size <= 0)
 		return 0;
-	/* Less than a cluster past the end: a semi-allocated last cluster.
-	 * QEMU computes this in int64_t with wrapping (-fwrapv). */
-	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs ||
-	    offset > INT64_MAX) {
+	/* Less than a cluster past the end: a semi-allocated last cluster. */
+	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs) {
 		c->res->corruptions++;
 		return add_line(c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%" PRIx64
 				" size 0x%" PRIx64, offset, size);
 	}
-	/* A range that wraps past INT64_MAX counts nothing, as QEMU's
-	 * int64_t loop from its first to its last cluster does. */
-	if ((int64_t)(offset + size - 1) < (int64_t)offset)
-		return 0;
+	/* Its uint64_t loop over the clusters: nothing if the range wraps
+	 * past 2^64; past INT64_MAX, an array it cannot allocate. */
 	first = offset >> c->cbits;
 	last = (offset + size - 1) >> c->cbits;
+	if (offset + size - 1 < offset)
+		return 0;
+	if (offset > INT64_MAX) {
+		c->res->check_errors++;
+		if (!c->res->incomplete)
+			c->res->incomplete = strdup("a reference lies past what QEMU can count (it runs out of memory)");
+		return c->res->incomplete ? 0 : nomem(c);
+	}
 	for (uint64_t k = first; k <= last; k++) {
 		uint64_t v;
 
@@ -965,6 +985,13 @@ static int check_snapshots(struct checker *c)
 				return ret;
 			continue;
 		}
+		/* check_refcounts_l1(): an I/O error fails the check. */
+		if (e->l1_size &&
+		    unreadable(e->l1_table_offset, e->l1_size * 8ULL)) {
+			res->check_errors++;
+			res->incomplete = strdup("a snapshot's L1 table cannot be read");
+			return res->incomplete ? 0 : nomem(c);
+		}
 		ret = q2e_image_read_snapshot_l1(img, i, &res->snapshot_l1[i],
 						 &res->snapshot_nl1[i], c->err);
 		if (ret < 0)
@@ -1109,20 +1136,6 @@ static int index_refblocks(struct checker *c)
 }
 
 /* The refcount block of table index TI is unaligned: QEMU cannot read it. */
-/* qcow2_validate_table(): a table QEMU does not even try to read. */
-static bool past_int64(uint64_t offset, uint64_t bytes)
-{
-	return offset > INT64_MAX || bytes > INT64_MAX - offset;
-}
-
-/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
-static bool unreadable(uint64_t offset, uint64_t bytes)
-{
-	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
-
-	return offset > max || bytes > max - offset;
-}
-
 /* qcow2_get_refcount() fails on a misaligned or unreadable block. */
 static bool refblock_unreadable(const struct checker *c, uint64_t ti)
 {
@@ -1533,7 +1546,7 @@ static const char *unopenable(const struct checker *c)
 		return "the active L1 table is too small for the virtual size";
 	if (l1_bytes && unreadable(h->l1_table_offset, l1_bytes))
 		return "the active L1 table cannot be read";
-	if (unreadable(h->refcount_table_offset, rt_bytes))
+	if (rt_bytes && unreadable(h->refcount_table_offset, rt_bytes))
 		return "the refcount table cannot be read";
 	if (h->backing_file_offset &&
 	    (h->backing_file_size > 1023 ||
@@ -1551,6 +1564,17 @@ static const char *unopenable(const struct checker *c)
 	if ((h->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW) &&
 	    !(h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE))
 		return "data-file-raw is set without an external data file";
+	if ((h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE) &&
+	    !img->data_file)
+		return "an external data file is required but not named";
+	if (h->compression_type > QCOW2_COMPRESSION_ZSTD)
+		return "the compression type is unknown";
+	if (h->compression_type &&
+	    !(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
+		return "a compression type is set without its incompatible bit";
+	if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
+	    h->cluster_bits < 14)
+		return "extended L2 entries need clusters of at least 16 KiB";
 	return NULL;
 }
 
@@ -1572,6 +1596,10 @@ static const char *extensions_unopenable(const struct checker *c)
 	}
 	if (img->hdr.crypt_method == QCOW2_CRYPT_LUKS && !img->has_crypto_ext)
 		return "LUKS encryption without an encryption header extension";
+	if (img->has_crypto_ext && img->hdr.crypt_method != QCOW2_CRYPT_LUKS)
+		return "an encryption header extension without LUKS encryption";
+	if (img->has_crypto_ext && (img->crypto_ext.offset & (c->cs - 1)))
+		return "the LUKS header is not cluster aligned";
 	if (!img->has_bitmaps_ext ||
 	    !(img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
 		return NULL;	/* bitmaps QEMU ignores */
@@ -1603,6 +1631,8 @@ static const char *snapshots_unreadable(const struct checker *c)
 		return "the snapshot table cannot be read";
 	if (c->img->snapshot_extra_over_limit >= 0)
 		return "a snapshot table entry has more than 1024 bytes of extra data";
+	if (c->img->snapshot_table_too_big)
+		return "the snapshot table is larger than QEMU's 64 MiB";
 	return NULL;
 }
 

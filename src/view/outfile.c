@@ -51,16 +51,30 @@ int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 		f->tmp = NULL;
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	}
+	/* A signal between creating the file and recording its name would
+	 * find nothing to remove: hold the usual ones back meanwhile. */
+	sigset_t block, old;
+	int saved;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	f->fd = mkstemp(f->tmp);
+	saved = errno;
+	if (f->fd >= 0)
+		set_pending(f->tmp);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (f->fd < 0) {
 		ret = q2e_error_set(err, Q2E_EOUTPUT,
 				    "'%s': cannot create a temporary file beside it: %s",
-				    path, strerror(errno));
+				    path, strerror(saved));
 		free(f->tmp);
 		f->tmp = NULL;
 		return ret;
 	}
-	set_pending(f->tmp);
 	mask = umask(0);
 	umask(mask);
 	if (fchmod(f->fd, 0666 & ~mask) < 0) {
@@ -107,12 +121,12 @@ int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 
 void q2e_outfile_abort(struct q2e_outfile *f)
 {
-	pending = 0;
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
 	if (f->tmp)
 		unlink(f->tmp);
+	pending = 0;	/* only now: a signal before may remove it too */
 	free(f->tmp);
 	f->tmp = NULL;
 }

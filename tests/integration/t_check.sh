@@ -4,7 +4,7 @@
 # editing bytes, the counters, exit status and summary lines equal
 # `qemu-img check`'s, and the findings name the damaged structures.
 . "$(dirname "$0")/../lib/common.sh"
-need qemu-img qemu-io jq od dd
+need qemu-img qemu-io jq od dd python3
 
 T=$T_TMP
 QEMU_KEYS='{"image-end-offset", "compressed-clusters", "total-clusters",
@@ -290,6 +290,60 @@ directory-of-64-MiB 16 8 0x4000000
 directory-of-2^63-bytes 16 8 0x8000000000000048
 EOF2
 
+# Snapshot L1 tables QEMU cannot read or count: its check fails (exit 1).
+for l1off in 0x7fffffffffff0000 0xffffffffffff0000; do
+	cp "$T/snapextra1.qcow2" "$T/snapl1.qcow2"
+	so=$(hdr "$T/snapl1.qcow2" snapshots_offset)
+	python3 -c 'import sys,struct; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); f.write(struct.pack(">QI", int(sys.argv[3], 16), 1)); f.seek(int(sys.argv[2]) + 36); f.write(struct.pack(">I", 16))' \
+		"$T/snapl1.qcow2" "$so" "$l1off"
+	same_as_qemu "snapshot L1 table at $l1off" "$T/snapl1.qcow2"
+	assert_status "snapshot L1 table at $l1off: exits 1" 1 "$Q2E" check "$T/snapl1.qcow2"
+done
+# No refcount table, at an offset QEMU could not read: it reads nothing.
+mk "$T/rt0.qcow2" 1M
+put "$T/rt0.qcow2" 56 4 0
+put "$T/rt0.qcow2" 48 8 0x7fffffffc0010000
+same_as_qemu "no refcount table, at an unreadable offset" "$T/rt0.qcow2"
+# More header fields QEMU validates when it opens an image.
+mk -o compat=0.10 "$T/v2end.qcow2" 1M
+put "$T/v2end.qcow2" 76 4 0x20000
+same_as_qemu "v2: end marker longer than the header cluster" "$T/v2end.qcow2"
+while read -r what off bytes value; do
+	mk "$T/hdr.qcow2" 1M
+	put "$T/hdr.qcow2" "$off" "$bytes" "$value"
+	same_as_qemu "$what" "$T/hdr.qcow2"
+	assert_status "$what: exits 1" 1 "$Q2E" check "$T/hdr.qcow2"
+done <<EOF2
+data-file-bit-without-a-data-file-name 72 8 4
+compression-type-without-its-bit 104 1 1
+unknown-compression-type 104 1 2
+EOF2
+mk -o cluster_size=8k "$T/extl2small.qcow2" 1M
+put "$T/extl2small.qcow2" 72 8 16
+same_as_qemu "extended L2 with 8 KiB clusters" "$T/extl2small.qcow2"
+# The file ends inside the end marker: QEMU reads the rest as zeros.
+mk "$T/cutend.qcow2" 1M
+truncate -s $((112 + 8 + 384 + 4)) "$T/cutend.qcow2"
+same_as_qemu "file ending inside the end marker" "$T/cutend.qcow2"
+# A snapshot table of more than 64 MiB (1100 entries with 64 KiB names,
+# a sparse file): QEMU gives up on it.
+mk "$T/bigsnap.qcow2" 1M
+python3 - "$T/bigsnap.qcow2" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+off = 1 << 20
+f.seek(60)
+f.write(struct.pack(">IQ", 1100, off))
+pos = off
+for i in range(1100):
+    f.seek(pos)
+    f.write(struct.pack(">QIHHIIQII", 0, 0, 0, 65535, 0, 0, 0, 0, 16))
+    pos = (pos + 40 + 16 + 65535 + 7) & ~7
+f.truncate(pos)
+PY
+same_as_qemu "snapshot table of more than 64 MiB" "$T/bigsnap.qcow2"
+assert_status "snapshot table of more than 64 MiB: exits 1" 1 "$Q2E" check "$T/bigsnap.qcow2"
+
 # Not QCOW2: qemu-img takes it for raw, which has no check (exit 63).
 printf 'not an image at all%.0s' {1..100} >"$T/text.img"
 same_as_qemu "not a QCOW2 image" "$T/text.img"
@@ -361,10 +415,12 @@ if corpus_build "$T/corpus" 2>"$T/corpus.err"; then
 	# wrong length: QEMU will not open either.
 	cx=$("$Q2E" info --output=json luks.qcow2 |
 	     jq '.extensions[] | select(.magic == "0x0537be77") | .offset')
-	for what in "magic 0 1" "length 4 24"; do
+	luksoff=$(u64 luks.qcow2 $((cx + 8)))
+	for what in "magic $cx 4 1" "length $((cx + 4)) 4 24" \
+		    "offset $((cx + 8)) 8 $((luksoff + 512))" "crypt_method 32 4 0"; do
 		set -- $what
 		cp luks.qcow2 luksdmg.qcow2
-		put luksdmg.qcow2 $((cx + $2)) 4 "$3"
+		put luksdmg.qcow2 "$2" "$3" "$4"
 		mapfile -t args < <(corpus_luks_opts luksdmg.qcow2)
 		same_as_qemu "LUKS, crypto extension $1 damaged" luksdmg.qcow2 "${args[@]}"
 		assert_status "LUKS, crypto extension $1 damaged: exits 1" 1 \

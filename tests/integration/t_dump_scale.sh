@@ -59,20 +59,31 @@ out=$(gdb -nx -batch -ex 'p qcow2_header.cluster_bits' -ex 'p/x l1_table[0].bits
 assert_match "gdb prints the header of a huge dump" '^\$1 = 9$' "$(head -1 <<<"$out")"
 
 # A dump killed while it writes leaves neither its output nor its temporary
-# file: stopped as soon as the temporary file appears, then terminated.
-"$Q2E" dump many.qcow2 -o killed.elf 2>/dev/null &
-pid=$!
-seen=
-for _ in $(seq 20000); do
-	if compgen -G 'killed.elf.tmp*' >/dev/null; then
-		kill -STOP "$pid" 2>/dev/null && seen=1
-		break
+# file: stopped as soon as the temporary file appears, then signalled.
+# signal_dump SIGNAL OUT [IGNORE]: the exit status; "seen" says whether the
+# temporary file was caught before the dump ended.
+signal_dump() {
+	local pid
+
+	if [ -n "${3:-}" ]; then
+		(trap '' "$1"; exec "$Q2E" dump many.qcow2 -o "$2" 2>/dev/null) &
+	else
+		"$Q2E" dump many.qcow2 -o "$2" 2>/dev/null &
 	fi
-	kill -0 "$pid" 2>/dev/null || break
-done
-kill -TERM "$pid" 2>/dev/null
-kill -CONT "$pid" 2>/dev/null
-wait "$pid"
+	pid=$!
+	seen=
+	for _ in $(seq 20000); do
+		if compgen -G "$2.tmp*" >/dev/null; then
+			kill -STOP "$pid" 2>/dev/null && seen=1
+			break
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+	done
+	kill -"$1" "$pid" 2>/dev/null
+	kill -CONT "$pid" 2>/dev/null
+	wait "$pid"
+}
+signal_dump TERM killed.elf
 rc=$?
 if [ -n "$seen" ]; then
 	assert_eq "a dump killed by SIGTERM dies of it" 143 "$rc"
@@ -80,6 +91,15 @@ if [ -n "$seen" ]; then
 		"$(compgen -G 'killed.elf*')"
 else
 	skip "the dump ended before it could be killed"
+fi
+# As under nohup: an ignored SIGHUP stays ignored, and the dump completes.
+signal_dump HUP nohup.elf ignore
+rc=$?
+if [ -n "$seen" ]; then
+	assert_eq "a dump ignoring SIGHUP is not ended by one" 0 "$rc"
+	assert_status "and its output is complete" 0 cmp many.elf nohup.elf
+else
+	skip "the dump ended before it could be signalled"
 fi
 
 finish

@@ -253,8 +253,8 @@ static const uint8_t extensions[] = {
 	/* an unknown extension, 8 bytes: no padding */
 	0x12, 0x34, 0x56, 0x78, 0x00, 0x00, 0x00, 0x08,
 	0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04,
-	/* end marker; its length field is ignored */
-	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+	/* end marker */
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 };
 
 static void test_ext_walk(void **state)
@@ -286,6 +286,21 @@ static void test_ext_walk(void **state)
 					  sizeof(extensions) - pos, &ext, &why),
 			 1);
 	assert_int_equal(ext.magic, QCOW2_EXT_END);
+}
+
+/* QEMU checks even the end marker's length against the bytes left. */
+static void test_ext_end_length(void **state)
+{
+	static const uint8_t end7[16] = { 0, 0, 0, 0, 0, 0, 0, 7 };
+	struct qcow2_ext ext;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(qcow2_ext_decode(end7, sizeof(end7), &ext, &why), 1);
+	assert_int_equal(qcow2_ext_decode(end7, 8 + 7, &ext, &why), 1);
+	assert_int_equal(qcow2_ext_decode(end7, 8 + 6, &ext, &why),
+			 Q2E_ECORRUPT);
+	assert_non_null(why);
 }
 
 static void test_ext_truncated(void **state)
@@ -484,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_header_length),
 		cmocka_unit_test(test_feature_names),
 		cmocka_unit_test(test_ext_walk),
+		cmocka_unit_test(test_ext_end_length),
 		cmocka_unit_test(test_ext_truncated),
 		cmocka_unit_test(test_ext_huge_length),
 		cmocka_unit_test(test_ext_names),
