@@ -71,7 +71,7 @@ int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 	*count = 0;
 	if (bytes > QCOW2_MAX_L1_BYTES || !off || off >= img->file_size)
 		return 0;	/* the walk recorded why */
-	buf = malloc(bytes ? (size_t)bytes : 1);
+	buf = calloc(1, bytes ? (size_t)bytes : 1);
 	if (!buf)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	got = q2e_source_pread(img->src, buf, (size_t)bytes, off,
@@ -80,7 +80,8 @@ int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 		free(buf);
 		return (int)got;
 	}
-	*count = (uint64_t)got / 8;
+	/* An entry cut by the end of the file keeps its bytes, then zeros. */
+	*count = ((uint64_t)got + 7) / 8;
 	for (uint64_t i = 0; i < *count; i++) {
 		uint64_t v = qcow2_be64(buf + i * 8);
 

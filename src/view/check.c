@@ -1578,6 +1578,42 @@ static const char *unopenable(const struct checker *c)
 	return NULL;
 }
 
+/*
+ * bitmap_list_load() and check_dir_entry(): a bitmap directory QEMU refuses
+ * to open with (the bitmaps bit set).  Entries must fill the directory
+ * exactly, without extra data, and every one meet QEMU's constraints.
+ */
+static const char *bitmaps_unopenable(const struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+	const uint64_t max_table = 0x8000000, max_phys = 0x20000000;
+	uint64_t used = 0;
+
+	if (!img->bitmaps_ext.bitmap_directory_size)
+		return "the bitmap directory is empty";
+	for (size_t i = 0; i < img->nbitmaps; i++) {
+		const struct qcow2_bitmap_entry *e = &img->bitmaps[i].entry;
+		uint64_t phys = (uint64_t)e->bitmap_table_size * c->cs;
+
+		used += e->entry_size;
+		if (e->extra_data_size)
+			return "a bitmap has extra data, which QEMU does not support";
+		if (!e->bitmap_table_size || !e->bitmap_table_offset ||
+		    (e->bitmap_table_offset & (c->cs - 1)) ||
+		    e->bitmap_table_size > max_table ||
+		    e->granularity_bits > 31 || e->granularity_bits < 9 ||
+		    (e->flags & ~3U) || e->name_size > 1023 || e->type != 1 ||
+		    phys > max_phys ||
+		    (!(e->flags & 1) &&
+		     img->hdr.size > ((phys * 8) << e->granularity_bits)))
+			return "a bitmap does not satisfy QEMU's constraints";
+	}
+	if (img->nbitmaps != img->bitmaps_ext.nb_bitmaps ||
+	    used != img->bitmaps_ext.bitmap_directory_size)
+		return "the bitmap directory is broken";
+	return NULL;
+}
+
 /* qcow2_read_extensions(): the extensions QEMU refuses to open with. */
 static const char *extensions_unopenable(const struct checker *c)
 {
@@ -1613,7 +1649,7 @@ static const char *extensions_unopenable(const struct checker *c)
 		return "the bitmap directory is not cluster aligned";
 	if (b->bitmap_directory_size > 1024ULL * QCOW2_MAX_BITMAPS)
 		return "the bitmap directory is larger than QEMU supports";
-	return NULL;
+	return bitmaps_unopenable(c);
 }
 
 /* Snapshot tables QEMU opens but qemu-img check then gives up on. */

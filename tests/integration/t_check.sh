@@ -244,6 +244,13 @@ same_as_qemu "snapshot entry running past the end of the file" "$T/snaplast-extr
 cp "$T/snaplast.qcow2" "$T/snaplast-l1.qcow2"
 put "$T/snaplast-l1.qcow2" 36 4 $(((1 << 21) + 1))
 same_as_qemu "L1 entry cut by the end of the file" "$T/snaplast-l1.qcow2"
+# The same for a snapshot's L1 table: aimed at the snapshot table itself,
+# 9 entries, the last of them cut by the end of the file.
+cp "$T/snaplast.qcow2" "$T/snaplast-sl1.qcow2"
+so=$(hdr "$T/snaplast.qcow2" snapshots_offset)
+put "$T/snaplast-sl1.qcow2" "$so" 8 "$so"
+put "$T/snaplast-sl1.qcow2" $((so + 8)) 4 9
+same_as_qemu "snapshot L1 entry cut by the end of the file" "$T/snaplast-sl1.qcow2"
 # No snapshots, but a snapshot table offset that is not cluster aligned.
 mk "$T/snapoff.qcow2" 1M
 put "$T/snapoff.qcow2" 64 8 0x800
@@ -348,6 +355,23 @@ f.truncate(pos)
 PY
 same_as_qemu "snapshot table of more than 64 MiB" "$T/bigsnap.qcow2"
 assert_status "snapshot table of more than 64 MiB: exits 1" 1 "$Q2E" check "$T/bigsnap.qcow2"
+
+# A bitmap directory entry QEMU refuses (check_dir_entry()): each field.
+bd=$("$Q2E" info --output=json "$T/bitmaps.qcow2" | jq '.bitmaps[0]."entry-offset"')
+while read -r what off bytes value; do
+	cp "$T/bitmaps.qcow2" "$T/bddmg.qcow2"
+	put "$T/bddmg.qcow2" $((bd + off)) "$bytes" "$value"
+	same_as_qemu "bitmap entry: $what" "$T/bddmg.qcow2"
+	assert_status "bitmap entry: $what: exits 1" 1 "$Q2E" check "$T/bddmg.qcow2"
+done <<EOF2
+no-table 8 4 0
+misaligned-table 0 8 0x10200
+reserved-flag 12 4 4
+type-2 16 1 2
+granularity-below-512 17 1 8
+granularity-above-2^31 17 1 32
+extra-data 20 4 8
+EOF2
 
 # Not QCOW2: qemu-img takes it for raw, which has no check (exit 63).
 printf 'not an image at all%.0s' {1..100} >"$T/text.img"
