@@ -16,7 +16,14 @@
  *   qcow2elf:version=VERSION          the tool that wrote the dump
  *   qcow2elf:image=NAME               the image file name as given
  *   qcow2elf:file-size=N              size of the image file
- *   qcow2elf:allocated-size=N         bytes it occupied (st_blocks * 512)
+ *   qcow2elf:metadata-preallocation=0|1
+ *                                     whether QEMU 7.2 takes the image for
+ *                                     one with preallocated metadata, from
+ *                                     the file's allocation (what `map`
+ *                                     needs of it; st_blocks itself is not
+ *                                     kept, as it changes with writeback;
+ *                                     dumps that have allocated-size=N
+ *                                     instead are still read)
  *   qcow2elf:virtual-size=N
  *   qcow2elf:cluster-size=N
  *   qcow2elf:qcow2-version=N

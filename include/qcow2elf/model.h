@@ -231,6 +231,14 @@ struct q2e_chain {
 	size_t nlayers;
 };
 
+/*
+ * Whether QEMU 7.2 takes IMG for one with preallocated metadata (far more
+ * clusters in use than the file occupies on disk), which makes block
+ * status look into the file.  For a dump, what its note recorded.
+ */
+int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
+				     struct q2e_error *err);
+
 /* Opens PATH and its backing files; IMG may be a model already open. */
 int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 		   struct q2e_error *err);

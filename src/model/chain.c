@@ -57,10 +57,16 @@ static char *resolve(const char *base, const char *name)
 }
 
 /* qcow2_detect_metadata_preallocation(): far more clusters in use than
- * the file occupies on disk. */
-static int detect_metadata_preallocation(struct q2e_image *img, bool *out,
-					 struct q2e_error *err)
+ * the file occupies on disk.  A dump records the answer for its image. */
+int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
+				     struct q2e_error *err)
 {
+	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
+
+	if (dm && dm->metadata_preallocation >= 0) {
+		*out = dm->metadata_preallocation;
+		return 0;
+	}
 	uint64_t real = q2e_source_allocated(img->src) / img->cluster_size;
 	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9 : real + 2;
 	uint64_t end = (img->file_size + img->cluster_size - 1) /
@@ -105,8 +111,8 @@ static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
 	l->data_path = strdup(img->data_file ? img->data_file : l->path);
 	if (!l->data_path)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	ret = detect_metadata_preallocation(img, &l->metadata_preallocation,
-					    err);
+	ret = q2e_image_metadata_preallocation(img, &l->metadata_preallocation,
+					       err);
 	if (ret < 0)
 		return ret;
 	/* Block status then asks the file that holds the data. */

@@ -228,6 +228,8 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 		*found = true;
 	} else if (KEY("allocated-size")) {
 		src->meta.allocated_size = strtoull(v, NULL, 10);
+	} else if (KEY("metadata-preallocation")) {
+		src->meta.metadata_preallocation = strcmp(v, "1") == 0;
 	} else if (KEY("virtual-size")) {
 		src->meta.virtual_size = strtoull(v, NULL, 10);
 	} else if (KEY("cluster-size")) {
@@ -432,6 +434,7 @@ int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
 	src->priv = p;
 	src->ops = &dump_ops;
 	src->kind = Q2E_SOURCE_DUMP;
+	src->meta.metadata_preallocation = -1;
 	ret = read_notes(src, elf, &found, err);
 	if (ret == 0 && !found)
 		ret = q2e_error_set(err, Q2E_ENOTQCOW2,

@@ -282,7 +282,14 @@ static int make_note(struct emitter *e)
 	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
 	char *facts[8];
 	size_t size = 0, n = 0;
-	int ret = 0;
+	bool prealloc;
+	int ret;
+
+	/* QEMU's guess from the file's allocation, not its st_blocks: those
+	 * change as the file system settles, and the dump must not. */
+	ret = q2e_image_metadata_preallocation(e->img, &prealloc, e->err);
+	if (ret < 0)
+		return ret;
 
 #define FACT(...)                                                          \
 	do {                                                               \
@@ -293,7 +300,7 @@ static int make_note(struct emitter *e)
 	FACT("version=%s", Q2E_VERSION);
 	FACT("image=%s", dm ? dm->image_name : img->path);
 	FACT("file-size=%" PRIu64, img->file_size);
-	FACT("allocated-size=%" PRIu64, q2e_source_allocated(img->src));
+	FACT("metadata-preallocation=%d", prealloc ? 1 : 0);
 	FACT("virtual-size=%" PRIu64, img->hdr.size);
 	FACT("cluster-size=%" PRIu64, img->cluster_size);
 	FACT("qcow2-version=%u", img->hdr.version);

@@ -190,6 +190,15 @@ if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
 		fi
 		pass "$name: dump valid and reads back like the image"
 	done <corpus/corpus.list
+	# The note keeps QEMU's guess about preallocated metadata, not the
+	# file's st_blocks, which change as the file system settles.
+	assert_match "the note says the preallocated image is one" \
+		"qcow2elf:metadata-preallocation=1 " \
+		"$(readelf -nW corpus/prealloc-metadata.qcow2.elf)"
+	assert_match "and that a plain image is not" \
+		"qcow2elf:metadata-preallocation=0 " "$(readelf -nW corpus/v3.qcow2.elf)"
+	assert_eq "no st_blocks in the note" "" \
+		"$(readelf -nW corpus/v3.qcow2.elf | grep allocated-size)"
 else
 	fail "corpus built" "$(cat corpus.err)"
 fi
