@@ -285,14 +285,22 @@ same_as_qemu "backing file name of 1024 bytes" "$T/unopen.qcow2"
 assert_status "backing file name of 1024 bytes: exits 1" 1 "$Q2E" check "$T/unopen.qcow2"
 # A bitmaps extension QEMU refuses: each field it validates, in turn
 # (offsets from the extension's 8-byte header).
+# refused_like_qemu LABEL IMAGE BASE: for each line "WHAT OFFSET BYTES
+# VALUE" on stdin, a copy of IMAGE with VALUE at BASE + OFFSET, which
+# qemu-img refuses: check agrees with it and exits 1.
+refused_like_qemu() {
+	local what off bytes value
+
+	while read -r what off bytes value; do
+		cp "$2" "$T/refused.qcow2"
+		put "$T/refused.qcow2" $(($3 + off)) "$bytes" "$value"
+		same_as_qemu "$1: $what" "$T/refused.qcow2"
+		assert_status "$1: $what: exits 1" 1 "$Q2E" check "$T/refused.qcow2"
+	done
+}
 bx=$("$Q2E" info --output=json "$T/bitmaps.qcow2" |
      jq '.extensions[] | select(.magic == "0x23852875") | .offset')
-while read -r what off bytes value; do
-	cp "$T/bitmaps.qcow2" "$T/bxdmg.qcow2"
-	put "$T/bxdmg.qcow2" $((bx + off)) "$bytes" "$value"
-	same_as_qemu "bitmaps extension: $what" "$T/bxdmg.qcow2"
-	assert_status "bitmaps extension: $what: exits 1" 1 "$Q2E" check "$T/bxdmg.qcow2"
-done <<EOF2
+refused_like_qemu "bitmaps extension" "$T/bitmaps.qcow2" "$bx" <<EOF2
 length-16 4 4 16
 reserved-field-set 12 4 1
 no-bitmaps 8 4 0
@@ -358,12 +366,7 @@ assert_status "snapshot table of more than 64 MiB: exits 1" 1 "$Q2E" check "$T/b
 
 # A bitmap directory entry QEMU refuses (check_dir_entry()): each field.
 bd=$("$Q2E" info --output=json "$T/bitmaps.qcow2" | jq '.bitmaps[0]."entry-offset"')
-while read -r what off bytes value; do
-	cp "$T/bitmaps.qcow2" "$T/bddmg.qcow2"
-	put "$T/bddmg.qcow2" $((bd + off)) "$bytes" "$value"
-	same_as_qemu "bitmap entry: $what" "$T/bddmg.qcow2"
-	assert_status "bitmap entry: $what: exits 1" 1 "$Q2E" check "$T/bddmg.qcow2"
-done <<EOF2
+refused_like_qemu "bitmap entry" "$T/bitmaps.qcow2" "$bd" <<EOF2
 no-table 8 4 0
 misaligned-table 0 8 0x10200
 reserved-flag 12 4 4
