@@ -265,8 +265,7 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 	struct q2e_image *img = w->img;
 	const struct qcow2_header *h = &img->hdr;
 	uint64_t end = len, pos = h->header_length;
-	uint32_t named[16];	/* the known magics seen so far */
-	size_t nnamed = 0, cap = 0;
+	size_t cap = 0;
 	int ret;
 
 	/* QEMU stops at the backing file name, which old version 2 images
@@ -337,20 +336,6 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 		for (char *p = sym; *p; p++)
 			if (*p == '-')
 				*p = '_';
-		if (name) {
-			size_t k = 0;
-
-			while (k < nnamed && named[k] != ext.magic)
-				k++;
-			if (k < nnamed)
-				ret = walk_problem(w, Q2E_SEV_WARNING, pos, sym,
-						   "extension 0x%08x appears more than once",
-						   ext.magic);
-			else if (nnamed < sizeof(named) / sizeof(named[0]))
-				named[nnamed++] = ext.magic;
-			if (ret < 0)
-				return ret;
-		}
 		ret = decode_extension(w, e, sym);
 		if (ret < 0)
 			return ret;
@@ -398,10 +383,27 @@ static int number_extensions(struct q2e_image *img)
 
 static int read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 {
+	struct q2e_image *img = w->img;
 	int ret = walk_extensions(w, c0, len);
 
-	if (ret >= 0 && number_extensions(w->img) < 0)
+	if (ret >= 0 && number_extensions(img) < 0)
 		ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	/* A known extension QEMU expects once, found again. */
+	for (size_t i = 0; ret >= 0 && i < img->nexts; i++) {
+		const struct q2e_extension *e = &img->exts[i];
+		const char *name = qcow2_ext_name(e->magic);
+		char sym[64];
+
+		if (!e->nth || !name)
+			continue;
+		snprintf(sym, sizeof(sym), "ext_%s", name);
+		for (char *p = sym; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		ret = walk_problem(w, Q2E_SEV_WARNING, e->offset, sym,
+				   "extension 0x%08x appears more than once",
+				   e->magic);
+	}
 	return ret;
 }
 

@@ -1540,9 +1540,11 @@ static const char *unopenable(const struct checker *c)
 		return "the active L1 table offset is invalid";
 	if (h->l1_table_offset & (c->cs - 1))
 		return "the active L1 table is not cluster aligned";
-	if (h->size / span + (h->size % span != 0) > INT_MAX)
+	uint64_t l1_needed = h->size / span + (h->size % span != 0);
+
+	if (l1_needed > INT_MAX)	/* size_to_l1() */
 		return "the image is too big";
-	if (h->l1_size < h->size / span + (h->size % span != 0))
+	if (h->l1_size < l1_needed)
 		return "the active L1 table is too small for the virtual size";
 	if (l1_bytes && unreadable(h->l1_table_offset, l1_bytes))
 		return "the active L1 table cannot be read";

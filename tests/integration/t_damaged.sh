@@ -149,4 +149,15 @@ assert_eq "20,000 extensions: every section name is unique" "" \
 	"$(readelf -SW many-ext.elf | sed -n 's/^ *\[ *[0-9]*\] \([^ ]*\).*/\1/p' | sort | uniq -d | head -3)"
 assert_status "20,000 extensions: the dump reads like the image" 0 \
 	timeout 30 "$Q2E" diff $f many-ext.elf
+# The feature table's magic turned into a second backing format extension:
+# a warning at the second one, which info still lists.
+qemu-img create -q -f qcow2 base.qcow2 1M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 twice.qcow2 1M
+f=twice.qcow2
+second=$("$Q2E" info --output=json $f | jq '.extensions[1].offset')
+printf '\xe2\x79\x2a\xca' | dd of=$f bs=1 seek="$second" conv=notrunc status=none
+has_problem "backing format extension twice" $f ext_backing_format "$second" \
+	'extension 0xe2792aca appears more than once'
+assert_eq "backing format extension twice: info lists both" 2 \
+	"$("$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0xe2792aca")] | length')"
 finish
