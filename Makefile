@@ -35,7 +35,7 @@ DWARF_CFLAGS := -I/usr/include/libdwarf
 DWARF_LIBS := -ldwarf -lz
 endif
 
-Q2E_CPPFLAGS := -Iinclude -DQ2E_VERSION='"$(VERSION)"' -D_FILE_OFFSET_BITS=64
+Q2E_CPPFLAGS := -Iinclude -Isrc -DQ2E_VERSION='"$(VERSION)"' -D_FILE_OFFSET_BITS=64
 Q2E_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
 	$(ELF_CFLAGS) $(DWARF_CFLAGS)
@@ -44,7 +44,9 @@ Q2E_LIBS := $(DWARF_LIBS) $(ELF_LIBS)
 # BUILD and BIN may be set to build out of tree (parallel work, sanitizers).
 BUILD ?= build
 BIN ?= qcow2elf
-LIB_SRCS := $(wildcard src/*.c src/source/*.c src/decode/*.c src/model/*.c src/view/*.c)
+# The library's layers, lowest first; the command line (src/cli) is apart.
+LIB_LAYERS := src/source src/decode src/model src/check src/emit src/out src/view
+LIB_SRCS := $(wildcard src/*.c $(addsuffix /*.c,$(LIB_LAYERS)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)

@@ -17,8 +17,10 @@
 #include <stdint.h>
 
 #include "qcow2elf/error.h"
+#include "qcow2elf/input.h"
 #include "qcow2elf/qcow2.h"
-#include "qcow2elf/source.h"
+
+struct q2e_source;	/* private to the model (src/source/source.h) */
 
 enum q2e_region_kind {
 	Q2E_REGION_HEADER,
@@ -155,7 +157,24 @@ struct q2e_image {
 
 int q2e_image_open(const char *path, struct q2e_image **out,
 		   struct q2e_error *err);
+/* The same from LEN bytes at DATA (copied), named NAME: an image or a dump
+ * held in memory, for unit tests and fuzzing. */
+int q2e_image_open_memory(const char *name, const void *data, size_t len,
+			  struct q2e_image **out, struct q2e_error *err);
 void q2e_image_close(struct q2e_image *img);
+
+/*
+ * What PATH holds, without building a model: an image or a dump, and for a
+ * dump whether it was written with --no-data (it then has no bytes to read).
+ */
+int q2e_input_describe(const char *path, enum q2e_source_kind *kind,
+		       bool *no_data, struct q2e_error *err);
+
+/* For a dump, what its note records about its image; NULL for an image. */
+const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img);
+
+/* Whether PATH names a file the model reads (the same device and inode). */
+bool q2e_image_reads_file(const struct q2e_image *img, const char *path);
 
 /* Name of a feature bit: the image's own table first, then the spec's. */
 const char *q2e_image_feature_name(const struct q2e_image *img,
@@ -170,7 +189,7 @@ int q2e_image_read_region_part(struct q2e_image *img,
 			       const struct q2e_region *r, uint64_t pos,
 			       uint8_t *buf, size_t len, struct q2e_error *err);
 
-/* The data extents of the image file (q2e_source_data_extents). */
+/* The data extents of the image file, in order; free() *OUT. */
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err);
 

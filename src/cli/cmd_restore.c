@@ -6,30 +6,26 @@
 
 #include "qcow2elf/model.h"
 #include "qcow2elf/restore.h"
-#include "qcow2elf/source.h"
 #include "cli.h"
 
 /* Says why PATH cannot be restored from, before the model is built: a
  * --no-data dump would otherwise fail on its first read. */
 static int check_input(const char *path, struct q2e_error *err)
 {
-	const struct q2e_dump_meta *dm;
-	struct q2e_source *src;
-	int ret = 0;
+	enum q2e_source_kind kind;
+	bool no_data;
 
-	if (q2e_source_open(path, &src, err) < 0)
+	if (q2e_input_describe(path, &kind, &no_data, err) < 0)
 		return err->code;
-	dm = q2e_source_dump_meta(src);
-	if (q2e_source_kind(src) != Q2E_SOURCE_DUMP || !dm)
-		ret = q2e_error_set(err, Q2E_EUSAGE,
-				    "'%s' is not a dump written by 'qcow2elf dump'",
-				    path);
-	else if (dm->no_data)
-		ret = q2e_error_set(err, Q2E_EUSAGE,
-				    "'%s' was written with --no-data and holds no metadata bytes to restore",
-				    path);
-	q2e_source_close(src);
-	return ret;
+	if (kind != Q2E_SOURCE_DUMP)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s' is not a dump written by 'qcow2elf dump'",
+				     path);
+	if (no_data)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s' was written with --no-data and holds no metadata bytes to restore",
+				     path);
+	return 0;
 }
 
 int cmd_restore(int argc, char **argv)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "qcow2elf/model.h"
+#include "source/source.h"
 
 #define MAX_CHAIN_DEPTH 64
 

@@ -1096,25 +1096,22 @@ static int walk_image(struct walk *w)
 	return ret;
 }
 
-int q2e_image_open(const char *path, struct q2e_image **out,
-		   struct q2e_error *err)
+/* Builds the model of what SRC reads; takes SRC over. */
+static int open_source(const char *path, struct q2e_source *src,
+		       struct q2e_image **out, struct q2e_error *err)
 {
 	struct q2e_image *img;
 	struct walk w = { 0 };
 	int ret;
 
-	*out = NULL;
 	img = calloc(1, sizeof(*img));
 	if (!img || !(img->path = strdup(path))) {
 		free(img);
+		q2e_source_close(src);
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	}
+	img->src = src;
 	img->snapshot_extra_over_limit = -1;
-	ret = q2e_source_open(path, &img->src, err);
-	if (ret < 0) {
-		q2e_image_close(img);
-		return ret;
-	}
 	img->file_size = q2e_source_size(img->src);
 	w.img = img;
 	w.err = err;
@@ -1126,6 +1123,57 @@ int q2e_image_open(const char *path, struct q2e_image **out,
 	}
 	*out = img;
 	return 0;
+}
+
+int q2e_image_open(const char *path, struct q2e_image **out,
+		   struct q2e_error *err)
+{
+	struct q2e_source *src;
+	int ret;
+
+	*out = NULL;
+	ret = q2e_source_open(path, &src, err);
+	if (ret < 0)
+		return ret;
+	return open_source(path, src, out, err);
+}
+
+int q2e_image_open_memory(const char *name, const void *data, size_t len,
+			  struct q2e_image **out, struct q2e_error *err)
+{
+	struct q2e_source *src;
+	int ret;
+
+	*out = NULL;
+	ret = q2e_source_open_memory(name, data, len, &src, err);
+	if (ret < 0)
+		return ret;
+	return open_source(name, src, out, err);
+}
+
+int q2e_input_describe(const char *path, enum q2e_source_kind *kind,
+		       bool *no_data, struct q2e_error *err)
+{
+	const struct q2e_dump_meta *dm;
+	struct q2e_source *src;
+
+	if (q2e_source_open(path, &src, err) < 0)
+		return err->code;
+	dm = q2e_source_dump_meta(src);
+	*kind = q2e_source_kind(src);
+	*no_data = dm && dm->no_data;
+	q2e_source_close(src);
+	return 0;
+}
+
+const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img)
+{
+	return q2e_source_dump_meta(img->src);
+}
+
+bool q2e_image_reads_file(const struct q2e_image *img, const char *path)
+{
+	return q2e_source_is_file(img->src, path);
 }
 
 void q2e_image_close(struct q2e_image *img)

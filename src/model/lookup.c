@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "qcow2elf/model.h"
+#include "source/source.h"
 
 int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
 			  uint8_t *buf, struct q2e_error *err)

@@ -4,6 +4,7 @@
 #define QCOW2ELF_MODEL_WALK_H
 
 #include "qcow2elf/model.h"
+#include "source/source.h"
 
 struct pending_region {
 	struct q2e_region region;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The byte source for image files: bounded pread() and SEEK_DATA/SEEK_HOLE.
- * An ELF file is handed to the dump source (dump.c) instead.
+ * Bytes in memory (unit tests, fuzzing) are read the same way.  An ELF
+ * file is handed to the dump source (elf_source.c) instead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,16 +14,19 @@
 
 #include "source_impl.h"
 
-static int64_t file_pread(struct q2e_source *src, void *buf, size_t len,
-			  uint64_t off, const char *what,
-			  struct q2e_error *err)
+ssize_t q2e_source_container_pread(struct q2e_source *src, void *buf,
+				   size_t len, uint64_t off)
 {
 	size_t done = 0;
 
-	if (off >= src->size)
-		return 0;
-	if (len > src->size - off)
-		len = (size_t)(src->size - off);
+	if (src->mem) {
+		if (off >= src->mem_len)
+			return 0;
+		if (len > src->mem_len - off)
+			len = (size_t)(src->mem_len - off);
+		memcpy(buf, src->mem + off, len);
+		return (ssize_t)len;
+	}
 	while (done < len) {
 		ssize_t n = pread(src->fd, (char *)buf + done, len - done,
 				  (off_t)(off + done));
@@ -30,16 +34,31 @@ static int64_t file_pread(struct q2e_source *src, void *buf, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return q2e_error_set(err, Q2E_EIO,
-					     "'%s': cannot read %s at 0x%llx: %s",
-					     src->path, what,
-					     (unsigned long long)(off + done),
-					     strerror(errno));
+			return -1;
 		if (n == 0)
 			break;	/* the file shrank under us */
 		done += (size_t)n;
 	}
-	return (int64_t)done;
+	return (ssize_t)done;
+}
+
+static int64_t file_pread(struct q2e_source *src, void *buf, size_t len,
+			  uint64_t off, const char *what,
+			  struct q2e_error *err)
+{
+	ssize_t n;
+
+	if (off >= src->size)
+		return 0;
+	if (len > src->size - off)
+		len = (size_t)(src->size - off);
+	n = q2e_source_container_pread(src, buf, len, off);
+	if (n < 0)
+		return q2e_error_set(err, Q2E_EIO,
+				     "'%s': cannot read %s at 0x%llx: %s",
+				     src->path, what, (unsigned long long)off,
+				     strerror(errno));
+	return n;
 }
 
 static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
@@ -49,6 +68,11 @@ static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 	if (off >= src->size) {
 		*is_data = false;
 		*len = 0;
+		return 0;
+	}
+	if (src->mem) {		/* bytes in memory have no holes */
+		*is_data = true;
+		*len = src->size - off;
 		return 0;
 	}
 	off_t data = lseek(src->fd, (off_t)off, SEEK_DATA);
@@ -133,12 +157,61 @@ static const struct q2e_source_ops file_ops = {
 	.close = file_close,
 };
 
+/* Takes SRC, opened on a file or on bytes in memory, as an image or as
+ * a dump, by its magic. */
+static int open_contents(struct q2e_source *src, struct q2e_source **out,
+			 struct q2e_error *err)
+{
+	uint8_t magic[4];
+	int64_t n;
+	int ret;
+
+	n = file_pread(src, magic, sizeof(magic), 0, "the magic", err);
+	if (n < 0) {
+		q2e_source_close(src);
+		return (int)n;
+	}
+	if (n == 4 && memcmp(magic, "\177ELF", 4) == 0) {
+		ret = q2e_dump_source_init(src, err);
+		if (ret < 0) {
+			q2e_source_close(src);
+			return ret;
+		}
+	}
+	*out = src;
+	return 0;
+}
+
+int q2e_source_open_memory(const char *name, const void *data, size_t len,
+			   struct q2e_source **out, struct q2e_error *err)
+{
+	struct q2e_source *src;
+
+	*out = NULL;
+	src = calloc(1, sizeof(*src));
+	if (!src || !(src->path = strdup(name)) ||
+	    !(src->mem = malloc(len ? len : 1))) {
+		if (src)
+			free(src->path);
+		free(src);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	if (len)
+		memcpy(src->mem, data, len);
+	src->mem_len = len;
+	src->fd = -1;
+	src->kind = Q2E_SOURCE_FILE;
+	src->ops = &file_ops;
+	src->size = len;
+	src->allocated = len;
+	return open_contents(src, out, err);
+}
+
 int q2e_source_open(const char *path, struct q2e_source **out,
 		    struct q2e_error *err)
 {
 	struct q2e_source *src;
 	struct stat st;
-	unsigned char magic[4];
 	int fd, ret;
 
 	*out = NULL;
@@ -177,20 +250,7 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 		src->size = end < 0 ? 0 : (uint64_t)end;
 	}
 
-	int64_t n = file_pread(src, magic, sizeof(magic), 0, "the magic", err);
-	if (n < 0) {
-		q2e_source_close(src);
-		return (int)n;
-	}
-	if (n == 4 && memcmp(magic, "\177ELF", 4) == 0) {
-		ret = q2e_dump_source_init(src, err);
-		if (ret < 0) {
-			q2e_source_close(src);
-			return ret;
-		}
-	}
-	*out = src;
-	return 0;
+	return open_contents(src, out, err);
 }
 
 void q2e_source_close(struct q2e_source *src)
@@ -202,6 +262,7 @@ void q2e_source_close(struct q2e_source *src)
 		close(src->fd);
 	free(src->meta.image_name);
 	free(src->meta.tool_version);
+	free(src->mem);
 	free(src->path);
 	free(src);
 }
@@ -230,7 +291,7 @@ bool q2e_source_is_file(const struct q2e_source *src, const char *path)
 {
 	struct stat a, b;
 
-	return fstat(src->fd, &a) == 0 && stat(path, &b) == 0 &&
+	return src->fd >= 0 && fstat(src->fd, &a) == 0 && stat(path, &b) == 0 &&
 	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Shared between the file and the dump byte sources. */
+/* Shared between the file, memory and dump byte sources. */
 #ifndef QCOW2ELF_SOURCE_IMPL_H
 #define QCOW2ELF_SOURCE_IMPL_H
 
-#include "qcow2elf/source.h"
+#include <sys/types.h>
+
+#include "source/source.h"
 
 struct q2e_source_ops {
 	int64_t (*pread)(struct q2e_source *src, void *buf, size_t len,
@@ -19,14 +21,23 @@ struct q2e_source {
 	const struct q2e_source_ops *ops;
 	enum q2e_source_kind kind;
 	char *path;
-	int fd;
+	int fd;			/* the file read, or -1 for memory */
+	uint8_t *mem;		/* the bytes read, when not a file */
+	size_t mem_len;
 	uint64_t size;
 	uint64_t allocated;
 	struct q2e_dump_meta meta;	/* dumps only */
 	void *priv;
 };
 
-/* Takes over FD, which holds an ELF file, and reads it as a dump. */
+/*
+ * Reads up to LEN bytes at OFF of what SRC was opened on (the file, or the
+ * bytes in memory), as pread() does: fewer only at its end.
+ */
+ssize_t q2e_source_container_pread(struct q2e_source *src, void *buf,
+				   size_t len, uint64_t off);
+
+/* Reads what SRC was opened on, an ELF file, as a dump. */
 int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err);
 
 #endif

@@ -329,7 +329,7 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 		  struct q2e_error *err)
 {
 	const struct qcow2_header *h = &img->hdr;
-	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
 
 	(void)err;
 	q2e_out_object(o, NULL);

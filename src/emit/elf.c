@@ -33,8 +33,8 @@
 
 #include "qcow2elf/dump.h"
 #include "qcow2elf/dumpfmt.h"
-#include "dump_symbols.h"
-#include "outfile.h"
+#include "elf_symbols.h"
+#include "emit.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -279,7 +279,7 @@ static int plan(struct emitter *e)
 static int make_note(struct emitter *e)
 {
 	const struct q2e_image *img = e->img;
-	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
 	char *facts[8];
 	size_t size = 0, n = 0;
 	bool prealloc;
@@ -766,7 +766,7 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 	if (ret < 0)
 		goto out;
 
-	ret = q2e_outfile_open(&out, path, img->src, err);
+	ret = q2e_emit_open(img, &out, path, err);
 	if (ret < 0)
 		goto out;
 	ret = write_elf(&e, out.fd, path, res);

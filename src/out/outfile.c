@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "outfile.h"
 #include "qcow2elf/outfile.h"
 
 /*
@@ -35,7 +34,7 @@ void q2e_outfile_remove_pending(void)
 }
 
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
-		     const struct q2e_source *input, struct q2e_error *err)
+		     struct q2e_error *err)
 {
 	mode_t mask;
 	int ret;
@@ -43,10 +42,6 @@ int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 	f->path = path;
 	f->fd = -1;
 	f->tmp = NULL;
-	if (q2e_source_is_file(input, path))
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     "'%s' is the input file; refusing to write over it",
-				     path);
 	if (asprintf(&f->tmp, "%s.tmpXXXXXX", path) < 0) {
 		f->tmp = NULL;
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "qcow2elf/restore.h"
-#include "outfile.h"
+#include "emit.h"
 
 #define CHUNK (1U << 20)
 
@@ -80,13 +80,13 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 		      const struct q2e_restore_options *opts,
 		      struct q2e_restore_result *res, struct q2e_error *err)
 {
-	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
 	struct q2e_outfile out;
 	struct stat st;
 	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (q2e_source_kind(img->src) != Q2E_SOURCE_DUMP || !dm)
+	if (!dm)
 		return q2e_error_set(err, Q2E_EUSAGE,
 				     "'%s' is not a dump written by 'qcow2elf dump'",
 				     img->path);
@@ -98,7 +98,7 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 		return q2e_error_set(err, Q2E_EOUTPUT,
 				     "'%s' already exists; use --force to replace it",
 				     path);
-	ret = q2e_outfile_open(&out, path, img->src, err);
+	ret = q2e_emit_open(img, &out, path, err);
 	if (ret < 0)
 		return ret;
 	res->file_size = img->file_size;

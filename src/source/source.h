@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The byte source: the only code that does I/O on an input.
+ * The byte source: the only code that does I/O on an input.  Private to
+ * the model: only src/source and src/model include this header.
  *
  * An input is either an image file, read with bounded pread(), or an ELF
  * dump written by `qcow2elf dump`, read through its sections.  A dump holds
@@ -8,39 +9,24 @@
  * questions: the bytes at an offset, the size of the image file, and which
  * ranges of that file hold data (for `map`, like SEEK_DATA/SEEK_HOLE).
  */
-#ifndef QCOW2ELF_SOURCE_H
-#define QCOW2ELF_SOURCE_H
+#ifndef Q2E_SOURCE_SOURCE_H
+#define Q2E_SOURCE_SOURCE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "qcow2elf/error.h"
-
-enum q2e_source_kind {
-	Q2E_SOURCE_FILE,
-	Q2E_SOURCE_DUMP,
-};
-
-/* What a dump records about the image it came from (its PT_NOTE). */
-struct q2e_dump_meta {
-	char *image_name;	/* as given to `dump`, not made absolute */
-	uint64_t file_size;	/* size of the image file */
-	uint64_t allocated_size; /* st_blocks * 512 (dumps before 0.2) */
-	int metadata_preallocation; /* QEMU's guess about the file: 0 or 1,
-				       -1 if not recorded */
-	uint64_t virtual_size;
-	uint32_t cluster_size;
-	uint32_t version;
-	char *tool_version;
-	bool no_data;		/* written with --no-data: sections are NOBITS */
-};
+#include "qcow2elf/input.h"
 
 struct q2e_source;
 
 /* Opens PATH read-only; an ELF file is taken as a dump. */
 int q2e_source_open(const char *path, struct q2e_source **out,
 		    struct q2e_error *err);
+/* Reads LEN bytes at DATA (copied) as the file NAME would be read. */
+int q2e_source_open_memory(const char *name, const void *data, size_t len,
+			   struct q2e_source **out, struct q2e_error *err);
 void q2e_source_close(struct q2e_source *src);
 
 enum q2e_source_kind q2e_source_kind(const struct q2e_source *src);
@@ -72,11 +58,6 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		      uint64_t *len, struct q2e_error *err);
 
-/* A range of the image file that holds data (not a hole). */
-struct q2e_extent {
-	uint64_t offset;
-	uint64_t length;
-};
 
 /*
  * Every data extent of the image file, in order; free() *OUT.  A dump

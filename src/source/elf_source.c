@@ -116,8 +116,9 @@ static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 		size_t got = 0;
 
 		while (got < n) {
-			ssize_t r = pread(src->fd, (char *)buf + done + got,
-					  n - got, (off_t)(at + got));
+			ssize_t r = q2e_source_container_pread(
+				src, (char *)buf + done + got, n - got,
+				at + got);
 
 			if (r <= 0)
 				return q2e_error_set(err, Q2E_EIO,
@@ -418,7 +419,8 @@ int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
 
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return q2e_error_set(err, Q2E_EIO, "libelf is out of date");
-	elf = elf_begin(src->fd, ELF_C_READ_MMAP, NULL);
+	elf = src->mem ? elf_memory((char *)src->mem, (size_t)src->size)
+		       : elf_begin(src->fd, ELF_C_READ_MMAP, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF) {
 		if (elf)
 			elf_end(elf);

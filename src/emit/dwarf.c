@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dump_symbols.h"
+#include "elf_symbols.h"
 
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define DW_TARGET_ORDER DW_DLC_TARGET_BIGENDIAN
