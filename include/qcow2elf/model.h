@@ -70,8 +70,22 @@ enum q2e_severity {
 	Q2E_SEV_ERROR,		/* damaged: part of the image was not read */
 };
 
+/* What is wrong, so that no view has to read the message to know. */
+enum q2e_problem_type {
+	Q2E_PROBLEM_PAST_END,	/* runs past the end of the file, or of
+				   the header cluster that holds it */
+	Q2E_PROBLEM_MISALIGNED,	/* not on a cluster boundary */
+	Q2E_PROBLEM_RESERVED_BITS, /* reserved bits or flags are set */
+	Q2E_PROBLEM_UNSUPPORTED, /* a feature, method or type QEMU lacks */
+	Q2E_PROBLEM_STATE,	/* marked corrupt or dirty; bitmaps ignored */
+	Q2E_PROBLEM_LIMIT,	/* above one of QEMU's limits: not read */
+	Q2E_PROBLEM_INVALID,	/* a field or entry that cannot be right */
+	Q2E_PROBLEM_DUPLICATE,	/* a header extension given twice */
+};
+
 struct q2e_problem {
 	enum q2e_severity severity;
+	enum q2e_problem_type type;
 	uint64_t offset;
 	char *structure;	/* stable name: "l2_table_5", "qcow2_header" */
 	char *message;

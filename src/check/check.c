@@ -1354,12 +1354,17 @@ static int check_copied(struct checker *c)
 
 static enum q2e_finding_type problem_type(const struct q2e_problem *p)
 {
-	if (strstr(p->message, "past the end"))
+	switch (p->type) {
+	case Q2E_PROBLEM_PAST_END:
 		return Q2E_FINDING_PAST_EOF;
-	if (strstr(p->message, "not cluster aligned"))
+	case Q2E_PROBLEM_MISALIGNED:
 		return Q2E_FINDING_MISALIGNED;
-	if (strstr(p->message, "reserved"))
+	case Q2E_PROBLEM_RESERVED_BITS:
 		return Q2E_FINDING_RESERVED_BITS;
+	default:
+		break;
+	}
+	/* Otherwise by the structure's stable name (names.c). */
 	if (strncmp(p->structure, "snapshot", 8) == 0)
 		return Q2E_FINDING_SNAPSHOT;
 	if (strncmp(p->structure, "bitmap", 6) == 0 ||

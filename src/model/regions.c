@@ -12,7 +12,8 @@
 
 #include "walk.h"
 
-int walk_problem(struct walk *w, enum q2e_severity sev, uint64_t offset,
+int walk_problem(struct walk *w, enum q2e_severity sev,
+		 enum q2e_problem_type type, uint64_t offset,
 		 const char *structure, const char *fmt, ...)
 {
 	struct q2e_image *img = w->img;
@@ -33,6 +34,7 @@ int walk_problem(struct walk *w, enum q2e_severity sev, uint64_t offset,
 	va_end(ap);
 	p = &img->problems[img->nproblems];
 	p->severity = sev;
+	p->type = type;
 	p->offset = offset;
 	p->structure = strdup(structure);
 	p->message = strdup(msg);

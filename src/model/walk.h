@@ -18,14 +18,46 @@ struct walk {
 	size_t npending, cap;
 };
 
-int walk_problem(struct walk *w, enum q2e_severity sev, uint64_t offset,
+/* The owner of the structures that belong to the image as a whole. */
+static const struct q2e_owner walk_image_owner = { Q2E_OWNER_IMAGE, 0, 0 };
+
+int walk_problem(struct walk *w, enum q2e_severity sev,
+		 enum q2e_problem_type type, uint64_t offset,
 		 const char *structure, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+	__attribute__((format(printf, 6, 7)));
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic);
 /* Grows the first recorded region of KIND to SIZE bytes. */
 int walk_extend_region(struct walk *w, enum q2e_region_kind kind,
 		       uint64_t size);
 int walk_finish_regions(struct walk *w);
+
+/* Bounded reads and the problems they find (image.c). */
+bool walk_in_file(const struct q2e_image *img, uint64_t off, uint64_t len);
+int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
+		    const char *what, uint8_t **out, uint64_t *got);
+int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
+		      const char *what, uint64_t **out, uint64_t *n);
+int walk_note_truncated(struct walk *w, const char *name, uint64_t off,
+			uint64_t len);
+int walk_note_misaligned(struct walk *w, const char *name, uint64_t off);
+char *walk_dup_string(const uint8_t *p, size_t len);
+
+/* The parts of the walk, in the order walk_image() calls them. */
+int walk_read_header(struct walk *w);
+int walk_read_extensions(struct walk *w, const uint8_t *c0, uint64_t len);
+int walk_read_backing_name(struct walk *w, const uint8_t *c0, uint64_t len);
+int walk_read_active_l1(struct walk *w);
+int walk_read_refcounts(struct walk *w);
+int walk_read_snapshots(struct walk *w);
+int walk_read_bitmaps(struct walk *w);
+int walk_read_crypto(struct walk *w);
+
+/* Shared by the active L1 and the snapshots' (walk_tables.c). */
+int validate_l1(struct walk *w, const char *name, uint64_t off,
+		uint64_t entries, uint64_t field_off, bool *readable);
+int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
+		   uint64_t l1_off, struct q2e_owner owner,
+		   const char *l1_name);
 
 #endif

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The walk's tables: the active L1 and the L2 tables it reaches, the
+ * refcount table and blocks, and the snapshot table with each snapshot's
+ * L1 and L2 tables.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "walk.h"
+
+/* The L2 tables an L1 table points to, owned by OWNER. */
+int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
+		   uint64_t l1_off, struct q2e_owner owner,
+		   const char *l1_name)
+{
+	struct q2e_image *img = w->img;
+	char name[96];
+	int ret;
+
+	for (uint64_t i = 0; i < n; i++) {
+		struct qcow2_l1_entry e;
+
+		qcow2_l1_entry_decode(l1[i], &e);
+		if (e.reserved) {
+			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, l1_off + i * 8,
+					   l1_name,
+					   "%s[%" PRIu64 "] = 0x%016" PRIx64
+					   " has reserved bits 0x%" PRIx64
+					   " set", l1_name, i, e.raw,
+					   e.reserved);
+			if (ret < 0)
+				return ret;
+		}
+		if (!e.l2_offset)
+			continue;
+		if (owner.kind == Q2E_OWNER_SNAPSHOT)
+			snprintf(name, sizeof(name),
+				 "snapshot_%u_l2_table_%" PRIu64, owner.id, i);
+		else
+			snprintf(name, sizeof(name), "l2_table_%" PRIu64, i);
+		owner.index = i;
+		ret = walk_region(w, Q2E_REGION_L2, e.l2_offset,
+				  img->cluster_size, owner, 0);
+		if (ret == 0)
+			ret = walk_note_misaligned(w, name, e.l2_offset);
+		if (ret == 0)
+			ret = walk_note_truncated(w, name, e.l2_offset,
+						  img->cluster_size);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Checks an L1 table's place and size; false if it cannot be read. */
+int validate_l1(struct walk *w, const char *name, uint64_t off,
+		uint64_t entries, uint64_t field_off, bool *readable)
+{
+	struct q2e_image *img = w->img;
+	int ret;
+
+	*readable = false;
+	if (entries * 8 > QCOW2_MAX_L1_BYTES)
+		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_LIMIT, field_off, name,
+				    "%s has %" PRIu64
+				    " entries, above QEMU's 32 MiB limit: not read",
+				    name, entries);
+	if (!entries)
+		return 0;
+	if (!off)
+		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_INVALID, field_off, name,
+				    "%s has %" PRIu64 " entries at offset 0",
+				    name, entries);
+	ret = walk_note_misaligned(w, name, off);
+	if (ret == 0)
+		ret = walk_note_truncated(w, name, off, entries * 8);
+	*readable = ret == 0 && off < img->file_size;
+	return ret;
+}
+
+int walk_read_active_l1(struct walk *w)
+{
+	struct q2e_image *img = w->img;
+	const struct qcow2_header *h = &img->hdr;
+	struct q2e_owner active = { Q2E_OWNER_ACTIVE, 0, 0 };
+	uint64_t need, per_l1 = img->cluster_size * img->l2_entries;
+	bool readable;
+	int ret;
+
+	ret = validate_l1(w, "l1_table", h->l1_table_offset, h->l1_size, 36,
+			  &readable);
+	if (ret < 0)
+		return ret;
+	need = h->size / per_l1 + (h->size % per_l1 != 0);
+	if (h->l1_size < need) {
+		ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_INVALID, 36, "l1_table",
+				   "l1_size %u is too small for the virtual size (%" PRIu64
+				   " entries needed)", h->l1_size, need);
+		if (ret < 0)
+			return ret;
+	}
+	if (h->l1_size && h->l1_table_offset &&
+	    h->l1_size * 8ULL <= QCOW2_MAX_L1_BYTES) {
+		ret = walk_region(w, Q2E_REGION_L1, h->l1_table_offset,
+				  h->l1_size * 8ULL, active, 0);
+		if (ret < 0)
+			return ret;
+	}
+	if (!readable)
+		return 0;
+	ret = walk_read_entries(w, h->l1_table_offset, h->l1_size, "l1_table",
+				&img->l1, &img->nl1);
+	if (ret < 0)
+		return ret;
+	return walk_l2_tables(w, img->l1, img->nl1, h->l1_table_offset, active,
+			      "l1_table");
+}
+
+int walk_read_refcounts(struct walk *w)
+{
+	struct q2e_image *img = w->img;
+	const struct qcow2_header *h = &img->hdr;
+	uint64_t off = h->refcount_table_offset;
+	uint64_t bytes = h->refcount_table_clusters * img->cluster_size;
+	char name[64];
+	int ret;
+
+	if (!h->refcount_table_clusters)
+		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_INVALID, 56, "refcount_table",
+				    "refcount_table_clusters is 0");
+	if (bytes > QCOW2_MAX_REFTABLE_BYTES)
+		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_LIMIT, 56, "refcount_table",
+				    "refcount table of %" PRIu64
+				    " bytes is above QEMU's 8 MiB limit: not read",
+				    bytes);
+	ret = walk_region(w, Q2E_REGION_REFCOUNT_TABLE, off, bytes,
+			  walk_image_owner, 0);
+	if (ret == 0)
+		ret = walk_note_misaligned(w, "refcount_table", off);
+	if (ret == 0)
+		ret = walk_note_truncated(w, "refcount_table", off, bytes);
+	if (ret < 0 || off >= img->file_size)
+		return ret;
+	ret = walk_read_entries(w, off, bytes / 8, "refcount_table",
+				&img->reftable, &img->nreftable);
+	if (ret < 0)
+		return ret;
+	if (!img->refcount_bits)
+		return 0;
+	for (uint64_t i = 0; i < img->nreftable; i++) {
+		uint64_t e = img->reftable[i];
+		uint64_t block = e & ~QCOW2_REFTABLE_RESERVED_MASK;
+
+		snprintf(name, sizeof(name), "refcount_block_%" PRIu64, i);
+		if (e & QCOW2_REFTABLE_RESERVED_MASK) {
+			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, off + i * 8,
+					   "refcount_table",
+					   "refcount_table[%" PRIu64
+					   "] = 0x%016" PRIx64
+					   " has reserved bits set", i, e);
+			if (ret < 0)
+				return ret;
+		}
+		if (!block)
+			continue;
+		struct q2e_owner o = { Q2E_OWNER_IMAGE, 0, i };
+		ret = walk_region(w, Q2E_REGION_REFCOUNT_BLOCK, block,
+				  img->cluster_size, o, 0);
+		if (ret == 0)
+			ret = walk_note_misaligned(w, name, block);
+		if (ret == 0)
+			ret = walk_note_truncated(w, name, block, img->cluster_size);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+
+/* Makes sure BUF holds [0, need) of the table at OFF; grows by doubling. */
+static int table_window(struct walk *w, uint64_t off, uint64_t need,
+			uint64_t limit, const char *what, uint8_t **buf,
+			uint64_t *have, bool *eof)
+{
+	uint64_t want = *have ? *have : 4096;
+	uint8_t *n;
+	int64_t got;
+
+	if (need <= *have)
+		return 0;
+	while (want < need)
+		want *= 2;
+	if (want > limit)
+		want = limit;
+	if (need > want) {
+		*eof = true;	/* QEMU: "Snapshot table is too big" */
+		w->img->snapshot_table_too_big = true;
+		return 0;
+	}
+	n = realloc(*buf, (size_t)want);
+	if (!n)
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	*buf = n;
+	/* Nothing to read where the offset would wrap past 2^64. */
+	got = off > UINT64_MAX - want
+		      ? 0
+		      : q2e_source_pread(w->img->src, n + *have,
+					 (size_t)(want - *have), off + *have,
+					 what, w->err);
+	if (got < 0)
+		return (int)got;
+	/* Past the end of the file QEMU reads zeros: so does the window
+	 * (walk_note_truncated() reports the table as running past it). */
+	memset(n + *have + got, 0, (size_t)(want - *have - (uint64_t)got));
+	*have = want;
+	*eof = false;
+	return 0;
+}
+
+static int read_snapshot_tables(struct walk *w, size_t n)
+{
+	struct q2e_image *img = w->img;
+	struct q2e_snapshot *s = &img->snapshots[n];
+	struct q2e_owner o = { Q2E_OWNER_SNAPSHOT, (uint32_t)n, 0 };
+	uint64_t *l1, count;
+	char name[64];
+	bool readable;
+	int ret;
+
+	snprintf(name, sizeof(name), "snapshot_%zu_l1_table", n);
+	ret = validate_l1(w, name, s->entry.l1_table_offset, s->entry.l1_size,
+			  s->offset + 8, &readable);
+	if (ret < 0)
+		return ret;
+	if (s->entry.l1_size && s->entry.l1_table_offset &&
+	    s->entry.l1_size * 8ULL <= QCOW2_MAX_L1_BYTES) {
+		ret = walk_region(w, Q2E_REGION_L1, s->entry.l1_table_offset,
+				  s->entry.l1_size * 8ULL, o, 0);
+		if (ret < 0)
+			return ret;
+	}
+	if (!readable)
+		return 0;
+	ret = walk_read_entries(w, s->entry.l1_table_offset, s->entry.l1_size, name,
+				&l1, &count);
+	if (ret < 0)
+		return ret;
+	ret = walk_l2_tables(w, l1, count, s->entry.l1_table_offset, o, name);
+	free(l1);
+	return ret;
+}
+
+int walk_read_snapshots(struct walk *w)
+{
+	struct q2e_image *img = w->img;
+	const struct qcow2_header *h = &img->hdr;
+	uint64_t off = h->snapshots_offset, pos = 0, have = 0, used = 0;
+	bool damaged = false;
+	uint8_t *buf = NULL;
+	int ret = 0;
+
+	if (!h->nb_snapshots)
+		return 0;
+	if (h->nb_snapshots > QCOW2_MAX_SNAPSHOTS)
+		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_LIMIT, 60, "snapshot_table",
+				    "nb_snapshots %u is above QEMU's limit of 65536: not read",
+				    h->nb_snapshots);
+	ret = walk_note_misaligned(w, "snapshot_table", off);
+	if (ret < 0)
+		return ret;
+	if (off >= img->file_size) {
+		ret = walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, off, "snapshot_table",
+				   "snapshot_table at 0x%" PRIx64
+				   " lies past the end of the file: its entries read as zeros, as in QEMU",
+				   off);
+		if (ret < 0)
+			return ret;
+	}
+	img->snapshots = calloc(h->nb_snapshots, sizeof(*img->snapshots));
+	if (!img->snapshots)
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+
+	for (uint32_t i = 0; i < h->nb_snapshots; i++) {
+		struct q2e_snapshot *s = &img->snapshots[i];
+		const char *why = NULL;
+		char name[32];
+		bool eof = false;
+
+		snprintf(name, sizeof(name), "snapshot_%u", i);
+		/* Fixed part, then the variable part it announces. */
+		ret = table_window(w, off, pos + QCOW2_SNAPSHOT_FIXED_SIZE,
+				   QCOW2_MAX_SNAPSHOT_TABLE_BYTES,
+				   "the snapshot table", &buf, &have, &eof);
+		if (ret == 0 && !eof &&
+		    qcow2_be32(buf + pos + 36) > QCOW2_MAX_SNAPSHOT_EXTRA &&
+		    img->snapshot_extra_over_limit < 0)
+			img->snapshot_extra_over_limit = i;
+		if (ret == 0 && !eof) {
+			uint64_t var = qcow2_be32(buf + pos + 36) +
+				       (uint64_t)qcow2_be16(buf + pos + 12) +
+				       qcow2_be16(buf + pos + 14);
+			ret = table_window(w, off,
+					   pos + QCOW2_SNAPSHOT_FIXED_SIZE + var,
+					   QCOW2_MAX_SNAPSHOT_TABLE_BYTES,
+					   "the snapshot table", &buf, &have,
+					   &eof);
+		}
+		if (ret < 0)
+			break;
+		/* The file may end inside the previous entry's padding. */
+		ret = qcow2_snapshot_decode(buf + pos,
+					    have > pos ? (size_t)(have - pos) : 0,
+					    &s->entry, &why);
+		if (ret < 0) {
+			/* Keep the entries before it; the rest is unreadable. */
+			ret = walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_INVALID, off + pos, name,
+					   "%s at 0x%" PRIx64
+					   ": %s: %u of %u snapshots read",
+					   name, off + pos, why, i,
+					   h->nb_snapshots);
+			damaged = true;
+			break;
+		}
+		s->offset = off + pos;
+		s->id = walk_dup_string((const uint8_t *)s->entry.id_str,
+					s->entry.id_str_size);
+		s->name = walk_dup_string((const uint8_t *)s->entry.name,
+					  s->entry.name_size);
+		s->extra = malloc(s->entry.extra_data_size + 1);
+		if (!s->id || !s->name || !s->extra) {
+			free(s->id);	/* not counted yet: close won't */
+			free(s->name);
+			free(s->extra);
+			ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+			break;
+		}
+		memcpy(s->extra, s->entry.extra, s->entry.extra_data_size);
+		s->entry.extra = NULL;
+		s->entry.id_str = s->entry.name = NULL;
+		img->nsnapshots++;
+		/* QEMU's snapshots_size ends with the last entry's name: the
+		 * padding after it need not be in the file. */
+		used = pos + QCOW2_SNAPSHOT_FIXED_SIZE +
+		       s->entry.extra_data_size + s->entry.id_str_size +
+		       s->entry.name_size;
+		pos += s->entry.entry_size;
+		if (s->entry.extra_data_size > QCOW2_MAX_SNAPSHOT_EXTRA)
+			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_LIMIT, s->offset, name,
+					   "extra_data_size %u is above QEMU's limit of 1024",
+					   s->entry.extra_data_size);
+		else if (h->version >= 3 && s->entry.extra_data_size < 16)
+			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_INVALID, s->offset, name,
+					   "extra_data_size %u is below the 16 bytes version 3 requires",
+					   s->entry.extra_data_size);
+		if (ret < 0)
+			break;
+	}
+	free(buf);
+	if (ret < 0)
+		return ret;
+	img->snapshot_table_size = used;
+	/* A damaged table covers all the bytes that were read, so that a
+	 * dump of it fails where the image does. */
+	uint64_t region = damaged && have > used ? have : used;
+	if (region)
+		ret = walk_region(w, Q2E_REGION_SNAPSHOT_TABLE, off, region,
+				  walk_image_owner, 0);
+	if (ret == 0)
+		ret = walk_note_truncated(w, "snapshot_table", off, region);
+	for (size_t i = 0; ret == 0 && i < img->nsnapshots; i++)
+		ret = read_snapshot_tables(w, i);
+	return ret;
+}

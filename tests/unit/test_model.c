@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The image model (src/model), opened from bytes in memory: what the walk
+ * finds in a small hand-made image, and the typed problems it records when
+ * one field at a time is damaged.
+ *
+ * The image, 512-byte clusters, 64 KiB virtual size (two L1 entries):
+ *   cluster 0  0x000  header (version 3, 104 bytes), no extensions
+ *   cluster 1  0x200  refcount table: one entry, the block at 0x400
+ *   cluster 2  0x400  refcount block: 16-bit counts, clusters 0..5 = 1
+ *   cluster 3  0x600  L1 table: [0] = 0x800 | COPIED, [1] = 0
+ *   cluster 4  0x800  L2 table: [0] = 0xa00 | COPIED
+ *   cluster 5  0xa00  a data cluster
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qcow2elf/model.h"
+
+#define CLUSTER 512
+#define NCLUSTERS 6
+#define COPIED 0x8000000000000000ULL
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static void make_image(uint8_t *img)
+{
+	memset(img, 0, NCLUSTERS * CLUSTER);
+	memcpy(img, "QFI\xfb", 4);
+	put_be32(img + 4, 3);			/* version */
+	put_be32(img + 20, 9);			/* cluster_bits */
+	put_be64(img + 24, 64 * 1024);		/* size */
+	put_be32(img + 36, 2);			/* l1_size */
+	put_be64(img + 40, 0x600);		/* l1_table_offset */
+	put_be64(img + 48, 0x200);		/* refcount_table_offset */
+	put_be32(img + 56, 1);			/* refcount_table_clusters */
+	put_be32(img + 96, 4);			/* refcount_order */
+	put_be32(img + 100, 104);		/* header_length */
+	put_be64(img + 0x200, 0x400);
+	for (int i = 0; i < NCLUSTERS; i++)
+		put_be16(img + 0x400 + 2 * i, 1);
+	put_be64(img + 0x600, 0x800 | COPIED);
+	put_be64(img + 0x800, 0xa00 | COPIED);
+}
+
+static struct q2e_image *open_bytes(const uint8_t *bytes, size_t len)
+{
+	struct q2e_error err = { 0 };
+	struct q2e_image *img = NULL;
+
+	assert_int_equal(q2e_image_open_memory("test.qcow2", bytes, len, &img,
+					       &err), 0);
+	assert_non_null(img);
+	return img;
+}
+
+static const struct q2e_region *region_of(const struct q2e_image *img,
+					  enum q2e_region_kind kind)
+{
+	for (size_t i = 0; i < img->nregions; i++)
+		if (img->regions[i].kind == kind)
+			return &img->regions[i];
+	return NULL;
+}
+
+static const struct q2e_problem *problem_of(const struct q2e_image *img,
+					    enum q2e_problem_type type)
+{
+	for (size_t i = 0; i < img->nproblems; i++)
+		if (img->problems[i].type == type)
+			return &img->problems[i];
+	return NULL;
+}
+
+static void test_clean_image(void **state)
+{
+	uint8_t bytes[NCLUSTERS * CLUSTER];
+	const struct q2e_region *r;
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	char sym[64];
+
+	(void)state;
+	make_image(bytes);
+	img = open_bytes(bytes, sizeof(bytes));
+	assert_int_equal(img->nproblems, 0);
+	assert_int_equal(img->file_size, sizeof(bytes));
+	assert_int_equal(img->cluster_size, CLUSTER);
+	assert_int_equal(img->nl1, 2);
+	assert_null(q2e_image_dump_meta(img));
+
+	r = region_of(img, Q2E_REGION_L1);
+	assert_non_null(r);
+	assert_int_equal(r->offset, 0x600);
+	assert_int_equal(r->size, 16);
+	r = region_of(img, Q2E_REGION_L2);
+	assert_non_null(r);
+	assert_int_equal(r->offset, 0x800);
+	assert_int_equal(r->size, CLUSTER);
+	assert_int_equal(q2e_region_symbol(img, r, 0, sym, sizeof(sym)), 0);
+	assert_string_equal(sym, "l2_table_0");
+	assert_ptr_equal(q2e_image_region_at(img, 0x9ff), r);
+	assert_non_null(region_of(img, Q2E_REGION_REFCOUNT_TABLE));
+	r = region_of(img, Q2E_REGION_REFCOUNT_BLOCK);
+	assert_non_null(r);
+	assert_int_equal(r->offset, 0x400);
+
+	uint64_t rc = 9;
+
+	assert_int_equal(q2e_image_refcount(img, 5, &rc, &err), 0);
+	assert_int_equal(rc, 1);
+	assert_int_equal(q2e_image_refcount(img, 6, &rc, &err), 0);
+	assert_int_equal(rc, 0);
+
+	struct q2e_l2_cache *c = q2e_l2_cache_new(img);
+	struct qcow2_l2_entry e;
+
+	assert_non_null(c);
+	assert_int_equal(q2e_image_l2_lookup(c, 100, &e, &err), 0);
+	assert_int_equal(e.type, QCOW2_CLUSTER_NORMAL);
+	assert_int_equal(e.host_offset, 0xa00);
+	assert_true(e.copied);
+	assert_int_equal(q2e_image_l2_lookup(c, 40000, &e, &err), 0);
+	assert_int_equal(e.type, QCOW2_CLUSTER_UNALLOCATED);
+	q2e_l2_cache_free(c);
+	q2e_image_close(img);
+}
+
+/* Each damage is recorded with its type, structure and offset. */
+static void test_typed_problems(void **state)
+{
+	uint8_t bytes[NCLUSTERS * CLUSTER];
+	const struct q2e_problem *p;
+	struct q2e_image *img;
+
+	(void)state;
+	make_image(bytes);
+	put_be64(bytes + 40, 0x610);		/* L1 not cluster aligned */
+	img = open_bytes(bytes, sizeof(bytes));
+	p = problem_of(img, Q2E_PROBLEM_MISALIGNED);
+	assert_non_null(p);
+	assert_string_equal(p->structure, "l1_table");
+	assert_int_equal(p->offset, 0x610);
+	q2e_image_close(img);
+
+	make_image(bytes);
+	put_be64(bytes + 0x608, 0x10000);	/* L2 past the end */
+	img = open_bytes(bytes, sizeof(bytes));
+	p = problem_of(img, Q2E_PROBLEM_PAST_END);
+	assert_non_null(p);
+	assert_string_equal(p->structure, "l2_table_1");
+	assert_int_equal(p->offset, 0x10000);
+	assert_int_equal(p->severity, Q2E_SEV_ERROR);
+	q2e_image_close(img);
+
+	make_image(bytes);
+	put_be64(bytes + 0x600, 0x800 | COPIED | 0x100);	/* reserved */
+	img = open_bytes(bytes, sizeof(bytes));
+	p = problem_of(img, Q2E_PROBLEM_RESERVED_BITS);
+	assert_non_null(p);
+	assert_string_equal(p->structure, "l1_table");
+	assert_int_equal(p->offset, 0x600);
+	q2e_image_close(img);
+
+	make_image(bytes);
+	put_be64(bytes + 72, 1ULL << 40);	/* an unknown incompatible bit */
+	img = open_bytes(bytes, sizeof(bytes));
+	p = problem_of(img, Q2E_PROBLEM_UNSUPPORTED);
+	assert_non_null(p);
+	assert_string_equal(p->structure, "qcow2_header");
+	q2e_image_close(img);
+}
+
+/* A header cut short, or bytes that are not QCOW2, fail to open. */
+static void test_refused(void **state)
+{
+	uint8_t bytes[NCLUSTERS * CLUSTER];
+	struct q2e_error err = { 0 };
+	struct q2e_image *img = NULL;
+
+	(void)state;
+	make_image(bytes);
+	assert_true(q2e_image_open_memory("short", bytes, 50, &img, &err) < 0);
+	assert_null(img);
+	assert_non_null(strstr(err.msg, "'short'"));
+	q2e_error_clear(&err);
+	bytes[0] = 'X';
+	assert_int_equal(q2e_image_open_memory("raw", bytes, sizeof(bytes),
+					       &img, &err), Q2E_ENOTQCOW2);
+	assert_null(img);
+	assert_non_null(strstr(err.msg, "'raw'"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clean_image),
+		cmocka_unit_test(test_typed_problems),
+		cmocka_unit_test(test_refused),
+	};
+
+	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}
