@@ -106,6 +106,12 @@ struct q2e_snapshot {
 	char *id;
 	char *name;
 	uint8_t *extra;
+	/* Its L1 table's raw entries as read (an entry cut by the end of the
+	 * file keeps its bytes, then zeros); NULL where it was not read.
+	 * Snapshots with the same table share one copy. */
+	const uint64_t *l1;
+	uint64_t nl1;
+	bool l1_shared;			/* l1 is an earlier snapshot's */
 };
 
 struct q2e_bitmap {
@@ -207,7 +213,8 @@ int q2e_image_read_region_part(struct q2e_image *img,
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err);
 
-/* Reads the raw entries of snapshot N's L1 table; free() the result. */
+/* Reads the raw entries of snapshot N's L1 table; free() the result.
+ * A copy of snapshots[n].l1, which the walk already read. */
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,
 			       struct q2e_error *err);
@@ -234,6 +241,15 @@ int q2e_region_symbol(const struct q2e_image *img, const struct q2e_region *r,
 /* Section of R: ".qcow2.l2.5", named by its first owner. */
 int q2e_region_section(const struct q2e_image *img,
 		       const struct q2e_region *r, char *buf, size_t size);
+/* Symbol of the structure of KIND owned by O, whether or not it became a
+ * region (a table past the end of the file is named all the same). */
+int q2e_structure_symbol(const struct q2e_image *img,
+			 enum q2e_region_kind kind, uint32_t ext_magic,
+			 const struct q2e_owner *o, char *buf, size_t size);
+/* Symbol of entry N of the snapshot table or the bitmap directory (TABLE):
+ * "snapshot_<n>", "bitmap_<n>". */
+int q2e_entry_symbol(enum q2e_region_kind table, uint32_t n, char *buf,
+		     size_t size);
 /* The region that covers image offset OFF, or NULL. */
 const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,
 					     uint64_t off);

@@ -255,6 +255,8 @@ void q2e_image_close(struct q2e_image *img)
 		free(img->snapshots[i].id);
 		free(img->snapshots[i].name);
 		free(img->snapshots[i].extra);
+		if (!img->snapshots[i].l1_shared)
+			free((void *)img->snapshots[i].l1);
 	}
 	free(img->snapshots);
 	for (size_t i = 0; i < img->nbitmaps; i++) {

@@ -15,12 +15,16 @@
  *   refcount table     .qcow2.refcount-table        refcount_table
  *   refcount block i   .qcow2.refcount-block.<i>    refcount_block_<i>
  *   snapshot table     .qcow2.snapshot-table        snapshot_table
+ *   its entry n                                     snapshot_<n>
  *   snapshot n's L1    .qcow2.snapshot.<n>.l1       snapshot_<n>_l1_table
  *   snapshot n's L2 i  .qcow2.snapshot.<n>.l2.<i>   snapshot_<n>_l2_table_<i>
  *   bitmap directory   .qcow2.bitmap-directory      bitmap_directory
+ *   its entry n                                     bitmap_<n>
  *   bitmap n's table   .qcow2.bitmap.<n>.table      bitmap_<n>_table
  *   bitmap n's data j  .qcow2.bitmap.<n>.data.<j>   bitmap_<n>_data_<j>
  *   LUKS area          .qcow2.crypto-header         crypto_header
+ *
+ * Every such name in the tree comes from this file.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,10 +53,9 @@ const char *q2e_region_kind_name(enum q2e_region_kind kind)
 
 /* ".N" when an extension's magic appeared before it in the header. */
 static void ext_suffix(const struct q2e_image *img, const struct q2e_owner *o,
-		       uint32_t magic, char *buf, size_t size, char sep)
+		       char *buf, size_t size, char sep)
 {
 	buf[0] = '\0';
-	(void)magic;
 	if (o->index < img->nexts && img->exts[o->index].nth)
 		snprintf(buf, size, "%c%llu", sep,
 			 (unsigned long long)o->index);
@@ -71,28 +74,27 @@ static int fmt(char *buf, size_t size, const char *f, ...)
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-static int name_of(const struct q2e_image *img, const struct q2e_region *r,
-		   const struct q2e_owner *o, bool section, char *buf,
-		   size_t size)
+static int name_of(const struct q2e_image *img, enum q2e_region_kind kind,
+		   uint32_t ext_magic, const struct q2e_owner *o, bool section,
+		   char *buf, size_t size)
 {
 	unsigned long long i = (unsigned long long)o->index;
 	unsigned n = o->id;
 	char sfx[32];
 
-	switch (r->kind) {
+	switch (kind) {
 	case Q2E_REGION_HEADER:
 		return fmt(buf, size, section ? ".qcow2.header" : "qcow2_header");
 	case Q2E_REGION_EXTENSION: {
-		const char *name = qcow2_ext_name(r->ext_magic);
+		const char *name = qcow2_ext_name(ext_magic);
 		char sym[64];
 
-		ext_suffix(img, o, r->ext_magic, sfx, sizeof(sfx),
-			   section ? '.' : '_');
+		ext_suffix(img, o, sfx, sizeof(sfx), section ? '.' : '_');
 		if (!name) {
 			return fmt(buf, size,
 				   section ? ".qcow2.ext.unknown.%08x%s"
 					   : "ext_unknown_%08x%s",
-				   r->ext_magic, sfx);
+				   ext_magic, sfx);
 		}
 		if (section)
 			return fmt(buf, size, ".qcow2.ext.%s%s", name, sfx);
@@ -153,13 +155,35 @@ int q2e_region_symbol(const struct q2e_image *img, const struct q2e_region *r,
 {
 	if (k >= r->nowners)
 		return -1;
-	return name_of(img, r, &r->owners[k], false, buf, size);
+	return name_of(img, r->kind, r->ext_magic, &r->owners[k], false, buf,
+		       size);
 }
 
 int q2e_region_section(const struct q2e_image *img,
 		       const struct q2e_region *r, char *buf, size_t size)
 {
-	return name_of(img, r, &r->owners[0], true, buf, size);
+	return name_of(img, r->kind, r->ext_magic, &r->owners[0], true, buf,
+		       size);
+}
+
+int q2e_structure_symbol(const struct q2e_image *img,
+			 enum q2e_region_kind kind, uint32_t ext_magic,
+			 const struct q2e_owner *o, char *buf, size_t size)
+{
+	return name_of(img, kind, ext_magic, o, false, buf, size);
+}
+
+int q2e_entry_symbol(enum q2e_region_kind table, uint32_t n, char *buf,
+		     size_t size)
+{
+	switch (table) {
+	case Q2E_REGION_SNAPSHOT_TABLE:
+		return fmt(buf, size, "snapshot_%u", n);
+	case Q2E_REGION_BITMAP_DIRECTORY:
+		return fmt(buf, size, "bitmap_%u", n);
+	default:
+		return -1;
+	}
 }
 
 const char *q2e_severity_name(enum q2e_severity s)

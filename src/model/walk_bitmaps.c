@@ -22,7 +22,10 @@ static int read_bitmap_table(struct walk *w, size_t n)
 	char name[64];
 	int ret;
 
-	snprintf(name, sizeof(name), "bitmap_%zu_table", n);
+	struct q2e_owner bo = { Q2E_OWNER_BITMAP, (uint32_t)n, 0 };
+
+	q2e_structure_symbol(img, Q2E_REGION_BITMAP_TABLE, 0, &bo, name,
+			     sizeof(name));
 	if (count > MAX_BITMAP_TABLE_ENTRIES)
 		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_LIMIT, b->offset + 8, name,
 				    "bitmap_table_size %" PRIu64
@@ -55,8 +58,9 @@ static int read_bitmap_table(struct walk *w, size_t n)
 		}
 		if (e.kind != QCOW2_BITMAP_SERIALIZED)
 			continue;
-		snprintf(dname, sizeof(dname), "bitmap_%zu_data_%" PRIu64, n, j);
 		o.index = j;
+		q2e_structure_symbol(img, Q2E_REGION_BITMAP_DATA, 0, &o, dname,
+				     sizeof(dname));
 		ret = walk_region(w, Q2E_REGION_BITMAP_DATA, e.offset,
 				  img->cluster_size, o, 0);
 		if (ret == 0)
@@ -78,7 +82,8 @@ static int validate_bitmap_entry(struct walk *w, size_t n)
 	char name[32];
 	int ret = 0;
 
-	snprintf(name, sizeof(name), "bitmap_%zu", n);
+	q2e_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, (uint32_t)n, name,
+			 sizeof(name));
 	if (e->type != QCOW2_BITMAP_TYPE_DIRTY)
 		ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_INVALID, b->offset + 16, name,
 				   "type %u is not 1 (dirty tracking)", e->type);

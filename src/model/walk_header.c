@@ -237,15 +237,9 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 			return ret;
 
 		char sym[64];
-		const char *name = qcow2_ext_name(ext.magic);
-		if (name)
-			snprintf(sym, sizeof(sym), "ext_%s", name);
-		else
-			snprintf(sym, sizeof(sym), "ext_unknown_%08x",
-				 ext.magic);
-		for (char *p = sym; *p; p++)
-			if (*p == '-')
-				*p = '_';
+
+		q2e_structure_symbol(img, Q2E_REGION_EXTENSION, ext.magic, &o,
+				     sym, sizeof(sym));
 		ret = decode_extension(w, e, sym);
 		if (ret < 0)
 			return ret;
@@ -301,15 +295,15 @@ int walk_read_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 	/* A known extension QEMU expects once, found again. */
 	for (size_t i = 0; ret >= 0 && i < img->nexts; i++) {
 		const struct q2e_extension *e = &img->exts[i];
-		const char *name = qcow2_ext_name(e->magic);
+		/* Named by the magic alone (no position): the problem is
+		 * that the magic repeats. */
+		struct q2e_owner o = { Q2E_OWNER_IMAGE, 0, UINT64_MAX };
 		char sym[64];
 
-		if (!e->nth || !name)
+		if (!e->nth || !qcow2_ext_name(e->magic))
 			continue;
-		snprintf(sym, sizeof(sym), "ext_%s", name);
-		for (char *p = sym; *p; p++)
-			if (*p == '-')
-				*p = '_';
+		q2e_structure_symbol(img, Q2E_REGION_EXTENSION, e->magic, &o,
+				     sym, sizeof(sym));
 		ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_DUPLICATE, e->offset, sym,
 				   "extension 0x%08x appears more than once",
 				   e->magic);

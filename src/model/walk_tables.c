@@ -36,12 +36,9 @@ int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
 		}
 		if (!e.l2_offset)
 			continue;
-		if (owner.kind == Q2E_OWNER_SNAPSHOT)
-			snprintf(name, sizeof(name),
-				 "snapshot_%u_l2_table_%" PRIu64, owner.id, i);
-		else
-			snprintf(name, sizeof(name), "l2_table_%" PRIu64, i);
 		owner.index = i;
+		q2e_structure_symbol(img, Q2E_REGION_L2, 0, &owner, name,
+				     sizeof(name));
 		ret = walk_region(w, Q2E_REGION_L2, e.l2_offset,
 				  img->cluster_size, owner, 0);
 		if (ret == 0)
@@ -153,8 +150,10 @@ int walk_read_refcounts(struct walk *w)
 	for (uint64_t i = 0; i < img->nreftable; i++) {
 		uint64_t e = img->reftable[i];
 		uint64_t block = e & ~QCOW2_REFTABLE_RESERVED_MASK;
+		struct q2e_owner o = { Q2E_OWNER_IMAGE, 0, i };
 
-		snprintf(name, sizeof(name), "refcount_block_%" PRIu64, i);
+		q2e_structure_symbol(img, Q2E_REGION_REFCOUNT_BLOCK, 0, &o,
+				     name, sizeof(name));
 		if (e & QCOW2_REFTABLE_RESERVED_MASK) {
 			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, off + i * 8,
 					   "refcount_table",
@@ -166,7 +165,6 @@ int walk_read_refcounts(struct walk *w)
 		}
 		if (!block)
 			continue;
-		struct q2e_owner o = { Q2E_OWNER_IMAGE, 0, i };
 		ret = walk_region(w, Q2E_REGION_REFCOUNT_BLOCK, block,
 				  img->cluster_size, o, 0);
 		if (ret == 0)
@@ -220,7 +218,9 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 	return 0;
 }
 
-static int read_snapshot_tables(struct walk *w, size_t n)
+/* Reads snapshot N's L1 table, or takes snapshot FIRST's copy of the same
+ * table (FIRST >= N: none). */
+static int read_snapshot_tables(struct walk *w, size_t n, size_t first)
 {
 	struct q2e_image *img = w->img;
 	struct q2e_snapshot *s = &img->snapshots[n];
@@ -230,7 +230,7 @@ static int read_snapshot_tables(struct walk *w, size_t n)
 	bool readable;
 	int ret;
 
-	snprintf(name, sizeof(name), "snapshot_%zu_l1_table", n);
+	q2e_structure_symbol(img, Q2E_REGION_L1, 0, &o, name, sizeof(name));
 	ret = validate_l1(w, name, s->entry.l1_table_offset, s->entry.l1_size,
 			  s->offset + 8, &readable);
 	if (ret < 0)
@@ -244,12 +244,71 @@ static int read_snapshot_tables(struct walk *w, size_t n)
 	}
 	if (!readable)
 		return 0;
-	ret = walk_read_entries(w, s->entry.l1_table_offset, s->entry.l1_size, name,
-				&l1, &count);
-	if (ret < 0)
-		return ret;
-	ret = walk_l2_tables(w, l1, count, s->entry.l1_table_offset, o, name);
-	free(l1);
+	/* Snapshots often share one L1 table: it is read once. */
+	if (first < n) {
+		s->l1 = img->snapshots[first].l1;
+		s->nl1 = img->snapshots[first].nl1;
+		s->l1_shared = true;
+	}
+	if (!s->l1) {
+		ret = walk_read_entries(w, s->entry.l1_table_offset,
+					s->entry.l1_size, name, &l1, &count);
+		if (ret < 0)
+			return ret;
+		s->l1 = l1;
+		s->nl1 = count;
+	}
+	return walk_l2_tables(w, s->l1, s->nl1, s->entry.l1_table_offset, o,
+			      name);
+}
+
+struct l1_key {
+	uint64_t offset;
+	uint64_t size;
+	size_t n;		/* snapshot position */
+};
+
+static int cmp_l1_key(const void *pa, const void *pb)
+{
+	const struct l1_key *a = pa, *b = pb;
+
+	if (a->offset != b->offset)
+		return a->offset < b->offset ? -1 : 1;
+	if (a->size != b->size)
+		return a->size < b->size ? -1 : 1;
+	return a->n < b->n ? -1 : a->n > b->n;
+}
+
+/* Each snapshot's tables, in table order; snapshots with the same L1 table
+ * (found by sorting, not by comparing every pair) share its one copy. */
+static int read_all_snapshot_tables(struct walk *w)
+{
+	struct q2e_image *img = w->img;
+	size_t n = img->nsnapshots, *first;
+	struct l1_key *keys;
+	int ret = 0;
+
+	keys = malloc((n ? n : 1) * sizeof(*keys));
+	first = malloc((n ? n : 1) * sizeof(*first));
+	if (!keys || !first) {
+		free(keys);
+		free(first);
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		keys[i] = (struct l1_key){ img->snapshots[i].entry.l1_table_offset,
+					   img->snapshots[i].entry.l1_size, i };
+	qsort(keys, n, sizeof(*keys), cmp_l1_key);
+	for (size_t k = 0; k < n; k++) {
+		bool same = k && keys[k].offset == keys[k - 1].offset &&
+			    keys[k].size == keys[k - 1].size;
+
+		first[keys[k].n] = same ? first[keys[k - 1].n] : keys[k].n;
+	}
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = read_snapshot_tables(w, i, first[i] < i ? first[i] : n);
+	free(keys);
+	free(first);
 	return ret;
 }
 
@@ -289,7 +348,8 @@ int walk_read_snapshots(struct walk *w)
 		char name[32];
 		bool eof = false;
 
-		snprintf(name, sizeof(name), "snapshot_%u", i);
+		q2e_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, name,
+				 sizeof(name));
 		/* Fixed part, then the variable part it announces. */
 		ret = table_window(w, off, pos + QCOW2_SNAPSHOT_FIXED_SIZE,
 				   QCOW2_MAX_SNAPSHOT_TABLE_BYTES,
@@ -370,7 +430,7 @@ int walk_read_snapshots(struct walk *w)
 				  walk_image_owner, 0);
 	if (ret == 0)
 		ret = walk_note_truncated(w, "snapshot_table", off, region);
-	for (size_t i = 0; ret == 0 && i < img->nsnapshots; i++)
-		ret = read_snapshot_tables(w, i);
+	if (ret == 0)
+		ret = read_all_snapshot_tables(w);
 	return ret;
 }
