@@ -21,9 +21,7 @@
  *                                     one with preallocated metadata, from
  *                                     the file's allocation (what `map`
  *                                     needs of it; st_blocks itself is not
- *                                     kept, as it changes with writeback;
- *                                     dumps that have allocated-size=N
- *                                     instead are still read)
+ *                                     kept, as it changes with writeback)
  *   qcow2elf:virtual-size=N
  *   qcow2elf:cluster-size=N
  *   qcow2elf:qcow2-version=N

@@ -20,7 +20,6 @@ enum q2e_source_kind {
 struct q2e_dump_meta {
 	char *image_name;	/* as given to `dump`, not made absolute */
 	uint64_t file_size;	/* size of the image file */
-	uint64_t allocated_size; /* st_blocks * 512 (dumps before 0.2) */
 	int metadata_preallocation; /* QEMU's guess about the file: 0 or 1,
 				       -1 if not recorded */
 	uint64_t virtual_size;

@@ -230,6 +230,15 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err);
 
+/*
+ * Why QEMU 7.2 refuses to open IMG (qcow2_do_open() and the extensions it
+ * reads), in the order it looks; NULL if it opens it.  qemu_rules.c.
+ */
+const char *q2e_qemu_open_refusal(const struct q2e_image *img);
+/* Why qemu-img check gives up on the snapshot table of an image QEMU
+ * opens; NULL if it does not. */
+const char *q2e_qemu_check_refusal(const struct q2e_image *img);
+
 /* "note", "warning" or "error". */
 const char *q2e_severity_name(enum q2e_severity s);
 

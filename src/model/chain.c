@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "qcow2elf/model.h"
 #include "source/source.h"
 
@@ -64,8 +65,8 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 {
 	const struct q2e_dump_meta *dm = q2e_source_dump_meta(img->src);
 
-	if (dm && dm->metadata_preallocation >= 0) {
-		*out = dm->metadata_preallocation;
+	if (dm) {	/* not recorded: not a dump this tool wrote */
+		*out = dm->metadata_preallocation == 1;
 		return 0;
 	}
 	uint64_t real = q2e_source_allocated(img->src) / img->cluster_size;
@@ -89,11 +90,10 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 static int add_layer(struct q2e_chain *c, struct q2e_layer *l,
 		     struct q2e_error *err)
 {
-	void *n = realloc(c->layers, (c->nlayers + 1) * sizeof(*c->layers));
+	size_t cap = c->nlayers;	/* grown one at a time: chains are short */
 
-	if (!n)
+	if (q2e_grow(c->layers, cap, c->nlayers + 1) < 0)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	c->layers = n;
 	c->layers[c->nlayers++] = *l;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "walk.h"
 
 int walk_problem(struct walk *w, enum q2e_severity sev,
@@ -21,14 +22,8 @@ int walk_problem(struct walk *w, enum q2e_severity sev,
 	char msg[512];
 	va_list ap;
 
-	if (img->nproblems % 64 == 0) {
-		p = realloc(img->problems,
-			    (img->nproblems + 64) * sizeof(*p));
-		if (!p)
-			return q2e_error_set(w->err, Q2E_ENOMEM,
-					     "out of memory");
-		img->problems = p;
-	}
+	if (q2e_grow(img->problems, w->problems_cap, img->nproblems + 1) < 0)
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -52,16 +47,8 @@ int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 {
 	uint64_t fsize = w->img->file_size;
 
-	if (w->npending == w->cap) {
-		size_t ncap = w->cap ? w->cap * 2 : 256;
-		void *n = realloc(w->pending, ncap * sizeof(*w->pending));
-
-		if (!n)
-			return q2e_error_set(w->err, Q2E_ENOMEM,
-					     "out of memory");
-		w->pending = n;
-		w->cap = ncap;
-	}
+	if (q2e_grow(w->pending, w->cap, w->npending + 1) < 0)
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	w->pending[w->npending++] = (struct pending_region){
 		.region = {
 			.kind = kind,
@@ -178,16 +165,8 @@ const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,
 					     uint64_t off)
 {
 	const struct q2e_region *best = NULL;
-	size_t lo = 0, hi = img->nregions;
+	size_t lo = q2e_first_above(img->regions, img->nregions, offset, off);
 
-	while (lo < hi) {	/* first region with offset > off */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (img->regions[mid].offset <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	/* Regions may overlap in a damaged image: take the nearest start. */
 	for (size_t i = lo; i-- > 0;) {
 		const struct q2e_region *r = &img->regions[i];

@@ -16,6 +16,7 @@ struct walk {
 	struct q2e_error *err;
 	struct pending_region *pending;
 	size_t npending, cap;
+	size_t problems_cap;	/* of img->problems */
 };
 
 /* The owner of the structures that belong to the image as a whole. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "walk.h"
 
 #define MAX_CRYPTO_AREA (1ULL << 30)
@@ -205,17 +206,10 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 					    "header extension at 0x%" PRIx64
 					    ": %s", pos, why);
 		}
-		if (img->nexts == cap) {
-			/* A 2 MiB cluster holds 262,144 empty extensions. */
-			size_t ncap = cap ? cap * 2 : 8;
-			void *n = realloc(img->exts, ncap * sizeof(*img->exts));
-
-			if (!n)
-				return q2e_error_set(w->err, Q2E_ENOMEM,
-						     "out of memory");
-			img->exts = n;
-			cap = ncap;
-		}
+		/* A 2 MiB cluster holds 262,144 empty extensions. */
+		if (q2e_grow(img->exts, cap, img->nexts + 1) < 0)
+			return q2e_error_set(w->err, Q2E_ENOMEM,
+					     "out of memory");
 		struct q2e_extension *e = &img->exts[img->nexts];
 
 		*e = (struct q2e_extension){

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qcow2elf/array.h"
 #include "qcow2elf/dumpfmt.h"
 #include "source_impl.h"
 
@@ -43,16 +44,8 @@ static int cmp_section(const void *a, const void *b)
 static const struct dump_section *find_cover(const struct dump_priv *p,
 					     uint64_t pos)
 {
-	size_t lo = 0, hi = p->nsecs;
+	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, pos);
 
-	while (lo < hi) {	/* first section with addr > pos */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->secs[mid].addr <= pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	if (lo == 0)
 		return NULL;
 	const struct dump_section *s = &p->secs[p->cover[lo - 1]];
@@ -64,16 +57,8 @@ static const struct dump_section *find_cover(const struct dump_priv *p,
 static const struct dump_section *next_section(const struct dump_priv *p,
 					       uint64_t pos)
 {
-	size_t lo = 0, hi = p->nsecs;
+	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, pos);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->secs[mid].addr <= pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	return lo < p->nsecs ? &p->secs[lo] : NULL;
 }
 
@@ -136,7 +121,7 @@ static int dump_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		       uint64_t *len, struct q2e_error *err)
 {
 	const struct dump_priv *p = src->priv;
-	size_t lo = 0, hi = p->nextents;
+	size_t lo;
 
 	(void)err;
 	if (off >= src->size) {
@@ -149,14 +134,12 @@ static int dump_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		*len = src->size - off;
 		return 0;
 	}
-	while (lo < hi) {	/* first extent that ends after off */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->extents[mid].offset + p->extents[mid].length <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	/* The first extent that ends after OFF: the one before the first
+	 * that starts after it, if that one reaches past OFF. */
+	lo = q2e_first_above(p->extents, p->nextents, offset, off);
+	if (lo > 0 &&
+	    p->extents[lo - 1].offset + p->extents[lo - 1].length > off)
+		lo--;
 	if (lo < p->nextents && p->extents[lo].offset <= off &&
 	    p->extents[lo].length) {
 		*is_data = true;
@@ -227,8 +210,6 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 	} else if (KEY("file-size")) {
 		src->meta.file_size = strtoull(v, NULL, 10);
 		*found = true;
-	} else if (KEY("allocated-size")) {
-		src->meta.allocated_size = strtoull(v, NULL, 10);
 	} else if (KEY("metadata-preallocation")) {
 		src->meta.metadata_preallocation = strcmp(v, "1") == 0;
 	} else if (KEY("virtual-size")) {
@@ -373,16 +354,8 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 					     "'%s': section %s at file offset 0x%llx runs past the end of the dump",
 					     src->path, name,
 					     (unsigned long long)sh.sh_offset);
-		if (p->nsecs == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			void *n = realloc(p->secs, ncap * sizeof(*p->secs));
-
-			if (!n)
-				return q2e_error_set(err, Q2E_ENOMEM,
-						     "out of memory");
-			p->secs = n;
-			cap = ncap;
-		}
+		if (q2e_grow(p->secs, cap, p->nsecs + 1) < 0)
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 		p->secs[p->nsecs++] = (struct dump_section){
 			.addr = sh.sh_addr,
 			.size = sh.sh_size,
@@ -448,6 +421,5 @@ int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
 	if (ret < 0)
 		return ret;
 	src->size = src->meta.file_size;
-	src->allocated = src->meta.allocated_size;
 	return 0;
 }

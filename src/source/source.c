@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qcow2elf/array.h"
 #include "source_impl.h"
 
 ssize_t q2e_source_container_pread(struct q2e_source *src, void *buf,
@@ -118,17 +119,10 @@ static int file_data_extents(struct q2e_source *src, struct q2e_extent **out,
 		if (len == 0)
 			break;
 		if (data) {
-			if (count == cap) {
-				size_t ncap = cap ? cap * 2 : 16;
-				void *p = realloc(list, ncap * sizeof(*list));
-
-				if (!p) {
-					free(list);
-					return q2e_error_set(err, Q2E_ENOMEM,
-							     "out of memory");
-				}
-				list = p;
-				cap = ncap;
+			if (q2e_grow(list, cap, count + 1) < 0) {
+				free(list);
+				return q2e_error_set(err, Q2E_ENOMEM,
+						     "out of memory");
 			}
 			list[count++] = (struct q2e_extent){ off, len };
 		}

@@ -11,13 +11,13 @@
  * the command line, or every file in the directories named, so that
  * `make check` runs the committed corpus (as util-linux's libblkid/src/fuzz.c).
  *
- * The input is written to a file in a private temporary directory: the
- * model opens paths, and a relative backing file name then resolves inside
- * that directory rather than wherever the fuzzer happens to run.
+ * The input is read from memory (q2e_image_open_memory()), named as a file
+ * in an empty private directory, so that a relative backing file name
+ * resolves there rather than wherever the fuzzer happens to run.  Only the
+ * dump is written to a file, in that directory.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +48,6 @@ static char dump_path[72];
 static void cleanup(void)
 {
 	if (image_path[0]) {
-		unlink(image_path);
 		unlink(dump_path);
 		*strrchr(image_path, '/') = '\0';
 		rmdir(image_path);
@@ -67,28 +66,6 @@ static int setup(void)
 	snprintf(dump_path, sizeof(dump_path), "%s/image.elf", dir);
 	atexit(cleanup);
 	return 0;
-}
-
-static int write_input(const uint8_t *data, size_t size)
-{
-	int fd = open(image_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		      0600);
-
-	if (fd < 0)
-		return -1;
-	while (size) {
-		ssize_t n = write(fd, data, size);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		data += n;
-		size -= (size_t)n;
-	}
-	return close(fd);
 }
 
 /* `check`, rendered both ways with the metadata report. */
@@ -157,9 +134,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct q2e_out *o;
 	FILE *null;
 
-	if (setup() < 0 || write_input(data, size) < 0)
+	if (setup() < 0)
 		abort();	/* the harness, not the input, is broken */
-	if (q2e_image_open(image_path, &img, &err) < 0)
+	if (q2e_image_open_memory(image_path, data, size, &img, &err) < 0)
 		return 0;
 	null = fopen("/dev/null", "w");
 	if (!null)

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Two things every layer does with arrays, written once (src/array.c):
+ * growing one geometrically, and finding a place in a sorted one.
+ */
+#ifndef QCOW2ELF_ARRAY_H
+#define QCOW2ELF_ARRAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Makes the array at *ARRAYP, of *CAP elements of ELEM bytes, hold at least
+ * NEED elements, doubling its capacity as needed.  0, or Q2E_ENOMEM with
+ * the array left as it was.  Use through q2e_grow().
+ */
+int q2e_grow_array(void *arrayp, size_t *cap, size_t need, size_t elem);
+#define q2e_grow(array, cap, need) \
+	q2e_grow_array(&(array), &(cap), (need), sizeof(*(array)))
+
+/*
+ * The first of N elements of ELEM bytes at BASE, sorted by the uint64_t
+ * member at byte FIELD, whose member is above KEY; N if none is.  Use
+ * through q2e_first_above().
+ */
+size_t q2e_first_above_at(const void *base, size_t n, size_t elem,
+			  size_t field, uint64_t key);
+#define q2e_first_above(array, n, member, key)                              \
+	q2e_first_above_at((array), (n), sizeof(*(array)),                 \
+			   offsetof(__typeof__(*(array)), member), (key))
+
+#endif
