@@ -209,7 +209,10 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 	int fd, ret;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO would otherwise block here until a writer
+	 * came; it is refused below, as sockets and character devices are
+	 * (nothing to seek or read twice).  Block devices are images too. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return q2e_error_set(err, Q2E_EIO, "'%s': cannot open: %s",
 				     path, strerror(errno));
@@ -225,6 +228,15 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 				     "'%s': is a directory, not an image",
 				     path);
 	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		close(fd);
+		return q2e_error_set(err, Q2E_EIO,
+				     "'%s': is a %s, not an image file or block device",
+				     path, S_ISFIFO(st.st_mode)   ? "FIFO"
+					   : S_ISSOCK(st.st_mode) ? "socket"
+								  : "character device");
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 
 	src = calloc(1, sizeof(*src));
 	if (!src || !(src->path = strdup(path))) {
