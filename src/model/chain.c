@@ -73,15 +73,30 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 	uint64_t threshold = real * 10 / 9 > real + 2 ? real * 10 / 9 : real + 2;
 	uint64_t end = (img->file_size + img->cluster_size - 1) /
 		       img->cluster_size;
-	uint64_t count = 0;
+	uint64_t count = 0, per_block;
 
-	for (uint64_t i = 0; i < end && count < threshold; i++) {
-		uint64_t rc;
-		int ret = q2e_image_refcount(img, i, &rc, err);
+	*out = false;
+	if (!img->refcount_bits)
+		return 0;
+	/* Clusters no refcount block covers count 0: skip them by block, so
+	 * that a sparse file costs what its refcount blocks hold. */
+	per_block = img->cluster_size * 8 / img->refcount_bits;
+	for (uint64_t i = 0; i < end && count < threshold;) {
+		uint64_t ti = i / per_block, rc, block;
+		int ret;
 
+		if (ti >= img->nreftable)
+			break;
+		block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
+		if (!block || block >= img->file_size) {
+			i = (ti + 1) * per_block;
+			continue;
+		}
+		ret = q2e_image_refcount(img, i, &rc, err);
 		if (ret < 0)
 			return ret;
 		count += rc != 0;
+		i++;
 	}
 	*out = count >= threshold;
 	return 0;

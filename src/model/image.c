@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "walk.h"
 
 /* Range [off, off + len) ends inside the file, without overflow. */
@@ -58,24 +59,58 @@ int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
 	return 0;
 }
 
-/* A table of 8-byte big-endian entries, decoded to host order. */
+#define ENTRIES_CHUNK 8192	/* 64 KiB of entries read at a time */
+
+/*
+ * A table of 8-byte big-endian entries, decoded to host order.  Entries
+ * past *NREAD read as 0, as past the end of the file; so do those in a
+ * trailing hole (or, in a dump, where no section holds bytes), which are
+ * not read at all.  The table is read in chunks and grows as they come:
+ * a table the header claims is huge costs only what the file holds.
+ */
 int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
 		      const char *what, uint64_t **out, uint64_t *nread)
 {
-	uint8_t *buf;
-	uint64_t got;
-	int ret;
+	uint64_t held = q2e_source_held_end(w->img->src, off, count * 8);
+	uint64_t chunk[ENTRIES_CHUNK], *table = NULL, n = 0;
+	size_t cap = 0;
 
-	ret = walk_read_alloc(w, off, count * 8, what, &buf, &got);
-	if (ret < 0)
-		return ret;
-	*nread = (got + 7) / 8;
-	for (uint64_t i = 0; i < *nread; i++) {
-		uint64_t v = qcow2_be64(buf + i * 8);
+	*out = NULL;
+	*nread = 0;
+	if ((held - off + 7) / 8 < count)
+		count = (held - off + 7) / 8;
+	for (uint64_t i = 0; i < count; i += ENTRIES_CHUNK) {
+		uint64_t want = count - i < ENTRIES_CHUNK ? count - i
+							   : ENTRIES_CHUNK;
+		uint64_t last;
+		int64_t got;
 
-		memcpy(buf + i * 8, &v, 8);
+		memset(chunk, 0, sizeof(chunk));
+		got = q2e_source_pread(w->img->src, chunk, (size_t)want * 8,
+				       off + i * 8, what, w->err);
+		if (got < 0) {
+			free(table);
+			return (int)got;
+		}
+		/* An entry cut by the end of the file keeps its bytes. */
+		last = ((uint64_t)got + 7) / 8;
+		for (uint64_t j = 0; j < last; j++)
+			chunk[j] = qcow2_be64((const uint8_t *)&chunk[j]);
+		if (last && q2e_grow(table, cap, n + last) < 0) {
+			free(table);
+			return q2e_error_set(w->err, Q2E_ENOMEM,
+					     "out of memory reading %s", what);
+		}
+		if (last)
+			memcpy(table + n, chunk, (size_t)last * 8);
+		n += last;
+		if (last < want)
+			break;	/* the file ends here */
 	}
-	*out = (uint64_t *)buf;
+	if (!table && !(table = calloc(1, 8)))
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	*out = table;
+	*nread = n;
 	return 0;
 }
 

@@ -182,10 +182,27 @@ static void dump_close(struct q2e_source *src)
 	}
 }
 
+/* A dump holds the bytes of its sections; the rest reads as zeros. */
+static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
+			      uint64_t end)
+{
+	const struct dump_priv *p = src->priv;
+	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, end - 1);
+	const struct dump_section *s;
+
+	if (lo == 0)
+		return off;
+	s = &p->secs[p->cover[lo - 1]];	/* of those, the farthest end */
+	if (s->addr + s->size <= off)
+		return off;
+	return s->addr + s->size < end ? s->addr + s->size : end;
+}
+
 static const struct q2e_source_ops dump_ops = {
 	.pread = dump_pread,
 	.extent = dump_extent,
 	.data_extents = dump_data_extents,
+	.held_end = dump_held_end,
 	.close = dump_close,
 };
 

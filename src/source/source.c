@@ -139,6 +139,33 @@ static int file_data_extents(struct q2e_source *src, struct q2e_extent **out,
 	return 0;
 }
 
+static uint64_t file_held_end(struct q2e_source *src, uint64_t off,
+			      uint64_t end)
+{
+	uint64_t last = off, pos = off;
+
+	if (src->mem)
+		return end < src->mem_len ? end : src->mem_len > off
+							   ? src->mem_len
+							   : off;
+	/* Each step passes one data extent: as many as the range holds. */
+	while (pos < end) {
+		off_t data = lseek(src->fd, (off_t)pos, SEEK_DATA);
+		off_t hole;
+
+		if (data < 0)
+			return errno == ENXIO ? last : end;
+		if ((uint64_t)data >= end)
+			break;
+		hole = lseek(src->fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return end;
+		last = (uint64_t)hole < end ? (uint64_t)hole : end;
+		pos = (uint64_t)hole;
+	}
+	return last;
+}
+
 static void file_close(struct q2e_source *src)
 {
 	(void)src;
@@ -148,6 +175,7 @@ static const struct q2e_source_ops file_ops = {
 	.pread = file_pread,
 	.extent = file_extent,
 	.data_extents = file_data_extents,
+	.held_end = file_held_end,
 	.close = file_close,
 };
 
@@ -316,6 +344,18 @@ int q2e_source_data_extents(struct q2e_source *src, struct q2e_extent **out,
 			    size_t *n, struct q2e_error *err)
 {
 	return src->ops->data_extents(src, out, n, err);
+}
+
+uint64_t q2e_source_held_end(struct q2e_source *src, uint64_t off,
+			     uint64_t len)
+{
+	uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+
+	if (off >= src->size)
+		return off;
+	if (end > src->size)
+		end = src->size;
+	return src->ops->held_end(src, off, end);
 }
 
 int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,

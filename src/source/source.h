@@ -67,4 +67,14 @@ int q2e_source_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 int q2e_source_data_extents(struct q2e_source *src, struct q2e_extent **out,
 			    size_t *n, struct q2e_error *err);
 
+/*
+ * Where the bytes SRC holds in [OFF, OFF + LEN) end: past that point the
+ * range reads as zeros that take no room in the file (a hole, or for a
+ * dump no section).  OFF if it holds none; OFF + LEN if it cannot tell.
+ * Lets a table that a header claims to be huge cost only the bytes that
+ * are there.
+ */
+uint64_t q2e_source_held_end(struct q2e_source *src, uint64_t off,
+			     uint64_t len);
+
 #endif

@@ -14,6 +14,8 @@ struct q2e_source_ops {
 		      uint64_t *len, struct q2e_error *err);
 	int (*data_extents)(struct q2e_source *src, struct q2e_extent **out,
 			    size_t *n, struct q2e_error *err);
+	uint64_t (*held_end)(struct q2e_source *src, uint64_t off,
+			     uint64_t end);
 	void (*close)(struct q2e_source *src);
 };
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Hostile inputs cost little: small or sparse files whose headers claim
+# huge tables are built here (not committed), and every command must finish
+# on each under a time limit (10 s), a memory limit (300 MB of address
+# space) and an output limit (50 MB), whatever its exit status.
+. "$(dirname "$0")/../lib/common.sh"
+need qemu-img jq dd truncate timeout
+
+put32() {	# put32 FILE OFFSET VALUE
+	local hex
+
+	hex=$(printf '%08x' "$3" | sed 's/../\\x&/g')
+	printf "$hex" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+put64() {	# put64 FILE OFFSET VALUE
+	local hex
+
+	hex=$(printf '%016x' "$3" | sed 's/../\\x&/g')
+	printf "$hex" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# limited DESCRIPTION CMD...: the command finishes within the limits.
+limited() {
+	local desc=$1 rc bytes
+	shift
+	( ulimit -v 300000; timeout 10 "$@" ) 2>"$T_TMP/.err" |
+		head -c 52428800 | wc -c >"$T_TMP/.bytes"
+	rc=${PIPESTATUS[0]}
+	bytes=$(cat "$T_TMP/.bytes")
+	if [ "$rc" -eq 124 ]; then
+		fail "$desc: finishes in 10 s" "timed out"
+	elif [ "$rc" -gt 128 ]; then
+		fail "$desc: finishes in 10 s" "killed by signal $((rc - 128))"
+	elif grep -q 'out of memory' "$T_TMP/.err"; then
+		fail "$desc: runs in 300 MB" "$(head -3 "$T_TMP/.err")"
+	elif [ "$bytes" -ge 52428800 ]; then
+		fail "$desc: prints under 50 MB" "printed $bytes bytes or more"
+	else
+		pass "$desc"
+	fi
+}
+
+every_command() {	# every_command NAME FILE [--no-readback]
+	local name=$1 f=$2 readback=${3:-}
+
+	limited "$name: info" "$Q2E" info "$f"
+	limited "$name: info --output=json" "$Q2E" info --output=json "$f"
+	limited "$name: map --output=json" "$Q2E" map --output=json "$f"
+	limited "$name: map" "$Q2E" map "$f"
+	limited "$name: check" "$Q2E" check "$f"
+	limited "$name: check -M --output=json" "$Q2E" check -M --output=json "$f"
+	limited "$name: dump" "$Q2E" dump "$f" -o "$T_TMP/$name.elf"
+	limited "$name: diff with itself" "$Q2E" diff "$f" "$f"
+	if [ -s "$T_TMP/$name.elf" ] && [ -z "$readback" ]; then
+		limited "$name: info of its dump" "$Q2E" info "$T_TMP/$name.elf"
+		limited "$name: check of its dump" "$Q2E" check "$T_TMP/$name.elf"
+		limited "$name: restore of its dump" "$Q2E" restore \
+			"$T_TMP/$name.elf" -o "$T_TMP/$name.restored" --force
+	fi
+}
+
+# A 1 GiB sparse image whose two bitmaps each claim a table of 2^27
+# entries (1 GiB) in the file's hole: bitmap tables were read whole.
+f=$T_TMP/bitmaps.qcow2
+qemu-img create -q -f qcow2 "$f" 1G
+qemu-img bitmap --add "$f" b0
+qemu-img bitmap --add "$f" b1
+for b in 0 1; do
+	entry=$("$Q2E" info --output=json "$f" | jq ".bitmaps[$b].\"entry-offset\"")
+	put64 "$f" "$entry" $((512 << 20))
+	put32 "$f" $((entry + 8)) $((1 << 27))
+done
+truncate -s 1G "$f"
+# Its dump holds the hole as 512 MiB of zeros in each bitmap table's
+# section, which reading it back costs in memory: not bounded yet.
+every_command bitmaps "$f" --no-readback
+
+# A 16 MiB image with 512-byte clusters, truncated up to 4 TiB: QEMU's
+# metadata-preallocation guess walked every cluster of the file.
+f=$T_TMP/sparse4t.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512 "$f" 16M
+truncate -s 4T "$f"
+every_command sparse4t "$f"
+
+finish
