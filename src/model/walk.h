@@ -59,6 +59,6 @@ int validate_l1(struct walk *w, const char *name, uint64_t off,
 		uint64_t entries, uint64_t field_off, bool *readable);
 int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
 		   uint64_t l1_off, struct q2e_owner owner,
-		   const char *l1_name);
+		   const char *l1_name, bool report);
 
 #endif

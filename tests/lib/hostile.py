@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Builds hostile QCOW2 inputs from an image qemu-img made, for t_hostile.
+
+    hostile.py shared-snapshot-l1 IMAGE [SNAPSHOTS]
+
+IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
+has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
+snapshot table entries that all share one L1 table whose every entry
+points past the end of the file: a file of about 1.1 MB that names
+33 million L2 tables.
+"""
+import struct
+import sys
+
+CLUSTER = 65536
+
+
+def shared_snapshot_l1(path, count):
+    with open(path, "r+b") as f:
+        hdr = bytearray(f.read(104))
+        f.seek(0, 2)
+        end = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        l1_size = struct.unpack_from(">I", hdr, 36)[0]
+        l1_off = end
+        # Every entry: an L2 table far past the end of the file.
+        l1 = b"".join(struct.pack(">Q", (1 << 40) + i * CLUSTER)
+                      for i in range(l1_size))
+        f.seek(l1_off)
+        f.write(l1)
+        table = bytearray()
+        for n in range(count):
+            sid = str(n + 1).encode()
+            name = b"s%d" % n
+            entry = struct.pack(">QIHHIIQII", l1_off, l1_size, len(sid),
+                                len(name), 0, 0, 0, 0, 16)
+            entry += struct.pack(">QQ", 0, 4 << 40) + sid + name
+            entry += b"\0" * (-len(entry) % 8)
+            table += entry
+        snap_off = (l1_off + len(l1) + CLUSTER - 1) // CLUSTER * CLUSTER
+        f.seek(snap_off)
+        f.write(table)
+        struct.pack_into(">IQ", hdr, 60, count, snap_off)
+        f.seek(0)
+        f.write(hdr)
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[1] != "shared-snapshot-l1":
+        sys.exit(__doc__)
+    count = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
+    shared_snapshot_l1(sys.argv[2], count)
+
+
+if __name__ == "__main__":
+    main()
