@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 static struct q2e_finding *add_finding(struct checker *c,
 				       enum q2e_finding_type type,
@@ -28,16 +29,9 @@ static struct q2e_finding *add_finding(struct checker *c,
 	char text[512];
 	va_list ap;
 
-	if (res->nfindings == c->findings_cap) {
-		size_t ncap = c->findings_cap ? c->findings_cap * 2 : 32;
-
-		f = realloc(res->findings, ncap * sizeof(*f));
-		if (!f) {
-			nomem(c);
-			return NULL;
-		}
-		res->findings = f;
-		c->findings_cap = ncap;
+	if (q2e_grow(res->findings, c->findings_cap, res->nfindings + 1) < 0) {
+		nomem(c);
+		return NULL;
 	}
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
@@ -82,16 +76,8 @@ static void region_name(const struct checker *c, const struct q2e_region *r,
  */
 long meta_find(struct checker *c, uint64_t k)
 {
-	size_t lo = 0, hi = c->nmeta;
+	size_t lo = q2e_first_above(c->meta, c->nmeta, start, k);
 
-	while (lo < hi) {	/* first range with start > k */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (c->meta[mid].start <= k)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	if (lo > 0 && k < c->meta[lo - 1].end)
 		return (long)(lo - 1);
 	c->gap_lo = lo > 0 ? c->meta[lo - 1].end : 0;

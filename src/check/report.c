@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 int nomem(struct checker *c)
 {
@@ -34,15 +35,8 @@ static int add_vline(struct checker *c, const char *fmt, va_list ap)
 	struct q2e_check_line *l;
 	char text[512];
 
-	if (res->nlines == c->lines_cap) {
-		size_t ncap = c->lines_cap ? c->lines_cap * 2 : 64;
-
-		l = realloc(res->lines, ncap * sizeof(*l));
-		if (!l)
-			return nomem(c);
-		res->lines = l;
-		c->lines_cap = ncap;
-	}
+	if (q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
+		return nomem(c);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	l = &res->lines[res->nlines];
 	memcpy(l->key, c->key, sizeof(l->key));
