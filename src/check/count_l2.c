@@ -32,81 +32,75 @@ static void count_allocated(struct l2_walk *w, uint64_t off, uint64_t cs)
 	w->next_contiguous = off + cs;
 }
 
+/* What the fast path reads for every entry, fixed for the table: locals,
+ * so that the stores through counts do not make the compiler reload it. */
+struct l2_fast {
+	uint16_t *counts;
+	uint64_t cmask, file_clusters, nentries;
+	unsigned cbits, esize, limit;
+};
+
 /*
  * After a fast-path entry at cluster K, the entries that continue it
  * exactly (next cluster, same flags), as preallocation and sequential
  * writes leave them.  Anything the slow path must see ends the run.
  * Returns how many it counted.
  */
-static inline uint64_t fast_run(struct checker *c, const struct l2_walk *w,
-				const uint8_t *p, uint64_t left_entries,
-				uint64_t raw, uint64_t k, uint16_t flag,
-				unsigned limit)
+static inline uint64_t fast_run(const struct checker *c,
+				const struct l2_walk *w,
+				const struct l2_fast *f, const uint8_t *p,
+				uint64_t j, uint64_t raw, uint16_t flag)
 {
-	const unsigned esize = qcow2_l2_entry_size(&c->img->l2);
-	const uint64_t cmask = c->cs - 1, off = raw & QCOW2_OFFSET_MASK;
-	uint16_t *counts = c->counts;
-	uint64_t run = left_entries, left, n = 0;
+	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
+	uint16_t *counts = f->counts;
+	uint64_t run = f->nentries - j - 1, left, n = 0;
 
 	/* Bounds: the file, the offset field, the gap between metadata
 	 * ranges. */
-	left = c->file_clusters - k - 1;
+	left = f->file_clusters - k - 1;
 	run = run < left ? run : left;
-	left = ((QCOW2_OFFSET_MASK | cmask) - off) >> c->cbits;
+	left = ((QCOW2_OFFSET_MASK | f->cmask) - off) >> f->cbits;
 	run = run < left ? run : left;
-	if (w->first && !in_gap(c, k))
-		return 0;	/* data inside metadata */
 	if (w->first) {
 		left = c->gap_hi - k - 1;
 		run = run < left ? run : left;
 	}
-	for (const uint8_t *q = p + esize;
-	     n < run && qcow2_be64(q) == raw + (n + 1) * (cmask + 1) &&
-	     (counts[k + n + 1] & CNT_MASK) < limit;
-	     n++, q += esize)
+	for (const uint8_t *q = p + f->esize;
+	     n < run && qcow2_be64(q) == raw + (n + 1) * (f->cmask + 1) &&
+	     (counts[k + n + 1] & CNT_MASK) < f->limit;
+	     n++, q += f->esize)
 		counts[k + n + 1] = (uint16_t)((counts[k + n + 1] + 1) | flag);
 	return n;
 }
 
 /*
- * The common entry: a standard cluster, aligned, inside the file, whose
- * count stays below the side table and the refcount width; then the run
- * that continues it.  *USED: how many entries it counted, 0 if the slow
- * path must decode entry J.
+ * The common entry: a standard cluster, aligned, inside the file and
+ * outside metadata, whose count stays below the side table and the
+ * refcount width; then the run that continues it.  Returns how many
+ * entries it counted, 0 if the slow path must decode entry J.
  */
-static inline int fast_entry(struct checker *c, struct l2_walk *w,
-			     const uint8_t *p, uint64_t j, uint64_t raw,
-			     uint64_t *used)
+static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
+				  const struct l2_fast *f, const uint8_t *p,
+				  uint64_t j, uint64_t raw)
 {
 	static const uint16_t copied_bits[2] = { CNT_NOT_COPIED, CNT_COPIED };
-	const uint64_t cmask = c->cs - 1, off = raw & QCOW2_OFFSET_MASK;
-	const uint64_t k = off >> c->cbits;
-	const unsigned limit = c->refcount_max < CNT_BIG - 1
-				       ? (unsigned)c->refcount_max : CNT_BIG - 1;
+	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
 	const uint16_t flag = w->active ? copied_bits[raw >> 63] : 0;
 	uint64_t n;
-	int ret;
 
-	*used = 0;
 	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED | QCOW2_OFLAG_ZERO) ||
-	    !off || (off & cmask) || k >= c->file_clusters ||
-	    (c->counts[k] & CNT_MASK) >= limit)
+	    !off || (off & f->cmask) || k >= f->file_clusters ||
+	    (f->counts[k] & CNT_MASK) >= f->limit ||
+	    (w->first && !in_gap(c, k)))	/* maybe a finding */
 		return 0;
-	c->counts[k] = (uint16_t)((c->counts[k] + 1) | flag);
-	count_allocated(w, off, c->cs);
-	if (w->first && !in_gap(c, k)) {
-		set_key(c, w->k0, w->k1, j + 1);
-		ret = data_findings(c, w->r, j, off, c->cs);
-		if (ret < 0)
-			return ret;
-	}
-	n = fast_run(c, w, p, c->img->l2_entries - j - 1, raw, k, flag, limit);
+	f->counts[k] = (uint16_t)((f->counts[k] + 1) | flag);
+	count_allocated(w, off, f->cmask + 1);
+	n = fast_run(c, w, f, p, j, raw, flag);
 	if (n && w->active) {
 		w->allocated += n;
-		w->next_contiguous = off + (n + 1) * c->cs;
+		w->next_contiguous = off + (n + 1) * (f->cmask + 1);
 	}
-	*used = n + 1;
-	return 0;
+	return n + 1;
 }
 
 static int compressed_entry(struct checker *c, struct l2_walk *w, uint64_t j,
@@ -233,34 +227,40 @@ static int slow_entry(struct checker *c, struct l2_walk *w, uint64_t j,
 int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	     uint64_t k1, bool active, bool first)
 {
-	struct q2e_image *img = c->img;
-	const unsigned esize = qcow2_l2_entry_size(&img->l2);
+	const struct q2e_image *img = c->img;
 	const bool ext = img->l2.extended;
 	const bool fast = !ext && !c->data_file;
+	struct l2_fast f = {
+		.counts = c->counts,
+		.cmask = c->cs - 1,
+		.file_clusters = c->file_clusters,
+		.nentries = img->l2_entries,
+		.cbits = c->cbits,
+		.esize = qcow2_l2_entry_size(&img->l2),
+		.limit = c->refcount_max < CNT_BIG - 1 ? (unsigned)c->refcount_max
+						       : CNT_BIG - 1,
+	};
 	const uint8_t *p = c->buf;
 	struct l2_walk w = {
 		.r = r, .k0 = k0, .k1 = k1, .active = active, .first = first,
 	};
+	uint64_t used;
 	int ret;
 
-	for (uint64_t j = 0, used; j < img->l2_entries; j += used, p += used * esize) {
+	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
 		uint64_t raw = qcow2_be64(p);
 		uint64_t bitmap = ext ? qcow2_be64(p + 8) : 0;
 
 		used = 1;
 		if (!raw && !bitmap)
 			continue;
-		if (fast) {
-			ret = fast_entry(c, &w, p, j, raw, &used);
-			if (ret < 0)
-				return ret;
-			if (used)
-				continue;
-			used = 1;
-		}
+		if (fast && (used = fast_entry(c, &w, &f, p, j, raw)) != 0)
+			continue;
+		used = 1;
 		ret = slow_entry(c, &w, j, raw, bitmap);
 		if (ret < 0)
 			return ret;
+		f.counts = c->counts;	/* it may have grown them */
 	}
 	c->res->allocated_clusters += w.allocated;
 	c->res->fragmented_clusters += w.fragmented;
