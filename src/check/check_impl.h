@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Inside `check`: the state the stages share and the functions one file
+ * offers the others.  Not part of the library's interface; the unit tests
+ * include it to test the counters and the comparison directly.
+ *
+ *   counters.c     one counter per host cluster, with the big-count table
+ *   report.c       qemu-img's lines: corrupt(), check_error(), give_up()
+ *   count_l2.c     the entries of one L2 table, by entry type
+ *   count_tables.c the L1 tables, snapshots, bitmaps, refcount table
+ *   compare.c      stored refcounts against the counts; COPIED
+ *   findings.c     what qemu-img does not look for
+ *   check.c        the driver: the stages of qcow2_check_refcounts()
+ * What QEMU refuses to open or check is the model's (qemu_rules.c).
+ */
+#ifndef QCOW2ELF_CHECK_IMPL_H
+#define QCOW2ELF_CHECK_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qcow2elf/check.h"
+
+/* The counter of one host cluster. */
+#define CNT_MASK 0x3fffU	/* the count, or CNT_BIG: see the side table */
+#define CNT_BIG 0x3fffU
+#define CNT_COPIED 0x4000U	/* an active L2 entry with COPIED maps it */
+#define CNT_NOT_COPIED 0x8000U	/* an active L2 entry without COPIED does */
+
+/* Stages of qcow2_check_refcounts(), in the order it prints. */
+enum stage {
+	ST_OPEN,
+	ST_HEADER,
+	ST_ACTIVE,
+	ST_SNAPSHOT_DATA_FILE,
+	ST_SNAPSHOTS,
+	ST_SNAPSHOT_TABLE,
+	ST_REFTABLE,
+	ST_CRYPTO,
+	ST_BITMAPS,
+	ST_REFBLOCKS,
+	ST_COMPARE,
+	ST_COPIED,
+};
+
+/* Counts of 0x3fff and more: open addressing, cluster + 1 as the key. */
+struct big_counts {
+	uint64_t *keys;
+	uint64_t *vals;
+	size_t cap, n;
+};
+
+/* Clusters that hold metadata, merged, for the data-in-metadata finding. */
+struct meta_range {
+	uint64_t start, end;	/* clusters, [start, end) */
+};
+
+struct checker {
+	struct q2e_image *img;
+	struct q2e_check_result *res;
+	const struct q2e_check_options *opts;
+	struct q2e_error *err;
+	uint64_t cs;
+	unsigned cbits;
+	uint64_t refcount_max;
+	bool data_file;
+
+	uint16_t *counts;
+	uint64_t nb_clusters, cap;
+	struct big_counts big;
+	bool copied_suspect;	/* some active entry may have COPIED wrong */
+
+	uint64_t key[3];	/* of the lines being produced */
+	size_t lines_cap, findings_cap;
+
+	bool *skip_snapshot;	/* QEMU skips snapshots with a bad L1 */
+	const struct q2e_region **refblock;	/* by refcount table index */
+	uint64_t nrefblock;
+
+	struct meta_range *meta;
+	size_t nmeta;
+	uint64_t gap_lo, gap_hi;	/* clusters [gap_lo, gap_hi): no metadata */
+	uint64_t file_clusters;		/* clusters that start inside the file */
+
+	uint8_t *buf;		/* one cluster */
+	uint64_t done, total;
+	unsigned last_pct;
+};
+
+/* check.c: a checker for IMG with an empty result, and its release. */
+int checker_init(struct checker *c, struct q2e_image *img,
+		 const struct q2e_check_options *opts, struct q2e_error *err);
+void checker_release(struct checker *c);
+
+/* report.c */
+int nomem(struct checker *c);
+void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2);
+int add_line(struct checker *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A corruption qemu-img reports: counted, and its line kept. */
+int corrupt(struct checker *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A refcount qemu-img could not read: a check error, and its line. */
+int check_error(struct checker *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* qemu-img check stops: COUNTER (corruptions or check_errors) counts it and
+ * the first reason is kept.  Returns 0, or an error if out of memory. */
+int give_up(struct checker *c, uint64_t *counter, const char *why);
+void progress(struct checker *c, uint64_t bytes);
+int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off);
+bool unreadable(uint64_t offset, uint64_t bytes);
+
+/* counters.c */
+uint64_t get_count(const struct checker *c, uint64_t k);
+int set_count(struct checker *c, uint64_t k, uint64_t v);
+int grow_counts(struct checker *c, uint64_t n);
+void free_counts(struct checker *c);
+int inc_refs(struct checker *c, uint64_t offset, uint64_t size);
+
+/* Fast path of inc_refs() for one aligned cluster inside the file. */
+static inline int inc_cluster(struct checker *c, uint64_t offset)
+{
+	uint64_t k = offset >> c->cbits;
+	uint16_t v;
+
+	if (k < c->nb_clusters && !(offset & (c->cs - 1))) {
+		v = c->counts[k];
+		if ((v & CNT_MASK) + 1U < CNT_BIG &&
+		    (uint64_t)(v & CNT_MASK) < c->refcount_max) {
+			c->counts[k] = (uint16_t)(v + 1);
+			return 0;
+		}
+	}
+	return inc_refs(c, offset, c->cs);
+}
+
+/* count_l2.c: one L2 table (in c->buf) for one L1 entry that reaches it. */
+int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
+	     uint64_t k1, bool active, bool first);
+
+/* count_tables.c */
+int check_l1(struct checker *c, enum stage st, uint64_t snap,
+	     uint64_t l1_off, uint64_t l1_size, const uint64_t *l1,
+	     uint64_t nl1);
+int check_snapshots(struct checker *c);
+int check_l2_regions(struct checker *c);
+int check_bitmaps(struct checker *c);
+int check_refblocks(struct checker *c);
+int index_refblocks(struct checker *c);
+
+/* compare.c */
+int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
+		  uint64_t end, uint64_t *highest);
+int compare_refcounts(struct checker *c, uint64_t *highest);
+int check_copied(struct checker *c);
+
+/* findings.c */
+int build_meta_ranges(struct checker *c);
+long meta_find(struct checker *c, uint64_t k);
+int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
+		 uint64_t off, uint64_t size, enum q2e_finding_type type,
+		 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+int data_findings(struct checker *c, const struct q2e_region *l2,
+		  uint64_t j, uint64_t off, uint64_t size);
+int model_findings(struct checker *c);
+int overlap_findings(struct checker *c);
+int shared_findings(struct checker *c);
+
+/* Data clusters come mostly in order: the gap meta_find() last kept
+ * around a cluster usually holds the next one too. */
+static inline bool in_gap(const struct checker *c, uint64_t k)
+{
+	return c->gap_lo <= k && k < c->gap_hi;
+}
+
+#endif

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * compare_refcounts() and check_oflag_copied() of QEMU 7.2
+ * (block/qcow2-refcount.c): the stored refcounts against the counted
+ * references, cluster by cluster, and the COPIED flags against the stored
+ * refcounts.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "check/check_impl.h"
+
+/* qcow2_get_refcount() fails on a misaligned or unreadable block. */
+static bool refblock_unreadable(const struct checker *c, uint64_t ti)
+{
+	uint64_t off;
+
+	if (ti >= c->img->nreftable)
+		return false;
+	off = c->img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
+	return off && ((off & (c->cs - 1)) || unreadable(off, c->cs));
+}
+
+/*
+ * The common case of a 16-bit refcount BLOCK for clusters [start, end):
+ * every stored refcount equals the count, no count is big and no COPIED
+ * flag disagrees.  A loop without branches the compiler can vectorise; if
+ * anything is off, the caller's loop finds and reports it.
+ */
+static bool block_agrees16(const struct checker *c, const uint8_t *block,
+			   uint64_t start, uint64_t end, uint64_t *highest)
+{
+	/* Four 16-bit lanes at a time; zero_lanes() sets bit 15 of exactly
+	 * the lanes of X that are zero. */
+#define LANES(v) ((v) * UINT64_C(0x0001000100010001))
+#define zero_lanes(x)                                                       \
+	(~((((x) & LANES(0x7fff)) + LANES(0x7fff)) | (x) | LANES(0x7fff)))
+	const uint16_t *counts = c->counts + start;
+	uint64_t n = end - start, bad = 0, i;
+
+	for (i = 0; i + 4 <= n; i += 4) {
+		uint64_t s, v, cnt, one;
+
+		memcpy(&s, block + 2 * i, 8);
+		memcpy(&v, counts + i, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* Big-endian refcounts into the lanes of the native counts. */
+		s = ((s & LANES(0x00ff)) << 8) | ((s >> 8) & LANES(0x00ff));
+#endif
+		cnt = v & LANES(CNT_MASK);
+		one = zero_lanes(s ^ LANES(1));		/* stored == 1 */
+		bad |= (s ^ cnt) |			/* stored != count */
+		       zero_lanes(cnt ^ LANES(CNT_BIG)) | /* a big count */
+		       ((v << 1) & LANES(0x8000) & ~one) | /* COPIED, not 1 */
+		       (v & LANES(0x8000) & one);	/* not COPIED, 1 */
+	}
+#undef zero_lanes
+#undef LANES
+	for (; i < n; i++) {
+		uint16_t v = counts[i], count = v & CNT_MASK;
+		unsigned stored = (unsigned)(block[2 * i] << 8 | block[2 * i + 1]);
+
+		bad |= (stored != count) | (count == CNT_BIG) |
+		       ((v & CNT_COPIED) && stored != 1) |
+		       ((v & CNT_NOT_COPIED) && stored == 1);
+	}
+	if (bad)
+		return false;
+	for (i = n; i-- > 0;)
+		if (counts[i] & CNT_MASK) {
+			*highest = start + i;
+			break;
+		}
+	return true;
+}
+
+/*
+ * Clusters [start, end) against BLOCK, the refcount block that covers them
+ * from START (NULL: none, every refcount is 0).  *HIGHEST: the last
+ * cluster in use so far.
+ */
+int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
+		  uint64_t end, uint64_t *highest)
+{
+	const unsigned order = c->img->hdr.refcount_order;
+	int ret;
+
+	if (block && order == 4 && block_agrees16(c, block, start, end, highest))
+		return 0;
+	for (uint64_t i = start; i < end; i++) {
+		uint64_t stored = 0, computed;
+		uint16_t flags = c->counts[i] & ~CNT_MASK;
+
+		if (block && order == 4)
+			stored = qcow2_be16(block + 2 * (i - start));
+		else if (block)
+			stored = qcow2_refcount_get(block, (size_t)c->cs, order,
+						    i - start);
+		computed = get_count(c, i);
+		if (stored || computed)
+			*highest = i;
+		if ((flags & CNT_COPIED) && stored != 1)
+			c->copied_suspect = true;
+		if ((flags & CNT_NOT_COPIED) && stored == 1)
+			c->copied_suspect = true;
+		if (stored == computed)
+			continue;
+		if (stored > computed) {
+			c->res->leaks++;
+			ret = add_line(c, "Leaked cluster %" PRIu64 " refcount=%" PRIu64
+				       " reference=%" PRIu64, i, stored, computed);
+		} else {
+			ret = corrupt(c, "ERROR cluster %" PRIu64 " refcount=%" PRIu64
+				      " reference=%" PRIu64, i, stored, computed);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Clusters [start, end), whose refcount block QEMU cannot read. */
+static int unreadable_block(struct checker *c, uint64_t start, uint64_t end)
+{
+	for (uint64_t i = start; i < end; i++) {
+		int ret = check_error(c, "Can't get refcount for cluster %" PRIu64
+				      ": Input/output error", i);
+
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* compare_refcounts(): every refcount block, by refcount table index. */
+int compare_refcounts(struct checker *c, uint64_t *highest)
+{
+	uint64_t per_block = c->cs * 8 / c->img->refcount_bits;
+	int ret;
+
+	*highest = 0;
+	set_key(c, (uint64_t)ST_COMPARE << 32, 0, 0);
+	for (uint64_t ti = 0; ti * per_block < c->nb_clusters; ti++) {
+		const struct q2e_region *r = ti < c->nrefblock ? c->refblock[ti]
+							       : NULL;
+		uint64_t start = ti * per_block;
+		uint64_t end = start + per_block;
+
+		if (end > c->nb_clusters)
+			end = c->nb_clusters;
+		if (refblock_unreadable(c, ti)) {
+			ret = unreadable_block(c, start, end);
+		} else if (r) {
+			ret = read_cluster(c, r, 0);
+			if (ret < 0)
+				return ret;
+			progress(c, r->size);
+			ret = compare_block(c, c->buf, start, end, highest);
+		} else {
+			ret = compare_block(c, NULL, start, end, highest);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* qcow2_get_refcount(): *OK false where QEMU fails (an unaligned block). */
+static int stored_refcount(struct checker *c, uint64_t k, uint64_t *v,
+			   bool *ok)
+{
+	uint64_t per_block = c->cs * 8 / c->img->refcount_bits;
+
+	*ok = !refblock_unreadable(c, k / per_block);
+	*v = 0;
+	if (!*ok)
+		return 0;
+	return q2e_image_refcount(c->img, k, v, c->err);
+}
+
+/* The data clusters of the active L2 table at L2_OFF. */
+static int check_copied_l2(struct checker *c, uint64_t l2_off)
+{
+	struct q2e_image *img = c->img;
+	unsigned esize = qcow2_l2_entry_size(&img->l2);
+	const uint8_t *p = c->buf;
+	uint64_t rc = 1;
+	bool ok;
+	int ret = read_cluster(c, NULL, l2_off);
+
+	if (ret < 0)
+		return ret;
+	for (uint64_t j = 0; j < img->l2_entries; j++, p += esize) {
+		uint64_t raw = qcow2_be64(p);
+		struct qcow2_l2_entry e;
+
+		if (!raw)
+			continue;
+		qcow2_l2_entry_decode(raw, 0, &img->l2, &e);
+		if (e.type != QCOW2_CLUSTER_NORMAL &&
+		    e.type != QCOW2_CLUSTER_ZERO_ALLOC)
+			continue;
+		if (!c->data_file) {
+			ret = stored_refcount(c, e.host_offset >> c->cbits, &rc,
+					      &ok);
+			if (ret < 0)
+				return ret;
+			if (!ok)
+				continue;
+		}
+		if ((rc == 1) == e.copied)
+			continue;
+		ret = corrupt(c, "ERROR OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+			      " refcount=%" PRIu64, raw, rc);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * check_oflag_copied(): COPIED must say whether the refcount is 1.  The
+ * active L2 tables are read again only if the flags counted with the
+ * references (or the comparison) show that some entry may be wrong.
+ */
+int check_copied(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	bool ok;
+	int ret;
+
+	set_key(c, (uint64_t)ST_COPIED << 32, 0, 0);
+	for (uint64_t i = 0; i < img->nl1; i++) {
+		uint64_t l1e = img->l1[i], l2_off = l1e & QCOW2_OFFSET_MASK;
+		uint64_t rc;
+
+		if (!l2_off)
+			continue;
+		ret = stored_refcount(c, l2_off >> c->cbits, &rc, &ok);
+		if (ret < 0)
+			return ret;
+		if (!ok)
+			continue;
+		if ((rc == 1) != ((l1e & QCOW2_OFLAG_COPIED) != 0)) {
+			ret = corrupt(c, "ERROR OFLAG_COPIED L2 cluster: l1_index=%" PRIu64
+				      " l1_entry=%" PRIx64 " refcount=%" PRIu64,
+				      i, l1e, rc);
+			if (ret < 0)
+				return ret;
+		}
+		if (c->copied_suspect) {
+			ret = check_copied_l2(c, l2_off);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * check_refcounts_l2() of QEMU 7.2 (block/qcow2-refcount.c): the entries of
+ * one L2 table, for one L1 entry that reaches it, each by its type.  ACTIVE
+ * (the active L1 reaches it) adds the allocation counters and the COPIED
+ * flags; FIRST (the first L1 entry to reach it) adds the findings, once per
+ * table rather than once per L1 entry.
+ */
+#include <inttypes.h>
+
+#include "check/check_impl.h"
+
+#define L2E_STD_RESERVED UINT64_C(0x3f000000000001fe)
+#define L2_BITMAP_ALL_ALLOC UINT64_C(0xffffffff)
+
+/* One L2 table being counted for one L1 entry. */
+struct l2_walk {
+	const struct q2e_region *r;	/* NULL: cluster 0, read as an L2 */
+	uint64_t k0, k1;		/* the key of its lines */
+	bool active, first;
+	uint64_t next_contiguous;
+	uint64_t allocated, fragmented;
+};
+
+static void count_allocated(struct l2_walk *w, uint64_t off, uint64_t cs)
+{
+	if (!w->active)
+		return;
+	w->allocated++;
+	if (w->next_contiguous && off != w->next_contiguous)
+		w->fragmented++;
+	w->next_contiguous = off + cs;
+}
+
+/* What the fast path reads for every entry, fixed for the table: locals,
+ * so that the stores through counts do not make the compiler reload it. */
+struct l2_fast {
+	uint16_t *counts;
+	uint64_t cmask, file_clusters, nentries;
+	unsigned cbits, esize, limit;
+};
+
+/*
+ * After a fast-path entry at cluster K, the entries that continue it
+ * exactly (next cluster, same flags), as preallocation and sequential
+ * writes leave them.  Anything the slow path must see ends the run.
+ * Returns how many it counted.
+ */
+static inline uint64_t fast_run(const struct checker *c,
+				const struct l2_walk *w,
+				const struct l2_fast *f, const uint8_t *p,
+				uint64_t j, uint64_t raw, uint16_t flag)
+{
+	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
+	uint16_t *counts = f->counts;
+	uint64_t run = f->nentries - j - 1, left, n = 0;
+
+	/* Bounds: the file, the offset field, the gap between metadata
+	 * ranges. */
+	left = f->file_clusters - k - 1;
+	run = run < left ? run : left;
+	left = ((QCOW2_OFFSET_MASK | f->cmask) - off) >> f->cbits;
+	run = run < left ? run : left;
+	if (w->first) {
+		left = c->gap_hi - k - 1;
+		run = run < left ? run : left;
+	}
+	for (const uint8_t *q = p + f->esize;
+	     n < run && qcow2_be64(q) == raw + (n + 1) * (f->cmask + 1) &&
+	     (counts[k + n + 1] & CNT_MASK) < f->limit;
+	     n++, q += f->esize)
+		counts[k + n + 1] = (uint16_t)((counts[k + n + 1] + 1) | flag);
+	return n;
+}
+
+/*
+ * The common entry: a standard cluster, aligned, inside the file and
+ * outside metadata, whose count stays below the side table and the
+ * refcount width; then the run that continues it.  Returns how many
+ * entries it counted, 0 if the slow path must decode entry J.
+ */
+static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
+				  const struct l2_fast *f, const uint8_t *p,
+				  uint64_t j, uint64_t raw)
+{
+	static const uint16_t copied_bits[2] = { CNT_NOT_COPIED, CNT_COPIED };
+	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
+	const uint16_t flag = w->active ? copied_bits[raw >> 63] : 0;
+	uint64_t n;
+
+	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED | QCOW2_OFLAG_ZERO) ||
+	    !off || (off & f->cmask) || k >= f->file_clusters ||
+	    (f->counts[k] & CNT_MASK) >= f->limit ||
+	    (w->first && !in_gap(c, k)))	/* maybe a finding */
+		return 0;
+	f->counts[k] = (uint16_t)((f->counts[k] + 1) | flag);
+	count_allocated(w, off, f->cmask + 1);
+	n = fast_run(c, w, f, p, j, raw, flag);
+	if (n && w->active) {
+		w->allocated += n;
+		w->next_contiguous = off + (n + 1) * (f->cmask + 1);
+	}
+	return n + 1;
+}
+
+static int compressed_entry(struct checker *c, struct l2_walk *w, uint64_t j,
+			    uint64_t raw, uint64_t bitmap,
+			    const struct qcow2_l2_entry *e)
+{
+	int ret;
+
+	if (raw & QCOW2_OFLAG_COPIED) {
+		ret = corrupt(c, "ERROR: coffset=0x%" PRIx64
+			      ": copied flag must never be set for compressed clusters",
+			      e->host_offset);
+		if (ret < 0)
+			return ret;
+	}
+	if (c->data_file)
+		return corrupt(c, "ERROR compressed cluster %" PRIu64
+			       " with data file, entry=0x%" PRIx64,
+			       j, (uint64_t)(raw & ~QCOW2_OFLAG_COPIED));
+	if (bitmap)
+		return corrupt(c, "ERROR compressed cluster %" PRIu64
+			       " with non-zero subcluster allocation bitmap, entry=0x%" PRIx64,
+			       j, (uint64_t)(raw & ~QCOW2_OFLAG_COPIED));
+	ret = inc_refs(c, e->host_offset, e->compressed_size);
+	if (ret < 0)
+		return ret;
+	if (w->active) {
+		/* Compressed clusters are fragmented by nature. */
+		w->allocated++;
+		w->fragmented++;
+		c->res->compressed_clusters++;
+	}
+	if (w->first)
+		return data_findings(c, w->r, j, e->host_offset,
+				     e->compressed_size);
+	return 0;
+}
+
+/* A standard cluster, or a preallocated zero cluster. */
+static int allocated_entry(struct checker *c, struct l2_walk *w, uint64_t j,
+			   uint64_t raw, uint64_t bitmap,
+			   const struct qcow2_l2_entry *e)
+{
+	const uint64_t off = e->host_offset, k = off >> c->cbits;
+	int ret;
+
+	if ((bitmap >> 32) & bitmap) {
+		ret = corrupt(c, "ERROR offset=%" PRIx64
+			      ": Allocated cluster has corrupted subcluster allocation bitmap",
+			      off);
+		if (ret < 0)
+			return ret;
+	}
+	if (off & (c->cs - 1)) {
+		bool data = c->img->l2.extended ? (bitmap & L2_BITMAP_ALL_ALLOC)
+						: !(raw & QCOW2_OFLAG_ZERO);
+
+		ret = corrupt(c, data
+			      ? "ERROR offset=%" PRIx64 ": Data cluster is not properly aligned; L2 entry corrupted."
+			      : "ERROR offset=%" PRIx64 ": Preallocated cluster is not properly aligned; L2 entry corrupted.",
+			      off);
+		if (ret < 0)
+			return ret;
+		if (w->first && data_finding(c, w->r, j, off, c->cs,
+					     Q2E_FINDING_MISALIGNED,
+					     "data at 0x%" PRIx64 " is not cluster aligned",
+					     off) < 0)
+			return Q2E_ENOMEM;
+	}
+	count_allocated(w, off, c->cs);
+	if (c->data_file) {
+		if (w->active && !e->copied)
+			c->copied_suspect = true;
+		return 0;
+	}
+	ret = inc_cluster(c, off);
+	if (ret < 0)
+		return ret;
+	if (w->active && k < c->nb_clusters)
+		c->counts[k] |= e->copied ? CNT_COPIED : CNT_NOT_COPIED;
+	else if (w->active)
+		c->copied_suspect = true;
+	if (w->first)
+		return data_findings(c, w->r, j, off, c->cs);
+	return 0;
+}
+
+/* Any entry the fast path did not take, by its type. */
+static int slow_entry(struct checker *c, struct l2_walk *w, uint64_t j,
+		      uint64_t raw, uint64_t bitmap)
+{
+	struct qcow2_l2_entry e;
+	int ret;
+
+	set_key(c, w->k0, w->k1, j + 1);
+	qcow2_l2_entry_decode(raw, bitmap, &c->img->l2, &e);
+	if (e.type != QCOW2_CLUSTER_COMPRESSED && (raw & L2E_STD_RESERVED)) {
+		ret = corrupt(c, "ERROR found l2 entry with reserved bits set: %" PRIx64,
+			      raw);
+		if (ret < 0)
+			return ret;
+		if (w->first && data_finding(c, w->r, j, e.host_offset, c->cs,
+					     Q2E_FINDING_RESERVED_BITS,
+					     "entry 0x%016" PRIx64 " has reserved bits 0x%" PRIx64 " set",
+					     raw, raw & L2E_STD_RESERVED) < 0)
+			return Q2E_ENOMEM;
+	}
+	switch (e.type) {
+	case QCOW2_CLUSTER_COMPRESSED:
+		return compressed_entry(c, w, j, raw, bitmap, &e);
+	case QCOW2_CLUSTER_ZERO_ALLOC:
+	case QCOW2_CLUSTER_NORMAL:
+		return allocated_entry(c, w, j, raw, bitmap, &e);
+	case QCOW2_CLUSTER_ZERO_PLAIN:
+		return 0;
+	case QCOW2_CLUSTER_UNALLOCATED:
+		if (bitmap & L2_BITMAP_ALL_ALLOC)
+			return corrupt(c, "ERROR: Unallocated cluster has non-zero subcluster allocation map");
+		return 0;
+	}
+	return 0;
+}
+
+int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
+	     uint64_t k1, bool active, bool first)
+{
+	const struct q2e_image *img = c->img;
+	const bool ext = img->l2.extended;
+	const bool fast = !ext && !c->data_file;
+	struct l2_fast f = {
+		.counts = c->counts,
+		.cmask = c->cs - 1,
+		.file_clusters = c->file_clusters,
+		.nentries = img->l2_entries,
+		.cbits = c->cbits,
+		.esize = qcow2_l2_entry_size(&img->l2),
+		.limit = c->refcount_max < CNT_BIG - 1 ? (unsigned)c->refcount_max
+						       : CNT_BIG - 1,
+	};
+	const uint8_t *p = c->buf;
+	struct l2_walk w = {
+		.r = r, .k0 = k0, .k1 = k1, .active = active, .first = first,
+	};
+	uint64_t used;
+	int ret;
+
+	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
+		uint64_t raw = qcow2_be64(p);
+		uint64_t bitmap = ext ? qcow2_be64(p + 8) : 0;
+
+		used = 1;
+		if (!raw && !bitmap)
+			continue;
+		if (fast && (used = fast_entry(c, &w, &f, p, j, raw)) != 0)
+			continue;
+		used = 1;
+		ret = slow_entry(c, &w, j, raw, bitmap);
+		if (ret < 0)
+			return ret;
+		f.counts = c->counts;	/* it may have grown them */
+	}
+	c->res->allocated_clusters += w.allocated;
+	c->res->fragmented_clusters += w.fragmented;
+	return 0;
+}

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The tables that reach other clusters, counted as QEMU 7.2's
+ * check_refcounts_l1(), qcow2_check_bitmaps_refcounts() and
+ * check_refblocks() count them (block/qcow2-refcount.c,
+ * block/qcow2-bitmap.c).  The L2 tables are read once each, in offset
+ * order, for every L1 entry that reaches them (check_l2_regions()).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "check/check_impl.h"
+
+#define BME_RESERVED UINT64_C(0xff000000000001fe)
+#define MAX_SNAPSHOT_L1_ENTRIES (QCOW2_MAX_L1_BYTES / 8)
+
+/* One L1 entry of check_refcounts_l1(). */
+static int check_l1_entry(struct checker *c, enum stage st, uint64_t snap,
+			  uint64_t i, uint64_t l1e)
+{
+	uint64_t l2_off = l1e & QCOW2_OFFSET_MASK;
+	int ret;
+
+	set_key(c, (uint64_t)st << 32 | snap, i + 1, 0);
+	if (l1e & QCOW2_L1_RESERVED_MASK) {
+		ret = corrupt(c, "ERROR found L1 entry with reserved bits set: %" PRIx64,
+			      l1e);
+		if (ret < 0)
+			return ret;
+	}
+	ret = inc_refs(c, l2_off, c->cs);
+	if (ret < 0)
+		return ret;
+	if (l2_off & (c->cs - 1)) {
+		ret = corrupt(c, "ERROR l2_offset=%" PRIx64
+			      ": Table is not cluster aligned; L1 entry corrupted",
+			      l2_off);
+		if (ret < 0)
+			return ret;
+	}
+	if (l2_off)
+		return 0;	/* counted with its region: check_l2_regions() */
+	/* Flags but no offset: QEMU reads cluster 0 as an L2 table, which
+	 * the model has no region for. */
+	ret = read_cluster(c, NULL, 0);
+	if (ret < 0)
+		return ret;
+	return check_l2(c, NULL, (uint64_t)st << 32 | snap, i + 1,
+			st == ST_ACTIVE, false);
+}
+
+/* The L1 part of check_refcounts_l1(): the table and its entries. */
+int check_l1(struct checker *c, enum stage st, uint64_t snap,
+	     uint64_t l1_off, uint64_t l1_size, const uint64_t *l1,
+	     uint64_t nl1)
+{
+	int ret;
+
+	if (!l1_size)
+		return 0;
+	set_key(c, (uint64_t)st << 32 | snap, 0, 0);
+	ret = inc_refs(c, l1_off, l1_size * 8);
+	if (ret < 0)
+		return ret;
+	for (uint64_t i = 0; i < nl1; i++) {
+		if (!l1[i])
+			continue;
+		ret = check_l1_entry(c, st, snap, i, l1[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* The L2 regions, in offset order: each once, for every L1 entry. */
+int check_l2_regions(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	int ret;
+
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+		bool first = true;
+
+		if (r->kind != Q2E_REGION_L2)
+			continue;
+		ret = read_cluster(c, r, 0);
+		if (ret < 0)
+			return ret;
+		for (uint32_t k = 0; k < r->nowners; k++) {
+			const struct q2e_owner *o = &r->owners[k];
+			bool active = o->kind == Q2E_OWNER_ACTIVE;
+			uint64_t k0;
+
+			if (o->kind == Q2E_OWNER_SNAPSHOT &&
+			    (o->id >= img->nsnapshots ||
+			     c->skip_snapshot[o->id]))
+				continue;
+			if (!active && o->kind != Q2E_OWNER_SNAPSHOT)
+				continue;
+			k0 = active ? (uint64_t)ST_ACTIVE << 32
+				    : (uint64_t)ST_SNAPSHOTS << 32 | o->id;
+			ret = check_l2(c, r, k0, o->index + 1, active, first);
+			if (ret < 0)
+				return ret;
+			first = false;
+		}
+		progress(c, r->size);
+	}
+	return 0;
+}
+
+/*
+ * One snapshot's L1 table, unless its entry is corrupted.  *STOP: QEMU
+ * could not read the table and gave up.
+ */
+static int check_snapshot(struct checker *c, size_t i, bool *stop)
+{
+	struct q2e_image *img = c->img;
+	struct q2e_check_result *res = c->res;
+	const struct q2e_snapshot *s = &img->snapshots[i];
+	const struct qcow2_snapshot *e = &s->entry;
+	int ret;
+
+	set_key(c, (uint64_t)ST_SNAPSHOTS << 32 | i, 0, 0);
+	if (e->l1_table_offset & (c->cs - 1)) {
+		c->skip_snapshot[i] = true;
+		return corrupt(c, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64
+			       ": L1 table is not cluster aligned; snapshot table entry corrupted",
+			       s->id, s->name, e->l1_table_offset);
+	}
+	if (e->l1_size > MAX_SNAPSHOT_L1_ENTRIES) {
+		c->skip_snapshot[i] = true;
+		return corrupt(c, "ERROR snapshot %s (%s) l1_size=%#" PRIx32
+			       ": L1 table is too large; snapshot table entry corrupted",
+			       s->id, s->name, e->l1_size);
+	}
+	/* check_refcounts_l1(): an I/O error fails the check. */
+	if (e->l1_size && unreadable(e->l1_table_offset, e->l1_size * 8ULL)) {
+		*stop = true;
+		return give_up(c, &res->check_errors,
+			       "a snapshot's L1 table cannot be read");
+	}
+	ret = q2e_image_read_snapshot_l1(img, i, &res->snapshot_l1[i],
+					 &res->snapshot_nl1[i], c->err);
+	if (ret < 0)
+		return ret;
+	return check_l1(c, ST_SNAPSHOTS, i, e->l1_table_offset, e->l1_size,
+			res->snapshot_l1[i], res->snapshot_nl1[i]);
+}
+
+int check_snapshots(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	struct q2e_check_result *res = c->res;
+	bool stop = false;
+	int ret;
+
+	if (c->data_file && img->hdr.nb_snapshots) {
+		set_key(c, (uint64_t)ST_SNAPSHOT_DATA_FILE << 32, 0, 0);
+		ret = corrupt(c, "ERROR %u snapshots in image with data file",
+			      img->hdr.nb_snapshots);
+		if (ret < 0)
+			return ret;
+	}
+	/* qcow2_read_snapshots(): a version 3 entry needs 16 bytes of extra
+	 * data (the model, like QEMU, reads past the end of the file as
+	 * zeros). */
+	set_key(c, (uint64_t)ST_OPEN << 32, 0, 0);
+	for (size_t i = 0; i < img->nsnapshots; i++) {
+		if (img->hdr.version < 3 ||
+		    img->snapshots[i].entry.extra_data_size >= 16)
+			continue;
+		ret = corrupt(c, "ERROR snapshot table entry %zu is incomplete", i);
+		if (ret < 0)
+			return ret;
+	}
+	res->nsnapshots = img->nsnapshots;
+	res->snapshot_l1 = calloc(img->nsnapshots + 1, sizeof(uint64_t *));
+	res->snapshot_nl1 = calloc(img->nsnapshots + 1, sizeof(uint64_t));
+	c->skip_snapshot = calloc(img->nsnapshots + 1, sizeof(bool));
+	if (!res->snapshot_l1 || !res->snapshot_nl1 || !c->skip_snapshot)
+		return nomem(c);
+	for (size_t i = 0; i < img->nsnapshots && !stop; i++) {
+		ret = check_snapshot(c, i, &stop);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* bitmap_table_load() fails on an invalid entry: so does the check. */
+static bool bitmap_entry_invalid(const struct checker *c, uint64_t e)
+{
+	uint64_t off = e & QCOW2_OFFSET_MASK;
+
+	return (e & BME_RESERVED) || (off && ((e & 1) || (off & (c->cs - 1))));
+}
+
+/* qcow2_check_bitmaps_refcounts(): the directory, tables and their data. */
+int check_bitmaps(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	struct q2e_check_result *res = c->res;
+	const struct qcow2_bitmaps_ext *x = &img->bitmaps_ext;
+	int ret;
+
+	/* QEMU ignores the extension when the autoclear bit is clear. */
+	if (!img->has_bitmaps_ext || !x->nb_bitmaps ||
+	    !(img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS))
+		return 0;
+	set_key(c, (uint64_t)ST_BITMAPS << 32, 0, 0);
+	ret = inc_refs(c, x->bitmap_directory_offset, x->bitmap_directory_size);
+	if (ret < 0)
+		return ret;
+	if (img->nbitmaps != x->nb_bitmaps)
+		return give_up(c, &res->corruptions,
+			       "the bitmap directory cannot be read");
+	for (size_t i = 0; i < img->nbitmaps; i++) {
+		const struct q2e_bitmap *b = &img->bitmaps[i];
+		uint64_t n = b->entry.bitmap_table_size;
+
+		ret = inc_refs(c, b->entry.bitmap_table_offset, n * 8);
+		if (ret < 0)
+			return ret;
+		for (uint64_t j = 0; j < n; j++)
+			if (bitmap_entry_invalid(c, j < b->ntable ? b->table[j] : 0))
+				return give_up(c, &res->corruptions,
+					       "a bitmap table has an invalid entry");
+		for (uint64_t j = 0; j < b->ntable && j < n; j++) {
+			uint64_t off = b->table[j] & QCOW2_OFFSET_MASK;
+
+			ret = off ? inc_refs(c, off, c->cs) : 0;
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* Refcount block I, at cluster K. */
+static int check_refblock(struct checker *c, uint64_t i, uint64_t k)
+{
+	uint64_t v;
+	int ret = inc_refs(c, k << c->cbits, c->cs);
+
+	if (ret < 0 || (v = get_count(c, k)) == 1)
+		return ret;
+	return corrupt(c, "ERROR refcount block %" PRIu64 " refcount=%" PRIu64,
+		       i, v);
+}
+
+/* check_refblocks(): each refcount block must be referenced exactly once. */
+int check_refblocks(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	int ret;
+
+	set_key(c, (uint64_t)ST_REFBLOCKS << 32, 0, 0);
+	for (uint64_t i = 0; i < img->nreftable; i++) {
+		uint64_t off = img->reftable[i] & ~QCOW2_REFTABLE_RESERVED_MASK;
+		uint64_t k = off >> c->cbits;
+
+		if (img->reftable[i] & QCOW2_REFTABLE_RESERVED_MASK)
+			ret = corrupt(c, "ERROR refcount table entry %" PRIu64
+				      " has reserved bits set", i);
+		else if (off & (c->cs - 1))
+			ret = corrupt(c, "ERROR refcount block %" PRIu64
+				      " is not cluster aligned; refcount table entry corrupted",
+				      i);
+		else if (k >= c->nb_clusters)
+			ret = corrupt(c, "ERROR refcount block %" PRIu64
+				      " is outside image", i);
+		else
+			ret = off ? check_refblock(c, i, k) : 0;
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* The refcount block regions, by refcount table index. */
+int index_refblocks(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+
+	c->nrefblock = img->nreftable;
+	c->refblock = calloc(c->nrefblock + 1, sizeof(*c->refblock));
+	if (!c->refblock)
+		return nomem(c);
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+
+		if (r->kind != Q2E_REGION_REFCOUNT_BLOCK)
+			continue;
+		for (uint32_t k = 0; k < r->nowners; k++)
+			if (r->owners[k].index < c->nrefblock)
+				c->refblock[r->owners[k].index] = r;
+	}
+	return 0;
+}

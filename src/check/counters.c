@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The references to each host cluster, counted as QEMU's
+ * qcow2_inc_refcounts_imrt() counts them.  About two bytes per cluster: a
+ * 14-bit count and two COPIED bits (check_impl.h); counts of CNT_BIG and
+ * above live in an open-addressing side table, which real images rarely
+ * need (a cluster shared by 16,383 snapshots).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "check/check_impl.h"
+
+static uint64_t *big_slot(struct big_counts *b, uint64_t cluster, bool insert)
+{
+	size_t mask, i;
+
+	if (!b->cap)
+		return NULL;
+	mask = b->cap - 1;
+	i = (size_t)((cluster + 1) * 0x9e3779b97f4a7c15ULL >> 20) & mask;
+	while (b->keys[i]) {
+		if (b->keys[i] == cluster + 1)
+			return &b->vals[i];
+		i = (i + 1) & mask;
+	}
+	if (!insert)
+		return NULL;
+	b->keys[i] = cluster + 1;
+	b->vals[i] = 0;
+	b->n++;
+	return &b->vals[i];
+}
+
+static int big_grow(struct big_counts *b)
+{
+	struct big_counts n = { 0 };
+
+	n.cap = b->cap ? b->cap * 2 : 1024;
+	n.keys = calloc(n.cap, sizeof(*n.keys));
+	n.vals = calloc(n.cap, sizeof(*n.vals));
+	if (!n.keys || !n.vals) {
+		free(n.keys);
+		free(n.vals);
+		return -1;
+	}
+	for (size_t i = 0; i < b->cap; i++)
+		if (b->keys[i])
+			*big_slot(&n, b->keys[i] - 1, true) = b->vals[i];
+	free(b->keys);
+	free(b->vals);
+	*b = n;
+	return 0;
+}
+
+uint64_t get_count(const struct checker *c, uint64_t k)
+{
+	unsigned v = c->counts[k] & CNT_MASK;
+	uint64_t *p;
+
+	if (v != CNT_BIG)
+		return v;
+	p = big_slot((struct big_counts *)&c->big, k, false);
+	return p ? *p : CNT_BIG;
+}
+
+int set_count(struct checker *c, uint64_t k, uint64_t v)
+{
+	uint16_t flags = c->counts[k] & ~CNT_MASK;
+	uint64_t *p;
+
+	if (v < CNT_BIG) {
+		c->counts[k] = (uint16_t)(flags | v);
+		return 0;
+	}
+	if (c->big.n * 2 >= c->big.cap && big_grow(&c->big) < 0)
+		return nomem(c);
+	p = big_slot(&c->big, k, true);
+	*p = v;
+	c->counts[k] = (uint16_t)(flags | CNT_BIG);
+	return 0;
+}
+
+/*
+ * The counters live in an anonymous mapping: zero pages for free and, for
+ * large images, huge pages, since a page fault per 2048 clusters costs more
+ * than the counting.  References less than a cluster past the end of the
+ * file grow it by a few clusters at most; the slack covers them.
+ */
+static uint16_t *map_counts(uint64_t n)
+{
+	void *p = mmap(NULL, (size_t)(n * sizeof(uint16_t)),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, (size_t)(n * sizeof(uint16_t)), MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void unmap_counts(uint16_t *p, uint64_t n)
+{
+	if (p)
+		munmap(p, (size_t)(n * sizeof(uint16_t)));
+}
+
+int grow_counts(struct checker *c, uint64_t n)
+{
+	uint64_t ncap;
+	uint16_t *p;
+
+	if (n <= c->cap) {
+		if (n > c->nb_clusters)
+			c->nb_clusters = n;
+		return 0;
+	}
+	ncap = c->cap + c->cap / 8 + 4096;
+	if (ncap < n)
+		ncap = n + 4096;
+	p = map_counts(ncap);
+	if (!p)
+		return q2e_error_set(c->err, Q2E_ENOMEM,
+				     "'%s': out of memory counting the references to %" PRIu64
+				     " clusters", c->img->path, ncap);
+	if (c->counts)
+		memcpy(p, c->counts, (size_t)(c->cap * sizeof(*p)));
+	unmap_counts(c->counts, c->cap);
+	c->counts = p;
+	c->cap = ncap;
+	c->nb_clusters = n;
+	return 0;
+}
+
+void free_counts(struct checker *c)
+{
+	unmap_counts(c->counts, c->cap);
+	free(c->big.keys);
+	free(c->big.vals);
+	c->counts = NULL;
+	c->cap = c->nb_clusters = 0;
+	c->big = (struct big_counts){ 0 };
+}
+
+/* One more reference to cluster K, unless its refcount would overflow. */
+static int inc_count(struct checker *c, uint64_t k)
+{
+	uint64_t v;
+	int ret;
+
+	if (k >= c->nb_clusters) {
+		ret = grow_counts(c, k + 1);
+		if (ret < 0)
+			return ret;
+	}
+	v = get_count(c, k);
+	if (v < c->refcount_max)
+		return set_count(c, k, v + 1);
+	ret = corrupt(c, "ERROR: overflow cluster offset=0x%" PRIx64,
+		      k << c->cbits);
+	if (ret == 0)
+		ret = add_line(c, "Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing");
+	return ret;
+}
+
+/* qcow2_inc_refcounts_imrt(): one reference to each cluster of a range. */
+int inc_refs(struct checker *c, uint64_t offset, uint64_t size)
+{
+	uint64_t first, last;
+	int ret;
+
+	/* QEMU's offset and size are int64_t (with -fwrapv): a size of 2^63
+	 * or more counts nothing. */
+	if ((int64_t)size <= 0)
+		return 0;
+	/* Less than a cluster past the end: a semi-allocated last cluster. */
+	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs)
+		return corrupt(c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%" PRIx64
+			       " size 0x%" PRIx64, offset, size);
+	/* Its uint64_t loop over the clusters: nothing if the range wraps
+	 * past 2^64; past INT64_MAX, an array it cannot allocate. */
+	first = offset >> c->cbits;
+	last = (offset + size - 1) >> c->cbits;
+	if (offset + size - 1 < offset)
+		return 0;
+	if (offset > INT64_MAX)
+		return give_up(c, &c->res->check_errors,
+			       "a reference lies past what QEMU can count (it runs out of memory)");
+	for (uint64_t k = first; k <= last; k++) {
+		ret = inc_count(c, k);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What qemu-img check does not look for: data clusters inside metadata or
+ * past the end of the file, two structures in one cluster, one table
+ * reached from two places that may not share it, and the problems the
+ * model recorded while reading the image.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/check_impl.h"
+#include "qcow2elf/array.h"
+
+static struct q2e_finding *add_finding(struct checker *c,
+				       enum q2e_finding_type type,
+				       enum q2e_severity sev, uint64_t offset,
+				       const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static struct q2e_finding *add_finding(struct checker *c,
+				       enum q2e_finding_type type,
+				       enum q2e_severity sev, uint64_t offset,
+				       const char *fmt, ...)
+{
+	struct q2e_check_result *res = c->res;
+	struct q2e_finding *f;
+	char text[512];
+	va_list ap;
+
+	if (q2e_grow(res->findings, c->findings_cap, res->nfindings + 1) < 0) {
+		nomem(c);
+		return NULL;
+	}
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	f = &res->findings[res->nfindings];
+	memset(f, 0, sizeof(*f));
+	f->type = type;
+	f->severity = sev;
+	f->offset = offset;
+	f->message = strdup(text);
+	if (!f->message) {
+		nomem(c);
+		return NULL;
+	}
+	res->nfindings++;
+	if (type == Q2E_FINDING_OVERLAP || type == Q2E_FINDING_SHARED ||
+	    type == Q2E_FINDING_DATA_IN_METADATA)
+		res->overlaps = true;
+	return f;
+}
+
+static void ref_region(struct q2e_finding *f, const struct q2e_region *r)
+{
+	struct q2e_finding_ref *ref = &f->refs[f->nrefs++];
+
+	ref->region = r;
+	ref->offset = r->offset;
+	ref->size = r->size;
+}
+
+/* A region's symbol, or its kind where it has none. */
+static void region_name(const struct checker *c, const struct q2e_region *r,
+			char *buf, size_t size)
+{
+	if (q2e_region_symbol(c->img, r, 0, buf, size) < 0)
+		snprintf(buf, size, "%s", q2e_region_kind_name(r->kind));
+}
+
+/*
+ * Is cluster K metadata?  Returns the merged range index or -1, and keeps
+ * the gap around K when it is not (see in_gap()).
+ */
+long meta_find(struct checker *c, uint64_t k)
+{
+	size_t lo = q2e_first_above(c->meta, c->nmeta, start, k);
+
+	if (lo > 0 && k < c->meta[lo - 1].end)
+		return (long)(lo - 1);
+	c->gap_lo = lo > 0 ? c->meta[lo - 1].end : 0;
+	c->gap_hi = lo < c->nmeta ? c->meta[lo].start : UINT64_MAX;
+	return -1;
+}
+
+static int cmp_meta(const void *pa, const void *pb)
+{
+	const struct meta_range *a = pa, *b = pb;
+
+	if (a->start != b->start)
+		return a->start < b->start ? -1 : 1;
+	return 0;
+}
+
+int build_meta_ranges(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	size_t n = 0;
+
+	c->meta = malloc((img->nregions + 1) * sizeof(*c->meta));
+	if (!c->meta)
+		return nomem(c);
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+
+		if (!r->size)
+			continue;
+		c->meta[n].start = r->offset >> c->cbits;
+		c->meta[n].end = (r->offset + r->size - 1) / c->cs + 1;
+		n++;
+	}
+	qsort(c->meta, n, sizeof(*c->meta), cmp_meta);
+	c->nmeta = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c->nmeta && c->meta[i].start <= c->meta[c->nmeta - 1].end) {
+			if (c->meta[i].end > c->meta[c->nmeta - 1].end)
+				c->meta[c->nmeta - 1].end = c->meta[i].end;
+			continue;
+		}
+		c->meta[c->nmeta++] = c->meta[i];
+	}
+	return 0;
+}
+
+/* The region of the model that holds host cluster K, for a finding. */
+static const struct q2e_region *region_in_cluster(const struct checker *c,
+						  uint64_t k)
+{
+	const struct q2e_image *img = c->img;
+
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+
+		if (r->size && r->offset >> c->cbits <= k &&
+		    (r->offset + r->size - 1) >> c->cbits >= k)
+			return r;
+	}
+	return NULL;
+}
+
+/* "l2_table_3[17]", the L2 entry behind a data cluster finding. */
+static void entry_name(const struct checker *c, const struct q2e_region *l2,
+		       uint64_t j, char *buf, size_t size)
+{
+	char sym[80];
+
+	if (q2e_region_symbol(c->img, l2, 0, sym, sizeof(sym)) < 0)
+		snprintf(sym, sizeof(sym), "l2_table");
+	snprintf(buf, size, "%s[%" PRIu64 "]", sym, j);
+}
+
+int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
+		 uint64_t off, uint64_t size, enum q2e_finding_type type,
+		 const char *fmt, ...)
+{
+	struct q2e_finding *f;
+	struct q2e_finding_ref *ref;
+	char name[96], msg[400];
+	va_list ap;
+
+	entry_name(c, l2, j, name, sizeof(name));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	f = add_finding(c, type, Q2E_SEV_ERROR, off, "%s: %s", name, msg);
+	if (!f)
+		return Q2E_ENOMEM;
+	ref = &f->refs[f->nrefs++];
+	ref->offset = off;
+	ref->size = size;
+	snprintf(ref->owner, sizeof(ref->owner), "%s", name);
+	ref_region(f, l2);
+	return 0;
+}
+
+/* What qemu-img does not check about a data cluster: one finding each. */
+int data_findings(struct checker *c, const struct q2e_region *l2, uint64_t j,
+		  uint64_t off, uint64_t size)
+{
+	uint64_t first = off >> c->cbits, last = (off + size - 1) >> c->cbits;
+
+	if (off >= c->img->file_size)
+		return data_finding(c, l2, j, off, size, Q2E_FINDING_PAST_EOF,
+				    "data at 0x%" PRIx64
+				    " lies past the end of the file (0x%" PRIx64
+				    " bytes)", off, c->img->file_size);
+	for (uint64_t k = first; k <= last; k++) {
+		const struct q2e_region *m;
+		char sym[96];
+
+		if (in_gap(c, k) || meta_find(c, k) < 0)
+			continue;
+		m = region_in_cluster(c, k);
+		if (!m)
+			continue;
+		region_name(c, m, sym, sizeof(sym));
+		if (data_finding(c, l2, j, off, size,
+				 Q2E_FINDING_DATA_IN_METADATA,
+				 "data cluster 0x%" PRIx64 " is also %s (%s at 0x%" PRIx64 ")",
+				 k << c->cbits, sym,
+				 q2e_region_kind_name(m->kind), m->offset) < 0)
+			return Q2E_ENOMEM;
+		ref_region(&c->res->findings[c->res->nfindings - 1], m);
+		break;
+	}
+	return 0;
+}
+
+/*
+ * What kind of finding a problem of the model is: by its type, else by
+ * the structure's stable name (names.c).
+ */
+static enum q2e_finding_type problem_type(const struct q2e_problem *p)
+{
+	switch (p->type) {
+	case Q2E_PROBLEM_PAST_END:
+		return Q2E_FINDING_PAST_EOF;
+	case Q2E_PROBLEM_MISALIGNED:
+		return Q2E_FINDING_MISALIGNED;
+	case Q2E_PROBLEM_RESERVED_BITS:
+		return Q2E_FINDING_RESERVED_BITS;
+	default:
+		break;
+	}
+	if (strncmp(p->structure, "snapshot", 8) == 0)
+		return Q2E_FINDING_SNAPSHOT;
+	if (strncmp(p->structure, "bitmap", 6) == 0 ||
+	    strcmp(p->structure, "ext_bitmaps") == 0)
+		return Q2E_FINDING_BITMAP;
+	return Q2E_FINDING_OTHER;
+}
+
+/* The problems the model recorded while reading the image. */
+int model_findings(struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+
+	for (size_t i = 0; i < img->nproblems; i++) {
+		const struct q2e_problem *p = &img->problems[i];
+		struct q2e_finding *f;
+
+		f = add_finding(c, problem_type(p), p->severity, p->offset, "%s",
+				p->message);
+		if (!f)
+			return Q2E_ENOMEM;
+		f->structure = strdup(p->structure);
+		if (!f->structure)
+			return nomem(c);
+	}
+	return 0;
+}
+
+/* Cluster 0 holds the header, its extensions and the backing file name. */
+static bool in_header_cluster(const struct q2e_region *r)
+{
+	return r->kind == Q2E_REGION_HEADER ||
+	       r->kind == Q2E_REGION_EXTENSION ||
+	       r->kind == Q2E_REGION_BACKING_FILE;
+}
+
+static uint64_t last_cluster(const struct checker *c,
+			     const struct q2e_region *r)
+{
+	return (r->offset + (r->size ? r->size - 1 : 0)) >> c->cbits;
+}
+
+static int overlap_finding(struct checker *c, const struct q2e_region *a,
+			   const struct q2e_region *b)
+{
+	char sa[96], sb[96];
+	uint64_t k = (b->offset > a->offset ? b->offset : a->offset) >>
+		     c->cbits;
+	struct q2e_finding *f;
+
+	region_name(c, a, sa, sizeof(sa));
+	region_name(c, b, sb, sizeof(sb));
+	f = add_finding(c, Q2E_FINDING_OVERLAP, Q2E_SEV_ERROR, k << c->cbits,
+			"%s (%s at 0x%" PRIx64 ") and %s (%s at 0x%" PRIx64
+			") share cluster 0x%" PRIx64, sa,
+			q2e_region_kind_name(a->kind), a->offset, sb,
+			q2e_region_kind_name(b->kind), b->offset,
+			k << c->cbits);
+	if (!f)
+		return Q2E_ENOMEM;
+	ref_region(f, a);
+	ref_region(f, b);
+	return 0;
+}
+
+/*
+ * Two regions in one cluster: a sweep over the regions, which the model
+ * keeps sorted by offset, with the regions still open at each start.
+ */
+int overlap_findings(struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+	const struct q2e_region **open = NULL;
+	size_t nopen = 0;
+	int ret = 0;
+
+	open = malloc((img->nregions + 1) * sizeof(*open));
+	if (!open)
+		return nomem(c);
+	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
+		const struct q2e_region *r = &img->regions[i];
+		uint64_t first = r->offset >> c->cbits;
+		size_t keep = 0;
+
+		for (size_t k = 0; k < nopen; k++)
+			if (last_cluster(c, open[k]) >= first)
+				open[keep++] = open[k];
+		nopen = keep;
+		for (size_t k = 0; k < nopen && ret == 0; k++) {
+			if (in_header_cluster(open[k]) && in_header_cluster(r))
+				continue;
+			ret = overlap_finding(c, open[k], r);
+		}
+		open[nopen++] = r;
+	}
+	free(open);
+	return ret;
+}
+
+/* One finding for region R, whose owners FIRST and FIRST + 1 are the first
+ * of PAIRS pairs that may not share it. */
+static int shared_finding(struct checker *c, const struct q2e_region *r,
+			  uint32_t first, uint32_t pairs)
+{
+	char sa[96], sb[96];
+	struct q2e_finding *f;
+
+	q2e_region_symbol(c->img, r, first, sa, sizeof(sa));
+	q2e_region_symbol(c->img, r, first + 1, sb, sizeof(sb));
+	if (pairs == 1)
+		f = add_finding(c, Q2E_FINDING_SHARED, Q2E_SEV_ERROR, r->offset,
+				"%s and %s are the same %s at 0x%" PRIx64,
+				sa, sb, q2e_region_kind_name(r->kind), r->offset);
+	else
+		f = add_finding(c, Q2E_FINDING_SHARED, Q2E_SEV_ERROR, r->offset,
+				"%s, %s and %" PRIu32
+				" more are the same %s at 0x%" PRIx64,
+				sa, sb, pairs - 1,
+				q2e_region_kind_name(r->kind), r->offset);
+	if (!f)
+		return Q2E_ENOMEM;
+	ref_region(f, r);
+	return 0;
+}
+
+/* One table reached twice where only snapshots may share it. */
+int shared_findings(struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+
+	/* One finding per region, however many owners share it: the finding
+	 * lists the owners, so one per pair would grow with their square. */
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+		uint32_t first = 0, pairs = 0;
+
+		if (r->kind == Q2E_REGION_EXTENSION)
+			continue;
+		for (uint32_t k = 1; k < r->nowners; k++) {
+			const struct q2e_owner *a = &r->owners[k - 1];
+			const struct q2e_owner *b = &r->owners[k];
+
+			if (r->kind == Q2E_REGION_L2 &&
+			    (a->kind != b->kind || a->id != b->id))
+				continue;	/* a snapshot shares it */
+			if (!pairs++)
+				first = k - 1;
+		}
+		if (pairs && shared_finding(c, r, first, pairs) < 0)
+			return Q2E_ENOMEM;
+	}
+	return 0;
+}

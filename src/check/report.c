@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qemu-img check's lines, and the one way each stage reports what it finds:
+ * corrupt() for a corruption, check_error() for a refcount it could not
+ * read, give_up() where qemu-img stops checking.  Each line carries the key
+ * set_key() last set (stage, L1 index, L2 index): sorted by it, the lines
+ * come out in the order qemu-img prints them.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/check_impl.h"
+#include "qcow2elf/array.h"
+
+int nomem(struct checker *c)
+{
+	return q2e_error_set(c->err, Q2E_ENOMEM, "out of memory");
+}
+
+void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2)
+{
+	c->key[0] = k0;
+	c->key[1] = k1;
+	c->key[2] = k2;
+}
+
+static int add_vline(struct checker *c, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static int add_vline(struct checker *c, const char *fmt, va_list ap)
+{
+	struct q2e_check_result *res = c->res;
+	struct q2e_check_line *l;
+	char text[512];
+
+	if (q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
+		return nomem(c);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	l = &res->lines[res->nlines];
+	memcpy(l->key, c->key, sizeof(l->key));
+	l->seq = res->nlines;
+	l->text = strdup(text);
+	if (!l->text)
+		return nomem(c);
+	res->nlines++;
+	return 0;
+}
+
+int add_line(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = add_vline(c, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int corrupt(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	c->res->corruptions++;
+	va_start(ap, fmt);
+	ret = add_vline(c, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int check_error(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	c->res->check_errors++;
+	va_start(ap, fmt);
+	ret = add_vline(c, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int give_up(struct checker *c, uint64_t *counter, const char *why)
+{
+	struct q2e_check_result *res = c->res;
+
+	(*counter)++;
+	if (res->incomplete)
+		return 0;	/* qemu-img stopped at the first */
+	res->incomplete = strdup(why);
+	return res->incomplete ? 0 : nomem(c);
+}
+
+void progress(struct checker *c, uint64_t bytes)
+{
+	unsigned pct;
+
+	c->done += bytes;
+	if (!c->opts || !c->opts->progress || !c->total)
+		return;
+	pct = (unsigned)(c->done * 10000 / c->total);
+	if (pct != c->last_pct || c->done == c->total) {
+		c->last_pct = pct;
+		c->opts->progress(c->opts->progress_arg, c->done, c->total);
+	}
+}
+
+/* Reads a region into c->buf (one cluster), or a cluster at OFF if R is NULL. */
+int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off)
+{
+	struct q2e_region tmp;
+
+	if (!r) {
+		uint64_t fsize = c->img->file_size;
+
+		tmp = (struct q2e_region){
+			.kind = Q2E_REGION_L2,
+			.offset = off,
+			.size = c->cs,
+			.avail = off >= fsize ? 0
+				 : c->cs < fsize - off ? c->cs : fsize - off,
+		};
+		r = &tmp;
+	}
+	return q2e_image_read_region(c->img, r, c->buf, c->err);
+}
+
+/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
+bool unreadable(uint64_t offset, uint64_t bytes)
+{
+	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
+
+	return offset > max || bytes > max - offset;
+}

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * check's comparison of the stored refcounts with the counted references
+ * (compare_block() in src/check/compare.c): leaks and corruptions with
+ * qemu-img's lines, for every refcount width from 1 to 64 bits, and the
+ * vectorised path for 16-bit refcounts, which must never let a difference
+ * through, whatever its position in the block.
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check/check_impl.h"
+
+/* 512-byte clusters: a block holds 4,096 1-bit to 64 64-bit refcounts. */
+#define CBITS 9
+#define CS (UINT64_C(1) << CBITS)
+
+struct fixture {
+	struct q2e_image img;
+	struct checker c;
+	struct q2e_error err;
+	uint8_t block[CS];
+};
+
+static struct fixture *setup(unsigned refcount_order, uint64_t nclusters)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->img.path = "unit.qcow2";
+	f->img.cluster_size = CS;
+	f->img.hdr.cluster_bits = CBITS;
+	f->img.hdr.refcount_order = refcount_order;
+	f->img.refcount_bits = 1U << refcount_order;
+	f->img.file_size = nclusters * CS;
+	assert_int_equal(checker_init(&f->c, &f->img, NULL, &f->err), 0);
+	assert_int_equal(grow_counts(&f->c, nclusters), 0);
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	checker_release(&f->c);
+	free(f);
+}
+
+/* Entry I of a refcount block, as the QCOW2 spec lays it out: below 8 bits
+ * from the low bits of each byte up, else big-endian. */
+static void put_refcount(uint8_t *block, unsigned order, uint64_t i,
+			 uint64_t v)
+{
+	unsigned bits = 1U << order;
+
+	if (bits < 8) {
+		unsigned shift = (unsigned)(i * bits % 8);
+
+		block[i * bits / 8] &= (uint8_t)~(((1U << bits) - 1) << shift);
+		block[i * bits / 8] |= (uint8_t)(v << shift);
+		return;
+	}
+	for (unsigned b = 0; b < bits / 8; b++)
+		block[i * bits / 8 + b] = (uint8_t)(v >> (bits - 8 - 8 * b));
+}
+
+static void count(struct checker *c, uint64_t k, uint64_t n)
+{
+	assert_int_equal(set_count(c, k, n), 0);
+}
+
+/*
+ * Clusters 0..9: cluster 2 stored above its references (a leak), cluster 5
+ * below (a corruption), cluster 7 at the width's maximum and referenced as
+ * often, the rest equal.  Every width from 1 to 64 bits.
+ */
+static void test_leaks_and_corruptions_every_width(void **state)
+{
+	(void)state;
+	for (unsigned order = 0; order <= 6; order++) {
+		struct fixture *f = setup(order, 10);
+		struct checker *c = &f->c;
+		uint64_t max = c->refcount_max, highest = 0;
+
+		for (uint64_t k = 0; k < 10; k++) {
+			uint64_t n = k == 7 ? max : k % 2;
+
+			count(c, k, n);
+			put_refcount(f->block, order, k, n);
+		}
+		put_refcount(f->block, order, 2, 1);	/* counted 0 */
+		put_refcount(f->block, order, 5, 0);	/* counted 1 */
+		assert_int_equal(qcow2_refcount_get(f->block, CS, order, 7), max);
+
+		assert_int_equal(compare_block(c, f->block, 0, 10, &highest), 0);
+		assert_int_equal(c->res->leaks, 1);
+		assert_int_equal(c->res->corruptions, 1);
+		assert_int_equal(c->res->nlines, 2);
+		assert_string_equal(c->res->lines[0].text,
+				    "Leaked cluster 2 refcount=1 reference=0");
+		assert_string_equal(c->res->lines[1].text,
+				    "ERROR cluster 5 refcount=0 reference=1");
+		assert_int_equal(highest, 9);
+		teardown(f);
+	}
+}
+
+/* With no refcount block, every referenced cluster is a corruption. */
+static void test_missing_block(void **state)
+{
+	struct fixture *f = setup(4, 6);
+	struct checker *c = &f->c;
+	uint64_t highest = 0;
+
+	(void)state;
+	count(c, 1, 1);
+	count(c, 4, 3);
+	assert_int_equal(compare_block(c, NULL, 0, 6, &highest), 0);
+	assert_int_equal(c->res->corruptions, 2);
+	assert_int_equal(c->res->leaks, 0);
+	assert_string_equal(c->res->lines[0].text,
+			    "ERROR cluster 1 refcount=0 reference=1");
+	assert_string_equal(c->res->lines[1].text,
+			    "ERROR cluster 4 refcount=0 reference=3");
+	assert_int_equal(highest, 4);
+	teardown(f);
+}
+
+/*
+ * 16-bit refcounts go through the vectorised comparison first.  One
+ * stored refcount off by one, at every position of a range whose length
+ * is not a multiple of the four lanes, must come out as exactly one line.
+ */
+static void test_vector_path_misses_nothing(void **state)
+{
+	const uint64_t n = 255;
+
+	(void)state;
+	for (uint64_t bad = 0; bad < n; bad++) {
+		for (int leak = 0; leak <= 1; leak++) {
+			struct fixture *f = setup(4, n);
+			struct checker *c = &f->c;
+			uint64_t highest = 0;
+			char want[96];
+
+			for (uint64_t k = 0; k < n; k++) {
+				count(c, k, 1);
+				put_refcount(f->block, 4, k, 1);
+			}
+			put_refcount(f->block, 4, bad, leak ? 2 : 0);
+			assert_int_equal(compare_block(c, f->block, 0, n, &highest), 0);
+			assert_int_equal(c->res->nlines, 1);
+			if (leak)
+				snprintf(want, sizeof(want),
+					 "Leaked cluster %" PRIu64 " refcount=2 reference=1", bad);
+			else
+				snprintf(want, sizeof(want),
+					 "ERROR cluster %" PRIu64 " refcount=0 reference=1", bad);
+			assert_string_equal(c->res->lines[0].text, want);
+			assert_int_equal(c->res->leaks, leak);
+			assert_int_equal(c->res->corruptions, !leak);
+			assert_int_equal(highest, n - 1);
+			teardown(f);
+		}
+	}
+}
+
+/* A block that agrees takes the fast path and still gives the last
+ * cluster in use; a range starting mid-image reads from its own start. */
+static void test_vector_path_agrees(void **state)
+{
+	struct fixture *f = setup(4, 300);
+	struct checker *c = &f->c;
+	uint64_t highest = 0;
+
+	(void)state;
+	for (uint64_t k = 0; k < 37; k++) {
+		count(c, 256 + k, k % 3);
+		put_refcount(f->block, 4, k, k % 3);
+	}
+	assert_int_equal(compare_block(c, f->block, 256, 300, &highest), 0);
+	assert_int_equal(c->res->nlines, 0);
+	assert_int_equal(highest, 256 + 35);	/* 36 % 3 == 0 */
+	assert_false(c->copied_suspect);
+	teardown(f);
+}
+
+/*
+ * Counts of 16,383 and above are not inline: the vectorised path must
+ * hand them to the exact comparison, which reads the side table.
+ */
+static void test_big_counts_16bit(void **state)
+{
+	struct fixture *f = setup(4, 8);
+	struct checker *c = &f->c;
+	uint64_t highest = 0;
+
+	(void)state;
+	count(c, 0, 16383);
+	put_refcount(f->block, 4, 0, 16383);
+	count(c, 1, 20000);
+	put_refcount(f->block, 4, 1, 20000);
+	count(c, 2, 20000);
+	put_refcount(f->block, 4, 2, 16383);
+	count(c, 3, 65535);
+	put_refcount(f->block, 4, 3, 65535);
+	assert_int_equal(compare_block(c, f->block, 0, 8, &highest), 0);
+	assert_int_equal(c->res->nlines, 1);
+	assert_string_equal(c->res->lines[0].text,
+			    "ERROR cluster 2 refcount=16383 reference=20000");
+	assert_int_equal(highest, 3);
+	teardown(f);
+
+	/* Alone in its block, a big count stored as 16,383 still shows. */
+	f = setup(4, 8);
+	c = &f->c;
+	count(c, 2, 20000);
+	put_refcount(f->block, 4, 2, 16383);
+	assert_int_equal(compare_block(c, f->block, 0, 8, &highest), 0);
+	assert_int_equal(c->res->corruptions, 1);
+	teardown(f);
+}
+
+/*
+ * The COPIED bits counted with the references: an entry with COPIED on a
+ * cluster whose refcount is not 1, or without it on one whose refcount is
+ * 1, makes the COPIED stage read the L2 tables again.  Both widths paths.
+ */
+static void test_copied_suspect(void **state)
+{
+	static const struct {
+		uint16_t flag;
+		uint64_t stored;
+		bool suspect;
+	} cases[] = {
+		{ CNT_COPIED, 1, false },
+		{ CNT_COPIED, 2, true },
+		{ CNT_NOT_COPIED, 2, false },
+		{ CNT_NOT_COPIED, 1, true },
+	};
+
+	(void)state;
+	for (unsigned order = 3; order <= 5; order++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			struct fixture *f = setup(order, 8);
+			struct checker *c = &f->c;
+			uint64_t highest = 0;
+
+			count(c, 6, cases[i].stored);
+			c->counts[6] |= cases[i].flag;
+			put_refcount(f->block, order, 6, cases[i].stored);
+			assert_int_equal(compare_block(c, f->block, 0, 8, &highest), 0);
+			assert_int_equal(c->res->nlines, 0);
+			assert_int_equal(c->copied_suspect, cases[i].suspect);
+			teardown(f);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_leaks_and_corruptions_every_width),
+		cmocka_unit_test(test_missing_block),
+		cmocka_unit_test(test_vector_path_misses_nothing),
+		cmocka_unit_test(test_vector_path_agrees),
+		cmocka_unit_test(test_big_counts_16bit),
+		cmocka_unit_test(test_copied_suspect),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * check's per-cluster reference counters (src/check/counters.c): counts
+ * past the 14 bits kept inline, the COPIED bits beside them, the refcount
+ * width's overflow as qemu-img reports it, and references past the end of
+ * the file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check/check_impl.h"
+
+#define CS UINT64_C(65536)
+
+struct fixture {
+	struct q2e_image img;
+	struct checker c;
+	struct q2e_error err;
+};
+
+/* A checker over an image of NCLUSTERS 64 KiB clusters, nothing counted. */
+static struct fixture *setup(unsigned refcount_order, uint64_t nclusters)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->img.path = "unit.qcow2";
+	f->img.cluster_size = CS;
+	f->img.hdr.cluster_bits = 16;
+	f->img.hdr.refcount_order = refcount_order;
+	f->img.refcount_bits = 1U << refcount_order;
+	f->img.file_size = nclusters * CS;
+	assert_int_equal(checker_init(&f->c, &f->img, NULL, &f->err), 0);
+	assert_int_equal(grow_counts(&f->c, nclusters), 0);
+	f->c.file_clusters = nclusters;
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	checker_release(&f->c);
+	free(f);
+}
+
+/* Counts cross the inline limit (16,383) into the side table unchanged. */
+static void test_counts_past_inline_limit(void **state)
+{
+	struct fixture *f = setup(4, 8);
+	struct checker *c = &f->c;
+
+	(void)state;
+	for (uint64_t n = 1; n <= 20000; n++) {
+		assert_int_equal(inc_cluster(c, 3 * CS), 0);
+		assert_int_equal(get_count(c, 3), n);
+		/* Inline up to 16,382; from 16,383 the side table holds it. */
+		assert_int_equal(c->big.n, n >= CNT_BIG ? 1 : 0);
+	}
+	assert_int_equal(get_count(c, 2), 0);
+	assert_int_equal(get_count(c, 4), 0);
+	assert_int_equal(c->res->corruptions, 0);
+	assert_int_equal(c->res->nlines, 0);
+	teardown(f);
+}
+
+/* inc_refs() on a range counts each cluster it touches once. */
+static void test_range_counts_each_cluster(void **state)
+{
+	struct fixture *f = setup(4, 8);
+	struct checker *c = &f->c;
+
+	(void)state;
+	/* 0x18000 to 0x38000 (exclusive) touches clusters 1, 2 and 3. */
+	assert_int_equal(inc_refs(c, 0x18000, 0x20000), 0);
+	assert_int_equal(get_count(c, 0), 0);
+	assert_int_equal(get_count(c, 1), 1);
+	assert_int_equal(get_count(c, 2), 1);
+	assert_int_equal(get_count(c, 3), 1);
+	assert_int_equal(get_count(c, 4), 0);
+	/* A size of 2^63 or more counts nothing, as QEMU's int64_t size. */
+	assert_int_equal(inc_refs(c, 0, UINT64_C(1) << 63), 0);
+	assert_int_equal(get_count(c, 0), 0);
+	teardown(f);
+}
+
+/* The COPIED bits survive a count moving into the side table. */
+static void test_copied_bits_kept(void **state)
+{
+	struct fixture *f = setup(4, 8);
+	struct checker *c = &f->c;
+
+	(void)state;
+	c->counts[5] |= CNT_COPIED;
+	c->counts[6] |= CNT_NOT_COPIED;
+	assert_int_equal(set_count(c, 5, 70000), 0);
+	assert_int_equal(set_count(c, 6, 2), 0);
+	assert_int_equal(get_count(c, 5), 70000);
+	assert_int_equal(get_count(c, 6), 2);
+	assert_true(c->counts[5] & CNT_COPIED);
+	assert_false(c->counts[5] & CNT_NOT_COPIED);
+	assert_true(c->counts[6] & CNT_NOT_COPIED);
+	assert_int_equal(set_count(c, 5, 3), 0);
+	assert_int_equal(get_count(c, 5), 3);
+	assert_true(c->counts[5] & CNT_COPIED);
+	teardown(f);
+}
+
+/* Thousands of big counts: the side table grows and loses none. */
+static void test_side_table_grows(void **state)
+{
+	const uint64_t n = 5000;
+	struct fixture *f = setup(5, n);
+	struct checker *c = &f->c;
+
+	(void)state;
+	for (uint64_t k = 0; k < n; k++)
+		assert_int_equal(set_count(c, k, 20000 + k), 0);
+	for (uint64_t k = 0; k < n; k++)
+		assert_int_equal(inc_refs(c, k * CS, CS), 0);
+	assert_int_equal(c->big.n, n);
+	for (uint64_t k = 0; k < n; k++)
+		assert_int_equal(get_count(c, k), 20001 + k);
+	assert_int_equal(c->res->nlines, 0);
+	teardown(f);
+}
+
+/*
+ * At the refcount width's maximum, one more reference is a corruption with
+ * qemu-img's two lines, and the count stays at the maximum.  For every
+ * refcount_order QEMU accepts (1 to 64 bits).
+ */
+static void test_overflow_of_refcount_width(void **state)
+{
+	(void)state;
+	for (unsigned order = 0; order <= 6; order++) {
+		struct fixture *f = setup(order, 8);
+		struct checker *c = &f->c;
+		unsigned bits = 1U << order;
+		uint64_t max = bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+
+		assert_int_equal(c->refcount_max, max);
+		/* Up to 16 bits, counted one by one through the fast path. */
+		if (bits > 16)
+			assert_int_equal(set_count(c, 3, max - 1), 0);
+		for (uint64_t n = bits > 16 ? max - 1 : 0; n < max; n++)
+			assert_int_equal(inc_cluster(c, 3 * CS), 0);
+		assert_int_equal(get_count(c, 3), max);
+		assert_int_equal(c->res->corruptions, 0);
+
+		assert_int_equal(inc_cluster(c, 3 * CS), 0);
+		assert_int_equal(get_count(c, 3), max);
+		assert_int_equal(c->res->corruptions, 1);
+		assert_int_equal(c->res->nlines, 2);
+		assert_string_equal(c->res->lines[0].text,
+				    "ERROR: overflow cluster offset=0x30000");
+		assert_string_equal(c->res->lines[1].text,
+				    "Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing");
+		teardown(f);
+	}
+}
+
+/* Less than a cluster past the end of the file counts (a semi-allocated
+ * last cluster); a cluster or more is a corruption. */
+static void test_reference_past_end(void **state)
+{
+	struct fixture *f = setup(4, 4);
+	struct checker *c = &f->c;
+
+	(void)state;
+	f->img.file_size = 4 * CS + 512;
+	assert_int_equal(inc_refs(c, 4 * CS, CS), 0);
+	assert_true(c->nb_clusters >= 5);
+	assert_int_equal(get_count(c, 4), 1);
+	assert_int_equal(c->res->corruptions, 0);
+
+	assert_int_equal(inc_refs(c, 5 * CS, CS), 0);
+	assert_int_equal(get_count(c, 5), 0);
+	assert_int_equal(c->res->corruptions, 1);
+	assert_int_equal(c->res->nlines, 1);
+	assert_string_equal(c->res->lines[0].text,
+			    "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x50000 size 0x10000");
+	teardown(f);
+}
+
+/* Past INT64_MAX (and, as an int64_t, before the end of the file) QEMU
+ * cannot allocate its array: the check gives up, and keeps the first
+ * reason however often it happens. */
+static void test_reference_past_int64(void **state)
+{
+	struct fixture *f = setup(4, 4);
+	struct checker *c = &f->c;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(inc_refs(c, UINT64_C(0xfffffffffffe0000), CS), 0);
+	assert_int_equal(c->res->check_errors, 1);
+	assert_non_null(c->res->incomplete);
+	why = c->res->incomplete;
+	assert_int_equal(give_up(c, &c->res->check_errors, "another reason"), 0);
+	assert_int_equal(c->res->check_errors, 2);
+	assert_ptr_equal(c->res->incomplete, why);
+	assert_int_equal(c->res->corruptions, 0);
+	teardown(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_counts_past_inline_limit),
+		cmocka_unit_test(test_range_counts_each_cluster),
+		cmocka_unit_test(test_copied_bits_kept),
+		cmocka_unit_test(test_side_table_grows),
+		cmocka_unit_test(test_overflow_of_refcount_width),
+		cmocka_unit_test(test_reference_past_end),
+		cmocka_unit_test(test_reference_past_int64),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
