@@ -102,7 +102,8 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 			render_range(o, &curr);
 		curr = next;
 	}
-	if (curr.length)
+	/* An empty image still has its one, empty, range in qemu-img map. */
+	if (curr.length || end == 0)
 		render_range(o, &curr);
 	q2e_out_end(o);
 out:
