@@ -7,7 +7,6 @@ VERSION := 0.1.0
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
-CC ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 INSTALL ?= install
@@ -51,30 +50,55 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_OBJ := $(BUILD)/tests/fuzz/fuzz_image.o
 FUZZ_BIN := $(BUILD)/tests/fuzz_image
 
 all: $(BIN)
 
-$(BUILD)/%.o: %.c
+# The flags each step ran with, kept in a file that is rewritten only when
+# they change: objects and programs depend on it, so a build with other
+# CFLAGS (or another CC) is a full rebuild, never a mix of the two.
+COMPILE_FLAGS := $(CC) $(Q2E_CPPFLAGS) $(CPPFLAGS) $(Q2E_CFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS)
+LINK_FLAGS := $(CC) $(CFLAGS) $(LDFLAGS) $(Q2E_LIBS) $(CMOCKA_LIBS)
+squote := '
+escsq = $(subst $(squote),'\$(squote)',$(1))
+define save_flags
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(call escsq,$(1))' | cmp -s - $@ || \
+		printf '%s\n' '$(call escsq,$(1))' >$@
+endef
+
+$(BUILD)/compile-flags: FORCE
+	$(call save_flags,$(COMPILE_FLAGS))
+
+$(BUILD)/link-flags: FORCE
+	$(call save_flags,$(LINK_FLAGS))
+
+$(BUILD)/%.o: %.c $(BUILD)/compile-flags
 	@mkdir -p $(dir $@)
 	$(call quiet,CC,$<)$(CC) $(Q2E_CPPFLAGS) $(CPPFLAGS) $(Q2E_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/libqcow2elf.a: $(LIB_OBJS)
 	$(call quiet,AR,$@)rm -f $@ && $(AR) rcs $@ $^
 
-$(BIN): $(CLI_OBJS) $(BUILD)/libqcow2elf.a
-	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(Q2E_LIBS)
+$(BIN): $(CLI_OBJS) $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
+	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(Q2E_LIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libqcow2elf.a
-	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(Q2E_LIBS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
+	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(CMOCKA_LIBS) $(Q2E_LIBS)
 
 $(BUILD)/tests/unit/%.o: Q2E_CFLAGS += $(CMOCKA_CFLAGS)
 
 # The fuzz target: a plain main() replaying the corpus unless built with
 # clang -fsanitize=fuzzer (see tests/fuzz/README).
-$(FUZZ_BIN): $(BUILD)/tests/fuzz/fuzz_image.o $(BUILD)/libqcow2elf.a
-	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(Q2E_LIBS)
+$(FUZZ_BIN): $(FUZZ_OBJ) $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
+	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(Q2E_LIBS)
+
+# Objects reached only through the pattern rules above would be
+# intermediate, deleted after each build and recompiled by the next.
+.SECONDARY: $(UNIT_OBJS) $(FUZZ_OBJ)
 
 unit: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
@@ -83,8 +107,14 @@ unit: $(UNIT_BINS)
 fuzz-replay: $(FUZZ_BIN)
 	$(Q)cd $(BUILD) && $(abspath $(FUZZ_BIN)) $(abspath tests/fuzz/corpus) </dev/null
 
+# The sizes and includes the layout promises (tests/lint.sh).
+lint:
+	$(Q)tests/lint.sh
+
+# lint last: a file grown too long should not hide what the tests say.
 check: $(BIN) unit fuzz-replay
 	$(Q)Q2E=$(abspath $(BIN)) tests/integration/run.sh
+	$(Q)tests/lint.sh
 
 install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
@@ -97,7 +127,7 @@ uninstall:
 clean:
 	rm -rf $(BUILD) $(BIN)
 
-.PHONY: all unit fuzz-replay check install uninstall clean
+.PHONY: all unit fuzz-replay lint check install uninstall clean FORCE
 .DELETE_ON_ERROR:
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/fuzz/fuzz_image.d
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(FUZZ_OBJ:.o=.d)

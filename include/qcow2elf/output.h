@@ -3,7 +3,8 @@
  * Structured output with two backends, so that each view is written once:
  *   - JSON, streamed (a map or check report of a large image is never built
  *     in memory), pretty-printed like qemu-img's, keys in the order written;
- *   - human: nested "key  value" lines in two columns.
+ *   - human: nested "key  value" lines in two columns, or a table where
+ *     a view asks for one (q2e_out_table()).
  * Values that are offsets use q2e_out_hex(): a number in JSON, 0x... for
  * people.  Write errors are kept and returned by q2e_out_finish().
  */
@@ -22,7 +23,24 @@ enum q2e_format {
 
 struct q2e_out;
 
+/*
+ * How JSON is laid out.  PRETTY is qemu-img info's.  LINES is qemu-img
+ * map's, which `map` must reproduce byte for byte: a top-level array with
+ * one "{ "key": value, ...}" object per line.
+ */
+enum q2e_json_style {
+	Q2E_JSON_PRETTY,
+	Q2E_JSON_LINES,
+};
+
+struct q2e_out_column {
+	const char *title;
+	int width;		/* the last column's is not padded */
+};
+
 struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format);
+/* Before anything is written; the default is Q2E_JSON_PRETTY. */
+void q2e_out_set_json_style(struct q2e_out *o, enum q2e_json_style style);
 /* Ends the document; 0, or -1 if anything could not be written. */
 int q2e_out_finish(struct q2e_out *o);
 enum q2e_format q2e_out_format(const struct q2e_out *o);
@@ -31,6 +49,15 @@ enum q2e_format q2e_out_format(const struct q2e_out *o);
 void q2e_out_object(struct q2e_out *o, const char *key);
 void q2e_out_array(struct q2e_out *o, const char *key);
 void q2e_out_end(struct q2e_out *o);
+/*
+ * An array of objects that people read as a table: a line of column titles,
+ * then one line per element, its values in the columns in the order they
+ * are written (a row may stop short; nothing trails a line).  Keys name the
+ * values in JSON only, where the table is an ordinary array.  One table at
+ * a time; its rows hold scalars only.
+ */
+void q2e_out_table(struct q2e_out *o, const char *key,
+		   const struct q2e_out_column *cols, size_t ncols);
 
 void q2e_out_str(struct q2e_out *o, const char *key, const char *s);
 void q2e_out_strn(struct q2e_out *o, const char *key, const char *s,

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Views: each reads the model and renders one command's result. */
+/*
+ * Views: each reads the model and renders one command's result through the
+ * output backends, all with one signature.  Write errors are the caller's
+ * to collect, from q2e_out_finish().
+ */
 #ifndef QCOW2ELF_VIEWS_H
 #define QCOW2ELF_VIEWS_H
-
-#include <stdio.h>
 
 #include "qcow2elf/error.h"
 #include "qcow2elf/model.h"
@@ -14,11 +16,11 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 		  struct q2e_error *err);
 
 /*
- * `map`: guest ranges and where they live.  JSON is byte-for-byte what
- * `qemu-img map --output=json` prints; human output is a table of every
- * range.  Fails with Q2E_EOUTPUT if FP could not be written.
+ * `map`: guest ranges and where they live, streamed range by range.  JSON
+ * is byte for byte what `qemu-img map --output=json` prints (the view sets
+ * the Q2E_JSON_LINES style); human output is a table of every range.
  */
-int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
+int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 		 struct q2e_error *err);
 
 #endif

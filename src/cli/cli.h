@@ -4,9 +4,8 @@
 #define QCOW2ELF_CLI_H
 
 #include "qcow2elf/error.h"
+#include "qcow2elf/exit.h"
 #include "qcow2elf/output.h"
-
-#define EXIT_USAGE 1
 
 struct command {
 	const char *name;
@@ -18,11 +17,11 @@ struct command {
 
 extern const char *progname;
 
-/* Prints "qcow2elf: CMD: <message>" and a hint; returns EXIT_USAGE. */
+/* Prints "qcow2elf: CMD: <message>" and a hint; returns Q2E_EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *arg);
-/* Prints the error's one line; returns 1. */
+/* Prints the error's one line; returns Q2E_EXIT_ERROR. */
 int report(const struct q2e_error *err);
-/* Parses an --output argument; 0, or EXIT_USAGE after saying why. */
+/* Parses an --output argument; 0, or Q2E_EXIT_USAGE after saying why. */
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 /* Prints NAME's --help; 0, or 1 when standard output cannot be written. */
 int print_command_help(const char *name);

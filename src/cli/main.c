@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/exit.h"
 #include "qcow2elf/model.h"
 #include "qcow2elf/outfile.h"
 #include "qcow2elf/output.h"
@@ -31,14 +32,14 @@ int usage_error(const char *cmd, const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry '%s%s%s --help' for more information.\n",
 		progname, cmd ? " " : "", cmd ? cmd : "");
-	return EXIT_USAGE;
+	return Q2E_EXIT_USAGE;
 }
 
 int report(const struct q2e_error *err)
 {
 	fprintf(stderr, "%s: %s\n", progname,
 		err->msg[0] ? err->msg : "unknown error");
-	return 1;
+	return Q2E_EXIT_ERROR;
 }
 
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
@@ -92,16 +93,19 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 	return 0;
 }
 
-static int cmd_info(int argc, char **argv)
+/* `info` and `map`: open IMAGE, render VIEW to standard output. */
+static int run_view(const char *cmd, int argc, char **argv,
+		    int (*view)(struct q2e_image *, struct q2e_out *,
+				struct q2e_error *))
 {
 	struct q2e_error err = { 0 };
 	struct q2e_image *img;
 	enum q2e_format format;
-	const char *path;
+	const char *path = NULL;
 	struct q2e_out *o;
 	int ret;
 
-	ret = parse_report_args("info", argc, argv, &format, &path);
+	ret = parse_report_args(cmd, argc, argv, &format, &path);
 	if (ret)
 		return ret;
 	if (q2e_image_open(path, &img, &err) < 0)
@@ -112,30 +116,22 @@ static int cmd_info(int argc, char **argv)
 		q2e_error_set(&err, Q2E_ENOMEM, "out of memory");
 		return report(&err);
 	}
-	ret = q2e_view_info(img, o, &err);
+	ret = view(img, o, &err);
 	if (q2e_out_finish(o) < 0 && ret == 0)
 		ret = q2e_error_set(&err, Q2E_EOUTPUT,
 				    "cannot write to standard output");
 	q2e_image_close(img);
-	return ret < 0 ? report(&err) : 0;
+	return ret < 0 ? report(&err) : Q2E_EXIT_OK;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	return run_view("info", argc, argv, q2e_view_info);
 }
 
 static int cmd_map(int argc, char **argv)
 {
-	struct q2e_error err = { 0 };
-	struct q2e_image *img;
-	enum q2e_format format;
-	const char *path;
-	int ret;
-
-	ret = parse_report_args("map", argc, argv, &format, &path);
-	if (ret)
-		return ret;
-	if (q2e_image_open(path, &img, &err) < 0)
-		return report(&err);
-	ret = q2e_view_map(img, stdout, format, &err);
-	q2e_image_close(img);
-	return ret < 0 ? report(&err) : 0;
+	return run_view("map", argc, argv, q2e_view_map);
 }
 
 static const struct command commands[] = {
@@ -203,10 +199,10 @@ void remove_output_on_signals(void)
 static int flush_stdout(void)
 {
 	if (fflush(stdout) == 0 && !ferror(stdout))
-		return 0;
+		return Q2E_EXIT_OK;
 	fprintf(stderr, "%s: cannot write to standard output: %s\n", progname,
 		strerror(errno));
-	return 1;
+	return Q2E_EXIT_ERROR;
 }
 
 int print_command_help(const char *name)

@@ -5,6 +5,7 @@
  * its layout must not change under us, since users diff it.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,18 @@
 struct q2e_out {
 	FILE *fp;
 	enum q2e_format format;
+	enum q2e_json_style style;
 	int depth;
 	bool first[MAX_DEPTH];		/* no element yet at this depth */
 	bool is_array[MAX_DEPTH];
 	uint64_t count[MAX_DEPTH];	/* human: index of array elements */
+	/* Human tables: the depth of the table's array (0: none), and the
+	 * padding owed by the last cell, paid only if another cell follows
+	 * so that no line ends in blanks. */
+	int table_depth;
+	const struct q2e_out_column *cols;
+	size_t ncols, col;
+	int pad;
 };
 
 struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format)
@@ -32,6 +41,11 @@ struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format)
 		o->first[0] = true;
 	}
 	return o;
+}
+
+void q2e_out_set_json_style(struct q2e_out *o, enum q2e_json_style style)
+{
+	o->style = style;
 }
 
 enum q2e_format q2e_out_format(const struct q2e_out *o)
@@ -122,17 +136,58 @@ static void json_string(FILE *fp, const char *s, size_t len)
 	fputc('"', fp);
 }
 
-/* Human strings: printable bytes as they are, the rest as \xNN. */
-static void human_string(FILE *fp, const char *s, size_t len)
+/* Human strings: printable bytes as they are, the rest as \xNN.
+ * Returns the width written. */
+static int human_string(FILE *fp, const char *s, size_t len)
 {
+	int width = 0;
+
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c < 0x20 || c == 0x7f)
+		if (c < 0x20 || c == 0x7f) {
 			fprintf(fp, "\\x%02x", c);
-		else
+			width += 4;
+		} else {
 			fputc(c, fp);
+			width++;
+		}
 	}
+	return width;
+}
+
+static bool in_table_row(const struct q2e_out *o)
+{
+	return o->table_depth > 0 && o->depth == o->table_depth + 1;
+}
+
+/* Human: starts a table cell, paying the previous cell's padding. */
+static void table_cell(struct q2e_out *o)
+{
+	if (o->col > 0)
+		fprintf(o->fp, "%*s ", o->pad > 0 ? o->pad : 0, "");
+}
+
+/* Human: ends a value WIDTH wide, the line or the table cell. */
+static void human_value_end(struct q2e_out *o, int width)
+{
+	if (!in_table_row(o)) {
+		fputc('\n', o->fp);
+		return;
+	}
+	o->pad = (o->col < o->ncols ? o->cols[o->col].width : 0) - width;
+	o->col++;
+}
+
+/* JSON, qemu-img map's layout: elements one per line, members on it. */
+static void json_lines_member(struct q2e_out *o, int d)
+{
+	if (d == 0)
+		return;
+	if (o->is_array[d])
+		fputs(o->first[d] ? "" : ",\n", o->fp);
+	else
+		fputs(o->first[d] ? " " : ", ", o->fp);
 }
 
 /* Starts a member or element; for human output, prints its key column. */
@@ -141,11 +196,15 @@ static void member(struct q2e_out *o, const char *key, bool container)
 	int d = o->depth;
 
 	if (o->format == Q2E_FORMAT_JSON) {
-		if (!o->first[d])
-			fputc(',', o->fp);
-		if (d > 0) {
-			fputc('\n', o->fp);
-			indent(o, d);
+		if (o->style == Q2E_JSON_LINES) {
+			json_lines_member(o, d);
+		} else {
+			if (!o->first[d])
+				fputc(',', o->fp);
+			if (d > 0) {
+				fputc('\n', o->fp);
+				indent(o, d);
+			}
 		}
 		if (key) {
 			json_string(o->fp, key, strlen(key));
@@ -156,6 +215,10 @@ static void member(struct q2e_out *o, const char *key, bool container)
 	}
 	char label[64];
 
+	if (in_table_row(o)) {
+		table_cell(o);
+		return;
+	}
 	if (key)
 		snprintf(label, sizeof(label), "%s", key);
 	else if (d > 0 && o->is_array[d])
@@ -177,7 +240,16 @@ static void member(struct q2e_out *o, const char *key, bool container)
 
 static void open_container(struct q2e_out *o, const char *key, bool array)
 {
-	member(o, key, true);
+	if (o->format == Q2E_FORMAT_HUMAN && o->table_depth > 0 &&
+	    o->depth == o->table_depth) {
+		o->col = 0;	/* a row: its values are its line */
+		o->pad = 0;
+		indent(o, o->depth - 1);
+		o->count[o->depth]++;
+		o->first[o->depth] = false;
+	} else {
+		member(o, key, true);
+	}
 	if (o->format == Q2E_FORMAT_JSON)
 		fputc(array ? '[' : '{', o->fp);
 	if (o->depth + 1 < MAX_DEPTH)
@@ -197,10 +269,35 @@ void q2e_out_array(struct q2e_out *o, const char *key)
 	open_container(o, key, true);
 }
 
+void q2e_out_table(struct q2e_out *o, const char *key,
+		   const struct q2e_out_column *cols, size_t ncols)
+{
+	open_container(o, key, true);
+	if (o->format != Q2E_FORMAT_HUMAN)
+		return;
+	o->table_depth = o->depth;
+	o->cols = cols;
+	o->ncols = ncols;
+	indent(o, o->depth - 1);
+	for (size_t i = 0; i < ncols; i++) {
+		o->col = i;
+		table_cell(o);
+		o->pad = cols[i].width - fprintf(o->fp, "%s", cols[i].title);
+	}
+	fputc('\n', o->fp);
+}
+
 void q2e_out_end(struct q2e_out *o)
 {
 	bool array = o->is_array[o->depth], empty = o->first[o->depth];
 
+	if (o->format == Q2E_FORMAT_HUMAN && in_table_row(o)) {
+		o->depth--;
+		fputc('\n', o->fp);
+		return;
+	}
+	if (o->depth > 0 && o->depth == o->table_depth)
+		o->table_depth = 0;
 	if (o->depth > 0)
 		o->depth--;
 	if (o->format != Q2E_FORMAT_JSON) {
@@ -210,7 +307,7 @@ void q2e_out_end(struct q2e_out *o)
 		}
 		return;
 	}
-	if (!empty) {
+	if (!empty && o->style == Q2E_JSON_PRETTY) {
 		fputc('\n', o->fp);
 		indent(o, o->depth);
 	}
@@ -221,12 +318,10 @@ void q2e_out_strn(struct q2e_out *o, const char *key, const char *s,
 		  size_t len)
 {
 	member(o, key, false);
-	if (o->format == Q2E_FORMAT_JSON) {
+	if (o->format == Q2E_FORMAT_JSON)
 		json_string(o->fp, s, len);
-		return;
-	}
-	human_string(o->fp, s, len);
-	fputc('\n', o->fp);
+	else
+		human_value_end(o, human_string(o->fp, s, len));
 }
 
 void q2e_out_str(struct q2e_out *o, const char *key, const char *s)
@@ -234,32 +329,45 @@ void q2e_out_str(struct q2e_out *o, const char *key, const char *s)
 	q2e_out_strn(o, key, s, strlen(s));
 }
 
+/* A scalar written the same way in both formats but for the human form's
+ * FMT_HUMAN (an offset in hex, say). */
+static void scalar(struct q2e_out *o, const char *key, const char *fmt_json,
+		   const char *fmt_human, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void scalar(struct q2e_out *o, const char *key, const char *fmt_json,
+		   const char *fmt_human, ...)
+{
+	va_list ap;
+	int n;
+
+	member(o, key, false);
+	va_start(ap, fmt_human);
+	n = vfprintf(o->fp, o->format == Q2E_FORMAT_JSON ? fmt_json : fmt_human,
+		     ap);
+	va_end(ap);
+	if (o->format != Q2E_FORMAT_JSON)
+		human_value_end(o, n > 0 ? n : 0);
+}
+
 void q2e_out_uint(struct q2e_out *o, const char *key, uint64_t v)
 {
-	member(o, key, false);
-	fprintf(o->fp, o->format == Q2E_FORMAT_JSON ? "%" PRIu64 : "%" PRIu64 "\n",
-		v);
+	scalar(o, key, "%" PRIu64, "%" PRIu64, v);
 }
 
 void q2e_out_int(struct q2e_out *o, const char *key, int64_t v)
 {
-	member(o, key, false);
-	fprintf(o->fp, o->format == Q2E_FORMAT_JSON ? "%" PRId64 : "%" PRId64 "\n",
-		v);
+	scalar(o, key, "%" PRId64, "%" PRId64, v);
 }
 
 void q2e_out_hex(struct q2e_out *o, const char *key, uint64_t v)
 {
-	member(o, key, false);
-	fprintf(o->fp, o->format == Q2E_FORMAT_JSON ? "%" PRIu64 : "0x%" PRIx64 "\n",
-		v);
+	scalar(o, key, "%" PRIu64, "0x%" PRIx64, v);
 }
 
 void q2e_out_bool(struct q2e_out *o, const char *key, bool v)
 {
-	member(o, key, false);
-	fprintf(o->fp, o->format == Q2E_FORMAT_JSON ? "%s" : "%s\n",
-		v ? "true" : "false");
+	scalar(o, key, "%s", "%s", v ? "true" : "false");
 }
 
 void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
@@ -270,5 +378,8 @@ void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
 		fputc('"', o->fp);
 	for (size_t i = 0; i < len; i++)
 		fprintf(o->fp, "%02x", p[i]);
-	fputs(o->format == Q2E_FORMAT_JSON ? "\"" : "\n", o->fp);
+	if (o->format == Q2E_FORMAT_JSON)
+		fputc('"', o->fp);
+	else
+		human_value_end(o, len * 2 > INT32_MAX ? INT32_MAX : (int)(len * 2));
 }

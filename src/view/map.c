@@ -4,7 +4,6 @@
  * it: block status in chunks of at most 1 GiB, adjacent ranges merged when
  * everything but their length agrees and their host offsets continue.
  */
-#include <inttypes.h>
 #include <string.h>
 
 #include "qcow2elf/views.h"
@@ -34,31 +33,41 @@ static const char *human_kind(const struct q2e_block_status *e)
 	return e->data ? "data" : "unallocated";
 }
 
-static void print_entry(FILE *fp, enum q2e_format format,
-			const struct q2e_block_status *e, bool last)
+/* Each column is wide enough for a 64-bit value in hex. */
+static const struct q2e_out_column human_columns[] = {
+	{ "Offset", 18 }, { "Length", 18 }, { "Depth", 5 },
+	{ "Kind", 16 },	  { "Mapped to", 18 }, { "File", 0 },
+};
+
+/*
+ * One range.  JSON has qemu-img map's keys in its order; people get the
+ * flags as one kind and the file name: the one choice by format here.
+ */
+static void render_range(struct q2e_out *o, const struct q2e_block_status *e)
 {
-	if (format == Q2E_FORMAT_JSON) {
-		fprintf(fp,
-			"{ \"start\": %" PRIu64 ", \"length\": %" PRIu64
-			", \"depth\": %u, \"present\": %s, \"zero\": %s, \"data\": %s",
-			e->start, e->length, e->depth,
-			e->present ? "true" : "false",
-			e->zero ? "true" : "false", e->data ? "true" : "false");
+	q2e_out_object(o, NULL);
+	q2e_out_hex(o, "start", e->start);
+	q2e_out_hex(o, "length", e->length);
+	q2e_out_uint(o, "depth", e->depth);
+	if (q2e_out_format(o) == Q2E_FORMAT_JSON) {
+		q2e_out_bool(o, "present", e->present);
+		q2e_out_bool(o, "zero", e->zero);
+		q2e_out_bool(o, "data", e->data);
 		if (e->has_offset)
-			fprintf(fp, ", \"offset\": %" PRIu64, e->offset);
-		fputs(last ? "}" : "},\n", fp);
-		return;
+			q2e_out_hex(o, "offset", e->offset);
+	} else {
+		q2e_out_str(o, "kind", human_kind(e));
+		if (e->has_offset) {
+			q2e_out_hex(o, "offset", e->offset);
+			q2e_out_str(o, "file", e->file);
+		} else {
+			q2e_out_str(o, "offset", "-");
+		}
 	}
-	/* Each column is wide enough for a 64-bit value and its space. */
-	fprintf(fp, "%#-18" PRIx64 " %#-18" PRIx64 " %-5u %-16s ", e->start,
-		e->length, e->depth, human_kind(e));
-	if (e->has_offset)
-		fprintf(fp, "%#-18" PRIx64 " %s\n", e->offset, e->file);
-	else
-		fputs("-\n", fp);
+	q2e_out_end(o);
 }
 
-int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
+int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 		 struct q2e_error *err)
 {
 	struct q2e_block_status curr = { 0 }, next;
@@ -69,11 +78,9 @@ int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
 	ret = q2e_chain_open(img, &chain, err);
 	if (ret < 0)
 		return ret;
-	if (format == Q2E_FORMAT_JSON)
-		fputc('[', fp);
-	else
-		fprintf(fp, "%-18s %-18s %-5s %-16s %-18s %s\n", "Offset",
-			"Length", "Depth", "Kind", "Mapped to", "File");
+	q2e_out_set_json_style(o, Q2E_JSON_LINES);
+	q2e_out_table(o, NULL, human_columns,
+		      sizeof(human_columns) / sizeof(human_columns[0]));
 	/* qemu-img asks 1 GiB at a time and merges what agrees; where
 	 * nothing can differ any more, one question does (a virtual size of
 	 * 2^62 would otherwise take 2^32 of them). */
@@ -92,15 +99,13 @@ int q2e_view_map(struct q2e_image *img, FILE *fp, enum q2e_format format,
 			continue;
 		}
 		if (curr.length)
-			print_entry(fp, format, &curr, false);
+			render_range(o, &curr);
 		curr = next;
 	}
-	if (curr.length)
-		print_entry(fp, format, &curr, true);
-	if (format == Q2E_FORMAT_JSON)
-		fputs("]\n", fp);
-	if (fflush(fp) != 0 || ferror(fp))
-		ret = q2e_error_set(err, Q2E_EOUTPUT, "cannot write the map");
+	/* An empty image still has its one, empty, range in qemu-img map. */
+	if (curr.length || end == 0)
+		render_range(o, &curr);
+	q2e_out_end(o);
 out:
 	q2e_chain_close(chain);
 	return ret;

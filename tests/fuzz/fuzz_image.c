@@ -153,9 +153,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		q2e_view_info(img, o, &err);
 		q2e_out_finish(o);
 	}
-	if (img->hdr.size <= FUZZ_MAX_MAP_SIZE) {
+	if (img->hdr.size <= FUZZ_MAX_MAP_SIZE &&
+	    (o = q2e_out_new(null, Q2E_FORMAT_JSON)) != NULL) {
 		q2e_error_clear(&err);
-		q2e_view_map(img, null, Q2E_FORMAT_JSON, &err);
+		q2e_view_map(img, o, &err);
+		q2e_out_finish(o);
 	}
 	fuzz_check(img, null);
 	fuzz_dump(img, null);

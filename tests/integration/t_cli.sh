@@ -25,6 +25,13 @@ if [ -w /dev/full ]; then
 	done
 	"$Q2E" --version >/dev/full 2>/dev/null
 	assert_eq "--version to a full disk fails" 1 "$?"
+	qemu-img create -q -f qcow2 "$T_TMP/full.qcow2" 1M
+	for args in "info" "info --output=json" "map" "map --output=json"; do
+		"$Q2E" $args "$T_TMP/full.qcow2" >/dev/full 2>"$T_TMP/full.err"
+		assert_eq "$args to a full disk fails" 1 "$?"
+		assert_eq "$args to a full disk says so, in one line" \
+			"qcow2elf: cannot write to standard output" "$(cat "$T_TMP/full.err")"
+	done
 else
 	skip "no writable /dev/full"
 fi

@@ -6,18 +6,8 @@
 # copes (a table past the end of the file reads as zeros), an error naming
 # the file where qemu-img gives up.
 . "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/patch.sh"
 need qemu-img qemu-io jq od dd
-
-get64() {	# get64 FILE OFFSET: the big-endian u64 there, in decimal
-	od -An -tu8 --endian=big -j "$2" -N 8 "$1" | tr -d ' '
-}
-
-put64() {	# put64 FILE OFFSET VALUE
-	local hex
-
-	hex=$(printf '%016x' "$3" | sed 's/../\\x&/g')
-	printf "$hex" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 
 good() {	# good FILE: 2 MiB, data in the first two clusters
 	qemu-img create -q -f qcow2 "$1" 2M &&
@@ -67,97 +57,136 @@ case $Q2E in	# the images are read from their directory
 esac
 cd "$T_TMP" || finish
 
+# Each case damages its own copy of a good image, and fails alone.
+
 # The active L1 table's first entry pointing past the end of the file.
-f=l2-past-eof.qcow2
-good $f
-l1=$(get64 $f 40)
-put64 $f "$l1" $(((1 << 63) | 0x10000000))
-has_problem "L2 table past EOF" $f l2_table_0 $((0x10000000)) \
-	'0x10000000.*past the end of the file'
-map_like_qemu "L2 table past EOF" $f l2_table_0
+l2_past_eof() {
+	local f=l2-past-eof.qcow2 l1
+
+	good $f
+	l1=$(get64 $f 40)
+	put64 $f "$l1" $(((1 << 63) | 0x10000000))
+	has_problem "L2 table past EOF" $f l2_table_0 $((0x10000000)) \
+		'0x10000000.*past the end of the file'
+	map_like_qemu "L2 table past EOF" $f l2_table_0
+}
 
 # ... pointing inside a cluster.
-f=l2-unaligned.qcow2
-good $f
-l1=$(get64 $f 40)
-l2=$(($(get64 $f "$l1") & 0x00fffffffffffe00))
-put64 $f "$l1" $(((1 << 63) | (l2 + 512)))
-has_problem "unaligned L2 table" $f l2_table_0 $((l2 + 512)) 'not cluster aligned'
-map_like_qemu "unaligned L2 table" $f 'l2_table_0.*not cluster aligned'
+l2_unaligned() {
+	local f=l2-unaligned.qcow2 l1 l2
+
+	good $f
+	l1=$(get64 $f 40)
+	l2=$(($(get64 $f "$l1") & 0x00fffffffffffe00))
+	put64 $f "$l1" $(((1 << 63) | (l2 + 512)))
+	has_problem "unaligned L2 table" $f l2_table_0 $((l2 + 512)) 'not cluster aligned'
+	map_like_qemu "unaligned L2 table" $f 'l2_table_0.*not cluster aligned'
+}
 
 # An L2 entry mapping a data cluster at an unaligned host offset.
-f=data-unaligned.qcow2
-good $f
-l1=$(get64 $f 40)
-l2=$(($(get64 $f "$l1") & 0x00fffffffffffe00))
-data=$(($(get64 $f "$l2") & 0x00fffffffffffe00))
-put64 $f "$l2" $(((1 << 63) | (data + 512)))
-map_like_qemu "unaligned data cluster" $f 'not cluster aligned'
-assert_status "unaligned data cluster: info exits 0" 0 "$Q2E" info $f
+data_unaligned() {
+	local f=data-unaligned.qcow2 l1 l2 data
+
+	good $f
+	l1=$(get64 $f 40)
+	l2=$(($(get64 $f "$l1") & 0x00fffffffffffe00))
+	data=$(($(get64 $f "$l2") & 0x00fffffffffffe00))
+	put64 $f "$l2" $(((1 << 63) | (data + 512)))
+	map_like_qemu "unaligned data cluster" $f 'not cluster aligned'
+	assert_status "unaligned data cluster: info exits 0" 0 "$Q2E" info $f
+}
 
 # The refcount table past the end of the file.
-f=reftable-past-eof.qcow2
-good $f
-put64 $f 48 $((0x40000000))
-has_problem "refcount table past EOF" $f refcount_table $((0x40000000)) \
-	'past the end of the file'
-map_like_qemu "refcount table past EOF" $f refcount_table
+reftable_past_eof() {
+	local f=reftable-past-eof.qcow2
+
+	good $f
+	put64 $f 48 $((0x40000000))
+	has_problem "refcount table past EOF" $f refcount_table $((0x40000000)) \
+		'past the end of the file'
+	map_like_qemu "refcount table past EOF" $f refcount_table
+}
 
 # The file cut short: data clusters past its end read as zeros in QEMU,
 # but stay mapped.
-f=truncated-data.qcow2
-good $f
-data=$(($(get64 $f "$(($(get64 $f "$(get64 $f 40)") & 0x00fffffffffffe00))") & 0x00fffffffffffe00))
-truncate -s $((data + 4096)) $f
-assert_status "truncated data: info exits 0" 0 "$Q2E" info $f
-map_like_qemu "truncated data" $f 'past the end'
+truncated_data() {
+	local f=truncated-data.qcow2 l2 data
+
+	good $f
+	l2=$(($(get64 $f "$(get64 $f 40)") & 0x00fffffffffffe00))
+	data=$(($(get64 $f "$l2") & 0x00fffffffffffe00))
+	truncate -s $((data + 4096)) $f
+	assert_status "truncated data: info exits 0" 0 "$Q2E" info $f
+	map_like_qemu "truncated data" $f 'past the end'
+}
+
 # A virtual size of 2^62 with a two-entry L1 table: qemu-img refuses to
 # open it ("Image is too big"); info reports the short L1 table, and map and
 # diff finish at once, everything past the table being one range.
-f=huge-size.qcow2
-good $f
-put64 $f 24 $((1 << 62))
-has_problem "virtual size 2^62" $f l1_table 36 'l1_size 1 is too small'
-if out=$(timeout 20 "$Q2E" map --output=json $f 2>"$T_TMP/err"); then
-	# jq's numbers are doubles: read the last range's text instead.
-	last=$(printf '%s\n' "$out" | tail -n 1)
-	start=$(printf '%s' "$last" | sed -n 's/.*"start": \([0-9]*\).*/\1/p')
-	len=$(printf '%s' "$last" | sed -n 's/.*"length": \([0-9]*\).*/\1/p')
-	assert_eq "virtual size 2^62: map ends with one range to 2^62" \
-		"$((1 << 62))" "$((start + len))"
-	assert_eq "virtual size 2^62: the data is still mapped" 2 \
-		"$(printf '%s' "$out" | jq '[.[] | select(.data)] | length')"
-else
-	fail "virtual size 2^62: map finishes, exit 0" "$(head -3 "$T_TMP/err")"
-fi
-good huge-copy.qcow2
-qemu-io -f qcow2 -c 'write -P 3 1536k 64k' huge-copy.qcow2 >/dev/null
-put64 huge-copy.qcow2 24 $((1 << 62))
-assert_status "virtual size 2^62: diff finishes and finds the change" 1 \
-	timeout 20 "$Q2E" diff $f huge-copy.qcow2
+huge_size() {
+	local f=huge-size.qcow2 out last start len
+
+	good $f
+	put64 $f 24 $((1 << 62))
+	has_problem "virtual size 2^62" $f l1_table 36 'l1_size 1 is too small'
+	if out=$(timeout 20 "$Q2E" map --output=json $f 2>"$T_TMP/err"); then
+		# jq's numbers are doubles: read the last range's text instead.
+		last=$(printf '%s\n' "$out" | tail -n 1)
+		start=$(printf '%s' "$last" | sed -n 's/.*"start": \([0-9]*\).*/\1/p')
+		len=$(printf '%s' "$last" | sed -n 's/.*"length": \([0-9]*\).*/\1/p')
+		assert_eq "virtual size 2^62: map ends with one range to 2^62" \
+			"$((1 << 62))" "$((start + len))"
+		assert_eq "virtual size 2^62: the data is still mapped" 2 \
+			"$(printf '%s' "$out" | jq '[.[] | select(.data)] | length')"
+	else
+		fail "virtual size 2^62: map finishes, exit 0" "$(head -3 "$T_TMP/err")"
+	fi
+	good huge-copy.qcow2
+	qemu-io -f qcow2 -c 'write -P 3 1536k 64k' huge-copy.qcow2 >/dev/null
+	put64 huge-copy.qcow2 24 $((1 << 62))
+	assert_status "virtual size 2^62: diff finishes and finds the change" 1 \
+		timeout 20 "$Q2E" diff $f huge-copy.qcow2
+}
+
 # 20,000 empty header extensions of two unknown kinds, in a 2 MiB cluster:
 # each becomes a region with a name of its own, in linear time.
-f=many-ext.qcow2
-qemu-img create -q -f qcow2 -o cluster_size=2M $f 10M
-hl=$(od -An -tu4 --endian=big -j 100 -N 4 $f | tr -d ' ')
-for i in $(seq 10000); do printf '\x12\x34\x56\x78\0\0\0\0\x12\x34\x56\x7a\0\0\0\0'; done |
-	dd of=$f bs=1 seek="$hl" conv=notrunc status=none
-assert_eq "20,000 extensions: info lists them all" 20000 \
-	"$(timeout 20 "$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0x12345678" or .magic == "0x1234567a")] | length')"
-assert_status "20,000 extensions: dump" 0 timeout 30 "$Q2E" dump $f -o many-ext.elf
-assert_eq "20,000 extensions: every section name is unique" "" \
-	"$(readelf -SW many-ext.elf | sed -n 's/^ *\[ *[0-9]*\] \([^ ]*\).*/\1/p' | sort | uniq -d | head -3)"
-assert_status "20,000 extensions: the dump reads like the image" 0 \
-	timeout 30 "$Q2E" diff $f many-ext.elf
+many_extensions() {
+	local f=many-ext.qcow2 hl
+
+	qemu-img create -q -f qcow2 -o cluster_size=2M $f 10M
+	hl=$(get_be $f 100 4)
+	for i in $(seq 10000); do printf '\x12\x34\x56\x78\0\0\0\0\x12\x34\x56\x7a\0\0\0\0'; done |
+		dd of=$f bs=1 seek="$hl" conv=notrunc status=none
+	assert_eq "20,000 extensions: info lists them all" 20000 \
+		"$(timeout 20 "$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0x12345678" or .magic == "0x1234567a")] | length')"
+	assert_status "20,000 extensions: dump" 0 timeout 30 "$Q2E" dump $f -o many-ext.elf
+	assert_eq "20,000 extensions: every section name is unique" "" \
+		"$(readelf -SW many-ext.elf | sed -n 's/^ *\[ *[0-9]*\] \([^ ]*\).*/\1/p' | sort | uniq -d | head -3)"
+	assert_status "20,000 extensions: the dump reads like the image" 0 \
+		timeout 30 "$Q2E" diff $f many-ext.elf
+}
+
 # The feature table's magic turned into a second backing format extension:
 # a warning at the second one, which info still lists.
-qemu-img create -q -f qcow2 base.qcow2 1M
-qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 twice.qcow2 1M
-f=twice.qcow2
-second=$("$Q2E" info --output=json $f | jq '.extensions[1].offset')
-printf '\xe2\x79\x2a\xca' | dd of=$f bs=1 seek="$second" conv=notrunc status=none
-has_problem "backing format extension twice" $f ext_backing_format "$second" \
-	'extension 0xe2792aca appears more than once'
-assert_eq "backing format extension twice: info lists both" 2 \
-	"$("$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0xe2792aca")] | length')"
+extension_twice() {
+	local f=twice.qcow2 second
+
+	qemu-img create -q -f qcow2 base.qcow2 1M
+	qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 $f 1M
+	second=$("$Q2E" info --output=json $f | jq '.extensions[1].offset')
+	put_be $f "$second" 4 0xe2792aca
+	has_problem "backing format extension twice" $f ext_backing_format "$second" \
+		'extension 0xe2792aca appears more than once'
+	assert_eq "backing format extension twice: info lists both" 2 \
+		"$("$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0xe2792aca")] | length')"
+}
+
+t_case "L2 table past EOF" l2_past_eof
+t_case "unaligned L2 table" l2_unaligned
+t_case "unaligned data cluster" data_unaligned
+t_case "refcount table past EOF" reftable_past_eof
+t_case "truncated data" truncated_data
+t_case "virtual size 2^62" huge_size
+t_case "20,000 extensions" many_extensions
+t_case "backing format extension twice" extension_twice
 finish

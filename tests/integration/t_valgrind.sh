@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Every command under valgrind on images with each kind of structure: no
-# invalid access, no use of uninitialised memory, no leak.
+# Every command under valgrind on images with each kind of structure: the
+# exit status expected, no crash, no invalid access, no use of
+# uninitialised memory, no leak.
 . "$(dirname "$0")/../lib/common.sh"
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io valgrind
@@ -15,30 +16,43 @@ for b in corpus_snapshots corpus_bitmaps corpus_extended_l2_backing \
 	$b "$PWD" >/dev/null 2>&1 || fail "$b builds"
 done
 
-vg() {	# vg DESCRIPTION ARGS...: qcow2elf ARGS under valgrind
-	local desc=$1
-	shift
+# vg DESCRIPTION STATUS ARGS...: qcow2elf ARGS under valgrind exits with
+# STATUS, without a crash and without an error valgrind finds.
+vg() {
+	local desc=$1 want=$2 rc
+	shift 2
 	valgrind -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect "$Q2E" "$@" \
 		>/dev/null 2>vg.err
-	if [ $? = 99 ]; then fail "$desc" "$(head -20 vg.err)"; else pass "$desc"; fi
+	rc=$?
+	if [ "$rc" = 99 ]; then
+		fail "$desc" "valgrind found errors:" "$(head -20 vg.err)"
+	elif [ "$rc" -gt 128 ]; then
+		fail "$desc" "killed by signal $((rc - 128))" "$(head -20 vg.err)"
+	elif [ "$rc" != "$want" ]; then
+		fail "$desc" "exit status $rc, expected $want" "$(head -5 vg.err)"
+	else
+		pass "$desc"
+	fi
 }
 
+# The images are sound: every command succeeds and check finds nothing.
 for f in *.qcow2; do
-	vg "info $f" info "$f"
-	vg "info --output=json $f" info --output=json "$f"
-	vg "map --output=json $f" map --output=json "$f"
-	vg "check -M --output=json $f" check -M --output=json "$f"
-	vg "dump $f" dump "$f" -o "$f.elf"
-	vg "info of the dump of $f" info "$f.elf"
-	vg "check of the dump of $f" check "$f.elf"
+	vg "info $f" 0 info "$f"
+	vg "info --output=json $f" 0 info --output=json "$f"
+	vg "map $f" 0 map "$f"
+	vg "map --output=json $f" 0 map --output=json "$f"
+	vg "check -M --output=json $f" 0 check -M --output=json "$f"
+	vg "dump $f" 0 dump "$f" -o "$f.elf"
+	vg "info of the dump of $f" 0 info "$f.elf"
+	vg "check of the dump of $f" 0 check "$f.elf"
 done
 first=$(ls *.qcow2 | head -1) last=$(ls *.qcow2 | tail -1)
-vg "diff of two images" diff "$first" "$last"
-vg "diff --output=json --verbose of an image and a dump" diff --output=json --verbose "$first" "$last.elf"
-vg "restore" restore "$first.elf" -o restored.qcow2
-vg "an error path: restore over an existing file" restore "$first.elf" -o restored.qcow2
-vg "dump --no-data" dump --no-data "$(ls *.qcow2 | head -1)" -o nodata.elf
-vg "an error path: info of a --no-data dump" info nodata.elf
-vg "an error path: a missing file" map missing.qcow2
+vg "diff of two images" 1 diff "$first" "$last"
+vg "diff --output=json --verbose of an image and a dump" 1 diff --output=json --verbose "$first" "$last.elf"
+vg "restore" 0 restore "$first.elf" -o restored.qcow2
+vg "an error path: restore over an existing file" 1 restore "$first.elf" -o restored.qcow2
+vg "dump --no-data" 0 dump --no-data "$first" -o nodata.elf
+vg "an error path: info of a --no-data dump" 1 info nodata.elf
+vg "an error path: a missing file" 1 map missing.qcow2
 finish

@@ -1,22 +1,75 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Shared by the integration tests: a scratch directory, assertions that say
 # what a user would have seen, and skips when a tool is missing.
-# Each test script sources this file, calls `check NAME CMD...` or the
-# assert_* helpers, and ends with `finish`.
+# Each test script sources this file, calls the assert_* helpers (or pass
+# and fail), runs each case that has several steps with t_case, and ends
+# with `finish`.
+#
+# A case is counted once: a pass inside a t_case that has already failed
+# is not counted, and a case that stops early (an unbound variable under
+# set -u, a command not found) fails itself, not the whole file.  A file
+# that stops before `finish` says so and fails.  A file that could only
+# skip (a missing tool) exits 77, which run.sh reports as skipped, by name.
 
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 Q2E=${Q2E:-$TOP/qcow2elf}
 T_NAME=$(basename "$0" .sh)
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/q2e-$T_NAME.XXXXXX")
-T_PASS=0
-T_FAIL=0
-T_SKIP=0
-trap 'rm -rf "$T_TMP"' EXIT
+# One line per result, "pass", "fail" or "skip": a file, so that results
+# recorded in a subshell (t_case, a pipeline) count too.
+T_RESULTS=$T_TMP/.results
+: >"$T_RESULTS"
+T_IN_CASE=0		# 1 inside a t_case
+T_CASE_FAILED=0		# 1 inside a t_case once one of its steps failed
+T_FINISHED=
+trap '_t_exit' EXIT
 
-pass() { T_PASS=$((T_PASS + 1)); [ -n "${VERBOSE:-}" ] && echo "ok   $T_NAME: $1"; return 0; }
-fail() { T_FAIL=$((T_FAIL + 1)); echo "FAIL $T_NAME: $1"; shift; for l in "$@"; do echo "     $l"; done; return 0; }
-skip() { T_SKIP=$((T_SKIP + 1)); echo "skip $T_NAME: $1"; }
+pass() {
+	[ "$T_CASE_FAILED" = 1 ] && return 0	# its case already failed
+	echo pass >>"$T_RESULTS"
+	[ -n "${VERBOSE:-}" ] && echo "ok   $T_NAME: $1"
+	return 0
+}
+fail() {
+	echo fail >>"$T_RESULTS"
+	T_CASE_FAILED=$T_IN_CASE
+	echo "FAIL $T_NAME: $1"
+	shift
+	for l in "$@"; do echo "     $l"; done
+	return 0
+}
+skip() { echo skip >>"$T_RESULTS"; echo "skip $T_NAME: $1"; }
+
+_t_count() { grep -c "^$1\$" "$T_RESULTS"; }
+
+# t_case DESCRIPTION CMD...: runs CMD (a function, usually) as one case, in
+# a subshell.  Its assertions count as usual, but none passes once one has
+# failed; if CMD records nothing, its exit status is the result; if it
+# stops with a failure status before recording one, the case fails with
+# what it said on standard error.
+t_case() {
+	local desc=$1 before after rc
+	shift
+	before=$(wc -l <"$T_RESULTS")
+	# stdin: not the list a calling loop reads its cases from
+	(T_IN_CASE=1 T_CASE_FAILED=0; "$@") </dev/null 2>"$T_TMP/.case.err"
+	rc=$?
+	after=$(wc -l <"$T_RESULTS")
+	if [ "$rc" -ne 0 ] &&
+	   ! tail -n +$((before + 1)) "$T_RESULTS" | grep -q '^fail$'; then
+		if [ -s "$T_TMP/.case.err" ]; then
+			fail "$desc" "stopped with exit status $rc" \
+			     "$(tail -n 5 "$T_TMP/.case.err")"
+		else
+			fail "$desc" "stopped with exit status $rc"
+		fi
+	elif [ "$after" -eq "$before" ] && [ "$rc" -eq 0 ]; then
+		pass "$desc"
+	fi
+	cat "$T_TMP/.case.err" >&2
+	return 0
+}
 
 need() {
 	for tool in "$@"; do
@@ -54,8 +107,31 @@ assert_match() {
 	fi
 }
 
+# The closing line run.sh reads: "NAME: P passed, F failed, S skipped".
+_t_summary() {
+	echo "$T_NAME: $(_t_count pass) passed, $(_t_count fail) failed, $(_t_count skip) skipped"
+}
+
+# Exit status: 0, 1 if anything failed, 77 if all there was to do skipped.
 finish() {
-	echo "$T_NAME: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
-	[ "$T_FAIL" -eq 0 ]
-	exit $?
+	T_FINISHED=1
+	_t_summary
+	if [ "$(_t_count fail)" -ne 0 ]; then
+		exit 1
+	elif [ "$(_t_count pass)" -eq 0 ] && [ "$(_t_count skip)" -ne 0 ]; then
+		exit 77
+	fi
+	exit 0
+}
+
+_t_exit() {
+	local rc=$?
+
+	if [ -z "$T_FINISHED" ]; then
+		fail "stopped before its end, exit status $rc"
+		_t_summary
+		rc=1
+	fi
+	rm -rf "$T_TMP"
+	exit "$rc"
 }

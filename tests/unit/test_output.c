@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The output backends (src/view/output.c): the exact bytes each writes,
+ * The output backends (src/out/output.c): the exact bytes each writes,
  * captured with open_memstream().  Users diff the JSON and scripts parse
  * it, so escaping and layout are checked byte for byte.
  */
@@ -226,6 +226,72 @@ static void test_human_long_key(void **state)
 	expect(&c, "a-key-that-is-wider-than-the-column 1\n");
 }
 
+/* The rows of a map-like table: two ranges, the second without an offset. */
+static const struct q2e_out_column columns[] = {
+	{ "Offset", 8 }, { "Kind", 6 }, { "Mapped to", 10 }, { "File", 0 },
+};
+
+static void table_rows(struct q2e_out *o, const char *key)
+{
+	q2e_out_table(o, key, columns, sizeof(columns) / sizeof(columns[0]));
+	q2e_out_object(o, NULL);
+	q2e_out_hex(o, "start", 0);
+	q2e_out_str(o, "kind", "data");
+	q2e_out_hex(o, "offset", 0x50000);
+	q2e_out_str(o, "file", "a b\n");
+	q2e_out_end(o);
+	q2e_out_object(o, NULL);
+	q2e_out_hex(o, "start", 0x20000);
+	q2e_out_bool(o, "zero", true);
+	q2e_out_end(o);
+	q2e_out_end(o);
+}
+
+/* qemu-img map's JSON: one object per line, "{ " and ", " inside it. */
+static void test_json_lines(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_JSON);
+	q2e_out_set_json_style(c.o, Q2E_JSON_LINES);
+	table_rows(c.o, NULL);
+	expect(&c,
+	       "[{ \"start\": 0, \"kind\": \"data\", \"offset\": 327680, \"file\": \"a b\\n\"},\n"
+	       "{ \"start\": 131072, \"zero\": true}]\n");
+	start(&c, Q2E_FORMAT_JSON);
+	q2e_out_set_json_style(c.o, Q2E_JSON_LINES);
+	q2e_out_array(c.o, NULL);
+	q2e_out_end(c.o);
+	expect(&c, "[]\n");
+}
+
+/* A table: padded columns, a row may stop short, no blank ends a line. */
+static void test_human_table(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_HUMAN);
+	table_rows(c.o, NULL);
+	expect(&c,
+	       "Offset   Kind   Mapped to  File\n"
+	       "0x0      data   0x50000    a b\\x0a\n"
+	       "0x20000  true\n");
+	/* the same table under a key, indented like a list, a value after */
+	start(&c, Q2E_FORMAT_HUMAN);
+	q2e_out_object(c.o, NULL);
+	table_rows(c.o, "ranges");
+	q2e_out_uint(c.o, "after", 1);
+	q2e_out_end(c.o);
+	expect(&c,
+	       "ranges:\n"
+	       "  Offset   Kind   Mapped to  File\n"
+	       "  0x0      data   0x50000    a b\\x0a\n"
+	       "  0x20000  true\n"
+	       "after                        1\n");
+}
+
 /* q2e_out_finish() reports what could not be written. */
 static void test_write_error(void **state)
 {
@@ -254,6 +320,8 @@ int main(void)
 		cmocka_unit_test(test_human_columns),
 		cmocka_unit_test(test_human_strings),
 		cmocka_unit_test(test_human_long_key),
+		cmocka_unit_test(test_json_lines),
+		cmocka_unit_test(test_human_table),
 		cmocka_unit_test(test_write_error),
 	};
 
