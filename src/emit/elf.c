@@ -8,13 +8,15 @@
  *   .qcow2.*              one section per region, the image's bytes at
  *                         sh_addr = their offset in the image
  *   .debug_*              DWARF types and variables (dwarf.c)
+ *   .debug_gdb_scripts    the gdb helpers, unless --no-gdb-script
  *   .qcow2elf.extents     where the image file had data (dumpfmt.h)
  *   .symtab .strtab .shstrtab, then the section header table
  *
  * The header, extensions, active L1, refcount table, snapshot table and
- * bitmap directory come first, so that they keep low section indexes (gdb
- * 13 cannot place symbols in sections past 32767); the other regions
- * follow in offset order.  Region bytes are streamed from the image in
+ * bitmap directory come first, so that they keep low section indexes and
+ * `info symbol` finds them (gdb 13 places symbols in sections past 32767
+ * only when they are absolute, and then `info symbol` does not see them);
+ * the other regions follow in offset order.  Region bytes are streamed from the image in
  * bounded chunks after libelf has written the rest, so memory does not grow
  * with the image.  Past 65279 sections the file uses ELF extended
  * numbering.
@@ -35,6 +37,7 @@
 #include "qcow2elf/dumpfmt.h"
 #include "elf_symbols.h"
 #include "emit.h"
+#include "gdb_script.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -198,7 +201,12 @@ static enum q2e_sym_type sym_type_of(const struct q2e_image *img,
 	}
 }
 
-/* Table entries that lie inside the bytes the section holds. */
+static uint64_t entry_size(uint64_t offset, uint64_t size, uint64_t end)
+{
+	return size < end - offset ? size : end - offset;
+}
+
+/* Table entries that start inside the bytes the section holds. */
 static int entry_symbols(struct emitter *e, size_t si)
 {
 	const struct out_section *s = &e->secs[si];
@@ -207,24 +215,30 @@ static int entry_symbols(struct emitter *e, size_t si)
 	char name[48];
 	int ret = 0;
 
+	/* An entry's size counts its padding to 8 bytes, which the last one
+	 * of a table may lack: each symbol ends where the section does. */
 	if (r->kind == Q2E_REGION_SNAPSHOT_TABLE) {
 		for (size_t n = 0; ret == 0 && n < e->img->nsnapshots; n++) {
 			const struct q2e_snapshot *sn = &e->img->snapshots[n];
 
-			if (sn->offset + sn->entry.entry_size > end)
+			if (sn->offset < r->offset || sn->offset >= end)
 				break;
 			snprintf(name, sizeof(name), "snapshot_%zu", n);
-			ret = add_sym(e, name, sn->offset, sn->entry.entry_size,
+			ret = add_sym(e, name, sn->offset,
+				      entry_size(sn->offset, sn->entry.entry_size,
+						 end),
 				      si, Q2E_SYM_SNAPSHOT, n);
 		}
 	} else if (r->kind == Q2E_REGION_BITMAP_DIRECTORY) {
 		for (size_t n = 0; ret == 0 && n < e->img->nbitmaps; n++) {
 			const struct q2e_bitmap *b = &e->img->bitmaps[n];
 
-			if (b->offset + b->entry.entry_size > end)
+			if (b->offset < r->offset || b->offset >= end)
 				break;
 			snprintf(name, sizeof(name), "bitmap_%zu", n);
-			ret = add_sym(e, name, b->offset, b->entry.entry_size,
+			ret = add_sym(e, name, b->offset,
+				      entry_size(b->offset, b->entry.entry_size,
+						 end),
 				      si, Q2E_SYM_BITMAP, n);
 		}
 	}
@@ -389,7 +403,7 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
  * between them (.symtab to .strtab, a symbol to its region's section).
  */
 enum section_kind_id {
-	SEC_NOTE, SEC_REGIONS, SEC_DWARF, SEC_EXTENTS,
+	SEC_NOTE, SEC_REGIONS, SEC_DWARF, SEC_GDB_SCRIPTS, SEC_EXTENTS,
 	SEC_SYMTAB, SEC_SYMTAB_SHNDX, SEC_STRTAB, SEC_SHSTRTAB, SEC_KINDS
 };
 
@@ -513,6 +527,18 @@ static int add_dwarf(struct elf_writer *w)
 	return ret;
 }
 
+static int add_gdb_scripts(struct elf_writer *w)
+{
+	size_t size;
+	const char *script = q2e_gdb_script(&size);
+	struct section_spec s = { .name = Q2E_GDB_SCRIPTS_SECTION,
+				  .type = SHT_PROGBITS, .size = size,
+				  .align = 1, .data = (void *)script,
+				  .dtype = ELF_T_BYTE };
+
+	return add_section(w, &s);
+}
+
 static int add_extents(struct elf_writer *w)
 {
 	struct section_spec s = {
@@ -540,15 +566,21 @@ static int add_symtab(struct elf_writer *w)
 		const struct q2e_sym *sym = &e->syms[i];
 		size_t shndx = e->secs[sym->section].shndx;
 
+		/* gdb 13 keeps a symbol's section index in 16 signed bits:
+		 * past that, absolute symbols are the ones it places right
+		 * (the value is the address either way). */
+		if (shndx > Q2E_GDB_MAX_SECTIONS)
+			shndx = SHN_ABS;
 		w->symtab[i + 1] = (GElf_Sym){
 			.st_name = strtab_add(&w->str, sym->name),
 			.st_info = GELF_ST_INFO(STB_GLOBAL, STT_OBJECT),
 			.st_other = STV_DEFAULT,
-			.st_shndx = shndx < SHN_LORESERVE ? shndx : SHN_XINDEX,
+			.st_shndx = shndx < SHN_LORESERVE || shndx == SHN_ABS
+					    ? shndx : SHN_XINDEX,
 			.st_value = sym->addr,
 			.st_size = sym->size,
 		};
-		if (w->xindex)
+		if (w->xindex && shndx != SHN_ABS)
 			w->xindex[i + 1] = (Elf32_Word)shndx;
 	}
 	/* GElf_Sym is Elf64_Sym; libelf converts to the file's order. */
@@ -619,6 +651,11 @@ static size_t count_extents(const struct elf_writer *w)
 	return w->e->nextents ? 1 : 0;
 }
 
+static size_t count_gdb_scripts(const struct elf_writer *w)
+{
+	return w->e->opts->no_gdb_script ? 0 : 1;
+}
+
 static size_t count_xnum(const struct elf_writer *w)
 {
 	return w->xnum ? 1 : 0;
@@ -632,6 +669,7 @@ static const struct section_kind {
 	[SEC_NOTE] = { count_one, add_note },
 	[SEC_REGIONS] = { count_regions, add_regions },
 	[SEC_DWARF] = { count_dwarf, add_dwarf },
+	[SEC_GDB_SCRIPTS] = { count_gdb_scripts, add_gdb_scripts },
 	[SEC_EXTENTS] = { count_extents, add_extents },
 	[SEC_SYMTAB] = { count_one, add_symtab },
 	[SEC_SYMTAB_SHNDX] = { count_xnum, add_symtab_shndx },
@@ -846,7 +884,6 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 		goto out;
 	res->nsections = e.nsecs;
 	res->nsymbols = e.nsyms;
-	res->past_gdb_limit = 2 + e.nsecs > Q2E_GDB_MAX_SECTIONS;
 	for (size_t i = 0; i < e.nsecs; i++)
 		res->truncated += e.secs[i].size < e.secs[i].region->size;
 	for (size_t i = 0; i < img->nregions; i++)
