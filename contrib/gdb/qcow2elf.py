@@ -499,9 +499,11 @@ def translate(d, guest, prefix):
         else:
             out.append("unallocated (%s)" % backing)
         return out
+    # With an external data file, offset 0 is a cluster when COPIED is set.
+    data_file = d.hdr["incompatible_features"] & 4 and e2 & OFLAG_COPIED
     if e2 & OFLAG_ZERO:
         out.append("zero")
-    elif host:
+    elif host or data_file:
         out.append("host offset 0x%x" % (host + in_cluster))
     else:
         out.append("unallocated (%s)" % backing)

@@ -77,7 +77,7 @@ done <secs
 assert_eq "objcopy --dump-section gives the image's bytes for all $k sections" "" "$bad"
 
 # gdb prints structures by name, with the image's values.
-gdb -nx -batch -ex 'p qcow2_header.size' -ex 'p qcow2_header.l1_table_offset' \
+gdb -nx -batch -iex 'set auto-load python-scripts off' -ex 'p qcow2_header.size' -ex 'p qcow2_header.l1_table_offset' \
 	-ex 'p/x l1_table[0]' -ex 'p refcount_block_0[2]' -ex 'p snapshot_0' \
 	-ex 'p bitmap_1' -ex "info symbol $l1_off" -ex 'p l2_table_0[0].standard.host_offset' \
 	-ex 'p l2_table_0[32].standard.compressed' -ex 'p l2_table_0[16].standard.zero' \
