@@ -47,7 +47,13 @@ HEADER_FIELDS = (("magic", 0, 4), ("version", 4, 4),
                  ("header_length", 100, 4), ("compression_type", 104, 1))
 
 
+SUFFIXES = {"k": 10, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+
+
 def _int(arg, what):
+    """A gdb expression, or a number with qemu-img's suffixes (4M, 1G)."""
+    if arg[-1:] in SUFFIXES and arg[:-1].isdigit():
+        return int(arg[:-1]) << SUFFIXES[arg[-1]]
     try:
         return int(gdb.parse_and_eval(arg))
     except gdb.error as e:
