@@ -7,6 +7,8 @@ VERSION := 0.1.0
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+# The gdb helpers, for `source` (dumps also carry them).
+GDBDIR ?= $(PREFIX)/share/qcow2elf/gdb
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 INSTALL ?= install
@@ -100,6 +102,14 @@ $(FUZZ_BIN): $(FUZZ_OBJ) $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
 # intermediate, deleted after each build and recompiled by the next.
 .SECONDARY: $(UNIT_OBJS) $(FUZZ_OBJ)
 
+# Dumps carry the gdb helpers (src/emit/gdb_script.c): the Python file as
+# a C byte list.
+$(BUILD)/gen/qcow2elf_py.h: contrib/gdb/qcow2elf.py
+	@mkdir -p $(dir $@)
+	$(call quiet,GEN,$@)od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' >$@.tmp && mv $@.tmp $@
+$(BUILD)/src/emit/gdb_script.o: $(BUILD)/gen/qcow2elf_py.h
+$(BUILD)/src/emit/gdb_script.o: Q2E_CPPFLAGS += -I$(BUILD)/gen
+
 unit: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
@@ -120,9 +130,12 @@ install: $(BIN)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/qcow2elf
 	$(INSTALL) -m 644 contrib/man/qcow2elf.1 $(DESTDIR)$(MANDIR)/man1/qcow2elf.1
+	$(INSTALL) -d $(DESTDIR)$(GDBDIR)
+	$(INSTALL) -m 644 contrib/gdb/qcow2elf.py $(DESTDIR)$(GDBDIR)/qcow2elf.py
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/qcow2elf $(DESTDIR)$(MANDIR)/man1/qcow2elf.1
+	rm -f $(DESTDIR)$(BINDIR)/qcow2elf $(DESTDIR)$(MANDIR)/man1/qcow2elf.1 \
+		$(DESTDIR)$(GDBDIR)/qcow2elf.py
 
 clean:
 	rm -rf $(BUILD) $(BIN)

@@ -14,11 +14,13 @@
 #include "qcow2elf/error.h"
 #include "qcow2elf/model.h"
 
-/* gdb 13 keeps a symbol's section index in a signed 16-bit field. */
+/* gdb 13 keeps a symbol's section index in a signed 16-bit field: the
+ * symbols of sections past it are written as absolute ones. */
 #define Q2E_GDB_MAX_SECTIONS 32767
 
 struct q2e_dump_options {
 	bool no_data;		/* SHT_NOBITS sections: the layout only */
+	bool no_gdb_script;	/* no .debug_gdb_scripts (the gdb helpers) */
 };
 
 struct q2e_dump_result {
@@ -26,7 +28,6 @@ struct q2e_dump_result {
 	size_t nsymbols;
 	size_t nsegments;	/* PT_LOAD program headers */
 	size_t truncated;	/* regions cut short by the end of the file */
-	bool past_gdb_limit;	/* region sections beyond gdb's reach */
 };
 
 /*

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* `qcow2elf dump IMAGE -o OUT.elf [--no-data]` */
+/* `qcow2elf dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script]` */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@ int cmd_dump(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "output-file", required_argument, NULL, 'o' },
 		{ "no-data", no_argument, NULL, 'n' },
+		{ "no-gdb-script", no_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -32,6 +33,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case 'n':
 			dopts.no_data = true;
+			break;
+		case 'g':
+			dopts.no_gdb_script = true;
 			break;
 		case 'h':
 			return print_command_help("dump");
@@ -54,10 +58,6 @@ int cmd_dump(int argc, char **argv)
 		q2e_image_close(img);
 		return report(&err);
 	}
-	if (res.past_gdb_limit)
-		fprintf(stderr,
-			"%s: warning: '%s': %zu sections: gdb 13 cannot resolve symbols in sections past index %d (readelf, objdump and objcopy read them all)\n",
-			progname, out, res.nsections, Q2E_GDB_MAX_SECTIONS);
 	q2e_image_close(img);
 	return 0;
 }

@@ -44,6 +44,20 @@
 #define DW_ISA "x86_64"
 #endif
 
+/* The fields that print by name rather than as numbers. */
+enum named_type {
+	ENUM_NONE,		/* a plain number */
+	ENUM_INCOMPATIBLE,
+	ENUM_COMPATIBLE,
+	ENUM_AUTOCLEAR,
+	ENUM_CRYPT,
+	ENUM_COMPRESSION,
+	ENUM_FEATURE_TYPE,
+	ENUM_BITMAP_FLAGS,
+	ENUM_BITMAP_TYPE,
+	ENUM_COUNT
+};
+
 struct array_type {
 	Dwarf_P_Die elem;
 	uint64_t count;
@@ -58,6 +72,7 @@ struct dw {
 	const struct q2e_image *img;
 
 	Dwarf_P_Die u8, chr, be16, be32, be64;
+	Dwarf_P_Die enums[ENUM_COUNT];	/* flags and codes, by name */
 	Dwarf_P_Die l1_entry, l2_entry, l2_ext_entry, bt_entry;
 	Dwarf_P_Die feature, luks_slot, luks_header;
 	struct array_type *arrays;
@@ -221,17 +236,82 @@ static void bitfield(struct dw *w, Dwarf_P_Die s, const char *name,
 	at_uleb(w, m, DW_AT_data_bit_offset, 63 - hi);
 }
 
+/*
+ * An 8-bit number.  gdb prints any 1-byte integer type from DWARF as a
+ * character ('\001'), so the byte is described as an 8-bit field of a
+ * big-endian 16-bit word instead: gdb then prints a number.  The word
+ * starts at the byte or the one before, so it stays inside the structure.
+ */
+static void byte_member(struct dw *w, Dwarf_P_Die s, const char *name,
+			unsigned off)
+{
+	Dwarf_P_Die m = new_die(w, DW_TAG_member, s);
+
+	at_name(w, m, name);
+	at_ref(w, m, DW_AT_type, w->be16);
+	at_udata(w, m, DW_AT_bit_size, 8);
+	at_uleb(w, m, DW_AT_data_bit_offset, (uint64_t)off * 8);
+}
+
+static Dwarf_P_Die sized(struct dw *w, unsigned size);
+
+struct enumerator {
+	const char *name;
+	uint64_t value;
+};
+
+/*
+ * Names for the values of a field.  gdb 13 ignores DW_AT_endianity on an
+ * enumeration, so a multi-byte big-endian field is a union of its raw
+ * value and a 1-byte enumeration over its last byte (where bits 0-7 of a
+ * big-endian word are): `{raw = 0x1, names = QCOW2_INCOMPAT_DIRTY}`.
+ * Every bit the spec names is among bits 0-7; others show in raw.
+ */
+static Dwarf_P_Die enum_type(struct dw *w, const char *name, unsigned size,
+			     const char *view, const struct enumerator *e,
+			     size_t n)
+{
+	Dwarf_P_Die d = composite(w, DW_TAG_enumeration_type,
+				  size > 1 ? NULL : name, 1);
+
+	at_ref(w, d, DW_AT_type, w->u8);
+	for (size_t i = 0; i < n; i++) {
+		Dwarf_P_Die m = new_die(w, DW_TAG_enumerator, d);
+
+		at_name(w, m, e[i].name);
+		at_udata(w, m, DW_AT_const_value, e[i].value);
+	}
+	if (size == 1)
+		return d;
+	Dwarf_P_Die u = composite(w, DW_TAG_union_type, name, size);
+	Dwarf_P_Die m = new_die(w, DW_TAG_member, u);
+
+	member(w, u, "raw", sized(w, size), 0);
+	at_name(w, m, view);
+	at_ref(w, m, DW_AT_type, d);
+	at_udata(w, m, DW_AT_bit_size, 8);
+	at_uleb(w, m, DW_AT_data_bit_offset, (uint64_t)(size - 1) * 8);
+	return u;
+}
+
 static void make_entry_types(struct dw *w)
 {
 	unsigned cbits = w->img->hdr.cluster_bits;
 	unsigned x = 62 - (cbits - 8);	/* compressed offset bits */
 	Dwarf_P_Die bits, u;
 
-	/* L1 entry: bit 63 COPIED, bits 0-55 the L2 table offset. */
+	/*
+	 * Reserved bits have fields of their own, so that one set shows
+	 * without arithmetic, as check reports it.  The offset fields keep
+	 * bits 0-55 so that they print the offset itself: they overlap the
+	 * low reserved bits, which a valid entry has clear.
+	 */
+	/* L1 entry: bit 63 COPIED, bits 9-55 the L2 table offset. */
 	bits = composite(w, DW_TAG_structure_type, "qcow2_l1_entry_bits", 8);
 	bitfield(w, bits, "copied", 63, 63);
-	bitfield(w, bits, "reserved", 56, 62);
+	bitfield(w, bits, "reserved_high", 56, 62);
 	bitfield(w, bits, "l2_offset", 0, 55);
+	bitfield(w, bits, "reserved", 0, 8);
 	u = composite(w, DW_TAG_union_type, "qcow2_l1_entry", 8);
 	member(w, u, "raw", w->be64, 0);
 	member(w, u, "bits", bits, 0);
@@ -242,8 +322,9 @@ static void make_entry_types(struct dw *w)
 				    "qcow2_l2_standard", 8);
 	bitfield(w, std, "copied", 63, 63);
 	bitfield(w, std, "compressed", 62, 62);
-	bitfield(w, std, "reserved", 56, 61);
+	bitfield(w, std, "reserved_high", 56, 61);
 	bitfield(w, std, "host_offset", 0, 55);
+	bitfield(w, std, "reserved", 1, 8);
 	bitfield(w, std, "zero", 0, 0);
 	Dwarf_P_Die cmp = composite(w, DW_TAG_structure_type,
 				    "qcow2_l2_compressed", 8);
@@ -275,8 +356,9 @@ static void make_entry_types(struct dw *w)
 
 	/* Bitmap table entry: bits 9-55 the data cluster, bit 0 all ones. */
 	bits = composite(w, DW_TAG_structure_type, "qcow2_bitmap_table_bits", 8);
-	bitfield(w, bits, "reserved", 56, 63);
+	bitfield(w, bits, "reserved_high", 56, 63);
 	bitfield(w, bits, "offset", 0, 55);
+	bitfield(w, bits, "reserved", 1, 8);
 	bitfield(w, bits, "all_ones", 0, 0);
 	u = composite(w, DW_TAG_union_type, "qcow2_bitmap_table_entry", 8);
 	member(w, u, "raw", w->be64, 0);
@@ -285,11 +367,45 @@ static void make_entry_types(struct dw *w)
 
 	Dwarf_P_Die f = composite(w, DW_TAG_structure_type, "qcow2_feature",
 				  QCOW2_FEATURE_ENTRY_SIZE);
-	member(w, f, "type", w->u8, 0);
-	member(w, f, "bit", w->u8, 1);
+	member(w, f, "type", w->enums[ENUM_FEATURE_TYPE], 0);
+	byte_member(w, f, "bit", 1);
 	array_member(w, f, "name", w->chr, QCOW2_FEATURE_NAME_LEN, 2);
 	w->feature = f;
 }
+
+#define ENUMERATORS(...) (const struct enumerator[]){ __VA_ARGS__ }, \
+	sizeof((const struct enumerator[]){ __VA_ARGS__ }) / sizeof(struct enumerator)
+
+/* Feature bits and codes as the spec names them (QEMU's names). */
+static void make_enum_types(struct dw *w)
+{
+	w->enums[ENUM_INCOMPATIBLE] = enum_type(w, "qcow2_incompatible_features",
+		8, "names", ENUMERATORS({ "QCOW2_INCOMPAT_DIRTY", 1 },
+		{ "QCOW2_INCOMPAT_CORRUPT", 2 }, { "QCOW2_INCOMPAT_DATA_FILE", 4 },
+		{ "QCOW2_INCOMPAT_COMPRESSION", 8 },
+		{ "QCOW2_INCOMPAT_EXTL2", 16 }));
+	w->enums[ENUM_COMPATIBLE] = enum_type(w, "qcow2_compatible_features",
+		8, "names", ENUMERATORS({ "QCOW2_COMPAT_LAZY_REFCOUNTS", 1 }));
+	w->enums[ENUM_AUTOCLEAR] = enum_type(w, "qcow2_autoclear_features",
+		8, "names", ENUMERATORS({ "QCOW2_AUTOCLEAR_BITMAPS", 1 },
+		{ "QCOW2_AUTOCLEAR_DATA_FILE_RAW", 2 }));
+	w->enums[ENUM_CRYPT] = enum_type(w, "qcow2_crypt_method", 4, "name",
+		ENUMERATORS({ "QCOW_CRYPT_NONE", 0 }, { "QCOW_CRYPT_AES", 1 },
+		{ "QCOW_CRYPT_LUKS", 2 }));
+	w->enums[ENUM_COMPRESSION] = enum_type(w, "qcow2_compression_type", 1,
+		NULL, ENUMERATORS({ "QCOW2_COMPRESSION_TYPE_ZLIB", 0 },
+		{ "QCOW2_COMPRESSION_TYPE_ZSTD", 1 }));
+	w->enums[ENUM_FEATURE_TYPE] = enum_type(w, "qcow2_feature_type", 1,
+		NULL, ENUMERATORS({ "QCOW2_FEAT_TYPE_INCOMPATIBLE", 0 },
+		{ "QCOW2_FEAT_TYPE_COMPATIBLE", 1 },
+		{ "QCOW2_FEAT_TYPE_AUTOCLEAR", 2 }));
+	w->enums[ENUM_BITMAP_FLAGS] = enum_type(w, "qcow2_bitmap_flags", 4,
+		"names", ENUMERATORS({ "BME_FLAG_IN_USE", 1 },
+		{ "BME_FLAG_AUTO", 2 }, { "BME_FLAG_EXTRA_DATA_COMPATIBLE", 4 }));
+	w->enums[ENUM_BITMAP_TYPE] = enum_type(w, "qcow2_bitmap_type", 1, NULL,
+		ENUMERATORS({ "BT_DIRTY_TRACKING_BITMAP", 1 }));
+}
+#undef ENUMERATORS
 
 static void make_luks_types(struct dw *w)
 {
@@ -322,6 +438,7 @@ static void make_luks_types(struct dw *w)
 struct field {
 	const char *name;
 	unsigned off, size;
+	enum named_type named;
 };
 
 static const struct field header_fields[] = {
@@ -331,25 +448,36 @@ static const struct field header_fields[] = {
 	{ "backing_file_size", 16, 4 },
 	{ "cluster_bits", 20, 4 },
 	{ "size", 24, 8 },
-	{ "crypt_method", 32, 4 },
+	{ "crypt_method", 32, 4, ENUM_CRYPT },
 	{ "l1_size", 36, 4 },
 	{ "l1_table_offset", 40, 8 },
 	{ "refcount_table_offset", 48, 8 },
 	{ "refcount_table_clusters", 56, 4 },
 	{ "nb_snapshots", 60, 4 },
 	{ "snapshots_offset", 64, 8 },
-	{ "incompatible_features", 72, 8 },
-	{ "compatible_features", 80, 8 },
-	{ "autoclear_features", 88, 8 },
+	{ "incompatible_features", 72, 8, ENUM_INCOMPATIBLE },
+	{ "compatible_features", 80, 8, ENUM_COMPATIBLE },
+	{ "autoclear_features", 88, 8, ENUM_AUTOCLEAR },
 	{ "refcount_order", 96, 4 },
 	{ "header_length", 100, 4 },
-	{ "compression_type", 104, 1 },
+	{ "compression_type", 104, 1, ENUM_COMPRESSION },
 };
 
 static Dwarf_P_Die sized(struct dw *w, unsigned size)
 {
+	/* 1-byte numbers: see byte_member(). */
 	return size == 1 ? w->u8 : size == 2 ? w->be16 : size == 4 ? w->be32
 							       : w->be64;
+}
+
+static void field_member(struct dw *w, Dwarf_P_Die s, const struct field *f)
+{
+	if (f->named)
+		member(w, s, f->name, w->enums[f->named], f->off);
+	else if (f->size == 1)
+		byte_member(w, s, f->name, f->off);
+	else
+		member(w, s, f->name, sized(w, f->size), f->off);
 }
 
 static Dwarf_P_Die header_type(struct dw *w, uint64_t size)
@@ -364,7 +492,7 @@ static Dwarf_P_Die header_type(struct dw *w, uint64_t size)
 
 		if (f->off + f->size > size)
 			break;
-		member(w, s, f->name, sized(w, f->size), f->off);
+		field_member(w, s, f);
 		end = f->off + f->size;
 	}
 	if (size > end)
@@ -443,7 +571,7 @@ static Dwarf_P_Die snapshot_type(struct dw *w, const struct q2e_snapshot *sn,
 	const struct qcow2_snapshot *e = &sn->entry;
 	static const char *const extra[] = { "vm_state_size_large",
 					     "disk_size", "icount" };
-	Dwarf_P_Die s = composite(w, DW_TAG_structure_type, NULL, size);
+	Dwarf_P_Die s = composite(w, DW_TAG_structure_type, "qcow2_snapshot_entry", size);
 	uint64_t pos = QCOW2_SNAPSHOT_FIXED_SIZE;
 	unsigned k;
 
@@ -468,14 +596,14 @@ static Dwarf_P_Die bitmap_type(struct dw *w, const struct q2e_bitmap *b,
 			       uint64_t size)
 {
 	const struct qcow2_bitmap_entry *e = &b->entry;
-	Dwarf_P_Die s = composite(w, DW_TAG_structure_type, NULL, size);
+	Dwarf_P_Die s = composite(w, DW_TAG_structure_type, "qcow2_bitmap_directory_entry", size);
 	uint64_t pos = QCOW2_BITMAP_ENTRY_FIXED_SIZE;
 
 	member(w, s, "bitmap_table_offset", w->be64, 0);
 	member(w, s, "bitmap_table_size", w->be32, 8);
-	member(w, s, "flags", w->be32, 12);
-	member(w, s, "type", w->u8, 16);
-	member(w, s, "granularity_bits", w->u8, 17);
+	member(w, s, "flags", w->enums[ENUM_BITMAP_FLAGS], 12);
+	member(w, s, "type", w->enums[ENUM_BITMAP_TYPE], 16);
+	byte_member(w, s, "granularity_bits", 17);
 	member(w, s, "name_size", w->be16, 18);
 	member(w, s, "extra_data_size", w->be32, 20);
 	array_member(w, s, "extra_data", w->u8, e->extra_data_size, pos);
@@ -500,6 +628,23 @@ static Dwarf_P_Die refblock_elem(struct dw *w)
 		return w->be64;
 	}
 	return w->u8;	/* sub-byte widths: packed, shown as bytes */
+}
+
+/*
+ * Refcounts of 1, 2 or 4 bits, packed from the least significant bit of
+ * each byte: DWARF has no array of such, so the block is a named structure
+ * of bytes that the gdb helpers' pretty-printer shows as numbers.
+ */
+static Dwarf_P_Die packed_refblock(struct dw *w, uint64_t size)
+{
+	static const char *const names[] = { [1] = "qcow2_refcount_block_1",
+					      [2] = "qcow2_refcount_block_2",
+					      [4] = "qcow2_refcount_block_4" };
+	Dwarf_P_Die t = composite(w, DW_TAG_structure_type,
+				  names[w->img->refcount_bits], size);
+
+	array_member(w, t, "bytes", w->u8, size, 0);
+	return t;
 }
 
 static Dwarf_P_Die type_of(struct dw *w, const struct q2e_sym *s)
@@ -533,6 +678,8 @@ static Dwarf_P_Die type_of(struct dw *w, const struct q2e_sym *s)
 		unsigned bytes = img->refcount_bits >= 8 ? img->refcount_bits / 8
 							 : 1;
 
+		if (img->refcount_bits < 8 && s->size)
+			return packed_refblock(w, s->size);
 		if (s->size >= bytes)
 			return array_of(w, e, s->size / bytes);
 		break;
@@ -691,6 +838,7 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	w.be16 = base_type(&w, "__be16", DW_ATE_unsigned, 2);
 	w.be32 = base_type(&w, "__be32", DW_ATE_unsigned, 4);
 	w.be64 = base_type(&w, "__be64", DW_ATE_unsigned, 8);
+	make_enum_types(&w);
 	make_entry_types(&w);
 	make_luks_types(&w);
 	for (size_t i = 0; i < nsyms && !w.failed; i++)

@@ -8,13 +8,15 @@
  *   .qcow2.*              one section per region, the image's bytes at
  *                         sh_addr = their offset in the image
  *   .debug_*              DWARF types and variables (dwarf.c)
+ *   .debug_gdb_scripts    the gdb helpers, unless --no-gdb-script
  *   .qcow2elf.extents     where the image file had data (dumpfmt.h)
  *   .symtab .strtab .shstrtab, then the section header table
  *
  * The header, extensions, active L1, refcount table, snapshot table and
- * bitmap directory come first, so that they keep low section indexes (gdb
- * 13 cannot place symbols in sections past 32767); the other regions
- * follow in offset order.  Region bytes are streamed from the image in
+ * bitmap directory come first, so that they keep low section indexes and
+ * `info symbol` finds them (gdb 13 places symbols in sections past 32767
+ * only when they are absolute, and then `info symbol` does not see them);
+ * the other regions follow in offset order.  Region bytes are streamed from the image in
  * bounded chunks after libelf has written the rest, so memory does not grow
  * with the image.  Past 65279 sections the file uses ELF extended
  * numbering.
@@ -35,6 +37,7 @@
 #include "qcow2elf/dumpfmt.h"
 #include "elf_symbols.h"
 #include "emit.h"
+#include "gdb_script.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -54,8 +57,6 @@
 #else
 #define HOST_DATA ELFDATA2LSB
 #endif
-
-#define COPY_CHUNK (1U << 20)
 
 static uint64_t align(uint64_t v, uint64_t a)
 {
@@ -200,7 +201,12 @@ static enum q2e_sym_type sym_type_of(const struct q2e_image *img,
 	}
 }
 
-/* Table entries that lie inside the bytes the section holds. */
+static uint64_t entry_size(uint64_t offset, uint64_t size, uint64_t end)
+{
+	return size < end - offset ? size : end - offset;
+}
+
+/* Table entries that start inside the bytes the section holds. */
 static int entry_symbols(struct emitter *e, size_t si)
 {
 	const struct out_section *s = &e->secs[si];
@@ -209,24 +215,30 @@ static int entry_symbols(struct emitter *e, size_t si)
 	char name[48];
 	int ret = 0;
 
+	/* An entry's size counts its padding to 8 bytes, which the last one
+	 * of a table may lack: each symbol ends where the section does. */
 	if (r->kind == Q2E_REGION_SNAPSHOT_TABLE) {
 		for (size_t n = 0; ret == 0 && n < e->img->nsnapshots; n++) {
 			const struct q2e_snapshot *sn = &e->img->snapshots[n];
 
-			if (sn->offset + sn->entry.entry_size > end)
+			if (sn->offset < r->offset || sn->offset >= end)
 				break;
 			snprintf(name, sizeof(name), "snapshot_%zu", n);
-			ret = add_sym(e, name, sn->offset, sn->entry.entry_size,
+			ret = add_sym(e, name, sn->offset,
+				      entry_size(sn->offset, sn->entry.entry_size,
+						 end),
 				      si, Q2E_SYM_SNAPSHOT, n);
 		}
 	} else if (r->kind == Q2E_REGION_BITMAP_DIRECTORY) {
 		for (size_t n = 0; ret == 0 && n < e->img->nbitmaps; n++) {
 			const struct q2e_bitmap *b = &e->img->bitmaps[n];
 
-			if (b->offset + b->entry.entry_size > end)
+			if (b->offset < r->offset || b->offset >= end)
 				break;
 			snprintf(name, sizeof(name), "bitmap_%zu", n);
-			ret = add_sym(e, name, b->offset, b->entry.entry_size,
+			ret = add_sym(e, name, b->offset,
+				      entry_size(b->offset, b->entry.entry_size,
+						 end),
 				      si, Q2E_SYM_BITMAP, n);
 		}
 	}
@@ -384,306 +396,354 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 	return 0;
 }
 
-static Elf_Scn *new_section(struct emitter *e, Elf *elf, const char *path,
-			    GElf_Shdr *sh, void *data, size_t size,
-			    Elf_Type type)
-{
-	Elf_Scn *scn = elf_newscn(elf);
+/*
+ * Writing the file: each kind of section below adds its sections through
+ * add_section(); the kinds come in file order, and the index of each
+ * kind's first section is known before any is added, for the links
+ * between them (.symtab to .strtab, a symbol to its region's section).
+ */
+enum section_kind_id {
+	SEC_NOTE, SEC_REGIONS, SEC_DWARF, SEC_GDB_SCRIPTS, SEC_EXTENTS,
+	SEC_SYMTAB, SEC_SYMTAB_SHNDX, SEC_STRTAB, SEC_SHSTRTAB, SEC_KINDS
+};
 
-	if (!scn) {
-		elf_fail(e, path, "cannot add a section");
-		return NULL;
+struct elf_writer {
+	struct emitter *e;
+	Elf *elf;
+	const char *path;
+	struct strtab shstr, str;
+	uint64_t off;		/* next free file offset */
+	uint64_t note_off;
+	uint64_t regions_end;	/* file offset past the region bytes */
+	bool xnum;		/* extended section numbering */
+	size_t first[SEC_KINDS];	/* section index of each kind's first */
+	GElf_Sym *symtab;
+	Elf32_Word *xindex;
+	size_t nsym;
+};
+
+struct section_spec {
+	const char *name;	/* NULL: already in .shstrtab at name_at */
+	Elf64_Word name_at;
+	Elf64_Word type;
+	Elf64_Xword flags;
+	uint64_t addr;
+	bool placed;		/* offset chosen by the region layout */
+	uint64_t offset;
+	uint64_t size;
+	Elf64_Xword align, entsize;
+	Elf64_Word link, info;
+	void *data;		/* NULL: bytes written later, or none */
+	Elf_Type dtype;
+};
+
+static int add_section(struct elf_writer *w, const struct section_spec *s)
+{
+	Elf_Scn *scn = elf_newscn(w->elf);
+	uint64_t align_to = s->align ? s->align : 1;
+	GElf_Shdr sh = {
+		.sh_name = s->name ? strtab_add(&w->shstr, s->name) : s->name_at,
+		.sh_type = s->type,
+		.sh_flags = s->flags,
+		.sh_addr = s->addr,
+		.sh_size = s->size,
+		.sh_link = s->link,
+		.sh_info = s->info,
+		.sh_addralign = align_to,
+		.sh_entsize = s->entsize,
+	};
+
+	if (!scn)
+		return elf_fail(w->e, w->path, "cannot add a section");
+	if (s->placed) {
+		sh.sh_offset = s->offset;
+	} else {
+		w->off = align(w->off, align_to);
+		sh.sh_offset = w->off;
+		w->off += s->size;
 	}
-	if (data) {
+	if (s->data) {
 		Elf_Data *d = elf_newdata(scn);
 
-		if (!d) {
-			elf_fail(e, path, "cannot add section data");
-			return NULL;
-		}
-		d->d_buf = data;
-		d->d_size = size;
-		d->d_type = type;
-		d->d_align = sh->sh_addralign ? sh->sh_addralign : 1;
+		if (!d)
+			return elf_fail(w->e, w->path, "cannot add section data");
+		d->d_buf = s->data;
+		d->d_size = s->size;
+		d->d_type = s->dtype;
+		d->d_align = align_to;
 		d->d_off = 0;
 		d->d_version = EV_CURRENT;
 	}
-	if (!gelf_update_shdr(scn, sh)) {
-		elf_fail(e, path, "cannot write a section header");
-		return NULL;
-	}
-	return scn;
+	if (!gelf_update_shdr(scn, &sh))
+		return elf_fail(w->e, w->path, "cannot write a section header");
+	return 0;
 }
 
-/* Copies each region's bytes from the image to its place in the file. */
-static int copy_regions(struct emitter *e, int fd, const char *path)
+static int add_note(struct elf_writer *w)
 {
-	uint8_t *buf;
+	struct section_spec s = { .name = ".note.qcow2elf", .type = SHT_NOTE,
+				  .placed = true, .offset = w->note_off,
+				  .size = w->e->note_size, .align = 4,
+				  .data = w->e->note, .dtype = ELF_T_BYTE };
+
+	return add_section(w, &s);
+}
+
+static int add_regions(struct elf_writer *w)
+{
+	struct emitter *e = w->e;
+	char name[96];
 	int ret = 0;
 
-	if (e->opts->no_data)
-		return 0;
-	buf = malloc(COPY_CHUNK);
-	if (!buf)
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	for (size_t i = 0; i < e->nsecs && ret == 0; i++) {
-		const struct out_section *s = &e->secs[i];
+		const struct out_section *o = &e->secs[i];
+		struct section_spec s = {
+			.name = name,
+			.type = e->opts->no_data ? SHT_NOBITS : SHT_PROGBITS,
+			.flags = SHF_ALLOC, .addr = o->region->offset,
+			.placed = true, .offset = o->file_offset,
+			.size = o->size, .align = 1,
+		};
 
-		for (uint64_t pos = 0; pos < s->size && ret == 0;) {
-			size_t n = s->size - pos < COPY_CHUNK
-					   ? (size_t)(s->size - pos)
-					   : COPY_CHUNK;
-
-			ret = q2e_image_read_region_part(e->img, s->region, pos,
-							 buf, n, e->err);
-			if (ret < 0)
-				break;
-			for (size_t done = 0; done < n;) {
-				ssize_t w = pwrite(fd, buf + done, n - done,
-						   (off_t)(s->file_offset + pos +
-							   done));
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0) {
-					ret = q2e_error_set(e->err, Q2E_EOUTPUT,
-							    "'%s': cannot write: %s",
-							    path, strerror(errno));
-					break;
-				}
-				done += (size_t)w;
-			}
-			pos += n;
-		}
+		q2e_region_section(e->img, o->region, name, sizeof(name));
+		ret = add_section(w, &s);
 	}
-	free(buf);
+	w->off = w->regions_end;
 	return ret;
 }
 
-static int write_elf(struct emitter *e, int fd, const char *path,
-		     struct q2e_dump_result *res)
+static int add_dwarf(struct elf_writer *w)
 {
-	struct strtab shstr = { 0 }, str = { 0 };
-	struct segment *segs = NULL;
-	GElf_Sym *symtab = NULL;
-	Elf32_Word *xindex = NULL;
-	size_t nsegs = 0, nshdr;
-	uint64_t off;
-	GElf_Shdr sh;
-	GElf_Ehdr eh;
-	Elf *elf;
 	int ret = 0;
 
-	elf = elf_begin(fd, ELF_C_WRITE, NULL);
-	if (!elf)
-		return elf_fail(e, path, "cannot start the ELF file");
-	elf_flagelf(elf, ELF_C_SET, ELF_F_LAYOUT);
-	if (!gelf_newehdr(elf, ELFCLASS64)) {
-		ret = elf_fail(e, path, "cannot create the ELF header");
-		goto out;
-	}
-	/* Sections: null, note, regions, DWARF[, extents], symtab[, shndx],
-	 * strtab, shstrtab. */
-	size_t nextra = e->dwarf.nsecs + (e->nextents ? 1 : 0);
-	nshdr = 1 + 1 + e->nsecs + nextra + 3;
-	bool xnum = nshdr >= SHN_LORESERVE;
-	if (xnum)
-		nshdr++;
+	for (size_t i = 0; i < w->e->dwarf.nsecs && ret == 0; i++) {
+		const struct q2e_dwarf_section *d = &w->e->dwarf.secs[i];
+		struct section_spec s = { .name = d->name, .type = SHT_PROGBITS,
+					  .size = d->size, .align = 1,
+					  .data = d->data, .dtype = ELF_T_BYTE };
 
-	/* File offsets: headers, note, regions, DWARF, tables. */
-	off = sizeof(Elf64_Ehdr);
-	/* Segments are planned after region offsets are known; the program
-	 * header table size depends only on their count, so lay out regions
-	 * from a provisional base and shift. */
-	/* NOBITS sections (--no-data) get offsets as if they held their
-	 * bytes, so that each lies inside its own segment's window, as
-	 * eu-elflint checks; the file does not grow by them. */
-	uint64_t base = 0;
+		ret = add_section(w, &s);
+	}
+	return ret;
+}
+
+static int add_gdb_scripts(struct elf_writer *w)
+{
+	size_t size;
+	const char *script = q2e_gdb_script(&size);
+	struct section_spec s = { .name = Q2E_GDB_SCRIPTS_SECTION,
+				  .type = SHT_PROGBITS, .size = size,
+				  .align = 1, .data = (void *)script,
+				  .dtype = ELF_T_BYTE };
+
+	return add_section(w, &s);
+}
+
+static int add_extents(struct elf_writer *w)
+{
+	struct section_spec s = {
+		.name = Q2E_EXTENTS_SECTION, .type = SHT_PROGBITS,
+		.size = w->e->nextents * sizeof(*w->e->extents), .align = 8,
+		.entsize = sizeof(*w->e->extents), .data = w->e->extents,
+		.dtype = ELF_T_BYTE,
+	};
+
+	return add_section(w, &s);
+}
+
+/* Symbols: a null one, then every structure (all global). */
+static int add_symtab(struct elf_writer *w)
+{
+	const struct emitter *e = w->e;
+
+	w->nsym = e->nsyms + 1;
+	w->symtab = calloc(w->nsym, sizeof(*w->symtab));
+	if (w->xnum)
+		w->xindex = calloc(w->nsym, sizeof(*w->xindex));
+	if (!w->symtab || (w->xnum && !w->xindex))
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0; i < e->nsyms; i++) {
+		const struct q2e_sym *sym = &e->syms[i];
+		size_t shndx = e->secs[sym->section].shndx;
+
+		/* gdb 13 keeps a symbol's section index in 16 signed bits:
+		 * past that, absolute symbols are the ones it places right
+		 * (the value is the address either way). */
+		if (shndx > Q2E_GDB_MAX_SECTIONS)
+			shndx = SHN_ABS;
+		w->symtab[i + 1] = (GElf_Sym){
+			.st_name = strtab_add(&w->str, sym->name),
+			.st_info = GELF_ST_INFO(STB_GLOBAL, STT_OBJECT),
+			.st_other = STV_DEFAULT,
+			.st_shndx = shndx < SHN_LORESERVE || shndx == SHN_ABS
+					    ? shndx : SHN_XINDEX,
+			.st_value = sym->addr,
+			.st_size = sym->size,
+		};
+		if (w->xindex && shndx != SHN_ABS)
+			w->xindex[i + 1] = (Elf32_Word)shndx;
+	}
+	/* GElf_Sym is Elf64_Sym; libelf converts to the file's order. */
+	struct section_spec s = {
+		.name = ".symtab", .type = SHT_SYMTAB,
+		.size = w->nsym * sizeof(Elf64_Sym),
+		.link = (Elf64_Word)w->first[SEC_STRTAB], .info = 1,
+		.align = 8, .entsize = sizeof(Elf64_Sym), .data = w->symtab,
+		.dtype = ELF_T_SYM,
+	};
+	return add_section(w, &s);
+}
+
+static int add_symtab_shndx(struct elf_writer *w)
+{
+	struct section_spec s = {
+		.name = ".symtab_shndx", .type = SHT_SYMTAB_SHNDX,
+		.size = w->nsym * sizeof(Elf32_Word),
+		.link = (Elf64_Word)w->first[SEC_SYMTAB], .align = 4,
+		.entsize = sizeof(Elf32_Word), .data = w->xindex,
+		.dtype = ELF_T_WORD,
+	};
+
+	return add_section(w, &s);
+}
+
+static int add_strtab(struct elf_writer *w)
+{
+	struct section_spec s = { .name = ".strtab", .type = SHT_STRTAB,
+				  .size = w->str.len, .align = 1,
+				  .data = w->str.buf, .dtype = ELF_T_BYTE };
+
+	return add_section(w, &s);
+}
+
+static int add_shstrtab(struct elf_writer *w)
+{
+	struct section_spec s = { .type = SHT_STRTAB, .align = 1,
+				  .dtype = ELF_T_BYTE };
+
+	/* Its own name goes in before its size is taken. */
+	s.name_at = strtab_add(&w->shstr, ".shstrtab");
+	if (w->shstr.failed || w->str.failed)
+		return q2e_error_set(w->e->err, Q2E_ENOMEM, "out of memory");
+	s.size = w->shstr.len;
+	s.data = w->shstr.buf;
+	return add_section(w, &s);
+}
+
+static size_t count_one(const struct elf_writer *w)
+{
+	(void)w;
+	return 1;
+}
+
+static size_t count_regions(const struct elf_writer *w)
+{
+	return w->e->nsecs;
+}
+
+static size_t count_dwarf(const struct elf_writer *w)
+{
+	return w->e->dwarf.nsecs;
+}
+
+static size_t count_extents(const struct elf_writer *w)
+{
+	return w->e->nextents ? 1 : 0;
+}
+
+static size_t count_gdb_scripts(const struct elf_writer *w)
+{
+	return w->e->opts->no_gdb_script ? 0 : 1;
+}
+
+static size_t count_xnum(const struct elf_writer *w)
+{
+	return w->xnum ? 1 : 0;
+}
+
+/* The sections of a dump, in section and file order. */
+static const struct section_kind {
+	size_t (*count)(const struct elf_writer *w);
+	int (*add)(struct elf_writer *w);
+} section_kinds[SEC_KINDS] = {
+	[SEC_NOTE] = { count_one, add_note },
+	[SEC_REGIONS] = { count_regions, add_regions },
+	[SEC_DWARF] = { count_dwarf, add_dwarf },
+	[SEC_GDB_SCRIPTS] = { count_gdb_scripts, add_gdb_scripts },
+	[SEC_EXTENTS] = { count_extents, add_extents },
+	[SEC_SYMTAB] = { count_one, add_symtab },
+	[SEC_SYMTAB_SHNDX] = { count_xnum, add_symtab_shndx },
+	[SEC_STRTAB] = { count_one, add_strtab },
+	[SEC_SHSTRTAB] = { count_one, add_shstrtab },
+};
+
+/* Numbers the sections of every kind; returns the count, section 0 too. */
+static size_t number_sections(struct elf_writer *w)
+{
+	size_t n = 1;
+
+	/* .symtab_shndx exists only when the others need extended numbers. */
+	w->xnum = false;
+	for (size_t k = 0; k < SEC_KINDS; k++)
+		n += section_kinds[k].count(w);
+	w->xnum = n >= SHN_LORESERVE;
+	n = 1;
+	for (size_t k = 0; k < SEC_KINDS; k++) {
+		w->first[k] = n;
+		n += section_kinds[k].count(w);
+	}
+	for (size_t i = 0; i < w->e->nsecs; i++)
+		w->e->secs[i].shndx = w->first[SEC_REGIONS] + i;
+	return n;
+}
+
+/*
+ * File offsets of the regions, packed after the headers and the note.
+ * NOBITS sections (--no-data) get offsets as if they held their bytes, so
+ * that each lies inside its own segment's window, as eu-elflint checks;
+ * the file does not grow by them.  The program header table's size
+ * depends on the segment count, so regions are laid out from 0, grouped
+ * into segments, then shifted.
+ */
+static int layout(struct elf_writer *w, struct segment **segs, size_t *nsegs)
+{
+	struct emitter *e = w->e;
+	uint64_t base = 0, off;
+	int ret;
+
 	for (size_t i = 0; i < e->nsecs; i++) {
-		e->secs[i].shndx = 2 + i;
 		e->secs[i].file_offset = base;
 		base += e->secs[i].size;
 	}
-	ret = plan_segments(e, &segs, &nsegs);
+	ret = plan_segments(e, segs, nsegs);
 	if (ret < 0)
-		goto out;
-	size_t nphdr = 1 + nsegs;
-	off += nphdr * sizeof(Elf64_Phdr);
-	off = align(off, 4);
-	uint64_t note_off = off;
+		return ret;
+	off = align(sizeof(Elf64_Ehdr) + (1 + *nsegs) * sizeof(Elf64_Phdr), 4);
+	w->note_off = off;
 	off += e->note_size;
 	for (size_t i = 0; i < e->nsecs; i++)
 		e->secs[i].file_offset += off;
-	for (size_t i = 0; i < nsegs; i++)
-		segs[i].offset += off;
-	if (!e->opts->no_data)
-		off += base;
+	for (size_t i = 0; i < *nsegs; i++)
+		(*segs)[i].offset += off;
+	w->regions_end = e->opts->no_data ? off : off + base;
+	return 0;
+}
 
-	/* Section 0, for extended numbering, then the note. */
-	strtab_add(&shstr, "");
-	strtab_add(&str, "");
-	memset(&sh, 0, sizeof(sh));
-	sh.sh_name = strtab_add(&shstr, ".note.qcow2elf");
-	sh.sh_type = SHT_NOTE;
-	sh.sh_offset = note_off;
-	sh.sh_size = e->note_size;
-	sh.sh_addralign = 4;
-	if (!new_section(e, elf, path, &sh, e->note, e->note_size, ELF_T_BYTE)) {
-		ret = e->err->code;
-		goto out;
-	}
+/*
+ * The program header table comes after the sections (past 65534 entries
+ * its count lives in section 0) and before the ELF header is filled
+ * (gelf_newphdr would reset e_phnum otherwise): the note, then the loads.
+ */
+static int write_program_headers(struct elf_writer *w,
+				 const struct segment *segs, size_t nsegs)
+{
+	GElf_Phdr ph = { .p_type = PT_NOTE, .p_offset = w->note_off,
+			 .p_filesz = w->e->note_size, .p_align = 4 };
 
-	char name[96];
-	for (size_t i = 0; i < e->nsecs; i++) {
-		const struct out_section *s = &e->secs[i];
-
-		q2e_region_section(e->img, s->region, name, sizeof(name));
-		memset(&sh, 0, sizeof(sh));
-		sh.sh_name = strtab_add(&shstr, name);
-		sh.sh_type = e->opts->no_data ? SHT_NOBITS : SHT_PROGBITS;
-		sh.sh_flags = SHF_ALLOC;
-		sh.sh_addr = s->region->offset;
-		sh.sh_offset = s->file_offset;
-		sh.sh_size = s->size;
-		sh.sh_addralign = 1;
-		if (!new_section(e, elf, path, &sh, NULL, 0, ELF_T_BYTE)) {
-			ret = e->err->code;
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < e->dwarf.nsecs; i++) {
-		struct q2e_dwarf_section *d = &e->dwarf.secs[i];
-
-		memset(&sh, 0, sizeof(sh));
-		sh.sh_name = strtab_add(&shstr, d->name);
-		sh.sh_type = SHT_PROGBITS;
-		sh.sh_offset = off;
-		sh.sh_size = d->size;
-		sh.sh_addralign = 1;
-		off += d->size;
-		if (!new_section(e, elf, path, &sh, d->data, d->size,
-				 ELF_T_BYTE)) {
-			ret = e->err->code;
-			goto out;
-		}
-	}
-
-	if (e->nextents) {
-		off = align(off, 8);
-		memset(&sh, 0, sizeof(sh));
-		sh.sh_name = strtab_add(&shstr, Q2E_EXTENTS_SECTION);
-		sh.sh_type = SHT_PROGBITS;
-		sh.sh_offset = off;
-		sh.sh_size = e->nextents * sizeof(*e->extents);
-		sh.sh_addralign = 8;
-		sh.sh_entsize = sizeof(*e->extents);
-		off += sh.sh_size;
-		if (!new_section(e, elf, path, &sh, e->extents, sh.sh_size,
-				 ELF_T_BYTE)) {
-			ret = e->err->code;
-			goto out;
-		}
-	}
-
-	/* Symbols: a null one, then every structure (all global). */
-	size_t nsym = e->nsyms + 1;
-	size_t symtab_ndx = 2 + e->nsecs + nextra;
-	symtab = calloc(nsym, sizeof(*symtab));
-	if (xnum)
-		xindex = calloc(nsym, sizeof(*xindex));
-	if (!symtab || (xnum && !xindex)) {
-		ret = q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < e->nsyms; i++) {
-		const struct q2e_sym *s = &e->syms[i];
-		size_t shndx = e->secs[s->section].shndx;
-
-		symtab[i + 1] = (GElf_Sym){
-			.st_name = strtab_add(&str, s->name),
-			.st_info = GELF_ST_INFO(STB_GLOBAL, STT_OBJECT),
-			.st_other = STV_DEFAULT,
-			.st_shndx = shndx < SHN_LORESERVE ? shndx : SHN_XINDEX,
-			.st_value = s->addr,
-			.st_size = s->size,
-		};
-		if (xindex)
-			xindex[i + 1] = (Elf32_Word)shndx;
-	}
-	/* GElf_Sym is Elf64_Sym; libelf converts to the file's order. */
-	off = align(off, 8);
-	memset(&sh, 0, sizeof(sh));
-	sh.sh_name = strtab_add(&shstr, ".symtab");
-	sh.sh_type = SHT_SYMTAB;
-	sh.sh_offset = off;
-	sh.sh_size = nsym * sizeof(Elf64_Sym);
-	sh.sh_link = (Elf64_Word)(symtab_ndx + 1 + xnum);
-	sh.sh_info = 1;
-	sh.sh_addralign = 8;
-	sh.sh_entsize = sizeof(Elf64_Sym);
-	off += sh.sh_size;
-	if (!new_section(e, elf, path, &sh, symtab, sh.sh_size, ELF_T_SYM)) {
-		ret = e->err->code;
-		goto out;
-	}
-	if (xnum) {
-		off = align(off, 4);
-		memset(&sh, 0, sizeof(sh));
-		sh.sh_name = strtab_add(&shstr, ".symtab_shndx");
-		sh.sh_type = SHT_SYMTAB_SHNDX;
-		sh.sh_offset = off;
-		sh.sh_size = nsym * sizeof(Elf32_Word);
-		sh.sh_link = (Elf64_Word)symtab_ndx;
-		sh.sh_addralign = 4;
-		sh.sh_entsize = sizeof(Elf32_Word);
-		off += sh.sh_size;
-		if (!new_section(e, elf, path, &sh, xindex, sh.sh_size,
-				 ELF_T_WORD)) {
-			ret = e->err->code;
-			goto out;
-		}
-	}
-	memset(&sh, 0, sizeof(sh));
-	sh.sh_name = strtab_add(&shstr, ".strtab");
-	sh.sh_type = SHT_STRTAB;
-	sh.sh_offset = off;
-	sh.sh_size = str.len;
-	sh.sh_addralign = 1;
-	off += str.len;
-	if (!new_section(e, elf, path, &sh, str.buf, str.len, ELF_T_BYTE)) {
-		ret = e->err->code;
-		goto out;
-	}
-	memset(&sh, 0, sizeof(sh));
-	sh.sh_name = strtab_add(&shstr, ".shstrtab");
-	if (shstr.failed || str.failed) {
-		ret = q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-		goto out;
-	}
-	sh.sh_type = SHT_STRTAB;
-	sh.sh_offset = off;
-	sh.sh_size = shstr.len;
-	sh.sh_addralign = 1;
-	off += shstr.len;
-	size_t shstrndx = nshdr - 1;
-	if (!new_section(e, elf, path, &sh, shstr.buf, shstr.len, ELF_T_BYTE)) {
-		ret = e->err->code;
-		goto out;
-	}
-
-	/* The program header table comes after the sections (past 65534
-	 * entries its count lives in section 0) and before the ELF header
-	 * is filled (gelf_newphdr would reset e_phnum otherwise). */
-	if (!gelf_newphdr(elf, nphdr)) {
-		ret = elf_fail(e, path, "cannot create the program headers");
-		goto out;
-	}
-	/* Program headers: the note, then the loads. */
-	GElf_Phdr ph = { .p_type = PT_NOTE, .p_offset = note_off,
-			 .p_filesz = e->note_size, .p_align = 4 };
-	if (!gelf_update_phdr(elf, 0, &ph)) {
-		ret = elf_fail(e, path, "cannot write the note header");
-		goto out;
-	}
+	if (!gelf_newphdr(w->elf, 1 + nsegs))
+		return elf_fail(w->e, w->path, "cannot create the program headers");
+	if (!gelf_update_phdr(w->elf, 0, &ph))
+		return elf_fail(w->e, w->path, "cannot write the note header");
 	for (size_t i = 0; i < nsegs; i++) {
 		ph = (GElf_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R,
 				  .p_offset = segs[i].offset,
@@ -691,16 +751,19 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 				  .p_paddr = segs[i].vaddr,
 				  .p_filesz = segs[i].filesz,
 				  .p_memsz = segs[i].memsz, .p_align = 1 };
-		if (!gelf_update_phdr(elf, (int)(1 + i), &ph)) {
-			ret = elf_fail(e, path, "cannot write a program header");
-			goto out;
-		}
+		if (!gelf_update_phdr(w->elf, (int)(1 + i), &ph))
+			return elf_fail(w->e, w->path,
+					"cannot write a program header");
 	}
+	return 0;
+}
 
-	if (!gelf_getehdr(elf, &eh)) {
-		ret = elf_fail(e, path, "cannot read back the ELF header");
-		goto out;
-	}
+static int write_elf_header(struct elf_writer *w, size_t shstrndx)
+{
+	GElf_Ehdr eh;
+
+	if (!gelf_getehdr(w->elf, &eh))
+		return elf_fail(w->e, w->path, "cannot read back the ELF header");
 	eh.e_ident[EI_DATA] = HOST_DATA;
 	eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
 	eh.e_type = ET_EXEC;
@@ -708,39 +771,81 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 	eh.e_version = EV_CURRENT;
 	eh.e_entry = 0;
 	eh.e_phoff = sizeof(Elf64_Ehdr);
-	eh.e_shoff = align(off, 8);
+	eh.e_shoff = align(w->off, 8);
 	eh.e_flags = 0;
 	if (shstrndx < SHN_LORESERVE) {
 		eh.e_shstrndx = (Elf64_Half)shstrndx;
 	} else {
-		Elf_Scn *zero = elf_getscn(elf, 0);
+		Elf_Scn *zero = elf_getscn(w->elf, 0);
 		GElf_Shdr z;
 
 		eh.e_shstrndx = SHN_XINDEX;
-		if (!zero || !gelf_getshdr(zero, &z)) {
-			ret = elf_fail(e, path, "cannot read section 0");
-			goto out;
-		}
+		if (!zero || !gelf_getshdr(zero, &z))
+			return elf_fail(w->e, w->path, "cannot read section 0");
 		z.sh_link = (Elf64_Word)shstrndx;
 		gelf_update_shdr(zero, &z);
 	}
-	if (!gelf_update_ehdr(elf, &eh)) {
-		ret = elf_fail(e, path, "cannot write the ELF header");
+	if (!gelf_update_ehdr(w->elf, &eh))
+		return elf_fail(w->e, w->path, "cannot write the ELF header");
+	return 0;
+}
+
+/* Copies each region's bytes from the image to its place in the file. */
+static int copy_regions(struct emitter *e, int fd, const char *path)
+{
+	struct q2e_region_copier c;
+	int ret;
+
+	if (e->opts->no_data)
+		return 0;
+	ret = q2e_region_copier_init(&c, e->img, fd, path, e->err);
+	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
+		ret = q2e_region_copy(&c, e->secs[i].region,
+				      e->secs[i].file_offset);
+	q2e_region_copier_fini(&c);
+	return ret;
+}
+
+static int write_elf(struct emitter *e, int fd, const char *path,
+		     struct q2e_dump_result *res)
+{
+	struct elf_writer w = { .e = e, .path = path };
+	struct segment *segs = NULL;
+	size_t nsegs = 0;
+	int ret = 0;
+
+	w.elf = elf_begin(fd, ELF_C_WRITE, NULL);
+	if (!w.elf)
+		return elf_fail(e, path, "cannot start the ELF file");
+	elf_flagelf(w.elf, ELF_C_SET, ELF_F_LAYOUT);
+	if (!gelf_newehdr(w.elf, ELFCLASS64)) {
+		ret = elf_fail(e, path, "cannot create the ELF header");
 		goto out;
 	}
-	if (elf_update(elf, ELF_C_WRITE) < 0) {
+	size_t nshdr = number_sections(&w);
+	ret = layout(&w, &segs, &nsegs);
+	/* Section 0's name, and the null symbol's. */
+	strtab_add(&w.shstr, "");
+	strtab_add(&w.str, "");
+	for (size_t k = 0; k < SEC_KINDS && ret == 0; k++)
+		if (section_kinds[k].count(&w))
+			ret = section_kinds[k].add(&w);
+	if (ret == 0)
+		ret = write_program_headers(&w, segs, nsegs);
+	if (ret == 0)
+		ret = write_elf_header(&w, nshdr - 1);
+	if (ret == 0 && elf_update(w.elf, ELF_C_WRITE) < 0)
 		ret = elf_fail(e, path, "cannot write the ELF file");
-		goto out;
-	}
-	ret = copy_regions(e, fd, path);
+	if (ret == 0)
+		ret = copy_regions(e, fd, path);
 	res->nsegments = nsegs;
 out:
-	elf_end(elf);
+	elf_end(w.elf);
 	free(segs);
-	free(symtab);
-	free(xindex);
-	free(str.buf);
-	free(shstr.buf);
+	free(w.symtab);
+	free(w.xindex);
+	free(w.str.buf);
+	free(w.shstr.buf);
 	return ret;
 }
 
@@ -779,7 +884,6 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 		goto out;
 	res->nsections = e.nsecs;
 	res->nsymbols = e.nsyms;
-	res->past_gdb_limit = 2 + e.nsecs > Q2E_GDB_MAX_SECTIONS;
 	for (size_t i = 0; i < e.nsecs; i++)
 		res->truncated += e.secs[i].size < e.secs[i].region->size;
 	for (size_t i = 0; i < img->nregions; i++)

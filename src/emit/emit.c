@@ -1,6 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* What the emitters share: the output file of an image's model. */
+/* What the emitters share: the output file of an image's model, and the
+ * copier that streams region bytes from the model into it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "emit.h"
+
+/* Bounds the memory a copy takes, whatever the size of a region. */
+#define COPY_CHUNK (1U << 20)
 
 int q2e_emit_open(const struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err)
@@ -10,4 +20,67 @@ int q2e_emit_open(const struct q2e_image *img, struct q2e_outfile *out,
 				     "'%s' is the input file; refusing to write over it",
 				     path);
 	return q2e_outfile_open(out, path, err);
+}
+
+int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
+			   int fd, const char *path, struct q2e_error *err)
+{
+	*c = (struct q2e_region_copier){ .img = img, .fd = fd, .path = path,
+					 .err = err };
+	c->buf = malloc(COPY_CHUNK);
+	if (!c->buf)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	return 0;
+}
+
+void q2e_region_copier_fini(struct q2e_region_copier *c)
+{
+	free(c->buf);
+	c->buf = NULL;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
+		    uint64_t at)
+{
+	for (uint64_t pos = 0; pos < r->avail;) {
+		size_t n = r->avail - pos < COPY_CHUNK ? (size_t)(r->avail - pos)
+						       : COPY_CHUNK;
+		int ret = q2e_image_read_region_part(c->img, r, pos, c->buf, n,
+						     c->err);
+
+		if (ret < 0)
+			return ret;
+		if (write_all(c->fd, c->buf, n, at + pos) < 0) {
+			int saved = errno;
+			char sym[96];
+
+			if (q2e_region_symbol(c->img, r, 0, sym, sizeof(sym)) < 0)
+				snprintf(sym, sizeof(sym), "%s",
+					 q2e_region_kind_name(r->kind));
+			return q2e_error_set(c->err, Q2E_EOUTPUT,
+					     "'%s': cannot write %s at 0x%llx: %s",
+					     c->path, sym,
+					     (unsigned long long)(at + pos),
+					     strerror(saved ? saved : ENOSPC));
+		}
+		pos += n;
+		c->bytes += n;
+	}
+	return 0;
 }

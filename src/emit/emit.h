@@ -14,4 +14,24 @@
 int q2e_emit_open(const struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err);
 
+/*
+ * Streams regions' bytes (the AVAIL bytes each has in the file) from the
+ * model to an output file, through one bounded buffer.
+ */
+struct q2e_region_copier {
+	struct q2e_image *img;
+	int fd;
+	const char *path;	/* for messages */
+	struct q2e_error *err;
+	uint8_t *buf;
+	uint64_t bytes;		/* copied so far */
+};
+
+int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
+			   int fd, const char *path, struct q2e_error *err);
+/* Writes R's bytes at file offset AT. */
+int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
+		    uint64_t at);
+void q2e_region_copier_fini(struct q2e_region_copier *c);
+
 #endif

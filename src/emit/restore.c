@@ -8,9 +8,6 @@
  * same offsets of the same file, so they agree.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,61 +15,21 @@
 #include "qcow2elf/restore.h"
 #include "emit.h"
 
-#define CHUNK (1U << 20)
-
-static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
+/* At its own offset: the image's layout is the dump's address space. */
 static int write_regions(struct q2e_image *img, int fd, const char *path,
 			 struct q2e_restore_result *res, struct q2e_error *err)
 {
-	uint8_t *buf = malloc(CHUNK);
-	int ret = 0;
+	struct q2e_region_copier c;
+	int ret = q2e_region_copier_init(&c, img, fd, path, err);
 
-	if (!buf)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	for (size_t i = 0; i < img->nregions && !ret; i++) {
+	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
 		const struct q2e_region *r = &img->regions[i];
 
-		for (uint64_t pos = 0; pos < r->avail && !ret;) {
-			size_t n = r->avail - pos < CHUNK ? (size_t)(r->avail - pos)
-							  : CHUNK;
-
-			ret = q2e_image_read_region_part(img, r, pos, buf, n, err);
-			if (ret)
-				break;
-			if (write_all(fd, buf, n, r->offset + pos) < 0) {
-				char sym[96];
-
-				if (q2e_region_symbol(img, r, 0, sym, sizeof(sym)) < 0)
-					snprintf(sym, sizeof(sym), "%s",
-						 q2e_region_kind_name(r->kind));
-				ret = q2e_error_set(err, Q2E_EOUTPUT,
-						    "'%s': cannot write %s at 0x%llx: %s",
-						    path, sym,
-						    (unsigned long long)(r->offset + pos),
-						    strerror(errno));
-				break;
-			}
-			pos += n;
-			res->bytes += n;
-		}
+		ret = q2e_region_copy(&c, r, r->offset);
 		res->nregions += r->avail > 0;
 	}
-	free(buf);
+	res->bytes = c.bytes;
+	q2e_region_copier_fini(&c);
 	return ret;
 }
 

@@ -77,7 +77,7 @@ done <secs
 assert_eq "objcopy --dump-section gives the image's bytes for all $k sections" "" "$bad"
 
 # gdb prints structures by name, with the image's values.
-gdb -nx -batch -ex 'p qcow2_header.size' -ex 'p qcow2_header.l1_table_offset' \
+gdb -nx -batch -iex 'set auto-load python-scripts off' -ex 'p qcow2_header.size' -ex 'p qcow2_header.l1_table_offset' \
 	-ex 'p/x l1_table[0]' -ex 'p refcount_block_0[2]' -ex 'p snapshot_0' \
 	-ex 'p bitmap_1' -ex "info symbol $l1_off" -ex 'p l2_table_0[0].standard.host_offset' \
 	-ex 'p l2_table_0[32].standard.compressed' -ex 'p l2_table_0[16].standard.zero' \
@@ -89,7 +89,7 @@ vsize=$(qemu-img info --output=json img.qcow2 | jq '."virtual-size"')
 assert_eq "gdb: p qcow2_header.size is the virtual size" "$vsize" "${g[0]}"
 assert_eq "gdb: p qcow2_header.l1_table_offset" "$l1_off" "${g[1]}"
 l1e=$(be img.qcow2 "$l1_off" 8)
-assert_match "gdb: p/x l1_table[0] shows the raw entry and its L2 offset" "raw = $(printf 0x%x "$l1e"), bits = \{copied = $(printf 0x%x $(((l1e >> 63) & 1))), reserved = 0x0, l2_offset = $(printf 0x%x $((l1e & 0xffffffffffffff)))\}" "${g[2]}"
+assert_match "gdb: p/x l1_table[0] shows the raw entry and its L2 offset" "raw = $(printf 0x%x "$l1e"), bits = \{copied = $(printf 0x%x $(((l1e >> 63) & 1))), reserved_high = 0x0, l2_offset = $(printf 0x%x $((l1e & 0xffffffffffffff))), reserved = 0x0\}" "${g[2]}"
 assert_eq "gdb: p refcount_block_0[2] is the stored refcount" "$(be img.qcow2 $((rb0 + 4)) 2)" "${g[3]}"
 assert_match "gdb: p snapshot_0 has the id and name" 'id_str = "1", name = "first snap"' "${g[4]}"
 assert_match "gdb: p snapshot_0 has the disk size" "disk_size = $vsize" "${g[4]}"

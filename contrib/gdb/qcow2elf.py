@@ -1,0 +1,769 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# qcow2elf gdb helpers: `qcow2 info|regions|translate|refcount|whatis|
+# snapshots|bitmaps|bitmap` and pretty-printers for a dump written by
+# `qcow2elf dump`.  Everything is read from the dump gdb has loaded: the
+# image's bytes through gdb's memory (the sections are at the image's
+# offsets), the section and symbol tables from the ELF file the objfile
+# names (gdb 13 resolves no symbol past section 32767 through `info
+# symbol`, and has no Python API for sections).  Dumps carry this file in
+# .debug_gdb_scripts; it is also installed for `source`.
+import bisect
+import struct
+
+import gdb
+
+L1E_OFFSET_MASK = 0x00FFFFFFFFFFFE00
+L2E_OFFSET_MASK = 0x00FFFFFFFFFFFE00
+REFT_OFFSET_MASK = 0xFFFFFFFFFFFFFE00
+OFLAG_COPIED = 1 << 63
+OFLAG_COMPRESSED = 1 << 62
+OFLAG_ZERO = 1
+L1E_RESERVED = 0x7F000000000001FF
+L2E_STD_RESERVED = 0x3F000000000001FE
+BME_TABLE_RESERVED = 0xFF000000000001FE
+EXT_FEATURE_TABLE = 0x6803F857
+
+FEATURES = {  # the spec's names, when the image has no feature name table
+    0: {0: "dirty", 1: "corrupt", 2: "external data file",
+        3: "compression type", 4: "extended L2 entries"},
+    1: {0: "lazy refcounts"},
+    2: {0: "bitmaps", 1: "raw external data"},
+}
+FEATURE_KINDS = ("incompatible", "compatible", "autoclear")
+EXTENSIONS = {0xE2792ACA: "backing format", 0x6803F857: "feature name table",
+              0x23852875: "bitmaps", 0x0537BE77: "full disk encryption",
+              0x44415441: "external data file"}
+BITMAP_FLAGS = {1: "in_use", 2: "auto", 4: "extra_data_compatible"}
+HEADER_FIELDS = (("magic", 0, 4), ("version", 4, 4),
+                 ("backing_file_offset", 8, 8), ("backing_file_size", 16, 4),
+                 ("cluster_bits", 20, 4), ("size", 24, 8),
+                 ("crypt_method", 32, 4), ("l1_size", 36, 4),
+                 ("l1_table_offset", 40, 8), ("refcount_table_offset", 48, 8),
+                 ("refcount_table_clusters", 56, 4), ("nb_snapshots", 60, 4),
+                 ("snapshots_offset", 64, 8),
+                 ("incompatible_features", 72, 8),
+                 ("compatible_features", 80, 8),
+                 ("autoclear_features", 88, 8), ("refcount_order", 96, 4),
+                 ("header_length", 100, 4), ("compression_type", 104, 1))
+
+
+SUFFIXES = {"k": 10, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+
+
+def _int(arg, what):
+    """A gdb expression, or a number with qemu-img's suffixes (4M, 1G)."""
+    if arg[-1:] in SUFFIXES and arg[:-1].isdigit():
+        return int(arg[:-1]) << SUFFIXES[arg[-1]]
+    try:
+        return int(gdb.parse_and_eval(arg))
+    except gdb.error as e:
+        raise gdb.GdbError("%s: cannot read '%s': %s" % (what, arg, e))
+
+
+def _names(value, names):
+    out = [names.get(1 << b, "bit %d" % b) for b in range(64)
+           if value >> b & 1]
+    return " | ".join(out) if out else "none"
+
+
+class Dump:
+    """One dump: its ELF tables, and the image read through gdb."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            self._read_elf(f)
+        self.inferior = gdb.selected_inferior()
+        self._read_header()
+
+    # --- the ELF file ------------------------------------------------
+    def _read_elf(self, f):
+        ident = f.read(64)
+        if ident[:4] != b"\x7fELF" or ident[4] != 2:
+            raise gdb.GdbError("'%s' is not a 64-bit ELF file" % self.path)
+        e = "<" if ident[5] == 1 else ">"
+        (shoff,) = struct.unpack_from(e + "Q", ident, 40)
+        shnum, shstrndx = struct.unpack_from(e + "HH", ident, 60)
+        f.seek(shoff)
+        first = f.read(64)
+        if shnum == 0:
+            (shnum,) = struct.unpack_from(e + "Q", first, 32)
+        if shstrndx == 0xFFFF:
+            (shstrndx,) = struct.unpack_from(e + "I", first, 40)
+        f.seek(shoff)
+        raw = f.read(64 * shnum)
+        shdrs = [struct.unpack_from(e + "IIQQQQIIQQ", raw, 64 * i)
+                 for i in range(shnum)]
+
+        def data(h):
+            f.seek(h[4])
+            return f.read(h[5])
+
+        shstr = data(shdrs[shstrndx])
+
+        def cstr(tab, at):
+            return tab[at:tab.index(b"\0", at)].decode("utf-8", "replace")
+
+        self.sections = []      # (addr, size, name), by address
+        symtab = strtab = None
+        for h in shdrs:
+            name = cstr(shstr, h[0])
+            if name.startswith(".qcow2.") and h[2] & 2:
+                self.sections.append((h[3], h[5], name))
+            elif h[1] == 2:     # SHT_SYMTAB
+                symtab, strtab = h, shdrs[h[6]]
+        self.sections.sort()
+        self.starts = [s[0] for s in self.sections]
+        self.symbols = {}       # name -> (addr, size)
+        self.at = {}            # addr -> [names], in symbol table order
+        if symtab:
+            syms, strs = data(symtab), data(strtab)
+            for i in range(1, len(syms) // 24):
+                nm, _, _, _, value, size = struct.unpack_from(
+                    e + "IBBHQQ", syms, 24 * i)
+                name = cstr(strs, nm)
+                self.symbols[name] = (value, size)
+                self.at.setdefault(value, []).append(name)
+
+    # --- the image -----------------------------------------------------
+    def read(self, addr, n):
+        """Bytes of the image: those no section holds read as zeros."""
+        try:
+            return bytes(self.inferior.read_memory(addr, n))
+        except gdb.MemoryError:
+            out = bytearray(n)
+            for i in range(n):
+                try:
+                    out[i] = bytes(self.inferior.read_memory(addr + i, 1))[0]
+                except gdb.MemoryError:
+                    pass
+            return bytes(out)
+
+    def be(self, addr, n):
+        return int.from_bytes(self.read(addr, n), "big")
+
+    def _read_header(self):
+        raw = self.read(0, 112)
+        self.hdr = {}
+        for name, off, size in HEADER_FIELDS:
+            self.hdr[name] = int.from_bytes(raw[off:off + size], "big")
+        h = self.hdr
+        if h["magic"] != 0x514649FB:
+            raise gdb.GdbError("'%s' holds no QCOW2 header" % self.path)
+        if h["version"] < 3:
+            h["refcount_order"] = 4
+            h["header_length"] = 72
+            h["incompatible_features"] = h["compatible_features"] = 0
+            h["autoclear_features"] = h["compression_type"] = 0
+        if h["header_length"] < 105:
+            h["compression_type"] = 0
+        self.cluster_bits = h["cluster_bits"]
+        self.cluster_size = 1 << self.cluster_bits
+        self.refcount_bits = 1 << h["refcount_order"]
+        self.extended_l2 = bool(h["incompatible_features"] & 16)
+        self.l2_entry_size = 16 if self.extended_l2 else 8
+        self.l2_entries = self.cluster_size // self.l2_entry_size
+
+    def symbol(self, name):
+        if name not in self.symbols:
+            raise gdb.GdbError("the dump has no symbol '%s'" % name)
+        return self.symbols[name]
+
+    def section_at(self, off):
+        i = bisect.bisect_right(self.starts, off) - 1
+        while i >= 0:
+            addr, size, name = self.sections[i]
+            if addr <= off < addr + size:
+                return self.sections[i]
+            if addr + size <= off and i < len(self.sections) - 1:
+                break
+            i -= 1
+        return None
+
+    def owners(self, sec):
+        """Symbols naming a region, the active owner first."""
+        addr, size, _ = sec
+        names = [n for n in self.at.get(addr, [])
+                 if self.symbols[n][1] == size and not _is_entry_symbol(n)]
+        return sorted(names, key=lambda n: (n.startswith(("snapshot_",
+                                                           "bitmap_")), 0))
+
+    def extensions(self):
+        out, off = [], 72 if self.hdr["version"] < 3 else \
+            self.hdr["header_length"]
+        while off + 8 <= self.cluster_size:
+            magic, length = self.be(off, 4), self.be(off + 4, 4)
+            if magic == 0:
+                break
+            out.append((off, magic, length))
+            off += 8 + (length + 7) // 8 * 8
+        return out
+
+    def feature_name(self, kind, bit):
+        for off, magic, length in self.extensions():
+            if magic != EXT_FEATURE_TABLE:
+                continue
+            raw = self.read(off + 8, length)
+            for i in range(0, length - 47, 48):
+                if raw[i] == kind and raw[i + 1] == bit:
+                    return raw[i + 2:i + 48].split(b"\0")[0].decode(
+                        "utf-8", "replace")
+        return FEATURES[kind].get(bit, "unknown bit %d" % bit)
+
+    def snapshots(self):
+        out, n = [], 0
+        while "snapshot_%d" % n in self.symbols:
+            addr, _ = self.symbols["snapshot_%d" % n]
+            f = self.read(addr, 40)
+            l1, l1_size, id_size, name_size = struct.unpack_from(">QIHH", f)
+            date_sec, date_nsec, vm_clock, vm_state, extra = \
+                struct.unpack_from(">IIQII", f, 16)
+            ex = self.read(addr + 40, extra)
+            disk = int.from_bytes(ex[8:16], "big") if extra >= 16 else None
+            tail = self.read(addr + 40 + extra, id_size + name_size)
+            out.append(dict(n=n, addr=addr, l1=l1, l1_size=l1_size,
+                            id=tail[:id_size].decode("utf-8", "replace"),
+                            name=tail[id_size:].decode("utf-8", "replace"),
+                            date=date_sec, vm_state=vm_state, disk=disk))
+            n += 1
+        return out
+
+    def bitmaps(self):
+        out, n = [], 0
+        while "bitmap_%d" % n in self.symbols:
+            addr, _ = self.symbols["bitmap_%d" % n]
+            table, tsize, flags, typ, gran, name_size, extra = \
+                struct.unpack_from(">QIIBBHI", self.read(addr, 24))
+            name = self.read(addr + 24 + extra, name_size)
+            out.append(dict(n=n, addr=addr, table=table, table_size=tsize,
+                            flags=flags, type=typ, granularity=gran,
+                            name=name.decode("utf-8", "replace")))
+            n += 1
+        return out
+
+
+def _is_entry_symbol(name):
+    for p in ("snapshot_", "bitmap_"):
+        if name.startswith(p) and name[len(p):].isdigit():
+            return True
+    return False
+
+
+_dumps = {}
+
+
+def current_dump():
+    prog = gdb.current_progspace()
+    path = prog.filename if prog else None
+    if not path:
+        raise gdb.GdbError("no dump loaded: run 'file DUMP' first")
+    if path not in _dumps:
+        _dumps[path] = Dump(path)
+    return _dumps[path]
+
+
+def _argv(arg, lo, hi, usage):
+    argv = gdb.string_to_argv(arg)
+    if not lo <= len(argv) <= hi:
+        raise gdb.GdbError("usage: %s" % usage)
+    return argv
+
+
+# --- decoding ------------------------------------------------------------
+def l2_entry_text(d, e, bitmap=None):
+    """The one view that applies to an L2 entry."""
+    if e & OFLAG_COMPRESSED:
+        x = 62 - (d.cluster_bits - 8)
+        off = e & ((1 << x) - 1)
+        sectors = ((e >> x) & ((1 << (d.cluster_bits - 8)) - 1)) + 1
+        end = (off & ~511) + sectors * 512
+        return ("compressed: host 0x%x-0x%x, %d sectors" %
+                (off, end, sectors))
+    off = e & L2E_OFFSET_MASK
+    parts = []
+    if bitmap is not None:
+        parts.append("subclusters alloc 0x%08x zero 0x%08x" %
+                     (bitmap & 0xFFFFFFFF, bitmap >> 32))
+    elif e & OFLAG_ZERO:
+        parts.append("zero")
+    if off:
+        parts.insert(0, "host 0x%x" % off)
+    elif not parts:
+        parts.append("unallocated")
+    if e & OFLAG_COPIED:
+        parts.append("copied")
+    if e & L2E_STD_RESERVED:
+        parts.append("reserved bits 0x%x" % (e & L2E_STD_RESERVED))
+    return ", ".join(parts)
+
+
+def l1_entry_text(e):
+    off = e & L1E_OFFSET_MASK
+    s = "L2 table at 0x%x" % off if off else "no L2 table"
+    if e & OFLAG_COPIED:
+        s += ", copied"
+    if e & L1E_RESERVED:
+        s += ", reserved bits 0x%x" % (e & L1E_RESERVED)
+    return s
+
+
+def bitmap_entry_text(e):
+    off = e & L1E_OFFSET_MASK
+    if off:
+        s = "data at 0x%x" % off
+    else:
+        s = "all ones" if e & 1 else "all zeros"
+    if e & BME_TABLE_RESERVED:
+        s += ", reserved bits 0x%x" % (e & BME_TABLE_RESERVED)
+    return s
+
+
+def refcount_at(d, block, j):
+    w = d.refcount_bits
+    if w >= 8:
+        return d.be(block + j * (w // 8), w // 8)
+    byte = d.read(block + j * w // 8, 1)[0]
+    return (byte >> (j * w % 8)) & ((1 << w) - 1)
+
+
+# --- commands --------------------------------------------------------------
+class Qcow2(gdb.Command):
+    """Explore a QCOW2 image from its qcow2elf dump.
+
+qcow2 info                    header, features, extensions
+qcow2 regions [KIND]          every region: symbol, kind, offset, size, owners
+qcow2 translate GUEST [SNAP]  guest offset to L1, L2 entry and host offset
+qcow2 refcount HOST           the refcount of the cluster at HOST
+qcow2 whatis OFFSET           the structure and entry at an image offset
+qcow2 snapshots               one line per snapshot
+qcow2 bitmaps                 one line per bitmap
+qcow2 bitmap NAME GUEST       whether the bitmap's bit for GUEST is set"""
+
+    def __init__(self):
+        super().__init__("qcow2", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
+
+
+class Info(gdb.Command):
+    """Header fields, feature bits by name, cluster size, refcount width and
+header extensions of the dumped image.
+Usage: qcow2 info"""
+
+    def __init__(self):
+        super().__init__("qcow2 info", gdb.COMMAND_DATA, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        _argv(arg, 0, 0, "qcow2 info")
+        d = current_dump()
+        h = d.hdr
+        for name, _, _ in HEADER_FIELDS:
+            print("%-24s %s" % (name, hex(h[name]) if "offset" in name or
+                                name == "magic" else h[name]))
+        print("%-24s %d" % ("cluster size", d.cluster_size))
+        print("%-24s %d" % ("refcount bits", d.refcount_bits))
+        print("%-24s %s" % ("extended L2", "yes" if d.extended_l2 else "no"))
+        for kind, field in enumerate(FEATURE_KINDS):
+            v = h[field + "_features"]
+            names = [d.feature_name(kind, b) for b in range(64) if v >> b & 1]
+            print("%-24s %s" % (field + " features",
+                                ", ".join(names) if names else "none"))
+        for off, magic, length in d.extensions():
+            print("extension 0x%08x at 0x%x, %d bytes: %s" %
+                  (magic, off, length, EXTENSIONS.get(magic, "unknown")))
+
+
+KINDS = (("header", "header"), ("ext.", "header extension"),
+         ("backing-file", "backing file name"), ("l1", "L1 table"),
+         ("snapshot-table", "snapshot table"),
+         ("refcount-table", "refcount table"),
+         ("refcount-block.", "refcount block"),
+         ("bitmap-directory", "bitmap directory"),
+         ("crypto-header", "encryption header"), ("l2.", "L2 table"))
+
+
+def region_kind(section):
+    rest = section[len(".qcow2."):]
+    if rest.startswith("snapshot."):
+        rest = rest.split(".", 2)[2]
+    elif rest.startswith("bitmap."):
+        return "bitmap data" if ".data." in rest else "bitmap table"
+    for prefix, kind in KINDS:
+        if rest == prefix or (prefix.endswith(".") and
+                              rest.startswith(prefix)):
+            return kind
+    return "unknown"
+
+
+class Regions(gdb.Command):
+    """Every region of the image: symbol, kind, offset, size, owners.
+Usage: qcow2 regions [KIND]
+KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
+
+    def __init__(self):
+        super().__init__("qcow2 regions", gdb.COMMAND_DATA)
+
+    def complete(self, text, word):
+        return [k for _, k in KINDS if k.startswith(text)]
+
+    def invoke(self, arg, from_tty):
+        d = current_dump()
+        want = arg.strip().lower()
+        for sec in d.sections:
+            kind = region_kind(sec[2])
+            if want and not kind.lower().startswith(want):
+                continue
+            owners = d.owners(sec)
+            print("%-28s %-18s 0x%-10x %8d  %s" % (
+                owners[0] if owners else sec[2], kind, sec[0], sec[1],
+                ", ".join(owners[1:])))
+
+
+class Translate(gdb.Command):
+    """Guest offset to host offset, through the L1 and L2 tables.
+Usage: qcow2 translate GUEST_OFFSET [SNAPSHOT]
+SNAPSHOT is a snapshot's position in the table (0, 1...), its ID or name;
+without it the active L1 table is used."""
+
+    def __init__(self):
+        super().__init__("qcow2 translate", gdb.COMMAND_DATA)
+
+    def complete(self, text, word):
+        return [s["name"] for s in current_dump().snapshots()
+                if s["name"].startswith(text)]
+
+    def invoke(self, arg, from_tty):
+        argv = _argv(arg, 1, 2, "qcow2 translate GUEST_OFFSET [SNAPSHOT]")
+        d = current_dump()
+        guest = _int(argv[0], "qcow2 translate")
+        if guest < 0 or guest >= d.hdr["size"]:
+            raise gdb.GdbError("qcow2 translate: guest offset 0x%x is past "
+                               "the virtual size 0x%x" % (guest, d.hdr["size"]))
+        prefix = ""
+        if len(argv) == 2:
+            prefix = "snapshot_%d_" % find_snapshot(d, argv[1])
+        for line in translate(d, guest, prefix):
+            print(line)
+
+
+def find_snapshot(d, key):
+    snaps = d.snapshots()
+    for s in snaps:
+        if key in (s["id"], s["name"]):
+            return s["n"]
+    if key.isdigit() and int(key) < len(snaps):
+        return int(key)
+    raise gdb.GdbError("no snapshot '%s'" % key)
+
+
+def translate(d, guest, prefix):
+    l1_name = prefix + "l1_table"
+    out = []
+    l2_bits = d.cluster_bits - (4 if d.extended_l2 else 3)
+    i = guest >> (d.cluster_bits + l2_bits)
+    j = (guest >> d.cluster_bits) & ((1 << l2_bits) - 1)
+    in_cluster = guest & (d.cluster_size - 1)
+    backing = ("read from the backing file" if d.hdr["backing_file_offset"]
+               else "reads as zeros")
+    if l1_name not in d.symbols:
+        l1_size = 0
+    else:
+        l1_addr, l1_bytes = d.symbols[l1_name]
+        l1_size = l1_bytes // 8
+    if i >= l1_size:
+        out.append("%s has %d entries: index %d is past it" %
+                   (l1_name, l1_size, i))
+        out.append("unallocated (%s)" % backing)
+        return out
+    e1 = d.be(l1_addr + 8 * i, 8)
+    out.append("%s[%d] = 0x%016x  %s" % (l1_name, i, e1, l1_entry_text(e1)))
+    l2 = e1 & L1E_OFFSET_MASK
+    if not l2:
+        out.append("unallocated (%s)" % backing)
+        return out
+    l2_name = "%sl2_table_%d" % (prefix, i)
+    if l2_name not in d.symbols:
+        names = [n for n in d.at.get(l2, []) if "l2_table" in n]
+        l2_name = names[0] if names else "L2 table at 0x%x" % l2
+    e2 = d.be(l2 + d.l2_entry_size * j, 8)
+    bitmap = d.be(l2 + 16 * j + 8, 8) if d.extended_l2 else None
+    out.append("%s[%d] = 0x%016x  %s" % (l2_name, j, e2,
+                                         l2_entry_text(d, e2, bitmap)))
+    if e2 & OFLAG_COMPRESSED:
+        out.append("compressed (guest cluster at 0x%x)" % (guest - in_cluster))
+        return out
+    host = e2 & L2E_OFFSET_MASK
+    if d.extended_l2:
+        sc_size = d.cluster_size // 32
+        sc = in_cluster // sc_size
+        alloc, zero = bitmap >> sc & 1, bitmap >> (32 + sc) & 1
+        out.append("subcluster %d: %s" % (sc, "allocated" if alloc else
+                                           "zero" if zero else
+                                           "unallocated"))
+        if alloc:
+            out.append("host offset 0x%x" % (host + in_cluster))
+        elif zero:
+            out.append("zero")
+        else:
+            out.append("unallocated (%s)" % backing)
+        return out
+    # With an external data file, offset 0 is a cluster when COPIED is set.
+    data_file = d.hdr["incompatible_features"] & 4 and e2 & OFLAG_COPIED
+    if e2 & OFLAG_ZERO:
+        out.append("zero")
+    elif host or data_file:
+        out.append("host offset 0x%x" % (host + in_cluster))
+    else:
+        out.append("unallocated (%s)" % backing)
+    return out
+
+
+class Refcount(gdb.Command):
+    """The stored refcount of the host cluster holding an image offset.
+Usage: qcow2 refcount HOST_OFFSET"""
+
+    def __init__(self):
+        super().__init__("qcow2 refcount", gdb.COMMAND_DATA,
+                         gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        argv = _argv(arg, 1, 1, "qcow2 refcount HOST_OFFSET")
+        d = current_dump()
+        off = _int(argv[0], "qcow2 refcount")
+        if off < 0:
+            raise gdb.GdbError("qcow2 refcount: negative offset")
+        print(refcount_line(d, off))
+
+
+def refcount_line(d, off):
+    cluster = off >> d.cluster_bits
+    per_block = d.cluster_size * 8 // d.refcount_bits
+    i, j = divmod(cluster, per_block)
+    rt_addr, rt_size = d.symbol("refcount_table")
+    if i >= rt_size // 8:
+        return ("cluster %d is past the refcount table (%d entries): "
+                "refcount 0" % (cluster, rt_size // 8))
+    block = d.be(rt_addr + 8 * i, 8) & REFT_OFFSET_MASK
+    if not block:
+        return "refcount_table[%d] = 0: no refcount block, refcount 0" % i
+    name = "refcount_block_%d" % i
+    if name not in d.symbols:
+        name = "refcount block at 0x%x" % block
+    return "%s[%d] = %d" % (name, j, refcount_at(d, block, j))
+
+
+class Whatis(gdb.Command):
+    """The structure and entry at an image offset, with every owner of a
+shared table (the active one first).
+Usage: qcow2 whatis OFFSET"""
+
+    def __init__(self):
+        super().__init__("qcow2 whatis", gdb.COMMAND_DATA, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        argv = _argv(arg, 1, 1, "qcow2 whatis OFFSET")
+        d = current_dump()
+        off = _int(argv[0], "qcow2 whatis")
+        for line in whatis(d, off):
+            print(line)
+
+
+def whatis(d, off):
+    sec = d.section_at(off)
+    if not sec:
+        return ["0x%x: no metadata (data, or free)" % off]
+    addr, size, name = sec
+    kind = region_kind(name)
+    rel = off - addr
+    owners = d.owners(sec) or [name]
+    if kind in ("L1 table", "L2 table", "refcount table", "bitmap table"):
+        esize = d.l2_entry_size if kind == "L2 table" else 8
+        where = ["%s[%d]" % (o, rel // esize) for o in owners]
+    elif kind == "refcount block":
+        where = ["%s[%d]" % (o, rel * 8 // d.refcount_bits) for o in owners]
+    elif kind == "header":
+        field = [f for f, o, s in HEADER_FIELDS if o <= rel < o + s]
+        where = ["%s.%s" % (owners[0], field[0]) if field else
+                 "%s+0x%x" % (owners[0], rel)]
+    elif kind in ("snapshot table", "bitmap directory"):
+        p = "snapshot_" if kind == "snapshot table" else "bitmap_"
+        best = None
+        for n, (a, s) in d.symbols.items():
+            if n.startswith(p) and _is_entry_symbol(n) and a <= off < a + s:
+                best = "%s+0x%x" % (n, off - a)
+        where = [best or "%s+0x%x" % (owners[0], rel)]
+    else:
+        where = ["%s+0x%x" % (o, rel) for o in owners]
+    lines = ["0x%x: %s (%s at 0x%x, %d bytes)" % (off, where[0], kind, addr,
+                                                  size)]
+    lines += ["  also %s" % w for w in where[1:]]
+    return lines
+
+
+class Snapshots(gdb.Command):
+    """One line per snapshot: position, ID, name, L1 table, sizes.
+Usage: qcow2 snapshots"""
+
+    def __init__(self):
+        super().__init__("qcow2 snapshots", gdb.COMMAND_DATA,
+                         gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        _argv(arg, 0, 0, "qcow2 snapshots")
+        for s in current_dump().snapshots():
+            print("snapshot_%d id %s name '%s' l1_table 0x%x (%d entries) "
+                  "vm_state %d disk_size %s" %
+                  (s["n"], s["id"], s["name"], s["l1"], s["l1_size"],
+                   s["vm_state"], s["disk"] if s["disk"] is not None else "-"))
+
+
+class Bitmaps(gdb.Command):
+    """One line per bitmap: position, name, flags, granularity, table.
+Usage: qcow2 bitmaps"""
+
+    def __init__(self):
+        super().__init__("qcow2 bitmaps", gdb.COMMAND_DATA, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        _argv(arg, 0, 0, "qcow2 bitmaps")
+        for b in current_dump().bitmaps():
+            print("bitmap_%d '%s' flags %s granularity %d table 0x%x "
+                  "(%d entries)" %
+                  (b["n"], b["name"], _names(b["flags"], BITMAP_FLAGS),
+                   1 << b["granularity"], b["table"], b["table_size"]))
+
+
+class Bitmap(gdb.Command):
+    """Whether a bitmap's bit for a guest offset is set.
+Usage: qcow2 bitmap NAME GUEST_OFFSET"""
+
+    def __init__(self):
+        super().__init__("qcow2 bitmap", gdb.COMMAND_DATA)
+
+    def complete(self, text, word):
+        return [b["name"] for b in current_dump().bitmaps()
+                if b["name"].startswith(text)]
+
+    def invoke(self, arg, from_tty):
+        argv = _argv(arg, 2, 2, "qcow2 bitmap NAME GUEST_OFFSET")
+        d = current_dump()
+        found = [b for b in d.bitmaps() if b["name"] == argv[0]]
+        if not found:
+            raise gdb.GdbError("no bitmap '%s'" % argv[0])
+        guest = _int(argv[1], "qcow2 bitmap")
+        if guest < 0 or guest >= d.hdr["size"]:
+            raise gdb.GdbError("qcow2 bitmap: guest offset 0x%x is past the "
+                               "virtual size 0x%x" % (guest, d.hdr["size"]))
+        b = found[0]
+        bit = guest >> b["granularity"]
+        per_cluster = d.cluster_size * 8
+        ti, k = divmod(bit, per_cluster)
+        e = d.be(b["table"] + 8 * ti, 8)
+        data = e & L1E_OFFSET_MASK
+        if data:
+            v = d.read(data + k // 8, 1)[0] >> (k % 8) & 1
+        else:
+            v = e & 1
+        print("bitmap_%d_table[%d] = 0x%016x  %s" % (b["n"], ti, e,
+                                                     bitmap_entry_text(e)))
+        print("bit %d (guest 0x%x-0x%x): %s" % (
+            bit, bit << b["granularity"], ((bit + 1) << b["granularity"]) - 1,
+            "set" if v else "clear"))
+
+
+# --- pretty-printers --------------------------------------------------------
+class EntryPrinter:
+    def __init__(self, val, text):
+        self.val, self.text = val, text
+
+    def to_string(self):
+        raw = int(self.val["raw"])
+        return "0x%016x  %s" % (raw, self.text(raw))
+
+
+class L2ExtendedPrinter:
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        d = current_dump()
+        raw = int(self.val["entry"]["raw"])
+        bitmap = int(self.val["bitmap"]["raw"])
+        return "0x%016x 0x%016x  %s" % (raw, bitmap,
+                                        l2_entry_text(d, raw, bitmap))
+
+
+class RefcountBlockPrinter:
+    """Refcount blocks of 1, 2 and 4 bits, which DWARF shows as bytes."""
+
+    def __init__(self, val, width):
+        self.val, self.width = val, width
+
+    def to_string(self):
+        return "refcount block of %d-bit entries" % self.width
+
+    def children(self):
+        n = self.val.type.sizeof
+        raw = bytes(gdb.selected_inferior().read_memory(
+            self.val.address, n)) if self.val.address is not None else b""
+        per = 8 // self.width
+        for i in range(n * per):
+            yield "[%d]" % i, (raw[i // per] >> (i % per * self.width)) & \
+                ((1 << self.width) - 1)
+
+    def display_hint(self):
+        return "array"
+
+
+class EntryNamePrinter:
+    """Snapshot and bitmap directory entries: ID and name first."""
+
+    def __init__(self, val, kind):
+        self.val, self.kind = val, kind
+
+    def to_string(self):
+        def s(field):
+            try:
+                return self.val[field].string(length=int(self.val[field].type.sizeof))
+            except gdb.error:
+                return ""
+        if self.kind == "snapshot":
+            return "snapshot id %s '%s'" % (s("id_str"), s("name"))
+        return "bitmap '%s'" % s("name")
+
+    def children(self):
+        for f in self.val.type.fields():
+            yield f.name, self.val[f.name]
+
+
+def lookup_printer(val):
+    t = val.type.strip_typedefs()
+    name = t.tag or t.name
+    d = None
+    if name == "qcow2_l1_entry":
+        return EntryPrinter(val, l1_entry_text)
+    if name == "qcow2_l2_entry":
+        d = current_dump()
+        return EntryPrinter(val, lambda raw: l2_entry_text(d, raw))
+    if name == "qcow2_l2_extended_entry":
+        return L2ExtendedPrinter(val)
+    if name == "qcow2_bitmap_table_entry":
+        return EntryPrinter(val, bitmap_entry_text)
+    if name and name.startswith("qcow2_refcount_block_"):
+        return RefcountBlockPrinter(val, int(name.rsplit("_", 1)[1]))
+    if name == "qcow2_snapshot_entry":
+        return EntryNamePrinter(val, "snapshot")
+    if name == "qcow2_bitmap_directory_entry":
+        return EntryNamePrinter(val, "bitmap")
+    return None
+
+
+def register(objfile=None):
+    Qcow2()
+    for cmd in (Info, Regions, Translate, Refcount, Whatis, Snapshots,
+                Bitmaps, Bitmap):
+        cmd()
+    gdb.pretty_printers.append(lookup_printer)
+
+
+if not getattr(gdb, "_qcow2elf_loaded", False):
+    gdb._qcow2elf_loaded = True
+    register()

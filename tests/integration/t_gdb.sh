@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The gdb helpers (contrib/gdb/qcow2elf.py) on dumps of real images, and
+# what gdb prints without them: each answer is checked against qemu-img
+# or against the image's bytes, decoded here on their own.
+. "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/corpus.sh"
+need qemu-img qemu-io gdb jq python3 readelf
+
+case $Q2E in
+*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
+esac
+SCRIPT=$TOP/contrib/gdb/qcow2elf.py
+cd "$T_TMP" || finish
+
+# gdb_helpers DUMP CMDFILE: gdb with the helpers auto-loaded from the dump,
+# running each line of CMDFILE (an error in one does not stop the rest).
+gdb_helpers() {
+	local args=() l
+	while IFS= read -r l; do args+=(-ex "$l"); done <"$2"
+	gdb -nx -batch -iex "add-auto-load-safe-path $PWD/$1" "${args[@]}" "$1" 2>&1
+}
+# gdb_plain DUMP ARGS...: what gdb prints from the DWARF alone.
+gdb_plain() {
+	local f=$1
+	shift
+	gdb -nx -batch -iex 'set auto-load python-scripts off' "$@" "$f" 2>&1
+}
+
+# --- The image of the issue: snapshots, bitmaps, compressed, zero. -------
+qemu-img create -q -f qcow2 -o lazy_refcounts=on img.qcow2 64M
+qemu-io -c 'write -P 0x11 0 128k' -c 'write -z 1M 64k' -c 'write -c 2M 64k' img.qcow2 >/dev/null
+qemu-img snapshot -c "first snap" img.qcow2
+qemu-io -c 'write -P 0x22 4M 64k' img.qcow2 >/dev/null
+qemu-img snapshot -c second img.qcow2
+qemu-img bitmap --add img.qcow2 b0
+qemu-io -c 'write -P 0x33 8M 64k' img.qcow2 >/dev/null
+qemu-img bitmap --add -g 128k img.qcow2 b1
+qemu-img snapshot -c third-x img.qcow2	# shares the active L2 table
+"$Q2E" dump img.qcow2 -o img.elf
+
+# Auto-loaded from the dump, or not without the safe-path, as gdb says.
+out=$(gdb -nx -batch -ex 'help qcow2' img.elf 2>&1)
+assert_match "plain gdb says how to allow the dump's script" "add-auto-load-safe-path $PWD/img.elf" "$out"
+printf '%s\n' 'help qcow2' 'help qcow2 translate' >help.gdb
+out=$(gdb_helpers img.elf help.gdb)
+assert_match "auto-loaded: 'help qcow2' lists the commands" "qcow2 bitmap NAME GUEST" "$out"
+assert_match "each command has its help" "Usage: qcow2 translate GUEST_OFFSET \[SNAPSHOT\]" "$out"
+"$Q2E" dump --no-gdb-script img.qcow2 -o noscript.elf
+assert_eq "--no-gdb-script: no .debug_gdb_scripts section" "0" "$(readelf -SW noscript.elf | grep -c debug_gdb_scripts)"
+assert_eq "and otherwise the same sections" "$(readelf -SW img.elf | grep -c '\.qcow2\.')" "$(readelf -SW noscript.elf | grep -c '\.qcow2\.')"
+out=$(gdb -nx -batch -ex 'help qcow2' noscript.elf 2>&1)
+assert_match "a dump without the script defines no command" 'Undefined command: "qcow2"' "$out"
+printf '%s\n' "source $SCRIPT" 'qcow2 translate 0' >src.gdb
+out=$(gdb -nx -batch -x src.gdb noscript.elf 2>&1)
+assert_match "sourced: qcow2 translate works on a dump without the script" "^host offset 0x" "$(tail -1 <<<"$out")"
+
+# Errors are clear.
+printf '%s\n' 'qcow2 translate' 'qcow2 translate 0x10000000000' 'qcow2 translate 0 nosuch' 'qcow2 bitmap nosuch 0' 'qcow2 refcount foo' >err.gdb
+out=$(gdb_helpers img.elf err.gdb)
+assert_match "a missing argument says the usage" "usage: qcow2 translate GUEST_OFFSET \[SNAPSHOT\]" "$out"
+assert_match "an offset past the disk says so" "guest offset 0x10000000000 is past the virtual size 0x4000000" "$out"
+assert_match "an unknown snapshot is named" "no snapshot 'nosuch'" "$out"
+assert_match "an unknown bitmap is named" "no bitmap 'nosuch'" "$out"
+assert_match "a bad number is quoted" "cannot read 'foo'" "$out"
+
+# Flags by name, 8-bit numbers as numbers, every entry its symbol.
+out=$(gdb_plain img.elf -ex 'p qcow2_header.compatible_features' -ex 'p qcow2_header.autoclear_features' \
+	-ex 'p qcow2_header.compression_type' -ex 'p bitmap_1.flags' -ex 'p bitmap_1.type' \
+	-ex 'p bitmap_1.granularity_bits' -ex 'p ext_feature_table.features[0].type')
+mapfile -t g < <(sed 's/^\$[0-9]* = //' <<<"$out")
+assert_eq "lazy refcounts by name" "{names = QCOW2_COMPAT_LAZY_REFCOUNTS, raw = 1}" "${g[0]}"
+assert_eq "the bitmaps autoclear bit by name" "{names = QCOW2_AUTOCLEAR_BITMAPS, raw = 1}" "${g[1]}"
+assert_eq "compression type by name" "QCOW2_COMPRESSION_TYPE_ZLIB" "${g[2]}"
+assert_eq "bitmap flags by name" "{names = BME_FLAG_AUTO, raw = 2}" "${g[3]}"
+assert_eq "bitmap type by name" "BT_DIRTY_TRACKING_BITMAP" "${g[4]}"
+assert_eq "granularity_bits is a number, not a character" "17" "${g[5]}"
+assert_eq "a feature's type by name" "QCOW2_FEAT_TYPE_INCOMPATIBLE" "${g[6]}"
+cmds=() want= n=0
+while IFS= read -r name; do
+	cmds+=(-ex "p snapshot_$((n++)).name")
+	want+="\"$name\""$'\n'
+done < <(qemu-img info --output=json img.qcow2 | jq -r '.snapshots[].name')
+out=$(gdb_plain img.elf "${cmds[@]}" -ex 'p bitmap_0.name' -ex 'p bitmap_1.name' | sed 's/^\$[0-9]* = //')
+assert_eq "every snapshot entry's symbol prints its name, the last one too" "${want}\"b0\""$'\n'"\"b1\"" "$out"
+
+printf '%s\n' 'qcow2 snapshots' 'qcow2 bitmaps' 'qcow2 info' 'qcow2 bitmap b0 8M' \
+	'qcow2 bitmap b0 0' 'qcow2 bitmap b1 8M' 'qcow2 whatis 0x28' 'p l2_table_0[32]' \
+	'p l2_table_0[0]' 'p refcount_block_0[0]' 'p snapshot_1' >misc.gdb
+out=$(gdb_helpers img.elf misc.gdb)
+assert_match "qcow2 snapshots: one line each, id and name" "^snapshot_0 id 1 name 'first snap' l1_table 0x" "$out"
+assert_match "qcow2 snapshots: the last one" "^snapshot_2 id 3 name 'third-x'" "$out"
+assert_match "qcow2 bitmaps: flags and granularity" "^bitmap_1 'b1' flags auto granularity 131072 table 0x" "$out"
+assert_match "qcow2 info: feature names from the image's table" "^compatible features +lazy refcounts$" "$out"
+assert_match "qcow2 info: refcount width" "^refcount bits +16$" "$out"
+assert_match "qcow2 bitmap: a bit written after the bitmap was added is set" "^bit 128 \(guest 0x800000-0x80ffff\): set$" "$out"
+assert_match "qcow2 bitmap: one written before is clear" "^bit 0 \(guest 0x0-0xffff\): clear$" "$out"
+assert_match "qcow2 bitmap: b1 has its own granularity, and was added after that write" "^bit 64 \(guest 0x800000-0x81ffff\): clear$" "$out"
+assert_match "qcow2 whatis: a header field" "^0x28: qcow2_header.l1_table_offset " "$out"
+assert_match "pretty-printer: a compressed L2 entry shows its host range" '= 0x4[0-9a-f]{15}  compressed: host 0x[0-9a-f]+-0x[0-9a-f]+, [0-9]+ sectors' "$out"
+assert_match "pretty-printer: a standard L2 entry, raw and host offset" '= 0x00000000000[0-9a-f]{5}  host 0x[0-9a-f]+$' "$out"
+assert_match "pretty-printer: a snapshot entry shows its id and name first" "= snapshot id 2 'second' = \{l1_table_offset" "$out"
+
+# whatis on a shared L2 table names both owners, the active one first.
+l2=$(readelf -sW img.elf | awk '$8 == "l2_table_0" {print $2}')
+printf '%s\n' "qcow2 whatis 0x$l2+8*417" >w.gdb
+out=$(gdb_helpers img.elf w.gdb)
+assert_match "qcow2 whatis: l2_table_0[417]" "^0x[0-9a-f]+: l2_table_0\[417\] \(L2 table at 0x$(sed 's/^0*//' <<<"$l2")" "$out"
+assert_match "and the snapshot sharing it" "^  also snapshot_2_l2_table_0\[417\]$" "$out"
+
+# A reserved bit of an L2 entry: its own field, as check reports it.
+cp img.qcow2 rsv.qcow2
+l2off=$((16#$l2))
+python3 - rsv.qcow2 "$l2off" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]) + 7)
+    b = f.read(1)[0]
+    f.seek(int(sys.argv[2]) + 7)
+    f.write(bytes([b | 8]))
+PY
+"$Q2E" dump rsv.qcow2 -o rsv.elf 2>/dev/null
+out=$(gdb_plain rsv.elf -ex 'p l2_table_0[0].standard.reserved' -ex 'p l2_table_0[1].standard.reserved')
+assert_eq "an L2 entry with bit 3 set prints reserved = 4, its neighbour 0" $'$1 = 4\n$2 = 0' "$out"
+"$Q2E" check rsv.qcow2 >chk.out 2>&1
+assert_match "as check reports it" "reserved bits set" "$(cat chk.out)"
+
+# --- translate and refcount against qemu-img and the bytes. ---------------
+# Python lists the guest offsets to try (starts, ends and middles of
+# every range qemu-img map reports), then checks gdb's answers.
+cat >cmp.py <<'PY'
+import json, sys
+mode, mapfile = sys.argv[1], sys.argv[2]
+ranges = json.load(open(mapfile))
+def pick():
+    offs = []
+    for r in ranges:
+        for o in (r["start"], r["start"] + r["length"] // 2, r["start"] + r["length"] - 1):
+            offs.append(o)
+    step = max(1, len(offs) // 150)
+    return sorted(set(offs[::step] + offs[-3:]))
+def expect(o):
+    for r in ranges:
+        if r["start"] <= o < r["start"] + r["length"]:
+            if r.get("depth", 0) > 0:
+                return "unallocated (read from the backing file)"
+            if r["data"] and "offset" not in r:
+                return "compressed"   # QEMU 7.2 gives no offset for those
+            if r["data"] and "offset" in r:
+                return "host offset 0x%x" % (r["offset"] + o - r["start"])
+            if r["zero"] and r["present"]:
+                return "zero"
+            return "unallocated"
+if mode == "offsets":
+    for o in pick():
+        print("echo @%d\\n" % o)
+        print("qcow2 translate %d" % o)
+else:
+    got, cur, bad, n = {}, None, 0, 0
+    for line in open(sys.argv[3]):
+        line = line.rstrip("\n")
+        if line.startswith("@"):
+            cur = int(line[1:])
+        elif cur is not None:
+            got[cur] = line
+    for o in pick():
+        want, have = expect(o), got.get(o, "(nothing)")
+        n += 1
+        if not have.startswith(want):
+            bad += 1
+            if bad <= 3:
+                print("guest %#x: gdb '%s', qemu-img map '%s'" % (o, have, want))
+    print("checked %d" % n)
+PY
+# Refcounts decoded from the image file, for every cluster of it.
+cat >refs.py <<'PY'
+import struct, sys
+f = open(sys.argv[1], "rb").read()
+cb, = struct.unpack_from(">I", f, 20)
+order = struct.unpack_from(">I", f, 96)[0] if struct.unpack_from(">I", f, 4)[0] >= 3 else 4
+rt, = struct.unpack_from(">Q", f, 48)
+w, cs = 1 << order, 1 << cb
+per = cs * 8 // w
+n = (len(f) + cs - 1) // cs
+step = max(1, n // 200)
+for c in list(range(0, n, step)) + [n - 1]:
+    i, j = divmod(c, per)
+    blk = struct.unpack_from(">Q", f, rt + 8 * i)[0] & ~511 if rt + 8 * i + 8 <= len(f) else 0
+    if not blk:
+        v = 0
+    elif w >= 8:
+        v = int.from_bytes(f[blk + j * w // 8: blk + (j + 1) * w // 8], "big")
+    else:
+        v = f[blk + j * w // 8] >> (j * w % 8) & ((1 << w) - 1)
+    print(c * cs + cs // 2, v)
+PY
+# check_image DIR NAME: translate and refcount of one image's dump.
+check_image() {
+	local dir=$1 name=$2
+	(cd "$dir" && qemu-img map --output=json "$name") >m.json 2>/dev/null || { fail "$name: qemu-img map"; return; }
+	"$Q2E" dump "$dir/$name" -o d.elf 2>/dev/null || { fail "$name: dump"; return; }
+	python3 cmp.py offsets m.json >t.gdb
+	python3 refs.py "$dir/$name" >refs.txt
+	awk '{print "qcow2 refcount " $1}' refs.txt >>t.gdb
+	gdb_helpers d.elf t.gdb >t.out
+	grep -v '^refcount\|^cluster .* past' t.out | grep -v '_table.*\[\|^subcluster' >t.last
+	res=$(python3 cmp.py check m.json t.last)
+	if [ "$(grep -c '^guest' <<<"$res")" = 0 ]; then
+		pass "$name: qcow2 translate agrees with qemu-img map ($(tail -1 <<<"$res") offsets)"
+	else
+		fail "$name: qcow2 translate agrees with qemu-img map" "$res"
+	fi
+	paste -d' ' <(awk '{print $2}' refs.txt) <(grep -E '^(refcount_block_[0-9]+\[[0-9]+\] = |refcount_table\[|cluster [0-9]+ is past)' t.out |
+		sed 's/.* = \([0-9]*\)$/\1/; s/.*refcount 0$/0/') | awk '$1 != $2 {bad++} END {exit bad > 0}' &&
+		pass "$name: qcow2 refcount agrees with the image's bytes ($(wc -l <refs.txt) clusters)" ||
+		fail "$name: qcow2 refcount agrees with the image's bytes" "$(paste -d' ' refs.txt <(grep -E '^(refcount_|cluster )' t.out) | awk '$2 != $NF' | head -3)"
+}
+
+check_image . img.qcow2
+for bits in 1 2 4 8 32 64; do
+	qemu-img create -q -f qcow2 -o refcount_bits=$bits,cluster_size=4096 rc$bits.qcow2 8M
+	qemu-io -c 'write -P 1 0 300k' -c 'write -P 2 2M 64k' rc$bits.qcow2 >/dev/null
+	[ $bits = 1 ] || qemu-img snapshot -c s rc$bits.qcow2	# needs refcount 2
+	qemu-io -c 'write -P 3 0 8k' rc$bits.qcow2 >/dev/null
+	check_image . rc$bits.qcow2
+done
+if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
+	while read -r name kind; do
+		[ "$kind" = plain ] && check_image corpus "$name"
+	done <corpus/corpus.list
+else
+	fail "corpus built" "$(cat corpus.err)"
+fi
+
+# --- Past gdb 13's 32767 sections: 1 GiB, 512-byte clusters. --------------
+qemu-img create -q -f qcow2 -o cluster_size=512,preallocation=metadata big.qcow2 1G
+"$Q2E" dump big.qcow2 -o big.elf 2>dump.err
+nsec=$(readelf -hW big.elf | sed -n 's/.*Number of section headers: *\([0-9]*\).*/\1/p')
+[ "${nsec:-0}" -gt 40000 ] && pass "the 1 GiB dump has more than 40,000 sections ($nsec)" || fail "more than 40,000 sections" "$nsec"
+last_l2=$(readelf -sW big.elf | awk '$8 ~ /^l2_table_[0-9]+$/ {sub("l2_table_", "", $8); if ($8 > m) m = $8} END {print m + 0}')
+last_rb=$(readelf -sW big.elf | awk '$8 ~ /^refcount_block_[0-9]+$/ {sub("refcount_block_", "", $8); if ($8 > m) m = $8} END {print m + 0}')
+l2a=$((16#$(readelf -sW big.elf | awk -v s="l2_table_$last_l2" '$8 == s {print $2}')))
+rba=$((16#$(readelf -sW big.elf | awk -v s="refcount_block_$last_rb" '$8 == s {print $2}')))
+be8() { od -An -v -tx1 -j "$2" -N 8 "$1" | tr -d ' \n' | sed 's/^0*//; s/^$/0/'; }
+be2() { echo $((16#$(od -An -v -tx1 -j "$2" -N 2 "$1" | tr -d ' \n'))); }
+printf '%s\n' "p/x l2_table_$last_l2[63].raw" "p refcount_block_$last_rb[0]" "p/x &refcount_block_$last_rb" \
+	"qcow2 translate 0x3fffffff" "qcow2 refcount $l2a" "qcow2 whatis $((l2a + 8 * 5))" >big.gdb
+out=$(gdb_helpers big.elf big.gdb)
+mapfile -t g <<<"$out"
+assert_eq "the last L2 table (l2_table_$last_l2) prints its last entry" "\$1 = 0x$(be8 big.qcow2 $((l2a + 8 * 63)))" "${g[0]}"
+assert_eq "the last refcount block prints its first refcount" "\$2 = $(be2 big.qcow2 "$rba")" "${g[1]}"
+assert_eq "at its address" "\$3 = $(printf 0x%x "$rba")" "${g[2]}"
+last=$(qemu-img map --output=json big.qcow2 | jq -r 'last | .offset + .length - 1')
+assert_eq "qcow2 translate: the last guest byte" "host offset $(printf 0x%x "$last")" "${g[5]}"
+assert_eq "qcow2 refcount: the last L2 table's cluster" "refcount_block_$(((l2a / 512) / 256))[$(((l2a / 512) % 256))] = 1" "${g[6]}"
+assert_match "qcow2 whatis past gdb's symbol limit" "^$(printf 0x%x $((l2a + 40))): l2_table_$last_l2\[5\] " "${g[7]}"
+finish
