@@ -111,7 +111,8 @@ struct q2e_diff_ranges {
 /* How an active L2 entry changed, first match wins in this order. */
 enum q2e_diff_l2_kind {
 	Q2E_DIFF_L2_FREED,	/* its host cluster was released */
-	Q2E_DIFF_L2_ZERO_CLEARED, /* zero flag cleared, no host cluster */
+	Q2E_DIFF_L2_ZERO_CLEARED, /* zero flag cleared; no host cluster was
+				     released (there was none, or it stays) */
 	Q2E_DIFF_L2_ZEROED,	/* now reads as zeros, host cluster kept */
 	Q2E_DIFF_L2_COMPRESSED,	/* now compressed */
 	Q2E_DIFF_L2_ALLOCATED,	/* was unallocated or zero, now data */

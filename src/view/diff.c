@@ -81,6 +81,7 @@ struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
 		l->structures++;
 	l->changed++;
 	e->count = 1;
+	e->old.type = e->new.type = Q2E_DIFF_V_NONE;
 	l->n++;
 	return e;
 }

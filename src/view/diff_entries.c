@@ -60,10 +60,11 @@ static int l2_change(const struct qcow2_l2_entry *x,
 	if (x->type == QCOW2_CLUSTER_UNALLOCATED ||
 	    x->type == QCOW2_CLUSTER_ZERO_PLAIN)
 		return x->type == y->type ? same_type : Q2E_DIFF_L2_ALLOCATED;
-	/* Data written into a preallocated zero cluster, in place. */
+	/* Data written into a preallocated zero cluster, in place, or the
+	 * cluster expanded by a downgrade: only the zero flag went. */
 	if (x->type == QCOW2_CLUSTER_ZERO_ALLOC &&
 	    y->type == QCOW2_CLUSTER_NORMAL && x->host_offset == y->host_offset)
-		return Q2E_DIFF_L2_ALLOCATED;
+		return Q2E_DIFF_L2_ZERO_CLEARED;
 	if (x->host_offset != y->host_offset || x->type != y->type)
 		return Q2E_DIFF_L2_REMAPPED;
 	if (x->copied != y->copied)

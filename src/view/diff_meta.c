@@ -177,25 +177,7 @@ static void ext_symbol(const struct ext_index *x, size_t i, char *buf,
 		snprintf(buf, size, "ext_unknown_%08x", x->img->exts[i].magic);
 }
 
-/* A payload as text: names as they are, the rest in hex. */
-static char *ext_text(const struct q2e_extension *e)
-{
-	bool text = e->magic == QCOW2_EXT_BACKING_FORMAT ||
-		    e->magic == QCOW2_EXT_DATA_FILE;
-	char *s = malloc(text ? e->avail + 1 : e->avail * 2 + 1);
-
-	if (!s)
-		return NULL;
-	if (text) {
-		memcpy(s, e->data, e->avail);
-		s[e->avail] = '\0';
-	} else {
-		for (uint32_t i = 0; i < e->avail; i++)
-			snprintf(s + 2 * i, 3, "%02x", e->data[i]);
-		s[e->avail * 2] = '\0';
-	}
-	return s;
-}
+static char *features_text(const struct q2e_extension *e);
 
 static char *feature_text(const struct q2e_extension *e, uint32_t k)
 {
@@ -210,6 +192,68 @@ static char *feature_text(const struct q2e_extension *e, uint32_t k)
 	return diff_strdup_printf("%s bit %u: %s",
 				  qcow2_feature_type_name(f.type), f.bit,
 				  f.name);
+}
+
+/* A payload as text: names as they are, known structures decoded, the
+ * rest in hex. */
+static char *ext_text(const struct q2e_extension *e)
+{
+	struct qcow2_bitmaps_ext b;
+	struct qcow2_crypto_ext c;
+	const char *why;
+	char *s;
+
+	if (e->magic == QCOW2_EXT_BACKING_FORMAT ||
+	    e->magic == QCOW2_EXT_DATA_FILE) {
+		if (!(s = malloc((size_t)e->avail + 1)))
+			return NULL;
+		memcpy(s, e->data, e->avail);
+		s[e->avail] = '\0';
+		return s;
+	}
+	if (e->magic == QCOW2_EXT_BITMAPS &&
+	    qcow2_bitmaps_ext_decode(e->data, e->avail, &b, &why) == 0)
+		return diff_strdup_printf("nb_bitmaps %" PRIu32
+					  ", bitmap_directory_size %" PRIu64
+					  ", bitmap_directory_offset 0x%" PRIx64,
+					  b.nb_bitmaps, b.bitmap_directory_size,
+					  b.bitmap_directory_offset);
+	if (e->magic == QCOW2_EXT_CRYPTO &&
+	    qcow2_crypto_ext_decode(e->data, e->avail, &c, &why) == 0)
+		return diff_strdup_printf("offset 0x%" PRIx64 ", length 0x%" PRIx64,
+					  c.offset, c.length);
+	if (e->magic == QCOW2_EXT_FEATURE_TABLE)
+		return features_text(e);
+	if (!(s = malloc((size_t)e->avail * 2 + 1)))
+		return NULL;
+	for (uint32_t i = 0; i < e->avail; i++)
+		snprintf(s + 2 * i, 3, "%02x", e->data[i]);
+	s[e->avail * 2] = '\0';
+	return s;
+}
+
+/* The whole feature name table: "incompatible bit 0: dirty bit; ...". */
+static char *features_text(const struct q2e_extension *e)
+{
+	uint32_t n = e->avail / QCOW2_FEATURE_ENTRY_SIZE;
+	size_t cap = (size_t)n * (QCOW2_FEATURE_NAME_LEN + 32) + 1, len = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (uint32_t k = 0; k < n; k++) {
+		char *t = feature_text(e, k);
+
+		if (!t) {
+			free(s);
+			return NULL;
+		}
+		len += (size_t)snprintf(s + len, cap - len, "%s%s",
+					k ? "; " : "", t);
+		free(t);
+	}
+	return s;
 }
 
 /* Feature name table entries, by index: "features[3]". */
