@@ -17,25 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "view/diff_int.h"
 
 int diff_nomem(struct q2e_error *err)
 {
 	return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-}
-
-int diff_grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	void *p = realloc(*v, ncap * size);
-
-	if (!p)
-		return -1;
-	*v = p;
-	*cap = ncap;
-	return 0;
 }
 
 char *diff_strdup_printf(const char *fmt, ...)
@@ -62,7 +49,7 @@ struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
 	struct q2e_diff_entries *l = &d->groups[g];
 	struct q2e_diff_entry *e;
 
-	if (diff_grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0) {
+	if (q2e_grow(l->v, l->cap, l->n + 1) < 0) {
 		diff_nomem(err);
 		return NULL;
 	}
@@ -175,7 +162,7 @@ int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
 		r->v[r->n - 1].length += len;
 		return 0;
 	}
-	if (diff_grow((void **)&r->v, &r->cap, r->n, sizeof(*r->v)) < 0)
+	if (q2e_grow(r->v, r->cap, r->n + 1) < 0)
 		return diff_nomem(err);
 	r->v[r->n].start = start;
 	r->v[r->n].length = len;
@@ -187,38 +174,31 @@ const struct q2e_region *diff_region_exact(const struct q2e_image *img,
 					   uint64_t off,
 					   enum q2e_region_kind kind)
 {
-	size_t lo = 0, hi = img->nregions;
+	size_t lo = off ? q2e_first_above(img->regions, img->nregions, offset,
+					  off - 1)
+			: 0;
 
-	while (lo < hi) {	/* the first region at OFF or after it */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (img->regions[mid].offset < off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	for (; lo < img->nregions && img->regions[lo].offset == off; lo++)
 		if (img->regions[lo].kind == kind)
 			return &img->regions[lo];
 	return NULL;
 }
 
-void diff_symbol(const struct q2e_image *img, const struct q2e_region *r,
-		 enum q2e_owner_kind owner, uint32_t id, uint64_t index,
-		 char *buf, size_t size, const char *fallback)
+void diff_symbol(const struct q2e_image *img, enum q2e_region_kind kind,
+		 uint32_t ext_magic, enum q2e_owner_kind owner, uint32_t id,
+		 uint64_t index, char *buf, size_t size)
 {
-	for (uint32_t k = 0; r && k < r->nowners; k++) {
-		const struct q2e_owner *o = &r->owners[k];
+	const struct q2e_owner o = { .kind = owner, .id = id, .index = index };
 
-		bool by_id = owner == Q2E_OWNER_SNAPSHOT ||
-			     owner == Q2E_OWNER_BITMAP;
+	if (q2e_structure_symbol(img, kind, ext_magic, &o, buf, size) < 0)
+		snprintf(buf, size, "%s", q2e_region_kind_name(kind));
+}
 
-		if (o->kind == owner && (!by_id || o->id == id) &&
-		    o->index == index &&
-		    q2e_region_symbol(img, r, k, buf, size) == 0)
-			return;
-	}
-	snprintf(buf, size, "%s", fallback);
+void diff_entry_symbol(enum q2e_region_kind kind, size_t n, char *buf,
+		       size_t size)
+{
+	if (n > UINT32_MAX || q2e_entry_symbol(kind, (uint32_t)n, buf, size) < 0)
+		snprintf(buf, size, "%s", q2e_region_kind_name(kind));
 }
 
 int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,

@@ -162,13 +162,12 @@ static int l2_record(struct q2e_diff *d, const struct q2e_image *b,
  */
 static int load_table(struct q2e_image *img, uint64_t off,
 		      enum q2e_region_kind kind, uint8_t *buf, size_t size,
-		      const struct q2e_region **out, struct q2e_error *err)
+		      struct q2e_error *err)
 {
 	const struct q2e_region *r = NULL;
 
 	if (off && !(off & (img->cluster_size - 1)))
 		r = diff_region_exact(img, off, kind);
-	*out = r;
 	memset(buf, 0, size);
 	if (!r || r->size > size)
 		return 0;
@@ -201,24 +200,18 @@ static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 			 uint8_t *tb, struct q2e_error *err)
 {
 	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
-	const struct q2e_region *ra, *rb;
-	char sym[64], fallback[64];
+	char sym[64];
 	int ret;
 
 	ret = load_table(a, l2_offset(a, i), Q2E_REGION_L2, ta,
-			 (size_t)a->cluster_size, &ra, err);
+			 (size_t)a->cluster_size, err);
 	if (!ret)
 		ret = load_table(b, l2_offset(b, i), Q2E_REGION_L2, tb,
-				 (size_t)b->cluster_size, &rb, err);
+				 (size_t)b->cluster_size, err);
 	if (ret || memcmp(ta, tb, (size_t)a->cluster_size) == 0)
 		return ret;
-	snprintf(fallback, sizeof(fallback), "l2_table_%" PRIu64, i);
-	if (rb)
-		diff_symbol(b, rb, Q2E_OWNER_ACTIVE, 0, i, sym, sizeof(sym),
-			    fallback);
-	else
-		diff_symbol(a, ra, Q2E_OWNER_ACTIVE, 0, i, sym, sizeof(sym),
-			    fallback);
+	diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
+		    sizeof(sym));
 	for (uint64_t j = 0; j < b->l2_entries && !ret; j++) {
 		uint64_t guest = (i * b->l2_entries + j) << b->hdr.cluster_bits;
 		struct qcow2_l2_entry x, y;
@@ -271,7 +264,8 @@ static int l2_by_unit(struct q2e_diff *d, struct q2e_image *a,
 		ret = l2_lookup(ca, off, &x, err);
 		if (!ret)
 			ret = l2_lookup(cb, off, &y, err);
-		snprintf(sym, sizeof(sym), "l2_table_%" PRIu64, i);
+		diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
+			    sizeof(sym));
 		if (!ret)
 			ret = l2_record(d, b, sym, cluster % b->l2_entries, off,
 					d->unit, &x, &y, err);
@@ -354,20 +348,18 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 {
 	uint64_t size = a->file_size > b->file_size ? a->file_size : b->file_size;
 	uint64_t n = per_block(b), cs = b->cluster_size;
-	const struct q2e_region *ra, *rb;
-	char sym[64], fallback[64];
+	char sym[64];
 	int ret;
 
 	ret = load_table(a, block_offset(a, i), Q2E_REGION_REFCOUNT_BLOCK, ba,
-			 (size_t)cs, &ra, err);
+			 (size_t)cs, err);
 	if (!ret)
 		ret = load_table(b, block_offset(b, i), Q2E_REGION_REFCOUNT_BLOCK,
-				 bb, (size_t)cs, &rb, err);
+				 bb, (size_t)cs, err);
 	if (ret || memcmp(ba, bb, (size_t)cs) == 0)
 		return ret;
-	snprintf(fallback, sizeof(fallback), "refcount_block_%" PRIu64, i);
-	diff_symbol(rb ? b : a, rb ? rb : ra, Q2E_OWNER_IMAGE, 0, i, sym,
-		    sizeof(sym), fallback);
+	diff_symbol(b, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE, 0, i, sym,
+		    sizeof(sym));
 	for (uint64_t j = 0; j < n && !ret; j++) {
 		uint64_t host = (i * n + j) * cs;
 		uint64_t x, y;
@@ -406,7 +398,8 @@ static int refcounts_by_unit(struct q2e_diff *d, struct q2e_image *a,
 			named = per_block(a) ? a : b;
 		c = off >> named->hdr.cluster_bits;
 		i = per_block(named) ? c / per_block(named) : 0;
-		snprintf(sym, sizeof(sym), "refcount_block_%" PRIu64, i);
+		diff_symbol(named, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE,
+			    0, i, sym, sizeof(sym));
 		ret = refcount_record(d, sym, per_block(named) ? c % per_block(named) : c,
 				      off, d->unit, x, y, err);
 	}

@@ -11,8 +11,6 @@
 #include "qcow2elf/diff.h"
 
 int diff_nomem(struct q2e_error *err);
-/* Grows an array of SIZE-byte elements to hold one more. */
-int diff_grow(void **v, size_t *cap, size_t n, size_t size);
 char *diff_strdup_printf(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
@@ -43,10 +41,14 @@ int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
 const struct q2e_region *diff_region_exact(const struct q2e_image *img,
 					   uint64_t off,
 					   enum q2e_region_kind kind);
-/* The symbol of the owner of R that is OWNER/ID/INDEX; FALLBACK if none. */
-void diff_symbol(const struct q2e_image *img, const struct q2e_region *r,
-		 enum q2e_owner_kind owner, uint32_t id, uint64_t index,
-		 char *buf, size_t size, const char *fallback);
+/* The symbol of IMG's structure of KIND owned by OWNER/ID/INDEX (names.c),
+ * whether or not it became a region. */
+void diff_symbol(const struct q2e_image *img, enum q2e_region_kind kind,
+		 uint32_t ext_magic, enum q2e_owner_kind owner, uint32_t id,
+		 uint64_t index, char *buf, size_t size);
+/* "snapshot_2", "bitmap_0": entry N of the table of KIND. */
+void diff_entry_symbol(enum q2e_region_kind kind, size_t n, char *buf,
+		       size_t size);
 
 int diff_header(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err);

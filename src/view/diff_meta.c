@@ -114,13 +114,12 @@ int diff_header(struct q2e_diff *d, const struct q2e_image *a,
 }
 
 /*
- * What extensions are matched and named by: sorted by magic and
- * occurrence for the match, and each one's region for its symbol.
+ * Extensions sorted by magic and occurrence, which is what they are
+ * matched by.
  */
 struct ext_index {
 	const struct q2e_image *img;
 	const struct q2e_extension **sorted;
-	const struct q2e_region **regions;	/* by position, or NULL */
 };
 
 static int cmp_ext(const void *pa, const void *pb)
@@ -139,21 +138,11 @@ static int ext_index_build(struct ext_index *x, const struct q2e_image *img)
 
 	x->img = img;
 	x->sorted = malloc(n * sizeof(*x->sorted));
-	x->regions = calloc(n, sizeof(*x->regions));
-	if (!x->sorted || !x->regions)
+	if (!x->sorted)
 		return -1;
 	for (size_t i = 0; i < img->nexts; i++)
 		x->sorted[i] = &img->exts[i];
 	qsort(x->sorted, img->nexts, sizeof(*x->sorted), cmp_ext);
-	for (size_t k = 0; k < img->nregions; k++) {
-		const struct q2e_region *r = &img->regions[k];
-
-		if (r->offset >= img->cluster_size)
-			break;	/* extensions live in the header cluster */
-		if (r->kind == Q2E_REGION_EXTENSION && r->nowners &&
-		    r->owners[0].index < img->nexts)
-			x->regions[r->owners[0].index] = r;
-	}
 	return 0;
 }
 
@@ -171,10 +160,8 @@ static const struct q2e_extension *ext_find(const struct ext_index *x,
 static void ext_symbol(const struct ext_index *x, size_t i, char *buf,
 		       size_t size)
 {
-	const struct q2e_region *r = x->regions[i];
-
-	if (!r || q2e_region_symbol(x->img, r, 0, buf, size) < 0)
-		snprintf(buf, size, "ext_unknown_%08x", x->img->exts[i].magic);
+	diff_symbol(x->img, Q2E_REGION_EXTENSION, x->img->exts[i].magic,
+		    Q2E_OWNER_IMAGE, 0, i, buf, size);
 }
 
 static char *features_text(const struct q2e_extension *e);
@@ -394,9 +381,7 @@ int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
 	else
 		ret = diff_extensions_indexed(d, &ia, &ib, err);
 	free(ia.sorted);
-	free(ia.regions);
 	free(ib.sorted);
-	free(ib.regions);
 	return ret;
 }
 
@@ -493,7 +478,7 @@ int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_snapshot *sb = &b->snapshots[i];
 		const struct q2e_snapshot *sa = snapshot_find(a, b, sb);
 
-		snprintf(sym, sizeof(sym), "snapshot_%zu", i);
+		diff_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, sym, sizeof(sym));
 		if (!sa)
 			ret = whole_entry(d, Q2E_DIFF_G_SNAPSHOT, sym, true,
 					  sb->name, sb->id, err);
@@ -504,7 +489,7 @@ int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 	for (size_t i = 0; i < a->nsnapshots && !ret; i++) {
 		const struct q2e_snapshot *sa = &a->snapshots[i];
 
-		snprintf(sym, sizeof(sym), "snapshot_%zu", i);
+		diff_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, sym, sizeof(sym));
 		if (!snapshot_find(b, a, sa))
 			ret = whole_entry(d, Q2E_DIFF_G_SNAPSHOT, sym, false,
 					  sa->name, sa->id, err);
@@ -626,7 +611,7 @@ static int bitmap_data(struct q2e_diff *d, struct q2e_image *a,
 		       uint8_t *by, struct q2e_error *err)
 {
 	struct q2e_diff_entry *e;
-	char sym[64], fallback[64];
+	char sym[64];
 	int ret;
 
 	ret = bitmap_cluster(a, x->offset, bx, err);
@@ -634,10 +619,8 @@ static int bitmap_data(struct q2e_diff *d, struct q2e_image *a,
 		ret = bitmap_cluster(b, y->offset, by, err);
 	if (ret || memcmp(bx, by, (size_t)a->cluster_size) == 0)
 		return ret;
-	snprintf(fallback, sizeof(fallback), "bitmap_%" PRIu32 "_data_%" PRIu64,
-		 n, j);
-	diff_symbol(b, diff_region_exact(b, y->offset, Q2E_REGION_BITMAP_DATA),
-		    Q2E_OWNER_BITMAP, n, j, sym, sizeof(sym), fallback);
+	diff_symbol(b, Q2E_REGION_BITMAP_DATA, 0, Q2E_OWNER_BITMAP, n, j, sym,
+		    sizeof(sym));
 	e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_DATA, sym, NULL, err);
 	if (!e)
 		return err->code;
@@ -662,7 +645,8 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 	char sym[48];
 	int ret = bx && by ? 0 : diff_nomem(err);
 
-	snprintf(sym, sizeof(sym), "bitmap_%" PRIu32 "_table", n);
+	diff_symbol(b, Q2E_REGION_BITMAP_TABLE, 0, Q2E_OWNER_BITMAP, n, 0, sym,
+		    sizeof(sym));
 	for (uint64_t j = 0; j < count && !ret; j++) {
 		uint64_t rx = j < x->ntable && x->table ? x->table[j] : 0;
 		uint64_t ry = j < y->ntable && y->table ? y->table[j] : 0;
@@ -709,7 +693,7 @@ int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 		const struct q2e_bitmap *y = &b->bitmaps[i];
 		const struct q2e_bitmap *x = bitmap_find(a, b, y);
 
-		snprintf(sym, sizeof(sym), "bitmap_%zu", i);
+		diff_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, i, sym, sizeof(sym));
 		if (!x) {
 			ret = whole_entry(d, Q2E_DIFF_G_BITMAP, sym, true,
 					  y->name, NULL, err);
@@ -720,7 +704,7 @@ int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 			ret = bitmap_table(d, a, x, b, y, (uint32_t)i, err);
 	}
 	for (size_t i = 0; i < a->nbitmaps && !ret; i++) {
-		snprintf(sym, sizeof(sym), "bitmap_%zu", i);
+		diff_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, i, sym, sizeof(sym));
 		if (!bitmap_find(b, a, &a->bitmaps[i]))
 			ret = whole_entry(d, Q2E_DIFF_G_BITMAP, sym, false,
 					  a->bitmaps[i].name, NULL, err);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "view/diff_int.h"
 
 /* One owner's name for a region: what the tables are matched by. */
@@ -83,8 +84,7 @@ static int table_item(struct q2e_diff *d, enum q2e_diff_change change,
 
 	if (q2e_region_symbol(img, t->r, t->k, sym, sizeof(sym)) < 0)
 		snprintf(sym, sizeof(sym), "%s", q2e_region_kind_name(t->r->kind));
-	if (diff_grow((void **)&d->tables, &d->captables, d->ntables,
-		      sizeof(*d->tables)) < 0)
+	if (q2e_grow(d->tables, d->captables, d->ntables + 1) < 0)
 		return diff_nomem(err);
 	it = &d->tables[d->ntables];
 	memset(it, 0, sizeof(*it));
@@ -196,16 +196,6 @@ static int pointer_entry(struct q2e_diff *d, enum q2e_diff_group g,
 	return e->old.meaning && e->new.meaning ? 0 : diff_nomem(err);
 }
 
-/* The symbol of a table of IMG at OFF, by the names a dump gives it. */
-static void table_symbol(const struct q2e_image *img, uint64_t off,
-			 enum q2e_region_kind kind, enum q2e_owner_kind owner,
-			 uint64_t index, char *buf, size_t size,
-			 const char *fallback)
-{
-	diff_symbol(img, diff_region_exact(img, off, kind), owner, 0, index,
-		    buf, size, fallback);
-}
-
 /* The active L1 and the refcount table, entry by entry. */
 int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
 	    const struct q2e_image *b, struct q2e_error *err)
@@ -215,8 +205,8 @@ int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
 	char sym[64];
 	int ret = 0;
 
-	table_symbol(b, b->hdr.l1_table_offset, Q2E_REGION_L1,
-		     Q2E_OWNER_ACTIVE, 0, sym, sizeof(sym), "l1_table");
+	diff_symbol(b, Q2E_REGION_L1, 0, Q2E_OWNER_ACTIVE, 0, 0, sym,
+		    sizeof(sym));
 	for (uint64_t i = 0; i < n && !ret; i++) {
 		uint64_t x = i < a->nl1 ? a->l1[i] : 0;
 		uint64_t y = i < b->nl1 ? b->l1[i] : 0;
@@ -228,8 +218,8 @@ int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
 	if (ret)
 		return ret;
 	n = a->nreftable > b->nreftable ? a->nreftable : b->nreftable;
-	table_symbol(b, b->hdr.refcount_table_offset, Q2E_REGION_REFCOUNT_TABLE,
-		     Q2E_OWNER_IMAGE, 0, sym, sizeof(sym), "refcount_table");
+	diff_symbol(b, Q2E_REGION_REFCOUNT_TABLE, 0, Q2E_OWNER_IMAGE, 0, 0, sym,
+		    sizeof(sym));
 	for (uint64_t i = 0; i < n && !ret; i++) {
 		uint64_t x = i < a->nreftable ? a->reftable[i] : 0;
 		uint64_t y = i < b->nreftable ? b->reftable[i] : 0;
