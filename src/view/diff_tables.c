@@ -196,38 +196,43 @@ static int pointer_entry(struct q2e_diff *d, enum q2e_diff_group g,
 	return e->old.meaning && e->new.meaning ? 0 : diff_nomem(err);
 }
 
+/* Tables of pointers X (NX entries) and Y (NY), entry by entry. */
+static int pointer_table(struct q2e_diff *d, enum q2e_diff_group g,
+			 const char *sym, const uint64_t *x, uint64_t nx,
+			 const uint64_t *y, uint64_t ny, uint64_t mask,
+			 char *(*meaning)(uint64_t), struct q2e_error *err)
+{
+	uint64_t n = nx > ny ? nx : ny;
+	int ret = 0;
+
+	for (uint64_t i = 0; i < n && !ret; i++) {
+		uint64_t vx = i < nx ? x[i] : 0, vy = i < ny ? y[i] : 0;
+
+		if (vx != vy)
+			ret = pointer_entry(d, g, sym, i, vx, vy, mask, meaning,
+					    err);
+	}
+	return ret;
+}
+
 /* The active L1 and the refcount table, entry by entry. */
 int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
-	    const struct q2e_image *b, struct q2e_error *err)
+			const struct q2e_image *b, struct q2e_error *err)
 {
-	uint64_t n = a->nl1 > b->nl1 ? a->nl1 : b->nl1;
-	uint64_t mask = ~QCOW2_L1_RESERVED_MASK & ~QCOW2_OFLAG_COPIED;
 	char sym[64];
-	int ret = 0;
+	int ret;
 
 	diff_symbol(b, Q2E_REGION_L1, 0, Q2E_OWNER_ACTIVE, 0, 0, sym,
 		    sizeof(sym));
-	for (uint64_t i = 0; i < n && !ret; i++) {
-		uint64_t x = i < a->nl1 ? a->l1[i] : 0;
-		uint64_t y = i < b->nl1 ? b->l1[i] : 0;
-
-		if (x != y)
-			ret = pointer_entry(d, Q2E_DIFF_G_L1, sym, i, x, y, mask,
-					    l1_meaning, err);
-	}
+	ret = pointer_table(d, Q2E_DIFF_G_L1, sym, a->l1, a->nl1, b->l1, b->nl1,
+			    ~QCOW2_L1_RESERVED_MASK & ~QCOW2_OFLAG_COPIED,
+			    l1_meaning, err);
 	if (ret)
 		return ret;
-	n = a->nreftable > b->nreftable ? a->nreftable : b->nreftable;
 	diff_symbol(b, Q2E_REGION_REFCOUNT_TABLE, 0, Q2E_OWNER_IMAGE, 0, 0, sym,
 		    sizeof(sym));
-	for (uint64_t i = 0; i < n && !ret; i++) {
-		uint64_t x = i < a->nreftable ? a->reftable[i] : 0;
-		uint64_t y = i < b->nreftable ? b->reftable[i] : 0;
-
-		if (x != y)
-			ret = pointer_entry(d, Q2E_DIFF_G_REFCOUNT_TABLE, sym, i,
-					    x, y, ~QCOW2_REFTABLE_RESERVED_MASK,
-					    reftable_meaning, err);
-	}
-	return ret;
+	return pointer_table(d, Q2E_DIFF_G_REFCOUNT_TABLE, sym, a->reftable,
+			     a->nreftable, b->reftable, b->nreftable,
+			     ~QCOW2_REFTABLE_RESERVED_MASK, reftable_meaning,
+			     err);
 }
