@@ -70,4 +70,24 @@ void q2e_out_bool(struct q2e_out *o, const char *key, bool v);
 void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
 		   size_t len);
 
+/*
+ * Colour, for human output only (JSON never has any), as git colours a
+ * diff: off until q2e_out_set_color() turns it on.
+ */
+enum q2e_color {
+	Q2E_COLOR_NONE,
+	Q2E_COLOR_RED,		/* what was */
+	Q2E_COLOR_GREEN,	/* what is */
+	Q2E_COLOR_BOLD,		/* a name to look up */
+};
+void q2e_out_set_color(struct q2e_out *o, bool on);
+void q2e_out_str_color(struct q2e_out *o, const char *key, const char *s,
+		       enum q2e_color c);
+void q2e_out_uint_color(struct q2e_out *o, const char *key, uint64_t v,
+			enum q2e_color c);
+/* 0x... in both formats: a string in JSON, where readers such as jq and
+ * JavaScript lose integers above 2^53. */
+void q2e_out_hex_string(struct q2e_out *o, const char *key, uint64_t v,
+			enum q2e_color c);
+
 #endif

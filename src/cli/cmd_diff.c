@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * `qcow2elf diff OLD NEW [--output=human|json] [--verbose]`
+ * `qcow2elf diff OLD NEW [--output=human|json] [--verbose] [--color[=WHEN]]`
  *
  * Exit status as cmp(1) and `qemu-img compare`: 0 the metadata is the
  * same, 1 it differs, 2 trouble (bad usage, an input that cannot be read).
@@ -9,6 +9,8 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "qcow2elf/diff.h"
 #include "qcow2elf/model.h"
@@ -18,13 +20,42 @@
 #define DIFF_DIFFERENT 1
 #define DIFF_TROUBLE 2
 
-enum { OPT_OUTPUT = 256 };
+enum { OPT_OUTPUT = 256, OPT_COLOR, OPT_NO_COLOR };
+
+/*
+ * --color=auto|always|never as git reads it: --color alone is always, and
+ * auto colours a terminal, or git's pager when git runs us (git diff with
+ * the driver in contrib/git), unless TERM is dumb.
+ */
+static int parse_color(const char *arg, bool *color)
+{
+	const char *pager = getenv("GIT_PAGER_IN_USE");
+	const char *term = getenv("TERM");
+
+	if (!arg || strcmp(arg, "always") == 0) {
+		*color = true;
+	} else if (strcmp(arg, "never") == 0) {
+		*color = false;
+	} else if (strcmp(arg, "auto") == 0) {
+		*color = (isatty(STDOUT_FILENO) ||
+			  (pager && (strcmp(pager, "true") == 0 ||
+				     strcmp(pager, "1") == 0))) &&
+			 !(term && strcmp(term, "dumb") == 0);
+	} else {
+		usage_error("diff", "--color must be 'auto', 'always' or 'never', not '%s'",
+			    arg);
+		return -1;
+	}
+	return 0;
+}
 
 int cmd_diff(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "color", optional_argument, NULL, OPT_COLOR },
+		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -32,11 +63,13 @@ int cmd_diff(int argc, char **argv)
 	struct q2e_image *a = NULL, *b = NULL;
 	struct q2e_error err = { 0 };
 	struct q2e_diff *d = NULL;
-	bool verbose = false;
+	bool verbose = false, color = false;
 	struct q2e_out *o;
 	int c, ret;
 
 	optind = 1;
+	if (parse_color("auto", &color) < 0)
+		return DIFF_TROUBLE;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
@@ -45,6 +78,13 @@ int cmd_diff(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case OPT_COLOR:
+			if (parse_color(optarg, &color) < 0)
+				return DIFF_TROUBLE;
+			break;
+		case OPT_NO_COLOR:
+			color = false;
 			break;
 		case 'h':
 			return print_command_help("diff") ? 2 : 0;
@@ -71,6 +111,7 @@ int cmd_diff(int argc, char **argv)
 		ret = DIFF_TROUBLE;
 		goto out;
 	}
+	q2e_out_set_color(o, color);
 	q2e_diff_render(d, o, verbose);
 	if (q2e_out_finish(o) < 0) {
 		q2e_error_set(&err, Q2E_EOUTPUT, "cannot write to standard output");

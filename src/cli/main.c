@@ -155,10 +155,11 @@ static const struct command commands[] = {
 	  "Exit status: 0 no errors, 1 the check could not complete,\n"
 	  "2 corruptions or overlapping structures, 3 leaked clusters only,\n"
 	  "63 not a QCOW2 image (qemu-img check exits 63 on a raw file).\n" },
-	{ "diff", cmd_diff, "diff [--output=human|json] [-v] OLD NEW",
+	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color=WHEN] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "  --output=FMT   human (default) or json\n"
 	  "  -v, --verbose  list every change (human output lists 5 of each kind)\n"
+	  "  --color[=WHEN] colour human output: auto (default), always, never\n"
 	  "  -h, --help     show this help\n\n"
 	  "Exit status, as cmp and qemu-img compare: 0 the same metadata,\n"
 	  "1 different metadata, 2 error.\n" },

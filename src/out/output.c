@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ struct q2e_out {
 	const struct q2e_out_column *cols;
 	size_t ncols, col;
 	int pad;
+	bool color;			/* human: SGR escapes around values */
 };
 
 struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format)
@@ -382,4 +384,60 @@ void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
 		fputc('"', o->fp);
 	else
 		human_value_end(o, len * 2 > INT32_MAX ? INT32_MAX : (int)(len * 2));
+}
+
+void q2e_out_set_color(struct q2e_out *o, bool on)
+{
+	o->color = on;
+}
+
+/* Human output: the value TEXT in colour C, then the end of its line. */
+static void human_colored(struct q2e_out *o, const char *text, size_t len,
+			  enum q2e_color c)
+{
+	static const char *const sgr[] = {
+		[Q2E_COLOR_RED] = "\033[31m",
+		[Q2E_COLOR_GREEN] = "\033[32m",
+		[Q2E_COLOR_BOLD] = "\033[1m",
+	};
+	bool on = o->color && c > Q2E_COLOR_NONE && c <= Q2E_COLOR_BOLD;
+
+	if (on)
+		fputs(sgr[c], o->fp);
+	human_string(o->fp, text, len);
+	fputs(on ? "\033[m\n" : "\n", o->fp);
+}
+
+void q2e_out_str_color(struct q2e_out *o, const char *key, const char *s,
+		       enum q2e_color c)
+{
+	if (o->format == Q2E_FORMAT_JSON) {
+		q2e_out_str(o, key, s);
+		return;
+	}
+	member(o, key, false);
+	human_colored(o, s, strlen(s), c);
+}
+
+void q2e_out_uint_color(struct q2e_out *o, const char *key, uint64_t v,
+			enum q2e_color c)
+{
+	char buf[24];
+
+	if (o->format == Q2E_FORMAT_JSON) {
+		q2e_out_uint(o, key, v);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	member(o, key, false);
+	human_colored(o, buf, strlen(buf), c);
+}
+
+void q2e_out_hex_string(struct q2e_out *o, const char *key, uint64_t v,
+			enum q2e_color c)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+	q2e_out_str_color(o, key, buf, c);
 }

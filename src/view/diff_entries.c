@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diff of the L2 tables and refcount blocks, entry by entry.  One
+ * comparison gives both views: each changed entry is recorded under its
+ * symbol and index (l2_table_0[2400], refcount_block_0[26]) and its guest
+ * or host bytes join the ranges of its kind.
+ *
+ * Where both images have the same geometry, tables are compared a table at
+ * a time and byte-identical ones are skipped with one memcmp, so two dumps
+ * of a huge image with preallocated metadata cost about one read of each
+ * table, and memory holds two tables.  Otherwise (other cluster sizes, L2
+ * entry or refcount widths) they are compared unit by unit through the
+ * model's lookups, and named by the new image's tables.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "view/diff_int.h"
+
+static bool is_zero(const struct qcow2_l2_entry *e)
+{
+	return e->type == QCOW2_CLUSTER_ZERO_PLAIN ||
+	       e->type == QCOW2_CLUSTER_ZERO_ALLOC;
+}
+
+static bool has_host(const struct qcow2_l2_entry *e)
+{
+	return e->type == QCOW2_CLUSTER_NORMAL ||
+	       e->type == QCOW2_CLUSTER_ZERO_ALLOC ||
+	       e->type == QCOW2_CLUSTER_COMPRESSED;
+}
+
+/* How X became Y, or -1 if it did not change. */
+static int l2_change(const struct qcow2_l2_entry *x,
+		     const struct qcow2_l2_entry *y)
+{
+	int same_type = x->bitmap != y->bitmap ? Q2E_DIFF_L2_SUBCLUSTERS
+					       : Q2E_DIFF_L2_OTHER;
+
+	if (x->raw == y->raw && x->bitmap == y->bitmap)
+		return -1;
+	if (y->type == QCOW2_CLUSTER_UNALLOCATED) {
+		if (x->type == QCOW2_CLUSTER_UNALLOCATED)
+			return same_type;
+		/* No host cluster existed: nothing was given back. */
+		return x->type == QCOW2_CLUSTER_ZERO_PLAIN
+			       ? Q2E_DIFF_L2_ZERO_CLEARED
+			       : Q2E_DIFF_L2_FREED;
+	}
+	/* A discard that leaves a zero flag still gives the cluster back. */
+	if (y->type == QCOW2_CLUSTER_ZERO_PLAIN && has_host(x))
+		return Q2E_DIFF_L2_FREED;
+	if (is_zero(y) && !is_zero(x))
+		return Q2E_DIFF_L2_ZEROED;
+	if (y->type == QCOW2_CLUSTER_COMPRESSED &&
+	    x->type != QCOW2_CLUSTER_COMPRESSED)
+		return Q2E_DIFF_L2_COMPRESSED;
+	if (x->type == QCOW2_CLUSTER_UNALLOCATED ||
+	    x->type == QCOW2_CLUSTER_ZERO_PLAIN)
+		return x->type == y->type ? same_type : Q2E_DIFF_L2_ALLOCATED;
+	/* Data written into a preallocated zero cluster, in place, or the
+	 * cluster expanded by a downgrade: only the zero flag went. */
+	if (x->type == QCOW2_CLUSTER_ZERO_ALLOC &&
+	    y->type == QCOW2_CLUSTER_NORMAL && x->host_offset == y->host_offset)
+		return Q2E_DIFF_L2_ZERO_CLEARED;
+	if (x->host_offset != y->host_offset || x->type != y->type)
+		return Q2E_DIFF_L2_REMAPPED;
+	if (x->copied != y->copied)
+		return Q2E_DIFF_L2_COPIED;
+	return same_type;
+}
+
+/* What an L2 entry says, as gdb's view of it would: "data at 0x50000". */
+static char *l2_meaning(const struct qcow2_l2_entry *e, bool extended)
+{
+	char base[96], sub[64] = "";
+	const char *copied = e->copied ? ", COPIED" : "";
+
+	switch (e->type) {
+	case QCOW2_CLUSTER_UNALLOCATED:
+		snprintf(base, sizeof(base), "unallocated%s", copied);
+		break;
+	case QCOW2_CLUSTER_NORMAL:
+		snprintf(base, sizeof(base), "data at 0x%" PRIx64 "%s",
+			 e->host_offset, copied);
+		break;
+	case QCOW2_CLUSTER_ZERO_PLAIN:
+		snprintf(base, sizeof(base), "zero%s", copied);
+		break;
+	case QCOW2_CLUSTER_ZERO_ALLOC:
+		snprintf(base, sizeof(base), "zero, host cluster 0x%" PRIx64 "%s",
+			 e->host_offset, copied);
+		break;
+	case QCOW2_CLUSTER_COMPRESSED:
+		snprintf(base, sizeof(base),
+			 "compressed at 0x%" PRIx64 "+0x%" PRIx64,
+			 e->host_offset, e->compressed_size);
+		break;
+	}
+	if (extended)
+		snprintf(sub, sizeof(sub), ", alloc 0x%08" PRIx64 " zero 0x%08" PRIx64,
+			 e->bitmap & 0xffffffffU, e->bitmap >> 32);
+	return diff_strdup_printf("%s%s%s", base, sub,
+				  e->reserved ? ", reserved bits set" : "");
+}
+
+/* What the raw value of the next entry of a run would be. */
+static uint64_t l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size)
+{
+	return (e->type == QCOW2_CLUSTER_NORMAL ||
+		e->type == QCOW2_CLUSTER_ZERO_ALLOC) && e->host_offset
+		       ? cluster_size
+		       : 0;
+}
+
+/* Records that entry INDEX of SYM changed from X to Y, covering guest
+ * bytes [GUEST, GUEST + LEN). */
+static int l2_record(struct q2e_diff *d, const struct q2e_image *b,
+		     const char *sym, uint64_t index, uint64_t guest,
+		     uint64_t len, const struct qcow2_l2_entry *x,
+		     const struct qcow2_l2_entry *y, struct q2e_error *err)
+{
+	int k = l2_change(x, y);
+	const char *change;
+	struct q2e_diff_entry *e;
+	int ret;
+
+	if (k < 0)
+		return 0;
+	ret = diff_ranges_add(&d->l2[k], guest, len, err);
+	change = q2e_diff_l2_kind_name((enum q2e_diff_l2_kind)k);
+	if (ret || diff_entry_extend(d, Q2E_DIFF_G_L2, sym, index, change,
+				     x->raw, y->raw, x->bitmap, y->bitmap, len))
+		return ret;
+	e = diff_entry_new(d, Q2E_DIFF_G_L2, sym, NULL, err);
+	if (!e)
+		return err->code;
+	e->indexed = true;
+	e->index = index;
+	e->change = change;
+	e->old = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW, .num = x->raw,
+					  .has_bitmap = b->l2.extended,
+					  .bitmap = x->bitmap };
+	e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW, .num = y->raw,
+					  .has_bitmap = b->l2.extended,
+					  .bitmap = y->bitmap };
+	e->old_step = l2_step(x, b->cluster_size);
+	e->new_step = l2_step(y, b->cluster_size);
+	e->has_range = true;
+	e->range_start = guest;
+	e->range_length = len;
+	e->old.meaning = l2_meaning(x, b->l2.extended);
+	e->new.meaning = l2_meaning(y, b->l2.extended);
+	return e->old.meaning && e->new.meaning ? 0 : diff_nomem(err);
+}
+
+/*
+ * Reads the table of KIND at OFF into BUF (SIZE bytes); zeros where IMG has
+ * no such table, or it is misaligned (the walk recorded why).
+ */
+static int load_table(struct q2e_image *img, uint64_t off,
+		      enum q2e_region_kind kind, uint8_t *buf, size_t size,
+		      struct q2e_error *err)
+{
+	const struct q2e_region *r = NULL;
+
+	if (off && !(off & (img->cluster_size - 1)))
+		r = diff_region_exact(img, off, kind);
+	memset(buf, 0, size);
+	if (!r || r->size > size)
+		return 0;
+	return q2e_image_read_region(img, r, buf, err);
+}
+
+static uint64_t l2_offset(const struct q2e_image *img, uint64_t i)
+{
+	struct qcow2_l1_entry e;
+
+	if (i >= img->nl1)
+		return 0;
+	qcow2_l1_entry_decode(img->l1[i], &e);
+	return e.l2_offset;
+}
+
+static void l2_entry_at(const struct q2e_image *img, const uint8_t *table,
+			uint64_t j, struct qcow2_l2_entry *e)
+{
+	const uint8_t *p = table + j * qcow2_l2_entry_size(&img->l2);
+
+	qcow2_l2_entry_decode(qcow2_be64(p),
+			      img->l2.extended ? qcow2_be64(p + 8) : 0,
+			      &img->l2, e);
+}
+
+/* The L2 tables at L1 index I of A and B, entry by entry. */
+static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
+			 struct q2e_image *b, uint64_t i, uint8_t *ta,
+			 uint8_t *tb, struct q2e_error *err)
+{
+	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
+	char sym[64];
+	int ret;
+
+	ret = load_table(a, l2_offset(a, i), Q2E_REGION_L2, ta,
+			 (size_t)a->cluster_size, err);
+	if (!ret)
+		ret = load_table(b, l2_offset(b, i), Q2E_REGION_L2, tb,
+				 (size_t)b->cluster_size, err);
+	if (ret || memcmp(ta, tb, (size_t)a->cluster_size) == 0)
+		return ret;
+	diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
+		    sizeof(sym));
+	for (uint64_t j = 0; j < b->l2_entries && !ret; j++) {
+		uint64_t guest = (i * b->l2_entries + j) << b->hdr.cluster_bits;
+		struct qcow2_l2_entry x, y;
+
+		if (guest >= size)
+			break;
+		l2_entry_at(a, ta, j, &x);
+		l2_entry_at(b, tb, j, &y);
+		ret = l2_record(d, b, sym, j, guest, b->cluster_size, &x, &y,
+				err);
+	}
+	return ret;
+}
+
+static int l2_lookup(struct q2e_l2_cache *c, uint64_t off,
+		     struct qcow2_l2_entry *e, struct q2e_error *err)
+{
+	int ret = q2e_image_l2_lookup(c, off, e, err);
+
+	/* An unaligned L2 table is a problem of the model, not an error of
+	 * the diff: its entries count as unallocated. */
+	if (ret == Q2E_ECORRUPT) {
+		q2e_error_clear(err);
+		memset(e, 0, sizeof(*e));
+		e->type = QCOW2_CLUSTER_UNALLOCATED;
+		return 0;
+	}
+	return ret;
+}
+
+/* Other geometries: unit by unit, named by B's tables. */
+static int l2_by_unit(struct q2e_diff *d, struct q2e_image *a,
+		      struct q2e_image *b, struct q2e_error *err)
+{
+	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
+	struct q2e_l2_cache *ca = q2e_l2_cache_new(a);
+	struct q2e_l2_cache *cb = q2e_l2_cache_new(b);
+	int ret = ca && cb ? 0 : diff_nomem(err);
+
+	for (uint64_t off = 0; off < size && !ret; off += d->unit) {
+		uint64_t cluster = off >> b->hdr.cluster_bits;
+		uint64_t i = cluster / b->l2_entries;
+		struct qcow2_l2_entry x, y;
+		char sym[64];
+
+		if (!l2_offset(a, off / (a->l2_entries << a->hdr.cluster_bits)) &&
+		    !l2_offset(b, i)) {
+			continue;
+		}
+		ret = l2_lookup(ca, off, &x, err);
+		if (!ret)
+			ret = l2_lookup(cb, off, &y, err);
+		diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
+			    sizeof(sym));
+		if (!ret)
+			ret = l2_record(d, b, sym, cluster % b->l2_entries, off,
+					d->unit, &x, &y, err);
+	}
+	q2e_l2_cache_free(ca);
+	q2e_l2_cache_free(cb);
+	return ret;
+}
+
+int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
+	    struct q2e_error *err)
+{
+	uint64_t n = a->nl1 > b->nl1 ? a->nl1 : b->nl1;
+	uint8_t *ta, *tb;
+	int ret = 0;
+
+	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
+	    a->l2.extended != b->l2.extended)
+		return l2_by_unit(d, a, b, err);
+	ta = malloc((size_t)a->cluster_size);
+	tb = malloc((size_t)b->cluster_size);
+	if (!ta || !tb)
+		ret = diff_nomem(err);
+	for (uint64_t i = 0; i < n && !ret; i++)
+		if (l2_offset(a, i) || l2_offset(b, i))
+			ret = l2_table_pair(d, a, b, i, ta, tb, err);
+	free(ta);
+	free(tb);
+	return ret;
+}
+
+/* Records that host cluster C's refcount went from X to Y. */
+static int refcount_record(struct q2e_diff *d, const char *sym,
+			   uint64_t index, uint64_t host, uint64_t len,
+			   uint64_t x, uint64_t y, struct q2e_error *err)
+{
+	const char *change = y > x ? "rose" : "fell";
+	struct q2e_diff_entry *e;
+	int ret;
+
+	ret = diff_ranges_add(y > x ? &d->refcount_rose : &d->refcount_fell,
+			      host, len, err);
+	if (ret || diff_entry_extend(d, Q2E_DIFF_G_REFCOUNT_BLOCK, sym, index,
+				     change, x, y, 0, 0, len))
+		return ret;
+	e = diff_entry_new(d, Q2E_DIFF_G_REFCOUNT_BLOCK, sym, NULL, err);
+	if (!e)
+		return err->code;
+	e->indexed = true;
+	e->index = index;
+	e->change = change;
+	e->old = (struct q2e_diff_value){ .type = Q2E_DIFF_V_NUM, .num = x };
+	e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_NUM, .num = y };
+	e->has_range = true;
+	e->range_start = host;
+	e->range_length = len;
+	return 0;
+}
+
+static uint64_t block_offset(const struct q2e_image *img, uint64_t i)
+{
+	uint64_t off;
+
+	if (i >= img->nreftable)
+		return 0;
+	off = img->reftable[i] & ~QCOW2_REFTABLE_RESERVED_MASK;
+	return off < img->file_size ? off : 0;
+}
+
+static uint64_t per_block(const struct q2e_image *img)
+{
+	return img->refcount_bits ? img->cluster_size * 8 / img->refcount_bits
+				  : 0;
+}
+
+/* The refcount blocks at refcount table index I of A and B. */
+static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
+			 struct q2e_image *b, uint64_t i, uint8_t *ba,
+			 uint8_t *bb, struct q2e_error *err)
+{
+	uint64_t size = a->file_size > b->file_size ? a->file_size : b->file_size;
+	uint64_t n = per_block(b), cs = b->cluster_size;
+	char sym[64];
+	int ret;
+
+	ret = load_table(a, block_offset(a, i), Q2E_REGION_REFCOUNT_BLOCK, ba,
+			 (size_t)cs, err);
+	if (!ret)
+		ret = load_table(b, block_offset(b, i), Q2E_REGION_REFCOUNT_BLOCK,
+				 bb, (size_t)cs, err);
+	if (ret || memcmp(ba, bb, (size_t)cs) == 0)
+		return ret;
+	diff_symbol(b, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE, 0, i, sym,
+		    sizeof(sym));
+	for (uint64_t j = 0; j < n && !ret; j++) {
+		uint64_t host = (i * n + j) * cs;
+		uint64_t x, y;
+
+		if (host >= size)
+			break;
+		x = qcow2_refcount_get(ba, (size_t)cs, a->hdr.refcount_order, j);
+		y = qcow2_refcount_get(bb, (size_t)cs, b->hdr.refcount_order, j);
+		if (x != y)
+			ret = refcount_record(d, sym, j, host, cs, x, y, err);
+	}
+	return ret;
+}
+
+/* Other geometries: unit by unit through the model, named by B's blocks
+ * where B has one, else by A's. */
+static int refcounts_by_unit(struct q2e_diff *d, struct q2e_image *a,
+			     struct q2e_image *b, struct q2e_error *err)
+{
+	uint64_t size = a->file_size > b->file_size ? a->file_size : b->file_size;
+	int ret = 0;
+
+	for (uint64_t off = 0; off < size && !ret; off += d->unit) {
+		struct q2e_image *named = b;
+		uint64_t x, y, c, i;
+		char sym[64];
+
+		ret = q2e_image_refcount(a, off >> a->hdr.cluster_bits, &x, err);
+		if (!ret)
+			ret = q2e_image_refcount(b, off >> b->hdr.cluster_bits, &y,
+						 err);
+		if (ret || x == y)
+			continue;
+		if (!per_block(b) ||
+		    !block_offset(b, (off >> b->hdr.cluster_bits) / per_block(b)))
+			named = per_block(a) ? a : b;
+		c = off >> named->hdr.cluster_bits;
+		i = per_block(named) ? c / per_block(named) : 0;
+		diff_symbol(named, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE,
+			    0, i, sym, sizeof(sym));
+		ret = refcount_record(d, sym, per_block(named) ? c % per_block(named) : c,
+				      off, d->unit, x, y, err);
+	}
+	return ret;
+}
+
+int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
+		   struct q2e_image *b, struct q2e_error *err)
+{
+	uint64_t n = a->nreftable > b->nreftable ? a->nreftable : b->nreftable;
+	uint8_t *ba, *bb;
+	int ret = 0;
+
+	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
+	    a->refcount_bits != b->refcount_bits || !b->refcount_bits)
+		return refcounts_by_unit(d, a, b, err);
+	ba = malloc((size_t)a->cluster_size);
+	bb = malloc((size_t)b->cluster_size);
+	if (!ba || !bb)
+		ret = diff_nomem(err);
+	for (uint64_t i = 0; i < n && !ret; i++)
+		if (block_offset(a, i) || block_offset(b, i))
+			ret = refblock_pair(d, a, b, i, ba, bb, err);
+	free(ba);
+	free(bb);
+	return ret;
+}

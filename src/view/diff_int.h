@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to diff: the helpers the comparisons share (src/view/diff*.c).
+ * diff.c drives the comparison and records changes; diff_meta.c compares
+ * the header, extensions, snapshots and bitmaps; diff_tables.c the tables,
+ * L1, L2 and refcounts; diff_render.c writes the result.
+ */
+#ifndef QCOW2ELF_DIFF_INT_H
+#define QCOW2ELF_DIFF_INT_H
+
+#include "qcow2elf/diff.h"
+
+int diff_nomem(struct q2e_error *err);
+char *diff_strdup_printf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* A new change in group G, zeroed but for SYMBOL and MEMBER (copied). */
+struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
+				      const char *symbol, const char *member,
+				      struct q2e_error *err);
+/*
+ * Extends the last change of G with entry INDEX if it continues its run:
+ * the same symbol and change, the next index, values one step further.
+ * True if it did; otherwise the caller adds a change of its own.
+ */
+bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
+		       const char *symbol, uint64_t index, const char *change,
+		       uint64_t old, uint64_t new, uint64_t old_bitmap,
+		       uint64_t new_bitmap, uint64_t range_length);
+/* A field that differs: records it unless A == B. */
+int diff_field_num(struct q2e_diff *d, enum q2e_diff_group g,
+		   const char *symbol, const char *member, uint64_t a,
+		   uint64_t b, enum q2e_diff_vtype type, struct q2e_error *err);
+int diff_field_str(struct q2e_diff *d, enum q2e_diff_group g,
+		   const char *symbol, const char *member, const char *a,
+		   const char *b, struct q2e_error *err);
+int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
+		    struct q2e_error *err);
+
+/* The region of KIND that starts at OFF, or NULL. */
+const struct q2e_region *diff_region_exact(const struct q2e_image *img,
+					   uint64_t off,
+					   enum q2e_region_kind kind);
+/* The symbol of IMG's structure of KIND owned by OWNER/ID/INDEX (names.c),
+ * whether or not it became a region. */
+void diff_symbol(const struct q2e_image *img, enum q2e_region_kind kind,
+		 uint32_t ext_magic, enum q2e_owner_kind owner, uint32_t id,
+		 uint64_t index, char *buf, size_t size);
+/* "snapshot_2", "bitmap_0": entry N of the table of KIND. */
+void diff_entry_symbol(enum q2e_region_kind kind, size_t n, char *buf,
+		       size_t size);
+
+int diff_header(struct q2e_diff *d, const struct q2e_image *a,
+		const struct q2e_image *b, struct q2e_error *err);
+int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
+		    const struct q2e_image *b, struct q2e_error *err);
+int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
+		   const struct q2e_image *b, struct q2e_error *err);
+int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
+		 struct q2e_image *b, struct q2e_error *err);
+int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
+		const struct q2e_image *b, struct q2e_error *err);
+int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
+	    const struct q2e_image *b, struct q2e_error *err);
+int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
+	    struct q2e_error *err);
+int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
+		   struct q2e_image *b, struct q2e_error *err);
+
+#endif

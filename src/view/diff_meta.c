@@ -1,0 +1,713 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * diff of the structures that are not tables of entries: the header, its
+ * extensions (decoded: feature table entries, bitmaps extension fields,
+ * names), the snapshot table and the bitmap directory with each bitmap's
+ * table and data clusters.  Members are named as the dump's DWARF types
+ * name them, so `p qcow2_header.l1_size` or `p snapshot_2.date_sec` in gdb
+ * shows the new value.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "view/diff_int.h"
+
+/* "dirty, corrupt": the names of the bits set, by the image's own table. */
+static char *features_meaning(const struct q2e_image *img,
+			      enum qcow2_feature_type type, uint64_t bits)
+{
+	char buf[1024];
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (unsigned bit = 0; bit < 64 && len < sizeof(buf) - 64; bit++) {
+		const char *name;
+
+		if (!(bits & (1ULL << bit)))
+			continue;
+		name = q2e_image_feature_name(img, type, bit);
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s",
+					len ? ", " : "", name ? name : "");
+		if (!name)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"bit %u", bit);
+	}
+	return strdup(len ? buf : "none");
+}
+
+static int features_field(struct q2e_diff *d, const struct q2e_image *a,
+			  const struct q2e_image *b, const char *member,
+			  enum qcow2_feature_type type, uint64_t x, uint64_t y,
+			  struct q2e_error *err)
+{
+	struct q2e_diff_entry *e;
+	size_t n = d->groups[Q2E_DIFF_G_HEADER].n;
+	int ret = diff_field_num(d, Q2E_DIFF_G_HEADER, "qcow2_header", member,
+				 x, y, Q2E_DIFF_V_RAW, err);
+
+	if (ret || d->groups[Q2E_DIFF_G_HEADER].n == n)
+		return ret;
+	e = &d->groups[Q2E_DIFF_G_HEADER].v[n];
+	e->old.meaning = features_meaning(a, type, x);
+	e->new.meaning = features_meaning(b, type, y);
+	return e->old.meaning && e->new.meaning ? 0 : diff_nomem(err);
+}
+
+/* The header, field by field under the spec's names. */
+int diff_header(struct q2e_diff *d, const struct q2e_image *a,
+		const struct q2e_image *b, struct q2e_error *err)
+{
+	const struct qcow2_header *x = &a->hdr, *y = &b->hdr;
+	int ret = 0;
+
+#define F(f, t)                                                               \
+	do {                                                                  \
+		if (!ret)                                                     \
+			ret = diff_field_num(d, Q2E_DIFF_G_HEADER,            \
+					     "qcow2_header", #f, x->f, y->f,  \
+					     Q2E_DIFF_V_##t, err);            \
+	} while (0)
+	F(version, NUM);
+	F(backing_file_offset, RAW);
+	F(backing_file_size, NUM);
+	F(cluster_bits, NUM);
+	F(size, NUM);
+	F(crypt_method, NUM);
+	F(l1_size, NUM);
+	F(l1_table_offset, RAW);
+	F(refcount_table_offset, RAW);
+	F(refcount_table_clusters, NUM);
+	F(nb_snapshots, NUM);
+	F(snapshots_offset, RAW);
+#undef F
+	if (!ret)
+		ret = features_field(d, a, b, "incompatible_features",
+				     QCOW2_FEAT_INCOMPATIBLE,
+				     x->incompatible_features,
+				     y->incompatible_features, err);
+	if (!ret)
+		ret = features_field(d, a, b, "compatible_features",
+				     QCOW2_FEAT_COMPATIBLE, x->compatible_features,
+				     y->compatible_features, err);
+	if (!ret)
+		ret = features_field(d, a, b, "autoclear_features",
+				     QCOW2_FEAT_AUTOCLEAR, x->autoclear_features,
+				     y->autoclear_features, err);
+	if (!ret)
+		ret = diff_field_num(d, Q2E_DIFF_G_HEADER, "qcow2_header",
+				     "refcount_order", x->refcount_order,
+				     y->refcount_order, Q2E_DIFF_V_NUM, err);
+	if (!ret)
+		ret = diff_field_num(d, Q2E_DIFF_G_HEADER, "qcow2_header",
+				     "header_length", x->header_length,
+				     y->header_length, Q2E_DIFF_V_NUM, err);
+	if (!ret)
+		ret = diff_field_num(d, Q2E_DIFF_G_HEADER, "qcow2_header",
+				     "compression_type", x->compression_type,
+				     y->compression_type, Q2E_DIFF_V_NUM, err);
+	if (!ret)
+		ret = diff_field_str(d, Q2E_DIFF_G_HEADER, "backing_file", NULL,
+				     a->backing_file, b->backing_file, err);
+	return ret;
+}
+
+/*
+ * Extensions sorted by magic and occurrence, which is what they are
+ * matched by.
+ */
+struct ext_index {
+	const struct q2e_image *img;
+	const struct q2e_extension **sorted;
+};
+
+static int cmp_ext(const void *pa, const void *pb)
+{
+	const struct q2e_extension *a = *(const struct q2e_extension *const *)pa;
+	const struct q2e_extension *b = *(const struct q2e_extension *const *)pb;
+
+	if (a->magic != b->magic)
+		return a->magic < b->magic ? -1 : 1;
+	return a->nth < b->nth ? -1 : a->nth > b->nth;
+}
+
+static int ext_index_build(struct ext_index *x, const struct q2e_image *img)
+{
+	size_t n = img->nexts + 1;
+
+	x->img = img;
+	x->sorted = malloc(n * sizeof(*x->sorted));
+	if (!x->sorted)
+		return -1;
+	for (size_t i = 0; i < img->nexts; i++)
+		x->sorted[i] = &img->exts[i];
+	qsort(x->sorted, img->nexts, sizeof(*x->sorted), cmp_ext);
+	return 0;
+}
+
+static const struct q2e_extension *ext_find(const struct ext_index *x,
+					    const struct q2e_extension *e)
+{
+	const struct q2e_extension *const *hit =
+		bsearch(&e, x->sorted, x->img->nexts, sizeof(*x->sorted),
+			cmp_ext);
+
+	return hit ? *hit : NULL;
+}
+
+/* The symbol of extension I: "ext_feature_table", "ext_unknown_12345678". */
+static void ext_symbol(const struct ext_index *x, size_t i, char *buf,
+		       size_t size)
+{
+	diff_symbol(x->img, Q2E_REGION_EXTENSION, x->img->exts[i].magic,
+		    Q2E_OWNER_IMAGE, 0, i, buf, size);
+}
+
+static char *features_text(const struct q2e_extension *e);
+
+static char *feature_text(const struct q2e_extension *e, uint32_t k)
+{
+	struct qcow2_feature f;
+	const char *why;
+
+	if ((uint64_t)(k + 1) * QCOW2_FEATURE_ENTRY_SIZE > e->avail)
+		return NULL;
+	if (qcow2_feature_decode(e->data + k * QCOW2_FEATURE_ENTRY_SIZE,
+				 QCOW2_FEATURE_ENTRY_SIZE, &f, &why) < 0)
+		return strdup("(undecodable)");
+	return diff_strdup_printf("%s bit %u: %s",
+				  qcow2_feature_type_name(f.type), f.bit,
+				  f.name);
+}
+
+/* A payload as text: names as they are, known structures decoded, the
+ * rest in hex. */
+static char *ext_text(const struct q2e_extension *e)
+{
+	struct qcow2_bitmaps_ext b;
+	struct qcow2_crypto_ext c;
+	const char *why;
+	char *s;
+
+	if (e->magic == QCOW2_EXT_BACKING_FORMAT ||
+	    e->magic == QCOW2_EXT_DATA_FILE) {
+		if (!(s = malloc((size_t)e->avail + 1)))
+			return NULL;
+		memcpy(s, e->data, e->avail);
+		s[e->avail] = '\0';
+		return s;
+	}
+	if (e->magic == QCOW2_EXT_BITMAPS &&
+	    qcow2_bitmaps_ext_decode(e->data, e->avail, &b, &why) == 0)
+		return diff_strdup_printf("nb_bitmaps %" PRIu32
+					  ", bitmap_directory_size %" PRIu64
+					  ", bitmap_directory_offset 0x%" PRIx64,
+					  b.nb_bitmaps, b.bitmap_directory_size,
+					  b.bitmap_directory_offset);
+	if (e->magic == QCOW2_EXT_CRYPTO &&
+	    qcow2_crypto_ext_decode(e->data, e->avail, &c, &why) == 0)
+		return diff_strdup_printf("offset 0x%" PRIx64 ", length 0x%" PRIx64,
+					  c.offset, c.length);
+	if (e->magic == QCOW2_EXT_FEATURE_TABLE)
+		return features_text(e);
+	if (!(s = malloc((size_t)e->avail * 2 + 1)))
+		return NULL;
+	for (uint32_t i = 0; i < e->avail; i++)
+		snprintf(s + 2 * i, 3, "%02x", e->data[i]);
+	s[e->avail * 2] = '\0';
+	return s;
+}
+
+/* The whole feature name table: "incompatible bit 0: dirty bit; ...". */
+static char *features_text(const struct q2e_extension *e)
+{
+	uint32_t n = e->avail / QCOW2_FEATURE_ENTRY_SIZE;
+	size_t cap = (size_t)n * (QCOW2_FEATURE_NAME_LEN + 32) + 1, len = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '\0';
+	for (uint32_t k = 0; k < n; k++) {
+		char *t = feature_text(e, k);
+
+		if (!t) {
+			free(s);
+			return NULL;
+		}
+		len += (size_t)snprintf(s + len, cap - len, "%s%s",
+					k ? "; " : "", t);
+		free(t);
+	}
+	return s;
+}
+
+/* Feature name table entries, by index: "features[3]". */
+static int ext_features(struct q2e_diff *d, const char *sym,
+			const struct q2e_extension *x,
+			const struct q2e_extension *y, struct q2e_error *err)
+{
+	uint32_t n = (x->avail > y->avail ? x->avail : y->avail) /
+		     QCOW2_FEATURE_ENTRY_SIZE;
+	int ret = 0;
+
+	for (uint32_t k = 0; k < n && !ret; k++) {
+		char *sx = feature_text(x, k), *sy = feature_text(y, k);
+		char member[32];
+
+		snprintf(member, sizeof(member), "features[%" PRIu32 "]", k);
+		ret = diff_field_str(d, Q2E_DIFF_G_EXTENSION, sym, member, sx,
+				     sy, err);
+		free(sx);
+		free(sy);
+	}
+	return ret;
+}
+
+static int ext_fields(struct q2e_diff *d, const char *sym,
+		      const struct q2e_extension *x,
+		      const struct q2e_extension *y, struct q2e_error *err)
+{
+	const enum q2e_diff_group g = Q2E_DIFF_G_EXTENSION;
+	struct qcow2_bitmaps_ext bx, by;
+	struct qcow2_crypto_ext cx, cy;
+	const char *why;
+	int ret;
+
+	if (x->magic == QCOW2_EXT_FEATURE_TABLE)
+		return ext_features(d, sym, x, y, err);
+	if (x->magic == QCOW2_EXT_BITMAPS &&
+	    qcow2_bitmaps_ext_decode(x->data, x->avail, &bx, &why) == 0 &&
+	    qcow2_bitmaps_ext_decode(y->data, y->avail, &by, &why) == 0) {
+		ret = diff_field_num(d, g, sym, "nb_bitmaps", bx.nb_bitmaps,
+				     by.nb_bitmaps, Q2E_DIFF_V_NUM, err);
+		if (!ret)
+			ret = diff_field_num(d, g, sym, "reserved", bx.reserved,
+					     by.reserved, Q2E_DIFF_V_RAW, err);
+		if (!ret)
+			ret = diff_field_num(d, g, sym, "bitmap_directory_size",
+					     bx.bitmap_directory_size,
+					     by.bitmap_directory_size,
+					     Q2E_DIFF_V_NUM, err);
+		if (!ret)
+			ret = diff_field_num(d, g, sym, "bitmap_directory_offset",
+					     bx.bitmap_directory_offset,
+					     by.bitmap_directory_offset,
+					     Q2E_DIFF_V_RAW, err);
+		return ret;
+	}
+	if (x->magic == QCOW2_EXT_CRYPTO &&
+	    qcow2_crypto_ext_decode(x->data, x->avail, &cx, &why) == 0 &&
+	    qcow2_crypto_ext_decode(y->data, y->avail, &cy, &why) == 0) {
+		ret = diff_field_num(d, g, sym, "offset", cx.offset, cy.offset,
+				     Q2E_DIFF_V_RAW, err);
+		if (!ret)
+			ret = diff_field_num(d, g, sym, "length", cx.length,
+					     cy.length, Q2E_DIFF_V_RAW, err);
+		return ret;
+	}
+	char *sx = ext_text(x), *sy = ext_text(y);
+	bool text = x->magic == QCOW2_EXT_BACKING_FORMAT ||
+		    x->magic == QCOW2_EXT_DATA_FILE;
+
+	ret = sx && sy ? diff_field_str(d, g, sym, text ? "name" : "data", sx,
+					sy, err)
+		       : diff_nomem(err);
+	free(sx);
+	free(sy);
+	return ret;
+}
+
+/* Extension I, whole: added or removed. */
+static int ext_whole(struct q2e_diff *d, const struct ext_index *x, size_t i,
+		     bool added, struct q2e_error *err)
+{
+	struct q2e_diff_entry *e;
+	char sym[96];
+
+	ext_symbol(x, i, sym, sizeof(sym));
+	e = diff_entry_new(d, Q2E_DIFF_G_EXTENSION, sym, NULL, err);
+	if (!e)
+		return err->code;
+	e->change = added ? "added" : "removed";
+	struct q2e_diff_value *v = added ? &e->new : &e->old;
+
+	v->type = Q2E_DIFF_V_STR;
+	v->str = ext_text(&x->img->exts[i]);
+	return v->str ? 0 : diff_nomem(err);
+}
+
+static int diff_extensions_indexed(struct q2e_diff *d,
+				   const struct ext_index *ia,
+				   const struct ext_index *ib,
+				   struct q2e_error *err)
+{
+	const struct q2e_image *a = ia->img, *b = ib->img;
+	int ret = 0;
+
+	for (size_t i = 0; i < a->nexts && !ret; i++) {
+		const struct q2e_extension *x = &a->exts[i];
+		const struct q2e_extension *y = ext_find(ib, x);
+		char sym[96];
+
+		if (!y) {
+			ret = ext_whole(d, ia, i, false, err);
+			continue;
+		}
+		if (x->length == y->length && x->avail == y->avail &&
+		    memcmp(x->data, y->data, x->avail) == 0)
+			continue;
+		ext_symbol(ib, (size_t)(y - b->exts), sym, sizeof(sym));
+		ret = diff_field_num(d, Q2E_DIFF_G_EXTENSION, sym, "length",
+				     x->length, y->length, Q2E_DIFF_V_NUM, err);
+		if (!ret)
+			ret = ext_fields(d, sym, x, y, err);
+	}
+	for (size_t i = 0; i < b->nexts && !ret; i++)
+		if (!ext_find(ia, &b->exts[i]))
+			ret = ext_whole(d, ib, i, true, err);
+	return ret;
+}
+
+int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
+		    const struct q2e_image *b, struct q2e_error *err)
+{
+	struct ext_index ia = { 0 }, ib = { 0 };
+	int ret;
+
+	if (ext_index_build(&ia, a) < 0 || ext_index_build(&ib, b) < 0)
+		ret = diff_nomem(err);
+	else
+		ret = diff_extensions_indexed(d, &ia, &ib, err);
+	free(ia.sorted);
+	free(ib.sorted);
+	return ret;
+}
+
+static bool same_snapshot_key(const struct q2e_snapshot *x,
+			      const struct q2e_snapshot *y)
+{
+	return strcmp(x->id, y->id) == 0 && strcmp(x->name, y->name) == 0;
+}
+
+/*
+ * The snapshot of IMG that matches snapshot S of OTHER: the same ID and
+ * name, and when a damaged table repeats them, the same occurrence.
+ */
+static const struct q2e_snapshot *snapshot_find(const struct q2e_image *img,
+						const struct q2e_image *other,
+						const struct q2e_snapshot *s)
+{
+	size_t k = 0;
+
+	for (const struct q2e_snapshot *p = other->snapshots; p < s; p++)
+		k += same_snapshot_key(p, s);
+	for (size_t i = 0; i < img->nsnapshots; i++)
+		if (same_snapshot_key(&img->snapshots[i], s) && k-- == 0)
+			return &img->snapshots[i];
+	return NULL;
+}
+
+/* A whole snapshot or bitmap, added or removed: its name, and its ID. */
+static int whole_entry(struct q2e_diff *d, enum q2e_diff_group g,
+		       const char *sym, bool added, const char *name,
+		       const char *id, struct q2e_error *err)
+{
+	struct q2e_diff_entry *e = diff_entry_new(d, g, sym, NULL, err);
+	struct q2e_diff_value *v;
+
+	if (!e)
+		return err->code;
+	e->change = added ? "added" : "removed";
+	v = added ? &e->new : &e->old;
+	v->type = Q2E_DIFF_V_STR;
+	v->str = strdup(name);
+	v->meaning = id ? diff_strdup_printf("id %s", id) : NULL;
+	return v->str && (!id || v->meaning) ? 0 : diff_nomem(err);
+}
+
+static uint64_t vm_state_size(const struct qcow2_snapshot *s)
+{
+	return s->has_vm_state_size_large ? s->vm_state_size_large
+					  : s->vm_state_size;
+}
+
+static int snapshot_fields(struct q2e_diff *d, const char *sym,
+			   const struct qcow2_snapshot *x,
+			   const struct qcow2_snapshot *y,
+			   struct q2e_error *err)
+{
+	int ret = 0;
+
+#define F(f, t)                                                               \
+	do {                                                                  \
+		if (!ret)                                                     \
+			ret = diff_field_num(d, Q2E_DIFF_G_SNAPSHOT, sym, #f, \
+					     x->f, y->f, Q2E_DIFF_V_##t,      \
+					     err);                            \
+	} while (0)
+	F(l1_table_offset, RAW);
+	F(l1_size, NUM);
+	F(date_sec, NUM);
+	F(date_nsec, NUM);
+	F(vm_clock_nsec, NUM);
+	F(extra_data_size, NUM);
+	F(disk_size, NUM);
+	F(icount, NUM);
+#undef F
+	if (!ret)
+		ret = diff_field_num(d, Q2E_DIFF_G_SNAPSHOT, sym,
+				     x->has_vm_state_size_large ||
+						     y->has_vm_state_size_large
+					     ? "vm_state_size_large"
+					     : "vm_state_size",
+				     vm_state_size(x), vm_state_size(y),
+				     Q2E_DIFF_V_NUM, err);
+	return ret;
+}
+
+/* Snapshots by their entry's symbol in the new table: "snapshot_2". */
+int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
+		   const struct q2e_image *b, struct q2e_error *err)
+{
+	char sym[48];
+	int ret = 0;
+
+	for (size_t i = 0; i < b->nsnapshots && !ret; i++) {
+		const struct q2e_snapshot *sb = &b->snapshots[i];
+		const struct q2e_snapshot *sa = snapshot_find(a, b, sb);
+
+		diff_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, sym, sizeof(sym));
+		if (!sa)
+			ret = whole_entry(d, Q2E_DIFF_G_SNAPSHOT, sym, true,
+					  sb->name, sb->id, err);
+		else
+			ret = snapshot_fields(d, sym, &sa->entry, &sb->entry,
+					      err);
+	}
+	for (size_t i = 0; i < a->nsnapshots && !ret; i++) {
+		const struct q2e_snapshot *sa = &a->snapshots[i];
+
+		diff_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, sym, sizeof(sym));
+		if (!snapshot_find(b, a, sa))
+			ret = whole_entry(d, Q2E_DIFF_G_SNAPSHOT, sym, false,
+					  sa->name, sa->id, err);
+	}
+	return ret;
+}
+
+/* Likewise for bitmaps, by name. */
+static const struct q2e_bitmap *bitmap_find(const struct q2e_image *img,
+					    const struct q2e_image *other,
+					    const struct q2e_bitmap *x)
+{
+	size_t k = 0;
+
+	for (const struct q2e_bitmap *p = other->bitmaps; p < x; p++)
+		k += strcmp(p->name, x->name) == 0;
+	for (size_t i = 0; i < img->nbitmaps; i++)
+		if (strcmp(img->bitmaps[i].name, x->name) == 0 && k-- == 0)
+			return &img->bitmaps[i];
+	return NULL;
+}
+
+static char *bitmap_flags_meaning(uint32_t flags)
+{
+	static const char *const names[] = { "in_use", "auto",
+					     "extra_data_compatible" };
+	char buf[512] = "";	/* room for all 32 bits */
+	size_t len = 0;
+
+	for (unsigned bit = 0; bit < 32; bit++) {
+		if (!(flags & (1U << bit)))
+			continue;
+		if (bit < 3)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%s%s", len ? ", " : "",
+						names[bit]);
+		else
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+						"%sbit %u", len ? ", " : "", bit);
+	}
+	return strdup(len ? buf : "none");
+}
+
+static int bitmap_fields(struct q2e_diff *d, const char *sym,
+			 const struct qcow2_bitmap_entry *x,
+			 const struct qcow2_bitmap_entry *y,
+			 struct q2e_error *err)
+{
+	struct q2e_diff_entries *l = &d->groups[Q2E_DIFF_G_BITMAP];
+	size_t n = l->n;
+	int ret;
+
+	ret = diff_field_num(d, Q2E_DIFF_G_BITMAP, sym, "flags", x->flags,
+			     y->flags, Q2E_DIFF_V_RAW, err);
+	if (!ret && l->n > n) {
+		l->v[n].old.meaning = bitmap_flags_meaning(x->flags);
+		l->v[n].new.meaning = bitmap_flags_meaning(y->flags);
+		if (!l->v[n].old.meaning || !l->v[n].new.meaning)
+			ret = diff_nomem(err);
+	}
+#define F(f, t)                                                               \
+	do {                                                                  \
+		if (!ret)                                                     \
+			ret = diff_field_num(d, Q2E_DIFF_G_BITMAP, sym, #f,   \
+					     x->f, y->f, Q2E_DIFF_V_##t,      \
+					     err);                            \
+	} while (0)
+	F(bitmap_table_offset, RAW);
+	F(bitmap_table_size, NUM);
+	F(type, NUM);
+	F(granularity_bits, NUM);
+	F(extra_data_size, NUM);
+#undef F
+	return ret;
+}
+
+static char *bitmap_entry_meaning(uint64_t raw)
+{
+	struct qcow2_bitmap_table_entry e;
+
+	qcow2_bitmap_table_entry_decode(raw, &e);
+	if (e.kind == QCOW2_BITMAP_SERIALIZED)
+		return diff_strdup_printf("data at 0x%" PRIx64, e.offset);
+	return strdup(e.kind == QCOW2_BITMAP_ALL_ONES ? "all ones"
+						      : "all zeros");
+}
+
+static const char *bitmap_entry_change(const struct qcow2_bitmap_table_entry *x,
+				       const struct qcow2_bitmap_table_entry *y)
+{
+	bool dx = x->kind == QCOW2_BITMAP_SERIALIZED;
+	bool dy = y->kind == QCOW2_BITMAP_SERIALIZED;
+
+	if (dy && !dx)
+		return "allocated";
+	if (dx && !dy)
+		return "freed";
+	return dx ? "moved" : "changed";
+}
+
+/* Bytes of a serialized bitmap data cluster, through its region. */
+static int bitmap_cluster(struct q2e_image *img, uint64_t off, uint8_t *buf,
+			  struct q2e_error *err)
+{
+	const struct q2e_region *r =
+		diff_region_exact(img, off, Q2E_REGION_BITMAP_DATA);
+
+	memset(buf, 0, (size_t)img->cluster_size);
+	if (!r || r->size > img->cluster_size)
+		return 0;	/* unreadable: the walk recorded why */
+	return q2e_image_read_region(img, r, buf, err);
+}
+
+/* A data cluster of bitmap N whose bits differ: "bitmap_0_data_5". */
+static int bitmap_data(struct q2e_diff *d, struct q2e_image *a,
+		       struct q2e_image *b, uint32_t n, uint64_t j,
+		       const struct qcow2_bitmap_table_entry *x,
+		       const struct qcow2_bitmap_table_entry *y, uint8_t *bx,
+		       uint8_t *by, struct q2e_error *err)
+{
+	struct q2e_diff_entry *e;
+	char sym[64];
+	int ret;
+
+	ret = bitmap_cluster(a, x->offset, bx, err);
+	if (!ret)
+		ret = bitmap_cluster(b, y->offset, by, err);
+	if (ret || memcmp(bx, by, (size_t)a->cluster_size) == 0)
+		return ret;
+	diff_symbol(b, Q2E_REGION_BITMAP_DATA, 0, Q2E_OWNER_BITMAP, n, j, sym,
+		    sizeof(sym));
+	e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_DATA, sym, NULL, err);
+	if (!e)
+		return err->code;
+	e->change = "bits-changed";
+	e->old = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
+					  .num = x->offset };
+	e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
+					  .num = y->offset };
+	return 0;
+}
+
+/* The entries of bitmap N's table, and its data clusters whose bits differ. */
+static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
+			const struct q2e_bitmap *x, struct q2e_image *b,
+			const struct q2e_bitmap *y, uint32_t n,
+			struct q2e_error *err)
+{
+	uint64_t count = x->ntable > y->ntable ? x->ntable : y->ntable;
+	bool same_size = a->cluster_size == b->cluster_size;
+	uint8_t *bx = malloc((size_t)a->cluster_size);
+	uint8_t *by = malloc((size_t)b->cluster_size);
+	char sym[48];
+	int ret = bx && by ? 0 : diff_nomem(err);
+
+	diff_symbol(b, Q2E_REGION_BITMAP_TABLE, 0, Q2E_OWNER_BITMAP, n, 0, sym,
+		    sizeof(sym));
+	for (uint64_t j = 0; j < count && !ret; j++) {
+		uint64_t rx = j < x->ntable && x->table ? x->table[j] : 0;
+		uint64_t ry = j < y->ntable && y->table ? y->table[j] : 0;
+		struct qcow2_bitmap_table_entry ex, ey;
+		struct q2e_diff_entry *e;
+
+		qcow2_bitmap_table_entry_decode(rx, &ex);
+		qcow2_bitmap_table_entry_decode(ry, &ey);
+		if (same_size && ex.kind == QCOW2_BITMAP_SERIALIZED &&
+		    ey.kind == QCOW2_BITMAP_SERIALIZED)
+			ret = bitmap_data(d, a, b, n, j, &ex, &ey, bx, by, err);
+		if (ret || rx == ry)
+			continue;
+		e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_TABLE, sym, NULL, err);
+		if (!e) {
+			ret = err->code;
+			break;
+		}
+		e->indexed = true;
+		e->index = j;
+		e->change = bitmap_entry_change(&ex, &ey);
+		e->old = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
+						  .num = rx };
+		e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
+						  .num = ry };
+		e->old.meaning = bitmap_entry_meaning(rx);
+		e->new.meaning = bitmap_entry_meaning(ry);
+		if (!e->old.meaning || !e->new.meaning)
+			ret = diff_nomem(err);
+	}
+	free(bx);
+	free(by);
+	return ret;
+}
+
+/* Bitmaps by their directory entry's symbol in the new image: "bitmap_0". */
+int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
+		 struct q2e_image *b, struct q2e_error *err)
+{
+	char sym[48];
+	int ret = 0;
+
+	for (size_t i = 0; i < b->nbitmaps && !ret; i++) {
+		const struct q2e_bitmap *y = &b->bitmaps[i];
+		const struct q2e_bitmap *x = bitmap_find(a, b, y);
+
+		diff_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, i, sym, sizeof(sym));
+		if (!x) {
+			ret = whole_entry(d, Q2E_DIFF_G_BITMAP, sym, true,
+					  y->name, NULL, err);
+			continue;
+		}
+		ret = bitmap_fields(d, sym, &x->entry, &y->entry, err);
+		if (!ret)
+			ret = bitmap_table(d, a, x, b, y, (uint32_t)i, err);
+	}
+	for (size_t i = 0; i < a->nbitmaps && !ret; i++) {
+		diff_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, i, sym, sizeof(sym));
+		if (!bitmap_find(b, a, &a->bitmaps[i]))
+			ret = whole_entry(d, Q2E_DIFF_G_BITMAP, sym, false,
+					  a->bitmaps[i].name, NULL, err);
+	}
+	return ret;
+}
