@@ -104,7 +104,7 @@ clean:
 
 # The benchmark of README's "Performance" section: not part of `make check`
 # (minutes, and cold runs drop the page cache when run as root).
-BENCH_OUT ?= bench-results.txt
+BENCH_OUT ?= $(BUILD)/bench-results.txt
 $(BUILD)/bench/readranges: contrib/bench/readranges.c
 	@mkdir -p $(dir $@)
 	$(call quiet,CC,$<)$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $<

@@ -8,7 +8,8 @@
 #   --images=LIST comma-separated, from: 1T,1G-512,256G-snap,everyday (all)
 #   --dir=DIR     where the images go; kept, and reused by the next run
 #                 (default: a temporary directory, removed at the end)
-#   --out=FILE    the results file (default: bench-results.txt)
+#   --out=FILE    the results file (default: bench-results.txt;
+#                 `make bench` writes build/bench-results.txt)
 # Q2E selects the qcow2elf binary (./qcow2elf), READRANGES the read
 # baseline helper built from contrib/bench/readranges.c.
 #
@@ -32,7 +33,7 @@ for a in "$@"; do
 	--images=*) images=${a#--images=} ;;
 	--dir=*) dir=${a#--dir=} ;;
 	--out=*) out=${a#--out=} ;;
-	-h|--help) sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument '$a'" >&2; exit 2 ;;
 	esac
 done
