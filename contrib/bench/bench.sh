@@ -132,9 +132,12 @@ bench_image() {
 		echo "bench: making the $name image" >&2
 		rm -f "$img"
 		make_image "$name" "$img"
-		"$Q2E" dump "$img" -o "$dir/$name.a.elf"
+		# Quiet unless they fail: dumps of 41,000 sections warn about gdb.
+		"$Q2E" dump "$img" -o "$dir/$name.a.elf" 2>"$dir/err" ||
+			{ cat "$dir/err" >&2; exit 1; }
 		qemu-io -f qcow2 -c 'discard 0 1M' -c 'write -z 64M 64k' "$img" >/dev/null
-		"$Q2E" dump "$img" -o "$dir/$name.b.elf"
+		"$Q2E" dump "$img" -o "$dir/$name.b.elf" 2>"$dir/err" ||
+			{ cat "$dir/err" >&2; exit 1; }
 	fi
 	section_ranges "$dir/$name.b.elf" >"$dir/$name.ranges"
 	echo "bench: $name: $(wc -l <"$dir/$name.ranges") ranges, $(awk '{ s += $2 } END { print s }' "$dir/$name.ranges") bytes" >&2
