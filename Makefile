@@ -144,3 +144,16 @@ clean:
 .DELETE_ON_ERROR:
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(FUZZ_OBJ:.o=.d)
+
+# The benchmark of README's "Performance" section: not part of `make check`
+# (minutes, and cold runs drop the page cache when run as root).
+BENCH_OUT ?= $(BUILD)/bench-results.txt
+$(BUILD)/bench/readranges: contrib/bench/readranges.c
+	@mkdir -p $(dir $@)
+	$(call quiet,CC,$<)$(CC) $(CFLAGS) $(LDFLAGS) -pthread -o $@ $<
+
+bench: $(BIN) $(BUILD)/bench/readranges
+	$(Q)Q2E=$(abspath $(BIN)) READRANGES=$(abspath $(BUILD)/bench/readranges) \
+		contrib/bench/bench.sh --out=$(BENCH_OUT) $(BENCH_ARGS)
+
+.PHONY: bench

@@ -190,6 +190,8 @@ static int walk_image(struct walk *w)
 		ret = walk_read_crypto(w);
 	if (ret == 0)
 		ret = walk_finish_regions(w);
+	if (ret == 0)
+		ret = walk_plan_reads(w);
 	return ret;
 }
 

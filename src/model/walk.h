@@ -32,6 +32,8 @@ int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 int walk_extend_region(struct walk *w, enum q2e_region_kind kind,
 		       uint64_t size);
 int walk_finish_regions(struct walk *w);
+/* Tells the byte source which regions the views will read (prefetch.c). */
+int walk_plan_reads(struct walk *w);
 
 /* Bounded reads and the problems they find (image.c). */
 bool walk_in_file(const struct q2e_image *img, uint64_t off, uint64_t len);

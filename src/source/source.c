@@ -53,7 +53,8 @@ static int64_t file_pread(struct q2e_source *src, void *buf, size_t len,
 		return 0;
 	if (len > src->size - off)
 		len = (size_t)(src->size - off);
-	n = q2e_source_container_pread(src, buf, len, off);
+	n = src->plan ? q2e_source_planned_pread(src, buf, len, off)
+		      : q2e_source_container_pread(src, buf, len, off);
 	if (n < 0)
 		return q2e_error_set(err, Q2E_EIO,
 				     "'%s': cannot read %s at 0x%llx: %s",
@@ -292,6 +293,7 @@ void q2e_source_close(struct q2e_source *src)
 	if (!src)
 		return;
 	src->ops->close(src);
+	q2e_read_plan_free(src->plan);
 	if (src->fd >= 0)
 		close(src->fd);
 	free(src->meta.image_name);

@@ -50,6 +50,15 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 			 uint64_t off, const char *what, struct q2e_error *err);
 
 /*
+ * Tells SRC which byte ranges of the image will be read next, in about
+ * offset order, so that it can have them fetched ahead of the reads.
+ * Only ever a hint: reads outside the plan work as before.
+ */
+int q2e_source_plan_reads(struct q2e_source *src,
+			  const struct q2e_extent *ranges, size_t n,
+			  struct q2e_error *err);
+
+/*
  * Whether the file holds data at OFF (true) or a hole (false), and how many
  * bytes from OFF the answer holds for.  Where nothing is known (a dump, a
  * file system without SEEK_HOLE) the whole rest of the file is data, as QEMU

@@ -30,6 +30,7 @@ struct q2e_source {
 	uint64_t allocated;
 	struct q2e_dump_meta meta;	/* dumps only */
 	void *priv;
+	struct q2e_read_plan *plan;	/* readahead.c; NULL: none */
 };
 
 /*
@@ -38,6 +39,14 @@ struct q2e_source {
  */
 ssize_t q2e_source_container_pread(struct q2e_source *src, void *buf,
 				   size_t len, uint64_t off);
+
+/*
+ * q2e_source_container_pread() of an image file with a plan (readahead.c),
+ * which has the planned ranges ahead of OFF fetched meanwhile.
+ */
+ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
+				 size_t len, uint64_t off);
+void q2e_read_plan_free(struct q2e_read_plan *plan);
 
 /* Reads what SRC was opened on, an ELF file, as a dump. */
 int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err);

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Readahead over a plan: the byte ranges the model will read, in offset
+ * order.  Metadata is scattered over the image (an L2 table every 512 MiB
+ * in a preallocated image), so the kernel's own readahead, which follows
+ * sequential reads, never sees it coming: read one by one from a cold
+ * cache, each table costs a full device round trip.  Advice
+ * (posix_fadvise WILLNEED) on the ranges just ahead of the reads keeps many
+ * requests in flight, which is what the device needs to reach its speed.
+ *
+ * The advice is given by a thread of its own, because giving it blocks
+ * whenever the device's queue is full: given by the reader, that time
+ * would be lost to the work on the bytes already read.  The thread starts
+ * only at the first read the page cache cannot serve (preadv2 RWF_NOWAIT
+ * says so), so a warm cache costs no thread and no advice.
+ *
+ * The advice runs a window ahead of the reads rather than over the whole
+ * plan at once, so a command that reads little (info) costs no I/O beyond
+ * its reads, and the page cache holds at most a window more than was read.
+ * A read outside the window (check reading the refcount blocks after the
+ * L2 tables) starts the window again from there.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "qcow2elf/array.h"
+#include "source_impl.h"
+
+/* Bytes of planned ranges advised ahead of the read; refilled at half. */
+#define WINDOW (64ULL << 20)
+/* Ranges closer than this are advised as one: the kernel reads whole
+ * pages anyway.  No more: 512-byte L2 tables lie 32 KiB apart in a
+ * preallocated image, and merging those would read 64 times the bytes. */
+#define MERGE_GAP 4096ULL
+
+struct q2e_read_plan {
+	struct q2e_extent *ranges;	/* merged, sorted by offset */
+	uint64_t *before;		/* before[i]: planned bytes in ranges[0..i) */
+	size_t n;
+	int fd;
+	size_t base;		/* the range of the read the window follows */
+	size_t want;		/* advise ranges up to here; only the reader
+				   writes it, under the lock */
+	bool started, stop, no_thread;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	size_t cursor;		/* the next range the thread advises */
+};
+
+static int cmp_extent(const void *pa, const void *pb)
+{
+	const struct q2e_extent *a = pa, *b = pb;
+
+	if (a->offset != b->offset)
+		return a->offset < b->offset ? -1 : 1;
+	return 0;
+}
+
+static void advise(const struct q2e_read_plan *p, size_t i)
+{
+	/* Advice only: a failure leaves the read to do the work. */
+	posix_fadvise(p->fd, (off_t)p->ranges[i].offset,
+		      (off_t)p->ranges[i].length, POSIX_FADV_WILLNEED);
+}
+
+static void *advisor(void *arg)
+{
+	struct q2e_read_plan *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && p->cursor >= p->want)
+			pthread_cond_wait(&p->wake, &p->lock);
+		if (p->stop)
+			break;
+		size_t i = p->cursor++;
+
+		pthread_mutex_unlock(&p->lock);
+		advise(p, i);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Signals stay with the thread that handles them (the output file's
+ * clean-up), so the advisor blocks them all. */
+static bool start_advisor(struct q2e_read_plan *p)
+{
+	sigset_t all, old;
+	int ret;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&p->thread, NULL, advisor, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret == 0;
+}
+
+void q2e_read_plan_free(struct q2e_read_plan *p)
+{
+	if (!p)
+		return;
+	if (p->started) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_signal(&p->wake);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->thread, NULL);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->wake);
+	free(p->ranges);
+	free(p->before);
+	free(p);
+}
+
+/* Sorts RANGES and merges those closer than MERGE_GAP; returns how many. */
+static size_t merge_ranges(struct q2e_extent *ranges, size_t n)
+{
+	size_t m = 0;
+
+	qsort(ranges, n, sizeof(*ranges), cmp_extent);
+	for (size_t i = 0; i < n; i++) {
+		struct q2e_extent r = ranges[i];
+		struct q2e_extent *last = m ? &ranges[m - 1] : NULL;
+
+		if (!r.length)
+			continue;
+		if (last && r.offset <= last->offset + last->length + MERGE_GAP) {
+			if (r.offset + r.length > last->offset + last->length)
+				last->length = r.offset + r.length - last->offset;
+			continue;
+		}
+		ranges[m++] = r;
+	}
+	return m;
+}
+
+int q2e_source_plan_reads(struct q2e_source *src,
+			  const struct q2e_extent *ranges, size_t n,
+			  struct q2e_error *err)
+{
+	struct q2e_read_plan *p;
+
+	/* Bytes in memory need no advice; a dump is read in section order,
+	 * which the kernel's readahead follows. */
+	if (src->fd < 0 || src->kind != Q2E_SOURCE_FILE || n == 0 || src->plan)
+		return 0;
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		p->ranges = malloc(n * sizeof(*p->ranges));
+		p->before = malloc((n + 1) * sizeof(*p->before));
+	}
+	if (!p || !p->ranges || !p->before ||
+	    pthread_mutex_init(&p->lock, NULL) != 0) {
+		if (p) {
+			free(p->ranges);
+			free(p->before);
+		}
+		free(p);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	pthread_cond_init(&p->wake, NULL);
+	memcpy(p->ranges, ranges, n * sizeof(*ranges));
+	p->n = merge_ranges(p->ranges, n);
+	p->before[0] = 0;
+	for (size_t i = 0; i < p->n; i++)
+		p->before[i + 1] = p->before[i] + p->ranges[i].length;
+	p->fd = src->fd;
+	src->plan = p;
+	return 0;
+}
+
+/* The first range from I on whose start is WINDOW planned bytes past I's. */
+static size_t window_end(const struct q2e_read_plan *p, size_t i)
+{
+	size_t lo = i, hi = p->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->before[mid] - p->before[i] < WINDOW)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Moves the window to the read at OFF.  MISSED: the page cache did not
+ * hold the bytes, which starts the advice; until then nothing is done.
+ */
+static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
+{
+	size_t i = q2e_first_above(p->ranges, p->n, offset, off);
+
+	if (i == 0 || off >= p->ranges[i - 1].offset + p->ranges[i - 1].length)
+		return;		/* not planned: nothing to say */
+	i--;
+	if (!p->started && !p->no_thread && !missed)
+		return;
+	bool restart = i < p->base || i > p->want;
+
+	if (!restart && p->before[p->want] - p->before[i] >= WINDOW / 2)
+		return;
+	size_t end = window_end(p, i);
+
+	if (p->no_thread) {	/* no thread: the reader advises */
+		for (size_t k = restart ? i : p->want; k < end; k++)
+			advise(p, k);
+		p->base = i;
+		p->want = end;
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (restart || p->cursor < i)
+		p->cursor = i;	/* advice behind the reader is too late */
+	p->base = i;
+	p->want = end;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	if (!p->started) {
+		p->started = start_advisor(p);
+		p->no_thread = !p->started;
+		if (p->no_thread) {
+			p->want = i;
+			follow(p, off, true);
+		}
+	}
+}
+
+ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
+				 size_t len, uint64_t off)
+{
+	struct iovec iov = { buf, len };
+	ssize_t got, rest;
+
+	/* RWF_NOWAIT: only what the page cache holds, without waiting. */
+	got = preadv2(src->fd, &iov, 1, (off_t)off, RWF_NOWAIT);
+	if (got < 0)
+		got = 0;	/* EAGAIN, or no RWF_NOWAIT here */
+	follow(src->plan, off, (size_t)got < len);
+	if ((size_t)got == len)
+		return got;
+	rest = q2e_source_container_pread(src, (char *)buf + got,
+					  len - (size_t)got,
+					  off + (uint64_t)got);
+	return rest < 0 ? rest : got + rest;
+}
