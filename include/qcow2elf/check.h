@@ -19,14 +19,9 @@
 #include <stdio.h>
 
 #include "qcow2elf/error.h"
+#include "qcow2elf/exit.h"
 #include "qcow2elf/model.h"
 #include "qcow2elf/output.h"
-
-/* Exit statuses of `qemu-img check`, which `qcow2elf check` keeps. */
-#define Q2E_CHECK_CLEAN 0
-#define Q2E_CHECK_INCOMPLETE 1
-#define Q2E_CHECK_CORRUPT 2
-#define Q2E_CHECK_LEAKS 3
 
 struct q2e_check_options {
 	/* Called as metadata is read; DONE and TOTAL are bytes. */

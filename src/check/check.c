@@ -204,10 +204,10 @@ void q2e_check_result_free(struct q2e_check_result *res)
 int q2e_check_exit_status(const struct q2e_check_result *res)
 {
 	if (res->incomplete || res->check_errors)
-		return Q2E_CHECK_INCOMPLETE;
+		return Q2E_EXIT_CHECK_INCOMPLETE;
 	if (res->corruptions || res->overlaps)
-		return Q2E_CHECK_CORRUPT;
+		return Q2E_EXIT_CHECK_CORRUPT;
 	if (res->leaks)
-		return Q2E_CHECK_LEAKS;
-	return Q2E_CHECK_CLEAN;
+		return Q2E_EXIT_CHECK_LEAKS;
+	return Q2E_EXIT_CHECK_CLEAN;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "qcow2elf/check.h"
+#include "qcow2elf/exit.h"
 #include "qcow2elf/model.h"
 #include "cli.h"
 
@@ -69,7 +70,7 @@ int cmd_check(int argc, char **argv)
 	if (q2e_image_open(argv[optind], &img, &err) < 0) {
 		ret = report(&err);
 		/* qemu-img takes it for raw, which has no check. */
-		return err.code == Q2E_ENOTQCOW2 ? 63 : ret;
+		return err.code == Q2E_ENOTQCOW2 ? Q2E_EXIT_CHECK_NOT_QCOW2 : ret;
 	}
 	if (with_progress)
 		opts.progress = show_progress;

@@ -13,12 +13,10 @@
 #include <unistd.h>
 
 #include "qcow2elf/diff.h"
+#include "qcow2elf/exit.h"
 #include "qcow2elf/model.h"
 #include "cli.h"
 
-#define DIFF_SAME 0
-#define DIFF_DIFFERENT 1
-#define DIFF_TROUBLE 2
 
 enum { OPT_OUTPUT = 256, OPT_COLOR, OPT_NO_COLOR };
 
@@ -69,46 +67,46 @@ int cmd_diff(int argc, char **argv)
 
 	optind = 1;
 	if (parse_color("auto", &color) < 0)
-		return DIFF_TROUBLE;
+		return Q2E_EXIT_DIFF_ERROR;
 	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
 			if (parse_format("diff", optarg, &format))
-				return DIFF_TROUBLE;
+				return Q2E_EXIT_DIFF_ERROR;
 			break;
 		case 'v':
 			verbose = true;
 			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &color) < 0)
-				return DIFF_TROUBLE;
+				return Q2E_EXIT_DIFF_ERROR;
 			break;
 		case OPT_NO_COLOR:
 			color = false;
 			break;
 		case 'h':
-			return print_command_help("diff") ? 2 : 0;
+			return print_command_help("diff") ? Q2E_EXIT_DIFF_ERROR : Q2E_EXIT_DIFF_SAME;
 		default:
 			usage_error("diff", "%s", "invalid option");
-			return DIFF_TROUBLE;
+			return Q2E_EXIT_DIFF_ERROR;
 		}
 	}
 	if (argc - optind != 2) {
 		usage_error("diff", "%s", "expects two inputs: OLD NEW");
-		return DIFF_TROUBLE;
+		return Q2E_EXIT_DIFF_ERROR;
 	}
 	if (q2e_image_open(argv[optind], &a, &err) < 0 ||
 	    q2e_image_open(argv[optind + 1], &b, &err) < 0 ||
 	    q2e_diff_build(a, b, &d, &err) < 0) {
 		report(&err);
-		ret = DIFF_TROUBLE;
+		ret = Q2E_EXIT_DIFF_ERROR;
 		goto out;
 	}
 	o = q2e_out_new(stdout, format);
 	if (!o) {
 		q2e_error_set(&err, Q2E_ENOMEM, "out of memory");
 		report(&err);
-		ret = DIFF_TROUBLE;
+		ret = Q2E_EXIT_DIFF_ERROR;
 		goto out;
 	}
 	q2e_out_set_color(o, color);
@@ -116,10 +114,10 @@ int cmd_diff(int argc, char **argv)
 	if (q2e_out_finish(o) < 0) {
 		q2e_error_set(&err, Q2E_EOUTPUT, "cannot write to standard output");
 		report(&err);
-		ret = DIFF_TROUBLE;
+		ret = Q2E_EXIT_DIFF_ERROR;
 		goto out;
 	}
-	ret = q2e_diff_count(d) ? DIFF_DIFFERENT : DIFF_SAME;
+	ret = q2e_diff_count(d) ? Q2E_EXIT_DIFF_DIFFERENT : Q2E_EXIT_DIFF_SAME;
 out:
 	q2e_diff_free(d);
 	if (b)

@@ -323,6 +323,28 @@ static int read_all_snapshot_tables(struct walk *w)
 	return ret;
 }
 
+/* Copies what a decoded entry points to in the table buffer. */
+static int keep_snapshot_entry(struct walk *w, struct q2e_snapshot *s)
+{
+	s->id = walk_dup_string((const uint8_t *)s->entry.id_str,
+				s->entry.id_str_size);
+	s->name = walk_dup_string((const uint8_t *)s->entry.name,
+				  s->entry.name_size);
+	s->extra = malloc(s->entry.extra_data_size + 1);
+	if (!s->id || !s->name || !s->extra) {
+		free(s->id);	/* not counted yet: close won't */
+		free(s->name);
+		free(s->extra);
+		s->id = s->name = NULL;
+		s->extra = NULL;
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	}
+	memcpy(s->extra, s->entry.extra, s->entry.extra_data_size);
+	s->entry.extra = NULL;
+	s->entry.id_str = s->entry.name = NULL;
+	return 0;
+}
+
 int walk_read_snapshots(struct walk *w)
 {
 	struct q2e_image *img = w->img;
@@ -396,21 +418,9 @@ int walk_read_snapshots(struct walk *w)
 			break;
 		}
 		s->offset = off + pos;
-		s->id = walk_dup_string((const uint8_t *)s->entry.id_str,
-					s->entry.id_str_size);
-		s->name = walk_dup_string((const uint8_t *)s->entry.name,
-					  s->entry.name_size);
-		s->extra = malloc(s->entry.extra_data_size + 1);
-		if (!s->id || !s->name || !s->extra) {
-			free(s->id);	/* not counted yet: close won't */
-			free(s->name);
-			free(s->extra);
-			ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+		ret = keep_snapshot_entry(w, s);
+		if (ret < 0)
 			break;
-		}
-		memcpy(s->extra, s->entry.extra, s->entry.extra_data_size);
-		s->entry.extra = NULL;
-		s->entry.id_str = s->entry.name = NULL;
 		img->nsnapshots++;
 		/* QEMU's snapshots_size ends with the last entry's name: the
 		 * padding after it need not be in the file. */

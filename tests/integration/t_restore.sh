@@ -92,34 +92,41 @@ assert_status "a failed write is an error" 1 bash -c "trap '' XFSZ; ulimit -f 64
 assert_match "naming the file" "'big.qcow2'" "$(cat "$T_TMP/.err")"
 assert_eq "no output and no temporary file are left behind" "" "$(ls | grep -E 'nd\.qcow2|big\.qcow2|\.tmp')"
 
+# One corpus image: restored from its dump, it agrees with the original
+# under qemu-img and dumps the same.  One case: a failed step fails it.
+restore_case() {
+	local name=$1 kind=$2 f r
+	f=corpus/$name r=corpus/$name.restored
+	"$Q2E" dump "$f" -o "$f.elf" 2>/dev/null || { fail "$name: dump exits 0"; return 1; }
+	"$Q2E" restore "$f.elf" -o "$r" 2>restore.err || { fail "$name: restore exits 0" "$(cat restore.err)"; return 1; }
+	[ "$(stat -c %s "$f")" = "$(stat -c %s "$r")" ] || fail "$name: restored file size"
+	for sub in check info; do
+		qimg "$kind" "$f" $sub >a.json
+		qimg "$kind" "$r" $sub >b.json
+		grep -q '^not JSON' a.json && fail "$name: qemu-img $sub of the original" "$(head -3 a.json)"
+		cmp -s a.json b.json || fail "$name: qemu-img $sub differs" "$(diff a.json b.json | head -6)"
+	done
+	# Dump both under the same name: the note then differs only in
+	# the allocated size and the data extents, not in any region.
+	cp "$r" "rest/$name"
+	(cd corpus && "$Q2E" dump "$name" -o "../orig/$name.elf" 2>/dev/null)
+	(cd rest && "$Q2E" dump "$name" -o "../rest/$name.elf" 2>/dev/null)
+	sections "orig/$name.elf" >a.secs
+	sections "rest/$name.elf" >b.secs
+	cmp -s a.secs b.secs || fail "$name: region sections differ (readelf -SW)" "$(diff a.secs b.secs | head -4)"
+	same_region_bytes "orig/$name.elf" "rest/$name.elf" || fail "$name: region section bytes differ (objcopy)"
+	"$Q2E" diff "$f" "$r" >/dev/null || fail "$name: diff of original and restored is not 0"
+	rm -f "rest/$name"
+	pass "$name: restored image agrees with qemu-img check/info and dumps the same"
+}
+
 # The whole corpus.  Restored images stay beside their originals, so that
 # backing files and external data files resolve the same way (restore only
 # writes metadata: those files are not part of a dump).
 if corpus_build "$T_TMP/corpus" 2>corpus.err; then
 	mkdir -p orig rest
 	while read -r name kind; do
-		f=corpus/$name r=corpus/$name.restored
-		"$Q2E" dump "$f" -o "$f.elf" 2>/dev/null || { fail "$name: dump exits 0"; continue; }
-		"$Q2E" restore "$f.elf" -o "$r" 2>restore.err || { fail "$name: restore exits 0" "$(cat restore.err)"; continue; }
-		[ "$(stat -c %s "$f")" = "$(stat -c %s "$r")" ] || fail "$name: restored file size"
-		for sub in check info; do
-			qimg "$kind" "$f" $sub >a.json
-			qimg "$kind" "$r" $sub >b.json
-			grep -q '^not JSON' a.json && fail "$name: qemu-img $sub of the original" "$(head -3 a.json)"
-			cmp -s a.json b.json || fail "$name: qemu-img $sub differs" "$(diff a.json b.json | head -6)"
-		done
-		# Dump both under the same name: the note then differs only in
-		# the allocated size and the data extents, not in any region.
-		cp "$r" "rest/$name"
-		(cd corpus && "$Q2E" dump "$name" -o "../orig/$name.elf" 2>/dev/null)
-		(cd rest && "$Q2E" dump "$name" -o "../rest/$name.elf" 2>/dev/null)
-		sections "orig/$name.elf" >a.secs
-		sections "rest/$name.elf" >b.secs
-		cmp -s a.secs b.secs || fail "$name: region sections differ (readelf -SW)" "$(diff a.secs b.secs | head -4)"
-		same_region_bytes "orig/$name.elf" "rest/$name.elf" || fail "$name: region section bytes differ (objcopy)"
-		"$Q2E" diff "$f" "$r" >/dev/null || fail "$name: diff of original and restored is not 0"
-		rm -f "rest/$name"
-		pass "$name: restored image agrees with qemu-img check/info and dumps the same"
+		t_case "$name: restore" restore_case "$name" "$kind"
 	done <corpus/corpus.list
 else
 	fail "corpus built" "$(cat corpus.err)"
