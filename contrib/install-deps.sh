@@ -10,7 +10,7 @@ packages=(
 	libcmocka-dev				# unit tests
 	qemu-utils				# qemu-img, qemu-io: test images
 	binutils elfutils gdb llvm		# readelf, eu-elflint, gdb, llvm-dwarfdump
-	jq python3 valgrind			# integration tests
+	jq python3 valgrind git strace		# integration tests
 )
 
 missing=()
