@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "elf_symbols.h"
 
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -76,7 +77,7 @@ struct dw {
 	Dwarf_P_Die l1_entry, l2_entry, l2_ext_entry, bt_entry;
 	Dwarf_P_Die feature, luks_slot, luks_header;
 	struct array_type *arrays;
-	size_t narrays;
+	size_t narrays, caparrays;
 
 	struct q2e_dwarf *out;
 };
@@ -179,13 +180,11 @@ static Dwarf_P_Die array_of(struct dw *w, Dwarf_P_Die elem, uint64_t count)
 			return w->arrays[i].die;
 	if (w->failed)
 		return NULL;
-	void *n = realloc(w->arrays, (w->narrays + 1) * sizeof(*w->arrays));
-	if (!n) {
+	if (q2e_grow(w->arrays, w->caparrays, w->narrays + 1) < 0) {
 		w->failed = true;
 		q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 		return NULL;
 	}
-	w->arrays = n;
 
 	Dwarf_P_Die d = new_die(w, DW_TAG_array_type, w->cu);
 	at_ref(w, d, DW_AT_type, elem);

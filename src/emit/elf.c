@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qcow2elf/array.h"
 #include "qcow2elf/dump.h"
 #include "qcow2elf/dumpfmt.h"
 #include "elf_symbols.h"
@@ -75,19 +76,9 @@ static Elf64_Word strtab_add(struct strtab *t, const char *s)
 
 	if (t->failed)
 		return 0;
-	if (t->len + n > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 4096;
-		char *nb;
-
-		while (cap < t->len + n)
-			cap *= 2;
-		nb = realloc(t->buf, cap);
-		if (!nb) {
-			t->failed = true;
-			return 0;
-		}
-		t->buf = nb;
-		t->cap = cap;
+	if (q2e_grow(t->buf, t->cap, t->len + n) < 0) {
+		t->failed = true;
+		return 0;
 	}
 	memcpy(t->buf + t->len, s, n);
 	t->len += n;
@@ -157,15 +148,8 @@ static int add_sym(struct emitter *e, const char *name, uint64_t addr,
 		   uint64_t size, size_t section, enum q2e_sym_type type,
 		   size_t index)
 {
-	if (e->nsyms == e->capsyms) {
-		size_t cap = e->capsyms ? e->capsyms * 2 : 256;
-		void *n = realloc(e->syms, cap * sizeof(*e->syms));
-
-		if (!n)
-			return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-		e->syms = n;
-		e->capsyms = cap;
-	}
+	if (q2e_grow(e->syms, e->capsyms, e->nsyms + 1) < 0)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	char *copy = strdup(name);
 	if (!copy)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
@@ -223,7 +207,8 @@ static int entry_symbols(struct emitter *e, size_t si)
 
 			if (sn->offset < r->offset || sn->offset >= end)
 				break;
-			snprintf(name, sizeof(name), "snapshot_%zu", n);
+			q2e_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, (uint32_t)n,
+					 name, sizeof(name));
 			ret = add_sym(e, name, sn->offset,
 				      entry_size(sn->offset, sn->entry.entry_size,
 						 end),
@@ -235,7 +220,8 @@ static int entry_symbols(struct emitter *e, size_t si)
 
 			if (b->offset < r->offset || b->offset >= end)
 				break;
-			snprintf(name, sizeof(name), "bitmap_%zu", n);
+			q2e_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY,
+					 (uint32_t)n, name, sizeof(name));
 			ret = add_sym(e, name, b->offset,
 				      entry_size(b->offset, b->entry.entry_size,
 						 end),

@@ -308,11 +308,6 @@ enum q2e_source_kind q2e_source_kind(const struct q2e_source *src)
 	return src->kind;
 }
 
-const char *q2e_source_path(const struct q2e_source *src)
-{
-	return src->path;
-}
-
 uint64_t q2e_source_size(const struct q2e_source *src)
 {
 	return src->size;

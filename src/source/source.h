@@ -30,8 +30,6 @@ int q2e_source_open_memory(const char *name, const void *data, size_t len,
 void q2e_source_close(struct q2e_source *src);
 
 enum q2e_source_kind q2e_source_kind(const struct q2e_source *src);
-/* The path as given to q2e_source_open(). */
-const char *q2e_source_path(const struct q2e_source *src);
 /* Size of the image file (for a dump: of the image it came from). */
 uint64_t q2e_source_size(const struct q2e_source *src);
 /* Bytes the image file occupies on disk (st_blocks * 512), 0 if unknown. */

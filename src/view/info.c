@@ -369,6 +369,12 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 			     h->autoclear_features &
 				     QCOW2_AUTOCLEAR_DATA_FILE_RAW);
 	}
+	/* The same rule check's exit status follows (qemu_rules.c). */
+	const char *refusal = q2e_qemu_open_refusal(img);
+
+	q2e_out_bool(o, "qemu-opens", !refusal);
+	if (refusal)
+		q2e_out_str(o, "qemu-refuses", refusal);
 	encrypt(o, img);
 	header(o, h);
 	feature_bits(o, img);

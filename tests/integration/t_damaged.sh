@@ -181,6 +181,26 @@ extension_twice() {
 		"$("$Q2E" info --output=json $f | jq '[.extensions[] | select(.magic == "0xe2792aca")] | length')"
 }
 
+# QEMU's open rules are one function: info says what check's status says.
+qemu_refuses() {
+	local f=refuses.qcow2 json
+
+	good $f
+	put64 $f 72 $((1 << 40))	# an unknown incompatible feature bit
+	json=$("$Q2E" info --output=json $f)
+	assert_eq "unknown feature: info says QEMU will not open it" false \
+		"$(jq '."qemu-opens"' <<<"$json")"
+	assert_match "unknown feature: info says why" "unknown incompatible features" \
+		"$(jq -r '."qemu-refuses"' <<<"$json")"
+	qemu-img info $f >/dev/null 2>&1
+	assert_eq "unknown feature: qemu-img info refuses it indeed" 1 "$?"
+	assert_status "unknown feature: check gives up as qemu-img check" 1 "$Q2E" check $f
+	good ok.qcow2
+	assert_eq "a good image: info says QEMU opens it" true \
+		"$("$Q2E" info --output=json ok.qcow2 | jq '."qemu-opens"')"
+}
+
+t_case "QEMU refuses to open" qemu_refuses
 t_case "L2 table past EOF" l2_past_eof
 t_case "unaligned L2 table" l2_unaligned
 t_case "unaligned data cluster" data_unaligned
