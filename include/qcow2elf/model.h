@@ -193,8 +193,11 @@ int q2e_input_describe(const char *path, enum q2e_source_kind *kind,
 /* For a dump, what its note records about its image; NULL for an image. */
 const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img);
 
-/* Whether PATH names a file the model reads (the same device and inode). */
-bool q2e_image_reads_file(const struct q2e_image *img, const char *path);
+/*
+ * Whether PATH names a file the model reads (the same device and inode):
+ * the image or dump itself, its backing files, its external data file.
+ */
+bool q2e_image_reads_file(struct q2e_image *img, const char *path);
 
 /* Name of a feature bit: the image's own table first, then the spec's. */
 const char *q2e_image_feature_name(const struct q2e_image *img,

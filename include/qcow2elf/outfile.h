@@ -1,41 +1,57 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * An output file that is complete or absent: written to a temporary file
- * beside its path and put in place only when the writer has succeeded.
- * Used by `dump` and `restore` (src/out/outfile.c).
+ * An output file that is complete or absent, as a Unix tool writes it
+ * (src/out/outfile.c).  Used by `dump` and `restore`.
+ *   - a regular file, new or existing, or a name a symbolic link leads to:
+ *     written to a temporary file in its directory (unnamed where the file
+ *     system allows) and put in place only when the writer has succeeded;
+ *     a replaced file keeps its mode, a new one gets 0666 less the umask;
+ *   - "-" (standard output), or an existing file that is not a regular
+ *     file (device, FIFO, socket): written in place, never replaced.  The
+ *     writer still gets a seekable file, an unnamed temporary one, copied
+ *     out at commit; standard output that is a regular file open at its
+ *     start is written directly.
  */
 #ifndef QCOW2ELF_OUTFILE_H
 #define QCOW2ELF_OUTFILE_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "qcow2elf/error.h"
 
 struct q2e_outfile {
-	const char *path;
-	char *tmp;
-	int fd;			/* of the temporary file, -1 once closed */
+	const char *path;	/* as given, for messages */
+	char *target;		/* the file replaced: PATH, links followed */
+	char *tmp;		/* named temporary file, or NULL */
+	int fd;			/* what the writer writes, -1 once closed */
+	bool stream;		/* written in place, not replaced */
+	bool direct;		/* fd is standard output itself */
 };
 
 /*
- * Creates the temporary file, mode 0666 less the umask.  The caller has
- * already refused a PATH that names a file its input reads
- * (q2e_image_reads_file()): it would be replaced by its own output.
+ * Opens what the writer writes into.  The caller has already refused a PATH
+ * that names a file its input reads (q2e_image_reads_file()): it would be
+ * replaced by its own output.
  */
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 		     struct q2e_error *err);
 /*
  * Syncs and closes the temporary file and puts it at the path: over an
- * existing file with REPLACE, otherwise only where none exists (link(), so
- * that a file created meanwhile is kept too).  On failure nothing is left.
+ * existing file with REPLACE, otherwise only where none exists (so that a
+ * file created meanwhile is kept too); or copies it out to a stream.  On
+ * failure no temporary file is left.
  */
 int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 		       struct q2e_error *err);
 /* Removes the temporary file; for any failure before commit. */
 void q2e_outfile_abort(struct q2e_outfile *f);
 
+/* Whether PATH is standard output ("-"). */
+bool q2e_outfile_is_stdout(const char *path);
+
 /*
- * Removes the temporary file of an output being written, if there is one.
+ * Removes the temporary file of an output being written, if it has a name.
  * Async-signal-safe: for a signal handler that is about to end the process.
  */
 void q2e_outfile_remove_pending(void);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "qcow2elf/model.h"
+#include "qcow2elf/outfile.h"
 #include "qcow2elf/restore.h"
 #include "cli.h"
 
@@ -62,6 +63,9 @@ int cmd_restore(int argc, char **argv)
 		return usage_error("restore", "%s", "expects exactly one DUMP");
 	if (!out)
 		return usage_error("restore", "%s", "needs an output file: -o IMAGE");
+	/* Standard output is no existing file that --force would replace. */
+	if (q2e_outfile_is_stdout(out))
+		ropts.force = true;
 	if (check_input(argv[optind], &err) < 0)
 		return report(&err);
 	if (q2e_image_open(argv[optind], &img, &err) < 0)

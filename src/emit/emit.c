@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "emit.h"
@@ -12,12 +13,22 @@
 /* Bounds the memory a copy takes, whatever the size of a region. */
 #define COPY_CHUNK (1U << 20)
 
-int q2e_emit_open(const struct q2e_image *img, struct q2e_outfile *out,
+static bool is_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err)
 {
 	if (q2e_image_reads_file(img, path))
 		return q2e_error_set(err, Q2E_EUSAGE,
-				     "'%s' is the input file; refusing to write over it",
+				     is_same_file(img->path, path)
+					     ? "'%s' is the input file; refusing to write over it"
+					     : "'%s' is a file the input reads (a backing or data file); refusing to write over it",
 				     path);
 	return q2e_outfile_open(out, path, err);
 }

@@ -11,7 +11,7 @@
  * Opens the output file at PATH for what is made of IMG, refusing a PATH
  * that names a file IMG reads: it would be replaced by its own output.
  */
-int q2e_emit_open(const struct q2e_image *img, struct q2e_outfile *out,
+int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err);
 
 /*

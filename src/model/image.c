@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "qcow2elf/array.h"
 #include "walk.h"
@@ -270,9 +271,36 @@ const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img)
 	return q2e_source_dump_meta(img->src);
 }
 
-bool q2e_image_reads_file(const struct q2e_image *img, const char *path)
+static bool same_file(const char *name, const struct stat *st)
 {
-	return q2e_source_is_file(img->src, path);
+	struct stat b;
+
+	return name && stat(name, &b) == 0 && b.st_dev == st->st_dev &&
+	       b.st_ino == st->st_ino;
+}
+
+bool q2e_image_reads_file(struct q2e_image *img, const char *path)
+{
+	struct q2e_error err = { 0 };
+	struct q2e_chain *c;
+	struct stat st;
+	bool reads = false;
+
+	if (q2e_source_is_file(img->src, path))
+		return true;
+	/* Only an existing file can be replaced: the usual case, a new
+	 * output, costs one stat(). */
+	if (stat(path, &st) < 0 || (!img->backing_file && !img->data_file))
+		return false;
+	/* The files as QEMU (and `map`) opens them; a chain that does not
+	 * open has no file to protect beyond the one that failed. */
+	if (q2e_chain_open(img, &c, &err) < 0)
+		return same_file(img->data_file, &st);
+	for (size_t i = 0; i < c->nlayers && !reads; i++)
+		reads = same_file(c->layers[i].path, &st) ||
+			same_file(c->layers[i].data_path, &st);
+	q2e_chain_close(c);
+	return reads;
 }
 
 void q2e_image_close(struct q2e_image *img)
