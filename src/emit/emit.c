@@ -24,9 +24,12 @@ static bool is_same_file(const char *a, const char *b)
 int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err)
 {
-	if (q2e_image_reads_file(img, path))
+	/* Standard output may be the input too (1<>IMAGE): by its name. */
+	const char *name = q2e_outfile_is_stdout(path) ? "/dev/stdout" : path;
+
+	if (q2e_image_reads_file(img, name))
 		return q2e_error_set(err, Q2E_EUSAGE,
-				     is_same_file(img->path, path)
+				     is_same_file(img->path, name)
 					     ? "'%s' is the input file; refusing to write over it"
 					     : "'%s' is a file the input reads (a backing or data file); refusing to write over it",
 				     path);

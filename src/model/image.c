@@ -292,6 +292,9 @@ bool q2e_image_reads_file(struct q2e_image *img, const char *path)
 	 * output, costs one stat(). */
 	if (stat(path, &st) < 0 || (!img->backing_file && !img->data_file))
 		return false;
+	/* A pipe or a terminal holds no image to read. */
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return false;
 	/* The files as QEMU (and `map`) opens them; a chain that does not
 	 * open has no file to protect beyond the one that failed. */
 	if (q2e_chain_open(img, &c, &err) < 0)

@@ -126,6 +126,9 @@ chain_case() {
 	cp ext.raw ext.orig
 	assert_status "dump -o its external data file is refused" 1 "$Q2E" dump ext.qcow2 -o ext.raw
 	assert_same_file "the data file is untouched" ext.orig ext.raw
+	cp top.qcow2 top.orig
+	assert_status "dump -o - onto its input is refused" 1 sh -c "'$Q2E' dump top.qcow2 -o - 1<>top.qcow2"
+	assert_same_file "the input is untouched" top.orig top.qcow2
 }
 t_case "the files the input reads" chain_case
 
