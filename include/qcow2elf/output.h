@@ -71,6 +71,17 @@ void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
 		   size_t len);
 
 /*
+ * Text for people that may hold names from an image (a backing file, a
+ * snapshot, a bitmap, an error message quoting one), so that it cannot
+ * drive the terminal: well-formed UTF-8 as it is; control characters (C0,
+ * DEL, C1) and bytes of bad UTF-8 as \xHH, as git and ls escape names.
+ * Every human value of q2e_out is written so.  Returns the columns
+ * written, one per character.
+ */
+int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len);
+void q2e_fputs_escaped(FILE *fp, const char *s);
+
+/*
  * Colour, for human output only (JSON never has any), as git colours a
  * diff: off until q2e_out_set_color() turns it on.
  */

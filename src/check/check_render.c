@@ -337,7 +337,7 @@ static void human_findings(FILE *fp, const struct q2e_check_result *res,
 			finding_type_name(f->type));
 		if (f->structure)
 			fprintf(fp, "%s: ", f->structure);
-		fputs(f->message, fp);
+		q2e_fputs_escaped(fp, f->message);	/* it may quote a name */
 		for (unsigned k = 0; k < f->nrefs; k++) {
 			const struct q2e_region *r = f->refs[k].region;
 			char sym[96];

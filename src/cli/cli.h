@@ -7,6 +7,8 @@
 #include "qcow2elf/exit.h"
 #include "qcow2elf/output.h"
 
+struct q2e_image;
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -21,6 +23,8 @@ extern const char *progname;
 int usage_error(const char *cmd, const char *fmt, const char *arg);
 /* Prints the error's one line; returns Q2E_EXIT_ERROR. */
 int report(const struct q2e_error *err);
+/* Prints IMG's errors as warnings, escaped; dump and restore go on. */
+void warn_problems(const struct q2e_image *img);
 /* Parses an --output argument; 0, or Q2E_EXIT_USAGE after saying why. */
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 /* Prints NAME's --help; 0, or 1 when standard output cannot be written. */

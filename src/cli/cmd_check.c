@@ -85,10 +85,11 @@ int cmd_check(int argc, char **argv)
 		for (size_t i = 0; i < res->nlines; i++)
 			fprintf(stderr, "%s\n", res->lines[i].text);
 	ret = q2e_check_render(res, img, stdout, format, with_viscera, &err);
-	if (ret == 0 && res->incomplete)
-		fprintf(stderr, "%s: check could not complete: %s\n", progname,
-			res->incomplete);
-	else if (ret == 0 && res->check_errors)	/* as qemu-img says it */
+	if (ret == 0 && res->incomplete) {
+		fprintf(stderr, "%s: check could not complete: ", progname);
+		q2e_fputs_escaped(stderr, res->incomplete);
+		fputc('\n', stderr);
+	} else if (ret == 0 && res->check_errors)	/* as qemu-img says it */
 		fprintf(stderr, "%s: Check failed\n", progname);
 	if (ret == 0)
 		ret = q2e_check_exit_status(res);

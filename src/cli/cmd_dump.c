@@ -49,10 +49,7 @@ int cmd_dump(int argc, char **argv)
 		return usage_error("dump", "%s", "needs an output file: -o OUT.elf");
 	if (q2e_image_open(argv[optind], &img, &err) < 0)
 		return report(&err);
-	for (size_t i = 0; i < img->nproblems; i++)
-		if (img->problems[i].severity == Q2E_SEV_ERROR)
-			fprintf(stderr, "%s: warning: '%s': %s\n", progname,
-				img->path, img->problems[i].message);
+	warn_problems(img);
 	remove_output_on_signals();
 	if (q2e_dump_write(img, out, &dopts, &res, &err) < 0) {
 		q2e_image_close(img);

@@ -70,10 +70,7 @@ int cmd_restore(int argc, char **argv)
 		return report(&err);
 	if (q2e_image_open(argv[optind], &img, &err) < 0)
 		return report(&err);
-	for (size_t i = 0; i < img->nproblems; i++)
-		if (img->problems[i].severity == Q2E_SEV_ERROR)
-			fprintf(stderr, "%s: warning: '%s': %s\n", progname,
-				img->path, img->problems[i].message);
+	warn_problems(img);
 	remove_output_on_signals();
 	ret = q2e_restore_write(img, out, &ropts, &res, &err);
 	q2e_image_close(img);

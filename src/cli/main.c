@@ -26,20 +26,44 @@ const char *progname = "qcow2elf";
 
 int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
+	char msg[1024];
+
+	/* ARG is the user's (a file name, say), and may hold control bytes. */
+	snprintf(msg, sizeof(msg), fmt, arg);
 	fprintf(stderr, "%s: ", progname);
 	if (cmd)
 		fprintf(stderr, "%s: ", cmd);
-	fprintf(stderr, fmt, arg);
+	q2e_fputs_escaped(stderr, msg);
 	fprintf(stderr, "\nTry '%s%s%s --help' for more information.\n",
 		progname, cmd ? " " : "", cmd ? cmd : "");
 	return Q2E_EXIT_USAGE;
 }
 
+/*
+ * Escaped here, where the message meets the terminal, rather than where
+ * the library formats it: the library keeps the exact bytes of the names
+ * it quotes (a JSON report carries them, escaped as JSON escapes them),
+ * and a message is escaped once, whoever formatted it.
+ */
 int report(const struct q2e_error *err)
 {
-	fprintf(stderr, "%s: %s\n", progname,
-		err->msg[0] ? err->msg : "unknown error");
+	fprintf(stderr, "%s: ", progname);
+	q2e_fputs_escaped(stderr, err->msg[0] ? err->msg : "unknown error");
+	fputc('\n', stderr);
 	return Q2E_EXIT_ERROR;
+}
+
+void warn_problems(const struct q2e_image *img)
+{
+	for (size_t i = 0; i < img->nproblems; i++) {
+		if (img->problems[i].severity != Q2E_SEV_ERROR)
+			continue;
+		fprintf(stderr, "%s: warning: '", progname);
+		q2e_fputs_escaped(stderr, img->path);
+		fputs("': ", stderr);
+		q2e_fputs_escaped(stderr, img->problems[i].message);
+		fputc('\n', stderr);
+	}
 }
 
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f)

@@ -138,24 +138,40 @@ static void json_string(FILE *fp, const char *s, size_t len)
 	fputc('"', fp);
 }
 
-/* Human strings: printable bytes as they are, the rest as \xNN.
- * Returns the width written. */
-static int human_string(FILE *fp, const char *s, size_t len)
+/*
+ * For people, as ls -b and git quote names: a name from an image must not
+ * drive the terminal (ESC ]0;... retitles it, C1 CSI U+009B starts a
+ * sequence on some terminals).  A backslash stays as it is, as in the
+ * library's own messages ("no QFI\\xfb magic").
+ */
+int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	int width = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned c = p[i];
+		size_t n = c < 0x80 ? 1 : utf8_sequence(p + i, len - i);
 
-		if (c < 0x20 || c == 0x7f) {
+		if (n == 1 && c >= 0x20 && c != 0x7f) {
+			fputc((int)c, fp);
+			width++;
+		} else if (n > 1 && !(c == 0xc2 && p[i + 1] < 0xa0)) {
+			fwrite(p + i, 1, n, fp);
+			i += n - 1;
+			width++;
+		} else {
+			/* a control character, or a byte of bad UTF-8 */
 			fprintf(fp, "\\x%02x", c);
 			width += 4;
-		} else {
-			fputc(c, fp);
-			width++;
 		}
 	}
 	return width;
+}
+
+void q2e_fputs_escaped(FILE *fp, const char *s)
+{
+	q2e_fwrite_escaped(fp, s, strlen(s));
 }
 
 static bool in_table_row(const struct q2e_out *o)
@@ -323,7 +339,7 @@ void q2e_out_strn(struct q2e_out *o, const char *key, const char *s,
 	if (o->format == Q2E_FORMAT_JSON)
 		json_string(o->fp, s, len);
 	else
-		human_value_end(o, human_string(o->fp, s, len));
+		human_value_end(o, q2e_fwrite_escaped(o->fp, s, len));
 }
 
 void q2e_out_str(struct q2e_out *o, const char *key, const char *s)
@@ -404,7 +420,7 @@ static void human_colored(struct q2e_out *o, const char *text, size_t len,
 
 	if (on)
 		fputs(sgr[c], o->fp);
-	human_string(o->fp, text, len);
+	q2e_fwrite_escaped(o->fp, text, len);
 	fputs(on ? "\033[m\n" : "\n", o->fp);
 }
 

@@ -214,6 +214,39 @@ static void test_human_strings(void **state)
 }
 
 /* A key wider than the column still leaves one space before the value. */
+/* What q2e_fwrite_escaped() writes for S, and the columns it counts. */
+static void expect_escaped(const char *s, size_t len, const char *want,
+			   int width)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *fp = open_memstream(&buf, &n);
+
+	assert_non_null(fp);
+	assert_int_equal(q2e_fwrite_escaped(fp, s, len), width);
+	assert_int_equal(fclose(fp), 0);
+	assert_string_equal(buf, want);
+	free(buf);
+}
+
+static void test_escaped(void **state)
+{
+	(void)state;
+	/* ESC ]0;x BEL retitles a terminal; a NUL inside a length. */
+	expect_escaped("\x1b]0;x\x07\0", 7, "\\x1b]0;x\\x07\\x00", 16);
+	/* U+009B (CSI on some terminals) and U+0080 are C1 controls;
+	 * U+00A0 and e-acute are not. */
+	expect_escaped("\xc2\x9b[\xc2\x80\xc2\xa0\xc3\xa9", 9,
+		       "\\xc2\\x9b[\\xc2\\x80\xc2\xa0\xc3\xa9", 19);
+	/* Bad UTF-8: a lone continuation byte, a truncated sequence, an
+	 * overlong form, a surrogate; each byte on its own. */
+	expect_escaped("\x80\xe2\x82", 3, "\\x80\\xe2\\x82", 12);
+	expect_escaped("\xc0\xaf\xed\xa0\x80", 5,
+		       "\\xc0\\xaf\\xed\\xa0\\x80", 20);
+	/* Four-byte UTF-8 passes; a backslash is left alone. */
+	expect_escaped("\xf0\x9f\x98\x80 a\\b", 8, "\xf0\x9f\x98\x80 a\\b", 5);
+}
+
 static void test_human_long_key(void **state)
 {
 	struct capture c;
@@ -320,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_human_columns),
 		cmocka_unit_test(test_human_strings),
 		cmocka_unit_test(test_human_long_key),
+		cmocka_unit_test(test_escaped),
 		cmocka_unit_test(test_json_lines),
 		cmocka_unit_test(test_human_table),
 		cmocka_unit_test(test_write_error),
