@@ -166,7 +166,8 @@ static const struct command commands[] = {
 	  "show where each guest range lives, like qemu-img map", NULL },
 	{ "dump", cmd_dump, "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script]",
 	  "write the metadata as an ELF file for readelf, objcopy and gdb",
-	  "  -o, --output-file=OUT  the ELF file to write (replaced only on success)\n"
+	  "  -o, --output-file=OUT  the ELF file to write; - for standard output;\n"
+	  "                         a regular file is replaced only on success\n"
 	  "  --no-data              sections without bytes: the layout only\n"
 	  "  --no-gdb-script        leave out the gdb helpers (.debug_gdb_scripts)\n"
 	  "  -h, --help             show this help\n" },
@@ -189,7 +190,8 @@ static const struct command commands[] = {
 	  "1 different metadata, 2 error.\n" },
 	{ "restore", cmd_restore, "restore DUMP -o IMAGE [--force]",
 	  "write a sparse image holding the dump's metadata at its offsets",
-	  "  -o, --output-file=IMAGE  the image to write (sparse, data reads as zeros)\n"
+	  "  -o, --output-file=IMAGE  the image to write (sparse, data reads as\n"
+	  "                           zeros); - for standard output\n"
 	  "  -f, --force              replace IMAGE if it exists\n"
 	  "  -h, --help               show this help\n\n"
 	  "DUMP must be written without --no-data.\n" },
