@@ -29,10 +29,17 @@ struct q2e_check_options {
 	void *progress_arg;
 };
 
-/* One line as qemu-img check prints it ("Leaked cluster 5 ..."). */
+/*
+ * One line as qemu-img check prints it ("Leaked cluster 5 ..."), or one
+ * that stands for several: REPEAT copies of it, and, for a line of the
+ * snapshot stage that is not OWN, one copy for each snapshot sharing the
+ * L1 table of the snapshot its key names (they are counted once for all).
+ */
 struct q2e_check_line {
 	uint64_t key[3];	/* qemu's order: stage, table, entry */
 	uint64_t seq;
+	uint64_t repeat;
+	bool own;		/* the snapshot's own, not its L1 table's */
 	char *text;
 };
 
@@ -85,9 +92,9 @@ struct q2e_check_result {
 	size_t nfindings;
 	bool overlaps;		/* a finding of two roles: exit status 2 */
 
-	/* For -M: the snapshots' L1 tables, raw entries. */
-	uint64_t **snapshot_l1;
-	uint64_t *snapshot_nl1;
+	/* Snapshot i's L1 table is counted with snapshot leader[i]'s, the
+	 * first of the snapshots sharing it. */
+	uint32_t *snapshot_leader;
 	size_t nsnapshots;
 };
 
@@ -103,9 +110,20 @@ void q2e_check_result_free(struct q2e_check_result *res);
 int q2e_check_exit_status(const struct q2e_check_result *res);
 
 /*
+ * Writes qemu-img check's per-cluster lines, in its order, to FP (qemu-img
+ * writes them to standard error).  A table shared by many snapshots whose
+ * lines would repeat past a bound has them written once, with a line that
+ * says how often they repeat.  Fails with Q2E_EOUTPUT if FP could not be
+ * written.
+ */
+int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
+			  struct q2e_error *err);
+
+/*
  * Renders RES: with JSON, qemu-img check's object (same keys, same order)
  * plus "findings" and, with VISCERA, "viscera"; in human form, qemu-img's
- * lines and summary, then the findings and the metadata tree.  Fails with
+ * summary, then the findings and the metadata tree (the per-cluster lines
+ * are q2e_check_write_lines()'s).  Fails with
  * Q2E_EOUTPUT if FP could not be written.
  */
 int q2e_check_render(const struct q2e_check_result *res,

@@ -35,6 +35,7 @@ int checker_init(struct checker *c, struct q2e_image *img,
 		.data_file = img->l2.has_data_file,
 		.res = calloc(1, sizeof(*c->res)),
 		.buf = malloc((size_t)img->cluster_size),
+		.mult = 1,
 	};
 	c->refcount_max = img->refcount_bits >= 64 ? UINT64_MAX
 			  : (1ULL << img->refcount_bits) - 1;
@@ -51,6 +52,8 @@ void checker_release(struct checker *c)
 {
 	free_counts(c);
 	free(c->skip_snapshot);
+	free(c->next_member);
+	free(c->group_n);
 	free(c->refblock);
 	free(c->meta);
 	free(c->buf);
@@ -193,10 +196,7 @@ void q2e_check_result_free(struct q2e_check_result *res)
 		free(res->findings[i].message);
 	}
 	free(res->findings);
-	for (size_t i = 0; res->snapshot_l1 && i < res->nsnapshots; i++)
-		free(res->snapshot_l1[i]);
-	free(res->snapshot_l1);
-	free(res->snapshot_nl1);
+	free(res->snapshot_leader);
 	free(res->incomplete);
 	free(res);
 }

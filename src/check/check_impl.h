@@ -74,6 +74,14 @@ struct checker {
 	size_t lines_cap, findings_cap;
 
 	bool *skip_snapshot;	/* QEMU skips snapshots with a bad L1 */
+	/* Snapshots sharing an L1 table are counted once, by their leader
+	 * (res->snapshot_leader), for MULT of them: each reference MULT
+	 * times, each corruption MULT times with its line written for each
+	 * (report.c).  next_member lists a leader's group in order. */
+	uint64_t mult;
+	uint32_t *next_member;
+	uint32_t *group_n;	/* by leader: its group's size */
+	bool own_lines;		/* lines are the snapshot's own */
 	const struct q2e_region **refblock;	/* by refcount table index */
 	uint64_t nrefblock;
 
@@ -97,6 +105,10 @@ int nomem(struct checker *c);
 void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2);
 int add_line(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A line for REPEAT corruptions at key K0, the snapshot's own. */
+int add_repeated_line(struct checker *c, uint64_t k0, uint64_t repeat,
+		      const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* A corruption qemu-img reports: counted, and its line kept. */
 int corrupt(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -125,9 +137,9 @@ static inline int inc_cluster(struct checker *c, uint64_t offset)
 
 	if (k < c->nb_clusters && !(offset & (c->cs - 1))) {
 		v = c->counts[k];
-		if ((v & CNT_MASK) + 1U < CNT_BIG &&
-		    (uint64_t)(v & CNT_MASK) < c->refcount_max) {
-			c->counts[k] = (uint16_t)(v + 1);
+		if ((v & CNT_MASK) + c->mult < CNT_BIG &&
+		    (v & CNT_MASK) + c->mult <= c->refcount_max) {
+			c->counts[k] = (uint16_t)(v + c->mult);
 			return 0;
 		}
 	}

@@ -44,7 +44,7 @@ static void location(struct q2e_out *o, const char *key, uint64_t offset,
 		     uint64_t size)
 {
 	q2e_out_object(o, key);
-	q2e_out_uint(o, "offset", offset);
+	q2e_out_hex(o, "offset", offset);
 	q2e_out_uint(o, "size", size);
 	q2e_out_end(o);
 }
@@ -62,7 +62,7 @@ static void ref_out(struct q2e_out *o, const struct q2e_image *img,
 	} else {
 		q2e_out_str(o, "kind", "data cluster");
 	}
-	q2e_out_uint(o, "offset", ref->offset);
+	q2e_out_hex(o, "offset", ref->offset);
 	q2e_out_uint(o, "size", ref->size);
 	q2e_out_array(o, "owners");
 	if (ref->region) {
@@ -89,7 +89,7 @@ static void findings_json(struct q2e_out *o, const struct q2e_check_result *res,
 		q2e_out_str(o, "severity", q2e_severity_name(f->severity));
 		if (f->structure)
 			q2e_out_str(o, "structure", f->structure);
-		q2e_out_uint(o, "offset", f->offset);
+		q2e_out_hex(o, "offset", f->offset);
 		q2e_out_str(o, "message", f->message);
 		if (f->nrefs) {
 			q2e_out_array(o, "structures");
@@ -168,8 +168,7 @@ static void bitmaps_viscera(struct q2e_out *o, const struct q2e_image *img)
  * refcount blocks, header extensions, the backing file name, the LUKS area
  * and snapshot IDs.  Sections an image does not have are left out.
  */
-static void viscera(struct q2e_out *o, const struct q2e_check_result *res,
-		    const struct q2e_image *img)
+static void viscera(struct q2e_out *o, const struct q2e_image *img)
 {
 	const struct qcow2_header *h = &img->hdr;
 
@@ -184,13 +183,12 @@ static void viscera(struct q2e_out *o, const struct q2e_check_result *res,
 		 h->refcount_table_clusters * img->cluster_size);
 	q2e_out_end(o);
 
-	if (h->l1_size) {
-		q2e_out_object(o, "active-l1");
-		q2e_out_str(o, "name", "L1 active table");
-		location(o, "location", h->l1_table_offset, h->l1_size * 8ULL);
-		l2_list(o, img, img->l1, img->nl1);
-		q2e_out_end(o);
-	}
+	/* Even an empty L1 table has its place in the header. */
+	q2e_out_object(o, "active-l1");
+	q2e_out_str(o, "name", "L1 active table");
+	location(o, "location", h->l1_table_offset, h->l1_size * 8ULL);
+	l2_list(o, img, img->l1, img->nl1);
+	q2e_out_end(o);
 
 	if (img->nsnapshots) {
 		q2e_out_object(o, "snapshot-table");
@@ -204,12 +202,12 @@ static void viscera(struct q2e_out *o, const struct q2e_check_result *res,
 			q2e_out_str(o, "name", s->name);
 			location(o, "location", s->entry.l1_table_offset,
 				 s->entry.l1_size * 8ULL);
-			if (i < res->nsnapshots && res->snapshot_l1[i])
-				l2_list(o, img, res->snapshot_l1[i],
-					res->snapshot_nl1[i]);
-			else
-				l2_list(o, img, NULL, 0);
+			l2_list(o, img, s->l1, s->nl1);
 			q2e_out_str(o, "snapshot-id", s->id);
+			/* QEMU takes an entry without the field for one
+			 * of the image's present size. */
+			q2e_out_uint(o, "disk-size", s->entry.has_disk_size
+				     ? s->entry.disk_size : h->size);
 			q2e_out_end(o);
 		}
 		q2e_out_end(o);
@@ -259,7 +257,7 @@ static void viscera(struct q2e_out *o, const struct q2e_check_result *res,
 	}
 
 	if (img->has_crypto_ext) {
-		q2e_out_object(o, "crypto-header");
+		q2e_out_object(o, "crypt-header");
 		location(o, "location", img->crypto_ext.offset,
 			 img->crypto_ext.length);
 		q2e_out_end(o);
@@ -290,7 +288,7 @@ static void json_report(struct q2e_out *o, const struct q2e_check_result *res,
 		q2e_out_uint(o, "fragmented-clusters", res->fragmented_clusters);
 	findings_json(o, res, img);
 	if (with_viscera)
-		viscera(o, res, img);
+		viscera(o, img);
 	q2e_out_end(o);
 }
 
@@ -370,8 +368,6 @@ int q2e_check_render(const struct q2e_check_result *res,
 		json_report(o, res, img, with_viscera);
 		break;
 	case Q2E_FORMAT_HUMAN:
-		for (size_t i = 0; i < res->nlines; i++)
-			fprintf(fp, "%s\n", res->lines[i].text);
 		human_summary(fp, res);
 		human_findings(fp, res, img);
 		if (!with_viscera)
@@ -381,7 +377,7 @@ int q2e_check_render(const struct q2e_check_result *res,
 		if (!o)
 			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 		q2e_out_object(o, NULL);
-		viscera(o, res, img);
+		viscera(o, img);
 		q2e_out_end(o);
 		break;
 	}

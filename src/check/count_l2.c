@@ -37,7 +37,9 @@ static void count_allocated(struct l2_walk *w, uint64_t off, uint64_t cs)
 struct l2_fast {
 	uint16_t *counts;
 	uint64_t cmask, file_clusters, nentries;
-	unsigned cbits, esize, limit;
+	unsigned cbits, esize;
+	unsigned limit;		/* counts below it take MULT more */
+	uint16_t mult;
 };
 
 /*
@@ -69,7 +71,7 @@ static inline uint64_t fast_run(const struct checker *c,
 	     n < run && qcow2_be64(q) == raw + (n + 1) * (f->cmask + 1) &&
 	     (counts[k + n + 1] & CNT_MASK) < f->limit;
 	     n++, q += f->esize)
-		counts[k + n + 1] = (uint16_t)((counts[k + n + 1] + 1) | flag);
+		counts[k + n + 1] = (uint16_t)((counts[k + n + 1] + f->mult) | flag);
 	return n;
 }
 
@@ -93,7 +95,7 @@ static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
 	    (f->counts[k] & CNT_MASK) >= f->limit ||
 	    (w->first && !in_gap(c, k)))	/* maybe a finding */
 		return 0;
-	f->counts[k] = (uint16_t)((f->counts[k] + 1) | flag);
+	f->counts[k] = (uint16_t)((f->counts[k] + f->mult) | flag);
 	count_allocated(w, off, f->cmask + 1);
 	n = fast_run(c, w, f, p, j, raw, flag);
 	if (n && w->active) {
@@ -237,9 +239,9 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 		.nentries = img->l2_entries,
 		.cbits = c->cbits,
 		.esize = qcow2_l2_entry_size(&img->l2),
-		.limit = c->refcount_max < CNT_BIG - 1 ? (unsigned)c->refcount_max
-						       : CNT_BIG - 1,
 	};
+	const uint64_t room = c->refcount_max < CNT_BIG - 1 ? c->refcount_max
+							   : CNT_BIG - 1;
 	const uint8_t *p = c->buf;
 	struct l2_walk w = {
 		.r = r, .k0 = k0, .k1 = k1, .active = active, .first = first,
@@ -247,6 +249,10 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	uint64_t used;
 	int ret;
 
+	/* A count that could pass the side table or the refcount's width
+	 * takes the slow path. */
+	f.mult = c->mult < CNT_BIG ? (uint16_t)c->mult : CNT_BIG;
+	f.limit = room >= f.mult ? (unsigned)(room - f.mult + 1) : 0;
 	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
 		uint64_t raw = qcow2_be64(p);
 		uint64_t bitmap = ext ? qcow2_be64(p + 8) : 0;

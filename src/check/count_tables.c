@@ -14,6 +14,12 @@
 #define BME_RESERVED UINT64_C(0xff000000000001fe)
 #define MAX_SNAPSHOT_L1_ENTRIES (QCOW2_MAX_L1_BYTES / 8)
 
+/* How many snapshots leader I counts for. */
+static uint64_t group_size(const struct checker *c, uint32_t i)
+{
+	return c->group_n[i];
+}
+
 /* One L1 entry of check_refcounts_l1(). */
 static int check_l1_entry(struct checker *c, enum stage st, uint64_t snap,
 			  uint64_t i, uint64_t l1e)
@@ -92,15 +98,19 @@ int check_l2_regions(struct checker *c)
 			bool active = o->kind == Q2E_OWNER_ACTIVE;
 			uint64_t k0;
 
+			/* The leader of a shared L1 counts for its group. */
 			if (o->kind == Q2E_OWNER_SNAPSHOT &&
 			    (o->id >= img->nsnapshots ||
-			     c->skip_snapshot[o->id]))
+			     c->skip_snapshot[o->id] ||
+			     c->res->snapshot_leader[o->id] != o->id))
 				continue;
 			if (!active && o->kind != Q2E_OWNER_SNAPSHOT)
 				continue;
 			k0 = active ? (uint64_t)ST_ACTIVE << 32
 				    : (uint64_t)ST_SNAPSHOTS << 32 | o->id;
+			c->mult = active ? 1 : group_size(c, o->id);
 			ret = check_l2(c, r, k0, o->index + 1, active, first);
+			c->mult = 1;
 			if (ret < 0)
 				return ret;
 			first = false;
@@ -111,18 +121,16 @@ int check_l2_regions(struct checker *c)
 }
 
 /*
- * One snapshot's L1 table, unless its entry is corrupted.  *STOP: QEMU
- * could not read the table and gave up.
+ * Whether QEMU skips snapshot I's L1 table as corrupted; the line is the
+ * snapshot's own (it names it).
  */
-static int check_snapshot(struct checker *c, size_t i, bool *stop)
+static int snapshot_skipped(struct checker *c, size_t i)
 {
-	struct q2e_image *img = c->img;
-	struct q2e_check_result *res = c->res;
-	const struct q2e_snapshot *s = &img->snapshots[i];
+	const struct q2e_snapshot *s = &c->img->snapshots[i];
 	const struct qcow2_snapshot *e = &s->entry;
-	int ret;
 
 	set_key(c, (uint64_t)ST_SNAPSHOTS << 32 | i, 0, 0);
+	c->own_lines = true;
 	if (e->l1_table_offset & (c->cs - 1)) {
 		c->skip_snapshot[i] = true;
 		return corrupt(c, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64
@@ -135,24 +143,96 @@ static int check_snapshot(struct checker *c, size_t i, bool *stop)
 			       ": L1 table is too large; snapshot table entry corrupted",
 			       s->id, s->name, e->l1_size);
 	}
+	return 0;
+}
+
+struct l1_ref {
+	const uint64_t *l1;
+	uint32_t n;
+};
+
+static int cmp_l1_ref(const void *pa, const void *pb)
+{
+	const struct l1_ref *a = pa, *b = pb;
+
+	if (a->l1 != b->l1)
+		return (uintptr_t)a->l1 < (uintptr_t)b->l1 ? -1 : 1;
+	return a->n < b->n ? -1 : a->n > b->n;
+}
+
+/*
+ * The snapshots sharing one L1 table (the model reads such a table once:
+ * they share its entries), found by sorting: each gets the first of them
+ * as its leader, and the leader the list of its group.
+ */
+static int group_snapshots(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	struct q2e_check_result *res = c->res;
+	size_t n = img->nsnapshots;
+	struct l1_ref *refs = malloc((n + 1) * sizeof(*refs));
+	uint32_t *last = malloc((n + 1) * sizeof(*last));
+
+	res->snapshot_leader = malloc((n + 1) * sizeof(uint32_t));
+	c->next_member = malloc((n + 1) * sizeof(uint32_t));
+	c->group_n = calloc(n + 1, sizeof(uint32_t));
+	if (!refs || !last || !res->snapshot_leader || !c->next_member ||
+	    !c->group_n) {
+		free(refs);
+		free(last);
+		return nomem(c);
+	}
+	res->nsnapshots = n;
+	for (size_t i = 0; i < n; i++)
+		refs[i] = (struct l1_ref){ img->snapshots[i].l1, (uint32_t)i };
+	qsort(refs, n, sizeof(*refs), cmp_l1_ref);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t i = refs[k].n;
+		bool same = k && refs[k].l1 && refs[k].l1 == refs[k - 1].l1;
+		uint32_t leader = same ? res->snapshot_leader[refs[k - 1].n] : i;
+
+		res->snapshot_leader[i] = leader;
+		c->group_n[leader]++;
+		c->next_member[i] = i;
+		if (same)
+			c->next_member[last[leader]] = i;
+		last[leader] = i;
+	}
+	free(refs);
+	free(last);
+	return 0;
+}
+
+
+/*
+ * Snapshot I's L1 table, once for every snapshot sharing it.  *STOP: QEMU
+ * could not read the table and gave up.
+ */
+static int check_snapshot(struct checker *c, size_t i, bool *stop)
+{
+	struct q2e_image *img = c->img;
+	const struct q2e_snapshot *s = &img->snapshots[i];
+	const struct qcow2_snapshot *e = &s->entry;
+	int ret;
+
+	if (c->skip_snapshot[i] || c->res->snapshot_leader[i] != i)
+		return 0;
 	/* check_refcounts_l1(): an I/O error fails the check. */
 	if (e->l1_size && unreadable(e->l1_table_offset, e->l1_size * 8ULL)) {
 		*stop = true;
-		return give_up(c, &res->check_errors,
+		return give_up(c, &c->res->check_errors,
 			       "a snapshot's L1 table cannot be read");
 	}
-	ret = q2e_image_read_snapshot_l1(img, i, &res->snapshot_l1[i],
-					 &res->snapshot_nl1[i], c->err);
-	if (ret < 0)
-		return ret;
-	return check_l1(c, ST_SNAPSHOTS, i, e->l1_table_offset, e->l1_size,
-			res->snapshot_l1[i], res->snapshot_nl1[i]);
+	c->mult = group_size(c, (uint32_t)i);
+	ret = check_l1(c, ST_SNAPSHOTS, i, e->l1_table_offset, e->l1_size,
+		       s->l1, s->nl1);
+	c->mult = 1;
+	return ret;
 }
 
 int check_snapshots(struct checker *c)
 {
 	struct q2e_image *img = c->img;
-	struct q2e_check_result *res = c->res;
 	bool stop = false;
 	int ret;
 
@@ -175,18 +255,17 @@ int check_snapshots(struct checker *c)
 		if (ret < 0)
 			return ret;
 	}
-	res->nsnapshots = img->nsnapshots;
-	res->snapshot_l1 = calloc(img->nsnapshots + 1, sizeof(uint64_t *));
-	res->snapshot_nl1 = calloc(img->nsnapshots + 1, sizeof(uint64_t));
 	c->skip_snapshot = calloc(img->nsnapshots + 1, sizeof(bool));
-	if (!res->snapshot_l1 || !res->snapshot_nl1 || !c->skip_snapshot)
+	if (!c->skip_snapshot)
 		return nomem(c);
-	for (size_t i = 0; i < img->nsnapshots && !stop; i++) {
-		ret = check_snapshot(c, i, &stop);
-		if (ret < 0)
-			return ret;
+	ret = group_snapshots(c);
+	for (size_t i = 0; ret == 0 && i < img->nsnapshots && !stop; i++) {
+		ret = snapshot_skipped(c, i);
+		c->own_lines = false;
+		if (ret == 0)
+			ret = check_snapshot(c, i, &stop);
 	}
-	return 0;
+	return ret;
 }
 
 /* bitmap_table_load() fails on an invalid entry: so does the check. */

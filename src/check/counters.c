@@ -145,10 +145,42 @@ void free_counts(struct checker *c)
 	c->big = (struct big_counts){ 0 };
 }
 
-/* One more reference to cluster K, unless its refcount would overflow. */
+/* Overflow lines written one per snapshot sharing a table, at most. */
+#define MAX_OVERFLOW_LINES 64
+
+/*
+ * The lines for OVER references to cluster K past the refcount's width.
+ * Of the c->mult snapshots a shared table is counted for, the last OVER
+ * overflow: each gets its line at its place, as when qemu-img walks the
+ * table once per snapshot, unless there are too many: then the first
+ * stands for all.
+ */
+static int overflow_lines(struct checker *c, uint64_t k, uint64_t over)
+{
+	static const char fmt[] = "ERROR: overflow cluster offset=0x%" PRIx64
+		"\nUse qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing";
+	uint64_t k0 = c->key[0];
+	uint32_t s = (uint32_t)k0;
+	int ret = 0;
+
+	if (c->mult == 1)
+		return add_repeated_line(c, k0, 1, fmt, k << c->cbits);
+	for (uint64_t t = c->mult - over; t > 0; t--)
+		s = c->next_member[s];
+	k0 &= ~0xffffffffULL;
+	if (over > MAX_OVERFLOW_LINES)
+		return add_repeated_line(c, k0 | s, over, fmt, k << c->cbits);
+	for (uint64_t t = 0; t < over && ret == 0; t++) {
+		ret = add_repeated_line(c, k0 | s, 1, fmt, k << c->cbits);
+		s = c->next_member[s];
+	}
+	return ret;
+}
+
+/* c->mult more references to cluster K, as many as its refcount holds. */
 static int inc_count(struct checker *c, uint64_t k)
 {
-	uint64_t v;
+	uint64_t v, over;
 	int ret;
 
 	if (k >= c->nb_clusters) {
@@ -157,13 +189,14 @@ static int inc_count(struct checker *c, uint64_t k)
 			return ret;
 	}
 	v = get_count(c, k);
-	if (v < c->refcount_max)
-		return set_count(c, k, v + 1);
-	ret = corrupt(c, "ERROR: overflow cluster offset=0x%" PRIx64,
-		      k << c->cbits);
-	if (ret == 0)
-		ret = add_line(c, "Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing");
-	return ret;
+	if (c->mult <= c->refcount_max - v)
+		return set_count(c, k, v + c->mult);
+	over = c->mult - (c->refcount_max - v);
+	ret = set_count(c, k, c->refcount_max);
+	if (ret < 0)
+		return ret;
+	c->res->corruptions += over;
+	return overflow_lines(c, k, over);
 }
 
 /* qcow2_inc_refcounts_imrt(): one reference to each cluster of a range. */

@@ -41,6 +41,8 @@ static int add_vline(struct checker *c, const char *fmt, va_list ap)
 	l = &res->lines[res->nlines];
 	memcpy(l->key, c->key, sizeof(l->key));
 	l->seq = res->nlines;
+	l->repeat = 1;
+	l->own = c->own_lines;
 	l->text = strdup(text);
 	if (!l->text)
 		return nomem(c);
@@ -59,12 +61,32 @@ int add_line(struct checker *c, const char *fmt, ...)
 	return ret;
 }
 
+int add_repeated_line(struct checker *c, uint64_t k0, uint64_t repeat,
+		      const char *fmt, ...)
+{
+	uint64_t key0 = c->key[0];
+	bool own = c->own_lines;
+	va_list ap;
+	int ret;
+
+	c->key[0] = k0;
+	c->own_lines = true;
+	va_start(ap, fmt);
+	ret = add_vline(c, fmt, ap);
+	va_end(ap);
+	c->key[0] = key0;
+	c->own_lines = own;
+	if (ret == 0)
+		c->res->lines[c->res->nlines - 1].repeat = repeat;
+	return ret;
+}
+
 int corrupt(struct checker *c, const char *fmt, ...)
 {
 	va_list ap;
 	int ret;
 
-	c->res->corruptions++;
+	c->res->corruptions += c->mult;
 	va_start(ap, fmt);
 	ret = add_vline(c, fmt, ap);
 	va_end(ap);

@@ -2,8 +2,8 @@
 /*
  * `qcow2elf check`: qemu-img check's counters and exit status, the
  * findings qemu-img has no eye for, and with -M the metadata report.
- * As with qemu-img, the per-cluster lines go to standard error when the
- * report on standard output is JSON.
+ * As with qemu-img, the per-cluster lines go to standard error, the
+ * report to standard output.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -81,10 +81,10 @@ int cmd_check(int argc, char **argv)
 		q2e_image_close(img);
 		return report(&err);
 	}
-	if (format == Q2E_FORMAT_JSON)
-		for (size_t i = 0; i < res->nlines; i++)
-			fprintf(stderr, "%s\n", res->lines[i].text);
-	ret = q2e_check_render(res, img, stdout, format, with_viscera, &err);
+	ret = q2e_check_write_lines(res, stderr, &err);
+	if (ret == 0)
+		ret = q2e_check_render(res, img, stdout, format, with_viscera,
+				       &err);
 	if (ret == 0 && res->incomplete) {
 		fprintf(stderr, "%s: check could not complete: ", progname);
 		q2e_fputs_escaped(stderr, res->incomplete);

@@ -51,15 +51,17 @@ same_as_qemu() {
 		assert_eq "$name: per-cluster lines as qemu-img's" \
 			"$(grep -v '^qemu-img:' "$T/q.err")" "$(grep -v '^qcow2elf:' "$T/o.err")"
 	fi
-	qemu-img check "${qargs[@]}" >"$T/q.txt" 2>/dev/null
-	"$Q2E" check "$img" >"$T/o.txt" 2>/dev/null
+	qemu-img check "${qargs[@]}" >"$T/q.txt" 2>"$T/q.terr"
+	"$Q2E" check "$img" >"$T/o.txt" 2>"$T/o.terr"
 	if [ -s "$T/q.txt" ]; then
-		# qemu-img puts the per-cluster lines on stderr; we put them
-		# first, and the findings after the summary.
-		assert_eq "$name: human summary as qemu-img's" \
-			"$(grep -v '^$' "$T/q.txt")" \
-			"$(sed '/^[0-9]* findings* beyond qemu-img/,$d' "$T/o.txt" |
-			   grep -v '^$' | tail -n "$(grep -vc '^$' "$T/q.txt")")"
+		# As qemu-img: the summary on standard output, the per-cluster
+		# lines on standard error; the findings follow the summary.
+		assert_eq "$name: human summary as qemu-img's, on standard output" \
+			"$(cat "$T/q.txt")" \
+			"$(sed '/^[0-9]* findings* beyond qemu-img/,$d' "$T/o.txt")"
+		assert_eq "$name: human per-cluster lines as qemu-img's, on standard error" \
+			"$(grep -v '^qemu-img:' "$T/q.terr")" \
+			"$(grep -v '^qcow2elf:' "$T/o.terr")"
 	fi
 }
 
@@ -137,25 +139,25 @@ cp "$src" "$T/leak.qcow2"
 put "$T/leak.qcow2" $((l2 + (20 << 20) / cs * 8)) 8 0
 same_as_qemu "leaked cluster" "$T/leak.qcow2"
 assert_status "leaked cluster: exit status 3" 3 "$Q2E" check "$T/leak.qcow2"
-assert_match "leaked cluster: the line names it" \
+assert_match "leaked cluster: the line names it, on standard error" \
 	"^Leaked cluster $((d20 / cs)) refcount=1 reference=0" \
-	"$("$Q2E" check "$T/leak.qcow2")"
+	"$("$Q2E" check "$T/leak.qcow2" 2>&1 >/dev/null)"
 
 # A refcount too low: the data cluster of guest 20M has refcount 0.
 cp "$src" "$T/low.qcow2"
 put "$T/low.qcow2" $((rb + d20 / cs * 2)) 2 0
 same_as_qemu "refcount too low" "$T/low.qcow2"
-assert_match "refcount too low: the line names it" \
+assert_match "refcount too low: the line names it, on standard error" \
 	"ERROR cluster $((d20 / cs)) refcount=0 reference=1" \
-	"$("$Q2E" check "$T/low.qcow2")"
+	"$("$Q2E" check "$T/low.qcow2" 2>&1 >/dev/null)"
 
 # COPIED wrong: the entry of guest 5M loses bit 63.
 cp "$src" "$T/copied.qcow2"
 e=$((l2 + (5 << 20) / cs * 8))
 put "$T/copied.qcow2" "$e" 8 $(( $(u64 "$src" "$e") & 0x7fffffffffffffff ))
 same_as_qemu "COPIED wrong" "$T/copied.qcow2"
-assert_match "COPIED wrong: the line names it" "ERROR OFLAG_COPIED data cluster" \
-	"$("$Q2E" check "$T/copied.qcow2")"
+assert_match "COPIED wrong: the line names it, on standard error" "ERROR OFLAG_COPIED data cluster" \
+	"$("$Q2E" check "$T/copied.qcow2" 2>&1 >/dev/null)"
 
 # An L2 table that is also a refcount block: L1[0] points at block 0.
 cp "$src" "$T/l2rb.qcow2"
