@@ -52,6 +52,7 @@ enum q2e_finding_type {
 	Q2E_FINDING_RESERVED_BITS,
 	Q2E_FINDING_SNAPSHOT,		/* an inconsistent snapshot entry */
 	Q2E_FINDING_BITMAP,		/* an inconsistent bitmap entry */
+	Q2E_FINDING_MISSING_FILE,	/* a backing or data file QEMU needs */
 	Q2E_FINDING_OTHER,		/* any other problem of the model */
 };
 
@@ -85,6 +86,10 @@ struct q2e_check_result {
 	uint64_t corruptions;
 	uint64_t check_errors;
 	char *incomplete;	/* why the check could not complete, or NULL */
+	/* Why QEMU could not open the image although it was checked here (a
+	 * backing or external data file is missing), or NULL: exit status 1,
+	 * as qemu-img's. */
+	char *unopenable;
 
 	struct q2e_check_line *lines;
 	size_t nlines;
@@ -106,7 +111,8 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 		  struct q2e_check_result **out, struct q2e_error *err);
 void q2e_check_result_free(struct q2e_check_result *res);
 
-/* 0 clean, 1 incomplete, 2 corruptions or overlaps, 3 leaks only. */
+/* 0 clean, 1 incomplete or unopenable, 2 corruptions or overlaps, 3 leaks
+ * only. */
 int q2e_check_exit_status(const struct q2e_check_result *res);
 
 /*

@@ -72,6 +72,8 @@ static int before_counting(struct checker *c)
 		ret = overlap_findings(c);
 	if (ret == 0)
 		ret = shared_findings(c);
+	if (ret == 0)
+		ret = missing_file_findings(c);
 	if (ret < 0)
 		return ret;
 	/* Whatever QEMU refuses to open, qemu-img check cannot check. */
@@ -198,12 +200,13 @@ void q2e_check_result_free(struct q2e_check_result *res)
 	free(res->findings);
 	free(res->snapshot_leader);
 	free(res->incomplete);
+	free(res->unopenable);
 	free(res);
 }
 
 int q2e_check_exit_status(const struct q2e_check_result *res)
 {
-	if (res->incomplete || res->check_errors)
+	if (res->incomplete || res->check_errors || res->unopenable)
 		return Q2E_EXIT_CHECK_INCOMPLETE;
 	if (res->corruptions || res->overlaps)
 		return Q2E_EXIT_CHECK_CORRUPT;

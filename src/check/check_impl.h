@@ -177,6 +177,7 @@ int data_findings(struct checker *c, const struct q2e_region *l2,
 int model_findings(struct checker *c);
 int overlap_findings(struct checker *c);
 int shared_findings(struct checker *c);
+int missing_file_findings(struct checker *c);
 
 /* Data clusters come mostly in order: the gap meta_find() last kept
  * around a cluster usually holds the next one too. */

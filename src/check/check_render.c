@@ -34,6 +34,8 @@ static const char *finding_type_name(enum q2e_finding_type t)
 		return "snapshot-entry";
 	case Q2E_FINDING_BITMAP:
 		return "bitmap-entry";
+	case Q2E_FINDING_MISSING_FILE:
+		return "missing-file";
 	case Q2E_FINDING_OTHER:
 		break;
 	}

@@ -5,11 +5,13 @@
  * reached from two places that may not share it, and the problems the
  * model recorded while reading the image.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
@@ -376,4 +378,66 @@ int shared_findings(struct checker *c)
 			return Q2E_ENOMEM;
 	}
 	return 0;
+}
+
+/* A missing file QEMU needs to open the image: a finding, and the reason
+ * qemu-img would give up. */
+static int missing_file(struct checker *c, const char *structure,
+			uint64_t offset, const char *what)
+{
+	struct q2e_finding *f;
+
+	f = add_finding(c, Q2E_FINDING_MISSING_FILE, Q2E_SEV_ERROR, offset,
+			"%s", what);
+	if (!f)
+		return Q2E_ENOMEM;
+	f->structure = strdup(structure);
+	if (!f->structure)
+		return nomem(c);
+	if (!c->res->unopenable)
+		c->res->unopenable = strdup(what);
+	return c->res->unopenable ? 0 : nomem(c);
+}
+
+/*
+ * qemu-img check opens the image with its backing chain and external
+ * data file, and cannot check it when one is missing.  A dump's files
+ * were on the machine it was made on: not looked for.
+ */
+int missing_file_findings(struct checker *c)
+{
+	struct q2e_image *img = c->img;
+	struct q2e_error err = { 0 };
+	struct q2e_chain *chain;
+	struct stat st;
+	char what[sizeof(err.msg) + 64];
+
+	if (q2e_image_dump_meta(img))
+		return 0;
+	/* QEMU opens the data file name as it is, relative to the current
+	 * directory. */
+	if (img->data_file && stat(img->data_file, &st) < 0) {
+		uint64_t off = 0;
+
+		for (size_t i = 0; i < img->nexts; i++)
+			if (img->exts[i].magic == QCOW2_EXT_DATA_FILE)
+				off = img->exts[i].offset;
+		snprintf(what, sizeof(what),
+			 "external data file '%s' cannot be opened: %s",
+			 img->data_file, strerror(errno));
+		if (missing_file(c, "ext_data_file", off, what) < 0)
+			return Q2E_ENOMEM;
+	}
+	if (!img->backing_file)
+		return 0;
+	if (q2e_chain_open(img, &chain, &err) == 0) {
+		q2e_chain_close(chain);
+		return 0;
+	}
+	if (err.code == Q2E_ENOMEM)
+		return q2e_error_set(c->err, Q2E_ENOMEM, "%s", err.msg);
+	snprintf(what, sizeof(what), "the backing chain does not open: %s",
+		 err.msg);
+	return missing_file(c, "backing_file", img->hdr.backing_file_offset,
+			    what);
 }

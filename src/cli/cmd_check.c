@@ -89,6 +89,12 @@ int cmd_check(int argc, char **argv)
 		fprintf(stderr, "%s: check could not complete: ", progname);
 		q2e_fputs_escaped(stderr, res->incomplete);
 		fputc('\n', stderr);
+	} else if (ret == 0 && res->unopenable) {
+		fprintf(stderr, "%s: qemu-img could not open '", progname);
+		q2e_fputs_escaped(stderr, argv[optind]);
+		fputs("': ", stderr);
+		q2e_fputs_escaped(stderr, res->unopenable);
+		fputc('\n', stderr);
 	} else if (ret == 0 && res->check_errors)	/* as qemu-img says it */
 		fprintf(stderr, "%s: Check failed\n", progname);
 	if (ret == 0)

@@ -152,13 +152,6 @@ static int walk_image(struct walk *w)
 			      &got);
 	if (ret < 0)
 		return ret;
-	if (got < img->hdr.header_length) {
-		free(c0);
-		return q2e_error_set(w->err, Q2E_ECORRUPT,
-				     "'%s': qcow2_header at 0x0: the file ends inside the header (%" PRIu64
-				     " of %u bytes)", img->path, got,
-				     img->hdr.header_length);
-	}
 	/* A file that ends inside its header cluster reads on as zeros, as
 	 * in QEMU: the extensions are read over the whole cluster. */
 	if (got < img->cluster_size) {

@@ -30,7 +30,12 @@ int walk_read_header(struct walk *w)
 		return q2e_error_set(w->err, Q2E_ENOTQCOW2,
 				     "'%s': not a QCOW2 image (no QFI\\xfb magic at offset 0)",
 				     img->path);
-	ret = qcow2_header_decode(buf, (size_t)n, h, &why);
+	/* A version 3 header cut inside its last fields: QEMU reads the rest
+	 * as zeros, as it reads anything past the end of the file. */
+	if (n >= QCOW2_V3_HEADER_LENGTH && (size_t)n < sizeof(buf))
+		memset(buf + n, 0, sizeof(buf) - (size_t)n);
+	ret = qcow2_header_decode(buf, n >= QCOW2_V3_HEADER_LENGTH ? sizeof(buf)
+				  : (size_t)n, h, &why);
 	if (ret < 0)
 		return q2e_error_set(w->err, ret,
 				     "'%s': qcow2_header at 0x0: %s", img->path,
@@ -67,6 +72,11 @@ int walk_read_header(struct walk *w)
 				   "unknown incompatible feature bits 0x%" PRIx64
 				   " are set: QEMU would refuse this image",
 				   unknown);
+	if (!ret && (uint64_t)n < h->header_length)
+		ret = walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, 0, "qcow2_header",
+				   "the file ends inside the header (%" PRId64
+				   " of %u bytes): the rest reads as zeros",
+				   n, h->header_length);
 	if (!ret && (h->incompatible_features & QCOW2_INCOMPAT_CORRUPT))
 		ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_STATE, 72, "qcow2_header",
 				   "the image is marked corrupt");

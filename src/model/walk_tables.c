@@ -78,11 +78,13 @@ int validate_l1(struct walk *w, const char *name, uint64_t off,
 				    name, entries);
 	if (!entries)
 		return 0;
-	if (!off)
-		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_INVALID, field_off, name,
-				    "%s has %" PRIu64 " entries at offset 0",
-				    name, entries);
-	ret = walk_note_misaligned(w, name, off);
+	/* QEMU reads the header's bytes as the table's entries: so do we. */
+	ret = off ? 0 : walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_INVALID, field_off, name,
+				     "%s has %" PRIu64
+				     " entries at offset 0, on top of the header",
+				     name, entries);
+	if (ret == 0)
+		ret = walk_note_misaligned(w, name, off);
 	if (ret == 0)
 		ret = walk_note_truncated(w, name, off, entries * 8);
 	*readable = ret == 0 && off < img->file_size;
@@ -110,8 +112,7 @@ int walk_read_active_l1(struct walk *w)
 		if (ret < 0)
 			return ret;
 	}
-	if (h->l1_size && h->l1_table_offset &&
-	    h->l1_size * 8ULL <= QCOW2_MAX_L1_BYTES) {
+	if (h->l1_size && h->l1_size * 8ULL <= QCOW2_MAX_L1_BYTES) {
 		ret = walk_region(w, Q2E_REGION_L1, h->l1_table_offset,
 				  h->l1_size * 8ULL, active, 0);
 		if (ret < 0)
@@ -246,8 +247,7 @@ static int read_snapshot_tables(struct walk *w, size_t n, size_t first)
 			  s->offset + 8, &readable);
 	if (ret < 0)
 		return ret;
-	if (s->entry.l1_size && s->entry.l1_table_offset &&
-	    s->entry.l1_size * 8ULL <= QCOW2_MAX_L1_BYTES) {
+	if (s->entry.l1_size && s->entry.l1_size * 8ULL <= QCOW2_MAX_L1_BYTES) {
 		ret = walk_region(w, Q2E_REGION_L1, s->entry.l1_table_offset,
 				  s->entry.l1_size * 8ULL, o, 0);
 		if (ret < 0)
