@@ -56,9 +56,13 @@ enum q2e_finding_type {
 	Q2E_FINDING_OTHER,		/* any other problem of the model */
 };
 
-/* A structure a finding involves: a region of the model or a data cluster. */
+/*
+ * A structure a finding involves: a region of the model, a data cluster,
+ * or (a problem of the model away from any region) the structure named.
+ */
 struct q2e_finding_ref {
-	const struct q2e_region *region;	/* NULL: a data cluster */
+	const struct q2e_region *region;	/* NULL: see kind */
+	const char *kind;	/* without a region: "data cluster", "field" */
 	uint64_t offset;
 	uint64_t size;
 	char owner[96];		/* data cluster: "l2_table_3[17]" */
@@ -68,6 +72,10 @@ struct q2e_finding {
 	enum q2e_finding_type type;
 	enum q2e_severity severity;
 	uint64_t offset;
+	/* Where the wrong entry is (an L2 entry that maps a data cluster),
+	 * when that is not OFFSET. */
+	bool has_entry_offset;
+	uint64_t entry_offset;
 	struct q2e_finding_ref refs[3];
 	unsigned nrefs;
 	char *structure;	/* model problems: the structure's name */

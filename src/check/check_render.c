@@ -62,7 +62,8 @@ static void ref_out(struct q2e_out *o, const struct q2e_image *img,
 			q2e_out_str(o, "name", sym);
 		q2e_out_str(o, "kind", q2e_region_kind_name(ref->region->kind));
 	} else {
-		q2e_out_str(o, "kind", "data cluster");
+		q2e_out_str(o, "name", ref->owner);
+		q2e_out_str(o, "kind", ref->kind);
 	}
 	q2e_out_hex(o, "offset", ref->offset);
 	q2e_out_uint(o, "size", ref->size);
@@ -72,7 +73,7 @@ static void ref_out(struct q2e_out *o, const struct q2e_image *img,
 			if (q2e_region_symbol(img, ref->region, k, sym,
 					      sizeof(sym)) == 0)
 				q2e_out_str(o, NULL, sym);
-	} else {
+	} else if (strcmp(ref->kind, "data cluster") == 0) {
 		q2e_out_str(o, NULL, ref->owner);
 	}
 	q2e_out_end(o);
@@ -92,13 +93,13 @@ static void findings_json(struct q2e_out *o, const struct q2e_check_result *res,
 		if (f->structure)
 			q2e_out_str(o, "structure", f->structure);
 		q2e_out_hex(o, "offset", f->offset);
+		if (f->has_entry_offset)
+			q2e_out_hex(o, "entry-offset", f->entry_offset);
 		q2e_out_str(o, "message", f->message);
-		if (f->nrefs) {
-			q2e_out_array(o, "structures");
-			for (unsigned k = 0; k < f->nrefs; k++)
-				ref_out(o, img, &f->refs[k]);
-			q2e_out_end(o);
-		}
+		q2e_out_array(o, "structures");
+		for (unsigned k = 0; k < f->nrefs; k++)
+			ref_out(o, img, &f->refs[k]);
+		q2e_out_end(o);
 		q2e_out_end(o);
 	}
 	q2e_out_end(o);

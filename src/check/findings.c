@@ -55,10 +55,15 @@ static struct q2e_finding *add_finding(struct checker *c,
 	return f;
 }
 
+/* Adds region R to the structures of F, unless it is there already. */
 static void ref_region(struct q2e_finding *f, const struct q2e_region *r)
 {
-	struct q2e_finding_ref *ref = &f->refs[f->nrefs++];
+	struct q2e_finding_ref *ref;
 
+	for (unsigned k = 0; k < f->nrefs; k++)
+		if (f->refs[k].region == r)
+			return;
+	ref = &f->refs[f->nrefs++];
 	ref->region = r;
 	ref->offset = r->offset;
 	ref->size = r->size;
@@ -169,7 +174,10 @@ int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
 	f = add_finding(c, type, Q2E_SEV_ERROR, off, "%s: %s", name, msg);
 	if (!f)
 		return Q2E_ENOMEM;
+	f->has_entry_offset = true;
+	f->entry_offset = l2->offset + j * qcow2_l2_entry_size(&c->img->l2);
 	ref = &f->refs[f->nrefs++];
+	ref->kind = "data cluster";
 	ref->offset = off;
 	ref->size = size;
 	snprintf(ref->owner, sizeof(ref->owner), "%s", name);
@@ -234,6 +242,28 @@ static enum q2e_finding_type problem_type(const struct q2e_problem *p)
 	return Q2E_FINDING_OTHER;
 }
 
+/*
+ * The structure a problem names: the region at its offset if that is the
+ * one, else the name alone (a header field that places a table, say).
+ */
+static void problem_ref(const struct checker *c, struct q2e_finding *f,
+			const struct q2e_problem *p)
+{
+	const struct q2e_region *r = q2e_image_region_at(c->img, p->offset);
+	struct q2e_finding_ref *ref;
+	char sym[96];
+
+	if (r && q2e_region_symbol(c->img, r, 0, sym, sizeof(sym)) == 0 &&
+	    strcmp(sym, p->structure) == 0) {
+		ref_region(f, r);
+		return;
+	}
+	ref = &f->refs[f->nrefs++];
+	ref->kind = "field";
+	ref->offset = p->offset;
+	snprintf(ref->owner, sizeof(ref->owner), "%s", p->structure);
+}
+
 /* The problems the model recorded while reading the image. */
 int model_findings(struct checker *c)
 {
@@ -250,6 +280,7 @@ int model_findings(struct checker *c)
 		f->structure = strdup(p->structure);
 		if (!f->structure)
 			return nomem(c);
+		problem_ref(c, f, p);
 	}
 	return 0;
 }
@@ -268,22 +299,26 @@ static uint64_t last_cluster(const struct checker *c,
 	return (r->offset + (r->size ? r->size - 1 : 0)) >> c->cbits;
 }
 
+/* B shares a cluster with A and with MORE other regions. */
 static int overlap_finding(struct checker *c, const struct q2e_region *a,
-			   const struct q2e_region *b)
+			   const struct q2e_region *b, size_t more)
 {
-	char sa[96], sb[96];
+	char sa[96], sb[96], tail[64] = "";
 	uint64_t k = (b->offset > a->offset ? b->offset : a->offset) >>
 		     c->cbits;
 	struct q2e_finding *f;
 
 	region_name(c, a, sa, sizeof(sa));
 	region_name(c, b, sb, sizeof(sb));
+	if (more)
+		snprintf(tail, sizeof(tail), ", as do %zu more structures",
+			 more);
 	f = add_finding(c, Q2E_FINDING_OVERLAP, Q2E_SEV_ERROR, k << c->cbits,
 			"%s (%s at 0x%" PRIx64 ") and %s (%s at 0x%" PRIx64
-			") share cluster 0x%" PRIx64, sa,
+			") share cluster 0x%" PRIx64 "%s", sa,
 			q2e_region_kind_name(a->kind), a->offset, sb,
 			q2e_region_kind_name(b->kind), b->offset,
-			k << c->cbits);
+			k << c->cbits, tail);
 	if (!f)
 		return Q2E_ENOMEM;
 	ref_region(f, a);
@@ -291,37 +326,97 @@ static int overlap_finding(struct checker *c, const struct q2e_region *a,
 	return 0;
 }
 
+/* Regions still open in the sweep, the one that ends first on top. */
+struct open_heap {
+	const struct q2e_region **r;
+	uint64_t *last;		/* the last cluster of each */
+	size_t n;
+};
+
+static void heap_swap(struct open_heap *h, size_t i, size_t j)
+{
+	const struct q2e_region *r = h->r[i];
+	uint64_t l = h->last[i];
+
+	h->r[i] = h->r[j];
+	h->last[i] = h->last[j];
+	h->r[j] = r;
+	h->last[j] = l;
+}
+
+static void heap_push(struct open_heap *h, const struct q2e_region *r,
+		      uint64_t last)
+{
+	size_t i = h->n++;
+
+	h->r[i] = r;
+	h->last[i] = last;
+	while (i > 0 && h->last[(i - 1) / 2] > h->last[i]) {
+		heap_swap(h, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+/* Drops the regions that end before cluster FIRST. */
+static void heap_expire(struct open_heap *h, uint64_t first)
+{
+	while (h->n && h->last[0] < first) {
+		size_t i = 0;
+
+		heap_swap(h, 0, --h->n);
+		for (;;) {
+			size_t m = i, l = 2 * i + 1, r = l + 1;
+
+			if (l < h->n && h->last[l] < h->last[m])
+				m = l;
+			if (r < h->n && h->last[r] < h->last[m])
+				m = r;
+			if (m == i)
+				break;
+			heap_swap(h, i, m);
+			i = m;
+		}
+	}
+}
+
 /*
  * Two regions in one cluster: a sweep over the regions, which the model
- * keeps sorted by offset, with the regions still open at each start.
+ * keeps sorted by offset, with the regions still open at each start in
+ * two heaps (those of the header cluster may share it).  Each region that
+ * starts in an open one's cluster is one finding, naming one of them and
+ * counting the others: findings grow with the regions, not with the
+ * pairs (4,096 L1 tables packed in one cluster are 8 million pairs).
  */
 int overlap_findings(struct checker *c)
 {
 	const struct q2e_image *img = c->img;
-	const struct q2e_region **open = NULL;
-	size_t nopen = 0;
+	struct open_heap h[2] = { 0 };	/* [1]: the header cluster's */
+	size_t n = img->nregions + 1;
 	int ret = 0;
 
-	open = malloc((img->nregions + 1) * sizeof(*open));
-	if (!open)
-		return nomem(c);
+	for (int k = 0; k < 2; k++) {
+		h[k].r = malloc(n * sizeof(*h[k].r));
+		h[k].last = malloc(n * sizeof(*h[k].last));
+		if (!h[k].r || !h[k].last)
+			ret = nomem(c);
+	}
 	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
 		const struct q2e_region *r = &img->regions[i];
-		uint64_t first = r->offset >> c->cbits;
-		size_t keep = 0;
+		bool header = in_header_cluster(r);
+		size_t others;
 
-		for (size_t k = 0; k < nopen; k++)
-			if (last_cluster(c, open[k]) >= first)
-				open[keep++] = open[k];
-		nopen = keep;
-		for (size_t k = 0; k < nopen && ret == 0; k++) {
-			if (in_header_cluster(open[k]) && in_header_cluster(r))
-				continue;
-			ret = overlap_finding(c, open[k], r);
-		}
-		open[nopen++] = r;
+		heap_expire(&h[0], r->offset >> c->cbits);
+		heap_expire(&h[1], r->offset >> c->cbits);
+		others = h[0].n + (header ? 0 : h[1].n);
+		if (others)
+			ret = overlap_finding(c, h[0].n ? h[0].r[0] : h[1].r[0],
+					      r, others - 1);
+		heap_push(&h[header], r, last_cluster(c, r));
 	}
-	free(open);
+	for (int k = 0; k < 2; k++) {
+		free(h[k].r);
+		free(h[k].last);
+	}
 	return ret;
 }
 
@@ -394,6 +489,10 @@ static int missing_file(struct checker *c, const char *structure,
 	f->structure = strdup(structure);
 	if (!f->structure)
 		return nomem(c);
+	f->refs[0].kind = "field";
+	f->refs[0].offset = offset;
+	snprintf(f->refs[0].owner, sizeof(f->refs[0].owner), "%s", structure);
+	f->nrefs = 1;
 	if (!c->res->unopenable)
 		c->res->unopenable = strdup(what);
 	return c->res->unopenable ? 0 : nomem(c);
