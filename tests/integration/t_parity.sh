@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `check` as qemu-img: images qemu-img and qemu-io make, then patched the
+# way issue 13 and 14 found check disagreeing with qemu-img check or
+# costing too much; every number is the one real qemu-img check gives on
+# the same file, in the same run.
+. "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/patch.sh"
+need qemu-img qemu-io jq python3 readelf timeout
+
+T=$T_TMP
+QEMU_KEYS='{"image-end-offset", "compressed-clusters", "total-clusters",
+	    "corruptions", "check-errors", "leaks", "allocated-clusters",
+	    "fragmented-clusters"} | with_entries(select(.value != null))'
+mk() { qemu-img create -q -f qcow2 "$@"; }
+field() { "$Q2E" info --output=json "$1" | jq -r "$2"; }
+
+# as_qemu NAME IMAGE: exit status, counters, per-cluster lines (standard
+# error) and human summary (standard output) are qemu-img check's.
+as_qemu() {
+	local name=$1 img=$2 qrc orc
+	qemu-img check --output=json "$img" >"$T/q.json" 2>"$T/q.err"
+	qrc=$?
+	"$Q2E" check --output=json "$img" >"$T/o.json" 2>"$T/o.err"
+	orc=$?
+	assert_eq "$name: exit status as qemu-img's ($qrc)" "$qrc" "$orc"
+	assert_eq "$name: counters as qemu-img's" \
+		"$(jq -cS "$QEMU_KEYS" "$T/q.json")" \
+		"$(jq -cS "$QEMU_KEYS" "$T/o.json" 2>&1)"
+	assert_eq "$name: per-cluster lines as qemu-img's" \
+		"$(grep -v '^qemu-img:' "$T/q.err")" \
+		"$(grep -v '^qcow2elf:' "$T/o.err")"
+	qemu-img check "$img" >"$T/q.txt" 2>/dev/null
+	"$Q2E" check "$img" >"$T/o.txt" 2>/dev/null
+	assert_eq "$name: standard output as qemu-img's, up to the findings" \
+		"$(cat "$T/q.txt")" \
+		"$(sed '/^[0-9]* findings* beyond qemu-img/,$d' "$T/o.txt")"
+}
+
+# The generators of the patched images (no large file is committed).
+cat >"$T/gen.py" <<'EOF'
+import struct, sys
+
+def snapshots(f, hdr, end, l1s, extra=16):
+    """A snapshot table at END: one entry per (l1_offset, l1_size)."""
+    table = bytearray()
+    for n, (off, size) in enumerate(l1s):
+        sid, name = str(n + 1).encode(), b"s%d" % n
+        e = struct.pack(">QIHHIIQII", off, size, len(sid), len(name),
+                        0, 0, 0, 0, extra)
+        e += struct.pack(">QQ", 0, struct.unpack_from(">Q", hdr, 24)[0])[:extra]
+        e += sid + name
+        table += e + b"\0" * (-len(e) % 8)
+    f.seek(end)
+    f.write(table)
+    struct.pack_into(">IQ", hdr, 60, len(l1s), end)
+
+kind, path = sys.argv[1], sys.argv[2]
+arg = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+with open(path, "r+b") as f:
+    hdr = bytearray(f.read(112))
+    cl = 1 << struct.unpack_from(">I", hdr, 20)[0]
+    l1_size, l1_off = struct.unpack_from(">IQ", hdr, 36)
+    f.seek(0, 2)
+    end = (f.tell() + cl - 1) // cl * cl
+    if kind == "share-active-l1":	# ARG snapshots sharing the active L1
+        snapshots(f, hdr, end, [(l1_off, l1_size)] * arg)
+    elif kind == "short-extra":		# one snapshot, 8 bytes of extra data
+        snapshots(f, hdr, end, [(l1_off, l1_size)], extra=8)
+    elif kind == "packed-l1":		# 4,096 L1 tables in one cluster
+        f.seek(end)
+        f.write(b"\0" * cl)
+        snapshots(f, hdr, end + cl, [(end + 16 * i, 2) for i in range(4096)])
+    elif kind == "empty-extensions":	# the header cluster full of them
+        hl = struct.unpack_from(">I", hdr, 100)[0]
+        f.seek(hl)
+        f.write(struct.pack(">II", 0x51e7e7e7, 0) * ((cl - hl - 8) // 8))
+    f.seek(0)
+    f.write(hdr)
+EOF
+gen() { python3 "$T/gen.py" "$@"; }
+
+# limited DESCRIPTION CMD...: finishes in 10 s, in 300 MB of address
+# space, printing under 50 MB, without running out of memory.
+limited() {
+	local desc=$1 rc bytes
+	shift
+	( ulimit -v 300000; timeout 10 "$@" ) 2>"$T/.lim.err" |
+		head -c 52428800 | wc -c >"$T/.lim.bytes"
+	rc=${PIPESTATUS[0]}
+	bytes=$(cat "$T/.lim.bytes")
+	if [ "$rc" -eq 124 ] || [ "$rc" -gt 128 ]; then
+		fail "$desc: finishes in 10 s" "exit status $rc"
+	elif grep -q 'out of memory' "$T/.lim.err"; then
+		fail "$desc: runs in 300 MB" "$(head -3 "$T/.lim.err")"
+	elif [ "$bytes" -ge 52428800 ]; then
+		fail "$desc: prints under 50 MB" "printed $bytes bytes or more"
+	else
+		pass "$desc"
+	fi
+}
+
+# --- an L1 table at offset 0 (issue 13) -------------------------------
+l1_at_zero() {
+	mk "$T/l1zero.qcow2" 64M
+	qemu-io -c 'write 0 64k' "$T/l1zero.qcow2" >/dev/null
+	put64 "$T/l1zero.qcow2" 40 0
+	as_qemu "active L1 at offset 0" "$T/l1zero.qcow2"
+	assert_eq "active L1 at offset 0: qemu-img counts 3 corruptions" 3 \
+		"$(jq .corruptions "$T/o.json")"
+	"$Q2E" dump "$T/l1zero.qcow2" -o "$T/l1zero.elf" 2>/dev/null
+	assert_match "active L1 at offset 0: the dump has its .qcow2.l1" \
+		'\.qcow2\.l1 ' "$(readelf -SW "$T/l1zero.elf")"
+}
+t_case "L1 table at offset 0" l1_at_zero
+
+snapshot_l1_at_zero() {
+	mk "$T/snapzero.qcow2" 64M
+	qemu-io -c 'write 0 64k' "$T/snapzero.qcow2" >/dev/null
+	qemu-img snapshot -c s1 "$T/snapzero.qcow2"
+	put64 "$T/snapzero.qcow2" \
+		"$(field "$T/snapzero.qcow2" '.snapshots[0]."entry-offset"')" 0
+	as_qemu "snapshot L1 at offset 0" "$T/snapzero.qcow2"
+}
+t_case "snapshot L1 table at offset 0" snapshot_l1_at_zero
+
+# --- missing backing and data files (issue 13) -------------------------
+missing_files() {
+	local q o
+	mk "$T/base.qcow2" 64M
+	mk -b base.qcow2 -F qcow2 "$T/overlay.qcow2"
+	mv "$T/base.qcow2" "$T/base.moved"
+	qemu-img check "$T/overlay.qcow2" >/dev/null 2>&1
+	q=$?
+	"$Q2E" check "$T/overlay.qcow2" >"$T/o.txt" 2>"$T/o.err"
+	o=$?
+	assert_eq "missing backing file: exit status as qemu-img's" "$q" "$o"
+	assert_match "missing backing file: the whole report is printed" \
+		"^No errors were found on the image" "$(cat "$T/o.txt")"
+	assert_match "missing backing file: a finding names it" \
+		"missing-file: backing_file: .*base\.qcow2'" "$(cat "$T/o.txt")"
+	assert_match "missing backing file: standard error says qemu-img would not open it" \
+		"qemu-img could not open .*base.qcow2" "$(cat "$T/o.err")"
+	assert_eq "missing backing file: JSON finding" "missing-file backing_file" \
+		"$("$Q2E" check --output=json "$T/overlay.qcow2" 2>/dev/null |
+		   jq -r '.findings[] | "\(.type) \(.structures[0].name)"')"
+	mv "$T/base.moved" "$T/base.qcow2"
+	assert_status "backing file back: exit status 0" 0 \
+		"$Q2E" check "$T/overlay.qcow2"
+
+	# QEMU opens a data file name as given: from the image's directory.
+	(cd "$T" && mk -o data_file=ext.raw ext.qcow2 64M &&
+	 mv ext.raw ext.moved &&
+	 { qemu-img check ext.qcow2 >/dev/null 2>&1; echo $?; } >q.rc &&
+	 { "$Q2E" check --output=json ext.qcow2 >ext.json 2>/dev/null; echo $?; } >o.rc)
+	assert_eq "missing data file: exit status as qemu-img's" \
+		"$(cat "$T/q.rc")" "$(cat "$T/o.rc")"
+	assert_match "missing data file: a finding names it" \
+		"^missing-file ext_data_file external data file 'ext.raw'" \
+		"$(jq -r '.findings[] | "\(.type) \(.structure) \(.message)"' "$T/ext.json")"
+}
+t_case "missing backing and data files" missing_files
+
+# --- a v3 header cut between 104 and 111 bytes (issue 13) ---------------
+cut_headers() {
+	mk "$T/whole.qcow2" 64M
+	for n in 104 108 111; do
+		head -c "$n" "$T/whole.qcow2" >"$T/cut$n.qcow2"
+		as_qemu "v3 header cut at $n bytes" "$T/cut$n.qcow2"
+	done
+	assert_match "v3 header cut: a finding says where the file ends" \
+		"the file ends inside the header \(108 of 112 bytes\)" \
+		"$("$Q2E" check "$T/cut108.qcow2" 2>/dev/null)"
+}
+t_case "v3 header cut short" cut_headers
+
+# --- per-cluster lines on standard error (issue 13) --------------------
+lines_on_stderr() {
+	local l2
+	mk "$T/leak.qcow2" 64M
+	qemu-io -c 'write 0 128k' "$T/leak.qcow2" >/dev/null
+	l2=$(( $(get64 "$T/leak.qcow2" $(get64 "$T/leak.qcow2" 40)) & 0x00fffffffffffe00 ))
+	put64 "$T/leak.qcow2" $((l2 + 8)) 0
+	as_qemu "leaked cluster" "$T/leak.qcow2"
+	assert_eq "leaked cluster: no per-cluster line on standard output" "" \
+		"$(grep '^Leaked cluster' "$T/o.txt")"
+	assert_match "leaked cluster: the line on standard error" \
+		"^Leaked cluster [0-9]+ refcount=1 reference=0" \
+		"$("$Q2E" check "$T/leak.qcow2" 2>&1 >/dev/null)"
+}
+t_case "per-cluster lines on standard error" lines_on_stderr
+
+# --- check -M (issue 13) ------------------------------------------------
+metadata_report() {
+	local v
+	qemu-img create -q --object secret,id=sec0,data=abc -f qcow2 \
+		-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
+		"$T/luks.qcow2" 64M
+	"$Q2E" check -M --output=json "$T/luks.qcow2" >"$T/luks.json" 2>/dev/null
+	assert_eq "check -M: the LUKS area is crypt-header" number \
+		"$(jq -r '.viscera."crypt-header".location.offset | type' "$T/luks.json")"
+	assert_eq "check -M: no crypto-header key" null \
+		"$(jq '.viscera."crypto-header"' "$T/luks.json")"
+	assert_status "an encrypted image is checked without its key" 0 \
+		"$Q2E" check "$T/luks.qcow2"
+
+	mk "$T/nol1.qcow2" 64M
+	put_be "$T/nol1.qcow2" 36 4 0
+	assert_eq "check -M: active-l1 present when l1_size is 0" 0 \
+		"$("$Q2E" check -M --output=json "$T/nol1.qcow2" 2>/dev/null |
+		   jq '.viscera."active-l1".location.size')"
+
+	mk "$T/short.qcow2" 64M
+	gen short-extra "$T/short.qcow2"
+	v=$(qemu-img info --output=json "$T/short.qcow2" | jq '."virtual-size"')
+	assert_eq "check -M: a snapshot without disk_size has the virtual size" \
+		"$v" "$("$Q2E" check -M --output=json "$T/short.qcow2" 2>/dev/null |
+			jq '.viscera."snapshot-table"."l1-list"[0]."disk-size"')"
+
+	assert_match "check -M: human offsets in hex" \
+		'offset +0x30000$' "$("$Q2E" check -M "$T/luks.qcow2" 2>/dev/null)"
+}
+t_case "check -M" metadata_report
+
+# --- findings in JSON (issue 13) ----------------------------------------
+findings_shape() {
+	local l2 e d
+	mk "$T/inmeta.qcow2" 64M
+	qemu-io -c 'write 0 64k' "$T/inmeta.qcow2" >/dev/null
+	l2=$(( $(get64 "$T/inmeta.qcow2" $(get64 "$T/inmeta.qcow2" 40)) & 0x00fffffffffffe00 ))
+	# Guest cluster 1 mapped onto the L2 table itself.
+	put64 "$T/inmeta.qcow2" $((l2 + 8)) $(( (1 << 63) | l2 ))
+	"$Q2E" check --output=json "$T/inmeta.qcow2" >"$T/f.json" 2>/dev/null
+	assert_eq "findings: every one has a structures list" 0 \
+		"$(jq '[.findings[] | select(.structures | type != "array")] | length' "$T/f.json")"
+	assert_eq "findings: no structure listed twice" 0 \
+		"$(jq '[.findings[] | [.structures[] | [.kind, .offset]] |
+			select(length != (unique | length))] | length' "$T/f.json")"
+	e=$(jq -c '[.findings[] | select(.type == "data-in-metadata") |
+		    ."entry-offset", .offset]' "$T/f.json")
+	assert_eq "findings: the wrong L2 entry's offset and the cluster's" \
+		"[$((l2 + 8)),$l2]" "$e"
+	d=$(man -l "$TOP/contrib/man/qcow2elf.1" 2>/dev/null | col -b)
+	[ -n "$d" ] || d=$(cat "$TOP/contrib/man/qcow2elf.1")
+	assert_match "findings: the man page documents entry-offset" \
+		"entry.{0,3}offset" "$d"
+}
+t_case "findings in JSON" findings_shape
+
+# --- cost on hostile input (issue 14) -----------------------------------
+overlap_cost() {
+	mk "$T/packed.qcow2" 64M
+	gen packed-l1 "$T/packed.qcow2"
+	limited "4,096 L1 tables in one cluster: check" \
+		"$Q2E" check "$T/packed.qcow2"
+	limited "4,096 L1 tables in one cluster: check --output=json" \
+		"$Q2E" check --output=json "$T/packed.qcow2"
+	as_qemu "4,096 L1 tables in one cluster" "$T/packed.qcow2"
+	assert_eq "4,096 L1 tables in one cluster: one overlap finding each but the first" \
+		4095 "$(jq '[.findings[] | select(.type == "overlap")] | length' "$T/o.json")"
+
+	mk -o cluster_size=2M "$T/exts.qcow2" 64M
+	gen empty-extensions "$T/exts.qcow2"
+	limited "262,144 empty header extensions: check" \
+		"$Q2E" check "$T/exts.qcow2"
+	limited "262,144 empty header extensions: check --output=json" \
+		"$Q2E" check --output=json "$T/exts.qcow2"
+}
+t_case "overlaps on hostile input" overlap_cost
+
+shared_l1() {
+	local n
+	# Snapshots sharing one L1 table are counted once for all; the
+	# numbers and lines stay qemu-img's, overflows included.
+	for rb in 1 16; do
+		for n in 1 3; do
+			mk -o refcount_bits=$rb "$T/share.qcow2" 64M
+			qemu-io -c 'write 0 128k' "$T/share.qcow2" >/dev/null
+			gen share-active-l1 "$T/share.qcow2" "$n"
+			as_qemu "refcount_bits=$rb, $n snapshots sharing the active L1" \
+				"$T/share.qcow2"
+			# A second reference overflows a 1-bit refcount.
+			if [ "$rb" = 1 ]; then
+				assert_match "refcount_bits=1, $n snapshots: the overflow is reported" \
+					"^ERROR: overflow cluster offset=0x" \
+					"$(grep -v '^qcow2elf:' "$T/o.err")"
+			fi
+		done
+	done
+}
+t_case "snapshots sharing one L1 table" shared_l1
+
+many_references() {
+	# More than 16,383 references to a cluster: the counters' side table.
+	mk "$T/many.qcow2" 64M
+	qemu-io -c 'write 0 128k' "$T/many.qcow2" >/dev/null
+	gen share-active-l1 "$T/many.qcow2" 16400
+	as_qemu "16,400 snapshots sharing the active L1" "$T/many.qcow2"
+	assert_match "16,400 snapshots: the data clusters have 16,401 references" \
+		"reference=16401" "$(cat "$T/o.err")"
+}
+t_case "a cluster with more than 16,383 references" many_references
+
+finish
