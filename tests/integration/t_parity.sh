@@ -194,7 +194,7 @@ t_case "per-cluster lines on standard error" lines_on_stderr
 metadata_report() {
 	local v
 	qemu-img create -q --object secret,id=sec0,data=abc -f qcow2 \
-		-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
+		-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100 \
 		"$T/luks.qcow2" 64M
 	"$Q2E" check -M --output=json "$T/luks.qcow2" >"$T/luks.json" 2>/dev/null
 	assert_eq "check -M: the LUKS area is crypt-header" number \
@@ -272,6 +272,10 @@ shared_l1() {
 	local n
 	# Snapshots sharing one L1 table are counted once for all; the
 	# numbers and lines stay qemu-img's, overflows included.
+	mk "$T/hostile3.qcow2" 4T
+	python3 "$TOP/tests/lib/hostile.py" shared-snapshot-l1 "$T/hostile3.qcow2" 3
+	as_qemu "3 snapshots sharing an L1 whose entries point past the end" \
+		"$T/hostile3.qcow2"
 	for rb in 1 16; do
 		for n in 1 3; do
 			mk -o refcount_bits=$rb "$T/share.qcow2" 64M
