@@ -91,6 +91,19 @@ static void merge_snapshot(const struct lines_out *w, size_t ga, size_t gb,
 	}
 }
 
+/* How many lines the table's records in [a, b) stand for, for each of
+ * the snapshots sharing it. */
+static uint64_t table_lines(const struct q2e_check_line *lines, size_t a,
+			    size_t b)
+{
+	uint64_t n = 0;
+
+	for (size_t i = a; i < b && n <= MAX_SHARED_COPIES; i++)
+		if (!lines[i].own)
+			n += lines[i].repeat ? lines[i].repeat : 1;
+	return n;
+}
+
 /* The snapshot stage, lines [lo, hi): each snapshot in turn. */
 static void write_snapshots(const struct lines_out *w, size_t lo, size_t hi)
 {
@@ -103,9 +116,11 @@ static void write_snapshots(const struct lines_out *w, size_t lo, size_t hi)
 
 		snapshot_range(res, lo, hi, leader, &ga, &gb);
 		snapshot_range(res, lo, hi, s, &oa, &ob);
-		once = (gb - ga) * w->group_size[leader] > MAX_SHARED_COPIES;
+		once = w->group_size[leader] > 1 &&
+		       table_lines(res->lines, ga, gb) * w->group_size[leader] >
+		       MAX_SHARED_COPIES;
 		merge_snapshot(w, ga, gb, oa, ob, once && leader != s);
-		if (once && leader == s && w->group_size[leader] > 1 && gb > ga)
+		if (once && leader == s)
 			fprintf(w->fp, "qcow2elf: the lines of snapshot %zu's L1 table above repeat for each of the %" PRIu64
 				" other snapshots sharing it\n", s,
 				w->group_size[leader] - 1);

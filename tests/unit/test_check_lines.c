@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The writer of check's per-cluster lines (src/check/check_lines.c): the
+ * lines of an L1 table that snapshots share, counted once, come out once
+ * per snapshot at its place, as qemu-img prints them, merged with each
+ * snapshot's own lines; past a bound, once, with a line that says so.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check/check_impl.h"
+
+#define SNAP ((uint64_t)ST_SNAPSHOTS << 32)
+
+struct lines {
+	struct q2e_check_result res;
+	uint32_t leader[8];
+	struct q2e_check_line line[8];
+};
+
+static void add(struct lines *l, uint64_t k0, uint64_t k1, uint64_t k2,
+		bool own, uint64_t repeat, const char *text)
+{
+	struct q2e_check_line *x = &l->line[l->res.nlines];
+
+	*x = (struct q2e_check_line){ .key = { k0, k1, k2 },
+				      .seq = l->res.nlines, .own = own,
+				      .repeat = repeat, .text = (char *)text };
+	l->res.nlines++;
+}
+
+/* What q2e_check_write_lines() writes for L; free() it. */
+static char *written(struct lines *l)
+{
+	struct q2e_error err = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	l->res.lines = l->line;
+	l->res.snapshot_leader = l->leader;
+	assert_int_equal(q2e_check_write_lines(&l->res, fp, &err), 0);
+	fclose(fp);
+	return buf;
+}
+
+/* Snapshots 0 and 2 share an L1 table, counted with 0; 1 has its own. */
+static void test_shared_lines_at_each_place(void **state)
+{
+	struct lines l = { .res.nsnapshots = 3, .leader = { 0, 1, 0 } };
+	char *out;
+
+	(void)state;
+	/* In key order, as q2e_check_run() leaves them. */
+	add(&l, (uint64_t)ST_ACTIVE << 32, 1, 0, false, 1, "active");
+	add(&l, SNAP | 0, 0, 0, true, 1, "own of 0");
+	add(&l, SNAP | 0, 1, 0, false, 1, "table 1");
+	add(&l, SNAP | 0, 2, 0, false, 1, "table 2");
+	add(&l, SNAP | 1, 1, 0, false, 1, "other");
+	add(&l, SNAP | 2, 1, 5, true, 1, "own of 2");
+	add(&l, (uint64_t)ST_COMPARE << 32, 0, 0, false, 2, "leak");
+	out = written(&l);
+	assert_string_equal(out, "active\n"
+			    "own of 0\ntable 1\ntable 2\n"
+			    "other\n"
+			    "table 1\nown of 2\ntable 2\n"
+			    "leak\nleak\n");
+	free(out);
+}
+
+/* Copies past 100,000 lines: the table's lines once, and a line saying
+ * how often they repeat; a line repeated past it likewise. */
+static void test_bounded_copies(void **state)
+{
+	struct lines l = { .res.nsnapshots = 2, .leader = { 0, 0 } };
+	char *out;
+
+	(void)state;
+	add(&l, SNAP | 0, 1, 0, false, 200000, "entry");
+	add(&l, SNAP | 1, 3, 0, true, 1, "own of 1");
+	out = written(&l);
+	assert_string_equal(out, "entry\n"
+			    "qcow2elf: the line above repeats 199999 more times\n"
+			    "qcow2elf: the lines of snapshot 0's L1 table above repeat for each of the 1 other snapshots sharing it\n"
+			    "own of 1\n");
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shared_lines_at_each_place),
+		cmocka_unit_test(test_bounded_copies),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
