@@ -23,6 +23,7 @@ as_qemu() {
 	qrc=$?
 	"$Q2E" check --output=json "$img" >"$T/o.json" 2>"$T/o.err"
 	orc=$?
+	echo "$qrc" >"$T/q.rc"
 	assert_eq "$name: exit status as qemu-img's ($qrc)" "$qrc" "$orc"
 	assert_eq "$name: counters as qemu-img's" \
 		"$(jq -cS "$QEMU_KEYS" "$T/q.json")" \
@@ -80,24 +81,17 @@ with open(path, "r+b") as f:
 EOF
 gen() { python3 "$T/gen.py" "$@"; }
 
-# limited DESCRIPTION CMD...: finishes in 10 s, in 300 MB of address
-# space, printing under 50 MB, without running out of memory.
-limited() {
-	local desc=$1 rc bytes
-	shift
-	( ulimit -v 300000; timeout 10 "$@" ) 2>"$T/.lim.err" |
-		head -c 52428800 | wc -c >"$T/.lim.bytes"
-	rc=${PIPESTATUS[0]}
-	bytes=$(cat "$T/.lim.bytes")
-	if [ "$rc" -eq 124 ] || [ "$rc" -gt 128 ]; then
-		fail "$desc: finishes in 10 s" "exit status $rc"
-	elif grep -q 'out of memory' "$T/.lim.err"; then
-		fail "$desc: runs in 300 MB" "$(head -3 "$T/.lim.err")"
-	elif [ "$bytes" -ge 52428800 ]; then
-		fail "$desc: prints under 50 MB" "printed $bytes bytes or more"
-	else
-		pass "$desc"
-	fi
+# bounded NAME STATUS CMD...: CMD exits STATUS within 10 s and 300 MB of
+# address space (no kill, no "out of memory"), printing under 50 MB.
+bounded() {
+	local name=$1 want=$2 rc
+	shift 2
+	( ulimit -v 300000; timeout 10 "$@" ) >"$T/b.out" 2>"$T/b.err"
+	rc=$?
+	assert_eq "$name: exit status $want within 10 s and 300 MB" \
+		"$want" "$rc $(grep -c 'out of memory' "$T/b.err")"
+	assert_eq "$name: prints under 50 MB" yes \
+		"$([ $(($(stat -c %s "$T/b.out") + $(stat -c %s "$T/b.err"))) -lt 52428800 ] && echo yes)"
 }
 
 # --- an L1 table at offset 0 (issue 13) -------------------------------
@@ -192,10 +186,14 @@ t_case "per-cluster lines on standard error" lines_on_stderr
 
 # --- check -M (issue 13) ------------------------------------------------
 metadata_report() {
-	local v
-	qemu-img create -q --object secret,id=sec0,data=abc -f qcow2 \
-		-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100 \
-		"$T/luks.qcow2" 64M
+	local v try
+	# On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
+	# accurate CPU usage"): a few tries.
+	for try in 1 2 3 4 5; do
+		qemu-img create -q --object secret,id=sec0,data=abc -f qcow2 \
+			-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100 \
+			"$T/luks.qcow2" 64M 2>"$T/luks.err" && break
+	done
 	"$Q2E" check -M --output=json "$T/luks.qcow2" >"$T/luks.json" 2>/dev/null
 	assert_eq "check -M: the LUKS area is crypt-header" number \
 		"$(jq -r '.viscera."crypt-header".location.offset | type' "$T/luks.json")"
@@ -249,21 +247,25 @@ t_case "findings in JSON" findings_shape
 
 # --- cost on hostile input (issue 14) -----------------------------------
 overlap_cost() {
+	local q
 	mk "$T/packed.qcow2" 64M
 	gen packed-l1 "$T/packed.qcow2"
-	limited "4,096 L1 tables in one cluster: check" \
-		"$Q2E" check "$T/packed.qcow2"
-	limited "4,096 L1 tables in one cluster: check --output=json" \
-		"$Q2E" check --output=json "$T/packed.qcow2"
 	as_qemu "4,096 L1 tables in one cluster" "$T/packed.qcow2"
+	bounded "4,096 L1 tables in one cluster: check" "$(cat "$T/q.rc") 0" \
+		"$Q2E" check "$T/packed.qcow2"
+	bounded "4,096 L1 tables in one cluster: check --output=json" \
+		"$(cat "$T/q.rc") 0" "$Q2E" check --output=json "$T/packed.qcow2"
 	assert_eq "4,096 L1 tables in one cluster: one overlap finding each but the first" \
 		4095 "$(jq '[.findings[] | select(.type == "overlap")] | length' "$T/o.json")"
 
 	mk -o cluster_size=2M "$T/exts.qcow2" 64M
 	gen empty-extensions "$T/exts.qcow2"
-	limited "262,144 empty header extensions: check" \
+	# qemu-img takes 15 s on it: its exit status only.
+	qemu-img check "$T/exts.qcow2" >/dev/null 2>&1
+	q=$?
+	bounded "262,144 empty header extensions: check" "$q 0" \
 		"$Q2E" check "$T/exts.qcow2"
-	limited "262,144 empty header extensions: check --output=json" \
+	bounded "262,144 empty header extensions: check --output=json" "$q 0" \
 		"$Q2E" check --output=json "$T/exts.qcow2"
 }
 t_case "overlaps on hostile input" overlap_cost
