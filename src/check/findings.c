@@ -535,6 +535,9 @@ int missing_file_findings(struct checker *c)
 	}
 	if (err.code == Q2E_ENOMEM)
 		return q2e_error_set(c->err, Q2E_ENOMEM, "%s", err.msg);
+	/* A format or depth we do not read, which QEMU may well open. */
+	if (err.code == Q2E_EUNSUPPORTED)
+		return 0;
 	snprintf(what, sizeof(what), "the backing chain does not open: %s",
 		 err.msg);
 	return missing_file(c, "backing_file", img->hdr.backing_file_offset,
