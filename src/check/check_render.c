@@ -15,6 +15,9 @@
 
 #include "qcow2elf/check.h"
 
+/* Owners of a structure a human finding names, at most. */
+#define HUMAN_OWNERS 8
+
 static const char *finding_type_name(enum q2e_finding_type t)
 {
 	switch (t) {
@@ -345,11 +348,15 @@ static void human_findings(FILE *fp, const struct q2e_check_result *res,
 
 			if (!r || r->nowners < 2)
 				continue;
+			/* The JSON lists them all; a line names a few. */
 			fputs(" [owners:", fp);
-			for (uint32_t n = 0; n < r->nowners; n++)
+			for (uint32_t n = 0; n < r->nowners && n < HUMAN_OWNERS; n++)
 				if (q2e_region_symbol(img, r, n, sym,
 						      sizeof(sym)) == 0)
 					fprintf(fp, " %s", sym);
+			if (r->nowners > HUMAN_OWNERS)
+				fprintf(fp, " and %" PRIu32 " more",
+					r->nowners - HUMAN_OWNERS);
 			fputc(']', fp);
 		}
 		fputc('\n', fp);
