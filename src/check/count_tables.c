@@ -203,7 +203,6 @@ static int group_snapshots(struct checker *c)
 	return 0;
 }
 
-
 /*
  * Snapshot I's L1 table, once for every snapshot sharing it.  *STOP: QEMU
  * could not read the table and gave up.
