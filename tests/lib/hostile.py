@@ -3,12 +3,18 @@
 """Builds hostile QCOW2 inputs from an image qemu-img made, for t_hostile.
 
     hostile.py shared-snapshot-l1 IMAGE [SNAPSHOTS]
+    hostile.py many-snapshots FILE [SNAPSHOTS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
 snapshot table entries that all share one L1 table whose every entry
 points past the end of the file: a file of about 1.1 MB that names
 33 million L2 tables.
+
+many-snapshots writes FILE anew: a 72-byte version 2 header and nothing
+else, whose snapshot table of SNAPSHOTS (65,536, QEMU's limit) entries
+lies past the end of the file.  They read as zeros, as in QEMU: every
+snapshot has the same empty ID and name.
 """
 import struct
 import sys
@@ -45,11 +51,24 @@ def shared_snapshot_l1(path, count):
         f.write(hdr)
 
 
+def many_snapshots(path, count):
+    hdr = struct.pack(">IIQIIQIIQQIIQ", 0x514649FB, 2, 0, 0, 16, 0, 0, 0,
+                      0, 0, 0, count, CLUSTER)
+    with open(path, "wb") as f:
+        f.write(hdr)
+
+
+GENERATORS = {
+    "shared-snapshot-l1": (shared_snapshot_l1, 4096),
+    "many-snapshots": (many_snapshots, 65536),
+}
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] != "shared-snapshot-l1":
+    if len(sys.argv) < 3 or sys.argv[1] not in GENERATORS:
         sys.exit(__doc__)
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
-    shared_snapshot_l1(sys.argv[2], count)
+    make, count = GENERATORS[sys.argv[1]]
+    make(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else count)
 
 
 if __name__ == "__main__":
