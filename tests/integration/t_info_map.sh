@@ -184,6 +184,52 @@ prealloc_map 1G cluster_size=2M 'write -P 6 3M 1M'
 # take it for preallocated.
 prealloc_map 1M cluster_size=65536 'write -P 7 0 1M'
 
+# With the bitmaps autoclear bit clear, a program without bitmap support
+# wrote the image: QEMU ignores the bitmaps, qemu-img info lists none, and
+# neither info nor check -M lists them as live ones.
+ignored_bitmaps() {
+	local f=$T_TMP/ignored-bitmaps.qcow2
+
+	qemu-img create -q -f qcow2 "$f" 64M
+	qemu-img bitmap --add "$f" b0
+	qemu-img bitmap --add "$f" b1
+	printf '\0' | dd of="$f" bs=1 seek=95 conv=notrunc status=none
+	compare_info "$f"
+	assert_eq "info: the bitmaps QEMU ignores are listed as ignored" \
+		'{"bitmaps":[],"ignored":["b0","b1"]}' \
+		"$("$Q2E" info --output=json "$f" | jq -c '{bitmaps, ignored: [."ignored-bitmaps"[].name]}')"
+	assert_match "human info too" $'bitmaps:\n  \\(none\\)\nignored-bitmaps:\n  \\[0\\]:\n    name +b0' \
+		"$("$Q2E" info "$f")"
+	assert_eq "check -M: under ignored-bitmaps, not bitmaps" \
+		'[false,["b0","b1"]]' \
+		"$("$Q2E" check -M --output=json "$f" 2>/dev/null |
+			jq -c '[.viscera | has("bitmaps"), [."ignored-bitmaps"."bitmap-dir"."dir-entries"[]."bitmap-name"]]')"
+}
+t_case "bitmaps with their autoclear bit clear" ignored_bitmaps
+
+# data-file-raw follows the external data file bit, as qemu-img shows it,
+# named or not; data-file the name, bit or not.
+data_file_bits() {
+	local f=$T_TMP/df-bit.qcow2 g=$T_TMP/df-name.qcow2 raw
+
+	qemu-img create -q -f qcow2 "$f" 1M
+	printf '\4' | dd of="$f" bs=1 seek=79 conv=notrunc status=none
+	for raw in 0 2; do	# autoclear bit 1: raw external data
+		printf "\\$raw" | dd of="$f" bs=1 seek=95 conv=notrunc status=none
+		compare_info "$f"
+	done
+	assert_eq "the bit without a name: data-file-raw, no data-file" \
+		'{"data-file":null,"data-file-raw":true}' \
+		"$("$Q2E" info --output=json "$f" | jq -c '{"data-file", "data-file-raw"}')"
+	qemu-img create -q -f qcow2 -o data_file="$T_TMP/df-name.data" "$g" 1M
+	printf '\0' | dd of="$g" bs=1 seek=79 conv=notrunc status=none
+	compare_info "$g"
+	assert_eq "a name without the bit: data-file, no data-file-raw" \
+		"{\"data-file\":\"$T_TMP/df-name.data\",\"data-file-raw\":null}" \
+		"$("$Q2E" info --output=json "$g" | jq -c '{"data-file", "data-file-raw"}')"
+}
+t_case "the external data file bit and name, apart" data_file_bits
+
 # Human map: compressed and encrypted clusters by kind, at their host
 # offsets (qemu-img map has none to give).  Each compressed offset must
 # hold the raw deflate stream of its cluster; an encrypted range starts
