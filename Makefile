@@ -9,6 +9,8 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 # The gdb helpers, for `source` (dumps also carry them).
 GDBDIR ?= $(PREFIX)/share/qcow2elf/gdb
+# Where bash-completion loads completions from on demand.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 PKG_CONFIG ?= pkg-config
 CFLAGS ?= -O2 -g
 INSTALL ?= install
@@ -132,10 +134,12 @@ install: $(BIN)
 	$(INSTALL) -m 644 contrib/man/qcow2elf.1 $(DESTDIR)$(MANDIR)/man1/qcow2elf.1
 	$(INSTALL) -d $(DESTDIR)$(GDBDIR)
 	$(INSTALL) -m 644 contrib/gdb/qcow2elf.py $(DESTDIR)$(GDBDIR)/qcow2elf.py
+	$(INSTALL) -d $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 644 contrib/completion/qcow2elf.bash $(DESTDIR)$(BASHCOMPDIR)/qcow2elf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qcow2elf $(DESTDIR)$(MANDIR)/man1/qcow2elf.1 \
-		$(DESTDIR)$(GDBDIR)/qcow2elf.py
+		$(DESTDIR)$(GDBDIR)/qcow2elf.py $(DESTDIR)$(BASHCOMPDIR)/qcow2elf
 
 clean:
 	rm -rf $(BUILD) $(BIN)

@@ -144,6 +144,10 @@ struct q2e_image {
 	char *data_file;		/* external data file name, or NULL */
 	bool has_bitmaps_ext;
 	struct qcow2_bitmaps_ext bitmaps_ext;
+	/* The extension is there but its autoclear bit is clear: a program
+	 * without bitmap support wrote the image, and QEMU ignores the
+	 * bitmaps (they are still read, as what the file holds). */
+	bool bitmaps_ignored;
 	bool has_crypto_ext;
 	struct qcow2_crypto_ext crypto_ext;
 	bool has_luks;

@@ -125,7 +125,8 @@ static void bitmaps_viscera(struct q2e_out *o, const struct q2e_image *img)
 {
 	const struct qcow2_bitmaps_ext *x = &img->bitmaps_ext;
 
-	q2e_out_object(o, "bitmaps");
+	/* QEMU does not load them: not listed as live bitmaps. */
+	q2e_out_object(o, img->bitmaps_ignored ? "ignored-bitmaps" : "bitmaps");
 	q2e_out_uint(o, "nb-bitmaps", x->nb_bitmaps);
 	q2e_out_object(o, "bitmap-dir");
 	location(o, "location", x->bitmap_directory_offset,

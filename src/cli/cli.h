@@ -14,7 +14,7 @@ struct command {
 	int (*run)(int argc, char **argv);
 	const char *synopsis;
 	const char *summary;
-	const char *options;	/* help text of its options; NULL: --output */
+	const char *options;	/* help text: its input, then its options */
 };
 
 extern const char *progname;

@@ -158,14 +158,23 @@ static int cmd_map(int argc, char **argv)
 	return run_view("map", argc, argv, q2e_view_map);
 }
 
+/* What each command reads, first in its --help: restore reads only dumps. */
+#define IMAGE_INPUT "IMAGE is a QCOW2 image or a dump written by 'qcow2elf dump'.\n"
+
 static const struct command commands[] = {
 	{ "info", cmd_info, "info [--output=human|json] IMAGE",
 	  "show the header, extensions, snapshots, bitmaps and regions",
-	  NULL },
+	  IMAGE_INPUT
+	  "  --output=FMT   human (default) or json\n"
+	  "  -h, --help     show this help\n" },
 	{ "map", cmd_map, "map [--output=human|json] IMAGE",
-	  "show where each guest range lives, like qemu-img map", NULL },
+	  "show where each guest range lives, like qemu-img map",
+	  IMAGE_INPUT
+	  "  --output=FMT   human (default) or json\n"
+	  "  -h, --help     show this help\n" },
 	{ "dump", cmd_dump, "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script]",
 	  "write the metadata as an ELF file for readelf, objcopy and gdb",
+	  IMAGE_INPUT
 	  "  -o, --output-file=OUT  the ELF file to write; - for standard output;\n"
 	  "                         a regular file is replaced only on success\n"
 	  "  --no-data              sections without bytes: the layout only\n"
@@ -173,6 +182,7 @@ static const struct command commands[] = {
 	  "  -h, --help             show this help\n" },
 	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
+	  IMAGE_INPUT
 	  "  --output=FMT    human (default) or json\n"
 	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
 	  "  -p, --progress  show progress on standard error\n"
@@ -182,6 +192,7 @@ static const struct command commands[] = {
 	  "63 not a QCOW2 image (qemu-img check exits 63 on a raw file).\n" },
 	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color=WHEN] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
+	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"
 	  "  --output=FMT   human (default) or json\n"
 	  "  -v, --verbose  list every change (human output lists 5 of each kind)\n"
 	  "  --color[=WHEN] colour human output: auto (default), always, never\n"
@@ -190,11 +201,12 @@ static const struct command commands[] = {
 	  "1 different metadata, 2 error.\n" },
 	{ "restore", cmd_restore, "restore DUMP -o IMAGE [--force]",
 	  "write a sparse image holding the dump's metadata at its offsets",
+	  "DUMP is a dump written by 'qcow2elf dump' without --no-data, never\n"
+	  "an image; IMAGE is the QCOW2 image it writes.\n"
 	  "  -o, --output-file=IMAGE  the image to write (sparse, data reads as\n"
 	  "                           zeros); - for standard output\n"
 	  "  -f, --force              replace IMAGE if it exists\n"
-	  "  -h, --help               show this help\n\n"
-	  "DUMP must be written without --no-data.\n" },
+	  "  -h, --help               show this help\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -237,12 +249,9 @@ int print_command_help(const char *name)
 {
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(commands[i].name, name) == 0)
-			printf("Usage: %s %s\n%s.\n\nIMAGE is a QCOW2 image or a dump written by '%s dump'.\n%s",
-			       progname, commands[i].synopsis,
-			       commands[i].summary, progname,
-			       commands[i].options ? commands[i].options
-			       : "  --output=FMT   human (default) or json\n"
-				 "  -h, --help     show this help\n");
+			printf("Usage: %s %s\n%s.\n\n%s", progname,
+			       commands[i].synopsis, commands[i].summary,
+			       commands[i].options);
 	return flush_stdout();
 }
 

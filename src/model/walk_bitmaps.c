@@ -126,6 +126,7 @@ int walk_read_bitmaps(struct walk *w)
 	if (!img->has_bitmaps_ext)
 		return 0;
 	if (!(img->hdr.autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
+		img->bitmaps_ignored = true;
 		ret = walk_problem(w, Q2E_SEV_NOTE, Q2E_PROBLEM_STATE, 88, "ext_bitmaps",
 				   "the bitmaps autoclear bit is clear: QEMU ignores the bitmaps");
 		if (ret < 0)

@@ -50,6 +50,27 @@ void diff_symbol(const struct q2e_image *img, enum q2e_region_kind kind,
 void diff_entry_symbol(enum q2e_region_kind kind, size_t n, char *buf,
 		       size_t size);
 
+/*
+ * Pairs the entries of two tables by key, in table order within a key
+ * (diff_match.c).  Fill KA[i] and KB[j] with each entry's key, then
+ * diff_pairing_match() sets A[i] to the position in the second table of
+ * the first table's entry i, or SIZE_MAX (B likewise).
+ */
+struct diff_key {
+	const char *major;
+	const char *minor;
+	size_t pos;
+};
+struct diff_pairing {
+	struct diff_key *ka, *kb;
+	size_t na, nb;
+	size_t *a, *b;
+};
+int diff_pairing_new(struct diff_pairing *p, size_t na, size_t nb,
+		     struct q2e_error *err);
+void diff_pairing_match(struct diff_pairing *p);
+void diff_pairing_free(struct diff_pairing *p);
+
 int diff_header(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err);
 int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,

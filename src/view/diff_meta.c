@@ -385,28 +385,25 @@ int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
 	return ret;
 }
 
-static bool same_snapshot_key(const struct q2e_snapshot *x,
-			      const struct q2e_snapshot *y)
-{
-	return strcmp(x->id, y->id) == 0 && strcmp(x->name, y->name) == 0;
-}
-
 /*
- * The snapshot of IMG that matches snapshot S of OTHER: the same ID and
- * name, and when a damaged table repeats them, the same occurrence.
+ * Snapshots pair by ID and name, and when a damaged table repeats them, by
+ * occurrence.
  */
-static const struct q2e_snapshot *snapshot_find(const struct q2e_image *img,
-						const struct q2e_image *other,
-						const struct q2e_snapshot *s)
+static int pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
+			  const struct q2e_image *b, struct q2e_error *err)
 {
-	size_t k = 0;
+	int ret = diff_pairing_new(p, a->nsnapshots, b->nsnapshots, err);
 
-	for (const struct q2e_snapshot *p = other->snapshots; p < s; p++)
-		k += same_snapshot_key(p, s);
-	for (size_t i = 0; i < img->nsnapshots; i++)
-		if (same_snapshot_key(&img->snapshots[i], s) && k-- == 0)
-			return &img->snapshots[i];
-	return NULL;
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < a->nsnapshots; i++)
+		p->ka[i] = (struct diff_key){ a->snapshots[i].id,
+					      a->snapshots[i].name, i };
+	for (size_t i = 0; i < b->nsnapshots; i++)
+		p->kb[i] = (struct diff_key){ b->snapshots[i].id,
+					      b->snapshots[i].name, i };
+	diff_pairing_match(p);
+	return 0;
 }
 
 /* A whole snapshot or bitmap, added or removed: its name, and its ID. */
@@ -471,45 +468,50 @@ static int snapshot_fields(struct q2e_diff *d, const char *sym,
 int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 		   const struct q2e_image *b, struct q2e_error *err)
 {
+	struct diff_pairing p;
 	char sym[48];
-	int ret = 0;
+	int ret = pair_snapshots(&p, a, b, err);
 
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < b->nsnapshots && !ret; i++) {
 		const struct q2e_snapshot *sb = &b->snapshots[i];
-		const struct q2e_snapshot *sa = snapshot_find(a, b, sb);
 
 		diff_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, sym, sizeof(sym));
-		if (!sa)
+		if (p.b[i] == SIZE_MAX)
 			ret = whole_entry(d, Q2E_DIFF_G_SNAPSHOT, sym, true,
 					  sb->name, sb->id, err);
 		else
-			ret = snapshot_fields(d, sym, &sa->entry, &sb->entry,
-					      err);
+			ret = snapshot_fields(d, sym,
+					      &a->snapshots[p.b[i]].entry,
+					      &sb->entry, err);
 	}
 	for (size_t i = 0; i < a->nsnapshots && !ret; i++) {
 		const struct q2e_snapshot *sa = &a->snapshots[i];
 
 		diff_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, sym, sizeof(sym));
-		if (!snapshot_find(b, a, sa))
+		if (p.a[i] == SIZE_MAX)
 			ret = whole_entry(d, Q2E_DIFF_G_SNAPSHOT, sym, false,
 					  sa->name, sa->id, err);
 	}
+	diff_pairing_free(&p);
 	return ret;
 }
 
 /* Likewise for bitmaps, by name. */
-static const struct q2e_bitmap *bitmap_find(const struct q2e_image *img,
-					    const struct q2e_image *other,
-					    const struct q2e_bitmap *x)
+static int pair_bitmaps(struct diff_pairing *p, const struct q2e_image *a,
+			const struct q2e_image *b, struct q2e_error *err)
 {
-	size_t k = 0;
+	int ret = diff_pairing_new(p, a->nbitmaps, b->nbitmaps, err);
 
-	for (const struct q2e_bitmap *p = other->bitmaps; p < x; p++)
-		k += strcmp(p->name, x->name) == 0;
-	for (size_t i = 0; i < img->nbitmaps; i++)
-		if (strcmp(img->bitmaps[i].name, x->name) == 0 && k-- == 0)
-			return &img->bitmaps[i];
-	return NULL;
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < a->nbitmaps; i++)
+		p->ka[i] = (struct diff_key){ a->bitmaps[i].name, "", i };
+	for (size_t i = 0; i < b->nbitmaps; i++)
+		p->kb[i] = (struct diff_key){ b->bitmaps[i].name, "", i };
+	diff_pairing_match(p);
+	return 0;
 }
 
 static char *bitmap_flags_meaning(uint32_t flags)
@@ -686,28 +688,33 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 		 struct q2e_image *b, struct q2e_error *err)
 {
+	struct diff_pairing p;
 	char sym[48];
-	int ret = 0;
+	int ret = pair_bitmaps(&p, a, b, err);
 
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < b->nbitmaps && !ret; i++) {
 		const struct q2e_bitmap *y = &b->bitmaps[i];
-		const struct q2e_bitmap *x = bitmap_find(a, b, y);
+		const struct q2e_bitmap *x;
 
 		diff_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, i, sym, sizeof(sym));
-		if (!x) {
+		if (p.b[i] == SIZE_MAX) {
 			ret = whole_entry(d, Q2E_DIFF_G_BITMAP, sym, true,
 					  y->name, NULL, err);
 			continue;
 		}
+		x = &a->bitmaps[p.b[i]];
 		ret = bitmap_fields(d, sym, &x->entry, &y->entry, err);
 		if (!ret)
 			ret = bitmap_table(d, a, x, b, y, (uint32_t)i, err);
 	}
 	for (size_t i = 0; i < a->nbitmaps && !ret; i++) {
 		diff_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY, i, sym, sizeof(sym));
-		if (!bitmap_find(b, a, &a->bitmaps[i]))
+		if (p.a[i] == SIZE_MAX)
 			ret = whole_entry(d, Q2E_DIFF_G_BITMAP, sym, false,
 					  a->bitmaps[i].name, NULL, err);
 	}
+	diff_pairing_free(&p);
 	return ret;
 }

@@ -150,9 +150,17 @@ static void snapshots(struct q2e_out *o, const struct q2e_image *img)
 	q2e_out_end(o);
 }
 
+/*
+ * "bitmaps" are the ones QEMU uses, as in qemu-img info; those it ignores,
+ * their autoclear bit being clear, are listed apart, as "ignored-bitmaps".
+ */
 static void bitmaps(struct q2e_out *o, const struct q2e_image *img)
 {
 	q2e_out_array(o, "bitmaps");
+	if (img->bitmaps_ignored) {
+		q2e_out_end(o);
+		q2e_out_array(o, "ignored-bitmaps");
+	}
 	for (size_t i = 0; i < img->nbitmaps; i++) {
 		const struct q2e_bitmap *b = &img->bitmaps[i];
 		const struct qcow2_bitmap_entry *e = &b->entry;
@@ -363,12 +371,15 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 		q2e_out_str(o, "backing-filename", img->backing_file);
 	if (img->backing_format)
 		q2e_out_str(o, "backing-filename-format", img->backing_format);
-	if (img->data_file) {
+	/* As qemu-img: the name where the extension gives one, and whether
+	 * the data file is raw wherever the incompatible bit says there is
+	 * one, named or not. */
+	if (img->data_file)
 		q2e_out_str(o, "data-file", img->data_file);
+	if (h->incompatible_features & QCOW2_INCOMPAT_DATA_FILE)
 		q2e_out_bool(o, "data-file-raw",
 			     h->autoclear_features &
 				     QCOW2_AUTOCLEAR_DATA_FILE_RAW);
-	}
 	/* The same rule check's exit status follows (qemu_rules.c). */
 	const char *refusal = q2e_qemu_open_refusal(img);
 

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "qcow2elf/model.h"
 #include "qcow2elf/views.h"
 
 #define MAP_CHUNK (1ULL << 30)
@@ -43,7 +44,8 @@ static const struct q2e_out_column human_columns[] = {
  * One range.  JSON has qemu-img map's keys in its order; people get the
  * flags as one kind and the file name: the one choice by format here.
  */
-static void render_range(struct q2e_out *o, const struct q2e_block_status *e)
+static void render_range(struct q2e_out *o, const struct q2e_block_status *e,
+			 const char *kind)
 {
 	q2e_out_object(o, NULL);
 	q2e_out_hex(o, "start", e->start);
@@ -56,7 +58,7 @@ static void render_range(struct q2e_out *o, const struct q2e_block_status *e)
 		if (e->has_offset)
 			q2e_out_hex(o, "offset", e->offset);
 	} else {
-		q2e_out_str(o, "kind", human_kind(e));
+		q2e_out_str(o, "kind", kind ? kind : human_kind(e));
 		if (e->has_offset) {
 			q2e_out_hex(o, "offset", e->offset);
 			q2e_out_str(o, "file", e->file);
@@ -65,6 +67,75 @@ static void render_range(struct q2e_out *o, const struct q2e_block_status *e)
 		}
 	}
 	q2e_out_end(o);
+}
+
+/*
+ * Data that QEMU gives no offset for, which qemu-img map refuses to list in
+ * its human form: compressed clusters (each at its own host byte offset)
+ * and encrypted ones (at their host offsets, in runs where those continue).
+ * Only people get them: JSON stays qemu-img's.
+ */
+static int render_hidden(struct q2e_out *o, struct q2e_chain *chain,
+			 const struct q2e_block_status *e,
+			 struct q2e_error *err)
+{
+	struct q2e_layer *l = &chain->layers[e->depth];
+	struct q2e_block_status run = { 0 };
+	const char *run_kind = NULL;
+	uint64_t end = e->start + e->length;
+
+	if (l->format != Q2E_LAYER_QCOW2) {
+		render_range(o, e, NULL);
+		return 0;
+	}
+	for (uint64_t pos = e->start; pos < end;) {
+		uint64_t cs = l->img->cluster_size;
+		uint64_t next = (pos | (cs - 1)) + 1;
+		struct q2e_block_status piece = *e;
+		struct qcow2_l2_entry le;
+		const char *kind = NULL;
+		int ret = q2e_image_l2_lookup(l->cache, pos, &le, err);
+
+		if (ret < 0)
+			return ret;
+		piece.start = pos;
+		piece.length = (next < end ? next : end) - pos;
+		if (le.type == QCOW2_CLUSTER_COMPRESSED) {
+			kind = "compressed";
+			piece.has_offset = true;
+			piece.offset = le.host_offset;
+			piece.file = l->path;
+		} else if (le.type == QCOW2_CLUSTER_NORMAL) {
+			kind = "encrypted";
+			piece.has_offset = true;
+			piece.offset = le.host_offset + (pos & (cs - 1));
+			piece.file = l->data_path;
+		}
+		if (run.length && run_kind == kind && kind &&
+		    strcmp(kind, "encrypted") == 0 &&
+		    run.offset + run.length == piece.offset) {
+			run.length += piece.length;
+		} else {
+			if (run.length)
+				render_range(o, &run, run_kind);
+			run = piece;
+			run_kind = kind;
+		}
+		pos += piece.length;
+	}
+	if (run.length)
+		render_range(o, &run, run_kind);
+	return 0;
+}
+
+static int render(struct q2e_out *o, struct q2e_chain *chain,
+		  const struct q2e_block_status *e, struct q2e_error *err)
+{
+	if (q2e_out_format(o) != Q2E_FORMAT_JSON && e->data && !e->zero &&
+	    !e->has_offset && e->length)
+		return render_hidden(o, chain, e, err);
+	render_range(o, e, NULL);
+	return 0;
 }
 
 int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
@@ -98,13 +169,13 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 			curr.length += next.length;
 			continue;
 		}
-		if (curr.length)
-			render_range(o, &curr);
+		if (curr.length && (ret = render(o, chain, &curr, err)) < 0)
+			goto out;
 		curr = next;
 	}
 	/* An empty image still has its one, empty, range in qemu-img map. */
 	if (curr.length || end == 0)
-		render_range(o, &curr);
+		ret = render(o, chain, &curr, err);
 	q2e_out_end(o);
 out:
 	q2e_chain_close(chain);

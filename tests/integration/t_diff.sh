@@ -7,6 +7,7 @@
 # `qemu-img map`.
 . "$(dirname "$0")/../lib/common.sh"
 need qemu-img qemu-io jq
+. "$TOP/tests/lib/patch.sh"
 
 case $Q2E in
 */*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
@@ -267,6 +268,35 @@ for pair in "snap.elf cow.elf" "snap.qcow2 cow.elf" "snap.elf cow.qcow2"; do
 	"$Q2E" diff --output=json $pair | jq 'del(.old, .new)' >b.json
 	assert_same_file "diff $pair says what the images' diff says" a.json b.json
 done
+
+# A damaged table may repeat an ID and name: the k-th snapshot with them
+# pairs with the k-th, in table order.  repeat_ids IMAGE DATE...: every
+# snapshot gets ID "1" and the next date_sec.
+repeat_ids() {
+	local img=$1 n=0 off extra
+	shift
+	for date in "$@"; do
+		off=$("$Q2E" info --output=json "$img" | jq ".snapshots[$n].\"entry-offset\"")
+		extra=$(get_be "$img" $((off + 36)) 4)
+		put_be "$img" $((off + 16)) 4 "$date"
+		put_be "$img" $((off + 40 + extra)) 1 0x31	# "1", 1 byte long
+		n=$((n + 1))
+	done
+}
+qemu-img create -q -f qcow2 rep-old.qcow2 64M
+for i in 1 2 3; do qemu-img snapshot -c s rep-old.qcow2; done
+cp rep-old.qcow2 rep-new.qcow2
+qemu-img snapshot -c s rep-new.qcow2
+repeat_ids rep-old.qcow2 10 20 30
+repeat_ids rep-new.qcow2 10 21 30 40
+assert_eq "repeated snapshot IDs and names pair by occurrence" \
+	"snapshots snapshot_1.date_sec changed 20 -> 21
+snapshots snapshot_3 added -> s" \
+	"$(changes rep-old.qcow2 rep-new.qcow2 | grep '^snapshots ')"
+assert_eq "and the other way round" \
+	"snapshots snapshot_1.date_sec changed 21 -> 20
+snapshots snapshot_3 removed s" \
+	"$(changes rep-new.qcow2 rep-old.qcow2 | grep '^snapshots ')"
 
 # Errors exit 2, as with cmp.
 assert_status "a missing file: exit 2" 2 "$Q2E" diff base.qcow2 missing.qcow2

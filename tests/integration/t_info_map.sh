@@ -87,9 +87,12 @@ compare_map() {		# compare_map IMAGE KIND
 }
 
 # The human map lists the same ranges as the JSON one (qemu-img's), one
-# line each under a header, offsets in hex, no trailing blanks.
+# line each under a header, offsets in hex, no trailing blanks; but where
+# qemu-img gives no offset, compressed and encrypted clusters, it splits
+# the range where the host offsets do and gives them: such lines are
+# joined again for the comparison.
 compare_human_map() {
-	local img=$1
+	local img=$1 hidden=0 hs=0 hl=0 hd=0
 
 	if ! "$Q2E" map "$img" >"$T_TMP/map.human" 2>"$T_TMP/o.err"; then
 		fail "human map $img: exits 0" "$(head -3 "$T_TMP/o.err")"
@@ -97,12 +100,30 @@ compare_human_map() {
 	fi
 	jq -r '.[] | "\(.start) \(.length) \(.depth) \(.offset // "-")"' \
 		"$T_TMP/map.qemu" >"$T_TMP/h.want"
-	tail -n +2 "$T_TMP/map.human" | while read -r start len depth kind rest; do
+	{ tail -n +2 "$T_TMP/map.human"; echo 0 0 0 end; } |
+	while read -r start len depth kind rest; do
 		set -- $rest
-		[ "$kind" = data ] && [ "${1:-}" = "(no" ] && shift 2
-		off=${1:--}
-		[ "$off" = - ] || off=$((off))
-		echo "$((start)) $((len)) $depth $off"
+		start=$((start)) len=$((len))
+		if [ "$hidden" = 1 ] && { [ "$kind" != compressed ] &&
+			[ "$kind" != encrypted ] || [ "$depth" != "$hd" ] ||
+			[ $((hs + hl)) != "$start" ]; }; then
+			echo "$hs $hl $hd -"
+			hidden=0
+		fi
+		case $kind in
+		end) ;;
+		compressed|encrypted)
+			if [ "$hidden" = 1 ]; then
+				hl=$((hl + len))
+			else
+				hidden=1 hs=$start hl=$len hd=$depth
+			fi ;;
+		*)
+			[ "$kind" = data ] && [ "${1:-}" = "(no" ] && shift 2
+			off=${1:--}
+			[ "$off" = - ] || off=$((off))
+			echo "$start $len $depth $off" ;;
+		esac
 	done >"$T_TMP/h.got"
 	if cmp -s "$T_TMP/h.want" "$T_TMP/h.got" &&
 		! grep -q '[[:space:]]$' "$T_TMP/map.human"; then
@@ -137,6 +158,129 @@ done <corpus.list
 # An image of virtual size 0: qemu-img map still prints one empty range.
 qemu-img create -q -f qcow2 "$T_TMP/empty.qcow2" 0
 t_case "map of an empty image" compare_map "$T_TMP/empty.qcow2" plain
+
+# Preallocated metadata (qemu-img create -o preallocation=metadata): QEMU
+# guesses it from clusters in use against blocks on disk, and then asks
+# the file which preallocated clusters are holes.  map must give the same
+# entries as qemu-img map, whichever way the guess goes.
+prealloc_map() {	# prealloc_map SIZE CREATE-OPTIONS QEMU-IO-COMMANDS...
+	local f=$T_TMP/prealloc/$1-${2//[=,]/-}.qcow2 size=$1 opts=$2
+	shift 2
+	mkdir -p "${f%/*}"
+	qemu-img create -q -f qcow2 -o "preallocation=metadata,$opts" "$f" "$size"
+	for c in "$@"; do qemu-io -c "$c" "$f" >/dev/null; done
+	qemu-img map --output=json "$f" >"$T_TMP/pm.qemu"
+	"$Q2E" map --output=json "$f" >"$T_TMP/pm.ours"
+	assert_eq "map of $size with preallocated metadata ($opts): qemu-img's entries" \
+		"$(jq -cS '.[]' "$T_TMP/pm.qemu")" "$(jq -cS '.[]' "$T_TMP/pm.ours")"
+	assert_same_file "and its bytes" "$T_TMP/pm.qemu" "$T_TMP/pm.ours"
+}
+prealloc_map 64M cluster_size=65536 'write -P 1 1M 192k' 'write -z 8M 64k' \
+	'discard 16M 64k'
+prealloc_map 16M cluster_size=4096 'write -P 2 0 12k' 'write -P 3 15M 4k'
+prealloc_map 8M extended_l2=on 'write -P 4 4k 8k' 'write -P 5 1M 64k'
+prealloc_map 1G cluster_size=2M 'write -P 6 3M 1M'
+# Written all over: as many clusters on disk as in use, so QEMU does not
+# take it for preallocated.
+prealloc_map 1M cluster_size=65536 'write -P 7 0 1M'
+
+# With the bitmaps autoclear bit clear, a program without bitmap support
+# wrote the image: QEMU ignores the bitmaps, qemu-img info lists none, and
+# neither info nor check -M lists them as live ones.
+ignored_bitmaps() {
+	local f=$T_TMP/ignored-bitmaps.qcow2
+
+	qemu-img create -q -f qcow2 "$f" 64M
+	qemu-img bitmap --add "$f" b0
+	qemu-img bitmap --add "$f" b1
+	printf '\0' | dd of="$f" bs=1 seek=95 conv=notrunc status=none
+	compare_info "$f"
+	assert_eq "info: the bitmaps QEMU ignores are listed as ignored" \
+		'{"bitmaps":[],"ignored":["b0","b1"]}' \
+		"$("$Q2E" info --output=json "$f" | jq -c '{bitmaps, ignored: [."ignored-bitmaps"[].name]}')"
+	assert_match "human info too" $'bitmaps:\n  \\(none\\)\nignored-bitmaps:\n  \\[0\\]:\n    name +b0' \
+		"$("$Q2E" info "$f")"
+	assert_eq "check -M: under ignored-bitmaps, not bitmaps" \
+		'[false,["b0","b1"]]' \
+		"$("$Q2E" check -M --output=json "$f" 2>/dev/null |
+			jq -c '[.viscera | has("bitmaps"), [."ignored-bitmaps"."bitmap-dir"."dir-entries"[]."bitmap-name"]]')"
+}
+t_case "bitmaps with their autoclear bit clear" ignored_bitmaps
+
+# data-file-raw follows the external data file bit, as qemu-img shows it,
+# named or not; data-file the name, bit or not.
+data_file_bits() {
+	local f=$T_TMP/df-bit.qcow2 g=$T_TMP/df-name.qcow2 raw
+
+	qemu-img create -q -f qcow2 "$f" 1M
+	printf '\4' | dd of="$f" bs=1 seek=79 conv=notrunc status=none
+	for raw in 0 2; do	# autoclear bit 1: raw external data
+		printf "\\$raw" | dd of="$f" bs=1 seek=95 conv=notrunc status=none
+		compare_info "$f"
+	done
+	assert_eq "the bit without a name: data-file-raw, no data-file" \
+		'{"data-file":null,"data-file-raw":true}' \
+		"$("$Q2E" info --output=json "$f" | jq -c '{"data-file", "data-file-raw"}')"
+	qemu-img create -q -f qcow2 -o data_file="$T_TMP/df-name.data" "$g" 1M
+	printf '\0' | dd of="$g" bs=1 seek=79 conv=notrunc status=none
+	compare_info "$g"
+	assert_eq "a name without the bit: data-file, no data-file-raw" \
+		"{\"data-file\":\"$T_TMP/df-name.data\",\"data-file-raw\":null}" \
+		"$("$Q2E" info --output=json "$g" | jq -c '{"data-file", "data-file-raw"}')"
+}
+t_case "the external data file bit and name, apart" data_file_bits
+
+# Human map: compressed and encrypted clusters by kind, at their host
+# offsets (qemu-img map has none to give).  Each compressed offset must
+# hold the raw deflate stream of its cluster; an encrypted range starts
+# where the L2 entry, read here independently, says.
+cat >"$T_TMP/host.py" <<'PY'
+import struct, sys, zlib
+path, guest = sys.argv[1], int(sys.argv[2], 0)
+with open(path, "rb") as f:
+    h = f.read(48)
+    bits = struct.unpack_from(">I", h, 20)[0]
+    l1 = struct.unpack_from(">Q", h, 40)[0]
+    cs = 1 << bits
+    f.seek(l1 + guest // (cs * cs // 8) * 8)
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+    f.seek(l2 + guest // cs % (cs // 8) * 8)
+    e = struct.unpack(">Q", f.read(8))[0]
+    if len(sys.argv) > 3:       # compressed: inflate from the map's offset
+        f.seek(int(sys.argv[3], 0))
+        d = zlib.decompressobj(-15).decompress(f.read(2 * cs))[:cs]
+        print("pattern %d" % d[0] if d == d[:1] * cs else "not the cluster")
+    else:
+        print(hex(e & 0x00fffffffffffe00))
+PY
+human_map_hidden() {
+	local d=$T_TMP/hidden got want
+
+	mkdir -p "$d" && cd "$d" || return 1
+	qemu-img create -q -f qcow2 src.qcow2 1M
+	qemu-io -c 'write -P 7 0 128k' -c 'write -P 9 512k 64k' src.qcow2 >/dev/null
+	qemu-img convert -c -O qcow2 src.qcow2 comp.qcow2
+	"$Q2E" map comp.qcow2 >map.txt
+	assert_eq "human map: compressed clusters by kind, one line each" \
+		"0x0 compressed comp.qcow2
+0x10000 compressed comp.qcow2
+0x80000 compressed comp.qcow2" \
+		"$(awk '$4 == "compressed" { print $1, $4, $6 }' map.txt)"
+	got=$(awk '$4 == "compressed" { print $1, $5 }' map.txt |
+		while read -r g h; do python3 "$T_TMP/host.py" comp.qcow2 "$g" "$h"; done)
+	assert_eq "at offsets that hold their compressed data" \
+		"pattern 7
+pattern 7
+pattern 9" "$got"
+	# The corpus's LUKS image has 128 KiB of data at 64 KiB.
+	cd "$C" || return 1
+	want=$(python3 "$T_TMP/host.py" luks.qcow2 0x10000)
+	assert_eq "human map: encrypted clusters by kind, at their host offset" \
+		"0x10000 0x20000 encrypted $want luks.qcow2" \
+		"$("$Q2E" map luks.qcow2 | awk '$4 == "encrypted" { print $1, $2, $4, $5, $6 }')"
+}
+t_case "human map of compressed and encrypted clusters" human_map_hidden
+
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
 	fail "corpus has $n images" "expected at least 30"
 finish

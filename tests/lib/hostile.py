@@ -3,17 +3,30 @@
 """Builds hostile QCOW2 inputs from an image qemu-img made, for t_hostile.
 
     hostile.py shared-snapshot-l1 IMAGE [SNAPSHOTS]
+    hostile.py many-snapshots FILE [SNAPSHOTS]
+    hostile.py many-bitmaps IMAGE [BITMAPS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
 snapshot table entries that all share one L1 table whose every entry
 points past the end of the file: a file of about 1.1 MB that names
 33 million L2 tables.
+
+many-snapshots writes FILE anew: a 72-byte version 2 header and nothing
+else, whose snapshot table of SNAPSHOTS (65,536, QEMU's limit) entries
+lies past the end of the file.  They read as zeros, as in QEMU: every
+snapshot has the same empty ID and name.
+
+many-bitmaps: IMAGE must be a fresh qemu-img image of 1 MiB with 64 KiB
+clusters and one bitmap.  Its bitmap directory becomes BITMAPS (65,535,
+QEMU's limit) entries all named "b", sharing one all-zeros table: a
+2.5 MB file.
 """
 import struct
 import sys
 
 CLUSTER = 65536
+BITMAPS_EXT = 0x23852875
 
 
 def shared_snapshot_l1(path, count):
@@ -45,11 +58,53 @@ def shared_snapshot_l1(path, count):
         f.write(hdr)
 
 
+def many_snapshots(path, count):
+    hdr = struct.pack(">IIQIIQIIQQIIQ", 0x514649FB, 2, 0, 0, 16, 0, 0, 0,
+                      0, 0, 0, count, CLUSTER)
+    with open(path, "wb") as f:
+        f.write(hdr)
+
+
+def many_bitmaps(path, count):
+    with open(path, "r+b") as f:
+        hdr = bytearray(f.read(CLUSTER))
+        pos = struct.unpack_from(">I", hdr, 100)[0]     # header_length
+        while True:
+            magic, length = struct.unpack_from(">II", hdr, pos)
+            if magic in (0, BITMAPS_EXT):
+                break
+            pos += 8 + (length + 7) // 8 * 8
+        if magic != BITMAPS_EXT:
+            sys.exit("many-bitmaps: %s has no bitmaps extension" % path)
+        f.seek(0, 2)
+        table_off = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        f.seek(table_off)
+        f.write(b"\0" * CLUSTER)
+        # offset, 1 entry, no flags, type 1, granularity 2^16, name "b"
+        entry = struct.pack(">QIIBBHI", table_off, 1, 0, 1, 16, 1, 0) + b"b"
+        entry += b"\0" * (-len(entry) % 8)
+        directory = entry * count
+        dir_off = table_off + CLUSTER
+        f.seek(dir_off)
+        f.write(directory + b"\0" * (-len(directory) % CLUSTER))
+        struct.pack_into(">IIQQ", hdr, pos + 8, count, 0, len(directory),
+                         dir_off)
+        f.seek(0)
+        f.write(hdr[:pos + 32])
+
+
+GENERATORS = {
+    "shared-snapshot-l1": (shared_snapshot_l1, 4096),
+    "many-snapshots": (many_snapshots, 65536),
+    "many-bitmaps": (many_bitmaps, 65535),
+}
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] != "shared-snapshot-l1":
+    if len(sys.argv) < 3 or sys.argv[1] not in GENERATORS:
         sys.exit(__doc__)
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
-    shared_snapshot_l1(sys.argv[2], count)
+    make, count = GENERATORS[sys.argv[1]]
+    make(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else count)
 
 
 if __name__ == "__main__":
