@@ -189,6 +189,45 @@ dump_case() {
 	pass "$name: dump valid and reads back like the image"
 }
 
+# Out of memory in the DWARF step (libdwarf once called abort(), exit
+# 134): a dump of ~17,000 sections under address-space limits around what
+# the DWARF description needs.  Each run either succeeds or exits 1 with a
+# message and leaves no output behind; at least one fails in the DWARF step.
+low_memory_case() {
+	local v rc dwarf_failed=0
+
+	python3 -c "
+import sys
+with open(sys.argv[1], 'wb') as f:
+    f.truncate(512 << 20)
+    for o in range(0, 512 << 20, 32768):
+        f.seek(o); f.write(b'x')
+" many.raw
+	qemu-img convert -f raw -O qcow2 -o cluster_size=512 many.raw many.qcow2
+	rm -f many.raw
+	for v in $(seq 18000 1000 40000); do
+		rm -rf lowmem && mkdir lowmem
+		( ulimit -v "$v"; "$Q2E" dump many.qcow2 -o lowmem/out.elf ) \
+			2>lowmem.err
+		rc=$?
+		if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
+			fail "dump at ulimit -v $v exits 0 or 1" "exit $rc" "$(head -3 lowmem.err)"
+			return
+		fi
+		if [ "$rc" -eq 1 ]; then
+			grep -q 'qcow2elf: .*' lowmem.err ||
+				{ fail "dump at ulimit -v $v says why it failed" "$(cat lowmem.err)"; return; }
+			[ -z "$(ls lowmem)" ] ||
+				{ fail "dump at ulimit -v $v leaves no output" "$(ls lowmem)"; return; }
+			grep -q 'DWARF' lowmem.err && dwarf_failed=1
+		fi
+	done
+	[ "$dwarf_failed" = 1 ] ||
+		skip "no limit made the DWARF step fail on this machine"
+	rm -f many.qcow2
+}
+t_case "out of memory while writing a dump: exit 1, a message, no output" low_memory_case
+
 # The whole corpus: every dump is valid and reads back like its image.
 # QEMU's map looks at the file's holes when st_blocks says the image is
 # preallocated; st_blocks settles only after writeback, so sync first and
