@@ -371,6 +371,15 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 					     "'%s': section %s at file offset 0x%llx runs past the end of the dump",
 					     src->path, name,
 					     (unsigned long long)sh.sh_offset);
+		/* Every region the dump holds lies in the image file its
+		 * note describes: a section past it means a damaged note. */
+		if (sh.sh_addr > src->meta.file_size ||
+		    sh.sh_size > src->meta.file_size - sh.sh_addr)
+			return q2e_error_set(err, Q2E_ECORRUPT,
+					     "'%s': section %s at 0x%llx ends past the end of the image file (%llu bytes) the dump's note claims",
+					     src->path, name,
+					     (unsigned long long)sh.sh_addr,
+					     (unsigned long long)src->meta.file_size);
 		if (q2e_grow(p->secs, cap, p->nsecs + 1) < 0)
 			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 		p->secs[p->nsecs++] = (struct dump_section){
