@@ -104,6 +104,8 @@ struct emitter {
 	struct q2e_dwarf dwarf;
 	struct q2e_extent *extents;	/* of the image file */
 	size_t nextents;
+	struct q2e_extent *held;	/* what the region sections hold */
+	size_t nheld;
 	uint8_t *note;
 	size_t note_size;
 };
@@ -231,6 +233,34 @@ static int entry_symbols(struct emitter *e, size_t si)
 	return ret;
 }
 
+/* The union of the ranges the region sections hold, sorted (the model's
+ * regions come sorted by offset). */
+static int plan_held(struct emitter *e)
+{
+	const struct q2e_image *img = e->img;
+
+	e->held = malloc((img->nregions ? img->nregions : 1) *
+			 sizeof(*e->held));
+	if (!e->held)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+		uint64_t start = r->offset, end = start + r->avail;
+		struct q2e_extent *last = e->nheld ? &e->held[e->nheld - 1]
+						    : NULL;
+
+		if (!r->avail)
+			continue;
+		if (last && start <= last->offset + last->length) {
+			if (end > last->offset + last->length)
+				last->length = end - last->offset;
+			continue;
+		}
+		e->held[e->nheld++] = (struct q2e_extent){ start, end - start };
+	}
+	return 0;
+}
+
 static int plan(struct emitter *e)
 {
 	struct q2e_image *img = e->img;
@@ -249,6 +279,9 @@ static int plan(struct emitter *e)
 							    .size = r->avail };
 	}
 	qsort(e->secs, e->nsecs, sizeof(*e->secs), cmp_section_order);
+	ret = plan_held(e);
+	if (ret < 0)
+		return ret;
 
 	for (size_t si = 0; si < e->nsecs; si++) {
 		const struct q2e_region *r = e->secs[si].region;
@@ -390,7 +423,7 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
  */
 enum section_kind_id {
 	SEC_NOTE, SEC_REGIONS, SEC_DWARF, SEC_GDB_SCRIPTS, SEC_EXTENTS,
-	SEC_SYMTAB, SEC_SYMTAB_SHNDX, SEC_STRTAB, SEC_SHSTRTAB, SEC_KINDS
+	SEC_HELD, SEC_SYMTAB, SEC_SYMTAB_SHNDX, SEC_STRTAB, SEC_SHSTRTAB, SEC_KINDS
 };
 
 struct elf_writer {
@@ -525,16 +558,28 @@ static int add_gdb_scripts(struct elf_writer *w)
 	return add_section(w, &s);
 }
 
-static int add_extents(struct elf_writer *w)
+/* A list of (offset, length) pairs in the file's byte order (dumpfmt.h). */
+static int add_range_list(struct elf_writer *w, const char *name,
+			  struct q2e_extent *list, size_t n)
 {
 	struct section_spec s = {
-		.name = Q2E_EXTENTS_SECTION, .type = SHT_PROGBITS,
-		.size = w->e->nextents * sizeof(*w->e->extents), .align = 8,
-		.entsize = sizeof(*w->e->extents), .data = w->e->extents,
-		.dtype = ELF_T_BYTE,
+		.name = name, .type = SHT_PROGBITS,
+		.size = n * sizeof(*list), .align = 8,
+		.entsize = sizeof(*list), .data = list, .dtype = ELF_T_BYTE,
 	};
 
 	return add_section(w, &s);
+}
+
+static int add_extents(struct elf_writer *w)
+{
+	return add_range_list(w, Q2E_EXTENTS_SECTION, w->e->extents,
+			      w->e->nextents);
+}
+
+static int add_held(struct elf_writer *w)
+{
+	return add_range_list(w, Q2E_REGIONS_SECTION, w->e->held, w->e->nheld);
 }
 
 /* Symbols: a null one, then every structure (all global). */
@@ -637,6 +682,11 @@ static size_t count_extents(const struct elf_writer *w)
 	return w->e->nextents ? 1 : 0;
 }
 
+static size_t count_held(const struct elf_writer *w)
+{
+	return w->e->nheld ? 1 : 0;
+}
+
 static size_t count_gdb_scripts(const struct elf_writer *w)
 {
 	return w->e->opts->no_gdb_script ? 0 : 1;
@@ -657,6 +707,7 @@ static const struct section_kind {
 	[SEC_DWARF] = { count_dwarf, add_dwarf },
 	[SEC_GDB_SCRIPTS] = { count_gdb_scripts, add_gdb_scripts },
 	[SEC_EXTENTS] = { count_extents, add_extents },
+	[SEC_HELD] = { count_held, add_held },
 	[SEC_SYMTAB] = { count_one, add_symtab },
 	[SEC_SYMTAB_SHNDX] = { count_xnum, add_symtab_shndx },
 	[SEC_STRTAB] = { count_one, add_strtab },
@@ -724,6 +775,7 @@ static int write_program_headers(struct elf_writer *w,
 				 const struct segment *segs, size_t nsegs)
 {
 	GElf_Phdr ph = { .p_type = PT_NOTE, .p_offset = w->note_off,
+			 .p_vaddr = Q2E_NOTE_VADDR, .p_paddr = Q2E_NOTE_VADDR,
 			 .p_filesz = w->e->note_size, .p_align = 4 };
 
 	if (!gelf_newphdr(w->elf, 1 + nsegs))
@@ -881,6 +933,7 @@ out:
 	free(e.secs);
 	free(e.note);
 	free(e.extents);
+	free(e.held);
 	q2e_dwarf_free(&e.dwarf);
 	return ret;
 }
