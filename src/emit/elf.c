@@ -90,6 +90,7 @@ struct out_section {
 	uint64_t file_offset;
 	uint64_t size;		/* bytes that exist: region->avail */
 	size_t shndx;
+	bool zero;		/* all zeros: SHT_NOBITS, no room in the file */
 };
 
 struct emitter {
@@ -261,6 +262,28 @@ static int plan_held(struct emitter *e)
 	return 0;
 }
 
+/*
+ * A region whose bytes are all zeros (a table a header claims in a hole,
+ * or past what was ever written) becomes an SHT_NOBITS section: readers
+ * take it as zeros, as they do the image, at no cost in the file or in
+ * reading it back.  Decided by the bytes alone, so that the dump is the
+ * same whatever the file system says about holes.
+ */
+static int find_zero_sections(struct emitter *e)
+{
+	struct q2e_region_copier c;
+	int ret;
+
+	if (e->opts->no_data)
+		return 0;
+	ret = q2e_region_copier_init(&c, e->img, -1, e->img->path, e->err);
+	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
+		ret = q2e_region_is_zero(&c, e->secs[i].region,
+					 &e->secs[i].zero);
+	q2e_region_copier_fini(&c);
+	return ret;
+}
+
 static int plan(struct emitter *e)
 {
 	struct q2e_image *img = e->img;
@@ -280,6 +303,8 @@ static int plan(struct emitter *e)
 	}
 	qsort(e->secs, e->nsecs, sizeof(*e->secs), cmp_section_order);
 	ret = plan_held(e);
+	if (ret == 0)
+		ret = find_zero_sections(e);
 	if (ret < 0)
 		return ret;
 
@@ -379,13 +404,34 @@ static int cmp_by_addr(const void *pa, const void *pb)
 	return a->shndx < b->shndx ? -1 : a->shndx > b->shndx;
 }
 
+/* Whether a section's bytes take no room in the file. */
+static bool is_nobits(const struct emitter *e, const struct out_section *s)
+{
+	return e->opts->no_data || s->zero;
+}
+
+/*
+ * Whether S continues segment LAST: adjacent in addresses and in the file.
+ * Sections of zeros have offsets as if they held their bytes (past those
+ * of the others; eu-elflint places a NOBITS section by its offset), so
+ * they make segments of their own.
+ */
+static bool continues(const struct emitter *e, const struct segment *last,
+		      const struct out_section *s)
+{
+	if (!last || last->vaddr + last->memsz != s->region->offset)
+		return false;
+	if (is_nobits(e, s) != (last->filesz == 0))
+		return false;
+	return last->offset + last->memsz == s->file_offset;
+}
+
 /* PT_LOADs by address, one per run of sections adjacent in both spaces. */
 static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 {
 	struct out_section **by = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*by));
 	struct segment *segs = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*segs));
 	size_t ns = 0;
-	bool nobits = e->opts->no_data;
 
 	if (!by || !segs) {
 		free(by);
@@ -398,16 +444,15 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 	for (size_t i = 0; i < e->nsecs; i++) {
 		const struct out_section *s = by[i];
 		struct segment *last = ns ? &segs[ns - 1] : NULL;
+		uint64_t filesz = is_nobits(e, s) ? 0 : s->size;
 
-		if (last && last->vaddr + last->memsz == s->region->offset &&
-		    last->offset + last->memsz == s->file_offset) {
+		if (continues(e, last, s)) {
 			last->memsz += s->size;
-			last->filesz += nobits ? 0 : s->size;
+			last->filesz += filesz;
 			continue;
 		}
 		segs[ns++] = (struct segment){ s->region->offset, s->size,
-					       s->file_offset,
-					       nobits ? 0 : s->size };
+					       s->file_offset, filesz };
 	}
 	free(by);
 	*out = segs;
@@ -518,7 +563,7 @@ static int add_regions(struct elf_writer *w)
 		const struct out_section *o = &e->secs[i];
 		struct section_spec s = {
 			.name = name,
-			.type = e->opts->no_data ? SHT_NOBITS : SHT_PROGBITS,
+			.type = is_nobits(e, o) ? SHT_NOBITS : SHT_PROGBITS,
 			.flags = SHF_ALLOC, .addr = o->region->offset,
 			.placed = true, .offset = o->file_offset,
 			.size = o->size, .align = 1,
@@ -745,12 +790,24 @@ static size_t number_sections(struct elf_writer *w)
 static int layout(struct elf_writer *w, struct segment **segs, size_t *nsegs)
 {
 	struct emitter *e = w->e;
-	uint64_t base = 0, off;
+	uint64_t base = 0, at, off;
 	int ret;
 
 	for (size_t i = 0; i < e->nsecs; i++) {
+		if (e->secs[i].zero)
+			continue;
 		e->secs[i].file_offset = base;
 		base += e->secs[i].size;
+	}
+	/* Sections of zeros, after the bytes of the others (which is where
+	 * the file goes on), as if they held their bytes: eu-elflint takes a
+	 * NOBITS section inside a segment's window as part of it. */
+	at = base;
+	for (size_t i = 0; i < e->nsecs; i++) {
+		if (!e->secs[i].zero)
+			continue;
+		e->secs[i].file_offset = at;
+		at += e->secs[i].size;
 	}
 	ret = plan_segments(e, segs, nsegs);
 	if (ret < 0)
@@ -838,8 +895,9 @@ static int copy_regions(struct emitter *e, int fd, const char *path)
 		return 0;
 	ret = q2e_region_copier_init(&c, e->img, fd, path, e->err);
 	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
-		ret = q2e_region_copy(&c, e->secs[i].region,
-				      e->secs[i].file_offset);
+		if (!e->secs[i].zero)
+			ret = q2e_region_copy(&c, e->secs[i].region,
+					      e->secs[i].file_offset);
 	q2e_region_copier_fini(&c);
 	return ret;
 }

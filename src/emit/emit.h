@@ -25,6 +25,7 @@ struct q2e_region_copier {
 	struct q2e_error *err;
 	uint8_t *buf;
 	uint64_t bytes;		/* copied so far */
+	bool skip_zeros;	/* the output reads as zeros where not written */
 };
 
 int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
@@ -33,5 +34,12 @@ int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		    uint64_t at);
 void q2e_region_copier_fini(struct q2e_region_copier *c);
+/*
+ * Whether the AVAIL bytes of R are all zeros, read through C's buffer.
+ * What a dump holds depends on this, the bytes, and never on how the file
+ * system stores them (holes, unwritten extents, the page cache).
+ */
+int q2e_region_is_zero(struct q2e_region_copier *c, const struct q2e_region *r,
+		       bool *zero);
 
 #endif

@@ -30,6 +30,8 @@ static int write_regions(struct q2e_image *img, int fd, const char *path,
 	struct q2e_region_copier c;
 	int ret = q2e_region_copier_init(&c, img, fd, path, err);
 
+	/* The file was cut to its size: what is not written is a hole. */
+	c.skip_zeros = true;
 	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
 		const struct q2e_region *r = &img->regions[i];
 
