@@ -228,6 +228,27 @@ with open(sys.argv[1], 'wb') as f:
 }
 t_case "out of memory while writing a dump: exit 1, a message, no output" low_memory_case
 
+# The same image gives the same dump whatever the page cache holds: an
+# image with fallocated (unwritten) clusters is dumped, read whole (which
+# puts those clusters in the page cache, where SEEK_DATA then calls them
+# data on ext4 and xfs), and dumped again.
+page_cache_case() {
+	qemu-img create -q -f qcow2 -o preallocation=falloc falloc.qcow2 64M
+	qemu-io -c 'write -P 0x44 1M 64k' falloc.qcow2 >/dev/null
+	sync
+	"$Q2E" dump falloc.qcow2 -o falloc1.elf || return 1
+	cat falloc.qcow2 >/dev/null
+	"$Q2E" dump falloc.qcow2 -o falloc2.elf || return 1
+	assert_status "dumps before and after the image is read are the same" 0 \
+		cmp falloc1.elf falloc2.elf
+	"$Q2E" map --output=json falloc.qcow2 >falloc.map
+	"$Q2E" map --output=json falloc2.elf >falloc2.map
+	assert_same_file "and map of the dump is map of the image" \
+		falloc.map falloc2.map
+	rm -f falloc.qcow2
+}
+t_case "a dump does not depend on the page cache" page_cache_case
+
 # The whole corpus: every dump is valid and reads back like its image.
 # QEMU's map looks at the file's holes when st_blocks says the image is
 # preallocated; st_blocks settles only after writeback, so sync first and
