@@ -33,6 +33,8 @@ struct q2e_dump_meta {
 	uint32_t version;
 	char *tool_version;
 	bool no_data;		/* written with --no-data: sections are NOBITS */
+	char *redacted;		/* written with --redact: what was removed,
+				   else NULL */
 	/* Ranges of the image that the dump was written with sections for
 	 * and no longer has (objcopy -R, strip...), sorted: what the model
 	 * reports as missing, as past the end of a truncated image. */

@@ -107,6 +107,7 @@ struct emitter {
 	size_t nextents;
 	struct q2e_extent *held;	/* what the region sections hold */
 	size_t nheld;
+	struct q2e_redaction redact;	/* --redact */
 	uint8_t *note;
 	size_t note_size;
 };
@@ -277,6 +278,7 @@ static int find_zero_sections(struct emitter *e)
 	if (e->opts->no_data)
 		return 0;
 	ret = q2e_region_copier_init(&c, e->img, -1, e->img->path, e->err);
+	c.redact = &e->redact;
 	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
 		ret = q2e_region_is_zero(&c, e->secs[i].region,
 					 &e->secs[i].zero);
@@ -329,59 +331,6 @@ static int plan(struct emitter *e)
 			return ret;
 	}
 	return 0;
-}
-
-/* The facts of dumpfmt.h, as NT_VERSION notes with empty descriptors. */
-static int make_note(struct emitter *e)
-{
-	const struct q2e_image *img = e->img;
-	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
-	char *facts[8];
-	size_t size = 0, n = 0;
-	bool prealloc;
-	int ret;
-
-	/* QEMU's guess from the file's allocation, not its st_blocks: those
-	 * change as the file system settles, and the dump must not. */
-	ret = q2e_image_metadata_preallocation(e->img, &prealloc, e->err);
-	if (ret < 0)
-		return ret;
-
-#define FACT(...)                                                          \
-	do {                                                               \
-		if (asprintf(&facts[n], Q2E_NOTE_PREFIX __VA_ARGS__) < 0)  \
-			facts[n] = NULL;                                   \
-		n++;                                                       \
-	} while (0)
-	FACT("version=%s", Q2E_VERSION);
-	FACT("image=%s", dm ? dm->image_name : img->path);
-	FACT("file-size=%" PRIu64, img->file_size);
-	FACT("metadata-preallocation=%d", prealloc ? 1 : 0);
-	FACT("virtual-size=%" PRIu64, img->hdr.size);
-	FACT("cluster-size=%" PRIu64, img->cluster_size);
-	FACT("qcow2-version=%u", img->hdr.version);
-	FACT("no-data=%d", e->opts->no_data ? 1 : 0);
-#undef FACT
-	for (size_t i = 0; i < n; i++) {
-		if (!facts[i])
-			ret = q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-		else
-			size += 12 + align(strlen(facts[i]) + 1, 4);
-	}
-	if (ret == 0 && !(e->note = calloc(1, size)))
-		ret = q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	for (size_t i = 0, at = 0; ret == 0 && i < n; i++) {
-		uint32_t hdr[3] = { (uint32_t)strlen(facts[i]) + 1, 0,
-				    Q2E_NT_VERSION };
-
-		memcpy(e->note + at, hdr, 12);
-		memcpy(e->note + at + 12, facts[i], hdr[0]);
-		at += 12 + align(hdr[0], 4);
-	}
-	e->note_size = size;
-	for (size_t i = 0; i < n; i++)
-		free(facts[i]);
-	return ret;
 }
 
 static int elf_fail(struct emitter *e, const char *path, const char *what)
@@ -894,6 +843,7 @@ static int copy_regions(struct emitter *e, int fd, const char *path)
 	if (e->opts->no_data)
 		return 0;
 	ret = q2e_region_copier_init(&c, e->img, fd, path, e->err);
+	c.redact = &e->redact;
 	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
 		if (!e->secs[i].zero)
 			ret = q2e_region_copy(&c, e->secs[i].region,
@@ -951,18 +901,25 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 {
 	struct emitter e = { .img = img, .opts = opts, .err = err };
 	struct q2e_outfile out;
-	int ret;
+	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return q2e_error_set(err, Q2E_EOUTPUT, "libelf is out of date");
-	ret = plan(&e);
+	if (opts->redact)
+		ret = q2e_redaction_plan(img, &e.redact, err);
 	if (ret == 0)
-		ret = make_note(&e);
+		ret = plan(&e);
+	if (ret == 0)
+		ret = q2e_dump_note(img, opts, opts->redact ? e.redact.image_name
+							     : NULL,
+				    &e.note, &e.note_size, err);
 	if (ret == 0)
 		ret = q2e_image_file_extents(img, &e.extents, &e.nextents, err);
 	if (ret == 0)
-		ret = q2e_dwarf_build(img, e.syms, e.nsyms, img->path, &e.dwarf,
+		ret = q2e_dwarf_build(img, e.syms, e.nsyms,
+				      opts->redact ? e.redact.image_name
+						   : img->path, &e.dwarf,
 				      err);
 	if (ret < 0)
 		goto out;
@@ -992,6 +949,7 @@ out:
 	free(e.note);
 	free(e.extents);
 	free(e.held);
+	q2e_redaction_free(&e.redact);
 	q2e_dwarf_free(&e.dwarf);
 	return ret;
 }

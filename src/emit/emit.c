@@ -88,6 +88,7 @@ int q2e_region_is_zero(struct q2e_region_copier *c, const struct q2e_region *r,
 
 		if (ret < 0)
 			return ret;
+		q2e_redaction_apply(c->redact, r->offset + pos, c->buf, n);
 		if (!all_zero(c->buf, n)) {
 			*zero = false;
 			return 0;
@@ -107,6 +108,7 @@ int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 
 		if (ret < 0)
 			return ret;
+		q2e_redaction_apply(c->redact, r->offset + pos, c->buf, n);
 		if (c->skip_zeros && all_zero(c->buf, n)) {
 			pos += n;
 			continue;

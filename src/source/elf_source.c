@@ -181,6 +181,8 @@ static void dump_close(struct q2e_source *src)
 		free(p);
 	}
 	free(src->meta.missing);
+	free(src->meta.redacted);
+	src->meta.redacted = NULL;
 	src->meta.missing = NULL;
 	src->meta.nmissing = 0;
 }
@@ -240,6 +242,9 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 		src->meta.version = (uint32_t)strtoul(v, NULL, 10);
 	} else if (KEY("no-data")) {
 		src->meta.no_data = strcmp(v, "1") == 0;
+	} else if (KEY("redacted")) {
+		free(src->meta.redacted);
+		src->meta.redacted = strdup(v);
 	}
 #undef KEY
 }
