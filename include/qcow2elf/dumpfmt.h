@@ -26,6 +26,13 @@
  *   qcow2elf:cluster-size=N
  *   qcow2elf:qcow2-version=N
  *   qcow2elf:no-data=0|1              written with --no-data (NOBITS)
+ *   qcow2elf:redacted=WHAT            written with --redact (or from a
+ *                                     dump that was): what was removed,
+ *                                     a comma-separated list; absent
+ *                                     otherwise
+ *
+ * A region whose bytes are all zeros is an SHT_NOBITS section even without
+ * --no-data: it reads as zeros.
  *
  * Section .qcow2elf.extents (SHT_PROGBITS, not allocated) lists the data
  * extents of the image file, so that `map` tells holes from data as it
