@@ -18,10 +18,12 @@ sections() {
 	readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] \(\.qcow2\.[^ ]*\) *\([A-Z]*\) *\([0-9a-f]*\) [0-9a-f]* \([0-9a-f]*\) .*/\1 \2 \3 \4/p'
 }
 
-# same_region_bytes A.elf B.elf: every .qcow2.* section holds the same bytes.
+# same_region_bytes A.elf B.elf: every .qcow2.* section holds the same
+# bytes (a section of zeros is NOBITS in both: sections() compares types).
 same_region_bytes() {
-	local a=() b=() k=0 n bad=
-	while read -r n _; do
+	local a=() b=() k=0 n t bad=
+	while read -r n t _; do
+		[ "$t" = NOBITS ] && continue
 		a+=(--dump-section "$n=sa.$k") b+=(--dump-section "$n=sb.$k")
 		k=$((k + 1))
 	done < <(sections "$1")
