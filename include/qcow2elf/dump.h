@@ -21,6 +21,7 @@
 struct q2e_dump_options {
 	bool no_data;		/* SHT_NOBITS sections: the layout only */
 	bool no_gdb_script;	/* no .debug_gdb_scripts (the gdb helpers) */
+	bool redact;		/* for a bug report: see src/emit/redact.c */
 };
 
 struct q2e_dump_result {

@@ -26,12 +26,31 @@
  *   qcow2elf:cluster-size=N
  *   qcow2elf:qcow2-version=N
  *   qcow2elf:no-data=0|1              written with --no-data (NOBITS)
+ *   qcow2elf:redacted=WHAT            written with --redact (or from a
+ *                                     dump that was): what was removed,
+ *                                     a comma-separated list; absent
+ *                                     otherwise
+ *
+ * A region whose bytes are all zeros is an SHT_NOBITS section even without
+ * --no-data: it reads as zeros.
  *
  * Section .qcow2elf.extents (SHT_PROGBITS, not allocated) lists the data
  * extents of the image file, so that `map` tells holes from data as it
  * does on the image: pairs of 64-bit (offset, length) in the file's byte
  * order, sorted.  An empty extent alone means the file was all holes; no
  * section means nothing is known, and all of the file counts as data.
+ *
+ * Section .qcow2elf.regions (SHT_PROGBITS, not allocated) lists the ranges
+ * of the image the ".qcow2.*" sections held when the dump was written, in
+ * the same form, sorted.  A range no section holds any more was removed
+ * by a tool that trims files (objcopy -R, strip): readers report its
+ * structure as missing, as they report one past the end of a truncated
+ * image, instead of reading zeros there.
+ *
+ * The PT_NOTE segment's p_vaddr is Q2E_NOTE_VADDR, beyond any image offset
+ * (QCOW2 addresses 2^56 bytes): at 0 it would cover the header's section,
+ * and objcopy, which assigns allocated sections to segments by address,
+ * would turn that section into a note.
  */
 #ifndef QCOW2ELF_DUMPFMT_H
 #define QCOW2ELF_DUMPFMT_H
@@ -40,5 +59,7 @@
 #define Q2E_NT_VERSION 1
 #define Q2E_SECTION_PREFIX ".qcow2."
 #define Q2E_EXTENTS_SECTION ".qcow2elf.extents"
+#define Q2E_REGIONS_SECTION ".qcow2elf.regions"
+#define Q2E_NOTE_VADDR 0xff00000000000000ULL
 
 #endif

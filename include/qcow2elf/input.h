@@ -16,6 +16,12 @@ enum q2e_source_kind {
 	Q2E_SOURCE_DUMP,
 };
 
+/* A range of the image file that holds data (not a hole). */
+struct q2e_extent {
+	uint64_t offset;
+	uint64_t length;
+};
+
 /* What a dump records about the image it came from (its PT_NOTE). */
 struct q2e_dump_meta {
 	char *image_name;	/* as given to `dump`, not made absolute */
@@ -27,12 +33,13 @@ struct q2e_dump_meta {
 	uint32_t version;
 	char *tool_version;
 	bool no_data;		/* written with --no-data: sections are NOBITS */
-};
-
-/* A range of the image file that holds data (not a hole). */
-struct q2e_extent {
-	uint64_t offset;
-	uint64_t length;
+	char *redacted;		/* written with --redact: what was removed,
+				   else NULL */
+	/* Ranges of the image that the dump was written with sections for
+	 * and no longer has (objcopy -R, strip...), sorted: what the model
+	 * reports as missing, as past the end of a truncated image. */
+	struct q2e_extent *missing;
+	size_t nmissing;
 };
 
 #endif

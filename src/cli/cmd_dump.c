@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* `qcow2elf dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script]` */
+/* `qcow2elf dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact]` */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@ int cmd_dump(int argc, char **argv)
 		{ "output-file", required_argument, NULL, 'o' },
 		{ "no-data", no_argument, NULL, 'n' },
 		{ "no-gdb-script", no_argument, NULL, 'g' },
+		{ "redact", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -36,6 +37,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case 'g':
 			dopts.no_gdb_script = true;
+			break;
+		case 'r':
+			dopts.redact = true;
 			break;
 		case 'h':
 			return print_command_help("dump");

@@ -172,13 +172,17 @@ static const struct command commands[] = {
 	  IMAGE_INPUT
 	  "  --output=FMT   human (default) or json\n"
 	  "  -h, --help     show this help\n" },
-	{ "dump", cmd_dump, "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script]",
+	{ "dump", cmd_dump,
+	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact]",
 	  "write the metadata as an ELF file for readelf, objcopy and gdb",
 	  IMAGE_INPUT
 	  "  -o, --output-file=OUT  the ELF file to write; - for standard output;\n"
 	  "                         a regular file is replaced only on success\n"
 	  "  --no-data              sections without bytes: the layout only\n"
 	  "  --no-gdb-script        leave out the gdb helpers (.debug_gdb_scripts)\n"
+	  "  --redact               for a bug report: the same layout without\n"
+	  "                         names, file names, LUKS key material and\n"
+	  "                         digests, or bitmap contents\n"
 	  "  -h, --help             show this help\n" },
 	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",

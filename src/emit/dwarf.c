@@ -18,6 +18,8 @@
  */
 #include <dwarf.h>
 #include <libdwarf.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -805,52 +807,90 @@ static int collect_sections(struct dw *w)
 	return 0;
 }
 
-int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
-		    size_t nsyms, const char *cu_name, struct q2e_dwarf *out,
-		    struct q2e_error *err)
+/* Everything libdwarf makes, in W->dbg; sets W->failed on an error. */
+static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
+		  const char *cu_name)
 {
-	struct dw w = { .err = err, .img = img, .out = out };
 	Dwarf_Error derr = NULL;
 	Dwarf_Unsigned flags = DW_DLC_WRITE | DW_DLC_POINTER64 |
 			       DW_DLC_OFFSET32 | DW_DLC_SYMBOLIC_RELOCATIONS |
 			       DW_TARGET_ORDER;
-	int ret = 0;
 
-	memset(out, 0, sizeof(*out));
-	if (dwarf_producer_init(flags, section_callback, NULL, NULL, &w, DW_ISA,
-				"V4", NULL, &w.dbg, &derr) != DW_DLV_OK) {
-		fail(&w, "dwarf_producer_init", derr);
-		return Q2E_EOUTPUT;
+	if (dwarf_producer_init(flags, section_callback, NULL, NULL, w, DW_ISA,
+				"V4", NULL, &w->dbg, &derr) != DW_DLV_OK) {
+		w->dbg = NULL;
+		return fail(w, "dwarf_producer_init", derr);
 	}
-	w.cu = new_die(&w, DW_TAG_compile_unit, NULL);
-	at_name(&w, w.cu, cu_name);
-	if (!w.failed) {
+	w->cu = new_die(w, DW_TAG_compile_unit, NULL);
+	at_name(w, w->cu, cu_name);
+	if (!w->failed) {
 		Dwarf_P_Attribute a;
 
-		if (dwarf_add_AT_string_a(w.dbg, w.cu, DW_AT_producer,
+		if (dwarf_add_AT_string_a(w->dbg, w->cu, DW_AT_producer,
 					  "qcow2elf " Q2E_VERSION, &a,
 					  &derr) != DW_DLV_OK)
-			fail(&w, "dwarf_add_AT_string_a", derr);
+			fail(w, "dwarf_add_AT_string_a", derr);
 	}
-	w.u8 = base_type(&w, "uint8_t", DW_ATE_unsigned, 1);
-	w.chr = base_type(&w, "char", DW_ATE_signed_char, 1);
-	w.be16 = base_type(&w, "__be16", DW_ATE_unsigned, 2);
-	w.be32 = base_type(&w, "__be32", DW_ATE_unsigned, 4);
-	w.be64 = base_type(&w, "__be64", DW_ATE_unsigned, 8);
-	make_enum_types(&w);
-	make_entry_types(&w);
-	make_luks_types(&w);
-	for (size_t i = 0; i < nsyms && !w.failed; i++)
-		variable(&w, &syms[i]);
-	if (!w.failed &&
-	    dwarf_add_die_to_debug_a(w.dbg, w.cu, &derr) != DW_DLV_OK)
-		fail(&w, "dwarf_add_die_to_debug_a", derr);
-	if (!w.failed && collect_sections(&w) < 0)
-		w.failed = true;
-	if (w.failed)
-		ret = err && err->code ? err->code : Q2E_EOUTPUT;
-	dwarf_producer_finish_a(w.dbg, &derr);
-	free(w.arrays);
+	w->u8 = base_type(w, "uint8_t", DW_ATE_unsigned, 1);
+	w->chr = base_type(w, "char", DW_ATE_signed_char, 1);
+	w->be16 = base_type(w, "__be16", DW_ATE_unsigned, 2);
+	w->be32 = base_type(w, "__be32", DW_ATE_unsigned, 4);
+	w->be64 = base_type(w, "__be64", DW_ATE_unsigned, 8);
+	make_enum_types(w);
+	make_entry_types(w);
+	make_luks_types(w);
+	for (size_t i = 0; i < nsyms && !w->failed; i++)
+		variable(w, &syms[i]);
+	if (!w->failed &&
+	    dwarf_add_die_to_debug_a(w->dbg, w->cu, &derr) != DW_DLV_OK)
+		fail(w, "dwarf_add_die_to_debug_a", derr);
+	if (!w->failed && collect_sections(w) < 0)
+		w->failed = true;
+}
+
+/*
+ * libdwarf 20210528 calls abort() when it cannot allocate the structure
+ * that would report a failed allocation ("Could not allocate Dwarf_Error
+ * structure"), which memory pressure makes likely.  The build runs with a
+ * SIGABRT handler that jumps back here, so that running out of memory is
+ * an error like any other.  glibc's abort() releases its lock before it
+ * raises the signal, so leaving the handler by siglongjmp is safe; the
+ * producer is left as the failed allocation found it, and is freed.
+ */
+static sigjmp_buf abort_jump;
+
+static void abort_handler(int sig)
+{
+	(void)sig;
+	siglongjmp(abort_jump, 1);
+}
+
+int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
+		    size_t nsyms, const char *cu_name, struct q2e_dwarf *out,
+		    struct q2e_error *err)
+{
+	/* W is volatile: it is read after the jump */
+	struct dw state = { .err = err, .img = img, .out = out };
+	struct dw *volatile w = &state;
+	struct sigaction sa = { .sa_handler = abort_handler }, old;
+	Dwarf_Error derr = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGABRT, &sa, &old);
+	if (sigsetjmp(abort_jump, 1) == 0) {
+		build(w, syms, nsyms, cu_name);
+	} else {
+		w->failed = true;
+		q2e_error_set(err, Q2E_ENOMEM,
+			      "cannot build the DWARF description: out of memory (libdwarf gave up)");
+	}
+	sigaction(SIGABRT, &old, NULL);
+	ret = !w->failed ? 0 : err && err->code ? err->code : Q2E_EOUTPUT;
+	if (w->dbg)
+		dwarf_producer_finish_a(w->dbg, &derr);
+	free(w->arrays);
 	if (ret < 0)
 		q2e_dwarf_free(out);
 	return ret;

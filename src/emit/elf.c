@@ -90,6 +90,7 @@ struct out_section {
 	uint64_t file_offset;
 	uint64_t size;		/* bytes that exist: region->avail */
 	size_t shndx;
+	bool zero;		/* all zeros: SHT_NOBITS, no room in the file */
 };
 
 struct emitter {
@@ -104,6 +105,9 @@ struct emitter {
 	struct q2e_dwarf dwarf;
 	struct q2e_extent *extents;	/* of the image file */
 	size_t nextents;
+	struct q2e_extent *held;	/* what the region sections hold */
+	size_t nheld;
+	struct q2e_redaction redact;	/* --redact */
 	uint8_t *note;
 	size_t note_size;
 };
@@ -231,6 +235,57 @@ static int entry_symbols(struct emitter *e, size_t si)
 	return ret;
 }
 
+/* The union of the ranges the region sections hold, sorted (the model's
+ * regions come sorted by offset). */
+static int plan_held(struct emitter *e)
+{
+	const struct q2e_image *img = e->img;
+
+	e->held = malloc((img->nregions ? img->nregions : 1) *
+			 sizeof(*e->held));
+	if (!e->held)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+		uint64_t start = r->offset, end = start + r->avail;
+		struct q2e_extent *last = e->nheld ? &e->held[e->nheld - 1]
+						    : NULL;
+
+		if (!r->avail)
+			continue;
+		if (last && start <= last->offset + last->length) {
+			if (end > last->offset + last->length)
+				last->length = end - last->offset;
+			continue;
+		}
+		e->held[e->nheld++] = (struct q2e_extent){ start, end - start };
+	}
+	return 0;
+}
+
+/*
+ * A region whose bytes are all zeros (a table a header claims in a hole,
+ * or past what was ever written) becomes an SHT_NOBITS section: readers
+ * take it as zeros, as they do the image, at no cost in the file or in
+ * reading it back.  Decided by the bytes alone, so that the dump is the
+ * same whatever the file system says about holes.
+ */
+static int find_zero_sections(struct emitter *e)
+{
+	struct q2e_region_copier c;
+	int ret;
+
+	if (e->opts->no_data)
+		return 0;
+	ret = q2e_region_copier_init(&c, e->img, -1, e->img->path, e->err);
+	c.redact = &e->redact;
+	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
+		ret = q2e_region_is_zero(&c, e->secs[i].region,
+					 &e->secs[i].zero);
+	q2e_region_copier_fini(&c);
+	return ret;
+}
+
 static int plan(struct emitter *e)
 {
 	struct q2e_image *img = e->img;
@@ -249,6 +304,11 @@ static int plan(struct emitter *e)
 							    .size = r->avail };
 	}
 	qsort(e->secs, e->nsecs, sizeof(*e->secs), cmp_section_order);
+	ret = plan_held(e);
+	if (ret == 0)
+		ret = find_zero_sections(e);
+	if (ret < 0)
+		return ret;
 
 	for (size_t si = 0; si < e->nsecs; si++) {
 		const struct q2e_region *r = e->secs[si].region;
@@ -273,59 +333,6 @@ static int plan(struct emitter *e)
 	return 0;
 }
 
-/* The facts of dumpfmt.h, as NT_VERSION notes with empty descriptors. */
-static int make_note(struct emitter *e)
-{
-	const struct q2e_image *img = e->img;
-	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
-	char *facts[8];
-	size_t size = 0, n = 0;
-	bool prealloc;
-	int ret;
-
-	/* QEMU's guess from the file's allocation, not its st_blocks: those
-	 * change as the file system settles, and the dump must not. */
-	ret = q2e_image_metadata_preallocation(e->img, &prealloc, e->err);
-	if (ret < 0)
-		return ret;
-
-#define FACT(...)                                                          \
-	do {                                                               \
-		if (asprintf(&facts[n], Q2E_NOTE_PREFIX __VA_ARGS__) < 0)  \
-			facts[n] = NULL;                                   \
-		n++;                                                       \
-	} while (0)
-	FACT("version=%s", Q2E_VERSION);
-	FACT("image=%s", dm ? dm->image_name : img->path);
-	FACT("file-size=%" PRIu64, img->file_size);
-	FACT("metadata-preallocation=%d", prealloc ? 1 : 0);
-	FACT("virtual-size=%" PRIu64, img->hdr.size);
-	FACT("cluster-size=%" PRIu64, img->cluster_size);
-	FACT("qcow2-version=%u", img->hdr.version);
-	FACT("no-data=%d", e->opts->no_data ? 1 : 0);
-#undef FACT
-	for (size_t i = 0; i < n; i++) {
-		if (!facts[i])
-			ret = q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-		else
-			size += 12 + align(strlen(facts[i]) + 1, 4);
-	}
-	if (ret == 0 && !(e->note = calloc(1, size)))
-		ret = q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	for (size_t i = 0, at = 0; ret == 0 && i < n; i++) {
-		uint32_t hdr[3] = { (uint32_t)strlen(facts[i]) + 1, 0,
-				    Q2E_NT_VERSION };
-
-		memcpy(e->note + at, hdr, 12);
-		memcpy(e->note + at + 12, facts[i], hdr[0]);
-		at += 12 + align(hdr[0], 4);
-	}
-	e->note_size = size;
-	for (size_t i = 0; i < n; i++)
-		free(facts[i]);
-	return ret;
-}
-
 static int elf_fail(struct emitter *e, const char *path, const char *what)
 {
 	return q2e_error_set(e->err, Q2E_EOUTPUT, "'%s': %s: %s", path, what,
@@ -346,13 +353,34 @@ static int cmp_by_addr(const void *pa, const void *pb)
 	return a->shndx < b->shndx ? -1 : a->shndx > b->shndx;
 }
 
+/* Whether a section's bytes take no room in the file. */
+static bool is_nobits(const struct emitter *e, const struct out_section *s)
+{
+	return e->opts->no_data || s->zero;
+}
+
+/*
+ * Whether S continues segment LAST: adjacent in addresses and in the file.
+ * Sections of zeros have offsets as if they held their bytes (past those
+ * of the others; eu-elflint places a NOBITS section by its offset), so
+ * they make segments of their own.
+ */
+static bool continues(const struct emitter *e, const struct segment *last,
+		      const struct out_section *s)
+{
+	if (!last || last->vaddr + last->memsz != s->region->offset)
+		return false;
+	if (is_nobits(e, s) != (last->filesz == 0))
+		return false;
+	return last->offset + last->memsz == s->file_offset;
+}
+
 /* PT_LOADs by address, one per run of sections adjacent in both spaces. */
 static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 {
 	struct out_section **by = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*by));
 	struct segment *segs = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*segs));
 	size_t ns = 0;
-	bool nobits = e->opts->no_data;
 
 	if (!by || !segs) {
 		free(by);
@@ -365,16 +393,15 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 	for (size_t i = 0; i < e->nsecs; i++) {
 		const struct out_section *s = by[i];
 		struct segment *last = ns ? &segs[ns - 1] : NULL;
+		uint64_t filesz = is_nobits(e, s) ? 0 : s->size;
 
-		if (last && last->vaddr + last->memsz == s->region->offset &&
-		    last->offset + last->memsz == s->file_offset) {
+		if (continues(e, last, s)) {
 			last->memsz += s->size;
-			last->filesz += nobits ? 0 : s->size;
+			last->filesz += filesz;
 			continue;
 		}
 		segs[ns++] = (struct segment){ s->region->offset, s->size,
-					       s->file_offset,
-					       nobits ? 0 : s->size };
+					       s->file_offset, filesz };
 	}
 	free(by);
 	*out = segs;
@@ -390,7 +417,7 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
  */
 enum section_kind_id {
 	SEC_NOTE, SEC_REGIONS, SEC_DWARF, SEC_GDB_SCRIPTS, SEC_EXTENTS,
-	SEC_SYMTAB, SEC_SYMTAB_SHNDX, SEC_STRTAB, SEC_SHSTRTAB, SEC_KINDS
+	SEC_HELD, SEC_SYMTAB, SEC_SYMTAB_SHNDX, SEC_STRTAB, SEC_SHSTRTAB, SEC_KINDS
 };
 
 struct elf_writer {
@@ -485,7 +512,7 @@ static int add_regions(struct elf_writer *w)
 		const struct out_section *o = &e->secs[i];
 		struct section_spec s = {
 			.name = name,
-			.type = e->opts->no_data ? SHT_NOBITS : SHT_PROGBITS,
+			.type = is_nobits(e, o) ? SHT_NOBITS : SHT_PROGBITS,
 			.flags = SHF_ALLOC, .addr = o->region->offset,
 			.placed = true, .offset = o->file_offset,
 			.size = o->size, .align = 1,
@@ -525,16 +552,28 @@ static int add_gdb_scripts(struct elf_writer *w)
 	return add_section(w, &s);
 }
 
-static int add_extents(struct elf_writer *w)
+/* A list of (offset, length) pairs in the file's byte order (dumpfmt.h). */
+static int add_range_list(struct elf_writer *w, const char *name,
+			  struct q2e_extent *list, size_t n)
 {
 	struct section_spec s = {
-		.name = Q2E_EXTENTS_SECTION, .type = SHT_PROGBITS,
-		.size = w->e->nextents * sizeof(*w->e->extents), .align = 8,
-		.entsize = sizeof(*w->e->extents), .data = w->e->extents,
-		.dtype = ELF_T_BYTE,
+		.name = name, .type = SHT_PROGBITS,
+		.size = n * sizeof(*list), .align = 8,
+		.entsize = sizeof(*list), .data = list, .dtype = ELF_T_BYTE,
 	};
 
 	return add_section(w, &s);
+}
+
+static int add_extents(struct elf_writer *w)
+{
+	return add_range_list(w, Q2E_EXTENTS_SECTION, w->e->extents,
+			      w->e->nextents);
+}
+
+static int add_held(struct elf_writer *w)
+{
+	return add_range_list(w, Q2E_REGIONS_SECTION, w->e->held, w->e->nheld);
 }
 
 /* Symbols: a null one, then every structure (all global). */
@@ -637,6 +676,11 @@ static size_t count_extents(const struct elf_writer *w)
 	return w->e->nextents ? 1 : 0;
 }
 
+static size_t count_held(const struct elf_writer *w)
+{
+	return w->e->nheld ? 1 : 0;
+}
+
 static size_t count_gdb_scripts(const struct elf_writer *w)
 {
 	return w->e->opts->no_gdb_script ? 0 : 1;
@@ -657,6 +701,7 @@ static const struct section_kind {
 	[SEC_DWARF] = { count_dwarf, add_dwarf },
 	[SEC_GDB_SCRIPTS] = { count_gdb_scripts, add_gdb_scripts },
 	[SEC_EXTENTS] = { count_extents, add_extents },
+	[SEC_HELD] = { count_held, add_held },
 	[SEC_SYMTAB] = { count_one, add_symtab },
 	[SEC_SYMTAB_SHNDX] = { count_xnum, add_symtab_shndx },
 	[SEC_STRTAB] = { count_one, add_strtab },
@@ -694,12 +739,24 @@ static size_t number_sections(struct elf_writer *w)
 static int layout(struct elf_writer *w, struct segment **segs, size_t *nsegs)
 {
 	struct emitter *e = w->e;
-	uint64_t base = 0, off;
+	uint64_t base = 0, at, off;
 	int ret;
 
 	for (size_t i = 0; i < e->nsecs; i++) {
+		if (e->secs[i].zero)
+			continue;
 		e->secs[i].file_offset = base;
 		base += e->secs[i].size;
+	}
+	/* Sections of zeros, after the bytes of the others (which is where
+	 * the file goes on), as if they held their bytes: eu-elflint takes a
+	 * NOBITS section inside a segment's window as part of it. */
+	at = base;
+	for (size_t i = 0; i < e->nsecs; i++) {
+		if (!e->secs[i].zero)
+			continue;
+		e->secs[i].file_offset = at;
+		at += e->secs[i].size;
 	}
 	ret = plan_segments(e, segs, nsegs);
 	if (ret < 0)
@@ -724,6 +781,7 @@ static int write_program_headers(struct elf_writer *w,
 				 const struct segment *segs, size_t nsegs)
 {
 	GElf_Phdr ph = { .p_type = PT_NOTE, .p_offset = w->note_off,
+			 .p_vaddr = Q2E_NOTE_VADDR, .p_paddr = Q2E_NOTE_VADDR,
 			 .p_filesz = w->e->note_size, .p_align = 4 };
 
 	if (!gelf_newphdr(w->elf, 1 + nsegs))
@@ -785,9 +843,11 @@ static int copy_regions(struct emitter *e, int fd, const char *path)
 	if (e->opts->no_data)
 		return 0;
 	ret = q2e_region_copier_init(&c, e->img, fd, path, e->err);
+	c.redact = &e->redact;
 	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
-		ret = q2e_region_copy(&c, e->secs[i].region,
-				      e->secs[i].file_offset);
+		if (!e->secs[i].zero)
+			ret = q2e_region_copy(&c, e->secs[i].region,
+					      e->secs[i].file_offset);
 	q2e_region_copier_fini(&c);
 	return ret;
 }
@@ -841,18 +901,25 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 {
 	struct emitter e = { .img = img, .opts = opts, .err = err };
 	struct q2e_outfile out;
-	int ret;
+	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return q2e_error_set(err, Q2E_EOUTPUT, "libelf is out of date");
-	ret = plan(&e);
+	if (opts->redact)
+		ret = q2e_redaction_plan(img, &e.redact, err);
 	if (ret == 0)
-		ret = make_note(&e);
+		ret = plan(&e);
+	if (ret == 0)
+		ret = q2e_dump_note(img, opts, opts->redact ? e.redact.image_name
+							     : NULL,
+				    &e.note, &e.note_size, err);
 	if (ret == 0)
 		ret = q2e_image_file_extents(img, &e.extents, &e.nextents, err);
 	if (ret == 0)
-		ret = q2e_dwarf_build(img, e.syms, e.nsyms, img->path, &e.dwarf,
+		ret = q2e_dwarf_build(img, e.syms, e.nsyms,
+				      opts->redact ? e.redact.image_name
+						   : img->path, &e.dwarf,
 				      err);
 	if (ret < 0)
 		goto out;
@@ -881,6 +948,8 @@ out:
 	free(e.secs);
 	free(e.note);
 	free(e.extents);
+	free(e.held);
+	q2e_redaction_free(&e.redact);
 	q2e_dwarf_free(&e.dwarf);
 	return ret;
 }

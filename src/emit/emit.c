@@ -69,6 +69,34 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+int q2e_region_is_zero(struct q2e_region_copier *c, const struct q2e_region *r,
+		       bool *zero)
+{
+	/* A small first read: most tables have something near their start. */
+	size_t step = 4096;
+
+	*zero = true;
+	for (uint64_t pos = 0; pos < r->avail; pos += step, step = COPY_CHUNK) {
+		size_t n = r->avail - pos < step ? (size_t)(r->avail - pos) : step;
+		int ret = q2e_image_read_region_part(c->img, r, pos, c->buf, n,
+						     c->err);
+
+		if (ret < 0)
+			return ret;
+		q2e_redaction_apply(c->redact, r->offset + pos, c->buf, n);
+		if (!all_zero(c->buf, n)) {
+			*zero = false;
+			return 0;
+		}
+	}
+	return 0;
+}
+
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		    uint64_t at)
 {
@@ -80,6 +108,11 @@ int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 
 		if (ret < 0)
 			return ret;
+		q2e_redaction_apply(c->redact, r->offset + pos, c->buf, n);
+		if (c->skip_zeros && all_zero(c->buf, n)) {
+			pos += n;
+			continue;
+		}
 		if (write_all(c->fd, c->buf, n, at + pos) < 0) {
 			int saved = errno;
 			char sym[96];

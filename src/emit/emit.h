@@ -3,9 +3,11 @@
 #ifndef Q2E_EMIT_EMIT_H
 #define Q2E_EMIT_EMIT_H
 
+#include "qcow2elf/dump.h"
 #include "qcow2elf/error.h"
 #include "qcow2elf/model.h"
 #include "qcow2elf/outfile.h"
+#include "redact.h"
 
 /*
  * Opens the output file at PATH for what is made of IMG, refusing a PATH
@@ -13,6 +15,14 @@
  */
 int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err);
+
+/*
+ * The dump's note (dumpfmt.h): its bytes in a new buffer *NOTE of *SIZE
+ * bytes.  IMAGE_NAME, if not NULL, stands for the image's name.
+ */
+int q2e_dump_note(struct q2e_image *img, const struct q2e_dump_options *opts,
+		  const char *image_name, uint8_t **note, size_t *size,
+		  struct q2e_error *err);
 
 /*
  * Streams regions' bytes (the AVAIL bytes each has in the file) from the
@@ -25,6 +35,8 @@ struct q2e_region_copier {
 	struct q2e_error *err;
 	uint8_t *buf;
 	uint64_t bytes;		/* copied so far */
+	bool skip_zeros;	/* the output reads as zeros where not written */
+	const struct q2e_redaction *redact;	/* NULL: the bytes as read */
 };
 
 int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
@@ -33,5 +45,12 @@ int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		    uint64_t at);
 void q2e_region_copier_fini(struct q2e_region_copier *c);
+/*
+ * Whether the AVAIL bytes of R are all zeros, read through C's buffer.
+ * What a dump holds depends on this, the bytes, and never on how the file
+ * system stores them (holes, unwritten extents, the page cache).
+ */
+int q2e_region_is_zero(struct q2e_region_copier *c, const struct q2e_region *r,
+		       bool *zero);
 
 #endif

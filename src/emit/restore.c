@@ -15,6 +15,14 @@
 #include "qcow2elf/restore.h"
 #include "emit.h"
 
+/*
+ * QCOW2 entries hold host offsets in bits 9-55 (QEMU's L2E_OFFSET_MASK,
+ * L1E_OFFSET_MASK, REFT_OFFSET_MASK): no image file QEMU writes or reads
+ * is larger than 2^56 bytes.  A dump claiming more is damaged or forged,
+ * and restoring it would make a file of that size.
+ */
+#define QCOW2_MAX_FILE_SIZE (1ULL << 56)
+
 /* At its own offset: the image's layout is the dump's address space. */
 static int write_regions(struct q2e_image *img, int fd, const char *path,
 			 struct q2e_restore_result *res, struct q2e_error *err)
@@ -22,6 +30,8 @@ static int write_regions(struct q2e_image *img, int fd, const char *path,
 	struct q2e_region_copier c;
 	int ret = q2e_region_copier_init(&c, img, fd, path, err);
 
+	/* The file was cut to its size: what is not written is a hole. */
+	c.skip_zeros = true;
 	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
 		const struct q2e_region *r = &img->regions[i];
 
@@ -51,6 +61,11 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 		return q2e_error_set(err, Q2E_EUSAGE,
 				     "'%s' was written with --no-data and holds no metadata bytes to restore",
 				     img->path);
+	if (img->file_size > QCOW2_MAX_FILE_SIZE)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s' claims an image file of %llu bytes, more than the 2^56 bytes a QCOW2 image can address; refusing to restore it",
+				     img->path,
+				     (unsigned long long)img->file_size);
 	if (!opts->force && lstat(path, &st) == 0)
 		return q2e_error_set(err, Q2E_EOUTPUT,
 				     "'%s' already exists; use --force to replace it",

@@ -223,6 +223,11 @@ int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 
 		if (l->format != Q2E_LAYER_QCOW2 || !l->img->backing_file)
 			break;
+		/* A redacted dump names its backing file by a placeholder:
+		 * the chain ends with it. */
+		if (q2e_image_dump_meta(l->img) &&
+		    q2e_image_dump_meta(l->img)->redacted)
+			break;
 		ret = open_backing(c, err);
 	}
 	if (ret < 0) {

@@ -5,6 +5,7 @@
  * one physical table (same kind, offset and size) into one region with
  * several owners, the active L1 first, then snapshots in table order.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,51 @@ static bool same_region(const struct q2e_region *a, const struct q2e_region *b)
 	       a->size == b->size && a->kind != Q2E_REGION_EXTENSION;
 }
 
+/*
+ * A dump trimmed by objcopy -R or strip lacks some of the sections it was
+ * written with (q2e_dump_meta.missing): each region they held is reported
+ * as a truncated image's are, and its bytes count as absent.
+ */
+static int note_trimmed(struct walk *w)
+{
+	struct q2e_image *img = w->img;
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
+	char name[96];
+
+	for (size_t i = 0; dm && dm->nmissing && i < img->nregions; i++) {
+		struct q2e_region *r = &img->regions[i];
+		size_t k = q2e_first_above(dm->missing, dm->nmissing, offset,
+					   r->offset);
+		const struct q2e_extent *m;
+		uint64_t from;
+
+		/* The missing range that starts at or before the region,
+		 * if it reaches into it; else the next one. */
+		if (k > 0 && dm->missing[k - 1].offset +
+				     dm->missing[k - 1].length > r->offset)
+			k--;
+		if (k >= dm->nmissing)
+			continue;
+		m = &dm->missing[k];
+		from = m->offset > r->offset ? m->offset : r->offset;
+		if (from >= r->offset + r->avail)
+			continue;
+		if (q2e_region_symbol(img, r, 0, name, sizeof(name)) < 0)
+			snprintf(name, sizeof(name), "%s",
+				 q2e_region_kind_name(r->kind));
+		r->avail = from - r->offset;
+		int ret = walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END,
+				       from, name,
+				       "%s at 0x%" PRIx64 " (%" PRIu64
+				       " bytes) is missing from the dump from 0x%" PRIx64
+				       ": its section was removed",
+				       name, r->offset, r->size, from);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int walk_finish_regions(struct walk *w)
 {
 	struct q2e_image *img = w->img;
@@ -158,7 +204,7 @@ int walk_finish_regions(struct walk *w)
 	free(w->pending);
 	w->pending = NULL;
 	w->npending = w->cap = 0;
-	return 0;
+	return note_trimmed(w);
 }
 
 const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,

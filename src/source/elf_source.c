@@ -180,6 +180,11 @@ static void dump_close(struct q2e_source *src)
 		free(p->extents);
 		free(p);
 	}
+	free(src->meta.missing);
+	free(src->meta.redacted);
+	src->meta.redacted = NULL;
+	src->meta.missing = NULL;
+	src->meta.nmissing = 0;
 }
 
 /* A dump holds the bytes of its sections; the rest reads as zeros. */
@@ -237,6 +242,9 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 		src->meta.version = (uint32_t)strtoul(v, NULL, 10);
 	} else if (KEY("no-data")) {
 		src->meta.no_data = strcmp(v, "1") == 0;
+	} else if (KEY("redacted")) {
+		free(src->meta.redacted);
+		src->meta.redacted = strdup(v);
 	}
 #undef KEY
 }
@@ -294,27 +302,30 @@ static uint64_t swap64(uint64_t v)
 	return __builtin_bswap64(v);
 }
 
-/* Pairs of 64-bit words in the file's byte order (dumpfmt.h). */
-static int read_extents(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
-			const GElf_Shdr *sh, struct dump_priv *p,
-			struct q2e_error *err)
+/* Pairs of 64-bit words in the file's byte order (dumpfmt.h), sorted and
+ * apart, in section NAME. */
+static int read_ranges(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
+		       const GElf_Shdr *sh, const char *name,
+		       struct q2e_extent **out, size_t *nout,
+		       struct q2e_error *err)
 {
 	Elf_Data *d = elf_getdata(scn, NULL);
 	size_t n = sh->sh_size / 16;
 	bool swap = foreign_endian(elf);
+	struct q2e_extent *list;
 
 	if (!d || d->d_size < n * 16 || sh->sh_size % 16)
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': section %s is damaged", src->path,
-				     Q2E_EXTENTS_SECTION);
-	if (!n)
+				     name);
+	if (!n || *out)		/* a second one is ignored */
 		return 0;
-	p->extents = malloc(n * sizeof(*p->extents));
-	if (!p->extents)
+	list = malloc(n * sizeof(*list));
+	if (!list)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	memcpy(p->extents, d->d_buf, n * 16);
+	memcpy(list, d->d_buf, n * 16);
 	for (size_t i = 0; i < n; i++) {
-		struct q2e_extent *x = &p->extents[i];
+		struct q2e_extent *x = &list[i];
 
 		if (swap) {
 			x->offset = swap64(x->offset);
@@ -322,64 +333,72 @@ static int read_extents(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
 		}
 
 		if (x->offset + x->length < x->offset ||
-		    (i && x->offset < p->extents[i - 1].offset +
-					      p->extents[i - 1].length)) {
-			free(p->extents);
-			p->extents = NULL;
+		    (i && x->offset < list[i - 1].offset + list[i - 1].length)) {
+			free(list);
 			return q2e_error_set(err, Q2E_ECORRUPT,
-					     "'%s': section %s: extent %zu overlaps or wraps",
-					     src->path, Q2E_EXTENTS_SECTION, i);
+					     "'%s': section %s: range %zu overlaps or wraps",
+					     src->path, name, i);
 		}
 	}
-	p->nextents = n;
+	*out = list;
+	*nout = n;
 	return 0;
 }
 
-static int read_sections(struct q2e_source *src, Elf *elf,
-			 struct dump_priv *p, struct q2e_error *err)
+static int cmp_range(const void *a, const void *b)
 {
-	size_t shstrndx, cap = 0;
-	Elf_Scn *scn = NULL;
+	const struct q2e_extent *x = a, *y = b;
 
-	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-		return q2e_error_set(err, Q2E_ENOTQCOW2,
-				     "'%s': ELF file without section names, not a qcow2elf dump",
-				     src->path);
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		const char *name;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
 
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (name && strcmp(name, Q2E_EXTENTS_SECTION) == 0) {
-			int ret = read_extents(src, elf, scn, &sh, p, err);
+/*
+ * What the dump was written with (HELD, from Q2E_REGIONS_SECTION) and no
+ * section holds any more (PRESENT, sorted by offset): the ranges a tool
+ * that trims files removed.
+ */
+static int find_missing(struct q2e_source *src, const struct q2e_extent *held,
+			size_t nheld, const struct q2e_extent *present,
+			size_t npresent, struct q2e_error *err)
+{
+	struct q2e_extent *miss = NULL;
+	size_t n = 0, cap = 0, j = 0;
+	uint64_t covered = 0;	/* present sections reach this far */
 
-			if (ret < 0)
-				return ret;
-			continue;
+	for (size_t i = 0; i < nheld; i++) {
+		uint64_t pos = held[i].offset, end = pos + held[i].length;
+
+		while (pos < end) {
+			while (j < npresent && present[j].offset <= pos) {
+				uint64_t e = present[j].offset + present[j].length;
+
+				covered = e > covered ? e : covered;
+				j++;
+			}
+			if (covered > pos) {
+				pos = covered < end ? covered : end;
+				continue;
+			}
+			uint64_t stop = j < npresent && present[j].offset < end
+						? present[j].offset : end;
+
+			if (q2e_grow(miss, cap, n + 1) < 0) {
+				free(miss);
+				return q2e_error_set(err, Q2E_ENOMEM,
+						     "out of memory");
+			}
+			miss[n++] = (struct q2e_extent){ pos, stop - pos };
+			pos = stop;
 		}
-		if (!(sh.sh_flags & SHF_ALLOC))
-			continue;
-		if (!name || strncmp(name, Q2E_SECTION_PREFIX,
-				     strlen(Q2E_SECTION_PREFIX)) != 0)
-			continue;
-		if (sh.sh_type != SHT_NOBITS &&
-		    (sh.sh_offset > src->size ||
-		     sh.sh_size > src->size - sh.sh_offset))
-			return q2e_error_set(err, Q2E_ECORRUPT,
-					     "'%s': section %s at file offset 0x%llx runs past the end of the dump",
-					     src->path, name,
-					     (unsigned long long)sh.sh_offset);
-		if (q2e_grow(p->secs, cap, p->nsecs + 1) < 0)
-			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-		p->secs[p->nsecs++] = (struct dump_section){
-			.addr = sh.sh_addr,
-			.size = sh.sh_size,
-			.file_offset = sh.sh_offset,
-			.nobits = sh.sh_type == SHT_NOBITS,
-		};
 	}
+	src->meta.missing = miss;
+	src->meta.nmissing = n;
+	return 0;
+}
+
+/* cover[i]: of secs[0..i] (sorted by address), the one reaching farthest. */
+static int make_cover(struct dump_priv *p, struct q2e_error *err)
+{
 	if (p->nsecs == 0)
 		return 0;
 	qsort(p->secs, p->nsecs, sizeof(*p->secs), cmp_section);
@@ -398,6 +417,107 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 		p->cover[i] = best;
 	}
 	return 0;
+}
+
+/* One ".qcow2.*" section: where it is, and that it lies where it can. */
+static int check_region_section(struct q2e_source *src, const char *name,
+				const GElf_Shdr *sh, struct q2e_error *err)
+{
+	if (sh->sh_type != SHT_NOBITS &&
+	    (sh->sh_offset > src->size ||
+	     sh->sh_size > src->size - sh->sh_offset))
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': section %s at file offset 0x%llx runs past the end of the dump",
+				     src->path, name,
+				     (unsigned long long)sh->sh_offset);
+	/* Every region the dump holds lies in the image file its note
+	 * describes: a section past it means a damaged note. */
+	if (sh->sh_addr > src->meta.file_size ||
+	    sh->sh_size > src->meta.file_size - sh->sh_addr)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': section %s at 0x%llx ends past the end of the image file (%llu bytes) the dump's note claims",
+				     src->path, name,
+				     (unsigned long long)sh->sh_addr,
+				     (unsigned long long)src->meta.file_size);
+	return 0;
+}
+
+struct section_scan {
+	struct q2e_extent *held;	/* Q2E_REGIONS_SECTION */
+	size_t nheld;
+	struct q2e_extent *present;	/* every ".qcow2.*" section */
+	size_t npresent, cappresent, capsecs;
+};
+
+static int scan_section(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
+			const char *name, struct dump_priv *p,
+			struct section_scan *sc, struct q2e_error *err)
+{
+	GElf_Shdr sh;
+	int ret;
+
+	if (!gelf_getshdr(scn, &sh))
+		return 0;
+	if (name && strcmp(name, Q2E_EXTENTS_SECTION) == 0)
+		return read_ranges(src, elf, scn, &sh, name, &p->extents,
+				   &p->nextents, err);
+	if (name && strcmp(name, Q2E_REGIONS_SECTION) == 0)
+		return read_ranges(src, elf, scn, &sh, name, &sc->held,
+				   &sc->nheld, err);
+	if (!(sh.sh_flags & SHF_ALLOC) || !name ||
+	    strncmp(name, Q2E_SECTION_PREFIX, strlen(Q2E_SECTION_PREFIX)) != 0)
+		return 0;
+	ret = check_region_section(src, name, &sh, err);
+	if (ret < 0)
+		return ret;
+	if (q2e_grow(sc->present, sc->cappresent, sc->npresent + 1) < 0)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	sc->present[sc->npresent++] = (struct q2e_extent){ sh.sh_addr,
+							   sh.sh_size };
+	/* Outside --no-data, a NOBITS section is a region of zeros: read as
+	 * the bytes no section holds are, and not held. */
+	if (sh.sh_type == SHT_NOBITS && !src->meta.no_data)
+		return 0;
+	if (q2e_grow(p->secs, sc->capsecs, p->nsecs + 1) < 0)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	p->secs[p->nsecs++] = (struct dump_section){
+		.addr = sh.sh_addr,
+		.size = sh.sh_size,
+		.file_offset = sh.sh_offset,
+		.nobits = sh.sh_type == SHT_NOBITS,
+	};
+	return 0;
+}
+
+static int read_sections(struct q2e_source *src, Elf *elf,
+			 struct dump_priv *p, struct q2e_error *err)
+{
+	struct section_scan sc = { 0 };
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+	int ret = 0;
+
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return q2e_error_set(err, Q2E_ENOTQCOW2,
+				     "'%s': ELF file without section names, not a qcow2elf dump",
+				     src->path);
+	while (ret == 0 && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name = gelf_getshdr(scn, &sh)
+			? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+
+		ret = scan_section(src, elf, scn, name, p, &sc, err);
+	}
+	if (ret == 0)
+		ret = make_cover(p, err);
+	if (ret == 0 && sc.nheld) {
+		qsort(sc.present, sc.npresent, sizeof(*sc.present), cmp_range);
+		ret = find_missing(src, sc.held, sc.nheld, sc.present,
+				   sc.npresent, err);
+	}
+	free(sc.held);
+	free(sc.present);
+	return ret;
 }
 
 int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)

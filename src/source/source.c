@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,16 +105,95 @@ static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 	return 0;
 }
 
-/* Walks SEEK_DATA/SEEK_HOLE over the whole file. */
+/* Adds [OFF, OFF + LEN) to LIST, merged with the last extent it touches. */
+static int add_extent(struct q2e_extent **list, size_t *count, size_t *cap,
+		      uint64_t off, uint64_t len)
+{
+	struct q2e_extent *last = *count ? &(*list)[*count - 1] : NULL;
+
+	if (last && last->offset + last->length >= off) {
+		if (off + len > last->offset + last->length)
+			last->length = off + len - last->offset;
+		return 0;
+	}
+	if (q2e_grow(*list, *cap, *count + 1) < 0)
+		return -1;
+	(*list)[(*count)++] = (struct q2e_extent){ off, len };
+	return 0;
+}
+
+#define FIEMAP_BATCH 256
+
+/*
+ * The file's data extents from FIEMAP, after writeback (FIEMAP_FLAG_SYNC),
+ * with unwritten (fallocated) extents counted as holes: they read as
+ * zeros.  SEEK_DATA says "data" for an unwritten extent once its pages are
+ * in the page cache (ext4, xfs), so that reading the file changed the
+ * list, and with it the dump; the extent map does not change by reading.
+ * Returns 1 where FIEMAP is not supported.
+ */
+static int fiemap_extents(struct q2e_source *src, struct q2e_extent **list,
+			  size_t *count)
+{
+	size_t cap = 0, size = sizeof(struct fiemap) +
+			       FIEMAP_BATCH * sizeof(struct fiemap_extent);
+	struct fiemap *fm = calloc(1, size);
+	uint64_t start = 0;
+	bool last = false;
+
+	if (!fm)
+		return -1;
+	while (!last && start < src->size) {
+		memset(fm, 0, size);
+		fm->fm_start = start;
+		fm->fm_length = src->size - start;
+		fm->fm_flags = FIEMAP_FLAG_SYNC;
+		fm->fm_extent_count = FIEMAP_BATCH;
+		if (ioctl(src->fd, FS_IOC_FIEMAP, fm) < 0) {
+			free(fm);
+			return *count ? -1 : 1;
+		}
+		if (fm->fm_mapped_extents == 0)
+			break;
+		for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+			const struct fiemap_extent *x = &fm->fm_extents[i];
+			uint64_t end = x->fe_logical + x->fe_length;
+
+			last = x->fe_flags & FIEMAP_EXTENT_LAST;
+			start = end;
+			if (x->fe_flags & FIEMAP_EXTENT_UNWRITTEN ||
+			    x->fe_logical >= src->size)
+				continue;
+			if (end > src->size)
+				end = src->size;
+			if (add_extent(list, count, &cap, x->fe_logical,
+				       end - x->fe_logical) < 0) {
+				free(fm);
+				return -1;
+			}
+		}
+	}
+	free(fm);
+	return 0;
+}
+
+/* From FIEMAP, or else by SEEK_DATA/SEEK_HOLE over the whole file. */
 static int file_data_extents(struct q2e_source *src, struct q2e_extent **out,
 			     size_t *n, struct q2e_error *err)
 {
 	struct q2e_extent *list = NULL;
 	size_t count = 0, cap = 0;
 	uint64_t off = 0;
+	int ret = src->mem ? 1 : fiemap_extents(src, &list, &count);
 
 	*out = NULL;
 	*n = 0;
+	if (ret < 0) {
+		free(list);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	if (ret == 0)
+		off = src->size;	/* done */
 	while (off < src->size) {
 		bool data;
 		uint64_t len;

@@ -18,10 +18,12 @@ sections() {
 	readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] \(\.qcow2\.[^ ]*\) *\([A-Z]*\) *\([0-9a-f]*\) [0-9a-f]* \([0-9a-f]*\) .*/\1 \2 \3 \4/p'
 }
 
-# same_region_bytes A.elf B.elf: every .qcow2.* section holds the same bytes.
+# same_region_bytes A.elf B.elf: every .qcow2.* section holds the same
+# bytes (a section of zeros is NOBITS in both: sections() compares types).
 same_region_bytes() {
-	local a=() b=() k=0 n bad=
-	while read -r n _; do
+	local a=() b=() k=0 n t bad=
+	while read -r n t _; do
+		[ "$t" = NOBITS ] && continue
 		a+=(--dump-section "$n=sa.$k") b+=(--dump-section "$n=sb.$k")
 		k=$((k + 1))
 	done < <(sections "$1")
@@ -119,6 +121,36 @@ restore_case() {
 	rm -f "rest/$name"
 	pass "$name: restored image agrees with qemu-img check/info and dumps the same"
 }
+
+# A dump whose note claims what its sections contradict, made by
+# rewriting the note of a real dump (tests/lib/dump_note.py; the long image
+# name leaves it room): restore refuses it and creates nothing.
+claimed_size_case() {
+	local long=image-with-a-long-name-that-leaves-room-in-the-note.qcow2
+
+	qemu-img create -q -f qcow2 "$long" 64M
+	"$Q2E" dump "$long" -o claim.elf || return 1
+	cp claim.elf huge.elf
+	python3 "$TOP/tests/lib/dump_note.py" huge.elf file-size 9223372036854775807
+	assert_match "the patched dump claims an 8 EiB file" \
+		"file-size=9223372036854775807" "$(readelf -nW huge.elf)"
+	assert_status "restore of a dump claiming 8 EiB fails" 1 \
+		"$Q2E" restore huge.elf -o huge.img
+	assert_match "and says the size is beyond what QCOW2 addresses" \
+		"^qcow2elf: 'huge.elf' claims an image file of 9223372036854775807 bytes, more than the 2\\^56" \
+		"$(cat "$T_TMP/.err")"
+	assert_eq "and creates nothing" "" "$(ls huge.img* 2>/dev/null)"
+	# 0x30000 is where qemu-img puts the L1 table of a new 64M image.
+	cp claim.elf small.elf
+	python3 "$TOP/tests/lib/dump_note.py" small.elf file-size 1000
+	assert_status "restore of a dump claiming less than its sections hold fails" 1 \
+		"$Q2E" restore small.elf -o small.img
+	assert_match "and names the section past the claimed end" \
+		"section .qcow2.l1 at 0x30000 ends past the end of the image file \\(1000 bytes\\)" \
+		"$(cat "$T_TMP/.err")"
+	assert_eq "and creates nothing" "" "$(ls small.img* 2>/dev/null)"
+}
+t_case "a dump's claimed file size is checked" claimed_size_case
 
 # The whole corpus.  Restored images stay beside their originals, so that
 # backing files and external data files resolve the same way (restore only

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The facts of a dump's note (dumpfmt.h), as NT_VERSION notes with empty
+ * descriptors. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qcow2elf/dumpfmt.h"
+#include "emit.h"
+
+#define MAX_FACTS 10
+
+static size_t align4(size_t v)
+{
+	return (v + 3) & ~(size_t)3;
+}
+
+int q2e_dump_note(struct q2e_image *img, const struct q2e_dump_options *opts,
+		  const char *image_name, uint8_t **note, size_t *size,
+		  struct q2e_error *err)
+{
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
+	/* A redacted dump dumped again is still redacted. */
+	const char *redacted = opts->redact ? Q2E_REDACTED_WHAT
+			       : dm && dm->redacted ? dm->redacted : NULL;
+	char *facts[MAX_FACTS];
+	size_t n = 0;
+	bool prealloc;
+	int ret;
+
+	*note = NULL;
+	*size = 0;
+	/* QEMU's guess from the file's allocation, not its st_blocks: those
+	 * change as the file system settles, and the dump must not. */
+	ret = q2e_image_metadata_preallocation(img, &prealloc, err);
+	if (ret < 0)
+		return ret;
+	if (!image_name)
+		image_name = dm ? dm->image_name : img->path;
+
+#define FACT(...)                                                          \
+	do {                                                               \
+		if (asprintf(&facts[n], Q2E_NOTE_PREFIX __VA_ARGS__) < 0)  \
+			facts[n] = NULL;                                   \
+		n++;                                                       \
+	} while (0)
+	FACT("version=%s", Q2E_VERSION);
+	FACT("image=%s", image_name);
+	FACT("file-size=%" PRIu64, img->file_size);
+	FACT("metadata-preallocation=%d", prealloc ? 1 : 0);
+	FACT("virtual-size=%" PRIu64, img->hdr.size);
+	FACT("cluster-size=%" PRIu64, img->cluster_size);
+	FACT("qcow2-version=%u", img->hdr.version);
+	FACT("no-data=%d", opts->no_data ? 1 : 0);
+	if (redacted)
+		FACT("redacted=%s", redacted);
+#undef FACT
+	for (size_t i = 0; i < n; i++) {
+		if (!facts[i])
+			ret = q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		else
+			*size += 12 + align4(strlen(facts[i]) + 1);
+	}
+	if (ret == 0 && !(*note = calloc(1, *size)))
+		ret = q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0, at = 0; ret == 0 && i < n; i++) {
+		uint32_t hdr[3] = { (uint32_t)strlen(facts[i]) + 1, 0,
+				    Q2E_NT_VERSION };
+
+		memcpy(*note + at, hdr, 12);
+		memcpy(*note + at + 12, facts[i], hdr[0]);
+		at += 12 + align4(hdr[0]);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(facts[i]);
+	return ret;
+}

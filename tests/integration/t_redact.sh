@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `dump --redact` (issue 13): a dump to attach to a bug report.  On a LUKS
+# image with a backing file, a snapshot and a bitmap made by qemu-img, the
+# names, file names, LUKS key material and digests and bitmap contents are
+# absent from the redacted dump, whose layout is the plain dump's, and
+# check, map, info, restore, readelf and gdb still read it.
+. "$(dirname "$0")/../lib/common.sh"
+need qemu-img qemu-io readelf jq python3 gdb
+
+case $Q2E in
+*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
+esac
+cd "$T_TMP" || finish
+
+img=vm-private-disk.qcow2
+secret=(--object secret,id=sec0,data=hunter2)
+opts="driver=qcow2,file.filename=$img,encrypt.key-secret=sec0"
+qemu-img create -q -f qcow2 base-private-name.qcow2 64M
+qemu-img create -q -f qcow2 "${secret[@]}" -b base-private-name.qcow2 \
+	-F qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0 "$img" 64M
+qemu-io "${secret[@]}" --image-opts "$opts" -c 'write -P 0x55 0 64k' >/dev/null
+qemu-img snapshot "${secret[@]}" --image-opts "$opts" -c private-snapshot-name
+qemu-img bitmap "${secret[@]}" --image-opts "$opts" --add private-bitmap-name
+# A write after the bitmap: its data cluster has a bit set.
+qemu-io "${secret[@]}" --image-opts "$opts" -c 'write -P 0x66 1M 64k' >/dev/null
+
+"$Q2E" dump "$img" -o plain.elf || fail "plain dump"
+assert_status "dump --redact exits 0" 0 "$Q2E" dump --redact "$img" -o red.elf
+
+# in FILE HEX: whether the bytes (hex) occur in FILE: "yes" or "no".
+in_file() {
+	python3 -c 'import sys
+d = open(sys.argv[1], "rb").read()
+print("yes" if bytes.fromhex(sys.argv[2]) in d else "no")' "$1" "$2"
+}
+# hex_at FILE OFFSET LEN: the bytes there, in hex.
+hex_at() { od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
+
+secret_strings_case() {
+	local s
+	for s in private-snapshot-name private-bitmap-name base-private-name \
+		 vm-private-disk; do
+		# Against the plain dump too, so that the test cannot pass
+		# by looking for something no dump holds.
+		assert_eq "the plain dump holds '$s'" yes \
+			"$(in_file plain.elf "$(printf %s "$s" | od -An -tx1 | tr -d ' \n')")"
+		assert_eq "the redacted dump does not hold '$s'" no \
+			"$(in_file red.elf "$(printf %s "$s" | od -An -tx1 | tr -d ' \n')")"
+	done
+}
+
+luks_case() {
+	local crypt key_off digest salt key
+	crypt=$("$Q2E" info --output=json "$img" | jq '.regions[] | select(.kind == "crypto-header") | .offset' 2>/dev/null)
+	[ -n "$crypt" ] || crypt=$((16#$(readelf -SW plain.elf | sed -n 's/.*\.qcow2\.crypto-header *PROGBITS *0*\([0-9a-f]*\) .*/\1/p')))
+	key_off=$("$Q2E" info --output=json "$img" | jq '.encrypt.slots[0]."key-offset"')
+	digest=$(hex_at "$img" $((crypt + 112)) 20)	# mk_digest
+	salt=$(hex_at "$img" $((crypt + 208 + 8)) 32)	# slot 0's salt
+	key=$(hex_at "$img" $((crypt + key_off)) 64)	# slot 0's key material
+	assert_eq "the plain dump holds slot 0's key material" yes "$(in_file plain.elf "$key")"
+	assert_eq "the redacted dump does not" no "$(in_file red.elf "$key")"
+	assert_eq "nor the master key digest" no "$(in_file red.elf "$digest")"
+	assert_eq "nor slot 0's salt" no "$(in_file red.elf "$salt")"
+	assert_eq "the LUKS header's fields are kept" \
+		"$("$Q2E" info --output=json plain.elf | jq -c .encrypt)" \
+		"$("$Q2E" info --output=json red.elf | jq -c .encrypt)"
+}
+
+# Sections of a dump: "name addr size" per line, from readelf.
+layout() {
+	readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] \(\.qcow2\.[^ ]*\) *[A-Z]* *\([0-9a-f]*\) [0-9a-f]* \([0-9a-f]*\) .*/\1 \2 \3/p'
+}
+
+layout_case() {
+	layout plain.elf >plain.layout
+	layout red.elf >red.layout
+	[ -s plain.layout ] || { fail "the plain dump has sections"; return; }
+	assert_same_file "the layout (sections, addresses, sizes) is the plain dump's" \
+		plain.layout red.layout
+	assert_match "the note says what was removed" \
+		"qcow2elf:redacted=luks-key-material,luks-digests,snapshot-names,bitmap-names,file-names,bitmap-data" \
+		"$(readelf -nW red.elf)"
+	assert_match "the bitmap data cluster holds no bytes" \
+		'\.qcow2\.bitmap\.0\.data\.0 +NOBITS' "$(readelf -SW red.elf)"
+	assert_match "which it does in the plain dump" \
+		'\.qcow2\.bitmap\.0\.data\.0 +PROGBITS' "$(readelf -SW plain.elf)"
+	readelf -aW red.elf >/dev/null 2>readelf.err
+	assert_eq "readelf reads it without a warning" "" "$(cat readelf.err)"
+}
+
+commands_case() {
+	"$Q2E" check plain.elf >plain.check 2>&1
+	assert_status "check reads it" 0 "$Q2E" check red.elf
+	"$Q2E" check red.elf >red.check 2>&1
+	assert_same_file "and finds what it finds in the plain dump" plain.check red.check
+	assert_status "map reads it" 0 "$Q2E" map --output=json red.elf
+	assert_match "and shows the data written" '"start": 1048576' "$(cat "$T_TMP/.out")"
+	assert_status "info reads it" 0 "$Q2E" info --output=json red.elf
+	# As long as private-snapshot-name, private-bitmap-name and
+	# base-private-name.qcow2: 21, 19 and 23 bytes.
+	assert_eq "with placeholders of the same length for the names" \
+		"snapshot-0___________ bitmap-0___________ backing-file-0_________" \
+		"$(jq -r '[.snapshots[0].name, .bitmaps[0].name, ."backing-filename"] | join(" ")' "$T_TMP/.out")"
+	assert_status "restore writes an image from it" 0 \
+		"$Q2E" restore red.elf -o restored.qcow2
+	assert_status "which check finds as it finds the image" 0 \
+		"$Q2E" check restored.qcow2
+	# (gdb writes the padding as '_' <repeats 11 times>)
+	assert_match "gdb prints a snapshot's placeholder name" \
+		'name = "snapshot-0"' \
+		"$(gdb -nx -batch -ex 'p snapshot_0' red.elf 2>/dev/null)"
+}
+
+# Dumped again without --redact, a redacted dump stays one.
+again_case() {
+	"$Q2E" dump red.elf -o again.elf || return 1
+	assert_match "a dump of a redacted dump says it is redacted" \
+		"qcow2elf:redacted=" "$(readelf -nW again.elf)"
+}
+
+t_case "names and file names are absent" secret_strings_case
+t_case "LUKS key material and digests are absent" luks_case
+t_case "the layout is kept" layout_case
+t_case "check, map, info, restore and gdb read it" commands_case
+t_case "a redacted dump dumped again" again_case
+finish
