@@ -9,6 +9,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,34 +105,138 @@ static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 	return 0;
 }
 
-/* Walks SEEK_DATA/SEEK_HOLE over the whole file. */
-static int file_data_extents(struct q2e_source *src, struct q2e_extent **out,
-			     size_t *n, struct q2e_error *err)
-{
-	struct q2e_extent *list = NULL;
-	size_t count = 0, cap = 0;
-	uint64_t off = 0;
+struct extent_list {
+	struct q2e_extent *list;
+	size_t count, cap;
+};
 
-	*out = NULL;
-	*n = 0;
-	while (off < src->size) {
+/* Appends [OFF, OFF + LEN), joined to the last extent if it touches it, as
+ * SEEK_HOLE sees one run of data where FIEMAP may list several extents. */
+static int add_data(struct extent_list *l, uint64_t off, uint64_t len)
+{
+	struct q2e_extent *last = l->count ? &l->list[l->count - 1] : NULL;
+
+	if (!len)
+		return 0;
+	if (last && last->offset + last->length == off) {
+		last->length += len;
+		return 0;
+	}
+	if (q2e_grow(l->list, l->cap, l->count + 1) < 0)
+		return -1;
+	l->list[l->count++] = (struct q2e_extent){ off, len };
+	return 0;
+}
+
+/* SEEK_DATA/SEEK_HOLE over [OFF, END): two calls per extent. */
+static int seek_data_extents(struct q2e_source *src, uint64_t off,
+			     uint64_t end, struct extent_list *l,
+			     struct q2e_error *err)
+{
+	while (off < end) {
 		bool data;
 		uint64_t len;
 
 		file_extent(src, off, &data, &len, err);
 		if (len == 0)
 			break;
-		if (data) {
-			if (q2e_grow(list, cap, count + 1) < 0) {
-				free(list);
-				return q2e_error_set(err, Q2E_ENOMEM,
-						     "out of memory");
-			}
-			list[count++] = (struct q2e_extent){ off, len };
-		}
+		if (len > end - off)
+			len = end - off;
+		if (data && add_data(l, off, len) < 0)
+			return -1;
 		off += len;
 	}
+	return 0;
+}
+
+#define FIEMAP_BATCH 1024	/* extents per ioctl: 56 KiB */
+
+/*
+ * FIEMAP: a thousand extents a call, where SEEK_DATA and SEEK_HOLE take
+ * two calls each (98,000 of them for a preallocated 1 GiB image of
+ * 512-byte clusters).  Extents allocated but unwritten are data for
+ * FIEMAP and holes for SEEK_DATA unless the page cache holds their bytes,
+ * so those alone are asked of SEEK_DATA, which stays the one definition.
+ * 0: done; 1: no FIEMAP here (tmpfs, block devices); -1: out of memory.
+ */
+static int fiemap_data_extents(struct q2e_source *src, struct extent_list *l,
+			       struct q2e_error *err)
+{
+	struct fiemap *fm;
+	uint64_t pos = 0;
+	bool last = false;
+
+	fm = calloc(1, sizeof(*fm) +
+			       FIEMAP_BATCH * sizeof(struct fiemap_extent));
+	if (!fm)
+		return -1;
+	while (!last && pos < src->size) {
+		uint64_t from = pos;
+
+		fm->fm_start = pos;
+		fm->fm_length = src->size - pos;
+		fm->fm_flags = 0;
+		fm->fm_extent_count = FIEMAP_BATCH;
+		if (ioctl(src->fd, FS_IOC_FIEMAP, fm) < 0) {
+			free(fm);
+			return 1;
+		}
+		if (fm->fm_mapped_extents == 0)
+			break;
+		for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+			const struct fiemap_extent *fe = &fm->fm_extents[i];
+			uint64_t off = fe->fe_logical < pos ? pos : fe->fe_logical;
+			uint64_t end = fe->fe_logical + fe->fe_length;
+			int ret;
+
+			if (end > src->size)
+				end = src->size;
+			if (fe->fe_flags & FIEMAP_EXTENT_LAST)
+				last = true;
+			if (off >= end)
+				continue;
+			ret = fe->fe_flags & FIEMAP_EXTENT_UNWRITTEN
+				      ? seek_data_extents(src, off, end, l, err)
+				      : add_data(l, off, end - off);
+			if (ret < 0) {
+				free(fm);
+				return -1;
+			}
+			pos = end;
+		}
+		if (pos == from && !last) {	/* no progress: not to be trusted */
+			free(fm);
+			return 1;
+		}
+	}
+	free(fm);
+	return 0;
+}
+
+/* Where the file holds data, as SEEK_DATA and SEEK_HOLE say. */
+static int file_data_extents(struct q2e_source *src, struct q2e_extent **out,
+			     size_t *n, struct q2e_error *err)
+{
+	struct extent_list l = { 0 };
+	int ret = 1;
+
+	*out = NULL;
+	*n = 0;
+	if (!src->mem)
+		ret = fiemap_data_extents(src, &l, err);
+	if (ret == 1) {
+		l.count = 0;	/* FIEMAP failed part way: start again */
+		ret = seek_data_extents(src, 0, src->size, &l, err);
+	}
+	if (ret < 0) {
+		free(l.list);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
+	struct q2e_extent *list = l.list;
+	size_t count = l.count;
+
 	if (count == 0) {	/* all holes: one empty extent says so */
+		free(list);
 		list = calloc(1, sizeof(*list));
 		if (!list)
 			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
