@@ -192,6 +192,35 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 	return 0;
 }
 
+uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
+			  uint64_t max)
+{
+	const struct q2e_image *img = c->img;
+	uint64_t cluster = off >> img->hdr.cluster_bits;
+	unsigned l2_bits = (unsigned)__builtin_ctzll(img->l2_entries | 1ULL << 63);
+	uint64_t l2i = cluster & (img->l2_entries - 1), raw, step, n, j;
+
+	if (img->l2.extended || !c->l1_known || c->l1i != cluster >> l2_bits ||
+	    !c->l2_offset || c->table_offset != c->l2_offset)
+		return 0;
+	raw = qcow2_be64(c->buf + l2i * 8);
+	if (raw & QCOW2_OFLAG_COMPRESSED)
+		return 0;
+	/* Standard entries are their raw word: the same flags and the next
+	 * host cluster decode the same way, one cluster on.  The offset
+	 * field must not carry into the bits above it. */
+	step = raw & QCOW2_OFFSET_MASK ? img->cluster_size : 0;
+	n = img->l2_entries - l2i - 1;
+	if (step && n > (QCOW2_OFFSET_MASK - (raw & QCOW2_OFFSET_MASK)) / step)
+		n = (QCOW2_OFFSET_MASK - (raw & QCOW2_OFFSET_MASK)) / step;
+	if (n > max)
+		n = max;
+	for (j = 0; j < n; j++)
+		if (qcow2_be64(c->buf + (l2i + j + 1) * 8) != raw + (j + 1) * step)
+			break;
+	return j;
+}
+
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err)
 {
