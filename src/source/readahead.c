@@ -48,6 +48,7 @@ struct q2e_read_plan {
 	size_t want;		/* advise ranges up to here; only the reader
 				   writes it, under the lock */
 	bool started, stop, no_thread;
+	bool idle;		/* the reads hit the cache: no advice for now */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -216,6 +217,20 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 	i--;
 	bool restart = i < p->base || i > p->want;
 
+	/* A pass that starts on bytes the cache holds (check reading the
+	 * refcount blocks a second time) needs no advice, which would cost
+	 * a call per range all the same: the next read that misses starts
+	 * it again. */
+	if (restart || missed)
+		p->idle = !missed;
+	if (p->idle) {
+		if (!p->no_thread)
+			pthread_mutex_lock(&p->lock);
+		p->cursor = p->base = p->want = i;
+		if (!p->no_thread)
+			pthread_mutex_unlock(&p->lock);
+		return;
+	}
 	if (!restart && p->before[p->want] - p->before[i] >= WINDOW / 2)
 		return;
 	size_t end = window_end(p, i);
