@@ -217,20 +217,23 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 	i--;
 	bool restart = i < p->base || i > p->want;
 
-	/* A pass that starts on bytes the cache holds (check reading the
-	 * refcount blocks a second time) needs no advice, which would cost
-	 * a call per range all the same: the next read that misses starts
-	 * it again. */
+	/* Bytes the cache held before any advice (a pass that reads again
+	 * what an earlier one read; a cache only a few pages short) need
+	 * none, which would cost a call per range all the same: a read that
+	 * hits where the advice has not reached stops it, and the next read
+	 * that misses starts it again. */
+	if (!p->no_thread)
+		pthread_mutex_lock(&p->lock);
 	if (restart || missed)
 		p->idle = !missed;
-	if (p->idle) {
-		if (!p->no_thread)
-			pthread_mutex_lock(&p->lock);
+	else if (p->started && i >= p->cursor)
+		p->idle = true;
+	if (p->idle)
 		p->cursor = p->base = p->want = i;
-		if (!p->no_thread)
-			pthread_mutex_unlock(&p->lock);
+	if (!p->no_thread)
+		pthread_mutex_unlock(&p->lock);
+	if (p->idle)
 		return;
-	}
 	if (!restart && p->before[p->want] - p->before[i] >= WINDOW / 2)
 		return;
 	size_t end = window_end(p, i);
