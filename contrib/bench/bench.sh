@@ -3,9 +3,12 @@
 # The benchmark behind README's "Performance" section (`make bench`).
 #
 # usage: contrib/bench/bench.sh [--runs=N] [--images=LIST] [--dir=DIR]
-#                               [--out=FILE]
+#                               [--commands=LIST] [--out=FILE]
 #   --runs=N      runs of each command and mode; medians are shown (3)
 #   --images=LIST comma-separated, from: 1T,1G-512,256G-snap,everyday (all)
+#   --commands=LIST comma-separated, from: check,check-M,map,dump,diff,
+#                 qemu-img (all); the read baselines and the copies that are
+#                 references of the commands chosen always run
 #   --dir=DIR     where the images go; kept, and reused by the next run
 #                 (default: a temporary directory, removed at the end)
 #   --out=FILE    the results file (default: bench-results.txt;
@@ -23,18 +26,27 @@
 # read" is the fastest of the three medians.  "x" is a row's median over
 # its reference row's median, in the same mode: for check, check -M and
 # map, "read seq" warm and "best read" cold; for dump, "cat of the dump"
-# (a copy of the same bytes) warm and "best read" cold.
+# (a copy of the same bytes) warm and "best read" cold.  "cat + fsync"
+# is the copy made durable, as dump makes its output before the rename.
 set -eu
 
 runs=3 images=1T,1G-512,256G-snap,everyday dir= out=bench-results.txt
+commands=check,check-M,map,dump,diff,qemu-img
 for a in "$@"; do
 	case $a in
 	--runs=*) runs=${a#--runs=} ;;
 	--images=*) images=${a#--images=} ;;
+	--commands=*) commands=${a#--commands=} ;;
 	--dir=*) dir=${a#--dir=} ;;
 	--out=*) out=${a#--out=} ;;
-	-h|--help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument '$a'" >&2; exit 2 ;;
+	esac
+done
+for c in ${commands//,/ }; do
+	case $c in
+	check|check-M|map|dump|diff|qemu-img) ;;
+	*) echo "bench: unknown command '$c'" >&2; exit 2 ;;
 	esac
 done
 Q2E=${Q2E:-./qcow2elf}
@@ -102,6 +114,8 @@ section_ranges() {
 		END { if (NR) print off, len }'
 }
 
+chosen() { case ,$commands, in *,"$1",*) return 0 ;; esac; return 1; }
+
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # measure IMAGE LABEL MODE STATUSES CMD...: one run; STATUSES lists the
@@ -152,16 +166,29 @@ bench_image() {
 			for how in seq advise threads; do
 				measure "$name" "read $how" "$m" 0 "$READRANGES" "$how" "$img" "$dir/$name.ranges"
 			done
-			measure "$name" "check" "$m" 0 "$Q2E" check "$img"
-			measure "$name" "qemu-img check" "$m" 0 qemu-img check "$img"
-			measure "$name" "check -M json" "$m" 0 "$Q2E" check -M --output=json "$img"
-			measure "$name" "map json" "$m" 0 "$Q2E" map --output=json "$img"
-			measure "$name" "qemu-img map json" "$m" 0 qemu-img map --output=json "$img"
-			measure "$name" "dump" "$m" 0 "$Q2E" dump "$img" -o "$o"
-			measure "$name" "cat of the dump" "$m" 0 sh -c 'cat "$1" >"$2"' sh "$o" "$o.copy"
-			measure "$name" "dump --no-data" "$m" 0 "$Q2E" dump --no-data "$img" -o "$o.nodata"
-			measure "$name" "diff of two dumps" "$m" 1 "$Q2E" diff "$dir/$name.a.elf" "$dir/$name.b.elf"
-			measure "$name" "cat of both dumps" "$m" 0 cat "$dir/$name.a.elf" "$dir/$name.b.elf"
+			if chosen check; then
+				measure "$name" "check" "$m" 0 "$Q2E" check "$img"
+				chosen qemu-img &&
+					measure "$name" "qemu-img check" "$m" 0 qemu-img check "$img"
+			fi
+			chosen check-M &&
+				measure "$name" "check -M json" "$m" 0 "$Q2E" check -M --output=json "$img"
+			if chosen map; then
+				measure "$name" "map json" "$m" 0 "$Q2E" map --output=json "$img"
+				chosen qemu-img &&
+					measure "$name" "qemu-img map json" "$m" 0 qemu-img map --output=json "$img"
+			fi
+			if chosen dump; then
+				measure "$name" "dump" "$m" 0 "$Q2E" dump "$img" -o "$o"
+				measure "$name" "cat of the dump" "$m" 0 sh -c 'cat "$1" >"$2"' sh "$o" "$o.copy"
+				# dump makes its output durable before renaming it.
+				measure "$name" "cat + fsync" "$m" 0 sh -c 'cat "$1" >"$2" && sync "$2"' sh "$o" "$o.copy"
+				measure "$name" "dump --no-data" "$m" 0 "$Q2E" dump --no-data "$img" -o "$o.nodata"
+			fi
+			if chosen diff; then
+				measure "$name" "diff of two dumps" "$m" 1 "$Q2E" diff "$dir/$name.a.elf" "$dir/$name.b.elf"
+				measure "$name" "cat of both dumps" "$m" 0 cat "$dir/$name.a.elf" "$dir/$name.b.elf"
+			fi
 		done
 	done
 	rm -f "$o" "$o.copy" "$o.nodata"
@@ -175,7 +202,7 @@ machine() {
 	echo "machine:   ${cpu:-unknown CPU}, $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
 	echo "disk:      $dir ($fs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "tools:     $("$Q2E" --version | head -n 1), $(qemu-img --version | head -n 1)"
-	echo "runs:      $runs each, medians; cold runs: $cold"
+	echo "runs:      $runs each, medians; cold runs: $cold; commands: $commands"
 }
 
 # The table: medians per image, command and mode, and the ratios.

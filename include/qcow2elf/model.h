@@ -232,6 +232,15 @@ struct q2e_l2_cache *q2e_l2_cache_new(struct q2e_image *img);
 void q2e_l2_cache_free(struct q2e_l2_cache *c);
 int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 			struct qcow2_l2_entry *e, struct q2e_error *err);
+/*
+ * After a q2e_image_l2_lookup() of OFF: how many of the clusters that
+ * follow OFF's in its L2 table, up to MAX, have entries that decode as
+ * OFF's does, the host offset moved on by one cluster each (unchanged if
+ * there is none).  0 where it cannot tell cheaply (extended L2 entries,
+ * compressed clusters), for the caller to look one at a time.
+ */
+uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
+			  uint64_t max);
 
 /* The stored refcount of host cluster CLUSTER (0 where no block exists). */
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,

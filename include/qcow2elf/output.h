@@ -26,11 +26,13 @@ struct q2e_out;
 /*
  * How JSON is laid out.  PRETTY is qemu-img info's.  LINES is qemu-img
  * map's, which `map` must reproduce byte for byte: a top-level array with
- * one "{ "key": value, ...}" object per line.
+ * one "{ "key": value, ...}" object per line.  COMPACT is the whole
+ * document on one line, without blanks: a record of a JSON Lines stream.
  */
 enum q2e_json_style {
 	Q2E_JSON_PRETTY,
 	Q2E_JSON_LINES,
+	Q2E_JSON_COMPACT,
 };
 
 struct q2e_out_column {

@@ -3,6 +3,8 @@
 #ifndef QCOW2ELF_CLI_H
 #define QCOW2ELF_CLI_H
 
+#include <stddef.h>
+
 #include "qcow2elf/error.h"
 #include "qcow2elf/exit.h"
 #include "qcow2elf/output.h"
@@ -34,6 +36,8 @@ void remove_output_on_signals(void);
 
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* check --output=json-lines IMAGE...: returns the worst exit status. */
+int check_json_lines(char **images, size_t n);
 int cmd_diff(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qcow2elf/check.h"
 #include "qcow2elf/exit.h"
@@ -39,7 +40,7 @@ int cmd_check(int argc, char **argv)
 	enum q2e_format format = Q2E_FORMAT_HUMAN;
 	struct q2e_check_result *res = NULL;
 	struct q2e_error err = { 0 };
-	bool with_viscera = false, with_progress = false;
+	bool with_viscera = false, with_progress = false, json_lines = false;
 	struct q2e_image *img;
 	int c, ret;
 
@@ -47,6 +48,9 @@ int cmd_check(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "Mph", check_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
+			json_lines = strcmp(optarg, "json-lines") == 0;
+			if (json_lines)
+				break;
 			ret = parse_format("check", optarg, &format);
 			if (ret)
 				return ret;
@@ -62,6 +66,14 @@ int cmd_check(int argc, char **argv)
 		default:
 			return usage_error("check", "%s", "invalid option");
 		}
+	}
+	if (json_lines) {	/* fleet.c: one line per image */
+		if (with_viscera || with_progress)
+			return usage_error("check", "%s",
+					   "--output=json-lines takes neither -M nor -p");
+		if (optind >= argc)
+			return usage_error("check", "%s", "expects one IMAGE or more");
+		return check_json_lines(argv + optind, (size_t)(argc - optind));
 	}
 	if (optind != argc - 1)
 		return usage_error("check", "%s", optind >= argc

@@ -187,13 +187,17 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
-	  "  --output=FMT    human (default) or json\n"
+	  "  --output=FMT    human (default), json, or json-lines: then\n"
+	  "                  IMAGE... are many, each checked in turn and\n"
+	  "                  given one line with its exit status and counts\n"
 	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
 	  "  -p, --progress  show progress on standard error\n"
 	  "  -h, --help      show this help\n\n"
 	  "Exit status: 0 no errors, 1 the check could not complete,\n"
 	  "2 corruptions or overlapping structures, 3 leaked clusters only,\n"
-	  "63 not a QCOW2 image (qemu-img check exits 63 on a raw file).\n" },
+	  "63 not a QCOW2 image (qemu-img check exits 63 on a raw file).\n"
+	  "With json-lines, the worst of the images' statuses: 2, then 1,\n"
+	  "3, 63, 0.\n" },
 	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color=WHEN] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"

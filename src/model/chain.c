@@ -345,6 +345,12 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		host = e.host_offset + (off & (img->cluster_size - 1));
 	run = (off | (unit - 1)) + 1 - off;
 	while (run < bytes) {
+		/* The entries that continue the last one exactly (a
+		 * preallocated image is all such runs), a table at a time. */
+		run += unit * q2e_image_l2_run(l->cache, off + run - unit,
+					       (bytes - run + unit - 1) / unit);
+		if (run >= bytes)
+			break;
 		/* An L1 entry without an L2 table: all of its range at once. */
 		uint64_t span = img->cluster_size * img->l2_entries;
 		uint64_t l1i = (off + run) / span;

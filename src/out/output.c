@@ -216,6 +216,9 @@ static void member(struct q2e_out *o, const char *key, bool container)
 	if (o->format == Q2E_FORMAT_JSON) {
 		if (o->style == Q2E_JSON_LINES) {
 			json_lines_member(o, d);
+		} else if (o->style == Q2E_JSON_COMPACT) {
+			if (!o->first[d])
+				fputc(',', o->fp);
 		} else {
 			if (!o->first[d])
 				fputc(',', o->fp);
@@ -226,7 +229,7 @@ static void member(struct q2e_out *o, const char *key, bool container)
 		}
 		if (key) {
 			json_string(o->fp, key, strlen(key));
-			fputs(": ", o->fp);
+			fputs(o->style == Q2E_JSON_COMPACT ? ":" : ": ", o->fp);
 		}
 		o->first[d] = false;
 		return;

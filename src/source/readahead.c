@@ -48,6 +48,7 @@ struct q2e_read_plan {
 	size_t want;		/* advise ranges up to here; only the reader
 				   writes it, under the lock */
 	bool started, stop, no_thread;
+	bool idle;		/* the reads hit the cache: no advice for now */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -125,9 +126,13 @@ void q2e_read_plan_free(struct q2e_read_plan *p)
 /* Sorts RANGES and merges those closer than MERGE_GAP; returns how many. */
 static size_t merge_ranges(struct q2e_extent *ranges, size_t n)
 {
-	size_t m = 0;
+	size_t m = 0, sorted = 1;
 
-	qsort(ranges, n, sizeof(*ranges), cmp_extent);
+	/* The model's regions come sorted: no sort to pay for then. */
+	while (sorted < n && ranges[sorted - 1].offset <= ranges[sorted].offset)
+		sorted++;
+	if (sorted < n)
+		qsort(ranges, n, sizeof(*ranges), cmp_extent);
 	for (size_t i = 0; i < n; i++) {
 		struct q2e_extent r = ranges[i];
 		struct q2e_extent *last = m ? &ranges[m - 1] : NULL;
@@ -201,15 +206,34 @@ static size_t window_end(const struct q2e_read_plan *p, size_t i)
  */
 static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 {
-	size_t i = q2e_first_above(p->ranges, p->n, offset, off);
+	size_t i;
 
+	/* A warm cache never gets past here: not even the search. */
+	if (!p->started && !p->no_thread && !missed)
+		return;
+	i = q2e_first_above(p->ranges, p->n, offset, off);
 	if (i == 0 || off >= p->ranges[i - 1].offset + p->ranges[i - 1].length)
 		return;		/* not planned: nothing to say */
 	i--;
-	if (!p->started && !p->no_thread && !missed)
-		return;
 	bool restart = i < p->base || i > p->want;
 
+	/* Bytes the cache held before any advice (a pass that reads again
+	 * what an earlier one read; a cache only a few pages short) need
+	 * none, which would cost a call per range all the same: a read that
+	 * hits where the advice has not reached stops it, and the next read
+	 * that misses starts it again. */
+	if (!p->no_thread)
+		pthread_mutex_lock(&p->lock);
+	if (restart || missed)
+		p->idle = !missed;
+	else if (p->started && i >= p->cursor)
+		p->idle = true;
+	if (p->idle)
+		p->cursor = p->base = p->want = i;
+	if (!p->no_thread)
+		pthread_mutex_unlock(&p->lock);
+	if (p->idle)
+		return;
 	if (!restart && p->before[p->want] - p->before[i] >= WINDOW / 2)
 		return;
 	size_t end = window_end(p, i);

@@ -3,7 +3,8 @@
 # Reading from a cold page cache, where the byte source has the planned
 # regions fetched ahead by a thread of its own (src/source/readahead.c),
 # gives the same reports and dumps as reading from a warm one; and the
-# advice is given only when the cache is cold.
+# advice is given only when the cache is cold.  The data extents a dump
+# records are the file's holes and data as SEEK_DATA/SEEK_HOLE say.
 . "$(dirname "$0")/../lib/common.sh"
 need qemu-img qemu-io dd fincore
 
@@ -49,6 +50,65 @@ for img in big.qcow2 small.qcow2; do
 			"warm-$img.$what" "cold-$img.$what"
 	done
 done
+
+# The data extents a dump records are those SEEK_DATA and SEEK_HOLE give
+# (the byte source asks FIEMAP, a thousand at a time): on an image with
+# scattered writes and punched holes, and on one with extents allocated
+# but unwritten, which SEEK_DATA calls holes unless the page cache holds
+# their bytes.
+seek_extents() {
+	python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size, off = os.fstat(fd).st_size, 0
+while off < size:
+    try:
+        d = os.lseek(fd, off, os.SEEK_DATA)
+    except OSError:
+        break
+    h = min(os.lseek(fd, d, os.SEEK_HOLE), size)
+    print(d, h - d)
+    off = h' "$1"
+}
+dump_extents() {
+	readelf -x .qcow2elf.extents "$1" | python3 -c '
+import struct, sys
+b = bytes.fromhex("".join("".join(l.split()[1:5]) for l in sys.stdin
+                           if l.strip().startswith("0x")))
+for o, n in struct.iter_unpack("<QQ", b):
+    print(o, n)'
+}
+case_extents() {
+	local i
+	qemu-img create -q -f qcow2 ext.qcow2 4G
+	for i in $(seq 0 40); do
+		qemu-io -f qcow2 -c "write $((i * 97))M 64k" ext.qcow2 >/dev/null
+	done
+	# Holes inside the clusters, so that the file has many extents.
+	for i in $(seq 0 47); do
+		fallocate -p -o $((512 * 1024 + i * 65536 + 16384)) -l 4k ext.qcow2
+	done
+	cp --sparse=always ext.qcow2 unwritten.qcow2
+	fallocate -o 0 -l "$(stat -c %s unwritten.qcow2)" unwritten.qcow2
+	# SEEK_DATA counts unwritten bytes the page cache holds as data, and
+	# every read brings some in: read them all, so that the answer holds
+	# still between the dump and the walk here.
+	cat unwritten.qcow2 >/dev/null
+	for f in ext.qcow2 unwritten.qcow2 small.qcow2; do
+		"$Q2E" dump "$f" -o "$f.elf" 2>/dev/null
+		seek_extents "$f" >"$f.want"
+		dump_extents "$f.elf" >"$f.got"
+		assert_same_file "$f: the dump's extents are SEEK_DATA's" \
+			"$f.want" "$f.got"
+	done
+	assert_eq "the image has many extents" true \
+		"$([ "$(wc -l <ext.qcow2.want)" -gt 40 ] && echo true)"
+}
+if command -v fallocate >/dev/null && command -v readelf >/dev/null; then
+	t_case "data extents" case_extents
+else
+	skip "needs fallocate and readelf"
+fi
 
 if command -v strace >/dev/null; then
 	# fadvise64 is the system call behind posix_fadvise.

@@ -299,6 +299,30 @@ static void test_json_lines(void **state)
 	expect(&c, "[]\n");
 }
 
+/* JSON Lines records: the whole document on one line, no blanks. */
+static void test_json_compact(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_JSON);
+	q2e_out_set_json_style(c.o, Q2E_JSON_COMPACT);
+	q2e_out_object(c.o, NULL);
+	q2e_out_str(c.o, "filename", "a \"b\"\n");
+	q2e_out_int(c.o, "exit-status", 3);
+	q2e_out_array(c.o, "list");
+	q2e_out_uint(c.o, NULL, 1);
+	q2e_out_object(c.o, NULL);
+	q2e_out_end(c.o);
+	q2e_out_bool(c.o, NULL, false);
+	q2e_out_end(c.o);
+	q2e_out_array(c.o, "none");
+	q2e_out_end(c.o);
+	q2e_out_end(c.o);
+	expect(&c, "{\"filename\":\"a \\\"b\\\"\\n\",\"exit-status\":3,"
+		   "\"list\":[1,{},false],\"none\":[]}\n");
+}
+
 /* A table: padded columns, a row may stop short, no blank ends a line. */
 static void test_human_table(void **state)
 {
@@ -355,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_human_long_key),
 		cmocka_unit_test(test_escaped),
 		cmocka_unit_test(test_json_lines),
+		cmocka_unit_test(test_json_compact),
 		cmocka_unit_test(test_human_table),
 		cmocka_unit_test(test_write_error),
 	};
