@@ -7,6 +7,7 @@
 #ifndef QCOW2ELF_FUZZ_H
 #define QCOW2ELF_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,5 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Runs everything on DATA; the names the targets' entry points share. */
 void fuzz_input(const uint8_t *data, size_t size);
+/* Whether an allocation failed since the last call (the replayer's limit). */
+bool fuzz_ran_out_of_memory(void);
 
 #endif

@@ -53,6 +53,25 @@
 static char dir[64];
 static FILE *null_fp;
 static int null_fd = -1, cwd_fd = -1;
+static bool out_of_memory;
+
+/*
+ * An allocation that failed: under the replayer's RLIMIT_AS the library
+ * reports it and goes on, so the input would pass the limit it hit.
+ */
+static void seen(const struct q2e_error *err)
+{
+	if (err->code == Q2E_ENOMEM)
+		out_of_memory = true;
+}
+
+bool fuzz_ran_out_of_memory(void)
+{
+	bool ret = out_of_memory;
+
+	out_of_memory = false;
+	return ret;
+}
 
 /* A file of the private directory. */
 static const char *in_dir(const char *name)
@@ -113,6 +132,7 @@ static void view(struct q2e_image *img, enum q2e_format format,
 	if (!o)
 		return;
 	fn(img, o, &err);
+	seen(&err);
 	q2e_out_finish(o);
 }
 
@@ -123,8 +143,10 @@ static void run_check(struct q2e_image *img)
 	struct q2e_check_result *res = NULL;
 	struct q2e_error err = { 0 };
 
-	if (q2e_check_run(img, &opts, &res, &err) < 0)
+	if (q2e_check_run(img, &opts, &res, &err) < 0) {
+		seen(&err);
 		return;
+	}
 	for (int viscera = 0; viscera < 2; viscera++) {
 		q2e_check_render(res, img, null_fp, Q2E_FORMAT_JSON, viscera,
 				 &err);
@@ -142,8 +164,10 @@ static uint64_t run_diff(struct q2e_image *a, struct q2e_image *b)
 	struct q2e_diff *d;
 	uint64_t n;
 
-	if (q2e_diff_build(a, b, &d, &err) < 0)
+	if (q2e_diff_build(a, b, &d, &err) < 0) {
+		seen(&err);
 		return 0;
+	}
 	for (int verbose = 0; verbose < 2; verbose++) {
 		struct q2e_out *o = q2e_out_new(null_fp, verbose
 						? Q2E_FORMAT_JSON
@@ -167,6 +191,7 @@ static void run_restore(struct q2e_image *img)
 	struct q2e_error err = { 0 };
 
 	q2e_restore_write(img, in_dir("restored"), &opts, &res, &err);
+	seen(&err);
 	unlink(in_dir("restored"));
 }
 
@@ -214,6 +239,7 @@ static void run_dump(struct q2e_image *img, bool no_data)
 		}
 		q2e_image_close(back);
 	}
+	seen(&err);
 	unlink(path);
 }
 
@@ -338,7 +364,6 @@ void fuzz_input(const uint8_t *data, size_t size)
 		run_check(img);
 		run_dump(img, variant & 2);
 		run_restore(img);
-		q2e_error_clear(&err);
 		if (q2e_image_open_memory(in_dir("other"), part[1], len[1],
 					  &other, &err) == 0) {
 			run_diff(img, other);
@@ -346,6 +371,7 @@ void fuzz_input(const uint8_t *data, size_t size)
 		}
 		q2e_image_close(img);
 	}
+	seen(&err);	/* the failure to open either */
 	if (nparts == 3)
 		run_cli(part[2], len[2], part[0], len[0], part[1], len[1]);
 	clean_dir();

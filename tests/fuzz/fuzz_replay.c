@@ -10,8 +10,9 @@
  *     the kernel (wait4's ru_maxrss), and enforced while running by
  *     RLIMIT_AS, or under AddressSanitizer (which reserves terabytes of
  *     address space) by its hard_rss_limit_mb.
- * An input that crashes, aborts, runs out of time or goes over the memory
- * limit fails the replay, with its name and what happened.
+ * An input that crashes, aborts, runs out of time, goes over the memory
+ * limit or has an allocation fail (the library reports it and goes on)
+ * fails the replay, with its name and what happened.
  */
 #ifndef Q2E_LIBFUZZER
 #define _GNU_SOURCE
@@ -79,7 +80,7 @@ static int run_one(const char *path)
 	fclose(fp);
 	LLVMFuzzerTestOneInput(buf, n);
 	free(buf);
-	return 0;
+	return fuzz_ran_out_of_memory() ? 3 : 0;
 }
 
 /* Limits set in the child, before exec. */
@@ -130,6 +131,11 @@ static int replay_file(const char *path)
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
 		fprintf(stderr, "%s: '%s': over the time limit of %u s\n",
 			self, path, timeout_s);
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+		fprintf(stderr, "%s: '%s': ran out of memory under the limit of %lu MB\n",
+			self, path, max_rss_mb);
 		return -1;
 	}
 	if (WIFSIGNALED(status) || WEXITSTATUS(status) != 0) {
