@@ -56,8 +56,17 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-FUZZ_OBJ := $(BUILD)/tests/fuzz/fuzz_image.o
-FUZZ_BIN := $(BUILD)/tests/fuzz_image
+# main() alone: the fuzz targets link the rest of the command line.
+CLI_MAIN_OBJ := $(BUILD)/src/cli/entry.o
+CLI_CMD_OBJS := $(filter-out $(CLI_MAIN_OBJ),$(CLI_OBJS))
+# The fuzz targets (tests/fuzz/README), each with its seeds.
+FUZZ_TARGETS := fuzz_image fuzz_dump
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(BUILD)/%)
+FUZZ_OBJS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%.o)
+FUZZ_COMMON_OBJS := $(BUILD)/tests/fuzz/fuzz_commands.o \
+	$(BUILD)/tests/fuzz/fuzz_replay.o
+FUZZ_CORPUS_fuzz_image := tests/fuzz/corpus
+FUZZ_CORPUS_fuzz_dump := tests/fuzz/corpus-dump
 
 all: $(BIN)
 
@@ -95,14 +104,15 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libqcow2elf.a $(BUI
 
 $(BUILD)/tests/unit/%.o: Q2E_CFLAGS += $(CMOCKA_CFLAGS)
 
-# The fuzz target: a plain main() replaying the corpus unless built with
-# clang -fsanitize=fuzzer (see tests/fuzz/README).
-$(FUZZ_BIN): $(FUZZ_OBJ) $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
+# The fuzz targets: a replayer's main() (tests/fuzz/fuzz_replay.c) unless
+# built with clang -fsanitize=fuzzer -DQ2E_LIBFUZZER (`make fuzz`).
+$(FUZZ_BINS): $(BUILD)/%: $(BUILD)/tests/fuzz/%.o $(FUZZ_COMMON_OBJS) \
+		$(CLI_CMD_OBJS) $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
 	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(Q2E_LIBS)
 
 # Objects reached only through the pattern rules above would be
 # intermediate, deleted after each build and recompiled by the next.
-.SECONDARY: $(UNIT_OBJS) $(FUZZ_OBJ)
+.SECONDARY: $(UNIT_OBJS) $(FUZZ_OBJS) $(FUZZ_COMMON_OBJS)
 
 # Dumps carry the gdb helpers (src/emit/gdb_script.c): the Python file as
 # a C byte list.
@@ -115,9 +125,40 @@ $(BUILD)/src/emit/gdb_script.o: Q2E_CPPFLAGS += -I$(BUILD)/gen
 unit: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
-# Replays every input that once crashed the model (and the seeds).
-fuzz-replay: $(FUZZ_BIN)
-	$(Q)cd $(BUILD) && $(abspath $(FUZZ_BIN)) $(abspath tests/fuzz/corpus) </dev/null
+# Replays the seeds and every input that once found something, each under
+# a time and a memory limit (Q2E_FUZZ_TIMEOUT, Q2E_FUZZ_MAX_RSS_MB).
+fuzz-replay: $(FUZZ_BINS)
+	$(Q)fail=0; $(foreach t,$(FUZZ_TARGETS),\
+		$(BUILD)/$(t) $(FUZZ_CORPUS_$(t)) </dev/null || fail=1;) \
+	exit $$fail
+
+# `make fuzz` builds the libFuzzer targets in FUZZ_BUILD with clang, ASan
+# and UBSan, from the same source lists; with FUZZ_SECONDS=N it also runs
+# FUZZ_TARGET for N seconds on a copy of its committed corpus, keeping what
+# it finds in $(FUZZ_BUILD)/artifacts.  FUZZ_ARGS adds libFuzzer options.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CC ?= clang
+FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer
+FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined
+FUZZ_TARGET ?= fuzz_image
+FUZZ_SECONDS ?=
+FUZZ_WORK := $(FUZZ_BUILD)/work-$(FUZZ_TARGET)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+		CFLAGS='$(call escsq,$(FUZZ_CFLAGS) $(FUZZ_SANITIZE))' \
+		CPPFLAGS='$(call escsq,$(CPPFLAGS)) -DQ2E_LIBFUZZER' \
+		$(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+ifneq ($(FUZZ_SECONDS),)
+	$(Q)mkdir -p $(FUZZ_WORK) $(FUZZ_BUILD)/artifacts
+	$(Q)cp $(FUZZ_CORPUS_$(FUZZ_TARGET))/* $(FUZZ_WORK)/
+	$(Q)$(FUZZ_BUILD)/$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
+		-timeout=10 -rss_limit_mb=2048 -max_len=131072 \
+		-dict=tests/fuzz/fuzz.dict \
+		-artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_ARGS) \
+		$(FUZZ_WORK) </dev/null
+endif
 
 # The sizes and includes the layout promises (tests/lint.sh).
 lint:
@@ -144,10 +185,11 @@ uninstall:
 clean:
 	rm -rf $(BUILD) $(BIN)
 
-.PHONY: all unit fuzz-replay lint check install uninstall clean FORCE
+.PHONY: all unit fuzz-replay fuzz lint check install uninstall clean FORCE
 .DELETE_ON_ERROR:
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(FUZZ_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) \
+	$(FUZZ_OBJS:.o=.d) $(FUZZ_COMMON_OBJS:.o=.d)
 
 # The benchmark of README's "Performance" section: not part of `make check`
 # (minutes, and cold runs drop the page cache when run as root).

@@ -11,6 +11,7 @@ packages=(
 	qemu-utils				# qemu-img, qemu-io: test images
 	binutils elfutils gdb llvm		# readelf, eu-elflint, gdb, llvm-dwarfdump
 	jq python3 valgrind git strace		# integration tests
+	clang libclang-rt-dev			# make fuzz: libFuzzer
 )
 
 missing=()

@@ -34,6 +34,10 @@ int print_command_help(const char *name);
 /* A signal that ends the process removes the output being written first. */
 void remove_output_on_signals(void);
 
+/* The whole command line, for main() and the fuzz target: it returns the
+ * exit status rather than exiting. */
+int cli_main(int argc, char **argv);
+
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* check --output=json-lines IMAGE...: returns the worst exit status. */

@@ -104,7 +104,8 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 				return ret;
 			break;
 		case 'h':
-			exit(print_command_help(cmd));
+			/* *image stays NULL: the caller stops there. */
+			return print_command_help(cmd);
 		default:
 			return usage_error(cmd, "%s", "invalid option");
 		}
@@ -130,7 +131,7 @@ static int run_view(const char *cmd, int argc, char **argv,
 	int ret;
 
 	ret = parse_report_args(cmd, argc, argv, &format, &path);
-	if (ret)
+	if (ret || !path)
 		return ret;
 	if (q2e_image_open(path, &img, &err) < 0)
 		return report(&err);
@@ -280,7 +281,7 @@ static void print_help(void)
 	       progname, progname);
 }
 
-int main(int argc, char **argv)
+int cli_main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage_error(NULL, "%s", "missing COMMAND");

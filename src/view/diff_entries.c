@@ -251,14 +251,25 @@ static int l2_by_unit(struct q2e_diff *d, struct q2e_image *a,
 	struct q2e_l2_cache *cb = q2e_l2_cache_new(b);
 	int ret = ca && cb ? 0 : diff_nomem(err);
 
+	uint64_t span_a = a->l2_entries << a->hdr.cluster_bits;
+	uint64_t span_b = b->l2_entries << b->hdr.cluster_bits;
+
 	for (uint64_t off = 0; off < size && !ret; off += d->unit) {
 		uint64_t cluster = off >> b->hdr.cluster_bits;
-		uint64_t i = cluster / b->l2_entries;
+		uint64_t i = cluster / b->l2_entries, ia = off / span_a;
 		struct qcow2_l2_entry x, y;
 		char sym[64];
 
-		if (!l2_offset(a, off / (a->l2_entries << a->hdr.cluster_bits)) &&
-		    !l2_offset(b, i)) {
+		/* Past both L1 tables nothing is mapped; where neither maps an
+		 * L2 table, skip to the next one: work follows the tables, not
+		 * the virtual size a header claims. */
+		if (ia >= a->nl1 && i >= b->nl1)
+			break;
+		if (!l2_offset(a, ia) && !l2_offset(b, i)) {
+			uint64_t next_a = (ia + 1) * span_a;
+			uint64_t next_b = (i + 1) * span_b;
+
+			off = (next_a < next_b ? next_a : next_b) - d->unit;
 			continue;
 		}
 		ret = l2_lookup(ca, off, &x, err);

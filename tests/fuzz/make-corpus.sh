@@ -5,9 +5,56 @@
 # committed files stay small; a cut image is still a valid fuzzing seed, and
 # what lies past the cut is only guest data.  Needs qemu-utils; writes into
 # tests/fuzz/corpus/; tests/fuzz/README says which command made which file.
+#
+# It also joins images into inputs of three parts (tests/fuzz/fuzz.h): two
+# images for diff and a command line.  With Q2E=path/to/qcow2elf it dumps
+# the images into corpus-dump/, the seeds of fuzz_dump.
+# `make-corpus.sh --derived` does only these two, from the images already
+# in corpus/ (so that those stay as committed).
 set -eu
 cd "$(dirname "$0")"
 out=$PWD/corpus
+dumps=$PWD/corpus-dump
+
+# elf-NAME: the dump of each image seed (not of dumps or found inputs),
+# made in corpus/ so that the image names recorded are relative.  No gdb
+# helpers: 29 KB of Python the reader skips.  Two without data, for the
+# layout-only reading.
+make_dumps() {
+	mkdir -p "$dumps"
+	(cd "$out" &&
+	 for f in *; do
+		case $f in dump-* | crash-* | oracle-* | diff-* | split-*) continue ;; esac
+		"$Q2E" dump "$f" -o "$dumps/elf-$f" --no-gdb-script 2>/dev/null
+	 done &&
+	 "$Q2E" dump v3-data -o "$dumps/elf-v3-data-no-data" --no-data \
+		--no-gdb-script &&
+	 "$Q2E" dump snapshots -o "$dumps/elf-snapshots-no-data" \
+		--no-data --no-gdb-script)
+}
+# split-*: IMAGE, OTHER and the arguments of a command line, one a line,
+# joined by the separator of tests/fuzz/fuzz.h.
+join() {
+	local name=$1 a=$2 b=$3
+	shift 3
+	{ cat "$out/$a"; printf '\n--q2e-fuzz--\n'; cat "$out/$b"
+	  printf '\n--q2e-fuzz--\n'; printf '%s\n' "$@"; } >"$out/split-$name"
+}
+make_splits() {
+	join info-json c512-rc1 v2-empty info --output=json image
+	join map-human overlay self-raw map image
+	join check-metadata lazy c512-rc1 check -M --output=json image
+	join diff-verbose snapshots v3-data diff -v --color=always image other
+	join dump-no-data bitmaps v2-empty dump image -o out.elf --no-data
+	join restore dump-v3-data v2-empty restore image -o restored --force
+	join help c512-rc1 c512-rc1 check --help
+}
+if [ "${1:-}" = --derived ]; then
+	make_splits
+	[ -z "${Q2E:-}" ] || make_dumps
+	ls -l "$out" "$dumps"
+	exit 0
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/q2e-corpus.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
@@ -137,4 +184,8 @@ keep crash-snapshot-padding 45126 snapshots
 keep crash-backing-offset-wrap 8192 v3-data
 patch crash-backing-offset-wrap 8 'ff ff ff ff ff ff ff 00 00 00 02 00'
 
-ls -l "$out"
+make_splits
+if [ -n "${Q2E:-}" ]; then
+	make_dumps
+fi
+ls -l "$out" "$dumps"

@@ -90,15 +90,39 @@ while read -r n a s t; do
 done <secs
 assert_eq "objcopy --dump-section gives the image's bytes for all $k sections" "" "$bad"
 
+# gdb_each FILE CMD...: runs each gdb command on FILE and sets g[i] to what
+# command i printed ("$N = " taken off), "" if it printed nothing: each
+# output follows a marker, so that a command that fails (its error goes to
+# gdb.err) leaves its own g[i] empty and the others where they belong.
+gdb_each() {
+	local file=$1 i=0 cur= line
+	local -a ex=()
+	shift
+	g=()
+	for c in "$@"; do
+		ex+=(-ex "echo @@$i\\n" -ex "$c")
+		g[i]=
+		i=$((i + 1))
+	done
+	gdb -nx -batch -iex 'set auto-load python-scripts off' "${ex[@]}" \
+		"$file" >gdb.out 2>gdb.err
+	while IFS= read -r line; do
+		if [[ $line =~ ^@@([0-9]+)$ ]]; then
+			cur=${BASH_REMATCH[1]}
+		elif [ -n "$cur" ]; then
+			[[ $line =~ ^\$[0-9]+\ =\ (.*)$ ]] && line=${BASH_REMATCH[1]}
+			g[cur]+=$line
+		fi
+	done <gdb.out
+}
+
 # gdb prints structures by name, with the image's values.
-gdb -nx -batch -iex 'set auto-load python-scripts off' -ex 'p qcow2_header.size' -ex 'p qcow2_header.l1_table_offset' \
-	-ex 'p/x l1_table[0]' -ex 'p refcount_block_0[2]' -ex 'p snapshot_0' \
-	-ex 'p bitmap_1' -ex "info symbol $l1_off" -ex 'p l2_table_0[0].standard.host_offset' \
-	-ex 'p l2_table_0[32].standard.compressed' -ex 'p l2_table_0[16].standard.zero' \
-	-ex 'p snapshot_2_l2_table_0[0].raw == l2_table_0[0].raw' \
-	img.elf >gdb.out 2>gdb.err
+gdb_each img.elf 'p qcow2_header.size' 'p qcow2_header.l1_table_offset' \
+	'p/x l1_table[0]' 'p refcount_block_0[2]' 'p snapshot_0' \
+	'p bitmap_1' "info symbol $l1_off" 'p l2_table_0[0].standard.host_offset' \
+	'p l2_table_0[32].standard.compressed' 'p l2_table_0[16].standard.zero' \
+	'p snapshot_2_l2_table_0[0].raw == l2_table_0[0].raw'
 assert_eq "gdb: no warning" "" "$(grep -v '^$' gdb.err)"
-mapfile -t g < <(sed 's/^\$[0-9]* = //' gdb.out)
 vsize=$(qemu-img info --output=json img.qcow2 | jq '."virtual-size"')
 assert_eq "gdb: p qcow2_header.size is the virtual size" "$vsize" "${g[0]}"
 assert_eq "gdb: p qcow2_header.l1_table_offset" "$l1_off" "${g[1]}"

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Every command of qcow2elf on one input, as the fuzz targets run it
+ * (tests/fuzz/fuzz_image.c, fuzz_dump.c): `info` and `map` in both forms,
+ * `check` with and without -M in both, `dump` with and without data, the
+ * dump read back and diffed against the input (they must not differ: an
+ * input where they do aborts, as a crash would), `diff` of the input's two
+ * parts, `restore` of each dump, and the command line itself on arguments
+ * taken from the input.
+ *
+ * The input is read from memory (q2e_image_open_memory()), named as a file
+ * in an empty private directory, so that a relative backing file name
+ * resolves there rather than wherever the fuzzer happens to run.  The
+ * directory is on /dev/shm where there is one: the dumps and restored
+ * images the library writes by name are then in memory too.  Everything in
+ * it is removed after each input, so each input starts from the same state.
+ *
+ * Without -DQ2E_LIBFUZZER this file has a main() that replays the files
+ * named on its command line (or every file in the directories named), each
+ * in a child process under a time limit and a memory limit, so that
+ * `make check` fails on an input that became slow or hungry, not only on
+ * one that crashes (as util-linux's libblkid/src/fuzz.c, plus the limits).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qcow2elf/check.h"
+#include "qcow2elf/diff.h"
+#include "qcow2elf/dump.h"
+#include "qcow2elf/model.h"
+#include "qcow2elf/output.h"
+#include "qcow2elf/restore.h"
+#include "qcow2elf/views.h"
+#include "cli/cli.h"
+#include "fuzz.h"
+
+#define MAX_ARGS 16
+
+static char dir[64];
+static FILE *null_fp;
+static int null_fd = -1, cwd_fd = -1;
+static bool out_of_memory;
+
+/*
+ * An allocation that failed: under the replayer's RLIMIT_AS the library
+ * reports it and goes on, so the input would pass the limit it hit.
+ */
+static void seen(const struct q2e_error *err)
+{
+	if (err->code == Q2E_ENOMEM)
+		out_of_memory = true;
+}
+
+bool fuzz_ran_out_of_memory(void)
+{
+	bool ret = out_of_memory;
+
+	out_of_memory = false;
+	return ret;
+}
+
+/* A file of the private directory. */
+static const char *in_dir(const char *name)
+{
+	static char path[4][512];
+	static unsigned next;
+	char *p = path[next++ % 4];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", dir, name);
+	return p;
+}
+
+/* Empties the private directory, whatever the input left in it. */
+static void clean_dir(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			unlink(in_dir(e->d_name));
+	closedir(d);
+}
+
+static void cleanup(void)
+{
+	if (dir[0]) {
+		clean_dir();
+		rmdir(dir);
+	}
+}
+
+static void setup(void)
+{
+	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+
+	if (dir[0])
+		return;
+	snprintf(dir, sizeof(dir), "%s/q2e-fuzz-XXXXXX", base);
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	cwd_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!mkdtemp(dir) || null_fd < 0 || cwd_fd < 0 ||
+	    !(null_fp = fdopen(dup(null_fd), "w")))
+		abort();	/* the harness, not the input, is broken */
+	atexit(cleanup);
+}
+
+/* One view, rendered to /dev/null in FORMAT. */
+static void view(struct q2e_image *img, enum q2e_format format,
+		 int (*fn)(struct q2e_image *, struct q2e_out *,
+			   struct q2e_error *))
+{
+	struct q2e_error err = { 0 };
+	struct q2e_out *o = q2e_out_new(null_fp, format);
+
+	if (!o)
+		return;
+	fn(img, o, &err);
+	seen(&err);
+	q2e_out_finish(o);
+}
+
+/* `check`, rendered both ways, with and without the metadata report. */
+static void run_check(struct q2e_image *img)
+{
+	struct q2e_check_options opts = { 0 };
+	struct q2e_check_result *res = NULL;
+	struct q2e_error err = { 0 };
+
+	if (q2e_check_run(img, &opts, &res, &err) < 0) {
+		seen(&err);
+		return;
+	}
+	for (int viscera = 0; viscera < 2; viscera++) {
+		q2e_check_render(res, img, null_fp, Q2E_FORMAT_JSON, viscera,
+				 &err);
+		q2e_check_render(res, img, null_fp, Q2E_FORMAT_HUMAN, viscera,
+				 &err);
+	}
+	q2e_check_exit_status(res);
+	q2e_check_result_free(res);
+}
+
+/* `diff A B` in both forms; returns the number of differences. */
+static uint64_t run_diff(struct q2e_image *a, struct q2e_image *b)
+{
+	struct q2e_error err = { 0 };
+	struct q2e_diff *d;
+	uint64_t n;
+
+	if (q2e_diff_build(a, b, &d, &err) < 0) {
+		seen(&err);
+		return 0;
+	}
+	for (int verbose = 0; verbose < 2; verbose++) {
+		struct q2e_out *o = q2e_out_new(null_fp, verbose
+						? Q2E_FORMAT_JSON
+						: Q2E_FORMAT_HUMAN);
+
+		if (o) {
+			q2e_diff_render(d, o, verbose);
+			q2e_out_finish(o);
+		}
+	}
+	n = q2e_diff_count(d);
+	q2e_diff_free(d);
+	return n;
+}
+
+/* `restore` of IMG, if it is a dump with bytes. */
+static void run_restore(struct q2e_image *img)
+{
+	struct q2e_restore_options opts = { .force = true };
+	struct q2e_restore_result res;
+	struct q2e_error err = { 0 };
+
+	q2e_restore_write(img, in_dir("restored"), &opts, &res, &err);
+	seen(&err);
+	unlink(in_dir("restored"));
+}
+
+/* The oracle: a dump reads like the image it came from. */
+static void compare_with_dump(struct q2e_image *img, struct q2e_image *back)
+{
+	uint64_t n;
+
+	if (back->nsnapshots != img->nsnapshots ||
+	    back->nbitmaps != img->nbitmaps || back->nexts != img->nexts ||
+	    back->nregions != img->nregions ||
+	    back->nproblems != img->nproblems) {
+		fprintf(stderr, "fuzz: the dump reads unlike the image: "
+			"snapshots %zu/%zu bitmaps %zu/%zu extensions %zu/%zu "
+			"regions %zu/%zu problems %zu/%zu\n",
+			img->nsnapshots, back->nsnapshots, img->nbitmaps,
+			back->nbitmaps, img->nexts, back->nexts, img->nregions,
+			back->nregions, img->nproblems, back->nproblems);
+		abort();
+	}
+	n = run_diff(img, back);
+	if (n != 0) {
+		fprintf(stderr, "fuzz: diff of the image and its dump finds %llu differences\n",
+			(unsigned long long)n);
+		abort();
+	}
+}
+
+/* `dump`, read back, diffed and restored; or with --no-data, read back. */
+static void run_dump(struct q2e_image *img, bool no_data)
+{
+	struct q2e_dump_options opts = { .no_data = no_data };
+	const char *path = in_dir("image.elf");
+	struct q2e_dump_result res;
+	struct q2e_error err = { 0 };
+	struct q2e_image *back;
+
+	if (q2e_dump_write(img, path, &opts, &res, &err) == 0 &&
+	    q2e_image_open(path, &back, &err) == 0) {
+		if (no_data) {
+			view(back, Q2E_FORMAT_JSON, q2e_view_info);
+		} else {
+			compare_with_dump(img, back);
+			run_restore(back);
+		}
+		q2e_image_close(back);
+	}
+	seen(&err);
+	unlink(path);
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n = fd < 0 ? -1 : write(fd, data, size);
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)size ? 0 : -1;
+}
+
+/*
+ * The command line on ARGS (LEN bytes), in the private directory, where
+ * "image" and "other" hold the input's two parts.  An argument with a '/'
+ * could name any file on the machine, one `dump -o` would replace: such a
+ * command line is not run.
+ */
+static void run_cli(const uint8_t *args, size_t len, const uint8_t *a,
+		    size_t alen, const uint8_t *b, size_t blen)
+{
+	static const int sigs[] = { SIGHUP, SIGINT, SIGTERM, SIGQUIT };
+	struct sigaction saved[4];
+	char *argv[MAX_ARGS + 2], *copy = malloc(len + 1);
+	int argc = 1, out, errfd;
+	char *tok, *save;
+
+	if (!copy)
+		return;
+	memcpy(copy, args, len);
+	copy[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (copy[i] == '\0')
+			copy[i] = '\n';
+	if (memchr(copy, '/', len) || write_file(in_dir("image"), a, alen) < 0 ||
+	    write_file(in_dir("other"), b, blen) < 0)
+		goto out;
+	argv[0] = (char *)"qcow2elf";
+	for (tok = strtok_r(copy, "\n", &save); tok && argc <= MAX_ARGS;
+	     tok = strtok_r(NULL, "\n", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	/* getopt's state outlives the argument strings of the last run. */
+	optind = 0;
+	getopt(1, (char *[]){ (char *)"x", NULL }, "");
+	for (int i = 0; i < 4; i++)
+		sigaction(sigs[i], NULL, &saved[i]);
+	fflush(stdout);
+	fflush(stderr);
+	out = dup(STDOUT_FILENO);
+	errfd = dup(STDERR_FILENO);
+	dup2(null_fd, STDOUT_FILENO);
+	dup2(null_fd, STDERR_FILENO);
+	if (fchdir(cwd_fd) == 0 && chdir(dir) == 0)
+		cli_main(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	if (fchdir(cwd_fd) < 0)
+		abort();
+	dup2(out, STDOUT_FILENO);
+	dup2(errfd, STDERR_FILENO);
+	close(out);
+	close(errfd);
+	for (int i = 0; i < 4; i++)
+		sigaction(sigs[i], &saved[i], NULL);
+out:
+	free(copy);
+}
+
+/* The input cut at each separator: up to three parts. */
+static size_t split(const uint8_t *data, size_t size, const uint8_t **part,
+		    size_t *len)
+{
+	const size_t seplen = sizeof(FUZZ_SEPARATOR) - 1;
+	size_t n = 0;
+
+	while (n < 2) {
+		const uint8_t *sep = memmem(data, size, FUZZ_SEPARATOR, seplen);
+
+		if (!sep)
+			break;
+		part[n] = data;
+		len[n++] = (size_t)(sep - data);
+		size -= (size_t)(sep - data) + seplen;
+		data = sep + seplen;
+	}
+	part[n] = data;
+	len[n++] = size;
+	return n;
+}
+
+void fuzz_input(const uint8_t *data, size_t size)
+{
+	const uint8_t *part[3];
+	size_t len[3], nparts;
+	struct q2e_error err = { 0 };
+	struct q2e_image *img, *other;
+	unsigned variant;
+
+	setup();
+	nparts = split(data, size, part, len);
+	/*
+	 * Where running both variants of a command would cost much and cover
+	 * little more, the input chooses one: map's two forms (the walk is
+	 * the same) and dump with or without data (its DWARF is half of an
+	 * execution's time).
+	 */
+	variant = len[0] ^ (len[0] ? part[0][len[0] - 1] : 0);
+	/* Without a second part, the first half of the first: an image cut
+	 * short, which diff sees as one with many structures missing. */
+	if (nparts == 1) {
+		part[1] = part[0];
+		len[1] = len[0] / 2;
+	}
+	if (q2e_image_open_memory(in_dir("image"), part[0], len[0], &img,
+				  &err) == 0) {
+		view(img, Q2E_FORMAT_JSON, q2e_view_info);
+		view(img, Q2E_FORMAT_HUMAN, q2e_view_info);
+		view(img, variant & 1 ? Q2E_FORMAT_HUMAN : Q2E_FORMAT_JSON,
+		     q2e_view_map);
+		run_check(img);
+		run_dump(img, variant & 2);
+		run_restore(img);
+		if (q2e_image_open_memory(in_dir("other"), part[1], len[1],
+					  &other, &err) == 0) {
+			run_diff(img, other);
+			q2e_image_close(other);
+		}
+		q2e_image_close(img);
+	}
+	seen(&err);	/* the failure to open either */
+	if (nparts == 3)
+		run_cli(part[2], len[2], part[0], len[0], part[1], len[1]);
+	clean_dir();
+}
