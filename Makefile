@@ -143,6 +143,7 @@ FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
 FUZZ_TARGET ?= fuzz_image
 FUZZ_SECONDS ?=
+FUZZ_TIMEOUT ?= 10
 FUZZ_WORK := $(FUZZ_BUILD)/work-$(FUZZ_TARGET)
 
 fuzz:
@@ -154,7 +155,7 @@ ifneq ($(FUZZ_SECONDS),)
 	$(Q)mkdir -p $(FUZZ_WORK) $(FUZZ_BUILD)/artifacts
 	$(Q)cp $(FUZZ_CORPUS_$(FUZZ_TARGET))/* $(FUZZ_WORK)/
 	$(Q)$(FUZZ_BUILD)/$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
-		-timeout=10 -rss_limit_mb=2048 -max_len=131072 \
+		-timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -max_len=131072 \
 		-dict=tests/fuzz/fuzz.dict \
 		-artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_ARGS) \
 		$(FUZZ_WORK) </dev/null
