@@ -104,8 +104,12 @@ commands_case() {
 		"$(jq -r '[.snapshots[0].name, .bitmaps[0].name, ."backing-filename"] | join(" ")' "$T_TMP/.out")"
 	assert_status "restore writes an image from it" 0 \
 		"$Q2E" restore red.elf -o restored.qcow2
-	assert_status "which check finds as it finds the image" 0 \
+	# Its backing file name is the placeholder, which names no file:
+	# check exits 1 as qemu-img check does on a missing backing file.
+	assert_status "whose check says its backing file is missing" 1 \
 		"$Q2E" check restored.qcow2
+	assert_match "naming the placeholder" "backing-file-0_*'" \
+		"$(cat "$T_TMP/.out" "$T_TMP/.err" 2>/dev/null)"
 	# (gdb writes the padding as '_' <repeats 11 times>)
 	assert_match "gdb prints a snapshot's placeholder name" \
 		'name = "snapshot-0"' \
