@@ -17,8 +17,14 @@ img=vm-private-disk.qcow2
 secret=(--object secret,id=sec0,data=hunter2)
 opts="driver=qcow2,file.filename=$img,encrypt.key-secret=sec0"
 qemu-img create -q -f qcow2 base-private-name.qcow2 64M
-qemu-img create -q -f qcow2 "${secret[@]}" -b base-private-name.qcow2 \
-	-F qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0 "$img" 64M
+# On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
+# accurate CPU usage"): a few tries.
+for try in 1 2 3 4 5; do
+	qemu-img create -q -f qcow2 "${secret[@]}" -b base-private-name.qcow2 \
+		-F qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0 \
+		"$img" 64M && break
+	rm -f "$img"
+done
 qemu-io "${secret[@]}" --image-opts "$opts" -c 'write -P 0x55 0 64k' >/dev/null
 qemu-img snapshot "${secret[@]}" --image-opts "$opts" -c private-snapshot-name
 qemu-img bitmap "${secret[@]}" --image-opts "$opts" --add private-bitmap-name
