@@ -49,7 +49,8 @@ dump" "$(complete qcow2elf d)"
 assert_eq "completion: dump's long options" "--help
 --no-data
 --no-gdb-script
---output-file=" "$(complete qcow2elf dump disk.qcow2 --)"
+--output-file=
+--redact" "$(complete qcow2elf dump disk.qcow2 --)"
 assert_eq "completion: check's options, short ones too" "-M
 -h
 -p" "$(complete qcow2elf check - | grep -v -- '^--')"
