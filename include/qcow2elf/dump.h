@@ -39,4 +39,14 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 		   const struct q2e_dump_options *opts,
 		   struct q2e_dump_result *res, struct q2e_error *err);
 
+/*
+ * Writes the dump of IMG to FD (seekable: a regular file or a memfd, written
+ * from offset 0; the caller truncates and closes it), NAME naming it in
+ * messages.  On failure FD holds an incomplete dump.  The fuzz targets
+ * write to memory with it.
+ */
+int q2e_dump_write_fd(struct q2e_image *img, int fd, const char *name,
+		      const struct q2e_dump_options *opts,
+		      struct q2e_dump_result *res, struct q2e_error *err);
+
 #endif

@@ -895,7 +895,9 @@ out:
 	return ret;
 }
 
-int q2e_dump_write(struct q2e_image *img, const char *path,
+/* Everything but the output file: FD is written from offset 0, under NAME
+ * in messages, or PATH opened and committed when FD is negative. */
+static int dump_to(struct q2e_image *img, int fd, const char *path,
 		   const struct q2e_dump_options *opts,
 		   struct q2e_dump_result *res, struct q2e_error *err)
 {
@@ -924,15 +926,19 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 	if (ret < 0)
 		goto out;
 
-	ret = q2e_emit_open(img, &out, path, err);
-	if (ret < 0)
-		goto out;
-	ret = write_elf(&e, out.fd, path, res);
-	if (ret < 0) {
-		q2e_outfile_abort(&out);
-		goto out;
+	if (fd >= 0) {
+		ret = write_elf(&e, fd, path, res);
+	} else {
+		ret = q2e_emit_open(img, &out, path, err);
+		if (ret < 0)
+			goto out;
+		ret = write_elf(&e, out.fd, path, res);
+		if (ret < 0) {
+			q2e_outfile_abort(&out);
+			goto out;
+		}
+		ret = q2e_outfile_commit(&out, true, err);
 	}
-	ret = q2e_outfile_commit(&out, true, err);
 	if (ret < 0)
 		goto out;
 	res->nsections = e.nsecs;
@@ -952,4 +958,21 @@ out:
 	q2e_redaction_free(&e.redact);
 	q2e_dwarf_free(&e.dwarf);
 	return ret;
+}
+
+int q2e_dump_write(struct q2e_image *img, const char *path,
+		   const struct q2e_dump_options *opts,
+		   struct q2e_dump_result *res, struct q2e_error *err)
+{
+	return dump_to(img, -1, path, opts, res, err);
+}
+
+int q2e_dump_write_fd(struct q2e_image *img, int fd, const char *name,
+		      const struct q2e_dump_options *opts,
+		      struct q2e_dump_result *res, struct q2e_error *err)
+{
+	if (fd < 0)
+		return q2e_error_set(err, Q2E_EUSAGE, "'%s': no file descriptor",
+				     name);
+	return dump_to(img, fd, name, opts, res, err);
 }
