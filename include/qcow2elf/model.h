@@ -160,6 +160,10 @@ struct q2e_image {
 	uint64_t snapshot_table_size;	/* bytes the entries take */
 	struct q2e_snapshot *snapshots;
 	size_t nsnapshots;		/* entries read */
+	/* The entries after them that lie wholly past the end of the file:
+	 * each reads as 40 bytes of zeros (an empty entry with no L1 table),
+	 * as in QEMU.  Counted, not kept: a 72-byte file may claim 65,536. */
+	uint32_t nsnapshots_past_end;
 	/* The first entry whose extra_data_size is above QEMU's limit, read
 	 * or not (QEMU refuses the table there); -1 if none. */
 	int64_t snapshot_extra_over_limit;

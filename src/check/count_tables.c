@@ -254,6 +254,14 @@ int check_snapshots(struct checker *c)
 		if (ret < 0)
 			return ret;
 	}
+	/* The entries past the end of the file have no extra data. */
+	for (size_t i = 0; img->hdr.version >= 3 &&
+			   i < img->nsnapshots_past_end; i++) {
+		ret = corrupt(c, "ERROR snapshot table entry %zu is incomplete",
+			      img->nsnapshots + i);
+		if (ret < 0)
+			return ret;
+	}
 	c->skip_snapshot = calloc(img->nsnapshots + 1, sizeof(bool));
 	if (!c->skip_snapshot)
 		return nomem(c);

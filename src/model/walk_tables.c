@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "walk.h"
 
 /*
@@ -345,11 +346,48 @@ static int keep_snapshot_entry(struct walk *w, struct q2e_snapshot *s)
 	return 0;
 }
 
+/*
+ * Whether the entries from I on, at POS in the table at OFF, lie wholly
+ * past the end of the file, and all fit in QEMU's limit: then each reads
+ * as an empty 40-byte entry, and they are counted, not kept (a table that
+ * runs past the limit is read entry by entry, to fail where QEMU does).
+ */
+static bool past_end_from(const struct walk *w, uint64_t off, uint64_t pos,
+			  uint32_t i)
+{
+	uint64_t left = w->img->hdr.nb_snapshots - i;
+
+	return off <= UINT64_MAX - pos && off + pos >= w->img->file_size &&
+	       pos <= QCOW2_MAX_SNAPSHOT_TABLE_BYTES &&
+	       left * QCOW2_SNAPSHOT_FIXED_SIZE <=
+		       QCOW2_MAX_SNAPSHOT_TABLE_BYTES - pos;
+}
+
+/* Counts the entries from I on as past the end of the file: one problem
+ * for them all, unless the whole table is (reported already). */
+static int keep_past_end(struct walk *w, uint64_t off, uint64_t pos,
+			 uint32_t i, uint64_t *used)
+{
+	struct q2e_image *img = w->img;
+	uint32_t left = img->hdr.nb_snapshots - i;
+
+	img->nsnapshots_past_end = left;
+	*used = pos + (uint64_t)left * QCOW2_SNAPSHOT_FIXED_SIZE;
+	if (!i)
+		return 0;
+	return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, off + pos,
+			    "snapshot_table",
+			    "snapshot_table entries %u to %u lie past the end of the file (0x%" PRIx64
+			    " bytes): %u empty entries, read as zeros, as in QEMU",
+			    i, img->hdr.nb_snapshots - 1, img->file_size, left);
+}
+
 int walk_read_snapshots(struct walk *w)
 {
 	struct q2e_image *img = w->img;
 	const struct qcow2_header *h = &img->hdr;
 	uint64_t off = h->snapshots_offset, pos = 0, have = 0, used = 0;
+	size_t cap = 0;
 	bool damaged = false;
 	uint8_t *buf = NULL;
 	int ret = 0;
@@ -371,16 +409,23 @@ int walk_read_snapshots(struct walk *w)
 		if (ret < 0)
 			return ret;
 	}
-	img->snapshots = calloc(h->nb_snapshots, sizeof(*img->snapshots));
-	if (!img->snapshots)
-		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
-
 	for (uint32_t i = 0; i < h->nb_snapshots; i++) {
-		struct q2e_snapshot *s = &img->snapshots[i];
+		struct q2e_snapshot *s;
 		const char *why = NULL;
 		char name[32];
 		bool eof = false;
 
+		if (past_end_from(w, off, pos, i)) {
+			ret = keep_past_end(w, off, pos, i, &used);
+			break;
+		}
+		/* Grown entry by entry: only those the file holds cost. */
+		if (q2e_grow(img->snapshots, cap, (size_t)i + 1) < 0) {
+			ret = q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+			break;
+		}
+		s = &img->snapshots[i];
+		memset(s, 0, sizeof(*s));
 		q2e_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, i, name,
 				 sizeof(name));
 		/* Fixed part, then the variable part it announces. */

@@ -391,6 +391,9 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 	feature_bits(o, img);
 	extensions(o, img);
 	snapshots(o, img);
+	/* Not listed one by one: they are all the same empty entry. */
+	if (img->nsnapshots_past_end)
+		q2e_out_uint(o, "snapshots-past-end", img->nsnapshots_past_end);
 	bitmaps(o, img);
 	region_summary(o, img);
 	problems(o, img);

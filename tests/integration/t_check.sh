@@ -233,6 +233,16 @@ for v in v3 v2; do
 	same_as_qemu "$v: snapshot table past the end of the file" "$T/snapeof-$v.qcow2"
 done
 
+# Two real snapshots and 4,094 more entries past the end of the file: the
+# model counts them without keeping them, qemu-img reads each as zeros.
+for v in v3 v2; do
+	mk -o compat=$([ $v = v3 ] && echo 1.1 || echo 0.10) "$T/phantom-$v.qcow2" 1M
+	qemu-img snapshot -c a "$T/phantom-$v.qcow2"
+	qemu-img snapshot -c b "$T/phantom-$v.qcow2"
+	python3 "$TOP/tests/lib/hostile.py" phantom-snapshots "$T/phantom-$v.qcow2" 4096
+	same_as_qemu "$v: snapshot entries past the end of the file" "$T/phantom-$v.qcow2"
+done
+
 # Tables cut by the end of the file read on as zeros in QEMU: a snapshot
 # taken last (the file ends with its name), whose entry then claims 280
 # bytes of extra data, and an active L1 table of 2^21 + 1 entries whose

@@ -5,6 +5,7 @@
     hostile.py shared-snapshot-l1 IMAGE [SNAPSHOTS]
     hostile.py many-snapshots FILE [SNAPSHOTS]
     hostile.py many-bitmaps IMAGE [BITMAPS]
+    hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -21,6 +22,12 @@ many-bitmaps: IMAGE must be a fresh qemu-img image of 1 MiB with 64 KiB
 clusters and one bitmap.  Its bitmap directory becomes BITMAPS (65,535,
 QEMU's limit) entries all named "b", sharing one all-zeros table: a
 2.5 MB file.
+
+phantom-snapshots: IMAGE must be a qemu-img image with a snapshot or more,
+its snapshot table last in the file (as qemu-img leaves it).  Its header
+comes to claim SNAPSHOTS (65,536) snapshots and the file ends with the
+table: the entries after the real ones lie past the end of the file, and
+read as zeros (in version 3, each an incomplete entry for qemu-img check).
 """
 import struct
 import sys
@@ -93,10 +100,27 @@ def many_bitmaps(path, count):
         f.write(hdr[:pos + 32])
 
 
+def phantom_snapshots(path, count):
+    with open(path, "r+b") as f:
+        hdr = f.read(72)
+        nb, off = struct.unpack_from(">IQ", hdr, 60)
+        pos = off
+        for _ in range(nb):
+            f.seek(pos)
+            fixed = f.read(40)
+            id_len, name_len = struct.unpack_from(">HH", fixed, 12)
+            extra = struct.unpack_from(">I", fixed, 36)[0]
+            pos += (40 + extra + id_len + name_len + 7) // 8 * 8
+        f.seek(60)
+        f.write(struct.pack(">I", count))
+        f.truncate(pos)
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "many-snapshots": (many_snapshots, 65536),
     "many-bitmaps": (many_bitmaps, 65535),
+    "phantom-snapshots": (phantom_snapshots, 65536),
 }
 
 
