@@ -106,12 +106,13 @@ struct q2e_snapshot {
 	char *id;
 	char *name;
 	uint8_t *extra;
-	/* Its L1 table's raw entries as read (an entry cut by the end of the
-	 * file keeps its bytes, then zeros); NULL where it was not read.
-	 * Snapshots with the same table share one copy. */
-	const uint64_t *l1;
+	/* Its L1 table is not kept (q2e_image_snapshot_l1_each() reads it):
+	 * NL1 entries of it are in the file, the rest reads as zeros. */
 	uint64_t nl1;
-	bool l1_shared;			/* l1 is an earlier snapshot's */
+	bool l1_read;			/* false: the walk recorded why not */
+	/* The first snapshot with the same table (offset and size), which
+	 * the walk read for both; this one's own position if none. */
+	uint32_t l1_first;
 };
 
 struct q2e_bitmap {
@@ -224,8 +225,20 @@ int q2e_image_read_region_part(struct q2e_image *img,
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err);
 
-/* Reads the raw entries of snapshot N's L1 table; free() the result.
- * A copy of snapshots[n].l1, which the walk already read. */
+/*
+ * Entries of a table, a chunk at a time: N raw entries in host order from
+ * index FIRST.  An entry cut by the end of the file keeps its bytes; a
+ * chunk that lies in a hole of the file (all zeros) is not passed at all.
+ * A negative return stops the reading and is returned.
+ */
+typedef int (*q2e_entries_fn)(void *arg, uint64_t first, const uint64_t *e,
+			      uint64_t n);
+/* Reads snapshot N's L1 table, one chunk at a time, for FN: a table
+ * costs a chunk of memory, whatever its size. */
+int q2e_image_snapshot_l1_each(struct q2e_image *img, size_t n,
+			       q2e_entries_fn fn, void *arg,
+			       struct q2e_error *err);
+/* The same, whole: *L1 holds *COUNT entries (snapshots[n].nl1); free() it. */
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,
 			       struct q2e_error *err);

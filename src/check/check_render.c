@@ -11,8 +11,10 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "qcow2elf/check.h"
 
 /* Owners of a structure a human finding names, at most. */
@@ -121,6 +123,79 @@ static void l2_list(struct q2e_out *o, const struct q2e_image *img,
 	q2e_out_end(o);
 }
 
+/*
+ * The L2 tables of the snapshots' L1 tables, which the model does not
+ * keep: its L2 regions' owners, by snapshot and L1 index.  A snapshot that
+ * shares its table with an earlier one (l1_first) has its list.
+ */
+struct snap_l2 {
+	uint32_t id;
+	uint64_t index, offset;
+};
+
+struct snap_l2s {
+	struct snap_l2 *v;
+	size_t n;
+};
+
+static int cmp_snap_l2(const void *pa, const void *pb)
+{
+	const struct snap_l2 *a = pa, *b = pb;
+
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static int snap_l2s_build(const struct q2e_image *img, struct snap_l2s *sl)
+{
+	size_t cap = 0;
+
+	*sl = (struct snap_l2s){ NULL, 0 };
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+
+		for (uint32_t k = 0; r->kind == Q2E_REGION_L2 && k < r->nowners;
+		     k++) {
+			const struct q2e_owner *o = &r->owners[k];
+
+			if (o->kind != Q2E_OWNER_SNAPSHOT ||
+			    o->id >= img->nsnapshots ||
+			    img->snapshots[o->id].l1_first != o->id)
+				continue;
+			if (q2e_grow(sl->v, cap, sl->n + 1) < 0) {
+				free(sl->v);
+				return -1;
+			}
+			sl->v[sl->n++] = (struct snap_l2){ o->id, o->index,
+							   r->offset };
+		}
+	}
+	if (sl->n)
+		qsort(sl->v, sl->n, sizeof(*sl->v), cmp_snap_l2);
+	return 0;
+}
+
+static void snapshot_l2_list(struct q2e_out *o, const struct q2e_image *img,
+			     const struct snap_l2s *sl, uint32_t n)
+{
+	uint32_t id = img->snapshots[n].l1_first;
+	size_t lo = 0, hi = sl->n;
+
+	while (lo < hi) {	/* the first record of ID */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sl->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	q2e_out_array(o, "l2-list");
+	for (; lo < sl->n && sl->v[lo].id == id; lo++)
+		location(o, NULL, sl->v[lo].offset, img->cluster_size);
+	q2e_out_end(o);
+}
+
 static void bitmaps_viscera(struct q2e_out *o, const struct q2e_image *img)
 {
 	const struct qcow2_bitmaps_ext *x = &img->bitmaps_ext;
@@ -175,7 +250,8 @@ static void bitmaps_viscera(struct q2e_out *o, const struct q2e_image *img)
  * refcount blocks, header extensions, the backing file name, the LUKS area
  * and snapshot IDs.  Sections an image does not have are left out.
  */
-static void viscera(struct q2e_out *o, const struct q2e_image *img)
+static void viscera(struct q2e_out *o, const struct q2e_image *img,
+		    const struct snap_l2s *sl)
 {
 	const struct qcow2_header *h = &img->hdr;
 
@@ -209,7 +285,7 @@ static void viscera(struct q2e_out *o, const struct q2e_image *img)
 			q2e_out_str(o, "name", s->name);
 			location(o, "location", s->entry.l1_table_offset,
 				 s->entry.l1_size * 8ULL);
-			l2_list(o, img, s->l1, s->nl1);
+			snapshot_l2_list(o, img, sl, (uint32_t)i);
 			q2e_out_str(o, "snapshot-id", s->id);
 			/* QEMU takes an entry without the field for one
 			 * of the image's present size. */
@@ -272,8 +348,9 @@ static void viscera(struct q2e_out *o, const struct q2e_image *img)
 	q2e_out_end(o);
 }
 
+/* SL: the snapshots' L2 tables, for the viscera; NULL: without them. */
 static void json_report(struct q2e_out *o, const struct q2e_check_result *res,
-			const struct q2e_image *img, bool with_viscera)
+			const struct q2e_image *img, const struct snap_l2s *sl)
 {
 	q2e_out_object(o, NULL);
 	if (res->image_end_offset)
@@ -294,8 +371,8 @@ static void json_report(struct q2e_out *o, const struct q2e_check_result *res,
 	if (res->fragmented_clusters)
 		q2e_out_uint(o, "fragmented-clusters", res->fragmented_clusters);
 	findings_json(o, res, img);
-	if (with_viscera)
-		viscera(o, img);
+	if (sl)
+		viscera(o, img, sl);
 	q2e_out_end(o);
 }
 
@@ -370,13 +447,15 @@ int q2e_check_render(const struct q2e_check_result *res,
 		     struct q2e_error *err)
 {
 	struct q2e_out *o = NULL;
+	struct snap_l2s sl = { NULL, 0 };
 
+	if (with_viscera && snap_l2s_build(img, &sl) < 0)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	switch (format) {
 	case Q2E_FORMAT_JSON:
 		o = q2e_out_new(fp, format);
-		if (!o)
-			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-		json_report(o, res, img, with_viscera);
+		if (o)
+			json_report(o, res, img, with_viscera ? &sl : NULL);
 		break;
 	case Q2E_FORMAT_HUMAN:
 		human_summary(fp, res);
@@ -386,12 +465,15 @@ int q2e_check_render(const struct q2e_check_result *res,
 		fputc('\n', fp);
 		o = q2e_out_new(fp, format);
 		if (!o)
-			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+			break;
 		q2e_out_object(o, NULL);
-		viscera(o, img);
+		viscera(o, img, &sl);
 		q2e_out_end(o);
 		break;
 	}
+	free(sl.v);
+	if (!o && (format == Q2E_FORMAT_JSON || with_viscera))
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	if ((o && q2e_out_finish(o) < 0) || fflush(fp) != 0 || ferror(fp))
 		return q2e_error_set(err, Q2E_EOUTPUT,
 				     "cannot write to standard output");

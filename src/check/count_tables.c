@@ -55,11 +55,38 @@ static int check_l1_entry(struct checker *c, enum stage st, uint64_t snap,
 			st == ST_ACTIVE, false);
 }
 
-/* The L1 part of check_refcounts_l1(): the table and its entries. */
+struct l1_count {
+	struct checker *c;
+	enum stage st;
+	uint64_t snap;
+};
+
+static int count_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
+			  uint64_t n)
+{
+	const struct l1_count *a = arg;
+
+	for (uint64_t i = 0; i < n; i++) {
+		int ret = e[i] ? check_l1_entry(a->c, a->st, a->snap, first + i,
+						 e[i])
+			       : 0;
+
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * The L1 part of check_refcounts_l1(): the table and its entries, L1 (NL1
+ * of them) for the active table; a snapshot's is read from the image a
+ * chunk at a time, not kept.
+ */
 int check_l1(struct checker *c, enum stage st, uint64_t snap,
 	     uint64_t l1_off, uint64_t l1_size, const uint64_t *l1,
 	     uint64_t nl1)
 {
+	struct l1_count a = { c, st, snap };
 	int ret;
 
 	if (!l1_size)
@@ -68,14 +95,10 @@ int check_l1(struct checker *c, enum stage st, uint64_t snap,
 	ret = inc_refs(c, l1_off, l1_size * 8);
 	if (ret < 0)
 		return ret;
-	for (uint64_t i = 0; i < nl1; i++) {
-		if (!l1[i])
-			continue;
-		ret = check_l1_entry(c, st, snap, i, l1[i]);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	if (st == ST_ACTIVE)
+		return count_l1_chunk(&a, 0, l1, nl1);
+	return q2e_image_snapshot_l1_each(c->img, (size_t)snap, count_l1_chunk,
+					  &a, c->err);
 }
 
 /* The L2 regions, in offset order: each once, for every L1 entry. */
@@ -146,59 +169,37 @@ static int snapshot_skipped(struct checker *c, size_t i)
 	return 0;
 }
 
-struct l1_ref {
-	const uint64_t *l1;
-	uint32_t n;
-};
-
-static int cmp_l1_ref(const void *pa, const void *pb)
-{
-	const struct l1_ref *a = pa, *b = pb;
-
-	if (a->l1 != b->l1)
-		return (uintptr_t)a->l1 < (uintptr_t)b->l1 ? -1 : 1;
-	return a->n < b->n ? -1 : a->n > b->n;
-}
-
 /*
- * The snapshots sharing one L1 table (the model reads such a table once:
- * they share its entries), found by sorting: each gets the first of them
- * as its leader, and the leader the list of its group.
+ * The snapshots sharing one L1 table (the model reads such a table once
+ * for them all): each gets the first of them as its leader, and the leader
+ * the list of its group.
  */
 static int group_snapshots(struct checker *c)
 {
 	struct q2e_image *img = c->img;
 	struct q2e_check_result *res = c->res;
 	size_t n = img->nsnapshots;
-	struct l1_ref *refs = malloc((n + 1) * sizeof(*refs));
 	uint32_t *last = malloc((n + 1) * sizeof(*last));
 
 	res->snapshot_leader = malloc((n + 1) * sizeof(uint32_t));
 	c->next_member = malloc((n + 1) * sizeof(uint32_t));
 	c->group_n = calloc(n + 1, sizeof(uint32_t));
-	if (!refs || !last || !res->snapshot_leader || !c->next_member ||
-	    !c->group_n) {
-		free(refs);
+	if (!last || !res->snapshot_leader || !c->next_member || !c->group_n) {
 		free(last);
 		return nomem(c);
 	}
 	res->nsnapshots = n;
-	for (size_t i = 0; i < n; i++)
-		refs[i] = (struct l1_ref){ img->snapshots[i].l1, (uint32_t)i };
-	qsort(refs, n, sizeof(*refs), cmp_l1_ref);
-	for (size_t k = 0; k < n; k++) {
-		uint32_t i = refs[k].n;
-		bool same = k && refs[k].l1 && refs[k].l1 == refs[k - 1].l1;
-		uint32_t leader = same ? res->snapshot_leader[refs[k - 1].n] : i;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct q2e_snapshot *s = &img->snapshots[i];
+		uint32_t leader = s->l1_read ? s->l1_first : i;
 
 		res->snapshot_leader[i] = leader;
 		c->group_n[leader]++;
 		c->next_member[i] = i;
-		if (same)
+		if (leader != i)
 			c->next_member[last[leader]] = i;
 		last[leader] = i;
 	}
-	free(refs);
 	free(last);
 	return 0;
 }
@@ -224,7 +225,7 @@ static int check_snapshot(struct checker *c, size_t i, bool *stop)
 	}
 	c->mult = group_size(c, (uint32_t)i);
 	ret = check_l1(c, ST_SNAPSHOTS, i, e->l1_table_offset, e->l1_size,
-		       s->l1, s->nl1);
+		       NULL, 0);
 	c->mult = 1;
 	return ret;
 }

@@ -63,55 +63,89 @@ int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
 #define ENTRIES_CHUNK 8192	/* 64 KiB of entries read at a time */
 
 /*
- * A table of 8-byte big-endian entries, decoded to host order.  Entries
- * past *NREAD read as 0, as past the end of the file; so do those in a
- * trailing hole (or, in a dump, where no section holds bytes), which are
- * not read at all.  The table is read in chunks and grows as they come:
- * a table the header claims is huge costs only what the file holds.
+ * The entries of the table of COUNT 8-byte big-endian entries at OFF, in
+ * host order, a chunk at a time.  Entries past *NREAD read as 0, as past
+ * the end of the file; so do those in a trailing hole (or, in a dump,
+ * where no section holds bytes), which are not read at all, and chunks
+ * inside a hole, which FN is not called for.  A table the header claims
+ * is huge costs only what the file holds.
  */
-int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
-		      const char *what, uint64_t **out, uint64_t *nread)
+int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
+		       const char *what, q2e_entries_fn fn, void *arg,
+		       uint64_t *nread, struct q2e_error *err)
 {
-	uint64_t held = q2e_source_held_end(w->img->src, off, count * 8);
-	uint64_t chunk[ENTRIES_CHUNK], *table = NULL, n = 0;
-	size_t cap = 0;
+	uint64_t end = q2e_source_held_end(img->src, off, count * 8);
+	uint64_t chunk[ENTRIES_CHUNK];
 
-	*out = NULL;
 	*nread = 0;
-	if ((held - off + 7) / 8 < count)
-		count = (held - off + 7) / 8;
+	if (end > img->file_size)
+		end = img->file_size > off ? img->file_size : off;
+	/* An entry cut by the end of the file keeps its bytes. */
+	if ((end - off + 7) / 8 < count)
+		count = (end - off + 7) / 8;
+	*nread = count;
 	for (uint64_t i = 0; i < count; i += ENTRIES_CHUNK) {
 		uint64_t want = count - i < ENTRIES_CHUNK ? count - i
 							   : ENTRIES_CHUNK;
-		uint64_t last;
+		uint64_t pos = off + i * 8, last;
 		int64_t got;
+		int ret;
 
+		if (q2e_source_held_end(img->src, pos, want * 8) == pos)
+			continue;	/* a hole: all zeros */
 		memset(chunk, 0, sizeof(chunk));
-		got = q2e_source_pread(w->img->src, chunk, (size_t)want * 8,
-				       off + i * 8, what, w->err);
-		if (got < 0) {
-			free(table);
+		got = q2e_source_pread(img->src, chunk, (size_t)want * 8, pos,
+				       what, err);
+		if (got < 0)
 			return (int)got;
-		}
-		/* An entry cut by the end of the file keeps its bytes. */
 		last = ((uint64_t)got + 7) / 8;
 		for (uint64_t j = 0; j < last; j++)
 			chunk[j] = qcow2_be64((const uint8_t *)&chunk[j]);
-		if (last && q2e_grow(table, cap, n + last) < 0) {
-			free(table);
-			return q2e_error_set(w->err, Q2E_ENOMEM,
-					     "out of memory reading %s", what);
+		ret = last ? fn(arg, i, chunk, last) : 0;
+		if (ret < 0)
+			return ret;
+		if (last < want) {	/* the file ends here after all */
+			*nread = i + last;
+			break;
 		}
-		if (last)
-			memcpy(table + n, chunk, (size_t)last * 8);
-		n += last;
-		if (last < want)
-			break;	/* the file ends here */
 	}
-	if (!table && !(table = calloc(1, 8)))
-		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int copy_entries(void *arg, uint64_t first, const uint64_t *e,
+			uint64_t n)
+{
+	memcpy((uint64_t *)arg + first, e, (size_t)n * 8);
+	return 0;
+}
+
+/* A table of entries, whole (see table_entries_each()). */
+int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
+		      const char *what, uint64_t **out, uint64_t *nread)
+{
+	struct q2e_image *img = w->img;
+	uint64_t end = q2e_source_held_end(img->src, off, count * 8);
+	uint64_t *table;
+	int ret;
+
+	*out = NULL;
+	*nread = 0;
+	/* Room for the entries the file may hold; zeros where it has none. */
+	if (end > img->file_size)
+		end = img->file_size > off ? img->file_size : off;
+	if ((end - off + 7) / 8 < count)
+		count = (end - off + 7) / 8;
+	table = calloc(count ? count : 1, 8);
+	if (!table)
+		return q2e_error_set(w->err, Q2E_ENOMEM,
+				     "out of memory reading %s", what);
+	ret = table_entries_each(img, off, count, what, copy_entries, table,
+				 nread, w->err);
+	if (ret < 0) {
+		free(table);
+		return ret;
+	}
 	*out = table;
-	*nread = n;
 	return 0;
 }
 
@@ -316,8 +350,6 @@ void q2e_image_close(struct q2e_image *img)
 		free(img->snapshots[i].id);
 		free(img->snapshots[i].name);
 		free(img->snapshots[i].extra);
-		if (!img->snapshots[i].l1_shared)
-			free((void *)img->snapshots[i].l1);
 	}
 	free(img->snapshots);
 	for (size_t i = 0; i < img->nbitmaps; i++) {

@@ -12,6 +12,7 @@
 
 #include "qcow2elf/model.h"
 #include "source/source.h"
+#include "walk.h"
 
 /*
  * Reads LEN bytes at OFF of region R.  An error names the region by its
@@ -76,22 +77,34 @@ int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 	return q2e_source_data_extents(img->src, out, n, err);
 }
 
+int q2e_image_snapshot_l1_each(struct q2e_image *img, size_t n,
+			       q2e_entries_fn fn, void *arg,
+			       struct q2e_error *err)
+{
+	const struct q2e_snapshot *s = &img->snapshots[n];
+	uint64_t nread;
+
+	if (!s->l1_read)
+		return 0;	/* the walk recorded why */
+	return table_entries_each(img, s->entry.l1_table_offset,
+				  s->entry.l1_size, "a snapshot's L1 table",
+				  fn, arg, &nread, err);
+}
+
 int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 			       uint64_t **l1, uint64_t *count,
 			       struct q2e_error *err)
 {
 	const struct q2e_snapshot *s = &img->snapshots[n];
+	struct walk w = { .img = img, .err = err };
 
 	*l1 = NULL;
 	*count = 0;
-	if (!s->l1)
+	if (!s->l1_read)
 		return 0;	/* the walk recorded why */
-	*l1 = malloc(s->nl1 ? s->nl1 * 8 : 1);
-	if (!*l1)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	memcpy(*l1, s->l1, s->nl1 * 8);
-	*count = s->nl1;
-	return 0;
+	return walk_read_entries(&w, s->entry.l1_table_offset,
+				 s->entry.l1_size, "a snapshot's L1 table", l1,
+				 count);
 }
 
 /* One L2 table (or refcount block) at a time: lookups are sequential. */

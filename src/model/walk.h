@@ -39,6 +39,10 @@ int walk_plan_reads(struct walk *w);
 bool walk_in_file(const struct q2e_image *img, uint64_t off, uint64_t len);
 int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
 		    const char *what, uint8_t **out, uint64_t *got);
+/* The entries of a table for FN, a chunk at a time (image.c). */
+int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
+		       const char *what, q2e_entries_fn fn, void *arg,
+		       uint64_t *nread, struct q2e_error *err);
 int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
 		      const char *what, uint64_t **out, uint64_t *n);
 int walk_note_truncated(struct walk *w, const char *name, uint64_t off,
@@ -59,8 +63,9 @@ int walk_read_crypto(struct walk *w);
 /* Shared by the active L1 and the snapshots' (walk_tables.c). */
 int validate_l1(struct walk *w, const char *name, uint64_t off,
 		uint64_t entries, uint64_t field_off, bool *readable);
-int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
-		   uint64_t l1_off, struct q2e_owner owner,
-		   const char *l1_name, bool report);
+/* L1 entries FIRST to FIRST + N - 1 of a table at L1_OFF. */
+int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
+		   uint64_t n, uint64_t l1_off, struct q2e_owner owner,
+		   const char *l1_name);
 
 #endif

@@ -13,24 +13,24 @@
 #include "walk.h"
 
 /*
- * The L2 tables an L1 table points to, owned by OWNER.  What is wrong with
- * an entry is recorded with the L1 table's first owner only (REPORT): an
- * L1 table shared by many snapshots is one table, with one set of
- * problems.
+ * The L2 tables that entries FIRST on of an L1 table point to, owned by
+ * OWNER, and what is wrong with each entry.  An L1 table shared by many
+ * snapshots is walked for the first of them only (share_l2_tables()): one
+ * table, with one set of problems.
  */
-int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
-		   uint64_t l1_off, struct q2e_owner owner,
-		   const char *l1_name, bool report)
+int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
+		   uint64_t n, uint64_t l1_off, struct q2e_owner owner,
+		   const char *l1_name)
 {
 	struct q2e_image *img = w->img;
 	char name[96];
 	int ret;
 
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = first; i < first + n; i++) {
 		struct qcow2_l1_entry e;
 
-		qcow2_l1_entry_decode(l1[i], &e);
-		if (e.reserved && report) {
+		qcow2_l1_entry_decode(l1[i - first], &e);
+		if (e.reserved) {
 			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, l1_off + i * 8,
 					   l1_name,
 					   "%s[%" PRIu64 "] = 0x%016" PRIx64
@@ -42,20 +42,14 @@ int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t n,
 		}
 		if (!e.l2_offset)
 			continue;
-		/* A table past the end of the file is recorded, with its
-		 * problem, for its first owner only: it has no bytes for the
-		 * others to share, and 4,096 snapshots sharing an L1 of 8,192
-		 * such entries must not cost 33 million records. */
-		if (!report && e.l2_offset >= img->file_size)
-			continue;
 		owner.index = i;
 		q2e_structure_symbol(img, Q2E_REGION_L2, 0, &owner, name,
 				     sizeof(name));
 		ret = walk_region(w, Q2E_REGION_L2, e.l2_offset,
 				  img->cluster_size, owner, 0);
-		if (ret == 0 && report)
+		if (ret == 0)
 			ret = walk_note_misaligned(w, name, e.l2_offset);
-		if (ret == 0 && report)
+		if (ret == 0)
 			ret = walk_note_truncated(w, name, e.l2_offset,
 						  img->cluster_size);
 		if (ret < 0)
@@ -125,8 +119,8 @@ int walk_read_active_l1(struct walk *w)
 				&img->l1, &img->nl1);
 	if (ret < 0)
 		return ret;
-	return walk_l2_tables(w, img->l1, img->nl1, h->l1_table_offset, active,
-			      "l1_table", true);
+	return walk_l2_tables(w, img->l1, 0, img->nl1, h->l1_table_offset,
+			      active, "l1_table");
 }
 
 int walk_read_refcounts(struct walk *w)
@@ -231,18 +225,65 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 	return 0;
 }
 
-/* Reads snapshot N's L1 table, or takes snapshot FIRST's copy of the same
- * table (FIRST >= N: none). */
-static int read_snapshot_tables(struct walk *w, size_t n, size_t first)
+/* Pending records [from, to) the walk of a snapshot's L1 table added. */
+struct l2_span {
+	size_t from, to;
+};
+
+struct l1_walk {
+	struct walk *w;
+	uint64_t l1_off;
+	struct q2e_owner owner;
+	const char *name;
+};
+
+static int walk_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
+			 uint64_t n)
+{
+	struct l1_walk *a = arg;
+
+	return walk_l2_tables(a->w, e, first, n, a->l1_off, a->owner, a->name);
+}
+
+/*
+ * The L2 tables of snapshot N's L1 table, which snapshot FIRST (< N) read
+ * already: its records again, for N.  A table past the end of the file is
+ * recorded for its first owner only: it has no bytes for the others to
+ * share, and 4,096 snapshots sharing an L1 of 8,192 such entries must not
+ * cost 33 million records.
+ */
+static int share_l2_tables(struct walk *w, size_t n, const struct l2_span *sp)
+{
+	for (size_t k = sp->from; k < sp->to; k++) {
+		struct pending_region p = w->pending[k];
+		int ret;
+
+		if (p.region.offset >= w->img->file_size)
+			continue;
+		p.owner.id = (uint32_t)n;
+		ret = walk_region(w, Q2E_REGION_L2, p.region.offset,
+				  p.region.size, p.owner, 0);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Snapshot N's L1 table, read a chunk at a time and not kept, or snapshot
+ * FIRST's records of the same table (FIRST >= N: none). */
+static int read_snapshot_tables(struct walk *w, size_t n, size_t first,
+				struct l2_span *spans)
 {
 	struct q2e_image *img = w->img;
 	struct q2e_snapshot *s = &img->snapshots[n];
 	struct q2e_owner o = { Q2E_OWNER_SNAPSHOT, (uint32_t)n, 0 };
-	uint64_t *l1, count;
 	char name[64];
+	struct l1_walk a = { w, s->entry.l1_table_offset, o, name };
 	bool readable;
 	int ret;
 
+	s->l1_first = (uint32_t)n;
+	spans[n].from = spans[n].to = w->npending;
 	q2e_structure_symbol(img, Q2E_REGION_L1, 0, &o, name, sizeof(name));
 	ret = validate_l1(w, name, s->entry.l1_table_offset, s->entry.l1_size,
 			  s->offset + 8, &readable);
@@ -256,22 +297,19 @@ static int read_snapshot_tables(struct walk *w, size_t n, size_t first)
 	}
 	if (!readable)
 		return 0;
+	s->l1_read = true;
 	/* Snapshots often share one L1 table: it is read once. */
 	if (first < n) {
-		s->l1 = img->snapshots[first].l1;
+		s->l1_first = (uint32_t)first;
 		s->nl1 = img->snapshots[first].nl1;
-		s->l1_shared = true;
+		return share_l2_tables(w, n, &spans[first]);
 	}
-	if (!s->l1) {
-		ret = walk_read_entries(w, s->entry.l1_table_offset,
-					s->entry.l1_size, name, &l1, &count);
-		if (ret < 0)
-			return ret;
-		s->l1 = l1;
-		s->nl1 = count;
-	}
-	return walk_l2_tables(w, s->l1, s->nl1, s->entry.l1_table_offset, o,
-			      name, !s->l1_shared);
+	spans[n].from = w->npending;
+	ret = table_entries_each(img, s->entry.l1_table_offset,
+				 s->entry.l1_size, name, walk_l1_chunk, &a,
+				 &s->nl1, w->err);
+	spans[n].to = w->npending;
+	return ret;
 }
 
 struct l1_key {
@@ -298,13 +336,16 @@ static int read_all_snapshot_tables(struct walk *w)
 	struct q2e_image *img = w->img;
 	size_t n = img->nsnapshots, *first;
 	struct l1_key *keys;
+	struct l2_span *spans;
 	int ret = 0;
 
 	keys = malloc((n ? n : 1) * sizeof(*keys));
 	first = malloc((n ? n : 1) * sizeof(*first));
-	if (!keys || !first) {
+	spans = malloc((n ? n : 1) * sizeof(*spans));
+	if (!keys || !first || !spans) {
 		free(keys);
 		free(first);
+		free(spans);
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++)
@@ -318,9 +359,11 @@ static int read_all_snapshot_tables(struct walk *w)
 		first[keys[k].n] = same ? first[keys[k - 1].n] : keys[k].n;
 	}
 	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = read_snapshot_tables(w, i, first[i] < i ? first[i] : n);
+		ret = read_snapshot_tables(w, i, first[i] < i ? first[i] : n,
+					   spans);
 	free(keys);
 	free(first);
+	free(spans);
 	return ret;
 }
 

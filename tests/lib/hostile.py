@@ -6,6 +6,7 @@
     hostile.py many-snapshots FILE [SNAPSHOTS]
     hostile.py many-bitmaps IMAGE [BITMAPS]
     hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
+    hostile.py sparse-snapshot-l1s IMAGE [SNAPSHOTS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -28,6 +29,14 @@ its snapshot table last in the file (as qemu-img leaves it).  Its header
 comes to claim SNAPSHOTS (65,536) snapshots and the file ends with the
 table: the entries after the real ones lie past the end of the file, and
 read as zeros (in version 3, each an incomplete entry for qemu-img check).
+
+sparse-snapshot-l1s: IMAGE must be a fresh qemu-img image with 64 KiB
+clusters.  It gains SNAPSHOTS (256) snapshots, each with its own L1 table:
+all at one offset, of QEMU's largest size (32 MiB, 4 Mi entries) less one
+entry per snapshot, so that no two are the same table.  The tables lie in
+a hole of the file but for their last 4 KiB, whose entries all point to
+one L2 table in the hole; the snapshot table follows, at 300 MB: a sparse
+file of about 80 KB on disk whose L1 tables claim 8 GiB.
 """
 import struct
 import sys
@@ -116,11 +125,35 @@ def phantom_snapshots(path, count):
         f.truncate(pos)
 
 
+def sparse_snapshot_l1s(path, count):
+    l1_size = (32 << 20) // 8
+    l1_off = 1 << 20
+    l2_off = 200 << 20
+    snap_off = 300 << 20
+    with open(path, "r+b") as f:
+        f.seek(l1_off + l1_size * 8 - 4096)
+        f.write(struct.pack(">Q", 1 << 63 | l2_off) * 512)
+        table = bytearray()
+        for n in range(count):
+            sid = str(n + 1).encode()
+            name = b"s%d" % n
+            entry = struct.pack(">QIHHIIQII", l1_off, l1_size - n, len(sid),
+                                len(name), 0, 0, 0, 0, 16)
+            entry += struct.pack(">QQ", 0, 1 << 20) + sid + name
+            entry += b"\0" * (-len(entry) % 8)
+            table += entry
+        f.seek(snap_off)
+        f.write(table + b"\0" * (-len(table) % CLUSTER))
+        f.seek(60)
+        f.write(struct.pack(">IQ", count, snap_off))
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "many-snapshots": (many_snapshots, 65536),
     "many-bitmaps": (many_bitmaps, 65535),
     "phantom-snapshots": (phantom_snapshots, 65536),
+    "sparse-snapshot-l1s": (sparse_snapshot_l1s, 256),
 }
 
 
