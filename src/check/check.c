@@ -55,6 +55,7 @@ void checker_release(struct checker *c)
 	free(c->next_member);
 	free(c->group_n);
 	free(c->refblock);
+	free(c->reach);
 	free(c->meta);
 	free(c->buf);
 	q2e_check_result_free(c->res);

@@ -82,6 +82,8 @@ struct checker {
 	uint32_t *next_member;
 	uint32_t *group_n;	/* by leader: its group's size */
 	bool own_lines;		/* lines are the snapshot's own */
+	struct l2_reach *reach;	/* an L2 table's owners after the first */
+	size_t reach_cap;
 	const struct q2e_region **refblock;	/* by refcount table index */
 	uint64_t nrefblock;
 
@@ -149,6 +151,22 @@ static inline int inc_cluster(struct checker *c, uint64_t offset)
 /* count_l2.c: one L2 table (in c->buf) for one L1 entry that reaches it. */
 int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	     uint64_t k1, bool active, bool first);
+
+/* One more L1 entry (of a snapshot's table) that reaches an L2 table:
+ * the key of its lines and how many snapshots it counts for. */
+struct l2_reach {
+	uint64_t k0, k1, mult;
+};
+
+/*
+ * Whether every entry of the table in c->buf is, for an L1 entry that is
+ * neither the active table's nor the first to reach it, one reference to
+ * a cluster inside the file or nothing at all: then check_l2_again()
+ * counts it for N more L1 entries (REACH) in one walk.
+ */
+bool l2_plain(const struct checker *c);
+int check_l2_again(struct checker *c, const struct l2_reach *reach,
+		   size_t n);
 
 /* count_tables.c */
 int check_l1(struct checker *c, enum stage st, uint64_t snap,

@@ -272,3 +272,71 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	c->res->fragmented_clusters += w.fragmented;
 	return 0;
 }
+
+bool l2_plain(const struct checker *c)
+{
+	const struct q2e_image *img = c->img;
+	const uint8_t *p = c->buf;
+
+	/* Extended entries and external data files: entry by entry. */
+	if (img->l2.extended || c->data_file)
+		return false;
+	for (uint64_t j = 0; j < img->l2_entries; j++, p += 8) {
+		uint64_t raw = qcow2_be64(p), off = raw & QCOW2_OFFSET_MASK;
+
+		if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED))
+			return false;
+		if (off && ((off & (c->cs - 1)) ||
+			    (off >> c->cbits) >= c->file_clusters))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The references of a plain table (l2_plain()) for L1 entries that are
+ * not the active table's: all added at once, unless the count would pass
+ * the refcount's width; then each in turn, as the walk of each would
+ * have, for its overflow lines.
+ */
+int check_l2_again(struct checker *c, const struct l2_reach *reach,
+		   size_t n)
+{
+	const struct q2e_image *img = c->img;
+	const uint64_t room = c->refcount_max < CNT_BIG - 1 ? c->refcount_max
+							   : CNT_BIG - 1;
+	const uint8_t *p = c->buf;
+	uint64_t total = 0;
+	int ret;
+
+	for (size_t i = 0; i < n; i++)
+		total += reach[i].mult;
+	for (uint64_t j = 0; j < img->l2_entries; j++, p += 8) {
+		uint64_t off = qcow2_be64(p) & QCOW2_OFFSET_MASK;
+		uint64_t k = off >> c->cbits, v;
+
+		if (!off)
+			continue;
+		if ((c->counts[k] & CNT_MASK) + total <= room) {
+			c->counts[k] = (uint16_t)(c->counts[k] + total);
+			continue;
+		}
+		/* Past the fast counters, within the refcount's width. */
+		v = get_count(c, k);
+		if (total <= c->refcount_max - v) {
+			ret = set_count(c, k, v + total);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			set_key(c, reach[i].k0, reach[i].k1, j + 1);
+			c->mult = reach[i].mult;
+			ret = inc_cluster(c, off);
+			c->mult = 1;
+			if (ret < 0)
+				return ret;
+		}
+	}
+	return 0;
+}

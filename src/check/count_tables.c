@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 #define BME_RESERVED UINT64_C(0xff000000000001fe)
 #define MAX_SNAPSHOT_L1_ENTRIES (QCOW2_MAX_L1_BYTES / 8)
@@ -101,7 +102,69 @@ int check_l1(struct checker *c, enum stage st, uint64_t snap,
 					  &a, c->err);
 }
 
-/* The L2 regions, in offset order: each once, for every L1 entry. */
+/*
+ * The L1 entry owner O stands for in the count: false for an owner whose
+ * references another counts (a snapshot sharing its leader's L1 table, or
+ * one QEMU skips).
+ */
+static bool counted_owner(const struct checker *c, const struct q2e_owner *o,
+			  struct l2_reach *reach)
+{
+	const struct q2e_image *img = c->img;
+
+	if (o->kind == Q2E_OWNER_ACTIVE) {
+		*reach = (struct l2_reach){ (uint64_t)ST_ACTIVE << 32,
+					    o->index + 1, 1 };
+		return true;
+	}
+	/* The leader of a shared L1 counts for its group. */
+	if (o->kind != Q2E_OWNER_SNAPSHOT || o->id >= img->nsnapshots ||
+	    c->skip_snapshot[o->id] || c->res->snapshot_leader[o->id] != o->id)
+		return false;
+	*reach = (struct l2_reach){ (uint64_t)ST_SNAPSHOTS << 32 | o->id,
+				    o->index + 1, group_size(c, o->id) };
+	return true;
+}
+
+/*
+ * L2 region R (in c->buf) for every L1 entry that reaches it.  The first
+ * and the active table's walk it entry by entry; the snapshots' entries
+ * after them, the usual case of a table `qemu-img snapshot -c` left shared
+ * by many L1 tables, are counted in one more walk when the table holds
+ * nothing they would report.
+ */
+static int count_l2_owners(struct checker *c, const struct q2e_region *r)
+{
+	size_t n = 0;
+	bool first = true;
+	int plain = -1;		/* not known yet */
+	int ret;
+
+	for (uint32_t k = 0; k < r->nowners; k++) {
+		struct l2_reach one;
+		bool active = r->owners[k].kind == Q2E_OWNER_ACTIVE;
+
+		if (!counted_owner(c, &r->owners[k], &one))
+			continue;
+		if (!first && !active && plain < 0)
+			plain = l2_plain(c);
+		if (!first && !active && plain) {
+			if (q2e_grow(c->reach, c->reach_cap, n + 1) < 0)
+				return nomem(c);
+			c->reach[n++] = one;
+			continue;
+		}
+		c->mult = one.mult;
+		ret = check_l2(c, r, one.k0, one.k1, active, first);
+		c->mult = 1;
+		if (ret < 0)
+			return ret;
+		first = false;
+	}
+	return n ? check_l2_again(c, c->reach, n) : 0;
+}
+
+/* The L2 regions, in offset order: each read once, for every L1 entry. */
 int check_l2_regions(struct checker *c)
 {
 	struct q2e_image *img = c->img;
@@ -109,35 +172,14 @@ int check_l2_regions(struct checker *c)
 
 	for (size_t i = 0; i < img->nregions; i++) {
 		const struct q2e_region *r = &img->regions[i];
-		bool first = true;
 
 		if (r->kind != Q2E_REGION_L2)
 			continue;
 		ret = read_cluster(c, r, 0);
+		if (ret == 0)
+			ret = count_l2_owners(c, r);
 		if (ret < 0)
 			return ret;
-		for (uint32_t k = 0; k < r->nowners; k++) {
-			const struct q2e_owner *o = &r->owners[k];
-			bool active = o->kind == Q2E_OWNER_ACTIVE;
-			uint64_t k0;
-
-			/* The leader of a shared L1 counts for its group. */
-			if (o->kind == Q2E_OWNER_SNAPSHOT &&
-			    (o->id >= img->nsnapshots ||
-			     c->skip_snapshot[o->id] ||
-			     c->res->snapshot_leader[o->id] != o->id))
-				continue;
-			if (!active && o->kind != Q2E_OWNER_SNAPSHOT)
-				continue;
-			k0 = active ? (uint64_t)ST_ACTIVE << 32
-				    : (uint64_t)ST_SNAPSHOTS << 32 | o->id;
-			c->mult = active ? 1 : group_size(c, o->id);
-			ret = check_l2(c, r, k0, o->index + 1, active, first);
-			c->mult = 1;
-			if (ret < 0)
-				return ret;
-			first = false;
-		}
 		progress(c, r->size);
 	}
 	return 0;

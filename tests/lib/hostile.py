@@ -7,6 +7,7 @@
     hostile.py many-bitmaps IMAGE [BITMAPS]
     hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
     hostile.py sparse-snapshot-l1s IMAGE [SNAPSHOTS]
+    hostile.py copied-snapshots IMAGE [SNAPSHOTS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -37,6 +38,12 @@ entry per snapshot, so that no two are the same table.  The tables lie in
 a hole of the file but for their last 4 KiB, whose entries all point to
 one L2 table in the hole; the snapshot table follows, at 300 MB: a sparse
 file of about 80 KB on disk whose L1 tables claim 8 GiB.
+
+copied-snapshots: IMAGE must be a qemu-img image with 64 KiB clusters and
+one snapshot.  It gets SNAPSHOTS (500) snapshots in all, each with its own
+copy of the first one's L1 table, as `qemu-img snapshot -c` would make
+them (in far less time): a new snapshot table at the end of the file.  The
+refcounts are left as they were: `qemu-img check -r all` sets them.
 """
 import struct
 import sys
@@ -148,12 +155,48 @@ def sparse_snapshot_l1s(path, count):
         f.write(struct.pack(">IQ", count, snap_off))
 
 
+def copied_snapshots(path, count):
+    with open(path, "r+b") as f:
+        hdr = f.read(72)
+        off = struct.unpack_from(">Q", hdr, 64)[0]
+        f.seek(off)
+        fixed = f.read(40)
+        l1_off, l1_size, id_len, name_len = struct.unpack_from(">QIHH",
+                                                               fixed)
+        extra_len = struct.unpack_from(">I", fixed, 36)[0]
+        extra = f.read(extra_len)
+        f.seek(l1_off)
+        l1 = f.read(l1_size * 8)
+        l1 += b"\0" * (-len(l1) % CLUSTER)
+        f.seek(0, 2)
+        pos = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        table = bytearray()
+        for n in range(count):
+            if n:
+                f.seek(pos)
+                f.write(l1)
+                l1_off, pos = pos, pos + len(l1)
+            sid = str(n + 1).encode()
+            name = b"s%d" % n
+            entry = fixed[:8] + struct.pack(">IHH", l1_size, len(sid),
+                                            len(name))
+            entry += fixed[16:] + extra + sid + name
+            entry = struct.pack(">Q", l1_off) + entry[8:]
+            entry += b"\0" * (-len(entry) % 8)
+            table += entry
+        f.seek(pos)
+        f.write(table + b"\0" * (-len(table) % CLUSTER))
+        f.seek(60)
+        f.write(struct.pack(">IQ", count, pos))
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "many-snapshots": (many_snapshots, 65536),
     "many-bitmaps": (many_bitmaps, 65535),
     "phantom-snapshots": (phantom_snapshots, 65536),
     "sparse-snapshot-l1s": (sparse_snapshot_l1s, 256),
+    "copied-snapshots": (copied_snapshots, 500),
 }
 
 
