@@ -37,7 +37,7 @@ all at one offset, of QEMU's largest size (32 MiB, 4 Mi entries) less one
 entry per snapshot, so that no two are the same table.  The tables lie in
 a hole of the file but for their last 4 KiB, whose entries all point to
 one L2 table in the hole; the snapshot table follows, at 300 MB: a sparse
-file of about 80 KB on disk whose L1 tables claim 8 GiB.
+file of under 300 KB on disk whose L1 tables claim 8 GiB.
 
 copied-snapshots: IMAGE must be a qemu-img image with 64 KiB clusters and
 one snapshot.  It gets SNAPSHOTS (500) snapshots in all, each with its own
@@ -50,6 +50,25 @@ import sys
 
 CLUSTER = 65536
 BITMAPS_EXT = 0x23852875
+
+
+def snapshot_entry(n, l1_off, l1_size, rest=struct.pack(">IIQII", 0, 0, 0, 0,
+                                                      16),
+                   extra=struct.pack(">QQ", 0, 1 << 20)):
+    """Snapshot table entry N: ID n + 1, name sN; REST: the fixed part's
+    last 24 bytes, from date_sec to extra_data_size."""
+    sid = str(n + 1).encode()
+    name = b"s%d" % n
+    entry = struct.pack(">QIHH", l1_off, l1_size, len(sid), len(name))
+    entry += rest + extra + sid + name
+    return entry + b"\0" * (-len(entry) % 8)
+
+
+def write_snapshot_table(f, table, off, count):
+    f.seek(off)
+    f.write(table + b"\0" * (-len(table) % CLUSTER))
+    f.seek(60)
+    f.write(struct.pack(">IQ", count, off))
 
 
 def shared_snapshot_l1(path, count):
@@ -140,19 +159,9 @@ def sparse_snapshot_l1s(path, count):
     with open(path, "r+b") as f:
         f.seek(l1_off + l1_size * 8 - 4096)
         f.write(struct.pack(">Q", 1 << 63 | l2_off) * 512)
-        table = bytearray()
-        for n in range(count):
-            sid = str(n + 1).encode()
-            name = b"s%d" % n
-            entry = struct.pack(">QIHHIIQII", l1_off, l1_size - n, len(sid),
-                                len(name), 0, 0, 0, 0, 16)
-            entry += struct.pack(">QQ", 0, 1 << 20) + sid + name
-            entry += b"\0" * (-len(entry) % 8)
-            table += entry
-        f.seek(snap_off)
-        f.write(table + b"\0" * (-len(table) % CLUSTER))
-        f.seek(60)
-        f.write(struct.pack(">IQ", count, snap_off))
+        table = b"".join(snapshot_entry(n, l1_off, l1_size - n)
+                         for n in range(count))
+        write_snapshot_table(f, table, snap_off, count)
 
 
 def copied_snapshots(path, count):
@@ -161,8 +170,7 @@ def copied_snapshots(path, count):
         off = struct.unpack_from(">Q", hdr, 64)[0]
         f.seek(off)
         fixed = f.read(40)
-        l1_off, l1_size, id_len, name_len = struct.unpack_from(">QIHH",
-                                                               fixed)
+        l1_off, l1_size = struct.unpack_from(">QI", fixed)
         extra_len = struct.unpack_from(">I", fixed, 36)[0]
         extra = f.read(extra_len)
         f.seek(l1_off)
@@ -176,18 +184,8 @@ def copied_snapshots(path, count):
                 f.seek(pos)
                 f.write(l1)
                 l1_off, pos = pos, pos + len(l1)
-            sid = str(n + 1).encode()
-            name = b"s%d" % n
-            entry = fixed[:8] + struct.pack(">IHH", l1_size, len(sid),
-                                            len(name))
-            entry += fixed[16:] + extra + sid + name
-            entry = struct.pack(">Q", l1_off) + entry[8:]
-            entry += b"\0" * (-len(entry) % 8)
-            table += entry
-        f.seek(pos)
-        f.write(table + b"\0" * (-len(table) % CLUSTER))
-        f.seek(60)
-        f.write(struct.pack(">IQ", count, pos))
+            table += snapshot_entry(n, l1_off, l1_size, fixed[16:], extra)
+        write_snapshot_table(f, table, pos, count)
 
 
 GENERATORS = {

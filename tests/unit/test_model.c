@@ -193,6 +193,62 @@ static void test_typed_problems(void **state)
 	q2e_image_close(img);
 }
 
+static int sum_entries(void *arg, uint64_t first, const uint64_t *e,
+		       uint64_t n)
+{
+	uint64_t *sum = arg;
+
+	for (uint64_t i = 0; i < n; i++)
+		*sum += (first + i + 1) * e[i];
+	return 0;
+}
+
+/*
+ * A header claiming three snapshots, the file ending after the first
+ * entry: the other two are counted, with one problem, and not listed.
+ * The snapshot's L1 table (the active one's) is read when asked for.
+ */
+static void test_snapshots_past_end(void **state)
+{
+	uint8_t bytes[NCLUSTERS * CLUSTER + 64];
+	const uint64_t entry = NCLUSTERS * CLUSTER;
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	uint64_t *l1, n, sum = 0;
+	size_t found = 0;
+
+	(void)state;
+	make_image(bytes);
+	memset(bytes + entry, 0, 64);
+	put_be32(bytes + 60, 3);		/* nb_snapshots */
+	put_be64(bytes + 64, entry);		/* snapshots_offset */
+	put_be64(bytes + entry, 0x600);		/* l1_table_offset */
+	put_be32(bytes + entry + 8, 2);		/* l1_size */
+	put_be16(bytes + entry + 12, 1);	/* id_str_size */
+	put_be16(bytes + entry + 14, 1);	/* name_size */
+	put_be32(bytes + entry + 36, 16);	/* extra_data_size */
+	memcpy(bytes + entry + 56, "1a", 2);
+	img = open_bytes(bytes, sizeof(bytes));
+	assert_int_equal(img->nsnapshots, 1);
+	assert_int_equal(img->nsnapshots_past_end, 2);
+	assert_string_equal(img->snapshots[0].name, "a");
+	for (size_t i = 0; i < img->nproblems; i++)
+		found += strstr(img->problems[i].message,
+				"entries 1 to 2 lie past the end") != NULL;
+	assert_int_equal(found, 1);
+	assert_true(img->snapshots[0].l1_read);
+	assert_int_equal(img->snapshots[0].nl1, 2);
+	assert_int_equal(q2e_image_snapshot_l1_each(img, 0, sum_entries, &sum,
+						    &err), 0);
+	assert_int_equal(sum, 0x800 | COPIED);
+	assert_int_equal(q2e_image_read_snapshot_l1(img, 0, &l1, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(l1[0], 0x800 | COPIED);
+	assert_int_equal(l1[1], 0);
+	free(l1);
+	q2e_image_close(img);
+}
+
 /* A header cut short, or bytes that are not QCOW2, fail to open. */
 static void test_refused(void **state)
 {
@@ -219,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_clean_image),
 		cmocka_unit_test(test_typed_problems),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_snapshots_past_end),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
