@@ -82,6 +82,10 @@ struct checker {
 	uint32_t *next_member;
 	uint32_t *group_n;	/* by leader: its group's size */
 	bool own_lines;		/* lines are the snapshot's own */
+	/* The last check_l2() found every entry of its table plain: for an
+	 * L1 entry neither active nor first, nothing or one reference to a
+	 * cluster inside the file. */
+	bool l2_plain;
 	struct l2_reach *reach;	/* an L2 table's owners after the first */
 	size_t reach_cap;
 	const struct q2e_region **refblock;	/* by refcount table index */
@@ -159,12 +163,10 @@ struct l2_reach {
 };
 
 /*
- * Whether every entry of the table in c->buf is, for an L1 entry that is
- * neither the active table's nor the first to reach it, one reference to
- * a cluster inside the file or nothing at all: then check_l2_again()
- * counts it for N more L1 entries (REACH) in one walk.
+ * The table in c->buf for N more L1 entries (REACH), neither the active
+ * table's nor the first to reach it, in one walk: after a check_l2() that
+ * found every entry plain (c->l2_plain).
  */
-bool l2_plain(const struct checker *c);
 int check_l2_again(struct checker *c, const struct l2_reach *reach,
 		   size_t n);
 

@@ -226,6 +226,17 @@ static int slow_entry(struct checker *c, struct l2_walk *w, uint64_t j,
 	return 0;
 }
 
+/* For an L1 entry neither active nor first: nothing, or one reference to a
+ * cluster inside the file (what the fast path takes is). */
+static bool entry_plain(const struct checker *c, uint64_t raw)
+{
+	uint64_t off = raw & QCOW2_OFFSET_MASK;
+
+	return !(raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED)) &&
+	       (!off || (!(off & (c->cs - 1)) &&
+			 (off >> c->cbits) < c->file_clusters));
+}
+
 int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	     uint64_t k1, bool active, bool first)
 {
@@ -251,6 +262,7 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 
 	/* A count that could pass the side table or the refcount's width
 	 * takes the slow path. */
+	c->l2_plain = fast;	/* until an entry says otherwise */
 	f.mult = c->mult < CNT_BIG ? (uint16_t)c->mult : CNT_BIG;
 	f.limit = room >= f.mult ? (unsigned)(room - f.mult + 1) : 0;
 	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
@@ -263,6 +275,8 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 		if (fast && (used = fast_entry(c, &w, &f, p, j, raw)) != 0)
 			continue;
 		used = 1;
+		if (c->l2_plain && !entry_plain(c, raw))
+			c->l2_plain = false;
 		ret = slow_entry(c, &w, j, raw, bitmap);
 		if (ret < 0)
 			return ret;
@@ -273,28 +287,8 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	return 0;
 }
 
-bool l2_plain(const struct checker *c)
-{
-	const struct q2e_image *img = c->img;
-	const uint8_t *p = c->buf;
-
-	/* Extended entries and external data files: entry by entry. */
-	if (img->l2.extended || c->data_file)
-		return false;
-	for (uint64_t j = 0; j < img->l2_entries; j++, p += 8) {
-		uint64_t raw = qcow2_be64(p), off = raw & QCOW2_OFFSET_MASK;
-
-		if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED))
-			return false;
-		if (off && ((off & (c->cs - 1)) ||
-			    (off >> c->cbits) >= c->file_clusters))
-			return false;
-	}
-	return true;
-}
-
 /*
- * The references of a plain table (l2_plain()) for L1 entries that are
+ * The references of a plain table (c->l2_plain) for L1 entries that are
  * not the active table's: all added at once, unless the count would pass
  * the refcount's width; then each in turn, as the walk of each would
  * have, for its overflow lines.

@@ -137,7 +137,6 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 {
 	size_t n = 0;
 	bool first = true;
-	int plain = -1;		/* not known yet */
 	int ret;
 
 	for (uint32_t k = 0; k < r->nowners; k++) {
@@ -146,9 +145,7 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 
 		if (!counted_owner(c, &r->owners[k], &one))
 			continue;
-		if (!first && !active && plain < 0)
-			plain = l2_plain(c);
-		if (!first && !active && plain) {
+		if (!first && !active && c->l2_plain) {
 			if (q2e_grow(c->reach, c->reach_cap, n + 1) < 0)
 				return nomem(c);
 			c->reach[n++] = one;

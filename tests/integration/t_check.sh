@@ -254,6 +254,23 @@ python3 "$TOP/tests/lib/hostile.py" copied-snapshots "$T/many-wrong.qcow2" 500
 qemu-img check -q -r all "$T/many.qcow2" >/dev/null 2>&1
 same_as_qemu "500 snapshots with L1 tables of their own" "$T/many.qcow2"
 same_as_qemu "500 snapshots, refcounts of 2" "$T/many-wrong.qcow2"
+# The first L2 table of 20 such snapshots, damaged: an entry with reserved
+# bits, one not aligned, one past the end of the file, one compressed.
+# Each is a corruption for each L1 table that reaches it, with its line.
+mk -o preallocation=metadata "$T/many-bad.qcow2" 64M
+qemu-io -c 'write -P 1 0 1M' "$T/many-bad.qcow2" >/dev/null
+qemu-img snapshot -c s "$T/many-bad.qcow2"
+python3 "$TOP/tests/lib/hostile.py" copied-snapshots "$T/many-bad.qcow2" 20
+qemu-img check -q -r all "$T/many-bad.qcow2" >/dev/null 2>&1
+l1=$(hdr "$T/many-bad.qcow2" l1_table_offset)
+l2=$(( $(od -An -tx1 -j "$((l1))" -N8 "$T/many-bad.qcow2" | tr -d ' \n' |
+	sed 's/^/0x/') & 0x00fffffffffffe00 ))
+put "$T/many-bad.qcow2" $((l2 + 3 * 8)) 8 $((0x0000000000090000 | 0x2))
+put "$T/many-bad.qcow2" $((l2 + 4 * 8)) 8 $((0x0000000000090200))
+put "$T/many-bad.qcow2" $((l2 + 5 * 8)) 8 $((0x0000100000000000))
+put "$T/many-bad.qcow2" $((l2 + 6 * 8)) 8 $((0x4000000000090000))
+same_as_qemu "20 snapshots sharing a damaged L2 table" "$T/many-bad.qcow2"
+
 # Refcounts of 4 bits overflow: 20 snapshots, the last ten sharing the
 # second one's L1 table; each overflow has its line, in its snapshot.
 mk -o preallocation=metadata,refcount_bits=4 "$T/many-rc4.qcow2" 64M
