@@ -511,7 +511,11 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 	if (ret == 0)
 		ret = make_cover(p, err);
 	if (ret == 0 && sc.nheld) {
-		qsort(sc.present, sc.npresent, sizeof(*sc.present), cmp_range);
+		/* No range present at all is a NULL array: qsort() must not
+		 * see it (fuzz: found/ubsan-elf-source-qsort-null). */
+		if (sc.npresent)
+			qsort(sc.present, sc.npresent, sizeof(*sc.present),
+			      cmp_range);
 		ret = find_missing(src, sc.held, sc.nheld, sc.present,
 				   sc.npresent, err);
 	}
