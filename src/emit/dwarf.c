@@ -25,7 +25,10 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
+#include "dwarf_vars.h"
 #include "elf_symbols.h"
+
+#define PRODUCER "qcow2elf " Q2E_VERSION
 
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define DW_TARGET_ORDER DW_DLC_TARGET_BIGENDIAN
@@ -81,6 +84,7 @@ struct dw {
 	struct array_type *arrays;
 	size_t narrays, caparrays;
 
+	size_t ntypes;		/* distinct types of symbols, marked 1..n */
 	struct q2e_dwarf *out;
 };
 
@@ -150,16 +154,6 @@ static void at_ref(struct dw *w, Dwarf_P_Die die, Dwarf_Half attr,
 	if (!w->failed && dwarf_add_AT_reference_c(w->dbg, die, attr, target,
 						   &a, &derr) != DW_DLV_OK)
 		fail(w, "dwarf_add_AT_reference_c", derr);
-}
-
-static void at_flag(struct dw *w, Dwarf_P_Die die, Dwarf_Half attr)
-{
-	Dwarf_P_Attribute a;
-	Dwarf_Error derr = NULL;
-
-	if (!w->failed &&
-	    dwarf_add_AT_flag_a(w->dbg, die, attr, 1, &a, &derr) != DW_DLV_OK)
-		fail(w, "dwarf_add_AT_flag_a", derr);
 }
 
 static Dwarf_P_Die base_type(struct dw *w, const char *name, unsigned enc,
@@ -711,27 +705,28 @@ static Dwarf_P_Die type_of(struct dw *w, const struct q2e_sym *s)
 	return array_of(w, w->u8, s->size ? s->size : 1);
 }
 
-static void variable(struct dw *w, const struct q2e_sym *s)
+/*
+ * The type of each symbol is made in the first unit and marked with its
+ * position among the distinct types (1-based: 0 is "no marker"), so that
+ * its offset in .debug_info is known after libdwarf lays the unit out.
+ */
+static void mark_type(struct dw *w, const struct q2e_sym *s, uint32_t *index)
 {
 	Dwarf_P_Die type = type_of(w, s);
-	Dwarf_P_Die v = new_die(w, DW_TAG_variable, w->cu);
-	Dwarf_P_Expr expr = NULL;
-	Dwarf_P_Attribute a;
-	Dwarf_Unsigned next;
+	Dwarf_Unsigned marker = 0;
 	Dwarf_Error derr = NULL;
 
-	at_name(w, v, s->name);
-	at_ref(w, v, DW_AT_type, type);
-	at_flag(w, v, DW_AT_external);
 	if (w->failed)
 		return;
-	if (dwarf_new_expr_a(w->dbg, &expr, &derr) != DW_DLV_OK)
-		return fail(w, "dwarf_new_expr_a", derr);
-	if (dwarf_add_expr_addr_c(expr, s->addr, 0, &next, &derr) != DW_DLV_OK)
-		return fail(w, "dwarf_add_expr_addr_c", derr);
-	if (dwarf_add_AT_location_expr_a(w->dbg, v, DW_AT_location, expr, &a,
-					 &derr) != DW_DLV_OK)
-		return fail(w, "dwarf_add_AT_location_expr_a", derr);
+	if (dwarf_get_die_marker(w->dbg, type, &marker, &derr) != DW_DLV_OK)
+		return fail(w, "dwarf_get_die_marker", derr);
+	if (marker == 0) {
+		marker = ++w->ntypes;
+		if (dwarf_add_die_marker_a(w->dbg, type, marker, &derr) !=
+		    DW_DLV_OK)
+			return fail(w, "dwarf_add_die_marker_a", derr);
+	}
+	*index = (uint32_t)marker;
 }
 
 /* libdwarf asks for each section it will fill; we number them. */
@@ -807,9 +802,58 @@ static int collect_sections(struct dw *w)
 	return 0;
 }
 
-/* Everything libdwarf makes, in W->dbg; sets W->failed on an error. */
+static struct q2e_dwarf_section *section_named(struct q2e_dwarf *d,
+						const char *name)
+{
+	for (size_t i = 0; i < d->nsecs; i++)
+		if (strcmp(d->secs[i].name, name) == 0)
+			return &d->secs[i];
+	return NULL;
+}
+
+/* TYPE_REF holds each symbol's type marker: made its type's offset. */
+static void add_variables(struct dw *w, const struct q2e_sym *syms,
+			  size_t nsyms, uint32_t *type_ref, const char *cu_name)
+{
+	struct q2e_dwarf_section *info = section_named(w->out, ".debug_info");
+	struct q2e_dwarf_section *abbrev = section_named(w->out,
+							 ".debug_abbrev");
+	Dwarf_P_Marker markers = NULL;
+	Dwarf_Unsigned count = 0;
+	Dwarf_Error derr = NULL;
+	uint32_t *offset;
+
+	if (!info || !abbrev) {
+		w->failed = true;
+		q2e_error_set(w->err, Q2E_EOUTPUT,
+			      "cannot build the DWARF description: libdwarf made no .debug_info");
+		return;
+	}
+	if (dwarf_get_die_markers_a(w->dbg, &markers, &count, &derr) !=
+	    DW_DLV_OK)
+		return fail(w, "dwarf_get_die_markers_a", derr);
+	offset = calloc(w->ntypes + 1, sizeof(*offset));
+	if (!offset) {
+		w->failed = true;
+		q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+		return;
+	}
+	for (Dwarf_Unsigned i = 0; i < count; i++)
+		if (markers[i].ma_marker <= w->ntypes)
+			offset[markers[i].ma_marker] =
+				(uint32_t)markers[i].ma_offset;
+	for (size_t i = 0; i < nsyms; i++)
+		type_ref[i] = offset[type_ref[i]];
+	free(offset);
+	if (q2e_dwarf_add_variables(info, abbrev, syms, nsyms, type_ref,
+				    cu_name, PRODUCER, w->err) < 0)
+		w->failed = true;
+}
+
+/* Everything libdwarf makes, in W->dbg, then the variables; sets
+ * W->failed on an error. */
 static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
-		  const char *cu_name)
+		  uint32_t *type_ref, const char *cu_name)
 {
 	Dwarf_Error derr = NULL;
 	Dwarf_Unsigned flags = DW_DLC_WRITE | DW_DLC_POINTER64 |
@@ -827,8 +871,7 @@ static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
 		Dwarf_P_Attribute a;
 
 		if (dwarf_add_AT_string_a(w->dbg, w->cu, DW_AT_producer,
-					  "qcow2elf " Q2E_VERSION, &a,
-					  &derr) != DW_DLV_OK)
+					  PRODUCER, &a, &derr) != DW_DLV_OK)
 			fail(w, "dwarf_add_AT_string_a", derr);
 	}
 	w->u8 = base_type(w, "uint8_t", DW_ATE_unsigned, 1);
@@ -840,12 +883,14 @@ static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
 	make_entry_types(w);
 	make_luks_types(w);
 	for (size_t i = 0; i < nsyms && !w->failed; i++)
-		variable(w, &syms[i]);
+		mark_type(w, &syms[i], &type_ref[i]);
 	if (!w->failed &&
 	    dwarf_add_die_to_debug_a(w->dbg, w->cu, &derr) != DW_DLV_OK)
 		fail(w, "dwarf_add_die_to_debug_a", derr);
 	if (!w->failed && collect_sections(w) < 0)
 		w->failed = true;
+	if (!w->failed)
+		add_variables(w, syms, nsyms, type_ref, cu_name);
 }
 
 /*
@@ -876,11 +921,16 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	Dwarf_Error derr = NULL;
 	int ret;
 
+	/* Each symbol's type: a marker, then an offset (add_variables). */
+	uint32_t *type_ref = calloc(nsyms ? nsyms : 1, sizeof(*type_ref));
+
 	memset(out, 0, sizeof(*out));
+	if (!type_ref)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGABRT, &sa, &old);
 	if (sigsetjmp(abort_jump, 1) == 0) {
-		build(w, syms, nsyms, cu_name);
+		build(w, syms, nsyms, type_ref, cu_name);
 	} else {
 		w->failed = true;
 		q2e_error_set(err, Q2E_ENOMEM,
@@ -891,6 +941,7 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	if (w->dbg)
 		dwarf_producer_finish_a(w->dbg, &derr);
 	free(w->arrays);
+	free(type_ref);
 	if (ret < 0)
 		q2e_dwarf_free(out);
 	return ret;
