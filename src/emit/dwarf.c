@@ -802,33 +802,14 @@ static int collect_sections(struct dw *w)
 	return 0;
 }
 
-static struct q2e_dwarf_section *section_named(struct q2e_dwarf *d,
-						const char *name)
-{
-	for (size_t i = 0; i < d->nsecs; i++)
-		if (strcmp(d->secs[i].name, name) == 0)
-			return &d->secs[i];
-	return NULL;
-}
-
 /* TYPE_REF holds each symbol's type marker: made its type's offset. */
-static void add_variables(struct dw *w, const struct q2e_sym *syms,
-			  size_t nsyms, uint32_t *type_ref, const char *cu_name)
+static void resolve_types(struct dw *w, uint32_t *type_ref, size_t nsyms)
 {
-	struct q2e_dwarf_section *info = section_named(w->out, ".debug_info");
-	struct q2e_dwarf_section *abbrev = section_named(w->out,
-							 ".debug_abbrev");
 	Dwarf_P_Marker markers = NULL;
 	Dwarf_Unsigned count = 0;
 	Dwarf_Error derr = NULL;
 	uint32_t *offset;
 
-	if (!info || !abbrev) {
-		w->failed = true;
-		q2e_error_set(w->err, Q2E_EOUTPUT,
-			      "cannot build the DWARF description: libdwarf made no .debug_info");
-		return;
-	}
 	if (dwarf_get_die_markers_a(w->dbg, &markers, &count, &derr) !=
 	    DW_DLV_OK)
 		return fail(w, "dwarf_get_die_markers_a", derr);
@@ -845,9 +826,6 @@ static void add_variables(struct dw *w, const struct q2e_sym *syms,
 	for (size_t i = 0; i < nsyms; i++)
 		type_ref[i] = offset[type_ref[i]];
 	free(offset);
-	if (q2e_dwarf_add_variables(info, abbrev, syms, nsyms, type_ref,
-				    cu_name, PRODUCER, w->err) < 0)
-		w->failed = true;
 }
 
 /* Everything libdwarf makes, in W->dbg, then the variables; sets
@@ -890,7 +868,10 @@ static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
 	if (!w->failed && collect_sections(w) < 0)
 		w->failed = true;
 	if (!w->failed)
-		add_variables(w, syms, nsyms, type_ref, cu_name);
+		resolve_types(w, type_ref, nsyms);
+	if (!w->failed &&
+	    q2e_dwarf_variables_begin(w->out, cu_name, PRODUCER, w->err) < 0)
+		w->failed = true;
 }
 
 /*
@@ -927,6 +908,7 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	memset(out, 0, sizeof(*out));
 	if (!type_ref)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	out->info = SIZE_MAX;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGABRT, &sa, &old);
 	if (sigsetjmp(abort_jump, 1) == 0) {
@@ -941,7 +923,7 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	if (w->dbg)
 		dwarf_producer_finish_a(w->dbg, &derr);
 	free(w->arrays);
-	free(type_ref);
+	out->type_ref = type_ref;
 	if (ret < 0)
 		q2e_dwarf_free(out);
 	return ret;
@@ -954,6 +936,7 @@ void q2e_dwarf_free(struct q2e_dwarf *d)
 		free(d->secs[i].data);
 	}
 	free(d->secs);
-	d->secs = NULL;
-	d->nsecs = 0;
+	free(d->type_ref);
+	free(d->cu_name);
+	*d = (struct q2e_dwarf){ 0 };
 }

@@ -20,10 +20,12 @@
  *   0 (end of the children)
  */
 #include <dwarf.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dwarf_vars.h"
+#include "seqwrite.h"
 
 enum { ABBREV_UNIT = 1, ABBREV_VARIABLE = 2 };
 
@@ -45,81 +47,87 @@ static const uint8_t abbrevs[] = {
 #define UNIT_HEADER_SIZE (2 + 4 + 1)
 #define LOCATION_SIZE (1 + 1 + 8)
 
-static uint8_t *put(uint8_t *p, uint64_t v, unsigned size)
+int q2e_dwarf_variables_begin(struct q2e_dwarf *d, const char *cu_name,
+			      const char *producer, struct q2e_error *err)
 {
-	/* The file's byte order is the host's (elf.c). */
-	if (size == 2) {
-		uint16_t x = (uint16_t)v;
-		memcpy(p, &x, 2);
-	} else if (size == 4) {
-		uint32_t x = (uint32_t)v;
-		memcpy(p, &x, 4);
-	} else {
-		memcpy(p, &v, 8);
+	struct q2e_dwarf_section *abbrev = NULL;
+	uint8_t *n;
+
+	d->info = SIZE_MAX;
+	for (size_t i = 0; i < d->nsecs; i++) {
+		if (strcmp(d->secs[i].name, ".debug_info") == 0)
+			d->info = i;
+		if (strcmp(d->secs[i].name, ".debug_abbrev") == 0)
+			abbrev = &d->secs[i];
 	}
-	return p + size;
-}
-
-static uint8_t *put_string(uint8_t *p, const char *s)
-{
-	size_t n = strlen(s) + 1;
-
-	memcpy(p, s, n);
-	return p + n;
-}
-
-static int append(struct q2e_dwarf_section *s, size_t more, uint8_t **at,
-		  struct q2e_error *err)
-{
-	uint8_t *n = realloc(s->data, s->size + more);
-
-	if (!n)
+	if (d->info == SIZE_MAX || !abbrev)
+		return q2e_error_set(err, Q2E_EOUTPUT,
+				     "cannot build the DWARF description: libdwarf made no .debug_info");
+	d->cu_name = strdup(cu_name);
+	d->producer = producer;
+	n = realloc(abbrev->data, abbrev->size + sizeof(abbrevs));
+	if (!d->cu_name || !n)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	s->data = n;
-	*at = n + s->size;
-	s->size += more;
+	memcpy(n + abbrev->size, abbrevs, sizeof(abbrevs));
+	d->abbrev_offset = (uint32_t)abbrev->size;
+	abbrev->data = n;
+	abbrev->size += sizeof(abbrevs);
 	return 0;
 }
 
-int q2e_dwarf_add_variables(struct q2e_dwarf_section *info,
-			    struct q2e_dwarf_section *abbrev,
-			    const struct q2e_sym *syms, size_t nsyms,
-			    const uint32_t *type_ref, const char *cu_name,
-			    const char *producer, struct q2e_error *err)
+/* The unit's size after its unit_length field. */
+static uint64_t unit_size(const struct q2e_dwarf *d,
+			  const struct q2e_sym *syms, size_t nsyms)
 {
-	uint64_t abbrev_offset = abbrev->size, unit_offset = info->size;
-	uint64_t size = UNIT_HEADER_SIZE + 1 + strlen(cu_name) + 1 +
-			strlen(producer) + 1 + 1;
-	uint8_t *p = NULL;
-	int ret;
+	uint64_t size = UNIT_HEADER_SIZE + 1 + strlen(d->cu_name) + 1 +
+			strlen(d->producer) + 1 + 1;
 
 	for (size_t i = 0; i < nsyms; i++)
 		size += 1 + strlen(syms[i].name) + 1 + 4 + LOCATION_SIZE;
-	if (unit_offset + 4 + size > UINT32_MAX)
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     "too many symbols for 32-bit DWARF offsets");
-	ret = append(abbrev, sizeof(abbrevs), &p, err);
-	if (ret < 0)
-		return ret;
-	memcpy(p, abbrevs, sizeof(abbrevs));
-	ret = append(info, 4 + size, &p, err);
-	if (ret < 0)
-		return ret;
-	p = put(p, size, 4);
-	p = put(p, 4, 2);
-	p = put(p, abbrev_offset, 4);
-	*p++ = 8;
-	*p++ = ABBREV_UNIT;
-	p = put_string(p, cu_name);
-	p = put_string(p, producer);
+	return size;
+}
+
+uint64_t q2e_dwarf_variables_size(const struct q2e_dwarf *d,
+				  const struct q2e_sym *syms, size_t nsyms)
+{
+	return 4 + unit_size(d, syms, nsyms);
+}
+
+/* The file's byte order is the host's (elf.c). */
+static void put16(struct q2e_seqwriter *w, uint16_t v)
+{
+	q2e_seqwriter_put(w, &v, 2);
+}
+
+static void put32(struct q2e_seqwriter *w, uint32_t v)
+{
+	q2e_seqwriter_put(w, &v, 4);
+}
+
+static void put8(struct q2e_seqwriter *w, uint8_t v)
+{
+	q2e_seqwriter_put(w, &v, 1);
+}
+
+void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
+			       const struct q2e_dwarf *d,
+			       const struct q2e_sym *syms, size_t nsyms)
+{
+	put32(w, (uint32_t)unit_size(d, syms, nsyms));
+	put16(w, 4);
+	put32(w, d->abbrev_offset);
+	put8(w, 8);
+	put8(w, ABBREV_UNIT);
+	q2e_seqwriter_string(w, d->cu_name);
+	q2e_seqwriter_string(w, d->producer);
 	for (size_t i = 0; i < nsyms; i++) {
-		*p++ = ABBREV_VARIABLE;
-		p = put_string(p, syms[i].name);
-		p = put(p, type_ref[i], 4);
-		*p++ = 1 + 8;
-		*p++ = DW_OP_addr;
-		p = put(p, syms[i].addr, 8);
+		uint8_t loc[LOCATION_SIZE] = { 1 + 8, DW_OP_addr };
+
+		put8(w, ABBREV_VARIABLE);
+		q2e_seqwriter_string(w, syms[i].name);
+		put32(w, d->type_ref[i]);
+		memcpy(loc + 2, &syms[i].addr, 8);
+		q2e_seqwriter_put(w, loc, sizeof(loc));
 	}
-	*p++ = 0;
-	return 0;
+	put8(w, 0);
 }

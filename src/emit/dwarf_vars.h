@@ -5,15 +5,21 @@
 
 #include "elf_symbols.h"
 
+struct q2e_seqwriter;
+
 /*
- * Appends to INFO and ABBREV (.debug_info and .debug_abbrev, 32-bit
- * DWARF 4) a compilation unit named CU_NAME with a variable for each
- * symbol, of the type at offset TYPE_REF[i] in INFO.
+ * Gets D, as libdwarf made it, ready for a second compilation unit of
+ * variables named CU_NAME: their abbreviations in .debug_abbrev.
  */
-int q2e_dwarf_add_variables(struct q2e_dwarf_section *info,
-			    struct q2e_dwarf_section *abbrev,
-			    const struct q2e_sym *syms, size_t nsyms,
-			    const uint32_t *type_ref, const char *cu_name,
-			    const char *producer, struct q2e_error *err);
+int q2e_dwarf_variables_begin(struct q2e_dwarf *d, const char *cu_name,
+			      const char *producer, struct q2e_error *err);
+/* The bytes of the unit, a variable for each symbol, of type
+ * D->type_ref[i]: what q2e_dwarf_variables_write() writes after
+ * .debug_info's bytes. */
+uint64_t q2e_dwarf_variables_size(const struct q2e_dwarf *d,
+				  const struct q2e_sym *syms, size_t nsyms);
+void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
+			       const struct q2e_dwarf *d,
+			       const struct q2e_sym *syms, size_t nsyms);
 
 #endif

@@ -2,7 +2,7 @@
 /*
  * The ELF emitter of `dump`.
  *
- * Layout of the file (all offsets chosen here, ELF_F_LAYOUT):
+ * Layout of the file (all offsets chosen here):
  *   ELF header, program headers (PT_NOTE, then PT_LOADs by address)
  *   .note.qcow2elf        the image's name, sizes and the tool's version
  *   .qcow2.*              one section per region, the image's bytes at
@@ -16,17 +16,16 @@
  * bitmap directory come first, so that they keep low section indexes and
  * `info symbol` finds them (gdb 13 places symbols in sections past 32767
  * only when they are absolute, and then `info symbol` does not see them);
- * the other regions follow in offset order.  Region bytes are streamed from the image in
- * bounded chunks after libelf has written the rest, so memory does not grow
- * with the image.  Past 65279 sections the file uses ELF extended
- * numbering.
+ * the other regions follow in offset order.  Region bytes are streamed
+ * from the image in bounded chunks after the rest is written, so memory
+ * does not grow with the image.  Past 65279 sections the file uses ELF
+ * extended numbering.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
+#include <elf.h>
 #include <inttypes.h>
-#include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +35,11 @@
 #include "qcow2elf/array.h"
 #include "qcow2elf/dump.h"
 #include "qcow2elf/dumpfmt.h"
+#include "dwarf_vars.h"
 #include "elf_symbols.h"
 #include "emit.h"
 #include "gdb_script.h"
+#include "seqwrite.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -62,27 +63,6 @@
 static uint64_t align(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
-}
-
-struct strtab {
-	char *buf;
-	size_t len, cap;
-	bool failed;		/* out of memory: checked before writing */
-};
-
-static Elf64_Word strtab_add(struct strtab *t, const char *s)
-{
-	size_t n = strlen(s) + 1, at = t->len;
-
-	if (t->failed)
-		return 0;
-	if (q2e_grow(t->buf, t->cap, t->len + n) < 0) {
-		t->failed = true;
-		return 0;
-	}
-	memcpy(t->buf + t->len, s, n);
-	t->len += n;
-	return (Elf64_Word)at;
 }
 
 struct out_section {
@@ -110,6 +90,7 @@ struct emitter {
 	struct q2e_redaction redact;	/* --redact */
 	uint8_t *note;
 	size_t note_size;
+	size_t nsegs;		/* PT_LOADs written */
 };
 
 /* Regions read first by people and tools keep the low section indexes. */
@@ -333,12 +314,6 @@ static int plan(struct emitter *e)
 	return 0;
 }
 
-static int elf_fail(struct emitter *e, const char *path, const char *what)
-{
-	return q2e_error_set(e->err, Q2E_EOUTPUT, "'%s': %s: %s", path, what,
-			     elf_errmsg(-1));
-}
-
 struct segment {
 	uint64_t vaddr, memsz, offset, filesz;
 };
@@ -410,10 +385,14 @@ static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
 }
 
 /*
- * Writing the file: each kind of section below adds its sections through
- * add_section(); the kinds come in file order, and the index of each
- * kind's first section is known before any is added, for the links
- * between them (.symtab to .strtab, a symbol to its region's section).
+ * Writing the file, without libelf: its writer keeps a structure of some
+ * 270 bytes per section until it writes the file, 11 MiB for the 41,000
+ * regions of a 1 GiB image of 512-byte clusters, and wants every table
+ * whole in memory.  Here the tables are written as they are made, through
+ * one buffer: each kind of section below knows its size before it writes
+ * (count, size), the kinds come in file order, and the section header
+ * table, made again from the same plan, comes last.  The file is in the
+ * host's byte order, so the <elf.h> structures are written as they are.
  */
 enum section_kind_id {
 	SEC_NOTE, SEC_REGIONS, SEC_DWARF, SEC_GDB_SCRIPTS, SEC_EXTENTS,
@@ -422,237 +401,35 @@ enum section_kind_id {
 
 struct elf_writer {
 	struct emitter *e;
-	Elf *elf;
 	const char *path;
-	struct strtab shstr, str;
-	uint64_t off;		/* next free file offset */
+	struct q2e_seqwriter out;
 	uint64_t note_off;
 	uint64_t regions_end;	/* file offset past the region bytes */
 	bool xnum;		/* extended section numbering */
 	size_t first[SEC_KINDS];	/* section index of each kind's first */
-	GElf_Sym *symtab;
-	Elf32_Word *xindex;
-	size_t nsym;
+	size_t nshdr;		/* sections, section 0 too */
+	/* The sections after the regions, as their headers will say. */
+	Elf64_Shdr *tail;
+	const char **tail_name;
+	size_t ntail;
+	uint64_t shstr_size;	/* .shstrtab, written last of the contents */
 };
 
-struct section_spec {
-	const char *name;	/* NULL: already in .shstrtab at name_at */
-	Elf64_Word name_at;
-	Elf64_Word type;
-	Elf64_Xword flags;
-	uint64_t addr;
-	bool placed;		/* offset chosen by the region layout */
-	uint64_t offset;
-	uint64_t size;
-	Elf64_Xword align, entsize;
-	Elf64_Word link, info;
-	void *data;		/* NULL: bytes written later, or none */
-	Elf_Type dtype;
-};
-
-static int add_section(struct elf_writer *w, const struct section_spec *s)
+/*
+ * The header of a section after the regions, placed at the next free
+ * offset: its bytes are to be written next.
+ */
+static Elf64_Shdr *tail_section(struct elf_writer *w, const char *name,
+				Elf64_Word type, uint64_t size, uint64_t align)
 {
-	Elf_Scn *scn = elf_newscn(w->elf);
-	uint64_t align_to = s->align ? s->align : 1;
-	GElf_Shdr sh = {
-		.sh_name = s->name ? strtab_add(&w->shstr, s->name) : s->name_at,
-		.sh_type = s->type,
-		.sh_flags = s->flags,
-		.sh_addr = s->addr,
-		.sh_size = s->size,
-		.sh_link = s->link,
-		.sh_info = s->info,
-		.sh_addralign = align_to,
-		.sh_entsize = s->entsize,
-	};
+	Elf64_Shdr *sh = &w->tail[w->ntail];
 
-	if (!scn)
-		return elf_fail(w->e, w->path, "cannot add a section");
-	if (s->placed) {
-		sh.sh_offset = s->offset;
-	} else {
-		w->off = align(w->off, align_to);
-		sh.sh_offset = w->off;
-		w->off += s->size;
-	}
-	if (s->data) {
-		Elf_Data *d = elf_newdata(scn);
-
-		if (!d)
-			return elf_fail(w->e, w->path, "cannot add section data");
-		d->d_buf = s->data;
-		d->d_size = s->size;
-		d->d_type = s->dtype;
-		d->d_align = align_to;
-		d->d_off = 0;
-		d->d_version = EV_CURRENT;
-	}
-	if (!gelf_update_shdr(scn, &sh))
-		return elf_fail(w->e, w->path, "cannot write a section header");
-	return 0;
-}
-
-static int add_note(struct elf_writer *w)
-{
-	struct section_spec s = { .name = ".note.qcow2elf", .type = SHT_NOTE,
-				  .placed = true, .offset = w->note_off,
-				  .size = w->e->note_size, .align = 4,
-				  .data = w->e->note, .dtype = ELF_T_BYTE };
-
-	return add_section(w, &s);
-}
-
-static int add_regions(struct elf_writer *w)
-{
-	struct emitter *e = w->e;
-	char name[96];
-	int ret = 0;
-
-	for (size_t i = 0; i < e->nsecs && ret == 0; i++) {
-		const struct out_section *o = &e->secs[i];
-		struct section_spec s = {
-			.name = name,
-			.type = is_nobits(e, o) ? SHT_NOBITS : SHT_PROGBITS,
-			.flags = SHF_ALLOC, .addr = o->region->offset,
-			.placed = true, .offset = o->file_offset,
-			.size = o->size, .align = 1,
-		};
-
-		q2e_region_section(e->img, o->region, name, sizeof(name));
-		ret = add_section(w, &s);
-	}
-	w->off = w->regions_end;
-	return ret;
-}
-
-static int add_dwarf(struct elf_writer *w)
-{
-	int ret = 0;
-
-	for (size_t i = 0; i < w->e->dwarf.nsecs && ret == 0; i++) {
-		const struct q2e_dwarf_section *d = &w->e->dwarf.secs[i];
-		struct section_spec s = { .name = d->name, .type = SHT_PROGBITS,
-					  .size = d->size, .align = 1,
-					  .data = d->data, .dtype = ELF_T_BYTE };
-
-		ret = add_section(w, &s);
-	}
-	return ret;
-}
-
-static int add_gdb_scripts(struct elf_writer *w)
-{
-	size_t size;
-	const char *script = q2e_gdb_script(&size);
-	struct section_spec s = { .name = Q2E_GDB_SCRIPTS_SECTION,
-				  .type = SHT_PROGBITS, .size = size,
-				  .align = 1, .data = (void *)script,
-				  .dtype = ELF_T_BYTE };
-
-	return add_section(w, &s);
-}
-
-/* A list of (offset, length) pairs in the file's byte order (dumpfmt.h). */
-static int add_range_list(struct elf_writer *w, const char *name,
-			  struct q2e_extent *list, size_t n)
-{
-	struct section_spec s = {
-		.name = name, .type = SHT_PROGBITS,
-		.size = n * sizeof(*list), .align = 8,
-		.entsize = sizeof(*list), .data = list, .dtype = ELF_T_BYTE,
-	};
-
-	return add_section(w, &s);
-}
-
-static int add_extents(struct elf_writer *w)
-{
-	return add_range_list(w, Q2E_EXTENTS_SECTION, w->e->extents,
-			      w->e->nextents);
-}
-
-static int add_held(struct elf_writer *w)
-{
-	return add_range_list(w, Q2E_REGIONS_SECTION, w->e->held, w->e->nheld);
-}
-
-/* Symbols: a null one, then every structure (all global). */
-static int add_symtab(struct elf_writer *w)
-{
-	const struct emitter *e = w->e;
-
-	w->nsym = e->nsyms + 1;
-	w->symtab = calloc(w->nsym, sizeof(*w->symtab));
-	if (w->xnum)
-		w->xindex = calloc(w->nsym, sizeof(*w->xindex));
-	if (!w->symtab || (w->xnum && !w->xindex))
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	for (size_t i = 0; i < e->nsyms; i++) {
-		const struct q2e_sym *sym = &e->syms[i];
-		size_t shndx = e->secs[sym->section].shndx;
-
-		/* gdb 13 keeps a symbol's section index in 16 signed bits:
-		 * past that, absolute symbols are the ones it places right
-		 * (the value is the address either way). */
-		if (shndx > Q2E_GDB_MAX_SECTIONS)
-			shndx = SHN_ABS;
-		w->symtab[i + 1] = (GElf_Sym){
-			.st_name = strtab_add(&w->str, sym->name),
-			.st_info = GELF_ST_INFO(STB_GLOBAL, STT_OBJECT),
-			.st_other = STV_DEFAULT,
-			.st_shndx = shndx < SHN_LORESERVE || shndx == SHN_ABS
-					    ? shndx : SHN_XINDEX,
-			.st_value = sym->addr,
-			.st_size = sym->size,
-		};
-		if (w->xindex && shndx != SHN_ABS)
-			w->xindex[i + 1] = (Elf32_Word)shndx;
-	}
-	/* GElf_Sym is Elf64_Sym; libelf converts to the file's order. */
-	struct section_spec s = {
-		.name = ".symtab", .type = SHT_SYMTAB,
-		.size = w->nsym * sizeof(Elf64_Sym),
-		.link = (Elf64_Word)w->first[SEC_STRTAB], .info = 1,
-		.align = 8, .entsize = sizeof(Elf64_Sym), .data = w->symtab,
-		.dtype = ELF_T_SYM,
-	};
-	return add_section(w, &s);
-}
-
-static int add_symtab_shndx(struct elf_writer *w)
-{
-	struct section_spec s = {
-		.name = ".symtab_shndx", .type = SHT_SYMTAB_SHNDX,
-		.size = w->nsym * sizeof(Elf32_Word),
-		.link = (Elf64_Word)w->first[SEC_SYMTAB], .align = 4,
-		.entsize = sizeof(Elf32_Word), .data = w->xindex,
-		.dtype = ELF_T_WORD,
-	};
-
-	return add_section(w, &s);
-}
-
-static int add_strtab(struct elf_writer *w)
-{
-	struct section_spec s = { .name = ".strtab", .type = SHT_STRTAB,
-				  .size = w->str.len, .align = 1,
-				  .data = w->str.buf, .dtype = ELF_T_BYTE };
-
-	return add_section(w, &s);
-}
-
-static int add_shstrtab(struct elf_writer *w)
-{
-	struct section_spec s = { .type = SHT_STRTAB, .align = 1,
-				  .dtype = ELF_T_BYTE };
-
-	/* Its own name goes in before its size is taken. */
-	s.name_at = strtab_add(&w->shstr, ".shstrtab");
-	if (w->shstr.failed || w->str.failed)
-		return q2e_error_set(w->e->err, Q2E_ENOMEM, "out of memory");
-	s.size = w->shstr.len;
-	s.data = w->shstr.buf;
-	return add_section(w, &s);
+	w->tail_name[w->ntail++] = name;
+	q2e_seqwriter_align(&w->out, align);
+	*sh = (Elf64_Shdr){ .sh_type = type,
+			    .sh_offset = q2e_seqwriter_tell(&w->out),
+			    .sh_size = size, .sh_addralign = align };
+	return sh;
 }
 
 static size_t count_one(const struct elf_writer *w)
@@ -691,21 +468,203 @@ static size_t count_xnum(const struct elf_writer *w)
 	return w->xnum ? 1 : 0;
 }
 
-/* The sections of a dump, in section and file order. */
+static int write_dwarf(struct elf_writer *w)
+{
+	const struct emitter *e = w->e;
+	const struct q2e_dwarf *d = &e->dwarf;
+
+	for (size_t i = 0; i < d->nsecs; i++) {
+		uint64_t size = d->secs[i].size;
+
+		if (i == d->info)
+			size += q2e_dwarf_variables_size(d, e->syms, e->nsyms);
+		if (size > UINT32_MAX)
+			return q2e_error_set(e->err, Q2E_EOUTPUT,
+					     "too many symbols for 32-bit DWARF offsets");
+		tail_section(w, d->secs[i].name, SHT_PROGBITS, size, 1);
+		q2e_seqwriter_put(&w->out, d->secs[i].data, d->secs[i].size);
+		if (i == d->info)
+			q2e_dwarf_variables_write(&w->out, d, e->syms,
+						  e->nsyms);
+	}
+	return 0;
+}
+
+static int write_gdb_scripts(struct elf_writer *w)
+{
+	size_t size;
+	const char *script = q2e_gdb_script(&size);
+
+	tail_section(w, Q2E_GDB_SCRIPTS_SECTION, SHT_PROGBITS, size, 1);
+	q2e_seqwriter_put(&w->out, script, size);
+	return 0;
+}
+
+/* A list of (offset, length) pairs in the file's byte order (dumpfmt.h). */
+static void write_range_list(struct elf_writer *w, const char *name,
+			     const struct q2e_extent *list, size_t n)
+{
+	Elf64_Shdr *sh = tail_section(w, name, SHT_PROGBITS,
+				      n * sizeof(*list), 8);
+
+	sh->sh_entsize = sizeof(*list);
+	q2e_seqwriter_put(&w->out, list, n * sizeof(*list));
+}
+
+static int write_extents(struct elf_writer *w)
+{
+	write_range_list(w, Q2E_EXTENTS_SECTION, w->e->extents,
+			 w->e->nextents);
+	return 0;
+}
+
+static int write_held(struct elf_writer *w)
+{
+	write_range_list(w, Q2E_REGIONS_SECTION, w->e->held, w->e->nheld);
+	return 0;
+}
+
+/* gdb 13 keeps a symbol's section index in 16 signed bits: past that,
+ * absolute symbols are the ones it places right (the value is the
+ * address either way). */
+static size_t sym_shndx(const struct elf_writer *w, const struct q2e_sym *s)
+{
+	size_t shndx = w->e->secs[s->section].shndx;
+
+	return shndx > Q2E_GDB_MAX_SECTIONS ? SHN_ABS : shndx;
+}
+
+/* Symbols: a null one, then every structure (all global). */
+static int write_symtab(struct elf_writer *w)
+{
+	const struct emitter *e = w->e;
+	Elf64_Shdr *sh = tail_section(w, ".symtab", SHT_SYMTAB,
+				      (e->nsyms + 1) * sizeof(Elf64_Sym), 8);
+	Elf64_Sym sym = { 0 };
+	Elf64_Word name = 1;	/* past the empty name */
+
+	sh->sh_link = (Elf64_Word)w->first[SEC_STRTAB];
+	sh->sh_info = 1;
+	sh->sh_entsize = sizeof(Elf64_Sym);
+	q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
+	for (size_t i = 0; i < e->nsyms; i++) {
+		const struct q2e_sym *s = &e->syms[i];
+		size_t shndx = sym_shndx(w, s);
+
+		sym = (Elf64_Sym){
+			.st_name = name,
+			.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
+			.st_other = STV_DEFAULT,
+			.st_shndx = (Elf64_Half)(shndx < SHN_LORESERVE ||
+								 shndx == SHN_ABS
+							 ? shndx : SHN_XINDEX),
+			.st_value = s->addr,
+			.st_size = s->size,
+		};
+		name += (Elf64_Word)strlen(s->name) + 1;
+		q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
+	}
+	return 0;
+}
+
+static int write_symtab_shndx(struct elf_writer *w)
+{
+	const struct emitter *e = w->e;
+	Elf64_Shdr *sh = tail_section(w, ".symtab_shndx", SHT_SYMTAB_SHNDX,
+				      (e->nsyms + 1) * sizeof(Elf32_Word), 4);
+	Elf32_Word x = 0;
+
+	sh->sh_link = (Elf64_Word)w->first[SEC_SYMTAB];
+	sh->sh_entsize = sizeof(Elf32_Word);
+	q2e_seqwriter_put(&w->out, &x, sizeof(x));
+	for (size_t i = 0; i < e->nsyms; i++) {
+		size_t shndx = sym_shndx(w, &e->syms[i]);
+
+		x = shndx == SHN_ABS ? 0 : (Elf32_Word)shndx;
+		q2e_seqwriter_put(&w->out, &x, sizeof(x));
+	}
+	return 0;
+}
+
+static int write_strtab(struct elf_writer *w)
+{
+	const struct emitter *e = w->e;
+	uint64_t size = 1;
+
+	for (size_t i = 0; i < e->nsyms; i++)
+		size += strlen(e->syms[i].name) + 1;
+	if (size > UINT32_MAX)
+		return q2e_error_set(e->err, Q2E_EOUTPUT,
+				     "too many symbols for an ELF string table");
+	tail_section(w, ".strtab", SHT_STRTAB, size, 1);
+	q2e_seqwriter_string(&w->out, "");
+	for (size_t i = 0; i < e->nsyms; i++)
+		q2e_seqwriter_string(&w->out, e->syms[i].name);
+	return 0;
+}
+
+/*
+ * Section names, in section order: the same walk gives .shstrtab's bytes
+ * (WRITE) and each header's sh_name (SHDR, when not NULL: the headers of
+ * the regions, written as their names are made).
+ */
+static uint64_t section_names(struct elf_writer *w, bool write)
+{
+	const struct emitter *e = w->e;
+	uint64_t at = 1;	/* section 0's empty name first */
+	char name[96];
+
+	if (write)
+		q2e_seqwriter_string(&w->out, "");
+	at += strlen(".note.qcow2elf") + 1;
+	if (write)
+		q2e_seqwriter_string(&w->out, ".note.qcow2elf");
+	for (size_t i = 0; i < e->nsecs; i++) {
+		q2e_region_section(e->img, e->secs[i].region, name,
+				   sizeof(name));
+		at += strlen(name) + 1;
+		if (write)
+			q2e_seqwriter_string(&w->out, name);
+	}
+	for (size_t i = 0; i < w->ntail; i++) {
+		at += strlen(w->tail_name[i]) + 1;
+		if (write)
+			q2e_seqwriter_string(&w->out, w->tail_name[i]);
+	}
+	return at;
+}
+
+static int write_shstrtab(struct elf_writer *w)
+{
+	/* Its own name is among the names. */
+	w->tail_name[w->ntail] = ".shstrtab";
+	w->ntail++;
+	w->shstr_size = section_names(w, false);
+	w->ntail--;
+	if (w->shstr_size > UINT32_MAX)
+		return q2e_error_set(w->e->err, Q2E_EOUTPUT,
+				     "too many sections for an ELF string table");
+	tail_section(w, ".shstrtab", SHT_STRTAB, w->shstr_size, 1);
+	section_names(w, true);
+	return 0;
+}
+
+/* The sections of a dump, in section and file order; the note's and the
+ * regions' bytes are placed by layout(), the others written here. */
 static const struct section_kind {
 	size_t (*count)(const struct elf_writer *w);
-	int (*add)(struct elf_writer *w);
+	int (*write)(struct elf_writer *w);
 } section_kinds[SEC_KINDS] = {
-	[SEC_NOTE] = { count_one, add_note },
-	[SEC_REGIONS] = { count_regions, add_regions },
-	[SEC_DWARF] = { count_dwarf, add_dwarf },
-	[SEC_GDB_SCRIPTS] = { count_gdb_scripts, add_gdb_scripts },
-	[SEC_EXTENTS] = { count_extents, add_extents },
-	[SEC_HELD] = { count_held, add_held },
-	[SEC_SYMTAB] = { count_one, add_symtab },
-	[SEC_SYMTAB_SHNDX] = { count_xnum, add_symtab_shndx },
-	[SEC_STRTAB] = { count_one, add_strtab },
-	[SEC_SHSTRTAB] = { count_one, add_shstrtab },
+	[SEC_NOTE] = { count_one, NULL },
+	[SEC_REGIONS] = { count_regions, NULL },
+	[SEC_DWARF] = { count_dwarf, write_dwarf },
+	[SEC_GDB_SCRIPTS] = { count_gdb_scripts, write_gdb_scripts },
+	[SEC_EXTENTS] = { count_extents, write_extents },
+	[SEC_HELD] = { count_held, write_held },
+	[SEC_SYMTAB] = { count_one, write_symtab },
+	[SEC_SYMTAB_SHNDX] = { count_xnum, write_symtab_shndx },
+	[SEC_STRTAB] = { count_one, write_strtab },
+	[SEC_SHSTRTAB] = { count_one, write_shstrtab },
 };
 
 /* Numbers the sections of every kind; returns the count, section 0 too. */
@@ -772,66 +731,84 @@ static int layout(struct elf_writer *w, struct segment **segs, size_t *nsegs)
 	return 0;
 }
 
-/*
- * The program header table comes after the sections (past 65534 entries
- * its count lives in section 0) and before the ELF header is filled
- * (gelf_newphdr would reset e_phnum otherwise): the note, then the loads.
- */
-static int write_program_headers(struct elf_writer *w,
-				 const struct segment *segs, size_t nsegs)
+/* The ELF header, then the program headers: the note, then the loads. */
+static void write_headers(struct elf_writer *w, const struct segment *segs,
+			  size_t nsegs, uint64_t shoff)
 {
-	GElf_Phdr ph = { .p_type = PT_NOTE, .p_offset = w->note_off,
-			 .p_vaddr = Q2E_NOTE_VADDR, .p_paddr = Q2E_NOTE_VADDR,
-			 .p_filesz = w->e->note_size, .p_align = 4 };
+	size_t nph = 1 + nsegs, shstrndx = w->nshdr - 1;
+	Elf64_Ehdr eh = {
+		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64,
+			     HOST_DATA, EV_CURRENT, ELFOSABI_NONE },
+		.e_type = ET_EXEC, .e_machine = HOST_MACHINE,
+		.e_version = EV_CURRENT, .e_phoff = sizeof(Elf64_Ehdr),
+		.e_shoff = shoff, .e_ehsize = sizeof(Elf64_Ehdr),
+		.e_phentsize = sizeof(Elf64_Phdr),
+		.e_phnum = (Elf64_Half)(nph < PN_XNUM ? nph : PN_XNUM),
+		.e_shentsize = sizeof(Elf64_Shdr),
+		.e_shnum = (Elf64_Half)(w->nshdr < SHN_LORESERVE ? w->nshdr : 0),
+		.e_shstrndx = (Elf64_Half)(shstrndx < SHN_LORESERVE ? shstrndx
+								    : SHN_XINDEX),
+	};
+	Elf64_Phdr ph = { .p_type = PT_NOTE, .p_offset = w->note_off,
+			  .p_vaddr = Q2E_NOTE_VADDR, .p_paddr = Q2E_NOTE_VADDR,
+			  .p_filesz = w->e->note_size, .p_align = 4 };
 
-	if (!gelf_newphdr(w->elf, 1 + nsegs))
-		return elf_fail(w->e, w->path, "cannot create the program headers");
-	if (!gelf_update_phdr(w->elf, 0, &ph))
-		return elf_fail(w->e, w->path, "cannot write the note header");
+	q2e_seqwriter_put(&w->out, &eh, sizeof(eh));
+	q2e_seqwriter_put(&w->out, &ph, sizeof(ph));
 	for (size_t i = 0; i < nsegs; i++) {
-		ph = (GElf_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R,
-				  .p_offset = segs[i].offset,
-				  .p_vaddr = segs[i].vaddr,
-				  .p_paddr = segs[i].vaddr,
-				  .p_filesz = segs[i].filesz,
-				  .p_memsz = segs[i].memsz, .p_align = 1 };
-		if (!gelf_update_phdr(w->elf, (int)(1 + i), &ph))
-			return elf_fail(w->e, w->path,
-					"cannot write a program header");
+		ph = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R,
+				   .p_offset = segs[i].offset,
+				   .p_vaddr = segs[i].vaddr,
+				   .p_paddr = segs[i].vaddr,
+				   .p_filesz = segs[i].filesz,
+				   .p_memsz = segs[i].memsz, .p_align = 1 };
+		q2e_seqwriter_put(&w->out, &ph, sizeof(ph));
 	}
-	return 0;
+	q2e_seqwriter_put(&w->out, w->e->note, w->e->note_size);
 }
 
-static int write_elf_header(struct elf_writer *w, size_t shstrndx)
+/*
+ * The section header table.  Past SHN_LORESERVE sections or PN_XNUM
+ * program headers, section 0 holds the counts and .shstrtab's index
+ * that the ELF header cannot.
+ */
+static void write_section_headers(struct elf_writer *w, size_t nph)
 {
-	GElf_Ehdr eh;
+	const struct emitter *e = w->e;
+	Elf64_Word name = 1 + (Elf64_Word)strlen(".note.qcow2elf") + 1;
+	Elf64_Shdr sh = { 0 };
+	char buf[96];
 
-	if (!gelf_getehdr(w->elf, &eh))
-		return elf_fail(w->e, w->path, "cannot read back the ELF header");
-	eh.e_ident[EI_DATA] = HOST_DATA;
-	eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
-	eh.e_type = ET_EXEC;
-	eh.e_machine = HOST_MACHINE;
-	eh.e_version = EV_CURRENT;
-	eh.e_entry = 0;
-	eh.e_phoff = sizeof(Elf64_Ehdr);
-	eh.e_shoff = align(w->off, 8);
-	eh.e_flags = 0;
-	if (shstrndx < SHN_LORESERVE) {
-		eh.e_shstrndx = (Elf64_Half)shstrndx;
-	} else {
-		Elf_Scn *zero = elf_getscn(w->elf, 0);
-		GElf_Shdr z;
+	if (w->nshdr >= SHN_LORESERVE)
+		sh.sh_size = w->nshdr;
+	if (w->nshdr - 1 >= SHN_LORESERVE)
+		sh.sh_link = (Elf64_Word)(w->nshdr - 1);
+	if (nph >= PN_XNUM)
+		sh.sh_info = (Elf64_Word)nph;
+	q2e_seqwriter_put(&w->out, &sh, sizeof(sh));
+	sh = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_NOTE,
+			   .sh_offset = w->note_off, .sh_size = e->note_size,
+			   .sh_addralign = 4 };
+	q2e_seqwriter_put(&w->out, &sh, sizeof(sh));
+	for (size_t i = 0; i < e->nsecs; i++) {
+		const struct out_section *o = &e->secs[i];
 
-		eh.e_shstrndx = SHN_XINDEX;
-		if (!zero || !gelf_getshdr(zero, &z))
-			return elf_fail(w->e, w->path, "cannot read section 0");
-		z.sh_link = (Elf64_Word)shstrndx;
-		gelf_update_shdr(zero, &z);
+		sh = (Elf64_Shdr){
+			.sh_name = name,
+			.sh_type = is_nobits(e, o) ? SHT_NOBITS : SHT_PROGBITS,
+			.sh_flags = SHF_ALLOC, .sh_addr = o->region->offset,
+			.sh_offset = o->file_offset, .sh_size = o->size,
+			.sh_addralign = 1,
+		};
+		q2e_region_section(e->img, o->region, buf, sizeof(buf));
+		name += (Elf64_Word)strlen(buf) + 1;
+		q2e_seqwriter_put(&w->out, &sh, sizeof(sh));
 	}
-	if (!gelf_update_ehdr(w->elf, &eh))
-		return elf_fail(w->e, w->path, "cannot write the ELF header");
-	return 0;
+	for (size_t i = 0; i < w->ntail; i++) {
+		w->tail[i].sh_name = name;
+		name += (Elf64_Word)strlen(w->tail_name[i]) + 1;
+		q2e_seqwriter_put(&w->out, &w->tail[i], sizeof(w->tail[i]));
+	}
 }
 
 /* Copies each region's bytes from the image to its place in the file. */
@@ -852,46 +829,55 @@ static int copy_regions(struct emitter *e, int fd, const char *path)
 	return ret;
 }
 
+static int write_tables(struct elf_writer *w)
+{
+	struct segment *segs = NULL;
+	size_t nsegs = 0;
+	uint64_t shoff;
+	int ret = layout(w, &segs, &nsegs);
+
+	if (ret == 0)
+		ret = q2e_seqwriter_seek(&w->out, w->regions_end);
+	for (size_t k = SEC_DWARF; k < SEC_KINDS && ret == 0; k++)
+		if (section_kinds[k].count(w))
+			ret = section_kinds[k].write(w);
+	if (ret == 0) {
+		q2e_seqwriter_align(&w->out, 8);
+		shoff = q2e_seqwriter_tell(&w->out);
+		write_section_headers(w, 1 + nsegs);
+		ret = q2e_seqwriter_seek(&w->out, 0);
+	}
+	if (ret == 0) {
+		write_headers(w, segs, nsegs, shoff);
+		ret = q2e_seqwriter_flush(&w->out);
+	}
+	free(segs);
+	w->e->nsegs = nsegs;
+	return ret;
+}
+
 static int write_elf(struct emitter *e, int fd, const char *path,
 		     struct q2e_dump_result *res)
 {
 	struct elf_writer w = { .e = e, .path = path };
-	struct segment *segs = NULL;
-	size_t nsegs = 0;
-	int ret = 0;
+	size_t ntail;
+	int ret;
 
-	w.elf = elf_begin(fd, ELF_C_WRITE, NULL);
-	if (!w.elf)
-		return elf_fail(e, path, "cannot start the ELF file");
-	elf_flagelf(w.elf, ELF_C_SET, ELF_F_LAYOUT);
-	if (!gelf_newehdr(w.elf, ELFCLASS64)) {
-		ret = elf_fail(e, path, "cannot create the ELF header");
-		goto out;
-	}
-	size_t nshdr = number_sections(&w);
-	ret = layout(&w, &segs, &nsegs);
-	/* Section 0's name, and the null symbol's. */
-	strtab_add(&w.shstr, "");
-	strtab_add(&w.str, "");
-	for (size_t k = 0; k < SEC_KINDS && ret == 0; k++)
-		if (section_kinds[k].count(&w))
-			ret = section_kinds[k].add(&w);
+	w.nshdr = number_sections(&w);
+	ntail = w.nshdr - w.first[SEC_DWARF];
+	w.tail = calloc(ntail, sizeof(*w.tail));
+	w.tail_name = calloc(ntail, sizeof(*w.tail_name));
+	ret = w.tail && w.tail_name
+		      ? q2e_seqwriter_init(&w.out, fd, path, e->err)
+		      : q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	if (ret == 0)
-		ret = write_program_headers(&w, segs, nsegs);
-	if (ret == 0)
-		ret = write_elf_header(&w, nshdr - 1);
-	if (ret == 0 && elf_update(w.elf, ELF_C_WRITE) < 0)
-		ret = elf_fail(e, path, "cannot write the ELF file");
+		ret = write_tables(&w);
 	if (ret == 0)
 		ret = copy_regions(e, fd, path);
-	res->nsegments = nsegs;
-out:
-	elf_end(w.elf);
-	free(segs);
-	free(w.symtab);
-	free(w.xindex);
-	free(w.str.buf);
-	free(w.shstr.buf);
+	res->nsegments = e->nsegs;
+	q2e_seqwriter_fini(&w.out);
+	free(w.tail);
+	free(w.tail_name);
 	return ret;
 }
 
@@ -906,8 +892,6 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return q2e_error_set(err, Q2E_EOUTPUT, "libelf is out of date");
 	if (opts->redact)
 		ret = q2e_redaction_plan(img, &e.redact, err);
 	if (ret == 0)

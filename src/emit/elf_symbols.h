@@ -43,9 +43,18 @@ struct q2e_dwarf_section {
 	size_t size;
 };
 
+/*
+ * The DWARF of a dump: the sections libdwarf made of the types, then a
+ * unit of variables that dwarf_vars.c writes with .debug_info.
+ */
 struct q2e_dwarf {
 	struct q2e_dwarf_section *secs;
 	size_t nsecs;
+	size_t info;		/* .debug_info in secs */
+	uint32_t *type_ref;	/* each symbol's type: offset in .debug_info */
+	uint32_t abbrev_offset;	/* of the variables' abbreviations */
+	char *cu_name;
+	const char *producer;
 };
 
 /* DWARF types and one variable per symbol (dwarf.c). */

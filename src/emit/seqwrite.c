@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Buffered forward writes to an output file (seqwrite.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "seqwrite.h"
+
+/* Large enough that a system call moves a good part of a table. */
+#define SEQWRITE_BUFFER (256U << 10)
+
+int q2e_seqwriter_init(struct q2e_seqwriter *w, int fd, const char *path,
+		       struct q2e_error *err)
+{
+	*w = (struct q2e_seqwriter){ .fd = fd, .path = path, .err = err };
+	w->buf = malloc(SEQWRITE_BUFFER);
+	if (!w->buf)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	return 0;
+}
+
+void q2e_seqwriter_fini(struct q2e_seqwriter *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+}
+
+int q2e_seqwriter_flush(struct q2e_seqwriter *w)
+{
+	const uint8_t *p = w->buf;
+	size_t len = w->len;
+
+	if (w->failed)
+		return w->err->code ? w->err->code : Q2E_EOUTPUT;
+	while (len) {
+		ssize_t n = pwrite(w->fd, p, len, (off_t)w->off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int saved = n < 0 ? errno : ENOSPC;
+
+			w->failed = true;
+			return q2e_error_set(w->err, Q2E_EOUTPUT,
+					     "'%s': cannot write at 0x%llx: %s",
+					     w->path,
+					     (unsigned long long)w->off,
+					     strerror(saved));
+		}
+		p += n;
+		len -= (size_t)n;
+		w->off += (uint64_t)n;
+	}
+	w->len = 0;
+	return 0;
+}
+
+void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p, size_t n)
+{
+	const uint8_t *src = p;
+
+	while (n && !w->failed) {
+		size_t room = SEQWRITE_BUFFER - w->len;
+		size_t k = n < room ? n : room;
+
+		memcpy(w->buf + w->len, src, k);
+		w->len += k;
+		src += k;
+		n -= k;
+		if (w->len == SEQWRITE_BUFFER)
+			q2e_seqwriter_flush(w);
+	}
+}
+
+void q2e_seqwriter_string(struct q2e_seqwriter *w, const char *s)
+{
+	q2e_seqwriter_put(w, s, strlen(s) + 1);
+}
+
+void q2e_seqwriter_align(struct q2e_seqwriter *w, uint64_t align)
+{
+	static const uint8_t zeros[16];
+	uint64_t at = q2e_seqwriter_tell(w);
+	uint64_t pad = (align - at % align) % align;
+
+	while (pad && !w->failed) {
+		size_t k = pad < sizeof(zeros) ? (size_t)pad : sizeof(zeros);
+
+		q2e_seqwriter_put(w, zeros, k);
+		pad -= k;
+	}
+}
+
+int q2e_seqwriter_seek(struct q2e_seqwriter *w, uint64_t off)
+{
+	int ret = q2e_seqwriter_flush(w);
+
+	if (ret == 0)
+		w->off = off;
+	return ret;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Internal to the dump emitter: writes that go forward through a file,
+ * gathered in one buffer, so that a table of 41,000 entries costs a few
+ * system calls and no copy of the table in memory (seqwrite.c).
+ */
+#ifndef Q2E_EMIT_SEQWRITE_H
+#define Q2E_EMIT_SEQWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcow2elf/error.h"
+
+struct q2e_seqwriter {
+	int fd;
+	const char *path;	/* for messages */
+	struct q2e_error *err;
+	uint64_t off;		/* file offset of buf[0] */
+	uint8_t *buf;
+	size_t len;
+	bool failed;		/* an error is in *err; later writes do nothing */
+};
+
+int q2e_seqwriter_init(struct q2e_seqwriter *w, int fd, const char *path,
+		       struct q2e_error *err);
+/* The file offset the next byte goes to. */
+static inline uint64_t q2e_seqwriter_tell(const struct q2e_seqwriter *w)
+{
+	return w->off + w->len;
+}
+void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p, size_t n);
+void q2e_seqwriter_string(struct q2e_seqwriter *w, const char *s);
+/* Zeros up to file offset OFF (a multiple of ALIGN from here). */
+void q2e_seqwriter_align(struct q2e_seqwriter *w, uint64_t align);
+/* Writes what is gathered, then goes on at file offset OFF. */
+int q2e_seqwriter_seek(struct q2e_seqwriter *w, uint64_t off);
+/* Writes what is gathered: 0, or the error of any write so far. */
+int q2e_seqwriter_flush(struct q2e_seqwriter *w);
+void q2e_seqwriter_fini(struct q2e_seqwriter *w);
+
+#endif
