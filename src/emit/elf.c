@@ -244,29 +244,6 @@ static int plan_held(struct emitter *e)
 	return 0;
 }
 
-/*
- * A region whose bytes are all zeros (a table a header claims in a hole,
- * or past what was ever written) becomes an SHT_NOBITS section: readers
- * take it as zeros, as they do the image, at no cost in the file or in
- * reading it back.  Decided by the bytes alone, so that the dump is the
- * same whatever the file system says about holes.
- */
-static int find_zero_sections(struct emitter *e)
-{
-	struct q2e_region_copier c;
-	int ret;
-
-	if (e->opts->no_data)
-		return 0;
-	ret = q2e_region_copier_init(&c, e->img, -1, e->img->path, e->err);
-	c.redact = &e->redact;
-	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
-		ret = q2e_region_is_zero(&c, e->secs[i].region,
-					 &e->secs[i].zero);
-	q2e_region_copier_fini(&c);
-	return ret;
-}
-
 static int plan(struct emitter *e)
 {
 	struct q2e_image *img = e->img;
@@ -286,8 +263,6 @@ static int plan(struct emitter *e)
 	}
 	qsort(e->secs, e->nsecs, sizeof(*e->secs), cmp_section_order);
 	ret = plan_held(e);
-	if (ret == 0)
-		ret = find_zero_sections(e);
 	if (ret < 0)
 		return ret;
 
@@ -406,6 +381,8 @@ struct elf_writer {
 	uint64_t note_off;
 	uint64_t regions_end;	/* file offset past the region bytes */
 	bool xnum;		/* extended section numbering */
+	bool fresh;		/* the file was empty: it reads as zeros where
+				 * not written */
 	size_t first[SEC_KINDS];	/* section index of each kind's first */
 	size_t nshdr;		/* sections, section 0 too */
 	/* The sections after the regions, as their headers will say. */
@@ -811,20 +788,43 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 	}
 }
 
-/* Copies each region's bytes from the image to its place in the file. */
-static int copy_regions(struct emitter *e, int fd, const char *path)
+/*
+ * A region whose bytes are all zeros (a table a header claims in a hole,
+ * or past what was ever written) becomes an SHT_NOBITS section: readers
+ * take it as zeros, as they do the image, at no cost in the file or in
+ * reading it back.  Decided by the bytes alone, so that the dump is the
+ * same whatever the file system says about holes.
+ *
+ * The layout depends on which regions are zeros, and the bytes are read
+ * once: the regions are written as if none were, and the first one found
+ * all zeros makes the others only checked, then the layout made again and
+ * the bytes written again.  Most images have no such region.
+ */
+static int write_regions(struct elf_writer *w, bool *again)
 {
+	struct emitter *e = w->e;
 	struct q2e_region_copier c;
+	size_t i = 0;
 	int ret;
 
+	*again = false;
 	if (e->opts->no_data)
 		return 0;
-	ret = q2e_region_copier_init(&c, e->img, fd, path, e->err);
+	ret = q2e_region_copier_init(&c, e->img, w->out.fd, w->path, e->err);
 	c.redact = &e->redact;
-	for (size_t i = 0; i < e->nsecs && ret == 0; i++)
-		if (!e->secs[i].zero)
-			ret = q2e_region_copy(&c, e->secs[i].region,
-					      e->secs[i].file_offset);
+	c.skip_zeros = w->fresh;
+	if (ret == 0)
+		ret = q2e_seqwriter_seek(&w->out, w->note_off + e->note_size);
+	for (; i < e->nsecs && ret == 0 && !*again; i++) {
+		if (e->secs[i].zero)
+			continue;	/* known from a first try */
+		ret = q2e_region_stream(&c, &w->out, e->secs[i].region,
+					&e->secs[i].zero);
+		*again = e->secs[i].zero;
+	}
+	for (; i < e->nsecs && ret == 0 && *again; i++)
+		ret = q2e_region_is_zero(&c, e->secs[i].region,
+					 &e->secs[i].zero);
 	q2e_region_copier_fini(&c);
 	return ret;
 }
@@ -834,8 +834,24 @@ static int write_tables(struct elf_writer *w)
 	struct segment *segs = NULL;
 	size_t nsegs = 0;
 	uint64_t shoff;
+	bool again = false;
 	int ret = layout(w, &segs, &nsegs);
 
+	if (ret == 0)
+		ret = write_regions(w, &again);
+	if (ret == 0 && again) {
+		free(segs);
+		segs = NULL;
+		/* A hole left by the first try would keep its bytes. */
+		if (w->fresh && ftruncate(w->out.fd, 0) < 0)
+			ret = q2e_error_set(w->e->err, Q2E_EOUTPUT,
+					    "'%s': cannot truncate: %s",
+					    w->path, strerror(errno));
+		if (ret == 0)
+			ret = layout(w, &segs, &nsegs);
+		if (ret == 0)
+			ret = write_regions(w, &again);
+	}
 	if (ret == 0)
 		ret = q2e_seqwriter_seek(&w->out, w->regions_end);
 	for (size_t k = SEC_DWARF; k < SEC_KINDS && ret == 0; k++)
@@ -860,9 +876,11 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		     struct q2e_dump_result *res)
 {
 	struct elf_writer w = { .e = e, .path = path };
+	struct stat st;
 	size_t ntail;
 	int ret;
 
+	w.fresh = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
 	w.nshdr = number_sections(&w);
 	ntail = w.nshdr - w.first[SEC_DWARF];
 	w.tail = calloc(ntail, sizeof(*w.tail));
@@ -872,8 +890,6 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		      : q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	if (ret == 0)
 		ret = write_tables(&w);
-	if (ret == 0)
-		ret = copy_regions(e, fd, path);
 	res->nsegments = e->nsegs;
 	q2e_seqwriter_fini(&w.out);
 	free(w.tail);

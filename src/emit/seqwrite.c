@@ -7,14 +7,12 @@
 
 #include "seqwrite.h"
 
-/* Large enough that a system call moves a good part of a table. */
-#define SEQWRITE_BUFFER (256U << 10)
 
 int q2e_seqwriter_init(struct q2e_seqwriter *w, int fd, const char *path,
 		       struct q2e_error *err)
 {
 	*w = (struct q2e_seqwriter){ .fd = fd, .path = path, .err = err };
-	w->buf = malloc(SEQWRITE_BUFFER);
+	w->buf = malloc(Q2E_SEQWRITE_BUFFER);
 	if (!w->buf)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	return 0;
@@ -61,14 +59,14 @@ void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p, size_t n)
 	const uint8_t *src = p;
 
 	while (n && !w->failed) {
-		size_t room = SEQWRITE_BUFFER - w->len;
+		size_t room = Q2E_SEQWRITE_BUFFER - w->len;
 		size_t k = n < room ? n : room;
 
 		memcpy(w->buf + w->len, src, k);
 		w->len += k;
 		src += k;
 		n -= k;
-		if (w->len == SEQWRITE_BUFFER)
+		if (w->len == Q2E_SEQWRITE_BUFFER)
 			q2e_seqwriter_flush(w);
 	}
 }
@@ -98,5 +96,32 @@ int q2e_seqwriter_seek(struct q2e_seqwriter *w, uint64_t off)
 
 	if (ret == 0)
 		w->off = off;
+	return ret;
+}
+
+uint8_t *q2e_seqwriter_reserve(struct q2e_seqwriter *w, size_t n)
+{
+	uint8_t *p;
+
+	if (Q2E_SEQWRITE_BUFFER - w->len < n)
+		q2e_seqwriter_flush(w);
+	if (w->failed || n > Q2E_SEQWRITE_BUFFER)
+		return NULL;
+	p = w->buf + w->len;
+	w->len += n;
+	return p;
+}
+
+void q2e_seqwriter_unput(struct q2e_seqwriter *w, size_t n)
+{
+	w->len -= n < w->len ? n : w->len;
+}
+
+int q2e_seqwriter_skip(struct q2e_seqwriter *w, uint64_t n)
+{
+	int ret = q2e_seqwriter_flush(w);
+
+	if (ret == 0)
+		w->off += n;
 	return ret;
 }

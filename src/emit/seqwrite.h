@@ -13,6 +13,9 @@
 
 #include "qcow2elf/error.h"
 
+/* Large enough that a system call moves a good part of a table. */
+#define Q2E_SEQWRITE_BUFFER (256U << 10)
+
 struct q2e_seqwriter {
 	int fd;
 	const char *path;	/* for messages */
@@ -34,6 +37,15 @@ void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p, size_t n);
 void q2e_seqwriter_string(struct q2e_seqwriter *w, const char *s);
 /* Zeros up to file offset OFF (a multiple of ALIGN from here). */
 void q2e_seqwriter_align(struct q2e_seqwriter *w, uint64_t align);
+/*
+ * Room for N bytes (at most Q2E_SEQWRITE_BUFFER) at the current position,
+ * for the caller to fill: they count as put.  NULL after an error.
+ */
+uint8_t *q2e_seqwriter_reserve(struct q2e_seqwriter *w, size_t n);
+/* Takes back the last N bytes put and still gathered. */
+void q2e_seqwriter_unput(struct q2e_seqwriter *w, size_t n);
+/* Goes on N bytes further without writing them. */
+int q2e_seqwriter_skip(struct q2e_seqwriter *w, uint64_t n);
 /* Writes what is gathered, then goes on at file offset OFF. */
 int q2e_seqwriter_seek(struct q2e_seqwriter *w, uint64_t off);
 /* Writes what is gathered: 0, or the error of any write so far. */
