@@ -830,7 +830,7 @@ static void resolve_types(struct dw *w, uint32_t *type_ref, size_t nsyms)
 
 /* Everything libdwarf makes, in W->dbg, then the variables; sets
  * W->failed on an error. */
-static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
+static void build(struct dw *w, const struct q2e_symbols *syms,
 		  uint32_t *type_ref, const char *cu_name)
 {
 	Dwarf_Error derr = NULL;
@@ -860,15 +860,15 @@ static void build(struct dw *w, const struct q2e_sym *syms, size_t nsyms,
 	make_enum_types(w);
 	make_entry_types(w);
 	make_luks_types(w);
-	for (size_t i = 0; i < nsyms && !w->failed; i++)
-		mark_type(w, &syms[i], &type_ref[i]);
+	for (size_t i = 0; i < syms->n && !w->failed; i++)
+		mark_type(w, &syms->v[i], &type_ref[i]);
 	if (!w->failed &&
 	    dwarf_add_die_to_debug_a(w->dbg, w->cu, &derr) != DW_DLV_OK)
 		fail(w, "dwarf_add_die_to_debug_a", derr);
 	if (!w->failed && collect_sections(w) < 0)
 		w->failed = true;
 	if (!w->failed)
-		resolve_types(w, type_ref, nsyms);
+		resolve_types(w, type_ref, syms->n);
 	if (!w->failed &&
 	    q2e_dwarf_variables_begin(w->out, cu_name, PRODUCER, w->err) < 0)
 		w->failed = true;
@@ -891,8 +891,9 @@ static void abort_handler(int sig)
 	siglongjmp(abort_jump, 1);
 }
 
-int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
-		    size_t nsyms, const char *cu_name, struct q2e_dwarf *out,
+int q2e_dwarf_build(const struct q2e_image *img,
+		    const struct q2e_symbols *syms, const char *cu_name,
+		    struct q2e_dwarf *out,
 		    struct q2e_error *err)
 {
 	/* W is volatile: it is read after the jump */
@@ -903,7 +904,7 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	int ret;
 
 	/* Each symbol's type: a marker, then an offset (add_variables). */
-	uint32_t *type_ref = calloc(nsyms ? nsyms : 1, sizeof(*type_ref));
+	uint32_t *type_ref = calloc(syms->n ? syms->n : 1, sizeof(*type_ref));
 
 	memset(out, 0, sizeof(*out));
 	if (!type_ref)
@@ -912,7 +913,7 @@ int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGABRT, &sa, &old);
 	if (sigsetjmp(abort_jump, 1) == 0) {
-		build(w, syms, nsyms, type_ref, cu_name);
+		build(w, syms, type_ref, cu_name);
 	} else {
 		w->failed = true;
 		q2e_error_set(err, Q2E_ENOMEM,

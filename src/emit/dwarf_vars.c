@@ -77,20 +77,18 @@ int q2e_dwarf_variables_begin(struct q2e_dwarf *d, const char *cu_name,
 
 /* The unit's size after its unit_length field. */
 static uint64_t unit_size(const struct q2e_dwarf *d,
-			  const struct q2e_sym *syms, size_t nsyms)
+			  const struct q2e_symbols *syms)
 {
-	uint64_t size = UNIT_HEADER_SIZE + 1 + strlen(d->cu_name) + 1 +
-			strlen(d->producer) + 1 + 1;
-
-	for (size_t i = 0; i < nsyms; i++)
-		size += 1 + strlen(syms[i].name) + 1 + 4 + LOCATION_SIZE;
-	return size;
+	/* Each name is in the names with its NUL, after an empty one. */
+	return UNIT_HEADER_SIZE + 1 + strlen(d->cu_name) + 1 +
+	       strlen(d->producer) + 1 + 1 + (syms->names_len - 1) +
+	       syms->n * (uint64_t)(1 + 4 + LOCATION_SIZE);
 }
 
 uint64_t q2e_dwarf_variables_size(const struct q2e_dwarf *d,
-				  const struct q2e_sym *syms, size_t nsyms)
+				  const struct q2e_symbols *syms)
 {
-	return 4 + unit_size(d, syms, nsyms);
+	return 4 + unit_size(d, syms);
 }
 
 /* The file's byte order is the host's (elf.c). */
@@ -111,22 +109,22 @@ static void put8(struct q2e_seqwriter *w, uint8_t v)
 
 void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
 			       const struct q2e_dwarf *d,
-			       const struct q2e_sym *syms, size_t nsyms)
+			       const struct q2e_symbols *syms)
 {
-	put32(w, (uint32_t)unit_size(d, syms, nsyms));
+	put32(w, (uint32_t)unit_size(d, syms));
 	put16(w, 4);
 	put32(w, d->abbrev_offset);
 	put8(w, 8);
 	put8(w, ABBREV_UNIT);
 	q2e_seqwriter_string(w, d->cu_name);
 	q2e_seqwriter_string(w, d->producer);
-	for (size_t i = 0; i < nsyms; i++) {
+	for (size_t i = 0; i < syms->n; i++) {
 		uint8_t loc[LOCATION_SIZE] = { 1 + 8, DW_OP_addr };
 
 		put8(w, ABBREV_VARIABLE);
-		q2e_seqwriter_string(w, syms[i].name);
+		q2e_seqwriter_string(w, syms->names + syms->v[i].name);
 		put32(w, d->type_ref[i]);
-		memcpy(loc + 2, &syms[i].addr, 8);
+		memcpy(loc + 2, &syms->v[i].addr, 8);
 		q2e_seqwriter_put(w, loc, sizeof(loc));
 	}
 	put8(w, 0);

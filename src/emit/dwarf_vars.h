@@ -17,9 +17,9 @@ int q2e_dwarf_variables_begin(struct q2e_dwarf *d, const char *cu_name,
  * D->type_ref[i]: what q2e_dwarf_variables_write() writes after
  * .debug_info's bytes. */
 uint64_t q2e_dwarf_variables_size(const struct q2e_dwarf *d,
-				  const struct q2e_sym *syms, size_t nsyms);
+				  const struct q2e_symbols *syms);
 void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
 			       const struct q2e_dwarf *d,
-			       const struct q2e_sym *syms, size_t nsyms);
+			       const struct q2e_symbols *syms);
 
 #endif

@@ -68,8 +68,6 @@ static uint64_t align(uint64_t v, uint64_t a)
 struct out_section {
 	const struct q2e_region *region;
 	uint64_t file_offset;
-	uint64_t size;		/* bytes that exist: region->avail */
-	size_t shndx;
 	bool zero;		/* all zeros: SHT_NOBITS, no room in the file */
 };
 
@@ -80,8 +78,7 @@ struct emitter {
 
 	struct out_section *secs;	/* region sections in section order */
 	size_t nsecs;
-	struct q2e_sym *syms;
-	size_t nsyms, capsyms;
+	struct q2e_symbols syms;
 	struct q2e_dwarf dwarf;
 	struct q2e_extent *extents;	/* of the image file */
 	size_t nextents;
@@ -133,13 +130,23 @@ static int add_sym(struct emitter *e, const char *name, uint64_t addr,
 		   uint64_t size, size_t section, enum q2e_sym_type type,
 		   size_t index)
 {
-	if (q2e_grow(e->syms, e->capsyms, e->nsyms + 1) < 0)
+	struct q2e_symbols *t = &e->syms;
+	size_t n = strlen(name) + 1;
+
+	/* The names start with the empty one, the null symbol's. */
+	if (q2e_grow(t->v, t->cap, t->n + 1) < 0 ||
+	    q2e_grow(t->names, t->names_cap, t->names_len + n + 1) < 0)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	char *copy = strdup(name);
-	if (!copy)
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	e->syms[e->nsyms++] = (struct q2e_sym){ copy, addr, size, section,
-						type, index };
+	if (t->names_len == 0)
+		t->names[t->names_len++] = '\0';
+	if (t->names_len + n > UINT32_MAX)
+		return q2e_error_set(e->err, Q2E_EOUTPUT,
+				     "too many symbols for an ELF string table");
+	t->v[t->n++] = (struct q2e_sym){ addr, size, (uint32_t)t->names_len,
+					 (uint32_t)section, (uint32_t)index,
+					 (uint8_t)type };
+	memcpy(t->names + t->names_len, name, n);
+	t->names_len += n;
 	return 0;
 }
 
@@ -180,7 +187,7 @@ static int entry_symbols(struct emitter *e, size_t si)
 {
 	const struct out_section *s = &e->secs[si];
 	const struct q2e_region *r = s->region;
-	uint64_t end = r->offset + s->size;
+	uint64_t end = r->offset + r->avail;
 	char name[48];
 	int ret = 0;
 
@@ -258,8 +265,7 @@ static int plan(struct emitter *e)
 
 		if (!r->avail)
 			continue;	/* nothing of it is in the file */
-		e->secs[e->nsecs++] = (struct out_section){ .region = r,
-							    .size = r->avail };
+		e->secs[e->nsecs++] = (struct out_section){ .region = r };
 	}
 	qsort(e->secs, e->nsecs, sizeof(*e->secs), cmp_section_order);
 	ret = plan_held(e);
@@ -277,7 +283,7 @@ static int plan(struct emitter *e)
 			size_t index = r->kind == Q2E_REGION_EXTENSION
 					       ? (size_t)o->index : o->id;
 
-			ret = add_sym(e, name, r->offset, e->secs[si].size, si,
+			ret = add_sym(e, name, r->offset, r->avail, si,
 				      sym_type_of(img, r), index);
 			if (ret < 0)
 				return ret;
@@ -300,7 +306,7 @@ static int cmp_by_addr(const void *pa, const void *pb)
 
 	if (a->region->offset != b->region->offset)
 		return a->region->offset < b->region->offset ? -1 : 1;
-	return a->shndx < b->shndx ? -1 : a->shndx > b->shndx;
+	return a < b ? -1 : a > b;	/* section order */
 }
 
 /* Whether a section's bytes take no room in the file. */
@@ -325,38 +331,61 @@ static bool continues(const struct emitter *e, const struct segment *last,
 	return last->offset + last->memsz == s->file_offset;
 }
 
-/* PT_LOADs by address, one per run of sections adjacent in both spaces. */
-static int plan_segments(struct emitter *e, struct segment **out, size_t *n)
+/* The sections by address, for the segments. */
+static int sort_by_address(const struct emitter *e, struct out_section ***out)
 {
-	struct out_section **by = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*by));
-	struct segment *segs = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*segs));
-	size_t ns = 0;
+	struct out_section **by = malloc((e->nsecs ? e->nsecs : 1) *
+					 sizeof(*by));
 
-	if (!by || !segs) {
-		free(by);
-		free(segs);
+	if (!by)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	}
 	for (size_t i = 0; i < e->nsecs; i++)
 		by[i] = &e->secs[i];
 	qsort(by, e->nsecs, sizeof(*by), cmp_by_addr);
+	*out = by;
+	return 0;
+}
+
+static void put_segment(struct q2e_seqwriter *out, const struct segment *s)
+{
+	Elf64_Phdr ph = { .p_type = PT_LOAD, .p_flags = PF_R,
+			  .p_offset = s->offset, .p_vaddr = s->vaddr,
+			  .p_paddr = s->vaddr, .p_filesz = s->filesz,
+			  .p_memsz = s->memsz, .p_align = 1 };
+
+	q2e_seqwriter_put(out, &ph, sizeof(ph));
+}
+
+/*
+ * PT_LOADs by address, one per run of sections adjacent in both spaces:
+ * their count, and their headers written to OUT if not NULL.  Made again
+ * for writing rather than kept: there can be one per section.
+ */
+static size_t segments(const struct emitter *e, struct out_section *const *by,
+		       struct q2e_seqwriter *out)
+{
+	struct segment last = { 0 };
+	size_t ns = 0;
+
 	for (size_t i = 0; i < e->nsecs; i++) {
 		const struct out_section *s = by[i];
-		struct segment *last = ns ? &segs[ns - 1] : NULL;
-		uint64_t filesz = is_nobits(e, s) ? 0 : s->size;
+		uint64_t size = s->region->avail;
+		uint64_t filesz = is_nobits(e, s) ? 0 : size;
 
-		if (continues(e, last, s)) {
-			last->memsz += s->size;
-			last->filesz += filesz;
+		if (continues(e, ns ? &last : NULL, s)) {
+			last.memsz += size;
+			last.filesz += filesz;
 			continue;
 		}
-		segs[ns++] = (struct segment){ s->region->offset, s->size,
-					       s->file_offset, filesz };
+		if (ns && out)
+			put_segment(out, &last);
+		last = (struct segment){ s->region->offset, size,
+					 s->file_offset, filesz };
+		ns++;
 	}
-	free(by);
-	*out = segs;
-	*n = ns;
-	return 0;
+	if (ns && out)
+		put_segment(out, &last);
+	return ns;
 }
 
 /*
@@ -385,6 +414,7 @@ struct elf_writer {
 				 * not written */
 	size_t first[SEC_KINDS];	/* section index of each kind's first */
 	size_t nshdr;		/* sections, section 0 too */
+	struct out_section **by;	/* the region sections by address */
 	/* The sections after the regions, as their headers will say. */
 	Elf64_Shdr *tail;
 	const char **tail_name;
@@ -454,15 +484,14 @@ static int write_dwarf(struct elf_writer *w)
 		uint64_t size = d->secs[i].size;
 
 		if (i == d->info)
-			size += q2e_dwarf_variables_size(d, e->syms, e->nsyms);
+			size += q2e_dwarf_variables_size(d, &e->syms);
 		if (size > UINT32_MAX)
 			return q2e_error_set(e->err, Q2E_EOUTPUT,
 					     "too many symbols for 32-bit DWARF offsets");
 		tail_section(w, d->secs[i].name, SHT_PROGBITS, size, 1);
 		q2e_seqwriter_put(&w->out, d->secs[i].data, d->secs[i].size);
 		if (i == d->info)
-			q2e_dwarf_variables_write(&w->out, d, e->syms,
-						  e->nsyms);
+			q2e_dwarf_variables_write(&w->out, d, &e->syms);
 	}
 	return 0;
 }
@@ -506,7 +535,7 @@ static int write_held(struct elf_writer *w)
  * address either way). */
 static size_t sym_shndx(const struct elf_writer *w, const struct q2e_sym *s)
 {
-	size_t shndx = w->e->secs[s->section].shndx;
+	size_t shndx = w->first[SEC_REGIONS] + s->section;
 
 	return shndx > Q2E_GDB_MAX_SECTIONS ? SHN_ABS : shndx;
 }
@@ -516,20 +545,19 @@ static int write_symtab(struct elf_writer *w)
 {
 	const struct emitter *e = w->e;
 	Elf64_Shdr *sh = tail_section(w, ".symtab", SHT_SYMTAB,
-				      (e->nsyms + 1) * sizeof(Elf64_Sym), 8);
+				      (e->syms.n + 1) * sizeof(Elf64_Sym), 8);
 	Elf64_Sym sym = { 0 };
-	Elf64_Word name = 1;	/* past the empty name */
 
 	sh->sh_link = (Elf64_Word)w->first[SEC_STRTAB];
 	sh->sh_info = 1;
 	sh->sh_entsize = sizeof(Elf64_Sym);
 	q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
-	for (size_t i = 0; i < e->nsyms; i++) {
-		const struct q2e_sym *s = &e->syms[i];
+	for (size_t i = 0; i < e->syms.n; i++) {
+		const struct q2e_sym *s = &e->syms.v[i];
 		size_t shndx = sym_shndx(w, s);
 
 		sym = (Elf64_Sym){
-			.st_name = name,
+			.st_name = s->name,
 			.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
 			.st_other = STV_DEFAULT,
 			.st_shndx = (Elf64_Half)(shndx < SHN_LORESERVE ||
@@ -538,7 +566,6 @@ static int write_symtab(struct elf_writer *w)
 			.st_value = s->addr,
 			.st_size = s->size,
 		};
-		name += (Elf64_Word)strlen(s->name) + 1;
 		q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
 	}
 	return 0;
@@ -548,14 +575,14 @@ static int write_symtab_shndx(struct elf_writer *w)
 {
 	const struct emitter *e = w->e;
 	Elf64_Shdr *sh = tail_section(w, ".symtab_shndx", SHT_SYMTAB_SHNDX,
-				      (e->nsyms + 1) * sizeof(Elf32_Word), 4);
+				      (e->syms.n + 1) * sizeof(Elf32_Word), 4);
 	Elf32_Word x = 0;
 
 	sh->sh_link = (Elf64_Word)w->first[SEC_SYMTAB];
 	sh->sh_entsize = sizeof(Elf32_Word);
 	q2e_seqwriter_put(&w->out, &x, sizeof(x));
-	for (size_t i = 0; i < e->nsyms; i++) {
-		size_t shndx = sym_shndx(w, &e->syms[i]);
+	for (size_t i = 0; i < e->syms.n; i++) {
+		size_t shndx = sym_shndx(w, &e->syms.v[i]);
 
 		x = shndx == SHN_ABS ? 0 : (Elf32_Word)shndx;
 		q2e_seqwriter_put(&w->out, &x, sizeof(x));
@@ -565,18 +592,15 @@ static int write_symtab_shndx(struct elf_writer *w)
 
 static int write_strtab(struct elf_writer *w)
 {
-	const struct emitter *e = w->e;
-	uint64_t size = 1;
+	const struct q2e_symbols *t = &w->e->syms;
 
-	for (size_t i = 0; i < e->nsyms; i++)
-		size += strlen(e->syms[i].name) + 1;
-	if (size > UINT32_MAX)
-		return q2e_error_set(e->err, Q2E_EOUTPUT,
-				     "too many symbols for an ELF string table");
-	tail_section(w, ".strtab", SHT_STRTAB, size, 1);
-	q2e_seqwriter_string(&w->out, "");
-	for (size_t i = 0; i < e->nsyms; i++)
-		q2e_seqwriter_string(&w->out, e->syms[i].name);
+	if (t->names_len) {
+		tail_section(w, ".strtab", SHT_STRTAB, t->names_len, 1);
+		q2e_seqwriter_put(&w->out, t->names, t->names_len);
+	} else {
+		tail_section(w, ".strtab", SHT_STRTAB, 1, 1);
+		q2e_seqwriter_string(&w->out, "");
+	}
 	return 0;
 }
 
@@ -659,8 +683,6 @@ static size_t number_sections(struct elf_writer *w)
 		w->first[k] = n;
 		n += section_kinds[k].count(w);
 	}
-	for (size_t i = 0; i < w->e->nsecs; i++)
-		w->e->secs[i].shndx = w->first[SEC_REGIONS] + i;
 	return n;
 }
 
@@ -672,17 +694,16 @@ static size_t number_sections(struct elf_writer *w)
  * depends on the segment count, so regions are laid out from 0, grouped
  * into segments, then shifted.
  */
-static int layout(struct elf_writer *w, struct segment **segs, size_t *nsegs)
+static void layout(struct elf_writer *w)
 {
 	struct emitter *e = w->e;
 	uint64_t base = 0, at, off;
-	int ret;
 
 	for (size_t i = 0; i < e->nsecs; i++) {
 		if (e->secs[i].zero)
 			continue;
 		e->secs[i].file_offset = base;
-		base += e->secs[i].size;
+		base += e->secs[i].region->avail;
 	}
 	/* Sections of zeros, after the bytes of the others (which is where
 	 * the file goes on), as if they held their bytes: eu-elflint takes a
@@ -692,27 +713,21 @@ static int layout(struct elf_writer *w, struct segment **segs, size_t *nsegs)
 		if (!e->secs[i].zero)
 			continue;
 		e->secs[i].file_offset = at;
-		at += e->secs[i].size;
+		at += e->secs[i].region->avail;
 	}
-	ret = plan_segments(e, segs, nsegs);
-	if (ret < 0)
-		return ret;
-	off = align(sizeof(Elf64_Ehdr) + (1 + *nsegs) * sizeof(Elf64_Phdr), 4);
+	e->nsegs = segments(e, w->by, NULL);
+	off = align(sizeof(Elf64_Ehdr) + (1 + e->nsegs) * sizeof(Elf64_Phdr), 4);
 	w->note_off = off;
 	off += e->note_size;
 	for (size_t i = 0; i < e->nsecs; i++)
 		e->secs[i].file_offset += off;
-	for (size_t i = 0; i < *nsegs; i++)
-		(*segs)[i].offset += off;
 	w->regions_end = e->opts->no_data ? off : off + base;
-	return 0;
 }
 
 /* The ELF header, then the program headers: the note, then the loads. */
-static void write_headers(struct elf_writer *w, const struct segment *segs,
-			  size_t nsegs, uint64_t shoff)
+static void write_headers(struct elf_writer *w, uint64_t shoff)
 {
-	size_t nph = 1 + nsegs, shstrndx = w->nshdr - 1;
+	size_t nph = 1 + w->e->nsegs, shstrndx = w->nshdr - 1;
 	Elf64_Ehdr eh = {
 		.e_ident = { ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64,
 			     HOST_DATA, EV_CURRENT, ELFOSABI_NONE },
@@ -732,15 +747,7 @@ static void write_headers(struct elf_writer *w, const struct segment *segs,
 
 	q2e_seqwriter_put(&w->out, &eh, sizeof(eh));
 	q2e_seqwriter_put(&w->out, &ph, sizeof(ph));
-	for (size_t i = 0; i < nsegs; i++) {
-		ph = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R,
-				   .p_offset = segs[i].offset,
-				   .p_vaddr = segs[i].vaddr,
-				   .p_paddr = segs[i].vaddr,
-				   .p_filesz = segs[i].filesz,
-				   .p_memsz = segs[i].memsz, .p_align = 1 };
-		q2e_seqwriter_put(&w->out, &ph, sizeof(ph));
-	}
+	segments(w->e, w->by, &w->out);
 	q2e_seqwriter_put(&w->out, w->e->note, w->e->note_size);
 }
 
@@ -774,7 +781,8 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 			.sh_name = name,
 			.sh_type = is_nobits(e, o) ? SHT_NOBITS : SHT_PROGBITS,
 			.sh_flags = SHF_ALLOC, .sh_addr = o->region->offset,
-			.sh_offset = o->file_offset, .sh_size = o->size,
+			.sh_offset = o->file_offset,
+			.sh_size = o->region->avail,
 			.sh_addralign = 1,
 		};
 		q2e_region_section(e->img, o->region, buf, sizeof(buf));
@@ -831,24 +839,19 @@ static int write_regions(struct elf_writer *w, bool *again)
 
 static int write_tables(struct elf_writer *w)
 {
-	struct segment *segs = NULL;
-	size_t nsegs = 0;
 	uint64_t shoff;
 	bool again = false;
-	int ret = layout(w, &segs, &nsegs);
+	int ret;
 
-	if (ret == 0)
-		ret = write_regions(w, &again);
+	layout(w);
+	ret = write_regions(w, &again);
 	if (ret == 0 && again) {
-		free(segs);
-		segs = NULL;
 		/* A hole left by the first try would keep its bytes. */
 		if (w->fresh && ftruncate(w->out.fd, 0) < 0)
 			ret = q2e_error_set(w->e->err, Q2E_EOUTPUT,
 					    "'%s': cannot truncate: %s",
 					    w->path, strerror(errno));
-		if (ret == 0)
-			ret = layout(w, &segs, &nsegs);
+		layout(w);
 		if (ret == 0)
 			ret = write_regions(w, &again);
 	}
@@ -860,15 +863,13 @@ static int write_tables(struct elf_writer *w)
 	if (ret == 0) {
 		q2e_seqwriter_align(&w->out, 8);
 		shoff = q2e_seqwriter_tell(&w->out);
-		write_section_headers(w, 1 + nsegs);
+		write_section_headers(w, 1 + w->e->nsegs);
 		ret = q2e_seqwriter_seek(&w->out, 0);
 	}
 	if (ret == 0) {
-		write_headers(w, segs, nsegs, shoff);
+		write_headers(w, shoff);
 		ret = q2e_seqwriter_flush(&w->out);
 	}
-	free(segs);
-	w->e->nsegs = nsegs;
 	return ret;
 }
 
@@ -889,11 +890,14 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 		      ? q2e_seqwriter_init(&w.out, fd, path, e->err)
 		      : q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	if (ret == 0)
+		ret = sort_by_address(e, &w.by);
+	if (ret == 0)
 		ret = write_tables(&w);
 	res->nsegments = e->nsegs;
 	q2e_seqwriter_fini(&w.out);
 	free(w.tail);
 	free(w.tail_name);
+	free(w.by);
 	return ret;
 }
 
@@ -919,7 +923,7 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	if (ret == 0)
 		ret = q2e_image_file_extents(img, &e.extents, &e.nextents, err);
 	if (ret == 0)
-		ret = q2e_dwarf_build(img, e.syms, e.nsyms,
+		ret = q2e_dwarf_build(img, &e.syms,
 				      opts->redact ? e.redact.image_name
 						   : img->path, &e.dwarf,
 				      err);
@@ -942,15 +946,14 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	if (ret < 0)
 		goto out;
 	res->nsections = e.nsecs;
-	res->nsymbols = e.nsyms;
+	res->nsymbols = e.syms.n;
 	for (size_t i = 0; i < e.nsecs; i++)
-		res->truncated += e.secs[i].size < e.secs[i].region->size;
+		res->truncated += e.secs[i].region->avail < e.secs[i].region->size;
 	for (size_t i = 0; i < img->nregions; i++)
 		res->truncated += img->regions[i].avail == 0;
 out:
-	for (size_t i = 0; i < e.nsyms; i++)
-		free(e.syms[i].name);
-	free(e.syms);
+	free(e.syms.v);
+	free(e.syms.names);
 	free(e.secs);
 	free(e.note);
 	free(e.extents);

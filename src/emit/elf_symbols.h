@@ -28,13 +28,25 @@ enum q2e_sym_type {
 	Q2E_SYM_CRYPTO,
 };
 
+/* 32 bytes: a dump has one per region and more. */
 struct q2e_sym {
-	char *name;
 	uint64_t addr;
 	uint64_t size;
-	size_t section;		/* index into the dump's region sections */
-	enum q2e_sym_type type;
-	size_t index;		/* extension, snapshot or bitmap position */
+	uint32_t name;		/* offset in the names (a string table) */
+	uint32_t section;	/* index into the dump's region sections */
+	uint32_t index;		/* extension, snapshot or bitmap position */
+	uint8_t type;		/* enum q2e_sym_type */
+};
+
+/*
+ * The symbols, and their names one after the other after an empty one:
+ * the bytes of .strtab.
+ */
+struct q2e_symbols {
+	struct q2e_sym *v;
+	size_t n, cap;
+	char *names;
+	size_t names_len, names_cap;
 };
 
 struct q2e_dwarf_section {
@@ -58,8 +70,8 @@ struct q2e_dwarf {
 };
 
 /* DWARF types and one variable per symbol (dwarf.c). */
-int q2e_dwarf_build(const struct q2e_image *img, const struct q2e_sym *syms,
-		    size_t nsyms, const char *cu_name, struct q2e_dwarf *out,
+int q2e_dwarf_build(const struct q2e_image *img,
+		    const struct q2e_symbols *syms, const char *cu_name, struct q2e_dwarf *out,
 		    struct q2e_error *err);
 void q2e_dwarf_free(struct q2e_dwarf *d);
 
