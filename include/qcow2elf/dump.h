@@ -41,9 +41,9 @@ int q2e_dump_write(struct q2e_image *img, const char *path,
 
 /*
  * Writes the dump of IMG to FD (seekable: a regular file or a memfd, written
- * from offset 0; the caller truncates and closes it), NAME naming it in
- * messages.  On failure FD holds an incomplete dump.  The fuzz targets
- * write to memory with it.
+ * from offset 0 and cut to the dump's size; the caller closes it), NAME
+ * naming it in messages.  On failure FD holds an incomplete dump.  The fuzz
+ * targets write to memory with it.
  */
 int q2e_dump_write_fd(struct q2e_image *img, int fd, const char *name,
 		      const struct q2e_dump_options *opts,

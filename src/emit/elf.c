@@ -839,7 +839,7 @@ static int write_regions(struct elf_writer *w, bool *again)
 
 static int write_tables(struct elf_writer *w)
 {
-	uint64_t shoff;
+	uint64_t shoff = 0, end = 0;
 	bool again = false;
 	int ret;
 
@@ -864,8 +864,14 @@ static int write_tables(struct elf_writer *w)
 		q2e_seqwriter_align(&w->out, 8);
 		shoff = q2e_seqwriter_tell(&w->out);
 		write_section_headers(w, 1 + w->e->nsegs);
+		end = q2e_seqwriter_tell(&w->out);
 		ret = q2e_seqwriter_seek(&w->out, 0);
 	}
+	/* A longer file given to write over ends where the dump does. */
+	if (ret == 0 && ftruncate(w->out.fd, (off_t)end) < 0)
+		ret = q2e_error_set(w->e->err, Q2E_EOUTPUT,
+				    "'%s': cannot set the file size: %s",
+				    w->path, strerror(errno));
 	if (ret == 0) {
 		write_headers(w, shoff);
 		ret = q2e_seqwriter_flush(&w->out);

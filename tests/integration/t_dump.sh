@@ -294,6 +294,83 @@ page_cache_case() {
 }
 t_case "a dump does not depend on the page cache" page_cache_case
 
+# holds_image_bytes DUMP IMAGE: every region section of DUMP has IMAGE's
+# bytes at its address (a NOBITS one, zeros); prints the sections that
+# do not.
+holds_image_bytes() {
+	local n a s t k=0 bad=
+	local -a args=()
+	sections "$1" >hib.secs
+	while read -r n a s t; do
+		[ "$t" = NOBITS ] || args+=(--dump-section "$n=hib.$k")
+		k=$((k + 1))
+	done <hib.secs
+	objcopy "${args[@]}" "$1" hib.tmp.elf
+	k=0
+	while read -r n a s t; do
+		[ "$t" = NOBITS ] && head -c "$s" /dev/zero >"hib.$k"
+		cmp -s "hib.$k" <(dd if="$2" bs=1 skip="$a" count="$s" 2>/dev/null) || bad="$bad $n"
+		rm -f "hib.$k"
+		k=$((k + 1))
+	done <hib.secs
+	echo "$bad"
+}
+
+# A region of zeros found after others were written: the layout changes
+# (its section is NOBITS) and the dump is made again, the same every time
+# and whatever the file written over held.
+zero_region_case() {
+	local l1 l2
+	qemu-img create -q -f qcow2 -o cluster_size=4k zr.qcow2 64M
+	qemu-io -c 'write -P 0x11 0 4k' -c 'write -P 0x22 32M 4k' \
+		-c 'write -P 0x33 48M 4k' zr.qcow2 >/dev/null
+	# The L2 table of 32M (index 16: 4k clusters map 2M a table) zeroed.
+	l1=$(be zr.qcow2 40 8)
+	l2=$(( $(be zr.qcow2 $((l1 + 8 * 16)) 8) & 0x00fffffffffffe00 ))
+	dd if=/dev/zero of=zr.qcow2 bs=4096 seek=$((l2 / 4096)) count=1 \
+		conv=notrunc 2>/dev/null
+	"$Q2E" dump zr.qcow2 -o zr.elf || { fail "dump of an image with an L2 table of zeros exits 0"; return; }
+	assert_eq "that L2 table is a NOBITS section" ".qcow2.l2.16 $l2 4096 NOBITS" \
+		"$(sections zr.elf | grep '^.qcow2.l2.16 ')"
+	assert_eq "the L2 table after it holds its bytes" "PROGBITS" \
+		"$(sections zr.elf | grep '^.qcow2.l2.24 ' | cut -d' ' -f4)"
+	assert_eq "every section holds the image's bytes" "" "$(holds_image_bytes zr.elf zr.qcow2)"
+	assert_match "eu-elflint accepts it" "No errors" "$(eu-elflint --gnu-ld --strict zr.elf 2>&1)"
+	"$Q2E" dump zr.qcow2 -o zr2.elf
+	assert_status "dumped again: the same bytes" 0 cmp zr.elf zr2.elf
+	head -c $(( $(stat -c %s zr.elf) + 65536 )) /dev/urandom >zr3.elf
+	"$Q2E" dump zr.qcow2 -o - 1<>zr3.elf
+	assert_status "written over a longer file of other bytes: the same bytes" 0 cmp zr.elf zr3.elf
+}
+t_case "a region of zeros after others: NOBITS, and the dump is the same" zero_region_case
+
+# has_hole FILE OFFSET LENGTH: whether FILE has a hole in that range.
+has_hole() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+off, end = int(sys.argv[2]), int(sys.argv[2]) + int(sys.argv[3])
+print("yes" if os.lseek(fd, off, os.SEEK_HOLE) < end else "no")' "$@"
+}
+
+# Tables mostly empty (one cluster written): their zeros at the end are
+# not written, and read back as zeros.
+zero_tail_case() {
+	local off size
+	qemu-img create -q -f qcow2 zt.qcow2 1G
+	qemu-io -c 'write -P 0x44 0 64k' zt.qcow2 >/dev/null
+	"$Q2E" dump zt.qcow2 -o zt.elf || { fail "dump of a mostly empty image exits 0"; return; }
+	read -r off size < <(readelf -SW zt.elf | sed -n 's/.* \.qcow2\.l2\.0 *PROGBITS *[0-9a-f]* \([0-9a-f]*\) \([0-9a-f]*\) .*/\1 \2/p' |
+		while read -r o s; do echo $((16#$o)) $((16#$s)); done)
+	assert_eq "the L2 table is a 64 KiB section" 65536 "$size"
+	assert_eq "its zeros are a hole in the dump" yes "$(has_hole zt.elf "$off" "$size")"
+	assert_eq "every section holds the image's bytes" "" "$(holds_image_bytes zt.elf zt.qcow2)"
+	"$Q2E" dump zt.qcow2 -o - | cat >zt2.elf
+	assert_status "through a pipe (no holes there): the same bytes" 0 cmp zt.elf zt2.elf
+	gdb_each zt.elf 'p l2_table_0[0].standard.host_offset != 0' 'p l2_table_0[8191].raw'
+	assert_eq "gdb reads the table, its zeros too" "1 0" "${g[0]} ${g[1]}"
+}
+t_case "a table's zeros at its end are a hole in the dump" zero_tail_case
+
 # The whole corpus: every dump is valid and reads back like its image.
 # QEMU's map looks at the file's holes when st_blocks says the image is
 # preallocated; st_blocks settles only after writeback, so sync first and
