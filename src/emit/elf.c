@@ -326,17 +326,31 @@ static bool continues(const struct emitter *e, const struct segment *last,
 	return last->offset + last->memsz == s->file_offset;
 }
 
-/* The sections by address, for the segments. */
+/*
+ * The sections by address, for the segments.  The regions come sorted by
+ * offset: placed in their order, only regions at one offset (of a damaged
+ * image) can be out of place, which an insertion sort fixes in a pass.
+ */
 static int sort_by_address(const struct emitter *e, struct out_section ***out)
 {
-	struct out_section **by = malloc((e->nsecs ? e->nsecs : 1) *
-					 sizeof(*by));
+	size_t nr = e->img->nregions, n = 0;
+	struct out_section **by = calloc(nr ? nr : 1, sizeof(*by));
 
 	if (!by)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	for (size_t i = 0; i < e->nsecs; i++)
-		by[i] = &e->secs[i];
-	qsort(by, e->nsecs, sizeof(*by), cmp_by_addr);
+		by[e->secs[i].region - e->img->regions] = &e->secs[i];
+	for (size_t i = 0; i < nr; i++)
+		if (by[i])
+			by[n++] = by[i];
+	for (size_t i = 1; i < n; i++) {
+		struct out_section *s = by[i];
+		size_t j = i;
+
+		for (; j > 0 && cmp_by_addr(&by[j - 1], &s) > 0; j--)
+			by[j] = by[j - 1];
+		by[j] = s;
+	}
 	*out = by;
 	return 0;
 }
