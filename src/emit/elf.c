@@ -83,8 +83,7 @@ struct emitter {
 	struct q2e_dwarf dwarf;
 	struct q2e_extent *extents;	/* of the image file */
 	size_t nextents;
-	struct q2e_extent *held;	/* what the region sections hold */
-	size_t nheld;
+	size_t nheld;		/* ranges the region sections hold */
 	struct q2e_redaction redact;	/* --redact */
 	uint8_t *note;
 	size_t note_size;
@@ -214,32 +213,36 @@ static int entry_symbols(struct emitter *e, size_t si)
 	return ret;
 }
 
-/* The union of the ranges the region sections hold, sorted (the model's
- * regions come sorted by offset). */
-static int plan_held(struct emitter *e)
+/*
+ * The union of the ranges the region sections hold, sorted (the model's
+ * regions come sorted by offset): their count, and each written to OUT if
+ * not NULL.  Made again for writing rather than kept.
+ */
+static size_t held_ranges(const struct q2e_image *img,
+			  struct q2e_seqwriter *out)
 {
-	const struct q2e_image *img = e->img;
+	struct q2e_extent last = { 0 };
+	size_t n = 0;
 
-	e->held = malloc((img->nregions ? img->nregions : 1) *
-			 sizeof(*e->held));
-	if (!e->held)
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	for (size_t i = 0; i < img->nregions; i++) {
 		const struct q2e_region *r = &img->regions[i];
 		uint64_t start = r->offset, end = start + r->avail;
-		struct q2e_extent *last = e->nheld ? &e->held[e->nheld - 1]
-						    : NULL;
 
 		if (!r->avail)
 			continue;
-		if (last && start <= last->offset + last->length) {
-			if (end > last->offset + last->length)
-				last->length = end - last->offset;
+		if (n && start <= last.offset + last.length) {
+			if (end > last.offset + last.length)
+				last.length = end - last.offset;
 			continue;
 		}
-		e->held[e->nheld++] = (struct q2e_extent){ start, end - start };
+		if (n && out)
+			q2e_seqwriter_put(out, &last, sizeof(last));
+		last = (struct q2e_extent){ start, end - start };
+		n++;
 	}
-	return 0;
+	if (n && out)
+		q2e_seqwriter_put(out, &last, sizeof(last));
+	return n;
 }
 
 static int plan(struct emitter *e)
@@ -263,10 +266,7 @@ static int plan(struct emitter *e)
 					(struct out_section){ .region = r };
 		}
 	}
-	ret = plan_held(e);
-	if (ret < 0)
-		return ret;
-
+	e->nheld = held_ranges(img, NULL);
 	for (size_t si = 0; si < e->nsecs; si++) {
 		const struct q2e_region *r = e->secs[si].region;
 
@@ -514,27 +514,29 @@ static int write_gdb_scripts(struct elf_writer *w)
 	return 0;
 }
 
-/* A list of (offset, length) pairs in the file's byte order (dumpfmt.h). */
-static void write_range_list(struct elf_writer *w, const char *name,
-			     const struct q2e_extent *list, size_t n)
+/* Lists of (offset, length) pairs in the file's byte order (dumpfmt.h). */
+static Elf64_Shdr *range_list(struct elf_writer *w, const char *name,
+			      size_t n)
 {
 	Elf64_Shdr *sh = tail_section(w, name, SHT_PROGBITS,
-				      n * sizeof(*list), 8);
+				      n * sizeof(struct q2e_extent), 8);
 
-	sh->sh_entsize = sizeof(*list);
-	q2e_seqwriter_put(&w->out, list, n * sizeof(*list));
+	sh->sh_entsize = sizeof(struct q2e_extent);
+	return sh;
 }
 
 static int write_extents(struct elf_writer *w)
 {
-	write_range_list(w, Q2E_EXTENTS_SECTION, w->e->extents,
-			 w->e->nextents);
+	range_list(w, Q2E_EXTENTS_SECTION, w->e->nextents);
+	q2e_seqwriter_put(&w->out, w->e->extents,
+			  w->e->nextents * sizeof(*w->e->extents));
 	return 0;
 }
 
 static int write_held(struct elf_writer *w)
 {
-	write_range_list(w, Q2E_REGIONS_SECTION, w->e->held, w->e->nheld);
+	range_list(w, Q2E_REGIONS_SECTION, w->e->nheld);
+	held_ranges(w->e->img, &w->out);
 	return 0;
 }
 
@@ -952,7 +954,6 @@ out:
 	free(e.secs);
 	free(e.note);
 	free(e.extents);
-	free(e.held);
 	q2e_redaction_free(&e.redact);
 	q2e_dwarf_free(&e.dwarf);
 	return ret;
