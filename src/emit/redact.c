@@ -173,7 +173,8 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 	}
 	/* Patches of a damaged image may overlap: applied in order, the
 	 * later ones win, and every one of them hides what it covers. */
-	qsort(r->patches, r->npatches, sizeof(*r->patches), cmp_patch);
+	if (r->npatches)	/* none: r->patches is NULL, which qsort refuses */
+		qsort(r->patches, r->npatches, sizeof(*r->patches), cmp_patch);
 	return 0;
 }
 
