@@ -213,38 +213,6 @@ static int entry_symbols(struct emitter *e, size_t si)
 	return ret;
 }
 
-/*
- * The union of the ranges the region sections hold, sorted (the model's
- * regions come sorted by offset): their count, and each written to OUT if
- * not NULL.  Made again for writing rather than kept.
- */
-static size_t held_ranges(const struct q2e_image *img,
-			  struct q2e_seqwriter *out)
-{
-	struct q2e_extent last = { 0 };
-	size_t n = 0;
-
-	for (size_t i = 0; i < img->nregions; i++) {
-		const struct q2e_region *r = &img->regions[i];
-		uint64_t start = r->offset, end = start + r->avail;
-
-		if (!r->avail)
-			continue;
-		if (n && start <= last.offset + last.length) {
-			if (end > last.offset + last.length)
-				last.length = end - last.offset;
-			continue;
-		}
-		if (n && out)
-			q2e_seqwriter_put(out, &last, sizeof(last));
-		last = (struct q2e_extent){ start, end - start };
-		n++;
-	}
-	if (n && out)
-		q2e_seqwriter_put(out, &last, sizeof(last));
-	return n;
-}
-
 static int plan(struct emitter *e)
 {
 	struct q2e_image *img = e->img;
@@ -266,7 +234,7 @@ static int plan(struct emitter *e)
 					(struct out_section){ .region = r };
 		}
 	}
-	e->nheld = held_ranges(img, NULL);
+	e->nheld = q2e_dump_held_ranges(img, NULL);
 	for (size_t si = 0; si < e->nsecs; si++) {
 		const struct q2e_region *r = e->secs[si].region;
 
@@ -536,7 +504,7 @@ static int write_extents(struct elf_writer *w)
 static int write_held(struct elf_writer *w)
 {
 	range_list(w, Q2E_REGIONS_SECTION, w->e->nheld);
-	held_ranges(w->e->img, &w->out);
+	q2e_dump_held_ranges(w->e->img, &w->out);
 	return 0;
 }
 

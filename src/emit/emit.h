@@ -16,6 +16,16 @@
 int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err);
 
+struct q2e_seqwriter;
+
+/*
+ * The sorted union of the image ranges a dump of IMG holds (its
+ * .qcow2elf.regions section): their count, each written to OUT if not
+ * NULL.
+ */
+size_t q2e_dump_held_ranges(const struct q2e_image *img,
+			    struct q2e_seqwriter *out);
+
 /*
  * The dump's note (dumpfmt.h): its bytes in a new buffer *NOTE of *SIZE
  * bytes.  IMAGE_NAME, if not NULL, stands for the image's name.

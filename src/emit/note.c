@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* The facts of a dump's note (dumpfmt.h), as NT_VERSION notes with empty
- * descriptors. */
+/* What a dump records of the image it came from (dumpfmt.h): the facts
+ * of its note, as NT_VERSION notes with empty descriptors, and the ranges
+ * its region sections hold. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "qcow2elf/dumpfmt.h"
 #include "emit.h"
+#include "seqwrite.h"
 
 #define MAX_FACTS 10
 
@@ -76,4 +78,57 @@ int q2e_dump_note(struct q2e_image *img, const struct q2e_dump_options *opts,
 	for (size_t i = 0; i < n; i++)
 		free(facts[i]);
 	return ret;
+}
+
+/* Adds [START, END) to the union being made in *LAST; a range that
+ * starts past it closes *LAST (written to OUT if not NULL). */
+static void held_add(struct q2e_extent *last, size_t *n, uint64_t start,
+		     uint64_t end, struct q2e_seqwriter *out)
+{
+	if (*n && start <= last->offset + last->length) {
+		if (end > last->offset + last->length)
+			last->length = end - last->offset;
+		return;
+	}
+	if (*n && out)
+		q2e_seqwriter_put(out, last, sizeof(*last));
+	*last = (struct q2e_extent){ start, end - start };
+	(*n)++;
+}
+
+/*
+ * The union of the ranges the region sections hold, sorted (the model's
+ * regions come sorted by offset): their count, and each written to OUT if
+ * not NULL.  Made again for writing rather than kept.  A dump of a dump
+ * that lacks sections lists what that one lacked too, so that its readers
+ * still report those structures as missing (fuzz_dump found the dump of a
+ * trimmed dump reading as whole: found/oracle-redump-removed-section).
+ */
+size_t q2e_dump_held_ranges(const struct q2e_image *img,
+			    struct q2e_seqwriter *out)
+{
+	const struct q2e_dump_meta *meta = q2e_image_dump_meta(img);
+	const struct q2e_extent *miss = meta ? meta->missing : NULL;
+	size_t nmiss = meta ? meta->nmissing : 0, m = 0, n = 0;
+	struct q2e_extent last = { 0 };
+
+	for (size_t i = 0; i < img->nregions || m < nmiss;) {
+		const struct q2e_region *r = i < img->nregions
+						     ? &img->regions[i] : NULL;
+
+		if (r && !r->avail) {
+			i++;
+		} else if (m < nmiss && (!r || miss[m].offset < r->offset)) {
+			held_add(&last, &n, miss[m].offset,
+				 miss[m].offset + miss[m].length, out);
+			m++;
+		} else {
+			held_add(&last, &n, r->offset, r->offset + r->avail,
+				 out);
+			i++;
+		}
+	}
+	if (n && out)
+		q2e_seqwriter_put(out, &last, sizeof(last));
+	return n;
 }
