@@ -34,4 +34,14 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 		      const struct q2e_restore_options *opts,
 		      struct q2e_restore_result *res, struct q2e_error *err);
 
+/*
+ * Writes the image IMG to FD (a regular file or a memfd: emptied, cut to
+ * the image's size and written at the image's offsets; the caller closes
+ * it), NAME naming it in messages.  FD is neither checked against the files
+ * IMG reads nor replaced: on failure it holds an incomplete image.  The fuzz
+ * targets restore to memory with it.
+ */
+int q2e_restore_write_fd(struct q2e_image *img, int fd, const char *name,
+			 struct q2e_restore_result *res, struct q2e_error *err);
+
 #endif

@@ -43,16 +43,11 @@ static int write_regions(struct q2e_image *img, int fd, const char *path,
 	return ret;
 }
 
-int q2e_restore_write(struct q2e_image *img, const char *path,
-		      const struct q2e_restore_options *opts,
-		      struct q2e_restore_result *res, struct q2e_error *err)
+/* What restoring IMG needs of the dump, whatever it is written to. */
+static int check_restorable(struct q2e_image *img, struct q2e_error *err)
 {
 	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
-	struct q2e_outfile out;
-	struct stat st;
-	int ret = 0;
 
-	memset(res, 0, sizeof(*res));
 	if (!dm)
 		return q2e_error_set(err, Q2E_EUSAGE,
 				     "'%s' is not a dump written by 'qcow2elf dump'",
@@ -66,6 +61,32 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 				     "'%s' claims an image file of %llu bytes, more than the 2^56 bytes a QCOW2 image can address; refusing to restore it",
 				     img->path,
 				     (unsigned long long)img->file_size);
+	return 0;
+}
+
+/* The image's bytes into FD, cut to its size first, under NAME in messages. */
+static int restore_to(struct q2e_image *img, int fd, const char *name,
+		      struct q2e_restore_result *res, struct q2e_error *err)
+{
+	res->file_size = img->file_size;
+	if (ftruncate(fd, (off_t)img->file_size) < 0)
+		return q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
+				     name, strerror(errno));
+	return write_regions(img, fd, name, res, err);
+}
+
+int q2e_restore_write(struct q2e_image *img, const char *path,
+		      const struct q2e_restore_options *opts,
+		      struct q2e_restore_result *res, struct q2e_error *err)
+{
+	struct q2e_outfile out;
+	struct stat st;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	ret = check_restorable(img, err);
+	if (ret < 0)
+		return ret;
 	if (!opts->force && lstat(path, &st) == 0)
 		return q2e_error_set(err, Q2E_EOUTPUT,
 				     "'%s' already exists; use --force to replace it",
@@ -73,12 +94,7 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 	ret = q2e_emit_open(img, &out, path, err);
 	if (ret < 0)
 		return ret;
-	res->file_size = img->file_size;
-	if (ftruncate(out.fd, (off_t)img->file_size) < 0)
-		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
-				    path, strerror(errno));
-	if (!ret)
-		ret = write_regions(img, out.fd, path, res, err);
+	ret = restore_to(img, out.fd, path, res, err);
 	if (ret) {
 		q2e_outfile_abort(&out);
 		return ret;
@@ -86,3 +102,22 @@ int q2e_restore_write(struct q2e_image *img, const char *path,
 	return q2e_outfile_commit(&out, opts->force, err);
 }
 
+int q2e_restore_write_fd(struct q2e_image *img, int fd, const char *name,
+			 struct q2e_restore_result *res, struct q2e_error *err)
+{
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (fd < 0)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s': no file descriptor", name);
+	ret = check_restorable(img, err);
+	if (ret < 0)
+		return ret;
+	/* Regions of zeros are skipped as holes: none of FD's old bytes may
+	 * show through them. */
+	if (ftruncate(fd, 0) < 0)
+		return q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
+				     name, strerror(errno));
+	return restore_to(img, fd, name, res, err);
+}
