@@ -8,13 +8,11 @@
  * parts, `restore` of each dump, and the command line itself on arguments
  * taken from the input.
  *
- * The input is read from memory (q2e_image_open_memory()), named as a file
- * in an empty private directory, so that a relative backing file name
- * resolves there rather than wherever the fuzzer happens to run.  The dump
- * and the restored image are written to memfds (q2e_dump_write_fd(),
- * q2e_restore_write_fd()) and the dump read back from memory: no file is
- * written but by the command line, which runs in the private directory (on
- * /dev/shm where there is one) and whose files are removed after it.
+ * The input is read from memory (q2e_image_open_memory()), the dump and
+ * the restored image are written to memfds (q2e_dump_write_fd(),
+ * q2e_restore_write_fd()) and the dump is read back from memory: no file is
+ * written but by the command line, which runs in a private directory (on
+ * /dev/shm where there is one) made for it and removed after it.
  *
  * Without -DQ2E_LIBFUZZER this file has a main() that replays the files
  * named on its command line (or every file in the directories named), each
@@ -52,7 +50,15 @@
 
 #define MAX_ARGS 16
 
+/*
+ * The inputs held in memory are named as files of a directory that cannot
+ * exist (a path under /dev/null): a backing or data file their header names
+ * relative to them resolves to nothing, wherever the fuzzer runs.
+ */
+#define MEMORY_DIR "/dev/null/"
+/* The command line's private directory, while it runs; and where it goes. */
 static char dir[64];
+static const char *dir_base;
 static FILE *null_fp;
 static int null_fd = -1, cwd_fd = -1;
 /* Where the dump and the restored image are written: memory, reused. */
@@ -93,7 +99,7 @@ bool fuzz_ran_out_of_memory(void)
 	return ret;
 }
 
-/* A file of the private directory. */
+/* A file of the command line's private directory. */
 static const char *in_dir(const char *name)
 {
 	static char path[4][512];
@@ -118,32 +124,32 @@ static void clean_dir(void)
 	closedir(d);
 }
 
-static void cleanup(void)
+static void remove_dir(void)
 {
 	if (dir[0]) {
 		clean_dir();
 		rmdir(dir);
+		dir[0] = '\0';
 	}
 }
 
 static void setup(void)
 {
-	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-
-	if (dir[0])
+	if (dir_base)
 		return;
-	snprintf(dir, sizeof(dir), "%s/q2e-fuzz-XXXXXX", base);
+	dir_base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	cwd_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	dump_fd = memfd_create("q2e-fuzz-dump", MFD_CLOEXEC);
 	restored_fd = memfd_create("q2e-fuzz-restored", MFD_CLOEXEC);
-	if (!mkdtemp(dir) || null_fd < 0 || cwd_fd < 0 || dump_fd < 0 ||
+	if (null_fd < 0 || cwd_fd < 0 || dump_fd < 0 ||
 	    restored_fd < 0 ||
 	    !(null_fp = fdopen(dup(null_fd), "w")))
 		abort();	/* the harness, not the input, is broken */
 	/* A write(2) per megabyte of output, not per 4 KB. */
 	setvbuf(null_fp, NULL, _IOFBF, 1 << 20);
-	atexit(cleanup);
+	/* The command line may exit(). */
+	atexit(remove_dir);
 }
 
 /* One view, rendered to /dev/null in FORMAT. */
@@ -273,7 +279,7 @@ static int open_dump(const char *path, struct q2e_image **back,
 static void run_dump(struct q2e_image *img, bool no_data)
 {
 	struct q2e_dump_options opts = { .no_data = no_data };
-	const char *path = in_dir("image.elf");
+	const char *path = MEMORY_DIR "image.elf";
 	struct q2e_dump_result res;
 	struct q2e_error err = { 0 };
 	struct q2e_image *back;
@@ -327,7 +333,14 @@ static void run_cli(const uint8_t *args, size_t len, const uint8_t *a,
 	for (size_t i = 0; i < len; i++)
 		if (copy[i] == '\0')
 			copy[i] = '\n';
-	if (memchr(copy, '/', len) || write_file(in_dir("image"), a, alen) < 0 ||
+	if (memchr(copy, '/', len))
+		goto out;
+	/* Made for this command line only: a process killed elsewhere (a
+	 * timeout, a crash) leaves nothing behind. */
+	snprintf(dir, sizeof(dir), "%s/q2e-fuzz-XXXXXX", dir_base);
+	if (!mkdtemp(dir))
+		abort();
+	if (write_file(in_dir("image"), a, alen) < 0 ||
 	    write_file(in_dir("other"), b, blen) < 0)
 		goto out;
 	argv[0] = (char *)"qcow2elf";
@@ -360,9 +373,9 @@ static void run_cli(const uint8_t *args, size_t len, const uint8_t *a,
 		sigaction(sigs[i], &saved[i], NULL);
 out:
 	free(copy);
-	/* Whatever the command line wrote, so that each input starts from
-	 * the same state. */
-	clean_dir();
+	/* With whatever the command line wrote in it, so that each input
+	 * starts from the same state. */
+	remove_dir();
 }
 
 /* The input cut at each separator: up to three parts. */
@@ -403,7 +416,7 @@ void fuzz_input(const uint8_t *data, size_t size)
 		part[1] = part[0];
 		len[1] = len[0] / 2;
 	}
-	if (q2e_image_open_memory(in_dir("image"), part[0], len[0], &img,
+	if (q2e_image_open_memory(MEMORY_DIR "image", part[0], len[0], &img,
 				  &err) == 0) {
 		view(img, variant & VARIANT_INFO_HUMAN ? Q2E_FORMAT_HUMAN
 						       : Q2E_FORMAT_JSON,
@@ -414,7 +427,7 @@ void fuzz_input(const uint8_t *data, size_t size)
 		run_check(img);
 		run_dump(img, variant & VARIANT_DUMP_NO_DATA);
 		run_restore(img);
-		if (q2e_image_open_memory(in_dir("other"), part[1], len[1],
+		if (q2e_image_open_memory(MEMORY_DIR "other", part[1], len[1],
 					  &other, &err) == 0) {
 			run_diff(img, other);
 			q2e_image_close(other);
