@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Every command of qcow2elf on one input, as the fuzz targets run it
- * (tests/fuzz/fuzz_image.c, fuzz_dump.c): `info` and `map` in both forms,
- * `check` with and without -M in both, `dump` with and without data, the
- * dump read back and diffed against the input (they must not differ: an
- * input where they do aborts, as a crash would), `diff` of the input's two
- * parts, `restore` of each dump, and the command line itself on arguments
- * taken from the input.
+ * (tests/fuzz/fuzz_image.c, fuzz_dump.c): `info` and `map` in either form,
+ * `check` in both, one with -M, `dump` with and without data, the dump read
+ * back and diffed against the input (they must not differ: an input where
+ * they do aborts, as a crash would), `diff` of the input's two parts,
+ * `restore` of each dump (the image restored from the input's dump must
+ * read like the input too), and the command line itself on arguments taken
+ * from the input.
  *
  * The input is read from memory (q2e_image_open_memory()), the dump and
  * the restored image are written to memfds (q2e_dump_write_fd(),
@@ -217,21 +218,10 @@ static uint64_t run_diff(struct q2e_image *a, struct q2e_image *b)
 	return n;
 }
 
-/* `restore` of IMG, if it is a dump with bytes. */
-static void run_restore(struct q2e_image *img)
-{
-	struct q2e_restore_result res;
-	struct q2e_error err = { 0 };
-
-	q2e_restore_write_fd(img, restored_fd, "restored", &res, &err);
-	seen(&err);
-	/* Its pages are freed, however large a file the dump claimed. */
-	if (ftruncate(restored_fd, 0) < 0)
-		abort();
-}
-
-/* The oracle: a dump reads like the image it came from. */
-static void compare_with_dump(struct q2e_image *img, struct q2e_image *back)
+/* The oracle: a dump (or the image restored from it: WHAT) reads like the
+ * image it came from. */
+static void compare_with(struct q2e_image *img, struct q2e_image *back,
+			 const char *what)
 {
 	uint64_t n;
 
@@ -239,9 +229,9 @@ static void compare_with_dump(struct q2e_image *img, struct q2e_image *back)
 	    back->nbitmaps != img->nbitmaps || back->nexts != img->nexts ||
 	    back->nregions != img->nregions ||
 	    back->nproblems != img->nproblems) {
-		fprintf(stderr, "fuzz: the dump reads unlike the image: "
+		fprintf(stderr, "fuzz: the %s reads unlike the image: "
 			"snapshots %zu/%zu bitmaps %zu/%zu extensions %zu/%zu "
-			"regions %zu/%zu problems %zu/%zu\n",
+			"regions %zu/%zu problems %zu/%zu\n", what,
 			img->nsnapshots, back->nsnapshots, img->nbitmaps,
 			back->nbitmaps, img->nexts, back->nexts, img->nregions,
 			back->nregions, img->nproblems, back->nproblems);
@@ -249,30 +239,62 @@ static void compare_with_dump(struct q2e_image *img, struct q2e_image *back)
 	}
 	n = run_diff(img, back);
 	if (n != 0) {
-		fprintf(stderr, "fuzz: diff of the image and its dump finds %llu differences\n",
-			(unsigned long long)n);
+		fprintf(stderr, "fuzz: diff of the image and the %s finds %llu differences\n",
+			what, (unsigned long long)n);
 		abort();
 	}
 }
 
-/* The dump in DUMP_FD, opened from memory as if read from PATH. */
-static int open_dump(const char *path, struct q2e_image **back,
-		     struct q2e_error *err)
+/* The file in FD (a memfd), opened from memory as if read from PATH. */
+static int open_fd(int fd, const char *path, struct q2e_image **back,
+		   struct q2e_error *err)
 {
 	struct stat st;
 	void *map;
 	int ret;
 
-	if (fstat(dump_fd, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		abort();
 	if (st.st_size == 0)	/* mmap() refuses an empty mapping */
 		return q2e_image_open_memory(path, "", 0, back, err);
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, dump_fd, 0);
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED)
 		abort();
 	ret = q2e_image_open_memory(path, map, (size_t)st.st_size, back, err);
 	munmap(map, (size_t)st.st_size);
 	return ret;
+}
+
+/*
+ * `restore` of IMG, if it is a dump with bytes.  When it is the dump of
+ * ORIG, the restored image must read like ORIG: a metadata-only copy at the
+ * same offsets.  It is read back from memory when no larger than
+ * RESTORED_MAX (an image input is no larger than the fuzzer's -max_len; a
+ * dump input may claim any size up to QEMU's limit).
+ */
+#define RESTORED_MAX (16u << 20)
+static void run_restore(struct q2e_image *img, struct q2e_image *orig)
+{
+	struct q2e_restore_result res;
+	struct q2e_error err = { 0 };
+	struct q2e_image *restored;
+
+	if (q2e_restore_write_fd(img, restored_fd, MEMORY_DIR "restored", &res,
+				 &err) == 0 && orig && res.file_size <= RESTORED_MAX) {
+		if (open_fd(restored_fd, MEMORY_DIR "restored", &restored,
+			    &err) == 0) {
+			compare_with(orig, restored, "restored image");
+			q2e_image_close(restored);
+		} else if (err.code != Q2E_ENOMEM) {
+			fprintf(stderr, "fuzz: the restored image does not open: %s\n",
+				err.msg);
+			abort();
+		}
+	}
+	seen(&err);
+	/* Its pages are freed, however large a file the dump claimed. */
+	if (ftruncate(restored_fd, 0) < 0)
+		abort();
 }
 
 /* `dump`, read back, diffed and restored; or with --no-data, read back. */
@@ -287,12 +309,12 @@ static void run_dump(struct q2e_image *img, bool no_data)
 	if (ftruncate(dump_fd, 0) < 0 || lseek(dump_fd, 0, SEEK_SET) < 0)
 		abort();
 	if (q2e_dump_write_fd(img, dump_fd, path, &opts, &res, &err) == 0 &&
-	    open_dump(path, &back, &err) == 0) {
+	    open_fd(dump_fd, path, &back, &err) == 0) {
 		if (no_data) {
 			view(back, Q2E_FORMAT_JSON, q2e_view_info);
 		} else {
-			compare_with_dump(img, back);
-			run_restore(back);
+			compare_with(img, back, "dump");
+			run_restore(back, img);
 		}
 		q2e_image_close(back);
 	}
@@ -426,7 +448,7 @@ void fuzz_input(const uint8_t *data, size_t size)
 		     q2e_view_map);
 		run_check(img);
 		run_dump(img, variant & VARIANT_DUMP_NO_DATA);
-		run_restore(img);
+		run_restore(img, NULL);
 		if (q2e_image_open_memory(MEMORY_DIR "other", part[1], len[1],
 					  &other, &err) == 0) {
 			run_diff(img, other);
