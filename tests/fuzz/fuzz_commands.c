@@ -70,9 +70,8 @@ static bool out_of_memory;
  * more, the input chooses, by the bits of its first part's length xor its
  * last byte: bit 0 map's form; bit 1 dump --no-data (its DWARF is much of an
  * execution's time); bit 2 which of check's two renderings has the metadata
- * report (-M); bit 3 diff -v in human form; bit 4 info's form; bit 5 dump
- * --redact.  Rendering an image with thousands of problems costs more than
- * reading it.
+ * report (-M); bit 3 diff -v in human form; bit 4 info's form.  Rendering
+ * an image with thousands of problems costs more than reading it.
  */
 enum {
 	VARIANT_MAP_HUMAN = 1,
@@ -80,7 +79,6 @@ enum {
 	VARIANT_CHECK_HUMAN_M = 4,
 	VARIANT_DIFF_VERBOSE = 8,
 	VARIANT_INFO_HUMAN = 16,
-	VARIANT_DUMP_REDACT = 32,
 };
 static unsigned variant;
 
@@ -299,73 +297,10 @@ static void run_restore(struct q2e_image *img, struct q2e_image *orig)
 		abort();
 }
 
-static int by_offset(const void *a, const void *b)
-{
-	const struct q2e_region *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* Whether two of IMG's regions share a byte (sorted, then swept). */
-static bool regions_overlap(const struct q2e_image *img)
-{
-	struct q2e_region *r = malloc(img->nregions * sizeof(*r) + 1);
-	uint64_t end = 0;
-	bool overlap = false;
-
-	if (!r)
-		return true;	/* not known: no oracle */
-	memcpy(r, img->regions, img->nregions * sizeof(*r));
-	qsort(r, img->nregions, sizeof(*r), by_offset);
-	for (size_t i = 0; i < img->nregions && !overlap; i++) {
-		overlap = i > 0 && r[i].offset < end;
-		if (r[i].offset + r[i].size < r[i].offset)
-			end = UINT64_MAX;
-		else if (r[i].offset + r[i].size > end)
-			end = r[i].offset + r[i].size;
-	}
-	free(r);
-	return overlap;
-}
-
-/*
- * The weaker oracle of a dump with --redact: its names and key material
- * replaced in place, it reads as an image of the same layout (src/emit/
- * redact.c), region for region; names, problems and diff may differ.  Not
- * where regions overlap: a name replaced inside a table that another
- * region's entries are read from changes those entries (found/
- * redact-overlap-*, reported).
- */
-static void compare_layout(struct q2e_image *img, struct q2e_image *back)
-{
-	bool same;
-
-	if (regions_overlap(img))
-		return;
-	same = back->nsnapshots == img->nsnapshots &&
-		    back->nbitmaps == img->nbitmaps &&
-		    back->nexts == img->nexts &&
-		    back->nregions == img->nregions;
-
-	for (size_t i = 0; same && i < img->nregions; i++)
-		same = back->regions[i].kind == img->regions[i].kind &&
-		       back->regions[i].offset == img->regions[i].offset &&
-		       back->regions[i].size == img->regions[i].size;
-	if (!same) {
-		fprintf(stderr, "fuzz: the redacted dump has another layout: "
-			"snapshots %zu/%zu bitmaps %zu/%zu extensions %zu/%zu "
-			"regions %zu/%zu\n", img->nsnapshots, back->nsnapshots,
-			img->nbitmaps, back->nbitmaps, img->nexts, back->nexts,
-			img->nregions, back->nregions);
-		abort();
-	}
-}
-
 /* `dump`, read back, diffed and restored; or with --no-data, read back. */
-static void run_dump(struct q2e_image *img, bool no_data, bool redact)
+static void run_dump(struct q2e_image *img, bool no_data)
 {
-	struct q2e_dump_options opts = { .no_data = no_data,
-					  .redact = redact };
+	struct q2e_dump_options opts = { .no_data = no_data };
 	const char *path = MEMORY_DIR "image.elf";
 	struct q2e_dump_result res;
 	struct q2e_error err = { 0 };
@@ -377,9 +312,6 @@ static void run_dump(struct q2e_image *img, bool no_data, bool redact)
 	    open_fd(dump_fd, path, &back, &err) == 0) {
 		if (no_data) {
 			view(back, Q2E_FORMAT_JSON, q2e_view_info);
-		} else if (redact) {
-			compare_layout(img, back);
-			run_restore(back, NULL);
 		} else {
 			compare_with(img, back, "dump");
 			run_restore(back, img);
@@ -515,8 +447,7 @@ void fuzz_input(const uint8_t *data, size_t size)
 						      : Q2E_FORMAT_JSON,
 		     q2e_view_map);
 		run_check(img);
-		run_dump(img, variant & VARIANT_DUMP_NO_DATA,
-			 variant & VARIANT_DUMP_REDACT);
+		run_dump(img, variant & VARIANT_DUMP_NO_DATA);
 		run_restore(img, NULL);
 		if (q2e_image_open_memory(MEMORY_DIR "other", part[1], len[1],
 					  &other, &err) == 0) {
