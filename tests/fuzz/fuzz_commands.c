@@ -280,13 +280,14 @@ static void run_restore(struct q2e_image *img, struct q2e_image *orig)
 	struct q2e_image *restored;
 
 	if (q2e_restore_write_fd(img, restored_fd, MEMORY_DIR "restored", &res,
-				 &err) == 0 && orig && res.file_size <= RESTORED_MAX) {
+				 &err) == 0 &&
+	    orig && res.file_size <= RESTORED_MAX) {
 		if (open_fd(restored_fd, MEMORY_DIR "restored", &restored,
 			    &err) == 0) {
 			compare_with(orig, restored, "restored image");
 			q2e_image_close(restored);
 		} else if (err.code != Q2E_ENOMEM) {
-			fprintf(stderr, "fuzz: the restored image does not open: %s\n",
+			fprintf(stderr, "fuzz: the restored image fails: %s\n",
 				err.msg);
 			abort();
 		}
