@@ -42,6 +42,7 @@
 #include "qcow2elf/check.h"
 #include "qcow2elf/diff.h"
 #include "qcow2elf/dump.h"
+#include "qcow2elf/input.h"
 #include "qcow2elf/model.h"
 #include "qcow2elf/output.h"
 #include "qcow2elf/restore.h"
@@ -275,10 +276,15 @@ static int open_fd(int fd, const char *path, struct q2e_image **back,
 #define RESTORED_MAX (16u << 20)
 static void run_restore(struct q2e_image *img, struct q2e_image *orig)
 {
+	const struct q2e_dump_meta *dm = orig ? q2e_image_dump_meta(orig) : NULL;
 	struct q2e_restore_result res;
 	struct q2e_error err = { 0 };
 	struct q2e_image *restored;
 
+	/* An image file cannot say that bytes are missing: a trimmed dump
+	 * (objcopy -R) restores to an image where they read as zeros. */
+	if (dm && dm->nmissing)
+		orig = NULL;
 	if (q2e_restore_write_fd(img, restored_fd, MEMORY_DIR "restored", &res,
 				 &err) == 0 &&
 	    orig && res.file_size <= RESTORED_MAX) {
