@@ -78,12 +78,26 @@ static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 		const struct dump_section *s = find_cover(p, pos);
 
 		if (!s) {
+			/* Bytes the dump held and lacks now (a section
+			 * removed) end the read, as the end of a truncated
+			 * image does: zeros there would read as a table. */
+			size_t k = q2e_first_above(src->meta.missing,
+						   src->meta.nmissing, offset,
+						   pos);
+
+			if (k > 0 && src->meta.missing[k - 1].offset +
+					     src->meta.missing[k - 1].length >
+				     pos)
+				return (int64_t)done;
 			/* Not metadata: zeros, as in a restored image. */
 			const struct dump_section *next = next_section(p, pos);
 			size_t n = len - done;
 
 			if (next && next->addr - pos < n)
 				n = (size_t)(next->addr - pos);
+			if (k < src->meta.nmissing &&
+			    src->meta.missing[k].offset - pos < n)
+				n = (size_t)(src->meta.missing[k].offset - pos);
 			memset((char *)buf + done, 0, n);
 			done += n;
 			continue;
