@@ -43,10 +43,67 @@ struct l2_fast {
 };
 
 /*
+ * How many of the MAX entries after P continue RAW exactly (each STEP, a
+ * cluster, further on, same flags), as preallocation and sequential writes
+ * leave them.  Eight at a time without a branch between them: such runs
+ * are thousands of entries long.
+ */
+static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
+				  uint64_t step, uint64_t max)
+{
+	uint64_t n = 0;
+
+	for (; n + 8 <= max; n += 8) {
+		const uint8_t *q = p + 8 * (n + 1);
+		const uint64_t want = raw + (n + 1) * step;
+		uint64_t diff = 0;
+
+		for (unsigned i = 0; i < 8; i++)
+			diff |= qcow2_be64(q + 8 * i) ^ (want + i * step);
+		if (diff)
+			break;
+	}
+	while (n < max && qcow2_be64(p + 8 * (n + 1)) == raw + (n + 1) * step)
+		n++;
+	return n;
+}
+
+/*
+ * ADD more references and FLAG to each of the N counters from COUNTS, up
+ * to the first whose count is not below LIMIT (at most CNT_BIG); returns
+ * how many it counted.  A count v < 0x4000 is below LIMIT exactly when bit
+ * 15 of v + 0x8000 - LIMIT is clear: so the common case, all of them, is
+ * two passes of plain 16-bit arithmetic the compiler vectorises.
+ */
+static inline uint64_t add_counts(uint16_t *counts, uint64_t n,
+				  unsigned limit, uint16_t add, uint16_t flag)
+{
+	const uint16_t bias = (uint16_t)(0x8000U - limit);
+	uint16_t over = 0;
+	uint64_t i;
+
+	for (i = 0; i + 16 <= n; i += 16)
+		for (unsigned t = 0; t < 16; t++)
+			over |= (uint16_t)((counts[i + t] & CNT_MASK) + bias);
+	for (; i < n; i++)
+		over |= (uint16_t)((counts[i] & CNT_MASK) + bias);
+	if (over & 0x8000) {
+		for (i = 0; i < n && (counts[i] & CNT_MASK) < limit; i++)
+			counts[i] = (uint16_t)((counts[i] + add) | flag);
+		return i;
+	}
+	for (i = 0; i + 16 <= n; i += 16)
+		for (unsigned t = 0; t < 16; t++)
+			counts[i + t] = (uint16_t)((counts[i + t] + add) | flag);
+	for (; i < n; i++)
+		counts[i] = (uint16_t)((counts[i] + add) | flag);
+	return n;
+}
+
+/*
  * After a fast-path entry at cluster K, the entries that continue it
- * exactly (next cluster, same flags), as preallocation and sequential
- * writes leave them.  Anything the slow path must see ends the run.
- * Returns how many it counted.
+ * exactly (next cluster, same flags).  Anything the slow path must see
+ * ends the run.  Returns how many it counted.
  */
 static inline uint64_t fast_run(const struct checker *c,
 				const struct l2_walk *w,
@@ -55,7 +112,7 @@ static inline uint64_t fast_run(const struct checker *c,
 {
 	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
 	uint16_t *counts = f->counts;
-	uint64_t run = f->nentries - j - 1, left, n = 0;
+	uint64_t run = f->nentries - j - 1, left;
 
 	/* Bounds: the file, the offset field, the gap between metadata
 	 * ranges. */
@@ -67,17 +124,14 @@ static inline uint64_t fast_run(const struct checker *c,
 		left = c->gap_hi - k - 1;
 		run = run < left ? run : left;
 	}
-	for (const uint8_t *q = p + f->esize;
-	     n < run && qcow2_be64(q) == raw + (n + 1) * (f->cmask + 1) &&
-	     (counts[k + n + 1] & CNT_MASK) < f->limit;
-	     n++, q += f->esize)
-		counts[k + n + 1] = (uint16_t)((counts[k + n + 1] + f->mult) | flag);
-	return n;
+	run = run_length(p, raw, f->cmask + 1, run);
+	return add_counts(counts + k + 1, run, f->limit, f->mult, flag);
 }
 
 /*
- * The common entry: a standard cluster, aligned, inside the file and
- * outside metadata, whose count stays below the side table and the
+ * The common entry: a standard or preallocated zero cluster (the two
+ * differ only in the message for a misaligned one), aligned, inside the
+ * file and outside metadata, whose count stays below the side table and the
  * refcount width; then the run that continues it.  Returns how many
  * entries it counted, 0 if the slow path must decode entry J.
  */
@@ -90,7 +144,7 @@ static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
 	const uint16_t flag = w->active ? copied_bits[raw >> 63] : 0;
 	uint64_t n;
 
-	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED | QCOW2_OFLAG_ZERO) ||
+	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED) ||
 	    !off || (off & f->cmask) || k >= f->file_clusters ||
 	    (f->counts[k] & CNT_MASK) >= f->limit ||
 	    (w->first && !in_gap(c, k)))	/* maybe a finding */
@@ -300,19 +354,30 @@ int check_l2_again(struct checker *c, const struct l2_reach *reach,
 	const uint64_t room = c->refcount_max < CNT_BIG - 1 ? c->refcount_max
 							   : CNT_BIG - 1;
 	const uint8_t *p = c->buf;
-	uint64_t total = 0;
+	uint64_t total = 0, used;
+	unsigned limit;
 	int ret;
 
 	for (size_t i = 0; i < n; i++)
 		total += reach[i].mult;
-	for (uint64_t j = 0; j < img->l2_entries; j++, p += 8) {
-		uint64_t off = qcow2_be64(p) & QCOW2_OFFSET_MASK;
+	/* Counts below LIMIT take TOTAL more inline. */
+	limit = room >= total ? (unsigned)(room - total + 1) : 0;
+	for (uint64_t j = 0; j < img->l2_entries; j += used, p += used * 8) {
+		uint64_t raw = qcow2_be64(p), off = raw & QCOW2_OFFSET_MASK;
 		uint64_t k = off >> c->cbits, v;
 
+		used = 1;
 		if (!off)
 			continue;
-		if ((c->counts[k] & CNT_MASK) + total <= room) {
+		if ((c->counts[k] & CNT_MASK) < limit) {
+			/* Plain entries stay inside the file, so does a run
+			 * of them. */
+			uint64_t run = run_length(p, raw, c->cs,
+						  img->l2_entries - j - 1);
+
 			c->counts[k] = (uint16_t)(c->counts[k] + total);
+			used += add_counts(c->counts + k + 1, run, limit,
+					   (uint16_t)total, 0);
 			continue;
 		}
 		/* Past the fast counters, within the refcount's width. */

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * check's count of one L2 table (src/check/count_l2.c): the fast path,
+ * which takes runs of contiguous entries (preallocated ones included) a
+ * run at a time, must count exactly what the entry-by-entry walk counts:
+ * one reference and one COPIED bit per entry, overflow lines where the
+ * refcount's width ends, and the same for the snapshots' walk of a table
+ * they share.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check/check_impl.h"
+
+#define CBITS 12
+#define CS (UINT64_C(1) << CBITS)
+#define NENTRIES (CS / 8)
+#define NCLUSTERS UINT64_C(2048)
+#define COPIED QCOW2_OFLAG_COPIED
+#define ZERO QCOW2_OFLAG_ZERO
+
+struct fixture {
+	struct q2e_image img;
+	struct checker c;
+	struct q2e_error err;
+	uint64_t table[NENTRIES];
+};
+
+/* A checker over a file of NCLUSTERS 4 KiB clusters, nothing counted. */
+static struct fixture *setup(unsigned refcount_order)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->img.path = "unit.qcow2";
+	f->img.cluster_size = CS;
+	f->img.hdr.cluster_bits = CBITS;
+	f->img.hdr.refcount_order = refcount_order;
+	f->img.refcount_bits = 1U << refcount_order;
+	f->img.file_size = NCLUSTERS * CS;
+	f->img.l2.cluster_bits = CBITS;
+	f->img.l2_entries = NENTRIES;
+	assert_int_equal(checker_init(&f->c, &f->img, NULL, &f->err), 0);
+	assert_int_equal(grow_counts(&f->c, NCLUSTERS), 0);
+	f->c.file_clusters = NCLUSTERS;
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	checker_release(&f->c);
+	free(f);
+}
+
+/* The table into the checker's buffer, big-endian as on disk. */
+static void load(struct fixture *f)
+{
+	for (uint64_t j = 0; j < NENTRIES; j++)
+		for (int b = 0; b < 8; b++)
+			f->c.buf[j * 8 + b] = (uint8_t)(f->table[j] >> (56 - 8 * b));
+}
+
+/* Entries [from, from + n) map clusters from CLUSTER on, one after the
+ * other, with FLAGS. */
+static void run(struct fixture *f, uint64_t from, uint64_t n,
+		uint64_t cluster, uint64_t flags)
+{
+	for (uint64_t i = 0; i < n; i++)
+		f->table[from + i] = ((cluster + i) << CBITS) | flags;
+}
+
+/*
+ * Runs of every length around the fast path's blocks of eight and
+ * sixteen, of standard and preallocated zero clusters, with and without
+ * COPIED, broken by a hole, a flag change, a repeated cluster and a
+ * compressed entry: every cluster counted once per entry, with the COPIED
+ * bit of its entry.
+ */
+static void test_runs_count_each_entry(void **state)
+{
+	struct fixture *f = setup(4);
+	struct checker *c = &f->c;
+	uint16_t want[NCLUSTERS] = { 0 };
+	uint64_t j = 0, cluster = 100, allocated = 0;
+
+	(void)state;
+	for (uint64_t len = 1; len <= 33 && j + len + 2 <= NENTRIES - 8; len++) {
+		uint64_t flags = (len % 2 ? COPIED : 0) | (len % 3 ? 0 : ZERO);
+
+		run(f, j, len, cluster, flags);
+		for (uint64_t i = 0; i < len; i++)
+			want[cluster + i] = 1 | (flags & COPIED ? CNT_COPIED
+								: CNT_NOT_COPIED);
+		allocated += len;
+		j += len + (len % 4 == 0);	/* sometimes a hole */
+		cluster += len + (len % 5 == 0);	/* sometimes a gap */
+	}
+	/* A run whose cluster comes back: counted twice. */
+	run(f, j, 3, cluster, COPIED);
+	run(f, j + 3, 2, cluster + 2, COPIED);
+	want[cluster] = want[cluster + 1] = 1 | CNT_COPIED;
+	want[cluster + 2] = 2 | CNT_COPIED;
+	want[cluster + 3] = 1 | CNT_COPIED;
+	allocated += 5;
+	j += 5;
+	/* A compressed entry between two clusters that would continue. */
+	run(f, j, 1, cluster + 10, 0);
+	f->table[j + 1] = QCOW2_OFLAG_COMPRESSED | ((cluster + 11) << CBITS);
+	run(f, j + 2, 1, cluster + 12, 0);
+	want[cluster + 10] = want[cluster + 12] = 1 | CNT_NOT_COPIED;
+	want[cluster + 11] = 1;
+	allocated += 3;
+	load(f);
+
+	assert_int_equal(check_l2(c, NULL, 1, 1, true, true), 0);
+	for (uint64_t k = 0; k < NCLUSTERS; k++)
+		if (c->counts[k] != want[k])
+			fail_msg("cluster %llu: count 0x%x, want 0x%x",
+				 (unsigned long long)k, c->counts[k], want[k]);
+	assert_int_equal(c->res->allocated_clusters, allocated);
+	assert_int_equal(c->res->compressed_clusters, 1);
+	assert_int_equal(c->res->corruptions, 0);
+	/* The compressed entry is not plain: the snapshots walk it again. */
+	assert_false(c->l2_plain);
+	teardown(f);
+}
+
+/*
+ * Runs that cross the end of the file, ending one to seventeen clusters
+ * short of it: the clusters inside are counted, each past it is a
+ * corruption (the fast path must stop at the last cluster of the file).
+ */
+static void test_runs_stop_at_end_of_file(void **state)
+{
+	struct fixture *f = setup(4);
+	struct checker *c = &f->c;
+	uint64_t want[NCLUSTERS] = { 0 }, past = 0, j = 0;
+
+	(void)state;
+	for (uint64_t s = 1; s <= 17; s++) {
+		run(f, j, s + 9, NCLUSTERS - s, s % 2 ? ZERO : 0);
+		for (uint64_t k = NCLUSTERS - s; k < NCLUSTERS + 9; k++)
+			if (k < NCLUSTERS)
+				want[k]++;
+			else
+				past++;
+		j += s + 10;
+	}
+	load(f);
+	assert_int_equal(check_l2(c, NULL, 1, 1, false, false), 0);
+	for (uint64_t k = 0; k < NCLUSTERS; k++)
+		assert_int_equal(get_count(c, k), want[k]);
+	assert_int_equal(c->res->corruptions, past);
+	teardown(f);
+}
+
+/*
+ * Preallocated zero clusters shared with two snapshots, under 2-bit
+ * refcounts: a cluster already at 3 overflows for the active table and
+ * for each snapshot, one at 1 for the second snapshot only; each overflow
+ * is one corruption and one line, and the rest of the run (taken by the
+ * snapshots' walk at once) ends at 3.
+ */
+static void test_shared_run_overflows(void **state)
+{
+	struct fixture *f = setup(1);
+	struct checker *c = &f->c;
+	const uint64_t k0 = (uint64_t)ST_SNAPSHOTS << 32;
+	const struct l2_reach reach[2] = { { k0 | 0, 1, 1 }, { k0 | 1, 1, 1 } };
+
+	(void)state;
+	run(f, 0, 40, 200, ZERO);
+	load(f);
+	c->counts[210] = 3;
+	c->counts[212] = 1;
+
+	assert_int_equal(check_l2(c, NULL, 1, 1, true, true), 0);
+	assert_true(c->l2_plain);
+	assert_int_equal(c->res->corruptions, 1);
+	assert_int_equal(get_count(c, 211), 1);
+	assert_int_equal(get_count(c, 212), 2);
+	assert_int_equal(check_l2_again(c, reach, 2), 0);
+	for (uint64_t k = 200; k < 240; k++)
+		assert_int_equal(get_count(c, k), 3);
+	assert_int_equal(get_count(c, 199), 0);
+	assert_int_equal(get_count(c, 240), 0);
+	assert_int_equal(c->res->corruptions, 4);
+	assert_int_equal(c->res->nlines, 4);
+	/* The second snapshot's overflow of cluster 212, at its entry. */
+	assert_int_equal(c->res->lines[3].key[0], k0 | 1);
+	assert_int_equal(c->res->lines[3].key[2], 13);
+	teardown(f);
+}
+
+/* Many snapshots at once: a run is counted for all of them, and a count
+ * that would pass 16 bits' worth of inline counter goes the slow way. */
+static void test_shared_run_many_snapshots(void **state)
+{
+	struct fixture *f = setup(4);
+	struct checker *c = &f->c;
+	struct l2_reach reach[3] = { { 0, 1, 100 }, { 1, 1, 16000 },
+				     { 2, 1, 200 } };
+
+	(void)state;
+	run(f, 0, NENTRIES, 1000, COPIED);
+	load(f);
+	c->counts[1500] = 100;
+	assert_int_equal(check_l2(c, NULL, 1, 1, true, true), 0);
+	assert_true(c->l2_plain);
+	assert_int_equal(check_l2_again(c, reach, 3), 0);
+	for (uint64_t k = 1000; k < 1000 + NENTRIES; k++)
+		assert_int_equal(get_count(c, k), k == 1500 ? 16401 : 16301);
+	assert_int_equal(c->counts[1001] & ~CNT_MASK, CNT_COPIED);
+	assert_int_equal(get_count(c, 1000 + NENTRIES), 0);
+	assert_int_equal(c->res->corruptions, 0);
+	teardown(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_runs_count_each_entry),
+		cmocka_unit_test(test_runs_stop_at_end_of_file),
+		cmocka_unit_test(test_shared_run_overflows),
+		cmocka_unit_test(test_shared_run_many_snapshots),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
