@@ -55,6 +55,7 @@ void checker_release(struct checker *c)
 	free(c->next_member);
 	free(c->group_n);
 	free(c->refblock);
+	free(c->agrees);
 	free(c->reach);
 	free(c->meta);
 	free(c->buf);

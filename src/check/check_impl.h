@@ -90,6 +90,12 @@ struct checker {
 	size_t reach_cap;
 	const struct q2e_region **refblock;	/* by refcount table index */
 	uint64_t nrefblock;
+	/* By refcount table index: the block was read and every refcount in
+	 * it equals the count, so the count is the stored refcount.  Set by
+	 * compare_refcounts(), from the last compare_block() (block_agreed). */
+	bool *agrees;
+	uint64_t nagrees;
+	bool block_agreed;
 
 	struct meta_range *meta;
 	size_t nmeta;

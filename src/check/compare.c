@@ -6,6 +6,7 @@
  * refcounts.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check/check_impl.h"
@@ -72,7 +73,7 @@ static bool block_agrees16(const struct checker *c, const uint8_t *block,
 /*
  * Clusters [start, end) against BLOCK, the refcount block that covers them
  * from START (NULL: none, every refcount is 0).  *HIGHEST: the last
- * cluster in use so far.
+ * cluster in use so far; c->block_agreed: no refcount differs.
  */
 int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		  uint64_t end, uint64_t *highest)
@@ -80,6 +81,7 @@ int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 	const unsigned order = c->img->hdr.refcount_order;
 	int ret;
 
+	c->block_agreed = true;
 	if (block && order == 4 && block_agrees16(c, block, start, end, highest))
 		return 0;
 	for (uint64_t i = start; i < end; i++) {
@@ -100,6 +102,7 @@ int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 			c->copied_suspect = true;
 		if (stored == computed)
 			continue;
+		c->block_agreed = false;
 		if (stored > computed) {
 			c->res->leaks++;
 			ret = add_line(c, "Leaked cluster %" PRIu64 " refcount=%" PRIu64
@@ -135,6 +138,10 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 
 	*highest = 0;
 	set_key(c, (uint64_t)ST_COMPARE << 32, 0, 0);
+	c->nagrees = (c->nb_clusters + per_block - 1) / per_block;
+	c->agrees = calloc(c->nagrees + 1, sizeof(*c->agrees));
+	if (!c->agrees)
+		return nomem(c);
 	for (uint64_t ti = 0; ti * per_block < c->nb_clusters; ti++) {
 		const struct q2e_region *r = ti < c->nrefblock ? c->refblock[ti]
 							       : NULL;
@@ -151,6 +158,7 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 				return ret;
 			progress(c, r->size);
 			ret = compare_block(c, c->buf, start, end, highest);
+			c->agrees[ti] = c->block_agreed;
 		} else {
 			ret = compare_block(c, NULL, start, end, highest);
 		}
@@ -160,7 +168,11 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 	return 0;
 }
 
-/* qcow2_get_refcount(): *OK false where QEMU fails (an unaligned block). */
+/*
+ * qcow2_get_refcount(): *OK false where QEMU fails (an unaligned block).
+ * A block that agreed with the counts is not read again: its refcounts
+ * are the counts.
+ */
 static int stored_refcount(struct checker *c, uint64_t k, uint64_t *v,
 			   bool *ok)
 {
@@ -170,6 +182,11 @@ static int stored_refcount(struct checker *c, uint64_t k, uint64_t *v,
 	*v = 0;
 	if (!*ok)
 		return 0;
+	if (k < c->nb_clusters && k / per_block < c->nagrees &&
+	    c->agrees[k / per_block]) {
+		*v = get_count(c, k);
+		return 0;
+	}
 	return q2e_image_refcount(c->img, k, v, c->err);
 }
 

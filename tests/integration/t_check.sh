@@ -284,6 +284,28 @@ for e in $(seq 10 19); do
 done
 same_as_qemu "20 snapshots overflowing 4-bit refcounts, ten sharing an L1" "$T/many-rc4.qcow2"
 
+# Preallocated zero clusters (zero flag and a host offset, as `write -z`
+# leaves preallocated clusters) are counted a run at a time: shared by
+# five snapshots under 2-bit refcounts, each overflows for every snapshot
+# past the third reference, each with its line.
+mk -o preallocation=metadata,refcount_bits=2 "$T/zero-rc2.qcow2" 16M
+qemu-io -c 'write -z 0 8M' -c 'write -P 3 8M 64k' "$T/zero-rc2.qcow2" >/dev/null
+qemu-img snapshot -c s "$T/zero-rc2.qcow2"
+python3 "$TOP/tests/lib/hostile.py" copied-snapshots "$T/zero-rc2.qcow2" 4
+same_as_qemu "preallocated zero clusters overflowing 2-bit refcounts" "$T/zero-rc2.qcow2"
+assert_match "preallocated zero clusters: overflow lines" "ERROR: overflow cluster offset=" \
+	"$("$Q2E" check "$T/zero-rc2.qcow2" 2>&1 >/dev/null)"
+
+# An L2 table whose refcount is 2: its refcount block disagrees with the
+# counts, so the COPIED stage reads the stored refcount, not the count.
+cp "$src" "$T/l2rc2.qcow2"
+l2v3=$(( $(u64 "$src" "$(hdr "$src" l1_table_offset)") & 0x00fffffffffffe00 ))
+put "$T/l2rc2.qcow2" $((rb + l2v3 / cs * 2)) 2 2
+same_as_qemu "L2 table with refcount 2" "$T/l2rc2.qcow2"
+assert_match "L2 table with refcount 2: its COPIED line" \
+	"ERROR OFLAG_COPIED L2 cluster: l1_index=0 .* refcount=2" \
+	"$("$Q2E" check "$T/l2rc2.qcow2" 2>&1 >/dev/null)"
+
 # Two real snapshots and 4,094 more entries past the end of the file: the
 # model counts them without keeping them, qemu-img reads each as zeros.
 for v in v3 v2; do

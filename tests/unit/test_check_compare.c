@@ -107,6 +107,7 @@ static void test_leaks_and_corruptions_every_width(void **state)
 		assert_string_equal(c->res->lines[1].text,
 				    "ERROR cluster 5 refcount=0 reference=1");
 		assert_int_equal(highest, 9);
+		assert_false(c->block_agreed);
 		teardown(f);
 	}
 }
@@ -166,6 +167,8 @@ static void test_vector_path_misses_nothing(void **state)
 			assert_int_equal(c->res->leaks, leak);
 			assert_int_equal(c->res->corruptions, !leak);
 			assert_int_equal(highest, n - 1);
+			/* check_copied() must read this block again. */
+			assert_false(c->block_agreed);
 			teardown(f);
 		}
 	}
@@ -188,6 +191,7 @@ static void test_vector_path_agrees(void **state)
 	assert_int_equal(c->res->nlines, 0);
 	assert_int_equal(highest, 256 + 35);	/* 36 % 3 == 0 */
 	assert_false(c->copied_suspect);
+	assert_true(c->block_agreed);
 	teardown(f);
 }
 
@@ -262,6 +266,9 @@ static void test_copied_suspect(void **state)
 			assert_int_equal(compare_block(c, f->block, 0, 40, &highest), 0);
 			assert_int_equal(c->res->nlines, 0);
 			assert_int_equal(c->copied_suspect, cases[i % 4].suspect);
+			/* Counts and refcounts agree: check_copied() takes the
+			 * counts rather than reading the block again. */
+			assert_true(c->block_agreed);
 			teardown(f);
 		}
 	}
