@@ -58,6 +58,7 @@ static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 		const uint64_t want = raw + (n + 1) * step;
 		uint64_t diff = 0;
 
+#pragma GCC unroll 8
 		for (unsigned i = 0; i < 8; i++)
 			diff |= qcow2_be64(q + 8 * i) ^ (want + i * step);
 		if (diff)
