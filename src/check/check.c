@@ -57,6 +57,7 @@ void checker_release(struct checker *c)
 	free(c->refblock);
 	free(c->agrees);
 	free(c->reach);
+	free(c->runs);
 	free(c->meta);
 	free(c->buf);
 	q2e_check_result_free(c->res);

@@ -88,6 +88,11 @@ struct checker {
 	bool l2_plain;
 	struct l2_reach *reach;	/* an L2 table's owners after the first */
 	size_t reach_cap;
+	/* The runs the last check_l2() took by the fast path, in entry
+	 * order: check_l2_again() counts them without reading them again.
+	 * Room for one per entry. */
+	struct l2_run *runs;
+	size_t nruns;
 	const struct q2e_region **refblock;	/* by refcount table index */
 	uint64_t nrefblock;
 	/* By refcount table index: the block was read and every refcount in
@@ -161,6 +166,13 @@ static inline int inc_cluster(struct checker *c, uint64_t offset)
 /* count_l2.c: one L2 table (in c->buf) for one L1 entry that reaches it. */
 int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	     uint64_t k1, bool active, bool first);
+
+/* Entries [j, j + n) of an L2 table map clusters [k, k + n), all with the
+ * same flags. */
+struct l2_run {
+	uint32_t j, n;
+	uint64_t k;
+};
 
 /* One more L1 entry (of a snapshot's table) that reaches an L2 table:
  * the key of its lines and how many snapshots it counts for. */

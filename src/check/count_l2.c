@@ -7,6 +7,7 @@
  * table rather than once per L1 entry.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "check/check_impl.h"
 
@@ -318,6 +319,10 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	/* A count that could pass the side table or the refcount's width
 	 * takes the slow path. */
 	c->l2_plain = fast;	/* until an entry says otherwise */
+	c->nruns = 0;
+	if (fast && !c->runs &&
+	    !(c->runs = malloc(f.nentries * sizeof(*c->runs))))
+		return nomem(c);
 	f.mult = c->mult < CNT_BIG ? (uint16_t)c->mult : CNT_BIG;
 	f.limit = room >= f.mult ? (unsigned)(room - f.mult + 1) : 0;
 	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
@@ -327,8 +332,13 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 		used = 1;
 		if (!raw && !bitmap)
 			continue;
-		if (fast && (used = fast_entry(c, &w, &f, p, j, raw)) != 0)
+		if (fast && (used = fast_entry(c, &w, &f, p, j, raw)) != 0) {
+			c->runs[c->nruns++] = (struct l2_run){
+				(uint32_t)j, (uint32_t)used,
+				(raw & QCOW2_OFFSET_MASK) >> f.cbits,
+			};
 			continue;
+		}
 		used = 1;
 		if (c->l2_plain && !entry_plain(c, raw))
 			c->l2_plain = false;
@@ -356,6 +366,7 @@ int check_l2_again(struct checker *c, const struct l2_reach *reach,
 							   : CNT_BIG - 1;
 	const uint8_t *p = c->buf;
 	uint64_t total = 0, used;
+	size_t ri = 0;
 	unsigned limit;
 	int ret;
 
@@ -364,17 +375,31 @@ int check_l2_again(struct checker *c, const struct l2_reach *reach,
 	/* Counts below LIMIT take TOTAL more inline. */
 	limit = room >= total ? (unsigned)(room - total + 1) : 0;
 	for (uint64_t j = 0; j < img->l2_entries; j += used, p += used * 8) {
-		uint64_t raw = qcow2_be64(p), off = raw & QCOW2_OFFSET_MASK;
-		uint64_t k = off >> c->cbits, v;
+		uint64_t raw, off, k, v;
 
+		/* A run the first walk found: its counters only. */
+		while (ri < c->nruns && c->runs[ri].j < j)
+			ri++;
+		if (ri < c->nruns && c->runs[ri].j == j) {
+			const struct l2_run *r = &c->runs[ri++];
+
+			used = add_counts(c->counts + r->k, r->n, limit,
+					  (uint16_t)total, 0);
+			if (used)
+				continue;
+		}
 		used = 1;
+		raw = qcow2_be64(p);
+		off = raw & QCOW2_OFFSET_MASK;
+		k = off >> c->cbits;
 		if (!off)
 			continue;
 		if ((c->counts[k] & CNT_MASK) < limit) {
 			/* Plain entries stay inside the file, so does a run
-			 * of them. */
-			uint64_t run = run_length(p, raw, c->cs,
-						  img->l2_entries - j - 1);
+			 * of them; up to the next run already known. */
+			uint64_t end = ri < c->nruns ? c->runs[ri].j
+						     : img->l2_entries;
+			uint64_t run = run_length(p, raw, c->cs, end - j - 1);
 
 			c->counts[k] = (uint16_t)(c->counts[k] + total);
 			used += add_counts(c->counts + k + 1, run, limit,

@@ -198,6 +198,40 @@ static void test_shared_run_overflows(void **state)
 	teardown(f);
 }
 
+/*
+ * Three snapshots sharing a table of runs, holes and single entries: the
+ * runs the first walk found are counted for them from what it recorded,
+ * each cluster once per snapshot.
+ */
+static void test_shared_runs_counted_once_each(void **state)
+{
+	struct fixture *f = setup(4);
+	struct checker *c = &f->c;
+	struct l2_reach reach[3] = { { 0, 1, 1 }, { 1, 1, 1 }, { 2, 1, 1 } };
+	uint64_t want[NCLUSTERS] = { 0 };
+
+	(void)state;
+	run(f, 0, 100, 300, 0);
+	run(f, 101, 1, 500, 0);
+	run(f, 103, 57, 420, ZERO);
+	run(f, 160, 30, 600, COPIED);
+	run(f, 300, 200, 1200, 0);
+	for (uint64_t j = 0; j < NENTRIES; j++)
+		if (f->table[j])
+			want[(f->table[j] & QCOW2_OFFSET_MASK) >> CBITS] = 4;
+	load(f);
+	assert_int_equal(check_l2(c, NULL, 1, 1, true, true), 0);
+	assert_true(c->l2_plain);
+	assert_int_equal(check_l2_again(c, reach, 3), 0);
+	for (uint64_t k = 0; k < NCLUSTERS; k++)
+		if (get_count(c, k) != want[k])
+			fail_msg("cluster %llu: count %llu, want %llu",
+				 (unsigned long long)k,
+				 (unsigned long long)get_count(c, k),
+				 (unsigned long long)want[k]);
+	teardown(f);
+}
+
 /* Many snapshots at once: a run is counted for all of them, and a count
  * that would pass 16 bits' worth of inline counter goes the slow way. */
 static void test_shared_run_many_snapshots(void **state)
@@ -228,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_runs_count_each_entry),
 		cmocka_unit_test(test_runs_stop_at_end_of_file),
 		cmocka_unit_test(test_shared_run_overflows),
+		cmocka_unit_test(test_shared_runs_counted_once_each),
 		cmocka_unit_test(test_shared_run_many_snapshots),
 	};
 
