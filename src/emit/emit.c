@@ -10,6 +10,7 @@
 
 #include "emit.h"
 #include "seqwrite.h"
+#include "seqwrite.h"
 
 /* Bounds the memory a copy takes, whatever the size of a region. */
 #define COPY_CHUNK (1U << 20)
@@ -70,22 +71,6 @@ void q2e_region_copier_fini(struct q2e_region_copier *c)
 	c->buf = NULL;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -130,7 +115,7 @@ int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 			pos += n;
 			continue;
 		}
-		if (write_all(c->fd, c->buf, n, at + pos) < 0) {
+		if (q2e_pwrite_all(c->fd, c->buf, n, at + pos) < 0) {
 			int saved = errno;
 			char sym[96];
 

@@ -7,7 +7,6 @@
 
 #include "seqwrite.h"
 
-
 int q2e_seqwriter_init(struct q2e_seqwriter *w, int fd, const char *path,
 		       struct q2e_error *err)
 {
@@ -24,32 +23,39 @@ void q2e_seqwriter_fini(struct q2e_seqwriter *w)
 	w->buf = NULL;
 }
 
-int q2e_seqwriter_flush(struct q2e_seqwriter *w)
+int q2e_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = w->buf;
-	size_t len = w->len;
+	const uint8_t *p = buf;
 
-	if (w->failed)
-		return w->err->code ? w->err->code : Q2E_EOUTPUT;
 	while (len) {
-		ssize_t n = pwrite(w->fd, p, len, (off_t)w->off);
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			int saved = n < 0 ? errno : ENOSPC;
-
-			w->failed = true;
-			return q2e_error_set(w->err, Q2E_EOUTPUT,
-					     "'%s': cannot write at 0x%llx: %s",
-					     w->path,
-					     (unsigned long long)w->off,
-					     strerror(saved));
+			if (n == 0)
+				errno = ENOSPC;
+			return -1;
 		}
 		p += n;
 		len -= (size_t)n;
-		w->off += (uint64_t)n;
+		off += (uint64_t)n;
 	}
+	return 0;
+}
+
+int q2e_seqwriter_flush(struct q2e_seqwriter *w)
+{
+	if (w->failed)
+		return w->err->code ? w->err->code : Q2E_EOUTPUT;
+	if (q2e_pwrite_all(w->fd, w->buf, w->len, w->off) < 0) {
+		w->failed = true;
+		return q2e_error_set(w->err, Q2E_EOUTPUT,
+				     "'%s': cannot write at 0x%llx: %s",
+				     w->path, (unsigned long long)w->off,
+				     strerror(errno));
+	}
+	w->off += w->len;
 	w->len = 0;
 	return 0;
 }

@@ -26,6 +26,10 @@ struct q2e_seqwriter {
 	bool failed;		/* an error is in *err; later writes do nothing */
 };
 
+/* pwrite() of all of BUF at OFF, again after a short write: 0, or -1 with
+ * errno set (ENOSPC for a write that made no progress). */
+int q2e_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
 int q2e_seqwriter_init(struct q2e_seqwriter *w, int fd, const char *path,
 		       struct q2e_error *err);
 /* The file offset the next byte goes to. */
