@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "check/check_impl.h"
+#include "check_fixture.h"
 
 /* 512-byte clusters: a block holds 4,096 1-bit to 64 64-bit refcounts. */
 #define CBITS 9
@@ -35,14 +36,8 @@ static struct fixture *setup(unsigned refcount_order, uint64_t nclusters)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->img.path = "unit.qcow2";
-	f->img.cluster_size = CS;
-	f->img.hdr.cluster_bits = CBITS;
-	f->img.hdr.refcount_order = refcount_order;
-	f->img.refcount_bits = 1U << refcount_order;
-	f->img.file_size = nclusters * CS;
-	assert_int_equal(checker_init(&f->c, &f->img, NULL, &f->err), 0);
-	assert_int_equal(grow_counts(&f->c, nclusters), 0);
+	check_fixture_init(&f->img, &f->c, &f->err, CBITS, refcount_order,
+			   nclusters);
 	return f;
 }
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "check/check_impl.h"
+#include "check_fixture.h"
 
 #define CS UINT64_C(65536)
 
@@ -30,14 +31,8 @@ static struct fixture *setup(unsigned refcount_order, uint64_t nclusters)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->img.path = "unit.qcow2";
-	f->img.cluster_size = CS;
-	f->img.hdr.cluster_bits = 16;
-	f->img.hdr.refcount_order = refcount_order;
-	f->img.refcount_bits = 1U << refcount_order;
-	f->img.file_size = nclusters * CS;
-	assert_int_equal(checker_init(&f->c, &f->img, NULL, &f->err), 0);
-	assert_int_equal(grow_counts(&f->c, nclusters), 0);
+	check_fixture_init(&f->img, &f->c, &f->err, 16, refcount_order,
+			   nclusters);
 	f->c.file_clusters = nclusters;
 	return f;
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "check/check_impl.h"
+#include "check_fixture.h"
 
 #define CBITS 12
 #define CS (UINT64_C(1) << CBITS)
@@ -38,16 +39,9 @@ static struct fixture *setup(unsigned refcount_order)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->img.path = "unit.qcow2";
-	f->img.cluster_size = CS;
-	f->img.hdr.cluster_bits = CBITS;
-	f->img.hdr.refcount_order = refcount_order;
-	f->img.refcount_bits = 1U << refcount_order;
-	f->img.file_size = NCLUSTERS * CS;
-	f->img.l2.cluster_bits = CBITS;
 	f->img.l2_entries = NENTRIES;
-	assert_int_equal(checker_init(&f->c, &f->img, NULL, &f->err), 0);
-	assert_int_equal(grow_counts(&f->c, NCLUSTERS), 0);
+	check_fixture_init(&f->img, &f->c, &f->err, CBITS, refcount_order,
+			   NCLUSTERS);
 	f->c.file_clusters = NCLUSTERS;
 	return f;
 }
