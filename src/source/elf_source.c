@@ -201,20 +201,36 @@ static void dump_close(struct q2e_source *src)
 	src->meta.nmissing = 0;
 }
 
-/* A dump holds the bytes of its sections; the rest reads as zeros. */
+/*
+ * A dump holds the bytes of its sections; the rest reads as zeros.  So do
+ * their bytes where the image file had a hole (its recorded extents), as
+ * on the image: a table in a hole costs nothing read from the dump either.
+ */
 static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
 			      uint64_t end)
 {
 	const struct dump_priv *p = src->priv;
 	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, end - 1);
 	const struct dump_section *s;
+	const struct q2e_extent *x;
 
 	if (lo == 0)
 		return off;
 	s = &p->secs[p->cover[lo - 1]];	/* of those, the farthest end */
 	if (s->addr + s->size <= off)
 		return off;
-	return s->addr + s->size < end ? s->addr + s->size : end;
+	if (s->addr + s->size < end)
+		end = s->addr + s->size;
+	if (!p->nextents)
+		return end;
+	/* The last data extent that starts before END, sorted and apart. */
+	lo = q2e_first_above(p->extents, p->nextents, offset, end - 1);
+	if (lo == 0)
+		return off;
+	x = &p->extents[lo - 1];
+	if (x->offset + x->length <= off)
+		return off;
+	return x->offset + x->length < end ? x->offset + x->length : end;
 }
 
 static const struct q2e_source_ops dump_ops = {
