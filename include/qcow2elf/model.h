@@ -221,6 +221,14 @@ int q2e_image_read_region_part(struct q2e_image *img,
 			       const struct q2e_region *r, uint64_t pos,
 			       uint8_t *buf, size_t len, struct q2e_error *err);
 
+/*
+ * Reads LEN bytes of the image at OFF, bytes that regions' avail bytes
+ * cover: a dump reads the union of its regions a range at a time, once,
+ * however the regions overlap or adjoin.  An error if the file ends first.
+ */
+int q2e_image_read_bytes(struct q2e_image *img, uint64_t off, uint8_t *buf,
+			 size_t len, struct q2e_error *err);
+
 /* The data extents of the image file, in order; free() *OUT. */
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err);

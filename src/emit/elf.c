@@ -40,6 +40,7 @@
 #include "emit.h"
 #include "gdb_script.h"
 #include "seqwrite.h"
+#include "spans.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -65,19 +66,12 @@ static uint64_t align(uint64_t v, uint64_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-struct out_section {
-	const struct q2e_region *region;
-	uint64_t file_offset;
-	bool zero;		/* all zeros: SHT_NOBITS, no room in the file */
-	uint8_t name_len;	/* of its section name (write_shstrtab) */
-};
-
 struct emitter {
 	struct q2e_image *img;
 	const struct q2e_dump_options *opts;
 	struct q2e_error *err;
 
-	struct out_section *secs;	/* region sections in section order */
+	struct q2e_out_section *secs;	/* region sections in section order */
 	size_t nsecs;
 	struct q2e_symbols syms;
 	struct q2e_dwarf dwarf;
@@ -175,7 +169,7 @@ static uint64_t entry_size(uint64_t offset, uint64_t size, uint64_t end)
 /* Table entries that start inside the bytes the section holds. */
 static int entry_symbols(struct emitter *e, size_t si)
 {
-	const struct out_section *s = &e->secs[si];
+	const struct q2e_out_section *s = &e->secs[si];
 	const struct q2e_region *r = s->region;
 	uint64_t end = r->offset + r->avail;
 	char name[48];
@@ -231,7 +225,7 @@ static int plan(struct emitter *e)
 			/* A region with no byte in the file has no section. */
 			if (r->avail && early_rank(r) == rank)
 				e->secs[e->nsecs++] =
-					(struct out_section){ .region = r };
+					(struct q2e_out_section){ .region = r };
 		}
 	}
 	e->nheld = q2e_dump_held_ranges(img, NULL);
@@ -264,8 +258,8 @@ struct segment {
 
 static int cmp_by_addr(const void *pa, const void *pb)
 {
-	const struct out_section *a = *(const struct out_section *const *)pa;
-	const struct out_section *b = *(const struct out_section *const *)pb;
+	const struct q2e_out_section *a = *(const struct q2e_out_section *const *)pa;
+	const struct q2e_out_section *b = *(const struct q2e_out_section *const *)pb;
 
 	if (a->region->offset != b->region->offset)
 		return a->region->offset < b->region->offset ? -1 : 1;
@@ -273,25 +267,28 @@ static int cmp_by_addr(const void *pa, const void *pb)
 }
 
 /* Whether a section's bytes take no room in the file. */
-static bool is_nobits(const struct emitter *e, const struct out_section *s)
+static bool is_nobits(const struct emitter *e, const struct q2e_out_section *s)
 {
 	return e->opts->no_data || s->zero;
 }
 
 /*
- * Whether S continues segment LAST: adjacent in addresses and in the file.
+ * Whether S (at or after LAST's address) continues segment LAST: it
+ * adjoins or overlaps it, at the same distance between file offset and
+ * address (sections of one span, or of spans that follow in both).
  * Sections of zeros have offsets as if they held their bytes (past those
  * of the others; eu-elflint places a NOBITS section by its offset), so
  * they make segments of their own.
  */
 static bool continues(const struct emitter *e, const struct segment *last,
-		      const struct out_section *s)
+		      const struct q2e_out_section *s)
 {
-	if (!last || last->vaddr + last->memsz != s->region->offset)
+	if (!last || last->vaddr + last->memsz < s->region->offset)
 		return false;
 	if (is_nobits(e, s) != (last->filesz == 0))
 		return false;
-	return last->offset + last->memsz == s->file_offset;
+	return last->offset + (s->region->offset - last->vaddr) ==
+	       s->file_offset;
 }
 
 /*
@@ -299,10 +296,10 @@ static bool continues(const struct emitter *e, const struct segment *last,
  * offset: placed in their order, only regions at one offset (of a damaged
  * image) can be out of place, which an insertion sort fixes in a pass.
  */
-static int sort_by_address(const struct emitter *e, struct out_section ***out)
+static int sort_by_address(const struct emitter *e, struct q2e_out_section ***out)
 {
 	size_t nr = e->img->nregions, n = 0;
-	struct out_section **by = calloc(nr ? nr : 1, sizeof(*by));
+	struct q2e_out_section **by = calloc(nr ? nr : 1, sizeof(*by));
 
 	if (!by)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
@@ -312,7 +309,7 @@ static int sort_by_address(const struct emitter *e, struct out_section ***out)
 		if (by[i])
 			by[n++] = by[i];
 	for (size_t i = 1; i < n; i++) {
-		struct out_section *s = by[i];
+		struct q2e_out_section *s = by[i];
 		size_t j = i;
 
 		for (; j > 0 && cmp_by_addr(&by[j - 1], &s) > 0; j--)
@@ -338,20 +335,23 @@ static void put_segment(struct q2e_seqwriter *out, const struct segment *s)
  * their count, and their headers written to OUT if not NULL.  Made again
  * for writing rather than kept: there can be one per section.
  */
-static size_t segments(const struct emitter *e, struct out_section *const *by,
+static size_t segments(const struct emitter *e, struct q2e_out_section *const *by,
 		       struct q2e_seqwriter *out)
 {
 	struct segment last = { 0 };
 	size_t ns = 0;
 
 	for (size_t i = 0; i < e->nsecs; i++) {
-		const struct out_section *s = by[i];
+		const struct q2e_out_section *s = by[i];
 		uint64_t size = s->region->avail;
 		uint64_t filesz = is_nobits(e, s) ? 0 : size;
 
 		if (continues(e, ns ? &last : NULL, s)) {
-			last.memsz += size;
-			last.filesz += filesz;
+			uint64_t end = s->region->offset + size;
+
+			if (end > last.vaddr + last.memsz)
+				last.memsz = end - last.vaddr;
+			last.filesz = last.filesz ? last.memsz : 0;
 			continue;
 		}
 		if (ns && out)
@@ -391,7 +391,7 @@ struct elf_writer {
 				 * not written */
 	size_t first[SEC_KINDS];	/* section index of each kind's first */
 	size_t nshdr;		/* sections, section 0 too */
-	struct out_section **by;	/* the region sections by address */
+	struct q2e_out_section **by;	/* the region sections by address */
 	/* The sections after the regions, as their headers will say. */
 	Elf64_Shdr *tail;
 	const char **tail_name;
@@ -648,23 +648,27 @@ static size_t number_sections(struct elf_writer *w)
 }
 
 /*
- * File offsets of the regions, packed after the headers and the note.
- * NOBITS sections (--no-data) get offsets as if they held their bytes, so
- * that each lies inside its own segment's window, as eu-elflint checks;
- * the file does not grow by them.  The program header table's size
- * depends on the segment count, so regions are laid out from 0, grouped
- * into segments, then shifted.
+ * File offsets of the regions, packed after the headers and the note, in
+ * address order: each span (the union of regions that overlap or adjoin)
+ * once, its sections pointing into it.  NOBITS sections (--no-data) get
+ * offsets as if they held their bytes, so that each lies inside its own
+ * segment's window, as eu-elflint checks; the file does not grow by them.
+ * The program header table's size depends on the segment count, so
+ * regions are laid out from 0, grouped into segments, then shifted.
  */
 static void layout(struct elf_writer *w)
 {
 	struct emitter *e = w->e;
 	uint64_t base = 0, at, off;
+	struct q2e_span sp;
+	size_t next = 0;
 
-	for (size_t i = 0; i < e->nsecs; i++) {
-		if (e->secs[i].zero)
-			continue;
-		e->secs[i].file_offset = base;
-		base += e->secs[i].region->avail;
+	while (q2e_span_next(w->by, e->nsecs, &next, &sp)) {
+		for (size_t k = sp.first; k < sp.last; k++)
+			if (!w->by[k]->zero)
+				w->by[k]->file_offset =
+					base + (w->by[k]->region->offset - sp.start);
+		base += sp.end - sp.start;
 	}
 	/* Sections of zeros, after the bytes of the others (which is where
 	 * the file goes on), as if they held their bytes: eu-elflint takes a
@@ -735,7 +739,7 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 			   .sh_addralign = 4 };
 	q2e_seqwriter_put(&w->out, &sh, sizeof(sh));
 	for (size_t i = 0; i < e->nsecs; i++) {
-		const struct out_section *o = &e->secs[i];
+		const struct q2e_out_section *o = &e->secs[i];
 
 		sh = (Elf64_Shdr){
 			.sh_name = name,
@@ -763,36 +767,39 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
  * same whatever the file system says about holes.
  *
  * The layout depends on which regions are zeros, and the bytes are read
- * once: the regions are written as if none were, and the first one found
- * all zeros makes the others only checked, then the layout made again and
+ * once: the spans are written as if none were, and the first region found
+ * all zeros makes the rest only looked at, then the layout made again and
  * the bytes written again.  Most images have no such region.
  */
 static int write_regions(struct elf_writer *w, bool *again)
 {
 	struct emitter *e = w->e;
 	struct q2e_region_copier c;
-	size_t i = 0;
+	struct q2e_out_section **active;
+	struct q2e_span sp;
+	size_t next = 0;
 	int ret;
 
 	*again = false;
 	if (e->opts->no_data)
 		return 0;
+	active = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*active));
+	if (!active)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	ret = q2e_region_copier_init(&c, e->img, w->out.fd, w->path, e->err);
 	c.redact = &e->redact;
 	c.skip_zeros = w->fresh;
 	if (ret == 0)
 		ret = q2e_seqwriter_seek(&w->out, w->note_off + e->note_size);
-	for (; i < e->nsecs && ret == 0 && !*again; i++) {
-		if (e->secs[i].zero)
-			continue;	/* known from a first try */
-		ret = q2e_region_stream(&c, &w->out, e->secs[i].region,
-					&e->secs[i].zero);
-		*again = e->secs[i].zero;
+	while (ret == 0 && q2e_span_next(w->by, e->nsecs, &next, &sp)) {
+		bool found;
+
+		ret = q2e_span_stream(&c, *again ? NULL : &w->out, w->by, &sp,
+				      active, &found);
+		*again = *again || found;
 	}
-	for (; i < e->nsecs && ret == 0 && *again; i++)
-		ret = q2e_region_is_zero(&c, e->secs[i].region,
-					 &e->secs[i].zero);
 	q2e_region_copier_fini(&c);
+	free(active);
 	return ret;
 }
 

@@ -10,17 +10,9 @@
 
 #include "emit.h"
 #include "seqwrite.h"
-#include "seqwrite.h"
 
 /* Bounds the memory a copy takes, whatever the size of a region. */
 #define COPY_CHUNK (1U << 20)
-/* What q2e_region_stream() reads at a time, into the writer's buffer. */
-#define STREAM_CHUNK (Q2E_SEQWRITE_BUFFER / 2)
-/*
- * A run of zeros at least this long at the end of a region is left as a
- * hole: shorter ones cost more in system calls than they save in blocks.
- */
-#define HOLE_MIN (16U << 10)
 
 static bool is_same_file(const char *a, const char *b)
 {
@@ -60,6 +52,7 @@ int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 				       ? (size_t)img->regions[i].avail
 				       : COPY_CHUNK;
 	c->buf = malloc(size);
+	c->buf_size = size;
 	if (!c->buf)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	return 0;
@@ -74,29 +67,6 @@ void q2e_region_copier_fini(struct q2e_region_copier *c)
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
-int q2e_region_is_zero(struct q2e_region_copier *c, const struct q2e_region *r,
-		       bool *zero)
-{
-	/* A small first read: most tables have something near their start. */
-	size_t step = 4096;
-
-	*zero = true;
-	for (uint64_t pos = 0; pos < r->avail; pos += step, step = COPY_CHUNK) {
-		size_t n = r->avail - pos < step ? (size_t)(r->avail - pos) : step;
-		int ret = q2e_image_read_region_part(c->img, r, pos, c->buf, n,
-						     c->err);
-
-		if (ret < 0)
-			return ret;
-		q2e_redaction_apply(c->redact, r->offset + pos, c->buf, n);
-		if (!all_zero(c->buf, n)) {
-			*zero = false;
-			return 0;
-		}
-	}
-	return 0;
 }
 
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
@@ -130,62 +100,6 @@ int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		}
 		pos += n;
 		c->bytes += n;
-	}
-	return 0;
-}
-
-/* How many bytes at the end of P[0..N) are zeros. */
-static size_t zero_tail(const uint8_t *p, size_t n)
-{
-	size_t k = n;
-
-	while (k >= 8) {
-		uint64_t v;
-
-		memcpy(&v, p + k - 8, 8);
-		if (v)
-			break;
-		k -= 8;
-	}
-	while (k && !p[k - 1])
-		k--;
-	return n - k;
-}
-
-int q2e_region_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
-		      const struct q2e_region *r, bool *zero)
-{
-	uint64_t tail = 0;	/* zeros at the end of what was read */
-
-	*zero = true;
-	for (uint64_t pos = 0; pos < r->avail;) {
-		size_t n = r->avail - pos < STREAM_CHUNK
-				   ? (size_t)(r->avail - pos) : STREAM_CHUNK;
-		uint8_t *p = q2e_seqwriter_reserve(w, n);
-		size_t z;
-		int ret;
-
-		if (!p)
-			return c->err->code ? c->err->code : Q2E_EOUTPUT;
-		ret = q2e_image_read_region_part(c->img, r, pos, p, n, c->err);
-		if (ret < 0)
-			return ret;
-		q2e_redaction_apply(c->redact, r->offset + pos, p, n);
-		z = zero_tail(p, n);
-		if (z < n) {
-			*zero = false;
-			tail = z;
-		} else {
-			tail += n;
-		}
-		pos += n;
-		c->bytes += n;
-	}
-	if (c->skip_zeros && !*zero && tail >= HOLE_MIN) {
-		size_t held = tail < w->len ? (size_t)tail : w->len;
-
-		q2e_seqwriter_unput(w, held);
-		return q2e_seqwriter_skip(w, held);
 	}
 	return 0;
 }

@@ -44,6 +44,7 @@ struct q2e_region_copier {
 	const char *path;	/* for messages */
 	struct q2e_error *err;
 	uint8_t *buf;
+	size_t buf_size;
 	uint64_t bytes;		/* copied so far */
 	bool skip_zeros;	/* the output reads as zeros where not written */
 	const struct q2e_redaction *redact;	/* NULL: the bytes as read */
@@ -55,21 +56,4 @@ int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		    uint64_t at);
 void q2e_region_copier_fini(struct q2e_region_copier *c);
-struct q2e_seqwriter;
-/*
- * Reads R's bytes once, into W's buffer, to be written at W's position;
- * *ZERO tells whether they are all zeros.  With C->skip_zeros (the output
- * reads as zeros where not written), a long run of zeros at the end is
- * left as a hole.
- */
-int q2e_region_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
-		      const struct q2e_region *r, bool *zero);
-/*
- * Whether the AVAIL bytes of R are all zeros, read through C's buffer.
- * What a dump holds depends on this, the bytes, and never on how the file
- * system stores them (holes, unwritten extents, the page cache).
- */
-int q2e_region_is_zero(struct q2e_region_copier *c, const struct q2e_region *r,
-		       bool *zero);
-
 #endif

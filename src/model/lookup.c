@@ -71,6 +71,20 @@ int q2e_image_read_region_part(struct q2e_image *img,
 			     (unsigned long long)(r->offset + pos));
 }
 
+int q2e_image_read_bytes(struct q2e_image *img, uint64_t off, uint8_t *buf,
+			 size_t len, struct q2e_error *err)
+{
+	int64_t n = q2e_source_pread(img->src, buf, len, off, "metadata", err);
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n == len)
+		return 0;
+	return q2e_error_set(err, Q2E_EIO,
+			     "'%s': metadata at 0x%llx: the file ended while reading it",
+			     img->path, (unsigned long long)(off + (uint64_t)n));
+}
+
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err)
 {

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The region sections' bytes, each byte of the image once (spans.h). */
+#include <string.h>
+
+#include "spans.h"
+
+/* What is read at a time, into the writer's buffer. */
+#define STREAM_CHUNK (Q2E_SEQWRITE_BUFFER / 2)
+/*
+ * A run of zeros at least this long at the end of a span is left as a
+ * hole: shorter ones cost more in system calls than they save in blocks.
+ */
+#define HOLE_MIN (16U << 10)
+/* Which parts of a chunk hold something is kept at this granularity, so
+ * that many sections over one chunk do not each scan all of it. */
+#define GRAIN 4096U
+#define GRAINS (STREAM_CHUNK / GRAIN)
+
+bool q2e_span_next(struct q2e_out_section *const *by, size_t n, size_t *i,
+		   struct q2e_span *sp)
+{
+	size_t k = *i;
+
+	while (k < n && by[k]->zero)
+		k++;
+	if (k == n) {
+		*i = n;
+		return false;
+	}
+	sp->first = k;
+	sp->start = by[k]->region->offset;
+	sp->end = sp->start + by[k]->region->avail;
+	for (k++; k < n; k++) {
+		const struct q2e_region *r = by[k]->region;
+
+		if (by[k]->zero)
+			continue;
+		if (r->offset > sp->end)
+			break;
+		if (r->offset + r->avail > sp->end)
+			sp->end = r->offset + r->avail;
+	}
+	sp->last = k;
+	*i = k;
+	return true;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* How many bytes at the end of P[0..N) are zeros. */
+static size_t zero_tail(const uint8_t *p, size_t n)
+{
+	size_t k = n;
+
+	while (k >= 8) {
+		uint64_t v;
+
+		memcpy(&v, p + k - 8, 8);
+		if (v)
+			break;
+		k -= 8;
+	}
+	while (k && !p[k - 1])
+		k--;
+	return n - k;
+}
+
+/* One chunk of a span in memory: its bytes and which grains hold any. */
+struct chunk {
+	const uint8_t *p;
+	uint64_t at;		/* image offset of p[0] */
+	size_t len;
+	bool zero;		/* all of it */
+	bool grain_data[GRAINS];	/* whole grains only */
+};
+
+static void chunk_scan(struct chunk *ch)
+{
+	ch->zero = all_zero(ch->p, ch->len);
+	for (size_t g = 0; !ch->zero && (g + 1) * GRAIN <= ch->len; g++)
+		ch->grain_data[g] = !all_zero(ch->p + g * GRAIN, GRAIN);
+}
+
+/* Whether the image bytes [X, Y), inside the chunk, are all zeros. */
+static bool chunk_range_zero(const struct chunk *ch, uint64_t x, uint64_t y)
+{
+	size_t lo = (size_t)(x - ch->at), hi = (size_t)(y - ch->at);
+	size_t g0 = (lo + GRAIN - 1) / GRAIN, g1 = hi / GRAIN;
+
+	if (ch->zero)
+		return true;
+	if (g0 >= g1)
+		return all_zero(ch->p + lo, hi - lo);
+	if (!all_zero(ch->p + lo, g0 * GRAIN - lo))
+		return false;
+	for (size_t g = g0; g < g1; g++)
+		if (ch->grain_data[g])
+			return false;
+	return all_zero(ch->p + g1 * GRAIN, hi - g1 * GRAIN);
+}
+
+/*
+ * Reads the chunk.  A failed read is made again a section at a time, for
+ * the message to name the structure (as reading a region does).
+ */
+static int chunk_read(struct q2e_region_copier *c,
+		      struct q2e_out_section *const *by,
+		      const struct q2e_span *sp, uint8_t *p, uint64_t at,
+		      size_t len)
+{
+	uint64_t end = at + len;
+	int ret = q2e_image_read_bytes(c->img, at, p, len, c->err);
+
+	for (size_t k = sp->first; ret < 0 && k < sp->last; k++) {
+		const struct q2e_region *r = by[k]->region;
+		uint64_t x = r->offset > at ? r->offset : at;
+		uint64_t y = r->offset + r->avail < end ? r->offset + r->avail
+							: end;
+
+		if (r->offset >= end)
+			break;
+		if (by[k]->zero || x >= y)
+			continue;
+		if (q2e_image_read_region_part(c->img, r, x - r->offset,
+					       p + (x - at), (size_t)(y - x),
+					       c->err) < 0)
+			return c->err->code ? c->err->code : Q2E_EIO;
+	}
+	return ret < 0 ? c->err->code : 0;
+}
+
+/*
+ * The sections of SP over CH that are still in question, ACTIVE[0..*N),
+ * after taking in those that start in it: a section with a byte that is
+ * not zero leaves, so does one that ends here, marked zero.
+ */
+static void judge_sections(struct q2e_out_section *const *by,
+			   const struct q2e_span *sp, const struct chunk *ch,
+			   size_t *next, struct q2e_out_section **active,
+			   size_t *n, bool *found)
+{
+	uint64_t end = ch->at + ch->len;
+
+	for (; *next < sp->last && by[*next]->region->offset < end; ++*next)
+		if (!by[*next]->zero)
+			active[(*n)++] = by[*next];
+	for (size_t j = 0; j < *n;) {
+		struct q2e_out_section *s = active[j];
+		const struct q2e_region *r = s->region;
+		uint64_t x = r->offset > ch->at ? r->offset : ch->at;
+		uint64_t y = r->offset + r->avail < end ? r->offset + r->avail
+							: end;
+
+		bool zero = chunk_range_zero(ch, x, y);
+
+		if (zero && y < r->offset + r->avail) {
+			j++;	/* in question until its end */
+			continue;
+		}
+		if (zero) {
+			s->zero = true;
+			*found = true;
+		}
+		active[j] = active[--*n];
+	}
+}
+
+int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
+		    struct q2e_out_section *const *by, const struct q2e_span *sp,
+		    struct q2e_out_section **active, bool *found)
+{
+	size_t step = w ? STREAM_CHUNK
+			: (c->buf_size < STREAM_CHUNK ? c->buf_size
+						      : STREAM_CHUNK);
+	size_t next = sp->first, nactive = 0;
+	uint64_t tail = 0;	/* zeros at the end of what was read */
+	struct chunk ch;
+
+	*found = false;
+	for (uint64_t at = sp->start; at < sp->end; at += ch.len) {
+		uint8_t *p;
+		int ret;
+
+		ch.at = at;
+		ch.len = sp->end - at < step ? (size_t)(sp->end - at) : step;
+		p = w ? q2e_seqwriter_reserve(w, ch.len) : c->buf;
+		if (!p)
+			return c->err->code ? c->err->code : Q2E_EOUTPUT;
+		ret = chunk_read(c, by, sp, p, at, ch.len);
+		if (ret < 0)
+			return ret;
+		q2e_redaction_apply(c->redact, at, p, ch.len);
+		ch.p = p;
+		chunk_scan(&ch);
+		judge_sections(by, sp, &ch, &next, active, &nactive, found);
+		c->bytes += ch.len;
+		if (!w)
+			continue;
+		if (ch.zero && c->skip_zeros) {
+			/* A table in a hole of the image: a hole here too. */
+			q2e_seqwriter_unput(w, ch.len);
+			ret = q2e_seqwriter_skip(w, ch.len);
+			if (ret < 0)
+				return ret;
+			tail = 0;
+			continue;
+		}
+		tail = ch.zero ? tail + ch.len : zero_tail(p, ch.len);
+	}
+	if (w && c->skip_zeros && tail >= HOLE_MIN) {
+		size_t held = tail < w->len ? (size_t)tail : w->len;
+
+		q2e_seqwriter_unput(w, held);
+		return q2e_seqwriter_skip(w, held);
+	}
+	return 0;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Internal to the dump emitter: the file bytes of the region sections
+ * (spans.c).  Sections whose image ranges overlap or adjoin make one span,
+ * copied once: each section's sh_offset points into that copy.  So a dump
+ * is as large as the union of its regions, not their sum (256 snapshot L1
+ * tables of 32 MiB at one offset took 8.6 GB), and adjoining regions are
+ * read in one read.
+ */
+#ifndef Q2E_EMIT_SPANS_H
+#define Q2E_EMIT_SPANS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emit.h"
+#include "seqwrite.h"
+
+struct q2e_out_section {
+	const struct q2e_region *region;
+	uint64_t file_offset;
+	bool zero;		/* all zeros: SHT_NOBITS, no room in the file */
+	uint8_t name_len;	/* of its section name (write_shstrtab) */
+};
+
+/*
+ * The image range [START, END) that the sections BY[FIRST..LAST) (in
+ * address order) hold together, those of them that are not zero: one
+ * copy in the file.  Sections of zeros among them are no part of it.
+ */
+struct q2e_span {
+	size_t first, last;
+	uint64_t start, end;
+};
+
+/*
+ * The span that starts at BY[*I] or after (BY: N sections sorted by
+ * address), *I moved past it; false when there is none.
+ */
+bool q2e_span_next(struct q2e_out_section *const *by, size_t n, size_t *i,
+		   struct q2e_span *sp);
+
+/*
+ * Reads the bytes of SP once, through C (its image, redaction and error),
+ * into W at W's position, or only to look at them when W is NULL; marks
+ * zero each section of SP whose bytes turn out all zeros, telling so in
+ * *FOUND.  With C->skip_zeros, runs of zeros (a table in a hole of the
+ * image, its head or its tail) are left as holes of the output.  ACTIVE
+ * has room for SP->last - SP->first pointers.
+ */
+int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
+		    struct q2e_out_section *const *by, const struct q2e_span *sp,
+		    struct q2e_out_section **active, bool *found);
+
+#endif
