@@ -70,9 +70,9 @@ static bool all_zero(const uint8_t *p, size_t n)
 }
 
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
-		    uint64_t at)
+		    uint64_t from, uint64_t at)
 {
-	for (uint64_t pos = 0; pos < r->avail;) {
+	for (uint64_t pos = from; pos < r->avail;) {
 		size_t n = r->avail - pos < COPY_CHUNK ? (size_t)(r->avail - pos)
 						       : COPY_CHUNK;
 		int ret = q2e_image_read_region_part(c->img, r, pos, c->buf, n,

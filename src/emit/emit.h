@@ -52,8 +52,9 @@ struct q2e_region_copier {
 
 int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 			   int fd, const char *path, struct q2e_error *err);
-/* Writes R's bytes at file offset AT. */
+/* Writes R's bytes from its byte FROM on, each byte POS at file offset
+ * AT + POS. */
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
-		    uint64_t at);
+		    uint64_t from, uint64_t at);
 void q2e_region_copier_fini(struct q2e_region_copier *c);
 #endif

@@ -4,8 +4,8 @@
  * each region's bytes, streamed in chunks through
  * q2e_image_read_region_part(), are written at the region's offset, and
  * the file is cut to the image's original size.  Regions that overlap in a
- * damaged image are written in the model's order; their bytes came from the
- * same offsets of the same file, so they agree.
+ * damaged image came from the same offsets of the same file, so they
+ * agree: their bytes are written once.
  */
 #include <errno.h>
 #include <string.h>
@@ -23,19 +23,29 @@
  */
 #define QCOW2_MAX_FILE_SIZE (1ULL << 56)
 
-/* At its own offset: the image's layout is the dump's address space. */
+/*
+ * At its own offset: the image's layout is the dump's address space.  The
+ * regions come by offset, and each byte is written once: of a region that
+ * overlaps those before it (256 snapshot L1 tables of 32 MiB at one
+ * offset), only the rest.
+ */
 static int write_regions(struct q2e_image *img, int fd, const char *path,
 			 struct q2e_restore_result *res, struct q2e_error *err)
 {
 	struct q2e_region_copier c;
 	int ret = q2e_region_copier_init(&c, img, fd, path, err);
+	uint64_t done = 0;	/* the image's bytes before it are written */
 
 	/* The file was cut to its size: what is not written is a hole. */
 	c.skip_zeros = true;
 	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
 		const struct q2e_region *r = &img->regions[i];
+		uint64_t from = done > r->offset ? done - r->offset : 0;
 
-		ret = q2e_region_copy(&c, r, r->offset);
+		if (from < r->avail)
+			ret = q2e_region_copy(&c, r, from, r->offset);
+		if (r->offset + r->avail > done)
+			done = r->offset + r->avail;
 		res->nregions += r->avail > 0;
 	}
 	res->bytes = c.bytes;
