@@ -27,6 +27,13 @@ struct q2e_outfile {
 	int fd;			/* what the writer writes, -1 once closed */
 	bool stream;		/* written in place, not replaced */
 	bool direct;		/* fd is standard output itself */
+	/*
+	 * Not synced before it is put in place: complete or absent still
+	 * holds against a failed or killed writer, not against a crash of
+	 * the system, as for binutils' outputs; for what can be made again
+	 * from its input (a dump), where a sync costs as much as the rest.
+	 */
+	bool no_sync;
 };
 
 /*
@@ -37,10 +44,10 @@ struct q2e_outfile {
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 		     struct q2e_error *err);
 /*
- * Syncs and closes the temporary file and puts it at the path: over an
- * existing file with REPLACE, otherwise only where none exists (so that a
- * file created meanwhile is kept too); or copies it out to a stream.  On
- * failure no temporary file is left.
+ * Syncs (unless no_sync) and closes the temporary file and puts it at
+ * the path: over an existing file with REPLACE, otherwise only where none
+ * exists (so that a file created meanwhile is kept too); or copies it out
+ * to a stream.  On failure no temporary file is left.
  */
 int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 		       struct q2e_error *err);

@@ -908,6 +908,9 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 		ret = q2e_emit_open(img, &out, path, err);
 		if (ret < 0)
 			goto out;
+		/* A dump is made again from its image: a sync before the
+		 * rename took as long as writing it (1 TiB image). */
+		out.no_sync = true;
 		ret = write_elf(&e, out.fd, path, res);
 		if (ret < 0) {
 			q2e_outfile_abort(&out);

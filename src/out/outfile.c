@@ -356,7 +356,8 @@ int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 
 	if (f->direct) {
 		/* not ours to close; a pipe or a terminal cannot be synced */
-		if (fsync(f->fd) < 0 && errno != EINVAL && errno != EROFS)
+		if (!f->no_sync && fsync(f->fd) < 0 && errno != EINVAL &&
+		    errno != EROFS)
 			ret = q2e_error_set(err, Q2E_EOUTPUT,
 					    "'%s': cannot write: %s", f->path,
 					    strerror(errno));
@@ -366,7 +367,7 @@ int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 	}
 	if (f->stream)
 		ret = copy_out(f, err);
-	else if (fsync(f->fd) < 0)
+	else if (!f->no_sync && fsync(f->fd) < 0)
 		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
 				    f->path, strerror(errno));
 	if (ret == 0 && !f->stream)
