@@ -32,7 +32,9 @@
  *                                     otherwise
  *
  * A region whose bytes are all zeros is an SHT_NOBITS section even without
- * --no-data: it reads as zeros.
+ * --no-data: it reads as zeros.  Sections whose ranges overlap (snapshot
+ * L1 tables at one offset, in a damaged or hostile image) share their file
+ * bytes: the file holds each byte of the image once.
  *
  * Section .qcow2elf.extents (SHT_PROGBITS, not allocated) lists the data
  * extents of the image file, so that `map` tells holes from data as it

@@ -6,7 +6,9 @@
  *   ELF header, program headers (PT_NOTE, then PT_LOADs by address)
  *   .note.qcow2elf        the image's name, sizes and the tool's version
  *   .qcow2.*              one section per region, the image's bytes at
- *                         sh_addr = their offset in the image
+ *                         sh_addr = their offset in the image, in address
+ *                         order; regions that overlap or adjoin share one
+ *                         copy of their bytes (spans.c)
  *   .debug_*              DWARF types and variables (dwarf.c)
  *   .debug_gdb_scripts    the gdb helpers, unless --no-gdb-script
  *   .qcow2elf.extents     where the image file had data (dumpfmt.h)
