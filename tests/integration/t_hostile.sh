@@ -154,6 +154,11 @@ assert_eq "sparse-l1s: the 256 tables share one copy of their bytes" 1 \
 blocks=$(du -k "$e" | cut -f1)
 [ "$blocks" -lt 16384 ] && pass "sparse-l1s: the zeros of the tables are a hole ($blocks KiB on disk)" ||
 	fail "sparse-l1s: the zeros of the tables are a hole" "$blocks KiB on disk"
+"$Q2E" dump "$f" -o "$T_TMP/sparse-l1s.2.elf"
+assert_status "sparse-l1s: dumped again, the same bytes" 0 \
+	cmp "$e" "$T_TMP/sparse-l1s.2.elf"
+assert_status "sparse-l1s: through a pipe, the same bytes" 0 \
+	cmp "$e" <("$Q2E" dump "$f" -o -)
 assert_eq "sparse-l1s: its dump reads like the image" 0 \
 	"$("$Q2E" diff --output=json "$f" "$e" | jq .differences)"
 limited "sparse-l1s: map of its dump" "$Q2E" map "$e"
