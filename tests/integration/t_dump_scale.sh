@@ -62,7 +62,10 @@ first=$(od -An -v -tx1 -j "$addr" -N 8 many.qcow2 | tr -d ' \n' | sed 's/^0*//')
 assert_eq "gdb: its first entry is the image's" "\$3 = 0x${first:-0}" "$(sed -n 3p <<<"$out")"
 
 # A dump killed while it writes leaves neither its output nor its temporary
-# file: stopped as soon as the temporary file appears, then signalled.
+# file: stopped as soon as the temporary file appears, then signalled.  It
+# is unnamed (O_TMPFILE) until the rename, which leaves a named one too
+# short a time to be caught: the process's open "#N (deleted)" file in the
+# output's directory counts too.
 # signal_dump SIGNAL OUT [IGNORE]: the exit status; "seen" says whether the
 # temporary file was caught before the dump ended.
 signal_dump() {
@@ -76,7 +79,8 @@ signal_dump() {
 	pid=$!
 	seen=
 	for _ in $(seq 20000); do
-		if compgen -G "$2.tmp*" >/dev/null; then
+		if compgen -G "$2.tmp*" >/dev/null ||
+		   ls -l "/proc/$pid/fd" 2>/dev/null | grep -q " $PWD/#[0-9]* (deleted)$"; then
 			kill -STOP "$pid" 2>/dev/null && seen=1
 			break
 		fi
