@@ -6,6 +6,7 @@
  * memory.  The image's file size and name come from the dump's note.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdlib.h>
@@ -202,9 +203,47 @@ static void dump_close(struct q2e_source *src)
 }
 
 /*
+ * Whether the dump file's copy of image bytes [OFF, END) is a hole of the
+ * dump file, and so reads as zeros, wherever a section holds them.  Bytes
+ * in memory, or written out, count as data: a dump that records a hole of
+ * the image where its section holds other bytes reads with those bytes.
+ */
+static bool copy_is_hole(struct q2e_source *src, uint64_t off, uint64_t end)
+{
+	const struct dump_priv *p = src->priv;
+
+	if (src->fd < 0)
+		return false;
+	while (off < end) {
+		const struct dump_section *s = find_cover(p, off);
+		uint64_t stop;
+
+		if (!s) {
+			s = next_section(p, off);
+			if (!s)
+				break;
+			off = s->addr;
+			continue;
+		}
+		stop = s->addr + s->size < end ? s->addr + s->size : end;
+		if (!s->nobits) {
+			off_t at = (off_t)(s->file_offset + (off - s->addr));
+			off_t data = lseek(src->fd, at, SEEK_DATA);
+
+			if (data < 0 ? errno != ENXIO
+				     : (uint64_t)data < at + (stop - off))
+				return false;
+		}
+		off = stop;
+	}
+	return true;
+}
+
+/*
  * A dump holds the bytes of its sections; the rest reads as zeros.  So do
- * their bytes where the image file had a hole (its recorded extents), as
- * on the image: a table in a hole costs nothing read from the dump either.
+ * their bytes where the image file had a hole (its recorded extents) and
+ * the dump file has one too, as dump leaves it: a table in a hole costs
+ * nothing read from the dump either.
  */
 static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
 			      uint64_t end)
@@ -213,6 +252,7 @@ static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
 	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, end - 1);
 	const struct dump_section *s;
 	const struct q2e_extent *x;
+	uint64_t held;
 
 	if (lo == 0)
 		return off;
@@ -225,12 +265,11 @@ static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
 		return end;
 	/* The last data extent that starts before END, sorted and apart. */
 	lo = q2e_first_above(p->extents, p->nextents, offset, end - 1);
-	if (lo == 0)
-		return off;
-	x = &p->extents[lo - 1];
-	if (x->offset + x->length <= off)
-		return off;
-	return x->offset + x->length < end ? x->offset + x->length : end;
+	x = lo ? &p->extents[lo - 1] : NULL;
+	held = !x || x->offset + x->length <= off ? off
+	       : x->offset + x->length < end	  ? x->offset + x->length
+						  : end;
+	return held == end || copy_is_hole(src, held, end) ? held : end;
 }
 
 static const struct q2e_source_ops dump_ops = {
