@@ -8,7 +8,9 @@
  * salt and each key slot's salt; everything after the header in the
  * encryption area (the key material of every slot); and bitmap data
  * clusters.  Kept: every other byte, so that the dump reads as an image
- * of the same layout, with the same tables.
+ * of the same layout, with the same tables; and a secret's bytes that
+ * another structure holds too (a table over the snapshot table, in a
+ * damaged image), which are that structure's metadata.
  *
  * LUKS1 header (big-endian, 592 bytes), the parts patched:
  *   OFFSET SIZE
@@ -48,52 +50,75 @@ void q2e_placeholder(char *out, size_t len, const char *stem, size_t n)
 	memset(out + k, '_', len - k);
 }
 
-struct plan {
-	struct q2e_redaction *r;
+/*
+ * A byte to redact, and the kinds of region that hold it as a secret
+ * (bit K: kind K).  Every other region's bytes are its own metadata.
+ */
+struct secret {
+	uint64_t offset;
+	uint64_t length;
+	unsigned owners;
+	const char *stem;	/* NULL for zeros */
+	size_t n;
+};
+
+#define OWNER(kind) (1U << (kind))
+
+/* [lo, hi), as sorted lists of byte ranges. */
+struct span {
+	uint64_t lo;
+	uint64_t hi;
+};
+
+struct spans {
+	struct span *s;
+	size_t n;
 	size_t cap;
+};
+
+struct plan {
+	struct secret *s;
+	size_t n;
+	size_t cap;
+	struct q2e_redaction *r;
+	size_t pcap;
 	struct q2e_error *err;
 };
 
-static int add(struct plan *p, uint64_t off, uint64_t len, const char *stem,
-	       size_t n)
+static uint64_t end_of(uint64_t off, uint64_t len)
 {
-	struct q2e_patch *x;
+	return len > UINT64_MAX - off ? UINT64_MAX : off + len;
+}
 
+static int add(struct plan *p, uint64_t off, uint64_t len, unsigned owners,
+	       const char *stem, size_t n)
+{
 	if (!len)
 		return 0;
-	if (q2e_grow(p->r->patches, p->cap, p->r->npatches + 1) < 0)
+	if (q2e_grow(p->s, p->cap, p->n + 1) < 0)
 		return q2e_error_set(p->err, Q2E_ENOMEM, "out of memory");
-	x = &p->r->patches[p->r->npatches];
-	*x = (struct q2e_patch){ off, len, NULL };
-	if (len > p->r->max_length)
-		p->r->max_length = len;
-	if (stem) {
-		if (!(x->bytes = malloc(len)))
-			return q2e_error_set(p->err, Q2E_ENOMEM,
-					     "out of memory");
-		q2e_placeholder(x->bytes, len, stem, n);
-	}
-	p->r->npatches++;
+	p->s[p->n++] = (struct secret){ off, len, owners, stem, n };
 	return 0;
 }
 
 static int plan_luks(struct plan *p, const struct q2e_image *img)
 {
+	const unsigned own = OWNER(Q2E_REGION_CRYPTO_HEADER);
 	uint64_t at = img->crypto_ext.offset, len = img->crypto_ext.length;
 	int ret;
 
 	if (!img->has_crypto_ext || len < QCOW2_LUKS_HEADER_SIZE)
 		return 0;
-	ret = add(p, at + LUKS_MK_DIGEST, LUKS_MK_DIGEST_LEN, NULL, 0);
+	ret = add(p, at + LUKS_MK_DIGEST, LUKS_MK_DIGEST_LEN, own, NULL, 0);
 	if (ret == 0)
-		ret = add(p, at + LUKS_MK_SALT, LUKS_SALT_LEN, NULL, 0);
+		ret = add(p, at + LUKS_MK_SALT, LUKS_SALT_LEN, own, NULL, 0);
 	for (unsigned i = 0; ret == 0 && i < QCOW2_LUKS_SLOTS; i++)
 		ret = add(p, at + LUKS_SLOTS_AT + i * LUKS_SLOT_SIZE +
 				     LUKS_SLOT_SALT,
-			  LUKS_SALT_LEN, NULL, 0);
+			  LUKS_SALT_LEN, own, NULL, 0);
 	if (ret == 0)
 		ret = add(p, at + QCOW2_LUKS_HEADER_SIZE,
-			  len - QCOW2_LUKS_HEADER_SIZE, NULL, 0);
+			  len - QCOW2_LUKS_HEADER_SIZE, own, NULL, 0);
 	return ret;
 }
 
@@ -107,22 +132,30 @@ static int plan_names(struct plan *p, const struct q2e_image *img)
 		ret = add(p, s->offset + QCOW2_SNAPSHOT_FIXED_SIZE +
 				     s->entry.extra_data_size +
 				     s->entry.id_str_size,
-			  s->entry.name_size, "snapshot", n);
+			  s->entry.name_size, OWNER(Q2E_REGION_SNAPSHOT_TABLE),
+			  "snapshot", n);
 	}
 	for (size_t n = 0; ret == 0 && n < img->nbitmaps; n++) {
 		const struct q2e_bitmap *b = &img->bitmaps[n];
 
 		ret = add(p, b->offset + QCOW2_BITMAP_ENTRY_FIXED_SIZE +
 				     b->entry.extra_data_size,
-			  b->entry.name_size, "bitmap", n);
+			  b->entry.name_size, OWNER(Q2E_REGION_BITMAP_DIRECTORY),
+			  "bitmap", n);
 	}
 	if (ret == 0 && img->backing_file)
 		ret = add(p, img->hdr.backing_file_offset,
-			  img->hdr.backing_file_size, "backing-file", 0);
+			  img->hdr.backing_file_size,
+			  OWNER(Q2E_REGION_BACKING_FILE), "backing-file", 0);
+	/* The header region takes in the extensions when one of them is
+	 * damaged (src/model/walk_header.c): the name is its secret too. */
 	for (size_t i = 0; ret == 0 && i < img->nexts; i++)
 		if (img->exts[i].magic == QCOW2_EXT_DATA_FILE)
 			ret = add(p, img->exts[i].offset + 8,
-				  img->exts[i].length, "data-file", 0);
+				  img->exts[i].length,
+				  OWNER(Q2E_REGION_EXTENSION) |
+					  OWNER(Q2E_REGION_HEADER),
+				  "data-file", 0);
 	return ret;
 }
 
@@ -133,15 +166,189 @@ static int plan_bitmap_data(struct plan *p, const struct q2e_image *img)
 	for (size_t i = 0; ret == 0 && i < img->nregions; i++)
 		if (img->regions[i].kind == Q2E_REGION_BITMAP_DATA)
 			ret = add(p, img->regions[i].offset,
-				  img->regions[i].size, NULL, 0);
+				  img->regions[i].size,
+				  OWNER(Q2E_REGION_BITMAP_DATA), NULL, 0);
 	return ret;
 }
 
+static int push(struct spans *l, uint64_t lo, uint64_t hi,
+		struct q2e_error *err)
+{
+	if (lo >= hi)
+		return 0;
+	if (q2e_grow(l->s, l->cap, l->n + 1) < 0)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	l->s[l->n++] = (struct span){ lo, hi };
+	return 0;
+}
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts L and merges the ranges that touch: apart, in order. */
+static void merge(struct spans *l)
+{
+	size_t k = 0;
+
+	if (!l->n)
+		return;
+	qsort(l->s, l->n, sizeof(*l->s), cmp_span);
+	for (size_t i = 1; i < l->n; i++) {
+		if (l->s[i].lo <= l->s[k].hi) {
+			if (l->s[i].hi > l->s[k].hi)
+				l->s[k].hi = l->s[i].hi;
+		} else {
+			l->s[++k] = l->s[i];
+		}
+	}
+	l->n = k + 1;
+}
+
+/* Pushes to OUT the bytes of [LO, HI) that no range of CUT (merged)
+ * covers. */
+static int subtract(const struct spans *cut, uint64_t lo, uint64_t hi,
+		    struct spans *out, struct q2e_error *err)
+{
+	size_t i = q2e_first_above(cut->s, cut->n, hi, lo);
+	int ret = 0;
+
+	for (; ret == 0 && i < cut->n && cut->s[i].lo < hi && lo < hi; i++) {
+		ret = push(out, lo, cut->s[i].lo, err);
+		lo = cut->s[i].hi;
+	}
+	return ret == 0 ? push(out, lo, hi, err) : ret;
+}
+
+/*
+ * The bytes of the image's regions that must stay as they are: each
+ * region's, less the secrets its kind holds.  On a damaged image a table
+ * may cover a snapshot name (a snapshot L1 over the snapshot table):
+ * those bytes are also L1 entries, kept, so that the dump reads with the
+ * image's tables.
+ */
+static int plan_kept(struct plan *p, const struct q2e_image *img,
+		     struct spans *kept)
+{
+	struct spans own[Q2E_REGION_KIND_COUNT] = { 0 };
+	unsigned kinds = 0;
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < p->n; i++) {
+		kinds |= p->s[i].owners;
+		for (unsigned k = 0; ret == 0 && k < Q2E_REGION_KIND_COUNT; k++)
+			if (p->s[i].owners & OWNER(k))
+				ret = push(&own[k], p->s[i].offset,
+					   end_of(p->s[i].offset,
+						  p->s[i].length), p->err);
+	}
+	for (unsigned k = 0; k < Q2E_REGION_KIND_COUNT; k++)
+		merge(&own[k]);
+	for (size_t i = 0; ret == 0 && i < img->nregions; i++) {
+		const struct q2e_region *g = &img->regions[i];
+		uint64_t end = end_of(g->offset, g->size);
+
+		if (kinds & OWNER(g->kind))
+			ret = subtract(&own[g->kind], g->offset, end, kept,
+				       p->err);
+		else
+			ret = push(kept, g->offset, end, p->err);
+	}
+	for (unsigned k = 0; k < Q2E_REGION_KIND_COUNT; k++)
+		free(own[k].s);
+	merge(kept);
+	return ret;
+}
+
+static int cmp_secret(const void *a, const void *b)
+{
+	const struct secret *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* By offset, for q2e_redaction_apply(); on the same bytes a placeholder
+ * after zeros, so that which one wins does not depend on qsort. */
 static int cmp_patch(const void *a, const void *b)
 {
 	const struct q2e_patch *x = a, *y = b;
 
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	if (x->length != y->length)
+		return x->length < y->length ? -1 : 1;
+	return (x->bytes != NULL) - (y->bytes != NULL);
+}
+
+/* The patches: each secret less the bytes KEPT, in pieces. */
+static int plan_patches(struct plan *p, const struct spans *kept)
+{
+	struct q2e_redaction *r = p->r;
+	struct spans pieces = { 0 };
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < p->n; i++) {
+		const struct secret *s = &p->s[i];
+		char *whole = NULL;
+
+		pieces.n = 0;
+		ret = subtract(kept, s->offset, end_of(s->offset, s->length),
+			       &pieces, p->err);
+		if (ret == 0 && s->stem && pieces.n &&
+		    !(whole = malloc(s->length)))
+			ret = q2e_error_set(p->err, Q2E_ENOMEM, "out of memory");
+		if (whole)
+			q2e_placeholder(whole, s->length, s->stem, s->n);
+		if (ret == 0 && q2e_grow(r->patches, p->pcap,
+					 r->npatches + pieces.n) < 0)
+			ret = q2e_error_set(p->err, Q2E_ENOMEM, "out of memory");
+		for (size_t j = 0; ret == 0 && j < pieces.n; j++) {
+			uint64_t len = pieces.s[j].hi - pieces.s[j].lo;
+			struct q2e_patch *x = &r->patches[r->npatches];
+
+			*x = (struct q2e_patch){ pieces.s[j].lo, len, NULL };
+			if (whole && !(x->bytes = malloc(len))) {
+				ret = q2e_error_set(p->err, Q2E_ENOMEM,
+						    "out of memory");
+				break;
+			}
+			if (whole)
+				memcpy(x->bytes, whole + (x->offset - s->offset),
+				       len);
+			if (len > r->max_length)
+				r->max_length = len;
+			r->npatches++;
+		}
+		free(whole);
+	}
+	free(pieces.s);
+	return ret;
+}
+
+static int plan_all(struct plan *p, const struct q2e_image *img)
+{
+	struct spans kept = { 0 };
+	int ret = plan_luks(p, img);
+
+	if (ret == 0)
+		ret = plan_names(p, img);
+	if (ret == 0)
+		ret = plan_bitmap_data(p, img);
+	if (ret == 0 && p->n)	/* none: p->s is NULL, which qsort refuses */
+		qsort(p->s, p->n, sizeof(*p->s), cmp_secret);
+	if (ret == 0)
+		ret = plan_kept(p, img, &kept);
+	if (ret == 0)
+		ret = plan_patches(p, &kept);
+	/* A secret's pieces may start before the previous secret's last. */
+	if (ret == 0 && p->r->npatches)
+		qsort(p->r->patches, p->r->npatches, sizeof(*p->r->patches),
+		      cmp_patch);
+	free(kept.s);
+	return ret;
 }
 
 int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
@@ -152,11 +359,8 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	ret = plan_luks(&p, img);
-	if (ret == 0)
-		ret = plan_names(&p, img);
-	if (ret == 0)
-		ret = plan_bitmap_data(&p, img);
+	ret = plan_all(&p, img);
+	free(p.s);
 	if (ret == 0) {
 		/* The image's own name, for the note and the DWARF unit. */
 		size_t len = strlen(base ? base + 1 : img->path);
@@ -167,15 +371,11 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 		else
 			q2e_placeholder(r->image_name, len, "image", 0);
 	}
-	if (ret < 0) {
-		q2e_redaction_free(r);
-		return ret;
-	}
 	/* Patches of a damaged image may overlap: applied in order, the
 	 * later ones win, and every one of them hides what it covers. */
-	if (r->npatches)	/* none: r->patches is NULL, which qsort refuses */
-		qsort(r->patches, r->npatches, sizeof(*r->patches), cmp_patch);
-	return 0;
+	if (ret < 0)
+		q2e_redaction_free(r);
+	return ret;
 }
 
 void q2e_redaction_apply(const struct q2e_redaction *r, uint64_t off,

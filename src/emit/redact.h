@@ -25,7 +25,7 @@ struct q2e_patch {
 };
 
 struct q2e_redaction {
-	struct q2e_patch *patches;	/* sorted by offset, apart */
+	struct q2e_patch *patches;	/* sorted by offset */
 	size_t npatches;
 	uint64_t max_length;	/* of a patch: how far back one reaches */
 	char *image_name;	/* the image's name, as a placeholder */

@@ -122,6 +122,70 @@ commands_case() {
 		"$(gdb -nx -batch -ex 'p snapshot_0' red.elf 2>/dev/null)"
 }
 
+# A damaged image where structures share bytes (issue 14, found by the fuzz
+# target: tests/fuzz/corpus/redact-overlap-*): the snapshot's L1 table moved
+# onto the snapshot table, so that its entries are the snapshot entry's
+# bytes, name included; and the bitmap's data cluster is the active L2
+# table.  Replacing those names or zeroing that cluster would change the
+# tables the dump reads with: the redacted dump must read as the image
+# does, with the names nothing else holds still replaced.
+overlap_case() {
+	local v=overlap.json
+	qemu-img create -q -f qcow2 -o cluster_size=4096 overlap.qcow2 16M
+	qemu-io -c 'write -P 0x55 0 8k' overlap.qcow2 >/dev/null
+	qemu-img snapshot -c private-snapshot-name overlap.qcow2
+	qemu-img bitmap --add overlap.qcow2 private-bitmap-name
+	qemu-io -c 'write -P 0x66 1M 4k' overlap.qcow2 >/dev/null
+	"$Q2E" check -M --output=json overlap.qcow2 >"$v"
+	python3 - overlap.qcow2 "$v" <<'PY' || return 1
+import json, struct, sys
+v = json.load(open(sys.argv[2]))["viscera"]
+table = v["snapshot-table"]["location"]["offset"]
+l2 = v["active-l1"]["l2-list"][0]["offset"]
+bt = v["bitmaps"]["bitmap-dir"]["dir-entries"][0]["bitmap-table"]["location"]["offset"]
+with open(sys.argv[1], "r+b") as f:
+    f.seek(table)    # entry 0: l1_table_offset, l1_size (a cluster's worth)
+    f.write(struct.pack(">QI", table, 4096 // 8))
+    f.seek(bt)       # the bitmap table's one entry: its data cluster
+    f.write(struct.pack(">Q", l2))
+PY
+	assert_match "the image has the overlaps" \
+		"snapshot_0_l1_table .* and snapshot_table .* share cluster" \
+		"$("$Q2E" check overlap.qcow2 2>/dev/null)"
+	assert_match "and the bitmap's data is the L2 table" \
+		"l2_table_0 .* and bitmap_0_data_0 .* share cluster" \
+		"$("$Q2E" check overlap.qcow2 2>/dev/null)"
+	assert_status "dump --redact exits 0" 0 \
+		"$Q2E" dump --redact overlap.qcow2 -o overlap.elf
+	"$Q2E" check overlap.qcow2 >img.check 2>/dev/null
+	local st=$?
+	assert_status "check of the redacted dump exits as the image's ($st)" \
+		"$st" "$Q2E" check overlap.elf
+	"$Q2E" check overlap.elf >red.check 2>/dev/null
+	assert_same_file "and prints the same report" img.check red.check
+	# Names aside (the bitmap's is replaced), the same structures at the
+	# same offsets with the same findings.
+	local names='del(.filename) | (.. | objects | select(has("bitmap-name")) | ."bitmap-name") |= "N"'
+	"$Q2E" check -M --output=json overlap.qcow2 2>/dev/null | jq -S "$names" >img.json
+	"$Q2E" check -M --output=json overlap.elf 2>/dev/null | jq -S "$names" >red.json
+	assert_same_file "check -M --output=json reads the same tables" \
+		img.json red.json
+	"$Q2E" map --output=json overlap.qcow2 >img.map 2>/dev/null
+	"$Q2E" map --output=json overlap.elf >red.map 2>/dev/null
+	assert_same_file "map --output=json maps the same clusters" \
+		img.map red.map
+	assert_match "the data at 0 among them (the L2 table kept)" \
+		'"start": 0, "length": 8192, .*"data": true' "$(cat red.map)"
+	local hex
+	hex=$(printf %s private-bitmap-name | od -An -tx1 | tr -d ' \n')
+	assert_eq "the bitmap name, in no other structure, is replaced" \
+		"yes no" "$(in_file overlap.qcow2 "$hex") $(in_file overlap.elf "$hex")"
+	# Its bytes are L1 entries too: they are the L1 table's metadata.
+	hex=$(printf %s private-snapshot-name | od -An -tx1 | tr -d ' \n')
+	assert_eq "the snapshot name, read as L1 entries too, is kept" \
+		yes "$(in_file overlap.elf "$hex")"
+}
+
 # Dumped again without --redact, a redacted dump stays one.
 again_case() {
 	"$Q2E" dump red.elf -o again.elf || return 1
@@ -134,4 +198,5 @@ t_case "LUKS key material and digests are absent" luks_case
 t_case "the layout is kept" layout_case
 t_case "check, map, info, restore and gdb read it" commands_case
 t_case "a redacted dump dumped again" again_case
+t_case "structures that share bytes read the same after --redact" overlap_case
 finish
