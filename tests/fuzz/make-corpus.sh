@@ -24,7 +24,7 @@ make_dumps() {
 	mkdir -p "$dumps"
 	(cd "$out" &&
 	 for f in *; do
-		case $f in dump-* | crash-* | oracle-* | diff-* | split-*) continue ;; esac
+		case $f in dump-* | crash-* | oracle-* | diff-* | split-* | redact-*) continue ;; esac
 		"$Q2E" dump "$f" -o "$dumps/elf-$f" --no-gdb-script 2>/dev/null
 	 done &&
 	 "$Q2E" dump v3-data -o "$dumps/elf-v3-data-no-data" --no-data \
@@ -49,8 +49,21 @@ make_splits() {
 	join restore dump-v3-data v2-empty restore image -o restored --force
 	join help c512-rc1 c512-rc1 check --help
 }
+# redact-NAME: NAME and one byte more, which makes the input's variant
+# (tests/fuzz/fuzz_commands.c: its length xor its last byte) one that
+# dumps with --redact (bit 6) and with data (bit 1 clear).
+make_redacts() {
+	local n len
+	for n in luks snapshots overlay datafile; do
+		len=$(($(stat -c %s "$out/$n") + 1))
+		{ cat "$out/$n"
+		  printf "\\x$(printf %02x $((((len & 0x42) ^ 0x40) & 0x42)))"
+		} >"$out/redact-$n"
+	done
+}
 if [ "${1:-}" = --derived ]; then
 	make_splits
+	make_redacts
 	[ -z "${Q2E:-}" ] || make_dumps
 	ls -l "$out" "$dumps"
 	exit 0
@@ -185,6 +198,7 @@ keep crash-backing-offset-wrap 8192 v3-data
 patch crash-backing-offset-wrap 8 'ff ff ff ff ff ff ff 00 00 00 02 00'
 
 make_splits
+make_redacts
 if [ -n "${Q2E:-}" ]; then
 	make_dumps
 fi
