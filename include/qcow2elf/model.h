@@ -323,6 +323,9 @@ struct q2e_layer {
 	uint64_t size;			/* guest size */
 	bool metadata_preallocation;
 	struct q2e_l2_cache *cache;
+	/* The last extent the layer's file reported (chain.c). */
+	uint64_t known_off, known_len;
+	bool known_data;
 };
 
 struct q2e_chain {

@@ -259,17 +259,32 @@ void q2e_chain_close(struct q2e_chain *c)
 	free(c);
 }
 
-/* file-posix's block status: data or a hole, and zeros past the end. */
-static int file_status(struct q2e_source *src, uint64_t off, uint64_t bytes,
-		       unsigned *flags, uint64_t *pnum, struct q2e_error *err)
+/*
+ * file-posix's block status: data or a hole, and zeros past the end.  The
+ * extent found is remembered in L: map asks about runs of clusters, and in
+ * a preallocated image of small clusters the next run starts in the block
+ * the last one ended in (an L2 table every 64 clusters), where lseek would
+ * give the same answer.
+ */
+static int file_status(struct q2e_layer *l, struct q2e_source *src,
+		       uint64_t off, uint64_t bytes, unsigned *flags,
+		       uint64_t *pnum, struct q2e_error *err)
 {
 	bool data;
 	uint64_t len;
 	int ret;
 
-	ret = q2e_source_extent(src, off, &data, &len, err);
-	if (ret < 0)
-		return ret;
+	if (off >= l->known_off && off - l->known_off < l->known_len) {
+		data = l->known_data;
+		len = l->known_len - (off - l->known_off);
+	} else {
+		ret = q2e_source_extent(src, off, &data, &len, err);
+		if (ret < 0)
+			return ret;
+		l->known_off = off;
+		l->known_len = len;
+		l->known_data = data;
+	}
 	if (len == 0) {		/* past the end of the file */
 		*flags = ST_ZERO;
 		*pnum = bytes;
@@ -323,6 +338,26 @@ static int subcluster_at(struct q2e_layer *l, uint64_t off,
 	return 0;
 }
 
+/*
+ * Data at HOST that block status will ask the file about (metadata
+ * preallocation, below): where the file's extent ends short of the file's
+ * end, so does the answer, and the L2 tables past that need not be read.
+ * With 512-byte clusters that is every run: an L2 table lies between each
+ * 64 clusters and the next.  Lowers *LIMIT to the extent's end.
+ */
+static int file_limit(struct q2e_layer *l, uint64_t host, uint64_t *limit,
+		      struct q2e_error *err)
+{
+	struct q2e_source *file = l->data_src ? l->data_src : l->img->src;
+	uint64_t fnum, fsize = q2e_source_size(file);
+	unsigned f2;
+	int ret = file_status(l, file, host, *limit, &f2, &fnum, err);
+
+	if (ret == 0 && host < fsize && fnum < fsize - host)
+		*limit = fnum;
+	return ret;
+}
+
 /* qcow2_co_block_status() and the generic part of bdrv_co_block_status(). */
 static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 			uint64_t bytes, unsigned *flags, uint64_t *pnum,
@@ -335,7 +370,7 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 	bool crypto = img->hdr.crypt_method != QCOW2_CRYPT_NONE;
 	enum qcow2_subcluster_type type, t2;
 	struct qcow2_l2_entry e;
-	uint64_t host = 0, run;
+	uint64_t host = 0, run, limit = bytes;
 	int ret;
 
 	ret = subcluster_at(l, off, &e, &type, err);
@@ -343,13 +378,19 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		return ret;
 	if (has_host_offset(type))
 		host = e.host_offset + (off & (img->cluster_size - 1));
+	if (l->metadata_preallocation && type == QCOW2_SUBCLUSTER_NORMAL &&
+	    !crypto) {
+		ret = file_limit(l, host, &limit, err);
+		if (ret < 0)
+			return ret;
+	}
 	run = (off | (unit - 1)) + 1 - off;
-	while (run < bytes) {
+	while (run < limit) {
 		/* The entries that continue the last one exactly (a
 		 * preallocated image is all such runs), a table at a time. */
 		run += unit * q2e_image_l2_run(l->cache, off + run - unit,
-					       (bytes - run + unit - 1) / unit);
-		if (run >= bytes)
+					       (limit - run + unit - 1) / unit);
+		if (run >= limit)
 			break;
 		/* An L1 entry without an L2 table: all of its range at once. */
 		uint64_t span = img->cluster_size * img->l2_entries;
@@ -358,8 +399,8 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		if (type == QCOW2_SUBCLUSTER_UNALLOCATED_PLAIN &&
 		    (l1i >= img->nl1 || !(img->l1[l1i] & QCOW2_OFFSET_MASK))) {
 			/* Past the L1 table nothing is allocated at all. */
-			if (l1i >= img->nl1 || (l1i + 1) * span - off >= bytes) {
-				run = bytes;
+			if (l1i >= img->nl1 || (l1i + 1) * span - off >= limit) {
+				run = limit;
 				break;
 			}
 			run = (l1i + 1) * span - off;
@@ -410,7 +451,7 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		uint64_t fsize = q2e_source_size(file), fnum;
 		unsigned f2;
 
-		ret = file_status(file, *map, *pnum, &f2, &fnum, err);
+		ret = file_status(l, file, *map, *pnum, &f2, &fnum, err);
 		if (ret < 0)
 			return ret;
 		bool eof = *map >= fsize || *map + fnum >= fsize;
@@ -457,7 +498,7 @@ int q2e_chain_block_status(struct q2e_chain *c, uint64_t off, uint64_t bytes,
 		if (off < l->size && bytes > l->size - off)
 			bytes = l->size - off;
 		if (l->format == Q2E_LAYER_RAW) {
-			ret = file_status(l->raw, off, bytes, &flags, &pnum,
+			ret = file_status(l, l->raw, off, bytes, &flags, &pnum,
 					  err);
 			flags |= ST_OFFSET_VALID | ST_ALLOCATED;
 			map = off;
