@@ -112,9 +112,16 @@ static size_t utf8_sequence(const unsigned char *p, size_t left)
 static void json_string(FILE *fp, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t plain = 0;
 
+	/* Every key and most values need no escape: written at once, where
+	 * a character at a time was a tenth of map's time. */
+	while (plain < len && p[plain] >= 0x20 && p[plain] < 0x7f &&
+	       p[plain] != '"' && p[plain] != '\\')
+		plain++;
 	fputc('"', fp);
-	for (size_t i = 0; i < len; i++) {
+	fwrite(p, 1, plain, fp);
+	for (size_t i = plain; i < len; i++) {
 		unsigned c = p[i];
 		size_t n;
 
