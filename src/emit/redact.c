@@ -337,10 +337,10 @@ static int plan_all(struct plan *p, const struct q2e_image *img)
 		ret = plan_names(p, img);
 	if (ret == 0)
 		ret = plan_bitmap_data(p, img);
-	if (ret == 0 && p->n)	/* none: p->s is NULL, which qsort refuses */
-		qsort(p->s, p->n, sizeof(*p->s), cmp_secret);
-	if (ret == 0)
-		ret = plan_kept(p, img, &kept);
+	if (ret < 0 || !p->n)	/* none: p->s is NULL, which qsort refuses */
+		return ret;
+	qsort(p->s, p->n, sizeof(*p->s), cmp_secret);
+	ret = plan_kept(p, img, &kept);
 	if (ret == 0)
 		ret = plan_patches(p, &kept);
 	/* A secret's pieces may start before the previous secret's last. */
