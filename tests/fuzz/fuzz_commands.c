@@ -380,7 +380,8 @@ static void compare_redacted(struct q2e_image *img, struct q2e_image *back)
 	same = b && alen == blen && memcmp(a, b, alen) == 0;
 	free(a);
 	free(b);
-	if (!same) {
+	/* Under the replayer's memory limit, map may fail on the second. */
+	if (!same && !(b == NULL && out_of_memory)) {
 		fprintf(stderr, "fuzz: the redacted dump maps other clusters\n");
 		abort();
 	}
