@@ -180,6 +180,11 @@ prealloc_map 64M cluster_size=65536 'write -P 1 1M 192k' 'write -z 8M 64k' \
 prealloc_map 16M cluster_size=4096 'write -P 2 0 12k' 'write -P 3 15M 4k'
 prealloc_map 8M extended_l2=on 'write -P 4 4k 8k' 'write -P 5 1M 64k'
 prealloc_map 1G cluster_size=2M 'write -P 6 3M 1M'
+# 512-byte clusters: an L2 table between each 64 clusters and the next, so
+# a file block holds the end of one run of clusters and the start of the
+# next, and each run's data ends inside its L2 table's range.
+prealloc_map 32M cluster_size=512 'write -P 8 1M 4k' 'write -P 9 1030k 1k' \
+	'write -z 2M 8k' 'discard 3M 32k' 'write -P 10 31M 1M'
 # Written all over: as many clusters on disk as in use, so QEMU does not
 # take it for preallocated.
 prealloc_map 1M cluster_size=65536 'write -P 7 0 1M'
