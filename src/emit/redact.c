@@ -51,7 +51,7 @@ void q2e_placeholder(char *out, size_t len, const char *stem, size_t n)
 }
 
 /*
- * A byte to redact, and the kinds of region that hold it as a secret
+ * A range to redact, and the kinds of region that hold it as a secret
  * (bit K: kind K).  Every other region's bytes are its own metadata.
  */
 struct secret {
