@@ -216,6 +216,14 @@ const char *q2e_image_feature_name(const struct q2e_image *img,
 int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
 			  uint8_t *buf, struct q2e_error *err);
 
+/*
+ * Reads the N regions from R on, which lie end to end (each starts where
+ * the one before ends), with one read: region R + k's bytes land at
+ * BUF + (R[k].offset - R->offset), the part past the file zeroed.
+ */
+int q2e_image_read_regions(struct q2e_image *img, const struct q2e_region *r,
+			   size_t n, uint8_t *buf, struct q2e_error *err);
+
 /* Reads LEN bytes at POS inside region R (within its avail bytes). */
 int q2e_image_read_region_part(struct q2e_image *img,
 			       const struct q2e_region *r, uint64_t pos,

@@ -37,6 +37,10 @@ int checker_init(struct checker *c, struct q2e_image *img,
 		.buf = malloc((size_t)img->cluster_size),
 		.mult = 1,
 	};
+	if (img->cluster_size < SPAN_MAX && !(c->span = malloc(SPAN_MAX))) {
+		checker_release(c);
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
 	c->refcount_max = img->refcount_bits >= 64 ? UINT64_MAX
 			  : (1ULL << img->refcount_bits) - 1;
 	if (!c->res || !c->buf) {
@@ -60,6 +64,9 @@ void checker_release(struct checker *c)
 	free(c->runs);
 	free(c->meta);
 	free(c->buf);
+	free(c->span);
+	free(c->kept_slot);
+	free(c->kept_bits);
 	q2e_check_result_free(c->res);
 	*c = (struct checker){ 0 };
 }

@@ -101,6 +101,16 @@ struct checker {
 	bool *agrees;
 	uint64_t nagrees;
 	bool block_agreed;
+	/* Refcount blocks read with the L2 table beside them (one read for
+	 * both, check_l2_regions()) and kept until compare_refcounts(), as
+	 * one bit a refcount: only 16-bit blocks whose refcounts are all 0
+	 * or 1, as preallocation and a healthy image leave them.  By
+	 * refcount table index: 0 none, else 1 + the block's slot in BITS,
+	 * which holds BITS_LEN bytes a block. */
+	uint32_t *kept_slot;
+	uint8_t *kept_bits;
+	size_t nkept, kept_cap, bits_len;
+	uint8_t *span;		/* SPAN_MAX bytes, for regions read together */
 
 	struct meta_range *meta;
 	size_t nmeta;
@@ -198,7 +208,19 @@ int check_bitmaps(struct checker *c);
 int check_refblocks(struct checker *c);
 int index_refblocks(struct checker *c);
 
+/*
+ * Regions that lie end to end are read together up to this many bytes:
+ * with 512-byte clusters, a refcount block sits right before every fourth
+ * L2 table, and a read per 512 bytes costs more than the bytes.  Clusters
+ * this large or larger are read one at a time.
+ */
+#define SPAN_MAX (64U << 10)
+
 /* compare.c */
+/* Keeps refcount block BLOCK, region R, for compare_refcounts(), if it can
+ * be kept as bits. */
+int keep_refblock(struct checker *c, const struct q2e_region *r,
+		  const uint8_t *block);
 int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		  uint64_t end, uint64_t *highest);
 int compare_refcounts(struct checker *c, uint64_t *highest);

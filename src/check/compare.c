@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 /* qcow2_get_refcount() fails on a misaligned or unreadable block. */
 static bool refblock_unreadable(const struct checker *c, uint64_t ti)
@@ -130,6 +131,77 @@ static int unreadable_block(struct checker *c, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/*
+ * Keeps BLOCK, refcount block region R, as bits for compare_refcounts(),
+ * if every refcount in it is 0 or 1.  Written straight into the next
+ * slot, which becomes the block's only then: one pass over the block.
+ */
+int keep_refblock(struct checker *c, const struct q2e_region *r,
+		  const uint8_t *block)
+{
+	uint64_t n = c->cs / 2, high = 0;
+	uint8_t *bits;
+	bool kept = false;
+
+	if (c->img->hdr.refcount_order != 4 || c->nkept >= UINT32_MAX - 1)
+		return 0;
+	if (!c->kept_slot &&
+	    !(c->kept_slot = calloc(c->nrefblock + 1, sizeof(*c->kept_slot))))
+		return nomem(c);
+	c->bits_len = (size_t)(n / 8);
+	if (q2e_grow(c->kept_bits, c->kept_cap, (c->nkept + 1) * c->bits_len) < 0)
+		return nomem(c);
+	bits = c->kept_bits + c->nkept * c->bits_len;
+	/* Four refcounts a word; the multiply gathers their low bits, at
+	 * bits 48, 32, 16 and 0, into bits 48 to 51 (no two partial
+	 * products meet, so nothing carries). */
+	for (uint64_t i = 0; i < n; i += 8) {
+		uint64_t a = qcow2_be64(block + 2 * i);
+		uint64_t b = qcow2_be64(block + 2 * i + 8);
+		const uint64_t ones = 0x0001000100010001ULL;
+		const uint64_t gather = 0x0008000400020001ULL;
+
+		high |= (a | b) & ~ones;
+		bits[i / 8] = (uint8_t)(((a & ones) * gather) >> 48 & 0xf) |
+			      (uint8_t)(((b & ones) * gather) >> 48 << 4);
+	}
+	if (high)
+		return 0;	/* read again when it is compared */
+	for (uint32_t k = 0; k < r->nowners; k++) {
+		uint64_t ti = r->owners[k].index;
+
+		if (ti < c->nrefblock && c->refblock[ti] == r &&
+		    !c->kept_slot[ti]) {
+			c->kept_slot[ti] = (uint32_t)c->nkept + 1;
+			kept = true;
+		}
+	}
+	c->nkept += kept;
+	return 0;
+}
+
+/* Four bits as four 16-bit big-endian refcounts. */
+#define SPREAD(n) { 0, (n) & 1, 0, (n) >> 1 & 1, 0, (n) >> 2 & 1, 0, (n) >> 3 & 1 }
+static const uint8_t spread[16][8] = {
+	SPREAD(0), SPREAD(1), SPREAD(2), SPREAD(3), SPREAD(4), SPREAD(5),
+	SPREAD(6), SPREAD(7), SPREAD(8), SPREAD(9), SPREAD(10), SPREAD(11),
+	SPREAD(12), SPREAD(13), SPREAD(14), SPREAD(15),
+};
+
+/* Refcount block TI into c->buf from its bits, if they were kept. */
+static bool kept_block(struct checker *c, uint64_t ti)
+{
+	const uint8_t *bits;
+	uint64_t n = c->cs / 2;
+
+	if (!c->kept_slot || ti >= c->nrefblock || !c->kept_slot[ti])
+		return false;
+	bits = c->kept_bits + (c->kept_slot[ti] - 1) * c->bits_len;
+	for (uint64_t i = 0; i < n; i += 4)
+		memcpy(c->buf + 2 * i, spread[bits[i / 8] >> (i % 8) & 0xf], 8);
+	return true;
+}
+
 /* compare_refcounts(): every refcount block, by refcount table index. */
 int compare_refcounts(struct checker *c, uint64_t *highest)
 {
@@ -153,7 +225,7 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 		if (refblock_unreadable(c, ti)) {
 			ret = unreadable_block(c, start, end);
 		} else if (r) {
-			ret = read_cluster(c, r, 0);
+			ret = kept_block(c, ti) ? 0 : read_cluster(c, r, 0);
 			if (ret < 0)
 				return ret;
 			progress(c, r->size);

@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
@@ -161,23 +162,86 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 	return n ? check_l2_again(c, c->reach, n) : 0;
 }
 
-/* The L2 regions, in offset order: each read once, for every L1 entry. */
+static bool spannable(const struct q2e_region *r)
+{
+	return (r->kind == Q2E_REGION_L2 ||
+		r->kind == Q2E_REGION_REFCOUNT_BLOCK) && r->avail == r->size;
+}
+
+/*
+ * How many regions from I on to read with one read: L2 tables and
+ * refcount blocks that lie end to end inside the file, SPAN_MAX bytes at
+ * most.  *L2: whether there is an L2 table among them.
+ */
+static size_t span_from(const struct checker *c, size_t i, bool *l2)
+{
+	const struct q2e_image *img = c->img;
+	const struct q2e_region *r = &img->regions[i];
+	uint64_t end = r->offset + r->size;
+	size_t n = 1;
+
+	*l2 = r->kind == Q2E_REGION_L2;
+	if (!c->span || !spannable(r))
+		return 1;
+	for (; i + n < img->nregions; n++) {
+		const struct q2e_region *q = &img->regions[i + n];
+
+		if (!spannable(q) || q->offset != end ||
+		    end + q->size - r->offset > SPAN_MAX)
+			break;
+		end += q->size;
+		*l2 |= q->kind == Q2E_REGION_L2;
+	}
+	return n;
+}
+
+/* The N regions from R on, read together into c->span. */
+static int count_span(struct checker *c, const struct q2e_region *r, size_t n)
+{
+	int ret = q2e_image_read_regions(c->img, r, n, c->span, c->err);
+
+	for (size_t k = 0; ret == 0 && k < n; k++) {
+		const struct q2e_region *q = &r[k];
+		const uint8_t *bytes = c->span + (q->offset - r->offset);
+
+		if (q->kind == Q2E_REGION_REFCOUNT_BLOCK) {
+			ret = keep_refblock(c, q, bytes);
+			continue;
+		}
+		memcpy(c->buf, bytes, (size_t)q->size);
+		ret = count_l2_owners(c, q);
+		progress(c, q->size);
+	}
+	return ret;
+}
+
+/*
+ * The L2 regions, in offset order: each read once, for every L1 entry;
+ * refcount blocks beside them are read with them and kept for
+ * compare_refcounts().
+ */
 int check_l2_regions(struct checker *c)
 {
 	struct q2e_image *img = c->img;
 	int ret;
 
-	for (size_t i = 0; i < img->nregions; i++) {
+	for (size_t i = 0, n; i < img->nregions; i += n) {
 		const struct q2e_region *r = &img->regions[i];
+		bool l2;
 
-		if (r->kind != Q2E_REGION_L2)
+		n = span_from(c, i, &l2);
+		if (!l2)
 			continue;
-		ret = read_cluster(c, r, 0);
-		if (ret == 0)
-			ret = count_l2_owners(c, r);
+		if (n > 1) {
+			ret = count_span(c, r, n);
+		} else {
+			ret = read_cluster(c, r, 0);
+			if (ret == 0)
+				ret = count_l2_owners(c, r);
+			progress(c, r->size);
+		}
 		if (ret < 0)
 			return ret;
-		progress(c, r->size);
 	}
 	return 0;
 }

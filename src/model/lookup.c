@@ -47,6 +47,24 @@ int q2e_image_read_region(struct q2e_image *img, const struct q2e_region *r,
 	return 0;
 }
 
+int q2e_image_read_regions(struct q2e_image *img, const struct q2e_region *r,
+			   size_t n, uint8_t *buf, struct q2e_error *err)
+{
+	const struct q2e_region *last = r + n - 1;
+	uint64_t size = last->offset + last->size - r->offset;
+	int64_t got;
+
+	if (n == 1)
+		return q2e_image_read_region(img, r, buf, err);
+	got = region_pread(img, r, buf,
+			   (size_t)(last->offset + last->avail - r->offset),
+			   r->offset, err);
+	if (got < 0)
+		return (int)got;
+	memset(buf + got, 0, (size_t)(size - (uint64_t)got));	/* past EOF */
+	return 0;
+}
+
 int q2e_image_read_region_part(struct q2e_image *img,
 			       const struct q2e_region *r, uint64_t pos,
 			       uint8_t *buf, size_t len, struct q2e_error *err)

@@ -209,6 +209,35 @@ same_as_qemu "data cluster in the refcount table" "$T/inrt.qcow2"
 finding "data cluster in the refcount table" "$T/inrt.qcow2" data-in-metadata \
 	"l2_table_0\[80\].*refcount_table"
 
+# 512-byte clusters with preallocated metadata: a refcount block right
+# before an L2 table, read with it and kept as bits (0 or 1 each) until
+# the comparison.  Damaged there: a leak (a discarded cluster back at 1), a
+# refcount too low, and a block with a refcount of 2 (not kept: read again).
+mk -o preallocation=metadata,cluster_size=512 "$T/p512.qcow2" 8M
+qemu-io -c 'discard 4M 16k' "$T/p512.qcow2" >/dev/null
+same_as_qemu "512-byte clusters, preallocated, 16 KiB discarded" "$T/p512.qcow2"
+prt=$(hdr "$T/p512.qcow2" refcount_table_offset)
+p4=$(( $(host_of "$T/p512.qcow2" $(((4 << 20) + (32 << 10)))) - (32 << 10) ))
+p6=$(host_of "$T/p512.qcow2" $((6 << 20)))
+p2=$(host_of "$T/p512.qcow2" $((2 << 20)))
+pblock() { u64 "$T/p512.qcow2" $((prt + $1 / 512 / 256 * 8)); }
+pslot() { echo $(( $(pblock "$1") + $1 / 512 % 256 * 2 )); }
+pl1=$(hdr "$T/p512.qcow2" l1_table_offset)
+assert_eq "512-byte clusters: an L2 table right after the damaged block" 1 \
+	"$(od -An -v -tx1 -j "$pl1" -N $((256 * 8)) "$T/p512.qcow2" | tr -d ' \n' |
+	   fold -w 16 | grep -c "^80*$(printf '%x' $(( $(pblock "$p4") + 512 )))$")"
+cp "$T/p512.qcow2" "$T/p512dmg.qcow2"
+put "$T/p512dmg.qcow2" "$(pslot "$p4")" 2 1
+put "$T/p512dmg.qcow2" "$(pslot "$p6")" 2 0
+put "$T/p512dmg.qcow2" "$(pslot "$p2")" 2 2
+same_as_qemu "512-byte clusters: refcounts wrong beside L2 tables" "$T/p512dmg.qcow2"
+"$Q2E" check "$T/p512dmg.qcow2" >/dev/null 2>"$T/p512.lines"
+for line in "Leaked cluster $((p4 / 512)) refcount=1 reference=0" \
+	    "ERROR cluster $((p6 / 512)) refcount=0 reference=1" \
+	    "Leaked cluster $((p2 / 512)) refcount=2 reference=1"; do
+	assert_eq "512-byte clusters: '$line'" 1 "$(grep -cx "$line" "$T/p512.lines")"
+done
+
 # Snapshot damage: an L2 shared with a snapshot loses its refcount of 2.
 cp "$T/snap.qcow2" "$T/snapdmg.qcow2"
 srt=$(hdr "$T/snapdmg.qcow2" refcount_table_offset)
