@@ -176,34 +176,49 @@ static int note_trimmed(struct walk *w)
 	return 0;
 }
 
+/*
+ * The regions are made in the pending records' own memory: a region is
+ * smaller than a record, so region I is written where records before I
+ * were.  Peak memory is the records and the owners, not the records and
+ * a second copy of every region besides (3 MiB of 9 with 66,000 tables).
+ */
 int walk_finish_regions(struct walk *w)
 {
 	struct q2e_image *img = w->img;
+	struct q2e_region *regions = (struct q2e_region *)w->pending, *shrunk;
 	size_t n = w->npending, nreg = 0;
 
-	qsort(w->pending, n, sizeof(*w->pending), cmp_pending);
+	_Static_assert(sizeof(struct q2e_region) <= sizeof(struct pending_region),
+		       "regions are made in place of the pending records");
+	if (n)		/* qsort(NULL, 0, ...) is undefined */
+		qsort(w->pending, n, sizeof(*w->pending), cmp_pending);
 	img->owners = malloc((n ? n : 1) * sizeof(*img->owners));
-	img->regions = malloc((n ? n : 1) * sizeof(*img->regions));
-	if (!img->owners || !img->regions)
+	if (!img->owners)
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		img->owners[i] = w->pending[i].owner;
-		if (nreg && same_region(&img->regions[nreg - 1],
-					&w->pending[i].region)) {
-			img->regions[nreg - 1].nowners++;
+		/* Copied out before a region may overwrite it. */
+		struct pending_region p = w->pending[i];
+
+		img->owners[i] = p.owner;
+		if (nreg && same_region(&regions[nreg - 1], &p.region)) {
+			regions[nreg - 1].nowners++;
 			continue;
 		}
-		img->regions[nreg] = w->pending[i].region;
-		if (img->regions[nreg].size > img->max_region_size)
-			img->max_region_size = img->regions[nreg].size;
-		img->regions[nreg].owners = &img->owners[i];
-		img->regions[nreg].nowners = 1;
-		nreg++;
+		if (p.region.size > img->max_region_size)
+			img->max_region_size = p.region.size;
+		p.region.owners = &img->owners[i];
+		p.region.nowners = 1;
+		regions[nreg++] = p.region;
 	}
-	img->nregions = nreg;
-	free(w->pending);
 	w->pending = NULL;
 	w->npending = w->cap = 0;
+	shrunk = realloc(regions, (nreg ? nreg : 1) * sizeof(*regions));
+	img->regions = shrunk ? shrunk : regions;
+	if (!img->regions)	/* no record: nothing was allocated */
+		img->regions = malloc(sizeof(*img->regions));
+	if (!img->regions)
+		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+	img->nregions = nreg;
 	return note_trimmed(w);
 }
 
