@@ -9,25 +9,30 @@
 
 #include "walk.h"
 
-int walk_plan_reads(struct walk *w)
+/* The regions' ranges, which are sorted by offset; only what the file
+ * holds is read. */
+static int plan_ranges(void *arg, struct q2e_extent **out, size_t *n)
 {
-	struct q2e_image *img = w->img;
+	const struct q2e_image *img = arg;
 	struct q2e_extent *ranges;
-	size_t n = 0;
-	int ret;
 
-	if (!img->nregions)
-		return 0;
-	ranges = malloc(img->nregions * sizeof(*ranges));
+	*n = 0;
+	ranges = malloc((img->nregions ? img->nregions : 1) * sizeof(*ranges));
 	if (!ranges)
-		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
-	/* Regions are sorted by offset; only what the file holds is read. */
+		return -1;
 	for (size_t i = 0; i < img->nregions; i++)
 		if (img->regions[i].avail)
-			ranges[n++] = (struct q2e_extent){
+			ranges[(*n)++] = (struct q2e_extent){
 				img->regions[i].offset, img->regions[i].avail
 			};
-	ret = q2e_source_plan_reads(img->src, ranges, n, w->err);
-	free(ranges);
-	return ret;
+	*out = ranges;
+	return 0;
+}
+
+/* The image outlives its source's reads: it closes the source. */
+int walk_plan_reads(struct walk *w)
+{
+	if (!w->img->nregions)
+		return 0;
+	return q2e_source_plan_reads(w->img->src, plan_ranges, w->img, w->err);
 }

@@ -19,6 +19,9 @@
  * its reads, and the page cache holds at most a window more than was read.
  * A read outside the window (check reading the refcount blocks after the
  * L2 tables) starts the window again from there.
+ *
+ * The plan itself is made only at the first read the cache cannot serve:
+ * from a warm cache it costs neither the time nor the 16 bytes a range.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,9 +42,16 @@
  * preallocated image, and merging those would read 64 times the bytes. */
 #define MERGE_GAP 4096ULL
 
+/* Every SAMPLE-th range has its planned bytes before it recorded. */
+#define SAMPLE 64
+
 struct q2e_read_plan {
+	q2e_plan_fn make;	/* makes the ranges at the first miss */
+	void *make_arg;
+	bool made;
 	struct q2e_extent *ranges;	/* merged, sorted by offset */
-	uint64_t *before;		/* before[i]: planned bytes in ranges[0..i) */
+	/* before[s]: planned bytes in ranges[0..s * SAMPLE) */
+	uint64_t *before;
 	size_t n;
 	int fd;
 	size_t base;		/* the range of the read the window follows */
@@ -149,55 +159,81 @@ static size_t merge_ranges(struct q2e_extent *ranges, size_t n)
 	return m;
 }
 
-int q2e_source_plan_reads(struct q2e_source *src,
-			  const struct q2e_extent *ranges, size_t n,
-			  struct q2e_error *err)
+int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_fn make,
+			  void *arg, struct q2e_error *err)
 {
 	struct q2e_read_plan *p;
 
 	/* Bytes in memory need no advice; a dump is read in section order,
 	 * which the kernel's readahead follows. */
-	if (src->fd < 0 || src->kind != Q2E_SOURCE_FILE || n == 0 || src->plan)
+	if (src->fd < 0 || src->kind != Q2E_SOURCE_FILE || src->plan)
 		return 0;
 	p = calloc(1, sizeof(*p));
-	if (p) {
-		p->ranges = malloc(n * sizeof(*p->ranges));
-		p->before = malloc((n + 1) * sizeof(*p->before));
-	}
-	if (!p || !p->ranges || !p->before ||
-	    pthread_mutex_init(&p->lock, NULL) != 0) {
-		if (p) {
-			free(p->ranges);
-			free(p->before);
-		}
+	if (!p || pthread_mutex_init(&p->lock, NULL) != 0) {
 		free(p);
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	}
 	pthread_cond_init(&p->wake, NULL);
-	memcpy(p->ranges, ranges, n * sizeof(*ranges));
-	p->n = merge_ranges(p->ranges, n);
-	p->before[0] = 0;
-	for (size_t i = 0; i < p->n; i++)
-		p->before[i + 1] = p->before[i] + p->ranges[i].length;
+	p->make = make;
+	p->make_arg = arg;
 	p->fd = src->fd;
 	src->plan = p;
 	return 0;
 }
 
+/* The ranges, from the maker; false (no plan after all) if it fails. */
+static bool make_plan(struct q2e_read_plan *p)
+{
+	size_t n = 0;
+
+	p->made = true;
+	if (p->make(p->make_arg, &p->ranges, &n) < 0 || n == 0)
+		return false;
+	p->n = merge_ranges(p->ranges, n);
+	p->before = malloc((p->n / SAMPLE + 1) * sizeof(*p->before));
+	if (!p->before) {
+		p->n = 0;	/* reads work as before, without advice */
+		return false;
+	}
+	p->before[0] = 0;
+	for (size_t s = 1; s <= p->n / SAMPLE; s++) {
+		p->before[s] = p->before[s - 1];
+		for (size_t i = (s - 1) * SAMPLE; i < s * SAMPLE; i++)
+			p->before[s] += p->ranges[i].length;
+	}
+	return true;
+}
+
+/* Planned bytes in ranges[0..i). */
+static uint64_t planned_before(const struct q2e_read_plan *p, size_t i)
+{
+	uint64_t b = p->before[i / SAMPLE];
+
+	for (size_t k = i / SAMPLE * SAMPLE; k < i; k++)
+		b += p->ranges[k].length;
+	return b;
+}
+
 /* The first range from I on whose start is WINDOW planned bytes past I's. */
 static size_t window_end(const struct q2e_read_plan *p, size_t i)
 {
-	size_t lo = i, hi = p->n;
+	uint64_t want = planned_before(p, i) + WINDOW, b;
+	size_t lo = i / SAMPLE + 1, hi = p->n / SAMPLE + 1, k;
 
+	/* The last sample at or below WANT, then range by range. */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (p->before[mid] - p->before[i] < WINDOW)
+		if (p->before[mid] <= want)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo;
+	k = (lo - 1) * SAMPLE > i ? (lo - 1) * SAMPLE : i;
+	b = planned_before(p, k);
+	while (k < p->n && b < want)
+		b += p->ranges[k++].length;
+	return k;
 }
 
 /*
@@ -234,7 +270,8 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 		pthread_mutex_unlock(&p->lock);
 	if (p->idle)
 		return;
-	if (!restart && p->before[p->want] - p->before[i] >= WINDOW / 2)
+	if (!restart &&
+	    planned_before(p, p->want) - planned_before(p, i) >= WINDOW / 2)
 		return;
 	size_t end = window_end(p, i);
 
@@ -272,7 +309,10 @@ ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
 	got = preadv2(src->fd, &iov, 1, (off_t)off, RWF_NOWAIT);
 	if (got < 0)
 		got = 0;	/* EAGAIN, or no RWF_NOWAIT here */
-	follow(src->plan, off, (size_t)got < len);
+	if ((size_t)got < len && !src->plan->made)
+		make_plan(src->plan);
+	if (src->plan->n)
+		follow(src->plan, off, (size_t)got < len);
 	if ((size_t)got == len)
 		return got;
 	rest = q2e_source_container_pread(src, (char *)buf + got,

@@ -48,13 +48,20 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 			 uint64_t off, const char *what, struct q2e_error *err);
 
 /*
- * Tells SRC which byte ranges of the image will be read next, in about
- * offset order, so that it can have them fetched ahead of the reads.
- * Only ever a hint: reads outside the plan work as before.
+ * Makes the byte ranges of the image that will be read next, in about
+ * offset order: *RANGES, malloc()ed and handed over, *N of them.  A
+ * negative return: no plan.
  */
-int q2e_source_plan_reads(struct q2e_source *src,
-			  const struct q2e_extent *ranges, size_t n,
-			  struct q2e_error *err);
+typedef int (*q2e_plan_fn)(void *arg, struct q2e_extent **ranges, size_t *n);
+
+/*
+ * Tells SRC that MAKE(ARG) can say which ranges will be read next, so that
+ * it can have them fetched ahead of the reads.  It asks only if a read
+ * misses the page cache, and ARG must last until then.  Only ever a hint:
+ * reads outside the plan work as before.
+ */
+int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_fn make,
+			  void *arg, struct q2e_error *err);
 
 /*
  * Whether the file holds data at OFF (true) or a hole (false), and how many
