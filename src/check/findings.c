@@ -92,42 +92,36 @@ long meta_find(struct checker *c, uint64_t k)
 	return -1;
 }
 
-static int cmp_meta(const void *pa, const void *pb)
-{
-	const struct meta_range *a = pa, *b = pb;
-
-	if (a->start != b->start)
-		return a->start < b->start ? -1 : 1;
-	return 0;
-}
-
+/* Merged as they come: the regions are sorted by offset, so by first
+ * cluster too, and need no sort (nor its copy of them). */
 int build_meta_ranges(struct checker *c)
 {
 	struct q2e_image *img = c->img;
-	size_t n = 0;
+	struct meta_range *shrunk;
 
 	c->meta = malloc((img->nregions + 1) * sizeof(*c->meta));
 	if (!c->meta)
 		return nomem(c);
+	c->nmeta = 0;
 	for (size_t i = 0; i < img->nregions; i++) {
 		const struct q2e_region *r = &img->regions[i];
+		struct meta_range m = { r->offset >> c->cbits,
+					(r->offset + r->size - 1) / c->cs + 1 };
+		struct meta_range *last = c->nmeta ? &c->meta[c->nmeta - 1]
+						   : NULL;
 
 		if (!r->size)
 			continue;
-		c->meta[n].start = r->offset >> c->cbits;
-		c->meta[n].end = (r->offset + r->size - 1) / c->cs + 1;
-		n++;
-	}
-	qsort(c->meta, n, sizeof(*c->meta), cmp_meta);
-	c->nmeta = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (c->nmeta && c->meta[i].start <= c->meta[c->nmeta - 1].end) {
-			if (c->meta[i].end > c->meta[c->nmeta - 1].end)
-				c->meta[c->nmeta - 1].end = c->meta[i].end;
+		if (last && m.start <= last->end) {
+			if (m.end > last->end)
+				last->end = m.end;
 			continue;
 		}
-		c->meta[c->nmeta++] = c->meta[i];
+		c->meta[c->nmeta++] = m;
 	}
+	shrunk = realloc(c->meta, (c->nmeta + 1) * sizeof(*c->meta));
+	if (shrunk)
+		c->meta = shrunk;
 	return 0;
 }
 
@@ -330,7 +324,7 @@ static int overlap_finding(struct checker *c, const struct q2e_region *a,
 struct open_heap {
 	const struct q2e_region **r;
 	uint64_t *last;		/* the last cluster of each */
-	size_t n;
+	size_t n, cap_r, cap_last;
 };
 
 static void heap_swap(struct open_heap *h, size_t i, size_t j)
@@ -344,17 +338,23 @@ static void heap_swap(struct open_heap *h, size_t i, size_t j)
 	h->last[j] = l;
 }
 
-static void heap_push(struct open_heap *h, const struct q2e_region *r,
-		      uint64_t last)
+/* Grown as regions stay open: a few at a time in a healthy image. */
+static int heap_push(struct open_heap *h, const struct q2e_region *r,
+		     uint64_t last)
 {
-	size_t i = h->n++;
+	size_t i = h->n;
 
+	if (q2e_grow(h->r, h->cap_r, i + 1) < 0 ||
+	    q2e_grow(h->last, h->cap_last, i + 1) < 0)
+		return -1;
+	h->n++;
 	h->r[i] = r;
 	h->last[i] = last;
 	while (i > 0 && h->last[(i - 1) / 2] > h->last[i]) {
 		heap_swap(h, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
+	return 0;
 }
 
 /* Drops the regions that end before cluster FIRST. */
@@ -391,15 +391,8 @@ int overlap_findings(struct checker *c)
 {
 	const struct q2e_image *img = c->img;
 	struct open_heap h[2] = { 0 };	/* [1]: the header cluster's */
-	size_t n = img->nregions + 1;
 	int ret = 0;
 
-	for (int k = 0; k < 2; k++) {
-		h[k].r = malloc(n * sizeof(*h[k].r));
-		h[k].last = malloc(n * sizeof(*h[k].last));
-		if (!h[k].r || !h[k].last)
-			ret = nomem(c);
-	}
 	for (size_t i = 0; i < img->nregions && ret == 0; i++) {
 		const struct q2e_region *r = &img->regions[i];
 		bool header = in_header_cluster(r);
@@ -411,7 +404,8 @@ int overlap_findings(struct checker *c)
 		if (others)
 			ret = overlap_finding(c, h[0].n ? h[0].r[0] : h[1].r[0],
 					      r, others - 1);
-		heap_push(&h[header], r, last_cluster(c, r));
+		if (ret == 0 && heap_push(&h[header], r, last_cluster(c, r)) < 0)
+			ret = nomem(c);
 	}
 	for (int k = 0; k < 2; k++) {
 		free(h[k].r);
