@@ -5,34 +5,19 @@
  * reads (src/source/readahead.c).  Views read only through the model, so
  * this is the one place that knows what comes next.
  */
-#include <stdlib.h>
-
 #include "walk.h"
 
-/* The regions' ranges, which are sorted by offset; only what the file
- * holds is read. */
-static int plan_ranges(void *arg, struct q2e_extent **out, size_t *n)
+/* Region I's bytes in the file: the regions are sorted by offset. */
+static struct q2e_extent region_range(const void *arg, size_t i)
 {
-	const struct q2e_image *img = arg;
-	struct q2e_extent *ranges;
+	const struct q2e_region *r = &((const struct q2e_image *)arg)->regions[i];
 
-	*n = 0;
-	ranges = malloc((img->nregions ? img->nregions : 1) * sizeof(*ranges));
-	if (!ranges)
-		return -1;
-	for (size_t i = 0; i < img->nregions; i++)
-		if (img->regions[i].avail)
-			ranges[(*n)++] = (struct q2e_extent){
-				img->regions[i].offset, img->regions[i].avail
-			};
-	*out = ranges;
-	return 0;
+	return (struct q2e_extent){ r->offset, r->avail };
 }
 
 /* The image outlives its source's reads: it closes the source. */
 int walk_plan_reads(struct walk *w)
 {
-	if (!w->img->nregions)
-		return 0;
-	return q2e_source_plan_reads(w->img->src, plan_ranges, w->img, w->err);
+	return q2e_source_plan_reads(w->img->src, region_range, w->img,
+				     w->img->nregions, w->err);
 }

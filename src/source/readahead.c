@@ -20,8 +20,9 @@
  * A read outside the window (check reading the refcount blocks after the
  * L2 tables) starts the window again from there.
  *
- * The plan itself is made only at the first read the cache cannot serve:
- * from a warm cache it costs neither the time nor the 16 bytes a range.
+ * The ranges are the model's regions, asked for one at a time and merged
+ * as they are advised: the plan holds no copy of them, only a sample of
+ * their running sizes, made at the first read the cache cannot serve.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,10 +30,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/uio.h>
 
-#include "qcow2elf/array.h"
 #include "source_impl.h"
 
 /* Bytes of planned ranges advised ahead of the read; refilled at half. */
@@ -43,16 +42,16 @@
 #define MERGE_GAP 4096ULL
 
 /* Every SAMPLE-th range has its planned bytes before it recorded. */
-#define SAMPLE 64
+#define SAMPLE 16
 
 struct q2e_read_plan {
-	q2e_plan_fn make;	/* makes the ranges at the first miss */
-	void *make_arg;
-	bool made;
-	struct q2e_extent *ranges;	/* merged, sorted by offset */
-	/* before[s]: planned bytes in ranges[0..s * SAMPLE) */
-	uint64_t *before;
+	/* The ranges are the model's, asked for one at a time: no copy. */
+	q2e_plan_range_fn range;
+	const void *arg;
 	size_t n;
+	bool made;		/* BEFORE made, at the first miss */
+	/* before[s]: planned bytes in ranges [0, s * SAMPLE) */
+	uint64_t *before;
 	int fd;
 	size_t base;		/* the range of the read the window follows */
 	size_t want;		/* advise ranges up to here; only the reader
@@ -65,20 +64,39 @@ struct q2e_read_plan {
 	size_t cursor;		/* the next range the thread advises */
 };
 
-static int cmp_extent(const void *pa, const void *pb)
+static struct q2e_extent range_at(const struct q2e_read_plan *p, size_t i)
 {
-	const struct q2e_extent *a = pa, *b = pb;
-
-	if (a->offset != b->offset)
-		return a->offset < b->offset ? -1 : 1;
-	return 0;
+	return p->range(p->arg, i);
 }
 
-static void advise(const struct q2e_read_plan *p, size_t i)
+static void advise(const struct q2e_read_plan *p, struct q2e_extent r)
 {
-	/* Advice only: a failure leaves the read to do the work. */
-	posix_fadvise(p->fd, (off_t)p->ranges[i].offset,
-		      (off_t)p->ranges[i].length, POSIX_FADV_WILLNEED);
+	/* Advice only: a failure leaves the read to do the work.  A length
+	 * of 0 would advise the whole rest of the file. */
+	if (r.length)
+		posix_fadvise(p->fd, (off_t)r.offset, (off_t)r.length,
+			      POSIX_FADV_WILLNEED);
+}
+
+/* Ranges [*I, END) that lie within MERGE_GAP of each other from *I, as
+ * one; *I moves past them. */
+static struct q2e_extent merged_from(const struct q2e_read_plan *p,
+				     size_t *i, size_t end)
+{
+	struct q2e_extent r = range_at(p, (*i)++);
+
+	while (*i < end) {
+		struct q2e_extent q = range_at(p, *i);
+
+		if (r.length && q.offset > r.offset + r.length + MERGE_GAP)
+			break;
+		if (!r.length)
+			r = q;
+		else if (q.offset + q.length > r.offset + r.length)
+			r.length = q.offset + q.length - r.offset;
+		(*i)++;
+	}
+	return r;
 }
 
 static void *advisor(void *arg)
@@ -91,10 +109,12 @@ static void *advisor(void *arg)
 			pthread_cond_wait(&p->wake, &p->lock);
 		if (p->stop)
 			break;
-		size_t i = p->cursor++;
+		size_t i = p->cursor;
+		struct q2e_extent r = merged_from(p, &i, p->want);
 
+		p->cursor = i;
 		pthread_mutex_unlock(&p->lock);
-		advise(p, i);
+		advise(p, r);
 		pthread_mutex_lock(&p->lock);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -128,45 +148,18 @@ void q2e_read_plan_free(struct q2e_read_plan *p)
 	}
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->wake);
-	free(p->ranges);
 	free(p->before);
 	free(p);
 }
 
-/* Sorts RANGES and merges those closer than MERGE_GAP; returns how many. */
-static size_t merge_ranges(struct q2e_extent *ranges, size_t n)
-{
-	size_t m = 0, sorted = 1;
-
-	/* The model's regions come sorted: no sort to pay for then. */
-	while (sorted < n && ranges[sorted - 1].offset <= ranges[sorted].offset)
-		sorted++;
-	if (sorted < n)
-		qsort(ranges, n, sizeof(*ranges), cmp_extent);
-	for (size_t i = 0; i < n; i++) {
-		struct q2e_extent r = ranges[i];
-		struct q2e_extent *last = m ? &ranges[m - 1] : NULL;
-
-		if (!r.length)
-			continue;
-		if (last && r.offset <= last->offset + last->length + MERGE_GAP) {
-			if (r.offset + r.length > last->offset + last->length)
-				last->length = r.offset + r.length - last->offset;
-			continue;
-		}
-		ranges[m++] = r;
-	}
-	return m;
-}
-
-int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_fn make,
-			  void *arg, struct q2e_error *err)
+int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_range_fn range,
+			  const void *arg, size_t n, struct q2e_error *err)
 {
 	struct q2e_read_plan *p;
 
 	/* Bytes in memory need no advice; a dump is read in section order,
 	 * which the kernel's readahead follows. */
-	if (src->fd < 0 || src->kind != Q2E_SOURCE_FILE || src->plan)
+	if (src->fd < 0 || src->kind != Q2E_SOURCE_FILE || n == 0 || src->plan)
 		return 0;
 	p = calloc(1, sizeof(*p));
 	if (!p || pthread_mutex_init(&p->lock, NULL) != 0) {
@@ -174,43 +167,38 @@ int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_fn make,
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	}
 	pthread_cond_init(&p->wake, NULL);
-	p->make = make;
-	p->make_arg = arg;
+	p->range = range;
+	p->arg = arg;
+	p->n = n;
 	p->fd = src->fd;
 	src->plan = p;
 	return 0;
 }
 
-/* The ranges, from the maker; false (no plan after all) if it fails. */
-static bool make_plan(struct q2e_read_plan *p)
+/* The samples of planned bytes; without them (no memory), no advice. */
+static void make_samples(struct q2e_read_plan *p)
 {
-	size_t n = 0;
-
 	p->made = true;
-	if (p->make(p->make_arg, &p->ranges, &n) < 0 || n == 0)
-		return false;
-	p->n = merge_ranges(p->ranges, n);
 	p->before = malloc((p->n / SAMPLE + 1) * sizeof(*p->before));
 	if (!p->before) {
 		p->n = 0;	/* reads work as before, without advice */
-		return false;
+		return;
 	}
 	p->before[0] = 0;
 	for (size_t s = 1; s <= p->n / SAMPLE; s++) {
 		p->before[s] = p->before[s - 1];
 		for (size_t i = (s - 1) * SAMPLE; i < s * SAMPLE; i++)
-			p->before[s] += p->ranges[i].length;
+			p->before[s] += range_at(p, i).length;
 	}
-	return true;
 }
 
-/* Planned bytes in ranges[0..i). */
+/* Planned bytes in ranges [0, I). */
 static uint64_t planned_before(const struct q2e_read_plan *p, size_t i)
 {
 	uint64_t b = p->before[i / SAMPLE];
 
 	for (size_t k = i / SAMPLE * SAMPLE; k < i; k++)
-		b += p->ranges[k].length;
+		b += range_at(p, k).length;
 	return b;
 }
 
@@ -232,8 +220,29 @@ static size_t window_end(const struct q2e_read_plan *p, size_t i)
 	k = (lo - 1) * SAMPLE > i ? (lo - 1) * SAMPLE : i;
 	b = planned_before(p, k);
 	while (k < p->n && b < want)
-		b += p->ranges[k++].length;
+		b += range_at(p, k++).length;
 	return k;
+}
+
+/* The last range that starts at or before OFF, if it holds OFF. */
+static bool planned_at(const struct q2e_read_plan *p, uint64_t off, size_t *i)
+{
+	size_t lo = 0, hi = p->n;
+	struct q2e_extent r;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (range_at(p, mid).offset <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return false;
+	r = range_at(p, lo - 1);
+	*i = lo - 1;
+	return off < r.offset + r.length;
 }
 
 /*
@@ -247,10 +256,8 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 	/* A warm cache never gets past here: not even the search. */
 	if (!p->started && !p->no_thread && !missed)
 		return;
-	i = q2e_first_above(p->ranges, p->n, offset, off);
-	if (i == 0 || off >= p->ranges[i - 1].offset + p->ranges[i - 1].length)
+	if (!planned_at(p, off, &i))
 		return;		/* not planned: nothing to say */
-	i--;
 	bool restart = i < p->base || i > p->want;
 
 	/* Bytes the cache held before any advice (a pass that reads again
@@ -276,8 +283,8 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 	size_t end = window_end(p, i);
 
 	if (p->no_thread) {	/* no thread: the reader advises */
-		for (size_t k = restart ? i : p->want; k < end; k++)
-			advise(p, k);
+		for (size_t k = restart ? i : p->want; k < end;)
+			advise(p, merged_from(p, &k, end));
 		p->base = i;
 		p->want = end;
 		return;
@@ -310,7 +317,7 @@ ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
 	if (got < 0)
 		got = 0;	/* EAGAIN, or no RWF_NOWAIT here */
 	if ((size_t)got < len && !src->plan->made)
-		make_plan(src->plan);
+		make_samples(src->plan);
 	if (src->plan->n)
 		follow(src->plan, off, (size_t)got < len);
 	if ((size_t)got == len)

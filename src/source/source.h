@@ -47,21 +47,18 @@ const struct q2e_dump_meta *q2e_source_dump_meta(const struct q2e_source *src);
 int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 			 uint64_t off, const char *what, struct q2e_error *err);
 
-/*
- * Makes the byte ranges of the image that will be read next, in about
- * offset order: *RANGES, malloc()ed and handed over, *N of them.  A
- * negative return: no plan.
- */
-typedef int (*q2e_plan_fn)(void *arg, struct q2e_extent **ranges, size_t *n);
+/* Range I of the N ranges a plan has (see below). */
+typedef struct q2e_extent (*q2e_plan_range_fn)(const void *arg, size_t i);
 
 /*
- * Tells SRC that MAKE(ARG) can say which ranges will be read next, so that
- * it can have them fetched ahead of the reads.  It asks only if a read
- * misses the page cache, and ARG must last until then.  Only ever a hint:
- * reads outside the plan work as before.
+ * Tells SRC which byte ranges of the image will be read next, so that it
+ * can have them fetched ahead of the reads: N ranges, sorted by offset,
+ * RANGE(ARG, i) the i-th (of length 0 where nothing is read), asked for
+ * only once a read misses the page cache, so ARG must last as long as
+ * SRC's reads.  Only ever a hint: reads outside the plan work as before.
  */
-int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_fn make,
-			  void *arg, struct q2e_error *err);
+int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_range_fn range,
+			  const void *arg, size_t n, struct q2e_error *err);
 
 /*
  * Whether the file holds data at OFF (true) or a hole (false), and how many
