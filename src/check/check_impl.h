@@ -114,6 +114,7 @@ struct checker {
 
 	struct meta_range *meta;
 	size_t nmeta;
+	size_t meta_next;	/* the first range after the last cluster found */
 	uint64_t gap_lo, gap_hi;	/* clusters [gap_lo, gap_hi): no metadata */
 	uint64_t file_clusters;		/* clusters that start inside the file */
 

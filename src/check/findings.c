@@ -83,7 +83,16 @@ static void region_name(const struct checker *c, const struct q2e_region *r,
  */
 long meta_find(struct checker *c, uint64_t k)
 {
-	size_t lo = q2e_first_above(c->meta, c->nmeta, start, k);
+	size_t lo = c->meta_next;
+
+	/* Clusters are asked for mostly in order: the range the last one
+	 * was before, or the next, usually; else a search. */
+	if (lo < c->nmeta && c->meta[lo].start <= k)
+		lo++;
+	if ((lo < c->nmeta && c->meta[lo].start <= k) ||
+	    (lo > 0 && c->meta[lo - 1].start > k))
+		lo = q2e_first_above(c->meta, c->nmeta, start, k);
+	c->meta_next = lo;
 
 	if (lo > 0 && k < c->meta[lo - 1].end)
 		return (long)(lo - 1);
