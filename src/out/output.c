@@ -66,10 +66,16 @@ int q2e_out_finish(struct q2e_out *o)
 	return ret;
 }
 
+/* One write, not one a level: check -M prints 100,000 indented lines. */
 static void indent(struct q2e_out *o, int depth)
 {
-	for (int i = 0; i < depth; i++)
-		fputs(o->format == Q2E_FORMAT_JSON ? "    " : "  ", o->fp);
+	static const char spaces[] = "                                ";
+	size_t n = (size_t)(depth > 0 ? depth : 0) *
+		   (o->format == Q2E_FORMAT_JSON ? 4 : 2);
+
+	for (; n > sizeof(spaces) - 1; n -= sizeof(spaces) - 1)
+		fwrite(spaces, 1, sizeof(spaces) - 1, o->fp);
+	fwrite(spaces, 1, n, o->fp);
 }
 
 /*
@@ -378,9 +384,25 @@ static void scalar(struct q2e_out *o, const char *key, const char *fmt_json,
 		human_value_end(o, n > 0 ? n : 0);
 }
 
+/* A JSON number without printf: check -M prints 80,000 of them. */
+static void json_uint(struct q2e_out *o, const char *key, uint64_t v)
+{
+	char buf[20];
+	size_t i = sizeof(buf);
+
+	member(o, key, false);
+	do
+		buf[--i] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	fwrite(buf + i, 1, sizeof(buf) - i, o->fp);
+}
+
 void q2e_out_uint(struct q2e_out *o, const char *key, uint64_t v)
 {
-	scalar(o, key, "%" PRIu64, "%" PRIu64, v);
+	if (o->format == Q2E_FORMAT_JSON)
+		json_uint(o, key, v);
+	else
+		scalar(o, key, "%" PRIu64, "%" PRIu64, v);
 }
 
 void q2e_out_int(struct q2e_out *o, const char *key, int64_t v)
@@ -390,7 +412,10 @@ void q2e_out_int(struct q2e_out *o, const char *key, int64_t v)
 
 void q2e_out_hex(struct q2e_out *o, const char *key, uint64_t v)
 {
-	scalar(o, key, "%" PRIu64, "0x%" PRIx64, v);
+	if (o->format == Q2E_FORMAT_JSON)
+		json_uint(o, key, v);
+	else
+		scalar(o, key, "%" PRIu64, "0x%" PRIx64, v);
 }
 
 void q2e_out_bool(struct q2e_out *o, const char *key, bool v)
