@@ -41,12 +41,6 @@
  * preallocated image, and merging those would read 64 times the bytes. */
 #define MERGE_GAP 4096ULL
 
-/* Until the cache first misses, only one read in PROBE asks whether it
- * does: a plain pread() costs the kernel less than preadv2() (no iovec to
- * copy in), and a cold cache then waits for PROBE - 1 reads at most before
- * the advice starts. */
-#define PROBE 16
-
 /* Every SAMPLE-th range has its planned bytes before it recorded. */
 #define SAMPLE 16
 
@@ -68,7 +62,6 @@ struct q2e_read_plan {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	size_t cursor;		/* the next range the thread advises */
-	uint64_t reads;		/* by the reader, before any advice */
 };
 
 static struct q2e_extent range_at(const struct q2e_read_plan *p, size_t i)
@@ -317,11 +310,8 @@ ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
 				 size_t len, uint64_t off)
 {
 	struct iovec iov = { buf, len };
-	struct q2e_read_plan *p = src->plan;
 	ssize_t got, rest;
 
-	if (!p->started && !p->no_thread && p->reads++ % PROBE)
-		return q2e_source_container_pread(src, buf, len, off);
 	/* RWF_NOWAIT: only what the page cache holds, without waiting. */
 	got = preadv2(src->fd, &iov, 1, (off_t)off, RWF_NOWAIT);
 	if (got < 0)
