@@ -108,7 +108,15 @@ static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 					     "'%s': %s at 0x%llx: the dump was written with --no-data and holds no bytes",
 					     src->path, what,
 					     (unsigned long long)pos);
-		size_t n = (size_t)(s->addr + s->size - pos);
+		const struct dump_section *next = next_section(p, pos);
+		uint64_t stop = s->addr + s->size;
+
+		/* Where sections overlap (a hand-made dump's may disagree), a
+		 * byte is read from find_cover()'s section, whichever offset a
+		 * read starts at: it may change at the next section's start. */
+		if (next && next->addr < stop)
+			stop = next->addr;
+		size_t n = (size_t)(stop - pos);
 
 		if (n > len - done)
 			n = len - done;
