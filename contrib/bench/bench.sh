@@ -27,7 +27,7 @@
 # its reference row's median, in the same mode: for check, check -M and
 # map, "read seq" warm and "best read" cold; for dump, "cat of the dump"
 # (a copy of the same bytes) warm and "best read" cold.  "cat + fsync"
-# is the copy made durable, as dump makes its output before the rename.
+# is the copy made durable, for reference (dump does not sync).
 set -eu
 
 runs=3 images=1T,1G-512,256G-snap,everyday dir= out=bench-results.txt
