@@ -137,6 +137,9 @@ struct q2e_image {
 
 	struct q2e_extension *exts;
 	size_t nexts;
+	/* The end of the bytes the extensions' walk read from header_length:
+	 * the end marker's too, which is no region's. */
+	uint64_t extensions_end;
 	struct qcow2_feature *features;	/* the image's feature name table */
 	size_t nfeatures;
 

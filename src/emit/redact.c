@@ -257,6 +257,11 @@ static int plan_kept(struct plan *p, const struct q2e_image *img,
 		else
 			ret = push(kept, g->offset, end, p->err);
 	}
+	/* The extensions' end marker is no region, but a name over it would
+	 * read as one more extension. */
+	if (ret == 0 && img->extensions_end > img->hdr.header_length)
+		ret = push(kept, img->hdr.header_length, img->extensions_end,
+			   p->err);
 	for (unsigned k = 0; k < Q2E_REGION_KIND_COUNT; k++)
 		free(own[k].s);
 	merge(kept);

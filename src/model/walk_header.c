@@ -189,6 +189,7 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 	size_t cap = 0;
 	int ret;
 
+	img->extensions_end = pos;
 	/* QEMU stops at the backing file name, which old version 2 images
 	 * keep right after the header, with no end marker. */
 	if (h->backing_file_offset && h->backing_file_offset < end) {
@@ -202,6 +203,7 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 
 		ret = qcow2_ext_decode(c0 + pos, (size_t)(end - pos), &ext,
 				       &why);
+		img->extensions_end = pos + 8 < end ? pos + 8 : end;
 		if (ret == 1)
 			return 0;
 		if (ret < 0) {
@@ -249,6 +251,7 @@ static int walk_extensions(struct walk *w, const uint8_t *c0, uint64_t len)
 			return ret;
 		pos += ext.size;
 	}
+	img->extensions_end = pos < end ? pos : end;
 	if (end == h->backing_file_offset)
 		return 0;	/* the name ends them, as far as QEMU cares */
 	return walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_INVALID, pos, "qcow2_header",
