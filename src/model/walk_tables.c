@@ -199,14 +199,30 @@ int walk_read_refcounts(struct walk *w)
 }
 
 
-/* Makes sure BUF holds [0, need) of the table at OFF; grows by doubling. */
+/* How many bytes of the table at OFF the file holds: the rest reads as
+ * zeros. */
+static uint64_t table_held(const struct walk *w, uint64_t off)
+{
+	return off < w->img->file_size ? w->img->file_size - off : 0;
+}
+
+/*
+ * Makes sure BUF holds [0, need) of the table at OFF; grows by doubling.
+ * Past the end of the file QEMU reads zeros: so does the window
+ * (walk_note_truncated() reports the table as running past it).  A
+ * header may claim an entry of megabytes in a file of kilobytes, so the
+ * window is calloc()ed afresh and only the bytes the file holds are
+ * copied or read: its zeros cost no writes (nor, for large windows, any
+ * page touched).
+ */
 static int table_window(struct walk *w, uint64_t off, uint64_t need,
 			uint64_t limit, const char *what, uint8_t **buf,
 			uint64_t *have, bool *eof)
 {
 	uint64_t want = *have ? *have : 4096;
+	uint64_t held = table_held(w, off);
 	uint8_t *n;
-	int64_t got;
+	int64_t got = 0;
 
 	if (need <= *have)
 		return 0;
@@ -219,21 +235,22 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 		w->img->snapshot_table_too_big = true;
 		return 0;
 	}
-	n = realloc(*buf, (size_t)want);
+	n = calloc(1, (size_t)want);
 	if (!n)
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
-	*buf = n;
+	if (*buf)
+		memcpy(n, *buf, (size_t)(*have < held ? *have : held));
 	/* Nothing to read where the offset would wrap past 2^64. */
-	got = off > UINT64_MAX - want
-		      ? 0
-		      : q2e_source_pread(w->img->src, n + *have,
-					 (size_t)(want - *have), off + *have,
-					 what, w->err);
-	if (got < 0)
+	if (*have < held && off <= UINT64_MAX - want)
+		got = q2e_source_pread(w->img->src, n + *have,
+				       (size_t)(want - *have), off + *have,
+				       what, w->err);
+	if (got < 0) {
+		free(n);
 		return (int)got;
-	/* Past the end of the file QEMU reads zeros: so does the window
-	 * (walk_note_truncated() reports the table as running past it). */
-	memset(n + *have + got, 0, (size_t)(want - *have - (uint64_t)got));
+	}
+	free(*buf);
+	*buf = n;
 	*have = want;
 	*eof = false;
 	return 0;
@@ -381,14 +398,20 @@ static int read_all_snapshot_tables(struct walk *w)
 	return ret;
 }
 
-/* Copies what a decoded entry points to in the table buffer. */
-static int keep_snapshot_entry(struct walk *w, struct q2e_snapshot *s)
+/* Copies what a decoded entry points to in the table buffer, whose
+ * bytes from HELD on are zeros (past the end of the file): those are not
+ * copied but left as calloc() made them. */
+static int keep_snapshot_entry(struct walk *w, struct q2e_snapshot *s,
+			       const uint8_t *held)
 {
+	const uint8_t *extra = (const uint8_t *)s->entry.extra;
+	size_t len = s->entry.extra_data_size;
+
 	s->id = walk_dup_string((const uint8_t *)s->entry.id_str,
 				s->entry.id_str_size);
 	s->name = walk_dup_string((const uint8_t *)s->entry.name,
 				  s->entry.name_size);
-	s->extra = malloc(s->entry.extra_data_size + 1);
+	s->extra = calloc(1, len + 1);
 	if (!s->id || !s->name || !s->extra) {
 		free(s->id);	/* not counted yet: close won't */
 		free(s->name);
@@ -397,7 +420,10 @@ static int keep_snapshot_entry(struct walk *w, struct q2e_snapshot *s)
 		s->extra = NULL;
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	}
-	memcpy(s->extra, s->entry.extra, s->entry.extra_data_size);
+	if (len && extra < held)
+		memcpy(s->extra, extra,
+		       (size_t)(held - extra) < len ? (size_t)(held - extra)
+						    : len);
 	s->entry.extra = NULL;
 	s->entry.id_str = s->entry.name = NULL;
 	return 0;
@@ -520,7 +546,9 @@ int walk_read_snapshots(struct walk *w)
 			break;
 		}
 		s->offset = off + pos;
-		ret = keep_snapshot_entry(w, s);
+		ret = keep_snapshot_entry(w, s,
+					  buf + (have < table_held(w, off)
+						 ? have : table_held(w, off)));
 		if (ret < 0)
 			break;
 		img->nsnapshots++;
