@@ -34,7 +34,7 @@ int checker_init(struct checker *c, struct q2e_image *img,
 		.cs = img->cluster_size,
 		.cbits = img->hdr.cluster_bits,
 		.data_file = img->l2.has_data_file,
-		.res = calloc(1, sizeof(*c->res)),
+		.res = calloc(1, sizeof(struct check_result_impl)),
 		.buf = malloc((size_t)img->cluster_size),
 		.mult = 1,
 	};
@@ -257,10 +257,15 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 
 void q2e_check_result_free(struct q2e_check_result *res)
 {
+	struct text_chunk *t, *next;
+
 	if (!res)
 		return;
-	for (size_t i = 0; i < res->nlines; i++)
-		free(res->lines[i].text);
+	/* The result is the first member of its check_result_impl. */
+	for (t = ((struct check_result_impl *)res)->texts; t; t = next) {
+		next = t->next;
+		free(t);
+	}
 	free(res->lines);
 	for (size_t i = 0; i < res->nfindings; i++) {
 		free(res->findings[i].structure);

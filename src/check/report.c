@@ -27,23 +27,56 @@ void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2)
 	c->key[2] = k2;
 }
 
+/* Texts of lines are at most this long, their NUL included. */
+#define LINE_MAX_TEXT 512
+#define TEXT_CHUNK (64U << 10)
+
+/* A copy of TEXT (LEN bytes and its NUL) in the result's text chunks. */
+static char *keep_text(struct checker *c, const char *text, size_t len)
+{
+	struct check_result_impl *r = (struct check_result_impl *)c->res;
+	struct text_chunk *t = r->texts;
+	char *p;
+
+	if (!t || t->cap - t->used < len + 1) {
+		t = malloc(sizeof(*t) + TEXT_CHUNK);
+		if (!t)
+			return NULL;
+		t->next = r->texts;
+		t->used = 0;
+		t->cap = TEXT_CHUNK;
+		r->texts = t;
+	}
+	p = t->text + t->used;
+	memcpy(p, text, len + 1);
+	t->used += len + 1;
+	return p;
+}
+
 static int add_vline(struct checker *c, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 static int add_vline(struct checker *c, const char *fmt, va_list ap)
 {
 	struct q2e_check_result *res = c->res;
 	struct q2e_check_line *l;
-	char text[512];
+	char text[LINE_MAX_TEXT];
+	int len;
 
 	if (q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
 		return nomem(c);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	len = vsnprintf(text, sizeof(text), fmt, ap);
+	if (len < 0) {
+		text[0] = '\0';
+		len = 0;
+	} else if (len >= (int)sizeof(text)) {
+		len = sizeof(text) - 1;	/* vsnprintf() cut it there */
+	}
 	l = &res->lines[res->nlines];
 	memcpy(l->key, c->key, sizeof(l->key));
 	l->seq = res->nlines;
 	l->repeat = 1;
 	l->own = c->own_lines;
-	l->text = strdup(text);
+	l->text = keep_text(c, text, (size_t)len);
 	if (!l->text)
 		return nomem(c);
 	res->nlines++;
