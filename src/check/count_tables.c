@@ -358,7 +358,12 @@ int check_snapshots(struct checker *c)
 		if (ret < 0)
 			return ret;
 	}
-	/* The entries past the end of the file have no extra data. */
+	/* The entries past the end of the file have no extra data: up to
+	 * 65,536 lines, room made for them at once. */
+	if (img->hdr.version >= 3 && img->nsnapshots_past_end &&
+	    q2e_grow(c->res->lines, c->lines_cap,
+		     c->res->nlines + img->nsnapshots_past_end) < 0)
+		return nomem(c);
 	for (size_t i = 0; img->hdr.version >= 3 &&
 			   i < img->nsnapshots_past_end; i++) {
 		ret = corrupt(c, "ERROR snapshot table entry %zu is incomplete",

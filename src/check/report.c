@@ -31,14 +31,16 @@ void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2)
 #define LINE_MAX_TEXT 512
 #define TEXT_CHUNK (64U << 10)
 
-/* A copy of TEXT (LEN bytes and its NUL) in the result's text chunks. */
-static char *keep_text(struct checker *c, const char *text, size_t len)
+/*
+ * Room for a text of up to LINE_MAX_TEXT bytes at the end of the result's
+ * text chunks; keep_text() keeps what was written there.
+ */
+static char *text_room(struct checker *c)
 {
 	struct check_result_impl *r = (struct check_result_impl *)c->res;
 	struct text_chunk *t = r->texts;
-	char *p;
 
-	if (!t || t->cap - t->used < len + 1) {
+	if (!t || t->cap - t->used < LINE_MAX_TEXT) {
 		t = malloc(sizeof(*t) + TEXT_CHUNK);
 		if (!t)
 			return NULL;
@@ -47,10 +49,12 @@ static char *keep_text(struct checker *c, const char *text, size_t len)
 		t->cap = TEXT_CHUNK;
 		r->texts = t;
 	}
-	p = t->text + t->used;
-	memcpy(p, text, len + 1);
-	t->used += len + 1;
-	return p;
+	return t->text + t->used;
+}
+
+static void keep_text(struct checker *c, size_t len)
+{
+	((struct check_result_impl *)c->res)->texts->used += len + 1;
 }
 
 static int add_vline(struct checker *c, const char *fmt, va_list ap)
@@ -59,26 +63,28 @@ static int add_vline(struct checker *c, const char *fmt, va_list ap)
 {
 	struct q2e_check_result *res = c->res;
 	struct q2e_check_line *l;
-	char text[LINE_MAX_TEXT];
+	char *text;
 	int len;
 
 	if (q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
 		return nomem(c);
-	len = vsnprintf(text, sizeof(text), fmt, ap);
+	text = text_room(c);
+	if (!text)
+		return nomem(c);
+	len = vsnprintf(text, LINE_MAX_TEXT, fmt, ap);
 	if (len < 0) {
 		text[0] = '\0';
 		len = 0;
-	} else if (len >= (int)sizeof(text)) {
-		len = sizeof(text) - 1;	/* vsnprintf() cut it there */
+	} else if (len >= LINE_MAX_TEXT) {
+		len = LINE_MAX_TEXT - 1;	/* vsnprintf() cut it there */
 	}
+	keep_text(c, (size_t)len);
 	l = &res->lines[res->nlines];
 	memcpy(l->key, c->key, sizeof(l->key));
 	l->seq = res->nlines;
 	l->repeat = 1;
 	l->own = c->own_lines;
-	l->text = keep_text(c, text, (size_t)len);
-	if (!l->text)
-		return nomem(c);
+	l->text = text;
 	res->nlines++;
 	return 0;
 }
