@@ -398,6 +398,15 @@ static int read_all_snapshot_tables(struct walk *w)
 	return ret;
 }
 
+/* The end of what the file holds in the window BUF of HAVE bytes. */
+static const uint8_t *held_end(const struct walk *w, uint64_t off,
+			       const uint8_t *buf, uint64_t have)
+{
+	uint64_t held = table_held(w, off);
+
+	return buf + (have < held ? have : held);
+}
+
 /* Copies what a decoded entry points to in the table buffer, whose
  * bytes from HELD on are zeros (past the end of the file): those are not
  * copied but left as calloc() made them. */
@@ -546,9 +555,7 @@ int walk_read_snapshots(struct walk *w)
 			break;
 		}
 		s->offset = off + pos;
-		ret = keep_snapshot_entry(w, s,
-					  buf + (have < table_held(w, off)
-						 ? have : table_held(w, off)));
+		ret = keep_snapshot_entry(w, s, held_end(w, off, buf, have));
 		if (ret < 0)
 			break;
 		img->nsnapshots++;

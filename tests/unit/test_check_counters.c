@@ -3,12 +3,13 @@
  * check's per-cluster reference counters (src/check/counters.c): counts
  * past the 14 bits kept inline, the COPIED bits beside them, the refcount
  * width's overflow as qemu-img reports it, and references past the end of
- * the file.
+ * the file; and the lines' texts they leave (src/check/report.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,10 @@
 #include "check_fixture.h"
 
 #define CS UINT64_C(65536)
+/* 300 x's. */
+#define LONG_X "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+	       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+	       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 
 struct fixture {
 	struct q2e_image img;
@@ -198,6 +203,32 @@ static void test_shared_table_overflow(void **state)
 	teardown(f);
 }
 
+/* Lines' texts are kept in chunks of 64 KB: each text stays whole and
+ * apart from the next across the chunks' ends, and one longer than 511
+ * bytes is cut there, as vsnprintf() cut it into a buffer of 512. */
+static void test_line_texts_across_chunks(void **state)
+{
+	struct fixture *f = setup(4, 4);
+	struct checker *c = &f->c;
+	char want[600];
+	const int n = 3000;
+
+	(void)state;
+	for (int i = 0; i < n; i++)
+		assert_int_equal(add_line(c, "ERROR line %d %.*s", i, i % 300,
+					  LONG_X), 0);
+	assert_int_equal(add_line(c, "%s%s", LONG_X, LONG_X), 0);
+	assert_int_equal(c->res->nlines, (size_t)n + 1);
+	for (int i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "ERROR line %d %.*s", i, i % 300,
+			 LONG_X);
+		assert_string_equal(c->res->lines[i].text, want);
+		assert_int_equal(c->res->lines[i].seq, i);
+	}
+	assert_int_equal(strlen(c->res->lines[n].text), 511);
+	teardown(f);
+}
+
 /* Less than a cluster past the end of the file counts (a semi-allocated
  * last cluster); a cluster or more is a corruption. */
 static void test_reference_past_end(void **state)
@@ -253,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_shared_table_overflow),
 		cmocka_unit_test(test_reference_past_end),
 		cmocka_unit_test(test_reference_past_int64),
+		cmocka_unit_test(test_line_texts_across_chunks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
