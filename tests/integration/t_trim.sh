@@ -93,8 +93,31 @@ remove_l2_case() {
 		"first" "$(qemu-img snapshot -l remove-l2.img)"
 }
 
+# A dump whose recorded extents of the image say "hole" where its sections
+# hold bytes (edited with objcopy --update-section) reads those bytes: the
+# extents may spare reading zeros only where the dump file has a hole too
+# (fuzz_dump: corpus-dump/oracle-restore-data-in-recorded-hole).
+extents_disagree_case() {
+	python3 -c 'import struct, sys
+sys.stdout.buffer.write(struct.pack("<QQ", 1 << 40, 4096))' >ext.bin
+	objcopy --update-section .qcow2elf.extents=ext.bin img.elf holes.elf ||
+		fail "objcopy --update-section .qcow2elf.extents"
+	"$Q2E" check holes.elf >holes.check 2>&1
+	assert_eq "holes: check reads the tables' bytes, as on the image" \
+		"$(cat img.check)" "$(cat holes.check)"
+	assert_status "holes: diff with the image finds nothing" 0 \
+		"$Q2E" diff --output=json img.qcow2 holes.elf
+	assert_match "holes: same metadata" '"same-metadata": true' \
+		"$(cat "$T_TMP/.out")"
+	assert_status "holes: restore of it works" 0 \
+		"$Q2E" restore holes.elf -o holes.img
+	assert_status "holes: its restored image reads as the image" 0 \
+		"$Q2E" diff --output=json img.qcow2 holes.img
+}
+
 t_case "strip" strip_case
 t_case "strip --strip-debug" strip_debug_case
 t_case "objcopy --remove-section .debug_*" remove_debug_case
 t_case "objcopy -R .qcow2.l2.0" remove_l2_case
+t_case "extents that disagree with the sections" extents_disagree_case
 finish
