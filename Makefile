@@ -157,7 +157,7 @@ ifneq ($(FUZZ_SECONDS),)
 	$(Q)$(FUZZ_BUILD)/$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
 		-timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=2048 -max_len=131072 \
 		-dict=tests/fuzz/fuzz.dict \
-		-artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_ARGS) \
+		-artifact_prefix=$(abspath $(FUZZ_BUILD))/artifacts/ $(FUZZ_ARGS) \
 		$(FUZZ_WORK) </dev/null
 endif
 

@@ -337,6 +337,9 @@ void q2e_image_close(struct q2e_image *img)
 {
 	if (!img)
 		return;
+	/* First: its read-ahead thread reads the regions (prefetch.c). */
+	q2e_source_close(img->src);
+	img->src = NULL;
 	for (size_t i = 0; i < img->nexts; i++)
 		free(img->exts[i].data);
 	free(img->exts);
@@ -366,7 +369,6 @@ void q2e_image_close(struct q2e_image *img)
 	}
 	free(img->problems);
 	q2e_l2_cache_free(img->refcount_cache);
-	q2e_source_close(img->src);
 	free(img->path);
 	free(img);
 }

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,10 +140,19 @@ static void remove_dir(void)
 	}
 }
 
+/* The sanitizers' own (weak: absent in a plain build). */
+void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
+
 static void setup(void)
 {
 	if (dir_base)
 		return;
+	/* The command line runs with standard error on /dev/null: a
+	 * sanitizer's report made then must still be seen. */
+	if (__sanitizer_set_report_fd)
+		__sanitizer_set_report_fd(
+			(void *)(intptr_t)fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC,
+						3));
 	dir_base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	cwd_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
