@@ -233,7 +233,12 @@ static bool copy_is_hole(struct q2e_source *src, uint64_t off, uint64_t end)
 			off = s->addr;
 			continue;
 		}
+		const struct dump_section *next = next_section(p, off);
+
+		/* As dump_pread() reads: a later section may take over. */
 		stop = s->addr + s->size < end ? s->addr + s->size : end;
+		if (next && next->addr < stop)
+			stop = next->addr;
 		if (!s->nobits) {
 			off_t at = (off_t)(s->file_offset + (off - s->addr));
 			off_t data = lseek(src->fd, at, SEEK_DATA);
