@@ -172,6 +172,38 @@ int walk_note_misaligned(struct walk *w, const char *name, uint64_t off)
 }
 
 
+/*
+ * The header's tables, and the rest of its cluster, advised together
+ * before any is read: from a cold cache each read would otherwise wait
+ * on the device in turn (q2e_source_advise()).  The bitmap directory
+ * and the LUKS header are known from the extensions (AFTER_EXTENSIONS).
+ */
+static void advise_tables(struct walk *w, bool after_extensions)
+{
+	struct q2e_image *img = w->img;
+	const struct qcow2_header *h = &img->hdr;
+	struct q2e_source *src = img->src;
+
+	if (after_extensions) {
+		if (img->has_bitmaps_ext)
+			q2e_source_advise(src, img->bitmaps_ext.bitmap_directory_offset,
+					  img->bitmaps_ext.bitmap_directory_size);
+		if (img->has_crypto_ext)
+			q2e_source_advise(src, img->crypto_ext.offset,
+					  img->crypto_ext.length);
+		return;
+	}
+	q2e_source_advise(src, 0, img->cluster_size);
+	q2e_source_advise(src, h->l1_table_offset, (uint64_t)h->l1_size * 8);
+	q2e_source_advise(src, h->refcount_table_offset,
+			  (uint64_t)h->refcount_table_clusters * img->cluster_size);
+	/* Entries take about 100 bytes (a name, 16 of extra data). */
+	if (h->nb_snapshots)
+		q2e_source_advise(src, h->snapshots_offset,
+				  (uint64_t)h->nb_snapshots * 128 > img->cluster_size
+				  ? (uint64_t)h->nb_snapshots * 128 : img->cluster_size);
+}
+
 static int walk_image(struct walk *w)
 {
 	struct q2e_image *img = w->img;
@@ -182,6 +214,7 @@ static int walk_image(struct walk *w)
 	ret = walk_read_header(w);
 	if (ret < 0)
 		return ret;
+	advise_tables(w, false);
 	ret = walk_read_alloc(w, 0, img->cluster_size, "the header cluster", &c0,
 			      &got);
 	if (ret < 0)
@@ -203,6 +236,8 @@ static int walk_image(struct walk *w)
 	/* Version 2 has extensions too, from offset 72 (QEMU writes the
 	 * backing format there). */
 	ret = walk_read_extensions(w, c0, got);
+	if (ret == 0)
+		advise_tables(w, true);
 	if (ret == 0)
 		ret = walk_read_backing_name(w, c0, got);
 	free(c0);

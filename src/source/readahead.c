@@ -44,6 +44,17 @@
 /* Every SAMPLE-th range has its planned bytes before it recorded. */
 #define SAMPLE 16
 
+/* Merged ranges the reader advises itself where a window starts, before
+ * the thread takes over: a thread just created, or woken on a busy
+ * machine, can take milliseconds to run, while the reader waits on the
+ * first range.  Few enough that a full device queue hardly blocks it. */
+#define HEAD_RANGES 16
+
+/* At most this many bytes of the tables the walk reads first are advised
+ * at once (q2e_source_advise()): a header may claim 65,536 snapshot L1
+ * tables of 32 MiB each. */
+#define EARLY_MAX WINDOW
+
 struct q2e_read_plan {
 	/* The ranges are the model's, asked for one at a time: no copy. */
 	q2e_plan_range_fn range;
@@ -289,9 +300,16 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 		p->want = end;
 		return;
 	}
+	size_t head = i;
+
+	/* A window that starts here (the first miss, or one after reads
+	 * that hit) begins with the reader's own advice. */
+	if (restart || !p->started)
+		for (size_t n = 0; n < HEAD_RANGES && head < end; n++)
+			advise(p, merged_from(p, &head, end));
 	pthread_mutex_lock(&p->lock);
-	if (restart || p->cursor < i)
-		p->cursor = i;	/* advice behind the reader is too late */
+	if (restart || p->cursor < head)
+		p->cursor = head;	/* advice behind the reader is too late */
 	p->base = i;
 	p->want = end;
 	pthread_cond_signal(&p->wake);
@@ -326,4 +344,32 @@ ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
 					  len - (size_t)got,
 					  off + (uint64_t)got);
 	return rest < 0 ? rest : got + rest;
+}
+
+/*
+ * Before the walk has a plan, it reads the header, then the tables the
+ * header points to (L1, refcount table, snapshot table), then the
+ * snapshots' L1 tables: each a round trip to the device when the cache is
+ * cold.  Advised together as soon as their places are known, they take
+ * about one.  A warm cache (the range's last byte cached) gets no
+ * advice; the test costs a read of one byte.
+ */
+void q2e_source_advise(struct q2e_source *src, uint64_t off, uint64_t len)
+{
+	struct iovec iov;
+	uint8_t byte;
+
+	if (src->fd < 0 || src->kind != Q2E_SOURCE_FILE || off >= src->size ||
+	    len == 0)
+		return;
+	if (len > src->size - off)
+		len = src->size - off;
+	if (len > EARLY_MAX)
+		len = EARLY_MAX;
+	iov = (struct iovec){ &byte, 1 };
+	/* The last byte: the first may share a page with one read already
+	 * (the header's, for the rest of the first cluster). */
+	if (preadv2(src->fd, &iov, 1, (off_t)(off + len - 1), RWF_NOWAIT) == 1)
+		return;
+	posix_fadvise(src->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
 }

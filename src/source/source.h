@@ -59,6 +59,9 @@ typedef struct q2e_extent (*q2e_plan_range_fn)(const void *arg, size_t i);
  */
 int q2e_source_plan_reads(struct q2e_source *src, q2e_plan_range_fn range,
 			  const void *arg, size_t n, struct q2e_error *err);
+/* Has [OFF, OFF + LEN) fetched ahead of a read soon, if the cache lacks
+ * it: for the tables read before there is a plan.  Only ever a hint. */
+void q2e_source_advise(struct q2e_source *src, uint64_t off, uint64_t len);
 
 /*
  * Whether the file holds data at OFF (true) or a hole (false), and how many
