@@ -43,13 +43,52 @@ struct l2_fast {
 	uint16_t mult;
 };
 
-/*
- * How many of the MAX entries after P continue RAW exactly (each STEP, a
- * cluster, further on, same flags), as preallocation and sequential writes
- * leave them.  Eight at a time without a branch between them: such runs
- * are thousands of entries long.
- */
-static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* Two big-endian entries as host-order 64-bit lanes: the bytes swapped
+ * in each 16-bit word, then the words reversed in each half (SSE2 has no
+ * byte shuffle). */
+static inline __m128i be64x2(const uint8_t *p)
+{
+	__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+
+	x = _mm_or_si128(_mm_slli_epi16(x, 8), _mm_srli_epi16(x, 8));
+	x = _mm_shufflelo_epi16(x, _MM_SHUFFLE(0, 1, 2, 3));
+	return _mm_shufflehi_epi16(x, _MM_SHUFFLE(0, 1, 2, 3));
+}
+
+/* The whole blocks of eight of run_length(): two entries a lane pair,
+ * where the byte swaps and compares one at a time were half of check's
+ * own time on a 1 TiB preallocated image. */
+static inline uint64_t run_blocks(const uint8_t *p, uint64_t raw,
+				  uint64_t step, uint64_t max)
+{
+	const __m128i step2 = _mm_set1_epi64x((long long)(2 * step));
+	__m128i want = _mm_set_epi64x((long long)(raw + 2 * step),
+				      (long long)(raw + step));
+	uint64_t n = 0;
+
+	for (; n + 8 <= max; n += 8) {
+		const uint8_t *q = p + 8 * (n + 1);
+		__m128i w1 = _mm_add_epi64(want, step2);
+		__m128i w2 = _mm_add_epi64(w1, step2);
+		__m128i w3 = _mm_add_epi64(w2, step2);
+		__m128i d = _mm_or_si128(
+			_mm_or_si128(_mm_xor_si128(be64x2(q), want),
+				     _mm_xor_si128(be64x2(q + 16), w1)),
+			_mm_or_si128(_mm_xor_si128(be64x2(q + 32), w2),
+				     _mm_xor_si128(be64x2(q + 48), w3)));
+
+		if (_mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) !=
+		    0xffff)
+			break;
+		want = _mm_add_epi64(w3, step2);
+	}
+	return n;
+}
+#else
+static inline uint64_t run_blocks(const uint8_t *p, uint64_t raw,
 				  uint64_t step, uint64_t max)
 {
 	uint64_t n = 0;
@@ -65,6 +104,21 @@ static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 		if (diff)
 			break;
 	}
+	return n;
+}
+#endif
+
+/*
+ * How many of the MAX entries after P continue RAW exactly (each STEP, a
+ * cluster, further on, same flags), as preallocation and sequential writes
+ * leave them.  Eight at a time without a branch between them: such runs
+ * are thousands of entries long.
+ */
+static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
+				  uint64_t step, uint64_t max)
+{
+	uint64_t n = run_blocks(p, raw, step, max);
+
 	while (n < max && qcow2_be64(p + 8 * (n + 1)) == raw + (n + 1) * step)
 		n++;
 	return n;
