@@ -293,6 +293,11 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 		return;
 	size_t end = window_end(p, i);
 
+	/* A plan smaller than half a window ends short of it at every read:
+	 * with nothing new to advise, waking the thread for each read cost a
+	 * context switch a table. */
+	if (!restart && p->started && end <= p->want)
+		return;
 	if (p->no_thread) {	/* no thread: the reader advises */
 		for (size_t k = restart ? i : p->want; k < end;)
 			advise(p, merged_from(p, &k, end));
