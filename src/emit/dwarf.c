@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
+#include "dwarf_reuse.h"
 #include "dwarf_vars.h"
 #include "elf_symbols.h"
 
@@ -891,10 +892,9 @@ static void abort_handler(int sig)
 	siglongjmp(abort_jump, 1);
 }
 
-int q2e_dwarf_build(const struct q2e_image *img,
-		    const struct q2e_symbols *syms, const char *cu_name,
-		    struct q2e_dwarf *out,
-		    struct q2e_error *err)
+static int build_dwarf(const struct q2e_image *img,
+		       const struct q2e_symbols *syms, const char *cu_name,
+		       struct q2e_dwarf *out, struct q2e_error *err)
 {
 	/* W is volatile: it is read after the jump */
 	struct dw state = { .err = err, .img = img, .out = out };
@@ -927,6 +927,21 @@ int q2e_dwarf_build(const struct q2e_image *img,
 	out->type_ref = type_ref;
 	if (ret < 0)
 		q2e_dwarf_free(out);
+	return ret;
+}
+
+int q2e_dwarf_build(const struct q2e_image *img,
+		    const struct q2e_symbols *syms, const char *cu_name,
+		    struct q2e_dwarf *out, struct q2e_error *err)
+{
+	struct q2e_dwarf_key key;
+	int ret = q2e_dwarf_last(img, syms, cu_name, out, &key);
+
+	if (ret != 0)
+		return ret < 0 ? q2e_error_set(err, Q2E_ENOMEM, "out of memory")
+			       : 0;
+	ret = build_dwarf(img, syms, cu_name, out, err);
+	q2e_dwarf_keep(&key, ret == 0 ? out : NULL, syms->n);
 	return ret;
 }
 

@@ -49,6 +49,7 @@
 #include "qcow2elf/restore.h"
 #include "qcow2elf/views.h"
 #include "cli/cli.h"
+#include "emit/dwarf_reuse.h"
 #include "fuzz.h"
 
 #define MAX_ARGS 16
@@ -166,6 +167,8 @@ static void setup(void)
 	setvbuf(null_fp, NULL, _IOFBF, 1 << 20);
 	/* The command line may exit(). */
 	atexit(remove_dir);
+	/* Most inputs have the types of the last: their DWARF is made once. */
+	q2e_dwarf_reuse(true);
 }
 
 /* One view, rendered to /dev/null in FORMAT. */
