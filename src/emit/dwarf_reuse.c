@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The last image's DWARF, kept for the next whose types are the same: the
- * fuzz target dumps hundreds of small images a second, most with their
- * seed's types, and libdwarf making them again was a fifth of its time.
+ * The last images' DWARF, kept for the next whose types are the same: the
+ * fuzz target dumps hundreds of small images a second, about half of them
+ * with the types of one just dumped, and libdwarf making them again was a
+ * fifth of its time.
  *
  * The key holds every input that dwarf.c's build() reads, in order: the
  * unit's name, the image's fields that shape the common types (cluster
@@ -16,21 +17,42 @@
 #include "qcow2elf/array.h"
 #include "dwarf_reuse.h"
 
-static struct {
-	bool on, valid;
-	struct q2e_dwarf_key key;
-	struct q2e_dwarf d;
-} last;
+/*
+ * The last few builds, the latest first: an input with a command line
+ * dumps twice, under two unit names, and each would evict the other.
+ */
+#define KEPT 4
 
-void q2e_dwarf_reuse(bool on)
+struct kept {
+	struct q2e_dwarf_key key;	/* v NULL: an empty place */
+	struct q2e_dwarf d;
+};
+
+static bool on;
+static struct kept kept[KEPT];
+
+static void forget(struct kept *k)
 {
-	last.on = on;
-	if (!on) {
-		q2e_dwarf_free(&last.d);
-		free(last.key.v);
-		last.key = (struct q2e_dwarf_key){ 0 };
-		last.valid = false;
-	}
+	q2e_dwarf_free(&k->d);
+	free(k->key.v);
+	*k = (struct kept){ 0 };
+}
+
+void q2e_dwarf_reuse(bool reuse)
+{
+	on = reuse;
+	if (!on)
+		for (size_t i = 0; i < KEPT; i++)
+			forget(&kept[i]);
+}
+
+/* Moves kept[I] to the front. */
+static void to_front(size_t i)
+{
+	struct kept k = kept[i];
+
+	memmove(&kept[1], &kept[0], i * sizeof(kept[0]));
+	kept[0] = k;
 }
 
 static void put(struct q2e_dwarf_key *k, uint64_t v, bool *failed)
@@ -122,29 +144,38 @@ int q2e_dwarf_last(const struct q2e_image *img,
 		   struct q2e_dwarf *out, struct q2e_dwarf_key *key)
 {
 	*key = (struct q2e_dwarf_key){ 0 };
-	if (!last.on)
+	if (!on)
 		return 0;
 	if (!make_key(key, img, syms, cu_name)) {
 		free(key->v);
 		*key = (struct q2e_dwarf_key){ 0 };
 		return 0;	/* built as if never asked to reuse */
 	}
-	if (!last.valid || key->n != last.key.n ||
-	    memcmp(key->v, last.key.v, key->n * sizeof(*key->v)) != 0)
-		return 0;
-	free(key->v);
-	*key = (struct q2e_dwarf_key){ 0 };
-	return copy(out, &last.d, syms->n) < 0 ? -1 : 1;
+	for (size_t i = 0; i < KEPT; i++) {
+		if (!kept[i].key.v || kept[i].key.n != key->n ||
+		    memcmp(kept[i].key.v, key->v, key->n * sizeof(*key->v)))
+			continue;
+		free(key->v);
+		*key = (struct q2e_dwarf_key){ 0 };
+		to_front(i);
+		return copy(out, &kept[0].d, syms->n) < 0 ? -1 : 1;
+	}
+	return 0;
 }
 
 void q2e_dwarf_keep(struct q2e_dwarf_key *key, const struct q2e_dwarf *built,
 		    size_t nsyms)
 {
-	if (!key->v)		/* not asked to, or out of memory */
-		return;
-	q2e_dwarf_free(&last.d);
-	free(last.key.v);
-	last.key = *key;
+	struct kept k = { .key = *key };
+
 	*key = (struct q2e_dwarf_key){ 0 };
-	last.valid = built && copy(&last.d, built, nsyms) == 0;
+	if (!k.key.v)		/* not asked to, or out of memory */
+		return;
+	if (!built || copy(&k.d, built, nsyms) < 0) {
+		free(k.key.v);
+		return;
+	}
+	forget(&kept[KEPT - 1]);
+	kept[KEPT - 1] = k;
+	to_front(KEPT - 1);
 }
