@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Every command of qcow2elf on one input, as the fuzz targets run it
- * (tests/fuzz/fuzz_image.c, fuzz_dump.c): `info` and `map` in either form,
- * `check` in both, one with -M, `dump` with and without data, the dump read
- * back and diffed against the input (they must not differ: an input where
- * they do aborts, as a crash would), `diff` of the input's two parts,
- * `restore` of each dump (the image restored from the input's dump must
- * read like the input too), and the command line itself on arguments taken
- * from the input.
+ * (tests/fuzz/fuzz_image.c, fuzz_dump.c): `info`, `map` and `check` in
+ * either form, `check` with or without -M, `dump` with and without data,
+ * the dump read back and diffed against the input (they must not differ:
+ * an input where they do aborts, as a crash would), `diff` of the input's
+ * two parts, `restore` of each dump (the image restored from the input's
+ * dump must read like the input too), and the command line itself on
+ * arguments taken from the input.
  *
  * The input is read from memory (q2e_image_open_memory()), the dump and
  * the restored image are written to memfds (q2e_dump_write_fd(),
