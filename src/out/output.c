@@ -66,16 +66,21 @@ int q2e_out_finish(struct q2e_out *o)
 	return ret;
 }
 
-/* One write, not one a level: check -M prints 100,000 indented lines. */
-static void indent(struct q2e_out *o, int depth)
+/* N blanks, a write a 32. */
+static void pad(struct q2e_out *o, size_t n)
 {
 	static const char spaces[] = "                                ";
-	size_t n = (size_t)(depth > 0 ? depth : 0) *
-		   (o->format == Q2E_FORMAT_JSON ? 4 : 2);
 
 	for (; n > sizeof(spaces) - 1; n -= sizeof(spaces) - 1)
 		fwrite(spaces, 1, sizeof(spaces) - 1, o->fp);
 	fwrite(spaces, 1, n, o->fp);
+}
+
+/* One write, not one a level: check -M prints 100,000 indented lines. */
+static void indent(struct q2e_out *o, int depth)
+{
+	pad(o, (size_t)(depth > 0 ? depth : 0) *
+		       (o->format == Q2E_FORMAT_JSON ? 4 : 2));
 }
 
 /*
@@ -268,6 +273,20 @@ static void json_lines_member(struct q2e_out *o, int d)
 		fputs(o->first[d] ? " " : ", ", o->fp);
 }
 
+/* "[I]", ending at the end of BUF[24]; returns where it starts. */
+static const char *array_index(char *buf, uint64_t i)
+{
+	char *p = buf + 23;
+
+	*p = '\0';
+	*--p = ']';
+	do
+		*--p = (char)('0' + i % 10);
+	while ((i /= 10) != 0);
+	*--p = '[';
+	return p;
+}
+
 /* Starts a member or element; for human output, prints its key column. */
 static void member(struct q2e_out *o, const char *key, bool container)
 {
@@ -294,29 +313,38 @@ static void member(struct q2e_out *o, const char *key, bool container)
 		o->first[d] = false;
 		return;
 	}
-	char label[64];
+	/* Written, not printf()ed: info and check print a key a line. */
+	char index[24];
+	const char *label = "";
+	size_t len = 0;
+	int width;
 
 	if (in_table_row(o)) {
 		table_cell(o);
 		return;
 	}
-	if (key)
-		snprintf(label, sizeof(label), "%s", key);
-	else if (d > 0 && o->is_array[d])
-		snprintf(label, sizeof(label), "[%" PRIu64 "]", o->count[d]);
-	else
-		label[0] = '\0';
+	if (key) {
+		label = key;
+		len = strnlen(key, 63);
+	} else if (d > 0 && o->is_array[d]) {
+		label = array_index(index, o->count[d]);
+		len = strlen(label);
+	}
 	if (d > 0 && o->is_array[d])
 		o->count[d]++;
 	o->first[d] = false;
 	if (d == 0 && !key)
 		return;		/* the top-level value has no line */
 	indent(o, d > 0 ? d - 1 : 0);
-	if (container)
-		fprintf(o->fp, "%s:\n", label);
-	else
-		fprintf(o->fp, "%-*s ", HUMAN_KEY_WIDTH - 2 * (d > 0 ? d - 1 : 0),
-			label);
+	fwrite(label, 1, len, o->fp);
+	if (container) {
+		fputs(":\n", o->fp);
+		return;
+	}
+	/* As printf's "%-*s ": a negative width pads as much. */
+	width = HUMAN_KEY_WIDTH - 2 * (d > 0 ? d - 1 : 0);
+	width = width < 0 ? -width : width;
+	pad(o, (size_t)width > len ? (size_t)width - len + 1 : 1);
 }
 
 static void open_container(struct q2e_out *o, const char *key, bool array)
