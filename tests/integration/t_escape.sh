@@ -131,4 +131,28 @@ assert_match "the error names the missing file, escaped" \
 safe "a usage error quoting a hostile argument" "$Q2E" "$OSC" img.qcow2
 assert_match "the usage error names the command, escaped" \
 	"unknown command '\\\\x1b\\]0;pwned\\\\x07'" "$(cat err)"
+# Plain characters are found eight bytes at a time (src/out/output.c): a
+# byte to escape at either end of a group of eight, or just past one, is
+# still escaped, in JSON and for people, and the rest of the name kept.
+qemu-img create -q -f qcow2 runs.qcow2 1M || fail "qemu-img makes runs.qcow2"
+names=()
+for c in '"' '\' $'\x01' $'\x7f' 'é'; do
+	for at in 0 7 8 9 15 16; do
+		name=$(printf '%*s' "$at" '' | tr ' ' a)"$c"bcdefghijklmnop
+		names+=("$name")
+		qemu-img snapshot -c "$name" runs.qcow2 || fail "snapshot '$name'"
+	done
+done
+"$Q2E" info --output=json runs.qcow2 >runs.json
+"$Q2E" info runs.qcow2 >runs.txt
+bad=
+for i in "${!names[@]}"; do
+	name=${names[$i]}
+	[ "$(jq -j ".snapshots[$i].name" runs.json)" = "$name" ] ||
+		bad+=" json:$i"
+	want=${name//$'\x01'/\\x01}
+	want=${want//$'\x7f'/\\x7f}
+	grep -qF -- "$want" runs.txt || bad+=" human:$i"
+done
+assert_eq "names escaped at each end of an 8-byte group (${#names[@]})" "" "$bad"
 finish
