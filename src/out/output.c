@@ -66,7 +66,7 @@ int q2e_out_finish(struct q2e_out *o)
 	return ret;
 }
 
-/* N blanks, a write a 32. */
+/* N blanks, written 32 at a time. */
 static void pad(struct q2e_out *o, size_t n)
 {
 	static const char spaces[] = "                                ";
