@@ -37,6 +37,7 @@
 #include "qcow2elf/array.h"
 #include "qcow2elf/dump.h"
 #include "qcow2elf/dumpfmt.h"
+#include "bg_extents.h"
 #include "dwarf_vars.h"
 #include "elf_symbols.h"
 #include "emit.h"
@@ -77,7 +78,8 @@ struct emitter {
 	size_t nsecs;
 	struct q2e_symbols syms;
 	struct q2e_dwarf dwarf;
-	struct q2e_extent *extents;	/* of the image file */
+	struct q2e_bg_extents bg;	/* asking for the extents */
+	struct q2e_extent *extents;	/* of the image file, once asked */
 	size_t nextents;
 	size_t nheld;		/* ranges the region sections hold */
 	struct q2e_redaction redact;	/* --redact */
@@ -805,6 +807,29 @@ static int write_regions(struct elf_writer *w, bool *again)
 	return ret;
 }
 
+/*
+ * The sections after the regions, numbered once the file's extents are
+ * known (whether .qcow2elf.extents is there), which the regions' own
+ * offsets and indexes do not depend on.
+ */
+static int number_tail(struct elf_writer *w)
+{
+	struct emitter *e = w->e;
+	size_t ntail;
+	int ret = q2e_bg_extents_finish(&e->bg, &e->extents, &e->nextents,
+					e->err);
+
+	if (ret < 0)
+		return ret;
+	w->nshdr = number_sections(w);
+	ntail = w->nshdr - w->first[SEC_DWARF];
+	w->tail = calloc(ntail, sizeof(*w->tail));
+	w->tail_name = calloc(ntail, sizeof(*w->tail_name));
+	if (!w->tail || !w->tail_name)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	return 0;
+}
+
 static int write_tables(struct elf_writer *w)
 {
 	uint64_t shoff = 0, end = 0;
@@ -825,6 +850,8 @@ static int write_tables(struct elf_writer *w)
 	}
 	if (ret == 0)
 		ret = q2e_seqwriter_seek(&w->out, w->regions_end);
+	if (ret == 0)
+		ret = number_tail(w);
 	for (size_t k = SEC_DWARF; k < SEC_KINDS && ret == 0; k++)
 		if (section_kinds[k].count(w))
 			ret = section_kinds[k].write(w);
@@ -852,17 +879,10 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 {
 	struct elf_writer w = { .e = e, .path = path };
 	struct stat st;
-	size_t ntail;
 	int ret;
 
 	w.fresh = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
-	w.nshdr = number_sections(&w);
-	ntail = w.nshdr - w.first[SEC_DWARF];
-	w.tail = calloc(ntail, sizeof(*w.tail));
-	w.tail_name = calloc(ntail, sizeof(*w.tail_name));
-	ret = w.tail && w.tail_name
-		      ? q2e_seqwriter_init(&w.out, fd, path, e->err)
-		      : q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	ret = q2e_seqwriter_init(&w.out, fd, path, e->err);
 	if (ret == 0)
 		ret = sort_by_address(e, &w.by);
 	if (ret == 0)
@@ -886,6 +906,7 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	int ret = 0;
 
 	memset(res, 0, sizeof(*res));
+	q2e_bg_extents_start(&e.bg, img);
 	if (opts->redact)
 		ret = q2e_redaction_plan(img, &e.redact, err);
 	if (ret == 0)
@@ -894,8 +915,6 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 		ret = q2e_dump_note(img, opts, opts->redact ? e.redact.image_name
 							     : NULL,
 				    &e.note, &e.note_size, err);
-	if (ret == 0)
-		ret = q2e_image_file_extents(img, &e.extents, &e.nextents, err);
 	if (ret == 0)
 		ret = q2e_dwarf_build(img, &e.syms,
 				      opts->redact ? e.redact.image_name
@@ -929,6 +948,13 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	for (size_t i = 0; i < img->nregions; i++)
 		res->truncated += img->regions[i].avail == 0;
 out:
+	if (!e.bg.done) {	/* the thread reads IMG: done with it first */
+		struct q2e_extent *list;
+		size_t n;
+
+		q2e_bg_extents_finish(&e.bg, &list, &n, NULL);
+		free(list);
+	}
 	free(e.syms.v);
 	free(e.syms.names);
 	free(e.secs);
