@@ -60,7 +60,7 @@ int q2e_seqwriter_flush(struct q2e_seqwriter *w)
 	return 0;
 }
 
-void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p, size_t n)
+void q2e_seqwriter_put_slow(struct q2e_seqwriter *w, const void *p, size_t n)
 {
 	const uint8_t *src = p;
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "qcow2elf/error.h"
 
@@ -37,7 +38,19 @@ static inline uint64_t q2e_seqwriter_tell(const struct q2e_seqwriter *w)
 {
 	return w->off + w->len;
 }
-void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p, size_t n);
+void q2e_seqwriter_put_slow(struct q2e_seqwriter *w, const void *p, size_t n);
+/* Inline: a dump puts a symbol, a section header or a name at a time,
+ * 200,000 times for 41,000 regions. */
+static inline void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p,
+				     size_t n)
+{
+	if (n < Q2E_SEQWRITE_BUFFER - w->len) {
+		memcpy(w->buf + w->len, p, n);
+		w->len += n;
+		return;
+	}
+	q2e_seqwriter_put_slow(w, p, n);
+}
 void q2e_seqwriter_string(struct q2e_seqwriter *w, const char *s);
 /* Zeros up to file offset OFF (a multiple of ALIGN from here). */
 void q2e_seqwriter_align(struct q2e_seqwriter *w, uint64_t align);

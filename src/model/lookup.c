@@ -269,14 +269,17 @@ uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err)
 {
-	uint64_t per_block, ti;
+	/* Counts per block: a power of two.  A shift, where the division
+	 * was a third of this function, which the note calls for each
+	 * cluster of a preallocated image. */
+	unsigned shift = img->hdr.cluster_bits + 3U - img->hdr.refcount_order;
+	uint64_t ti;
 	int ret;
 
 	*refcount = 0;
 	if (!img->refcount_bits)
 		return 0;
-	per_block = img->cluster_size * 8 / img->refcount_bits;
-	ti = cluster / per_block;
+	ti = cluster >> shift;
 	if (ti >= img->nreftable)
 		return 0;
 	uint64_t block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
@@ -291,6 +294,6 @@ int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 	*refcount = qcow2_refcount_get(img->refcount_cache->buf,
 				       (size_t)img->cluster_size,
 				       img->hdr.refcount_order,
-				       cluster % per_block);
+				       cluster & ((1ULL << shift) - 1));
 	return 0;
 }

@@ -74,6 +74,64 @@ static int fmt(char *buf, size_t size, const char *f, ...)
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
+/*
+ * The names of the many (L2 tables, refcount blocks, bitmap data) are
+ * built by hand: vsnprintf for each of a dump's 41,000 sections and as
+ * many symbols was a tenth of a warm `dump --no-data`.  As snprintf does,
+ * the name is cut to fit SIZE, and -1 says it was.
+ */
+struct name_buf {
+	char *p;
+	size_t size, len;	/* the name's length, uncut */
+};
+
+static void put_str(struct name_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (b->len < b->size)
+		memcpy(b->p + b->len, s,
+		       n < b->size - b->len ? n : b->size - b->len);
+	b->len += n;
+}
+
+static void put_num(struct name_buf *b, unsigned long long v)
+{
+	char digits[24];
+	size_t i = sizeof(digits) - 1;
+
+	digits[i] = '\0';
+	do {
+		digits[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put_str(b, digits + i);
+}
+
+static int put_end(struct name_buf *b)
+{
+	if (b->size == 0)
+		return -1;
+	b->p[b->len < b->size ? b->len : b->size - 1] = '\0';
+	return b->len < b->size ? 0 : -1;
+}
+
+/* PREFIX, N, then (if MID) MID and I: the name of a table of many. */
+static int numbered(char *buf, size_t size, const char *prefix,
+		    unsigned long long n, const char *mid,
+		    unsigned long long i)
+{
+	struct name_buf b = { buf, size, 0 };
+
+	put_str(&b, prefix);
+	put_num(&b, n);
+	if (mid) {
+		put_str(&b, mid);
+		put_num(&b, i);
+	}
+	return put_end(&b);
+}
+
 static int name_of(const struct q2e_image *img, enum q2e_region_kind kind,
 		   uint32_t ext_magic, const struct q2e_owner *o, bool section,
 		   char *buf, size_t size)
@@ -115,18 +173,18 @@ static int name_of(const struct q2e_image *img, enum q2e_region_kind kind,
 		return fmt(buf, size, section ? ".qcow2.l1" : "l1_table");
 	case Q2E_REGION_L2:
 		if (o->kind == Q2E_OWNER_SNAPSHOT)
-			return fmt(buf, size,
-				   section ? ".qcow2.snapshot.%u.l2.%llu"
-					   : "snapshot_%u_l2_table_%llu", n, i);
-		return fmt(buf, size, section ? ".qcow2.l2.%llu" : "l2_table_%llu",
-			   i);
+			return numbered(buf, size,
+					section ? ".qcow2.snapshot." : "snapshot_",
+					n, section ? ".l2." : "_l2_table_", i);
+		return numbered(buf, size, section ? ".qcow2.l2." : "l2_table_",
+				i, NULL, 0);
 	case Q2E_REGION_REFCOUNT_TABLE:
 		return fmt(buf, size,
 			   section ? ".qcow2.refcount-table" : "refcount_table");
 	case Q2E_REGION_REFCOUNT_BLOCK:
-		return fmt(buf, size,
-			   section ? ".qcow2.refcount-block.%llu"
-				   : "refcount_block_%llu", i);
+		return numbered(buf, size,
+				section ? ".qcow2.refcount-block."
+					: "refcount_block_", i, NULL, 0);
 	case Q2E_REGION_SNAPSHOT_TABLE:
 		return fmt(buf, size,
 			   section ? ".qcow2.snapshot-table" : "snapshot_table");
@@ -138,9 +196,8 @@ static int name_of(const struct q2e_image *img, enum q2e_region_kind kind,
 			   section ? ".qcow2.bitmap.%u.table" : "bitmap_%u_table",
 			   n);
 	case Q2E_REGION_BITMAP_DATA:
-		return fmt(buf, size,
-			   section ? ".qcow2.bitmap.%u.data.%llu"
-				   : "bitmap_%u_data_%llu", n, i);
+		return numbered(buf, size, section ? ".qcow2.bitmap." : "bitmap_",
+				n, section ? ".data." : "_data_", i);
 	case Q2E_REGION_CRYPTO_HEADER:
 		return fmt(buf, size,
 			   section ? ".qcow2.crypto-header" : "crypto_header");
