@@ -86,6 +86,7 @@ struct emitter {
 	uint8_t *note;
 	size_t note_size;
 	size_t nsegs;		/* PT_LOADs written */
+	bool counting;		/* add_sym() only counts, for plan() */
 };
 
 /* Regions read first by people and tools keep the low section indexes. */
@@ -121,6 +122,11 @@ static int add_sym(struct emitter *e, const char *name, uint64_t addr,
 	struct q2e_symbols *t = &e->syms;
 	size_t n = strlen(name) + 1;
 
+	if (e->counting) {
+		t->n++;
+		t->names_len += n;
+		return 0;
+	}
 	/* The names start with the empty one, the null symbol's. */
 	if (q2e_grow(t->v, t->cap, t->n + 1) < 0 ||
 	    q2e_grow(t->names, t->names_cap, t->names_len + n + 1) < 0)
@@ -211,10 +217,11 @@ static int entry_symbols(struct emitter *e, size_t si)
 	return ret;
 }
 
+static int plan_symbols(struct emitter *e);
+
 static int plan(struct emitter *e)
 {
 	struct q2e_image *img = e->img;
-	char name[96];
 	int ret;
 
 	e->secs = calloc(img->nregions ? img->nregions : 1, sizeof(*e->secs));
@@ -233,6 +240,31 @@ static int plan(struct emitter *e)
 		}
 	}
 	e->nheld = q2e_dump_held_ranges(img, NULL);
+	/* Counted first, then made in arrays of their exact size: grown by
+	 * doubling, they left as much again in freed heap (massif: 4 MiB
+	 * for 2.2 MiB of symbols with 68,000 tables). */
+	e->counting = true;
+	ret = plan_symbols(e);
+	e->counting = false;
+	if (ret < 0)
+		return ret;
+	e->syms.cap = e->syms.n;
+	e->syms.names_cap = e->syms.names_len + 2;
+	e->syms.v = malloc((e->syms.cap ? e->syms.cap : 1) * sizeof(*e->syms.v));
+	e->syms.names = malloc(e->syms.names_cap);
+	e->syms.n = e->syms.names_len = 0;
+	if (!e->syms.v || !e->syms.names)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	return plan_symbols(e);
+}
+
+/* Every region's symbols, one for each owner, and the table entries'. */
+static int plan_symbols(struct emitter *e)
+{
+	struct q2e_image *img = e->img;
+	char name[96];
+	int ret;
+
 	for (size_t si = 0; si < e->nsecs; si++) {
 		const struct q2e_region *r = e->secs[si].region;
 

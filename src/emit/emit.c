@@ -51,11 +51,17 @@ int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 			size = img->regions[i].avail < COPY_CHUNK
 				       ? (size_t)img->regions[i].avail
 				       : COPY_CHUNK;
-	c->buf = malloc(size);
 	c->buf_size = size;
-	if (!c->buf)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	return 0;
+}
+
+uint8_t *q2e_region_copier_buffer(struct q2e_region_copier *c)
+{
+	/* Made at the first use: a dump streams through its writer's
+	 * buffer and needs this one only to look at regions again. */
+	if (!c->buf && !(c->buf = malloc(c->buf_size)))
+		q2e_error_set(c->err, Q2E_ENOMEM, "out of memory");
+	return c->buf;
 }
 
 void q2e_region_copier_fini(struct q2e_region_copier *c)
@@ -72,6 +78,8 @@ static bool all_zero(const uint8_t *p, size_t n)
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		    uint64_t from, uint64_t at)
 {
+	if (from < r->avail && !q2e_region_copier_buffer(c))
+		return c->err->code;
 	for (uint64_t pos = from; pos < r->avail;) {
 		size_t n = r->avail - pos < COPY_CHUNK ? (size_t)(r->avail - pos)
 						       : COPY_CHUNK;

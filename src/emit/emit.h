@@ -52,6 +52,9 @@ struct q2e_region_copier {
 
 int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,
 			   int fd, const char *path, struct q2e_error *err);
+/* The copier's buffer, of BUF_SIZE bytes, made at the first call; NULL
+ * (the error in C->err) without memory. */
+uint8_t *q2e_region_copier_buffer(struct q2e_region_copier *c);
 /* Writes R's bytes from its byte FROM on, each byte POS at file offset
  * AT + POS. */
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,

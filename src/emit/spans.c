@@ -186,7 +186,8 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 
 		ch.at = at;
 		ch.len = sp->end - at < step ? (size_t)(sp->end - at) : step;
-		p = w ? q2e_seqwriter_reserve(w, ch.len) : c->buf;
+		p = w ? q2e_seqwriter_reserve(w, ch.len)
+		      : q2e_region_copier_buffer(c);
 		if (!p)
 			return c->err->code ? c->err->code : Q2E_EOUTPUT;
 		ret = chunk_read(c, by, sp, p, at, ch.len);
