@@ -441,4 +441,35 @@ if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
 else
 	fail "corpus built" "$(cat corpus.err)"
 fi
+
+# A dump over an existing file replaces it as rename() would (the names
+# are exchanged, then the old file removed): readers holding the old file
+# keep it, other links to it keep it, the mode stays, no name is left.
+replace_case() {
+	local ino
+	qemu-img create -q -f qcow2 rp.qcow2 64M
+	qemu-io -c 'write -P 0x11 0 64k' rp.qcow2 >/dev/null
+	"$Q2E" dump rp.qcow2 -o rp.elf || { fail "first dump exits 0"; return; }
+	chmod 0640 rp.elf
+	cp rp.elf rp.first
+	ln rp.elf rp.link
+	ino=$(stat -c %i rp.elf)
+	exec 3<rp.elf
+	qemu-img snapshot -c s rp.qcow2
+	"$Q2E" dump rp.qcow2 -o rp.elf
+	assert_eq "a dump over an existing one exits 0" 0 $?
+	assert_match "the file is the new dump" '\.qcow2\.snapshot-table' \
+		"$(readelf -SW rp.elf)"
+	assert_status "a reader that had it open still reads the old one" 0 \
+		cmp rp.first - <&3
+	exec 3<&-
+	assert_status "another link to the old file still holds it" 0 \
+		cmp rp.first rp.link
+	assert_eq "and is its only name now: no temporary name holds it" \
+		"$ino 1" "$(stat -c '%i %h' rp.link)"
+	assert_eq "the replaced file's mode is kept" 640 "$(stat -c %a rp.elf)"
+	assert_eq "no temporary file is left beside it" "" \
+		"$(ls -a | grep '^rp\.elf\.')"
+}
+t_case "dump over an existing file replaces it atomically" replace_case
 finish
