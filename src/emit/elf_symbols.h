@@ -69,6 +69,14 @@ struct q2e_dwarf {
 	const char *producer;
 };
 
+struct q2e_out_section;
+
+/* The symbols of the NSECS region sections SECS of a dump of IMG, in
+ * arrays of their exact size (elf_symbols.c); free SYMS->v, SYMS->names. */
+int q2e_symbols_plan(struct q2e_symbols *syms, const struct q2e_image *img,
+		     const struct q2e_out_section *secs, size_t nsecs,
+		     struct q2e_error *err);
+
 /* DWARF types and one variable per symbol (dwarf.c). */
 int q2e_dwarf_build(const struct q2e_image *img,
 		    const struct q2e_symbols *syms, const char *cu_name, struct q2e_dwarf *out,
