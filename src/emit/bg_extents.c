@@ -13,6 +13,8 @@
 
 #include "bg_extents.h"
 
+#define STACK_SIZE (256U << 10)
+
 static void *ask(void *arg)
 {
 	struct q2e_bg_extents *j = arg;
@@ -23,15 +25,22 @@ static void *ask(void *arg)
 
 void q2e_bg_extents_start(struct q2e_bg_extents *j, struct q2e_image *img)
 {
+	pthread_attr_t attr;
 	sigset_t all, old;
 
 	*j = (struct q2e_bg_extents){ .img = img };
+	/* A small stack: the default 8 MiB counts against `ulimit -v`, and
+	 * asking for extents takes a few frames. */
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	pthread_attr_setstacksize(&attr, STACK_SIZE);
 	/* Signals stay with the thread that handles them (the output file's
 	 * clean-up). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	j->started = pthread_create(&j->thread, NULL, ask, j) == 0;
+	j->started = pthread_create(&j->thread, &attr, ask, j) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 }
 
 int q2e_bg_extents_finish(struct q2e_bg_extents *j, struct q2e_extent **list,
