@@ -291,9 +291,13 @@ int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 	ret = cache_load(img->refcount_cache, block, "a refcount block", err);
 	if (ret < 0)
 		return ret;
-	*refcount = qcow2_refcount_get(img->refcount_cache->buf,
-				       (size_t)img->cluster_size,
-				       img->hdr.refcount_order,
-				       cluster & ((1ULL << shift) - 1));
+	uint64_t i = cluster & ((1ULL << shift) - 1);
+
+	/* QEMU's default width, read in place (I < cluster_size / 2). */
+	*refcount = img->hdr.refcount_order == 4
+			    ? qcow2_be16(img->refcount_cache->buf + i * 2)
+			    : qcow2_refcount_get(img->refcount_cache->buf,
+						 (size_t)img->cluster_size,
+						 img->hdr.refcount_order, i);
 	return 0;
 }
