@@ -298,26 +298,8 @@ static int link_unnamed(int fd, const char *name)
 	return linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH);
 }
 
-/*
- * Replaces the target with the file named TMP.  Unsynced, the two names
- * are exchanged and the old file removed: rename() over an existing file
- * makes ext4 (auto_da_alloc) write the new file out in the call, 140 ms of
- * a 370 ms cold dump of a 1 TiB image, the sync left out by other means.
- * Readers of the target see the old file or the new one either way.
- */
-static int replace_target(struct q2e_outfile *f, const char *tmp)
-{
-	if (f->no_sync &&
-	    renameat2(AT_FDCWD, tmp, AT_FDCWD, f->target, RENAME_EXCHANGE) == 0) {
-		unlink(tmp);	/* the old file, now under TMP */
-		return 0;
-	}
-	/* No target to exchange with, or no RENAME_EXCHANGE here. */
-	return rename(tmp, f->target);
-}
-
-/* An unnamed file over the target: a free name beside it, then
- * replace_target(), as no file can be replaced atomically without one. */
+/* An unnamed file over the target: a free name beside it, then rename(),
+ * the only way to replace a file atomically. */
 static int replace_with_unnamed(struct q2e_outfile *f)
 {
 	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
@@ -340,7 +322,7 @@ static int replace_with_unnamed(struct q2e_outfile *f)
 		if (ret < 0 && errno != EEXIST)
 			return -1;
 	}
-	return ret < 0 ? -1 : replace_target(f, f->tmp);
+	return ret < 0 ? -1 : rename(f->tmp, f->target);
 }
 
 /* Puts the finished file at the target; on failure leaves no name. */
@@ -351,7 +333,7 @@ static int put_in_place(struct q2e_outfile *f, bool replace,
 	int ret;
 
 	if (named)
-		ret = replace ? replace_target(f, f->tmp)
+		ret = replace ? rename(f->tmp, f->target)
 			      : link(f->tmp, f->target);
 	else
 		ret = replace ? replace_with_unnamed(f)

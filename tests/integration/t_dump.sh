@@ -442,9 +442,9 @@ else
 	fail "corpus built" "$(cat corpus.err)"
 fi
 
-# A dump over an existing file replaces it as rename() would (the names
-# are exchanged, then the old file removed): readers holding the old file
-# keep it, other links to it keep it, the mode stays, no name is left.
+# A dump over an existing file replaces it by rename(): readers holding
+# the old file keep it, other links to it keep it, the mode stays, no
+# temporary name is left.
 replace_case() {
 	local ino
 	qemu-img create -q -f qcow2 rp.qcow2 64M
