@@ -21,11 +21,15 @@
 
 #include "qcow2elf/check.h"
 
-/* The counter of one host cluster. */
-#define CNT_MASK 0x3fffU	/* the count, or CNT_BIG: see the side table */
-#define CNT_BIG 0x3fffU
-#define CNT_COPIED 0x4000U	/* an active L2 entry with COPIED maps it */
-#define CNT_NOT_COPIED 0x8000U	/* an active L2 entry without COPIED does */
+/*
+ * The counter of one host cluster: a byte, since the counters are written
+ * once and read once per cluster and a 1 TiB image has 16 million of them.
+ * Counts of CNT_BIG and more go to the dense tier (struct big_counts).
+ */
+#define CNT_MASK 0x3fU		/* the count, or CNT_BIG: see the tiers */
+#define CNT_BIG 0x3fU
+#define CNT_COPIED 0x40U	/* an active L2 entry with COPIED maps it */
+#define CNT_NOT_COPIED 0x80U	/* an active L2 entry without COPIED does */
 
 /* Stages of qcow2_check_refcounts(), in the order it prints. */
 enum stage {
@@ -43,8 +47,19 @@ enum stage {
 	ST_COPIED,
 };
 
-/* Counts of 0x3fff and more: open addressing, cluster + 1 as the key. */
+/*
+ * Counts of CNT_BIG and more.  The dense tier: 16-bit counts for chunks of
+ * TIER_CHUNK clusters, made when a cluster of the chunk first needs one
+ * (snapshots share clusters by the run, so their neighbours follow).
+ * Counts of TIER_BIG and more: open addressing, cluster + 1 as the key,
+ * which real images rarely need (a cluster shared by 65,534 snapshots).
+ */
+#define TIER_SHIFT 12
+#define TIER_CHUNK (1U << TIER_SHIFT)
+#define TIER_BIG 0xffffU
 struct big_counts {
+	uint16_t **tier;	/* by cluster >> TIER_SHIFT, or NULL */
+	uint64_t ntier;
 	uint64_t *keys;
 	uint64_t *vals;
 	size_t cap, n;
@@ -82,7 +97,7 @@ struct checker {
 	uint64_t refcount_max;
 	bool data_file;
 
-	uint16_t *counts;
+	uint8_t *counts;
 	uint64_t nb_clusters, cap;
 	struct big_counts big;
 	bool copied_suspect;	/* some active entry may have COPIED wrong */
@@ -178,13 +193,13 @@ int inc_refs(struct checker *c, uint64_t offset, uint64_t size);
 static inline int inc_cluster(struct checker *c, uint64_t offset)
 {
 	uint64_t k = offset >> c->cbits;
-	uint16_t v;
+	uint8_t v;
 
 	if (k < c->nb_clusters && !(offset & (c->cs - 1))) {
 		v = c->counts[k];
 		if ((v & CNT_MASK) + c->mult < CNT_BIG &&
 		    (v & CNT_MASK) + c->mult <= c->refcount_max) {
-			c->counts[k] = (uint16_t)(v + c->mult);
+			c->counts[k] = (uint8_t)(v + c->mult);
 			return 0;
 		}
 	}

@@ -26,14 +26,14 @@ static bool refblock_unreadable(const struct checker *c, uint64_t ti)
 /*
  * The common case of a 16-bit refcount BLOCK for clusters [start, end):
  * every stored refcount equals the count, no count is big and no COPIED
- * flag disagrees.  16-bit lanes, sixteen at a time, without a branch: the
- * compiler vectorises it.  If anything is off, the caller's loop finds and
- * reports it.
+ * flag disagrees.  Sixteen at a time, without a branch: the compiler
+ * widens the byte counters and vectorises it.  If anything is off, the
+ * caller's loop finds and reports it.
  */
 static bool block_agrees16(const struct checker *c, const uint8_t *block,
 			   uint64_t start, uint64_t end, uint64_t *highest)
 {
-	const uint16_t *counts = c->counts + start;
+	const uint8_t *counts = c->counts + start;
 	uint64_t n = end - start, i;
 	uint16_t bad = 0;
 
@@ -87,7 +87,7 @@ int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		return 0;
 	for (uint64_t i = start; i < end; i++) {
 		uint64_t stored = 0, computed;
-		uint16_t flags = c->counts[i] & ~CNT_MASK;
+		uint8_t flags = c->counts[i] & ~CNT_MASK;
 
 		if (block && order == 4)
 			stored = qcow2_be16(block + 2 * (i - start));

@@ -36,11 +36,11 @@ static void count_allocated(struct l2_walk *w, uint64_t off, uint64_t cs)
 /* What the fast path reads for every entry, fixed for the table: locals,
  * so that the stores through counts do not make the compiler reload it. */
 struct l2_fast {
-	uint16_t *counts;
+	uint8_t *counts;
 	uint64_t cmask, file_clusters, nentries;
 	unsigned cbits, esize;
 	unsigned limit;		/* counts below it take MULT more */
-	uint16_t mult;
+	uint8_t mult;
 };
 
 #ifdef __SSE2__
@@ -127,32 +127,32 @@ static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 /*
  * ADD more references and FLAG to each of the N counters from COUNTS, up
  * to the first whose count is not below LIMIT (at most CNT_BIG); returns
- * how many it counted.  A count v < 0x4000 is below LIMIT exactly when bit
- * 15 of v + 0x8000 - LIMIT is clear: so the common case, all of them, is
- * two passes of plain 16-bit arithmetic the compiler vectorises.
+ * how many it counted.  A count v < 0x40 is below LIMIT exactly when bit
+ * 7 of v + 0x80 - LIMIT is clear: so the common case, all of them, is
+ * two passes of plain byte arithmetic the compiler vectorises.
  */
-static inline uint64_t add_counts(uint16_t *counts, uint64_t n,
-				  unsigned limit, uint16_t add, uint16_t flag)
+static inline uint64_t add_counts(uint8_t *counts, uint64_t n,
+				  unsigned limit, uint8_t add, uint8_t flag)
 {
-	const uint16_t bias = (uint16_t)(0x8000U - limit);
-	uint16_t over = 0;
+	const uint8_t bias = (uint8_t)(0x80U - limit);
+	uint8_t over = 0;
 	uint64_t i;
 
-	for (i = 0; i + 16 <= n; i += 16)
-		for (unsigned t = 0; t < 16; t++)
-			over |= (uint16_t)((counts[i + t] & CNT_MASK) + bias);
+	for (i = 0; i + 32 <= n; i += 32)
+		for (unsigned t = 0; t < 32; t++)
+			over |= (uint8_t)((counts[i + t] & CNT_MASK) + bias);
 	for (; i < n; i++)
-		over |= (uint16_t)((counts[i] & CNT_MASK) + bias);
-	if (over & 0x8000) {
+		over |= (uint8_t)((counts[i] & CNT_MASK) + bias);
+	if (over & 0x80) {
 		for (i = 0; i < n && (counts[i] & CNT_MASK) < limit; i++)
-			counts[i] = (uint16_t)((counts[i] + add) | flag);
+			counts[i] = (uint8_t)((counts[i] + add) | flag);
 		return i;
 	}
-	for (i = 0; i + 16 <= n; i += 16)
-		for (unsigned t = 0; t < 16; t++)
-			counts[i + t] = (uint16_t)((counts[i + t] + add) | flag);
+	for (i = 0; i + 32 <= n; i += 32)
+		for (unsigned t = 0; t < 32; t++)
+			counts[i + t] = (uint8_t)((counts[i + t] + add) | flag);
 	for (; i < n; i++)
-		counts[i] = (uint16_t)((counts[i] + add) | flag);
+		counts[i] = (uint8_t)((counts[i] + add) | flag);
 	return n;
 }
 
@@ -164,10 +164,10 @@ static inline uint64_t add_counts(uint16_t *counts, uint64_t n,
 static inline uint64_t fast_run(const struct checker *c,
 				const struct l2_walk *w,
 				const struct l2_fast *f, const uint8_t *p,
-				uint64_t j, uint64_t raw, uint16_t flag)
+				uint64_t j, uint64_t raw, uint8_t flag)
 {
 	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
-	uint16_t *counts = f->counts;
+	uint8_t *counts = f->counts;
 	uint64_t run = f->nentries - j - 1, left;
 
 	/* Bounds: the file, the offset field, the gap between metadata
@@ -195,9 +195,9 @@ static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
 				  const struct l2_fast *f, const uint8_t *p,
 				  uint64_t j, uint64_t raw)
 {
-	static const uint16_t copied_bits[2] = { CNT_NOT_COPIED, CNT_COPIED };
+	static const uint8_t copied_bits[2] = { CNT_NOT_COPIED, CNT_COPIED };
 	const uint64_t off = raw & QCOW2_OFFSET_MASK, k = off >> f->cbits;
-	const uint16_t flag = w->active ? copied_bits[raw >> 63] : 0;
+	const uint8_t flag = w->active ? copied_bits[raw >> 63] : 0;
 	uint64_t n;
 
 	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED) ||
@@ -205,7 +205,7 @@ static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
 	    (f->counts[k] & CNT_MASK) >= f->limit ||
 	    (w->first && !in_gap(c, k)))	/* maybe a finding */
 		return 0;
-	f->counts[k] = (uint16_t)((f->counts[k] + f->mult) | flag);
+	f->counts[k] = (uint8_t)((f->counts[k] + f->mult) | flag);
 	count_allocated(w, off, f->cmask + 1);
 	n = fast_run(c, w, f, p, j, raw, flag);
 	if (n && w->active) {
@@ -377,7 +377,7 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	if (fast && !c->runs &&
 	    !(c->runs = malloc(f.nentries * sizeof(*c->runs))))
 		return nomem(c);
-	f.mult = c->mult < CNT_BIG ? (uint16_t)c->mult : CNT_BIG;
+	f.mult = c->mult < CNT_BIG ? (uint8_t)c->mult : CNT_BIG;
 	f.limit = room >= f.mult ? (unsigned)(room - f.mult + 1) : 0;
 	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
 		uint64_t raw = qcow2_be64(p);
@@ -438,7 +438,7 @@ int check_l2_again(struct checker *c, const struct l2_reach *reach,
 			const struct l2_run *r = &c->runs[ri++];
 
 			used = add_counts(c->counts + r->k, r->n, limit,
-					  (uint16_t)total, 0);
+					  (uint8_t)total, 0);
 			if (used)
 				continue;
 		}
@@ -455,9 +455,9 @@ int check_l2_again(struct checker *c, const struct l2_reach *reach,
 						     : img->l2_entries;
 			uint64_t run = run_length(p, raw, c->cs, end - j - 1);
 
-			c->counts[k] = (uint16_t)(c->counts[k] + total);
+			c->counts[k] = (uint8_t)(c->counts[k] + total);
 			used += add_counts(c->counts + k + 1, run, limit,
-					   (uint16_t)total, 0);
+					   (uint8_t)total, 0);
 			continue;
 		}
 		/* Past the fast counters, within the refcount's width. */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The references to each host cluster, counted as QEMU's
- * qcow2_inc_refcounts_imrt() counts them.  About two bytes per cluster: a
- * 14-bit count and two COPIED bits (check_impl.h); counts of CNT_BIG and
- * above live in an open-addressing side table, which real images rarely
- * need (a cluster shared by 16,383 snapshots).
+ * qcow2_inc_refcounts_imrt() counts them.  A byte per cluster: a 6-bit
+ * count and two COPIED bits (check_impl.h).  Counts of CNT_BIG and above
+ * live in the dense 16-bit tier, which only the chunks of clusters shared
+ * by 63 or more tables need, and past it in an open-addressing side table,
+ * which real images rarely need (a cluster shared by 65,535 snapshots).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -34,6 +35,12 @@ static uint64_t *big_slot(struct big_counts *b, uint64_t cluster, bool insert)
 	return &b->vals[i];
 }
 
+static bool b_full(const struct big_counts *b)
+{
+	return b->n * 2 >= b->cap;
+}
+
+/* Grows the side table; the dense tier stays as it is. */
 static int big_grow(struct big_counts *b)
 {
 	struct big_counts n = { 0 };
@@ -51,67 +58,110 @@ static int big_grow(struct big_counts *b)
 			*big_slot(&n, b->keys[i] - 1, true) = b->vals[i];
 	free(b->keys);
 	free(b->vals);
-	*b = n;
+	b->keys = n.keys;
+	b->vals = n.vals;
+	b->cap = n.cap;
+	b->n = n.n;
 	return 0;
 }
 
 uint64_t get_count(const struct checker *c, uint64_t k)
 {
 	unsigned v = c->counts[k] & CNT_MASK;
+	const uint16_t *t;
 	uint64_t *p;
 
 	if (v != CNT_BIG)
 		return v;
+	t = (k >> TIER_SHIFT) < c->big.ntier ? c->big.tier[k >> TIER_SHIFT]
+					     : NULL;
+	if (!t)
+		return CNT_BIG;
+	if (t[k & (TIER_CHUNK - 1)] != TIER_BIG)
+		return t[k & (TIER_CHUNK - 1)];
 	p = big_slot((struct big_counts *)&c->big, k, false);
-	return p ? *p : CNT_BIG;
+	return p ? *p : TIER_BIG;
+}
+
+/* The dense tier's chunk of cluster K, made if need be. */
+static uint16_t *tier_chunk(struct checker *c, uint64_t k)
+{
+	struct big_counts *b = &c->big;
+	uint64_t i = k >> TIER_SHIFT;
+
+	if (i >= b->ntier) {
+		uint64_t n = ((c->cap > k ? c->cap : k + 1) + TIER_CHUNK - 1) >>
+			     TIER_SHIFT;
+		uint16_t **t = realloc(b->tier, (size_t)n * sizeof(*t));
+
+		if (!t)
+			return NULL;
+		memset(t + b->ntier, 0, (size_t)(n - b->ntier) * sizeof(*t));
+		b->tier = t;
+		b->ntier = n;
+	}
+	if (!b->tier[i])
+		b->tier[i] = malloc(TIER_CHUNK * sizeof(uint16_t));
+	return b->tier[i];
 }
 
 int set_count(struct checker *c, uint64_t k, uint64_t v)
 {
-	uint16_t flags = c->counts[k] & ~CNT_MASK;
+	uint8_t flags = c->counts[k] & ~CNT_MASK;
+	uint16_t *t;
 	uint64_t *p;
 
 	if (v < CNT_BIG) {
-		c->counts[k] = (uint16_t)(flags | v);
+		c->counts[k] = (uint8_t)(flags | v);
 		return 0;
 	}
-	if (c->big.n * 2 >= c->big.cap && big_grow(&c->big) < 0)
+	/* Slots of the tier are read only behind a CNT_BIG counter, which
+	 * is set only after its slot is written: no need to clear them. */
+	t = tier_chunk(c, k);
+	if (!t)
+		return nomem(c);
+	c->counts[k] = (uint8_t)(flags | CNT_BIG);
+	if (v < TIER_BIG) {
+		t[k & (TIER_CHUNK - 1)] = (uint16_t)v;
+		return 0;
+	}
+	t[k & (TIER_CHUNK - 1)] = TIER_BIG;
+	if (b_full(&c->big) && big_grow(&c->big) < 0)
 		return nomem(c);
 	p = big_slot(&c->big, k, true);
 	*p = v;
-	c->counts[k] = (uint16_t)(flags | CNT_BIG);
 	return 0;
 }
 
 /*
  * The counters live in an anonymous mapping: zero pages for free and, for
- * large images, huge pages, since a page fault per 2048 clusters costs more
+ * large images, huge pages, since a page fault per 4096 clusters costs more
  * than the counting.  References less than a cluster past the end of the
  * file grow it by a few clusters at most; the slack covers them.
  */
-static uint16_t *map_counts(uint64_t n)
+static uint8_t *map_counts(uint64_t n)
 {
-	void *p = mmap(NULL, (size_t)(n * sizeof(uint16_t)),
+	void *p = mmap(NULL, (size_t)(n * sizeof(uint8_t)),
 		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return NULL;
 #ifdef MADV_HUGEPAGE
-	madvise(p, (size_t)(n * sizeof(uint16_t)), MADV_HUGEPAGE);
+	madvise(p, (size_t)(n * sizeof(uint8_t)), MADV_HUGEPAGE);
 #endif
 	return p;
 }
 
-static void unmap_counts(uint16_t *p, uint64_t n)
+static void unmap_counts(uint8_t *p, uint64_t n)
 {
 	if (p)
-		munmap(p, (size_t)(n * sizeof(uint16_t)));
+		munmap(p, (size_t)(n * sizeof(uint8_t)));
 }
 
 int grow_counts(struct checker *c, uint64_t n)
 {
 	uint64_t ncap;
-	uint16_t *p;
+	uint8_t *p;
 
 	if (n <= c->cap) {
 		if (n > c->nb_clusters)
@@ -138,6 +188,9 @@ int grow_counts(struct checker *c, uint64_t n)
 void free_counts(struct checker *c)
 {
 	unmap_counts(c->counts, c->cap);
+	for (uint64_t i = 0; i < c->big.ntier; i++)
+		free(c->big.tier[i]);
+	free(c->big.tier);
 	free(c->big.keys);
 	free(c->big.vals);
 	c->counts = NULL;

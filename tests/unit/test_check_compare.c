@@ -192,8 +192,9 @@ static void test_vector_path_agrees(void **state)
 }
 
 /*
- * Counts of 16,383 and above are not inline: the vectorised path must
- * hand them to the exact comparison, which reads the side table.
+ * Counts of 63 and above are not inline: the vectorised path must hand
+ * them to the exact comparison, which reads the dense tier or, from
+ * 65,535, the side table.
  */
 static void test_big_counts_16bit(void **state)
 {
@@ -227,6 +228,60 @@ static void test_big_counts_16bit(void **state)
 		assert_int_equal(compare_block(c, f->block, 0, 40, &highest), 0);
 		assert_int_equal(c->res->corruptions, 1);
 		teardown(f);
+	}
+}
+
+/*
+ * Counts on each side of every tier's edge (the byte's 63, the dense
+ * tier's 65,535) and at the refcount width's maximum, reached one
+ * reference at a time as the walk reaches them: stored equal, they agree;
+ * one below, a corruption; one above, a leak, with qemu-img's numbers.
+ */
+static void test_tier_edges_compare(void **state)
+{
+	static const uint64_t edges[] = { 62, 63, 64, 255, 256, 65534, 65535,
+					  65536, 70000 };
+
+	(void)state;
+	for (unsigned order = 4; order <= 6; order++) {
+		for (int d = -1; d <= 1; d++) {
+			struct fixture *f = setup(order, 16);
+			struct checker *c = &f->c;
+			uint64_t max = c->refcount_max, highest = 0, n = 0;
+			uint64_t want[16];
+
+			for (size_t e = 0; e <= 9 && e < 16; e++) {
+				uint64_t v = e < 9 ? edges[e] : max;
+
+				if (v > max || (d > 0 && v == max))
+					continue;
+				/* Three short, then counted. */
+				count(c, e, v - 3);
+				for (int t = 0; t < 3; t++)
+					assert_int_equal(inc_refs(c, e * CS, CS), 0);
+				assert_int_equal(get_count(c, e), v);
+				put_refcount(f->block, order, e, v + (uint64_t)(int64_t)d);
+				want[n++] = e;
+			}
+			assert_int_equal(c->res->corruptions, 0);
+			assert_int_equal(compare_block(c, f->block, 0, 16, &highest), 0);
+			assert_int_equal(c->res->nlines, d ? n : 0);
+			assert_int_equal(c->res->leaks, d > 0 ? n : 0);
+			assert_int_equal(c->res->corruptions, d < 0 ? n : 0);
+			assert_int_equal(c->block_agreed, d == 0);
+			for (uint64_t i = 0; d && i < n; i++) {
+				uint64_t v = get_count(c, want[i]);
+				char line[128];
+
+				snprintf(line, sizeof(line), d > 0
+					 ? "Leaked cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64
+					 : "ERROR cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64,
+					 want[i], v + (uint64_t)(int64_t)d, v);
+				assert_string_equal(c->res->lines[i].text, line);
+			}
+			assert_int_equal(highest, want[n - 1]);
+			teardown(f);
+		}
 	}
 }
 
@@ -366,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_vector_path_misses_nothing),
 		cmocka_unit_test(test_vector_path_agrees),
 		cmocka_unit_test(test_big_counts_16bit),
+		cmocka_unit_test(test_tier_edges_compare),
 		cmocka_unit_test(test_copied_suspect),
 		cmocka_unit_test(test_kept_block),
 		cmocka_unit_test(test_block_not_kept),

@@ -48,18 +48,20 @@ static void teardown(struct fixture *f)
 	free(f);
 }
 
-/* Counts cross the inline limit (16,383) into the side table unchanged. */
+/* Counts cross the byte's limit (63) into the dense tier, and the tier's
+ * (65,535) into the side table, unchanged. */
 static void test_counts_past_inline_limit(void **state)
 {
-	struct fixture *f = setup(4, 8);
+	struct fixture *f = setup(5, 8);
 	struct checker *c = &f->c;
 
 	(void)state;
-	for (uint64_t n = 1; n <= 20000; n++) {
+	for (uint64_t n = 1; n <= 70000; n++) {
 		assert_int_equal(inc_cluster(c, 3 * CS), 0);
 		assert_int_equal(get_count(c, 3), n);
-		/* Inline up to 16,382; from 16,383 the side table holds it. */
-		assert_int_equal(c->big.n, n >= CNT_BIG ? 1 : 0);
+		/* Inline up to 62; from 65,535 the side table holds it. */
+		assert_int_equal((c->counts[3] & CNT_MASK) == CNT_BIG, n >= CNT_BIG);
+		assert_int_equal(c->big.n, n >= TIER_BIG ? 1 : 0);
 	}
 	assert_int_equal(get_count(c, 2), 0);
 	assert_int_equal(get_count(c, 4), 0);
@@ -119,12 +121,12 @@ static void test_side_table_grows(void **state)
 
 	(void)state;
 	for (uint64_t k = 0; k < n; k++)
-		assert_int_equal(set_count(c, k, 20000 + k), 0);
+		assert_int_equal(set_count(c, k, 70000 + k), 0);
 	for (uint64_t k = 0; k < n; k++)
 		assert_int_equal(inc_refs(c, k * CS, CS), 0);
 	assert_int_equal(c->big.n, n);
 	for (uint64_t k = 0; k < n; k++)
-		assert_int_equal(get_count(c, k), 20001 + k);
+		assert_int_equal(get_count(c, k), 70001 + k);
 	assert_int_equal(c->res->nlines, 0);
 	teardown(f);
 }
