@@ -583,4 +583,53 @@ assert_match "-p: progress on stderr" "100\.00/100%" "$(cat "$T/p.err")"
 assert_eq "-p: stdout unchanged" "$("$Q2E" check "$T/prealloc.qcow2")" "$(cat "$T/p.out")"
 assert_status "usage: no IMAGE" 1 "$Q2E" check
 assert_status "check --help" 0 "$Q2E" check --help
+# --- counts past the counters' byte and its 16-bit tier -----------------
+# One L2 table whose first N entries all map the same data cluster (and,
+# shared by S snapshots, N * (S + 1) references to it): counts on each side
+# of 63, 255 and 65,535, under 16-bit refcounts (which overflow past
+# 65,535) and 32-bit ones.  qemu-img check says what they say.
+same_cluster() {	# IMAGE N SNAPSHOTS
+	python3 - "$@" <<'PY'
+import struct, sys
+path, n, snaps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "r+b") as f:
+    hdr = bytearray(f.read(112))
+    cl = 1 << struct.unpack_from(">I", hdr, 20)[0]
+    l1_size, l1_off = struct.unpack_from(">IQ", hdr, 36)
+    f.seek(l1_off)
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+    f.seek(l2)
+    e = f.read(8)
+    f.seek(l2)
+    f.write(e * n)
+    f.seek(0, 2)
+    end = (f.tell() + cl - 1) // cl * cl
+    table = bytearray()
+    for i in range(snaps):
+        sid, name = str(i + 1).encode(), b"s%d" % i
+        t = struct.pack(">QIHHIIQII", l1_off, l1_size, len(sid), len(name),
+                        0, 0, 0, 0, 16)
+        t += struct.pack(">QQ", 0, struct.unpack_from(">Q", hdr, 24)[0])
+        t += sid + name
+        table += t + b"\0" * (-len(t) % 8)
+    if snaps:
+        f.seek(end)
+        f.write(table)
+        struct.pack_into(">IQ", hdr, 60, snaps, end)
+        f.seek(0)
+        f.write(hdr)
+PY
+}
+for c in "16 62 0" "16 63 0" "16 64 0" "16 255 0" "16 256 0" "16 300 2" \
+	 "16 8192 7" "16 8192 8" "64 4096 20" "32 8192 8"; do
+	set -- $c
+	mk -o refcount_bits=$1 "$T/same.qcow2" 64M
+	qemu-io -c 'write -P 7 0 64k' -c 'write -P 8 64k 64k' "$T/same.qcow2" >/dev/null
+	same_cluster "$T/same.qcow2" "$2" "$3"
+	same_as_qemu "$1-bit refcounts, $2 entries mapping one cluster, $3 snapshots" \
+		"$T/same.qcow2"
+done
+assert_match "one cluster with 73,728 references: its count, exact" \
+	"reference=73728" "$(cat "$T/o.terr")"
+
 finish
