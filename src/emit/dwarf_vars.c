@@ -82,7 +82,7 @@ static uint64_t unit_size(const struct q2e_dwarf *d,
 	/* Each name is in the names with its NUL, after an empty one. */
 	return UNIT_HEADER_SIZE + 1 + strlen(d->cu_name) + 1 +
 	       strlen(d->producer) + 1 + 1 + (syms->names_len - 1) +
-	       syms->n * (uint64_t)(1 + 4 + LOCATION_SIZE);
+	       syms->total * (uint64_t)(1 + 4 + LOCATION_SIZE);
 }
 
 uint64_t q2e_dwarf_variables_size(const struct q2e_dwarf *d,
@@ -107,10 +107,29 @@ static void put8(struct q2e_seqwriter *w, uint8_t v)
 	q2e_seqwriter_put(w, &v, 1);
 }
 
+struct var_writer {
+	struct q2e_seqwriter *w;
+	const struct q2e_dwarf *d;
+};
+
+static void put_variable(void *ctx, const struct q2e_sym *s, const char *name)
+{
+	const struct var_writer *v = ctx;
+	uint8_t loc[LOCATION_SIZE] = { 1 + 8, DW_OP_addr };
+
+	put8(v->w, ABBREV_VARIABLE);
+	q2e_seqwriter_string(v->w, name);
+	put32(v->w, v->d->type_ref[s->dtype]);
+	memcpy(loc + 2, &s->addr, 8);
+	q2e_seqwriter_put(v->w, loc, sizeof(loc));
+}
+
 void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
 			       const struct q2e_dwarf *d,
 			       const struct q2e_symbols *syms)
 {
+	struct var_writer v = { w, d };
+
 	put32(w, (uint32_t)unit_size(d, syms));
 	put16(w, 4);
 	put32(w, d->abbrev_offset);
@@ -118,14 +137,6 @@ void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
 	put8(w, ABBREV_UNIT);
 	q2e_seqwriter_string(w, d->cu_name);
 	q2e_seqwriter_string(w, d->producer);
-	for (size_t i = 0; i < syms->n; i++) {
-		uint8_t loc[LOCATION_SIZE] = { 1 + 8, DW_OP_addr };
-
-		put8(w, ABBREV_VARIABLE);
-		q2e_seqwriter_string(w, syms->names + syms->v[i].name);
-		put32(w, d->type_ref[i]);
-		memcpy(loc + 2, &syms->v[i].addr, 8);
-		q2e_seqwriter_put(w, loc, sizeof(loc));
-	}
+	q2e_symbols_each(syms, put_variable, &v);
 	put8(w, 0);
 }

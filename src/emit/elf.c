@@ -402,67 +402,75 @@ static size_t sym_shndx(const struct elf_writer *w, const struct q2e_sym *s)
 	return shndx > Q2E_GDB_MAX_SECTIONS ? SHN_ABS : shndx;
 }
 
+static void put_symbol(void *ctx, const struct q2e_sym *s, const char *name)
+{
+	struct elf_writer *w = ctx;
+	size_t shndx = sym_shndx(w, s);
+	Elf64_Sym sym = {
+		.st_name = s->name,
+		.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
+		.st_other = STV_DEFAULT,
+		.st_shndx = (Elf64_Half)(shndx < SHN_LORESERVE || shndx == SHN_ABS
+						 ? shndx : SHN_XINDEX),
+		.st_value = s->addr,
+		.st_size = s->size,
+	};
+
+	(void)name;
+	q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
+}
+
 /* Symbols: a null one, then every structure (all global). */
 static int write_symtab(struct elf_writer *w)
 {
 	const struct emitter *e = w->e;
 	Elf64_Shdr *sh = tail_section(w, ".symtab", SHT_SYMTAB,
-				      (e->syms.n + 1) * sizeof(Elf64_Sym), 8);
+				      (e->syms.total + 1) * sizeof(Elf64_Sym), 8);
 	Elf64_Sym sym = { 0 };
 
 	sh->sh_link = (Elf64_Word)w->first[SEC_STRTAB];
 	sh->sh_info = 1;
 	sh->sh_entsize = sizeof(Elf64_Sym);
 	q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
-	for (size_t i = 0; i < e->syms.n; i++) {
-		const struct q2e_sym *s = &e->syms.v[i];
-		size_t shndx = sym_shndx(w, s);
-
-		sym = (Elf64_Sym){
-			.st_name = s->name,
-			.st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT),
-			.st_other = STV_DEFAULT,
-			.st_shndx = (Elf64_Half)(shndx < SHN_LORESERVE ||
-								 shndx == SHN_ABS
-							 ? shndx : SHN_XINDEX),
-			.st_value = s->addr,
-			.st_size = s->size,
-		};
-		q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
-	}
+	q2e_symbols_each(&e->syms, put_symbol, w);
 	return 0;
+}
+
+static void put_shndx(void *ctx, const struct q2e_sym *s, const char *name)
+{
+	struct elf_writer *w = ctx;
+	size_t shndx = sym_shndx(w, s);
+	Elf32_Word x = shndx == SHN_ABS ? 0 : (Elf32_Word)shndx;
+
+	(void)name;
+	q2e_seqwriter_put(&w->out, &x, sizeof(x));
 }
 
 static int write_symtab_shndx(struct elf_writer *w)
 {
 	const struct emitter *e = w->e;
 	Elf64_Shdr *sh = tail_section(w, ".symtab_shndx", SHT_SYMTAB_SHNDX,
-				      (e->syms.n + 1) * sizeof(Elf32_Word), 4);
+				      (e->syms.total + 1) * sizeof(Elf32_Word), 4);
 	Elf32_Word x = 0;
 
 	sh->sh_link = (Elf64_Word)w->first[SEC_SYMTAB];
 	sh->sh_entsize = sizeof(Elf32_Word);
 	q2e_seqwriter_put(&w->out, &x, sizeof(x));
-	for (size_t i = 0; i < e->syms.n; i++) {
-		size_t shndx = sym_shndx(w, &e->syms.v[i]);
-
-		x = shndx == SHN_ABS ? 0 : (Elf32_Word)shndx;
-		q2e_seqwriter_put(&w->out, &x, sizeof(x));
-	}
+	q2e_symbols_each(&e->syms, put_shndx, w);
 	return 0;
+}
+
+static void put_name(void *ctx, const struct q2e_sym *s, const char *name)
+{
+	(void)s;
+	q2e_seqwriter_string(ctx, name);
 }
 
 static int write_strtab(struct elf_writer *w)
 {
-	const struct q2e_symbols *t = &w->e->syms;
-
-	if (t->names_len) {
-		tail_section(w, ".strtab", SHT_STRTAB, t->names_len, 1);
-		q2e_seqwriter_put(&w->out, t->names, t->names_len);
-	} else {
-		tail_section(w, ".strtab", SHT_STRTAB, 1, 1);
-		q2e_seqwriter_string(&w->out, "");
-	}
+	tail_section(w, ".strtab", SHT_STRTAB, w->e->syms.names_len, 1);
+	q2e_seqwriter_string(&w->out, "");
+	q2e_symbols_each(&w->e->syms, put_name, &w->out);
 	return 0;
 }
 
@@ -822,7 +830,7 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	if (ret < 0)
 		goto out;
 	res->nsections = e.nsecs;
-	res->nsymbols = e.syms.n;
+	res->nsymbols = e.syms.total;
 	for (size_t i = 0; i < e.nsecs; i++)
 		res->truncated += e.secs[i].region->avail < e.secs[i].region->size;
 	for (size_t i = 0; i < img->nregions; i++)
@@ -835,8 +843,7 @@ out:
 		q2e_bg_extents_finish(&e.bg, &list, &n, NULL);
 		free(list);
 	}
-	free(e.syms.v);
-	free(e.syms.names);
+	q2e_symbols_free(&e.syms);
 	free(e.secs);
 	free(e.note);
 	free(e.extents);

@@ -17,36 +17,95 @@ struct planner {
 	size_t nsecs;
 	struct q2e_symbols *syms;
 	struct q2e_error *err;
-	bool counting;		/* add_sym() only counts */
+	q2e_sym_fn *fn;		/* NULL: planning */
+	void *ctx;
+	uint64_t name;		/* the next symbol's offset in .strtab */
 };
+
+/* Symbols of one DWARF type: it depends on the index only for these. */
+static bool same_dtype(const struct q2e_sym *a, const struct q2e_sym *b)
+{
+	bool indexed = a->type == Q2E_SYM_EXTENSION ||
+		       a->type == Q2E_SYM_SNAPSHOT || a->type == Q2E_SYM_BITMAP;
+
+	return a->type == b->type && a->size == b->size &&
+	       (!indexed || a->index == b->index);
+}
+
+static size_t dtype_slot(const struct q2e_symbols *t, const struct q2e_sym *s)
+{
+	uint64_t h = (s->size + 0x9e3779b97f4a7c15ULL * (s->type + 1)) *
+		     0xff51afd7ed558ccdULL;
+
+	if (s->type == Q2E_SYM_EXTENSION || s->type == Q2E_SYM_SNAPSHOT ||
+	    s->type == Q2E_SYM_BITMAP)
+		h ^= s->index * 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 29;
+	for (size_t i = (size_t)h & (t->nslots - 1);;
+	     i = (i + 1) & (t->nslots - 1))
+		if (!t->slots[i] || same_dtype(&t->v[t->slots[i] - 1], s))
+			return i;
+}
+
+/* The hash table twice as large, at most half full. */
+static int grow_slots(struct q2e_symbols *t)
+{
+	size_t n = t->nslots ? 2 * t->nslots : 64;
+	uint32_t *old = t->slots;
+	size_t nold = t->nslots;
+
+	t->slots = calloc(n, sizeof(*t->slots));
+	if (!t->slots) {
+		t->slots = old;
+		return -1;
+	}
+	t->nslots = n;
+	for (size_t i = 0; i < nold; i++)
+		if (old[i])
+			t->slots[dtype_slot(t, &t->v[old[i] - 1])] = old[i];
+	free(old);
+	return 0;
+}
+
+/* S's DWARF type in T->v, added if new. */
+static int plan_dtype(struct planner *e, struct q2e_sym *s)
+{
+	struct q2e_symbols *t = e->syms;
+	size_t i;
+
+	if ((t->n + 1) * 2 > t->nslots && grow_slots(t) < 0)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	i = dtype_slot(t, s);
+	if (!t->slots[i]) {
+		if (q2e_grow(t->v, t->cap, t->n + 1) < 0)
+			return q2e_error_set(e->err, Q2E_ENOMEM,
+					     "out of memory");
+		t->v[t->n++] = *s;
+		t->slots[i] = (uint32_t)t->n;
+	}
+	s->dtype = t->slots[i] - 1;
+	return 0;
+}
 
 static int add_sym(struct planner *e, const char *name, uint64_t addr,
 		   uint64_t size, size_t section, enum q2e_sym_type type,
 		   size_t index)
 {
 	struct q2e_symbols *t = e->syms;
-	size_t n = strlen(name) + 1;
+	struct q2e_sym s = { addr, size, (uint32_t)e->name, (uint32_t)section,
+			     (uint32_t)index, 0, (uint8_t)type };
 
-	if (e->counting) {
-		t->n++;
-		t->names_len += n;
+	e->name += strlen(name) + 1;
+	if (e->fn) {
+		s.dtype = t->slots[dtype_slot(t, &s)] - 1;
+		e->fn(e->ctx, &s, name);
 		return 0;
 	}
-	/* The names start with the empty one, the null symbol's. */
-	if (q2e_grow(t->v, t->cap, t->n + 1) < 0 ||
-	    q2e_grow(t->names, t->names_cap, t->names_len + n + 1) < 0)
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	if (t->names_len == 0)
-		t->names[t->names_len++] = '\0';
-	if (t->names_len + n > UINT32_MAX)
+	if (e->name > UINT32_MAX)
 		return q2e_error_set(e->err, Q2E_EOUTPUT,
 				     "too many symbols for an ELF string table");
-	t->v[t->n++] = (struct q2e_sym){ addr, size, (uint32_t)t->names_len,
-					 (uint32_t)section, (uint32_t)index,
-					 (uint8_t)type };
-	memcpy(t->names + t->names_len, name, n);
-	t->names_len += n;
-	return 0;
+	t->total++;
+	return plan_dtype(e, &s);
 }
 
 static enum q2e_sym_type sym_type_of(const struct q2e_image *img,
@@ -157,23 +216,31 @@ int q2e_symbols_plan(struct q2e_symbols *syms, const struct q2e_image *img,
 		     struct q2e_error *err)
 {
 	struct planner e = { .img = img, .secs = secs, .nsecs = nsecs,
-			     .syms = syms, .err = err, .counting = true };
+			     .syms = syms, .err = err, .name = 1 };
 	int ret;
 
-	/* Counted first, then made in arrays of their exact size: grown by
-	 * doubling, they left as much again in freed heap (massif: 4 MiB
-	 * for 2.2 MiB of symbols with 68,000 tables). */
-	*syms = (struct q2e_symbols){ 0 };
+	*syms = (struct q2e_symbols){ .img = img, .secs = secs,
+				      .nsecs = nsecs };
 	ret = plan_symbols(&e);
-	if (ret < 0)
-		return ret;
-	e.counting = false;
-	syms->cap = syms->n;
-	syms->names_cap = syms->names_len + 2;
-	syms->v = malloc((syms->cap ? syms->cap : 1) * sizeof(*syms->v));
-	syms->names = malloc(syms->names_cap);
-	syms->n = syms->names_len = 0;
-	if (!syms->v || !syms->names)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	return plan_symbols(&e);
+	syms->names_len = e.name;
+	return ret;
+}
+
+void q2e_symbols_each(const struct q2e_symbols *syms, q2e_sym_fn *fn,
+		      void *ctx)
+{
+	/* Planned: the names fit, and every type is in the table. */
+	struct planner e = { .img = syms->img, .secs = syms->secs,
+			     .nsecs = syms->nsecs,
+			     .syms = (struct q2e_symbols *)syms, .fn = fn,
+			     .ctx = ctx, .name = 1 };
+
+	plan_symbols(&e);
+}
+
+void q2e_symbols_free(struct q2e_symbols *syms)
+{
+	free(syms->v);
+	free(syms->slots);
+	*syms = (struct q2e_symbols){ 0 };
 }

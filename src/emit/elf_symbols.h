@@ -28,25 +28,35 @@ enum q2e_sym_type {
 	Q2E_SYM_CRYPTO,
 };
 
-/* 32 bytes: a dump has one per region and more. */
+/* A symbol, as q2e_symbols_each() makes it again for each use. */
 struct q2e_sym {
 	uint64_t addr;
 	uint64_t size;
-	uint32_t name;		/* offset in the names (a string table) */
+	uint32_t name;		/* offset in .strtab */
 	uint32_t section;	/* index into the dump's region sections */
 	uint32_t index;		/* extension, snapshot or bitmap position */
+	uint32_t dtype;		/* the symbol of its DWARF type in V below */
 	uint8_t type;		/* enum q2e_sym_type */
 };
 
 /*
- * The symbols, and their names one after the other after an empty one:
- * the bytes of .strtab.
+ * The symbols of a dump are not kept: 68,000 tables made 3.3 MiB of them
+ * and their names, a third of `dump`'s peak.  They are made again from
+ * the model for each table that lists them (.symtab, .strtab, the DWARF
+ * variables).  What is kept is one symbol for each DWARF type they need,
+ * in the order they first need it (V: what q2e_dwarf_build() is given),
+ * each symbol's DTYPE pointing at its own.
  */
 struct q2e_symbols {
-	struct q2e_sym *v;
+	struct q2e_sym *v;	/* one of each DWARF type */
 	size_t n, cap;
-	char *names;
-	size_t names_len, names_cap;
+	size_t total;		/* symbols of the dump */
+	uint64_t names_len;	/* .strtab's size: the names after an empty one */
+	uint32_t *slots;	/* V as a hash table: index + 1, or 0 */
+	size_t nslots;
+	const struct q2e_image *img;
+	const struct q2e_out_section *secs;
+	size_t nsecs;
 };
 
 struct q2e_dwarf_section {
@@ -71,11 +81,17 @@ struct q2e_dwarf {
 
 struct q2e_out_section;
 
-/* The symbols of the NSECS region sections SECS of a dump of IMG, in
- * arrays of their exact size (elf_symbols.c); free SYMS->v, SYMS->names. */
+/* The symbols of the NSECS region sections SECS of a dump of IMG
+ * (elf_symbols.c), counted and typed; q2e_symbols_free() them. */
 int q2e_symbols_plan(struct q2e_symbols *syms, const struct q2e_image *img,
 		     const struct q2e_out_section *secs, size_t nsecs,
 		     struct q2e_error *err);
+void q2e_symbols_free(struct q2e_symbols *syms);
+
+/* Calls FN with each symbol and its name, in .symtab's order. */
+typedef void q2e_sym_fn(void *ctx, const struct q2e_sym *s, const char *name);
+void q2e_symbols_each(const struct q2e_symbols *syms, q2e_sym_fn *fn,
+		      void *ctx);
 
 /* DWARF types and one variable per symbol (dwarf.c). */
 int q2e_dwarf_build(const struct q2e_image *img,
