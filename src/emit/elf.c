@@ -474,11 +474,7 @@ static int write_strtab(struct elf_writer *w)
 	return 0;
 }
 
-/*
- * .shstrtab: the section names in section order, its own among them.  The
- * length of each region's name is kept for its header, so that each name
- * is made once: with 41,000 regions, snprintf shows in the profile.
- */
+/* .shstrtab: the section names in section order, its own among them. */
 static int write_shstrtab(struct elf_writer *w)
 {
 	struct emitter *e = w->e;
@@ -491,7 +487,6 @@ static int write_shstrtab(struct elf_writer *w)
 		/* Too long a name is cut (snprintf); none is as long. */
 		q2e_region_section(e->img, e->secs[i].region, name,
 				   sizeof(name));
-		e->secs[i].name_len = (uint8_t)strlen(name);
 		q2e_seqwriter_string(&w->out, name);
 	}
 	for (size_t i = 0; i < w->ntail; i++)
@@ -618,6 +613,7 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 	const struct emitter *e = w->e;
 	Elf64_Word name = 1 + (Elf64_Word)strlen(".note.qcow2elf") + 1;
 	Elf64_Shdr sh = { 0 };
+	char buf[96];
 
 	if (w->nshdr >= SHN_LORESERVE)
 		sh.sh_size = w->nshdr;
@@ -641,7 +637,10 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 			.sh_size = o->region->avail,
 			.sh_addralign = 1,
 		};
-		name += (Elf64_Word)o->name_len + 1;
+		/* Made again rather than kept: names are made by hand
+		 * (names.c), at a few dozen nanoseconds each. */
+		q2e_region_section(e->img, o->region, buf, sizeof(buf));
+		name += (Elf64_Word)strlen(buf) + 1;
 		q2e_seqwriter_put(&w->out, &sh, sizeof(sh));
 	}
 	for (size_t i = 0; i < w->ntail; i++) {
@@ -669,13 +668,19 @@ static int write_regions(struct elf_writer *w, bool *again)
 	struct q2e_region_copier c;
 	struct q2e_out_section **active;
 	struct q2e_span sp;
-	size_t next = 0;
+	size_t next = 0, width = 0;
 	int ret;
 
 	*again = false;
 	if (e->opts->no_data)
 		return 0;
-	active = malloc((e->nsecs ? e->nsecs : 1) * sizeof(*active));
+	while (q2e_span_next(w->by, e->nsecs, &next, &sp))
+		if (sp.last - sp.first > width)
+			width = sp.last - sp.first;
+	next = 0;
+	/* As wide as the widest span, not one a section: most spans are a
+	 * table between data clusters. */
+	active = malloc((width ? width : 1) * sizeof(*active));
 	if (!active)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	ret = q2e_region_copier_init(&c, e->img, w->out.fd, w->path, e->err);

@@ -17,11 +17,12 @@
 #include "emit.h"
 #include "seqwrite.h"
 
+/* 16 bytes: a dump has one per region.  A file offset fits in an off_t,
+ * so 63 bits. */
 struct q2e_out_section {
 	const struct q2e_region *region;
-	uint64_t file_offset;
-	bool zero;		/* all zeros: SHT_NOBITS, no room in the file */
-	uint8_t name_len;	/* of its section name (write_shstrtab) */
+	uint64_t file_offset : 63;
+	uint64_t zero : 1;	/* all zeros: SHT_NOBITS, no room in the file */
 };
 
 /*
