@@ -140,14 +140,12 @@ struct segment {
 	uint64_t vaddr, memsz, offset, filesz;
 };
 
-static int cmp_by_addr(const void *pa, const void *pb)
+/* Sections A and B by address, then in section order. */
+static bool after(const struct q2e_out_section *a, const struct q2e_out_section *b)
 {
-	const struct q2e_out_section *a = *(const struct q2e_out_section *const *)pa;
-	const struct q2e_out_section *b = *(const struct q2e_out_section *const *)pb;
-
 	if (a->region->offset != b->region->offset)
-		return a->region->offset < b->region->offset ? -1 : 1;
-	return a < b ? -1 : a > b;	/* section order */
+		return a->region->offset > b->region->offset;
+	return a > b;
 }
 
 /* Whether a section's bytes take no room in the file. */
@@ -180,27 +178,34 @@ static bool continues(const struct emitter *e, const struct segment *last,
  * offset: placed in their order, only regions at one offset (of a damaged
  * image) can be out of place, which an insertion sort fixes in a pass.
  */
-static int sort_by_address(const struct emitter *e, struct q2e_out_section ***out)
+static int sort_by_address(struct emitter *e, struct q2e_by_addr *by)
 {
 	size_t nr = e->img->nregions, n = 0;
-	struct q2e_out_section **by = calloc(nr ? nr : 1, sizeof(*by));
+	uint32_t *idx = malloc((nr ? nr : 1) * sizeof(*idx));
 
-	if (!by)
+	if (!idx)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	for (size_t i = 0; i < e->nsecs; i++)
-		by[e->secs[i].region - e->img->regions] = &e->secs[i];
+	if (e->nsecs > UINT32_MAX) {
+		free(idx);
+		return q2e_error_set(e->err, Q2E_EOUTPUT,
+				     "too many regions for one dump");
+	}
 	for (size_t i = 0; i < nr; i++)
-		if (by[i])
-			by[n++] = by[i];
+		idx[i] = UINT32_MAX;
+	for (size_t i = 0; i < e->nsecs; i++)
+		idx[e->secs[i].region - e->img->regions] = (uint32_t)i;
+	for (size_t i = 0; i < nr; i++)
+		if (idx[i] != UINT32_MAX)
+			idx[n++] = idx[i];
 	for (size_t i = 1; i < n; i++) {
-		struct q2e_out_section *s = by[i];
+		uint32_t s = idx[i];
 		size_t j = i;
 
-		for (; j > 0 && cmp_by_addr(&by[j - 1], &s) > 0; j--)
-			by[j] = by[j - 1];
-		by[j] = s;
+		for (; j > 0 && after(&e->secs[idx[j - 1]], &e->secs[s]); j--)
+			idx[j] = idx[j - 1];
+		idx[j] = s;
 	}
-	*out = by;
+	*by = (struct q2e_by_addr){ e->secs, idx, n };
 	return 0;
 }
 
@@ -219,14 +224,14 @@ static void put_segment(struct q2e_seqwriter *out, const struct segment *s)
  * their count, and their headers written to OUT if not NULL.  Made again
  * for writing rather than kept: there can be one per section.
  */
-static size_t segments(const struct emitter *e, struct q2e_out_section *const *by,
+static size_t segments(const struct emitter *e, const struct q2e_by_addr *by,
 		       struct q2e_seqwriter *out)
 {
 	struct segment last = { 0 };
 	size_t ns = 0;
 
 	for (size_t i = 0; i < e->nsecs; i++) {
-		const struct q2e_out_section *s = by[i];
+		const struct q2e_out_section *s = q2e_by(by, i);
 		uint64_t size = s->region->avail;
 		uint64_t filesz = is_nobits(e, s) ? 0 : size;
 
@@ -275,7 +280,7 @@ struct elf_writer {
 				 * not written */
 	size_t first[SEC_KINDS];	/* section index of each kind's first */
 	size_t nshdr;		/* sections, section 0 too */
-	struct q2e_out_section **by;	/* the region sections by address */
+	struct q2e_by_addr by;	/* the region sections by address */
 	/* The sections after the regions, as their headers will say. */
 	Elf64_Shdr *tail;
 	const char **tail_name;
@@ -550,11 +555,14 @@ static void layout(struct elf_writer *w)
 	struct q2e_span sp;
 	size_t next = 0;
 
-	while (q2e_span_next(w->by, e->nsecs, &next, &sp)) {
-		for (size_t k = sp.first; k < sp.last; k++)
-			if (!w->by[k]->zero)
-				w->by[k]->file_offset =
-					base + (w->by[k]->region->offset - sp.start);
+	while (q2e_span_next(&w->by, &next, &sp)) {
+		for (size_t k = sp.first; k < sp.last; k++) {
+			struct q2e_out_section *s = q2e_by(&w->by, k);
+
+			if (!s->zero)
+				s->file_offset =
+					base + (s->region->offset - sp.start);
+		}
 		base += sp.end - sp.start;
 	}
 	/* Sections of zeros, after the bytes of the others (which is where
@@ -567,7 +575,7 @@ static void layout(struct elf_writer *w)
 		e->secs[i].file_offset = at;
 		at += e->secs[i].region->avail;
 	}
-	e->nsegs = segments(e, w->by, NULL);
+	e->nsegs = segments(e, &w->by, NULL);
 	off = align(sizeof(Elf64_Ehdr) + (1 + e->nsegs) * sizeof(Elf64_Phdr), 4);
 	w->note_off = off;
 	off += e->note_size;
@@ -599,7 +607,7 @@ static void write_headers(struct elf_writer *w, uint64_t shoff)
 
 	q2e_seqwriter_put(&w->out, &eh, sizeof(eh));
 	q2e_seqwriter_put(&w->out, &ph, sizeof(ph));
-	segments(w->e, w->by, &w->out);
+	segments(w->e, &w->by, &w->out);
 	q2e_seqwriter_put(&w->out, w->e->note, w->e->note_size);
 }
 
@@ -674,7 +682,7 @@ static int write_regions(struct elf_writer *w, bool *again)
 	*again = false;
 	if (e->opts->no_data)
 		return 0;
-	while (q2e_span_next(w->by, e->nsecs, &next, &sp))
+	while (q2e_span_next(&w->by, &next, &sp))
 		if (sp.last - sp.first > width)
 			width = sp.last - sp.first;
 	next = 0;
@@ -688,10 +696,10 @@ static int write_regions(struct elf_writer *w, bool *again)
 	c.skip_zeros = w->fresh;
 	if (ret == 0)
 		ret = q2e_seqwriter_seek(&w->out, w->note_off + e->note_size);
-	while (ret == 0 && q2e_span_next(w->by, e->nsecs, &next, &sp)) {
+	while (ret == 0 && q2e_span_next(&w->by, &next, &sp)) {
 		bool found;
 
-		ret = q2e_span_stream(&c, *again ? NULL : &w->out, w->by, &sp,
+		ret = q2e_span_stream(&c, *again ? NULL : &w->out, &w->by, &sp,
 				      active, &found);
 		*again = *again || found;
 	}
@@ -784,7 +792,7 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 	q2e_seqwriter_fini(&w.out);
 	free(w.tail);
 	free(w.tail_name);
-	free(w.by);
+	free(w.by.idx);
 	return ret;
 }
 

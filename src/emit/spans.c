@@ -16,24 +16,24 @@
 #define GRAIN 4096U
 #define GRAINS (STREAM_CHUNK / GRAIN)
 
-bool q2e_span_next(struct q2e_out_section *const *by, size_t n, size_t *i,
+bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 		   struct q2e_span *sp)
 {
-	size_t k = *i;
+	size_t k = *i, n = by->n;
 
-	while (k < n && by[k]->zero)
+	while (k < n && q2e_by(by, k)->zero)
 		k++;
 	if (k == n) {
 		*i = n;
 		return false;
 	}
 	sp->first = k;
-	sp->start = by[k]->region->offset;
-	sp->end = sp->start + by[k]->region->avail;
+	sp->start = q2e_by(by, k)->region->offset;
+	sp->end = sp->start + q2e_by(by, k)->region->avail;
 	for (k++; k < n; k++) {
-		const struct q2e_region *r = by[k]->region;
+		const struct q2e_region *r = q2e_by(by, k)->region;
 
-		if (by[k]->zero)
+		if (q2e_by(by, k)->zero)
 			continue;
 		if (r->offset > sp->end)
 			break;
@@ -107,7 +107,7 @@ static bool chunk_range_zero(const struct chunk *ch, uint64_t x, uint64_t y)
  * the message to name the structure (as reading a region does).
  */
 static int chunk_read(struct q2e_region_copier *c,
-		      struct q2e_out_section *const *by,
+		      const struct q2e_by_addr *by,
 		      const struct q2e_span *sp, uint8_t *p, uint64_t at,
 		      size_t len)
 {
@@ -115,14 +115,14 @@ static int chunk_read(struct q2e_region_copier *c,
 	int ret = q2e_image_read_bytes(c->img, at, p, len, c->err);
 
 	for (size_t k = sp->first; ret < 0 && k < sp->last; k++) {
-		const struct q2e_region *r = by[k]->region;
+		const struct q2e_region *r = q2e_by(by, k)->region;
 		uint64_t x = r->offset > at ? r->offset : at;
 		uint64_t y = r->offset + r->avail < end ? r->offset + r->avail
 							: end;
 
 		if (r->offset >= end)
 			break;
-		if (by[k]->zero || x >= y)
+		if (q2e_by(by, k)->zero || x >= y)
 			continue;
 		if (q2e_image_read_region_part(c->img, r, x - r->offset,
 					       p + (x - at), (size_t)(y - x),
@@ -137,16 +137,16 @@ static int chunk_read(struct q2e_region_copier *c,
  * after taking in those that start in it: a section with a byte that is
  * not zero leaves, so does one that ends here, marked zero.
  */
-static void judge_sections(struct q2e_out_section *const *by,
+static void judge_sections(const struct q2e_by_addr *by,
 			   const struct q2e_span *sp, const struct chunk *ch,
 			   size_t *next, struct q2e_out_section **active,
 			   size_t *n, bool *found)
 {
 	uint64_t end = ch->at + ch->len;
 
-	for (; *next < sp->last && by[*next]->region->offset < end; ++*next)
-		if (!by[*next]->zero)
-			active[(*n)++] = by[*next];
+	for (; *next < sp->last && q2e_by(by, *next)->region->offset < end; ++*next)
+		if (!q2e_by(by, *next)->zero)
+			active[(*n)++] = q2e_by(by, *next);
 	for (size_t j = 0; j < *n;) {
 		struct q2e_out_section *s = active[j];
 		const struct q2e_region *r = s->region;
@@ -169,7 +169,7 @@ static void judge_sections(struct q2e_out_section *const *by,
 }
 
 int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
-		    struct q2e_out_section *const *by, const struct q2e_span *sp,
+		    const struct q2e_by_addr *by, const struct q2e_span *sp,
 		    struct q2e_out_section **active, bool *found)
 {
 	size_t step = w ? STREAM_CHUNK

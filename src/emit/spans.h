@@ -35,11 +35,25 @@ struct q2e_span {
 	uint64_t start, end;
 };
 
+/* The N region sections SECS by address: indexes, half the size of
+ * pointers. */
+struct q2e_by_addr {
+	struct q2e_out_section *secs;
+	uint32_t *idx;
+	size_t n;
+};
+
+static inline struct q2e_out_section *q2e_by(const struct q2e_by_addr *by,
+					     size_t k)
+{
+	return &by->secs[by->idx[k]];
+}
+
 /*
- * The span that starts at BY[*I] or after (BY: N sections sorted by
- * address), *I moved past it; false when there is none.
+ * The span that starts at the section BY[*I] or after, *I moved past it;
+ * false when there is none.
  */
-bool q2e_span_next(struct q2e_out_section *const *by, size_t n, size_t *i,
+bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 		   struct q2e_span *sp);
 
 /*
@@ -51,7 +65,7 @@ bool q2e_span_next(struct q2e_out_section *const *by, size_t n, size_t *i,
  * has room for SP->last - SP->first pointers.
  */
 int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
-		    struct q2e_out_section *const *by, const struct q2e_span *sp,
+		    const struct q2e_by_addr *by, const struct q2e_span *sp,
 		    struct q2e_out_section **active, bool *found);
 
 #endif
