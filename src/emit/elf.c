@@ -387,6 +387,10 @@ static int write_extents(struct elf_writer *w)
 	range_list(w, Q2E_EXTENTS_SECTION, w->e->nextents);
 	q2e_seqwriter_put(&w->out, w->e->extents,
 			  w->e->nextents * sizeof(*w->e->extents));
+	/* One per data cluster of a fragmented file: not kept for the
+	 * symbols, which are made after. */
+	free(w->e->extents);
+	w->e->extents = NULL;
 	return 0;
 }
 
