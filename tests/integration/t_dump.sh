@@ -472,4 +472,34 @@ replace_case() {
 		"$(ls -a | grep '^rp\.elf\.')"
 }
 t_case "dump over an existing file replaces it atomically" replace_case
+
+# Each symbol's DWARF type (symbols of one type share it: the dump keeps one
+# symbol of each) is the size of its symbol, and each symbol is a variable
+# at its address: snapshots and bitmaps of different sizes, and many L2
+# tables and refcount blocks of one.
+types_case() {
+	local syms cmds out want
+	qemu-img create -q -f qcow2 -o cluster_size=4k ty.qcow2 64M
+	qemu-io -c 'write 0 64k' -c 'write 8M 4k' -c 'write 40M 4k' ty.qcow2 >/dev/null
+	qemu-img snapshot -c a ty.qcow2
+	qemu-io -c 'write 20M 4k' ty.qcow2 >/dev/null
+	qemu-img snapshot -c a-much-longer-snapshot-name ty.qcow2
+	qemu-img bitmap --add ty.qcow2 b
+	qemu-img bitmap --add -g 65536 ty.qcow2 bitmap-with-a-longer-name
+	"$Q2E" dump ty.qcow2 -o ty.elf || { fail "dump exits 0"; return; }
+	syms=$(readelf -sW ty.elf | awk '$4 == "OBJECT" {print $8, $3, $2}')
+	assert_match "symbols of both snapshots and both bitmaps" \
+		'snapshot_1 .*bitmap_1 ' "$(tr '\n' ' ' <<<"$syms")"
+	cmds=() want=
+	while read -r name size addr; do
+		cmds+=(-ex "p sizeof($name)" -ex "p/x &$name")
+		want+="$size $((16#$addr))"$'\n'
+	done <<<"$syms"
+	out=$(gdb -nx -batch -iex 'set auto-load python-scripts off' "${cmds[@]}" ty.elf 2>&1 |
+		sed 's/^\$[0-9]* = //' | paste -d' ' - - |
+		while read -r size addr; do echo "$size $((addr))"; done)
+	assert_eq "gdb: each of $(wc -l <<<"$syms") variables has its symbol's size and address" \
+		"${want%$'\n'}" "$out"
+}
+t_case "each symbol's DWARF variable has its size and address" types_case
 finish
