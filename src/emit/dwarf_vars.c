@@ -112,13 +112,14 @@ struct var_writer {
 	const struct q2e_dwarf *d;
 };
 
-static void put_variable(void *ctx, const struct q2e_sym *s, const char *name)
+static void put_variable(void *ctx, const struct q2e_sym *s, const char *name,
+			 size_t len)
 {
 	const struct var_writer *v = ctx;
 	uint8_t loc[LOCATION_SIZE] = { 1 + 8, DW_OP_addr };
 
 	put8(v->w, ABBREV_VARIABLE);
-	q2e_seqwriter_string(v->w, name);
+	q2e_seqwriter_put(v->w, name, len + 1);
 	put32(v->w, v->d->type_ref[s->dtype]);
 	memcpy(loc + 2, &s->addr, 8);
 	q2e_seqwriter_put(v->w, loc, sizeof(loc));

@@ -411,7 +411,8 @@ static size_t sym_shndx(const struct elf_writer *w, const struct q2e_sym *s)
 	return shndx > Q2E_GDB_MAX_SECTIONS ? SHN_ABS : shndx;
 }
 
-static void put_symbol(void *ctx, const struct q2e_sym *s, const char *name)
+static void put_symbol(void *ctx, const struct q2e_sym *s, const char *name,
+		       size_t len)
 {
 	struct elf_writer *w = ctx;
 	size_t shndx = sym_shndx(w, s);
@@ -425,7 +426,7 @@ static void put_symbol(void *ctx, const struct q2e_sym *s, const char *name)
 		.st_size = s->size,
 	};
 
-	(void)name;
+	(void)name; (void)len;
 	q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
 }
 
@@ -445,13 +446,14 @@ static int write_symtab(struct elf_writer *w)
 	return 0;
 }
 
-static void put_shndx(void *ctx, const struct q2e_sym *s, const char *name)
+static void put_shndx(void *ctx, const struct q2e_sym *s, const char *name,
+		      size_t len)
 {
 	struct elf_writer *w = ctx;
 	size_t shndx = sym_shndx(w, s);
 	Elf32_Word x = shndx == SHN_ABS ? 0 : (Elf32_Word)shndx;
 
-	(void)name;
+	(void)name; (void)len;
 	q2e_seqwriter_put(&w->out, &x, sizeof(x));
 }
 
@@ -469,10 +471,11 @@ static int write_symtab_shndx(struct elf_writer *w)
 	return 0;
 }
 
-static void put_name(void *ctx, const struct q2e_sym *s, const char *name)
+static void put_name(void *ctx, const struct q2e_sym *s, const char *name,
+		     size_t len)
 {
 	(void)s;
-	q2e_seqwriter_string(ctx, name);
+	q2e_seqwriter_put(ctx, name, len + 1);
 }
 
 static int write_strtab(struct elf_writer *w)

@@ -95,10 +95,12 @@ static int add_sym(struct planner *e, const char *name, uint64_t addr,
 	struct q2e_sym s = { addr, size, (uint32_t)e->name, (uint32_t)section,
 			     (uint32_t)index, 0, (uint8_t)type };
 
-	e->name += strlen(name) + 1;
+	size_t len = strlen(name);
+
+	e->name += len + 1;
 	if (e->fn) {
 		s.dtype = t->slots[dtype_slot(t, &s)] - 1;
-		e->fn(e->ctx, &s, name);
+		e->fn(e->ctx, &s, name, len);
 		return 0;
 	}
 	if (e->name > UINT32_MAX)

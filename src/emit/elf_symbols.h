@@ -88,8 +88,10 @@ int q2e_symbols_plan(struct q2e_symbols *syms, const struct q2e_image *img,
 		     struct q2e_error *err);
 void q2e_symbols_free(struct q2e_symbols *syms);
 
-/* Calls FN with each symbol and its name, in .symtab's order. */
-typedef void q2e_sym_fn(void *ctx, const struct q2e_sym *s, const char *name);
+/* Calls FN with each symbol and its name of LEN bytes, in .symtab's
+ * order. */
+typedef void q2e_sym_fn(void *ctx, const struct q2e_sym *s, const char *name,
+			size_t len);
 void q2e_symbols_each(const struct q2e_symbols *syms, q2e_sym_fn *fn,
 		      void *ctx);
 
