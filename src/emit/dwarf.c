@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
+#include "dwarf_lib.h"
 #include "dwarf_reuse.h"
 #include "dwarf_vars.h"
 #include "elf_symbols.h"
@@ -72,6 +73,7 @@ struct array_type {
 };
 
 struct dw {
+	const struct q2e_dwarf_lib *dl;
 	Dwarf_P_Debug dbg;
 	Dwarf_P_Die cu;
 	struct q2e_error *err;
@@ -94,7 +96,8 @@ static void fail(struct dw *w, const char *what, Dwarf_Error derr)
 	if (!w->failed)
 		q2e_error_set(w->err, Q2E_EOUTPUT,
 			      "cannot build the DWARF description: %s failed (libdwarf error %llu)",
-			      what, (unsigned long long)dwarf_errno(derr));
+			      what,
+			      (unsigned long long)w->dl->dwarf_errno(derr));
 	w->failed = true;
 }
 
@@ -105,8 +108,8 @@ static Dwarf_P_Die new_die(struct dw *w, Dwarf_Tag tag, Dwarf_P_Die parent)
 
 	if (w->failed)
 		return NULL;
-	if (dwarf_new_die_a(w->dbg, tag, parent, NULL, NULL, NULL, &die,
-			    &derr) != DW_DLV_OK) {
+	if (w->dl->dwarf_new_die_a(w->dbg, tag, parent, NULL, NULL, NULL,
+				   &die, &derr) != DW_DLV_OK) {
 		fail(w, "dwarf_new_die_a", derr);
 		return NULL;
 	}
@@ -118,8 +121,9 @@ static void at_name(struct dw *w, Dwarf_P_Die die, const char *name)
 	Dwarf_P_Attribute a;
 	Dwarf_Error derr = NULL;
 
-	if (!w->failed && dwarf_add_AT_name_a(die, (char *)name, &a, &derr) !=
-				  DW_DLV_OK)
+	if (!w->failed &&
+	    w->dl->dwarf_add_AT_name_a(die, (char *)name, &a, &derr) !=
+		    DW_DLV_OK)
 		fail(w, "dwarf_add_AT_name_a", derr);
 }
 
@@ -129,8 +133,9 @@ static void at_udata(struct dw *w, Dwarf_P_Die die, Dwarf_Half attr,
 	Dwarf_P_Attribute a;
 	Dwarf_Error derr = NULL;
 
-	if (!w->failed && dwarf_add_AT_unsigned_const_a(w->dbg, die, attr, v, &a,
-							&derr) != DW_DLV_OK)
+	if (!w->failed &&
+	    w->dl->dwarf_add_AT_unsigned_const_a(w->dbg, die, attr, v, &a,
+						 &derr) != DW_DLV_OK)
 		fail(w, "dwarf_add_AT_unsigned_const_a", derr);
 }
 
@@ -142,7 +147,8 @@ static void at_uleb(struct dw *w, Dwarf_P_Die die, Dwarf_Half attr,
 	Dwarf_Error derr = NULL;
 
 	if (!w->failed &&
-	    dwarf_add_AT_any_value_uleb_a(die, attr, v, &a, &derr) != DW_DLV_OK)
+	    w->dl->dwarf_add_AT_any_value_uleb_a(die, attr, v, &a, &derr) !=
+		    DW_DLV_OK)
 		fail(w, "dwarf_add_AT_any_value_uleb_a", derr);
 }
 
@@ -152,8 +158,9 @@ static void at_ref(struct dw *w, Dwarf_P_Die die, Dwarf_Half attr,
 	Dwarf_P_Attribute a;
 	Dwarf_Error derr = NULL;
 
-	if (!w->failed && dwarf_add_AT_reference_c(w->dbg, die, attr, target,
-						   &a, &derr) != DW_DLV_OK)
+	if (!w->failed &&
+	    w->dl->dwarf_add_AT_reference_c(w->dbg, die, attr, target, &a,
+					    &derr) != DW_DLV_OK)
 		fail(w, "dwarf_add_AT_reference_c", derr);
 }
 
@@ -719,11 +726,11 @@ static void mark_type(struct dw *w, const struct q2e_sym *s, uint32_t *index)
 
 	if (w->failed)
 		return;
-	if (dwarf_get_die_marker(w->dbg, type, &marker, &derr) != DW_DLV_OK)
+	if (w->dl->dwarf_get_die_marker(w->dbg, type, &marker, &derr) != DW_DLV_OK)
 		return fail(w, "dwarf_get_die_marker", derr);
 	if (marker == 0) {
 		marker = ++w->ntypes;
-		if (dwarf_add_die_marker_a(w->dbg, type, marker, &derr) !=
+		if (w->dl->dwarf_add_die_marker_a(w->dbg, type, marker, &derr) !=
 		    DW_DLV_OK)
 			return fail(w, "dwarf_add_die_marker_a", derr);
 	}
@@ -762,7 +769,8 @@ static int collect_sections(struct dw *w)
 	Dwarf_Signed nbufs = 0;
 	Dwarf_Error derr = NULL;
 
-	if (dwarf_transform_to_disk_form_a(w->dbg, &nbufs, &derr) != DW_DLV_OK) {
+	if (w->dl->dwarf_transform_to_disk_form_a(w->dbg, &nbufs, &derr) !=
+	    DW_DLV_OK) {
 		fail(w, "dwarf_transform_to_disk_form_a", derr);
 		return -1;
 	}
@@ -771,8 +779,9 @@ static int collect_sections(struct dw *w)
 		Dwarf_Unsigned len = 0;
 		Dwarf_Ptr bytes = NULL;
 
-		if (dwarf_get_section_bytes_a(w->dbg, i, &idx, &len, &bytes,
-					      &derr) != DW_DLV_OK) {
+		if (w->dl->dwarf_get_section_bytes_a(w->dbg, i, &idx, &len,
+						     &bytes, &derr) !=
+		    DW_DLV_OK) {
 			fail(w, "dwarf_get_section_bytes_a", derr);
 			return -1;
 		}
@@ -811,7 +820,7 @@ static void resolve_types(struct dw *w, uint32_t *type_ref, size_t nsyms)
 	Dwarf_Error derr = NULL;
 	uint32_t *offset;
 
-	if (dwarf_get_die_markers_a(w->dbg, &markers, &count, &derr) !=
+	if (w->dl->dwarf_get_die_markers_a(w->dbg, &markers, &count, &derr) !=
 	    DW_DLV_OK)
 		return fail(w, "dwarf_get_die_markers_a", derr);
 	offset = calloc(w->ntypes + 1, sizeof(*offset));
@@ -839,8 +848,9 @@ static void build(struct dw *w, const struct q2e_symbols *syms,
 			       DW_DLC_OFFSET32 | DW_DLC_SYMBOLIC_RELOCATIONS |
 			       DW_TARGET_ORDER;
 
-	if (dwarf_producer_init(flags, section_callback, NULL, NULL, w, DW_ISA,
-				"V4", NULL, &w->dbg, &derr) != DW_DLV_OK) {
+	if (w->dl->dwarf_producer_init(flags, section_callback, NULL, NULL, w,
+				       DW_ISA, "V4", NULL, &w->dbg, &derr) !=
+	    DW_DLV_OK) {
 		w->dbg = NULL;
 		return fail(w, "dwarf_producer_init", derr);
 	}
@@ -849,8 +859,9 @@ static void build(struct dw *w, const struct q2e_symbols *syms,
 	if (!w->failed) {
 		Dwarf_P_Attribute a;
 
-		if (dwarf_add_AT_string_a(w->dbg, w->cu, DW_AT_producer,
-					  PRODUCER, &a, &derr) != DW_DLV_OK)
+		if (w->dl->dwarf_add_AT_string_a(w->dbg, w->cu, DW_AT_producer,
+						 PRODUCER, &a, &derr) !=
+		    DW_DLV_OK)
 			fail(w, "dwarf_add_AT_string_a", derr);
 	}
 	w->u8 = base_type(w, "uint8_t", DW_ATE_unsigned, 1);
@@ -864,7 +875,7 @@ static void build(struct dw *w, const struct q2e_symbols *syms,
 	for (size_t i = 0; i < syms->n && !w->failed; i++)
 		mark_type(w, &syms->v[i], &type_ref[i]);
 	if (!w->failed &&
-	    dwarf_add_die_to_debug_a(w->dbg, w->cu, &derr) != DW_DLV_OK)
+	    w->dl->dwarf_add_die_to_debug_a(w->dbg, w->cu, &derr) != DW_DLV_OK)
 		fail(w, "dwarf_add_die_to_debug_a", derr);
 	if (!w->failed && collect_sections(w) < 0)
 		w->failed = true;
@@ -909,6 +920,11 @@ static int build_dwarf(const struct q2e_image *img,
 	memset(out, 0, sizeof(*out));
 	if (!type_ref)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	w->dl = q2e_dwarf_lib(err);
+	if (!w->dl) {
+		free(type_ref);
+		return err && err->code ? err->code : Q2E_EUNSUPPORTED;
+	}
 	out->info = SIZE_MAX;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGABRT, &sa, &old);
@@ -922,7 +938,7 @@ static int build_dwarf(const struct q2e_image *img,
 	sigaction(SIGABRT, &old, NULL);
 	ret = !w->failed ? 0 : err && err->code ? err->code : Q2E_EOUTPUT;
 	if (w->dbg)
-		dwarf_producer_finish_a(w->dbg, &derr);
+		w->dl->dwarf_producer_finish_a(w->dbg, &derr);
 	free(w->arrays);
 	out->type_ref = type_ref;
 	if (ret < 0)
