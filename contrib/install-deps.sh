@@ -6,7 +6,9 @@ set -eu
 
 packages=(
 	gcc make pkg-config			# build
-	libelf-dev libdwarf-dev zlib1g-dev	# libelf, the libdwarf producer
+	libelf-dev libdwarf-dev zlib1g-dev	# libelf and zlib (linked from their
+						# archives), the libdwarf producer
+						# (loaded by dump)
 	libcmocka-dev				# unit tests
 	qemu-utils				# qemu-img, qemu-io: test images
 	binutils elfutils gdb llvm		# readelf, eu-elflint, gdb, llvm-dwarfdump
