@@ -49,6 +49,11 @@ DWARF_SO := $(shell d=$$($(PKG_CONFIG) --variable=libdir lib$(DWARF_LIB) 2>/dev/
 	[ -n "$$d" ] && echo "$$d/lib$(DWARF_LIB).so" || $(CC) -print-file-name=lib$(DWARF_LIB).so)
 DWARF_SONAME := $(shell $(OBJDUMP) -p $(DWARF_SO) 2>/dev/null | sed -n 's/^ *SONAME *//p')
 endif
+ifeq ($(DWARF_SONAME),)
+ifneq ($(filter-out clean uninstall lint,$(or $(MAKECMDGOALS),all)),)
+$(error cannot find the soname of lib$(DWARF_LIB).so (libdwarf-dev): install it, or name it with DWARF_SONAME=)
+endif
+endif
 
 # libelf and zlib from their archives where all of them exist, for the
 # same reason: two files fewer to find and read at every start (about 2 ms
@@ -64,7 +69,7 @@ endif
 endif
 
 Q2E_CPPFLAGS := -Iinclude -Isrc -DQ2E_VERSION='"$(VERSION)"' -D_FILE_OFFSET_BITS=64 \
-	$(if $(DWARF_SONAME),-DQ2E_DWARF_SONAME='"$(DWARF_SONAME)"')
+	-DQ2E_DWARF_SONAME='"$(DWARF_SONAME)"'
 Q2E_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
 	$(ELF_CFLAGS) $(DWARF_CFLAGS)
