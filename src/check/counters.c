@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "check/check_impl.h"
 
@@ -133,21 +134,45 @@ int set_count(struct checker *c, uint64_t k, uint64_t v)
 	return 0;
 }
 
+/* The huge page size of x86-64 (a PMD): elsewhere, alignment to it is
+ * harmless. */
+#define HUGE_PAGE (2ULL << 20)
+
 /*
  * The counters live in an anonymous mapping: zero pages for free and, for
  * large images, huge pages, since a page fault per 4096 clusters costs more
- * than the counting.  References less than a cluster past the end of the
- * file grow it by a few clusters at most; the slack covers them.
+ * than the counting (about 2 us each here: 2 ms of a 17 ms check of 4
+ * million clusters).  The kernel gives huge pages only to whole aligned
+ * 2 MiB stretches of a mapping, and does not align a mapping whose length
+ * is not a multiple of 2 MiB: so the mapping is aligned here, and only its
+ * whole huge pages are advised, the tail staying in small pages (advised,
+ * it would take a huge page for a few bytes of counters).  References less
+ * than a cluster past the end of the file grow it by a few clusters at
+ * most; the slack covers them.
  */
 static uint8_t *map_counts(uint64_t n)
 {
-	void *p = mmap(NULL, (size_t)(n * sizeof(uint8_t)),
-		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const int prot = PROT_READ | PROT_WRITE;
+	const int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), len, lead, end;
+	uint8_t *p;
 
+	if (n < HUGE_PAGE) {
+		p = mmap(NULL, (size_t)n, prot, flags, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	len = n + HUGE_PAGE;
+	p = mmap(NULL, (size_t)len, prot, flags, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
+	lead = (HUGE_PAGE - (uintptr_t)p % HUGE_PAGE) % HUGE_PAGE;
+	end = lead + (n + page - 1) / page * page;
+	if (lead)
+		munmap(p, (size_t)lead);
+	munmap(p + end, (size_t)(len - end));
+	p += lead;
 #ifdef MADV_HUGEPAGE
-	madvise(p, (size_t)(n * sizeof(uint8_t)), MADV_HUGEPAGE);
+	madvise(p, (size_t)(n / HUGE_PAGE * HUGE_PAGE), MADV_HUGEPAGE);
 #endif
 	return p;
 }
