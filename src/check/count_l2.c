@@ -8,6 +8,7 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check/check_impl.h"
 
@@ -124,6 +125,89 @@ static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 	return n;
 }
 
+/* The byte V in each byte of a word. */
+#define BYTES(v) ((uint64_t)(v) * UINT64_C(0x0101010101010101))
+
+static inline uint64_t load8(const uint8_t *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, 8);
+	return x;
+}
+
+static inline void store8(uint8_t *p, uint64_t x)
+{
+	memcpy(p, &x, 8);
+}
+
+/* Bytes [8 - m, 8) of the word at ones + m are 0xff, the others 0: the
+ * last M counters of an 8-byte word, in memory order. */
+static const uint8_t ones[16] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+};
+
+/*
+ * Bit 7 set in the result: some count of the N counters is not below
+ * LIMIT (see add_counts()).  Blocks of 32 the compiler vectorises, then
+ * words of 8, the last one overlapping the one before: runs in tables of
+ * 64 entries are 63 long, and their 31 last counters one by one were most
+ * of add_counts().  No byte's sum carries into the next.
+ */
+static inline uint8_t counts_over(const uint8_t *counts, uint64_t n,
+				  uint8_t bias)
+{
+	uint64_t i = 0, o = 0;
+	uint8_t over = 0;
+
+	for (; i + 32 <= n; i += 32)
+		for (unsigned t = 0; t < 32; t++)
+			over |= (uint8_t)((counts[i + t] & CNT_MASK) + bias);
+	if (n < 8) {
+		for (; i < n; i++)
+			over |= (uint8_t)((counts[i] & CNT_MASK) + bias);
+		return over;
+	}
+	for (; i + 8 <= n; i += 8)
+		o |= (load8(counts + i) & BYTES(CNT_MASK)) + BYTES(bias);
+	if (i < n)
+		o |= (load8(counts + n - 8) & BYTES(CNT_MASK)) + BYTES(bias);
+	return over | (o & BYTES(0x80) ? 0x80 : 0);
+}
+
+/* ADD to each byte of X, without a carry into the next (ADD < 0x80),
+ * then FLAG. */
+static inline uint64_t add8(uint64_t x, uint64_t add, uint64_t flag)
+{
+	return (((x & BYTES(0x7f)) + add) ^ (x & BYTES(0x80))) | flag;
+}
+
+/* ADD and FLAG to each of the N counters, as counts_over() reads them. */
+static inline void counts_add(uint8_t *counts, uint64_t n, uint8_t add,
+			      uint8_t flag)
+{
+	uint64_t i = 0;
+
+	for (; i + 32 <= n; i += 32)
+		for (unsigned t = 0; t < 32; t++)
+			counts[i + t] = (uint8_t)((counts[i + t] + add) | flag);
+	if (n < 8) {
+		for (; i < n; i++)
+			counts[i] = (uint8_t)((counts[i] + add) | flag);
+		return;
+	}
+	for (; i + 8 <= n; i += 8)
+		store8(counts + i, add8(load8(counts + i), BYTES(add),
+					BYTES(flag)));
+	if (i < n) {
+		uint64_t x = load8(counts + n - 8);
+		uint64_t mask = load8(ones + (n - i));
+
+		store8(counts + n - 8,
+		       (add8(x, BYTES(add), BYTES(flag)) & mask) | (x & ~mask));
+	}
+}
+
 /*
  * ADD more references and FLAG to each of the N counters from COUNTS, up
  * to the first whose count is not below LIMIT (at most CNT_BIG); returns
@@ -134,25 +218,14 @@ static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 static inline uint64_t add_counts(uint8_t *counts, uint64_t n,
 				  unsigned limit, uint8_t add, uint8_t flag)
 {
-	const uint8_t bias = (uint8_t)(0x80U - limit);
-	uint8_t over = 0;
 	uint64_t i;
 
-	for (i = 0; i + 32 <= n; i += 32)
-		for (unsigned t = 0; t < 32; t++)
-			over |= (uint8_t)((counts[i + t] & CNT_MASK) + bias);
-	for (; i < n; i++)
-		over |= (uint8_t)((counts[i] & CNT_MASK) + bias);
-	if (over & 0x80) {
+	if (counts_over(counts, n, (uint8_t)(0x80U - limit)) & 0x80) {
 		for (i = 0; i < n && (counts[i] & CNT_MASK) < limit; i++)
 			counts[i] = (uint8_t)((counts[i] + add) | flag);
 		return i;
 	}
-	for (i = 0; i + 32 <= n; i += 32)
-		for (unsigned t = 0; t < 32; t++)
-			counts[i + t] = (uint8_t)((counts[i + t] + add) | flag);
-	for (; i < n; i++)
-		counts[i] = (uint8_t)((counts[i] + add) | flag);
+	counts_add(counts, n, add, flag);
 	return n;
 }
 
@@ -189,9 +262,13 @@ static inline uint64_t fast_run(const struct checker *c,
  * differ only in the message for a misaligned one), aligned, inside the
  * file and outside metadata, whose count stays below the side table and the
  * refcount width; then the run that continues it.  Returns how many
- * entries it counted, 0 if the slow path must decode entry J.
+ * entries it counted, 0 if the slow path must decode entry J.  A cluster
+ * past the gap between metadata ranges that the last one was in moves the
+ * gap (meta_find()) here: with 512-byte clusters an L2 table lies between
+ * every 64 data clusters, and the slow path for the first entry of each
+ * table was a fifth of the counting.
  */
-static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
+static inline uint64_t fast_entry(struct checker *c, struct l2_walk *w,
 				  const struct l2_fast *f, const uint8_t *p,
 				  uint64_t j, uint64_t raw)
 {
@@ -203,7 +280,7 @@ static inline uint64_t fast_entry(const struct checker *c, struct l2_walk *w,
 	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED) ||
 	    !off || (off & f->cmask) || k >= f->file_clusters ||
 	    (f->counts[k] & CNT_MASK) >= f->limit ||
-	    (w->first && !in_gap(c, k)))	/* maybe a finding */
+	    (w->first && !in_gap(c, k) && meta_find(c, k) >= 0))	/* a finding */
 		return 0;
 	f->counts[k] = (uint8_t)((f->counts[k] + f->mult) | flag);
 	count_allocated(w, off, f->cmask + 1);

@@ -251,6 +251,57 @@ static void test_shared_run_many_snapshots(void **state)
 	teardown(f);
 }
 
+/*
+ * One run of each length from 1 to 80 (the fast path takes blocks of 32,
+ * then words of 8, the last one overlapping counters before the run),
+ * over counters that already hold counts and COPIED bits, at every
+ * alignment to a word: each cluster of the run gets its references and
+ * its entry's COPIED bit, the counters beside it keep every bit, and a
+ * counter at the refcount's limit inside the run is counted the slow way.
+ */
+static void test_run_lengths_keep_neighbours(void **state)
+{
+	static const uint8_t flag_of[3] = { CNT_COPIED, CNT_NOT_COPIED, 0 };
+	const struct l2_reach reach[2] = { { 0, 1, 1 }, { 1, 1, 1 } };
+
+	(void)state;
+	for (uint64_t len = 1; len <= 80; len++) {
+		for (int full = 0; full < 2; full++) {
+			struct fixture *f = setup(4);
+			struct checker *c = &f->c;
+			uint64_t base = 100 + len % 9, flags = len % 2 ? COPIED : 0;
+			uint8_t before[NCLUSTERS];
+			uint64_t stop = full && len > 2 ? base + len - 2 : 0;
+
+			for (uint64_t k = 0; k < NCLUSTERS; k++)
+				c->counts[k] = (uint8_t)((k * 7 % 50) |
+							  flag_of[k % 3]);
+			if (stop)
+				c->counts[stop] = 62;	/* the limit */
+			memcpy(before, c->counts, sizeof(before));
+			run(f, 5, len, base, flags);
+			load(f);
+			assert_int_equal(check_l2(c, NULL, 1, 1, true, true), 0);
+			assert_int_equal(check_l2_again(c, reach, 2), 0);
+			for (uint64_t k = 0; k < NCLUSTERS; k++) {
+				bool in = k >= base && k < base + len;
+				uint8_t bits = before[k] & ~CNT_MASK;
+
+				if (in)
+					bits |= flags ? CNT_COPIED : CNT_NOT_COPIED;
+				if (get_count(c, k) != (before[k] & CNT_MASK) + 3 * in ||
+				    (c->counts[k] & ~CNT_MASK) != bits)
+					fail_msg("length %llu, cluster %llu: 0x%x, count %llu",
+						 (unsigned long long)len,
+						 (unsigned long long)k,
+						 c->counts[k],
+						 (unsigned long long)get_count(c, k));
+			}
+			teardown(f);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_shared_run_overflows),
 		cmocka_unit_test(test_shared_runs_counted_once_each),
 		cmocka_unit_test(test_shared_run_many_snapshots),
+		cmocka_unit_test(test_run_lengths_keep_neighbours),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
