@@ -384,6 +384,69 @@ static void test_kept_block(void **state)
 	}
 }
 
+/*
+ * A kept block whose counts agree, compared from its bits: a COPIED bit
+ * that disagrees with its refcount, at any place in the block, makes the
+ * COPIED check read the L2 tables again, and the last cluster in use is
+ * the image's end, wherever it is.
+ */
+static void test_kept_block_copied_and_highest(void **state)
+{
+	const uint64_t n = CS / 2;
+	const uint64_t places[] = { 0, 1, 15, 16, 17, 100, n - 2, n - 1 };
+	uint64_t reftable[1] = { 8 * CS };
+	struct q2e_owner owner = { Q2E_OWNER_IMAGE, 0, 0 };
+	struct q2e_region r = {
+		.kind = Q2E_REGION_REFCOUNT_BLOCK, .offset = 8 * CS, .size = CS,
+		.avail = CS, .nowners = 1, .owners = &owner,
+	};
+
+	(void)state;
+	for (size_t p = 0; p < sizeof(places) / sizeof(places[0]); p++) {
+		for (int wrong = 0; wrong <= 2; wrong++) {
+			struct fixture *f = setup(4, n);
+			struct checker *c = &f->c;
+			uint64_t at = places[p], highest = 0;
+
+			f->img.reftable = reftable;
+			f->img.nreftable = 1;
+			c->refblock = calloc(2, sizeof(*c->refblock));
+			assert_non_null(c->refblock);
+			c->refblock[0] = &r;
+			c->nrefblock = 1;
+			/* In use up to AT, each with the right COPIED bit. */
+			for (uint64_t k = 0; k <= at; k++) {
+				uint64_t v = k == at || k % 3 != 0;
+
+				put_refcount(f->block, 4, k, v);
+				count(c, k, v);
+				if (v)
+					c->counts[k] |= CNT_COPIED;
+			}
+			/* 1: an entry without COPIED maps a cluster of
+			 * refcount 1; 2: one with COPIED, a free cluster. */
+			if (wrong == 1)
+				c->counts[at] = 1 | CNT_NOT_COPIED;
+			if (wrong == 2 && at > 0 && (at - 1) % 3 == 0)
+				c->counts[at - 1] |= CNT_COPIED;
+			else if (wrong == 2)
+				c->counts[at + 1 < n ? at + 1 : 0] |= CNT_COPIED;
+			assert_int_equal(keep_refblock(c, &r, f->block), 0);
+			assert_int_equal(c->kept_slot[0], 1);
+			assert_int_equal(compare_refcounts(c, &highest), 0);
+			assert_int_equal(c->res->nlines, 0);
+			assert_int_equal(c->agrees[0], 1);
+			assert_int_equal(highest, at);
+			if (c->copied_suspect != (wrong != 0))
+				fail_msg("place %llu, case %d: copied_suspect %d",
+					 (unsigned long long)at, wrong,
+					 c->copied_suspect);
+			f->img.reftable = NULL;
+			teardown(f);
+		}
+	}
+}
+
 /* A block with any refcount above 1, wherever it is, is not kept: it is
  * read again. */
 static void test_block_not_kept(void **state)
@@ -425,6 +488,7 @@ int main(void)
 		cmocka_unit_test(test_copied_suspect),
 		cmocka_unit_test(test_kept_block),
 		cmocka_unit_test(test_block_not_kept),
+		cmocka_unit_test(test_kept_block_copied_and_highest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
