@@ -110,6 +110,59 @@ static inline uint64_t run_blocks(const uint8_t *p, uint64_t raw,
 #endif
 
 /*
+ * Where the processor has AVX2 (found at run time: the build targets
+ * plain x86-64), run_blocks() with a byte shuffle, four entries a
+ * register: the SSE2 byte swaps were half of check's own instructions on
+ * a 256 GiB preallocated image.  -DQ2E_NO_AVX2 leaves it out, to test the
+ * SSE2 path on a machine that has AVX2.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(Q2E_NO_AVX2)
+#include <immintrin.h>
+#define HAVE_RUN_BLOCKS_AVX2 1
+
+__attribute__((target("avx2")))
+static uint64_t run_blocks_avx2(const uint8_t *p, uint64_t raw, uint64_t step,
+				uint64_t max)
+{
+	const __m256i swap = _mm256_setr_epi8(
+		7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8,
+		7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
+	const __m256i step8 = _mm256_set1_epi64x((long long)(8 * step));
+	__m256i w0 = _mm256_setr_epi64x((long long)(raw + step),
+					(long long)(raw + 2 * step),
+					(long long)(raw + 3 * step),
+					(long long)(raw + 4 * step));
+	__m256i w1 = _mm256_add_epi64(w0, _mm256_set1_epi64x((long long)(4 * step)));
+	uint64_t n = 0;
+
+	for (; n + 8 <= max; n += 8) {
+		const uint8_t *q = p + 8 * (n + 1);
+		__m256i a = _mm256_shuffle_epi8(
+			_mm256_loadu_si256((const __m256i *)(const void *)q), swap);
+		__m256i b = _mm256_shuffle_epi8(
+			_mm256_loadu_si256((const __m256i *)(const void *)(q + 32)), swap);
+		__m256i d = _mm256_or_si256(_mm256_xor_si256(a, w0),
+					    _mm256_xor_si256(b, w1));
+
+		if (!_mm256_testz_si256(d, d))
+			break;
+		w0 = _mm256_add_epi64(w0, step8);
+		w1 = _mm256_add_epi64(w1, step8);
+	}
+	return n;
+}
+
+static bool have_avx2(void)
+{
+	static int have = -1;
+
+	if (have < 0)
+		have = __builtin_cpu_supports("avx2") != 0;
+	return have;
+}
+#endif
+
+/*
  * How many of the MAX entries after P continue RAW exactly (each STEP, a
  * cluster, further on, same flags), as preallocation and sequential writes
  * leave them.  Eight at a time without a branch between them: such runs
@@ -118,7 +171,12 @@ static inline uint64_t run_blocks(const uint8_t *p, uint64_t raw,
 static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 				  uint64_t step, uint64_t max)
 {
+#ifdef HAVE_RUN_BLOCKS_AVX2
+	uint64_t n = have_avx2() ? run_blocks_avx2(p, raw, step, max)
+				 : run_blocks(p, raw, step, max);
+#else
 	uint64_t n = run_blocks(p, raw, step, max);
+#endif
 
 	while (n < max && qcow2_be64(p + 8 * (n + 1)) == raw + (n + 1) * step)
 		n++;
