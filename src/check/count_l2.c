@@ -186,6 +186,7 @@ static inline uint64_t run_length(const uint8_t *p, uint64_t raw,
 /* The byte V in each byte of a word. */
 #define BYTES(v) ((uint64_t)(v) * UINT64_C(0x0101010101010101))
 
+__attribute__((always_inline))
 static inline uint64_t load8(const uint8_t *p)
 {
 	uint64_t x;
@@ -194,6 +195,7 @@ static inline uint64_t load8(const uint8_t *p)
 	return x;
 }
 
+__attribute__((always_inline))
 static inline void store8(uint8_t *p, uint64_t x)
 {
 	memcpy(p, &x, 8);
@@ -212,6 +214,7 @@ static const uint8_t ones[16] = {
  * 64 entries are 63 long, and their 31 last counters one by one were most
  * of add_counts().  No byte's sum carries into the next.
  */
+__attribute__((always_inline))
 static inline uint8_t counts_over(const uint8_t *counts, uint64_t n,
 				  uint8_t bias)
 {
@@ -235,12 +238,14 @@ static inline uint8_t counts_over(const uint8_t *counts, uint64_t n,
 
 /* ADD to each byte of X, without a carry into the next (ADD < 0x80),
  * then FLAG. */
+__attribute__((always_inline))
 static inline uint64_t add8(uint64_t x, uint64_t add, uint64_t flag)
 {
 	return (((x & BYTES(0x7f)) + add) ^ (x & BYTES(0x80))) | flag;
 }
 
 /* ADD and FLAG to each of the N counters, as counts_over() reads them. */
+__attribute__((always_inline))
 static inline void counts_add(uint8_t *counts, uint64_t n, uint8_t add,
 			      uint8_t flag)
 {
@@ -273,8 +278,10 @@ static inline void counts_add(uint8_t *counts, uint64_t n, uint8_t add,
  * 7 of v + 0x80 - LIMIT is clear: so the common case, all of them, is
  * two passes of plain byte arithmetic the compiler vectorises.
  */
-static inline uint64_t add_counts(uint8_t *counts, uint64_t n,
-				  unsigned limit, uint8_t add, uint8_t flag)
+__attribute__((always_inline))
+static inline uint64_t add_counts_any(uint8_t *counts, uint64_t n,
+				      unsigned limit, uint8_t add,
+				      uint8_t flag)
 {
 	uint64_t i;
 
@@ -285,6 +292,29 @@ static inline uint64_t add_counts(uint8_t *counts, uint64_t n,
 	}
 	counts_add(counts, n, add, flag);
 	return n;
+}
+
+#ifdef HAVE_RUN_BLOCKS_AVX2
+/* The same, the compiler's vectors 32 bytes wide: the counting of a
+ * 256 GiB image's runs of 8,192 entries took half as many instructions
+ * again in SSE2.  Its helpers are always inlined, so that they are
+ * compiled for AVX2 here too. */
+__attribute__((target("avx2")))
+static uint64_t add_counts_avx2(uint8_t *counts, uint64_t n, unsigned limit,
+				uint8_t add, uint8_t flag)
+{
+	return add_counts_any(counts, n, limit, add, flag);
+}
+#endif
+
+static inline uint64_t add_counts(uint8_t *counts, uint64_t n,
+				  unsigned limit, uint8_t add, uint8_t flag)
+{
+#ifdef HAVE_RUN_BLOCKS_AVX2
+	if (n >= 256 && have_avx2())
+		return add_counts_avx2(counts, n, limit, add, flag);
+#endif
+	return add_counts_any(counts, n, limit, add, flag);
 }
 
 /*
