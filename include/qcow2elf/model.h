@@ -240,6 +240,16 @@ int q2e_image_read_region_part(struct q2e_image *img,
 int q2e_image_read_bytes(struct q2e_image *img, uint64_t off, uint8_t *buf,
 			 size_t len, struct q2e_error *err);
 
+/*
+ * q2e_image_read_bytes() of bytes the page cache holds, without waiting
+ * for the device and without the read plan's advice, so that a second
+ * thread may read this way while another reads as usual: false where
+ * any byte is missing (read it as usual then), the file ends first, or
+ * the image is not a file.
+ */
+bool q2e_image_read_cached(struct q2e_image *img, uint64_t off, uint8_t *buf,
+			   size_t len);
+
 /* The data extents of the image file, in order; free() *OUT. */
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err);

@@ -27,6 +27,7 @@ struct q2e_outfile {
 	int fd;			/* what the writer writes, -1 once closed */
 	bool stream;		/* written in place, not replaced */
 	bool direct;		/* fd is standard output itself */
+	bool replaces;		/* a regular file is at the target now */
 	/*
 	 * Not synced before it is put in place: complete or absent still
 	 * holds against a failed or killed writer, not against a crash of

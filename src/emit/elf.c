@@ -43,6 +43,7 @@
 #include "gdb_script.h"
 #include "seqwrite.h"
 #include "spans.h"
+#include "writeback.h"
 
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
@@ -680,38 +681,19 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 static int write_regions(struct elf_writer *w, bool *again)
 {
 	struct emitter *e = w->e;
-	struct q2e_region_copier c;
-	struct q2e_out_section **active;
-	struct q2e_span sp;
-	size_t next = 0, width = 0;
+	struct q2e_spans_job job = {
+		.img = e->img, .by = &w->by, .out = &w->out, .path = w->path,
+		.redact = &e->redact, .skip_zeros = w->fresh, .err = e->err,
+	};
 	int ret;
 
 	*again = false;
 	if (e->opts->no_data)
 		return 0;
-	while (q2e_span_next(&w->by, &next, &sp))
-		if (sp.last - sp.first > width)
-			width = sp.last - sp.first;
-	next = 0;
-	/* As wide as the widest span, not one a section: most spans are a
-	 * table between data clusters. */
-	active = malloc((width ? width : 1) * sizeof(*active));
-	if (!active)
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	ret = q2e_region_copier_init(&c, e->img, w->out.fd, w->path, e->err);
-	c.redact = &e->redact;
-	c.skip_zeros = w->fresh;
+	ret = q2e_seqwriter_seek(&w->out, w->note_off + e->note_size);
 	if (ret == 0)
-		ret = q2e_seqwriter_seek(&w->out, w->note_off + e->note_size);
-	while (ret == 0 && q2e_span_next(&w->by, &next, &sp)) {
-		bool found;
-
-		ret = q2e_span_stream(&c, *again ? NULL : &w->out, &w->by, &sp,
-				      active, &found);
-		*again = *again || found;
-	}
-	q2e_region_copier_fini(&c);
-	free(active);
+		ret = q2e_spans_write(&job);
+	*again = job.again;
 	return ret;
 }
 
@@ -783,7 +765,7 @@ static int write_tables(struct elf_writer *w)
 }
 
 static int write_elf(struct emitter *e, int fd, const char *path,
-		     struct q2e_dump_result *res)
+		     struct q2e_writeback *wb, struct q2e_dump_result *res)
 {
 	struct elf_writer w = { .e = e, .path = path };
 	struct stat st;
@@ -791,6 +773,7 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 
 	w.fresh = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
 	ret = q2e_seqwriter_init(&w.out, fd, path, e->err);
+	w.out.wb = wb;
 	if (ret == 0)
 		ret = sort_by_address(e, &w.by);
 	if (ret == 0)
@@ -832,15 +815,24 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 		goto out;
 
 	if (fd >= 0) {
-		ret = write_elf(&e, fd, path, res);
+		ret = write_elf(&e, fd, path, NULL, res);
 	} else {
+		struct q2e_writeback wb;
+
 		ret = q2e_emit_open(img, &out, path, err);
 		if (ret < 0)
 			goto out;
 		/* A dump is made again from its image: a sync before the
 		 * rename took as long as writing it (1 TiB image). */
 		out.no_sync = true;
-		ret = write_elf(&e, out.fd, path, res);
+		/* Only a file renamed over another is written out in the
+		 * rename (writeback.c); a new one is left to the kernel. */
+		if (out.replaces)
+			q2e_writeback_start(&wb, out.fd);
+		else
+			wb.started = false;
+		ret = write_elf(&e, out.fd, path, wb.started ? &wb : NULL, res);
+		q2e_writeback_finish(&wb);
 		if (ret < 0) {
 			q2e_outfile_abort(&out);
 			goto out;

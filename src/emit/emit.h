@@ -47,6 +47,7 @@ struct q2e_region_copier {
 	size_t buf_size;
 	uint64_t bytes;		/* copied so far */
 	bool skip_zeros;	/* the output reads as zeros where not written */
+	bool cached_only;	/* a span's bytes only from the page cache */
 	const struct q2e_redaction *redact;	/* NULL: the bytes as read */
 };
 

@@ -55,6 +55,7 @@ int q2e_seqwriter_flush(struct q2e_seqwriter *w)
 				     w->path, (unsigned long long)w->off,
 				     strerror(errno));
 	}
+	q2e_writeback_wrote(w->wb, &w->run, w->off, w->off + w->len);
 	w->off += w->len;
 	w->len = 0;
 	return 0;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "qcow2elf/error.h"
+#include "writeback.h"
 
 /* Large enough that a system call moves a good part of a table. */
 #define Q2E_SEQWRITE_BUFFER (256U << 10)
@@ -25,6 +26,8 @@ struct q2e_seqwriter {
 	uint8_t *buf;
 	size_t len;
 	bool failed;		/* an error is in *err; later writes do nothing */
+	struct q2e_writeback *wb;	/* told what is written; NULL: none */
+	struct q2e_writeback_run run;
 };
 
 /* pwrite() of all of BUF at OFF, again after a short write: 0, or -1 with

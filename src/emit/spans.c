@@ -112,7 +112,12 @@ static int chunk_read(struct q2e_region_copier *c,
 		      size_t len)
 {
 	uint64_t end = at + len;
-	int ret = q2e_image_read_bytes(c->img, at, p, len, c->err);
+	int ret;
+
+	if (c->cached_only)
+		return q2e_image_read_cached(c->img, at, p, len) ? 0
+								 : Q2E_SPAN_UNCACHED;
+	ret = q2e_image_read_bytes(c->img, at, p, len, c->err);
 
 	for (size_t k = sp->first; ret < 0 && k < sp->last; k++) {
 		const struct q2e_region *r = q2e_by(by, k)->region;
@@ -191,8 +196,11 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 		if (!p)
 			return c->err->code ? c->err->code : Q2E_EOUTPUT;
 		ret = chunk_read(c, by, sp, p, at, ch.len);
-		if (ret < 0)
+		if (ret != 0) {
+			if (w)	/* no garbage written where it was to go */
+				q2e_seqwriter_unput(w, ch.len);
 			return ret;
+		}
 		q2e_redaction_apply(c->redact, at, p, ch.len);
 		ch.p = p;
 		chunk_scan(&ch);

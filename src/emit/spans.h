@@ -56,6 +56,10 @@ static inline struct q2e_out_section *q2e_by(const struct q2e_by_addr *by,
 bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 		   struct q2e_span *sp);
 
+/* What q2e_span_stream() returns for a span the page cache lacks, read
+ * with C->cached_only. */
+#define Q2E_SPAN_UNCACHED 1
+
 /*
  * Reads the bytes of SP once, through C (its image, redaction and error),
  * into W at W's position, or only to look at them when W is NULL; marks
@@ -67,5 +71,24 @@ bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 		    const struct q2e_by_addr *by, const struct q2e_span *sp,
 		    struct q2e_out_section **active, bool *found);
+
+/*
+ * The bytes of all the spans of BY, from the file offset OUT is at
+ * (span_threads.c): on two threads where the page cache holds them.
+ */
+struct q2e_spans_job {
+	struct q2e_image *img;
+	const struct q2e_by_addr *by;
+	struct q2e_seqwriter *out;
+	const char *path;	/* for messages */
+	const struct q2e_redaction *redact;
+	bool skip_zeros;	/* as the copier's */
+	/* In: the bytes are only to be looked at.  Out: a section was found
+	 * all zeros (marked zero), as q2e_span_stream() tells. */
+	bool again;
+	struct q2e_error *err;
+};
+
+int q2e_spans_write(struct q2e_spans_job *job);
 
 #endif

@@ -103,6 +103,12 @@ int q2e_image_read_bytes(struct q2e_image *img, uint64_t off, uint8_t *buf,
 			     img->path, (unsigned long long)(off + (uint64_t)n));
 }
 
+bool q2e_image_read_cached(struct q2e_image *img, uint64_t off, uint8_t *buf,
+			   size_t len)
+{
+	return q2e_source_pread_cached(img->src, buf, len, off) == (int64_t)len;
+}
+
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err)
 {

@@ -226,9 +226,11 @@ int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 						"'%s': cannot write: %s", path,
 						strerror(errno));
 	}
+	f->replaces = ret == 0 && !f->stream && stat(f->target, &st) == 0 &&
+		      S_ISREG(st.st_mode);
 	if (ret == 0 && !f->stream &&
-	    fchmod(f->fd, stat(f->target, &st) == 0 ? st.st_mode & 07777
-						    : new_file_mode()) < 0)
+	    fchmod(f->fd, f->replaces ? st.st_mode & 07777
+				      : new_file_mode()) < 0)
 		ret = q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
 				    path, strerror(errno));
 	if (ret < 0)

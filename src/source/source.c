@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "qcow2elf/array.h"
@@ -432,6 +433,32 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 			 uint64_t off, const char *what, struct q2e_error *err)
 {
 	return src->ops->pread(src, buf, len, off, what, err);
+}
+
+int64_t q2e_source_pread_cached(struct q2e_source *src, void *buf, size_t len,
+				uint64_t off)
+{
+	size_t done = 0;
+
+	/* A dump's bytes are its sections': read only as usual. */
+	if (src->kind != Q2E_SOURCE_FILE || off >= src->size)
+		return 0;
+	if (len > src->size - off)
+		len = (size_t)(src->size - off);
+	if (src->mem)
+		return q2e_source_container_pread(src, buf, len, off);
+	while (done < len) {
+		struct iovec iov = { (char *)buf + done, len - done };
+		ssize_t n = preadv2(src->fd, &iov, 1, (off_t)(off + done),
+				    RWF_NOWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;	/* EAGAIN: not cached; or no RWF_NOWAIT */
+		done += (size_t)n;
+	}
+	return (int64_t)done;
 }
 
 int q2e_source_data_extents(struct q2e_source *src, struct q2e_extent **out,

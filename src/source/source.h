@@ -47,6 +47,15 @@ const struct q2e_dump_meta *q2e_source_dump_meta(const struct q2e_source *src);
 int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 			 uint64_t off, const char *what, struct q2e_error *err);
 
+/*
+ * Reads up to LEN bytes at OFF into BUF of what the page cache holds, as
+ * far as it holds them, without waiting for the device and without
+ * touching the plan (below), so that it may run beside the reads of
+ * another thread: the number of bytes read, 0 for a dump.
+ */
+int64_t q2e_source_pread_cached(struct q2e_source *src, void *buf, size_t len,
+				uint64_t off);
+
 /* Range I of the N ranges a plan has (see below). */
 typedef struct q2e_extent (*q2e_plan_range_fn)(const void *arg, size_t i);
 
