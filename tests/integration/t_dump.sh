@@ -502,4 +502,67 @@ types_case() {
 		"${want%$'\n'}" "$out"
 }
 t_case "each symbol's DWARF variable has its size and address" types_case
+# evict_from FILE OFFSET: the pages of FILE from OFFSET on out of the
+# page cache.
+evict_from() {
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, int(sys.argv[2]), 0, os.POSIX_FADV_DONTNEED)' "$@"
+}
+
+# Many tables (512 L2 tables of 4 KiB, 2 MiB apart) are copied by two
+# threads, the second reading only what the page cache holds and the
+# first reading the rest after its own half: the dump is the same with
+# the image cached, not cached, or cached up to three quarters, and any
+# L2 table of zeros (one in each half) is found by either thread.
+two_threads_case() {
+	local l1 l2 k size
+	qemu-img create -q -f qcow2 -o cluster_size=4k,preallocation=metadata tt.qcow2 1G
+	l1=$(be tt.qcow2 40 8)
+	for k in 100 400; do
+		l2=$(( $(be tt.qcow2 $((l1 + 8 * k)) 8) & 0x00fffffffffffe00 ))
+		dd if=/dev/zero of=tt.qcow2 bs=4096 seek=$((l2 / 4096)) count=1 \
+			conv=notrunc 2>/dev/null
+	done
+	sync tt.qcow2 2>/dev/null || sync
+	"$Q2E" dump tt.qcow2 -o tt.elf || { fail "dump of 512 tables exits 0"; return; }
+	"$Q2E" dump tt.qcow2 -o tt.warm.elf
+	assert_status "dumped again from the page cache: the same bytes" 0 cmp tt.elf tt.warm.elf
+	evict tt.qcow2
+	"$Q2E" dump tt.qcow2 -o tt.cold.elf
+	assert_status "dumped with the image out of the page cache: the same bytes" 0 \
+		cmp tt.elf tt.cold.elf
+	size=$(stat -c %s tt.qcow2)
+	evict_from tt.qcow2 $((size / 4 * 3 / 4096 * 4096))
+	"$Q2E" dump tt.qcow2 -o tt.part.elf
+	assert_status "dumped with its last quarter out of the cache: the same bytes" 0 \
+		cmp tt.elf tt.part.elf
+	assert_eq "the L2 tables of zeros are NOBITS sections" \
+		".qcow2.l2.100 NOBITS .qcow2.l2.400 NOBITS" \
+		"$(sections tt.elf | awk '$1 == ".qcow2.l2.100" || $1 == ".qcow2.l2.400" { printf "%s%s %s", s, $1, $4; s = " " }')"
+	assert_eq "512 L2 table sections" 512 "$(sections tt.elf | grep -c '^\.qcow2\.l2\.')"
+	assert_eq "every section holds the image's bytes" "" "$(holds_image_bytes tt.elf tt.qcow2)"
+	assert_match "eu-elflint accepts it" "No errors" "$(eu-elflint --gnu-ld --strict tt.elf 2>&1)"
+	head -c $(( $(stat -c %s tt.elf) + 65536 )) /dev/urandom >tt.over.elf
+	"$Q2E" dump tt.qcow2 -o - 1<>tt.over.elf
+	assert_status "written over a longer file of other bytes: the same bytes" 0 \
+		cmp tt.elf tt.over.elf
+	rm -f tt.qcow2 tt.*.elf
+}
+t_case "many tables on two threads: the same dump, cached or not" two_threads_case
+
+# A dump of more than a few MiB over an existing file: its first parts
+# are handed to the kernel for writing while the rest is made; the file
+# is still the dump, whole, as one written to a new name.
+writeback_case() {
+	qemu-img create -q -f qcow2 -o cluster_size=4k,preallocation=metadata wb.qcow2 6G
+	"$Q2E" dump wb.qcow2 -o wb.elf || { fail "dump of 3,072 tables exits 0"; return; }
+	head -c 1048576 /dev/urandom >wb.old
+	"$Q2E" dump wb.qcow2 -o wb.old
+	assert_eq "a dump over an existing file exits 0" 0 $?
+	assert_status "the file is the whole dump, as one to a new name" 0 cmp wb.elf wb.old
+	assert_eq "no temporary file is left beside it" "" "$(ls -a | grep '^wb\.old\.')"
+	rm -f wb.qcow2 wb.elf wb.old
+}
+t_case "a large dump over an existing file is whole" writeback_case
 finish
