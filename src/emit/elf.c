@@ -817,7 +817,7 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 	if (fd >= 0) {
 		ret = write_elf(&e, fd, path, NULL, res);
 	} else {
-		struct q2e_writeback wb;
+		struct q2e_writeback wb = { .started = false };
 
 		ret = q2e_emit_open(img, &out, path, err);
 		if (ret < 0)
@@ -829,8 +829,6 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 		 * rename (writeback.c); a new one is left to the kernel. */
 		if (out.replaces)
 			q2e_writeback_start(&wb, out.fd);
-		else
-			wb.started = false;
 		ret = write_elf(&e, out.fd, path, wb.started ? &wb : NULL, res);
 		q2e_writeback_finish(&wb);
 		if (ret < 0) {

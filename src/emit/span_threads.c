@@ -77,6 +77,7 @@ static int run_half(struct half *h)
 		h->again = h->again || found;
 		if (ret == Q2E_SPAN_UNCACHED) {
 			h->stopped = sp.first;
+			q2e_writeback_hold(h->out->wb);
 			ret = 0;
 			break;
 		}

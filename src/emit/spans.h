@@ -83,8 +83,8 @@ struct q2e_spans_job {
 	const char *path;	/* for messages */
 	const struct q2e_redaction *redact;
 	bool skip_zeros;	/* as the copier's */
-	/* In: the bytes are only to be looked at.  Out: a section was found
-	 * all zeros (marked zero), as q2e_span_stream() tells. */
+	/* Out: a section was found all zeros (marked zero), as
+	 * q2e_span_stream() tells, and the spans after it only looked at. */
 	bool again;
 	struct q2e_error *err;
 };

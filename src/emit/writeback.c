@@ -15,6 +15,11 @@
  * The calls are made by a thread of their own, since starting the writes
  * blocks whenever the device's queue is full.  Only whole pages are
  * handed over: a page the writer is still filling would be written twice.
+ *
+ * Only while the image is read from the page cache: with a cold cache the
+ * writes shared the device with the reads, which took longer by what the
+ * rename saved (1 TiB image: reads 0.23 s became 0.31-0.34, the rename's
+ * 0.095 s became 0.03), so the first read that misses holds them back.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -37,8 +42,8 @@ static void *write_out(void *arg)
 	for (;;) {
 		while (!wb->stop && !wb->count)
 			pthread_cond_wait(&wb->wake, &wb->lock);
-		if (!wb->count)
-			break;	/* stopped, and nothing is left */
+		if (!wb->count || wb->held)
+			break;	/* stopped, and nothing is left; or held */
 		uint64_t off = wb->queue[wb->head].off;
 		uint64_t len = wb->queue[wb->head].len;
 
@@ -87,7 +92,7 @@ void q2e_writeback_start(struct q2e_writeback *wb, int fd)
 static void hand_over(struct q2e_writeback *wb, uint64_t off, uint64_t len)
 {
 	pthread_mutex_lock(&wb->lock);
-	if (wb->count < Q2E_WRITEBACK_QUEUE) {
+	if (!wb->held && wb->count < Q2E_WRITEBACK_QUEUE) {
 		unsigned tail = (wb->head + wb->count) % Q2E_WRITEBACK_QUEUE;
 
 		wb->queue[tail].off = off;
@@ -117,6 +122,15 @@ void q2e_writeback_wrote(struct q2e_writeback *wb, struct q2e_writeback_run *run
 		return;
 	hand_over(wb, from, to - from);
 	run->start = to;
+}
+
+void q2e_writeback_hold(struct q2e_writeback *wb)
+{
+	if (!wb || !wb->started)
+		return;
+	pthread_mutex_lock(&wb->lock);
+	wb->held = true;
+	pthread_mutex_unlock(&wb->lock);
 }
 
 void q2e_writeback_finish(struct q2e_writeback *wb)

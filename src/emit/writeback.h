@@ -20,6 +20,7 @@ struct q2e_writeback {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool started, stop;
+	bool held;		/* under LOCK: hand nothing more over */
 	struct { uint64_t off, len; } queue[Q2E_WRITEBACK_QUEUE];
 	unsigned head, count;
 };
@@ -41,6 +42,11 @@ void q2e_writeback_start(struct q2e_writeback *wb, int fd);
  */
 void q2e_writeback_wrote(struct q2e_writeback *wb, struct q2e_writeback_run *run,
 			 uint64_t off, uint64_t end);
+/*
+ * The reads go to the device: nothing more is handed over, as the writes
+ * would slow them (left to the rename, after the reads).  WB may be NULL.
+ */
+void q2e_writeback_hold(struct q2e_writeback *wb);
 /* Hands over what is queued and joins the thread: called once for each
  * start, on every path, before the file is closed. */
 void q2e_writeback_finish(struct q2e_writeback *wb);
