@@ -8,10 +8,10 @@
  * from the file descriptor and its size alone, which the reads do not
  * change, so the two may run at once.
  */
-#include <signal.h>
 #include <string.h>
 
 #include "bg_extents.h"
+#include "emit.h"
 
 #define STACK_SIZE (256U << 10)
 
@@ -25,22 +25,9 @@ static void *ask(void *arg)
 
 void q2e_bg_extents_start(struct q2e_bg_extents *j, struct q2e_image *img)
 {
-	pthread_attr_t attr;
-	sigset_t all, old;
-
 	*j = (struct q2e_bg_extents){ .img = img };
-	/* A small stack: the default 8 MiB counts against `ulimit -v`, and
-	 * asking for extents takes a few frames. */
-	if (pthread_attr_init(&attr) != 0)
-		return;
-	pthread_attr_setstacksize(&attr, STACK_SIZE);
-	/* Signals stay with the thread that handles them (the output file's
-	 * clean-up). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	j->started = pthread_create(&j->thread, &attr, ask, j) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
+	/* Asking for extents takes a few frames. */
+	j->started = q2e_emit_thread_start(&j->thread, STACK_SIZE, ask, j);
 }
 
 int q2e_bg_extents_finish(struct q2e_bg_extents *j, struct q2e_extent **list,

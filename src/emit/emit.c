@@ -2,6 +2,7 @@
 /* What the emitters share: the output file of an image's model, and the
  * copier that streams region bytes from the model into it. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,24 @@ int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 					     : "'%s' is a file the input reads (a backing or data file); refusing to write over it",
 				     path);
 	return q2e_outfile_open(out, path, err);
+}
+
+bool q2e_emit_thread_start(pthread_t *t, size_t stack_size,
+			   void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	bool ok;
+
+	if (pthread_attr_init(&attr) != 0)
+		return false;
+	pthread_attr_setstacksize(&attr, stack_size);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ok = pthread_create(t, &attr, fn, arg) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return ok;
 }
 
 int q2e_region_copier_init(struct q2e_region_copier *c, struct q2e_image *img,

@@ -3,6 +3,9 @@
 #ifndef Q2E_EMIT_EMIT_H
 #define Q2E_EMIT_EMIT_H
 
+#include <pthread.h>
+#include <stdbool.h>
+
 #include "qcow2elf/dump.h"
 #include "qcow2elf/error.h"
 #include "qcow2elf/model.h"
@@ -17,6 +20,15 @@ int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 		  const char *path, struct q2e_error *err);
 
 struct q2e_seqwriter;
+
+/*
+ * Starts FN(ARG) on a thread of STACK_SIZE bytes of stack (the default
+ * 8 MiB counts against `ulimit -v`), with every signal blocked in it:
+ * signals stay with the thread that handles them (the output file's
+ * clean-up).  False if no thread could be made.
+ */
+bool q2e_emit_thread_start(pthread_t *t, size_t stack_size,
+			   void *(*fn)(void *), void *arg);
 
 /*
  * The sorted union of the image ranges a dump of IMG holds (its

@@ -18,7 +18,6 @@
  * that finds nothing.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -122,26 +121,6 @@ static size_t split_point(const struct q2e_by_addr *by)
 	return next;
 }
 
-static bool start_thread(pthread_t *t, struct half *h)
-{
-	pthread_attr_t attr;
-	sigset_t all, old;
-	bool ok;
-
-	if (pthread_attr_init(&attr) != 0)
-		return false;
-	/* A small stack: the default 8 MiB counts against `ulimit -v`. */
-	pthread_attr_setstacksize(&attr, STACK_SIZE);
-	/* Signals stay with the thread that handles them (the output file's
-	 * clean-up). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ok = pthread_create(t, &attr, run_second, h) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	return ok;
-}
-
 /* The sections BY[FROM, TO) as a view of their own. */
 static struct q2e_by_addr view(const struct q2e_by_addr *by, size_t from,
 			       size_t to)
@@ -170,7 +149,8 @@ int q2e_spans_write(struct q2e_spans_job *job)
 		/* The second half's bytes start at its first section's. */
 		out2.off = q2e_by(by, split)->file_offset;
 		out2.wb = job->out->wb;
-		threaded = start_thread(&t, &second);
+		threaded = q2e_emit_thread_start(&t, STACK_SIZE, run_second,
+						  &second);
 		if (!threaded)
 			q2e_seqwriter_fini(&out2);
 	}

@@ -23,9 +23,9 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <signal.h>
 #include <string.h>
 
+#include "emit.h"
 #include "writeback.h"
 
 /* Handed over at a time: a few calls for a dump of 100 MiB, and room in
@@ -62,27 +62,16 @@ static void *write_out(void *arg)
 
 void q2e_writeback_start(struct q2e_writeback *wb, int fd)
 {
-	pthread_attr_t attr;
-	sigset_t all, old;
-
 	memset(wb, 0, sizeof(*wb));
 	wb->fd = fd;
 	if (pthread_mutex_init(&wb->lock, NULL) != 0)
 		return;
-	if (pthread_cond_init(&wb->wake, NULL) != 0 ||
-	    pthread_attr_init(&attr) != 0) {
+	if (pthread_cond_init(&wb->wake, NULL) != 0) {
 		pthread_mutex_destroy(&wb->lock);
 		return;
 	}
-	/* A small stack: the default 8 MiB counts against `ulimit -v`. */
-	pthread_attr_setstacksize(&attr, STACK_SIZE);
-	/* Signals stay with the thread that handles them (the output file's
-	 * clean-up). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	wb->started = pthread_create(&wb->thread, &attr, write_out, wb) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
+	wb->started = q2e_emit_thread_start(&wb->thread, STACK_SIZE, write_out,
+					    wb);
 	if (!wb->started) {
 		pthread_cond_destroy(&wb->wake);
 		pthread_mutex_destroy(&wb->lock);
