@@ -132,6 +132,18 @@ int corrupt(struct checker *c, const char *fmt, ...)
 	return ret;
 }
 
+int corrupt_many(struct checker *c, uint64_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	c->res->corruptions += n * c->mult;
+	va_start(ap, fmt);
+	ret = add_vline(c, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
 int check_error(struct checker *c, const char *fmt, ...)
 {
 	va_list ap;
