@@ -184,6 +184,31 @@ static uint64_t l2_offset(const struct q2e_image *img, uint64_t i)
 	return e.l2_offset;
 }
 
+/*
+ * The first of entries [J, N) (ESIZE bytes each) that differ between the
+ * tables X and Y, or N: identical entries record nothing, and two tables
+ * that differ mostly differ in a few entries.  A block of entries at a
+ * time: decoding each entry cost more than the rest of the diff.
+ */
+#define SAME_BLOCK 512
+static uint64_t next_change(const uint8_t *x, const uint8_t *y, uint64_t j,
+			    uint64_t n, unsigned esize)
+{
+	uint64_t per_block = SAME_BLOCK / esize;
+
+	while (j < n) {
+		if (j % per_block == 0 && n - j >= per_block &&
+		    memcmp(x + j * esize, y + j * esize, SAME_BLOCK) == 0) {
+			j += per_block;
+			continue;
+		}
+		if (memcmp(x + j * esize, y + j * esize, esize) != 0)
+			return j;
+		j++;
+	}
+	return n;
+}
+
 static void l2_entry_at(const struct q2e_image *img, const uint8_t *table,
 			uint64_t j, struct qcow2_l2_entry *e)
 {
@@ -200,6 +225,7 @@ static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 			 uint8_t *tb, struct q2e_error *err)
 {
 	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
+	unsigned esize = qcow2_l2_entry_size(&b->l2);
 	char sym[64];
 	int ret;
 
@@ -213,9 +239,13 @@ static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 	diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
 		    sizeof(sym));
 	for (uint64_t j = 0; j < b->l2_entries && !ret; j++) {
-		uint64_t guest = (i * b->l2_entries + j) << b->hdr.cluster_bits;
+		uint64_t guest;
 		struct qcow2_l2_entry x, y;
 
+		j = next_change(ta, tb, j, b->l2_entries, esize);
+		if (j == b->l2_entries)
+			break;
+		guest = (i * b->l2_entries + j) << b->hdr.cluster_bits;
 		if (guest >= size)
 			break;
 		l2_entry_at(a, ta, j, &x);
@@ -290,21 +320,23 @@ int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	    struct q2e_error *err)
 {
 	uint64_t n = a->nl1 > b->nl1 ? a->nl1 : b->nl1;
-	uint8_t *ta, *tb;
+	uint8_t *pair = NULL;	/* the two tables, made for the first */
 	int ret = 0;
 
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->l2.extended != b->l2.extended)
 		return l2_by_unit(d, a, b, err);
-	ta = malloc((size_t)a->cluster_size);
-	tb = malloc((size_t)b->cluster_size);
-	if (!ta || !tb)
-		ret = diff_nomem(err);
-	for (uint64_t i = 0; i < n && !ret; i++)
-		if (l2_offset(a, i) || l2_offset(b, i))
-			ret = l2_table_pair(d, a, b, i, ta, tb, err);
-	free(ta);
-	free(tb);
+	for (uint64_t i = 0; i < n && !ret; i++) {
+		if (!l2_offset(a, i) && !l2_offset(b, i))
+			continue;
+		if (!pair && !(pair = malloc((size_t)a->cluster_size * 2))) {
+			ret = diff_nomem(err);
+			break;
+		}
+		ret = l2_table_pair(d, a, b, i, pair, pair + a->cluster_size,
+				   err);
+	}
+	free(pair);
 	return ret;
 }
 
@@ -359,6 +391,7 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 {
 	uint64_t size = a->file_size > b->file_size ? a->file_size : b->file_size;
 	uint64_t n = per_block(b), cs = b->cluster_size;
+	uint64_t per_chunk = SAME_BLOCK * 8 / b->refcount_bits;
 	char sym[64];
 	int ret;
 
@@ -372,9 +405,16 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 	diff_symbol(b, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE, 0, i, sym,
 		    sizeof(sym));
 	for (uint64_t j = 0; j < n && !ret; j++) {
-		uint64_t host = (i * n + j) * cs;
-		uint64_t x, y;
+		uint64_t host, x, y;
 
+		/* Whole blocks of identical bytes hold no change. */
+		while (j % per_chunk == 0 && n - j >= per_chunk &&
+		       memcmp(ba + j / per_chunk * SAME_BLOCK,
+			      bb + j / per_chunk * SAME_BLOCK, SAME_BLOCK) == 0)
+			j += per_chunk;
+		if (j == n)
+			break;
+		host = (i * n + j) * cs;
 		if (host >= size)
 			break;
 		x = qcow2_refcount_get(ba, (size_t)cs, a->hdr.refcount_order, j);
@@ -421,20 +461,22 @@ int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 		   struct q2e_image *b, struct q2e_error *err)
 {
 	uint64_t n = a->nreftable > b->nreftable ? a->nreftable : b->nreftable;
-	uint8_t *ba, *bb;
+	uint8_t *pair = NULL;	/* the two blocks, made for the first */
 	int ret = 0;
 
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->refcount_bits != b->refcount_bits || !b->refcount_bits)
 		return refcounts_by_unit(d, a, b, err);
-	ba = malloc((size_t)a->cluster_size);
-	bb = malloc((size_t)b->cluster_size);
-	if (!ba || !bb)
-		ret = diff_nomem(err);
-	for (uint64_t i = 0; i < n && !ret; i++)
-		if (block_offset(a, i) || block_offset(b, i))
-			ret = refblock_pair(d, a, b, i, ba, bb, err);
-	free(ba);
-	free(bb);
+	for (uint64_t i = 0; i < n && !ret; i++) {
+		if (!block_offset(a, i) && !block_offset(b, i))
+			continue;
+		if (!pair && !(pair = malloc((size_t)a->cluster_size * 2))) {
+			ret = diff_nomem(err);
+			break;
+		}
+		ret = refblock_pair(d, a, b, i, pair, pair + a->cluster_size,
+				    err);
+	}
+	free(pair);
 	return ret;
 }
