@@ -172,6 +172,9 @@ int add_repeated_line(struct checker *c, uint64_t k0, uint64_t repeat,
 /* A corruption qemu-img reports: counted, and its line kept. */
 int corrupt(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Snapshot table entries past the end of the file that get qemu-img's
+ * line each; more get one line for all. */
+#define SNAPSHOT_LINES_MAX 4096
 /* N corruptions qemu-img reports one line each for, under one line. */
 int corrupt_many(struct checker *c, uint64_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -369,19 +369,26 @@ int check_snapshots(struct checker *c)
 			return ret;
 	}
 	/* The entries past the end of the file have no extra data: qemu-img
-	 * prints a line for each (up to 65,536 from a 72-byte file), one
-	 * line here says which, counted as qemu-img counts them. */
-	ret = 0;
-	if (img->hdr.version >= 3 && img->nsnapshots_past_end == 1)
+	 * prints a line for each, up to 65,536 from a 72-byte file; past
+	 * SNAPSHOT_LINES_MAX, one line here says which, counted as qemu-img
+	 * counts them. */
+	for (size_t i = 0; img->hdr.version >= 3 &&
+			   img->nsnapshots_past_end <= SNAPSHOT_LINES_MAX &&
+			   i < img->nsnapshots_past_end; i++) {
 		ret = corrupt(c, "ERROR snapshot table entry %zu is incomplete",
-			      img->nsnapshots);
-	else if (img->hdr.version >= 3 && img->nsnapshots_past_end)
+			      img->nsnapshots + i);
+		if (ret < 0)
+			return ret;
+	}
+	if (img->hdr.version >= 3 &&
+	    img->nsnapshots_past_end > SNAPSHOT_LINES_MAX) {
 		ret = corrupt_many(c, img->nsnapshots_past_end,
 				   "ERROR snapshot table entries %zu to %zu are incomplete",
 				   img->nsnapshots, img->nsnapshots +
 				   img->nsnapshots_past_end - 1);
-	if (ret < 0)
-		return ret;
+		if (ret < 0)
+			return ret;
+	}
 	c->skip_snapshot = calloc(img->nsnapshots + 1, sizeof(bool));
 	if (!c->skip_snapshot)
 		return nomem(c);
