@@ -16,6 +16,39 @@
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
 
+/* Messages are cut at this many bytes, their NUL included. */
+#define MESSAGE_MAX 512
+
+/* A finding whose message is TEXT (cut at MESSAGE_MAX). */
+static struct q2e_finding *add_finding_text(struct checker *c,
+					    enum q2e_finding_type type,
+					    enum q2e_severity sev,
+					    uint64_t offset, const char *text)
+{
+	struct q2e_check_result *res = c->res;
+	struct q2e_finding *f;
+
+	if (q2e_grow(res->findings, c->findings_cap, res->nfindings + 1) < 0) {
+		nomem(c);
+		return NULL;
+	}
+	f = &res->findings[res->nfindings];
+	memset(f, 0, sizeof(*f));
+	f->type = type;
+	f->severity = sev;
+	f->offset = offset;
+	f->message = strndup(text, MESSAGE_MAX - 1);
+	if (!f->message) {
+		nomem(c);
+		return NULL;
+	}
+	res->nfindings++;
+	if (type == Q2E_FINDING_OVERLAP || type == Q2E_FINDING_SHARED ||
+	    type == Q2E_FINDING_DATA_IN_METADATA)
+		res->overlaps = true;
+	return f;
+}
+
 static struct q2e_finding *add_finding(struct checker *c,
 				       enum q2e_finding_type type,
 				       enum q2e_severity sev, uint64_t offset,
@@ -26,33 +59,13 @@ static struct q2e_finding *add_finding(struct checker *c,
 				       enum q2e_severity sev, uint64_t offset,
 				       const char *fmt, ...)
 {
-	struct q2e_check_result *res = c->res;
-	struct q2e_finding *f;
-	char text[512];
+	char text[MESSAGE_MAX];
 	va_list ap;
 
-	if (q2e_grow(res->findings, c->findings_cap, res->nfindings + 1) < 0) {
-		nomem(c);
-		return NULL;
-	}
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	f = &res->findings[res->nfindings];
-	memset(f, 0, sizeof(*f));
-	f->type = type;
-	f->severity = sev;
-	f->offset = offset;
-	f->message = strdup(text);
-	if (!f->message) {
-		nomem(c);
-		return NULL;
-	}
-	res->nfindings++;
-	if (type == Q2E_FINDING_OVERLAP || type == Q2E_FINDING_SHARED ||
-	    type == Q2E_FINDING_DATA_IN_METADATA)
-		res->overlaps = true;
-	return f;
+	return add_finding_text(c, type, sev, offset, text);
 }
 
 /* Adds region R to the structures of F, unless it is there already. */
@@ -272,12 +285,17 @@ int model_findings(struct checker *c)
 {
 	const struct q2e_image *img = c->img;
 
+	/* Room for all at once: thousands of problems grew the array a
+	 * dozen times, each a copy of it. */
+	if (q2e_grow(c->res->findings, c->findings_cap,
+		     c->res->nfindings + img->nproblems) < 0)
+		return nomem(c);
 	for (size_t i = 0; i < img->nproblems; i++) {
 		const struct q2e_problem *p = &img->problems[i];
 		struct q2e_finding *f;
 
-		f = add_finding(c, problem_type(p), p->severity, p->offset, "%s",
-				p->message);
+		f = add_finding_text(c, problem_type(p), p->severity, p->offset,
+				     p->message);
 		if (!f)
 			return Q2E_ENOMEM;
 		f->structure = strdup(p->structure);
@@ -485,8 +503,8 @@ static int missing_file(struct checker *c, const char *structure,
 {
 	struct q2e_finding *f;
 
-	f = add_finding(c, Q2E_FINDING_MISSING_FILE, Q2E_SEV_ERROR, offset,
-			"%s", what);
+	f = add_finding_text(c, Q2E_FINDING_MISSING_FILE, Q2E_SEV_ERROR, offset,
+			     what);
 	if (!f)
 		return Q2E_ENOMEM;
 	f->structure = strdup(structure);

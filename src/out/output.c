@@ -459,25 +459,48 @@ static void scalar(struct q2e_out *o, const char *key, const char *fmt_json,
 		human_value_end(o, n > 0 ? n : 0);
 }
 
-/* A JSON number without printf: check -M prints 80,000 of them. */
-static void json_uint(struct q2e_out *o, const char *key, uint64_t v)
+/*
+ * V in base 10, or in base 16 after "0x" (HEX), as printf's "%" PRIu64 and
+ * "0x%" PRIx64 write it, ending with a NUL at the end of BUF[24]; returns
+ * where it starts.  Without printf: check -M prints 80,000 numbers, and info one a
+ * line, each a call of printf's interceptor under the sanitizers.
+ */
+static const char *number(char *buf, uint64_t v, bool hex)
 {
-	char buf[20];
-	size_t i = sizeof(buf);
+	char *p = buf + 23;
+
+	*p = '\0';
+	if (hex) {
+		do
+			*--p = "0123456789abcdef"[v & 15];
+		while ((v >>= 4) != 0);
+		*--p = 'x';
+		*--p = '0';
+	} else {
+		do
+			*--p = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+	}
+	return p;
+}
+
+/* A number either form writes as it is (human: "0x1f" if HEX). */
+static void uint_value(struct q2e_out *o, const char *key, uint64_t v,
+		       bool hex)
+{
+	char buf[24];
+	const char *p = number(buf, v, hex && o->format != Q2E_FORMAT_JSON);
+	size_t len = (size_t)(buf + sizeof(buf) - 1 - p);
 
 	member(o, key, false);
-	do
-		buf[--i] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	fwrite(buf + i, 1, sizeof(buf) - i, o->fp);
+	fwrite(p, 1, len, o->fp);
+	if (o->format != Q2E_FORMAT_JSON)
+		human_value_end(o, (int)len);
 }
 
 void q2e_out_uint(struct q2e_out *o, const char *key, uint64_t v)
 {
-	if (o->format == Q2E_FORMAT_JSON)
-		json_uint(o, key, v);
-	else
-		scalar(o, key, "%" PRIu64, "%" PRIu64, v);
+	uint_value(o, key, v, false);
 }
 
 void q2e_out_int(struct q2e_out *o, const char *key, int64_t v)
@@ -487,10 +510,7 @@ void q2e_out_int(struct q2e_out *o, const char *key, int64_t v)
 
 void q2e_out_hex(struct q2e_out *o, const char *key, uint64_t v)
 {
-	if (o->format == Q2E_FORMAT_JSON)
-		json_uint(o, key, v);
-	else
-		scalar(o, key, "%" PRIu64, "0x%" PRIx64, v);
+	uint_value(o, key, v, true);
 }
 
 void q2e_out_bool(struct q2e_out *o, const char *key, bool v)
@@ -549,14 +569,15 @@ void q2e_out_uint_color(struct q2e_out *o, const char *key, uint64_t v,
 			enum q2e_color c)
 {
 	char buf[24];
+	const char *p;
 
 	if (o->format == Q2E_FORMAT_JSON) {
 		q2e_out_uint(o, key, v);
 		return;
 	}
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	p = number(buf, v, false);
 	member(o, key, false);
-	human_colored(o, buf, strlen(buf), c);
+	human_colored(o, p, (size_t)(buf + sizeof(buf) - 1 - p), c);
 }
 
 void q2e_out_hex_string(struct q2e_out *o, const char *key, uint64_t v,
@@ -564,6 +585,5 @@ void q2e_out_hex_string(struct q2e_out *o, const char *key, uint64_t v,
 {
 	char buf[24];
 
-	snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
-	q2e_out_str_color(o, key, buf, c);
+	q2e_out_str_color(o, key, number(buf, v, true), c);
 }
