@@ -174,6 +174,34 @@ static int load_table(struct q2e_image *img, uint64_t off,
 	return q2e_image_read_region(img, r, buf, err);
 }
 
+/*
+ * The first index from I on, below N, where table A (NA entries) or B (NB)
+ * holds an entry that is not zero, or N: an L1 or refcount table is mostly
+ * zeros, and each test of an entry is a call of the fuzzer's coverage
+ * hooks.  Eight entries of each at a time.
+ */
+static uint64_t next_nonzero(const uint64_t *a, uint64_t na,
+			     const uint64_t *b, uint64_t nb, uint64_t i,
+			     uint64_t n)
+{
+	uint64_t both = na < nb ? na : nb;
+
+	while (i < n) {
+		if (i + 8 <= both &&
+		    !(a[i] | a[i + 1] | a[i + 2] | a[i + 3] | a[i + 4] |
+		      a[i + 5] | a[i + 6] | a[i + 7] | b[i] | b[i + 1] |
+		      b[i + 2] | b[i + 3] | b[i + 4] | b[i + 5] | b[i + 6] |
+		      b[i + 7])) {
+			i += 8;
+			continue;
+		}
+		if ((i < na && a[i]) || (i < nb && b[i]))
+			return i;
+		i++;
+	}
+	return n;
+}
+
 static uint64_t l2_offset(const struct q2e_image *img, uint64_t i)
 {
 	struct qcow2_l1_entry e;
@@ -327,6 +355,9 @@ int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	    a->l2.extended != b->l2.extended)
 		return l2_by_unit(d, a, b, err);
 	for (uint64_t i = 0; i < n && !ret; i++) {
+		i = next_nonzero(a->l1, a->nl1, b->l1, b->nl1, i, n);
+		if (i == n)
+			break;
 		if (!l2_offset(a, i) && !l2_offset(b, i))
 			continue;
 		if (!pair && !(pair = malloc((size_t)a->cluster_size * 2))) {
@@ -468,6 +499,10 @@ int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 	    a->refcount_bits != b->refcount_bits || !b->refcount_bits)
 		return refcounts_by_unit(d, a, b, err);
 	for (uint64_t i = 0; i < n && !ret; i++) {
+		i = next_nonzero(a->reftable, a->nreftable, b->reftable,
+				 b->nreftable, i, n);
+		if (i == n)
+			break;
 		if (!block_offset(a, i) && !block_offset(b, i))
 			continue;
 		if (!pair && !(pair = malloc((size_t)a->cluster_size * 2))) {
