@@ -267,11 +267,7 @@ void q2e_check_result_free(struct q2e_check_result *res)
 		free(t);
 	}
 	free(res->lines);
-	for (size_t i = 0; i < res->nfindings; i++) {
-		free(res->findings[i].structure);
-		free(res->findings[i].message);
-	}
-	free(res->findings);
+	free(res->findings);	/* their texts were in the chunks */
 	free(res->snapshot_leader);
 	free(res->incomplete);
 	free(res->unopenable);

@@ -71,10 +71,11 @@ struct meta_range {
 };
 
 /*
- * The texts of the lines, in chunks that never move: a strdup() per line
- * (and a free() per line) cost a fifth of a check that printed 65,536
- * lines.  The result the check hands out is the first member of this,
- * which q2e_check_result_free() frees.
+ * The texts of the lines and of the findings (message and structure), in
+ * chunks that never move: a strdup() per line (and a free() per line) cost
+ * a fifth of a check that printed 65,536 lines.  The result the check
+ * hands out is the first member of this, which q2e_check_result_free()
+ * frees.
  */
 struct text_chunk {
 	struct text_chunk *next;
@@ -172,6 +173,9 @@ int add_repeated_line(struct checker *c, uint64_t k0, uint64_t repeat,
 /* A corruption qemu-img reports: counted, and its line kept. */
 int corrupt(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A copy of S, cut at MAX - 1 bytes, kept with the result's texts (freed
+ * with it); NULL if out of memory. */
+char *keep_string(struct checker *c, const char *s, size_t max);
 /* Snapshot table entries past the end of the file that get qemu-img's
  * line each; more get one line for all. */
 #define SNAPSHOT_LINES_MAX 4096

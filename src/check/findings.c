@@ -37,7 +37,7 @@ static struct q2e_finding *add_finding_text(struct checker *c,
 	f->type = type;
 	f->severity = sev;
 	f->offset = offset;
-	f->message = strndup(text, MESSAGE_MAX - 1);
+	f->message = keep_string(c, text, MESSAGE_MAX);
 	if (!f->message) {
 		nomem(c);
 		return NULL;
@@ -298,7 +298,7 @@ int model_findings(struct checker *c)
 				     p->message);
 		if (!f)
 			return Q2E_ENOMEM;
-		f->structure = strdup(p->structure);
+		f->structure = keep_string(c, p->structure, SIZE_MAX);
 		if (!f->structure)
 			return nomem(c);
 		problem_ref(c, f, p);
@@ -507,7 +507,7 @@ static int missing_file(struct checker *c, const char *structure,
 			     what);
 	if (!f)
 		return Q2E_ENOMEM;
-	f->structure = strdup(structure);
+	f->structure = keep_string(c, structure, SIZE_MAX);
 	if (!f->structure)
 		return nomem(c);
 	f->refs[0].kind = "field";

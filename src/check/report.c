@@ -32,29 +32,48 @@ void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2)
 #define TEXT_CHUNK (64U << 10)
 
 /*
- * Room for a text of up to LINE_MAX_TEXT bytes at the end of the result's
- * text chunks; keep_text() keeps what was written there.
+ * Room for a text of up to ROOM bytes at the end of the result's text
+ * chunks; keep_text() keeps what was written there.
  */
-static char *text_room(struct checker *c)
+static char *text_room_for(struct checker *c, size_t room)
 {
 	struct check_result_impl *r = (struct check_result_impl *)c->res;
 	struct text_chunk *t = r->texts;
+	size_t cap = room > TEXT_CHUNK ? room : TEXT_CHUNK;
 
-	if (!t || t->cap - t->used < LINE_MAX_TEXT) {
-		t = malloc(sizeof(*t) + TEXT_CHUNK);
+	if (!t || t->cap - t->used < room) {
+		t = malloc(sizeof(*t) + cap);
 		if (!t)
 			return NULL;
 		t->next = r->texts;
 		t->used = 0;
-		t->cap = TEXT_CHUNK;
+		t->cap = cap;
 		r->texts = t;
 	}
 	return t->text + t->used;
 }
 
+static char *text_room(struct checker *c)
+{
+	return text_room_for(c, LINE_MAX_TEXT);
+}
+
 static void keep_text(struct checker *c, size_t len)
 {
 	((struct check_result_impl *)c->res)->texts->used += len + 1;
+}
+
+char *keep_string(struct checker *c, const char *s, size_t max)
+{
+	size_t len = strnlen(s, max - 1);
+	char *text = text_room_for(c, len + 1);
+
+	if (!text)
+		return NULL;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	keep_text(c, len);
+	return text;
 }
 
 static int add_vline(struct checker *c, const char *fmt, va_list ap)
