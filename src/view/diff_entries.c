@@ -344,31 +344,50 @@ static int l2_by_unit(struct q2e_diff *d, struct q2e_image *a,
 	return ret;
 }
 
-int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
-	    struct q2e_error *err)
+/* Compares the tables (or blocks) at one index of A and B into buffers. */
+typedef int pair_fn(struct q2e_diff *d, struct q2e_image *a,
+		    struct q2e_image *b, uint64_t i, uint8_t *ta, uint8_t *tb,
+		    struct q2e_error *err);
+
+/*
+ * PAIR at each index where A's table XA (NA entries) or B's XB (NB) names
+ * a table, by OFFSET(); the two tables' buffers are made for the first,
+ * so that an image with none (a 2 MB-cluster header alone) makes none.
+ */
+static int table_pairs(struct q2e_diff *d, struct q2e_image *a,
+		       struct q2e_image *b, const uint64_t *xa, uint64_t na,
+		       const uint64_t *xb, uint64_t nb,
+		       uint64_t (*offset)(const struct q2e_image *, uint64_t),
+		       pair_fn *pair, struct q2e_error *err)
 {
-	uint64_t n = a->nl1 > b->nl1 ? a->nl1 : b->nl1;
-	uint8_t *pair = NULL;	/* the two tables, made for the first */
+	uint64_t n = na > nb ? na : nb;
+	uint8_t *bufs = NULL;
 	int ret = 0;
 
-	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
-	    a->l2.extended != b->l2.extended)
-		return l2_by_unit(d, a, b, err);
 	for (uint64_t i = 0; i < n && !ret; i++) {
-		i = next_nonzero(a->l1, a->nl1, b->l1, b->nl1, i, n);
+		i = next_nonzero(xa, na, xb, nb, i, n);
 		if (i == n)
 			break;
-		if (!l2_offset(a, i) && !l2_offset(b, i))
+		if (!offset(a, i) && !offset(b, i))
 			continue;
-		if (!pair && !(pair = malloc((size_t)a->cluster_size * 2))) {
+		if (!bufs && !(bufs = malloc((size_t)a->cluster_size * 2))) {
 			ret = diff_nomem(err);
 			break;
 		}
-		ret = l2_table_pair(d, a, b, i, pair, pair + a->cluster_size,
-				   err);
+		ret = pair(d, a, b, i, bufs, bufs + a->cluster_size, err);
 	}
-	free(pair);
+	free(bufs);
 	return ret;
+}
+
+int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
+	    struct q2e_error *err)
+{
+	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
+	    a->l2.extended != b->l2.extended)
+		return l2_by_unit(d, a, b, err);
+	return table_pairs(d, a, b, a->l1, a->nl1, b->l1, b->nl1, l2_offset,
+			   l2_table_pair, err);
 }
 
 /* Records that host cluster C's refcount went from X to Y. */
@@ -491,27 +510,9 @@ static int refcounts_by_unit(struct q2e_diff *d, struct q2e_image *a,
 int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 		   struct q2e_image *b, struct q2e_error *err)
 {
-	uint64_t n = a->nreftable > b->nreftable ? a->nreftable : b->nreftable;
-	uint8_t *pair = NULL;	/* the two blocks, made for the first */
-	int ret = 0;
-
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->refcount_bits != b->refcount_bits || !b->refcount_bits)
 		return refcounts_by_unit(d, a, b, err);
-	for (uint64_t i = 0; i < n && !ret; i++) {
-		i = next_nonzero(a->reftable, a->nreftable, b->reftable,
-				 b->nreftable, i, n);
-		if (i == n)
-			break;
-		if (!block_offset(a, i) && !block_offset(b, i))
-			continue;
-		if (!pair && !(pair = malloc((size_t)a->cluster_size * 2))) {
-			ret = diff_nomem(err);
-			break;
-		}
-		ret = refblock_pair(d, a, b, i, pair, pair + a->cluster_size,
-				    err);
-	}
-	free(pair);
-	return ret;
+	return table_pairs(d, a, b, a->reftable, a->nreftable, b->reftable,
+			   b->nreftable, block_offset, refblock_pair, err);
 }
