@@ -547,9 +547,6 @@ assert_match "-M human: a tree" "active-l1:" "$("$Q2E" check -M "$T/v3.qcow2")"
 
 # Every image of the shared corpus (tests/lib/corpus.sh), LUKS included.
 . "$TOP/tests/lib/corpus.sh"
-case $Q2E in	# the images are read from their directory
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 if corpus_build "$T/corpus" 2>"$T/corpus.err"; then
 	pushd "$T/corpus" >/dev/null || finish
 	while read -r img kind; do

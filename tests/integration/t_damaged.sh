@@ -52,9 +52,6 @@ map_like_qemu() {
 	fi
 }
 
-case $Q2E in	# the images are read from their directory
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 # Each case damages its own copy of a good image, and fails alone.

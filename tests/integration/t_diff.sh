@@ -9,9 +9,6 @@
 need qemu-img qemu-io jq
 . "$TOP/tests/lib/patch.sh"
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 # One line per named change, then the tables that appeared or moved.

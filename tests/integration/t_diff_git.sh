@@ -5,9 +5,6 @@
 . "$(dirname "$0")/../lib/common.sh"
 need git qemu-img qemu-io
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 export QCOW2ELF=$Q2E GIT_CONFIG_NOSYSTEM=1 HOME=$T_TMP
 git init -q repo && cd repo || finish

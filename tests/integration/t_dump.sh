@@ -7,9 +7,6 @@
 . "$TOP/tests/lib/patch.sh"
 need qemu-img qemu-io jq readelf objdump objcopy gdb eu-elflint llvm-dwarfdump od
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 be() {	# be FILE OFFSET BYTES: the big-endian integer there, in decimal

@@ -10,9 +10,6 @@
 . "$TOP/tests/lib/patch.sh"
 need qemu-img jq python3
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 OSC=$'\e]0;pwned\a'

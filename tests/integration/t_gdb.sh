@@ -7,9 +7,6 @@
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io gdb jq python3 readelf
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 SCRIPT=$TOP/contrib/gdb/qcow2elf.py
 cd "$T_TMP" || finish
 

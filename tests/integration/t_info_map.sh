@@ -14,9 +14,6 @@ if corpus_build "$C" 2>"$T_TMP/corpus.err"; then
 else
 	fail "corpus built" "$(cat "$T_TMP/corpus.err")"
 fi
-case $Q2E in	# the images are read from their directory
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$C" || finish
 
 # The facts both show, in one flat object; absent facts and empty lists

@@ -9,9 +9,6 @@
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io unshare mount ldconfig
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 
 # Every libdwarf the dynamic loader knows of, as the files they lead to.
 mapfile -t libs < <(ldconfig -p | sed -n 's/^[[:space:]]*libdwarf[^ ]* (.*) => //p' |

@@ -9,9 +9,6 @@
 . "$(dirname "$0")/../lib/common.sh"
 need qemu-img qemu-io readelf cmp
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 qemu-img create -q -f qcow2 img.qcow2 64M

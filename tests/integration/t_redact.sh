@@ -8,9 +8,6 @@
 . "$(dirname "$0")/../lib/common.sh"
 need qemu-img qemu-io readelf jq python3 gdb
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 img=vm-private-disk.qcow2

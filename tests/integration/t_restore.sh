@@ -8,9 +8,6 @@
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io jq readelf objcopy
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 cd "$T_TMP" || finish
 
 # Sections of a dump: "name addr size type" per line, from readelf.

@@ -7,9 +7,6 @@
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io valgrind
 
-case $Q2E in
-*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
-esac
 mkdir "$T_TMP/c" && cd "$T_TMP/c" || finish
 for b in corpus_snapshots corpus_bitmaps corpus_extended_l2_backing \
 	 corpus_refcount_bits corpus_compressed_zstd corpus_luks corpus_data_file; do

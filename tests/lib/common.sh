@@ -14,6 +14,9 @@
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 Q2E=${Q2E:-$TOP/qcow2elf}
+case $Q2E in	# a relative path made absolute: the tests change directory
+*/*) [ "${Q2E#/}" != "$Q2E" ] || Q2E=$PWD/$Q2E ;;
+esac
 T_NAME=$(basename "$0" .sh)
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/q2e-$T_NAME.XXXXXX")
 # One line per result, "pass", "fail" or "skip": a file, so that results
