@@ -82,6 +82,13 @@ int qcow2_header_decode(const uint8_t *buf, size_t len,
 		h->header_length = QCOW2_V2_HEADER_LENGTH;
 		return 0;
 	}
+	/* QEMU probes version 1 as QCOW, its predecessor, and 0 as raw: not
+	 * QCOW2, so `check` exits 63 as qemu-img check does on them. */
+	if (h->version < 2) {
+		*why = h->version == 1 ? "version 1 is QCOW, not QCOW2"
+				       : "version 0, not a QCOW2 image";
+		return Q2E_ENOTQCOW2;
+	}
 	if (h->version != 3) {
 		*why = "unknown version (only 2 and 3 exist)";
 		return Q2E_EUNSUPPORTED;

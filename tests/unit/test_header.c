@@ -178,7 +178,7 @@ static void test_bad_magic(void **state)
 
 static void test_unknown_versions(void **state)
 {
-	static const uint8_t versions[] = { 0, 1, 4, 0xff };
+	static const uint8_t versions[] = { 4, 5, 0xff };
 	struct qcow2_header h;
 
 	(void)state;
@@ -191,6 +191,29 @@ static void test_unknown_versions(void **state)
 		assert_int_equal(qcow2_header_decode(buf, sizeof(buf), &h, &why),
 				 Q2E_EUNSUPPORTED);
 		assert_string_equal(why, "unknown version (only 2 and 3 exist)");
+	}
+}
+
+/* Versions 0 and 1 are not QCOW2 at all: QEMU takes them for raw and for
+ * QCOW, whose check does not exist (qemu-img check exits 63). */
+static void test_pre_qcow2_versions(void **state)
+{
+	static const struct { uint8_t version; const char *why; } cases[] = {
+		{ 0, "version 0, not a QCOW2 image" },
+		{ 1, "version 1 is QCOW, not QCOW2" },
+	};
+	struct qcow2_header h;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t buf[sizeof(v3_header)];
+		const char *why = NULL;
+
+		memcpy(buf, v3_header, sizeof(buf));
+		buf[7] = cases[i].version;
+		assert_int_equal(qcow2_header_decode(buf, sizeof(buf), &h, &why),
+				 Q2E_ENOTQCOW2);
+		assert_string_equal(why, cases[i].why);
 	}
 }
 
@@ -496,6 +519,7 @@ int main(void)
 		cmocka_unit_test(test_v3_truncated),
 		cmocka_unit_test(test_bad_magic),
 		cmocka_unit_test(test_unknown_versions),
+		cmocka_unit_test(test_pre_qcow2_versions),
 		cmocka_unit_test(test_header_length),
 		cmocka_unit_test(test_feature_names),
 		cmocka_unit_test(test_ext_walk),
