@@ -14,7 +14,7 @@ struct q2e_image;
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *synopsis;
+	const char *synopsis;	/* its forms, one a line, without "qcow2elf " */
 	const char *summary;
 	const char *options;	/* help text: its input, then its options */
 };

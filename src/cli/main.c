@@ -185,7 +185,8 @@ static const struct command commands[] = {
 	  "                         names, file names, LUKS key material and\n"
 	  "                         digests, or bitmap contents\n"
 	  "  -h, --help             show this help\n" },
-	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE",
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE\n"
+	  "check --output=json-lines IMAGE...",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
 	  "  --output=FMT    human (default), json, or json-lines: then\n"
@@ -194,17 +195,20 @@ static const struct command commands[] = {
 	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
 	  "  -p, --progress  show progress on standard error\n"
 	  "  -h, --help      show this help\n\n"
-	  "Exit status: 0 no errors, 1 the check could not complete,\n"
-	  "2 corruptions or overlapping structures, 3 leaked clusters only,\n"
-	  "63 not a QCOW2 image (qemu-img check exits 63 on a raw file).\n"
-	  "With json-lines, the worst of the images' statuses: 2, then 1,\n"
-	  "3, 63, 0.\n" },
-	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color=WHEN] OLD NEW",
+	  "Exit status, as qemu-img check: 0 no errors, 1 the check could not\n"
+	  "complete or the image could not be opened (also a missing backing\n"
+	  "or data file), 2 corruptions or overlapping structures, 3 leaked\n"
+	  "clusters only, 63 not a QCOW2 image (qemu-img check exits 63 on a\n"
+	  "raw file).  With json-lines, the worst of the images' statuses:\n"
+	  "2, then 1, 3, 63, 0.\n" },
+	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"
 	  "  --output=FMT   human (default) or json\n"
 	  "  -v, --verbose  list every change (human output lists 5 of each kind)\n"
-	  "  --color[=WHEN] colour human output: auto (default), always, never\n"
+	  "  --color[=WHEN] colour human output: auto (the default: a terminal\n"
+	  "                 or git's pager), always, never; --color is always\n"
+	  "  --no-color     the same as --color=never\n"
 	  "  -h, --help     show this help\n\n"
 	  "Exit status, as cmp and qemu-img compare: 0 the same metadata,\n"
 	  "1 different metadata, 2 error.\n" },
@@ -256,22 +260,38 @@ static int flush_stdout(void)
 
 int print_command_help(const char *name)
 {
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (strcmp(commands[i].name, name) == 0)
-			printf("Usage: %s %s\n%s.\n\n%s", progname,
-			       commands[i].synopsis, commands[i].summary,
-			       commands[i].options);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const char *form = commands[i].synopsis, *lead = "Usage:";
+		size_t n;
+
+		if (strcmp(commands[i].name, name) != 0)
+			continue;
+		/* One line per form of the command, as "Usage:" then "or:". */
+		for (; *form; form += n + (form[n] == '\n'), lead = "   or:") {
+			n = strcspn(form, "\n");
+			printf("%s %s %.*s\n", lead, progname, (int)n, form);
+		}
+		printf("%s.\n\n%s", commands[i].summary, commands[i].options);
+	}
 	return flush_stdout();
 }
 
 static void print_help(void)
 {
-	printf("Usage: %s COMMAND [OPTIONS] IMAGE\n"
+	printf("Usage: %s COMMAND [OPTIONS] FILE...\n"
 	       "Find every metadata structure of a QCOW2 image and show it.\n\n"
 	       "Commands:\n", progname);
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		printf("  %-44s %s\n", commands[i].synopsis,
-		       commands[i].summary);
+	/* Each command's first form; a long one puts its summary below it. */
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		int n = (int)strcspn(commands[i].synopsis, "\n");
+
+		if (n > 44)
+			printf("  %.*s\n  %-44s %s\n", n, commands[i].synopsis,
+			       "", commands[i].summary);
+		else
+			printf("  %-44.*s %s\n", n, commands[i].synopsis,
+			       commands[i].summary);
+	}
 	printf("\nEvery IMAGE may also be a dump written by '%s dump'.\n"
 	       "Run '%s COMMAND --help' for a command's options; see qcow2elf(1).\n\n"
 	       "  -h, --help     show this help\n"
