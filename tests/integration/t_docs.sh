@@ -282,6 +282,11 @@ gdb_helpers_case() {
 			fail "README gdb helper: $c" "$out"
 		fi
 	done <<<"$cmds"
+	# For dumps from elsewhere: the helpers sourced, not auto-loaded.
+	qcow2elf dump --no-gdb-script sample.qcow2 -o plain.elf
+	assert_match "README gdb helpers: sourced into a --no-gdb-script dump" \
+		'^0x30000: l1_table\[0\]' "$(gdb -batch -ex "source $TOP/contrib/gdb/qcow2elf.py" \
+			-ex 'qcow2 whatis 0x30000' plain.elf 2>&1)"
 	assert_match "README gdb helper: whatis names l2_table_0[417]" '^0xb0d08: l2_table_0\[417\]' \
 		"$(gdb -batch -iex 'add-auto-load-safe-path sample.elf' -ex 'qcow2 whatis 0xb0d08' sample.elf 2>&1)"
 }
