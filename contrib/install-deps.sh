@@ -13,6 +13,7 @@ packages=(
 	qemu-utils				# qemu-img, qemu-io: test images
 	binutils elfutils gdb llvm		# readelf, eu-elflint, gdb, llvm-dwarfdump
 	jq python3 valgrind git strace		# integration tests
+	mandoc parallel				# t_docs: man page lint, fleet examples
 	clang libclang-rt-dev			# make fuzz: libFuzzer
 )
 
