@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "qcow2elf/array.h"
@@ -60,6 +61,42 @@ int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* Past this, walk_zalloc() maps pages rather than allocating them. */
+#define ZALLOC_MAP_MIN (128U << 10)
+
+/*
+ * LEN bytes of zeros, for a window that reads as the file's bytes where
+ * it has them and as zeros past its end, as QEMU reads: a header cluster
+ * of 2 MiB or a snapshot table that claims 16 MiB, in a file of a few
+ * kilobytes.  A large one is an anonymous mapping, so that only the pages
+ * the file's bytes are read into, and those the walk reads zeros from
+ * (the kernel's one zero page), cost anything; calloc() would make a
+ * reused chunk zero with memset(), and under ASan poisons the shadow of
+ * all of it at each free.  Freed with walk_zfree(), given the same LEN.
+ */
+uint8_t *walk_zalloc(uint64_t len)
+{
+	void *p;
+
+	if (len < ZALLOC_MAP_MIN)
+		return calloc(1, (size_t)len ? (size_t)len : 1);
+	if (len > SIZE_MAX)
+		return NULL;
+	p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void walk_zfree(uint8_t *p, uint64_t len)
+{
+	if (!p)
+		return;
+	if (len < ZALLOC_MAP_MIN)
+		free(p);
+	else
+		munmap(p, (size_t)len);
+}
+
 #define ENTRIES_CHUNK 8192	/* 64 KiB of entries read at a time */
 
 /*
@@ -93,12 +130,14 @@ int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
 
 		if (q2e_source_held_end(img->src, pos, want * 8) == pos)
 			continue;	/* a hole: all zeros */
-		memset(chunk, 0, sizeof(chunk));
 		got = q2e_source_pread(img->src, chunk, (size_t)want * 8, pos,
 				       what, err);
 		if (got < 0)
 			return (int)got;
 		last = ((uint64_t)got + 7) / 8;
+		/* The rest of an entry the file cuts reads as zeros; the
+		 * chunk past it is not used. */
+		memset((uint8_t *)chunk + got, 0, (size_t)(last * 8 - (uint64_t)got));
 		for (uint64_t j = 0; j < last; j++)
 			chunk[j] = qcow2_be64((const uint8_t *)&chunk[j]);
 		ret = last ? fn(arg, i, chunk, last) : 0;
@@ -208,39 +247,36 @@ static int walk_image(struct walk *w)
 {
 	struct q2e_image *img = w->img;
 	uint8_t *c0;
-	uint64_t got;
+	int64_t n;
 	int ret;
 
 	ret = walk_read_header(w);
 	if (ret < 0)
 		return ret;
 	advise_tables(w, false);
-	ret = walk_read_alloc(w, 0, img->cluster_size, "the header cluster", &c0,
-			      &got);
-	if (ret < 0)
-		return ret;
 	/* A file that ends inside its header cluster reads on as zeros, as
 	 * in QEMU: the extensions are read over the whole cluster. */
-	if (got < img->cluster_size) {
-		uint8_t *n = realloc(c0, (size_t)img->cluster_size);
-
-		if (!n) {
-			free(c0);
-			return q2e_error_set(w->err, Q2E_ENOMEM,
-					     "out of memory");
-		}
-		memset(n + got, 0, (size_t)(img->cluster_size - got));
-		c0 = n;
-		got = img->cluster_size;
+	c0 = walk_zalloc(img->cluster_size);
+	if (!c0)
+		return q2e_error_set(w->err, Q2E_ENOMEM,
+				     "out of memory reading the header cluster of %"
+				     PRIu64 " bytes", img->cluster_size);
+	n = q2e_source_pread(img->src, c0,
+			     (size_t)(img->cluster_size < img->file_size
+				      ? img->cluster_size : img->file_size),
+			     0, "the header cluster", w->err);
+	if (n < 0) {
+		walk_zfree(c0, img->cluster_size);
+		return (int)n;
 	}
 	/* Version 2 has extensions too, from offset 72 (QEMU writes the
 	 * backing format there). */
-	ret = walk_read_extensions(w, c0, got);
+	ret = walk_read_extensions(w, c0, img->cluster_size);
 	if (ret == 0)
 		advise_tables(w, true);
 	if (ret == 0)
-		ret = walk_read_backing_name(w, c0, got);
-	free(c0);
+		ret = walk_read_backing_name(w, c0, img->cluster_size);
+	walk_zfree(c0, img->cluster_size);
 	if (ret == 0)
 		ret = walk_read_active_l1(w);
 	if (ret == 0 && img->refcount_bits)

@@ -37,6 +37,9 @@ int walk_plan_reads(struct walk *w);
 
 /* Bounded reads and the problems they find (image.c). */
 bool walk_in_file(const struct q2e_image *img, uint64_t off, uint64_t len);
+/* LEN zeroed bytes, mapped when large: pages never touched cost nothing. */
+uint8_t *walk_zalloc(uint64_t len);
+void walk_zfree(uint8_t *p, uint64_t len);
 int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
 		    const char *what, uint8_t **out, uint64_t *got);
 /* The entries of a table for FN, a chunk at a time (image.c). */
