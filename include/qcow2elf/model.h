@@ -105,7 +105,7 @@ struct q2e_snapshot {
 	uint64_t offset;		/* of the entry in the image */
 	char *id;
 	char *name;
-	uint8_t *extra;
+	uint8_t *extra;	/* entry.extra_data_size bytes, at most QEMU's 1,024 */
 	/* Its L1 table is not kept (q2e_image_snapshot_l1_each() reads it):
 	 * NL1 entries of it are in the file, the rest reads as zeros. */
 	uint64_t nl1;

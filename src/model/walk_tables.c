@@ -211,9 +211,10 @@ static uint64_t table_held(const struct walk *w, uint64_t off)
  * Past the end of the file QEMU reads zeros: so does the window
  * (walk_note_truncated() reports the table as running past it).  A
  * header may claim an entry of megabytes in a file of kilobytes, so the
- * window is calloc()ed afresh and only the bytes the file holds are
- * copied or read: its zeros cost no writes (nor, for large windows, any
- * page touched).
+ * window is made afresh by walk_zalloc() (a mapping, when large) and only
+ * the bytes the file holds are copied or read: its zeros cost no writes,
+ * and no page but those the decoder reads them from.  Freed with
+ * walk_zfree(*BUF, *HAVE).
  */
 static int table_window(struct walk *w, uint64_t off, uint64_t need,
 			uint64_t limit, const char *what, uint8_t **buf,
@@ -235,7 +236,7 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 		w->img->snapshot_table_too_big = true;
 		return 0;
 	}
-	n = calloc(1, (size_t)want);
+	n = walk_zalloc(want);
 	if (!n)
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	if (*buf)
@@ -246,10 +247,10 @@ static int table_window(struct walk *w, uint64_t off, uint64_t need,
 				       (size_t)(want - *have), off + *have,
 				       what, w->err);
 	if (got < 0) {
-		free(n);
+		walk_zfree(n, want);
 		return (int)got;
 	}
-	free(*buf);
+	walk_zfree(*buf, *have);
 	*buf = n;
 	*have = want;
 	*eof = false;
@@ -439,12 +440,15 @@ static const uint8_t *held_end(const struct walk *w, uint64_t off,
 
 /* Copies what a decoded entry points to in the table buffer, whose
  * bytes from HELD on are zeros (past the end of the file): those are not
- * copied but left as calloc() made them. */
+ * copied but left as calloc() made them.  Of the extra data, QEMU keeps
+ * no more than its limit: nor does the model (an entry may claim 4 GiB). */
 static int keep_snapshot_entry(struct walk *w, struct q2e_snapshot *s,
 			       const uint8_t *held)
 {
 	const uint8_t *extra = (const uint8_t *)s->entry.extra;
-	size_t len = s->entry.extra_data_size;
+	size_t len = s->entry.extra_data_size < QCOW2_MAX_SNAPSHOT_EXTRA
+			     ? s->entry.extra_data_size
+			     : QCOW2_MAX_SNAPSHOT_EXTRA;
 
 	s->id = walk_dup_string((const uint8_t *)s->entry.id_str,
 				s->entry.id_str_size);
@@ -606,7 +610,7 @@ int walk_read_snapshots(struct walk *w)
 		if (ret < 0)
 			break;
 	}
-	free(buf);
+	walk_zfree(buf, have);
 	if (ret < 0)
 		return ret;
 	img->snapshot_table_size = used;
