@@ -11,10 +11,28 @@ int q2e_seqwriter_init(struct q2e_seqwriter *w, int fd, const char *path,
 		       struct q2e_error *err)
 {
 	*w = (struct q2e_seqwriter){ .fd = fd, .path = path, .err = err };
-	w->buf = malloc(Q2E_SEQWRITE_BUFFER);
+	w->buf = malloc(Q2E_SEQWRITE_FIRST);
 	if (!w->buf)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	w->cap = Q2E_SEQWRITE_FIRST;
 	return 0;
+}
+
+/* Doubles the buffer towards room for NEED bytes, up to its largest;
+ * whether it has that room.  Without memory it writes on with the
+ * buffer it has. */
+static bool grow(struct q2e_seqwriter *w, size_t need)
+{
+	size_t cap = w->cap;
+	uint8_t *n;
+
+	while (cap < need && cap < Q2E_SEQWRITE_BUFFER)
+		cap *= 2;
+	if (cap != w->cap && (n = realloc(w->buf, cap)) != NULL) {
+		w->buf = n;
+		w->cap = cap;
+	}
+	return need <= w->cap;
 }
 
 void q2e_seqwriter_fini(struct q2e_seqwriter *w)
@@ -65,15 +83,17 @@ void q2e_seqwriter_put_slow(struct q2e_seqwriter *w, const void *p, size_t n)
 {
 	const uint8_t *src = p;
 
+	if (n > w->cap - w->len)
+		grow(w, w->len + n);
 	while (n && !w->failed) {
-		size_t room = Q2E_SEQWRITE_BUFFER - w->len;
+		size_t room = w->cap - w->len;
 		size_t k = n < room ? n : room;
 
 		memcpy(w->buf + w->len, src, k);
 		w->len += k;
 		src += k;
 		n -= k;
-		if (w->len == Q2E_SEQWRITE_BUFFER)
+		if (w->len == w->cap)
 			q2e_seqwriter_flush(w);
 	}
 }
@@ -110,10 +130,15 @@ uint8_t *q2e_seqwriter_reserve(struct q2e_seqwriter *w, size_t n)
 {
 	uint8_t *p;
 
-	if (Q2E_SEQWRITE_BUFFER - w->len < n)
+	if (w->cap - w->len < n && !grow(w, w->len + n))
 		q2e_seqwriter_flush(w);
 	if (w->failed || n > Q2E_SEQWRITE_BUFFER)
 		return NULL;
+	if (!grow(w, n)) {
+		w->failed = true;
+		q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
+		return NULL;
+	}
 	p = w->buf + w->len;
 	w->len += n;
 	return p;

@@ -15,7 +15,14 @@
 #include "qcow2elf/error.h"
 #include "writeback.h"
 
-/* Large enough that a system call moves a good part of a table. */
+/*
+ * The buffer grows from the first size to the second as a dump needs:
+ * the second is large enough that a system call moves a good part of a
+ * table, the first small enough that the dump of a small image (most
+ * under 100 KiB) costs no mmap(), which under ASan is also the shadow
+ * poisoned at each free.
+ */
+#define Q2E_SEQWRITE_FIRST (64U << 10)
 #define Q2E_SEQWRITE_BUFFER (256U << 10)
 
 struct q2e_seqwriter {
@@ -25,6 +32,7 @@ struct q2e_seqwriter {
 	uint64_t off;		/* file offset of buf[0] */
 	uint8_t *buf;
 	size_t len;
+	size_t cap;		/* of buf, at most Q2E_SEQWRITE_BUFFER */
 	bool failed;		/* an error is in *err; later writes do nothing */
 	struct q2e_writeback *wb;	/* told what is written; NULL: none */
 	struct q2e_writeback_run run;
@@ -47,7 +55,7 @@ void q2e_seqwriter_put_slow(struct q2e_seqwriter *w, const void *p, size_t n);
 static inline void q2e_seqwriter_put(struct q2e_seqwriter *w, const void *p,
 				     size_t n)
 {
-	if (n < Q2E_SEQWRITE_BUFFER - w->len) {
+	if (n < w->cap - w->len) {
 		memcpy(w->buf + w->len, p, n);
 		w->len += n;
 		return;
