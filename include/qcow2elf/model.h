@@ -183,6 +183,7 @@ struct q2e_image {
 
 	struct q2e_problem *problems;	/* in the order found */
 	size_t nproblems;
+	struct q2e_problem_text *problem_text;	/* their strings' storage */
 
 	struct q2e_l2_cache *refcount_cache;	/* q2e_image_refcount() */
 };

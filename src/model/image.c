@@ -434,11 +434,7 @@ void q2e_image_close(struct q2e_image *img)
 	free(img->bitmaps);
 	free(img->regions);
 	free(img->owners);
-	for (size_t i = 0; i < img->nproblems; i++) {
-		free(img->problems[i].structure);
-		free(img->problems[i].message);
-	}
-	free(img->problems);
+	walk_free_problems(img);
 	q2e_l2_cache_free(img->refcount_cache);
 	free(img->path);
 	free(img);

@@ -14,33 +14,74 @@
 #include "qcow2elf/array.h"
 #include "walk.h"
 
+#define PROBLEM_MESSAGE_MAX 512	/* bytes, with its NUL */
+#define PROBLEM_TEXT_FIRST 4096
+#define PROBLEM_TEXT_LARGEST (64U << 10)
+
+/* Room for NEED bytes in the newest chunk of the problems' strings. */
+static char *problem_room(struct q2e_image *img, size_t need)
+{
+	struct q2e_problem_text *t = img->problem_text;
+	size_t size;
+
+	if (t && t->size - t->used >= need)
+		return t->bytes + t->used;
+	size = t ? t->size * 2 : PROBLEM_TEXT_FIRST;
+	if (size > PROBLEM_TEXT_LARGEST)
+		size = PROBLEM_TEXT_LARGEST;
+	if (size < need)
+		size = need;
+	t = malloc(sizeof(*t) + size);
+	if (!t)
+		return NULL;
+	*t = (struct q2e_problem_text){ img->problem_text, 0, size };
+	img->problem_text = t;
+	return t->bytes;
+}
+
+/* The message is formatted straight into the chunk, then the name of the
+ * structure put after it: no allocation but a chunk's now and then. */
 int walk_problem(struct walk *w, enum q2e_severity sev,
 		 enum q2e_problem_type type, uint64_t offset,
 		 const char *structure, const char *fmt, ...)
 {
 	struct q2e_image *img = w->img;
 	struct q2e_problem *p;
-	char msg[512];
+	size_t slen = strlen(structure), mlen;
+	char *text;
 	va_list ap;
 
-	if (q2e_grow(img->problems, w->problems_cap, img->nproblems + 1) < 0)
+	if (q2e_grow(img->problems, w->problems_cap, img->nproblems + 1) < 0 ||
+	    !(text = problem_room(img, PROBLEM_MESSAGE_MAX + slen + 1)))
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(text, PROBLEM_MESSAGE_MAX, fmt, ap);
 	va_end(ap);
+	mlen = strlen(text);
+	memcpy(text + mlen + 1, structure, slen + 1);
+	img->problem_text->used += mlen + 1 + slen + 1;
 	p = &img->problems[img->nproblems];
 	p->severity = sev;
 	p->type = type;
 	p->offset = offset;
-	p->structure = strdup(structure);
-	p->message = strdup(msg);
-	if (!p->structure || !p->message) {
-		free(p->structure);
-		free(p->message);
-		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
-	}
+	p->message = text;
+	p->structure = text + mlen + 1;
 	img->nproblems++;
 	return 0;
+}
+
+void walk_free_problems(struct q2e_image *img)
+{
+	struct q2e_problem_text *t = img->problem_text, *next;
+
+	for (; t; t = next) {
+		next = t->next;
+		free(t);
+	}
+	img->problem_text = NULL;
+	free(img->problems);
+	img->problems = NULL;
+	img->nproblems = 0;
 }
 
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,

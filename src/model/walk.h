@@ -19,6 +19,14 @@ struct walk {
 	size_t problems_cap;	/* of img->problems */
 };
 
+/* Chunks of the problems' strings, the newest first: a problem costs no
+ * allocation of its own (an image may have thousands). */
+struct q2e_problem_text {
+	struct q2e_problem_text *next;
+	size_t used, size;
+	char bytes[];
+};
+
 /* The owner of the structures that belong to the image as a whole. */
 static const struct q2e_owner walk_image_owner = { Q2E_OWNER_IMAGE, 0, 0 };
 
@@ -26,6 +34,7 @@ int walk_problem(struct walk *w, enum q2e_severity sev,
 		 enum q2e_problem_type type, uint64_t offset,
 		 const char *structure, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
+void walk_free_problems(struct q2e_image *img);
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic);
 /* Grows the first recorded region of KIND to SIZE bytes. */

@@ -12,8 +12,10 @@
  *   cluster 4  0x800  L2 table: [0] = 0xa00 | COPIED
  *   cluster 5  0xa00  a data cluster
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -249,6 +251,96 @@ static void test_snapshots_past_end(void **state)
 	q2e_image_close(img);
 }
 
+/*
+ * 2,048 L2 tables past the end of the file, one problem each: their
+ * strings, kept in chunks, each read back whole.
+ */
+static void test_many_problems(void **state)
+{
+	enum { NL1 = 2048, L1_AT = NCLUSTERS * CLUSTER };
+	uint8_t *bytes = calloc(1, L1_AT + NL1 * 8);
+	struct q2e_image *img;
+	char want[32];
+	size_t seen = 0;
+
+	(void)state;
+	assert_non_null(bytes);
+	make_image(bytes);
+	put_be64(bytes + 24, (uint64_t)NL1 * 64 * CLUSTER);	/* size */
+	put_be32(bytes + 36, NL1);			/* l1_size */
+	put_be64(bytes + 40, L1_AT);			/* l1_table_offset */
+	for (uint64_t i = 0; i < NL1; i++)
+		put_be64(bytes + L1_AT + 8 * i, (0x100000 + i * CLUSTER) | COPIED);
+	img = open_bytes(bytes, L1_AT + NL1 * 8);
+	for (size_t i = 0; i < img->nproblems; i++) {
+		const struct q2e_problem *p = &img->problems[i];
+		uint64_t n = (p->offset - 0x100000) / CLUSTER;
+
+		if (p->type != Q2E_PROBLEM_PAST_END || p->offset < 0x100000)
+			continue;
+		snprintf(want, sizeof(want), "l2_table_%" PRIu64, n);
+		assert_string_equal(p->structure, want);
+		assert_non_null(strstr(p->message, want));
+		assert_non_null(strstr(p->message, "past the end of the file"));
+		seen++;
+	}
+	assert_int_equal(seen, NL1);
+	q2e_image_close(img);
+	free(bytes);
+}
+
+/*
+ * 2 MiB clusters in a file of 1 KiB: the header cluster reads as zeros
+ * past the end, so the extensions end there, marker or not.  A snapshot
+ * entry claims 8 MiB of extra data: the table reads as zeros past the
+ * end, and the model keeps the first 1,024 bytes of it, as QEMU would.
+ */
+static void test_claims_past_end(void **state)
+{
+	enum { LEN = 1024, ENTRY = 512 };
+	uint8_t bytes[LEN];
+	struct q2e_image *img;
+
+	(void)state;
+	memset(bytes, 0, sizeof(bytes));
+	memcpy(bytes, "QFI\xfb", 4);
+	put_be32(bytes + 4, 3);			/* version */
+	put_be32(bytes + 20, 21);		/* cluster_bits */
+	put_be64(bytes + 24, 1 << 21);		/* size */
+	put_be32(bytes + 96, 4);		/* refcount_order */
+	put_be32(bytes + 100, 104);		/* header_length */
+	put_be32(bytes + 104, 0xe2792aca);	/* backing format */
+	put_be32(bytes + 108, 3);
+	memcpy(bytes + 112, "raw", 3);
+	/* An unknown one whose data end with the file: the end marker
+	 * after it is the zeros past the end. */
+	put_be32(bytes + 120, 0x12345678);
+	put_be32(bytes + 124, LEN - 128);
+	put_be32(bytes + 60, 1);		/* nb_snapshots */
+	put_be64(bytes + 64, ENTRY);		/* snapshots_offset */
+	put_be32(bytes + ENTRY + 36, 8 << 20);	/* extra_data_size */
+	put_be64(bytes + ENTRY + 40, 0x1122334455667788ULL);
+	put_be16(bytes + ENTRY + 12, 1);	/* id_str_size */
+	img = open_bytes(bytes, sizeof(bytes));
+	assert_int_equal(img->cluster_size, 1 << 21);
+	assert_string_equal(img->backing_format, "raw");
+	assert_int_equal(img->nexts, 2);
+	assert_int_equal(img->extensions_end, LEN + 8);
+	for (size_t i = 0; i < img->nproblems; i++)
+		assert_null(strstr(img->problems[i].message, "end marker"));
+	assert_int_equal(img->nsnapshots, 1);
+	assert_int_equal(img->snapshots[0].entry.extra_data_size, 8 << 20);
+	assert_int_equal(img->snapshot_extra_over_limit, 0);
+	assert_int_equal(img->snapshots[0].entry.vm_state_size_large,
+			 0x1122334455667788ULL);
+	assert_memory_equal(img->snapshots[0].extra, bytes + ENTRY + 40,
+			    LEN - ENTRY - 40);
+	for (size_t i = LEN - ENTRY - 40; i < 1024; i++)
+		assert_int_equal(img->snapshots[0].extra[i], 0);
+	assert_string_equal(img->snapshots[0].id, "");
+	q2e_image_close(img);
+}
+
 /* A header cut short, or bytes that are not QCOW2, fail to open. */
 static void test_refused(void **state)
 {
@@ -276,6 +368,8 @@ int main(void)
 		cmocka_unit_test(test_typed_problems),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_snapshots_past_end),
+		cmocka_unit_test(test_many_problems),
+		cmocka_unit_test(test_claims_past_end),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
