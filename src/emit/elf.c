@@ -729,8 +729,11 @@ static int write_tables(struct elf_writer *w)
 	layout(w);
 	ret = write_regions(w, &again);
 	if (ret == 0 && again) {
-		/* A hole left by the first try would keep its bytes. */
-		if (w->fresh && ftruncate(w->out.fd, 0) < 0)
+		/* A hole left by the first try would keep its bytes, so what
+		 * the writer still holds of them goes out before the file is
+		 * emptied, not after, into a hole of the second. */
+		ret = q2e_seqwriter_flush(&w->out);
+		if (ret == 0 && w->fresh && ftruncate(w->out.fd, 0) < 0)
 			ret = q2e_error_set(w->e->err, Q2E_EOUTPUT,
 					    "'%s': cannot truncate: %s",
 					    w->path, strerror(errno));

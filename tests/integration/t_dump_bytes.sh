@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `dump`: each region section holds the image's bytes, byte for byte, where
+# the file is laid out twice (a region of zeros found while copying) and
+# where the regions are copied on threads: to a new name, over an old
+# dump, to standard output, with --redact.  A second layout once kept
+# bytes of the first in a hole of its own (--redact of bitmaps.qcow2).
+. "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/corpus.sh"
+need qemu-img qemu-io readelf python3
+
+cd "$T_TMP" || finish
+
+# check_bytes DUMP IMAGE [KINDS]: every PROGBITS .qcow2.* section (only
+# those whose name matches the regular expression KINDS, if given) holds
+# the image's bytes at its address, and every NOBITS one stands for zeros.
+check_bytes() {
+	readelf -SW "$1" >sections.txt || return 1
+	python3 - "$1" "$2" "${3:-.}" <<'EOF'
+import re, sys
+dump, image, kinds = sys.argv[1], sys.argv[2], re.compile(sys.argv[3])
+bad = 0
+with open(dump, 'rb') as d, open(image, 'rb') as i:
+    for line in open('sections.txt'):
+        m = re.match(r'\s*\[\s*\d+\]\s+(\.qcow2\.\S+)\s+(\w+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)', line)
+        if not m or not kinds.search(m.group(1)):
+            continue
+        name, typ = m.group(1), m.group(2)
+        addr, off, size = (int(m.group(k), 16) for k in (3, 4, 5))
+        i.seek(addr)
+        want = i.read(size)
+        if typ == 'NOBITS':
+            got = bytes(size)
+        else:
+            d.seek(off)
+            got = d.read(size)
+        if got != want:
+            k = next(j for j in range(size) if got[j:j + 1] != want[j:j + 1])
+            print(f'{name}: byte {k} (image 0x{addr + k:x}) is {got[k]} in the dump, {want[k]} in the image')
+            bad += 1
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# Bitmaps whose data are all zeros: sections of zeros, so the regions are
+# laid out and written twice.  Redacted, the bitmap data and names are
+# patched over, the tables are not.
+corpus_bitmaps . || finish
+for opts in "" --redact; do
+	kinds=.
+	[ -n "$opts" ] && kinds='^\.qcow2\.(l1|l2\.|refcount-)'
+	rm -f bm.elf
+	assert_status "dump $opts of an image with bitmaps of zeros" 0 \
+		"$Q2E" dump $opts bitmaps.qcow2 -o bm.elf
+	assert_status "dump $opts: NOBITS sections, so laid out twice" 0 \
+		grep -q NOBITS <(readelf -SW bm.elf)
+	assert_status "dump $opts: every section holds the image's bytes" 0 \
+		check_bytes bm.elf bitmaps.qcow2 "$kinds"
+done
+
+# 512-byte clusters, an L2 table every 32 KiB: more than a megabyte of
+# copying, on the threads; two L2 tables discarded to zeros.
+qemu-img create -q -f qcow2 -o cluster_size=512 many.qcow2 64M
+cmds=()
+for i in $(seq 0 399); do
+	cmds+=(-c "write -P $((i % 250 + 1)) $((i * 65536)) 512")
+done
+qemu-io -f qcow2 "${cmds[@]}" -c 'discard 1M 64k' -c 'discard 8M 32k' \
+	many.qcow2 >/dev/null
+for opts in "" --redact --no-data; do
+	rm -f many.elf
+	assert_status "dump $opts of 400 L2 tables, to a new name" 0 \
+		"$Q2E" dump $opts many.qcow2 -o many.elf
+	[ "$opts" = --no-data ] ||
+		assert_status "dump $opts: every section holds the image's bytes" 0 \
+			check_bytes many.elf many.qcow2
+	cp many.elf first.elf
+	assert_status "dump $opts over the old dump" 0 \
+		"$Q2E" dump $opts many.qcow2 -o many.elf
+	assert_status "dump $opts over the old dump: the same file" 0 \
+		cmp first.elf many.elf
+	"$Q2E" dump $opts many.qcow2 -o - >stdout.elf 2>/dev/null
+	assert_status "dump $opts to standard output: the same file" 0 \
+		cmp first.elf stdout.elf
+done
+assert_status "dump: the discarded L2 tables are NOBITS" 0 \
+	grep -q 'l2.*NOBITS' <(readelf -SW first.elf)
+
+finish
