@@ -37,6 +37,7 @@
 #include "qcow2elf/dump.h"
 #include "qcow2elf/dumpfmt.h"
 #include "bg_extents.h"
+#include "dwarf_lib.h"
 #include "dwarf_vars.h"
 #include "elf_symbols.h"
 #include "emit.h"
@@ -134,7 +135,7 @@ static int plan(struct emitter *e)
 		}
 	}
 	e->nheld = q2e_dump_held_ranges(img, NULL);
-	return q2e_symbols_plan(&e->syms, img, e->secs, e->nsecs, e->err);
+	return 0;
 }
 
 struct segment {
@@ -386,12 +387,10 @@ static Elf64_Shdr *range_list(struct elf_writer *w, const char *name,
 static int write_extents(struct elf_writer *w)
 {
 	range_list(w, Q2E_EXTENTS_SECTION, w->e->nextents);
+	/* Kept: the tables are written again when a region turns out to
+	 * be zeros. */
 	q2e_seqwriter_put(&w->out, w->e->extents,
 			  w->e->nextents * sizeof(*w->e->extents));
-	/* One per data cluster of a fragmented file: not kept for the
-	 * symbols, which are made after. */
-	free(w->e->extents);
-	w->e->extents = NULL;
 	return 0;
 }
 
@@ -667,6 +666,85 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 }
 
 /*
+ * The sections after the regions, numbered once the file's extents are
+ * known (whether .qcow2elf.extents is there), which the regions' own
+ * offsets and indexes do not depend on.
+ */
+static int number_tail(struct elf_writer *w)
+{
+	struct emitter *e = w->e;
+	size_t ntail;
+	int ret = e->bg.done ? 0 : q2e_bg_extents_finish(&e->bg, &e->extents,
+							 &e->nextents, e->err);
+
+	if (ret < 0)
+		return ret;
+	w->nshdr = number_sections(w);
+	w->ntail = 0;
+	if (w->tail)
+		return 0;
+	ntail = w->nshdr - w->first[SEC_DWARF];
+	w->tail = calloc(ntail, sizeof(*w->tail));
+	w->tail_name = calloc(ntail, sizeof(*w->tail_name));
+	if (!w->tail || !w->tail_name)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The dump's note, again (the first only had its size right). */
+static int make_note(struct emitter *e, bool prealloc)
+{
+	size_t size = e->note_size;
+	int ret;
+
+	free(e->note);
+	ret = q2e_dump_note(e->img, e->opts,
+			    e->opts->redact ? e->redact.image_name : NULL,
+			    prealloc, &e->note, &e->note_size, e->err);
+	if (ret == 0 && size && e->note_size != size)
+		ret = q2e_error_set(e->err, Q2E_EOUTPUT,
+				    "the dump's note changed its size");
+	return ret;
+}
+
+/*
+ * What only the tables after the regions need, made while the regions are
+ * copied: the symbols, the note's metadata-preallocation (QEMU's guess
+ * from the file's allocation, not its st_blocks: those change as the file
+ * system settles, and the dump must not) and the DWARF types.
+ */
+static int prepare(struct emitter *e)
+{
+	bool prealloc = false;
+	int ret = q2e_symbols_plan(&e->syms, e->img, e->secs, e->nsecs, e->err);
+
+	if (ret == 0)
+		ret = q2e_image_metadata_preallocation(e->img, &prealloc,
+							e->err);
+	if (ret == 0 && prealloc)
+		ret = make_note(e, true);
+	if (ret == 0)
+		ret = q2e_dwarf_build(e->img, &e->syms,
+				      e->opts->redact ? e->redact.image_name
+						      : e->img->path,
+				      &e->dwarf, e->err);
+	return ret;
+}
+
+/* The sections after the regions, from the end of the regions' bytes. */
+static int write_tail(struct elf_writer *w)
+{
+	int ret = q2e_seqwriter_seek(&w->out, w->regions_end);
+
+	if (ret == 0)
+		ret = number_tail(w);
+	for (size_t k = SEC_DWARF; k < SEC_KINDS && ret == 0; k++)
+		if (section_kinds[k].count(w))
+			ret = section_kinds[k].write(w);
+	return ret;
+}
+
+/*
  * A region whose bytes are all zeros (a table a header claims in a hole,
  * or past what was ever written) becomes an SHT_NOBITS section: readers
  * take it as zeros, as they do the image, at no cost in the file or in
@@ -676,48 +754,44 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
  * The layout depends on which regions are zeros, and the bytes are read
  * once: the spans are written as if none were, and the first region found
  * all zeros makes the rest only looked at, then the layout made again and
- * the bytes written again.  Most images have no such region.
+ * the bytes and the tables after them written again.  Most images have no
+ * such region.
+ *
+ * The regions' bytes are copied by threads (span_threads.c) while this
+ * thread makes and writes the rest, after them in the file; the section
+ * headers, which say which regions are zeros, wait for the copy.  With
+ * PREPARE_TOO, the symbols, the note and the types are made then too.
+ * Where the page cache lacks the bytes, this thread reads them before it
+ * writes the rest: the extents it waits for then come while it reads.
  */
-static int write_regions(struct elf_writer *w, bool *again)
+static int write_regions(struct elf_writer *w, bool prepare_too, bool *again)
 {
 	struct emitter *e = w->e;
 	struct q2e_spans_job job = {
-		.img = e->img, .by = &w->by, .out = &w->out, .path = w->path,
-		.redact = &e->redact, .skip_zeros = w->fresh, .err = e->err,
+		.img = e->img, .by = &w->by, .fd = w->out.fd, .wb = w->out.wb,
+		.path = w->path, .redact = &e->redact, .skip_zeros = w->fresh,
+		.err = e->err,
 	};
-	int ret;
+	bool tail_done = false;
+	int ret = 0;
 
-	*again = false;
-	if (e->opts->no_data)
-		return 0;
-	ret = q2e_seqwriter_seek(&w->out, w->note_off + e->note_size);
-	if (ret == 0)
-		ret = q2e_spans_write(&job);
+	if (!e->opts->no_data)
+		q2e_spans_start(&job);
+	if (prepare_too)
+		ret = prepare(e);
+	if (ret == 0 && (e->opts->no_data || !q2e_spans_left_over(&job))) {
+		tail_done = true;
+		ret = write_tail(w);
+	}
+	if (!e->opts->no_data) {
+		int copied = q2e_spans_finish(&job, ret < 0);
+
+		ret = ret < 0 ? ret : copied;
+	}
+	if (ret == 0 && !tail_done)
+		ret = write_tail(w);
 	*again = job.again;
 	return ret;
-}
-
-/*
- * The sections after the regions, numbered once the file's extents are
- * known (whether .qcow2elf.extents is there), which the regions' own
- * offsets and indexes do not depend on.
- */
-static int number_tail(struct elf_writer *w)
-{
-	struct emitter *e = w->e;
-	size_t ntail;
-	int ret = q2e_bg_extents_finish(&e->bg, &e->extents, &e->nextents,
-					e->err);
-
-	if (ret < 0)
-		return ret;
-	w->nshdr = number_sections(w);
-	ntail = w->nshdr - w->first[SEC_DWARF];
-	w->tail = calloc(ntail, sizeof(*w->tail));
-	w->tail_name = calloc(ntail, sizeof(*w->tail_name));
-	if (!w->tail || !w->tail_name)
-		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	return 0;
 }
 
 static int write_tables(struct elf_writer *w)
@@ -727,11 +801,12 @@ static int write_tables(struct elf_writer *w)
 	int ret;
 
 	layout(w);
-	ret = write_regions(w, &again);
+	ret = write_regions(w, true, &again);
 	if (ret == 0 && again) {
 		/* A hole left by the first try would keep its bytes, so what
-		 * the writer still holds of them goes out before the file is
-		 * emptied, not after, into a hole of the second. */
+		 * the writer still holds of it (the tables after the regions)
+		 * goes out before the file is emptied, not after, into a hole
+		 * of the second. */
 		ret = q2e_seqwriter_flush(&w->out);
 		if (ret == 0 && w->fresh && ftruncate(w->out.fd, 0) < 0)
 			ret = q2e_error_set(w->e->err, Q2E_EOUTPUT,
@@ -739,15 +814,8 @@ static int write_tables(struct elf_writer *w)
 					    w->path, strerror(errno));
 		layout(w);
 		if (ret == 0)
-			ret = write_regions(w, &again);
+			ret = write_regions(w, false, &again);
 	}
-	if (ret == 0)
-		ret = q2e_seqwriter_seek(&w->out, w->regions_end);
-	if (ret == 0)
-		ret = number_tail(w);
-	for (size_t k = SEC_DWARF; k < SEC_KINDS && ret == 0; k++)
-		if (section_kinds[k].count(w))
-			ret = section_kinds[k].write(w);
 	if (ret == 0) {
 		q2e_seqwriter_align(&w->out, 8);
 		shoff = q2e_seqwriter_tell(&w->out);
@@ -805,15 +873,13 @@ static int dump_to(struct q2e_image *img, int fd, const char *path,
 		ret = q2e_redaction_plan(img, &e.redact, err);
 	if (ret == 0)
 		ret = plan(&e);
+	/* Its size, for the layout: the rest is made while the regions are
+	 * copied. */
 	if (ret == 0)
-		ret = q2e_dump_note(img, opts, opts->redact ? e.redact.image_name
-							     : NULL,
-				    &e.note, &e.note_size, err);
-	if (ret == 0)
-		ret = q2e_dwarf_build(img, &e.syms,
-				      opts->redact ? e.redact.image_name
-						   : img->path, &e.dwarf,
-				      err);
+		ret = make_note(&e, false);
+	/* Before the output is made, as when the types came first. */
+	if (ret == 0 && !q2e_dwarf_lib(err))
+		ret = err->code ? err->code : Q2E_EUNSUPPORTED;
 	if (ret < 0)
 		goto out;
 

@@ -40,10 +40,13 @@ size_t q2e_dump_held_ranges(const struct q2e_image *img,
 
 /*
  * The dump's note (dumpfmt.h): its bytes in a new buffer *NOTE of *SIZE
- * bytes.  IMAGE_NAME, if not NULL, stands for the image's name.
+ * bytes.  IMAGE_NAME, if not NULL, stands for the image's name; PREALLOC
+ * is q2e_image_metadata_preallocation()'s answer, which does not change
+ * the size.
  */
-int q2e_dump_note(struct q2e_image *img, const struct q2e_dump_options *opts,
-		  const char *image_name, uint8_t **note, size_t *size,
+int q2e_dump_note(const struct q2e_image *img,
+		  const struct q2e_dump_options *opts, const char *image_name,
+		  bool prealloc, uint8_t **note, size_t *size,
 		  struct q2e_error *err);
 
 /*

@@ -19,8 +19,9 @@ static size_t align4(size_t v)
 	return (v + 3) & ~(size_t)3;
 }
 
-int q2e_dump_note(struct q2e_image *img, const struct q2e_dump_options *opts,
-		  const char *image_name, uint8_t **note, size_t *size,
+int q2e_dump_note(const struct q2e_image *img,
+		  const struct q2e_dump_options *opts, const char *image_name,
+		  bool prealloc, uint8_t **note, size_t *size,
 		  struct q2e_error *err)
 {
 	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
@@ -29,16 +30,10 @@ int q2e_dump_note(struct q2e_image *img, const struct q2e_dump_options *opts,
 			       : dm && dm->redacted ? dm->redacted : NULL;
 	char *facts[MAX_FACTS];
 	size_t n = 0;
-	bool prealloc;
-	int ret;
+	int ret = 0;
 
 	*note = NULL;
 	*size = 0;
-	/* QEMU's guess from the file's allocation, not its st_blocks: those
-	 * change as the file system settles, and the dump must not. */
-	ret = q2e_image_metadata_preallocation(img, &prealloc, err);
-	if (ret < 0)
-		return ret;
 	if (!image_name)
 		image_name = dm ? dm->image_name : img->path;
 

@@ -73,13 +73,18 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 		    struct q2e_out_section **active, bool *found);
 
 /*
- * The bytes of all the spans of BY, from the file offset OUT is at
- * (span_threads.c): on two threads where the page cache holds them.
+ * The bytes of all the spans of BY, each at its section's file offset
+ * (span_threads.c): q2e_spans_start() has two threads copy what the page
+ * cache holds while the caller goes on with other work, and
+ * q2e_spans_finish() waits for them and reads the rest.
  */
+struct q2e_spans_threads;
+
 struct q2e_spans_job {
 	struct q2e_image *img;
 	const struct q2e_by_addr *by;
-	struct q2e_seqwriter *out;
+	int fd;
+	struct q2e_writeback *wb;	/* as a writer's */
 	const char *path;	/* for messages */
 	const struct q2e_redaction *redact;
 	bool skip_zeros;	/* as the copier's */
@@ -87,8 +92,27 @@ struct q2e_spans_job {
 	 * q2e_span_stream() tells, and the spans after it only looked at. */
 	bool again;
 	struct q2e_error *err;
+	struct q2e_spans_threads *threads;	/* started, NULL: none */
 };
 
-int q2e_spans_write(struct q2e_spans_job *job);
+/*
+ * Starts the threads, where there is enough to copy for them; without
+ * them q2e_spans_finish() copies it all.  Nothing the threads write to
+ * (the sections' zero marks, the file below the last span's end) may be
+ * read until q2e_spans_finish() returns.
+ */
+void q2e_spans_start(struct q2e_spans_job *job);
+/*
+ * Whether q2e_spans_finish() has reads to make, so far: no threads, or a
+ * thread stopped at bytes the page cache lacked.
+ */
+bool q2e_spans_left_over(const struct q2e_spans_job *job);
+/*
+ * Waits for the threads, then reads on this thread, with the read plan's
+ * advice, the spans the page cache lacked: 0 or an error in JOB->err.
+ * With CANCEL (the caller failed), the threads are stopped and nothing
+ * more is read.  Called once for each start, on every path.
+ */
+int q2e_spans_finish(struct q2e_spans_job *job, bool cancel);
 
 #endif

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # `dump`: each region section holds the image's bytes, byte for byte, where
 # the file is laid out twice (a region of zeros found while copying) and
-# where the regions are copied on threads: to a new name, over an old
-# dump, to standard output, with --redact.  A second layout once kept
-# bytes of the first in a hole of its own (--redact of bitmaps.qcow2).
+# where the regions are copied on threads while the rest of the file is
+# made: to a new name, over an old dump, to standard output, with
+# --redact.  A second layout once kept bytes of the first in a hole of
+# its own (--redact of bitmaps.qcow2).
 . "$(dirname "$0")/../lib/common.sh"
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io readelf python3
