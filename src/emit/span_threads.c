@@ -13,10 +13,10 @@
  * the note and the types, then the tables after the regions.
  *
  * The threads read only what the page cache holds (and so never touch the
- * read plan, whose advice follows one reader, the main thread): at the
- * first span the cache lacks, a thread stops, and the main thread reads
- * the rest of that half once it is done with its own work, as usual, with
- * the advice.  A cold cache costs a read that finds nothing on each.
+ * read plan, whose advice follows one reader, the main thread): a span
+ * the cache lacks is left to the main thread, which reads it once it is
+ * done with its own work, as usual, with the advice.  A cold cache costs
+ * a few reads that find nothing on each.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,16 +31,37 @@
 #define SPLIT_MIN (1U << 20)
 #define STACK_SIZE (256U << 10)
 
+/*
+ * A thread that finds a span the page cache lacks leaves it to the main
+ * thread and goes on with the next, up to MAX_LEFT spans: a cache a few
+ * pages short (after a cold dump of the 1 GiB image of 512-byte
+ * clusters, 5 to 25 of its pages failed a read without waiting in the
+ * next, and only one such read in a thread made the main thread read the
+ * rest of its half).  It stops at the MAX_MISSES-th in a row (a cold
+ * cache), leaving the rest too.
+ */
+#define MAX_LEFT 32
+#define MAX_MISSES 4
+
+/* Sections BY[FROM, TO) of a view. */
+struct range {
+	size_t from, to;
+};
+
 /* One half: the sections BY (a view of the job's) and where they go. */
 struct half {
 	struct q2e_spans_job *job;
-	struct q2e_by_addr by;
+	struct q2e_by_addr part;	/* all of the half */
+	struct q2e_by_addr by;		/* the range being copied */
 	struct q2e_seqwriter out;
 	struct q2e_error *err;
 	bool cached_only;
 	atomic_bool *cancel;	/* the caller or the other half failed */
-	atomic_bool *uncached;	/* set at a span the cache lacked */
-	size_t stopped;		/* the span BY[STOPPED] was not cached */
+	atomic_bool *uncached;	/* set where a thread stopped */
+	/* What the cache lacked, in BY, for the main thread: spans, then
+	 * all from where the thread stopped. */
+	struct range left[MAX_LEFT + 1];
+	size_t nleft;
 	bool again;
 	int ret;
 };
@@ -54,21 +75,94 @@ struct q2e_spans_threads {
 	atomic_bool cancel, uncached;
 };
 
-static int run_half(struct half *h)
+/* The most sections a span of BY has. */
+static size_t widest(const struct q2e_by_addr *by)
+{
+	struct q2e_span sp;
+	size_t next = 0, width = 1;
+
+	while (q2e_span_next(by, &next, &sp))
+		if (sp.last - sp.first > width)
+			width = sp.last - sp.first;
+	return width;
+}
+
+/* Where the bytes of BY's first section that holds any go (a section of
+ * zeros has no file offset of its own). */
+static uint64_t first_offset(const struct q2e_by_addr *by)
+{
+	for (size_t k = 0; k < by->n; k++)
+		if (!q2e_by(by, k)->zero)
+			return q2e_by(by, k)->file_offset;
+	return 0;
+}
+
+/* At a span the cache lacked: whether H goes on past it (it is left). */
+static bool leave_span(struct half *h, const struct q2e_span *sp,
+		       unsigned *misses)
+{
+	if (++*misses < MAX_MISSES && h->nleft < MAX_LEFT) {
+		h->left[h->nleft++] = (struct range){ sp->first, sp->last };
+		return true;
+	}
+	h->left[h->nleft++] = (struct range){ sp->first, h->by.n };
+	atomic_store(h->uncached, true);
+	q2e_writeback_hold(h->out.wb);
+	return false;
+}
+
+/* The spans of H->by, through C; ACTIVE has room for the widest. */
+static int copy_spans(struct half *h, struct q2e_region_copier *c,
+		      struct q2e_out_section **active)
+{
+	struct q2e_span sp;
+	size_t next = 0;
+	unsigned misses = 0;
+	int ret = 0;
+
+	while (ret == 0 && q2e_span_next(&h->by, &next, &sp)) {
+		uint64_t at = q2e_seqwriter_tell(&h->out);
+		bool found;
+
+		if (h->cancel && atomic_load(h->cancel))
+			break;
+		ret = q2e_span_stream(c, h->again ? NULL : &h->out, &h->by,
+				      &sp, active, &found);
+		h->again = h->again || found;
+		if (ret != Q2E_SPAN_UNCACHED) {
+			misses = 0;
+			continue;
+		}
+		if (!leave_span(h, &sp, &misses))
+			return 0;
+		/* Its bytes are written later, in their place. */
+		ret = h->again ? 0
+			       : q2e_seqwriter_seek(&h->out,
+						    at + (sp.end - sp.start));
+	}
+	return ret;
+}
+
+/* The sections of the ranges R[0..N) of H->by's view BASE, each at its
+ * place in the file. */
+static int run_half(struct half *h, const struct q2e_by_addr *base,
+		    const struct range *r, size_t n)
 {
 	struct q2e_region_copier c;
 	struct q2e_out_section **active;
-	struct q2e_span sp;
-	size_t next = 0, width = 0;
+	size_t width = 1;
 	int ret;
 
-	h->stopped = h->by.n;
-	while (q2e_span_next(&h->by, &next, &sp))
-		if (sp.last - sp.first > width)
-			width = sp.last - sp.first;
+	for (size_t i = 0; i < n; i++) {
+		struct q2e_by_addr v = { base->secs, base->idx + r[i].from,
+					 r[i].to - r[i].from };
+		size_t w = widest(&v);
+
+		width = w > width ? w : width;
+	}
 	/* As wide as the widest span, not one a section: most spans are a
 	 * table between data clusters. */
-	active = malloc((width ? width : 1) * sizeof(*active));
+	active = malloc(width * sizeof(*active));
 	if (!active)
 		return q2e_error_set(h->err, Q2E_ENOMEM, "out of memory");
 	ret = q2e_region_copier_init(&c, h->job->img, h->out.fd,
@@ -76,38 +170,18 @@ static int run_half(struct half *h)
 	c.redact = h->job->redact;
 	c.skip_zeros = h->job->skip_zeros;
 	c.cached_only = h->cached_only;
-	next = 0;
-	while (ret == 0 && q2e_span_next(&h->by, &next, &sp)) {
-		bool found;
-
-		if (h->cancel && atomic_load(h->cancel))
-			break;
-		ret = q2e_span_stream(&c, h->again ? NULL : &h->out, &h->by,
-				      &sp, active, &found);
-		h->again = h->again || found;
-		if (ret == Q2E_SPAN_UNCACHED) {
-			h->stopped = sp.first;
-			atomic_store(h->uncached, true);
-			q2e_writeback_hold(h->out.wb);
-			ret = 0;
-			break;
-		}
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		h->by = (struct q2e_by_addr){ base->secs, base->idx + r[i].from,
+					      r[i].to - r[i].from };
+		ret = q2e_seqwriter_seek(&h->out, first_offset(&h->by));
+		if (ret == 0)
+			ret = copy_spans(h, &c, active);
 	}
 	q2e_region_copier_fini(&c);
 	free(active);
 	if (ret == 0)
 		ret = q2e_seqwriter_flush(&h->out);
 	return ret;
-}
-
-static void *run_thread(void *arg)
-{
-	struct half *h = arg;
-
-	h->ret = run_half(h);
-	if (h->ret < 0)
-		atomic_store(h->cancel, true);
-	return NULL;
 }
 
 /* Where BY splits into two halves of about equal cost: the index of the
@@ -138,25 +212,27 @@ static struct q2e_by_addr view(const struct q2e_by_addr *by, size_t from,
 	return (struct q2e_by_addr){ by->secs, by->idx + from, to - from };
 }
 
-/*
- * A writer for the sections H->by from its first that holds bytes: a
- * section of zeros has no file offset of its own.
- */
+/* A half of JOB, the sections PART, with a writer of its own. */
 static int half_init(struct half *h, struct q2e_spans_job *job,
-		     struct q2e_by_addr by, struct q2e_error *err)
+		     struct q2e_by_addr part, struct q2e_error *err)
 {
-	size_t k = 0;
 	int ret;
 
-	*h = (struct half){ .job = job, .by = by, .err = err };
+	*h = (struct half){ .job = job, .part = part, .by = part, .err = err };
 	ret = q2e_seqwriter_init(&h->out, job->fd, job->path, err);
-	if (ret < 0)
-		return ret;
-	while (k < by.n && q2e_by(&by, k)->zero)
-		k++;
-	h->out.off = k < by.n ? q2e_by(&by, k)->file_offset : 0;
 	h->out.wb = job->wb;
-	return 0;
+	return ret;
+}
+
+static void *run_thread(void *arg)
+{
+	struct half *h = arg;
+	struct range all = { 0, h->part.n };
+
+	h->ret = run_half(h, &h->part, &all, 1);
+	if (h->ret < 0)
+		atomic_store(h->cancel, true);
+	return NULL;
 }
 
 void q2e_spans_start(struct q2e_spans_job *job)
@@ -176,18 +252,16 @@ void q2e_spans_start(struct q2e_spans_job *job)
 		struct q2e_by_addr part = i == 0 ? view(by, 0, split)
 						 : view(by, split, by->n);
 
-		if (half_init(h, job, part, &t->err[i]) < 0) {
-			/* Left whole to q2e_spans_finish(). */
-			h->stopped = 0;
-			continue;
+		if (half_init(h, job, part, &t->err[i]) == 0) {
+			h->cached_only = true;
+			h->cancel = &t->cancel;
+			h->uncached = &t->uncached;
+			t->running[i] = q2e_emit_thread_start(&t->thread[i],
+							       STACK_SIZE,
+							       run_thread, h);
 		}
-		h->cached_only = true;
-		h->cancel = &t->cancel;
-		h->uncached = &t->uncached;
-		t->running[i] = q2e_emit_thread_start(&t->thread[i], STACK_SIZE,
-						       run_thread, h);
-		if (!t->running[i])
-			h->stopped = 0;
+		if (!t->running[i])	/* left whole to q2e_spans_finish() */
+			h->left[h->nleft++] = (struct range){ 0, part.n };
 	}
 	job->threads = t;
 }
@@ -200,59 +274,58 @@ bool q2e_spans_left_over(const struct q2e_spans_job *job)
 	       atomic_load(&t->uncached);
 }
 
-/* The rest of BY[FROM, TO), read on this thread as usual, with the
- * advice; AGAIN as the copying before left it. */
-static int run_rest(struct q2e_spans_job *job, size_t from, size_t to,
-		    bool *again)
+/* Joins the threads: their first error, and what they left in TODO. */
+static int join(struct q2e_spans_job *job, struct range *todo, size_t *n,
+		bool *again)
 {
-	struct half h;
-	int ret;
+	struct q2e_spans_threads *t = job->threads;
+	int ret = 0;
 
-	if (from >= to)
-		return 0;
-	ret = half_init(&h, job, view(job->by, from, to), job->err);
-	if (ret < 0)
-		return ret;
-	h.again = *again;
-	ret = run_half(&h);
-	*again = h.again;
-	q2e_seqwriter_fini(&h.out);
+	for (int i = 0; i < 2; i++) {
+		struct half *h = &t->half[i];
+		size_t base = (size_t)(h->part.idx - job->by->idx);
+
+		if (t->running[i])
+			pthread_join(t->thread[i], NULL);
+		q2e_seqwriter_fini(&h->out);
+		if (ret == 0 && h->ret < 0) {
+			*job->err = t->err[i];
+			ret = h->ret;
+		}
+		*again = *again || h->again;
+		for (size_t k = 0; k < h->nleft; k++)
+			todo[(*n)++] = (struct range){ base + h->left[k].from,
+						       base + h->left[k].to };
+	}
+	free(t);
+	job->threads = NULL;
 	return ret;
 }
 
 int q2e_spans_finish(struct q2e_spans_job *job, bool cancel)
 {
-	struct q2e_spans_threads *t = job->threads;
-	size_t from[2] = { 0, 0 }, to[2] = { job->by->n, 0 };
+	struct range todo[2 * (MAX_LEFT + 1)] = { { 0, job->by->n } };
+	size_t n = 1;
 	bool again = false;
+	struct half rest;
 	int ret = 0;
 
-	if (t) {
+	if (job->threads) {
 		if (cancel)
-			atomic_store(&t->cancel, true);
-		for (int i = 0; i < 2; i++) {
-			struct half *h = &t->half[i];
-			size_t base = h->by.idx - job->by->idx;
-
-			if (t->running[i])
-				pthread_join(t->thread[i], NULL);
-			q2e_seqwriter_fini(&h->out);
-			if (ret == 0 && h->ret < 0) {
-				*job->err = t->err[i];
-				ret = h->ret;
-			}
-			again = again || h->again;
-			/* What the cache lacked. */
-			from[i] = base + h->stopped;
-			to[i] = base + h->by.n;
-		}
-		free(t);
-		job->threads = NULL;
+			atomic_store(&job->threads->cancel, true);
+		n = 0;
+		ret = join(job, todo, &n, &again);
 	}
-	if (cancel)
-		return 0;
-	for (int i = 0; i < 2 && ret == 0; i++)
-		ret = run_rest(job, from[i], to[i], &again);
-	job->again = again;
+	if (cancel || ret < 0 || n == 0) {
+		job->again = again;
+		return ret;
+	}
+	/* What the cache lacked, read as usual, with the advice. */
+	ret = half_init(&rest, job, *job->by, job->err);
+	rest.again = again;
+	if (ret == 0)
+		ret = run_half(&rest, job->by, todo, n);
+	q2e_seqwriter_fini(&rest.out);
+	job->again = rest.again;
 	return ret;
 }
