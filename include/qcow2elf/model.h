@@ -292,6 +292,11 @@ uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
 /* The stored refcount of host cluster CLUSTER (0 where no block exists). */
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err);
+/* How many of the N host clusters from CLUSTER, all in one refcount
+ * block, have a stored refcount other than 0. */
+int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
+				uint64_t n, uint64_t *count,
+				struct q2e_error *err);
 
 /*
  * Why QEMU 7.2 refuses to open IMG (qcow2_do_open() and the extensions it

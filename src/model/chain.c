@@ -82,21 +82,20 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 	 * that a sparse file costs what its refcount blocks hold. */
 	per_block = img->cluster_size * 8 / img->refcount_bits;
 	for (uint64_t i = 0; i < end && count < threshold;) {
-		uint64_t ti = i / per_block, rc, block;
+		uint64_t ti = i / per_block, next = (ti + 1) * per_block, n;
 		int ret;
 
 		if (ti >= img->nreftable)
 			break;
-		block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
-		if (!block || block >= img->file_size) {
-			i = (ti + 1) * per_block;
-			continue;
-		}
-		ret = q2e_image_refcount(img, i, &rc, err);
+		/* A block at a time: QEMU stops counting at the threshold,
+		 * which a block's count reaches or not the same. */
+		ret = q2e_image_refcounts_nonzero(img, i,
+						  (next < end ? next : end) - i,
+						  &n, err);
 		if (ret < 0)
 			return ret;
-		count += rc != 0;
-		i++;
+		count += n;
+		i = next;
 	}
 	*out = count >= threshold;
 	return 0;

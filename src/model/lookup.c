@@ -272,38 +272,81 @@ uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
 	return j;
 }
 
-int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
-		       uint64_t *refcount, struct q2e_error *err)
+/*
+ * The refcount block that holds host cluster CLUSTER's count, loaded into
+ * the image's cache: *BUF, or NULL where no block exists (all counts 0).
+ */
+static int refcount_block(struct q2e_image *img, uint64_t cluster,
+			  const uint8_t **buf, struct q2e_error *err)
 {
 	/* Counts per block: a power of two.  A shift, where the division
-	 * was a third of this function, which the note calls for each
-	 * cluster of a preallocated image. */
+	 * was a third of q2e_image_refcount(), which the note called for
+	 * each cluster of a preallocated image. */
 	unsigned shift = img->hdr.cluster_bits + 3U - img->hdr.refcount_order;
-	uint64_t ti;
+	uint64_t ti = cluster >> shift, block;
 	int ret;
 
-	*refcount = 0;
-	if (!img->refcount_bits)
+	*buf = NULL;
+	if (!img->refcount_bits || ti >= img->nreftable)
 		return 0;
-	ti = cluster >> shift;
-	if (ti >= img->nreftable)
-		return 0;
-	uint64_t block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
+	block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
 	if (!block || block >= img->file_size)
 		return 0;
 	if (!img->refcount_cache &&
 	    !(img->refcount_cache = q2e_l2_cache_new(img)))
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	ret = cache_load(img->refcount_cache, block, "a refcount block", err);
-	if (ret < 0)
-		return ret;
-	uint64_t i = cluster & ((1ULL << shift) - 1);
+	if (ret == 0)
+		*buf = img->refcount_cache->buf;
+	return ret;
+}
 
+/* CLUSTER's index in its refcount block. */
+static uint64_t refcount_index(const struct q2e_image *img, uint64_t cluster)
+{
+	unsigned shift = img->hdr.cluster_bits + 3U - img->hdr.refcount_order;
+
+	return cluster & ((1ULL << shift) - 1);
+}
+
+int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
+		       uint64_t *refcount, struct q2e_error *err)
+{
+	const uint8_t *p;
+	int ret = refcount_block(img, cluster, &p, err);
+	uint64_t i = refcount_index(img, cluster);
+
+	*refcount = 0;
+	if (ret < 0 || !p)
+		return ret;
 	/* QEMU's default width, read in place (I < cluster_size / 2). */
 	*refcount = img->hdr.refcount_order == 4
-			    ? qcow2_be16(img->refcount_cache->buf + i * 2)
-			    : qcow2_refcount_get(img->refcount_cache->buf,
-						 (size_t)img->cluster_size,
+			    ? qcow2_be16(p + i * 2)
+			    : qcow2_refcount_get(p, (size_t)img->cluster_size,
 						 img->hdr.refcount_order, i);
+	return 0;
+}
+
+int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
+				uint64_t n, uint64_t *count,
+				struct q2e_error *err)
+{
+	const uint8_t *p = NULL;
+	int ret = n ? refcount_block(img, cluster, &p, err) : 0;
+	uint64_t i = refcount_index(img, cluster), end = i + n;
+
+	*count = 0;
+	if (ret < 0 || !n || !p)
+		return ret;
+	if (img->hdr.refcount_order == 4) {
+		/* A pass the compiler vectorises: a count is 0 where both
+		 * its bytes are. */
+		for (; i < end; i++)
+			*count += (p[i * 2] | p[i * 2 + 1]) != 0;
+		return 0;
+	}
+	for (; i < end; i++)
+		*count += qcow2_refcount_get(p, (size_t)img->cluster_size,
+					     img->hdr.refcount_order, i) != 0;
 	return 0;
 }

@@ -135,6 +135,16 @@ static void test_clean_image(void **state)
 	assert_int_equal(rc, 1);
 	assert_int_equal(q2e_image_refcount(img, 6, &rc, &err), 0);
 	assert_int_equal(rc, 0);
+	/* Counted a block at a time: clusters 0..5 in use, of 256. */
+	assert_int_equal(q2e_image_refcounts_nonzero(img, 0, 256, &rc, &err), 0);
+	assert_int_equal(rc, NCLUSTERS);
+	assert_int_equal(q2e_image_refcounts_nonzero(img, 4, 10, &rc, &err), 0);
+	assert_int_equal(rc, 2);
+	assert_int_equal(q2e_image_refcounts_nonzero(img, 3, 0, &rc, &err), 0);
+	assert_int_equal(rc, 0);
+	/* No block covers cluster 256 (one refcount table entry). */
+	assert_int_equal(q2e_image_refcounts_nonzero(img, 256, 256, &rc, &err), 0);
+	assert_int_equal(rc, 0);
 
 	struct q2e_l2_cache *c = q2e_l2_cache_new(img);
 	struct qcow2_l2_entry e;
