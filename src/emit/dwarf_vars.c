@@ -138,6 +138,6 @@ void q2e_dwarf_variables_write(struct q2e_seqwriter *w,
 	put8(w, ABBREV_UNIT);
 	q2e_seqwriter_string(w, d->cu_name);
 	q2e_seqwriter_string(w, d->producer);
-	q2e_symbols_each(syms, put_variable, &v);
+	q2e_symbols_each(syms, true, put_variable, &v);
 	put8(w, 0);
 }

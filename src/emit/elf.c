@@ -287,6 +287,11 @@ struct elf_writer {
 	Elf64_Shdr *tail;
 	const char **tail_name;
 	size_t ntail;
+	/* Each region section's name length, from .shstrtab for the section
+	 * headers, which come after the copy, on the main thread alone:
+	 * making 41,000 names again there (by hand, names.c) and their
+	 * strlen() was most of their time. */
+	uint8_t *name_len;
 };
 
 /*
@@ -442,7 +447,7 @@ static int write_symtab(struct elf_writer *w)
 	sh->sh_info = 1;
 	sh->sh_entsize = sizeof(Elf64_Sym);
 	q2e_seqwriter_put(&w->out, &sym, sizeof(sym));
-	q2e_symbols_each(&e->syms, put_symbol, w);
+	q2e_symbols_each(&e->syms, false, put_symbol, w);
 	return 0;
 }
 
@@ -467,7 +472,7 @@ static int write_symtab_shndx(struct elf_writer *w)
 	sh->sh_link = (Elf64_Word)w->first[SEC_SYMTAB];
 	sh->sh_entsize = sizeof(Elf32_Word);
 	q2e_seqwriter_put(&w->out, &x, sizeof(x));
-	q2e_symbols_each(&e->syms, put_shndx, w);
+	q2e_symbols_each(&e->syms, false, put_shndx, w);
 	return 0;
 }
 
@@ -482,7 +487,7 @@ static int write_strtab(struct elf_writer *w)
 {
 	tail_section(w, ".strtab", SHT_STRTAB, w->e->syms.names_len, 1);
 	q2e_seqwriter_string(&w->out, "");
-	q2e_symbols_each(&w->e->syms, put_name, &w->out);
+	q2e_symbols_each(&w->e->syms, true, put_name, &w->out);
 	return 0;
 }
 
@@ -496,10 +501,14 @@ static int write_shstrtab(struct elf_writer *w)
 	q2e_seqwriter_string(&w->out, "");
 	q2e_seqwriter_string(&w->out, ".note.qcow2elf");
 	for (size_t i = 0; i < e->nsecs; i++) {
+		size_t len;
+
 		/* Too long a name is cut (snprintf); none is as long. */
 		q2e_region_section(e->img, e->secs[i].region, name,
 				   sizeof(name));
-		q2e_seqwriter_string(&w->out, name);
+		len = strlen(name);
+		q2e_seqwriter_put(&w->out, name, len + 1);
+		w->name_len[i] = (uint8_t)len;
 	}
 	for (size_t i = 0; i < w->ntail; i++)
 		q2e_seqwriter_string(&w->out, w->tail_name[i]);
@@ -628,7 +637,6 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 	const struct emitter *e = w->e;
 	Elf64_Word name = 1 + (Elf64_Word)strlen(".note.qcow2elf") + 1;
 	Elf64_Shdr sh = { 0 };
-	char buf[96];
 
 	if (w->nshdr >= SHN_LORESERVE)
 		sh.sh_size = w->nshdr;
@@ -652,10 +660,7 @@ static void write_section_headers(struct elf_writer *w, size_t nph)
 			.sh_size = o->region->avail,
 			.sh_addralign = 1,
 		};
-		/* Made again rather than kept: names are made by hand
-		 * (names.c), at a few dozen nanoseconds each. */
-		q2e_region_section(e->img, o->region, buf, sizeof(buf));
-		name += (Elf64_Word)strlen(buf) + 1;
+		name += (Elf64_Word)w->name_len[i] + 1;
 		q2e_seqwriter_put(&w->out, &sh, sizeof(sh));
 	}
 	for (size_t i = 0; i < w->ntail; i++) {
@@ -686,7 +691,8 @@ static int number_tail(struct elf_writer *w)
 	ntail = w->nshdr - w->first[SEC_DWARF];
 	w->tail = calloc(ntail, sizeof(*w->tail));
 	w->tail_name = calloc(ntail, sizeof(*w->tail_name));
-	if (!w->tail || !w->tail_name)
+	w->name_len = malloc(e->nsecs ? e->nsecs : 1);
+	if (!w->tail || !w->tail_name || !w->name_len)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
 	return 0;
 }
@@ -853,6 +859,7 @@ static int write_elf(struct emitter *e, int fd, const char *path,
 	q2e_seqwriter_fini(&w.out);
 	free(w.tail);
 	free(w.tail_name);
+	free(w.name_len);
 	free(w.by.idx);
 	return ret;
 }

@@ -19,7 +19,9 @@ struct planner {
 	struct q2e_error *err;
 	q2e_sym_fn *fn;		/* NULL: planning */
 	void *ctx;
+	bool no_names;		/* FN takes none: their lengths are kept */
 	uint64_t name;		/* the next symbol's offset in .strtab */
+	size_t count;		/* symbols so far */
 };
 
 /* Symbols of one DWARF type: it depends on the index only for these. */
@@ -94,19 +96,21 @@ static int add_sym(struct planner *e, const char *name, uint64_t addr,
 	struct q2e_symbols *t = e->syms;
 	struct q2e_sym s = { addr, size, (uint32_t)e->name, (uint32_t)section,
 			     (uint32_t)index, 0, (uint8_t)type };
-
-	size_t len = strlen(name);
+	size_t len = e->no_names ? t->name_len[e->count] : strlen(name);
 
 	e->name += len + 1;
+	e->count++;
 	if (e->fn) {
 		s.dtype = t->slots[dtype_slot(t, &s)] - 1;
-		e->fn(e->ctx, &s, name, len);
+		e->fn(e->ctx, &s, e->no_names ? NULL : name, len);
 		return 0;
 	}
 	if (e->name > UINT32_MAX)
 		return q2e_error_set(e->err, Q2E_EOUTPUT,
 				     "too many symbols for an ELF string table");
-	t->total++;
+	if (q2e_grow(t->name_len, t->name_len_cap, t->total + 1) < 0)
+		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
+	t->name_len[t->total++] = (uint8_t)len;	/* under 96 bytes */
 	return plan_dtype(e, &s);
 }
 
@@ -159,8 +163,10 @@ static int entry_symbols(struct planner *e, size_t si)
 
 			if (sn->offset < r->offset || sn->offset >= end)
 				break;
-			q2e_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE, (uint32_t)n,
-					 name, sizeof(name));
+			if (!e->no_names)
+				q2e_entry_symbol(Q2E_REGION_SNAPSHOT_TABLE,
+						 (uint32_t)n, name,
+						 sizeof(name));
 			ret = add_sym(e, name, sn->offset,
 				      entry_size(sn->offset, sn->entry.entry_size,
 						 end),
@@ -172,8 +178,10 @@ static int entry_symbols(struct planner *e, size_t si)
 
 			if (b->offset < r->offset || b->offset >= end)
 				break;
-			q2e_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY,
-					 (uint32_t)n, name, sizeof(name));
+			if (!e->no_names)
+				q2e_entry_symbol(Q2E_REGION_BITMAP_DIRECTORY,
+						 (uint32_t)n, name,
+						 sizeof(name));
 			ret = add_sym(e, name, b->offset,
 				      entry_size(b->offset, b->entry.entry_size,
 						 end),
@@ -194,7 +202,8 @@ static int plan_symbols(struct planner *e)
 		const struct q2e_region *r = e->secs[si].region;
 
 		for (uint32_t k = 0; k < r->nowners; k++) {
-			if (q2e_region_symbol(img, r, k, name, sizeof(name)) < 0)
+			if (!e->no_names &&
+			    q2e_region_symbol(img, r, k, name, sizeof(name)) < 0)
 				return q2e_error_set(e->err, Q2E_EUSAGE,
 						     "symbol name too long");
 			const struct q2e_owner *o = &r->owners[k];
@@ -228,14 +237,14 @@ int q2e_symbols_plan(struct q2e_symbols *syms, const struct q2e_image *img,
 	return ret;
 }
 
-void q2e_symbols_each(const struct q2e_symbols *syms, q2e_sym_fn *fn,
-		      void *ctx)
+void q2e_symbols_each(const struct q2e_symbols *syms, bool names,
+		      q2e_sym_fn *fn, void *ctx)
 {
 	/* Planned: the names fit, and every type is in the table. */
 	struct planner e = { .img = syms->img, .secs = syms->secs,
 			     .nsecs = syms->nsecs,
 			     .syms = (struct q2e_symbols *)syms, .fn = fn,
-			     .ctx = ctx, .name = 1 };
+			     .ctx = ctx, .no_names = !names, .name = 1 };
 
 	plan_symbols(&e);
 }
@@ -244,5 +253,6 @@ void q2e_symbols_free(struct q2e_symbols *syms)
 {
 	free(syms->v);
 	free(syms->slots);
+	free(syms->name_len);
 	*syms = (struct q2e_symbols){ 0 };
 }

@@ -6,6 +6,7 @@
 #ifndef QCOW2ELF_DUMP_SYMBOLS_H
 #define QCOW2ELF_DUMP_SYMBOLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,11 @@ struct q2e_symbols {
 	uint64_t names_len;	/* .strtab's size: the names after an empty one */
 	uint32_t *slots;	/* V as a hash table: index + 1, or 0 */
 	size_t nslots;
+	/* Each symbol's name length, for the tables that need only those
+	 * (.symtab): a byte each, where making the names again was a
+	 * quarter of the names made. */
+	uint8_t *name_len;
+	size_t name_len_cap;
 	const struct q2e_image *img;
 	const struct q2e_out_section *secs;
 	size_t nsecs;
@@ -89,11 +95,11 @@ int q2e_symbols_plan(struct q2e_symbols *syms, const struct q2e_image *img,
 void q2e_symbols_free(struct q2e_symbols *syms);
 
 /* Calls FN with each symbol and its name of LEN bytes, in .symtab's
- * order. */
+ * order; without NAMES, the names are not made and NAME is NULL. */
 typedef void q2e_sym_fn(void *ctx, const struct q2e_sym *s, const char *name,
 			size_t len);
-void q2e_symbols_each(const struct q2e_symbols *syms, q2e_sym_fn *fn,
-		      void *ctx);
+void q2e_symbols_each(const struct q2e_symbols *syms, bool names,
+		      q2e_sym_fn *fn, void *ctx);
 
 /* DWARF types and one variable per symbol (dwarf.c). */
 int q2e_dwarf_build(const struct q2e_image *img,
