@@ -74,8 +74,8 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 
 /*
  * The bytes of all the spans of BY, each at its section's file offset
- * (span_threads.c): q2e_spans_start() has two threads copy what the page
- * cache holds while the caller goes on with other work, and
+ * (span_threads.c): q2e_spans_start() has one or two threads copy what
+ * the page cache holds while the caller goes on with other work, and
  * q2e_spans_finish() waits for them and reads the rest.
  */
 struct q2e_spans_threads;
