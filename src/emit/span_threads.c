@@ -241,6 +241,9 @@ static void *run_thread(void *arg)
 	h->ret = run_half(h, &h->part, &all, 1);
 	if (h->ret < 0)
 		atomic_store(h->cancel, true);
+	/* Its buffer, flushed, is not needed while the main thread goes on:
+	 * freed here, it is not part of the dump's peak. */
+	q2e_seqwriter_fini(&h->out);
 	return NULL;
 }
 

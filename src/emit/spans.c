@@ -191,6 +191,12 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 
 		ch.at = at;
 		ch.len = sp->end - at < step ? (size_t)(sp->end - at) : step;
+		/* Only the first STREAM_CHUNK bytes of the writer's buffer are
+		 * ever used: the pages of the rest are not touched, and two
+		 * copying threads' writers cost half the memory. */
+		if (w && w->len + ch.len > STREAM_CHUNK &&
+		    q2e_seqwriter_flush(w) < 0)
+			return c->err->code ? c->err->code : Q2E_EOUTPUT;
 		p = w ? q2e_seqwriter_reserve(w, ch.len)
 		      : q2e_region_copier_buffer(c);
 		if (!p)
