@@ -283,11 +283,15 @@ static int refcount_block(struct q2e_image *img, uint64_t cluster,
 	 * was a third of q2e_image_refcount(), which the note called for
 	 * each cluster of a preallocated image. */
 	unsigned shift = img->hdr.cluster_bits + 3U - img->hdr.refcount_order;
-	uint64_t ti = cluster >> shift, block;
+	uint64_t ti, block;
 	int ret;
 
 	*buf = NULL;
-	if (!img->refcount_bits || ti >= img->nreftable)
+	/* No refcount_bits: an order past 6, where the shift is not one. */
+	if (!img->refcount_bits)
+		return 0;
+	ti = cluster >> shift;
+	if (ti >= img->nreftable)
 		return 0;
 	block = img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
 	if (!block || block >= img->file_size)
@@ -301,7 +305,7 @@ static int refcount_block(struct q2e_image *img, uint64_t cluster,
 	return ret;
 }
 
-/* CLUSTER's index in its refcount block. */
+/* CLUSTER's index in its refcount block, which refcount_block() found. */
 static uint64_t refcount_index(const struct q2e_image *img, uint64_t cluster)
 {
 	unsigned shift = img->hdr.cluster_bits + 3U - img->hdr.refcount_order;
@@ -314,11 +318,12 @@ int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 {
 	const uint8_t *p;
 	int ret = refcount_block(img, cluster, &p, err);
-	uint64_t i = refcount_index(img, cluster);
+	uint64_t i;
 
 	*refcount = 0;
 	if (ret < 0 || !p)
 		return ret;
+	i = refcount_index(img, cluster);
 	/* QEMU's default width, read in place (I < cluster_size / 2). */
 	*refcount = img->hdr.refcount_order == 4
 			    ? qcow2_be16(p + i * 2)
@@ -333,11 +338,13 @@ int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
 {
 	const uint8_t *p = NULL;
 	int ret = n ? refcount_block(img, cluster, &p, err) : 0;
-	uint64_t i = refcount_index(img, cluster), end = i + n;
+	uint64_t i, end;
 
 	*count = 0;
 	if (ret < 0 || !n || !p)
 		return ret;
+	i = refcount_index(img, cluster);
+	end = i + n;
 	if (img->hdr.refcount_order == 4) {
 		/* A pass the compiler vectorises: a count is 0 where both
 		 * its bytes are. */
