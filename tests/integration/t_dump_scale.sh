@@ -127,17 +127,26 @@ fi
 # order (4).  What any dump needs beyond `info`, whatever the image (its
 # buffers, and libdwarf, which only dump loads), is measured on an image
 # of one table and left out: 6 to 15 bytes a section measured, hence 24.
-# GNU time reads the peak RSS.  And the job's peak is no more than
-# `qemu-img check`'s.
+# GNU time reads the peak RSS, the median of three runs of each command
+# (a run's peak moves by a few hundred KiB with when its threads start).
+# And the job's peak is no more than `qemu-img check`'s.
+peak() {	# FILE COMMAND...: the median peak RSS in KiB, into FILE
+	local out=$1 i
+	shift
+	for i in 1 2 3; do
+		/usr/bin/time -o "$out.$i" -f %M "$@" >/dev/null
+	done
+	cat "$out".[123] | sort -n | sed -n 2p >"$out"
+}
 if [ -x /usr/bin/time ] && ! readelf -sW "$Q2E" 2>/dev/null | grep -q __asan_init; then
 	qemu-img create -q -f qcow2 -o cluster_size=512 one.qcow2 1M &&
 		qemu-io -f qcow2 -c 'write 0 512' one.qcow2 >/dev/null ||
 		fail "the one-table image is made"
-	/usr/bin/time -o info1.rss -f %M "$Q2E" info one.qcow2 >/dev/null
-	/usr/bin/time -o dump1.rss -f %M "$Q2E" dump one.qcow2 -o mem1.elf
-	/usr/bin/time -o info.rss -f %M "$Q2E" info many.qcow2 >/dev/null
-	/usr/bin/time -o dump.rss -f %M "$Q2E" dump many.qcow2 -o mem.elf
-	/usr/bin/time -o qemu.rss -f %M qemu-img check many.qcow2 >/dev/null
+	peak info1.rss "$Q2E" info one.qcow2
+	peak dump1.rss "$Q2E" dump one.qcow2 -o mem1.elf
+	peak info.rss "$Q2E" info many.qcow2
+	peak dump.rss "$Q2E" dump many.qcow2 -o mem.elf
+	peak qemu.rss qemu-img check many.qcow2
 	nsec=$(readelf -SW mem.elf 2>/dev/null | grep -c ' \.qcow2\.')
 	extra=$(( ($(cat dump.rss) - $(cat info.rss) - $(cat dump1.rss) +
 		   $(cat info1.rss)) * 1024 ))
