@@ -15,8 +15,9 @@ secret=(--object secret,id=sec0,data=hunter2)
 opts="driver=qcow2,file.filename=$img,encrypt.key-secret=sec0"
 qemu-img create -q -f qcow2 base-private-name.qcow2 64M
 # On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
-# accurate CPU usage"): a few tries.
-for try in 1 2 3 4 5; do
+# accurate CPU usage", half the tries on a fast processor): up to 20 tries,
+# as tests/lib/corpus.sh makes its LUKS images.
+for try in $(seq 20); do
 	qemu-img create -q -f qcow2 "${secret[@]}" -b base-private-name.qcow2 \
 		-F qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0 \
 		"$img" 64M && break
