@@ -288,7 +288,7 @@ bool q2e_spans_left_over(const struct q2e_spans_job *job)
 	       atomic_load(&t->uncached);
 }
 
-/* Joins the threads: their first error, and what they left in TODO. */
+/* Joins the threads: their first error, and the spans they left, into the array todo. */
 static int join(struct q2e_spans_job *job, struct range *todo, size_t *n,
 		bool *again)
 {
