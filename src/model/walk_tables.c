@@ -199,11 +199,28 @@ int walk_read_refcounts(struct walk *w)
 }
 
 
-/* How many bytes of the table at OFF the file holds: the rest reads as
- * zeros. */
+/*
+ * How many bytes of the table at OFF the file holds: the rest reads as
+ * zeros.  In a dump that lacks some of the bytes it was written with (a
+ * section removed), the table ends where they start, as a read does
+ * there (src/source/elf_source.c): bytes some other section holds past
+ * that point are not the table's, and a dump of this one would not keep
+ * them, since a region is written up to its first missing byte.
+ */
 static uint64_t table_held(const struct walk *w, uint64_t off)
 {
-	return off < w->img->file_size ? w->img->file_size - off : 0;
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(w->img);
+	uint64_t held = off < w->img->file_size ? w->img->file_size - off : 0;
+	size_t k;
+
+	if (!dm || !dm->nmissing)
+		return held;
+	k = q2e_first_above(dm->missing, dm->nmissing, offset, off);
+	if (k > 0 && dm->missing[k - 1].offset + dm->missing[k - 1].length > off)
+		return 0;
+	if (k < dm->nmissing && dm->missing[k].offset - off < held)
+		held = dm->missing[k].offset - off;
+	return held;
 }
 
 /*
