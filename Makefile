@@ -115,6 +115,7 @@ all: $(BIN)
 COMPILE_FLAGS := $(CC) $(Q2E_CPPFLAGS) $(CPPFLAGS) $(Q2E_CFLAGS) $(CFLAGS) $(CMOCKA_CFLAGS)
 LINK_FLAGS := $(CC) $(CFLAGS) $(LDFLAGS) $(Q2E_LDFLAGS) $(Q2E_LIBS) $(CMOCKA_LIBS)
 squote := '
+comma := ,
 escsq = $(subst $(squote),'\$(squote)',$(1))
 define save_flags
 	@mkdir -p $(dir $@)
@@ -139,7 +140,13 @@ $(BIN): $(CLI_OBJS) $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
 	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) $(Q2E_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(Q2E_LIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libqcow2elf.a $(BUILD)/link-flags
-	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(CMOCKA_LIBS) $(Q2E_LIBS)
+	$(call quiet,LINK,$@)$(CC) $(CFLAGS) $(LDFLAGS) $(TEST_WRAP) -o $@ $(filter %.o %.a,$^) $(CMOCKA_LIBS) $(Q2E_LIBS)
+
+# The copying threads' test stands in for the image's reads, the file's
+# writes and the start of a thread (tests/unit/test_span_threads.c).
+$(BUILD)/tests/test_span_threads: TEST_WRAP := $(addprefix -Wl$(comma)--wrap=,\
+	q2e_image_read_cached q2e_image_read_bytes pwrite64 pthread_create \
+	sync_file_range)
 
 $(BUILD)/tests/unit/%.o: Q2E_CFLAGS += $(CMOCKA_CFLAGS)
 
