@@ -210,18 +210,37 @@ static void make(struct fixture *f, size_t n)
 					 .err = &f->err };
 }
 
+/* Region I made SIZE bytes long, over those after it, the file laid out
+ * again as the dump's layout() does: each span once, from BASE. */
+static void widen(struct fixture *f, size_t i, uint64_t size)
+{
+	struct q2e_span sp;
+	uint64_t base = BASE;
+	size_t next = 0;
+
+	f->regions[i].size = f->regions[i].avail = size;
+	while (q2e_span_next(&f->by, &next, &sp)) {
+		for (size_t k = sp.first; k < sp.last; k++)
+			f->secs[k].file_offset =
+				base + (f->regions[k].offset - sp.start);
+		base += sp.end - sp.start;
+	}
+}
+
 /* The file holds each region's bytes at its section's offset. */
 static void assert_file(const struct fixture *f)
 {
-	uint8_t got[SIZE], want[SIZE];
+	static uint8_t got[16 * STRIDE], want[16 * STRIDE];
 
 	for (size_t i = 0; i < f->n; i++) {
-		ssize_t r = pread(f->fd, got, SIZE,
+		size_t len = (size_t)f->regions[i].avail;
+		ssize_t r = pread(f->fd, got, len,
 				  (off_t)f->secs[i].file_offset);
 
-		assert_int_equal(r, SIZE);
-		fill(i * STRIDE, want, SIZE);
-		if (memcmp(got, want, SIZE) != 0)
+		assert_true(len <= sizeof(got));
+		assert_int_equal(r, len);
+		fill(i * STRIDE, want, len);
+		if (memcmp(got, want, len) != 0)
 			fail_msg("region %zu: not its bytes", i);
 	}
 }
@@ -348,6 +367,44 @@ static void test_left_list_full(void **state)
 	for (size_t i = 5 + 32 * 9; i < 400; i++)
 		left[n++] = i;
 	copy_and_check(f, left, n);
+}
+
+/*
+ * A span of four chunks (a region over the seven small ones after it) whose
+ * second chunk the cache lacks: the thread has written the first, and
+ * leaves the span whole to the main thread, which reads each chunk once.
+ */
+static void test_span_cut_midway(void **state)
+{
+	struct fixture *f = *state;
+
+	make(f, 400);
+	widen(f, 100, 7 * STRIDE + SIZE);
+	missing[102] = true;
+	assert_int_equal(copy(f), 0);
+	assert_false(f->job.again);
+	assert_file(f);
+	for (size_t i = 0; i < 400; i++)
+		if (atomic_load(&main_read_of[i]) !=
+		    (i >= 100 && i < 108 && i % 2 == 0))
+			fail_msg("region %zu: read %d times by the main thread",
+				 i, atomic_load(&main_read_of[i]));
+}
+
+/* The same, with a region of zeros in the chunk the thread read: it is
+ * marked, and told, though the span was left. */
+static void test_zeros_before_cut(void **state)
+{
+	struct fixture *f = *state;
+
+	make(f, 400);
+	widen(f, 100, 7 * STRIDE + SIZE);
+	zeros[101] = true;
+	missing[102] = true;
+	assert_int_equal(copy(f), 0);
+	assert_true(f->job.again);
+	for (size_t i = 0; i < 400; i++)
+		assert_int_equal(f->secs[i].zero, i == 101);
 }
 
 /* Two threads, each with its own count of misses in a row: three at
@@ -523,6 +580,8 @@ int main(void)
 		T(test_misses_apart),
 		T(test_fourth_miss),
 		T(test_left_list_full),
+		T(test_span_cut_midway),
+		T(test_zeros_before_cut),
 		T(test_two_threads_misses),
 		T(test_two_threads_cold),
 		T(test_threads_fail_to_start),
