@@ -288,9 +288,13 @@ bool q2e_spans_left_over(const struct q2e_spans_job *job)
 	       atomic_load(&t->uncached);
 }
 
-/* Joins the threads: their first error, and the spans they left, into the array todo. */
-static int join(struct q2e_spans_job *job, struct range *todo, size_t *n,
-		bool *again)
+/*
+ * Joins the threads: their first error, and the spans they left, into the
+ * array todo.  After CANCEL, the caller's error stays in JOB->err: the
+ * first, as q2e_error_set() keeps it.
+ */
+static int join(struct q2e_spans_job *job, bool cancel, struct range *todo,
+		size_t *n, bool *again)
 {
 	struct q2e_spans_threads *t = job->threads;
 	int ret = 0;
@@ -303,7 +307,8 @@ static int join(struct q2e_spans_job *job, struct range *todo, size_t *n,
 			pthread_join(t->thread[i], NULL);
 		q2e_seqwriter_fini(&h->out);
 		if (ret == 0 && h->ret < 0) {
-			*job->err = t->err[i];
+			if (!cancel)
+				*job->err = t->err[i];
 			ret = h->ret;
 		}
 		*again = *again || h->again;
@@ -328,7 +333,7 @@ int q2e_spans_finish(struct q2e_spans_job *job, bool cancel)
 		if (cancel)
 			atomic_store(&job->threads->cancel, true);
 		n = 0;
-		ret = join(job, todo, &n, &again);
+		ret = join(job, cancel, todo, &n, &again);
 	}
 	if (cancel || ret < 0 || n == 0) {
 		job->again = again;

@@ -110,8 +110,9 @@ bool q2e_spans_left_over(const struct q2e_spans_job *job);
 /*
  * Waits for the threads, then reads on this thread, with the read plan's
  * advice, the spans the page cache lacked: 0 or an error in JOB->err.
- * With CANCEL (the caller failed), the threads are stopped and nothing
- * more is read.  Called once for each start, on every path.
+ * With CANCEL (the caller failed, its error in JOB->err), the threads are
+ * stopped, nothing more is read and JOB->err keeps the caller's error.
+ * Called once for each start, on every path.
  */
 int q2e_spans_finish(struct q2e_spans_job *job, bool cancel);
 

@@ -496,6 +496,24 @@ static void test_thread_write_nothing(void **state)
 	assert_non_null(strstr(f->err.msg, strerror(ENOSPC)));
 }
 
+/* The caller failed and cancels, after a thread failed too: the caller's
+ * error is the one returned (the first, as q2e_error_set() keeps it),
+ * not overwritten by the thread's. */
+static void test_cancel_keeps_callers_error(void **state)
+{
+	struct fixture *f = *state;
+
+	make(f, 400);
+	write_mode = WRITE_FAIL;
+	q2e_spans_start(&f->job);
+	while (!atomic_load(&write_failed))
+		usleep(1000);
+	q2e_error_set(&f->err, Q2E_ENOMEM, "out of memory");
+	assert_int_equal(q2e_spans_finish(&f->job, true), Q2E_EOUTPUT);
+	assert_int_equal(f->err.code, Q2E_ENOMEM);
+	assert_string_equal(f->err.msg, "out of memory");
+}
+
 /* Cancelled, the threads stop and nothing is read on this thread. */
 static void test_cancel_reads_nothing(void **state)
 {
@@ -589,6 +607,7 @@ int main(void)
 		T(test_choppy_writes),
 		T(test_thread_write_error),
 		T(test_thread_write_nothing),
+		T(test_cancel_keeps_callers_error),
 		T(test_cancel_reads_nothing),
 		T(test_writeback_queue_full),
 		T(test_writeback_hold),
