@@ -5,20 +5,12 @@
 # guest space (512-byte clusters), from a sparse raw file with one byte per
 # 32 KiB, through qemu-img convert (fast, unlike qemu-io per write).
 . "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/corpus.sh"
 need qemu-img readelf objdump objcopy gdb python3
 
 cd "$T_TMP" || finish
 n=66000
-python3 - "$n" <<'PY'
-import os, sys
-n = int(sys.argv[1])
-fd = os.open("many.raw", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.ftruncate(fd, n * 32768)
-for i in range(n):
-    os.pwrite(fd, bytes([1 + i % 255]), i * 32768)
-PY
-qemu-img convert -O qcow2 -o cluster_size=512 many.raw many.qcow2 || { fail "image made"; finish; }
-rm -f many.raw
+corpus_sparse_tables many.qcow2 $n 32768 || { fail "image made"; finish; }
 
 "$Q2E" dump many.qcow2 -o many.elf 2>dump.err
 assert_eq "dump of $n L2 tables exits 0" 0 $?

@@ -268,6 +268,26 @@ corpus_dirty() {
 	qemu-img info --output=json "$f" | grep -q '"dirty-flag": true'
 }
 
+# corpus_sparse_tables FILE N STEP: FILE, an image of 512-byte clusters
+# with a byte written every STEP bytes of N * STEP: an L2 table (of 32 KiB
+# of the guest) for each, N of them, each a span of its own in a dump.
+# Made by qemu-img convert of a sparse raw file, fast where qemu-io would
+# take a write at a time.  Not one of corpus_build's.
+corpus_sparse_tables() {
+	python3 - "$1.raw" "$2" "$3" <<'PY' || return 1
+import os, sys
+n, step = int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.ftruncate(fd, n * step)
+for i in range(n):
+    os.pwrite(fd, bytes([1 + i % 255]), i * step)
+PY
+	qemu-img convert -O qcow2 -o cluster_size=512 "$1.raw" "$1"
+	local rc=$?
+	rm -f "$1.raw"
+	return $rc
+}
+
 corpus_prealloc_metadata() {
 	local f=$1/prealloc-metadata.qcow2
 
