@@ -19,7 +19,9 @@
  * Only while the image is read from the page cache: with a cold cache the
  * writes shared the device with the reads, which took longer by what the
  * rename saved (1 TiB image: reads 0.23 s became 0.31-0.34, the rename's
- * 0.095 s became 0.03), so the first read that misses holds them back.
+ * 0.095 s became 0.03), so a copying thread that stops for a cold cache
+ * (span_threads.c: at its fourth miss in a row) holds them back; a few
+ * pages missing from a warm cache do not.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
