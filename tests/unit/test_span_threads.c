@@ -407,6 +407,28 @@ static void test_zeros_before_cut(void **state)
 		assert_int_equal(f->secs[i].zero, i == 101);
 }
 
+/* The writeback is held where a thread stops for a cold cache, not
+ * for a few spans missing. */
+static void test_stop_holds_writeback(void **state)
+{
+	struct fixture *f = *state;
+	struct q2e_writeback wb;
+
+	for (int cold = 0; cold < 2; cold++) {
+		make(f, 400);
+		memset(missing, 0, sizeof(missing));
+		missing[10] = missing[20] = missing[21] = missing[22] = true;
+		missing[23] = cold;
+		q2e_writeback_start(&wb, f->fd);
+		assert_true(wb.started);
+		f->job.wb = &wb;
+		assert_int_equal(copy(f), 0);
+		assert_int_equal(wb.held, cold);
+		q2e_writeback_finish(&wb);
+		assert_file(f);
+	}
+}
+
 /* Two threads, each with its own count of misses in a row: three at
  * the end of the first half and three at the start of the second are
  * not four in a row. */
@@ -600,6 +622,7 @@ int main(void)
 		T(test_left_list_full),
 		T(test_span_cut_midway),
 		T(test_zeros_before_cut),
+		T(test_stop_holds_writeback),
 		T(test_two_threads_misses),
 		T(test_two_threads_cold),
 		T(test_threads_fail_to_start),
