@@ -18,7 +18,8 @@
  * plan at once, so a command that reads little (info) costs no I/O beyond
  * its reads, and the page cache holds at most a window more than was read.
  * A read outside the window (check reading the refcount blocks after the
- * L2 tables) starts the window again from there.
+ * L2 tables), or one that misses where the thread's advice has not yet
+ * reached, starts the window again from there.
  *
  * The ranges are the model's regions, asked for one at a time and merged
  * as they are advised: the plan holds no copy of them, only a sample of
@@ -278,6 +279,13 @@ static void follow(struct q2e_read_plan *p, uint64_t off, bool missed)
 	 * that misses starts it again. */
 	if (!p->no_thread)
 		pthread_mutex_lock(&p->lock);
+	/* A miss ahead of the thread's advice (map reads first the L2 table
+	 * that copy-on-write put at the end of the file) would wait for the
+	 * advice to get there: for every range before it, which the block
+	 * layer's elevator serves first, in sector order.  The window starts
+	 * again at it. */
+	if (missed && p->started && i > p->cursor)
+		restart = true;
 	if (restart || missed)
 		p->idle = !missed;
 	else if (p->started && i >= p->cursor)
