@@ -173,16 +173,6 @@ static uint8_t *map_counts(uint64_t n)
 	p += lead;
 #ifdef MADV_HUGEPAGE
 	madvise(p, (size_t)(n / HUGE_PAGE * HUGE_PAGE), MADV_HUGEPAGE);
-	/* Written first, so that each huge page is made at its first
-	 * fault.  The counting reads a counter before it writes it, and a
-	 * read of an untouched huge page maps the kernel's shared huge zero
-	 * page, which the kernel frees when memory is short (and at every
-	 * drop_caches) and then makes again: 2 MiB cleared at once, which
-	 * on a virtual machine that hands free memory back to its host
-	 * took 25 to 65 ms in one cold check of the snapshot image in
-	 * six. */
-	for (uint64_t off = 0; off + HUGE_PAGE <= n; off += HUGE_PAGE)
-		((volatile uint8_t *)p)[off] = 0;
 #endif
 	return p;
 }
