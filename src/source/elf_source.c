@@ -30,6 +30,13 @@ struct dump_priv {
 	struct q2e_extent *extents;	/* data extents of the image file */
 	size_t nextents;		/* 0: not recorded */
 	size_t *cover;	/* cover[i]: of secs[0..i], the one reaching farthest */
+	/* NOBITS sections outside --no-data: regions of zeros, read as the
+	 * bytes no section holds are, but held as the image file held them
+	 * (dump_held_end()); sorted by addr, with their own cover. */
+	struct dump_section *zeros;
+	size_t nzeros;
+	size_t *zcover;
+	uint64_t file_bytes;	/* the dump file's size */
 };
 
 static int cmp_section(const void *a, const void *b)
@@ -200,6 +207,8 @@ static void dump_close(struct q2e_source *src)
 	if (p) {
 		free(p->secs);
 		free(p->cover);
+		free(p->zeros);
+		free(p->zcover);
 		free(p->extents);
 		free(p);
 	}
@@ -258,22 +267,43 @@ static bool copy_is_hole(struct q2e_source *src, uint64_t off, uint64_t end)
  * the dump file has one too, as dump leaves it: a table in a hole costs
  * nothing read from the dump either.
  */
+/* Of SECS (sorted, with COVER) that start before END, the farthest end. */
+static uint64_t reach_before(const struct dump_section *secs, size_t n,
+			     const size_t *cover, uint64_t end)
+{
+	size_t lo = q2e_first_above(secs, n, addr, end - 1);
+	const struct dump_section *s;
+
+	if (lo == 0)
+		return 0;
+	s = &secs[cover[lo - 1]];
+	return s->addr + s->size;
+}
+
 static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
 			      uint64_t end)
 {
 	const struct dump_priv *p = src->priv;
-	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, end - 1);
-	const struct dump_section *s;
+	uint64_t reach = reach_before(p->secs, p->nsecs, p->cover, end);
+	uint64_t zreach = reach_before(p->zeros, p->nzeros, p->zcover, end);
 	const struct q2e_extent *x;
+	size_t lo;
 	uint64_t held;
 
-	if (lo == 0)
+	/* A region of zeros dump wrote as NOBITS is held as the image held
+	 * its zeros: a table of zeros keeps its entries, as on the image.
+	 * Such a section costs a hostile dump nothing: its zeros held at
+	 * once stop at as many bytes as the dump file has, as if a section
+	 * held them (a NOBITS section of 1 GiB as a bitmap table took 1 GiB
+	 * and a minute to read). */
+	if (zreach > off + p->file_bytes && off + p->file_bytes > off)
+		zreach = off + p->file_bytes;
+	if (zreach > reach)
+		reach = zreach;
+	if (reach <= off)
 		return off;
-	s = &p->secs[p->cover[lo - 1]];	/* of those, the farthest end */
-	if (s->addr + s->size <= off)
-		return off;
-	if (s->addr + s->size < end)
-		end = s->addr + s->size;
+	if (reach < end)
+		end = reach;
 	if (!p->nextents)
 		return end;
 	/* The last data extent that starts before END, sorted and apart. */
@@ -478,25 +508,27 @@ static int find_missing(struct q2e_source *src, const struct q2e_extent *held,
 	return 0;
 }
 
-/* cover[i]: of secs[0..i] (sorted by address), the one reaching farthest. */
-static int make_cover(struct dump_priv *p, struct q2e_error *err)
+/* COVER[i]: of SECS[0..i] (sorted here by address), the one reaching
+ * farthest. */
+static int make_cover(struct dump_section *secs, size_t n, size_t **cover,
+		      struct q2e_error *err)
 {
-	if (p->nsecs == 0)
+	if (n == 0)
 		return 0;
-	qsort(p->secs, p->nsecs, sizeof(*p->secs), cmp_section);
-	p->cover = malloc(p->nsecs * sizeof(*p->cover));
-	if (!p->cover)
+	qsort(secs, n, sizeof(*secs), cmp_section);
+	*cover = malloc(n * sizeof(**cover));
+	if (!*cover)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	for (size_t i = 0; i < p->nsecs; i++) {
+	for (size_t i = 0; i < n; i++) {
 		size_t best = i;
 
 		if (i > 0) {
-			const struct dump_section *a = &p->secs[p->cover[i - 1]];
+			const struct dump_section *a = &secs[(*cover)[i - 1]];
 
-			if (a->addr + a->size > p->secs[i].addr + p->secs[i].size)
-				best = p->cover[i - 1];
+			if (a->addr + a->size > secs[i].addr + secs[i].size)
+				best = (*cover)[i - 1];
 		}
-		p->cover[i] = best;
+		(*cover)[i] = best;
 	}
 	return 0;
 }
@@ -528,7 +560,7 @@ struct section_scan {
 	struct q2e_extent *held;	/* Q2E_REGIONS_SECTION */
 	size_t nheld;
 	struct q2e_extent *present;	/* every ".qcow2.*" section */
-	size_t npresent, cappresent, capsecs;
+	size_t npresent, cappresent, capsecs, capzeros;
 };
 
 static int scan_section(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
@@ -558,8 +590,14 @@ static int scan_section(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
 							   sh.sh_size };
 	/* Outside --no-data, a NOBITS section is a region of zeros: read as
 	 * the bytes no section holds are, and not held. */
-	if (sh.sh_type == SHT_NOBITS && !src->meta.no_data)
+	if (sh.sh_type == SHT_NOBITS && !src->meta.no_data) {
+		if (q2e_grow(p->zeros, sc->capzeros, p->nzeros + 1) < 0)
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		p->zeros[p->nzeros++] = (struct dump_section){
+			.addr = sh.sh_addr, .size = sh.sh_size, .nobits = true,
+		};
 		return 0;
+	}
 	if (q2e_grow(p->secs, sc->capsecs, p->nsecs + 1) < 0)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	p->secs[p->nsecs++] = (struct dump_section){
@@ -591,7 +629,9 @@ static int read_sections(struct q2e_source *src, Elf *elf,
 		ret = scan_section(src, elf, scn, name, p, &sc, err);
 	}
 	if (ret == 0)
-		ret = make_cover(p, err);
+		ret = make_cover(p->secs, p->nsecs, &p->cover, err);
+	if (ret == 0)
+		ret = make_cover(p->zeros, p->nzeros, &p->zcover, err);
 	if (ret == 0 && sc.nheld) {
 		/* No range present at all is a NULL array: qsort() must not
 		 * see it (fuzz: found/ubsan-elf-source-qsort-null). */
@@ -633,6 +673,7 @@ int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
 	src->ops = &dump_ops;
 	src->kind = Q2E_SOURCE_DUMP;
 	src->meta.metadata_preallocation = -1;
+	p->file_bytes = src->size;
 	ret = read_notes(src, elf, &found, err);
 	if (ret == 0 && !found)
 		ret = q2e_error_set(err, Q2E_ENOTQCOW2,

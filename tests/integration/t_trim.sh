@@ -112,9 +112,83 @@ sys.stdout.buffer.write(struct.pack("<QQ", 1 << 40, 4096))' >ext.bin
 		"$Q2E" diff --output=json img.qcow2 holes.img
 }
 
+# A bitmap table of zeros (b0: nothing written since it was added) is a
+# NOBITS section of the dump.  Its entry is still there, as in the image.
+# Made PROGBITS and cut to 4 bytes of zeros (objcopy --update-section),
+# its entry is cut and kept; the dump of that dump holds the 4 bytes as
+# NOBITS, and reads the same: a NOBITS section's zeros are held as the
+# image's were.
+zero_table_case() {
+	"$Q2E" check -M --output=json img.qcow2 | grep -v '"filename"' >zt.img.json
+	"$Q2E" check -M --output=json img.elf | grep -v '"filename"' >zt.elf.json
+	assert_match "zero table: the dump holds the bitmap table as NOBITS" \
+		'\.qcow2\.bitmap\.0\.table +NOBITS' "$(readelf -SW img.elf)"
+	assert_same_file "zero table: check -M of the dump lists the table's entry, as of the image" \
+		zt.img.json zt.elf.json
+	printf '\0\0\0\0' >half.bin
+	objcopy --set-section-flags .qcow2.bitmap.0.table=alloc,load,contents \
+		img.elf progbits.elf &&
+		objcopy --update-section .qcow2.bitmap.0.table=half.bin \
+			progbits.elf half-table.elf ||
+		fail "objcopy --update-section .qcow2.bitmap.0.table"
+	"$Q2E" dump half-table.elf -o half-again.elf ||
+		fail "zero table: dump of the dump with half the table"
+	"$Q2E" check -M --output=json half-table.elf |
+		grep -v '"filename"' >zt.half.json
+	"$Q2E" check -M --output=json half-again.elf |
+		grep -v '"filename"' >zt.again.json
+	assert_match "zero table: half the table, its entry cut and kept" \
+		'"all-zeros"' "$(cat zt.half.json)"
+	assert_same_file "zero table: its dump checks as it does" \
+		zt.half.json zt.again.json
+}
+
+# A NOBITS section costs a hostile dump nothing: made 1 GiB and named as
+# a bitmap table of 2^27 entries, with the image's extents removed (so
+# nothing says the image had a hole there), its zeros are held only as
+# far as the dump file's size: each command within 10 s and 300 MB.
+big_zeros_case() {
+	local rc
+
+	cp img.qcow2 big.qcow2 && truncate -s 2G big.qcow2
+	"$Q2E" dump big.qcow2 -o big.elf || fail "dump of big.qcow2"
+	objcopy -R .qcow2elf.extents big.elf big-noext.elf
+	python3 - big-noext.elf <<'PY' || fail "big zeros: editing the dump"
+import struct, sys
+f = sys.argv[1]
+d = bytearray(open(f, 'rb').read())
+shoff, = struct.unpack_from('<Q', d, 0x28)
+size, n, strndx = struct.unpack_from('<HHH', d, 0x3a)
+names, = struct.unpack_from('<Q', d, shoff + strndx * size + 0x18)
+for i in range(n):
+    h = shoff + i * size
+    at = names + struct.unpack_from('<I', d, h)[0]
+    name = d[at:d.index(b'\0', at)]
+    if name == b'.qcow2.bitmap.0.table':	# NOBITS: a bitmap table of zeros
+        struct.pack_into('<Q', d, h + 0x20, 1 << 30)
+    if name == b'.qcow2.bitmap-directory':	# bitmap_table_size
+        struct.pack_into('>I', d, struct.unpack_from('<Q', d, h + 0x18)[0] + 8, 1 << 27)
+open(f, 'wb').write(d)
+PY
+	for c in info "check -M --output=json" "map --output=json"; do
+		( ulimit -v 300000; timeout 10 "$Q2E" $c big-noext.elf ) \
+			>/dev/null 2>big.err
+		rc=$?
+		[ "$rc" -lt 4 ] && ! grep -q 'out of memory' big.err &&
+			pass "big zeros: $c within 10 s and 300 MB" ||
+			fail "big zeros: $c within 10 s and 300 MB" \
+				"exit $rc: $(head -2 big.err)"
+	done
+	( ulimit -v 300000; timeout 10 "$Q2E" dump big-noext.elf -o big-again.elf ) \
+		2>big.err
+	assert_eq "big zeros: dump within 10 s and 300 MB" "0" "$?"
+}
+
 t_case "strip" strip_case
 t_case "strip --strip-debug" strip_debug_case
 t_case "objcopy --remove-section .debug_*" remove_debug_case
 t_case "objcopy -R .qcow2.l2.0" remove_l2_case
 t_case "extents that disagree with the sections" extents_disagree_case
+t_case "a bitmap table of zeros (NOBITS)" zero_table_case
+t_case "a NOBITS section of 1 GiB" big_zeros_case
 finish
