@@ -261,12 +261,6 @@ static bool copy_is_hole(struct q2e_source *src, uint64_t off, uint64_t end)
 	return true;
 }
 
-/*
- * A dump holds the bytes of its sections; the rest reads as zeros.  So do
- * their bytes where the image file had a hole (its recorded extents) and
- * the dump file has one too, as dump leaves it: a table in a hole costs
- * nothing read from the dump either.
- */
 /* Of SECS (sorted, with COVER) that start before END, the farthest end. */
 static uint64_t reach_before(const struct dump_section *secs, size_t n,
 			     const size_t *cover, uint64_t end)
@@ -280,6 +274,12 @@ static uint64_t reach_before(const struct dump_section *secs, size_t n,
 	return s->addr + s->size;
 }
 
+/*
+ * A dump holds the bytes of its sections; the rest reads as zeros.  So do
+ * their bytes where the image file had a hole (its recorded extents) and
+ * the dump file has one too, as dump leaves it: a table in a hole costs
+ * nothing read from the dump either.
+ */
 static uint64_t dump_held_end(struct q2e_source *src, uint64_t off,
 			      uint64_t end)
 {
