@@ -206,6 +206,10 @@ int q2e_input_describe(const char *path, enum q2e_source_kind *kind,
 /* For a dump, what its note records about its image; NULL for an image. */
 const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img);
 
+/* Bytes the file read occupies on disk (st_blocks * 512; for memory, its
+ * length); 0 if unknown.  What a view may spend in proportion to. */
+uint64_t q2e_image_allocated(const struct q2e_image *img);
+
 /*
  * Whether PATH names a file the model reads (the same device and inode):
  * the image or dump itself, its backing files, its external data file.

@@ -94,7 +94,11 @@ static int before_counting(struct checker *c)
 	if (why)
 		return give_up(c, &c->res->check_errors, why);
 	c->file_clusters = (img->file_size + c->cs - 1) >> c->cbits;
+	/* One byte a cluster of the file: made at once only where the file
+	 * holds at least as many bytes (not for a file of holes). */
+	c->prefault = c->file_clusters <= q2e_image_allocated(img);
 	ret = grow_counts(c, c->file_clusters);
+	c->prefault = false;
 	if (ret == 0)
 		ret = build_meta_ranges(c);
 	if (ret == 0)

@@ -100,6 +100,7 @@ struct checker {
 
 	uint8_t *counts;
 	uint64_t nb_clusters, cap;
+	bool prefault;	/* grow_counts(): make the huge pages at once */
 	struct big_counts big;
 	bool copied_suspect;	/* some active entry may have COPIED wrong */
 

@@ -369,6 +369,11 @@ const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img)
 	return q2e_source_dump_meta(img->src);
 }
 
+uint64_t q2e_image_allocated(const struct q2e_image *img)
+{
+	return q2e_source_allocated(img->src);
+}
+
 static bool same_file(const char *name, const struct stat *st)
 {
 	struct stat b;
