@@ -98,7 +98,10 @@ int cmd_check(int argc, char **argv)
 		ret = q2e_check_render(res, img, stdout, format, with_viscera,
 				       &err);
 	if (ret == 0 && res->incomplete) {
-		fprintf(stderr, "%s: check could not complete: ", progname);
+		/* As the fleet form says it (fleet.c): which file. */
+		fprintf(stderr, "%s: '", progname);
+		q2e_fputs_escaped(stderr, argv[optind]);
+		fputs("': check could not complete: ", stderr);
 		q2e_fputs_escaped(stderr, res->incomplete);
 		fputc('\n', stderr);
 	} else if (ret == 0 && res->unopenable) {

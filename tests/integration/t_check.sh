@@ -42,7 +42,7 @@ same_as_qemu() {
 	# Where qemu-img will not open the image, we say we could not check.
 	if grep -q "^qemu-img: Could not open" "$T/q.err"; then
 		assert_match "$name: says the check could not complete" \
-			"^qcow2elf: check could not complete: " "$(cat "$T/o.err")"
+			"^qcow2elf: '$img': check could not complete: " "$(cat "$T/o.err")"
 	fi
 	if [ -s "$T/q.json" ]; then
 		assert_eq "$name: counters as qemu-img's" \
