@@ -293,6 +293,21 @@ static bool same_region(const struct q2e_region *a, const struct q2e_region *b)
 	       a->size == b->size && a->kind != Q2E_REGION_EXTENSION;
 }
 
+uint64_t walk_missing_from(const struct q2e_image *img, uint64_t off)
+{
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
+	size_t k;
+
+	if (!dm || !dm->nmissing)
+		return UINT64_MAX;
+	/* The missing range that starts at or before OFF, if it reaches
+	 * past it; else the next one. */
+	k = q2e_first_above(dm->missing, dm->nmissing, offset, off);
+	if (k > 0 && dm->missing[k - 1].offset + dm->missing[k - 1].length > off)
+		return off;
+	return k < dm->nmissing ? dm->missing[k].offset : UINT64_MAX;
+}
+
 /*
  * A dump trimmed by objcopy -R or strip lacks some of the sections it was
  * written with (q2e_dump_meta.missing): each region they held is reported
@@ -306,20 +321,8 @@ static int note_trimmed(struct walk *w)
 
 	for (size_t i = 0; dm && dm->nmissing && i < img->nregions; i++) {
 		struct q2e_region *r = &img->regions[i];
-		size_t k = q2e_first_above(dm->missing, dm->nmissing, offset,
-					   r->offset);
-		const struct q2e_extent *m;
-		uint64_t from;
+		uint64_t from = walk_missing_from(img, r->offset);
 
-		/* The missing range that starts at or before the region,
-		 * if it reaches into it; else the next one. */
-		if (k > 0 && dm->missing[k - 1].offset +
-				     dm->missing[k - 1].length > r->offset)
-			k--;
-		if (k >= dm->nmissing)
-			continue;
-		m = &dm->missing[k];
-		from = m->offset > r->offset ? m->offset : r->offset;
 		if (from >= r->offset + r->avail)
 			continue;
 		if (q2e_region_symbol(img, r, 0, name, sizeof(name)) < 0)

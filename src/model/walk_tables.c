@@ -209,18 +209,10 @@ int walk_read_refcounts(struct walk *w)
  */
 static uint64_t table_held(const struct walk *w, uint64_t off)
 {
-	const struct q2e_dump_meta *dm = q2e_image_dump_meta(w->img);
 	uint64_t held = off < w->img->file_size ? w->img->file_size - off : 0;
-	size_t k;
+	uint64_t from = walk_missing_from(w->img, off);
 
-	if (!dm || !dm->nmissing)
-		return held;
-	k = q2e_first_above(dm->missing, dm->nmissing, offset, off);
-	if (k > 0 && dm->missing[k - 1].offset + dm->missing[k - 1].length > off)
-		return 0;
-	if (k < dm->nmissing && dm->missing[k].offset - off < held)
-		held = dm->missing[k].offset - off;
-	return held;
+	return from - off < held ? from - off : held;
 }
 
 /*
