@@ -40,10 +40,13 @@ struct q2e_out_column {
 	int width;		/* the last column's is not padded */
 };
 
+/* Holds FP's lock (flockfile()) until q2e_out_finish(): another thread
+ * writing to FP meanwhile waits. */
 struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format);
 /* Before anything is written; the default is Q2E_JSON_PRETTY. */
 void q2e_out_set_json_style(struct q2e_out *o, enum q2e_json_style style);
-/* Ends the document; 0, or -1 if anything could not be written. */
+/* Ends the document and releases FP; 0, or -1 if anything could not be
+ * written. */
 int q2e_out_finish(struct q2e_out *o);
 enum q2e_format q2e_out_format(const struct q2e_out *o);
 

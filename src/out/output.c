@@ -3,7 +3,13 @@
  * The two output backends.  Hand-written rather than a JSON library: the
  * JSON is streamed (reports of large images are never held in memory) and
  * its layout must not change under us, since users diff it.
+ *
+ * The stream is locked once, from q2e_out_new() to q2e_out_finish(), and
+ * written with stdio's _unlocked calls (as coreutils' unlocked-io.h does):
+ * a lock a call was a fifth of map's time on an everyday image, whose
+ * JSON is 4,000 lines of seven members.
  */
+#define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +44,7 @@ struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format)
 	struct q2e_out *o = calloc(1, sizeof(*o));
 
 	if (o) {
+		flockfile(fp);
 		o->fp = fp;
 		o->format = format;
 		o->first[0] = true;
@@ -60,8 +67,9 @@ int q2e_out_finish(struct q2e_out *o)
 	int ret;
 
 	if (o->format == Q2E_FORMAT_JSON)
-		fputc('\n', o->fp);
-	ret = fflush(o->fp) == 0 && !ferror(o->fp) ? 0 : -1;
+		putc_unlocked('\n', o->fp);
+	ret = fflush_unlocked(o->fp) == 0 && !ferror_unlocked(o->fp) ? 0 : -1;
+	funlockfile(o->fp);
 	free(o);
 	return ret;
 }
@@ -72,8 +80,8 @@ static void pad(struct q2e_out *o, size_t n)
 	static const char spaces[] = "                                ";
 
 	for (; n > sizeof(spaces) - 1; n -= sizeof(spaces) - 1)
-		fwrite(spaces, 1, sizeof(spaces) - 1, o->fp);
-	fwrite(spaces, 1, n, o->fp);
+		fwrite_unlocked(spaces, 1, sizeof(spaces) - 1, o->fp);
+	fwrite_unlocked(spaces, 1, n, o->fp);
 }
 
 /* One write, not one a level: check -M prints 100,000 indented lines. */
@@ -167,12 +175,12 @@ static void json_string(FILE *fp, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
-	fputc('"', fp);
+	putc_unlocked('"', fp);
 	for (size_t i = 0; i < len; i++) {
 		size_t n = plain_run(p + i, len - i, true);
 
 		if (n) {
-			fwrite(p + i, 1, n, fp);
+			fwrite_unlocked(p + i, 1, n, fp);
 			i += n;
 			if (i == len)
 				break;
@@ -182,19 +190,19 @@ static void json_string(FILE *fp, const char *s, size_t len)
 		if (c == '"' || c == '\\') {
 			fprintf(fp, "\\%c", c);
 		} else if (c == '\n') {
-			fputs("\\n", fp);
+			fputs_unlocked("\\n", fp);
 		} else if (c == '\t') {
-			fputs("\\t", fp);
+			fputs_unlocked("\\t", fp);
 		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(fp, "\\u%04x", c);
 		} else if ((n = utf8_sequence(p + i, len - i)) != 0) {
-			fwrite(p + i, 1, n, fp);
+			fwrite_unlocked(p + i, 1, n, fp);
 			i += n - 1;
 		} else {
 			fprintf(fp, "\\u%04x", c);
 		}
 	}
-	fputc('"', fp);
+	putc_unlocked('"', fp);
 }
 
 /*
@@ -208,11 +216,12 @@ int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
 	const unsigned char *p = (const unsigned char *)s;
 	int width = 0;
 
+	flockfile(fp);	/* already held when called for a q2e_out */
 	for (size_t i = 0; i < len; i++) {
 		size_t n = plain_run(p + i, len - i, false);
 
 		if (n) {
-			fwrite(p + i, 1, n, fp);
+			fwrite_unlocked(p + i, 1, n, fp);
 			width += (int)n;
 			i += n;
 			if (i == len)
@@ -222,7 +231,7 @@ int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
 
 		n = c < 0x80 ? 1 : utf8_sequence(p + i, len - i);
 		if (n > 1 && !(c == 0xc2 && p[i + 1] < 0xa0)) {
-			fwrite(p + i, 1, n, fp);
+			fwrite_unlocked(p + i, 1, n, fp);
 			i += n - 1;
 			width++;
 		} else {
@@ -231,6 +240,7 @@ int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
 			width += 4;
 		}
 	}
+	funlockfile(fp);
 	return width;
 }
 
@@ -255,7 +265,7 @@ static void table_cell(struct q2e_out *o)
 static void human_value_end(struct q2e_out *o, int width)
 {
 	if (!in_table_row(o)) {
-		fputc('\n', o->fp);
+		putc_unlocked('\n', o->fp);
 		return;
 	}
 	o->pad = (o->col < o->ncols ? o->cols[o->col].width : 0) - width;
@@ -268,9 +278,9 @@ static void json_lines_member(struct q2e_out *o, int d)
 	if (d == 0)
 		return;
 	if (o->is_array[d])
-		fputs(o->first[d] ? "" : ",\n", o->fp);
+		fputs_unlocked(o->first[d] ? "" : ",\n", o->fp);
 	else
-		fputs(o->first[d] ? " " : ", ", o->fp);
+		fputs_unlocked(o->first[d] ? " " : ", ", o->fp);
 }
 
 /* "[I]", ending at the end of BUF[24]; returns where it starts. */
@@ -297,18 +307,18 @@ static void member(struct q2e_out *o, const char *key, bool container)
 			json_lines_member(o, d);
 		} else if (o->style == Q2E_JSON_COMPACT) {
 			if (!o->first[d])
-				fputc(',', o->fp);
+				putc_unlocked(',', o->fp);
 		} else {
 			if (!o->first[d])
-				fputc(',', o->fp);
+				putc_unlocked(',', o->fp);
 			if (d > 0) {
-				fputc('\n', o->fp);
+				putc_unlocked('\n', o->fp);
 				indent(o, d);
 			}
 		}
 		if (key) {
 			json_string(o->fp, key, strlen(key));
-			fputs(o->style == Q2E_JSON_COMPACT ? ":" : ": ", o->fp);
+			fputs_unlocked(o->style == Q2E_JSON_COMPACT ? ":" : ": ", o->fp);
 		}
 		o->first[d] = false;
 		return;
@@ -336,9 +346,9 @@ static void member(struct q2e_out *o, const char *key, bool container)
 	if (d == 0 && !key)
 		return;		/* the top-level value has no line */
 	indent(o, d > 0 ? d - 1 : 0);
-	fwrite(label, 1, len, o->fp);
+	fwrite_unlocked(label, 1, len, o->fp);
 	if (container) {
-		fputs(":\n", o->fp);
+		fputs_unlocked(":\n", o->fp);
 		return;
 	}
 	/* As printf's "%-*s ": a negative width pads as much. */
@@ -360,7 +370,7 @@ static void open_container(struct q2e_out *o, const char *key, bool array)
 		member(o, key, true);
 	}
 	if (o->format == Q2E_FORMAT_JSON)
-		fputc(array ? '[' : '{', o->fp);
+		putc_unlocked(array ? '[' : '{', o->fp);
 	if (o->depth + 1 < MAX_DEPTH)
 		o->depth++;
 	o->first[o->depth] = true;
@@ -393,7 +403,7 @@ void q2e_out_table(struct q2e_out *o, const char *key,
 		table_cell(o);
 		o->pad = cols[i].width - fprintf(o->fp, "%s", cols[i].title);
 	}
-	fputc('\n', o->fp);
+	putc_unlocked('\n', o->fp);
 }
 
 void q2e_out_end(struct q2e_out *o)
@@ -402,7 +412,7 @@ void q2e_out_end(struct q2e_out *o)
 
 	if (o->format == Q2E_FORMAT_HUMAN && in_table_row(o)) {
 		o->depth--;
-		fputc('\n', o->fp);
+		putc_unlocked('\n', o->fp);
 		return;
 	}
 	if (o->depth > 0 && o->depth == o->table_depth)
@@ -412,15 +422,15 @@ void q2e_out_end(struct q2e_out *o)
 	if (o->format != Q2E_FORMAT_JSON) {
 		if (empty && o->depth > 0) {	/* not a dangling label */
 			indent(o, o->depth);
-			fputs("(none)\n", o->fp);
+			fputs_unlocked("(none)\n", o->fp);
 		}
 		return;
 	}
 	if (!empty && o->style == Q2E_JSON_PRETTY) {
-		fputc('\n', o->fp);
+		putc_unlocked('\n', o->fp);
 		indent(o, o->depth);
 	}
-	fputc(array ? ']' : '}', o->fp);
+	putc_unlocked(array ? ']' : '}', o->fp);
 }
 
 void q2e_out_strn(struct q2e_out *o, const char *key, const char *s,
@@ -493,7 +503,7 @@ static void uint_value(struct q2e_out *o, const char *key, uint64_t v,
 	size_t len = (size_t)(buf + sizeof(buf) - 1 - p);
 
 	member(o, key, false);
-	fwrite(p, 1, len, o->fp);
+	fwrite_unlocked(p, 1, len, o->fp);
 	if (o->format != Q2E_FORMAT_JSON)
 		human_value_end(o, (int)len);
 }
@@ -515,7 +525,10 @@ void q2e_out_hex(struct q2e_out *o, const char *key, uint64_t v)
 
 void q2e_out_bool(struct q2e_out *o, const char *key, bool v)
 {
-	scalar(o, key, "%s", "%s", v ? "true" : "false");
+	member(o, key, false);
+	fputs_unlocked(v ? "true" : "false", o->fp);
+	if (o->format != Q2E_FORMAT_JSON)
+		human_value_end(o, v ? 4 : 5);
 }
 
 void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
@@ -523,11 +536,11 @@ void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
 {
 	member(o, key, false);
 	if (o->format == Q2E_FORMAT_JSON)
-		fputc('"', o->fp);
+		putc_unlocked('"', o->fp);
 	for (size_t i = 0; i < len; i++)
 		fprintf(o->fp, "%02x", p[i]);
 	if (o->format == Q2E_FORMAT_JSON)
-		fputc('"', o->fp);
+		putc_unlocked('"', o->fp);
 	else
 		human_value_end(o, len * 2 > INT32_MAX ? INT32_MAX : (int)(len * 2));
 }
@@ -549,9 +562,9 @@ static void human_colored(struct q2e_out *o, const char *text, size_t len,
 	bool on = o->color && c > Q2E_COLOR_NONE && c <= Q2E_COLOR_BOLD;
 
 	if (on)
-		fputs(sgr[c], o->fp);
+		fputs_unlocked(sgr[c], o->fp);
 	q2e_fwrite_escaped(o->fp, text, len);
-	fputs(on ? "\033[m\n" : "\n", o->fp);
+	fputs_unlocked(on ? "\033[m\n" : "\n", o->fp);
 }
 
 void q2e_out_str_color(struct q2e_out *o, const char *key, const char *s,

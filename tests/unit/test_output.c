@@ -4,6 +4,7 @@
  * captured with open_memstream().  Users diff the JSON and scripts parse
  * it, so escaping and layout are checked byte for byte.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -367,6 +368,48 @@ static void test_write_error(void **state)
 	fclose(fp);
 }
 
+/* Another thread's try for the stream's lock, as a write from it would
+ * take it: 0 if it got the lock. */
+static void *try_lock(void *arg)
+{
+	FILE *fp = arg;
+	int busy = ftrylockfile(fp);
+
+	if (!busy)
+		funlockfile(fp);
+	return (void *)(intptr_t)busy;
+}
+
+static int lock_taken_elsewhere(FILE *fp)
+{
+	pthread_t t;
+	void *busy;
+
+	assert_int_equal(pthread_create(&t, NULL, try_lock, fp), 0);
+	assert_int_equal(pthread_join(t, &busy), 0);
+	return busy != NULL;
+}
+
+/* The backend writes with stdio's unlocked calls: it must hold the stream
+ * from q2e_out_new() to q2e_out_finish(), and no longer. */
+static void test_stream_held(void **state)
+{
+	struct capture c;
+
+	(void)state;
+	start(&c, Q2E_FORMAT_JSON);
+	assert_true(lock_taken_elsewhere(c.fp));
+	q2e_out_object(c.o, NULL);
+	q2e_out_bool(c.o, "b", true);
+	q2e_out_end(c.o);
+	assert_true(lock_taken_elsewhere(c.fp));
+	assert_int_equal(q2e_out_finish(c.o), 0);
+	assert_false(lock_taken_elsewhere(c.fp));
+	assert_int_equal(fclose(c.fp), 0);
+	assert_string_equal(c.buf, "{\n    \"b\": true\n}\n");
+	free(c.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_json_compact),
 		cmocka_unit_test(test_human_table),
 		cmocka_unit_test(test_write_error),
+		cmocka_unit_test(test_stream_held),
 	};
 
 	return cmocka_run_group_tests_name("output", tests, NULL, NULL);
