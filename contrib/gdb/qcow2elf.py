@@ -60,6 +60,42 @@ def _int(arg, what):
         raise gdb.GdbError("%s: cannot read '%s': %s" % (what, arg, e))
 
 
+def _utf8_char(raw, i):
+    """The character of well-formed UTF-8 at RAW[i], or None."""
+    for k in (2, 3, 4):  # the shortest that decodes is one character
+        try:
+            return raw[i:i + k].decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return None
+
+
+def _shown(raw):
+    """Bytes from the dump (a name) as text safe to print, as qcow2elf
+    prints names (and as `ls -b` and git quote them): well-formed UTF-8
+    passes; control characters, C1 controls and the bytes of bad UTF-8 are
+    written \\xNN, so that a name cannot drive the terminal (ESC ]0;...
+    would retitle it)."""
+    out, i, n = [], 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if 0x20 <= c < 0x7F:
+            j = i + 1
+            while j < n and 0x20 <= raw[j] < 0x7F:
+                j += 1
+            out.append(raw[i:j].decode("ascii"))
+            i = j
+            continue
+        ch = _utf8_char(raw, i) if c >= 0x80 else None
+        if ch is not None and ord(ch) >= 0xA0:
+            out.append(ch)
+            i += len(ch.encode("utf-8"))
+            continue
+        out.append("\\x%02x" % c)
+        i += 1
+    return "".join(out)
+
+
 def _names(value, names):
     out = [names.get(1 << b, "bit %d" % b) for b in range(64)
            if value >> b & 1]
@@ -102,7 +138,7 @@ class Dump:
         shstr = data(shdrs[shstrndx])
 
         def cstr(tab, at):
-            return tab[at:tab.index(b"\0", at)].decode("utf-8", "replace")
+            return _shown(tab[at:tab.index(b"\0", at)])
 
         self.sections = []      # (addr, size, name), by address
         symtab = strtab = None
@@ -206,8 +242,7 @@ class Dump:
             raw = self.read(off + 8, length)
             for i in range(0, length - 47, 48):
                 if raw[i] == kind and raw[i + 1] == bit:
-                    return raw[i + 2:i + 48].split(b"\0")[0].decode(
-                        "utf-8", "replace")
+                    return _shown(raw[i + 2:i + 48].split(b"\0")[0])
         return FEATURES[kind].get(bit, "unknown bit %d" % bit)
 
     def snapshots(self):
@@ -222,8 +257,8 @@ class Dump:
             disk = int.from_bytes(ex[8:16], "big") if extra >= 16 else None
             tail = self.read(addr + 40 + extra, id_size + name_size)
             out.append(dict(n=n, addr=addr, l1=l1, l1_size=l1_size,
-                            id=tail[:id_size].decode("utf-8", "replace"),
-                            name=tail[id_size:].decode("utf-8", "replace"),
+                            id=_shown(tail[:id_size]),
+                            name=_shown(tail[id_size:]),
                             date=date_sec, vm_state=vm_state, disk=disk))
             n += 1
         return out
@@ -237,7 +272,7 @@ class Dump:
             name = self.read(addr + 24 + extra, name_size)
             out.append(dict(n=n, addr=addr, table=table, table_size=tsize,
                             flags=flags, type=typ, granularity=gran,
-                            name=name.decode("utf-8", "replace")))
+                            name=_shown(name)))
             n += 1
         return out
 
@@ -720,9 +755,11 @@ class EntryNamePrinter:
         self.val, self.kind = val, kind
 
     def to_string(self):
-        def s(field):
+        def s(field):  # the bytes as they are (latin-1), then shown
+            v = self.val[field]
             try:
-                return self.val[field].string(length=int(self.val[field].type.sizeof))
+                return _shown(v.string("latin-1", length=int(v.type.sizeof))
+                              .encode("latin-1"))
             except gdb.error:
                 return ""
         if self.kind == "snapshot":

@@ -229,6 +229,40 @@ else
 	fail "corpus built" "$(cat corpus.err)"
 fi
 
+# --- Names from the image reach the terminal escaped, as the CLI writes them.
+# An OSC sequence retitles a terminal; C1 CSI (U+009B) starts a sequence on
+# some; a bad byte (0xff) is not text.
+snap=$(printf 'evil\033]0;pwned\007 \302\233 \377x')
+bm=$(printf 'bm\033[31mred')
+qemu-img create -q -f qcow2 names.qcow2 64M
+qemu-img snapshot -c "$snap" names.qcow2
+qemu-img bitmap --add names.qcow2 "$bm"
+"$Q2E" dump names.qcow2 -o names.elf
+printf '%s\n' 'qcow2 snapshots' 'qcow2 bitmaps' 'qcow2 bitmap bm\\x1b[31mred 0' \
+	'qcow2 translate 0 "evil\\x1b]0;pwned\\x07 \\xc2\\x9b \\xffx"' 'p snapshot_0' 'p bitmap_0' >names.gdb
+out=$(gdb_helpers names.elf names.gdb)
+case $out in
+*$'\033'* | *$'\007'* | *$'\302\233'* | *$'\377'*)
+	fail "gdb helpers: no control character or bad byte from a name reaches the terminal" "$(printf '%s' "$out" | cat -v | head -5)" ;;
+*) pass "gdb helpers: no control character or bad byte from a name reaches the terminal" ;;
+esac
+cli=$("$Q2E" info names.qcow2 | sed -n 's/^ *name  *\(evil.*\)$/\1/p')
+assert_eq "the CLI escapes the snapshot name as the tests expect" 'evil\x1b]0;pwned\x07 \xc2\x9b \xffx' "$cli"
+line=$(printf '%s\n' "$out" | grep '^snapshot_0 ')
+case $line in
+"snapshot_0 id 1 name '$cli' l1_table 0x"*) pass "qcow2 snapshots: the name escaped as the CLI escapes it" ;;
+*) fail "qcow2 snapshots: the name escaped as the CLI escapes it" "$line" ;;
+esac
+assert_match "qcow2 bitmaps: the name escaped" "^bitmap_0 'bm\\\\x1b\[31mred' flags auto" "$out"
+assert_match "qcow2 bitmap: found by its name as printed" "^bit 0 \(guest 0x0-0xffff\): clear$" "$out"
+assert_match "qcow2 translate: a snapshot found by its name as printed" "^snapshot_0_l1_table\[0\]" "$out"
+assert_match "pretty-printer: a bitmap entry's name escaped" "= bitmap 'bm\\\\x1b\[31mred' = \{" "$out"
+line=$(printf '%s\n' "$out" | grep '= snapshot id 1 ')
+case $line in
+*"= snapshot id 1 '$cli' = {"*) pass "pretty-printer: a snapshot entry's name escaped as the CLI escapes it" ;;
+*) fail "pretty-printer: a snapshot entry's name escaped as the CLI escapes it" "$line" ;;
+esac
+
 # --- Past gdb 13's 32767 sections: 1 GiB, 512-byte clusters. --------------
 qemu-img create -q -f qcow2 -o cluster_size=512,preallocation=metadata big.qcow2 1G
 "$Q2E" dump big.qcow2 -o big.elf 2>dump.err
