@@ -47,6 +47,18 @@ HEADER_FIELDS = (("magic", 0, 4), ("version", 4, 4),
                  ("header_length", 100, 4), ("compression_type", 104, 1))
 
 
+# QEMU's limits (include/qcow2elf/qcow2.h), which the C code keeps too: a
+# dump is untrusted input, so no field makes the helpers read or loop more.
+MIN_CLUSTER_BITS, MAX_CLUSTER_BITS = 9, 21
+MAX_REFCOUNT_ORDER = 6
+MAX_SNAPSHOTS = 65536
+MAX_SNAPSHOT_EXTRA = 1024
+MAX_SNAPSHOT_TABLE = 64 << 20
+MAX_BITMAPS = 65535
+MAX_BITMAP_NAME = 1023
+MAX_BITMAP_DIRECTORY = 64 << 20
+MAX_NAME = 4096     # an ELF name: qcow2elf's are under 64 bytes
+
 SUFFIXES = {"k": 10, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 
 
@@ -107,73 +119,137 @@ class Dump:
 
     def __init__(self, path):
         self.path = path
+        self._exts = self._features = self._snaps = self._bitmaps = None
         with open(path, "rb") as f:
             self._read_elf(f)
         self.inferior = gdb.selected_inferior()
         self._read_header()
 
+    def error(self, what):
+        """A clear error about the dump: its file, then what is wrong."""
+        return gdb.GdbError("'%s': %s" % (
+            _shown(self.path.encode("utf-8", "surrogateescape")), what))
+
     # --- the ELF file ------------------------------------------------
     def _read_elf(self, f):
+        # Every table is read from where the file holds it, at most the
+        # file's size: no count or size from the file is trusted (as
+        # src/source/elf_source.c, with libelf, checks them).
+        self.file_size = size = f.seek(0, 2)
+        f.seek(0)
         ident = f.read(64)
-        if ident[:4] != b"\x7fELF" or ident[4] != 2:
-            raise gdb.GdbError("'%s' is not a 64-bit ELF file" % self.path)
+        if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
+            raise self.error("not a 64-bit ELF file")
         e = "<" if ident[5] == 1 else ">"
         (shoff,) = struct.unpack_from(e + "Q", ident, 40)
         shnum, shstrndx = struct.unpack_from(e + "HH", ident, 60)
-        f.seek(shoff)
-        first = f.read(64)
-        if shnum == 0:
-            (shnum,) = struct.unpack_from(e + "Q", first, 32)
-        if shstrndx == 0xFFFF:
-            (shstrndx,) = struct.unpack_from(e + "I", first, 40)
-        f.seek(shoff)
-        raw = f.read(64 * shnum)
-        shdrs = [struct.unpack_from(e + "IIQQQQIIQQ", raw, 64 * i)
-                 for i in range(shnum)]
 
-        def data(h):
-            f.seek(h[4])
-            return f.read(h[5])
+        def held(off, n, what):
+            if off > size or n > size - off:
+                raise self.error("%s at file offset 0x%x (%d bytes) runs "
+                                 "past the end of the dump (%d bytes)" %
+                                 (what, off, n, size))
+            f.seek(off)
+            return f.read(n)
 
-        shstr = data(shdrs[shstrndx])
+        shdrs = []
+        if shoff:
+            first = held(shoff, 64, "the section header table")
+            if shnum == 0:
+                (shnum,) = struct.unpack_from(e + "Q", first, 32)
+            if shstrndx == 0xFFFF:
+                (shstrndx,) = struct.unpack_from(e + "I", first, 40)
+            if shnum > (size - shoff) // 64:
+                raise self.error("the section header table at file offset "
+                                 "0x%x claims %d sections, past the end of "
+                                 "the dump" % (shoff, shnum))
+            raw = held(shoff, 64 * shnum, "the section header table")
+            shdrs = [struct.unpack_from(e + "IIQQQQIIQQ", raw, 64 * i)
+                     for i in range(shnum)]
 
-        def cstr(tab, at):
-            return _shown(tab[at:tab.index(b"\0", at)])
+        def section(i, what):
+            if i >= len(shdrs):
+                raise self.error("%s is section %d, past the %d sections" %
+                                 (what, i, len(shdrs)))
+            h = shdrs[i]
+            if h[1] == 8:       # SHT_NOBITS: no bytes in the file
+                return b""
+            return held(h[4], h[5], "section %d (%s)" % (i, what))
 
+        def cstr(tab, at, what):
+            end = tab.find(b"\0", at, at + MAX_NAME + 1)
+            if at >= len(tab) or end < 0:
+                raise self.error("%s: no name of at most %d bytes at offset "
+                                 "0x%x of its string table" %
+                                 (what, MAX_NAME, at))
+            return _shown(tab[at:end])
+
+        shstr = section(shstrndx, "the section name table") if shdrs else b""
         self.sections = []      # (addr, size, name), by address
         symtab = strtab = None
-        for h in shdrs:
-            name = cstr(shstr, h[0])
+        for i, h in enumerate(shdrs):
+            name = cstr(shstr, h[0], "section %d" % i)
             if name.startswith(".qcow2.") and h[2] & 2:
+                if h[1] != 8:   # its bytes lie in the file, as in C
+                    if h[4] > size or h[5] > size - h[4]:
+                        raise self.error(
+                            "section %d (%s) at file offset 0x%x runs past "
+                            "the end of the dump" % (i, name, h[4]))
                 self.sections.append((h[3], h[5], name))
             elif h[1] == 2:     # SHT_SYMTAB
-                symtab, strtab = h, shdrs[h[6]]
+                symtab, strtab = section(i, "the symbol table"), \
+                    section(h[6], "the symbol table's string table")
         self.sections.sort()
         self.starts = [s[0] for s in self.sections]
         self.symbols = {}       # name -> (addr, size)
         self.at = {}            # addr -> [names], in symbol table order
         if symtab:
-            syms, strs = data(symtab), data(strtab)
-            for i in range(1, len(syms) // 24):
+            for i in range(1, len(symtab) // 24):
                 nm, _, _, _, value, size = struct.unpack_from(
-                    e + "IBBHQQ", syms, 24 * i)
-                name = cstr(strs, nm)
+                    e + "IBBHQQ", symtab, 24 * i)
+                name = cstr(strtab, nm, "symbol %d" % i)
                 self.symbols[name] = (value, size)
                 self.at.setdefault(value, []).append(name)
+        # The symbols naming each (address, size), the active owner first:
+        # found once here, not by a scan of the symbols for each region.
+        self.owned = {}
+        for value, names in self.at.items():
+            for n in names:
+                if not _is_entry_symbol(n):
+                    key = (value, self.symbols[n][1])
+                    self.owned.setdefault(key, []).append(n)
+        for names in self.owned.values():
+            names.sort(key=lambda n: n.startswith(("snapshot_", "bitmap_")))
+        # The union of the sections' ranges, disjoint and sorted, for read().
+        self.held = []
+        for addr, size, _ in self.sections:
+            if self.held and addr <= self.held[-1][1]:
+                self.held[-1][1] = max(self.held[-1][1], addr + size)
+            elif size:
+                self.held.append([addr, addr + size])
+        self.held_starts = [h[0] for h in self.held]
 
     # --- the image -----------------------------------------------------
     def read(self, addr, n):
-        """Bytes of the image: those no section holds read as zeros."""
+        """Bytes of the image: those no section holds read as zeros.
+        Callers keep N within QEMU's limits."""
         try:
             return bytes(self.inferior.read_memory(addr, n))
         except gdb.MemoryError:
-            out = bytearray(n)
-            for i in range(n):
+            pass
+        out = bytearray(n)
+        i = max(bisect.bisect_right(self.held_starts, addr) - 1, 0)
+        while i < len(self.held) and self.held[i][0] < addr + n:
+            lo, hi = max(self.held[i][0], addr), min(self.held[i][1],
+                                                     addr + n)
+            if lo < hi:
                 try:
-                    out[i] = bytes(self.inferior.read_memory(addr + i, 1))[0]
+                    out[lo - addr:hi - addr] = bytes(
+                        self.inferior.read_memory(lo, hi - lo))
                 except gdb.MemoryError:
-                    pass
-            return bytes(out)
+                    pass        # a section gdb does not map: zeros
+            i += 1
+        return bytes(out)
 
     def be(self, addr, n):
         return int.from_bytes(self.read(addr, n), "big")
@@ -193,6 +269,15 @@ class Dump:
             h["autoclear_features"] = h["compression_type"] = 0
         if h["header_length"] < 105:
             h["compression_type"] = 0
+        if not MIN_CLUSTER_BITS <= h["cluster_bits"] <= MAX_CLUSTER_BITS:
+            raise self.error("qcow2_header.cluster_bits (offset 0x14) is %d, "
+                             "not QEMU's %d to %d" % (h["cluster_bits"],
+                                                      MIN_CLUSTER_BITS,
+                                                      MAX_CLUSTER_BITS))
+        if h["refcount_order"] > MAX_REFCOUNT_ORDER:
+            raise self.error("qcow2_header.refcount_order (offset 0x60) is "
+                             "%d, past QEMU's %d" % (h["refcount_order"],
+                                                     MAX_REFCOUNT_ORDER))
         self.cluster_bits = h["cluster_bits"]
         self.cluster_size = 1 << self.cluster_bits
         self.refcount_bits = 1 << h["refcount_order"]
@@ -218,41 +303,76 @@ class Dump:
 
     def owners(self, sec):
         """Symbols naming a region, the active owner first."""
-        addr, size, _ = sec
-        names = [n for n in self.at.get(addr, [])
-                 if self.symbols[n][1] == size and not _is_entry_symbol(n)]
-        return sorted(names, key=lambda n: (n.startswith(("snapshot_",
-                                                           "bitmap_")), 0))
+        return self.owned.get(sec[:2], [])
 
     def extensions(self):
+        """(offset, magic, length) of each header extension, read once:
+        they lie in the first cluster, as QEMU reads them."""
+        if self._exts is not None:
+            return self._exts
         out, off = [], 72 if self.hdr["version"] < 3 else \
             self.hdr["header_length"]
+        raw = self.read(0, self.cluster_size) if off < self.cluster_size \
+            else b""
+        self._features = {}
         while off + 8 <= self.cluster_size:
-            magic, length = self.be(off, 4), self.be(off + 4, 4)
+            magic, length = struct.unpack_from(">II", raw, off)
             if magic == 0:
                 break
+            if length > self.cluster_size - off - 8:
+                raise self.error("header extension 0x%08x at 0x%x: its %d "
+                                 "bytes run past the first cluster (0x%x)" %
+                                 (magic, off, length, self.cluster_size))
             out.append((off, magic, length))
+            if magic == EXT_FEATURE_TABLE:  # the first name of a bit wins
+                for i in range(off + 8, off + 8 + length - 47, 48):
+                    self._features.setdefault(
+                        (raw[i], raw[i + 1]),
+                        _shown(raw[i + 2:i + 48].split(b"\0")[0]))
             off += 8 + (length + 7) // 8 * 8
+        self._exts = out
         return out
 
     def feature_name(self, kind, bit):
-        for off, magic, length in self.extensions():
-            if magic != EXT_FEATURE_TABLE:
-                continue
-            raw = self.read(off + 8, length)
-            for i in range(0, length - 47, 48):
-                if raw[i] == kind and raw[i + 1] == bit:
-                    return _shown(raw[i + 2:i + 48].split(b"\0")[0])
-        return FEATURES[kind].get(bit, "unknown bit %d" % bit)
+        self.extensions()
+        return self._features.get((kind, bit),
+                                  FEATURES[kind].get(bit,
+                                                     "unknown bit %d" % bit))
+
+    def _table_end(self, what, n, total, limit):
+        """Entry N of a table a dump holds: within QEMU's limits of the
+        count and the bytes, and within the dump's own size."""
+        if n >= limit[0]:
+            raise self.error("more than %d %s, QEMU's limit" % (limit[0],
+                                                                 what))
+        if total > min(limit[1], self.file_size):
+            raise self.error("%s 0 to %d take %d bytes, more than QEMU's "
+                             "limit (%d) or the dump's size (%d)" %
+                             (what, n, total, limit[1], self.file_size))
 
     def snapshots(self):
-        out, n = [], 0
+        """The snapshot table's entries, read once."""
+        if self._snaps is None:
+            self._snaps = self._read_snapshots()
+        return self._snaps
+
+    def _read_snapshots(self):
+        out, n, total = [], 0, 0
         while "snapshot_%d" % n in self.symbols:
+            self._table_end("snapshots", n, total,
+                            (MAX_SNAPSHOTS, MAX_SNAPSHOT_TABLE))
             addr, _ = self.symbols["snapshot_%d" % n]
             f = self.read(addr, 40)
             l1, l1_size, id_size, name_size = struct.unpack_from(">QIHH", f)
             date_sec, date_nsec, vm_clock, vm_state, extra = \
                 struct.unpack_from(">IIQII", f, 16)
+            if extra > MAX_SNAPSHOT_EXTRA:
+                raise self.error("snapshot_%d at 0x%x: extra_data_size %d "
+                                 "is over QEMU's %d" %
+                                 (n, addr, extra, MAX_SNAPSHOT_EXTRA))
+            total += (40 + extra + id_size + name_size + 7) // 8 * 8
+            self._table_end("snapshots", n, total,
+                            (MAX_SNAPSHOTS, MAX_SNAPSHOT_TABLE))
             ex = self.read(addr + 40, extra)
             disk = int.from_bytes(ex[8:16], "big") if extra >= 16 else None
             tail = self.read(addr + 40 + extra, id_size + name_size)
@@ -264,11 +384,26 @@ class Dump:
         return out
 
     def bitmaps(self):
-        out, n = [], 0
+        """The bitmap directory's entries, read once."""
+        if self._bitmaps is None:
+            self._bitmaps = self._read_bitmaps()
+        return self._bitmaps
+
+    def _read_bitmaps(self):
+        out, n, total = [], 0, 0
         while "bitmap_%d" % n in self.symbols:
+            self._table_end("bitmaps", n, total,
+                            (MAX_BITMAPS, MAX_BITMAP_DIRECTORY))
             addr, _ = self.symbols["bitmap_%d" % n]
             table, tsize, flags, typ, gran, name_size, extra = \
                 struct.unpack_from(">QIIBBHI", self.read(addr, 24))
+            if name_size > MAX_BITMAP_NAME:
+                raise self.error("bitmap_%d at 0x%x: name_size %d is over "
+                                 "QEMU's %d" % (n, addr, name_size,
+                                                MAX_BITMAP_NAME))
+            total += (24 + extra + name_size + 7) // 8 * 8
+            self._table_end("bitmaps", n, total,
+                            (MAX_BITMAPS, MAX_BITMAP_DIRECTORY))
             name = self.read(addr + 24 + extra, name_size)
             out.append(dict(n=n, addr=addr, table=table, table_size=tsize,
                             flags=flags, type=typ, granularity=gran,
@@ -442,11 +577,14 @@ KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
     def invoke(self, arg, from_tty):
         d = current_dump()
         want = arg.strip().lower()
+        last = None
         for sec in d.sections:
             kind = region_kind(sec[2])
             if want and not kind.lower().startswith(want):
                 continue
-            owners = d.owners(sec)
+            # A hand-made dump may repeat a region: its owners once.
+            owners = d.owners(sec) if sec[:2] != last else []
+            last = sec[:2]
             print("%-28s %-18s 0x%-10x %8d  %s" % (
                 owners[0] if owners else sec[2], kind, sec[0], sec[1],
                 ", ".join(owners[1:])))
@@ -691,6 +829,10 @@ Usage: qcow2 bitmap NAME GUEST_OFFSET"""
         bit = guest >> b["granularity"]
         per_cluster = d.cluster_size * 8
         ti, k = divmod(bit, per_cluster)
+        if ti >= b["table_size"]:
+            raise gdb.GdbError("qcow2 bitmap: bit %d is in entry %d, past "
+                               "bitmap_%d_table (%d entries)" %
+                               (bit, ti, b["n"], b["table_size"]))
         e = d.be(b["table"] + 8 * ti, 8)
         data = e & L1E_OFFSET_MASK
         if data:
@@ -736,6 +878,8 @@ class RefcountBlockPrinter:
         return "refcount block of %d-bit entries" % self.width
 
     def children(self):
+        # The type's size comes from the dump: gdb's max-value-size
+        # (64 KiB) bounds it, as it refuses the value before this runs.
         n = self.val.type.sizeof
         raw = bytes(gdb.selected_inferior().read_memory(
             self.val.address, n)) if self.val.address is not None else b""
@@ -777,14 +921,18 @@ def lookup_printer(val):
     d = None
     if name == "qcow2_l1_entry":
         return EntryPrinter(val, l1_entry_text)
-    if name == "qcow2_l2_entry":
-        d = current_dump()
+    if name in ("qcow2_l2_entry", "qcow2_l2_extended_entry"):
+        try:    # a dump the helpers refuse: gdb's own view of the entry
+            d = current_dump()
+        except gdb.GdbError:
+            return None
+        if name == "qcow2_l2_extended_entry":
+            return L2ExtendedPrinter(val)
         return EntryPrinter(val, lambda raw: l2_entry_text(d, raw))
-    if name == "qcow2_l2_extended_entry":
-        return L2ExtendedPrinter(val)
     if name == "qcow2_bitmap_table_entry":
         return EntryPrinter(val, bitmap_entry_text)
-    if name and name.startswith("qcow2_refcount_block_"):
+    if name in ("qcow2_refcount_block_1", "qcow2_refcount_block_2",
+                "qcow2_refcount_block_4"):  # a type name from the dump
         return RefcountBlockPrinter(val, int(name.rsplit("_", 1)[1]))
     if name == "qcow2_snapshot_entry":
         return EntryNamePrinter(val, "snapshot")
