@@ -163,6 +163,9 @@ elif case == "sections-same":       # 30,000 sections and symbols at one place
     struct.pack_into("<Q", b, 40, newoff)   # e_shnum 0: the count in
     struct.pack_into("<H", b, 60, 0)        # section 0's sh_size
     struct.pack_into("<Q", b, newoff + 32, len(allh))
+elif case == "type-name":           # a DWARF type no qcow2elf writes
+    i = b.index(b"qcow2_refcount_block_4\0")
+    b[i + 21] = 0x1b
 else:
     sys.exit("no case " + case)
 open(dst, "wb").write(b)
@@ -173,13 +176,17 @@ qemu-io -c 'write -P 0x11 0 128k' img.qcow2 >/dev/null
 qemu-img snapshot -c s1 img.qcow2
 qemu-img bitmap --add img.qcow2 b0
 "$Q2E" dump img.qcow2 -o base.elf
+qemu-img create -q -f qcow2 -o refcount_bits=4 r4.qcow2 64M
+"$Q2E" dump r4.qcow2 -o r4.elf
 
-# run CASE COMMAND: COMMAND on CASE's dump, the helpers sourced (as the
-# README says to for dumps from elsewhere); its output in $out, and a
-# failure unless it ended within 10 s and 300 MB with no traceback.
+# run CASE COMMAND: COMMAND on CASE's dump (made from $BASE), the helpers
+# sourced (as the README says to for dumps from elsewhere); its output in
+# $out, and a failure unless it ended within 10 s and 300 MB with no
+# traceback.
+BASE=base.elf
 run() {
 	local rc rss
-	[ -f "$1.elf" ] || python3 hostile.py base.elf "$1" "$1.elf" ||
+	[ -f "$1.elf" ] || python3 hostile.py "$BASE" "$1" "$1.elf" ||
 		{ fail "$1: the generator"; return; }
 	out=$(timeout 10 /usr/bin/time -o "$1.rss" -f %M gdb -nx -batch \
 		-iex 'set auto-load python-scripts off' -ex "source $SCRIPT" \
@@ -220,4 +227,6 @@ run snap-names 'qcow2 snapshots'
 assert_match "70,000 snapshots of 128 KiB names: stops at the dump's size" "snapshots 0 to [0-9]+ take [0-9]+ bytes, more than QEMU's limit \(67108864\) or the dump's size" "$out"
 run sections-same 'qcow2 regions'
 assert_eq "30,000 sections at one place: each listed, its owners once" 30000 "$(grep -c '^\.qcow2\.l2\.x' <<<"$out")"
+BASE=r4.elf run type-name 'p refcount_block_0'
+assert_match "a refcount block type of no known width: gdb's own view" '^\$1 = \{bytes = ' "$out"
 finish
