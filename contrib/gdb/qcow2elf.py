@@ -135,7 +135,7 @@ class Dump:
         # Every table is read from where the file holds it, at most the
         # file's size: no count or size from the file is trusted (as
         # src/source/elf_source.c, with libelf, checks them).
-        self.file_size = size = f.seek(0, 2)
+        self.file_size = f.seek(0, 2)
         f.seek(0)
         ident = f.read(64)
         if len(ident) < 64 or ident[:4] != b"\x7fELF" or ident[4] != 2:
@@ -145,6 +145,7 @@ class Dump:
         shnum, shstrndx = struct.unpack_from(e + "HH", ident, 60)
 
         def held(off, n, what):
+            size = self.file_size
             if off > size or n > size - off:
                 raise self.error("%s at file offset 0x%x (%d bytes) runs "
                                  "past the end of the dump (%d bytes)" %
@@ -159,7 +160,7 @@ class Dump:
                 (shnum,) = struct.unpack_from(e + "Q", first, 32)
             if shstrndx == 0xFFFF:
                 (shstrndx,) = struct.unpack_from(e + "I", first, 40)
-            if shnum > (size - shoff) // 64:
+            if shnum > (self.file_size - shoff) // 64:
                 raise self.error("the section header table at file offset "
                                  "0x%x claims %d sections, past the end of "
                                  "the dump" % (shoff, shnum))
@@ -191,7 +192,8 @@ class Dump:
             name = cstr(shstr, h[0], "section %d" % i)
             if name.startswith(".qcow2.") and h[2] & 2:
                 if h[1] != 8:   # its bytes lie in the file, as in C
-                    if h[4] > size or h[5] > size - h[4]:
+                    if h[4] > self.file_size or \
+                            h[5] > self.file_size - h[4]:
                         raise self.error(
                             "section %d (%s) at file offset 0x%x runs past "
                             "the end of the dump" % (i, name, h[4]))
@@ -222,11 +224,11 @@ class Dump:
             names.sort(key=lambda n: n.startswith(("snapshot_", "bitmap_")))
         # The union of the sections' ranges, disjoint and sorted, for read().
         self.held = []
-        for addr, size, _ in self.sections:
+        for addr, n, _ in self.sections:
             if self.held and addr <= self.held[-1][1]:
-                self.held[-1][1] = max(self.held[-1][1], addr + size)
-            elif size:
-                self.held.append([addr, addr + size])
+                self.held[-1][1] = max(self.held[-1][1], addr + n)
+            elif n:
+                self.held.append([addr, addr + n])
         self.held_starts = [h[0] for h in self.held]
 
     # --- the image -----------------------------------------------------
