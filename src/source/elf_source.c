@@ -426,7 +426,9 @@ static int read_ranges(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
 	bool swap = foreign_endian(elf);
 	struct q2e_extent *list;
 
-	if (!d || d->d_size < n * 16 || sh->sh_size % 16)
+	/* A NOBITS section has a size but no bytes (d_buf is NULL). */
+	if (!d || d->d_size < n * 16 || sh->sh_size % 16 ||
+	    (n && !d->d_buf))
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': section %s is damaged", src->path,
 				     name);
