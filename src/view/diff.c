@@ -74,9 +74,10 @@ struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
 }
 
 bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
-		       const char *symbol, uint64_t index, const char *change,
-		       uint64_t old, uint64_t new, uint64_t old_bitmap,
-		       uint64_t new_bitmap, uint64_t range_length)
+		       const char *symbol, uint64_t index, uint64_t count,
+		       const char *change, uint64_t old, uint64_t new,
+		       uint64_t old_bitmap, uint64_t new_bitmap,
+		       uint64_t range_length)
 {
 	struct q2e_diff_entries *l = &d->groups[g];
 	struct q2e_diff_entry *e = l->n ? &l->v[l->n - 1] : NULL;
@@ -85,7 +86,7 @@ bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
 	    strcmp(e->symbol, symbol) != 0)
 		return false;
 	/* The same entry again, when the unit is smaller than its cluster. */
-	if (e->index + e->count - 1 == index) {
+	if (count == 1 && e->index + e->count - 1 == index) {
 		e->range_length += range_length;
 		return true;
 	}
@@ -94,9 +95,9 @@ bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
 	    e->new.num + e->count * e->new_step != new ||
 	    e->old.bitmap != old_bitmap || e->new.bitmap != new_bitmap)
 		return false;
-	e->count++;
+	e->count += count;
 	e->range_length += range_length;
-	l->changed++;
+	l->changed += count;
 	return true;
 }
 
@@ -155,9 +156,9 @@ int diff_field_str(struct q2e_diff *d, enum q2e_diff_group g,
 }
 
 int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
-		    struct q2e_error *err)
+		    uint64_t units, struct q2e_error *err)
 {
-	r->units++;
+	r->units += units;
 	if (r->n && r->v[r->n - 1].start + r->v[r->n - 1].length == start) {
 		r->v[r->n - 1].length += len;
 		return 0;

@@ -9,8 +9,10 @@
  * a time and byte-identical ones are skipped with one memcmp, so two dumps
  * of a huge image with preallocated metadata cost about one read of each
  * table, and memory holds two tables.  Otherwise (other cluster sizes, L2
- * entry or refcount widths) they are compared unit by unit through the
- * model's lookups, and named by the new image's tables.
+ * entry or refcount widths) they are compared range by range through the
+ * model's lookups, a step where either image's entry may change (the end of
+ * a cluster, of a run of identical entries, of a range with no table), and
+ * named by the new image's tables.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -115,11 +117,12 @@ static uint64_t l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size)
 		       : 0;
 }
 
-/* Records that entry INDEX of SYM changed from X to Y, covering guest
- * bytes [GUEST, GUEST + LEN). */
+/* Records that entries INDEX to INDEX + N - 1 of SYM changed from X to Y
+ * (each one step on from the last, N > 1 where B's entry repeats), covering
+ * guest bytes [GUEST, GUEST + LEN). */
 static int l2_record(struct q2e_diff *d, const struct q2e_image *b,
 		     const char *sym, uint64_t index, uint64_t guest,
-		     uint64_t len, const struct qcow2_l2_entry *x,
+		     uint64_t len, uint64_t n, const struct qcow2_l2_entry *x,
 		     const struct qcow2_l2_entry *y, struct q2e_error *err)
 {
 	int k = l2_change(x, y);
@@ -129,14 +132,16 @@ static int l2_record(struct q2e_diff *d, const struct q2e_image *b,
 
 	if (k < 0)
 		return 0;
-	ret = diff_ranges_add(&d->l2[k], guest, len, err);
+	ret = diff_ranges_add(&d->l2[k], guest, len, len / d->unit, err);
 	change = q2e_diff_l2_kind_name((enum q2e_diff_l2_kind)k);
-	if (ret || diff_entry_extend(d, Q2E_DIFF_G_L2, sym, index, change,
+	if (ret || diff_entry_extend(d, Q2E_DIFF_G_L2, sym, index, n, change,
 				     x->raw, y->raw, x->bitmap, y->bitmap, len))
 		return ret;
 	e = diff_entry_new(d, Q2E_DIFF_G_L2, sym, NULL, err);
 	if (!e)
 		return err->code;
+	e->count = n;
+	d->groups[Q2E_DIFF_G_L2].changed += n - 1;
 	e->indexed = true;
 	e->index = index;
 	e->change = change;
@@ -278,8 +283,8 @@ static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 			break;
 		l2_entry_at(a, ta, j, &x);
 		l2_entry_at(b, tb, j, &y);
-		ret = l2_record(d, b, sym, j, guest, b->cluster_size, &x, &y,
-				err);
+		ret = l2_record(d, b, sym, j, guest, b->cluster_size, 1, &x,
+				&y, err);
 	}
 	return ret;
 }
@@ -300,47 +305,135 @@ static int l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 	return ret;
 }
 
-/* Other geometries: unit by unit, named by B's tables. */
-static int l2_by_unit(struct q2e_diff *d, struct q2e_image *a,
-		      struct q2e_image *b, struct q2e_error *err)
+/* A * B, or UINT64_MAX where it would not fit. */
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+	return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/*
+ * The first index at or past I, below N, where SET(IMG, index), or N: a
+ * cursor over a table, so that each entry is looked at once however many
+ * steps ask (indexes only grow).
+ */
+struct next_set {
+	uint64_t from, next;	/* [FROM, NEXT) are not set; NEXT is */
+};
+
+static uint64_t next_set(struct next_set *c, const struct q2e_image *img,
+			 uint64_t i, uint64_t n,
+			 bool (*set)(const struct q2e_image *, uint64_t))
+{
+	if (i < c->from || i > c->next) {
+		c->from = i;
+		for (c->next = i; c->next < n && !set(img, c->next); c->next++)
+			;
+	}
+	return c->next;
+}
+
+/* One image's side of the walk by ranges. */
+struct l2_side {
+	struct q2e_image *img;
+	struct q2e_l2_cache *cache;
+	uint64_t span;		/* guest bytes per L1 entry */
+	struct next_set mapped;	/* over the L1 table */
+};
+
+/* Whether L1 entry I of IMG names an L2 table the lookups read: an
+ * unaligned one reads as unallocated (l2_lookup()). */
+static bool l1_mapped(const struct q2e_image *img, uint64_t i)
+{
+	uint64_t off = l2_offset(img, i);
+
+	return off && !(off & (img->cluster_size - 1));
+}
+
+/*
+ * Where entry E, IMG's at guest offset OFF, stops being the same: the next
+ * mapped L1 entry where none is mapped (UINT64_MAX past the last), else the
+ * end of its run of identical entries (unallocated or zero, with no host
+ * offset: a table of zeros, or one past the end of the file, is one run),
+ * else the end of its cluster.  *SLOT_END: where OFF's L1 entry ends.
+ */
+static uint64_t same_until(struct l2_side *s, uint64_t off,
+			   const struct qcow2_l2_entry *e, uint64_t *slot_end)
+{
+	struct q2e_image *img = s->img;
+	uint64_t slot = off / s->span, cluster = off >> img->hdr.cluster_bits;
+	uint64_t run = 0;
+
+	*slot_end = mul_sat(slot + 1, s->span);
+	if (slot >= img->nl1 || !l1_mapped(img, slot)) {
+		uint64_t next = next_set(&s->mapped, img, slot, img->nl1,
+					 l1_mapped);
+
+		return next < img->nl1 ? mul_sat(next, s->span) : UINT64_MAX;
+	}
+	if (!e->host_offset)
+		run = q2e_image_l2_run(s->cache, off, img->l2_entries);
+	return mul_sat(cluster + 1 + run, img->cluster_size);
+}
+
+static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
+/*
+ * Other geometries: range by range, named by B's tables.  Each step is a
+ * range over which both images' entries stay the same, so work follows the
+ * entries in the tables, not the virtual size or the smaller cluster: a
+ * 2 MiB-cluster table against a 512-byte-cluster image was a billion steps.
+ * A change is recorded per entry of B (several at once where B's entry
+ * repeats), so that it is named as B's table names it.
+ */
+static int l2_by_range(struct q2e_diff *d, struct q2e_image *a,
+		       struct q2e_image *b, struct q2e_error *err)
 {
 	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
-	struct q2e_l2_cache *ca = q2e_l2_cache_new(a);
-	struct q2e_l2_cache *cb = q2e_l2_cache_new(b);
-	int ret = ca && cb ? 0 : diff_nomem(err);
+	uint64_t limit = mul_sat(size / d->unit + !!(size % d->unit), d->unit);
+	unsigned bits = b->hdr.cluster_bits;
+	struct l2_side sa = { a, q2e_l2_cache_new(a),
+			      a->l2_entries << a->hdr.cluster_bits, { 1, 0 } };
+	struct l2_side sb = { b, q2e_l2_cache_new(b),
+			      b->l2_entries << bits, { 1, 0 } };
+	int ret = sa.cache && sb.cache ? 0 : diff_nomem(err);
 
-	uint64_t span_a = a->l2_entries << a->hdr.cluster_bits;
-	uint64_t span_b = b->l2_entries << b->hdr.cluster_bits;
-
-	for (uint64_t off = 0; off < size && !ret; off += d->unit) {
-		uint64_t cluster = off >> b->hdr.cluster_bits;
-		uint64_t i = cluster / b->l2_entries, ia = off / span_a;
+	for (uint64_t off = 0, end; off < limit && !ret; off = end) {
+		uint64_t end_a, end_b, slot_a, slot_b, first, n;
 		struct qcow2_l2_entry x, y;
 		char sym[64];
 
-		/* Past both L1 tables nothing is mapped; where neither maps an
-		 * L2 table, skip to the next one: work follows the tables, not
-		 * the virtual size a header claims. */
-		if (ia >= a->nl1 && i >= b->nl1)
+		ret = l2_lookup(sa.cache, off, &x, err);
+		if (!ret)
+			ret = l2_lookup(sb.cache, off, &y, err);
+		if (ret)
 			break;
-		if (!l2_offset(a, ia) && !l2_offset(b, i)) {
-			uint64_t next_a = (ia + 1) * span_a;
-			uint64_t next_b = (i + 1) * span_b;
-
-			off = (next_a < next_b ? next_a : next_b) - d->unit;
+		end_a = same_until(&sa, off, &x, &slot_a);
+		end_b = same_until(&sb, off, &y, &slot_b);
+		end = min3(end_a, end_b, limit);
+		if (l2_change(&x, &y) < 0)
 			continue;
-		}
-		ret = l2_lookup(ca, off, &x, err);
-		if (!ret)
-			ret = l2_lookup(cb, off, &y, err);
-		diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
-			    sizeof(sym));
-		if (!ret)
-			ret = l2_record(d, b, sym, cluster % b->l2_entries, off,
-					d->unit, &x, &y, err);
+		/* Within one of B's tables, and whole entries of B, or a part
+		 * of one. */
+		end = min3(end, slot_b, UINT64_MAX);
+		first = off >> bits;
+		if (off & (b->cluster_size - 1))
+			end = min3(end, mul_sat(first + 1, b->cluster_size),
+				   UINT64_MAX);
+		else if (end - off >= b->cluster_size)
+			end = off + ((end - off) & ~(b->cluster_size - 1));
+		n = end - off >= b->cluster_size ? (end - off) >> bits : 1;
+		diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0,
+			    first / b->l2_entries, sym, sizeof(sym));
+		ret = l2_record(d, b, sym, first % b->l2_entries, off,
+				end - off, n, &x, &y, err);
 	}
-	q2e_l2_cache_free(ca);
-	q2e_l2_cache_free(cb);
+	q2e_l2_cache_free(sa.cache);
+	q2e_l2_cache_free(sb.cache);
 	return ret;
 }
 
@@ -385,7 +478,7 @@ int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 {
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->l2.extended != b->l2.extended)
-		return l2_by_unit(d, a, b, err);
+		return l2_by_range(d, a, b, err);
 	return table_pairs(d, a, b, a->l1, a->nl1, b->l1, b->nl1, l2_offset,
 			   l2_table_pair, err);
 }
@@ -400,9 +493,9 @@ static int refcount_record(struct q2e_diff *d, const char *sym,
 	int ret;
 
 	ret = diff_ranges_add(y > x ? &d->refcount_rose : &d->refcount_fell,
-			      host, len, err);
+			      host, len, 1, err);
 	if (ret || diff_entry_extend(d, Q2E_DIFF_G_REFCOUNT_BLOCK, sym, index,
-				     change, x, y, 0, 0, len))
+				     1, change, x, y, 0, 0, len))
 		return ret;
 	e = diff_entry_new(d, Q2E_DIFF_G_REFCOUNT_BLOCK, sym, NULL, err);
 	if (!e)
@@ -475,28 +568,65 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 	return ret;
 }
 
-/* Other geometries: unit by unit through the model, named by B's blocks
- * where B has one, else by A's. */
-static int refcounts_by_unit(struct q2e_diff *d, struct q2e_image *a,
-			     struct q2e_image *b, struct q2e_error *err)
+/* One image's side of the refcount walk by ranges. */
+struct refcount_side {
+	struct q2e_image *img;
+	uint64_t per_block;	/* clusters per block; 0: no refcounts */
+	struct next_set blocks;	/* over the refcount table */
+};
+
+static bool has_block(const struct q2e_image *img, uint64_t i)
+{
+	return block_offset(img, i) != 0;
+}
+
+/* Where IMG's refcount for host offset OFF may change: the end of its
+ * cluster inside a refcount block, else the start of the next block
+ * (UINT64_MAX past the last: the counts are 0 from there on). */
+static uint64_t refcount_until(struct refcount_side *s, uint64_t off)
+{
+	unsigned bits = s->img->hdr.cluster_bits;
+	uint64_t c = off >> bits, i, next;
+
+	if (!s->per_block)
+		return UINT64_MAX;
+	i = c / s->per_block;
+	if (block_offset(s->img, i))
+		return mul_sat(c + 1, s->img->cluster_size);
+	next = next_set(&s->blocks, s->img, i, s->img->nreftable, has_block);
+	if (next >= s->img->nreftable)
+		return UINT64_MAX;
+	return mul_sat(mul_sat(next, s->per_block), s->img->cluster_size);
+}
+
+/* Other geometries: range by range through the model (a step per cluster
+ * inside a refcount block, one over a range with none), unit by unit where
+ * the counts differ, named by B's blocks where B has one, else by A's. */
+static int refcounts_by_range(struct q2e_diff *d, struct q2e_image *a,
+			      struct q2e_image *b, struct q2e_error *err)
 {
 	uint64_t size = a->file_size > b->file_size ? a->file_size : b->file_size;
+	struct refcount_side sa = { a, per_block(a), { 1, 0 } };
+	struct refcount_side sb = { b, per_block(b), { 1, 0 } };
 	int ret = 0;
 
-	for (uint64_t off = 0; off < size && !ret; off += d->unit) {
+	for (uint64_t off = 0, end; off < size && !ret; off = end) {
 		struct q2e_image *named = b;
 		uint64_t x, y, c, i;
 		char sym[64];
 
+		end = min3(refcount_until(&sa, off), refcount_until(&sb, off),
+			   UINT64_MAX);
 		ret = q2e_image_refcount(a, off >> a->hdr.cluster_bits, &x, err);
 		if (!ret)
 			ret = q2e_image_refcount(b, off >> b->hdr.cluster_bits, &y,
 						 err);
 		if (ret || x == y)
 			continue;
-		if (!per_block(b) ||
-		    !block_offset(b, (off >> b->hdr.cluster_bits) / per_block(b)))
-			named = per_block(a) ? a : b;
+		end = off + d->unit;
+		if (!sb.per_block ||
+		    !block_offset(b, (off >> b->hdr.cluster_bits) / sb.per_block))
+			named = sa.per_block ? a : b;
 		c = off >> named->hdr.cluster_bits;
 		i = per_block(named) ? c / per_block(named) : 0;
 		diff_symbol(named, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE,
@@ -512,7 +642,7 @@ int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 {
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->refcount_bits != b->refcount_bits || !b->refcount_bits)
-		return refcounts_by_unit(d, a, b, err);
+		return refcounts_by_range(d, a, b, err);
 	return table_pairs(d, a, b, a->reftable, a->nreftable, b->reftable,
 			   b->nreftable, block_offset, refblock_pair, err);
 }

@@ -19,14 +19,17 @@ struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
 				      const char *symbol, const char *member,
 				      struct q2e_error *err);
 /*
- * Extends the last change of G with entry INDEX if it continues its run:
- * the same symbol and change, the next index, values one step further.
- * True if it did; otherwise the caller adds a change of its own.
+ * Extends the last change of G with entries INDEX to INDEX + COUNT - 1 if
+ * they continue its run: the same symbol and change, the next index, values
+ * one step further (or, with COUNT 1, the last entry again, when the unit is
+ * smaller than its cluster).  True if it did; otherwise the caller adds a
+ * change of its own.
  */
 bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
-		       const char *symbol, uint64_t index, const char *change,
-		       uint64_t old, uint64_t new, uint64_t old_bitmap,
-		       uint64_t new_bitmap, uint64_t range_length);
+		       const char *symbol, uint64_t index, uint64_t count,
+		       const char *change, uint64_t old, uint64_t new,
+		       uint64_t old_bitmap, uint64_t new_bitmap,
+		       uint64_t range_length);
 /* A field that differs: records it unless A == B. */
 int diff_field_num(struct q2e_diff *d, enum q2e_diff_group g,
 		   const char *symbol, const char *member, uint64_t a,
@@ -34,8 +37,9 @@ int diff_field_num(struct q2e_diff *d, enum q2e_diff_group g,
 int diff_field_str(struct q2e_diff *d, enum q2e_diff_group g,
 		   const char *symbol, const char *member, const char *a,
 		   const char *b, struct q2e_error *err);
+/* Adds [START, START + LEN) to R, UNITS of the diff's unit. */
 int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
-		    struct q2e_error *err);
+		    uint64_t units, struct q2e_error *err);
 
 /* The region of KIND that starts at OFF, or NULL. */
 const struct q2e_region *diff_region_exact(const struct q2e_image *img,
