@@ -7,6 +7,8 @@
  * place, unless the copies would run past a bound: then the first stands
  * for all, and a line says so.  Hostile images (4,096 snapshots sharing
  * one L1 table of 8,192 bad entries) would otherwise print gigabytes.
+ * Alike lines in a row are one line with a count (report.c), printed as
+ * many times, or once with the same note past that bound.
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -8,6 +8,7 @@
     hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
     hostile.py sparse-snapshot-l1s IMAGE [SNAPSHOTS]
     hostile.py copied-snapshots IMAGE [SNAPSHOTS]
+    hostile.py shared-l2 IMAGE
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -44,6 +45,13 @@ one snapshot.  It gets SNAPSHOTS (500) snapshots in all, each with its own
 copy of the first one's L1 table, as `qemu-img snapshot -c` would make
 them (in far less time): a new snapshot table at the end of the file.  The
 refcounts are left as they were: `qemu-img check -r all` sets them.
+
+shared-l2: IMAGE must be a fresh qemu-img image with 64 KiB clusters.
+Every entry of its active L1 table comes to name the L1 table's own
+cluster as an L2 table, whose entries (the L1's) then all map that cluster
+as data: with 2,048 entries (1 TiB), each of 2,048 walks of the one table
+finds 2,048 references to one cluster, and qemu-img check reports 4
+million refcount overflows from a 256 KB file.
 """
 import struct
 import sys
@@ -188,6 +196,14 @@ def copied_snapshots(path, count):
         write_snapshot_table(f, table, pos, count)
 
 
+def shared_l2(path, _count):
+    with open(path, "r+b") as f:
+        hdr = f.read(104)
+        l1_size, l1_off = struct.unpack_from(">IQ", hdr, 36)
+        f.seek(l1_off)
+        f.write(struct.pack(">Q", 1 << 63 | l1_off) * l1_size)
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "many-snapshots": (many_snapshots, 65536),
@@ -195,6 +211,7 @@ GENERATORS = {
     "phantom-snapshots": (phantom_snapshots, 65536),
     "sparse-snapshot-l1s": (sparse_snapshot_l1s, 256),
     "copied-snapshots": (copied_snapshots, 500),
+    "shared-l2": (shared_l2, 0),
 }
 
 
