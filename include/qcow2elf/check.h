@@ -38,7 +38,9 @@ struct q2e_check_options {
 struct q2e_check_line {
 	uint64_t key[3];	/* qemu's order: stage, table, entry */
 	uint64_t seq;
-	uint64_t repeat;
+	uint64_t repeat;	/* copies of the line, in a row */
+	bool shared;		/* REPEAT stands for snapshots sharing a
+				 * table, and may be written once */
 	bool own;		/* the snapshot's own, not its L1 table's */
 	char *text;
 };

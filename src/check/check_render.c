@@ -448,7 +448,7 @@ static void human_findings(FILE *fp, const struct q2e_check_result *res,
 
 			if (!r || r->nowners < 2)
 				continue;
-			/* The JSON lists them all; a line names a few. */
+			/* The JSON lists 64 and counts them; a line names a few. */
 			fputs(" [owners:", fp);
 			for (uint32_t n = 0; n < r->nowners && n < HUMAN_OWNERS; n++)
 				if (q2e_region_symbol(img, r, n, sym,

@@ -78,29 +78,25 @@ char *keep_string(struct checker *c, const char *s, size_t max)
 
 /*
  * Whether a line with the checker's key and TEXT is the last line again:
- * the same stage, owner and text, and not before it in qemu's order.  An
- * L2 table that N L1 entries share is walked N times, as qemu-img walks
- * it, and each bad entry gives N lines alike (2,048 entries pointing at one
- * table of 2,048 entries: 4 million lines, a gigabyte, from 80 KB); the
- * last line counts them instead.
+ * the same stage, table (key[1]) and text, an entry not before it, and
+ * neither a line standing for shared snapshots.  The lines of one table's
+ * walk come in entry order, so no line of another can fall between two
+ * such in qemu's order.  An L2 table that N L1 entries share is walked N
+ * times, as qemu-img walks it, and each walk's alike lines (2,048 refcount
+ * overflows, one per entry mapping one cluster) are one line with a count:
+ * 4 million lines from an 80 KB file took a gigabyte.  They are written
+ * out in full, as qemu-img writes them.
  */
 static bool same_as_last(const struct checker *c, const char *text)
 {
-	const struct q2e_check_result *res = c->res;
 	const struct q2e_check_line *l;
 
-	if (!res->nlines)
+	if (!c->res->nlines)
 		return false;
-	l = &res->lines[res->nlines - 1];
-	if (l->key[0] != c->key[0] || l->own != c->own_lines)
-		return false;
-	for (int i = 1; i < 3; i++)
-		if (l->key[i] != c->key[i]) {
-			if (c->key[i] < l->key[i])
-				return false;
-			break;
-		}
-	return strcmp(l->text, text) == 0;
+	l = &c->res->lines[c->res->nlines - 1];
+	return !l->shared && l->key[0] == c->key[0] &&
+	       l->key[1] == c->key[1] && l->key[2] <= c->key[2] &&
+	       l->own == c->own_lines && strcmp(l->text, text) == 0;
 }
 
 static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
@@ -125,10 +121,10 @@ static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 	} else if (len >= LINE_MAX_TEXT) {
 		len = LINE_MAX_TEXT - 1;	/* vsnprintf() cut it there */
 	}
-	if (same_as_last(c, text)) {
+	if (repeat == 1 && same_as_last(c, text)) {
 		l = &res->lines[res->nlines - 1];
-		l->repeat = repeat > UINT64_MAX - l->repeat ? UINT64_MAX
-							    : l->repeat + repeat;
+		if (l->repeat < UINT64_MAX)
+			l->repeat++;
 		return 0;	/* the text's room is taken again */
 	}
 	keep_text(c, (size_t)len);
@@ -136,6 +132,7 @@ static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 	memcpy(l->key, c->key, sizeof(l->key));
 	l->seq = res->nlines;
 	l->repeat = repeat;
+	l->shared = repeat > 1;
 	l->own = c->own_lines;
 	l->text = text;
 	res->nlines++;

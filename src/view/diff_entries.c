@@ -338,6 +338,7 @@ struct l2_side {
 	struct q2e_l2_cache *cache;
 	uint64_t span;		/* guest bytes per L1 entry */
 	struct next_set mapped;	/* over the L1 table */
+	uint64_t run_from, run_end;	/* the last run of identical entries */
 };
 
 /* Whether L1 entry I of IMG names an L2 table the lookups read: an
@@ -370,9 +371,17 @@ static uint64_t same_until(struct l2_side *s, uint64_t off,
 
 		return next < img->nl1 ? mul_sat(next, s->span) : UINT64_MAX;
 	}
+	/* A run is scanned once: where the other image steps cluster by
+	 * cluster through it, scanning it again at each step was quadratic. */
+	if (off >= s->run_from && off < s->run_end)
+		return s->run_end;
 	if (!e->host_offset)
 		run = q2e_image_l2_run(s->cache, off, img->l2_entries);
-	return mul_sat(cluster + 1 + run, img->cluster_size);
+	if (!run)
+		return mul_sat(cluster + 1, img->cluster_size);
+	s->run_from = off;
+	s->run_end = mul_sat(cluster + 1 + run, img->cluster_size);
+	return s->run_end;
 }
 
 static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
@@ -397,9 +406,9 @@ static int l2_by_range(struct q2e_diff *d, struct q2e_image *a,
 	uint64_t limit = mul_sat(size / d->unit + !!(size % d->unit), d->unit);
 	unsigned bits = b->hdr.cluster_bits;
 	struct l2_side sa = { a, q2e_l2_cache_new(a),
-			      a->l2_entries << a->hdr.cluster_bits, { 1, 0 } };
+			      a->l2_entries << a->hdr.cluster_bits, { 1, 0 }, 0, 0 };
 	struct l2_side sb = { b, q2e_l2_cache_new(b),
-			      b->l2_entries << bits, { 1, 0 } };
+			      b->l2_entries << bits, { 1, 0 }, 0, 0 };
 	int ret = sa.cache && sb.cache ? 0 : diff_nomem(err);
 
 	for (uint64_t off = 0, end; off < limit && !ret; off = end) {
