@@ -629,4 +629,21 @@ done
 assert_match "one cluster with 73,728 references: its count, exact" \
 	"reference=73728" "$(cat "$T/o.terr")"
 
+# The L2 table of L1 entry 0 named again by entry 2, and reserved bits in
+# entry 0 of it and of entry 1's table: qemu-img's three lines come in L1
+# order.  Merging alike lines across tables put entry 2's copy before
+# entry 1's line (found by review of 45edf90).
+f=$T/order.qcow2
+qemu-img create -q -f qcow2 "$f" 2G
+for o in 0 512M 1G; do qemu-io -c "write -P 1 $o 64k" "$f" >/dev/null; done
+ol1=$(hdr "$f" l1_table_offset)
+e0=$(u64 "$f" "$ol1") e1=$(u64 "$f" $((ol1 + 8)))
+put "$f" $((ol1 + 16)) 8 "$e0"
+for t in $((e0 & 0x00fffffffffffe00)) $((e1 & 0x00fffffffffffe00)); do
+	put "$f" "$t" 8 $(($(u64 "$f" "$t") | 2))
+done
+same_as_qemu "one L2 table in two L1 entries, a bad entry in two tables" "$f"
+assert_eq "and qemu-img's lines are three, in L1 order" 3 \
+	"$(grep -c 'reserved bits set' "$T/o.terr")"
+
 finish

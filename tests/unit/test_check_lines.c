@@ -4,6 +4,7 @@
  * lines of an L1 table that snapshots share, counted once, come out once
  * per snapshot at its place, as qemu-img prints them, merged with each
  * snapshot's own lines; past a bound, once, with a line that says so.
+ * Alike lines in a row of one walk come out in full, however many.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,15 +26,26 @@ struct lines {
 	struct q2e_check_line line[8];
 };
 
-static void add(struct lines *l, uint64_t k0, uint64_t k1, uint64_t k2,
-		bool own, uint64_t repeat, const char *text)
+/* A line; REPEAT copies standing for snapshots sharing a table, as
+ * add_repeated_line() makes them, unless ALIKE (alike lines in a row of
+ * one table's walk, merged by add_vline()). */
+static void put_line(struct lines *l, uint64_t k0, uint64_t k1, uint64_t k2,
+		     bool own, uint64_t repeat, bool alike, const char *text)
 {
 	struct q2e_check_line *x = &l->line[l->res.nlines];
 
 	*x = (struct q2e_check_line){ .key = { k0, k1, k2 },
 				      .seq = l->res.nlines, .own = own,
-				      .repeat = repeat, .text = (char *)text };
+				      .repeat = repeat,
+				      .shared = repeat > 1 && !alike,
+				      .text = (char *)text };
 	l->res.nlines++;
+}
+
+static void add(struct lines *l, uint64_t k0, uint64_t k1, uint64_t k2,
+		bool own, uint64_t repeat, const char *text)
+{
+	put_line(l, k0, k1, k2, own, repeat, false, text);
 }
 
 /* What q2e_check_write_lines() writes for L; free() it. */
@@ -94,10 +106,32 @@ static void test_bounded_copies(void **state)
 	free(out);
 }
 
+/* Alike lines in a row of one walk, however many: each written, as
+ * qemu-img writes them (4 million refcount overflows of a shared L2). */
+static void test_alike_lines_in_full(void **state)
+{
+	struct lines l = { .res.nsnapshots = 0 };
+	char *out, *p;
+	size_t n = 0;
+
+	(void)state;
+	put_line(&l, (uint64_t)ST_ACTIVE << 32, 1, 0, false, 150001, true,
+		 "ERROR: overflow");
+	add(&l, (uint64_t)ST_COMPARE << 32, 0, 0, false, 1, "last");
+	out = written(&l);
+	for (p = out; (p = strstr(p, "ERROR: overflow\n")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 150001);
+	assert_null(strstr(out, "repeats"));
+	assert_string_equal(out + strlen(out) - 5, "last\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shared_lines_at_each_place),
+		cmocka_unit_test(test_alike_lines_in_full),
 		cmocka_unit_test(test_bounded_copies),
 	};
 
