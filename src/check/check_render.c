@@ -92,7 +92,7 @@ static void ref_out(struct q2e_out *o, const struct q2e_image *img,
 	} else {
 		bool data = strcmp(ref->kind, "data cluster") == 0;
 
-		q2e_out_uint(o, "owner-count", data);
+		q2e_out_uint(o, "owner-count", data ? 1 : 0);
 		q2e_out_array(o, "owners");
 		if (data)
 			q2e_out_str(o, NULL, ref->owner);

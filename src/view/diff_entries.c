@@ -384,11 +384,9 @@ static uint64_t same_until(struct l2_side *s, uint64_t off,
 	return s->run_end;
 }
 
-static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
+static uint64_t min_u64(uint64_t a, uint64_t b)
 {
-	uint64_t m = a < b ? a : b;
-
-	return m < c ? m : c;
+	return a < b ? a : b;
 }
 
 /*
@@ -405,10 +403,12 @@ static int l2_by_range(struct q2e_diff *d, struct q2e_image *a,
 	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
 	uint64_t limit = mul_sat(size / d->unit + !!(size % d->unit), d->unit);
 	unsigned bits = b->hdr.cluster_bits;
-	struct l2_side sa = { a, q2e_l2_cache_new(a),
-			      a->l2_entries << a->hdr.cluster_bits, { 1, 0 }, 0, 0 };
-	struct l2_side sb = { b, q2e_l2_cache_new(b),
-			      b->l2_entries << bits, { 1, 0 }, 0, 0 };
+	struct l2_side sa = { .img = a, .cache = q2e_l2_cache_new(a),
+			      .span = a->l2_entries << a->hdr.cluster_bits,
+			      .mapped = { 1, 0 } };
+	struct l2_side sb = { .img = b, .cache = q2e_l2_cache_new(b),
+			      .span = b->l2_entries << bits,
+			      .mapped = { 1, 0 } };
 	int ret = sa.cache && sb.cache ? 0 : diff_nomem(err);
 
 	for (uint64_t off = 0, end; off < limit && !ret; off = end) {
@@ -423,16 +423,15 @@ static int l2_by_range(struct q2e_diff *d, struct q2e_image *a,
 			break;
 		end_a = same_until(&sa, off, &x, &slot_a);
 		end_b = same_until(&sb, off, &y, &slot_b);
-		end = min3(end_a, end_b, limit);
+		end = min_u64(min_u64(end_a, end_b), limit);
 		if (l2_change(&x, &y) < 0)
 			continue;
 		/* Within one of B's tables, and whole entries of B, or a part
 		 * of one. */
-		end = min3(end, slot_b, UINT64_MAX);
+		end = min_u64(end, slot_b);
 		first = off >> bits;
 		if (off & (b->cluster_size - 1))
-			end = min3(end, mul_sat(first + 1, b->cluster_size),
-				   UINT64_MAX);
+			end = min_u64(end, mul_sat(first + 1, b->cluster_size));
 		else if (end - off >= b->cluster_size)
 			end = off + ((end - off) & ~(b->cluster_size - 1));
 		n = end - off >= b->cluster_size ? (end - off) >> bits : 1;
@@ -624,8 +623,8 @@ static int refcounts_by_range(struct q2e_diff *d, struct q2e_image *a,
 		uint64_t x, y, c, i;
 		char sym[64];
 
-		end = min3(refcount_until(&sa, off), refcount_until(&sb, off),
-			   UINT64_MAX);
+		end = min_u64(refcount_until(&sa, off),
+			      refcount_until(&sb, off));
 		ret = q2e_image_refcount(a, off >> a->hdr.cluster_bits, &x, err);
 		if (!ret)
 			ret = q2e_image_refcount(b, off >> b->hdr.cluster_bits, &y,
