@@ -42,6 +42,10 @@ struct q2e_check_line {
 	bool shared;		/* REPEAT stands for snapshots sharing a
 				 * table, and may be written once */
 	bool own;		/* the snapshot's own, not its L1 table's */
+	/* 0, or (TEXT NULL) the lines of clusters compared with a refcount
+	 * block, made as they are written: 1 + their index in the
+	 * result's private part. */
+	uint64_t compare;
 	char *text;
 };
 

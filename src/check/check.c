@@ -68,6 +68,7 @@ void checker_release(struct checker *c)
 	free(c->span);
 	free(c->kept_slot);
 	free(c->kept_bits);
+	free(c->copy_of);
 	q2e_check_result_free(c->res);
 	*c = (struct checker){ 0 };
 }
@@ -251,6 +252,8 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 	ret = run(&c);
 	if (ret == 0)
 		ret = sort_lines(c.res, err);
+	if (ret == 0 && ((struct check_result_impl *)c.res)->ncompares)
+		keep_counts(&c, true);
 	if (ret == 0) {
 		*out = c.res;
 		c.res = NULL;
@@ -261,15 +264,24 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 
 void q2e_check_result_free(struct q2e_check_result *res)
 {
+	/* The result is the first member of its check_result_impl. */
+	struct check_result_impl *impl = (struct check_result_impl *)res;
 	struct text_chunk *t, *next;
+	struct block_copy *b, *b_next;
 
 	if (!res)
 		return;
-	/* The result is the first member of its check_result_impl. */
-	for (t = ((struct check_result_impl *)res)->texts; t; t = next) {
+	for (t = impl->texts; t; t = next) {
 		next = t->next;
 		free(t);
 	}
+	for (b = impl->copies; b; b = b_next) {
+		b_next = b->next;
+		free(b);
+	}
+	free(impl->compares);
+	if (impl->counts_owned)
+		free_count_arrays(impl->counts, impl->counts_cap, &impl->big);
 	free(res->lines);
 	free(res->findings);	/* their texts were in the chunks */
 	free(res->snapshot_leader);

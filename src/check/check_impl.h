@@ -83,9 +83,40 @@ struct text_chunk {
 	char text[];
 };
 
+/*
+ * Clusters [start, end) that disagree with their refcount block somewhere:
+ * one line record stands for all their lines (compare.c), made when they
+ * are written from the block's copy and the counts, which the result
+ * keeps.  A sparse file of 16 million leaked clusters, whose refcount
+ * table points 512 times at one block, took 1.7 GB as one line each.
+ */
+struct compare_lines {
+	uint64_t start, end;
+	const uint8_t *block;	/* the block's refcounts; NULL: all 0 */
+	bool unreadable;	/* qemu-img cannot read the block: a check
+				 * error for each cluster */
+};
+
+/* A copy of a refcount block that compare_lines point at. */
+struct block_copy {
+	struct block_copy *next;
+	uint8_t bytes[];
+};
+
 struct check_result_impl {
 	struct q2e_check_result pub;
 	struct text_chunk *texts;
+	struct compare_lines *compares;	/* by q2e_check_line.compare - 1 */
+	size_t ncompares, compares_cap;
+	struct block_copy *copies;
+	unsigned refcount_order;
+	uint64_t cluster_size;
+	/* The counts the compared clusters' lines are made from: the
+	 * checker's, handed over when the check is done (or lent). */
+	uint8_t *counts;
+	uint64_t counts_cap;
+	struct big_counts big;
+	bool counts_owned;
 };
 
 struct checker {
@@ -145,6 +176,10 @@ struct checker {
 	uint8_t *kept_bits;
 	size_t nkept, kept_cap, bits_len;
 	uint8_t *span;		/* SPAN_MAX bytes, for regions read together */
+	/* compare_refcounts(): the region of the block being compared, and
+	 * the copy of each block made for compare_lines, by region index. */
+	const struct q2e_region *cmp_region;
+	const uint8_t **copy_of;
 
 	struct meta_range *meta;
 	size_t nmeta;
@@ -186,6 +221,8 @@ int corrupt_many(struct checker *c, uint64_t n, const char *fmt, ...)
 /* A refcount qemu-img could not read: a check error, and its line. */
 int check_error(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A line record for compare_lines I of the result: no text. */
+int add_compare_line(struct checker *c, size_t i);
 /* qemu-img check stops: COUNTER (corruptions or check_errors) counts it and
  * the first reason is kept.  Returns 0, or an error if out of memory. */
 int give_up(struct checker *c, uint64_t *counter, const char *why);
@@ -194,7 +231,10 @@ int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off);
 bool unreadable(uint64_t offset, uint64_t bytes);
 
 /* counters.c */
+uint64_t count_at(const uint8_t *counts, const struct big_counts *big,
+		  uint64_t k);
 uint64_t get_count(const struct checker *c, uint64_t k);
+void free_count_arrays(uint8_t *counts, uint64_t cap, struct big_counts *big);
 int set_count(struct checker *c, uint64_t k, uint64_t v);
 int grow_counts(struct checker *c, uint64_t n);
 void free_counts(struct checker *c);
@@ -269,6 +309,14 @@ int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		  uint64_t end, uint64_t *highest);
 int compare_refcounts(struct checker *c, uint64_t *highest);
 int check_copied(struct checker *c);
+/*
+ * The counts, for the lines of compare_lines: handed over to the result
+ * (OWN: the checker has them no more), or lent while the checker lives.
+ */
+void keep_counts(struct checker *c, bool own);
+/* The lines of compare_lines CMP of RES, written to FP. */
+void write_compare_lines(const struct check_result_impl *res,
+			 const struct compare_lines *cmp, FILE *fp);
 
 /* findings.c */
 int build_meta_ranges(struct checker *c);

@@ -8,7 +8,9 @@
  * for all, and a line says so.  Hostile images (4,096 snapshots sharing
  * one L1 table of 8,192 bad entries) would otherwise print gigabytes.
  * Alike lines in a row of one table's walk are one line with a count
- * (report.c), written out as many times, as qemu-img writes them.
+ * (report.c), written out as many times, as qemu-img writes them; the
+ * lines of the refcount comparison are made here from the record of the
+ * clusters compared (compare.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,9 +57,17 @@ static void write_copies(FILE *fp, const char *text, uint64_t n)
 	free(buf);
 }
 
-static void write_line(FILE *fp, const struct q2e_check_line *l)
+static void write_line(const struct q2e_check_result *res, FILE *fp,
+		       const struct q2e_check_line *l)
 {
+	const struct check_result_impl *impl =
+		(const struct check_result_impl *)res;
 	uint64_t n = l->repeat ? l->repeat : 1;
+
+	if (l->compare) {
+		write_compare_lines(impl, &impl->compares[l->compare - 1], fp);
+		return;
+	}
 
 	if (l->shared && n > MAX_SHARED_COPIES) {
 		fprintf(fp, "%s\n", l->text);
@@ -116,9 +126,9 @@ static void merge_snapshot(const struct lines_out *w, size_t ga, size_t gb,
 		if (ga >= gb && oa >= ob)
 			return;
 		if (oa >= ob || (ga < gb && line_before(&lines[ga], &lines[oa])))
-			write_line(w->fp, &lines[ga++]);
+			write_line(w->res, w->fp, &lines[ga++]);
 		else
-			write_line(w->fp, &lines[oa++]);
+			write_line(w->res, w->fp, &lines[oa++]);
 	}
 }
 
@@ -174,7 +184,7 @@ int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
 
 		if (res->lines[i].key[0] >> 32 != ST_SNAPSHOTS ||
 		    !res->nsnapshots) {
-			write_line(fp, &res->lines[i++]);
+			write_line(res, fp, &res->lines[i++]);
 			continue;
 		}
 		while (j < res->nlines && res->lines[j].key[0] >> 32 == ST_SNAPSHOTS)

@@ -112,16 +112,125 @@ static bool block_agrees16(const struct checker *c, const uint8_t *block,
 	return true;
 }
 
+/* A copy of BLOCK for the result, one for each region compared. */
+static const uint8_t *block_copy(struct checker *c, const uint8_t *block)
+{
+	struct check_result_impl *res = (struct check_result_impl *)c->res;
+	const struct q2e_region *r = c->cmp_region;
+	size_t ri = 0;
+	bool indexed = r && r >= c->img->regions &&
+		       r < c->img->regions + c->img->nregions;
+	struct block_copy *copy;
+
+	if (indexed) {
+		ri = (size_t)(r - c->img->regions);
+		if (!c->copy_of &&
+		    !(c->copy_of = calloc(c->img->nregions, sizeof(*c->copy_of))))
+			return NULL;
+		if (c->copy_of[ri])
+			return c->copy_of[ri];
+	}
+	copy = malloc(sizeof(*copy) + (size_t)c->cs);
+	if (!copy)
+		return NULL;
+	memcpy(copy->bytes, block, (size_t)c->cs);
+	copy->next = res->copies;
+	res->copies = copy;
+	if (indexed)
+		c->copy_of[ri] = copy->bytes;
+	return copy->bytes;
+}
+
+/*
+ * The lines of clusters [start, end) compared with BLOCK (NULL: none),
+ * or whose block cannot be read (UNREADABLE): one record, made into
+ * lines when they are written.
+ */
+static int add_compare_lines(struct checker *c, const uint8_t *block,
+			     uint64_t start, uint64_t end, bool unreadable)
+{
+	struct check_result_impl *res = (struct check_result_impl *)c->res;
+	const uint8_t *copy = NULL;
+
+	if (block && !(copy = block_copy(c, block)))
+		return nomem(c);
+	if (q2e_grow(res->compares, res->compares_cap, res->ncompares + 1) < 0)
+		return nomem(c);
+	res->compares[res->ncompares] = (struct compare_lines){
+		.start = start, .end = end, .block = copy,
+		.unreadable = unreadable,
+	};
+	res->refcount_order = c->img->hdr.refcount_order;
+	res->cluster_size = c->cs;
+	return add_compare_line(c, res->ncompares++);
+}
+
+void keep_counts(struct checker *c, bool own)
+{
+	struct check_result_impl *res = (struct check_result_impl *)c->res;
+
+	res->counts = c->counts;
+	res->counts_cap = c->cap;
+	res->big = c->big;
+	res->counts_owned = own;
+	if (own) {
+		c->counts = NULL;
+		c->cap = c->nb_clusters = 0;
+		c->big = (struct big_counts){ 0 };
+	}
+}
+
+/* Bytes of lines made at once (stderr is unbuffered), and room for one. */
+#define LINES_BUF 16384
+#define LINE_ROOM 128
+
+void write_compare_lines(const struct check_result_impl *res,
+			 const struct compare_lines *cmp, FILE *fp)
+{
+	char buf[LINES_BUF];
+	size_t len = 0;
+
+	for (uint64_t i = cmp->start; i < cmp->end; i++) {
+		uint64_t stored = 0, computed;
+		int n;
+
+		if (cmp->unreadable) {
+			n = snprintf(buf + len, LINE_ROOM,
+				     "Can't get refcount for cluster %" PRIu64
+				     ": Input/output error\n", i);
+		} else {
+			if (cmp->block)
+				stored = qcow2_refcount_get(cmp->block,
+							    (size_t)res->cluster_size,
+							    res->refcount_order,
+							    i - cmp->start);
+			computed = count_at(res->counts, &res->big, i);
+			if (stored == computed)
+				continue;
+			n = snprintf(buf + len, LINE_ROOM, "%s cluster %" PRIu64
+				     " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+				     stored > computed ? "Leaked" : "ERROR", i,
+				     stored, computed);
+		}
+		len += n > 0 ? (size_t)n : 0;
+		if (len > LINES_BUF - LINE_ROOM) {
+			fwrite(buf, 1, len, fp);
+			len = 0;
+		}
+	}
+	fwrite(buf, 1, len, fp);
+}
+
 /*
  * Clusters [start, end) against BLOCK, the refcount block that covers them
  * from START (NULL: none, every refcount is 0).  *HIGHEST: the last
- * cluster in use so far; c->block_agreed: no refcount differs.
+ * cluster in use so far; c->block_agreed: no refcount differs.  The
+ * lines of those that differ are one record (add_compare_lines()).
  */
 int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		  uint64_t end, uint64_t *highest)
 {
 	const unsigned order = c->img->hdr.refcount_order;
-	int ret;
 
 	c->block_agreed = true;
 	if (block && order == 4 && block_agrees16(c, block, start, end, highest))
@@ -145,31 +254,20 @@ int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		if (stored == computed)
 			continue;
 		c->block_agreed = false;
-		if (stored > computed) {
+		if (stored > computed)
 			c->res->leaks++;
-			ret = add_line(c, "Leaked cluster %" PRIu64 " refcount=%" PRIu64
-				       " reference=%" PRIu64, i, stored, computed);
-		} else {
-			ret = corrupt(c, "ERROR cluster %" PRIu64 " refcount=%" PRIu64
-				      " reference=%" PRIu64, i, stored, computed);
-		}
-		if (ret < 0)
-			return ret;
+		else
+			c->res->corruptions += c->mult;
 	}
-	return 0;
+	return c->block_agreed ? 0 : add_compare_lines(c, block, start, end,
+						       false);
 }
 
 /* Clusters [start, end), whose refcount block QEMU cannot read. */
 static int unreadable_block(struct checker *c, uint64_t start, uint64_t end)
 {
-	for (uint64_t i = start; i < end; i++) {
-		int ret = check_error(c, "Can't get refcount for cluster %" PRIu64
-				      ": Input/output error", i);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	c->res->check_errors += end - start;
+	return add_compare_lines(c, NULL, start, end, true);
 }
 
 #ifdef __SSE2__
@@ -360,7 +458,9 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 			if (ret < 0)
 				return ret;
 			progress(c, r->size);
+			c->cmp_region = r;
 			ret = compare_block(c, c->buf, start, end, highest);
+			c->cmp_region = NULL;
 			c->agrees[ti] = c->block_agreed;
 		} else {
 			ret = compare_block(c, NULL, start, end, highest);

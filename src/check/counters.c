@@ -66,22 +66,27 @@ static int big_grow(struct big_counts *b)
 	return 0;
 }
 
-uint64_t get_count(const struct checker *c, uint64_t k)
+uint64_t count_at(const uint8_t *counts, const struct big_counts *big,
+		  uint64_t k)
 {
-	unsigned v = c->counts[k] & CNT_MASK;
+	unsigned v = counts[k] & CNT_MASK;
 	const uint16_t *t;
 	uint64_t *p;
 
 	if (v != CNT_BIG)
 		return v;
-	t = (k >> TIER_SHIFT) < c->big.ntier ? c->big.tier[k >> TIER_SHIFT]
-					     : NULL;
+	t = (k >> TIER_SHIFT) < big->ntier ? big->tier[k >> TIER_SHIFT] : NULL;
 	if (!t)
 		return CNT_BIG;
 	if (t[k & (TIER_CHUNK - 1)] != TIER_BIG)
 		return t[k & (TIER_CHUNK - 1)];
-	p = big_slot((struct big_counts *)&c->big, k, false);
+	p = big_slot((struct big_counts *)big, k, false);
 	return p ? *p : TIER_BIG;
+}
+
+uint64_t get_count(const struct checker *c, uint64_t k)
+{
+	return count_at(c->counts, &c->big, k);
 }
 
 /* The dense tier's chunk of cluster K, made if need be. */
@@ -222,17 +227,22 @@ int grow_counts(struct checker *c, uint64_t n)
 	return 0;
 }
 
+void free_count_arrays(uint8_t *counts, uint64_t cap, struct big_counts *big)
+{
+	unmap_counts(counts, cap);
+	for (uint64_t i = 0; i < big->ntier; i++)
+		free(big->tier[i]);
+	free(big->tier);
+	free(big->keys);
+	free(big->vals);
+	*big = (struct big_counts){ 0 };
+}
+
 void free_counts(struct checker *c)
 {
-	unmap_counts(c->counts, c->cap);
-	for (uint64_t i = 0; i < c->big.ntier; i++)
-		free(c->big.tier[i]);
-	free(c->big.tier);
-	free(c->big.keys);
-	free(c->big.vals);
+	free_count_arrays(c->counts, c->cap, &c->big);
 	c->counts = NULL;
 	c->cap = c->nb_clusters = 0;
-	c->big = (struct big_counts){ 0 };
 }
 
 /* Overflow lines written one per snapshot sharing a table, at most. */

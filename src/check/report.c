@@ -94,7 +94,7 @@ static bool same_as_last(const struct checker *c, const char *text)
 	if (!c->res->nlines)
 		return false;
 	l = &c->res->lines[c->res->nlines - 1];
-	return !l->shared && l->key[0] == c->key[0] &&
+	return !l->shared && l->text && l->key[0] == c->key[0] &&
 	       l->key[1] == c->key[1] && l->key[2] <= c->key[2] &&
 	       l->own == c->own_lines && strcmp(l->text, text) == 0;
 }
@@ -134,7 +134,27 @@ static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 	l->repeat = repeat;
 	l->shared = repeat > 1;
 	l->own = c->own_lines;
+	l->compare = 0;
 	l->text = text;
+	res->nlines++;
+	return 0;
+}
+
+int add_compare_line(struct checker *c, size_t i)
+{
+	struct q2e_check_result *res = c->res;
+	struct q2e_check_line *l;
+
+	if (q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
+		return nomem(c);
+	l = &res->lines[res->nlines];
+	*l = (struct q2e_check_line){
+		.seq = res->nlines,
+		.repeat = 1,
+		.own = c->own_lines,
+		.compare = (uint64_t)i + 1,
+	};
+	memcpy(l->key, c->key, sizeof(l->key));
 	res->nlines++;
 	return 0;
 }

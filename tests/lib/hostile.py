@@ -9,6 +9,7 @@
     hostile.py sparse-snapshot-l1s IMAGE [SNAPSHOTS]
     hostile.py copied-snapshots IMAGE [SNAPSHOTS]
     hostile.py shared-l2 IMAGE
+    hostile.py leaky-sparse IMAGE
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -52,6 +53,12 @@ cluster as an L2 table, whose entries (the L1's) then all map that cluster
 as data: with 2,048 entries (1 TiB), each of 2,048 walks of the one table
 finds 2,048 references to one cluster, and qemu-img check reports 4
 million refcount overflows from a 256 KB file.
+
+leaky-sparse: IMAGE must be a fresh qemu-img image with 4 KiB clusters and
+1-bit refcounts.  Every entry of its refcount table (512) comes to name its
+one refcount block, whose refcounts become 1, 0, 1, 0..., and the file
+grows (a hole) to the 64 GiB those entries cover: qemu-img check reports 8
+million leaked clusters, one line each, from a file of 16 KB on disk.
 """
 import struct
 import sys
@@ -204,6 +211,22 @@ def shared_l2(path, _count):
         f.write(struct.pack(">Q", 1 << 63 | l1_off) * l1_size)
 
 
+def leaky_sparse(path, _count):
+    with open(path, "r+b") as f:
+        hdr = f.read(104)
+        cbits = struct.unpack_from(">I", hdr, 20)[0]
+        rt_off, rt_clusters = struct.unpack_from(">QI", hdr, 48)
+        order = struct.unpack_from(">I", hdr, 96)[0]
+        f.seek(rt_off)
+        block = struct.unpack(">Q", f.read(8))[0]
+        entries = (rt_clusters << cbits) // 8
+        f.seek(rt_off)
+        f.write(struct.pack(">Q", block) * entries)
+        f.seek(block)
+        f.write(b"\x55" * (1 << cbits))
+        f.truncate(entries * ((8 << cbits) >> order) << cbits)
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "many-snapshots": (many_snapshots, 65536),
@@ -212,6 +235,7 @@ GENERATORS = {
     "sparse-snapshot-l1s": (sparse_snapshot_l1s, 256),
     "copied-snapshots": (copied_snapshots, 500),
     "shared-l2": (shared_l2, 0),
+    "leaky-sparse": (leaky_sparse, 0),
 }
 
 
