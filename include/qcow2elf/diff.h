@@ -131,6 +131,13 @@ struct q2e_diff {
 	size_t ntables, captables;
 	struct q2e_diff_ranges l2[Q2E_DIFF_L2_COUNT];
 	struct q2e_diff_ranges refcount_rose, refcount_fell;
+	/*
+	 * Refcount blocks that differ, when the images share one geometry:
+	 * their changes and ranges are made from copies of the blocks as
+	 * they are rendered, so the refcount group and ranges only count
+	 * them (n set, v empty).  NULL otherwise.
+	 */
+	struct q2e_diff_refblocks *refblocks;
 };
 
 int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,

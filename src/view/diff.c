@@ -257,7 +257,7 @@ void q2e_diff_free(struct q2e_diff *d)
 	free(d->old_path);
 	free(d->new_path);
 	for (int g = 0; g < Q2E_DIFF_G_COUNT; g++) {
-		for (size_t i = 0; i < d->groups[g].n; i++) {
+		for (size_t i = 0; d->groups[g].v && i < d->groups[g].n; i++) {
 			struct q2e_diff_entry *e = &d->groups[g].v[i];
 
 			free(e->symbol);
@@ -274,6 +274,7 @@ void q2e_diff_free(struct q2e_diff *d)
 		free(d->l2[k].v);
 	free(d->refcount_rose.v);
 	free(d->refcount_fell.v);
+	diff_refblocks_free(d->refblocks);
 	free(d);
 }
 

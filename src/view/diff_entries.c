@@ -540,40 +540,23 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 			 struct q2e_image *b, uint64_t i, uint8_t *ba,
 			 uint8_t *bb, struct q2e_error *err)
 {
-	uint64_t size = a->file_size > b->file_size ? a->file_size : b->file_size;
-	uint64_t n = per_block(b), cs = b->cluster_size;
-	uint64_t per_chunk = SAME_BLOCK * 8 / b->refcount_bits;
+	uint64_t oa = block_offset(a, i), ob = block_offset(b, i);
+	const uint8_t *seen = diff_refblocks_find(d, oa, ob);
 	char sym[64];
-	int ret;
+	int ret = 0;
 
-	ret = load_table(a, block_offset(a, i), Q2E_REGION_REFCOUNT_BLOCK, ba,
-			 (size_t)cs, err);
-	if (!ret)
-		ret = load_table(b, block_offset(b, i), Q2E_REGION_REFCOUNT_BLOCK,
-				 bb, (size_t)cs, err);
-	if (ret || memcmp(ba, bb, (size_t)cs) == 0)
+	/* The same pair of blocks again: compared once, kept once. */
+	if (!seen)
+		ret = load_table(a, oa, Q2E_REGION_REFCOUNT_BLOCK, ba,
+				 (size_t)a->cluster_size, err);
+	if (!seen && !ret)
+		ret = load_table(b, ob, Q2E_REGION_REFCOUNT_BLOCK, bb,
+				 (size_t)b->cluster_size, err);
+	if (ret || (!seen && memcmp(ba, bb, (size_t)b->cluster_size) == 0))
 		return ret;
 	diff_symbol(b, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE, 0, i, sym,
 		    sizeof(sym));
-	for (uint64_t j = 0; j < n && !ret; j++) {
-		uint64_t host, x, y;
-
-		/* Whole blocks of identical bytes hold no change. */
-		while (j % per_chunk == 0 && n - j >= per_chunk &&
-		       memcmp(ba + j / per_chunk * SAME_BLOCK,
-			      bb + j / per_chunk * SAME_BLOCK, SAME_BLOCK) == 0)
-			j += per_chunk;
-		if (j == n)
-			break;
-		host = (i * n + j) * cs;
-		if (host >= size)
-			break;
-		x = qcow2_refcount_get(ba, (size_t)cs, a->hdr.refcount_order, j);
-		y = qcow2_refcount_get(bb, (size_t)cs, b->hdr.refcount_order, j);
-		if (x != y)
-			ret = refcount_record(d, sym, j, host, cs, x, y, err);
-	}
-	return ret;
+	return diff_refblocks_add(d, a, b, i, oa, ob, ba, bb, sym, err);
 }
 
 /* One image's side of the refcount walk by ranges. */
@@ -648,9 +631,14 @@ static int refcounts_by_range(struct q2e_diff *d, struct q2e_image *a,
 int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 		   struct q2e_image *b, struct q2e_error *err)
 {
+	int ret;
+
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->refcount_bits != b->refcount_bits || !b->refcount_bits)
 		return refcounts_by_range(d, a, b, err);
-	return table_pairs(d, a, b, a->reftable, a->nreftable, b->reftable,
-			   b->nreftable, block_offset, refblock_pair, err);
+	ret = table_pairs(d, a, b, a->reftable, a->nreftable, b->reftable,
+			  b->nreftable, block_offset, refblock_pair, err);
+	if (ret == 0)
+		diff_refblocks_tally(d);
+	return ret;
 }

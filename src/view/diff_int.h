@@ -92,4 +92,30 @@ int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 		   struct q2e_image *b, struct q2e_error *err);
 
+/*
+ * diff_refblocks.c: refcount blocks that differ, made into changes as
+ * they are counted and rendered.  A callback returns false to stop.
+ */
+typedef bool diff_entry_fn(void *arg, const struct q2e_diff_entry *e);
+typedef bool diff_range_fn(void *arg, const struct q2e_diff_range *r);
+/* The copy of the blocks at OA in A and OB in B, if they were added. */
+const uint8_t *diff_refblocks_find(const struct q2e_diff *d, uint64_t oa,
+				   uint64_t ob);
+/* Refcount table entry INDEX names blocks BA (at OA) and BB (at OB),
+ * which differ: SYMBOL names its changes. */
+int diff_refblocks_add(struct q2e_diff *d, const struct q2e_image *a,
+		       const struct q2e_image *b, uint64_t index,
+		       uint64_t oa, uint64_t ob, const uint8_t *ba,
+		       const uint8_t *bb, const char *symbol,
+		       struct q2e_error *err);
+/* The summary's counts of the refcount blocks' changes and ranges. */
+void diff_refblocks_tally(struct q2e_diff *d);
+/* Each change in order; false if FN stopped it. */
+bool diff_refblocks_changes(const struct q2e_diff_refblocks *rb,
+			    diff_entry_fn *fn, void *arg);
+/* Each host range where counts rose (ROSE) or fell. */
+void diff_refblocks_ranges(const struct q2e_diff_refblocks *rb, bool rose,
+			   diff_range_fn *fn, void *arg);
+void diff_refblocks_free(struct q2e_diff_refblocks *rb);
+
 #endif

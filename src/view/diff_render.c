@@ -168,6 +168,37 @@ static void summary_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_end(o);
 }
 
+/* Changes made as they are rendered (diff_refblocks.c), up to the limit. */
+struct made {
+	const struct render *r;
+	size_t shown;
+};
+
+static bool made_change(void *arg, const struct q2e_diff_entry *e)
+{
+	struct made *m = arg;
+
+	if (m->shown >= m->r->limit)
+		return false;
+	entry_out(m->r, Q2E_DIFF_G_REFCOUNT_BLOCK, e);
+	m->shown++;
+	return true;
+}
+
+static bool made_range(void *arg, const struct q2e_diff_range *range)
+{
+	struct made *m = arg;
+
+	if (m->shown >= m->r->limit)
+		return false;
+	q2e_out_object(m->r->o, NULL);
+	q2e_out_hex_string(m->r->o, "start", range->start, Q2E_COLOR_NONE);
+	q2e_out_hex_string(m->r->o, "length", range->length, Q2E_COLOR_NONE);
+	q2e_out_end(m->r->o);
+	m->shown++;
+	return true;
+}
+
 static void changes_out(const struct render *r, const struct q2e_diff *d)
 {
 	struct q2e_out *o = r->o;
@@ -175,15 +206,17 @@ static void changes_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_object(o, "changes");
 	for (int g = 0; g < Q2E_DIFF_G_COUNT; g++) {
 		const struct q2e_diff_entries *l = &d->groups[g];
-		size_t shown = 0;
+		struct made m = { r, 0 };
 
 		if (!l->n && !r->all)
 			continue;
 		q2e_out_array(o, q2e_diff_group_name(g));
-		for (; shown < l->n && shown < r->limit; shown++)
-			entry_out(r, (enum q2e_diff_group)g, &l->v[shown]);
+		if (g == Q2E_DIFF_G_REFCOUNT_BLOCK && d->refblocks)
+			diff_refblocks_changes(d->refblocks, made_change, &m);
+		for (; l->v && m.shown < l->n && m.shown < r->limit; m.shown++)
+			entry_out(r, (enum q2e_diff_group)g, &l->v[m.shown]);
 		q2e_out_end(o);
-		more_out(r, shown, l->n);
+		more_out(r, m.shown, l->n);
 	}
 	q2e_out_end(o);
 }
@@ -265,27 +298,25 @@ static void tables_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_end(o);
 }
 
+/* G's ranges; made from REFBLOCKS (rose or fell, as ROSE says) if set. */
 static void ranges_out(const struct render *r, const char *key,
-		       const struct q2e_diff_ranges *g)
+		       const struct q2e_diff_ranges *g,
+		       const struct q2e_diff_refblocks *refblocks, bool rose)
 {
 	struct q2e_out *o = r->o;
-	size_t shown = 0;
+	struct made m = { r, 0 };
 
 	if (!g->n && !r->all)
 		return;
 	q2e_out_object(o, key);
 	q2e_out_uint(o, "clusters", g->units);
 	q2e_out_array(o, "ranges");
-	for (; shown < g->n && shown < r->limit; shown++) {
-		q2e_out_object(o, NULL);
-		q2e_out_hex_string(o, "start", g->v[shown].start,
-				   Q2E_COLOR_NONE);
-		q2e_out_hex_string(o, "length", g->v[shown].length,
-				   Q2E_COLOR_NONE);
-		q2e_out_end(o);
-	}
+	if (refblocks)
+		diff_refblocks_ranges(refblocks, rose, made_range, &m);
+	for (size_t i = 0; g->v && i < g->n && made_range(&m, &g->v[i]); i++)
+		;
 	q2e_out_end(o);
-	more_out(r, shown, g->n);
+	more_out(r, m.shown, g->n);
 	q2e_out_end(o);
 }
 
@@ -299,13 +330,16 @@ static void all_ranges_out(const struct render *r, const struct q2e_diff *d)
 	if (l2 || r->all) {
 		q2e_out_object(o, "guest-ranges");
 		for (int k = 0; k < Q2E_DIFF_L2_COUNT; k++)
-			ranges_out(r, q2e_diff_l2_kind_name(k), &d->l2[k]);
+			ranges_out(r, q2e_diff_l2_kind_name(k), &d->l2[k],
+				   NULL, false);
 		q2e_out_end(o);
 	}
 	if (d->refcount_rose.n || d->refcount_fell.n || r->all) {
 		q2e_out_object(o, "host-ranges");
-		ranges_out(r, "refcount-rose", &d->refcount_rose);
-		ranges_out(r, "refcount-fell", &d->refcount_fell);
+		ranges_out(r, "refcount-rose", &d->refcount_rose,
+			   d->refblocks, true);
+		ranges_out(r, "refcount-fell", &d->refcount_fell,
+			   d->refblocks, false);
 		q2e_out_end(o);
 	}
 }

@@ -9,7 +9,7 @@
     hostile.py sparse-snapshot-l1s IMAGE [SNAPSHOTS]
     hostile.py copied-snapshots IMAGE [SNAPSHOTS]
     hostile.py shared-l2 IMAGE
-    hostile.py leaky-sparse IMAGE
+    hostile.py leaky-sparse IMAGE [BYTE]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -56,7 +56,8 @@ million refcount overflows from a 256 KB file.
 
 leaky-sparse: IMAGE must be a fresh qemu-img image with 4 KiB clusters and
 1-bit refcounts.  Every entry of its refcount table (512) comes to name its
-one refcount block, whose refcounts become 1, 0, 1, 0..., and the file
+one refcount block, whose bytes become BYTE (85: refcounts 1, 0, 1, 0...,
+as here; 255: all 1), and the file
 grows (a hole) to the 64 GiB those entries cover: qemu-img check reports 8
 million leaked clusters, one line each, from a file of 16 KB on disk.
 """
@@ -211,7 +212,7 @@ def shared_l2(path, _count):
         f.write(struct.pack(">Q", 1 << 63 | l1_off) * l1_size)
 
 
-def leaky_sparse(path, _count):
+def leaky_sparse(path, byte):
     with open(path, "r+b") as f:
         hdr = f.read(104)
         cbits = struct.unpack_from(">I", hdr, 20)[0]
@@ -223,7 +224,7 @@ def leaky_sparse(path, _count):
         f.seek(rt_off)
         f.write(struct.pack(">Q", block) * entries)
         f.seek(block)
-        f.write(b"\x55" * (1 << cbits))
+        f.write(bytes([byte]) * (1 << cbits))
         f.truncate(entries * ((8 << cbits) >> order) << cbits)
 
 
@@ -235,7 +236,7 @@ GENERATORS = {
     "sparse-snapshot-l1s": (sparse_snapshot_l1s, 256),
     "copied-snapshots": (copied_snapshots, 500),
     "shared-l2": (shared_l2, 0),
-    "leaky-sparse": (leaky_sparse, 0),
+    "leaky-sparse": (leaky_sparse, 0x55),
 }
 
 
