@@ -132,12 +132,12 @@ struct q2e_diff {
 	struct q2e_diff_ranges l2[Q2E_DIFF_L2_COUNT];
 	struct q2e_diff_ranges refcount_rose, refcount_fell;
 	/*
-	 * Refcount blocks that differ, when the images share one geometry:
-	 * their changes and ranges are made from copies of the blocks as
-	 * they are rendered, so the refcount group and ranges only count
-	 * them (n set, v empty).  NULL otherwise.
+	 * L2 tables and refcount blocks that differ, when the images share
+	 * one geometry: their changes and ranges are made from copies of
+	 * the tables as they are rendered, so those groups and ranges only
+	 * count them (n set, v empty).  NULL if there are none.
 	 */
-	struct q2e_diff_refblocks *refblocks;
+	struct q2e_diff_pairs *pairs;
 };
 
 int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,

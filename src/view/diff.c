@@ -274,7 +274,7 @@ void q2e_diff_free(struct q2e_diff *d)
 		free(d->l2[k].v);
 	free(d->refcount_rose.v);
 	free(d->refcount_fell.v);
-	diff_refblocks_free(d->refblocks);
+	diff_pairs_free(d->pairs);
 	free(d);
 }
 

@@ -8,7 +8,9 @@
  * Where both images have the same geometry, tables are compared a table at
  * a time and byte-identical ones are skipped with one memcmp, so two dumps
  * of a huge image with preallocated metadata cost about one read of each
- * table, and memory holds two tables.  Otherwise (other cluster sizes, L2
+ * table; a pair that differs is kept, once, and its entries are compared
+ * as the changes are counted and rendered (diff_pairs.c).  Otherwise
+ * (other cluster sizes, L2
  * entry or refcount widths) they are compared range by range through the
  * model's lookups, a step where either image's entry may change (the end of
  * a cluster, of a run of identical entries, of a range with no table), and
@@ -75,7 +77,8 @@ static int l2_change(const struct qcow2_l2_entry *x,
 }
 
 /* What an L2 entry says, as gdb's view of it would: "data at 0x50000". */
-static char *l2_meaning(const struct qcow2_l2_entry *e, bool extended)
+static void l2_meaning_in(const struct qcow2_l2_entry *e, bool extended,
+			  char *buf, size_t size)
 {
 	char base[96], sub[64] = "";
 	const char *copied = e->copied ? ", COPIED" : "";
@@ -104,8 +107,18 @@ static char *l2_meaning(const struct qcow2_l2_entry *e, bool extended)
 	if (extended)
 		snprintf(sub, sizeof(sub), ", alloc 0x%08" PRIx64 " zero 0x%08" PRIx64,
 			 e->bitmap & 0xffffffffU, e->bitmap >> 32);
-	return diff_strdup_printf("%s%s%s", base, sub,
-				  e->reserved ? ", reserved bits set" : "");
+	snprintf(buf, size, "%s%s%s", base, sub,
+		 e->reserved ? ", reserved bits set" : "");
+}
+
+#define MEANING_MAX 192
+
+static char *l2_meaning(const struct qcow2_l2_entry *e, bool extended)
+{
+	char buf[MEANING_MAX];
+
+	l2_meaning_in(e, extended, buf, sizeof(buf));
+	return strdup(buf);
 }
 
 /* What the raw value of the next entry of a run would be. */
@@ -242,51 +255,118 @@ static uint64_t next_change(const uint8_t *x, const uint8_t *y, uint64_t j,
 	return n;
 }
 
-static void l2_entry_at(const struct q2e_image *img, const uint8_t *table,
+static void l2_entry_in(const struct qcow2_l2_layout *l2, const uint8_t *table,
 			uint64_t j, struct qcow2_l2_entry *e)
 {
-	const uint8_t *p = table + j * qcow2_l2_entry_size(&img->l2);
+	const uint8_t *p = table + j * qcow2_l2_entry_size(l2);
 
-	qcow2_l2_entry_decode(qcow2_be64(p),
-			      img->l2.extended ? qcow2_be64(p + 8) : 0,
-			      &img->l2, e);
+	qcow2_l2_entry_decode(qcow2_be64(p), l2->extended ? qcow2_be64(p + 8) : 0,
+			      l2, e);
 }
 
-/* The L2 tables at L1 index I of A and B, entry by entry. */
+/*
+ * The tables of KIND at OA in A and OB in B, which entry I of an L1 or
+ * refcount table names: kept in group G if they differ.  A pair seen
+ * before is neither read nor compared again, and kept once.
+ */
+static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
+		      enum q2e_region_kind kind, enum q2e_owner_kind owner,
+		      struct q2e_image *a, struct q2e_image *b, uint64_t i,
+		      uint64_t oa, uint64_t ob, uint8_t *ta, uint8_t *tb,
+		      struct q2e_error *err)
+{
+	bool seen = diff_pairs_seen(d, g, oa, ob);
+	char sym[64];
+	int ret = 0;
+
+	if (!seen)
+		ret = load_table(a, oa, kind, ta, (size_t)a->cluster_size, err);
+	if (!seen && !ret)
+		ret = load_table(b, ob, kind, tb, (size_t)b->cluster_size, err);
+	if (ret || (!seen && memcmp(ta, tb, (size_t)b->cluster_size) == 0))
+		return ret;
+	diff_symbol(b, kind, 0, owner, 0, i, sym, sizeof(sym));
+	return diff_pairs_add(d, g, a, b, i, oa, ob, ta, tb, sym, err);
+}
+
+/* The L2 tables at L1 index I of A and B. */
 static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 			 struct q2e_image *b, uint64_t i, uint8_t *ta,
 			 uint8_t *tb, struct q2e_error *err)
 {
-	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
-	unsigned esize = qcow2_l2_entry_size(&b->l2);
-	char sym[64];
-	int ret;
+	return table_pair(d, Q2E_DIFF_G_L2, Q2E_REGION_L2, Q2E_OWNER_ACTIVE, a,
+			  b, i, l2_offset(a, i), l2_offset(b, i), ta, tb, err);
+}
 
-	ret = load_table(a, l2_offset(a, i), Q2E_REGION_L2, ta,
-			 (size_t)a->cluster_size, err);
-	if (!ret)
-		ret = load_table(b, l2_offset(b, i), Q2E_REGION_L2, tb,
-				 (size_t)b->cluster_size, err);
-	if (ret || memcmp(ta, tb, (size_t)a->cluster_size) == 0)
-		return ret;
-	diff_symbol(b, Q2E_REGION_L2, 0, Q2E_OWNER_ACTIVE, 0, i, sym,
-		    sizeof(sym));
-	for (uint64_t j = 0; j < b->l2_entries && !ret; j++) {
+/* A change being made by diff_l2_pair_changes(), and its meanings. */
+struct l2_made {
+	struct q2e_diff_entry e;
+	char old_meaning[MEANING_MAX], new_meaning[MEANING_MAX];
+	bool open;
+};
+
+bool diff_l2_pair_changes(const struct diff_pair_geom *geom, uint64_t index,
+			  const uint8_t *ta, const uint8_t *tb,
+			  const char *symbol, bool meanings, diff_entry_fn *fn,
+			  void *arg)
+{
+	unsigned esize = qcow2_l2_entry_size(&geom->l2b);
+	uint64_t n = geom->l2_entries, cs = geom->cluster_size;
+	struct l2_made m = { .e.symbol = (char *)symbol };
+	struct q2e_diff_entry *e = &m.e;
+
+	for (uint64_t j = 0; j < n; j++) {
 		uint64_t guest;
 		struct qcow2_l2_entry x, y;
+		const char *change;
+		int k;
 
-		j = next_change(ta, tb, j, b->l2_entries, esize);
-		if (j == b->l2_entries)
+		j = next_change(ta, tb, j, n, esize);
+		if (j == n)
 			break;
-		guest = (i * b->l2_entries + j) << b->hdr.cluster_bits;
-		if (guest >= size)
+		guest = (index * n + j) << geom->cluster_bits;
+		if (guest >= geom->guest_size)
 			break;
-		l2_entry_at(a, ta, j, &x);
-		l2_entry_at(b, tb, j, &y);
-		ret = l2_record(d, b, sym, j, guest, b->cluster_size, 1, &x,
-				&y, err);
+		l2_entry_in(&geom->l2a, ta, j, &x);
+		l2_entry_in(&geom->l2b, tb, j, &y);
+		k = l2_change(&x, &y);
+		if (k < 0)
+			continue;
+		change = q2e_diff_l2_kind_name((enum q2e_diff_l2_kind)k);
+		/* as diff_entry_extend() joins a run */
+		if (m.open && strcmp(e->change, change) == 0 &&
+		    e->index + e->count == j &&
+		    e->old.num + e->count * e->old_step == x.raw &&
+		    e->new.num + e->count * e->new_step == y.raw &&
+		    e->old.bitmap == x.bitmap && e->new.bitmap == y.bitmap) {
+			e->count++;
+			e->range_length += cs;
+			continue;
+		}
+		if (m.open && !fn(arg, e))
+			return false;
+		*e = (struct q2e_diff_entry){
+			.symbol = (char *)symbol, .indexed = true, .index = j,
+			.count = 1, .change = change,
+			.old = { .type = Q2E_DIFF_V_RAW, .num = x.raw,
+				 .has_bitmap = geom->l2b.extended,
+				 .bitmap = x.bitmap, .meaning = m.old_meaning },
+			.new = { .type = Q2E_DIFF_V_RAW, .num = y.raw,
+				 .has_bitmap = geom->l2b.extended,
+				 .bitmap = y.bitmap, .meaning = m.new_meaning },
+			.old_step = l2_step(&x, cs), .new_step = l2_step(&y, cs),
+			.has_range = true, .range_start = guest,
+			.range_length = cs,
+		};
+		if (meanings) {
+			l2_meaning_in(&x, geom->l2b.extended, m.old_meaning,
+				      sizeof(m.old_meaning));
+			l2_meaning_in(&y, geom->l2b.extended, m.new_meaning,
+				      sizeof(m.new_meaning));
+		}
+		m.open = true;
 	}
-	return ret;
+	return !m.open || fn(arg, e);
 }
 
 static int l2_lookup(struct q2e_l2_cache *c, uint64_t off,
@@ -484,11 +564,16 @@ static int table_pairs(struct q2e_diff *d, struct q2e_image *a,
 int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	    struct q2e_error *err)
 {
+	int ret;
+
 	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
 	    a->l2.extended != b->l2.extended)
 		return l2_by_range(d, a, b, err);
-	return table_pairs(d, a, b, a->l1, a->nl1, b->l1, b->nl1, l2_offset,
-			   l2_table_pair, err);
+	ret = table_pairs(d, a, b, a->l1, a->nl1, b->l1, b->nl1, l2_offset,
+			  l2_table_pair, err);
+	if (ret == 0)
+		diff_pairs_tally(d, Q2E_DIFF_G_L2);
+	return ret;
 }
 
 /* Records that host cluster C's refcount went from X to Y. */
@@ -540,23 +625,9 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 			 struct q2e_image *b, uint64_t i, uint8_t *ba,
 			 uint8_t *bb, struct q2e_error *err)
 {
-	uint64_t oa = block_offset(a, i), ob = block_offset(b, i);
-	const uint8_t *seen = diff_refblocks_find(d, oa, ob);
-	char sym[64];
-	int ret = 0;
-
-	/* The same pair of blocks again: compared once, kept once. */
-	if (!seen)
-		ret = load_table(a, oa, Q2E_REGION_REFCOUNT_BLOCK, ba,
-				 (size_t)a->cluster_size, err);
-	if (!seen && !ret)
-		ret = load_table(b, ob, Q2E_REGION_REFCOUNT_BLOCK, bb,
-				 (size_t)b->cluster_size, err);
-	if (ret || (!seen && memcmp(ba, bb, (size_t)b->cluster_size) == 0))
-		return ret;
-	diff_symbol(b, Q2E_REGION_REFCOUNT_BLOCK, 0, Q2E_OWNER_IMAGE, 0, i, sym,
-		    sizeof(sym));
-	return diff_refblocks_add(d, a, b, i, oa, ob, ba, bb, sym, err);
+	return table_pair(d, Q2E_DIFF_G_REFCOUNT_BLOCK,
+			  Q2E_REGION_REFCOUNT_BLOCK, Q2E_OWNER_IMAGE, a, b, i,
+			  block_offset(a, i), block_offset(b, i), ba, bb, err);
 }
 
 /* One image's side of the refcount walk by ranges. */
@@ -639,6 +710,6 @@ int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 	ret = table_pairs(d, a, b, a->reftable, a->nreftable, b->reftable,
 			  b->nreftable, block_offset, refblock_pair, err);
 	if (ret == 0)
-		diff_refblocks_tally(d);
+		diff_pairs_tally(d, Q2E_DIFF_G_REFCOUNT_BLOCK);
 	return ret;
 }

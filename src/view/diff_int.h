@@ -93,29 +93,50 @@ int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 		   struct q2e_image *b, struct q2e_error *err);
 
 /*
- * diff_refblocks.c: refcount blocks that differ, made into changes as
- * they are counted and rendered.  A callback returns false to stop.
+ * diff_pairs.c: L2 tables and refcount blocks that differ between images
+ * of one geometry, made into changes as they are counted and rendered.
+ * A callback returns false to stop.
  */
 typedef bool diff_entry_fn(void *arg, const struct q2e_diff_entry *e);
 typedef bool diff_range_fn(void *arg, const struct q2e_diff_range *r);
-/* The copy of the blocks at OA in A and OB in B, if they were added. */
-const uint8_t *diff_refblocks_find(const struct q2e_diff *d, uint64_t oa,
-				   uint64_t ob);
-/* Refcount table entry INDEX names blocks BA (at OA) and BB (at OB),
- * which differ: SYMBOL names its changes. */
-int diff_refblocks_add(struct q2e_diff *d, const struct q2e_image *a,
-		       const struct q2e_image *b, uint64_t index,
-		       uint64_t oa, uint64_t ob, const uint8_t *ba,
-		       const uint8_t *bb, const char *symbol,
-		       struct q2e_error *err);
-/* The summary's counts of the refcount blocks' changes and ranges. */
-void diff_refblocks_tally(struct q2e_diff *d);
-/* Each change in order; false if FN stopped it. */
-bool diff_refblocks_changes(const struct q2e_diff_refblocks *rb,
-			    diff_entry_fn *fn, void *arg);
-/* Each host range where counts rose (ROSE) or fell. */
-void diff_refblocks_ranges(const struct q2e_diff_refblocks *rb, bool rose,
-			   diff_range_fn *fn, void *arg);
-void diff_refblocks_free(struct q2e_diff_refblocks *rb);
+/* What the changes of a pair of tables are made with. */
+struct diff_pair_geom {
+	struct qcow2_l2_layout l2a, l2b;
+	uint64_t cluster_size;
+	unsigned cluster_bits;
+	uint64_t l2_entries;
+	uint64_t guest_size;	/* the larger virtual size */
+	unsigned order_a, order_b;	/* refcount orders */
+	uint64_t per_block;	/* refcounts a block */
+	uint64_t file_size;	/* the larger file */
+	uint64_t unit;		/* of the diff's ranges */
+};
+/* Whether the tables of group G at OA in A and OB in B were added. */
+bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
+		     uint64_t oa, uint64_t ob);
+/* Entry INDEX of the L1 or refcount table names tables TA (at OA) and TB
+ * (at OB), which differ: SYMBOL names their changes.  A pair already
+ * seen is not copied again (TA and TB are not read then). */
+int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
+		   const struct q2e_image *a, const struct q2e_image *b,
+		   uint64_t index, uint64_t oa, uint64_t ob,
+		   const uint8_t *ta, const uint8_t *tb, const char *symbol,
+		   struct q2e_error *err);
+/* The summary's counts of group G's changes and ranges. */
+void diff_pairs_tally(struct q2e_diff *d, enum q2e_diff_group g);
+bool diff_pairs_has(const struct q2e_diff_pairs *p, enum q2e_diff_group g);
+/* Each change of group G in order, with what the values mean if
+ * MEANINGS (L2 entries); false if FN stopped it. */
+bool diff_pairs_changes(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
+			bool meanings, diff_entry_fn *fn, void *arg);
+/* Each range of group G's changes named CHANGE ("rose", "freed"). */
+void diff_pairs_ranges(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
+		       const char *change, diff_range_fn *fn, void *arg);
+void diff_pairs_free(struct q2e_diff_pairs *p);
+/* diff_entries.c: the changes of L2 tables TA and TB at L1 index INDEX. */
+bool diff_l2_pair_changes(const struct diff_pair_geom *geom, uint64_t index,
+			  const uint8_t *ta, const uint8_t *tb,
+			  const char *symbol, bool meanings, diff_entry_fn *fn,
+			  void *arg);
 
 #endif

@@ -168,9 +168,10 @@ static void summary_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_end(o);
 }
 
-/* Changes made as they are rendered (diff_refblocks.c), up to the limit. */
+/* Changes made as they are rendered (diff_pairs.c), up to the limit. */
 struct made {
 	const struct render *r;
+	enum q2e_diff_group g;
 	size_t shown;
 };
 
@@ -180,7 +181,7 @@ static bool made_change(void *arg, const struct q2e_diff_entry *e)
 
 	if (m->shown >= m->r->limit)
 		return false;
-	entry_out(m->r, Q2E_DIFF_G_REFCOUNT_BLOCK, e);
+	entry_out(m->r, m->g, e);
 	m->shown++;
 	return true;
 }
@@ -206,13 +207,13 @@ static void changes_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_object(o, "changes");
 	for (int g = 0; g < Q2E_DIFF_G_COUNT; g++) {
 		const struct q2e_diff_entries *l = &d->groups[g];
-		struct made m = { r, 0 };
+		struct made m = { r, (enum q2e_diff_group)g, 0 };
 
 		if (!l->n && !r->all)
 			continue;
 		q2e_out_array(o, q2e_diff_group_name(g));
-		if (g == Q2E_DIFF_G_REFCOUNT_BLOCK && d->refblocks)
-			diff_refblocks_changes(d->refblocks, made_change, &m);
+		diff_pairs_changes(d->pairs, (enum q2e_diff_group)g, true,
+				   made_change, &m);
 		for (; l->v && m.shown < l->n && m.shown < r->limit; m.shown++)
 			entry_out(r, (enum q2e_diff_group)g, &l->v[m.shown]);
 		q2e_out_end(o);
@@ -298,21 +299,23 @@ static void tables_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_end(o);
 }
 
-/* G's ranges; made from REFBLOCKS (rose or fell, as ROSE says) if set. */
+/* Ranges G, of the changes named KEY of group GROUP, made from the pairs
+ * of tables where the group has them. */
 static void ranges_out(const struct render *r, const char *key,
 		       const struct q2e_diff_ranges *g,
-		       const struct q2e_diff_refblocks *refblocks, bool rose)
+		       const struct q2e_diff *d, enum q2e_diff_group group,
+		       const char *change)
 {
 	struct q2e_out *o = r->o;
-	struct made m = { r, 0 };
+	struct made m = { r, group, 0 };
 
 	if (!g->n && !r->all)
 		return;
 	q2e_out_object(o, key);
 	q2e_out_uint(o, "clusters", g->units);
 	q2e_out_array(o, "ranges");
-	if (refblocks)
-		diff_refblocks_ranges(refblocks, rose, made_range, &m);
+	if (g->n && diff_pairs_has(d->pairs, group))
+		diff_pairs_ranges(d->pairs, group, change, made_range, &m);
 	for (size_t i = 0; g->v && i < g->n && made_range(&m, &g->v[i]); i++)
 		;
 	q2e_out_end(o);
@@ -330,16 +333,16 @@ static void all_ranges_out(const struct render *r, const struct q2e_diff *d)
 	if (l2 || r->all) {
 		q2e_out_object(o, "guest-ranges");
 		for (int k = 0; k < Q2E_DIFF_L2_COUNT; k++)
-			ranges_out(r, q2e_diff_l2_kind_name(k), &d->l2[k],
-				   NULL, false);
+			ranges_out(r, q2e_diff_l2_kind_name(k), &d->l2[k], d,
+				   Q2E_DIFF_G_L2, q2e_diff_l2_kind_name(k));
 		q2e_out_end(o);
 	}
 	if (d->refcount_rose.n || d->refcount_fell.n || r->all) {
 		q2e_out_object(o, "host-ranges");
-		ranges_out(r, "refcount-rose", &d->refcount_rose,
-			   d->refblocks, true);
-		ranges_out(r, "refcount-fell", &d->refcount_fell,
-			   d->refblocks, false);
+		ranges_out(r, "refcount-rose", &d->refcount_rose, d,
+			   Q2E_DIFF_G_REFCOUNT_BLOCK, "rose");
+		ranges_out(r, "refcount-fell", &d->refcount_fell, d,
+			   Q2E_DIFF_G_REFCOUNT_BLOCK, "fell");
 		q2e_out_end(o);
 	}
 }
