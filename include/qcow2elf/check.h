@@ -30,10 +30,13 @@ struct q2e_check_options {
 };
 
 /*
- * One line as qemu-img check prints it ("Leaked cluster 5 ..."), or one
+ * One line as qemu-img check prints it ("ERROR OFLAG_COPIED ..."), or one
  * that stands for several: REPEAT copies of it, and, for a line of the
  * snapshot stage that is not OWN, one copy for each snapshot sharing the
- * L1 table of the snapshot its key names (they are counted once for all).
+ * L1 table of the snapshot its key names (they are counted once for all);
+ * or, with COMPARE set and no TEXT, the lines of the refcount comparison
+ * for the clusters of one refcount table entry ("Leaked cluster 5 ..."),
+ * which q2e_check_write_lines() makes as it writes them.
  */
 struct q2e_check_line {
 	uint64_t key[3];	/* qemu's order: stage, table, entry */

@@ -180,6 +180,7 @@ struct checker {
 	 * the copy of each block made for compare_lines, by region index. */
 	const struct q2e_region *cmp_region;
 	const uint8_t **copy_of;
+	bool signaled;	/* qcow2_signal_corruption() said it, once */
 
 	struct meta_range *meta;
 	size_t nmeta;

@@ -9,8 +9,8 @@
  * one L1 table of 8,192 bad entries) would otherwise print gigabytes.
  * Alike lines in a row of one table's walk are one line with a count
  * (report.c), written out as many times, as qemu-img writes them; the
- * lines of the refcount comparison are made here from the record of the
- * clusters compared (compare.c).
+ * lines of the refcount comparison are made as they are written, from the
+ * record of the clusters compared (write_compare_lines(), compare.c).
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -214,7 +214,8 @@ void write_compare_lines(const struct check_result_impl *res,
 		}
 		len += n > 0 ? (size_t)n : 0;
 		if (len > LINES_BUF - LINE_ROOM) {
-			fwrite(buf, 1, len, fp);
+			if (fwrite(buf, 1, len, fp) != len)
+				return;	/* ferror(fp) tells the caller */
 			len = 0;
 		}
 	}
@@ -222,15 +223,60 @@ void write_compare_lines(const struct check_result_impl *res,
 }
 
 /*
+ * Whether a copy of the block being compared costs less than NDIFFER
+ * lines kept as text (about LINE_COST bytes each): a block with a cluster
+ * or two wrong is kept as lines, one whose copy is made already (named by
+ * several refcount table entries), or with many wrong, as a copy.
+ */
+#define LINE_COST 112
+static bool copy_pays(const struct checker *c, uint64_t ndiffer)
+{
+	const struct q2e_region *r = c->cmp_region;
+
+	if (r && c->copy_of && r >= c->img->regions &&
+	    r < c->img->regions + c->img->nregions &&
+	    c->copy_of[r - c->img->regions])
+		return true;
+	return ndiffer >= c->cs / LINE_COST;
+}
+
+/* The lines of clusters [from, to) against BLOCK, which covers them from
+ * START, kept as text (they were counted). */
+static int lines_of_block(struct checker *c, const uint8_t *block,
+			  uint64_t start, uint64_t from, uint64_t to)
+{
+	const unsigned order = c->img->hdr.refcount_order;
+
+	for (uint64_t i = from; i < to; i++) {
+		uint64_t stored = qcow2_refcount_get(block, (size_t)c->cs, order,
+						     i - start);
+		uint64_t computed = get_count(c, i);
+		int ret;
+
+		if (stored == computed)
+			continue;
+		ret = add_line(c, "%s cluster %" PRIu64 " refcount=%" PRIu64
+			       " reference=%" PRIu64,
+			       stored > computed ? "Leaked" : "ERROR", i, stored,
+			       computed);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/*
  * Clusters [start, end) against BLOCK, the refcount block that covers them
  * from START (NULL: none, every refcount is 0).  *HIGHEST: the last
  * cluster in use so far; c->block_agreed: no refcount differs.  The
- * lines of those that differ are one record (add_compare_lines()).
+ * lines of those that differ are one record (add_compare_lines()), or
+ * text lines where there are few.
  */
 int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 		  uint64_t end, uint64_t *highest)
 {
 	const unsigned order = c->img->hdr.refcount_order;
+	uint64_t ndiffer = 0, first = 0, last = 0;
 
 	c->block_agreed = true;
 	if (block && order == 4 && block_agrees16(c, block, start, end, highest))
@@ -258,9 +304,15 @@ int compare_block(struct checker *c, const uint8_t *block, uint64_t start,
 			c->res->leaks++;
 		else
 			c->res->corruptions += c->mult;
+		if (!ndiffer++)
+			first = i;
+		last = i;
 	}
-	return c->block_agreed ? 0 : add_compare_lines(c, block, start, end,
-						       false);
+	if (c->block_agreed)
+		return 0;
+	if (block && !copy_pays(c, ndiffer))
+		return lines_of_block(c, block, start, first, last + 1);
+	return add_compare_lines(c, block, start, end, false);
 }
 
 /* Clusters [start, end), whose refcount block QEMU cannot read. */
@@ -427,6 +479,23 @@ static bool kept_agrees(const struct checker *c, uint64_t ti, uint64_t start,
 }
 #endif
 
+/*
+ * qcow2_get_refcount() signals the first unaligned refcount block as a
+ * corruption (qcow2_signal_corruption()): not fatal, since qemu-img check
+ * opens the image read-only, and only once.
+ */
+static int signal_unaligned(struct checker *c, uint64_t ti)
+{
+	uint64_t off = c->img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK;
+
+	if (!(off & (c->cs - 1)) || c->signaled)
+		return 0;
+	c->signaled = true;
+	return add_line(c, "qcow2: Image is corrupt: Refblock offset %#" PRIx64
+			" unaligned (reftable index: %#" PRIx64 "); further non-fatal corruption events will be suppressed",
+			off, ti);
+}
+
 /* compare_refcounts(): every refcount block, by refcount table index. */
 int compare_refcounts(struct checker *c, uint64_t *highest)
 {
@@ -448,7 +517,9 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 		if (end > c->nb_clusters)
 			end = c->nb_clusters;
 		if (refblock_unreadable(c, ti)) {
-			ret = unreadable_block(c, start, end);
+			ret = signal_unaligned(c, ti);
+			if (ret == 0)
+				ret = unreadable_block(c, start, end);
 		} else if (r && kept_agrees(c, ti, start, end, highest)) {
 			progress(c, r->size);
 			c->agrees[ti] = true;

@@ -203,6 +203,10 @@ static void run_check(struct q2e_image *img)
 		seen(&err);
 		return;
 	}
+	/* qemu-img's lines, which the comparison's records make as they
+	 * are written, then the rest */
+	if (variant & VARIANT_CHECK_HUMAN)
+		q2e_check_write_lines(res, null_fp, &err);
 	q2e_check_render(res, img, null_fp,
 			 variant & VARIANT_CHECK_HUMAN ? Q2E_FORMAT_HUMAN
 						       : Q2E_FORMAT_JSON,

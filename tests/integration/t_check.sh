@@ -202,6 +202,16 @@ cp "$src" "$T/norb.qcow2"
 put "$T/norb.qcow2" "$rt" 8 0
 same_as_qemu "refcount block missing" "$T/norb.qcow2"
 
+# A refcount block misaligned: qemu-img says so, then when it compares,
+# once that the image is corrupt and for each cluster of the block that
+# it cannot get its refcount.
+cp "$src" "$T/rbmis.qcow2"
+put "$T/rbmis.qcow2" "$rt" 8 $(( $(u64 "$src" "$rt") + 512 ))
+same_as_qemu "refcount block misaligned" "$T/rbmis.qcow2"
+assert_match "refcount block misaligned: qemu-img's corruption line" \
+	"^qcow2: Image is corrupt: Refblock offset 0x[0-9a-f]*200 unaligned" \
+	"$("$Q2E" check "$T/rbmis.qcow2" 2>&1 >/dev/null | grep -m 1 '^qcow2:')"
+
 # A data cluster inside the refcount table: guest 5M maps onto it.
 cp "$src" "$T/inrt.qcow2"
 put "$T/inrt.qcow2" "$e" 8 $(( rt | 0x8000000000000000 ))

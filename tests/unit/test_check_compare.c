@@ -360,9 +360,10 @@ static void test_kept_block(void **state)
 	const struct q2e_region *by_index[2] = { &r, NULL };
 
 	(void)state;
-	for (int damaged = 0; damaged <= 1; damaged++) {
+	for (int damaged = 0; damaged <= 2; damaged++) {
 		struct fixture *f = setup(4, n);
 		struct checker *c = &f->c;
+		char want[64 * 48] = "";
 
 		f->img.reftable = reftable;
 		f->img.nreftable = 1;
@@ -376,22 +377,31 @@ static void test_kept_block(void **state)
 			put_refcount(f->block, 4, k, v);
 			count(c, k, v);
 		}
-		if (damaged) {
+		if (damaged == 1) {
 			put_refcount(f->block, 4, 3, 1);
 			count(c, 3, 0);
 			put_refcount(f->block, 4, 200, 0);
 			count(c, 200, 1);
+			strcpy(want, "Leaked cluster 3 refcount=1 reference=0\n"
+			       "ERROR cluster 200 refcount=0 reference=1\n");
+		}
+		/* Many wrong: the block is kept, and the lines made from it. */
+		for (uint64_t k = 100; damaged == 2 && k < 140; k++) {
+			uint64_t v = (k * 7 + k / 5) % 3 == 0;
+
+			count(c, k, !v);
+			snprintf(want + strlen(want), sizeof(want) - strlen(want),
+				 "%s cluster %" PRIu64 " refcount=%" PRIu64
+				 " reference=%" PRIu64 "\n", v ? "Leaked" : "ERROR",
+				 k, v, (uint64_t)!v);
 		}
 		assert_int_equal(keep_refblock(c, &r, f->block), 0);
 		assert_non_null(c->kept_slot);
 		assert_int_equal(c->kept_slot[0], 1);
 		assert_int_equal(compare_refcounts(c, &highest), 0);
-		assert_int_equal(c->res->nlines, damaged ? 1 : 0);
-		if (damaged) {
-			assert_string_equal(written(c),
-					    "Leaked cluster 3 refcount=1 reference=0\n"
-					    "ERROR cluster 200 refcount=0 reference=1\n");
-		}
+		/* a line each for two, one record for forty */
+		assert_int_equal(c->res->nlines, damaged == 1 ? 2 : damaged == 2);
+		assert_string_equal(written(c), want);
 		assert_int_equal(c->agrees[0], !damaged);
 		f->img.reftable = NULL;
 		teardown(f);
