@@ -84,7 +84,7 @@ char *keep_string(struct checker *c, const char *s, size_t max)
  * such in qemu's order.  An L2 table that N L1 entries share is walked N
  * times, as qemu-img walks it, and each walk's alike lines (2,048 refcount
  * overflows, one per entry mapping one cluster) are one line with a count:
- * 4 million lines from an 80 KB file took a gigabyte.  They are written
+ * 4 million lines from a 208 KB file took a gigabyte.  They are written
  * out in full, as qemu-img writes them.
  */
 static bool same_as_last(const struct checker *c, const char *text)

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The L2 tables and refcount blocks that differ, when both images have
- * one geometry: kept as a copy of each pair of tables, and made into
+ * one geometry: kept as a copy of each pair of tables (of the parts
+ * where they differ, where few do: struct kept), and made into
  * changes and ranges each time they are counted or rendered, rather than
  * kept a change each.  Two 16 KB sparse files whose refcount tables name
  * one block 512 times, the counts differing one cluster in two, made 8
- * million changes (1.9 GB); an 80 KB image whose 2,048 L1 entries name
+ * million changes (1.9 GB); a 208 KB image whose 2,048 L1 entries name
  * one L2 table, 4 million (1.1 GB).  A pair of tables that several
  * entries name is copied once, so memory follows the tables in the
  * files; the changes themselves are as many as before, and so is JSON.
@@ -22,11 +23,27 @@
 #include "qcow2elf/qcow2.h"
 #include "view/diff_int.h"
 
+/* Whole chunks of identical bytes hold no change. */
+#define SAME_CHUNK 512
+
+/*
+ * What is kept of a pair of tables: both whole (A's, then B's, NCHUNKS
+ * == the chunks of a table), or only the chunks that differ (IDX[i] is
+ * where chunk i of A's, then of B's, goes): a table of 64 KB with one
+ * entry changed keeps 1 KB, not 128 KB.  Identical chunks hold no change,
+ * so they are made again as zeros in both.
+ */
+struct kept {
+	size_t nchunks;
+	uint32_t *idx;		/* NULL when whole */
+	uint8_t *bytes;
+};
+
 /* Table entry INDEX (of the L1 or refcount table): its tables differ. */
 struct pair_rec {
 	enum q2e_diff_group g;
 	uint64_t index;
-	const uint8_t *a, *b;	/* the copies */
+	const struct kept *k;
 	char symbol[64];
 };
 
@@ -34,7 +51,13 @@ struct pair_rec {
 struct pair_copy {
 	enum q2e_diff_group g;
 	uint64_t oa, ob;
-	uint8_t *bytes;		/* A's table, then B's; NULL: a free slot */
+	struct kept *k;		/* NULL: a free slot */
+};
+
+/* The two tables of a pair kept in part, made whole again. */
+struct scratch {
+	const struct kept *of;
+	uint8_t *bytes;
 };
 
 struct q2e_diff_pairs {
@@ -44,16 +67,31 @@ struct q2e_diff_pairs {
 	struct pair_copy *slots;	/* open addressing, a power of two */
 	size_t nslots, used;
 	bool has[Q2E_DIFF_G_COUNT];
+	struct scratch *scratch;
 };
 
+/* splitmix64's finalizer: every bit of Z moves every bit of the result. */
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/*
+ * The slot of the pair, or the free one where it would go.  The offsets
+ * are mixed whole: a product's middle bits follow only the key's low
+ * bits, and offsets that differ only above them (L1 entries past the end
+ * of the file, 1 << 39 apart) all fell in one slot, each insertion a walk
+ * over every pair before it.
+ */
 static size_t slot_of(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 		      uint64_t oa, uint64_t ob)
 {
 	size_t mask = p->nslots - 1;
-	size_t i = (size_t)(((oa * 0x9e3779b97f4a7c15ULL ^ ob) + (unsigned)g) *
-			    0xbf58476d1ce4e5b9ULL >> 17) & mask;
+	size_t i = (size_t)mix64(mix64(oa ^ (uint64_t)g << 58) ^ ob) & mask;
 
-	while (p->slots[i].bytes && (p->slots[i].g != g ||
+	while (p->slots[i].k && (p->slots[i].g != g ||
 				     p->slots[i].oa != oa ||
 				     p->slots[i].ob != ob))
 		i = (i + 1) & mask;
@@ -71,7 +109,7 @@ static int grow_slots(struct q2e_diff_pairs *p)
 	for (size_t i = 0; i < p->nslots; i++) {
 		const struct pair_copy *c = &p->slots[i];
 
-		if (c->bytes)
+		if (c->k)
 			n.slots[slot_of(&n, c->g, c->oa, c->ob)] = *c;
 	}
 	free(p->slots);
@@ -85,7 +123,7 @@ bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
 {
 	const struct q2e_diff_pairs *p = d->pairs;
 
-	return p && p->nslots && p->slots[slot_of(p, g, oa, ob)].bytes;
+	return p && p->nslots && p->slots[slot_of(p, g, oa, ob)].k;
 }
 
 static struct q2e_diff_pairs *pairs_new(const struct q2e_diff *d,
@@ -96,6 +134,13 @@ static struct q2e_diff_pairs *pairs_new(const struct q2e_diff *d,
 
 	if (!p)
 		return NULL;
+	p->scratch = calloc(1, sizeof(*p->scratch));
+	if (p->scratch)
+		p->scratch->bytes = malloc((size_t)b->cluster_size * 2);
+	if (!p->scratch || !p->scratch->bytes) {
+		diff_pairs_free(p);
+		return NULL;
+	}
 	p->geom = (struct diff_pair_geom){
 		.l2a = a->l2,
 		.l2b = b->l2,
@@ -115,6 +160,85 @@ static struct q2e_diff_pairs *pairs_new(const struct q2e_diff *d,
 	return p;
 }
 
+/* A copy of TA and TB (CS bytes each), or of the chunks where they differ
+ * if that is at most half of them. */
+static struct kept *kept_new(const uint8_t *ta, const uint8_t *tb, size_t cs)
+{
+	size_t all = cs / SAME_CHUNK, nd = 0, k = 0;
+	struct kept *kp = calloc(1, sizeof(*kp));
+
+	if (!kp)
+		return NULL;
+	for (size_t c = 0; c < all; c++)
+		nd += memcmp(ta + c * SAME_CHUNK, tb + c * SAME_CHUNK,
+			     SAME_CHUNK) != 0;
+	if (all < 2 || nd * 2 > all) {
+		kp->nchunks = all;
+		kp->bytes = malloc(cs * 2);
+		if (!kp->bytes) {
+			free(kp);
+			return NULL;
+		}
+		memcpy(kp->bytes, ta, cs);
+		memcpy(kp->bytes + cs, tb, cs);
+		return kp;
+	}
+	kp->nchunks = nd;
+	kp->idx = malloc(nd * sizeof(*kp->idx));
+	kp->bytes = malloc(nd * SAME_CHUNK * 2);
+	if (!kp->idx || !kp->bytes) {
+		free(kp->idx);
+		free(kp->bytes);
+		free(kp);
+		return NULL;
+	}
+	for (size_t c = 0; c < all; c++) {
+		const uint8_t *ca = ta + c * SAME_CHUNK, *cb = tb + c * SAME_CHUNK;
+
+		if (memcmp(ca, cb, SAME_CHUNK) == 0)
+			continue;
+		kp->idx[k] = (uint32_t)c;
+		memcpy(kp->bytes + k * SAME_CHUNK, ca, SAME_CHUNK);
+		memcpy(kp->bytes + (nd + k) * SAME_CHUNK, cb, SAME_CHUNK);
+		k++;
+	}
+	return kp;
+}
+
+static void kept_free(struct kept *kp)
+{
+	if (!kp)
+		return;
+	free(kp->idx);
+	free(kp->bytes);
+	free(kp);
+}
+
+/* The tables of KP, A's then B's, whole. */
+static const uint8_t *kept_tables(const struct q2e_diff_pairs *p,
+				  const struct kept *kp)
+{
+	size_t cs = (size_t)p->geom.cluster_size;
+	struct scratch *s = p->scratch;
+
+	if (!kp->idx)
+		return kp->bytes;
+	if (s->of != kp) {
+		memset(s->bytes, 0, cs * 2);
+		for (size_t k = 0; k < kp->nchunks; k++) {
+			size_t at = (size_t)kp->idx[k] * SAME_CHUNK;
+
+			memcpy(s->bytes + at, kp->bytes + k * SAME_CHUNK,
+			       SAME_CHUNK);
+			memcpy(s->bytes + cs + at,
+			       kp->bytes + (kp->nchunks + k) * SAME_CHUNK,
+			       SAME_CHUNK);
+		}
+		s->of = kp;
+	}
+	return s->bytes;
+}
+
 int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   const struct q2e_image *a, const struct q2e_image *b,
 		   uint64_t index, uint64_t oa, uint64_t ob,
@@ -122,7 +246,6 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   struct q2e_error *err)
 {
 	struct q2e_diff_pairs *p = d->pairs;
-	const uint8_t *copy;
 	struct pair_rec *r;
 	size_t cs, i;
 
@@ -132,31 +255,24 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 	if ((p->used + 1) * 2 > p->nslots && grow_slots(p) < 0)
 		return diff_nomem(err);
 	i = slot_of(p, g, oa, ob);
-	if (!p->slots[i].bytes) {
-		uint8_t *bytes = malloc(cs * 2);
+	if (!p->slots[i].k) {
+		struct kept *kp = kept_new(ta, tb, cs);
 
-		if (!bytes)
+		if (!kp)
 			return diff_nomem(err);
-		memcpy(bytes, ta, cs);
-		memcpy(bytes + cs, tb, cs);
-		p->slots[i] = (struct pair_copy){ g, oa, ob, bytes };
+		p->slots[i] = (struct pair_copy){ g, oa, ob, kp };
 		p->used++;
 	}
-	copy = p->slots[i].bytes;
 	if (q2e_grow(p->v, p->cap, p->n + 1) < 0)
 		return diff_nomem(err);
 	r = &p->v[p->n++];
 	r->g = g;
 	r->index = index;
-	r->a = copy;
-	r->b = copy + cs;
+	r->k = p->slots[i].k;
 	snprintf(r->symbol, sizeof(r->symbol), "%s", symbol);
 	p->has[g] = true;
 	return 0;
 }
-
-/* Whole chunks of identical bytes hold no change. */
-#define SAME_CHUNK 512
 
 static const char ROSE[] = "rose", FELL[] = "fell";
 
@@ -165,8 +281,8 @@ static const char ROSE[] = "rose", FELL[] = "fell";
  * joined, to FN until it returns false: then false.
  */
 static bool refblock_changes(const struct diff_pair_geom *geom,
-			     const struct pair_rec *r, diff_entry_fn *fn,
-			     void *arg)
+			     const struct pair_rec *r, const uint8_t *ta,
+			     const uint8_t *tb, diff_entry_fn *fn, void *arg)
 {
 	uint64_t n = geom->per_block, cs = geom->cluster_size;
 	uint64_t per_chunk = SAME_CHUNK * 8 / (1U << geom->order_b);
@@ -178,16 +294,16 @@ static bool refblock_changes(const struct diff_pair_geom *geom,
 		const char *change;
 
 		while (j % per_chunk == 0 && n - j >= per_chunk &&
-		       memcmp(r->a + j / per_chunk * SAME_CHUNK,
-			      r->b + j / per_chunk * SAME_CHUNK, SAME_CHUNK) == 0)
+		       memcmp(ta + j / per_chunk * SAME_CHUNK,
+			      tb + j / per_chunk * SAME_CHUNK, SAME_CHUNK) == 0)
 			j += per_chunk;
 		if (j == n)
 			break;
 		host = (r->index * n + j) * cs;
 		if (host >= geom->file_size)
 			break;
-		x = qcow2_refcount_get(r->a, (size_t)cs, geom->order_a, j);
-		y = qcow2_refcount_get(r->b, (size_t)cs, geom->order_b, j);
+		x = qcow2_refcount_get(ta, (size_t)cs, geom->order_a, j);
+		y = qcow2_refcount_get(tb, (size_t)cs, geom->order_b, j);
 		if (x == y)
 			continue;
 		change = y > x ? ROSE : FELL;
@@ -218,15 +334,19 @@ bool diff_pairs_changes(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 {
 	for (size_t i = 0; p && i < p->n; i++) {
 		const struct pair_rec *r = &p->v[i];
+		const uint8_t *t;
 		bool go;
 
 		if (r->g != g)
 			continue;
+		t = kept_tables(p, r->k);
 		if (g == Q2E_DIFF_G_L2)
-			go = diff_l2_pair_changes(&p->geom, r->index, r->a, r->b,
+			go = diff_l2_pair_changes(&p->geom, r->index, t,
+						  t + p->geom.cluster_size,
 						  r->symbol, meanings, fn, arg);
 		else
-			go = refblock_changes(&p->geom, r, fn, arg);
+			go = refblock_changes(&p->geom, r, t,
+					      t + p->geom.cluster_size, fn, arg);
 		if (!go)
 			return false;
 	}
@@ -341,8 +461,11 @@ void diff_pairs_free(struct q2e_diff_pairs *p)
 	if (!p)
 		return;
 	for (size_t i = 0; i < p->nslots; i++)
-		free(p->slots[i].bytes);
+		kept_free(p->slots[i].k);
 	free(p->slots);
+	if (p->scratch)
+		free(p->scratch->bytes);
+	free(p->scratch);
 	free(p->v);
 	free(p);
 }

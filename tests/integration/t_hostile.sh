@@ -306,6 +306,20 @@ assert_eq "leaky-sparse: diff counts every refcount that fell" \
 assert_eq "leaky-sparse: diff -v lists every range that fell, to the last" \
 	"start 0xffffff000 length 0x1000" "$(echo $(cat "$T_TMP/.tail"))"
 
+# 131,072 pairs of L2 tables whose offsets differ only in their high bits:
+# the pairs diff keeps fell in one slot of its hash table (22 s).
+f=$T_TMP/far-l1.qcow2
+g=$T_TMP/one-l2.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512 "$f" 4G
+cp "$f" "$g"
+qemu-io -c "write -P 7 0 512" "$g" >/dev/null
+python3 "$TOP/tests/lib/hostile.py" far-l1 "$f"
+python3 "$TOP/tests/lib/hostile.py" one-l2 "$g"
+limited "far-l1: diff with one-l2" "$Q2E" diff "$f" "$g"
+assert_eq "far-l1: diff counts a change in each L1 entry's table" \
+	"l2 131072 entries in 131072 structures" \
+	"$("$Q2E" diff "$f" "$g" | awk '$1 == "l2" && NF > 2 { $1 = $1; print }')"
+
 # Likewise 65,535 bitmaps, all named "b", sharing one table.  (dump makes
 # a section and a symbol for each table, which takes over 300 MB here: not
 # bounded yet.)

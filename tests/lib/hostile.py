@@ -10,6 +10,8 @@
     hostile.py copied-snapshots IMAGE [SNAPSHOTS]
     hostile.py shared-l2 IMAGE
     hostile.py leaky-sparse IMAGE [BYTE]
+    hostile.py far-l1 IMAGE
+    hostile.py one-l2 IMAGE
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -60,6 +62,13 @@ one refcount block, whose bytes become BYTE (85: refcounts 1, 0, 1, 0...,
 as here; 255: all 1), and the file
 grows (a hole) to the 64 GiB those entries cover: qemu-img check reports 8
 million leaked clusters, one line each, from a file of 16 KB on disk.
+
+far-l1: entry i of IMAGE's active L1 table comes to name an L2 table at
+(i + 1) << 39, past the end of the file (it reads as zeros).  one-l2:
+every entry of IMAGE's active L1 table comes to name the table entry 0
+names.  A diff of the two (fresh images of 512-byte clusters and 131,072
+L1 entries, the second with a cluster written) compares 131,072 pairs of
+tables, whose offsets differ only in their high bits.
 """
 import struct
 import sys
@@ -228,6 +237,28 @@ def leaky_sparse(path, byte):
         f.truncate(entries * ((8 << cbits) >> order) << cbits)
 
 
+def active_l1(f):
+    hdr = f.read(104)
+    return struct.unpack_from(">IQ", hdr, 36)
+
+
+def far_l1(path, _count):
+    with open(path, "r+b") as f:
+        l1_size, l1_off = active_l1(f)
+        f.seek(l1_off)
+        f.write(b"".join(struct.pack(">Q", (i + 1) << 39)
+                         for i in range(l1_size)))
+
+
+def one_l2(path, _count):
+    with open(path, "r+b") as f:
+        l1_size, l1_off = active_l1(f)
+        f.seek(l1_off)
+        first = f.read(8)
+        f.seek(l1_off)
+        f.write(first * l1_size)
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "many-snapshots": (many_snapshots, 65536),
@@ -237,6 +268,8 @@ GENERATORS = {
     "copied-snapshots": (copied_snapshots, 500),
     "shared-l2": (shared_l2, 0),
     "leaky-sparse": (leaky_sparse, 0x55),
+    "far-l1": (far_l1, 0),
+    "one-l2": (one_l2, 0),
 }
 
 
