@@ -287,8 +287,9 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
  * After a q2e_image_l2_lookup() of OFF: how many of the clusters that
  * follow OFF's in its L2 table, up to MAX, have entries that decode as
  * OFF's does, the host offset moved on by one cluster each (unchanged if
- * there is none).  0 where it cannot tell cheaply (extended L2 entries,
- * compressed clusters), for the caller to look one at a time.
+ * there is none).  0 where it cannot tell cheaply (compressed clusters,
+ * extended L2 entries whose subclusters differ in type), for the caller
+ * to look one at a time.
  */
 uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
 			  uint64_t max);

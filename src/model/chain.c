@@ -387,8 +387,16 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 	while (run < limit) {
 		/* The entries that continue the last one exactly (a
 		 * preallocated image is all such runs), a table at a time. */
-		run += unit * q2e_image_l2_run(l->cache, off + run - unit,
-					       (limit - run + unit - 1) / unit);
+		if (!img->l2.extended)
+			run += unit * q2e_image_l2_run(l->cache, off + run - unit,
+						       (limit - run + unit - 1) / unit);
+		else if (!((off + run) & (img->cluster_size - 1)))
+			/* whole clusters, from the end of one: a run of
+			 * alike subclusters has reached the cluster's end */
+			run += img->cluster_size *
+			       q2e_image_l2_run(l->cache, off + run - unit,
+						(limit - run + img->cluster_size - 1) /
+						img->cluster_size);
 		if (run >= limit)
 			break;
 		/* An L1 entry without an L2 table: all of its range at once. */

@@ -320,6 +320,17 @@ assert_eq "far-l1: diff counts a change in each L1 entry's table" \
 	"l2 131072 entries in 131072 structures" \
 	"$("$Q2E" diff "$f" "$g" | awk '$1 == "l2" && NF > 2 { $1 = $1; print }')"
 
+# Extended L2 entries whose tables lie past the end of the file (zeros):
+# map went a 64 KiB subcluster at a time, 4 billion lookups for 256 TiB
+# (a fuzz finding, timeout-map-extended-l2-subclusters).
+f=$T_TMP/far-l1-extended.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=2M,extended_l2=on "$f" 256T
+python3 "$TOP/tests/lib/hostile.py" far-l1 "$f"
+limited "far-l1, extended L2: map --output=json" "$Q2E" map --output=json "$f"
+assert_status "far-l1, extended L2: map --output=json is qemu-img's" 0 \
+	cmp <("$Q2E" map --output=json "$f" 2>/dev/null) \
+	<(qemu-img map --output=json "$f")
+
 # Likewise 65,535 bitmaps, all named "b", sharing one table.  (dump makes
 # a section and a symbol for each table, which takes over 300 MB here: not
 # bounded yet.)
