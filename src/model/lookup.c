@@ -244,56 +244,40 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 }
 
 /*
- * q2e_image_l2_run() with extended entries: those after entry L2I with
- * the same subcluster bitmap, one that gives every subcluster the same
- * type (all allocated, all zero, or all unallocated), and the raw word one
- * cluster on.  A run of subclusters then goes on through whole clusters:
- * a 2 TiB image of 2 MiB clusters whose tables read as zeros was 32
- * million lookups, one a subcluster.
+ * Whether the subcluster BITMAP of an extended entry gives every
+ * subcluster one type (all allocated, all zero, or all unallocated): a run
+ * of subclusters then goes on through whole clusters.  A 2 TiB image of 2
+ * MiB clusters whose tables read as zeros was 32 million lookups, one a
+ * subcluster.
  */
-static uint64_t extended_run(const struct q2e_l2_cache *c, uint64_t l2i,
-			     uint64_t max)
+static bool one_type(uint64_t bitmap)
 {
-	const struct q2e_image *img = c->img;
-	const uint8_t *p = c->buf + l2i * 16;
-	uint64_t raw = qcow2_be64(p), bitmap = qcow2_be64(p + 8);
 	uint64_t alloc = bitmap & 0xffffffffU, zero = bitmap >> 32;
-	uint64_t step, n, j;
 
-	if ((raw & QCOW2_OFLAG_COMPRESSED) || (alloc && zero) ||
-	    (alloc && alloc != 0xffffffffU) || (zero && zero != 0xffffffffU))
-		return 0;
-	step = raw & QCOW2_OFFSET_MASK ? img->cluster_size : 0;
-	n = img->l2_entries - l2i - 1;
-	if (step && n > (QCOW2_OFFSET_MASK - (raw & QCOW2_OFFSET_MASK)) / step)
-		n = (QCOW2_OFFSET_MASK - (raw & QCOW2_OFFSET_MASK)) / step;
-	if (n > max)
-		n = max;
-	for (j = 0, p += 16; j < n; j++, p += 16)
-		if (qcow2_be64(p) != raw + (j + 1) * step ||
-		    qcow2_be64(p + 8) != bitmap)
-			break;
-	return j;
+	return !(alloc && zero) && (!alloc || alloc == 0xffffffffU) &&
+	       (!zero || zero == 0xffffffffU);
 }
 
 uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
 			  uint64_t max)
 {
 	const struct q2e_image *img = c->img;
+	bool extended = img->l2.extended;
+	unsigned esize = qcow2_l2_entry_size(&img->l2);
 	uint64_t cluster = off >> img->hdr.cluster_bits;
 	unsigned l2_bits = (unsigned)__builtin_ctzll(img->l2_entries | 1ULL << 63);
-	uint64_t l2i = cluster & (img->l2_entries - 1), raw, step, n, j;
+	uint64_t l2i = cluster & (img->l2_entries - 1), raw, bitmap, step, n, j;
+	const uint8_t *p = c->buf + l2i * esize;
 
 	if (!c->l1_known || c->l1i != cluster >> l2_bits ||
 	    !c->l2_offset || c->table_offset != c->l2_offset)
 		return 0;
-	if (img->l2.extended)
-		return extended_run(c, l2i, max);
-	raw = qcow2_be64(c->buf + l2i * 8);
-	if (raw & QCOW2_OFLAG_COMPRESSED)
+	raw = qcow2_be64(p);
+	bitmap = extended ? qcow2_be64(p + 8) : 0;
+	if ((raw & QCOW2_OFLAG_COMPRESSED) || !one_type(bitmap))
 		return 0;
-	/* Standard entries are their raw word: the same flags and the next
-	 * host cluster decode the same way, one cluster on.  The offset
+	/* Entries are their raw word (and bitmap): the same flags and the
+	 * next host cluster decode the same way, one cluster on.  The offset
 	 * field must not carry into the bits above it. */
 	step = raw & QCOW2_OFFSET_MASK ? img->cluster_size : 0;
 	n = img->l2_entries - l2i - 1;
@@ -301,8 +285,9 @@ uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
 		n = (QCOW2_OFFSET_MASK - (raw & QCOW2_OFFSET_MASK)) / step;
 	if (n > max)
 		n = max;
-	for (j = 0; j < n; j++)
-		if (qcow2_be64(c->buf + (l2i + j + 1) * 8) != raw + (j + 1) * step)
+	for (j = 0, p += esize; j < n; j++, p += esize)
+		if (qcow2_be64(p) != raw + (j + 1) * step ||
+		    (extended && qcow2_be64(p + 8) != bitmap))
 			break;
 	return j;
 }
