@@ -5,7 +5,7 @@
  * include it to test the counters and the comparison directly.
  *
  *   counters.c     one counter per host cluster, with the big-count table
- *   report.c       qemu-img's lines: corrupt(), check_error(), give_up()
+ *   report.c       qemu-img's lines: corrupt(), give_up()
  *   count_l2.c     the entries of one L2 table, by entry type
  *   count_tables.c the L1 tables, snapshots, bitmaps, refcount table
  *   compare.c      stored refcounts against the counts; COPIED
@@ -219,9 +219,6 @@ char *keep_string(struct checker *c, const char *s, size_t max);
 /* N corruptions qemu-img reports one line each for, under one line. */
 int corrupt_many(struct checker *c, uint64_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* A refcount qemu-img could not read: a check error, and its line. */
-int check_error(struct checker *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* A line record for compare_lines I of the result: no text. */
 int add_compare_line(struct checker *c, size_t i);
 /* qemu-img check stops: COUNTER (corruptions or check_errors) counts it and

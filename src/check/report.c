@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * qemu-img check's lines, and the one way each stage reports what it finds:
- * corrupt() for a corruption, check_error() for a refcount it could not
- * read, give_up() where qemu-img stops checking.  Each line carries the key
+ * corrupt() for a corruption, give_up() where qemu-img stops checking (a
+ * refcount it could not read is a record of the comparison, compare.c).  Each line carries the key
  * set_key() last set (stage, L1 index, L2 index): sorted by it, the lines
  * come out in the order qemu-img prints them.
  */
@@ -206,18 +206,6 @@ int corrupt_many(struct checker *c, uint64_t n, const char *fmt, ...)
 	int ret;
 
 	c->res->corruptions += n * c->mult;
-	va_start(ap, fmt);
-	ret = add_vline(c, 1, fmt, ap);
-	va_end(ap);
-	return ret;
-}
-
-int check_error(struct checker *c, const char *fmt, ...)
-{
-	va_list ap;
-	int ret;
-
-	c->res->check_errors++;
 	va_start(ap, fmt);
 	ret = add_vline(c, 1, fmt, ap);
 	va_end(ap);

@@ -10,11 +10,10 @@
  * of a huge image with preallocated metadata cost about one read of each
  * table; a pair that differs is kept, once, and its entries are compared
  * as the changes are counted and rendered (diff_pairs.c).  Otherwise
- * (other cluster sizes, L2
- * entry or refcount widths) they are compared range by range through the
- * model's lookups, a step where either image's entry may change (the end of
- * a cluster, of a run of identical entries, of a range with no table), and
- * named by the new image's tables.
+ * (other cluster sizes, L2 entry or refcount widths) they are compared
+ * range by range through the model's lookups, a step where either image's
+ * entry may change (the end of a cluster, of a run of identical entries,
+ * of a range with no table), and named by the new image's tables.
  */
 #include <inttypes.h>
 #include <stdio.h>
