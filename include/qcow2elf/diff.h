@@ -102,10 +102,11 @@ struct q2e_diff_range {
 	uint64_t start, length;	/* bytes */
 };
 
+/* The ranges of one kind of change, counted; they are made as they are
+ * rendered (see struct q2e_diff). */
 struct q2e_diff_ranges {
 	uint64_t units;		/* clusters of the comparison's unit */
-	struct q2e_diff_range *v;
-	size_t n, cap;
+	uint64_t n;		/* ranges */
 };
 
 /* How an active L2 entry changed, first match wins in this order. */
@@ -132,14 +133,19 @@ struct q2e_diff {
 	struct q2e_diff_ranges l2[Q2E_DIFF_L2_COUNT];
 	struct q2e_diff_ranges refcount_rose, refcount_fell;
 	/*
-	 * L2 tables and refcount blocks that differ, when the images share
-	 * one geometry: their changes and ranges are made from copies of
-	 * the tables as they are rendered, so those groups and ranges only
-	 * count them (n set, v empty).  NULL if there are none.
+	 * The changes of the L2 tables and refcount blocks and their
+	 * ranges are made each time they are rendered, so those groups and
+	 * ranges only count them (n set, v NULL): from copies of the pairs
+	 * of tables that differ when the images share one geometry, else
+	 * from a walk of both images by ranges, which reads them again.
+	 * Either is NULL where it has none.
 	 */
 	struct q2e_diff_pairs *pairs;
+	struct q2e_diff_walk *walk;
 };
 
+/* OLD and NEW must stay open until the result is freed: rendering it
+ * may read them again. */
 int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,
 		   struct q2e_diff **out, struct q2e_error *err);
 void q2e_diff_free(struct q2e_diff *d);
@@ -149,10 +155,11 @@ uint64_t q2e_diff_count(const struct q2e_diff *d);
  * Writes D to O: a summary per structure kind, then the named changes,
  * the tables moved, and the guest and host ranges.  JSON lists everything;
  * human output lists the first five changes of each kind unless VERBOSE,
- * and leaves out what did not change.
+ * and leaves out what did not change.  Fails only where a read of the
+ * images again failed (the output stops short of that change).
  */
-void q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
-		     bool verbose);
+int q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
+		    bool verbose, struct q2e_error *err);
 
 const char *q2e_diff_l2_kind_name(enum q2e_diff_l2_kind k);
 /* "header", "l2_table", ...: the JSON key of a group. */

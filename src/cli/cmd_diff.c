@@ -110,7 +110,12 @@ int cmd_diff(int argc, char **argv)
 		goto out;
 	}
 	q2e_out_set_color(o, color);
-	q2e_diff_render(d, o, verbose);
+	if (q2e_diff_render(d, o, verbose, &err) < 0) {
+		q2e_out_finish(o);
+		report(&err);
+		ret = Q2E_EXIT_DIFF_ERROR;
+		goto out;
+	}
 	if (q2e_out_finish(o) < 0) {
 		q2e_error_set(&err, Q2E_EOUTPUT, "cannot write to standard output");
 		report(&err);

@@ -73,34 +73,6 @@ struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
 	return e;
 }
 
-bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
-		       const char *symbol, uint64_t index, uint64_t count,
-		       const char *change, uint64_t old, uint64_t new,
-		       uint64_t old_bitmap, uint64_t new_bitmap,
-		       uint64_t range_length)
-{
-	struct q2e_diff_entries *l = &d->groups[g];
-	struct q2e_diff_entry *e = l->n ? &l->v[l->n - 1] : NULL;
-
-	if (!e || !e->indexed || e->change != change ||
-	    strcmp(e->symbol, symbol) != 0)
-		return false;
-	/* The same entry again, when the unit is smaller than its cluster. */
-	if (count == 1 && e->index + e->count - 1 == index) {
-		e->range_length += range_length;
-		return true;
-	}
-	if (e->index + e->count != index ||
-	    e->old.num + e->count * e->old_step != old ||
-	    e->new.num + e->count * e->new_step != new ||
-	    e->old.bitmap != old_bitmap || e->new.bitmap != new_bitmap)
-		return false;
-	e->count += count;
-	e->range_length += range_length;
-	l->changed += count;
-	return true;
-}
-
 static int field_new(struct q2e_diff *d, enum q2e_diff_group g,
 		     const char *symbol, const char *member,
 		     struct q2e_diff_entry **out, struct q2e_error *err)
@@ -152,22 +124,6 @@ int diff_field_str(struct q2e_diff *d, enum q2e_diff_group g,
 		e->change = "added";
 	else if (!b)
 		e->change = "removed";
-	return 0;
-}
-
-int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
-		    uint64_t units, struct q2e_error *err)
-{
-	r->units += units;
-	if (r->n && r->v[r->n - 1].start + r->v[r->n - 1].length == start) {
-		r->v[r->n - 1].length += len;
-		return 0;
-	}
-	if (q2e_grow(r->v, r->cap, r->n + 1) < 0)
-		return diff_nomem(err);
-	r->v[r->n].start = start;
-	r->v[r->n].length = len;
-	r->n++;
 	return 0;
 }
 
@@ -270,11 +226,8 @@ void q2e_diff_free(struct q2e_diff *d)
 	for (size_t i = 0; i < d->ntables; i++)
 		free(d->tables[i].name);
 	free(d->tables);
-	for (int k = 0; k < Q2E_DIFF_L2_COUNT; k++)
-		free(d->l2[k].v);
-	free(d->refcount_rose.v);
-	free(d->refcount_fell.v);
 	diff_pairs_free(d->pairs);
+	diff_walk_free(d->walk);
 	free(d);
 }
 

@@ -18,18 +18,6 @@ char *diff_strdup_printf(const char *fmt, ...)
 struct q2e_diff_entry *diff_entry_new(struct q2e_diff *d, enum q2e_diff_group g,
 				      const char *symbol, const char *member,
 				      struct q2e_error *err);
-/*
- * Extends the last change of G with entries INDEX to INDEX + COUNT - 1 if
- * they continue its run: the same symbol and change, the next index, values
- * one step further (or, with COUNT 1, the last entry again, when the unit is
- * smaller than its cluster).  True if it did; otherwise the caller adds a
- * change of its own.
- */
-bool diff_entry_extend(struct q2e_diff *d, enum q2e_diff_group g,
-		       const char *symbol, uint64_t index, uint64_t count,
-		       const char *change, uint64_t old, uint64_t new,
-		       uint64_t old_bitmap, uint64_t new_bitmap,
-		       uint64_t range_length);
 /* A field that differs: records it unless A == B. */
 int diff_field_num(struct q2e_diff *d, enum q2e_diff_group g,
 		   const char *symbol, const char *member, uint64_t a,
@@ -37,10 +25,6 @@ int diff_field_num(struct q2e_diff *d, enum q2e_diff_group g,
 int diff_field_str(struct q2e_diff *d, enum q2e_diff_group g,
 		   const char *symbol, const char *member, const char *a,
 		   const char *b, struct q2e_error *err);
-/* Adds [START, START + LEN) to R, UNITS of the diff's unit. */
-int diff_ranges_add(struct q2e_diff_ranges *r, uint64_t start, uint64_t len,
-		    uint64_t units, struct q2e_error *err);
-
 /* The region of KIND that starts at OFF, or NULL. */
 const struct q2e_region *diff_region_exact(const struct q2e_image *img,
 					   uint64_t off,
@@ -93,12 +77,61 @@ int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
 		   struct q2e_image *b, struct q2e_error *err);
 
 /*
- * diff_pairs.c: L2 tables and refcount blocks that differ between images
- * of one geometry, made into changes as they are counted and rendered.
- * A callback returns false to stop.
+ * The changes of L2 tables and refcount blocks are made from steps each
+ * time they are counted or rendered (diff_runs.c).  A step is one entry of
+ * the new image's table that changed (COUNT in a row where its entry spans
+ * more than one cluster of the old image, each one on from the last),
+ * or a part of one (where the old image's clusters are smaller).
  */
+enum {
+	DIFF_KIND_ROSE = Q2E_DIFF_L2_COUNT,	/* after the L2 kinds */
+	DIFF_KIND_FELL,
+	DIFF_NKINDS
+};
+struct diff_step {
+	const char *symbol;	/* the table, as the new image names it */
+	int kind;		/* enum q2e_diff_l2_kind, or DIFF_KIND_* */
+	uint64_t index, count;
+	enum q2e_diff_vtype type;	/* RAW: L2 entries; NUM: refcounts */
+	uint64_t old, new;
+	bool has_bitmap;	/* extended L2 */
+	uint64_t old_bitmap, new_bitmap;
+	uint64_t old_step, new_step;	/* to the next entry's value */
+	const struct qcow2_l2_entry *x, *y;	/* L2: decoded, else NULL */
+	uint64_t start, length;	/* guest (L2) or host (refcount) bytes */
+};
+typedef bool diff_step_fn(void *arg, const struct diff_step *s);
 typedef bool diff_entry_fn(void *arg, const struct q2e_diff_entry *e);
 typedef bool diff_range_fn(void *arg, const struct q2e_diff_range *r);
+
+/* "allocated", "rose": the change of a step of KIND (static). */
+const char *diff_kind_name(int kind);
+/* Each change of group G in order, runs joined, with what the values
+ * mean if MEANINGS (L2 entries); false if FN stopped it or the walk
+ * failed. */
+bool diff_runs_changes(const struct q2e_diff *d, enum q2e_diff_group g,
+		       bool meanings, diff_entry_fn *fn, void *arg);
+/* Each range of group G's changes of KIND, joined where they touch. */
+void diff_runs_ranges(const struct q2e_diff *d, enum q2e_diff_group g,
+		      int kind, diff_range_fn *fn, void *arg);
+/* The summary's counts of group G's changes and ranges, in one pass. */
+int diff_runs_tally(struct q2e_diff *d, enum q2e_diff_group g,
+		    struct q2e_error *err);
+
+/* diff_entries.c: how an L2 entry changed, and what it means. */
+#define DIFF_MEANING_MAX 192
+int diff_l2_change(const struct qcow2_l2_entry *x,
+		   const struct qcow2_l2_entry *y);
+void diff_l2_meaning(const struct qcow2_l2_entry *e, bool extended,
+		     char *buf, size_t size);
+uint64_t diff_l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size);
+uint64_t diff_l2_offset(const struct q2e_image *img, uint64_t i);
+uint64_t diff_block_offset(const struct q2e_image *img, uint64_t i);
+
+/*
+ * diff_pairs.c: L2 tables and refcount blocks that differ between images
+ * of one geometry, kept once per pair.
+ */
 /* What the changes of a pair of tables are made with. */
 struct diff_pair_geom {
 	struct qcow2_l2_layout l2a, l2b;
@@ -109,7 +142,6 @@ struct diff_pair_geom {
 	unsigned order_a, order_b;	/* refcount orders */
 	uint64_t per_block;	/* refcounts a block */
 	uint64_t file_size;	/* the larger file */
-	uint64_t unit;		/* of the diff's ranges */
 };
 /* Whether the tables of group G at OA in A and OB in B were added. */
 bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
@@ -122,21 +154,33 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   uint64_t index, uint64_t oa, uint64_t ob,
 		   const uint8_t *ta, const uint8_t *tb, const char *symbol,
 		   struct q2e_error *err);
-/* The summary's counts of group G's changes and ranges. */
-void diff_pairs_tally(struct q2e_diff *d, enum q2e_diff_group g);
 bool diff_pairs_has(const struct q2e_diff_pairs *p, enum q2e_diff_group g);
-/* Each change of group G in order, with what the values mean if
- * MEANINGS (L2 entries); false if FN stopped it. */
-bool diff_pairs_changes(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
-			bool meanings, diff_entry_fn *fn, void *arg);
-/* Each range of group G's changes named CHANGE ("rose", "freed"). */
-void diff_pairs_ranges(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
-		       const char *change, diff_range_fn *fn, void *arg);
+/* The steps of group G's pairs, in order, to FN until it returns false:
+ * then false. */
+bool diff_pairs_steps(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
+		      diff_step_fn *fn, void *arg);
 void diff_pairs_free(struct q2e_diff_pairs *p);
-/* diff_entries.c: the changes of L2 tables TA and TB at L1 index INDEX. */
-bool diff_l2_pair_changes(const struct diff_pair_geom *geom, uint64_t index,
-			  const uint8_t *ta, const uint8_t *tb,
-			  const char *symbol, bool meanings, diff_entry_fn *fn,
-			  void *arg);
+/* diff_entries.c: the steps of L2 tables TA and TB at L1 index INDEX. */
+bool diff_l2_pair_steps(const struct diff_pair_geom *geom, uint64_t index,
+			const uint8_t *ta, const uint8_t *tb,
+			const char *symbol, diff_step_fn *fn, void *arg);
+
+/*
+ * diff_walk.c: L2 entries and refcounts compared range by range through
+ * both models, where the images' geometries differ.  The walk reads the
+ * images again each time its steps are made: they must outlive the diff.
+ */
+/* Group G (L2 or refcount blocks) of A and B is compared by the walk. */
+int diff_walk_add(struct q2e_diff *d, struct q2e_image *a,
+		  struct q2e_image *b, enum q2e_diff_group g,
+		  struct q2e_error *err);
+bool diff_walk_has(const struct q2e_diff_walk *w, enum q2e_diff_group g);
+/* The steps of group G, in order, to FN until it returns false: then
+ * false, as when a read failed (diff_walk_error()). */
+bool diff_walk_steps(struct q2e_diff_walk *w, enum q2e_diff_group g,
+		     diff_step_fn *fn, void *arg);
+/* The first read that failed in a walk, copied to ERR; 0 if none. */
+int diff_walk_error(const struct q2e_diff_walk *w, struct q2e_error *err);
+void diff_walk_free(struct q2e_diff_walk *w);
 
 #endif

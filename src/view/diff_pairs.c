@@ -11,9 +11,7 @@
  * entries name is copied once, so memory follows the tables in the
  * files; the changes themselves are as many as before, and so is JSON.
  *
- * The changes come out as the eager path of diff_entries.c made them: a
- * run of entries that change alike is one change, and a range joins the
- * last one of its kind where they touch.
+ * The changes are made from their steps by diff_runs.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,8 +124,7 @@ bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
 	return p && p->nslots && p->slots[slot_of(p, g, oa, ob)].k;
 }
 
-static struct q2e_diff_pairs *pairs_new(const struct q2e_diff *d,
-					const struct q2e_image *a,
+static struct q2e_diff_pairs *pairs_new(const struct q2e_image *a,
 					const struct q2e_image *b)
 {
 	struct q2e_diff_pairs *p = calloc(1, sizeof(*p));
@@ -155,7 +152,6 @@ static struct q2e_diff_pairs *pairs_new(const struct q2e_diff *d,
 						b->refcount_bits : 0,
 		.file_size = a->file_size > b->file_size ? a->file_size
 							 : b->file_size,
-		.unit = d->unit,
 	};
 	return p;
 }
@@ -249,7 +245,7 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 	struct pair_rec *r;
 	size_t cs, i;
 
-	if (!p && !(p = d->pairs = pairs_new(d, a, b)))
+	if (!p && !(p = d->pairs = pairs_new(a, b)))
 		return diff_nomem(err);
 	cs = (size_t)p->geom.cluster_size;
 	if ((p->used + 1) * 2 > p->nslots && grow_slots(p) < 0)
@@ -274,24 +270,18 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 	return 0;
 }
 
-static const char ROSE[] = "rose", FELL[] = "fell";
-
-/*
- * The changes of the refcount blocks R->a and R->b, in entry order, runs
- * joined, to FN until it returns false: then false.
- */
-static bool refblock_changes(const struct diff_pair_geom *geom,
-			     const struct pair_rec *r, const uint8_t *ta,
-			     const uint8_t *tb, diff_entry_fn *fn, void *arg)
+/* The steps of the refcount blocks TA and TB of R, in entry order, to FN
+ * until it returns false: then false. */
+static bool refblock_steps(const struct diff_pair_geom *geom,
+			   const struct pair_rec *r, const uint8_t *ta,
+			   const uint8_t *tb, diff_step_fn *fn, void *arg)
 {
 	uint64_t n = geom->per_block, cs = geom->cluster_size;
 	uint64_t per_chunk = SAME_CHUNK * 8 / (1U << geom->order_b);
-	struct q2e_diff_entry e = { .symbol = (char *)r->symbol };
-	bool open = false;
 
 	for (uint64_t j = 0; j < n; j++) {
 		uint64_t host, x, y;
-		const char *change;
+		struct diff_step s;
 
 		while (j % per_chunk == 0 && n - j >= per_chunk &&
 		       memcmp(ta + j / per_chunk * SAME_CHUNK,
@@ -306,31 +296,20 @@ static bool refblock_changes(const struct diff_pair_geom *geom,
 		y = qcow2_refcount_get(tb, (size_t)cs, geom->order_b, j);
 		if (x == y)
 			continue;
-		change = y > x ? ROSE : FELL;
-		if (open && e.change == change && e.index + e.count == j &&
-		    e.old.num == x && e.new.num == y) {
-			e.count++;
-			e.range_length += cs;
-			continue;
-		}
-		if (open && !fn(arg, &e))
+		s = (struct diff_step){
+			.symbol = r->symbol,
+			.kind = y > x ? DIFF_KIND_ROSE : DIFF_KIND_FELL,
+			.index = j, .count = 1, .type = Q2E_DIFF_V_NUM,
+			.old = x, .new = y, .start = host, .length = cs,
+		};
+		if (!fn(arg, &s))
 			return false;
-		e.indexed = true;
-		e.index = j;
-		e.count = 1;
-		e.change = change;
-		e.old = (struct q2e_diff_value){ .type = Q2E_DIFF_V_NUM, .num = x };
-		e.new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_NUM, .num = y };
-		e.has_range = true;
-		e.range_start = host;
-		e.range_length = cs;
-		open = true;
 	}
-	return !open || fn(arg, &e);
+	return true;
 }
 
-bool diff_pairs_changes(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
-			bool meanings, diff_entry_fn *fn, void *arg)
+bool diff_pairs_steps(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
+		      diff_step_fn *fn, void *arg)
 {
 	for (size_t i = 0; p && i < p->n; i++) {
 		const struct pair_rec *r = &p->v[i];
@@ -341,12 +320,12 @@ bool diff_pairs_changes(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 			continue;
 		t = kept_tables(p, r->k);
 		if (g == Q2E_DIFF_G_L2)
-			go = diff_l2_pair_changes(&p->geom, r->index, t,
-						  t + p->geom.cluster_size,
-						  r->symbol, meanings, fn, arg);
+			go = diff_l2_pair_steps(&p->geom, r->index, t,
+						t + p->geom.cluster_size,
+						r->symbol, fn, arg);
 		else
-			go = refblock_changes(&p->geom, r, t,
-					      t + p->geom.cluster_size, fn, arg);
+			go = refblock_steps(&p->geom, r, t,
+					    t + p->geom.cluster_size, fn, arg);
 		if (!go)
 			return false;
 	}
@@ -356,104 +335,6 @@ bool diff_pairs_changes(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 bool diff_pairs_has(const struct q2e_diff_pairs *p, enum q2e_diff_group g)
 {
 	return p && p->has[g];
-}
-
-/* The ranges of one kind of change, joined where they touch. */
-struct ranges_walk {
-	const char *change;
-	struct q2e_diff_range cur;
-	bool open;
-	diff_range_fn *fn;
-	void *arg;
-	bool stopped;
-};
-
-static bool range_step(void *arg, const struct q2e_diff_entry *e)
-{
-	struct ranges_walk *w = arg;
-
-	if (strcmp(e->change, w->change) != 0)
-		return true;
-	if (w->open && w->cur.start + w->cur.length == e->range_start) {
-		w->cur.length += e->range_length;
-		return true;
-	}
-	if (w->open && !w->fn(w->arg, &w->cur)) {
-		w->stopped = true;
-		return false;
-	}
-	w->cur = (struct q2e_diff_range){ e->range_start, e->range_length };
-	w->open = true;
-	return true;
-}
-
-void diff_pairs_ranges(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
-		       const char *change, diff_range_fn *fn, void *arg)
-{
-	struct ranges_walk w = { .change = change, .fn = fn, .arg = arg };
-
-	diff_pairs_changes(p, g, false, range_step, &w);
-	if (w.open && !w.stopped)
-		fn(w.arg, &w.cur);
-}
-
-/* The counts of a group and of its ranges, for the summary, in one pass:
- * the ranges of each kind (the L2 kinds, then rose and fell) are joined
- * where they touch, as diff_ranges_add() joins them. */
-#define NKINDS (Q2E_DIFF_L2_COUNT + 2)
-struct tally {
-	struct q2e_diff *d;
-	enum q2e_diff_group g;
-	const char *last_symbol;
-	uint64_t end[NKINDS];	/* of the last range of each kind */
-	bool open[NKINDS];
-};
-
-static struct q2e_diff_ranges *kind_ranges(struct q2e_diff *d,
-					   const char *change, int *kind)
-{
-	*kind = Q2E_DIFF_L2_COUNT;
-	if (change == ROSE)
-		return &d->refcount_rose;
-	*kind = Q2E_DIFF_L2_COUNT + 1;
-	if (change == FELL)
-		return &d->refcount_fell;
-	for (int k = 0; k < Q2E_DIFF_L2_COUNT; k++) {
-		*kind = k;
-		if (change == q2e_diff_l2_kind_name((enum q2e_diff_l2_kind)k))
-			return &d->l2[k];
-	}
-	return NULL;
-}
-
-static bool count_change(void *arg, const struct q2e_diff_entry *e)
-{
-	struct tally *t = arg;
-	struct q2e_diff_entries *l = &t->d->groups[t->g];
-	int k;
-	struct q2e_diff_ranges *r = kind_ranges(t->d, e->change, &k);
-
-	if (!t->last_symbol || strcmp(t->last_symbol, e->symbol) != 0)
-		l->structures++;
-	t->last_symbol = e->symbol;
-	l->n++;
-	l->changed += e->count;
-	if (!r)
-		return true;
-	r->units += e->range_length / t->d->unit;
-	if (!t->open[k] || t->end[k] != e->range_start)
-		r->n++;
-	t->open[k] = true;
-	t->end[k] = e->range_start + e->range_length;
-	return true;
-}
-
-void diff_pairs_tally(struct q2e_diff *d, enum q2e_diff_group g)
-{
-	struct tally t = { .d = d, .g = g };
-
-	if (diff_pairs_has(d->pairs, g))
-		diff_pairs_changes(d->pairs, g, false, count_change, &t);
 }
 
 void diff_pairs_free(struct q2e_diff_pairs *p)

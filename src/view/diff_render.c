@@ -168,7 +168,7 @@ static void summary_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_end(o);
 }
 
-/* Changes made as they are rendered (diff_pairs.c), up to the limit. */
+/* Changes made as they are rendered (diff_runs.c), up to the limit. */
 struct made {
 	const struct render *r;
 	enum q2e_diff_group g;
@@ -212,8 +212,8 @@ static void changes_out(const struct render *r, const struct q2e_diff *d)
 		if (!l->n && !r->all)
 			continue;
 		q2e_out_array(o, q2e_diff_group_name(g));
-		diff_pairs_changes(d->pairs, (enum q2e_diff_group)g, true,
-				   made_change, &m);
+		diff_runs_changes(d, (enum q2e_diff_group)g, true, made_change,
+				  &m);
 		for (; l->v && m.shown < l->n && m.shown < r->limit; m.shown++)
 			entry_out(r, (enum q2e_diff_group)g, &l->v[m.shown]);
 		q2e_out_end(o);
@@ -299,25 +299,24 @@ static void tables_out(const struct render *r, const struct q2e_diff *d)
 	q2e_out_end(o);
 }
 
-/* Ranges G, of the changes named KEY of group GROUP, made from the pairs
- * of tables where the group has them. */
-static void ranges_out(const struct render *r, const char *key,
-		       const struct q2e_diff_ranges *g,
-		       const struct q2e_diff *d, enum q2e_diff_group group,
-		       const char *change)
+/* The ranges of the changes of KIND in group GROUP, as they are made,
+ * counted in G. */
+static void ranges_out(const struct render *r, const struct q2e_diff *d,
+		       enum q2e_diff_group group, int kind,
+		       const struct q2e_diff_ranges *g)
 {
 	struct q2e_out *o = r->o;
 	struct made m = { r, group, 0 };
 
 	if (!g->n && !r->all)
 		return;
-	q2e_out_object(o, key);
+	q2e_out_object(o, kind == DIFF_KIND_ROSE   ? "refcount-rose"
+			  : kind == DIFF_KIND_FELL ? "refcount-fell"
+						   : diff_kind_name(kind));
 	q2e_out_uint(o, "clusters", g->units);
 	q2e_out_array(o, "ranges");
-	if (g->n && diff_pairs_has(d->pairs, group))
-		diff_pairs_ranges(d->pairs, group, change, made_range, &m);
-	for (size_t i = 0; g->v && i < g->n && made_range(&m, &g->v[i]); i++)
-		;
+	if (g->n)
+		diff_runs_ranges(d, group, kind, made_range, &m);
 	q2e_out_end(o);
 	more_out(r, m.shown, g->n);
 	q2e_out_end(o);
@@ -333,22 +332,21 @@ static void all_ranges_out(const struct render *r, const struct q2e_diff *d)
 	if (l2 || r->all) {
 		q2e_out_object(o, "guest-ranges");
 		for (int k = 0; k < Q2E_DIFF_L2_COUNT; k++)
-			ranges_out(r, q2e_diff_l2_kind_name(k), &d->l2[k], d,
-				   Q2E_DIFF_G_L2, q2e_diff_l2_kind_name(k));
+			ranges_out(r, d, Q2E_DIFF_G_L2, k, &d->l2[k]);
 		q2e_out_end(o);
 	}
 	if (d->refcount_rose.n || d->refcount_fell.n || r->all) {
 		q2e_out_object(o, "host-ranges");
-		ranges_out(r, "refcount-rose", &d->refcount_rose, d,
-			   Q2E_DIFF_G_REFCOUNT_BLOCK, "rose");
-		ranges_out(r, "refcount-fell", &d->refcount_fell, d,
-			   Q2E_DIFF_G_REFCOUNT_BLOCK, "fell");
+		ranges_out(r, d, Q2E_DIFF_G_REFCOUNT_BLOCK, DIFF_KIND_ROSE,
+			   &d->refcount_rose);
+		ranges_out(r, d, Q2E_DIFF_G_REFCOUNT_BLOCK, DIFF_KIND_FELL,
+			   &d->refcount_fell);
 		q2e_out_end(o);
 	}
 }
 
-void q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
-		     bool verbose)
+int q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
+		    bool verbose, struct q2e_error *err)
 {
 	bool json = q2e_out_format(o) == Q2E_FORMAT_JSON;
 	struct render r = {
@@ -373,4 +371,5 @@ void q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
 	tables_out(&r, d);
 	all_ranges_out(&r, d);
 	q2e_out_end(o);
+	return diff_walk_error(d->walk, err);
 }

@@ -233,7 +233,9 @@ static uint64_t run_diff(struct q2e_image *a, struct q2e_image *b)
 		struct q2e_out *o = q2e_out_new(null_fp, formats[i]);
 
 		if (o) {
-			q2e_diff_render(d, o, variant & VARIANT_DIFF_VERBOSE);
+			if (q2e_diff_render(d, o, variant & VARIANT_DIFF_VERBOSE,
+					    &err) < 0)
+				seen(&err);
 			q2e_out_finish(o);
 		}
 	}

@@ -274,6 +274,18 @@ assert_eq "shared-l2: diff counts the entries of every L1 entry's table" \
 	"$f" ) | tail -n 2 >"$T_TMP/.tail"
 assert_eq "shared-l2: diff -v lists every guest range, to the last" \
 	"start 0xffe0000000 length 0x8000000" "$(echo $(cat "$T_TMP/.tail"))"
+# Against an image of 32 KiB clusters the tables cannot pair: diff walks
+# both images range by range, and kept each of the 4 million changes
+# (1.1 GB); it now walks them again as it renders.
+g=$T_TMP/other-clusters.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=32k "$g" 1T
+limited "shared-l2: diff with an image of 32 KiB clusters" "$Q2E" diff "$g" "$f"
+assert_eq "shared-l2: diff with 32 KiB clusters counts every entry" \
+	"l2 4194304 entries in 2048 structures" \
+	"$("$Q2E" diff "$g" "$f" | awk '$1 == "l2" && NF > 2 { $1 = $1; print }')"
+assert_eq "shared-l2: diff -v with 32 KiB clusters lists every change" 4194304 \
+	"$( ( ulimit -v 300000; timeout 60 "$Q2E" diff -v "$g" "$f" ) |
+	grep -c '^ *name *l2_table_[0-9]*\[')"
 assert_eq "shared-l2: check -M lists 64 of the shared table's 2,048 owners" \
 	"2048 64" "$("$Q2E" check -M --output=json "$f" 2>/dev/null |
 	jq -r '[.findings[].structures[] | select(.name == "l2_table_0")][0] | "\(."owner-count") \(.owners | length)"')"
@@ -293,18 +305,28 @@ assert_eq "leaky-sparse: check counts qemu-img's leaks" \
 	"$(qemu-img check --output=json "$f" 2>/dev/null | jq '."leaks"')" \
 	"$("$Q2E" check --output=json "$f" 2>/dev/null | jq '."leaks"')"
 limited "leaky-sparse: check -M --output=json" "$Q2E" check -M --output=json "$f"
-# Against the same file with every refcount 1: 8 million refcounts fell.
-# diff kept each change (1.9 GB); it now keeps the two blocks.
-g=$T_TMP/leaky-sparse-ones.qcow2
-qemu-img create -q -f qcow2 -o cluster_size=4096,refcount_bits=1 "$g" 1G
-python3 "$TOP/tests/lib/hostile.py" leaky-sparse "$g" 255
-limited "leaky-sparse: diff with all ones" "$Q2E" diff "$g" "$f"
-assert_eq "leaky-sparse: diff counts every refcount that fell" \
-	"refcount-blocks 8388608 entries in 512 structures" \
-	"$("$Q2E" diff "$g" "$f" | awk '$1 == "refcount-blocks" && NF > 2 { $1 = $1; print }')"
-( ulimit -v 300000; timeout 60 "$Q2E" diff -v "$g" "$f" ) | tail -n 2 >"$T_TMP/.tail"
-assert_eq "leaky-sparse: diff -v lists every range that fell, to the last" \
-	"start 0xffffff000 length 0x1000" "$(echo $(cat "$T_TMP/.tail"))"
+# Against the same file with every refcount at its highest (BITS wide):
+# COUNT refcounts changed, LAST the end of -v's list of ranges.
+leaky_diff() {
+	local what=$1 bits=$2 count=$3 last=$4 g=$T_TMP/leaky-sparse-$2.qcow2
+
+	qemu-img create -q -f qcow2 -o cluster_size=4096,refcount_bits=$bits "$g" 1G
+	python3 "$TOP/tests/lib/hostile.py" leaky-sparse "$g" 255
+	limited "leaky-sparse: diff with $what" "$Q2E" diff "$g" "$f"
+	assert_eq "leaky-sparse: diff with $what counts every refcount" \
+		"refcount-blocks $count entries in 512 structures" \
+		"$("$Q2E" diff "$g" "$f" | awk '$1 == "refcount-blocks" && NF > 2 { $1 = $1; print }')"
+	( ulimit -v 300000; timeout 60 "$Q2E" diff -v "$g" "$f" ) | tail -n 2 >"$T_TMP/.tail"
+	assert_eq "leaky-sparse: diff -v with $what lists every range, to the last" \
+		"$last" "$(echo $(cat "$T_TMP/.tail"))"
+}
+# 1-bit, all ones: 8 million refcounts fell.  diff kept each change (1.9
+# GB); it now keeps the two blocks.
+leaky_diff "all ones" 1 8388608 "start 0xffffff000 length 0x1000"
+# 2-bit, all threes: another width, so no blocks pair, and diff walks both
+# files range by range: it kept each of the 12 million changes (2.7 GB, 9
+# s).  The last range is the one that fell, over the whole 32 GiB file.
+leaky_diff "2-bit refcounts" 2 12582912 "start 0x0 length 0x800000000"
 
 # 131,072 pairs of L2 tables whose offsets differ only in their high bits:
 # the pairs diff keeps fell in one slot of its hash table (22 s).
