@@ -112,18 +112,25 @@ static bool block_agrees16(const struct checker *c, const uint8_t *block,
 	return true;
 }
 
+/* The index of the region being compared among the model's, or SIZE_MAX
+ * (none, or a region made for the comparison alone). */
+static size_t region_slot(const struct checker *c)
+{
+	const struct q2e_region *r = c->cmp_region;
+
+	if (!r || r < c->img->regions || r >= c->img->regions + c->img->nregions)
+		return SIZE_MAX;
+	return (size_t)(r - c->img->regions);
+}
+
 /* A copy of BLOCK for the result, one for each region compared. */
 static const uint8_t *block_copy(struct checker *c, const uint8_t *block)
 {
 	struct check_result_impl *res = (struct check_result_impl *)c->res;
-	const struct q2e_region *r = c->cmp_region;
-	size_t ri = 0;
-	bool indexed = r && r >= c->img->regions &&
-		       r < c->img->regions + c->img->nregions;
+	size_t ri = region_slot(c);
 	struct block_copy *copy;
 
-	if (indexed) {
-		ri = (size_t)(r - c->img->regions);
+	if (ri != SIZE_MAX) {
 		if (!c->copy_of &&
 		    !(c->copy_of = calloc(c->img->nregions, sizeof(*c->copy_of))))
 			return NULL;
@@ -136,7 +143,7 @@ static const uint8_t *block_copy(struct checker *c, const uint8_t *block)
 	memcpy(copy->bytes, block, (size_t)c->cs);
 	copy->next = res->copies;
 	res->copies = copy;
-	if (indexed)
+	if (ri != SIZE_MAX)
 		c->copy_of[ri] = copy->bytes;
 	return copy->bytes;
 }
@@ -184,6 +191,19 @@ void keep_counts(struct checker *c, bool own)
 #define LINES_BUF 16384
 #define LINE_ROOM 128
 
+/* qemu-img's line for cluster I, whose refcount is STORED, not COMPUTED,
+ * into BUF (LINE_ROOM bytes), without its newline: its length. */
+static size_t refcount_line(char *buf, uint64_t i, uint64_t stored,
+			    uint64_t computed)
+{
+	int n = snprintf(buf, LINE_ROOM, "%s cluster %" PRIu64 " refcount=%"
+			 PRIu64 " reference=%" PRIu64,
+			 stored > computed ? "Leaked" : "ERROR", i, stored,
+			 computed);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
 void write_compare_lines(const struct check_result_impl *res,
 			 const struct compare_lines *cmp, FILE *fp)
 {
@@ -207,10 +227,8 @@ void write_compare_lines(const struct check_result_impl *res,
 			computed = count_at(res->counts, &res->big, i);
 			if (stored == computed)
 				continue;
-			n = snprintf(buf + len, LINE_ROOM, "%s cluster %" PRIu64
-				     " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
-				     stored > computed ? "Leaked" : "ERROR", i,
-				     stored, computed);
+			n = (int)refcount_line(buf + len, i, stored, computed);
+			buf[len + (size_t)n++] = '\n';
 		}
 		len += n > 0 ? (size_t)n : 0;
 		if (len > LINES_BUF - LINE_ROOM) {
@@ -231,11 +249,9 @@ void write_compare_lines(const struct check_result_impl *res,
 #define LINE_COST 112
 static bool copy_pays(const struct checker *c, uint64_t ndiffer)
 {
-	const struct q2e_region *r = c->cmp_region;
+	size_t ri = region_slot(c);
 
-	if (r && c->copy_of && r >= c->img->regions &&
-	    r < c->img->regions + c->img->nregions &&
-	    c->copy_of[r - c->img->regions])
+	if (ri != SIZE_MAX && c->copy_of && c->copy_of[ri])
 		return true;
 	return ndiffer >= c->cs / LINE_COST;
 }
@@ -251,14 +267,13 @@ static int lines_of_block(struct checker *c, const uint8_t *block,
 		uint64_t stored = qcow2_refcount_get(block, (size_t)c->cs, order,
 						     i - start);
 		uint64_t computed = get_count(c, i);
+		char line[LINE_ROOM];
 		int ret;
 
 		if (stored == computed)
 			continue;
-		ret = add_line(c, "%s cluster %" PRIu64 " refcount=%" PRIu64
-			       " reference=%" PRIu64,
-			       stored > computed ? "Leaked" : "ERROR", i, stored,
-			       computed);
+		refcount_line(line, i, stored, computed);
+		ret = add_line(c, "%s", line);
 		if (ret < 0)
 			return ret;
 	}
