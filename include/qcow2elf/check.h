@@ -49,6 +49,10 @@ struct q2e_check_line {
 	 * block, made as they are written: 1 + their index in the
 	 * result's private part. */
 	uint64_t compare;
+	/* 0, or (TEXT NULL) the lines of an earlier walk of the same table
+	 * again, as qemu-img prints them again: 1 + their index in the
+	 * result's private part. */
+	uint64_t echo;
 	char *text;
 };
 

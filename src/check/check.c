@@ -280,6 +280,7 @@ void q2e_check_result_free(struct q2e_check_result *res)
 		free(b);
 	}
 	free(impl->compares);
+	free(impl->echoes);
 	if (impl->counts_owned)
 		free_count_arrays(impl->counts, impl->counts_cap, &impl->big);
 	free(res->lines);

@@ -97,6 +97,21 @@ struct compare_lines {
 				 * error for each cluster */
 };
 
+/*
+ * The lines of a walk of a table that an earlier walk printed already, in
+ * the same order: the COUNT records from the one with KEY and SEQ_FROM on
+ * (in the lines' order), standing for LINES lines.  An L2 table whose
+ * 8,192 entries point past the end of the file, named by 2,048 L1
+ * entries, makes qemu-img print 33 million lines (each walk's, and each
+ * of the COPIED check's); kept each, they took 5.3 GB of a 320 KB file.
+ */
+struct echo_lines {
+	uint64_t key[3];	/* of the first record, at seq SEQ_FROM */
+	uint64_t seq_from;
+	size_t count;
+	uint64_t lines;
+};
+
 /* A copy of a refcount block that compare_lines point at. */
 struct block_copy {
 	struct block_copy *next;
@@ -108,6 +123,8 @@ struct check_result_impl {
 	struct text_chunk *texts;
 	struct compare_lines *compares;	/* by q2e_check_line.compare - 1 */
 	size_t ncompares, compares_cap;
+	struct echo_lines *echoes;	/* by q2e_check_line.echo - 1 */
+	size_t nechoes, echoes_cap;
 	struct block_copy *copies;
 	unsigned refcount_order;
 	uint64_t cluster_size;
@@ -221,6 +238,35 @@ int corrupt_many(struct checker *c, uint64_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A line record for compare_lines I of the result: no text. */
 int add_compare_line(struct checker *c, size_t i);
+/*
+ * The lines a walk of a table added (report.c): from a mark of where the
+ * result's lines stood before it, so that a later walk's lines can be
+ * compared with them and taken back.
+ */
+struct line_mark {
+	size_t nlines;
+	struct text_chunk *texts;
+	size_t used;
+	uint64_t last_repeat;	/* of the record before the mark */
+	size_t nfindings;	/* whose texts share the chunks */
+};
+struct walk_lines {
+	size_t from, count;	/* records, their seqs */
+	uint64_t lines;		/* lines they stand for */
+	bool whole;		/* none joined the record before M */
+};
+void mark_lines(const struct checker *c, struct line_mark *m);
+void lines_since(const struct checker *c, const struct line_mark *m,
+		 struct walk_lines *w);
+/*
+ * If the lines added since M are those of SRC again, record for record
+ * (text, count, entry index), they are taken back and one record with the
+ * checker's key stands for them (*ECHOED).
+ */
+int echo_walk(struct checker *c, const struct line_mark *m,
+	      const struct walk_lines *src, bool *echoed);
+/* One record with the checker's key standing for SRC's lines again. */
+int add_echo_line(struct checker *c, const struct walk_lines *src);
 /* qemu-img check stops: COUNTER (corruptions or check_errors) counts it and
  * the first reason is kept.  Returns 0, or an error if out of memory. */
 int give_up(struct checker *c, uint64_t *counter, const char *why);

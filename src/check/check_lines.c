@@ -22,27 +22,53 @@
 /* Copies of lines written for the snapshots sharing a table, at most. */
 #define MAX_SHARED_COPIES 100000
 
+/* Bytes of lines written at once: stderr is unbuffered, and 4 million
+ * lines a write each took 8 million system calls. */
+#define OUT_BUF 65536
+
 struct lines_out {
 	const struct q2e_check_result *res;
 	FILE *fp;
 	uint64_t *group_size;	/* by leader */
+	char *buf;		/* OUT_BUF bytes not written yet */
+	size_t len;
 };
 
-/* Bytes of copies of a line written at once: stderr is unbuffered, and
- * 4 million lines a write each took 8 million system calls. */
-#define COPIES_BUF 65536
-
-/* TEXT and a newline, N times. */
-static void write_copies(FILE *fp, const char *text, uint64_t n)
+static void out_flush(struct lines_out *w)
 {
-	size_t len = strlen(text) + 1, per = COPIES_BUF / len;
+	if (w->len)
+		fwrite(w->buf, 1, w->len, w->fp);	/* ferror() tells */
+	w->len = 0;
+}
+
+/* TEXT and a newline. */
+static void out_line(struct lines_out *w, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (w->len + n + 1 > OUT_BUF)
+		out_flush(w);
+	if (n + 1 > OUT_BUF) {
+		fprintf(w->fp, "%s\n", text);
+		return;
+	}
+	memcpy(w->buf + w->len, text, n);
+	w->len += n;
+	w->buf[w->len++] = '\n';
+}
+
+/* TEXT and a newline, N times, a buffer of copies at a time. */
+static void write_copies(struct lines_out *w, const char *text, uint64_t n)
+{
+	size_t len = strlen(text) + 1, per = OUT_BUF / len;
 	char *buf = n > 1 && per > 1 ? malloc(per * len) : NULL;
 
 	if (!buf) {
 		for (uint64_t i = 0; i < n; i++)
-			fprintf(fp, "%s\n", text);
+			out_line(w, text);
 		return;
 	}
+	out_flush(w);
 	for (size_t i = 0; i < per; i++) {
 		memcpy(buf + i * len, text, len - 1);
 		buf[i * len + len - 1] = '\n';
@@ -50,32 +76,73 @@ static void write_copies(FILE *fp, const char *text, uint64_t n)
 	while (n) {
 		size_t k = n < per ? (size_t)n : per;
 
-		if (fwrite(buf, len, k, fp) != k)
+		if (fwrite(buf, len, k, w->fp) != k)
 			break;
 		n -= k;
 	}
 	free(buf);
 }
 
-static void write_line(const struct q2e_check_result *res, FILE *fp,
-		       const struct q2e_check_line *l)
+static void write_line(struct lines_out *w, const struct q2e_check_line *l);
+
+/* Whether line X comes before the key K and seq SEQ. */
+static bool before_key(const struct q2e_check_line *x, const uint64_t *k,
+		       uint64_t seq)
+{
+	for (int i = 0; i < 3; i++)
+		if (x->key[i] != k[i])
+			return x->key[i] < k[i];
+	return x->seq < seq;
+}
+
+/* The lines of an earlier walk again: its records, found by the first. */
+static void write_echo(struct lines_out *w, const struct echo_lines *e)
+{
+	const struct q2e_check_result *res = w->res;
+	size_t lo = 0, hi = res->nlines;
+
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+
+		if (before_key(&res->lines[m], e->key, e->seq_from))
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	for (size_t i = 0; i < e->count && lo + i < res->nlines; i++) {
+		const struct q2e_check_line *l = &res->lines[lo + i];
+
+		if (l->echo || l->key[0] != e->key[0] || l->key[1] != e->key[1])
+			break;	/* not the walk's: never so */
+		write_line(w, l);
+	}
+}
+
+static void write_line(struct lines_out *w, const struct q2e_check_line *l)
 {
 	const struct check_result_impl *impl =
-		(const struct check_result_impl *)res;
+		(const struct check_result_impl *)w->res;
 	uint64_t n = l->repeat ? l->repeat : 1;
+	char more[96];
 
 	if (l->compare) {
-		write_compare_lines(impl, &impl->compares[l->compare - 1], fp);
+		out_flush(w);
+		write_compare_lines(impl, &impl->compares[l->compare - 1],
+				    w->fp);
 		return;
 	}
-
+	if (l->echo) {
+		write_echo(w, &impl->echoes[l->echo - 1]);
+		return;
+	}
 	if (l->shared && n > MAX_SHARED_COPIES) {
-		fprintf(fp, "%s\n", l->text);
-		fprintf(fp, "qcow2elf: the line above repeats %" PRIu64
-			" more times\n", n - 1);
+		out_line(w, l->text);
+		snprintf(more, sizeof(more), "qcow2elf: the line above repeats %"
+			 PRIu64 " more times", n - 1);
+		out_line(w, more);
 		return;
 	}
-	write_copies(fp, l->text, n);
+	write_copies(w, l->text, n);
 }
 
 /* The lines in [lo, hi) whose key names snapshot S. */
@@ -113,7 +180,7 @@ static bool line_before(const struct q2e_check_line *x,
  * Snapshot S's lines: those of its table (in [ga, gb), unless SKIP_TABLE)
  * merged with its own (in [oa, ob)), by their keys.
  */
-static void merge_snapshot(const struct lines_out *w, size_t ga, size_t gb,
+static void merge_snapshot(struct lines_out *w, size_t ga, size_t gb,
 			   size_t oa, size_t ob, bool skip_table)
 {
 	const struct q2e_check_line *lines = w->res->lines;
@@ -126,27 +193,31 @@ static void merge_snapshot(const struct lines_out *w, size_t ga, size_t gb,
 		if (ga >= gb && oa >= ob)
 			return;
 		if (oa >= ob || (ga < gb && line_before(&lines[ga], &lines[oa])))
-			write_line(w->res, w->fp, &lines[ga++]);
+			write_line(w, &lines[ga++]);
 		else
-			write_line(w->res, w->fp, &lines[oa++]);
+			write_line(w, &lines[oa++]);
 	}
 }
 
 /* How many lines the table's records in [a, b) stand for, for each of
  * the snapshots sharing it. */
-static uint64_t table_lines(const struct q2e_check_line *lines, size_t a,
+static uint64_t table_lines(const struct q2e_check_result *res, size_t a,
 			    size_t b)
 {
+	const struct check_result_impl *impl =
+		(const struct check_result_impl *)res;
+	const struct q2e_check_line *lines = res->lines;
 	uint64_t n = 0;
 
 	for (size_t i = a; i < b && n <= MAX_SHARED_COPIES; i++)
 		if (!lines[i].own)
-			n += lines[i].repeat ? lines[i].repeat : 1;
+			n += lines[i].echo ? impl->echoes[lines[i].echo - 1].lines
+			     : lines[i].repeat ? lines[i].repeat : 1;
 	return n;
 }
 
 /* The snapshot stage, lines [lo, hi): each snapshot in turn. */
-static void write_snapshots(const struct lines_out *w, size_t lo, size_t hi)
+static void write_snapshots(struct lines_out *w, size_t lo, size_t hi)
 {
 	const struct q2e_check_result *res = w->res;
 
@@ -158,13 +229,17 @@ static void write_snapshots(const struct lines_out *w, size_t lo, size_t hi)
 		snapshot_range(res, lo, hi, leader, &ga, &gb);
 		snapshot_range(res, lo, hi, s, &oa, &ob);
 		once = w->group_size[leader] > 1 &&
-		       table_lines(res->lines, ga, gb) * w->group_size[leader] >
+		       table_lines(res, ga, gb) * w->group_size[leader] >
 		       MAX_SHARED_COPIES;
 		merge_snapshot(w, ga, gb, oa, ob, once && leader != s);
-		if (once && leader == s)
-			fprintf(w->fp, "qcow2elf: the lines of snapshot %zu's L1 table above repeat for each of the %" PRIu64
-				" other snapshots sharing it\n", s,
-				w->group_size[leader] - 1);
+		if (once && leader == s) {
+			char line[160];
+
+			snprintf(line, sizeof(line), "qcow2elf: the lines of snapshot %zu's L1 table above repeat for each of the %" PRIu64
+				 " other snapshots sharing it", s,
+				 w->group_size[leader] - 1);
+			out_line(w, line);
+		}
 	}
 }
 
@@ -175,8 +250,12 @@ int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
 	size_t i = 0;
 
 	w.group_size = calloc(res->nsnapshots + 1, sizeof(*w.group_size));
-	if (!w.group_size)
+	w.buf = malloc(OUT_BUF);
+	if (!w.group_size || !w.buf) {
+		free(w.group_size);
+		free(w.buf);
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	}
 	for (size_t s = 0; s < res->nsnapshots; s++)
 		w.group_size[res->snapshot_leader[s]]++;
 	while (i < res->nlines) {
@@ -184,7 +263,7 @@ int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
 
 		if (res->lines[i].key[0] >> 32 != ST_SNAPSHOTS ||
 		    !res->nsnapshots) {
-			write_line(res, fp, &res->lines[i++]);
+			write_line(&w, &res->lines[i++]);
 			continue;
 		}
 		while (j < res->nlines && res->lines[j].key[0] >> 32 == ST_SNAPSHOTS)
@@ -192,7 +271,9 @@ int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
 		write_snapshots(&w, i, j);
 		i = j;
 	}
+	out_flush(&w);
 	free(w.group_size);
+	free(w.buf);
 	if (fflush(fp) != 0 || ferror(fp))
 		return q2e_error_set(err, Q2E_EOUTPUT, "cannot write the check's lines");
 	return 0;

@@ -11,6 +11,7 @@
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
+#include "qcow2elf/hash.h"
 
 /* qcow2_get_refcount() fails on a misaligned or unreadable block. */
 static bool refblock_unreadable(const struct checker *c, uint64_t ti)
@@ -620,6 +621,77 @@ static int check_copied_l2(struct checker *c, uint64_t l2_off)
 }
 
 /*
+ * The tables check_copied_l2() read, by offset, with the lines it added
+ * and the corruptions it counted: qemu-img reads a table again for each
+ * L1 entry that names it, and prints the same lines again.
+ */
+struct copied_seen {
+	uint64_t l2_off;	/* 0: a free slot */
+	struct walk_lines lines;
+	uint64_t corruptions;
+};
+struct copied_set {
+	struct copied_seen *v;
+	size_t n, cap;	/* cap a power of two */
+};
+
+static struct copied_seen *copied_slot(const struct copied_set *s,
+				       uint64_t off)
+{
+	size_t i = (size_t)q2e_mix64(off) & (s->cap - 1);
+
+	while (s->v[i].l2_off && s->v[i].l2_off != off)
+		i = (i + 1) & (s->cap - 1);
+	return &s->v[i];
+}
+
+static int copied_add(struct checker *c, struct copied_set *s,
+		      const struct copied_seen *e)
+{
+	if ((s->n + 1) * 2 > s->cap) {
+		struct copied_set g = { .cap = s->cap ? s->cap * 2 : 64 };
+
+		g.v = calloc(g.cap, sizeof(*g.v));
+		if (!g.v)
+			return nomem(c);
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->v[i].l2_off)
+				*copied_slot(&g, s->v[i].l2_off) = s->v[i];
+		free(s->v);
+		g.n = s->n;
+		*s = g;
+	}
+	*copied_slot(s, e->l2_off) = *e;
+	s->n++;
+	return 0;
+}
+
+/* check_copied_l2() for the table at L2_OFF, or its lines again. */
+static int copied_l2_once(struct checker *c, struct copied_set *s,
+			  uint64_t l2_off)
+{
+	struct copied_seen e = { .l2_off = l2_off };
+	uint64_t corruptions = c->res->corruptions;
+	struct line_mark m;
+	int ret;
+
+	if (s->cap && copied_slot(s, l2_off)->l2_off) {
+		const struct copied_seen *seen = copied_slot(s, l2_off);
+
+		c->res->corruptions += seen->corruptions;
+		return seen->lines.count ? add_echo_line(c, &seen->lines) : 0;
+	}
+	mark_lines(c, &m);
+	ret = check_copied_l2(c, l2_off);
+	if (ret < 0)
+		return ret;
+	lines_since(c, &m, &e.lines);
+	e.corruptions = c->res->corruptions - corruptions;
+	/* A first line joined to the one before is not the table's own. */
+	return e.lines.whole ? copied_add(c, s, &e) : 0;
+}
+
+/*
  * check_oflag_copied(): COPIED must say whether the refcount is 1.  The
  * active L2 tables are read again only if the flags counted with the
  * references (or the comparison) show that some entry may be wrong.
@@ -627,8 +699,9 @@ static int check_copied_l2(struct checker *c, uint64_t l2_off)
 int check_copied(struct checker *c)
 {
 	struct q2e_image *img = c->img;
+	struct copied_set seen = { 0 };
 	bool ok;
-	int ret;
+	int ret = 0;
 
 	set_key(c, (uint64_t)ST_COPIED << 32, 0, 0);
 	for (uint64_t i = 0; i < img->nl1; i++) {
@@ -639,7 +712,7 @@ int check_copied(struct checker *c)
 			continue;
 		ret = stored_refcount(c, l2_off >> c->cbits, &rc, &ok);
 		if (ret < 0)
-			return ret;
+			break;
 		if (!ok)
 			continue;
 		if ((rc == 1) != ((l1e & QCOW2_OFLAG_COPIED) != 0)) {
@@ -647,13 +720,14 @@ int check_copied(struct checker *c)
 				      " l1_entry=%" PRIx64 " refcount=%" PRIu64,
 				      i, l1e, rc);
 			if (ret < 0)
-				return ret;
+				break;
 		}
 		if (c->copied_suspect) {
-			ret = check_copied_l2(c, l2_off);
+			ret = copied_l2_once(c, &seen, l2_off);
 			if (ret < 0)
-				return ret;
+				break;
 		}
 	}
-	return 0;
+	free(seen.v);
+	return ret < 0 ? ret : 0;
 }

@@ -140,13 +140,15 @@ static bool counted_owner(const struct checker *c, const struct q2e_owner *o,
  */
 static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 {
+	struct walk_lines src = { 0 };
 	size_t n = 0;
 	bool first = true;
 	int ret;
 
 	for (uint32_t k = 0; k < r->nowners; k++) {
 		struct l2_reach one;
-		bool active = r->owners[k].kind == Q2E_OWNER_ACTIVE;
+		bool active = r->owners[k].kind == Q2E_OWNER_ACTIVE, echoed;
+		struct line_mark m;
 
 		if (!counted_owner(c, &r->owners[k], &one))
 			continue;
@@ -156,9 +158,17 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 			c->reach[n++] = one;
 			continue;
 		}
+		mark_lines(c, &m);
 		c->mult = one.mult;
 		ret = check_l2(c, r, one.k0, one.k1, active, first);
 		c->mult = 1;
+		/* Each walk prints the table's lines again, as qemu-img's
+		 * does: one record stands for them where they are the
+		 * first walk's. */
+		if (ret == 0 && first)
+			lines_since(c, &m, &src);
+		else if (ret == 0)
+			ret = echo_walk(c, &m, &src, &echoed);
 		if (ret < 0)
 			return ret;
 		first = false;

@@ -135,6 +135,7 @@ static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 	l->shared = repeat > 1;
 	l->own = c->own_lines;
 	l->compare = 0;
+	l->echo = 0;
 	l->text = text;
 	res->nlines++;
 	return 0;
@@ -263,4 +264,114 @@ bool unreadable(uint64_t offset, uint64_t bytes)
 	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
 
 	return offset > max || bytes > max - offset;
+}
+
+void mark_lines(const struct checker *c, struct line_mark *m)
+{
+	const struct check_result_impl *r =
+		(const struct check_result_impl *)c->res;
+	size_t n = c->res->nlines;
+
+	*m = (struct line_mark){
+		.nlines = n,
+		.texts = r->texts,
+		.used = r->texts ? r->texts->used : 0,
+		.last_repeat = n ? c->res->lines[n - 1].repeat : 0,
+		.nfindings = c->res->nfindings,
+	};
+}
+
+void lines_since(const struct checker *c, const struct line_mark *m,
+		 struct walk_lines *w)
+{
+	const struct q2e_check_result *res = c->res;
+
+	*w = (struct walk_lines){
+		.from = m->nlines,
+		.count = res->nlines - m->nlines,
+		.whole = !m->nlines ||
+			 res->lines[m->nlines - 1].repeat == m->last_repeat,
+	};
+	for (size_t i = m->nlines; i < res->nlines; i++)
+		w->lines += res->lines[i].repeat ? res->lines[i].repeat : 1;
+}
+
+/* Whether line records X and Y say the same, but for key[0..1]. */
+static bool same_record(const struct q2e_check_line *x,
+			const struct q2e_check_line *y)
+{
+	return x->key[2] == y->key[2] && x->repeat == y->repeat &&
+	       x->shared == y->shared && x->own == y->own && !x->compare &&
+	       !y->compare && !x->echo && !y->echo && x->text && y->text &&
+	       strcmp(x->text, y->text) == 0;
+}
+
+/* Takes back the lines added since M, and their texts. */
+static void take_back(struct checker *c, const struct line_mark *m)
+{
+	struct check_result_impl *r = (struct check_result_impl *)c->res;
+
+	while (r->texts != m->texts) {
+		struct text_chunk *t = r->texts;
+
+		r->texts = t->next;
+		free(t);
+	}
+	if (r->texts)
+		r->texts->used = m->used;
+	c->res->nlines = m->nlines;
+}
+
+int add_echo_line(struct checker *c, const struct walk_lines *src)
+{
+	struct check_result_impl *r = (struct check_result_impl *)c->res;
+	struct q2e_check_result *res = c->res;
+	const struct q2e_check_line *first = &res->lines[src->from];
+	struct q2e_check_line *l;
+
+	if (q2e_grow(r->echoes, r->echoes_cap, r->nechoes + 1) < 0 ||
+	    q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
+		return nomem(c);
+	r->echoes[r->nechoes] = (struct echo_lines){
+		.key = { first->key[0], first->key[1], first->key[2] },
+		.seq_from = first->seq,
+		.count = src->count,
+		.lines = src->lines,
+	};
+	l = &res->lines[res->nlines];
+	*l = (struct q2e_check_line){
+		.seq = res->nlines,
+		.repeat = 1,
+		.own = c->own_lines,
+		.echo = (uint64_t)++r->nechoes,
+	};
+	memcpy(l->key, c->key, sizeof(l->key));
+	res->nlines++;
+	return 0;
+}
+
+int echo_walk(struct checker *c, const struct line_mark *m,
+	      const struct walk_lines *src, bool *echoed)
+{
+	const struct q2e_check_result *res = c->res;
+	struct walk_lines now;
+	uint64_t key[3];
+	int ret;
+
+	*echoed = false;
+	lines_since(c, m, &now);
+	if (!src->count || !src->whole || !now.whole ||
+	    now.count != src->count || res->nfindings != m->nfindings)
+		return 0;
+	for (size_t i = 0; i < src->count; i++)
+		if (!same_record(&res->lines[src->from + i],
+				 &res->lines[m->nlines + i]))
+			return 0;
+	memcpy(key, c->key, sizeof(key));
+	memcpy(c->key, res->lines[m->nlines].key, sizeof(c->key));
+	take_back(c, m);
+	*echoed = true;
+	ret = add_echo_line(c, src);
+	memcpy(c->key, key, sizeof(key));
+	return ret;
 }

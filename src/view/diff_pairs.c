@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
+#include "qcow2elf/hash.h"
 #include "qcow2elf/qcow2.h"
 #include "view/diff_int.h"
 
@@ -68,26 +69,16 @@ struct q2e_diff_pairs {
 	struct scratch *scratch;
 };
 
-/* splitmix64's finalizer: every bit of Z moves every bit of the result. */
-static uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /*
  * The slot of the pair, or the free one where it would go.  The offsets
- * are mixed whole: a product's middle bits follow only the key's low
- * bits, and offsets that differ only above them (L1 entries past the end
- * of the file, 1 << 39 apart) all fell in one slot, each insertion a walk
- * over every pair before it.
+ * are mixed whole (q2e_mix64()): offsets apart only in their high bits
+ * fell in one slot, each insertion a walk over every pair before it.
  */
 static size_t slot_of(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 		      uint64_t oa, uint64_t ob)
 {
 	size_t mask = p->nslots - 1;
-	size_t i = (size_t)mix64(mix64(oa ^ (uint64_t)g << 58) ^ ob) & mask;
+	size_t i = (size_t)q2e_mix64(q2e_mix64(oa ^ (uint64_t)g << 58) ^ ob) & mask;
 
 	while (p->slots[i].k && (p->slots[i].g != g ||
 				     p->slots[i].oa != oa ||

@@ -4,7 +4,9 @@
  * lines of an L1 table that snapshots share, counted once, come out once
  * per snapshot at its place, as qemu-img prints them, merged with each
  * snapshot's own lines; past a bound, once, with a line that says so.
- * Alike lines in a row of one walk come out in full, however many.
+ * Alike lines in a row of one walk come out in full, however many, and a
+ * walk whose lines are an earlier walk's again, kept as one record, comes
+ * out as that walk's lines again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <cmocka.h>
 
 #include "check/check_impl.h"
+#include "check_fixture.h"
 
 #define SNAP ((uint64_t)ST_SNAPSHOTS << 32)
 
@@ -127,12 +130,69 @@ static void test_alike_lines_in_full(void **state)
 	free(out);
 }
 
+/* Lines of L1 entry I's walk: TEXTS at entries 3 (twice, alike) and 7,
+ * added by the checker as a walk adds them; the mark before them. */
+static void walk(struct checker *c, uint64_t i, const char *const *texts,
+		 struct line_mark *m)
+{
+	const uint64_t k0 = (uint64_t)ST_ACTIVE << 32;
+
+	set_key(c, k0, i, 0);
+	assert_int_equal(add_line(c, "entry %u", (unsigned)i), 0);
+	mark_lines(c, m);
+	set_key(c, k0, i, 3);
+	assert_int_equal(add_line(c, "%s", texts[0]), 0);
+	assert_int_equal(add_line(c, "%s", texts[0]), 0);
+	set_key(c, k0, i, 7);
+	assert_int_equal(add_line(c, "%s", texts[1]), 0);
+}
+
+static void test_echoed_walk(void **state)
+{
+	static const char *const same[] = { "x", "y" }, *const other[] = {
+		"x", "z" };
+	struct q2e_image img = { 0 };
+	struct q2e_error err = { 0 };
+	struct checker c;
+	struct line_mark m;
+	struct walk_lines first;
+	bool echoed;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	(void)state;
+	check_fixture_init(&img, &c, &err, 16, 4, 8);
+	walk(&c, 1, same, &m);
+	lines_since(&c, &m, &first);
+	assert_int_equal(first.count, 2);	/* "x" twice is one record */
+	assert_int_equal(first.lines, 3);
+	walk(&c, 2, same, &m);
+	assert_int_equal(echo_walk(&c, &m, &first, &echoed), 0);
+	assert_true(echoed);
+	assert_int_equal(c.res->nlines, 5);	/* the walk's two became one */
+	walk(&c, 3, other, &m);
+	assert_int_equal(echo_walk(&c, &m, &first, &echoed), 0);
+	assert_false(echoed);
+	assert_int_equal(c.res->nlines, 8);
+	fp = open_memstream(&buf, &len);
+	assert_non_null(fp);
+	assert_int_equal(q2e_check_write_lines(c.res, fp, &err), 0);
+	fclose(fp);
+	assert_string_equal(buf, "entry 1\nx\nx\ny\n"
+				 "entry 2\nx\nx\ny\n"
+				 "entry 3\nx\nx\nz\n");
+	free(buf);
+	checker_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_shared_lines_at_each_place),
 		cmocka_unit_test(test_alike_lines_in_full),
 		cmocka_unit_test(test_bounded_copies),
+		cmocka_unit_test(test_echoed_walk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
