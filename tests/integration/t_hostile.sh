@@ -390,6 +390,20 @@ assert_status "distant-data, 64 entries: check's lines are qemu-img's, byte for 
 	cmp <("$Q2E" check "$T_TMP/distant-data-64.qcow2" 2>&1 >/dev/null) \
 	<(qemu-img check "$T_TMP/distant-data-64.qcow2" 2>&1 >/dev/null)
 
+# The same with every other entry mapping the active L1 table's cluster:
+# its 16-bit refcount overflows in the 17th walk, and each walk's lines
+# from then on are the 17th's, not the first's (kept each: 3.7 GB).
+f=$T_TMP/distant-overflow.qcow2
+qemu-img create -q -f qcow2 "$f" 1T
+cp "$f" "$T_TMP/distant-overflow-64.qcow2"
+python3 "$TOP/tests/lib/hostile.py" distant-overflow "$f"
+python3 "$TOP/tests/lib/hostile.py" distant-overflow "$T_TMP/distant-overflow-64.qcow2" 64
+( ulimit -v 300000; timeout 10 "$Q2E" check "$f" >/dev/null 2>&1 )
+assert_eq "distant-overflow: check finishes in 10 s and 300 MB, exit 2" 2 "$?"
+assert_status "distant-overflow, 64 entries: check's lines are qemu-img's, byte for byte" 0 \
+	cmp <("$Q2E" check "$T_TMP/distant-overflow-64.qcow2" 2>&1 >/dev/null) \
+	<(qemu-img check "$T_TMP/distant-overflow-64.qcow2" 2>&1 >/dev/null)
+
 # Likewise 65,535 bitmaps, all named "b", sharing one table.  (dump makes
 # a section and a symbol for each table, which takes over 300 MB here: not
 # bounded yet.)

@@ -13,6 +13,7 @@
     hostile.py far-l1 IMAGE
     hostile.py one-l2 IMAGE
     hostile.py distant-data IMAGE [ENTRIES]
+    hostile.py distant-overflow IMAGE [ENTRIES]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -77,6 +78,9 @@ past the end of the file (from 1 TiB on), and the first ENTRIES (2,048)
 entries of its active L1 table come to name it: qemu-img check walks the
 table for each, printing 8,192 lines each time, then 8,192 more for each
 in its check of the COPIED flags: 33 million lines from a 320 KB file.
+distant-overflow: the same, but every other entry maps the active L1
+table's cluster, whose 16-bit refcount overflows in the 17th walk: each
+walk's lines from then on differ from the first's.
 """
 import struct
 import sys
@@ -267,13 +271,14 @@ def one_l2(path, _count):
         f.write(first * l1_size)
 
 
-def distant_data(path, count):
+def distant_data(path, count, overflow=False):
     with open(path, "r+b") as f:
         l1_size, l1_off = active_l1(f)
         f.seek(0, 2)
         l2 = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
         f.seek(l2)
-        f.write(b"".join(struct.pack(">Q", 1 << 63 | (1 << 40) + i * CLUSTER)
+        f.write(b"".join(struct.pack(">Q", 1 << 63 | (
+            l1_off if overflow and i % 2 else (1 << 40) + i * CLUSTER))
                          for i in range(CLUSTER // 8)))
         f.seek(l1_off)
         f.write(struct.pack(">Q", 1 << 63 | l2) * min(count, l1_size))
@@ -291,6 +296,8 @@ GENERATORS = {
     "far-l1": (far_l1, 0),
     "one-l2": (one_l2, 0),
     "distant-data": (distant_data, 2048),
+    "distant-overflow": (lambda path, count: distant_data(path, count, True),
+                         2048),
 }
 
 
