@@ -28,6 +28,7 @@
 #include "dwarf_lib.h"
 #include "dwarf_reuse.h"
 #include "dwarf_vars.h"
+#include "emit/type_cache.h"
 #include "elf_symbols.h"
 
 #define PRODUCER "qcow2elf " Q2E_VERSION
@@ -66,11 +67,8 @@ enum named_type {
 	ENUM_COUNT
 };
 
-struct array_type {
-	Dwarf_P_Die elem;
-	uint64_t count;
-	Dwarf_P_Die die;
-};
+/* What a type in the cache is of (its key's first word). */
+enum { SHAPE_ARRAY = 1, SHAPE_SNAPSHOT, SHAPE_BITMAP };
 
 struct dw {
 	const struct q2e_dwarf_lib *dl;
@@ -84,8 +82,7 @@ struct dw {
 	Dwarf_P_Die enums[ENUM_COUNT];	/* flags and codes, by name */
 	Dwarf_P_Die l1_entry, l2_entry, l2_ext_entry, bt_entry;
 	Dwarf_P_Die feature, luks_slot, luks_header;
-	struct array_type *arrays;
-	size_t narrays, caparrays;
+	struct type_cache types;	/* arrays and entries, by shape */
 
 	size_t ntypes;		/* distinct types of symbols, marked 1..n */
 	struct q2e_dwarf *out;
@@ -177,25 +174,31 @@ static Dwarf_P_Die base_type(struct dw *w, const char *name, unsigned enc,
 	return d;
 }
 
-static Dwarf_P_Die array_of(struct dw *w, Dwarf_P_Die elem, uint64_t count)
+/* Keeps TYPE as the type of shape KEY. */
+static Dwarf_P_Die keep_type(struct dw *w, const uint64_t key[4],
+			     Dwarf_P_Die type)
 {
-	for (size_t i = 0; i < w->narrays; i++)
-		if (w->arrays[i].elem == elem && w->arrays[i].count == count)
-			return w->arrays[i].die;
-	if (w->failed)
-		return NULL;
-	if (q2e_grow(w->arrays, w->caparrays, w->narrays + 1) < 0) {
+	if (type && type_cache_put(&w->types, key, type) < 0) {
 		w->failed = true;
 		q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 		return NULL;
 	}
+	return type;
+}
 
-	Dwarf_P_Die d = new_die(w, DW_TAG_array_type, w->cu);
+static Dwarf_P_Die array_of(struct dw *w, Dwarf_P_Die elem, uint64_t count)
+{
+	const uint64_t key[4] = { SHAPE_ARRAY, (uint64_t)(uintptr_t)elem,
+				  count, 0 };
+	Dwarf_P_Die d = type_cache_get(&w->types, key), sub;
+
+	if (d || w->failed)
+		return d;
+	d = new_die(w, DW_TAG_array_type, w->cu);
 	at_ref(w, d, DW_AT_type, elem);
-	Dwarf_P_Die sub = new_die(w, DW_TAG_subrange_type, d);
+	sub = new_die(w, DW_TAG_subrange_type, d);
 	at_udata(w, sub, DW_AT_upper_bound, count - 1);
-	w->arrays[w->narrays++] = (struct array_type){ elem, count, d };
-	return d;
+	return keep_type(w, key, d);
 }
 
 static Dwarf_P_Die composite(struct dw *w, Dwarf_Tag tag, const char *name,
@@ -574,9 +577,16 @@ static Dwarf_P_Die snapshot_type(struct dw *w, const struct q2e_snapshot *sn,
 	const struct qcow2_snapshot *e = &sn->entry;
 	static const char *const extra[] = { "vm_state_size_large",
 					     "disk_size", "icount" };
-	Dwarf_P_Die s = composite(w, DW_TAG_structure_type, "qcow2_snapshot_entry", size);
+	/* One type for each shape: thousands of snapshots have few. */
+	const uint64_t key[4] = { SHAPE_SNAPSHOT, size, e->extra_data_size,
+				  (uint64_t)e->id_str_size << 32 | e->name_size };
+	Dwarf_P_Die s = type_cache_get(&w->types, key);
 	uint64_t pos = QCOW2_SNAPSHOT_FIXED_SIZE;
 	unsigned k;
+
+	if (s || w->failed)
+		return s;
+	s = composite(w, DW_TAG_structure_type, "qcow2_snapshot_entry", size);
 
 	for (size_t i = 0; i < 9; i++)
 		member(w, s, snapshot_fields[i].name,
@@ -592,15 +602,22 @@ static Dwarf_P_Die snapshot_type(struct dw *w, const struct q2e_snapshot *sn,
 	pos += e->name_size;
 	if (size > pos)
 		array_member(w, s, "padding", w->u8, size - pos, pos);
-	return s;
+	return keep_type(w, key, s);
 }
 
 static Dwarf_P_Die bitmap_type(struct dw *w, const struct q2e_bitmap *b,
 			       uint64_t size)
 {
 	const struct qcow2_bitmap_entry *e = &b->entry;
-	Dwarf_P_Die s = composite(w, DW_TAG_structure_type, "qcow2_bitmap_directory_entry", size);
+	const uint64_t key[4] = { SHAPE_BITMAP, size, e->extra_data_size,
+				  e->name_size };
+	Dwarf_P_Die s = type_cache_get(&w->types, key);
 	uint64_t pos = QCOW2_BITMAP_ENTRY_FIXED_SIZE;
+
+	if (s || w->failed)
+		return s;
+	s = composite(w, DW_TAG_structure_type, "qcow2_bitmap_directory_entry",
+		      size);
 
 	member(w, s, "bitmap_table_offset", w->be64, 0);
 	member(w, s, "bitmap_table_size", w->be32, 8);
@@ -615,7 +632,7 @@ static Dwarf_P_Die bitmap_type(struct dw *w, const struct q2e_bitmap *b,
 	pos += e->name_size;
 	if (size > pos)
 		array_member(w, s, "padding", w->u8, size - pos, pos);
-	return s;
+	return keep_type(w, key, s);
 }
 
 static Dwarf_P_Die refblock_elem(struct dw *w)
@@ -939,7 +956,7 @@ static int build_dwarf(const struct q2e_image *img,
 	ret = !w->failed ? 0 : err && err->code ? err->code : Q2E_EOUTPUT;
 	if (w->dbg)
 		w->dl->dwarf_producer_finish_a(w->dbg, &derr);
-	free(w->arrays);
+	type_cache_free(&w->types);
 	out->type_ref = type_ref;
 	if (ret < 0)
 		q2e_dwarf_free(out);
