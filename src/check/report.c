@@ -326,12 +326,13 @@ int add_echo_line(struct checker *c, const struct walk_lines *src)
 {
 	struct check_result_impl *r = (struct check_result_impl *)c->res;
 	struct q2e_check_result *res = c->res;
-	const struct q2e_check_line *first = &res->lines[src->from];
+	const struct q2e_check_line *first;
 	struct q2e_check_line *l;
 
 	if (q2e_grow(r->echoes, r->echoes_cap, r->nechoes + 1) < 0 ||
 	    q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
 		return nomem(c);
+	first = &res->lines[src->from];	/* the lines may have moved */
 	r->echoes[r->nechoes] = (struct echo_lines){
 		.key = { first->key[0], first->key[1], first->key[2] },
 		.seq_from = first->seq,
