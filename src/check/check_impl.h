@@ -154,6 +154,10 @@ struct checker {
 
 	uint64_t key[3];	/* of the lines being produced */
 	size_t lines_cap, findings_cap;
+	/* The lines below it may be an echo's source (struct echo_lines):
+	 * no later line joins them (same_as_last()), or the echo would
+	 * write the joined line too. */
+	size_t sealed;
 
 	bool *skip_snapshot;	/* QEMU skips snapshots with a bad L1 */
 	/* Snapshots sharing an L1 table are counted once, by their leader
@@ -254,6 +258,11 @@ struct walk_lines {
 	size_t from, count;	/* records, their seqs */
 	uint64_t lines;		/* lines they stand for */
 	bool whole;		/* none joined the record before M */
+	/* Each record has the walk's key[0] (none went to another
+	 * snapshot of a group, overflow_lines()), and none is a
+	 * snapshot's own line of a walk for a group (c->mult > 1): the
+	 * snapshot stage writes own lines apart (write_snapshots()). */
+	bool echoable;
 };
 void mark_lines(const struct checker *c, struct line_mark *m);
 void lines_since(const struct checker *c, const struct line_mark *m,

@@ -688,7 +688,12 @@ static int copied_l2_once(struct checker *c, struct copied_set *s,
 	lines_since(c, &m, &e.lines);
 	e.corruptions = c->res->corruptions - corruptions;
 	/* A first line joined to the one before is not the table's own. */
-	return e.lines.whole ? copied_add(c, s, &e) : 0;
+	if (!e.lines.whole)
+		return 0;
+	/* Nor may the next table's first line join the last: one key for
+	 * the whole stage, so nothing else keeps them apart. */
+	c->sealed = c->res->nlines;
+	return copied_add(c, s, &e);
 }
 
 /*

@@ -161,15 +161,16 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 		mark_lines(c, &m);
 		c->mult = one.mult;
 		ret = check_l2(c, r, one.k0, one.k1, active, first);
-		c->mult = 1;
 		/* Each walk prints the table's lines again, as qemu-img's
 		 * does: one record stands for them where they are the last
-		 * walk's (unless an overflow began or ended between). */
+		 * walk's (unless an overflow began or ended between).  With
+		 * c->mult still the walk's: lines_since() reads it. */
 		echoed = false;
 		if (ret == 0 && !first)
 			ret = echo_walk(c, &m, &src, &echoed);
 		if (ret == 0 && !echoed)
 			lines_since(c, &m, &src);
+		c->mult = 1;
 		if (ret < 0)
 			return ret;
 		first = false;

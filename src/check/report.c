@@ -91,7 +91,7 @@ static bool same_as_last(const struct checker *c, const char *text)
 {
 	const struct q2e_check_line *l;
 
-	if (!c->res->nlines)
+	if (!c->res->nlines || c->res->nlines <= c->sealed)
 		return false;
 	l = &c->res->lines[c->res->nlines - 1];
 	return !l->shared && l->text && l->key[0] == c->key[0] &&
@@ -292,8 +292,14 @@ void lines_since(const struct checker *c, const struct line_mark *m,
 		.whole = !m->nlines ||
 			 res->lines[m->nlines - 1].repeat == m->last_repeat,
 	};
-	for (size_t i = m->nlines; i < res->nlines; i++)
-		w->lines += res->lines[i].repeat ? res->lines[i].repeat : 1;
+	w->echoable = true;
+	for (size_t i = m->nlines; i < res->nlines; i++) {
+		const struct q2e_check_line *l = &res->lines[i];
+
+		w->lines += l->repeat ? l->repeat : 1;
+		if (l->key[0] != c->key[0] || (l->own && c->mult > 1))
+			w->echoable = false;
+	}
 }
 
 /* Whether line records X and Y say the same, but for key[0..1]. */
@@ -361,7 +367,8 @@ int echo_walk(struct checker *c, const struct line_mark *m,
 
 	*echoed = false;
 	lines_since(c, m, &now);
-	if (!src->count || !src->whole || !now.whole ||
+	if (!src->count || !src->whole || !now.whole || !src->echoable ||
+	    !now.echoable ||
 	    now.count != src->count || res->nfindings != m->nfindings)
 		return 0;
 	for (size_t i = 0; i < src->count; i++)

@@ -212,8 +212,10 @@ static void changes_out(const struct render *r, const struct q2e_diff *d)
 		if (!l->n && !r->all)
 			continue;
 		q2e_out_array(o, q2e_diff_group_name(g));
-		diff_runs_changes(d, (enum q2e_diff_group)g, true, made_change,
-				  &m);
+		/* JSON lists every group: a walk for none is a walk wasted */
+		if (l->n)
+			diff_runs_changes(d, (enum q2e_diff_group)g, true,
+					  made_change, &m);
 		for (; l->v && m.shown < l->n && m.shown < r->limit; m.shown++)
 			entry_out(r, (enum q2e_diff_group)g, &l->v[m.shown]);
 		q2e_out_end(o);

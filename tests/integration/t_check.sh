@@ -656,4 +656,11 @@ same_as_qemu "one L2 table in two L1 entries, a bad entry in two tables" "$f"
 assert_eq "and qemu-img's lines are three, in L1 order" 3 \
 	"$(grep -c 'reserved bits set' "$T/o.terr")"
 
+# A walk whose lines repeat an earlier walk's is kept as one record
+# (tests/lib/echo_cases.py says how each of these once came out wrong).
+for c in copied-merge snap-group snap-partial; do
+	python3 "$TOP/tests/lib/echo_cases.py" "$c" "$T/$c.qcow2"
+	same_as_qemu "lines of a walk again, $c" "$T/$c.qcow2"
+done
+
 finish
