@@ -156,7 +156,8 @@ uint64_t q2e_diff_count(const struct q2e_diff *d);
  * the tables moved, and the guest and host ranges.  JSON lists everything;
  * human output lists the first five changes of each kind unless VERBOSE,
  * and leaves out what did not change.  Fails only where a read of the
- * images again failed (the output stops short of that change).
+ * images again failed: the changes of that group stop there, the rest is
+ * written, and the error is returned.
  */
 int q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
 		    bool verbose, struct q2e_error *err);
