@@ -118,21 +118,28 @@ uint64_t diff_l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size)
 }
 
 /*
- * Reads the table of KIND at OFF into BUF (SIZE bytes); zeros where IMG has
- * no such table, or it is misaligned (the walk recorded why).
+ * The region of KIND that IMG's table entry names at OFF, or NULL where
+ * IMG has no such table (none there, misaligned, larger than a cluster,
+ * or wholly past the end of the file: the walk recorded why), whose
+ * entries then read as zeros.
  */
-static int load_table(struct q2e_image *img, uint64_t off,
-		      enum q2e_region_kind kind, uint8_t *buf, size_t size,
-		      struct q2e_error *err)
+static const struct q2e_region *table_at(const struct q2e_image *img,
+					 uint64_t off,
+					 enum q2e_region_kind kind)
 {
 	const struct q2e_region *r = NULL;
 
 	if (off && !(off & (img->cluster_size - 1)))
 		r = diff_region_exact(img, off, kind);
+	return r && r->avail && r->size <= img->cluster_size ? r : NULL;
+}
+
+/* Reads table R (or zeros, without one) into BUF, SIZE bytes. */
+static int load_table(struct q2e_image *img, const struct q2e_region *r,
+		      uint8_t *buf, size_t size, struct q2e_error *err)
+{
 	memset(buf, 0, size);
-	if (!r || r->size > size)
-		return 0;
-	return q2e_image_read_region(img, r, buf, err);
+	return r ? q2e_image_read_region(img, r, buf, err) : 0;
 }
 
 /*
@@ -210,7 +217,9 @@ static void l2_entry_in(const struct qcow2_l2_layout *l2, const uint8_t *table,
 /*
  * The tables of KIND at OA in A and OB in B, which entry I of an L1 or
  * refcount table names: kept in group G if they differ.  A pair seen
- * before is neither read nor compared again, and kept once.
+ * before is neither read nor compared again, and kept once.  An offset
+ * that names no table counts as 0, so that entries pointing past the end
+ * of the file (each elsewhere) make one pair, not a cluster's work each.
  */
 static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 		      enum q2e_region_kind kind, enum q2e_owner_kind owner,
@@ -218,14 +227,21 @@ static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 		      uint64_t oa, uint64_t ob, uint8_t *ta, uint8_t *tb,
 		      struct q2e_error *err)
 {
-	bool seen = diff_pairs_seen(d, g, oa, ob);
+	const struct q2e_region *ra = table_at(a, oa, kind);
+	const struct q2e_region *rb = table_at(b, ob, kind);
+	bool seen;
 	char sym[64];
 	int ret = 0;
 
+	if (!ra && !rb)
+		return 0;	/* both all zeros */
+	oa = ra ? oa : 0;
+	ob = rb ? ob : 0;
+	seen = diff_pairs_seen(d, g, oa, ob);
 	if (!seen)
-		ret = load_table(a, oa, kind, ta, (size_t)a->cluster_size, err);
+		ret = load_table(a, ra, ta, (size_t)a->cluster_size, err);
 	if (!seen && !ret)
-		ret = load_table(b, ob, kind, tb, (size_t)b->cluster_size, err);
+		ret = load_table(b, rb, tb, (size_t)b->cluster_size, err);
 	if (ret || (!seen && memcmp(ta, tb, (size_t)b->cluster_size) == 0))
 		return ret;
 	diff_symbol(b, kind, 0, owner, 0, i, sym, sizeof(sym));
