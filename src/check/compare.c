@@ -11,7 +11,7 @@
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
-#include "qcow2elf/hash.h"
+#include "qcow2elf/hashmap.h"
 
 /* qcow2_get_refcount() fails on a misaligned or unreadable block. */
 static bool refblock_unreadable(const struct checker *c, uint64_t ti)
@@ -626,74 +626,48 @@ static int check_copied_l2(struct checker *c, uint64_t l2_off)
  * L1 entry that names it, and prints the same lines again.
  */
 struct copied_seen {
-	uint64_t l2_off;	/* 0: a free slot */
 	struct walk_lines lines;
 	uint64_t corruptions;
 };
-struct copied_set {
-	struct copied_seen *v;
-	size_t n, cap;	/* cap a power of two */
-};
 
-static struct copied_seen *copied_slot(const struct copied_set *s,
-				       uint64_t off)
-{
-	size_t i = (size_t)q2e_mix64(off) & (s->cap - 1);
-
-	while (s->v[i].l2_off && s->v[i].l2_off != off)
-		i = (i + 1) & (s->cap - 1);
-	return &s->v[i];
-}
-
-static int copied_add(struct checker *c, struct copied_set *s,
-		      const struct copied_seen *e)
-{
-	if ((s->n + 1) * 2 > s->cap) {
-		struct copied_set g = { .cap = s->cap ? s->cap * 2 : 64 };
-
-		g.v = calloc(g.cap, sizeof(*g.v));
-		if (!g.v)
-			return nomem(c);
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->v[i].l2_off)
-				*copied_slot(&g, s->v[i].l2_off) = s->v[i];
-		free(s->v);
-		g.n = s->n;
-		*s = g;
-	}
-	*copied_slot(s, e->l2_off) = *e;
-	s->n++;
-	return 0;
-}
-
-/* check_copied_l2() for the table at L2_OFF, or its lines again. */
-static int copied_l2_once(struct checker *c, struct copied_set *s,
+/* check_copied_l2() for the table at L2_OFF, or its lines again; SEEN
+ * holds the tables read, by offset. */
+static int copied_l2_once(struct checker *c, struct q2e_map *seen,
 			  uint64_t l2_off)
 {
-	struct copied_seen e = { .l2_off = l2_off };
+	const uint64_t key[Q2E_MAP_KEY] = { l2_off };
+	const struct copied_seen *was = q2e_map_get(seen, key);
 	uint64_t corruptions = c->res->corruptions;
+	struct copied_seen *e;
 	struct line_mark m;
 	int ret;
 
-	if (s->cap && copied_slot(s, l2_off)->l2_off) {
-		const struct copied_seen *seen = copied_slot(s, l2_off);
-
-		c->res->corruptions += seen->corruptions;
-		return seen->lines.count ? add_echo_line(c, &seen->lines) : 0;
+	if (was) {
+		c->res->corruptions += was->corruptions;
+		return was->lines.count ? add_echo_line(c, &was->lines) : 0;
 	}
 	mark_lines(c, &m);
 	ret = check_copied_l2(c, l2_off);
 	if (ret < 0)
 		return ret;
-	lines_since(c, &m, &e.lines);
-	e.corruptions = c->res->corruptions - corruptions;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return nomem(c);
+	lines_since(c, &m, &e->lines);
+	e->corruptions = c->res->corruptions - corruptions;
 	/* A first line joined to the one before is not the table's own. */
-	if (!e.lines.whole)
+	if (!e->lines.whole) {
+		free(e);
 		return 0;
+	}
 	/* Nor may the next table's first line join the last: one key for
 	 * the whole stage, so nothing else keeps them apart. */
 	c->sealed = c->res->nlines;
-	return copied_add(c, s, &e);
+	if (q2e_map_put(seen, key, e) < 0) {
+		free(e);
+		return nomem(c);
+	}
+	return 0;
 }
 
 /*
@@ -704,7 +678,7 @@ static int copied_l2_once(struct checker *c, struct copied_set *s,
 int check_copied(struct checker *c)
 {
 	struct q2e_image *img = c->img;
-	struct copied_set seen = { 0 };
+	struct q2e_map seen = { 0 };
 	bool ok;
 	int ret = 0;
 
@@ -733,6 +707,6 @@ int check_copied(struct checker *c)
 				break;
 		}
 	}
-	free(seen.v);
+	q2e_map_free(&seen, free);
 	return ret < 0 ? ret : 0;
 }

@@ -25,10 +25,10 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
+#include "qcow2elf/hashmap.h"
 #include "dwarf_lib.h"
 #include "dwarf_reuse.h"
 #include "dwarf_vars.h"
-#include "emit/type_cache.h"
 #include "elf_symbols.h"
 
 #define PRODUCER "qcow2elf " Q2E_VERSION
@@ -82,7 +82,7 @@ struct dw {
 	Dwarf_P_Die enums[ENUM_COUNT];	/* flags and codes, by name */
 	Dwarf_P_Die l1_entry, l2_entry, l2_ext_entry, bt_entry;
 	Dwarf_P_Die feature, luks_slot, luks_header;
-	struct type_cache types;	/* arrays and entries, by shape */
+	struct q2e_map types;	/* arrays and entries, by shape */
 
 	size_t ntypes;		/* distinct types of symbols, marked 1..n */
 	struct q2e_dwarf *out;
@@ -178,7 +178,7 @@ static Dwarf_P_Die base_type(struct dw *w, const char *name, unsigned enc,
 static Dwarf_P_Die keep_type(struct dw *w, const uint64_t key[4],
 			     Dwarf_P_Die type)
 {
-	if (type && type_cache_put(&w->types, key, type) < 0) {
+	if (type && q2e_map_put(&w->types, key, type) < 0) {
 		w->failed = true;
 		q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 		return NULL;
@@ -190,7 +190,7 @@ static Dwarf_P_Die array_of(struct dw *w, Dwarf_P_Die elem, uint64_t count)
 {
 	const uint64_t key[4] = { SHAPE_ARRAY, (uint64_t)(uintptr_t)elem,
 				  count, 0 };
-	Dwarf_P_Die d = type_cache_get(&w->types, key), sub;
+	Dwarf_P_Die d = q2e_map_get(&w->types, key), sub;
 
 	if (d || w->failed)
 		return d;
@@ -580,7 +580,7 @@ static Dwarf_P_Die snapshot_type(struct dw *w, const struct q2e_snapshot *sn,
 	/* One type for each shape: thousands of snapshots have few. */
 	const uint64_t key[4] = { SHAPE_SNAPSHOT, size, e->extra_data_size,
 				  (uint64_t)e->id_str_size << 32 | e->name_size };
-	Dwarf_P_Die s = type_cache_get(&w->types, key);
+	Dwarf_P_Die s = q2e_map_get(&w->types, key);
 	uint64_t pos = QCOW2_SNAPSHOT_FIXED_SIZE;
 	unsigned k;
 
@@ -611,7 +611,7 @@ static Dwarf_P_Die bitmap_type(struct dw *w, const struct q2e_bitmap *b,
 	const struct qcow2_bitmap_entry *e = &b->entry;
 	const uint64_t key[4] = { SHAPE_BITMAP, size, e->extra_data_size,
 				  e->name_size };
-	Dwarf_P_Die s = type_cache_get(&w->types, key);
+	Dwarf_P_Die s = q2e_map_get(&w->types, key);
 	uint64_t pos = QCOW2_BITMAP_ENTRY_FIXED_SIZE;
 
 	if (s || w->failed)
@@ -956,7 +956,7 @@ static int build_dwarf(const struct q2e_image *img,
 	ret = !w->failed ? 0 : err && err->code ? err->code : Q2E_EOUTPUT;
 	if (w->dbg)
 		w->dl->dwarf_producer_finish_a(w->dbg, &derr);
-	type_cache_free(&w->types);
+	q2e_map_free(&w->types, NULL);
 	out->type_ref = type_ref;
 	if (ret < 0)
 		q2e_dwarf_free(out);

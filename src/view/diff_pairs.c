@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
-#include "qcow2elf/hash.h"
+#include "qcow2elf/hashmap.h"
 #include "qcow2elf/qcow2.h"
 #include "view/diff_int.h"
 
@@ -46,13 +46,6 @@ struct pair_rec {
 	char symbol[64];
 };
 
-/* A copy of a pair of tables, by their offsets in the two files. */
-struct pair_copy {
-	enum q2e_diff_group g;
-	uint64_t oa, ob;
-	struct kept *k;		/* NULL: a free slot */
-};
-
 /* The two tables of a pair kept in part, made whole again. */
 struct scratch {
 	const struct kept *of;
@@ -63,56 +56,29 @@ struct q2e_diff_pairs {
 	struct diff_pair_geom geom;
 	struct pair_rec *v;
 	size_t n, cap;
-	struct pair_copy *slots;	/* open addressing, a power of two */
-	size_t nslots, used;
+	struct q2e_map copies;	/* the kept pairs, by group and offsets */
 	bool has[Q2E_DIFF_G_COUNT];
 	struct scratch *scratch;
 };
 
-/*
- * The slot of the pair, or the free one where it would go.  The offsets
- * are mixed whole (q2e_mix64()): offsets apart only in their high bits
- * fell in one slot, each insertion a walk over every pair before it.
- */
-static size_t slot_of(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
-		      uint64_t oa, uint64_t ob)
+/* The pair of tables of group G at OA in A and OB in B, as the map
+ * knows it. */
+static void pair_key(uint64_t key[Q2E_MAP_KEY], enum q2e_diff_group g,
+		     uint64_t oa, uint64_t ob)
 {
-	size_t mask = p->nslots - 1;
-	size_t i = (size_t)q2e_mix64(q2e_mix64(oa ^ (uint64_t)g << 58) ^ ob) & mask;
-
-	while (p->slots[i].k && (p->slots[i].g != g ||
-				     p->slots[i].oa != oa ||
-				     p->slots[i].ob != ob))
-		i = (i + 1) & mask;
-	return i;
-}
-
-static int grow_slots(struct q2e_diff_pairs *p)
-{
-	struct q2e_diff_pairs n = *p;
-
-	n.nslots = p->nslots ? p->nslots * 2 : 64;
-	n.slots = calloc(n.nslots, sizeof(*n.slots));
-	if (!n.slots)
-		return -1;
-	for (size_t i = 0; i < p->nslots; i++) {
-		const struct pair_copy *c = &p->slots[i];
-
-		if (c->k)
-			n.slots[slot_of(&n, c->g, c->oa, c->ob)] = *c;
-	}
-	free(p->slots);
-	p->slots = n.slots;
-	p->nslots = n.nslots;
-	return 0;
+	key[0] = (uint64_t)g;
+	key[1] = oa;
+	key[2] = ob;
+	key[3] = 0;
 }
 
 bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
 		     uint64_t oa, uint64_t ob)
 {
-	const struct q2e_diff_pairs *p = d->pairs;
+	uint64_t key[Q2E_MAP_KEY];
 
-	return p && p->nslots && p->slots[slot_of(p, g, oa, ob)].k;
+	pair_key(key, g, oa, ob);
+	return d->pairs && q2e_map_get(&d->pairs->copies, key);
 }
 
 static struct q2e_diff_pairs *pairs_new(const struct q2e_image *a,
@@ -192,8 +158,10 @@ static struct kept *kept_new(const uint8_t *ta, const uint8_t *tb, size_t cs)
 	return kp;
 }
 
-static void kept_free(struct kept *kp)
+static void kept_free(void *p)
 {
+	struct kept *kp = p;
+
 	if (!kp)
 		return;
 	free(kp->idx);
@@ -233,29 +201,27 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   struct q2e_error *err)
 {
 	struct q2e_diff_pairs *p = d->pairs;
+	uint64_t key[Q2E_MAP_KEY];
 	struct pair_rec *r;
-	size_t cs, i;
+	struct kept *kp;
 
 	if (!p && !(p = d->pairs = pairs_new(a, b)))
 		return diff_nomem(err);
-	cs = (size_t)p->geom.cluster_size;
-	if ((p->used + 1) * 2 > p->nslots && grow_slots(p) < 0)
-		return diff_nomem(err);
-	i = slot_of(p, g, oa, ob);
-	if (!p->slots[i].k) {
-		struct kept *kp = kept_new(ta, tb, cs);
-
-		if (!kp)
+	pair_key(key, g, oa, ob);
+	kp = q2e_map_get(&p->copies, key);
+	if (!kp) {
+		kp = kept_new(ta, tb, (size_t)p->geom.cluster_size);
+		if (!kp || q2e_map_put(&p->copies, key, kp) < 0) {
+			kept_free(kp);
 			return diff_nomem(err);
-		p->slots[i] = (struct pair_copy){ g, oa, ob, kp };
-		p->used++;
+		}
 	}
 	if (q2e_grow(p->v, p->cap, p->n + 1) < 0)
 		return diff_nomem(err);
 	r = &p->v[p->n++];
 	r->g = g;
 	r->index = index;
-	r->k = p->slots[i].k;
+	r->k = kp;
 	snprintf(r->symbol, sizeof(r->symbol), "%s", symbol);
 	p->has[g] = true;
 	return 0;
@@ -332,9 +298,7 @@ void diff_pairs_free(struct q2e_diff_pairs *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->nslots; i++)
-		kept_free(p->slots[i].k);
-	free(p->slots);
+	q2e_map_free(&p->copies, kept_free);
 	if (p->scratch)
 		free(p->scratch->bytes);
 	free(p->scratch);
