@@ -22,10 +22,8 @@
 
 #include "view/diff_int.h"
 
-/* The counts of a group and of its ranges, for the summary. */
+/* The counts of a group, for the summary. */
 struct tally {
-	uint64_t end[DIFF_NKINDS];	/* of the last range of each kind */
-	bool open[DIFF_NKINDS];
 	char last_symbol[64];
 };
 
@@ -46,8 +44,8 @@ struct join {
 	bool open;
 	char symbol[64];
 	char old_meaning[DIFF_MEANING_MAX], new_meaning[DIFF_MEANING_MAX];
-	struct q2e_diff_range r;	/* the range being made */
-	bool ropen;
+	struct q2e_diff_range r[DIFF_NKINDS];	/* the last of each kind */
+	bool ropen[DIFF_NKINDS];
 	enum q2e_diff_group g;
 };
 
@@ -110,20 +108,37 @@ static void open_change(struct join *j, const struct diff_step *s)
 	j->open = true;
 }
 
-/* The ranges of one kind of change, and of each kind when counted. */
-static bool range_of(struct join *j, const struct diff_step *s)
+/*
+ * The ranges of each kind of change, counted or shown: step S joins the
+ * last range of its kind where they touch.  False where S starts a new
+ * one; *ENDED is then the range it ends, and *WAS whether there was one.
+ */
+static bool range_join(struct join *j, const struct diff_step *s,
+		       struct q2e_diff_range *ended, bool *was)
 {
-	if (!j->range_fn || s->kind != j->range_kind)
-		return true;
-	if (j->ropen && j->r.start + j->r.length == s->start) {
-		j->r.length += s->length;
+	struct q2e_diff_range *r = &j->r[s->kind];
+
+	*was = j->ropen[s->kind];
+	if (*was && r->start + r->length == s->start) {
+		r->length += s->length;
 		return true;
 	}
-	if (j->ropen && !j->range_fn(j->range_arg, &j->r))
-		return false;
-	j->r = (struct q2e_diff_range){ s->start, s->length };
-	j->ropen = true;
-	return true;
+	*ended = *r;
+	*r = (struct q2e_diff_range){ s->start, s->length };
+	j->ropen[s->kind] = true;
+	return false;
+}
+
+/* The ranges of the kind shown, each to RANGE_FN once made. */
+static bool range_of(struct join *j, const struct diff_step *s)
+{
+	struct q2e_diff_range ended;
+	bool was;
+
+	if (!j->range_fn || s->kind != j->range_kind)
+		return true;
+	return range_join(j, s, &ended, &was) || !was ||
+	       j->range_fn(j->range_arg, &ended);
 }
 
 static struct q2e_diff_ranges *kind_ranges(struct q2e_diff *d, int kind)
@@ -137,15 +152,13 @@ static struct q2e_diff_ranges *kind_ranges(struct q2e_diff *d, int kind)
 
 static void count_range(struct join *j, const struct diff_step *s)
 {
-	struct tally *t = j->tally;
-	int k = s->kind;
-	struct q2e_diff_ranges *r = kind_ranges(j->counted, k);
+	struct q2e_diff_ranges *r = kind_ranges(j->counted, s->kind);
+	struct q2e_diff_range ended;
+	bool was;
 
 	r->units += s->length / j->counted->unit;
-	if (!t->open[k] || t->end[k] != s->start)
+	if (!range_join(j, s, &ended, &was))
 		r->n++;
-	t->open[k] = true;
-	t->end[k] = s->start + s->length;
 }
 
 /* A change made whole: to FN, or counted. */
@@ -200,7 +213,8 @@ static bool steps(const struct q2e_diff *d, enum q2e_diff_group g,
 		return false;
 	if (j->open && (j->fn || j->counted) && !made(j))
 		return false;
-	if (j->ropen && !j->range_fn(j->range_arg, &j->r))
+	if (j->range_fn && j->ropen[j->range_kind] &&
+	    !j->range_fn(j->range_arg, &j->r[j->range_kind]))
 		return false;
 	return true;
 }
