@@ -73,6 +73,10 @@ int q2e_map_put(struct q2e_map *m, const uint64_t key[Q2E_MAP_KEY],
 {
 	struct q2e_map_slot *s;
 
+	/* NULL marks a free slot: a key given it would hide the keys that
+	 * probed past it. */
+	if (!value)
+		return Q2E_EUSAGE;
 	if ((m->n + 1) * 2 > m->cap && grow(m) < 0)
 		return Q2E_ENOMEM;
 	s = &m->v[slot_of(m->v, m->cap, key)];

@@ -22,8 +22,8 @@ struct q2e_map {
 
 /* KEY's value, or NULL. */
 void *q2e_map_get(const struct q2e_map *m, const uint64_t key[Q2E_MAP_KEY]);
-/* Makes VALUE (not NULL) KEY's, replacing any; Q2E_ENOMEM, the map left
- * as it was, or 0. */
+/* Makes VALUE KEY's, replacing any: 0, or the map left as it was and
+ * Q2E_ENOMEM, or Q2E_EUSAGE if VALUE is NULL. */
 int q2e_map_put(struct q2e_map *m, const uint64_t key[Q2E_MAP_KEY],
 		void *value);
 /* Empties M, giving each value to FREE_VALUE first unless it is NULL. */

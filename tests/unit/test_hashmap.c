@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "qcow2elf/error.h"
 #include "qcow2elf/hashmap.h"
 
 /* Values are the addresses of VALS[i]: each key's own. */
@@ -50,6 +51,9 @@ static void test_put_get(void **state)
 	key_of(key, 10);
 	assert_int_equal(q2e_map_put(&m, key, &vals[11]), 0);
 	assert_int_equal(m.n, N);
+	assert_ptr_equal(q2e_map_get(&m, key), &vals[11]);
+	/* NULL is no value: refused, the key kept. */
+	assert_int_equal(q2e_map_put(&m, key, NULL), Q2E_EUSAGE);
 	assert_ptr_equal(q2e_map_get(&m, key), &vals[11]);
 	q2e_map_free(&m, NULL);
 	assert_int_equal(m.n, 0);
