@@ -48,3 +48,12 @@ size_t q2e_first_above_at(const void *base, size_t n, size_t elem,
 	}
 	return lo;
 }
+
+bool q2e_all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	/* Each byte equals the one after it, and the first is 0: libc's
+	 * memcmp, many bytes a step. */
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Two things every layer does with arrays, written once (src/array.c):
- * growing one geometrically, and finding a place in a sorted one.
+ * What every layer does with arrays, written once (src/array.c): growing
+ * one geometrically, finding a place in a sorted one, and telling whether
+ * bytes are all zeros.
  */
 #ifndef QCOW2ELF_ARRAY_H
 #define QCOW2ELF_ARRAY_H
@@ -29,5 +30,8 @@ size_t q2e_first_above_at(const void *base, size_t n, size_t elem,
 #define q2e_first_above(array, n, member, key)                              \
 	q2e_first_above_at((array), (n), sizeof(*(array)),                 \
 			   offsetof(__typeof__(*(array)), member), (key))
+
+/* Whether the N bytes at P are all zeros (true if N is 0). */
+bool q2e_all_zero(const void *p, size_t n);
 
 #endif

@@ -107,6 +107,10 @@ struct q2e_diff_range {
 struct q2e_diff_ranges {
 	uint64_t units;		/* clusters of the comparison's unit */
 	uint64_t n;		/* ranges */
+	/* The last range, so that making them again stops where it starts
+	 * rather than walk on to its end (one range over a whole image
+	 * was a walk of all its tables). */
+	uint64_t last_start, last_end;
 };
 
 /* How an active L2 entry changed, first match wins in this order. */

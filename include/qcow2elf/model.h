@@ -291,7 +291,7 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
  * extended L2 entries whose subclusters differ in type), for the caller
  * to look one at a time.
  */
-uint64_t q2e_image_l2_run(const struct q2e_l2_cache *c, uint64_t off,
+uint64_t q2e_image_l2_run(struct q2e_l2_cache *c, uint64_t off,
 			  uint64_t max);
 
 /* The stored refcount of host cluster CLUSTER (0 where no block exists). */

@@ -145,6 +145,10 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 	bool first = true;
 	int ret;
 
+	/* A table of zeros maps nothing and prints nothing, however many
+	 * L1 entries name it (65,536 naming one of 2 MiB took 17 s). */
+	if (q2e_all_zero(c->buf, (size_t)r->size))
+		return 0;
 	for (uint32_t k = 0; k < r->nowners; k++) {
 		struct l2_reach one;
 		bool active = r->owners[k].kind == Q2E_OWNER_ACTIVE, echoed;
@@ -256,6 +260,11 @@ int check_l2_regions(struct checker *c)
 			continue;
 		if (n > 1) {
 			ret = count_span(c, r, n);
+		} else if (!r->avail) {
+			/* Wholly past the end of the file: zeros, as above,
+			 * without clearing a cluster for each such table. */
+			ret = 0;
+			progress(c, r->size);
 		} else {
 			ret = read_cluster(c, r, 0);
 			if (ret == 0)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "emit.h"
+#include "qcow2elf/array.h"
 #include "seqwrite.h"
 
 /* Bounds the memory a copy takes, whatever the size of a region. */
@@ -89,11 +90,6 @@ void q2e_region_copier_fini(struct q2e_region_copier *c)
 	c->buf = NULL;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		    uint64_t from, uint64_t at)
 {
@@ -108,7 +104,7 @@ int q2e_region_copy(struct q2e_region_copier *c, const struct q2e_region *r,
 		if (ret < 0)
 			return ret;
 		q2e_redaction_apply(c->redact, r->offset + pos, c->buf, n);
-		if (c->skip_zeros && all_zero(c->buf, n)) {
+		if (c->skip_zeros && q2e_all_zero(c->buf, n)) {
 			pos += n;
 			continue;
 		}

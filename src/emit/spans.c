@@ -2,6 +2,7 @@
 /* The region sections' bytes, each byte of the image once (spans.h). */
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "spans.h"
 
 /* What is read at a time, into the writer's buffer. */
@@ -45,11 +46,6 @@ bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 	return true;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* How many bytes at the end of P[0..N) are zeros. */
 static size_t zero_tail(const uint8_t *p, size_t n)
 {
@@ -79,9 +75,9 @@ struct chunk {
 
 static void chunk_scan(struct chunk *ch)
 {
-	ch->zero = all_zero(ch->p, ch->len);
+	ch->zero = q2e_all_zero(ch->p, ch->len);
 	for (size_t g = 0; !ch->zero && (g + 1) * GRAIN <= ch->len; g++)
-		ch->grain_data[g] = !all_zero(ch->p + g * GRAIN, GRAIN);
+		ch->grain_data[g] = !q2e_all_zero(ch->p + g * GRAIN, GRAIN);
 }
 
 /* Whether the image bytes [X, Y), inside the chunk, are all zeros. */
@@ -93,13 +89,13 @@ static bool chunk_range_zero(const struct chunk *ch, uint64_t x, uint64_t y)
 	if (ch->zero)
 		return true;
 	if (g0 >= g1)
-		return all_zero(ch->p + lo, hi - lo);
-	if (!all_zero(ch->p + lo, g0 * GRAIN - lo))
+		return q2e_all_zero(ch->p + lo, hi - lo);
+	if (!q2e_all_zero(ch->p + lo, g0 * GRAIN - lo))
 		return false;
 	for (size_t g = g0; g < g1; g++)
 		if (ch->grain_data[g])
 			return false;
-	return all_zero(ch->p + g1 * GRAIN, hi - g1 * GRAIN);
+	return q2e_all_zero(ch->p + g1 * GRAIN, hi - g1 * GRAIN);
 }
 
 /*

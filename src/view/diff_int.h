@@ -143,9 +143,20 @@ struct diff_pair_geom {
 	uint64_t per_block;	/* refcounts a block */
 	uint64_t file_size;	/* the larger file */
 };
-/* Whether the tables of group G at OA in A and OB in B were added. */
-bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
-		     uint64_t oa, uint64_t ob);
+/* What is known of the tables of group G at OA in A and OB in B. */
+enum diff_pair_seen {
+	DIFF_PAIR_UNSEEN,
+	DIFF_PAIR_SAME,		/* compared, equal (diff_pairs_same()) */
+	DIFF_PAIR_DIFFERS,	/* added (diff_pairs_add()) */
+};
+enum diff_pair_seen diff_pairs_seen(const struct q2e_diff *d,
+				    enum q2e_diff_group g, uint64_t oa,
+				    uint64_t ob);
+/* The tables of group G at OA in A and OB in B are equal: each entry that
+ * names them again costs nothing. */
+int diff_pairs_same(struct q2e_diff *d, enum q2e_diff_group g,
+		    const struct q2e_image *a, const struct q2e_image *b,
+		    uint64_t oa, uint64_t ob, struct q2e_error *err);
 /* Entry INDEX of the L1 or refcount table names tables TA (at OA) and TB
  * (at OB), which differ: SYMBOL names their changes.  A pair already
  * seen is not copied again (TA and TB are not read then). */
@@ -160,10 +171,12 @@ bool diff_pairs_has(const struct q2e_diff_pairs *p, enum q2e_diff_group g);
 bool diff_pairs_steps(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 		      diff_step_fn *fn, void *arg);
 void diff_pairs_free(struct q2e_diff_pairs *p);
-/* diff_entries.c: the steps of L2 tables TA and TB at L1 index INDEX. */
+/* diff_entries.c: the steps of entries [FROM, TO) of the L2 tables at L1
+ * index INDEX, whose bytes from entry FROM on are TA and TB. */
 bool diff_l2_pair_steps(const struct diff_pair_geom *geom, uint64_t index,
-			const uint8_t *ta, const uint8_t *tb,
-			const char *symbol, diff_step_fn *fn, void *arg);
+			const uint8_t *ta, const uint8_t *tb, uint64_t from,
+			uint64_t to, const char *symbol, diff_step_fn *fn,
+			void *arg);
 
 /*
  * diff_walk.c: L2 entries and refcounts compared range by range through

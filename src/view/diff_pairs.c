@@ -10,6 +10,8 @@
  * one L2 table, 4 million (1.1 GB).  A pair of tables that several
  * entries name is copied once, so memory follows the tables in the
  * files; the changes themselves are as many as before, and so is JSON.
+ * A pair found equal is remembered too, so that it is read and compared
+ * once however many entries name it.
  *
  * The changes are made from their steps by diff_runs.c.
  */
@@ -30,7 +32,7 @@
  * == the chunks of a table), or only the chunks that differ (IDX[i] is
  * where chunk i of A's, then of B's, goes): a table of 64 KB with one
  * entry changed keeps 1 KB, not 128 KB.  Identical chunks hold no change,
- * so they are made again as zeros in both.
+ * so the steps are made from the kept chunks alone.
  */
 struct kept {
 	size_t nchunks;
@@ -46,20 +48,16 @@ struct pair_rec {
 	char symbol[64];
 };
 
-/* The two tables of a pair kept in part, made whole again. */
-struct scratch {
-	const struct kept *of;
-	uint8_t *bytes;
-};
-
 struct q2e_diff_pairs {
 	struct diff_pair_geom geom;
 	struct pair_rec *v;
 	size_t n, cap;
 	struct q2e_map copies;	/* the kept pairs, by group and offsets */
 	bool has[Q2E_DIFF_G_COUNT];
-	struct scratch *scratch;
 };
+
+/* What the map holds for a pair of tables that are equal. */
+static struct kept same_pair;
 
 /* The pair of tables of group G at OA in A and OB in B, as the map
  * knows it. */
@@ -72,13 +70,18 @@ static void pair_key(uint64_t key[Q2E_MAP_KEY], enum q2e_diff_group g,
 	key[3] = 0;
 }
 
-bool diff_pairs_seen(const struct q2e_diff *d, enum q2e_diff_group g,
-		     uint64_t oa, uint64_t ob)
+enum diff_pair_seen diff_pairs_seen(const struct q2e_diff *d,
+				    enum q2e_diff_group g, uint64_t oa,
+				    uint64_t ob)
 {
 	uint64_t key[Q2E_MAP_KEY];
+	const struct kept *kp;
 
 	pair_key(key, g, oa, ob);
-	return d->pairs && q2e_map_get(&d->pairs->copies, key);
+	kp = d->pairs ? q2e_map_get(&d->pairs->copies, key) : NULL;
+	return !kp		 ? DIFF_PAIR_UNSEEN
+	       : kp == &same_pair ? DIFF_PAIR_SAME
+				  : DIFF_PAIR_DIFFERS;
 }
 
 static struct q2e_diff_pairs *pairs_new(const struct q2e_image *a,
@@ -88,13 +91,6 @@ static struct q2e_diff_pairs *pairs_new(const struct q2e_image *a,
 
 	if (!p)
 		return NULL;
-	p->scratch = calloc(1, sizeof(*p->scratch));
-	if (p->scratch)
-		p->scratch->bytes = malloc((size_t)b->cluster_size * 2);
-	if (!p->scratch || !p->scratch->bytes) {
-		diff_pairs_free(p);
-		return NULL;
-	}
 	p->geom = (struct diff_pair_geom){
 		.l2a = a->l2,
 		.l2b = b->l2,
@@ -162,36 +158,25 @@ static void kept_free(void *p)
 {
 	struct kept *kp = p;
 
-	if (!kp)
+	if (!kp || kp == &same_pair)
 		return;
 	free(kp->idx);
 	free(kp->bytes);
 	free(kp);
 }
 
-/* The tables of KP, A's then B's, whole. */
-static const uint8_t *kept_tables(const struct q2e_diff_pairs *p,
-				  const struct kept *kp)
+int diff_pairs_same(struct q2e_diff *d, enum q2e_diff_group g,
+		    const struct q2e_image *a, const struct q2e_image *b,
+		    uint64_t oa, uint64_t ob, struct q2e_error *err)
 {
-	size_t cs = (size_t)p->geom.cluster_size;
-	struct scratch *s = p->scratch;
+	uint64_t key[Q2E_MAP_KEY];
 
-	if (!kp->idx)
-		return kp->bytes;
-	if (s->of != kp) {
-		memset(s->bytes, 0, cs * 2);
-		for (size_t k = 0; k < kp->nchunks; k++) {
-			size_t at = (size_t)kp->idx[k] * SAME_CHUNK;
-
-			memcpy(s->bytes + at, kp->bytes + k * SAME_CHUNK,
-			       SAME_CHUNK);
-			memcpy(s->bytes + cs + at,
-			       kp->bytes + (kp->nchunks + k) * SAME_CHUNK,
-			       SAME_CHUNK);
-		}
-		s->of = kp;
-	}
-	return s->bytes;
+	if (!d->pairs && !(d->pairs = pairs_new(a, b)))
+		return diff_nomem(err);
+	pair_key(key, g, oa, ob);
+	return q2e_map_put(&d->pairs->copies, key, &same_pair) < 0
+		       ? diff_nomem(err)
+		       : 0;
 }
 
 int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
@@ -227,30 +212,35 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 	return 0;
 }
 
-/* The steps of the refcount blocks TA and TB of R, in entry order, to FN
- * until it returns false: then false. */
+/* The steps of entries [FROM, TO) of the refcount blocks of R, whose
+ * bytes from entry FROM on are TA and TB, to FN until it returns false:
+ * then false. */
 static bool refblock_steps(const struct diff_pair_geom *geom,
 			   const struct pair_rec *r, const uint8_t *ta,
-			   const uint8_t *tb, diff_step_fn *fn, void *arg)
+			   const uint8_t *tb, uint64_t from, uint64_t to,
+			   diff_step_fn *fn, void *arg)
 {
 	uint64_t n = geom->per_block, cs = geom->cluster_size;
 	uint64_t per_chunk = SAME_CHUNK * 8 / (1U << geom->order_b);
+	size_t len = (size_t)((to - from) / per_chunk * SAME_CHUNK);
 
-	for (uint64_t j = 0; j < n; j++) {
-		uint64_t host, x, y;
+	for (uint64_t j = from; j < to; j++) {
+		uint64_t host, x, y, at = j - from;
 		struct diff_step s;
 
-		while (j % per_chunk == 0 && n - j >= per_chunk &&
-		       memcmp(ta + j / per_chunk * SAME_CHUNK,
-			      tb + j / per_chunk * SAME_CHUNK, SAME_CHUNK) == 0)
+		while (at % per_chunk == 0 && to - j >= per_chunk &&
+		       memcmp(ta + at / per_chunk * SAME_CHUNK,
+			      tb + at / per_chunk * SAME_CHUNK, SAME_CHUNK) == 0) {
 			j += per_chunk;
-		if (j == n)
+			at += per_chunk;
+		}
+		if (j == to)
 			break;
 		host = (r->index * n + j) * cs;
 		if (host >= geom->file_size)
 			break;
-		x = qcow2_refcount_get(ta, (size_t)cs, geom->order_a, j);
-		y = qcow2_refcount_get(tb, (size_t)cs, geom->order_b, j);
+		x = qcow2_refcount_get(ta, len, geom->order_a, at);
+		y = qcow2_refcount_get(tb, len, geom->order_b, at);
 		if (x == y)
 			continue;
 		s = (struct diff_step){
@@ -265,27 +255,58 @@ static bool refblock_steps(const struct diff_pair_geom *geom,
 	return true;
 }
 
+/* The steps of entries [FROM, TO) of record R's tables, whose bytes from
+ * entry FROM on are TA and TB. */
+static bool window_steps(const struct q2e_diff_pairs *p,
+			 const struct pair_rec *r, const uint8_t *ta,
+			 const uint8_t *tb, uint64_t from, uint64_t to,
+			 diff_step_fn *fn, void *arg)
+{
+	if (r->g == Q2E_DIFF_G_L2)
+		return diff_l2_pair_steps(&p->geom, r->index, ta, tb, from, to,
+					  r->symbol, fn, arg);
+	return refblock_steps(&p->geom, r, ta, tb, from, to, fn, arg);
+}
+
+/*
+ * The steps of record R: of its tables whole, or of the chunks kept where
+ * they differ, the rest being equal (a table that 65,536 entries name,
+ * one entry changed, was 65,536 comparisons of 2 MiB).
+ */
+static bool record_steps(const struct q2e_diff_pairs *p,
+			 const struct pair_rec *r, diff_step_fn *fn, void *arg)
+{
+	const struct kept *kp = r->k;
+	size_t cs = (size_t)p->geom.cluster_size;
+	uint64_t per_chunk, n;
+
+	if (r->g == Q2E_DIFF_G_L2) {
+		n = p->geom.l2_entries;
+		per_chunk = SAME_CHUNK / qcow2_l2_entry_size(&p->geom.l2b);
+	} else {
+		n = p->geom.per_block;
+		per_chunk = SAME_CHUNK * 8 / (1U << p->geom.order_b);
+	}
+	if (!kp->idx)
+		return window_steps(p, r, kp->bytes, kp->bytes + cs, 0, n, fn,
+				    arg);
+	for (size_t k = 0; k < kp->nchunks; k++) {
+		uint64_t from = kp->idx[k] * per_chunk;
+
+		if (!window_steps(p, r, kp->bytes + k * SAME_CHUNK,
+				  kp->bytes + (kp->nchunks + k) * SAME_CHUNK,
+				  from, from + per_chunk, fn, arg))
+			return false;
+	}
+	return true;
+}
+
 bool diff_pairs_steps(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
 		      diff_step_fn *fn, void *arg)
 {
-	for (size_t i = 0; p && i < p->n; i++) {
-		const struct pair_rec *r = &p->v[i];
-		const uint8_t *t;
-		bool go;
-
-		if (r->g != g)
-			continue;
-		t = kept_tables(p, r->k);
-		if (g == Q2E_DIFF_G_L2)
-			go = diff_l2_pair_steps(&p->geom, r->index, t,
-						t + p->geom.cluster_size,
-						r->symbol, fn, arg);
-		else
-			go = refblock_steps(&p->geom, r, t,
-					    t + p->geom.cluster_size, fn, arg);
-		if (!go)
+	for (size_t i = 0; p && i < p->n; i++)
+		if (p->v[i].g == g && !record_steps(p, &p->v[i], fn, arg))
 			return false;
-	}
 	return true;
 }
 
@@ -299,9 +320,6 @@ void diff_pairs_free(struct q2e_diff_pairs *p)
 	if (!p)
 		return;
 	q2e_map_free(&p->copies, kept_free);
-	if (p->scratch)
-		free(p->scratch->bytes);
-	free(p->scratch);
 	free(p->v);
 	free(p);
 }

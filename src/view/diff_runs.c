@@ -38,6 +38,7 @@ struct join {
 	int range_kind;
 	diff_range_fn *range_fn;
 	void *range_arg;
+	const struct q2e_diff_ranges *counted_ranges;	/* of RANGE_KIND */
 
 	struct q2e_diff_entry e;	/* the change being made */
 	int kind;
@@ -129,16 +130,30 @@ static bool range_join(struct join *j, const struct diff_step *s,
 	return false;
 }
 
-/* The ranges of the kind shown, each to RANGE_FN once made. */
+/*
+ * The ranges of the kind shown, each to RANGE_FN once made.  The last
+ * one, known from the count, is given whole where it starts: the steps
+ * stop there (false, and RANGES_DONE).
+ */
 static bool range_of(struct join *j, const struct diff_step *s)
 {
+	const struct q2e_diff_ranges *c = j->counted_ranges;
 	struct q2e_diff_range ended;
 	bool was;
 
 	if (!j->range_fn || s->kind != j->range_kind)
 		return true;
-	return range_join(j, s, &ended, &was) || !was ||
-	       j->range_fn(j->range_arg, &ended);
+	if (range_join(j, s, &ended, &was))
+		return true;
+	if (was && !j->range_fn(j->range_arg, &ended))
+		return false;
+	if (s->start != c->last_start)
+		return true;
+	j->ropen[s->kind] = false;
+	j->r[s->kind] = (struct q2e_diff_range){ c->last_start,
+						 c->last_end - c->last_start };
+	j->range_fn(j->range_arg, &j->r[s->kind]);
+	return false;
 }
 
 static struct q2e_diff_ranges *kind_ranges(struct q2e_diff *d, int kind)
@@ -159,6 +174,8 @@ static void count_range(struct join *j, const struct diff_step *s)
 	r->units += s->length / j->counted->unit;
 	if (!range_join(j, s, &ended, &was))
 		r->n++;
+	r->last_start = j->r[s->kind].start;
+	r->last_end = s->start + s->length;
 }
 
 /* A change made whole: to FN, or counted. */
@@ -231,7 +248,9 @@ void diff_runs_ranges(const struct q2e_diff *d, enum q2e_diff_group g,
 		      int kind, diff_range_fn *fn, void *arg)
 {
 	struct join j = { .range_kind = kind, .range_fn = fn,
-			  .range_arg = arg };
+			  .range_arg = arg,
+			  .counted_ranges = kind_ranges((struct q2e_diff *)d,
+							kind) };
 
 	steps(d, g, &j);
 }

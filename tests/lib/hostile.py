@@ -12,6 +12,7 @@
     hostile.py leaky-sparse IMAGE [BYTE]
     hostile.py far-l1 IMAGE
     hostile.py one-l2 IMAGE
+    hostile.py zero-l2 IMAGE [CHANGED]
     hostile.py distant-data IMAGE [ENTRIES]
     hostile.py distant-overflow IMAGE [ENTRIES]
 
@@ -71,6 +72,13 @@ every entry of IMAGE's active L1 table comes to name the table entry 0
 names.  A diff of the two (fresh images of 512-byte clusters and 131,072
 L1 entries, the second with a cluster written) compares 131,072 pairs of
 tables, whose offsets differ only in their high bits.
+
+zero-l2: every entry of IMAGE's active L1 table (any cluster size) comes
+to name one L2 table of zeros, the cluster after the next one past the
+end of the file, which grows to hold it; CHANGED (0) of the table's
+entries, from entry 5 on, map the cluster past it.  With 2 MiB clusters
+and 65,536 L1 entries, check, map and diff walked or compared the 2 MiB
+table once for each entry.
 
 distant-data: IMAGE must be a fresh qemu-img image with 64 KiB clusters.
 It gains an L2 table at its end whose 8,192 entries map distinct clusters
@@ -271,6 +279,20 @@ def one_l2(path, _count):
         f.write(first * l1_size)
 
 
+def zero_l2(path, changed):
+    with open(path, "r+b") as f:
+        l1_size, l1_off = active_l1(f)
+        f.seek(20)
+        cluster = 1 << struct.unpack(">I", f.read(4))[0]
+        f.seek(0, 2)
+        l2 = ((f.tell() + cluster - 1) // cluster + 1) * cluster
+        f.truncate(l2 + cluster)
+        f.seek(l2 + 5 * 8)
+        f.write(struct.pack(">Q", 1 << 63 | (l2 + cluster)) * changed)
+        f.seek(l1_off)
+        f.write(struct.pack(">Q", l2) * l1_size)
+
+
 def distant_data(path, count, overflow=False):
     with open(path, "r+b") as f:
         l1_size, l1_off = active_l1(f)
@@ -295,6 +317,7 @@ GENERATORS = {
     "leaky-sparse": (leaky_sparse, 0x55),
     "far-l1": (far_l1, 0),
     "one-l2": (one_l2, 0),
+    "zero-l2": (zero_l2, 0),
     "distant-data": (distant_data, 2048),
     "distant-overflow": (lambda path, count: distant_data(path, count, True),
                          2048),
