@@ -260,9 +260,11 @@ int check_l2_regions(struct checker *c)
 			continue;
 		if (n > 1) {
 			ret = count_span(c, r, n);
-		} else if (!r->avail) {
-			/* Wholly past the end of the file: zeros, as above,
-			 * without clearing a cluster for each such table. */
+		} else if (!r->avail ||
+			   q2e_image_holds_none(img, r->offset, r->avail)) {
+			/* Wholly past the end of the file, or in a hole:
+			 * zeros, as above, without clearing a cluster for
+			 * each such table. */
 			ret = 0;
 			progress(c, r->size);
 		} else {

@@ -109,6 +109,12 @@ bool q2e_image_read_cached(struct q2e_image *img, uint64_t off, uint8_t *buf,
 	return q2e_source_pread_cached(img->src, buf, len, off) == (int64_t)len;
 }
 
+bool q2e_image_holds_none(struct q2e_image *img, uint64_t off, uint64_t len)
+{
+	return len >= Q2E_HOLE_ASK_MIN &&
+	       q2e_source_held_end(img->src, off, len) == off;
+}
+
 int q2e_image_file_extents(struct q2e_image *img, struct q2e_extent **out,
 			   size_t *n, struct q2e_error *err)
 {
@@ -162,6 +168,9 @@ struct q2e_l2_cache {
 	 * each scanned whole, took map 13 s). */
 	uint64_t run_table, run_from, run_end;
 	bool run_whole;
+	/* Whether the file holds none of the table at ZEROS_TABLE. */
+	uint64_t zeros_table;
+	bool zeros;
 };
 
 struct q2e_l2_cache *q2e_l2_cache_new(struct q2e_image *img)
@@ -205,6 +214,24 @@ static int cache_load(struct q2e_l2_cache *c, uint64_t off, const char *what,
 	return 0;
 }
 
+/*
+ * Whether the file holds none of the L2 table of the last lookup: past
+ * its end, or in a hole (asked once a table, and kept).
+ */
+static bool l2_zeros(struct q2e_l2_cache *c)
+{
+	struct q2e_image *img = c->img;
+
+	if (c->l2_offset >= img->file_size)
+		return true;
+	if (c->zeros_table != c->l2_offset) {
+		c->zeros_table = c->l2_offset;
+		c->zeros = q2e_image_holds_none(img, c->l2_offset,
+						img->cluster_size);
+	}
+	return c->zeros;
+}
+
 int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 			struct qcow2_l2_entry *e, struct q2e_error *err)
 {
@@ -240,9 +267,10 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 				     "'%s': l2_table_%" PRIu64 " at 0x%" PRIx64
 				     " is not cluster aligned",
 				     img->path, l1i, c->l2_offset);
-	/* Wholly past the end: zeros, without clearing a cluster for each
-	 * such table (65,536 of 2 MiB each took diff 14 s). */
-	if (c->l2_offset >= img->file_size)
+	/* Wholly past the end, or in a hole: zeros, without clearing a
+	 * cluster for each such table (65,536 of 2 MiB each took diff
+	 * 14 s). */
+	if (l2_zeros(c))
 		return 0;
 	ret = cache_load(c, c->l2_offset, "an L2 table", err);
 	if (ret < 0)
@@ -284,9 +312,8 @@ uint64_t q2e_image_l2_run(struct q2e_l2_cache *c, uint64_t off,
 	if (!c->l1_known || c->l1i != cluster >> l2_bits || !c->l2_offset)
 		return 0;
 	n = img->l2_entries - l2i - 1;
-	/* A table wholly past the end of the file is one run of zeros. */
-	if (c->l2_offset >= img->file_size &&
-	    !(c->l2_offset & (img->cluster_size - 1)))
+	/* A table the file holds none of is one run of zeros. */
+	if (!(c->l2_offset & (img->cluster_size - 1)) && l2_zeros(c))
 		return n < max ? n : max;
 	if (c->table_offset != c->l2_offset)
 		return 0;

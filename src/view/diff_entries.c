@@ -119,19 +119,21 @@ uint64_t diff_l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size)
 
 /*
  * The region of KIND that IMG's table entry names at OFF, or NULL where
- * IMG has no such table (none there, misaligned, larger than a cluster,
- * or wholly past the end of the file: the walk recorded why), whose
- * entries then read as zeros.
+ * IMG has no such table (none there, misaligned, larger than a cluster:
+ * the walk recorded why) or holds none of its bytes (past the end of the
+ * file, or in a hole), whose entries then read as zeros.
  */
-static const struct q2e_region *table_at(const struct q2e_image *img,
-					 uint64_t off,
+static const struct q2e_region *table_at(struct q2e_image *img, uint64_t off,
 					 enum q2e_region_kind kind)
 {
 	const struct q2e_region *r = NULL;
 
 	if (off && !(off & (img->cluster_size - 1)))
 		r = diff_region_exact(img, off, kind);
-	return r && r->avail && r->size <= img->cluster_size ? r : NULL;
+	if (!r || !r->avail || r->size > img->cluster_size ||
+	    q2e_image_holds_none(img, r->offset, r->avail))
+		return NULL;
+	return r;
 }
 
 /* Reads table R (or zeros, without one) into BUF, SIZE bytes. */

@@ -13,6 +13,7 @@
     hostile.py far-l1 IMAGE
     hostile.py one-l2 IMAGE
     hostile.py zero-l2 IMAGE [CHANGED]
+    hostile.py hole-l2 IMAGE
     hostile.py distant-data IMAGE [ENTRIES]
     hostile.py distant-overflow IMAGE [ENTRIES]
 
@@ -79,6 +80,11 @@ end of the file, which grows to hold it; CHANGED (0) of the table's
 entries, from entry 5 on, map the cluster past it.  With 2 MiB clusters
 and 65,536 L1 entries, check, map and diff walked or compared the 2 MiB
 table once for each entry.
+
+hole-l2: entry i of IMAGE's active L1 table (any cluster size) comes to
+name its own L2 table in a hole that the file, made sparse, ends with:
+with 2 MiB clusters and 65,536 entries, 128 GiB of zeros in a file of
+6.6 MB on disk.
 
 distant-data: IMAGE must be a fresh qemu-img image with 64 KiB clusters.
 It gains an L2 table at its end whose 8,192 entries map distinct clusters
@@ -279,18 +285,33 @@ def one_l2(path, _count):
         f.write(first * l1_size)
 
 
+def past_end(f):
+    """The cluster size, and the cluster after the next one past the end."""
+    f.seek(20)
+    cluster = 1 << struct.unpack(">I", f.read(4))[0]
+    f.seek(0, 2)
+    return cluster, ((f.tell() + cluster - 1) // cluster + 1) * cluster
+
+
 def zero_l2(path, changed):
     with open(path, "r+b") as f:
         l1_size, l1_off = active_l1(f)
-        f.seek(20)
-        cluster = 1 << struct.unpack(">I", f.read(4))[0]
-        f.seek(0, 2)
-        l2 = ((f.tell() + cluster - 1) // cluster + 1) * cluster
+        cluster, l2 = past_end(f)
         f.truncate(l2 + cluster)
         f.seek(l2 + 5 * 8)
         f.write(struct.pack(">Q", 1 << 63 | (l2 + cluster)) * changed)
         f.seek(l1_off)
         f.write(struct.pack(">Q", l2) * l1_size)
+
+
+def hole_l2(path, _count):
+    with open(path, "r+b") as f:
+        l1_size, l1_off = active_l1(f)
+        cluster, first = past_end(f)
+        f.truncate(first + l1_size * cluster)
+        f.seek(l1_off)
+        f.write(b"".join(struct.pack(">Q", first + i * cluster)
+                         for i in range(l1_size)))
 
 
 def distant_data(path, count, overflow=False):
@@ -318,6 +339,7 @@ GENERATORS = {
     "far-l1": (far_l1, 0),
     "one-l2": (one_l2, 0),
     "zero-l2": (zero_l2, 0),
+    "hole-l2": (hole_l2, 0),
     "distant-data": (distant_data, 2048),
     "distant-overflow": (lambda path, count: distant_data(path, count, True),
                          2048),
