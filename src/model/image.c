@@ -288,6 +288,8 @@ static int walk_image(struct walk *w)
 	if (ret == 0)
 		ret = walk_read_crypto(w);
 	if (ret == 0)
+		ret = walk_flush_problems(w);
+	if (ret == 0)
 		ret = walk_finish_regions(w);
 	if (ret == 0)
 		ret = walk_plan_reads(w);

@@ -11,12 +11,26 @@ struct pending_region {
 	struct q2e_owner owner;
 };
 
+/*
+ * Tables of one kind and one owning table (the active L1, a snapshot's, a
+ * bitmap's, the refcount table) that the walk found wrong alike, in a row:
+ * one problem for them all, however many entries name such tables.
+ */
+struct table_run {
+	uint64_t count;			/* 0: no run */
+	enum q2e_region_kind kind;
+	struct q2e_owner first, last;
+	uint64_t first_off, last_off, size;
+	bool misaligned, past_end;
+};
+
 struct walk {
 	struct q2e_image *img;
 	struct q2e_error *err;
 	struct pending_region *pending;
 	size_t npending, cap;
 	size_t problems_cap;	/* of img->problems */
+	struct table_run run;	/* not yet recorded as problems */
 };
 
 /* Chunks of the problems' strings, the newest first: a problem costs no
@@ -35,6 +49,15 @@ int walk_problem(struct walk *w, enum q2e_severity sev,
 		 const char *structure, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 void walk_free_problems(struct q2e_image *img);
+/*
+ * What is wrong with the table of KIND (SIZE bytes at OFF) that O owns: not
+ * cluster aligned, or past the end of the file.  Tables that follow it in
+ * a row, wrong alike, join its problems (struct table_run), which are
+ * recorded before the next problem, or by walk_flush_problems().
+ */
+int walk_note_table(struct walk *w, enum q2e_region_kind kind,
+		    const struct q2e_owner *o, uint64_t off, uint64_t size);
+int walk_flush_problems(struct walk *w);
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic);
 /* Grows the first recorded region of KIND to SIZE bytes. */

@@ -45,7 +45,6 @@ static int read_bitmap_table(struct walk *w, size_t n)
 		return ret;
 	for (uint64_t j = 0; j < b->ntable; j++) {
 		struct qcow2_bitmap_table_entry e;
-		char dname[64];
 
 		qcow2_bitmap_table_entry_decode(b->table[j], &e);
 		if (e.reserved) {
@@ -59,15 +58,11 @@ static int read_bitmap_table(struct walk *w, size_t n)
 		if (e.kind != QCOW2_BITMAP_SERIALIZED)
 			continue;
 		o.index = j;
-		q2e_structure_symbol(img, Q2E_REGION_BITMAP_DATA, 0, &o, dname,
-				     sizeof(dname));
 		ret = walk_region(w, Q2E_REGION_BITMAP_DATA, e.offset,
 				  img->cluster_size, o, 0);
 		if (ret == 0)
-			ret = walk_note_misaligned(w, dname, e.offset);
-		if (ret == 0)
-			ret = walk_note_truncated(w, dname, e.offset,
-						  img->cluster_size);
+			ret = walk_note_table(w, Q2E_REGION_BITMAP_DATA, &o,
+					      e.offset, img->cluster_size);
 		if (ret < 0)
 			return ret;
 	}

@@ -13,29 +13,6 @@
 #include "walk.h"
 
 /*
- * What is wrong with the table of KIND, one cluster at OFF, owned by O: not
- * aligned, past the end of the file.  Its name is made only then: 66,000
- * names that nothing read were 2% of check, and for a refcount table's
- * empty entries a fifth.
- */
-static int note_cluster_table(struct walk *w, enum q2e_region_kind kind,
-			      const struct q2e_owner *o, uint64_t off)
-{
-	struct q2e_image *img = w->img;
-	char name[96];
-	int ret;
-
-	if (!(off & (img->cluster_size - 1)) &&
-	    walk_in_file(img, off, img->cluster_size))
-		return 0;
-	q2e_structure_symbol(img, kind, 0, o, name, sizeof(name));
-	ret = walk_note_misaligned(w, name, off);
-	if (ret == 0)
-		ret = walk_note_truncated(w, name, off, img->cluster_size);
-	return ret;
-}
-
-/*
  * The L2 tables that entries FIRST on of an L1 table point to, owned by
  * OWNER, and what is wrong with each entry.  An L1 table shared by many
  * snapshots is walked for the first of them only (share_l2_tables()): one
@@ -68,8 +45,8 @@ int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
 		ret = walk_region(w, Q2E_REGION_L2, e.l2_offset,
 				  img->cluster_size, owner, 0);
 		if (ret == 0)
-			ret = note_cluster_table(w, Q2E_REGION_L2, &owner,
-						 e.l2_offset);
+			ret = walk_note_table(w, Q2E_REGION_L2, &owner,
+					      e.l2_offset, img->cluster_size);
 		if (ret < 0)
 			return ret;
 	}
@@ -190,8 +167,8 @@ int walk_read_refcounts(struct walk *w)
 		ret = walk_region(w, Q2E_REGION_REFCOUNT_BLOCK, block,
 				  img->cluster_size, o, 0);
 		if (ret == 0)
-			ret = note_cluster_table(w, Q2E_REGION_REFCOUNT_BLOCK,
-						 &o, block);
+			ret = walk_note_table(w, Q2E_REGION_REFCOUNT_BLOCK,
+					      &o, block, img->cluster_size);
 		if (ret < 0)
 			return ret;
 	}

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
+#include "qcow2elf/hashmap.h"
 #include "view/diff_int.h"
 
 /* "dirty, corrupt": the names of the bits set, by the image's own table. */
@@ -592,34 +594,76 @@ static const char *bitmap_entry_change(const struct qcow2_bitmap_table_entry *x,
 	return dx ? "moved" : "changed";
 }
 
-/* Bytes of a serialized bitmap data cluster, through its region. */
+/*
+ * Bytes of a serialized bitmap data cluster, through its region: false if
+ * the file holds none of them (no region, past the end of the file), which
+ * then are zeros that nothing was spent on.
+ */
 static int bitmap_cluster(struct q2e_image *img, uint64_t off, uint8_t *buf,
-			  struct q2e_error *err)
+			  bool *held, struct q2e_error *err)
 {
 	const struct q2e_region *r =
 		diff_region_exact(img, off, Q2E_REGION_BITMAP_DATA);
 
-	memset(buf, 0, (size_t)img->cluster_size);
-	if (!r || r->size > img->cluster_size)
+	*held = r && r->size <= img->cluster_size && r->avail;
+	if (!*held)
 		return 0;	/* unreadable: the walk recorded why */
 	return q2e_image_read_region(img, r, buf, err);
+}
+
+/* The pairs of data clusters compared: a table may name one a million
+ * times, or a million clusters past the end of the file. */
+static const char pair_same, pair_differs;
+
+/* Whether bitmap data clusters X of A and Y of B hold different bits. */
+static int bitmap_bits_differ(struct q2e_image *a, struct q2e_image *b,
+			      uint64_t x, uint64_t y, struct q2e_map *seen,
+			      uint8_t *bx, uint8_t *by, bool *differ,
+			      struct q2e_error *err)
+{
+	const uint64_t key[Q2E_MAP_KEY] = { x, y };
+	const void *known = q2e_map_get(seen, key);
+	size_t len = (size_t)a->cluster_size;
+	bool hx, hy;
+	int ret;
+
+	if (known) {
+		*differ = known == &pair_differs;
+		return 0;
+	}
+	ret = bitmap_cluster(a, x, bx, &hx, err);
+	if (!ret)
+		ret = bitmap_cluster(b, y, by, &hy, err);
+	if (ret)
+		return ret;
+	if (hx && hy)
+		*differ = memcmp(bx, by, len) != 0;
+	else if (hx || hy)
+		*differ = !q2e_all_zero(hx ? bx : by, len);
+	else
+		return *differ = false, 0;
+	if (q2e_map_put(seen, key, (void *)(*differ ? &pair_differs
+						    : &pair_same)) < 0)
+		return diff_nomem(err);
+	return 0;
 }
 
 /* A data cluster of bitmap N whose bits differ: "bitmap_0_data_5". */
 static int bitmap_data(struct q2e_diff *d, struct q2e_image *a,
 		       struct q2e_image *b, uint32_t n, uint64_t j,
 		       const struct qcow2_bitmap_table_entry *x,
-		       const struct qcow2_bitmap_table_entry *y, uint8_t *bx,
-		       uint8_t *by, struct q2e_error *err)
+		       const struct qcow2_bitmap_table_entry *y,
+		       struct q2e_map *seen, uint8_t *bx, uint8_t *by,
+		       struct q2e_error *err)
 {
 	struct q2e_diff_entry *e;
 	char sym[64];
+	bool differ;
 	int ret;
 
-	ret = bitmap_cluster(a, x->offset, bx, err);
-	if (!ret)
-		ret = bitmap_cluster(b, y->offset, by, err);
-	if (ret || memcmp(bx, by, (size_t)a->cluster_size) == 0)
+	ret = bitmap_bits_differ(a, b, x->offset, y->offset, seen, bx, by,
+				 &differ, err);
+	if (ret || !differ)
 		return ret;
 	diff_symbol(b, Q2E_REGION_BITMAP_DATA, 0, Q2E_OWNER_BITMAP, n, j, sym,
 		    sizeof(sym));
@@ -644,6 +688,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 	bool same_size = a->cluster_size == b->cluster_size;
 	uint8_t *bx = malloc((size_t)a->cluster_size);
 	uint8_t *by = malloc((size_t)b->cluster_size);
+	struct q2e_map seen = { 0 };
 	char sym[48];
 	int ret = bx && by ? 0 : diff_nomem(err);
 
@@ -659,7 +704,8 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 		qcow2_bitmap_table_entry_decode(ry, &ey);
 		if (same_size && ex.kind == QCOW2_BITMAP_SERIALIZED &&
 		    ey.kind == QCOW2_BITMAP_SERIALIZED)
-			ret = bitmap_data(d, a, b, n, j, &ex, &ey, bx, by, err);
+			ret = bitmap_data(d, a, b, n, j, &ex, &ey, &seen, bx,
+					  by, err);
 		if (ret || rx == ry)
 			continue;
 		e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_TABLE, sym, NULL, err);
@@ -679,6 +725,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 		if (!e->old.meaning || !e->new.meaning)
 			ret = diff_nomem(err);
 	}
+	q2e_map_free(&seen, NULL);
 	free(bx);
 	free(by);
 	return ret;

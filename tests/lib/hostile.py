@@ -16,6 +16,8 @@
     hostile.py hole-l2 IMAGE
     hostile.py distant-data IMAGE [ENTRIES]
     hostile.py distant-overflow IMAGE [ENTRIES]
+    hostile.py far-refcount IMAGE [CLUSTERS]
+    hostile.py far-bitmap IMAGE [ENTRIES]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -103,6 +105,12 @@ CLUSTER = 65536
 BITMAPS_EXT = 0x23852875
 
 
+def end_cluster(f):
+    """The first 64 KiB cluster at or after the end of F."""
+    f.seek(0, 2)
+    return (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+
+
 def snapshot_entry(n, l1_off, l1_size, rest=struct.pack(">IIQII", 0, 0, 0, 0,
                                                       16),
                    extra=struct.pack(">QQ", 0, 1 << 20)):
@@ -125,8 +133,7 @@ def write_snapshot_table(f, table, off, count):
 def shared_snapshot_l1(path, count):
     with open(path, "r+b") as f:
         hdr = bytearray(f.read(104))
-        f.seek(0, 2)
-        end = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        end = end_cluster(f)
         l1_size = struct.unpack_from(">I", hdr, 36)[0]
         l1_off = end
         # Every entry: an L2 table far past the end of the file.
@@ -158,19 +165,23 @@ def many_snapshots(path, count):
         f.write(hdr)
 
 
+def bitmaps_ext(hdr, path):
+    """The offset of the bitmaps extension in header cluster HDR."""
+    pos = struct.unpack_from(">I", hdr, 100)[0]     # header_length
+    while True:
+        magic, length = struct.unpack_from(">II", hdr, pos)
+        if magic == BITMAPS_EXT:
+            return pos
+        if magic == 0:
+            sys.exit("%s has no bitmaps extension" % path)
+        pos += 8 + (length + 7) // 8 * 8
+
+
 def many_bitmaps(path, count):
     with open(path, "r+b") as f:
         hdr = bytearray(f.read(CLUSTER))
-        pos = struct.unpack_from(">I", hdr, 100)[0]     # header_length
-        while True:
-            magic, length = struct.unpack_from(">II", hdr, pos)
-            if magic in (0, BITMAPS_EXT):
-                break
-            pos += 8 + (length + 7) // 8 * 8
-        if magic != BITMAPS_EXT:
-            sys.exit("many-bitmaps: %s has no bitmaps extension" % path)
-        f.seek(0, 2)
-        table_off = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        pos = bitmaps_ext(hdr, path)
+        table_off = end_cluster(f)
         f.seek(table_off)
         f.write(b"\0" * CLUSTER)
         # offset, 1 entry, no flags, type 1, granularity 2^16, name "b"
@@ -227,8 +238,7 @@ def copied_snapshots(path, count):
         f.seek(l1_off)
         l1 = f.read(l1_size * 8)
         l1 += b"\0" * (-len(l1) % CLUSTER)
-        f.seek(0, 2)
-        pos = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        pos = end_cluster(f)
         table = bytearray()
         for n in range(count):
             if n:
@@ -317,14 +327,40 @@ def hole_l2(path, _count):
 def distant_data(path, count, overflow=False):
     with open(path, "r+b") as f:
         l1_size, l1_off = active_l1(f)
-        f.seek(0, 2)
-        l2 = (f.tell() + CLUSTER - 1) // CLUSTER * CLUSTER
+        l2 = end_cluster(f)
         f.seek(l2)
         f.write(b"".join(struct.pack(">Q", 1 << 63 | (
             l1_off if overflow and i % 2 else (1 << 40) + i * CLUSTER))
                          for i in range(CLUSTER // 8)))
         f.seek(l1_off)
         f.write(struct.pack(">Q", 1 << 63 | l2) * min(count, l1_size))
+
+
+def far_refcount(path, clusters):
+    with open(path, "r+b") as f:
+        hdr = f.read(104)
+        rt_off = struct.unpack_from(">Q", hdr, 48)[0]
+        f.seek(rt_off)
+        block = f.read(8)
+        end = end_cluster(f)
+        f.seek(end)
+        f.write(block + b"".join(struct.pack(">Q", (i + 1) << 40)
+                                 for i in range(1, clusters * CLUSTER // 8)))
+        f.seek(48)
+        f.write(struct.pack(">QI", end, clusters))
+
+
+def far_bitmap(path, entries):
+    with open(path, "r+b") as f:
+        hdr = f.read(CLUSTER)
+        pos = bitmaps_ext(hdr, path)
+        dir_off = struct.unpack_from(">Q", hdr, pos + 24)[0]
+        end = end_cluster(f)
+        f.seek(end)
+        f.write(b"".join(struct.pack(">Q", (1 << 40) + i * CLUSTER)
+                         for i in range(entries)))
+        f.seek(dir_off)
+        f.write(struct.pack(">QI", end, entries))
 
 
 GENERATORS = {
@@ -343,6 +379,8 @@ GENERATORS = {
     "distant-data": (distant_data, 2048),
     "distant-overflow": (lambda path, count: distant_data(path, count, True),
                          2048),
+    "far-refcount": (far_refcount, 128),
+    "far-bitmap": (far_bitmap, 1 << 20),
 }
 
 

@@ -262,8 +262,9 @@ static void test_snapshots_past_end(void **state)
 }
 
 /*
- * 2,048 L2 tables past the end of the file, one problem each: their
- * strings, kept in chunks, each read back whole.
+ * 2,048 L2 tables past the end of the file, each L1 entry with a reserved
+ * bit set, whose problem comes between them: one problem each, whose
+ * strings, kept in chunks, are each read back whole.
  */
 static void test_many_problems(void **state)
 {
@@ -280,7 +281,8 @@ static void test_many_problems(void **state)
 	put_be32(bytes + 36, NL1);			/* l1_size */
 	put_be64(bytes + 40, L1_AT);			/* l1_table_offset */
 	for (uint64_t i = 0; i < NL1; i++)
-		put_be64(bytes + L1_AT + 8 * i, (0x100000 + i * CLUSTER) | COPIED);
+		put_be64(bytes + L1_AT + 8 * i,
+			 (0x100000 + i * CLUSTER) | COPIED | 0x100);
 	img = open_bytes(bytes, L1_AT + NL1 * 8);
 	for (size_t i = 0; i < img->nproblems; i++) {
 		const struct q2e_problem *p = &img->problems[i];
@@ -296,6 +298,63 @@ static void test_many_problems(void **state)
 	}
 	assert_int_equal(seen, NL1);
 	q2e_image_close(img);
+	free(bytes);
+}
+
+/* The problems of image BYTES of LEN bytes whose structure starts with
+ * PREFIX: how many, and the first's message in FIRST. */
+static size_t problems_of(const uint8_t *bytes, size_t len,
+			  const char *prefix, char *first, size_t size)
+{
+	struct q2e_image *img = open_bytes(bytes, len);
+	size_t n = 0;
+
+	for (size_t i = 0; i < img->nproblems; i++) {
+		const struct q2e_problem *p = &img->problems[i];
+
+		if (strncmp(p->structure, prefix, strlen(prefix)) != 0)
+			continue;
+		if (!n++)
+			snprintf(first, size, "%s", p->message);
+	}
+	q2e_image_close(img);
+	return n;
+}
+
+/*
+ * L2 tables in a row, wrong alike, are one problem, named by the first,
+ * whatever empty entries lie between them; another problem ends the run.
+ */
+static void test_table_runs(void **state)
+{
+	enum { NL1 = 2048, L1_AT = NCLUSTERS * CLUSTER };
+	size_t len = L1_AT + NL1 * 8;
+	uint8_t *bytes = calloc(1, len);
+	char first[512];
+
+	(void)state;
+	assert_non_null(bytes);
+	make_image(bytes);
+	put_be64(bytes + 24, (uint64_t)NL1 * 64 * CLUSTER);	/* size */
+	put_be32(bytes + 36, NL1);			/* l1_size */
+	put_be64(bytes + 40, L1_AT);			/* l1_table_offset */
+	for (uint64_t i = 0; i < NL1; i += 1 + (i == 7))
+		put_be64(bytes + L1_AT + 8 * i, (0x100000 + i * CLUSTER) | COPIED);
+	assert_int_equal(problems_of(bytes, len, "l2_table", first,
+				     sizeof(first)), 1);
+	assert_string_equal(first,
+			    "l2_table_0 to l2_table_2047: 2047 L2 tables at "
+			    "0x100000 to 0x1ffe00 (512 bytes each) run past "
+			    "the end of the file (0x4c00 bytes)");
+
+	/* Entry 1000 with a reserved bit: its problem ends the run. */
+	put_be64(bytes + L1_AT + 8 * 1000, (0x100000 + 1000 * CLUSTER) | 0x100);
+	assert_int_equal(problems_of(bytes, len, "l2_table", first,
+				     sizeof(first)), 2);
+	assert_string_equal(first,
+			    "l2_table_0 to l2_table_999: 999 L2 tables at "
+			    "0x100000 to 0x17ce00 (512 bytes each) run past "
+			    "the end of the file (0x4c00 bytes)");
 	free(bytes);
 }
 
@@ -379,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_snapshots_past_end),
 		cmocka_unit_test(test_many_problems),
+		cmocka_unit_test(test_table_runs),
 		cmocka_unit_test(test_claims_past_end),
 	};
 
