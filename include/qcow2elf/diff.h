@@ -146,6 +146,9 @@ struct q2e_diff {
 	 */
 	struct q2e_diff_pairs *pairs;
 	struct q2e_diff_walk *walk;
+	/* The changes of the active L1 and the refcount table are made
+	 * likewise, from these images' copies of the two tables. */
+	const struct q2e_image *old_image, *new_image;
 };
 
 /* OLD and NEW must stay open until the result is freed: rendering it

@@ -167,6 +167,8 @@ int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,
 	*out = NULL;
 	if (!d)
 		return diff_nomem(err);
+	d->old_image = old;
+	d->new_image = new;
 	d->old_path = strdup(old->path);
 	d->new_path = strdup(new->path);
 	d->unit = old->cluster_size < new->cluster_size ? old->cluster_size

@@ -111,6 +111,10 @@ const char *diff_kind_name(int kind);
  * failed. */
 bool diff_runs_changes(const struct q2e_diff *d, enum q2e_diff_group g,
 		       bool meanings, diff_entry_fn *fn, void *arg);
+/* The same for the active L1 and the refcount table, from the models'
+ * copies of both images' tables (diff_tables.c). */
+bool diff_pointer_changes(const struct q2e_diff *d, enum q2e_diff_group g,
+			  diff_entry_fn *fn, void *arg);
 /* Each range of group G's changes of KIND, joined where they touch. */
 void diff_runs_ranges(const struct q2e_diff *d, enum q2e_diff_group g,
 		      int kind, diff_range_fn *fn, void *arg);
