@@ -383,20 +383,38 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 	return ret;
 }
 
+/* The first patch that can reach OFF: one that starts max_length or
+ * more before it ends before it. */
+static size_t first_reaching(const struct q2e_redaction *r, uint64_t off)
+{
+	return off > r->max_length
+		       ? q2e_first_above(r->patches, r->npatches, offset,
+					 off - r->max_length)
+		       : 0;
+}
+
+bool q2e_redaction_writes(const struct q2e_redaction *r, uint64_t off,
+			  uint64_t len)
+{
+	if (!r || !r->npatches)
+		return false;
+	for (size_t i = first_reaching(r, off); i < r->npatches; i++) {
+		const struct q2e_patch *x = &r->patches[i];
+
+		if (x->offset >= off + len)
+			break;
+		if (x->bytes && x->offset + x->length > off)
+			return true;
+	}
+	return false;
+}
+
 void q2e_redaction_apply(const struct q2e_redaction *r, uint64_t off,
 			 uint8_t *buf, size_t len)
 {
-	size_t i;
-
 	if (!r || !r->npatches)
 		return;
-	/* From the first patch that can reach OFF: one that starts
-	 * max_length or more before it ends before it. */
-	i = off > r->max_length
-		    ? q2e_first_above(r->patches, r->npatches, offset,
-				      off - r->max_length)
-		    : 0;
-	for (; i < r->npatches; i++) {
+	for (size_t i = first_reaching(r, off); i < r->npatches; i++) {
 		const struct q2e_patch *x = &r->patches[i];
 		uint64_t from, to;
 

@@ -8,6 +8,7 @@
 #ifndef Q2E_EMIT_REDACT_H
 #define Q2E_EMIT_REDACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,10 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 /* Applies R to BUF, which holds the image's bytes [OFF, OFF + LEN). */
 void q2e_redaction_apply(const struct q2e_redaction *r, uint64_t off,
 			 uint8_t *buf, size_t len);
+/* Whether R writes anything but zeros into the image's bytes [OFF, OFF +
+ * LEN): zeros stay zeros under a patch of zeros. */
+bool q2e_redaction_writes(const struct q2e_redaction *r, uint64_t off,
+			  uint64_t len);
 void q2e_redaction_free(struct q2e_redaction *r);
 
 /*

@@ -173,12 +173,13 @@ static void judge_sections(const struct q2e_by_addr *by,
  * Whether the next Q2E_HOLE_ASK_MIN bytes of SP from AT lie in a hole of
  * the image, to be left as one in the output without reading them: a
  * table of 2 MiB in a hole was read (65,537 of them, 128 GiB of zeros).
- * Not with redaction, which may write into any bytes it is given.
+ * Not where a redaction writes a placeholder into them.
  */
 static bool hole_ahead(struct q2e_region_copier *c, const struct q2e_span *sp,
 		       uint64_t at)
 {
-	return c->skip_zeros && (!c->redact || !c->redact->npatches) &&
+	return c->skip_zeros &&
+	       !q2e_redaction_writes(c->redact, at, Q2E_HOLE_ASK_MIN) &&
 	       sp->end - at >= Q2E_HOLE_ASK_MIN &&
 	       q2e_image_holds_none(c->img, at, Q2E_HOLE_ASK_MIN);
 }
