@@ -117,7 +117,9 @@ static const char *run_noun(enum q2e_region_kind kind)
 /*
  * The run's problems: a table alone gets those it always had; tables in
  * a row get one for them all, named by the first, that says how many
- * there are and where the first and the last lie.
+ * entries name them and where the first and the last lie.  Entries that
+ * name good tables, or none, may lie between them: alternate entries
+ * would otherwise be a problem each again.
  */
 int walk_flush_problems(struct walk *w)
 {
@@ -142,18 +144,20 @@ int walk_flush_problems(struct walk *w)
 	q2e_structure_symbol(img, r->kind, 0, &r->last, last, sizeof(last));
 	if (r->misaligned)
 		ret = run_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_MISALIGNED,
-				  first, "%s to %s: %" PRIu64 " %s at 0x%" PRIx64
-				  " to 0x%" PRIx64 " are not cluster aligned",
+				  first, "%s to %s: %" PRIu64
+				  " entries name %s not cluster aligned, the first at 0x%"
+				  PRIx64 " and the last at 0x%" PRIx64,
 				  first, last, count, noun, r->first_off,
 				  r->last_off);
 	if (ret == 0 && r->past_end)
 		ret = run_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, first,
-				  "%s to %s: %" PRIu64 " %s at 0x%" PRIx64
-				  " to 0x%" PRIx64 " (%" PRIu64
-				  " bytes each) run past the end of the file (0x%"
-				  PRIx64 " bytes)", first, last, count, noun,
-				  r->first_off, r->last_off, r->size,
-				  img->file_size);
+				  "%s to %s: %" PRIu64
+				  " entries name %s past the end of the file (0x%"
+				  PRIx64 " bytes), the first at 0x%" PRIx64
+				  " and the last at 0x%" PRIx64 " (%" PRIu64
+				  " bytes each)", first, last, count, noun,
+				  img->file_size, r->first_off, r->last_off,
+				  r->size);
 	return ret;
 }
 

@@ -13,8 +13,9 @@ struct pending_region {
 
 /*
  * Tables of one kind and one owning table (the active L1, a snapshot's, a
- * bitmap's, the refcount table) that the walk found wrong alike, in a row:
- * one problem for them all, however many entries name such tables.
+ * bitmap's, the refcount table) that the walk found wrong alike, with no
+ * other problem between them: one problem for them all, however many
+ * entries name such tables.
  */
 struct table_run {
 	uint64_t count;			/* 0: no run */

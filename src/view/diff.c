@@ -189,7 +189,7 @@ int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,
 	if (!ret)
 		ret = diff_tables(d, old, new, err);
 	if (!ret)
-		ret = diff_pointer_tables(d, old, new, err);
+		diff_pointer_tables(d);
 	if (!ret)
 		ret = diff_l2(d, old, new, err);
 	if (!ret)

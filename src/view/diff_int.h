@@ -69,8 +69,9 @@ int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 		 struct q2e_image *b, struct q2e_error *err);
 int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err);
-int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
-	    const struct q2e_image *b, struct q2e_error *err);
+/* Counts the changes of the active L1 and the refcount table of D's
+ * images (made again by diff_pointer_changes()). */
+void diff_pointer_tables(struct q2e_diff *d);
 int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	    struct q2e_error *err);
 int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
@@ -114,7 +115,7 @@ bool diff_runs_changes(const struct q2e_diff *d, enum q2e_diff_group g,
 /* The same for the active L1 and the refcount table, from the models'
  * copies of both images' tables (diff_tables.c). */
 bool diff_pointer_changes(const struct q2e_diff *d, enum q2e_diff_group g,
-			  diff_entry_fn *fn, void *arg);
+			  bool meanings, diff_entry_fn *fn, void *arg);
 /* Each range of group G's changes of KIND, joined where they touch. */
 void diff_runs_ranges(const struct q2e_diff *d, enum q2e_diff_group g,
 		      int kind, diff_range_fn *fn, void *arg);

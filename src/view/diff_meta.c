@@ -605,7 +605,8 @@ static int bitmap_cluster(struct q2e_image *img, uint64_t off, uint8_t *buf,
 	const struct q2e_region *r =
 		diff_region_exact(img, off, Q2E_REGION_BITMAP_DATA);
 
-	*held = r && r->size <= img->cluster_size && r->avail;
+	/* A region of the cluster's size: all of BUF is read or zeroed. */
+	*held = r && r->size == img->cluster_size && r->avail;
 	if (!*held)
 		return 0;	/* unreadable: the walk recorded why */
 	return q2e_image_read_region(img, r, buf, err);

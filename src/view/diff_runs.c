@@ -242,7 +242,7 @@ bool diff_runs_changes(const struct q2e_diff *d, enum q2e_diff_group g,
 	struct join j = { .fn = fn, .arg = arg, .meanings = meanings };
 
 	if (g == Q2E_DIFF_G_L1 || g == Q2E_DIFF_G_REFCOUNT_TABLE)
-		return diff_pointer_changes(d, g, fn, arg);
+		return diff_pointer_changes(d, g, meanings, fn, arg);
 	return steps(d, g, &j);
 }
 

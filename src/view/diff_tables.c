@@ -211,30 +211,34 @@ static void pointers_of(const struct q2e_diff *d, enum q2e_diff_group g,
 		    p->sym, sizeof(p->sym));
 }
 
-/* The entry of P that changed at I: l1_table[i]. */
+/* The entry of P that changed at I: l1_table[i], with what its values
+ * mean if MEANINGS. */
 static bool pointer_entry(const struct pointers *p, uint64_t i, uint64_t x,
-			  uint64_t y, diff_entry_fn *fn, void *arg)
+			  uint64_t y, bool meanings, diff_entry_fn *fn,
+			  void *arg)
 {
 	char old_meaning[DIFF_MEANING_MAX], new_meaning[DIFF_MEANING_MAX];
 	struct q2e_diff_entry e = {
 		.symbol = (char *)p->sym, .indexed = true, .index = i,
 		.count = 1,
 		.change = pointer_change(x, y, x & p->mask, y & p->mask),
-		.old = { .type = Q2E_DIFF_V_RAW, .num = x,
-			 .meaning = old_meaning },
-		.new = { .type = Q2E_DIFF_V_RAW, .num = y,
-			 .meaning = new_meaning },
+		.old = { .type = Q2E_DIFF_V_RAW, .num = x },
+		.new = { .type = Q2E_DIFF_V_RAW, .num = y },
 	};
 
-	p->meaning(x, old_meaning, sizeof(old_meaning));
-	p->meaning(y, new_meaning, sizeof(new_meaning));
+	if (meanings) {
+		p->meaning(x, old_meaning, sizeof(old_meaning));
+		p->meaning(y, new_meaning, sizeof(new_meaning));
+		e.old.meaning = old_meaning;
+		e.new.meaning = new_meaning;
+	}
 	return fn(arg, &e);
 }
 
 /* The entries of P that changed, to FN in order until it returns false
  * (then false), or only counted into *N where FN is NULL. */
-static bool pointers_each(const struct pointers *p, diff_entry_fn *fn,
-			  void *arg, uint64_t *n)
+static bool pointers_each(const struct pointers *p, bool meanings,
+			  diff_entry_fn *fn, void *arg, uint64_t *n)
 {
 	uint64_t count = p->nx > p->ny ? p->nx : p->ny;
 	uint64_t both = p->nx < p->ny ? p->nx : p->ny;
@@ -255,43 +259,39 @@ static bool pointers_each(const struct pointers *p, diff_entry_fn *fn,
 		if (vx == vy)
 			continue;
 		(*n)++;
-		if (fn && !pointer_entry(p, i, vx, vy, fn, arg))
+		if (fn && !pointer_entry(p, i, vx, vy, meanings, fn, arg))
 			return false;
 	}
 	return true;
 }
 
 bool diff_pointer_changes(const struct q2e_diff *d, enum q2e_diff_group g,
-			  diff_entry_fn *fn, void *arg)
+			  bool meanings, diff_entry_fn *fn, void *arg)
 {
 	struct pointers p;
 	uint64_t n;
 
 	pointers_of(d, g, &p);
-	return pointers_each(&p, fn, arg, &n);
+	return pointers_each(&p, meanings, fn, arg, &n);
 }
 
-/* The active L1 and the refcount table, entry by entry: counted. */
-int diff_pointer_tables(struct q2e_diff *d, const struct q2e_image *a,
-			const struct q2e_image *b, struct q2e_error *err)
+/* The active L1 and the refcount table of D's images, entry by entry:
+ * counted. */
+void diff_pointer_tables(struct q2e_diff *d)
 {
 	static const enum q2e_diff_group groups[] = {
 		Q2E_DIFF_G_L1, Q2E_DIFF_G_REFCOUNT_TABLE
 	};
 
-	(void)a;
-	(void)b;
-	(void)err;
 	for (size_t k = 0; k < sizeof(groups) / sizeof(groups[0]); k++) {
 		struct q2e_diff_entries *l = &d->groups[groups[k]];
 		struct pointers p;
 		uint64_t n;
 
 		pointers_of(d, groups[k], &p);
-		pointers_each(&p, NULL, NULL, &n);
+		pointers_each(&p, false, NULL, NULL, &n);
 		l->n = (size_t)n;
 		l->changed = n;
 		l->structures = n != 0;
 	}
-	return 0;
 }

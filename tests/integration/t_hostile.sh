@@ -41,11 +41,11 @@ each_limited() {
 }
 
 # one_problem NAME FILE PREFIX EXPECTED: info names the structures whose
-# symbols start with PREFIX in one problem, whose message up to " at " is
+# symbols start with PREFIX in one problem, whose message up to " (" is
 # EXPECTED.
 one_problem() {
 	assert_eq "$1: info names them in one problem" "1|$4" \
-		"$("$Q2E" info --output=json "$2" | jq -r --arg p "$3" '[.problems[] | select(.structure | startswith($p))] | "\(length)|\(.[0].message | split(" at ")[0])"')"
+		"$("$Q2E" info --output=json "$2" | jq -r --arg p "$3" '[.problems[] | select(.structure | startswith($p))] | "\(length)|\(.[0].message | split(" (")[0])"')"
 }
 
 # like_qemu LABEL FILE [--check-only]: check's lines on standard error and
@@ -396,7 +396,7 @@ limited "far-l1, 2 MiB clusters: check" "$Q2E" check "$f"
 # each (52.8 MB): tables of a kind in a row that are wrong alike are one.
 limited "far-l1, 2 MiB clusters: check -M --output=json" "$Q2E" check -M --output=json "$f"
 one_problem "far-l1, 2 MiB clusters: 65,536 tables past the end" "$f" l2_table \
-	"l2_table_0 to l2_table_65535: 65536 L2 tables"
+	"l2_table_0 to l2_table_65535: 65536 entries name L2 tables past the end of the file"
 qemu-img create -q -f qcow2 -o cluster_size=2M "$T_TMP/far-l1-2p.qcow2" 2P
 python3 "$TOP/tests/lib/hostile.py" far-l1 "$T_TMP/far-l1-2p.qcow2"
 like_qemu "far-l1, 2 MiB clusters, 4,096 entries" "$T_TMP/far-l1-2p.qcow2" --check-only
@@ -521,7 +521,7 @@ each_limited far-refcount "$f" "info" "info --output=json" "check" \
 limited "far-refcount: check of its dump" "$Q2E" check "$T_TMP/far-refcount.elf"
 like_qemu "far-refcount" "$f"
 one_problem "far-refcount: 1,048,575 blocks past the end" "$f" refcount_block \
-	"refcount_block_1 to refcount_block_1048575: 1048575 refcount blocks"
+	"refcount_block_1 to refcount_block_1048575: 1048575 entries name refcount blocks past the end of the file"
 
 # A bitmap whose table of 1,048,576 entries names as many data clusters
 # past the end of the file: diff cleared and compared 64 KiB for each
@@ -535,7 +535,7 @@ each_limited far-bitmap "$f" "info" "check" "map --output=json" "diff $f" \
 	"dump -o $T_TMP/far-bitmap.elf"
 limited "far-bitmap: diff with its dump" "$Q2E" diff "$f" "$T_TMP/far-bitmap.elf"
 one_problem "far-bitmap: 1,048,576 data clusters past the end" "$f" bitmap_0_data \
-	"bitmap_0_data_0 to bitmap_0_data_1048575: 1048576 bitmap data clusters"
+	"bitmap_0_data_0 to bitmap_0_data_1048575: 1048576 entries name bitmap data clusters past the end of the file"
 
 # Likewise 65,535 bitmaps, all named "b", sharing one table.  dump made a
 # DWARF structure type for each directory entry (444 MB); one for each

@@ -343,18 +343,20 @@ static void test_table_runs(void **state)
 	assert_int_equal(problems_of(bytes, len, "l2_table", first,
 				     sizeof(first)), 1);
 	assert_string_equal(first,
-			    "l2_table_0 to l2_table_2047: 2047 L2 tables at "
-			    "0x100000 to 0x1ffe00 (512 bytes each) run past "
-			    "the end of the file (0x4c00 bytes)");
+			    "l2_table_0 to l2_table_2047: 2047 entries name "
+			    "L2 tables past the end of the file (0x4c00 "
+			    "bytes), the first at 0x100000 and the last at "
+			    "0x1ffe00 (512 bytes each)");
 
 	/* Entry 1000 with a reserved bit: its problem ends the run. */
 	put_be64(bytes + L1_AT + 8 * 1000, (0x100000 + 1000 * CLUSTER) | 0x100);
 	assert_int_equal(problems_of(bytes, len, "l2_table", first,
 				     sizeof(first)), 2);
 	assert_string_equal(first,
-			    "l2_table_0 to l2_table_999: 999 L2 tables at "
-			    "0x100000 to 0x17ce00 (512 bytes each) run past "
-			    "the end of the file (0x4c00 bytes)");
+			    "l2_table_0 to l2_table_999: 999 entries name "
+			    "L2 tables past the end of the file (0x4c00 "
+			    "bytes), the first at 0x100000 and the last at "
+			    "0x17ce00 (512 bytes each)");
 	free(bytes);
 }
 
