@@ -27,6 +27,14 @@ struct q2e_check_options {
 	/* Called as metadata is read; DONE and TOTAL are bytes. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/* Make what the viscera need (q2e_check_render()'s VISCERA). */
+	bool viscera;
+};
+
+/* An L2 table that entry INDEX of snapshot ID's L1 table names. */
+struct q2e_snapshot_l2 {
+	uint32_t id;
+	uint64_t index, offset;
 };
 
 /*
@@ -79,6 +87,8 @@ struct q2e_finding_ref {
 	uint64_t offset;
 	uint64_t size;
 	char owner[96];		/* data cluster: "l2_table_3[17]" */
+	bool owned;		/* OWNER is its one owner: a data cluster,
+				   or a table that is no region */
 };
 
 struct q2e_finding {
@@ -122,6 +132,13 @@ struct q2e_check_result {
 	 * first of the snapshots sharing it. */
 	uint32_t *snapshot_leader;
 	size_t nsnapshots;
+
+	/* With the viscera option: the L2 tables that the snapshots' L1
+	 * tables name, by snapshot and index, for the first snapshot of
+	 * each table (struct q2e_snapshot's l1_first), whether the file
+	 * holds them or not (the model does not keep those L1 tables). */
+	struct q2e_snapshot_l2 *snapshot_l2s;
+	size_t nsnapshot_l2s;
 };
 
 /*
@@ -148,7 +165,8 @@ int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
 
 /*
  * Renders RES: with JSON, qemu-img check's object (same keys, same order)
- * plus "findings" and, with VISCERA, "viscera"; in human form, qemu-img's
+ * plus "findings" and, with VISCERA (RES made with the viscera option),
+ * "viscera"; in human form, qemu-img's
  * summary, then the findings and the metadata tree (the per-cluster lines
  * are q2e_check_write_lines()'s).  Fails with
  * Q2E_EOUTPUT if FP could not be written.

@@ -63,7 +63,9 @@ struct q2e_region {
 	const struct q2e_owner *owners;	/* first owner names the region */
 };
 
-/* Where a problem was found and what it is. */
+/* Where a problem was found and what it is.  L2 tables, refcount blocks
+ * and bitmap data clusters that lie wholly past the end of the file are
+ * not regions: their problems name them, and lookups read them as zeros. */
 enum q2e_severity {
 	Q2E_SEV_NOTE,		/* worth knowing, not wrong (dirty bit) */
 	Q2E_SEV_WARNING,	/* QEMU would complain or refuse */
@@ -89,6 +91,12 @@ struct q2e_problem {
 	uint64_t offset;
 	char *structure;	/* stable name: "l2_table_5", "qcow2_header" */
 	char *message;
+	/* A problem of a table an entry names (an L2 table, refcount block
+	 * or bitmap data cluster): its kind and size, for it may be no
+	 * region (one wholly past the end of the file is none). */
+	bool table;
+	enum q2e_region_kind table_kind;
+	uint64_t table_size;
 };
 
 struct q2e_extension {

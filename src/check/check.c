@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 int checker_init(struct checker *c, struct q2e_image *img,
 		 const struct q2e_check_options *opts, struct q2e_error *err)
@@ -239,6 +240,54 @@ static int sort_lines(struct q2e_check_result *res, struct q2e_error *err)
 	return 0;
 }
 
+struct l2_list {
+	struct q2e_check_result *res;
+	size_t cap;
+	uint32_t id;
+};
+
+static int list_l2(void *arg, uint64_t first, const uint64_t *e, uint64_t n)
+{
+	struct l2_list *l = arg;
+	struct q2e_check_result *res = l->res;
+
+	for (uint64_t i = 0; i < n; i++) {
+		struct qcow2_l1_entry x;
+
+		qcow2_l1_entry_decode(e[i], &x);
+		if (!x.l2_offset)
+			continue;
+		if (q2e_grow(res->snapshot_l2s, l->cap, res->nsnapshot_l2s + 1) < 0)
+			return Q2E_ENOMEM;
+		res->snapshot_l2s[res->nsnapshot_l2s++] =
+			(struct q2e_snapshot_l2){ l->id, first + i, x.l2_offset };
+	}
+	return 0;
+}
+
+/* The snapshots' L2 tables, for the viscera: by snapshot, then index. */
+static int list_snapshot_l2s(struct q2e_image *img,
+			     struct q2e_check_result *res,
+			     struct q2e_error *err)
+{
+	struct l2_list l = { res, 0, 0 };
+
+	for (size_t i = 0; i < img->nsnapshots; i++) {
+		const struct q2e_snapshot *s = &img->snapshots[i];
+		int ret;
+
+		if (s->l1_first != i || !s->l1_read)
+			continue;
+		l.id = (uint32_t)i;
+		ret = q2e_image_snapshot_l1_each(img, i, list_l2, &l, err);
+		if (ret == Q2E_ENOMEM)
+			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 		  struct q2e_check_result **out, struct q2e_error *err)
 {
@@ -254,6 +303,8 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 		ret = sort_lines(c.res, err);
 	if (ret == 0 && ((struct check_result_impl *)c.res)->ncompares)
 		keep_counts(&c, true);
+	if (ret == 0 && opts && opts->viscera)
+		ret = list_snapshot_l2s(img, c.res, err);
 	if (ret == 0) {
 		*out = c.res;
 		c.res = NULL;
@@ -286,6 +337,7 @@ void q2e_check_result_free(struct q2e_check_result *res)
 	free(res->lines);
 	free(res->findings);	/* their texts were in the chunks */
 	free(res->snapshot_leader);
+	free(res->snapshot_l2s);
 	free(res->incomplete);
 	free(res->unopenable);
 	free(res);

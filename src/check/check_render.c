@@ -90,11 +90,9 @@ static void ref_out(struct q2e_out *o, const struct q2e_image *img,
 					      sizeof(sym)) == 0)
 				q2e_out_str(o, NULL, sym);
 	} else {
-		bool data = strcmp(ref->kind, "data cluster") == 0;
-
-		q2e_out_uint(o, "owner-count", data ? 1 : 0);
+		q2e_out_uint(o, "owner-count", ref->owned ? 1 : 0);
 		q2e_out_array(o, "owners");
-		if (data)
+		if (ref->owned)
 			q2e_out_str(o, NULL, ref->owner);
 	}
 	q2e_out_end(o);
@@ -139,76 +137,25 @@ static void l2_list(struct q2e_out *o, const struct q2e_image *img,
 	q2e_out_end(o);
 }
 
-/*
- * The L2 tables of the snapshots' L1 tables, which the model does not
- * keep: its L2 regions' owners, by snapshot and L1 index.  A snapshot that
- * shares its table with an earlier one (l1_first) has its list.
- */
-struct snap_l2 {
-	uint32_t id;
-	uint64_t index, offset;
-};
-
-struct snap_l2s {
-	struct snap_l2 *v;
-	size_t n;
-};
-
-static int cmp_snap_l2(const void *pa, const void *pb)
-{
-	const struct snap_l2 *a = pa, *b = pb;
-
-	if (a->id != b->id)
-		return a->id < b->id ? -1 : 1;
-	return a->index < b->index ? -1 : a->index > b->index;
-}
-
-static int snap_l2s_build(const struct q2e_image *img, struct snap_l2s *sl)
-{
-	size_t cap = 0;
-
-	*sl = (struct snap_l2s){ NULL, 0 };
-	for (size_t i = 0; i < img->nregions; i++) {
-		const struct q2e_region *r = &img->regions[i];
-
-		for (uint32_t k = 0; r->kind == Q2E_REGION_L2 && k < r->nowners;
-		     k++) {
-			const struct q2e_owner *o = &r->owners[k];
-
-			if (o->kind != Q2E_OWNER_SNAPSHOT ||
-			    o->id >= img->nsnapshots ||
-			    img->snapshots[o->id].l1_first != o->id)
-				continue;
-			if (q2e_grow(sl->v, cap, sl->n + 1) < 0) {
-				free(sl->v);
-				return -1;
-			}
-			sl->v[sl->n++] = (struct snap_l2){ o->id, o->index,
-							   r->offset };
-		}
-	}
-	if (sl->n)
-		qsort(sl->v, sl->n, sizeof(*sl->v), cmp_snap_l2);
-	return 0;
-}
-
+/* Snapshot N's L2 tables: those of the first snapshot with its table. */
 static void snapshot_l2_list(struct q2e_out *o, const struct q2e_image *img,
-			     const struct snap_l2s *sl, uint32_t n)
+			     const struct q2e_check_result *res, uint32_t n)
 {
+	const struct q2e_snapshot_l2 *v = res->snapshot_l2s;
 	uint32_t id = img->snapshots[n].l1_first;
-	size_t lo = 0, hi = sl->n;
+	size_t lo = 0, hi = res->nsnapshot_l2s;
 
 	while (lo < hi) {	/* the first record of ID */
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (sl->v[mid].id < id)
+		if (v[mid].id < id)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	q2e_out_array(o, "l2-list");
-	for (; lo < sl->n && sl->v[lo].id == id; lo++)
-		location(o, NULL, sl->v[lo].offset, img->cluster_size);
+	for (; lo < res->nsnapshot_l2s && v[lo].id == id; lo++)
+		location(o, NULL, v[lo].offset, img->cluster_size);
 	q2e_out_end(o);
 }
 
@@ -267,7 +214,7 @@ static void bitmaps_viscera(struct q2e_out *o, const struct q2e_image *img)
  * and snapshot IDs.  Sections an image does not have are left out.
  */
 static void viscera(struct q2e_out *o, const struct q2e_image *img,
-		    const struct snap_l2s *sl)
+		    const struct q2e_check_result *res)
 {
 	const struct qcow2_header *h = &img->hdr;
 
@@ -301,7 +248,7 @@ static void viscera(struct q2e_out *o, const struct q2e_image *img,
 			q2e_out_str(o, "name", s->name);
 			location(o, "location", s->entry.l1_table_offset,
 				 s->entry.l1_size * 8ULL);
-			snapshot_l2_list(o, img, sl, (uint32_t)i);
+			snapshot_l2_list(o, img, res, (uint32_t)i);
 			q2e_out_str(o, "snapshot-id", s->id);
 			/* QEMU takes an entry without the field for one
 			 * of the image's present size. */
@@ -364,9 +311,8 @@ static void viscera(struct q2e_out *o, const struct q2e_image *img,
 	q2e_out_end(o);
 }
 
-/* SL: the snapshots' L2 tables, for the viscera; NULL: without them. */
 static void json_report(struct q2e_out *o, const struct q2e_check_result *res,
-			const struct q2e_image *img, const struct snap_l2s *sl)
+			const struct q2e_image *img, bool with_viscera)
 {
 	q2e_out_object(o, NULL);
 	if (res->image_end_offset)
@@ -387,8 +333,8 @@ static void json_report(struct q2e_out *o, const struct q2e_check_result *res,
 	if (res->fragmented_clusters)
 		q2e_out_uint(o, "fragmented-clusters", res->fragmented_clusters);
 	findings_json(o, res, img);
-	if (sl)
-		viscera(o, img, sl);
+	if (with_viscera)
+		viscera(o, img, res);
 	q2e_out_end(o);
 }
 
@@ -469,15 +415,12 @@ int q2e_check_render(const struct q2e_check_result *res,
 		     struct q2e_error *err)
 {
 	struct q2e_out *o = NULL;
-	struct snap_l2s sl = { NULL, 0 };
 
-	if (with_viscera && snap_l2s_build(img, &sl) < 0)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	switch (format) {
 	case Q2E_FORMAT_JSON:
 		o = q2e_out_new(fp, format);
 		if (o)
-			json_report(o, res, img, with_viscera ? &sl : NULL);
+			json_report(o, res, img, with_viscera);
 		break;
 	case Q2E_FORMAT_HUMAN:
 		human_summary(fp, res);
@@ -489,11 +432,10 @@ int q2e_check_render(const struct q2e_check_result *res,
 		if (!o)
 			break;
 		q2e_out_object(o, NULL);
-		viscera(o, img, &sl);
+		viscera(o, img, res);
 		q2e_out_end(o);
 		break;
 	}
-	free(sl.v);
 	if (!o && (format == Q2E_FORMAT_JSON || with_viscera))
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	if ((o && q2e_out_finish(o) < 0) || fflush(fp) != 0 || ferror(fp))

@@ -196,6 +196,7 @@ int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
 	ref->kind = "data cluster";
 	ref->offset = off;
 	ref->size = size;
+	ref->owned = true;
 	snprintf(ref->owner, sizeof(ref->owner), "%s", name);
 	ref_region(f, l2);
 	return 0;
@@ -260,7 +261,8 @@ static enum q2e_finding_type problem_type(const struct q2e_problem *p)
 
 /*
  * The structure a problem names: the region at its offset if that is the
- * one, else the name alone (a header field that places a table, say).
+ * one, else a table that is no region (wholly past the end of the file),
+ * else the name alone (a header field that places a table, say).
  */
 static void problem_ref(const struct checker *c, struct q2e_finding *f,
 			const struct q2e_problem *p)
@@ -275,8 +277,10 @@ static void problem_ref(const struct checker *c, struct q2e_finding *f,
 		return;
 	}
 	ref = &f->refs[f->nrefs++];
-	ref->kind = "field";
+	ref->kind = p->table ? q2e_region_kind_name(p->table_kind) : "field";
 	ref->offset = p->offset;
+	ref->size = p->table ? p->table_size : 0;
+	ref->owned = p->table;
 	snprintf(ref->owner, sizeof(ref->owner), "%s", p->structure);
 }
 
