@@ -44,6 +44,11 @@ static char *problem_room(struct q2e_image *img, size_t need)
 static int add_problem(struct walk *w, enum q2e_severity sev,
 		       enum q2e_problem_type type, uint64_t offset,
 		       const char *structure, const char *fmt, va_list ap)
+	__attribute__((format(printf, 6, 0)));
+
+static int add_problem(struct walk *w, enum q2e_severity sev,
+		       enum q2e_problem_type type, uint64_t offset,
+		       const char *structure, const char *fmt, va_list ap)
 {
 	struct q2e_image *img = w->img;
 	struct q2e_problem *p;
@@ -83,128 +88,17 @@ int walk_problem(struct walk *w, enum q2e_severity sev,
 	return ret;
 }
 
-static int run_problem(struct walk *w, enum q2e_severity sev,
-		       enum q2e_problem_type type, const char *first,
-		       const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int run_problem(struct walk *w, enum q2e_severity sev,
-		       enum q2e_problem_type type, const char *first,
-		       const char *fmt, ...)
+int walk_add_problem(struct walk *w, enum q2e_severity sev,
+		     enum q2e_problem_type type, uint64_t offset,
+		     const char *structure, const char *fmt, ...)
 {
 	va_list ap;
 	int ret;
 
 	va_start(ap, fmt);
-	ret = add_problem(w, sev, type, w->run.first_off, first, fmt, ap);
+	ret = add_problem(w, sev, type, offset, structure, fmt, ap);
 	va_end(ap);
 	return ret;
-}
-
-/* The problems from FROM on are of the run's tables. */
-static void mark_tables(struct walk *w, size_t from)
-{
-	struct q2e_image *img = w->img;
-
-	for (size_t i = from; i < img->nproblems; i++) {
-		img->problems[i].table = true;
-		img->problems[i].table_kind = w->run.kind;
-		img->problems[i].table_size = w->run.size;
-	}
-}
-
-static const char *run_noun(enum q2e_region_kind kind)
-{
-	switch (kind) {
-	case Q2E_REGION_L2:
-		return "L2 tables";
-	case Q2E_REGION_REFCOUNT_BLOCK:
-		return "refcount blocks";
-	case Q2E_REGION_BITMAP_DATA:
-		return "bitmap data clusters";
-	default:
-		return "tables";
-	}
-}
-
-/*
- * The run's problems: a table alone gets those it always had; tables in
- * a row get one for them all, named by the first, that says how many
- * entries name them and where the first and the last lie.  Entries that
- * name good tables, or none, may lie between them: alternate entries
- * would otherwise be a problem each again.
- */
-int walk_flush_problems(struct walk *w)
-{
-	const struct table_run *r = &w->run;
-	struct q2e_image *img = w->img;
-	char first[96], last[96];
-	const char *noun = run_noun(r->kind);
-	uint64_t count = r->count;
-	size_t from = img->nproblems;
-	int ret = 0;
-
-	if (!count)
-		return 0;
-	w->run.count = 0;	/* the problems below record no run */
-	q2e_structure_symbol(img, r->kind, 0, &r->first, first, sizeof(first));
-	if (count == 1) {
-		if (r->misaligned)
-			ret = walk_note_misaligned(w, first, r->first_off);
-		if (ret == 0)
-			ret = walk_note_truncated(w, first, r->first_off,
-						  r->size);
-		if (ret == 0)
-			mark_tables(w, from);
-		return ret;
-	}
-	q2e_structure_symbol(img, r->kind, 0, &r->last, last, sizeof(last));
-	if (r->misaligned)
-		ret = run_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_MISALIGNED,
-				  first, "%s to %s: %" PRIu64
-				  " entries name %s not cluster aligned, the first at 0x%"
-				  PRIx64 " and the last at 0x%" PRIx64,
-				  first, last, count, noun, r->first_off,
-				  r->last_off);
-	if (ret == 0 && r->past_end)
-		ret = run_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, first,
-				  "%s to %s: %" PRIu64
-				  " entries name %s past the end of the file (0x%"
-				  PRIx64 " bytes), the first at 0x%" PRIx64
-				  " and the last at 0x%" PRIx64 " (%" PRIu64
-				  " bytes each)", first, last, count, noun,
-				  img->file_size, r->first_off, r->last_off,
-				  r->size);
-	if (ret == 0)
-		mark_tables(w, from);
-	return ret;
-}
-
-int walk_note_table(struct walk *w, enum q2e_region_kind kind,
-		    const struct q2e_owner *o, uint64_t off, uint64_t size)
-{
-	struct table_run *r = &w->run;
-	bool misaligned = off & (w->img->cluster_size - 1);
-	bool past_end = !walk_in_file(w->img, off, size);
-	int ret;
-
-	if (!misaligned && !past_end)
-		return 0;
-	if (r->count && (r->kind != kind || r->first.kind != o->kind ||
-			 r->first.id != o->id || r->size != size ||
-			 r->misaligned != misaligned ||
-			 r->past_end != past_end)) {
-		ret = walk_flush_problems(w);
-		if (ret < 0)
-			return ret;
-	}
-	if (!r->count)
-		*r = (struct table_run){ 0, kind, *o, *o, off, off, size,
-					 misaligned, past_end };
-	r->count++;
-	r->last = *o;
-	r->last_off = off;
-	return 0;
 }
 
 void walk_free_problems(struct q2e_image *img)

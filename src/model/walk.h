@@ -12,17 +12,23 @@ struct pending_region {
 };
 
 /*
- * Tables of one kind and one owning table (the active L1, a snapshot's, a
- * bitmap's, the refcount table) that the walk found wrong alike, with no
- * other problem between them: one problem for them all, however many
- * entries name such tables.
+ * Problems that entries of one table repeat, each kind recorded once for
+ * a run of entries (runs.c): tables they name that are not cluster
+ * aligned, or past the end of the file, and entries with reserved bits.
  */
-struct table_run {
-	uint64_t count;			/* 0: no run */
-	enum q2e_region_kind kind;
-	struct q2e_owner first, last;
+enum walk_run_kind { RUN_MISALIGNED, RUN_PAST_END, RUN_RESERVED, RUN_KINDS };
+
+struct walk_run {
+	uint64_t count;			/* entries in the run; 0: none */
+	uint64_t seq;			/* when it began: flushes in order */
+	enum q2e_region_kind kind;	/* of the tables named */
+	struct q2e_owner first, last;	/* their owners */
 	uint64_t first_off, last_off, size;
-	bool misaligned, past_end;
+	/* RUN_RESERVED: the table of the entries (FIRST_OFF and LAST_OFF
+	 * are theirs), the first one's value, and its reserved bits where
+	 * its message shows them (else 0). */
+	char table[64];
+	uint64_t table_off, first_raw, reserved;
 };
 
 struct walk {
@@ -31,7 +37,8 @@ struct walk {
 	struct pending_region *pending;
 	size_t npending, cap;
 	size_t problems_cap;	/* of img->problems */
-	struct table_run run;	/* not yet recorded as problems */
+	struct walk_run runs[RUN_KINDS];	/* not yet recorded */
+	uint64_t run_seq;
 };
 
 /* Chunks of the problems' strings, the newest first: a problem costs no
@@ -50,14 +57,24 @@ int walk_problem(struct walk *w, enum q2e_severity sev,
 		 const char *structure, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 void walk_free_problems(struct q2e_image *img);
+/* walk_problem() without recording the runs first (runs.c's). */
+int walk_add_problem(struct walk *w, enum q2e_severity sev,
+		     enum q2e_problem_type type, uint64_t offset,
+		     const char *structure, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 /*
- * What is wrong with the table of KIND (SIZE bytes at OFF) that O owns: not
- * cluster aligned, or past the end of the file.  Tables that follow it in
- * a row, wrong alike, join its problems (struct table_run), which are
- * recorded before the next problem, or by walk_flush_problems().
+ * What is wrong with the table of KIND (SIZE bytes at OFF) that O owns:
+ * not cluster aligned, or past the end of the file (runs.c).  Tables that
+ * O's table names after it, wrong alike, join its run.
  */
 int walk_note_table(struct walk *w, enum q2e_region_kind kind,
 		    const struct q2e_owner *o, uint64_t off, uint64_t size);
+/* Entry INDEX of TABLE (at TABLE_OFF) is RAW, with reserved bits set:
+ * RESERVED, shown in its message unless 0. */
+int walk_note_reserved(struct walk *w, const char *table, uint64_t table_off,
+		       uint64_t index, uint64_t raw, uint64_t reserved);
+/* Records the runs, in the order they began: before any other problem,
+ * and at the end of the walk. */
 int walk_flush_problems(struct walk *w);
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic);

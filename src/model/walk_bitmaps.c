@@ -48,10 +48,7 @@ static int read_bitmap_table(struct walk *w, size_t n)
 
 		qcow2_bitmap_table_entry_decode(b->table[j], &e);
 		if (e.reserved) {
-			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, off + j * 8, name,
-					   "%s[%" PRIu64 "] = 0x%016" PRIx64
-					   " has reserved bits set", name, j,
-					   e.raw);
+			ret = walk_note_reserved(w, name, off, j, e.raw, 0);
 			if (ret < 0)
 				return ret;
 		}

@@ -30,12 +30,8 @@ int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
 
 		qcow2_l1_entry_decode(l1[i - first], &e);
 		if (e.reserved) {
-			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, l1_off + i * 8,
-					   l1_name,
-					   "%s[%" PRIu64 "] = 0x%016" PRIx64
-					   " has reserved bits 0x%" PRIx64
-					   " set", l1_name, i, e.raw,
-					   e.reserved);
+			ret = walk_note_reserved(w, l1_name, l1_off, i, e.raw,
+						 e.reserved);
 			if (ret < 0)
 				return ret;
 		}
@@ -154,11 +150,8 @@ int walk_read_refcounts(struct walk *w)
 		struct q2e_owner o = { Q2E_OWNER_IMAGE, 0, i };
 
 		if (e & QCOW2_REFTABLE_RESERVED_MASK) {
-			ret = walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_RESERVED_BITS, off + i * 8,
-					   "refcount_table",
-					   "refcount_table[%" PRIu64
-					   "] = 0x%016" PRIx64
-					   " has reserved bits set", i, e);
+			ret = walk_note_reserved(w, "refcount_table", off, i,
+						 e, 0);
 			if (ret < 0)
 				return ret;
 		}

@@ -401,6 +401,24 @@ qemu-img create -q -f qcow2 -o cluster_size=2M "$T_TMP/far-l1-2p.qcow2" 2P
 python3 "$TOP/tests/lib/hostile.py" far-l1 "$T_TMP/far-l1-2p.qcow2"
 like_qemu "far-l1, 2 MiB clusters, 4,096 entries" "$T_TMP/far-l1-2p.qcow2" --check-only
 
+# QEMU's largest L1 table (4,194,304 entries, a 32 MB file of 512-byte
+# clusters), each entry naming its own table past the end of the file,
+# most with reserved bits set: each table was a region (info, map and dump
+# 360 MB, diff 1.6 GB), and each entry two problems (info printed 1 GB).
+# Such a table is no region now, and each kind of problem is one.  (check
+# keeps qemu-img's 8 million lines until it writes them in order: 1.4 GB,
+# not bounded yet.)
+f=$T_TMP/far-l1-4m.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512 "$f" 128G
+cp "$f" "$T_TMP/far-l1-4m-clean.qcow2"
+python3 "$TOP/tests/lib/hostile.py" far-l1 "$f"
+each_limited "far-l1, 4 million entries" "$f" "info" "info --output=json" \
+	"map --output=json" "dump -o $T_TMP/far-l1-4m.elf" \
+	"diff $T_TMP/far-l1-4m-clean.qcow2"
+assert_eq "far-l1, 4 million entries: no L2 table the file does not hold is a region; one problem of each kind" \
+	"0 1 1" \
+	"$("$Q2E" info --output=json "$f" | jq -r '[([.regions[] | select(.kind == "L2 table")] | length), ([.problems[] | select(.structure == "l1_table")] | length), ([.problems[] | select(.structure | startswith("l2_table"))] | length)] | join(" ")')"
+
 # The same 65,536 entries naming one table of zeros inside the file: check
 # walked it for each (17 s), map scanned it for each (13 s), and diff read
 # and compared it for each (30 s, with itself 63 s); with one entry of
