@@ -45,6 +45,10 @@ struct q2e_out_column {
 struct q2e_out *q2e_out_new(FILE *fp, enum q2e_format format);
 /* Before anything is written; the default is Q2E_JSON_PRETTY. */
 void q2e_out_set_json_style(struct q2e_out *o, enum q2e_json_style style);
+/* In Q2E_JSON_LINES, another element of the array follows: its separator
+ * is written now, as qemu-img map writes it, so that output cut short by
+ * an error ends as qemu-img's does.  Nothing in other forms. */
+void q2e_out_more(struct q2e_out *o);
 /* Ends the document and releases FP; 0, or -1 if anything could not be
  * written. */
 int q2e_out_finish(struct q2e_out *o);

@@ -414,8 +414,15 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 			continue;
 		}
 		ret = subcluster_at(l, off + run, &e, &t2, err);
-		if (ret < 0)
+		if (ret == Q2E_ENOMEM)
 			return ret;
+		if (ret < 0) {
+			/* QEMU answers a table at a time: what lies before
+			 * an entry it cannot read is answered, and the next
+			 * question, from that entry, fails. */
+			q2e_error_clear(err);
+			break;
+		}
 		if (t2 != type)
 			break;
 		if (has_host_offset(type) &&

@@ -28,6 +28,9 @@ struct q2e_out {
 	int depth;
 	bool first[MAX_DEPTH];		/* no element yet at this depth */
 	bool is_array[MAX_DEPTH];
+	/* JSON lines: the separator before the next element is written
+	 * already (q2e_out_more()). */
+	bool sep_written[MAX_DEPTH];
 	uint64_t count[MAX_DEPTH];	/* human: index of array elements */
 	/* Human tables: the depth of the table's array (0: none), and the
 	 * padding owed by the last cell, paid only if another cell follows
@@ -66,7 +69,8 @@ int q2e_out_finish(struct q2e_out *o)
 {
 	int ret;
 
-	if (o->format == Q2E_FORMAT_JSON)
+	/* (cut short after q2e_out_more(), its line is ended already) */
+	if (o->format == Q2E_FORMAT_JSON && !o->sep_written[o->depth])
 		putc_unlocked('\n', o->fp);
 	ret = fflush_unlocked(o->fp) == 0 && !ferror_unlocked(o->fp) ? 0 : -1;
 	funlockfile(o->fp);
@@ -278,9 +282,22 @@ static void json_lines_member(struct q2e_out *o, int d)
 	if (d == 0)
 		return;
 	if (o->is_array[d])
-		fputs_unlocked(o->first[d] ? "" : ",\n", o->fp);
+		fputs_unlocked(o->first[d] || o->sep_written[d] ? "" : ",\n",
+			       o->fp);
 	else
 		fputs_unlocked(o->first[d] ? " " : ", ", o->fp);
+	o->sep_written[d] = false;
+}
+
+void q2e_out_more(struct q2e_out *o)
+{
+	int d = o->depth;
+
+	if (o->format != Q2E_FORMAT_JSON || o->style != Q2E_JSON_LINES ||
+	    d == 0 || !o->is_array[d] || o->first[d] || o->sep_written[d])
+		return;
+	fputs_unlocked(",\n", o->fp);
+	o->sep_written[d] = true;
 }
 
 /* "[I]", ending at the end of BUF[24]; returns where it starts. */
@@ -374,6 +391,7 @@ static void open_container(struct q2e_out *o, const char *key, bool array)
 	if (o->depth + 1 < MAX_DEPTH)
 		o->depth++;
 	o->first[o->depth] = true;
+	o->sep_written[o->depth] = false;
 	o->is_array[o->depth] = array;
 	o->count[o->depth] = 0;
 }

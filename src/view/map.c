@@ -171,6 +171,8 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 		}
 		if (curr.length && (ret = render(o, chain, &curr, err)) < 0)
 			goto out;
+		if (curr.length)
+			q2e_out_more(o);
 		curr = next;
 	}
 	/* An empty image still has its one, empty, range in qemu-img map. */

@@ -6,6 +6,7 @@
 # qemu-img's on every fact both show.
 . "$(dirname "$0")/../lib/common.sh"
 . "$TOP/tests/lib/corpus.sh"
+. "$TOP/tests/lib/patch.sh"
 need qemu-img qemu-io jq
 
 C=$T_TMP/corpus
@@ -282,6 +283,22 @@ pattern 9" "$got"
 		"$("$Q2E" map luks.qcow2 | awk '$4 == "encrypted" { print $1, $2, $4, $5, $6 }')"
 }
 t_case "human map of compressed and encrypted clusters" human_map_hidden
+
+# A map that stops at an L1 entry it cannot follow (an L2 table not
+# cluster aligned): qemu-img asks a table at a time, so it prints every
+# range before that entry's, the last with its comma, and exits 1.  map
+# looked past the range it was asked into the bad entry, and dropped the
+# range before it.
+map_cut_short() {
+	local f=$T_TMP/cut-short.qcow2
+	qemu-img create -q -f qcow2 -o cluster_size=4k "$f" 64M
+	qemu-io -c "write 0 4k" -c "write 4M 4k" "$f" >/dev/null
+	put64 "$f" $(($(get64 "$f" 40) + 5 * 8)) $((0x10000000200))
+	assert_same_file "map --output=json and its exit status: qemu-img's" \
+		<(qemu-img map --output=json "$f" 2>/dev/null; echo "exit $?") \
+		<("$Q2E" map --output=json "$f" 2>/dev/null; echo "exit $?")
+}
+t_case "map cut short by an L2 table not cluster aligned" map_cut_short
 
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
 	fail "corpus has $n images" "expected at least 30"
