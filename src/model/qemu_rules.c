@@ -93,6 +93,33 @@ static const char *header_unopenable(const struct q2e_image *img)
 }
 
 /*
+ * load_bitmap(): QEMU reads the table of each bitmap not in use when it
+ * opens the image, and fails (EINVAL) on an entry with reserved bits set or
+ * a data cluster not aligned (bitmap_table_load()), or on a table of
+ * another size than the virtual size needs (load_bitmap_data()).  A bitmap
+ * in use is only marked inconsistent.
+ */
+static bool bitmap_unloadable(const struct q2e_image *img,
+			      const struct q2e_bitmap *b)
+{
+	const struct qcow2_bitmap_entry *e = &b->entry;
+	uint64_t bytes, need;
+
+	if (e->flags & 1)
+		return false;
+	for (uint64_t j = 0; b->table && j < b->ntable; j++) {
+		struct qcow2_bitmap_table_entry t;
+
+		qcow2_bitmap_table_entry_decode(b->table[j], &t);
+		if (t.reserved || (t.offset & (img->cluster_size - 1)))
+			return true;
+	}
+	bytes = qcow2_bitmap_data_bytes(img->hdr.size, e->granularity_bits);
+	need = bytes / img->cluster_size + (bytes % img->cluster_size != 0);
+	return need != e->bitmap_table_size;
+}
+
+/*
  * bitmap_list_load() and check_dir_entry(): a bitmap directory QEMU refuses
  * to open with (the bitmaps bit set).  Entries must fill the directory
  * exactly, without extra data, and every one meet QEMU's constraints.
@@ -124,6 +151,9 @@ static const char *bitmaps_unopenable(const struct q2e_image *img)
 	if (img->nbitmaps != img->bitmaps_ext.nb_bitmaps ||
 	    used != img->bitmaps_ext.bitmap_directory_size)
 		return "the bitmap directory is broken";
+	for (size_t i = 0; i < img->nbitmaps; i++)
+		if (bitmap_unloadable(img, &img->bitmaps[i]))
+			return "a bitmap's table cannot be loaded";
 	return NULL;
 }
 

@@ -499,6 +499,20 @@ granularity-below-512 17 1 8
 granularity-above-2^31 17 1 32
 extra-data 20 4 8
 EOF2
+# A bitmap table QEMU cannot load when it opens the image (load_bitmap()):
+# one of another size than the virtual size needs, or an entry with a
+# reserved bit set.  check went on where qemu-img gives up.  A bitmap in
+# use is not loaded, and the image opens.
+bt=$("$Q2E" info --output=json "$T/bitmaps.qcow2" | jq '.bitmaps[0]."table-offset"')
+nt=$("$Q2E" info --output=json "$T/bitmaps.qcow2" | jq '.bitmaps[0]."table-size"')
+refused_like_qemu "bitmap table" "$T/bitmaps.qcow2" 0 <<EOF2
+one-entry-more $((bd + 8)) 4 $((nt + 1))
+reserved-bit-in-an-entry $bt 8 2
+EOF2
+cp "$T/bitmaps.qcow2" "$T/inuse.qcow2"
+put "$T/inuse.qcow2" $((bd + 8)) 4 $((nt + 1))
+put "$T/inuse.qcow2" $((bd + 12)) 4 3
+same_as_qemu "bitmap in use, its table of another size" "$T/inuse.qcow2"
 
 # Not QCOW2: qemu-img takes it for raw, which has no check (exit 63).
 printf 'not an image at all%.0s' {1..100} >"$T/text.img"
