@@ -172,6 +172,13 @@ struct checker {
 	 * L1 entry neither active nor first, nothing or one reference to a
 	 * cluster inside the file. */
 	bool l2_plain;
+	/* check_l1(): entries of the table being walked that made lines.
+	 * Past L1_LINES_MAX of them, an entry's lines are counted by kind
+	 * in l1_quiet instead and each kind gets one line at the end. */
+	uint64_t l1_loud;
+	struct l1_quiet {
+		uint64_t n, first, last;	/* entries, by index */
+	} l1_quiet[3];
 	struct l2_reach *reach;	/* an L2 table's owners after the first */
 	size_t reach_cap;
 	/* The runs the last check_l2() took by the fast path, in entry
@@ -292,6 +299,8 @@ int set_count(struct checker *c, uint64_t k, uint64_t v);
 int grow_counts(struct checker *c, uint64_t n);
 void free_counts(struct checker *c);
 int inc_refs(struct checker *c, uint64_t offset, uint64_t size);
+/* Whether inc_refs() finds the range a cluster or more past the end. */
+bool refs_past_end(const struct checker *c, uint64_t offset, uint64_t size);
 
 /* Fast path of inc_refs() for one aligned cluster inside the file. */
 static inline int inc_cluster(struct checker *c, uint64_t offset)

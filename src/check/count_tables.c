@@ -21,29 +21,88 @@ static uint64_t group_size(const struct checker *c, uint32_t i)
 	return c->group_n[i];
 }
 
+/*
+ * L1 entries of one table whose lines are kept, each as qemu-img prints
+ * it; past them, each kind of line is one line for all.  QEMU's largest
+ * L1 table (4,194,304 entries) naming tables past the end of the file
+ * with reserved bits set made 8 million lines: 1.4 GB kept to sort.
+ */
+#define L1_LINES_MAX 65536
+
+enum { QUIET_RESERVED, QUIET_PAST_END, QUIET_MISALIGNED };
+
+/* The line of kind K for L1 entry I, past L1_LINES_MAX: counted only. */
+static void quiet_line(struct checker *c, unsigned k, uint64_t i)
+{
+	struct l1_quiet *q = &c->l1_quiet[k];
+
+	if (!q->n++)
+		q->first = i;
+	q->last = i;
+	c->res->corruptions += c->mult;
+}
+
+/* One line for each kind of line counted by quiet_line(), at the place of
+ * its first entry, and the count of lines kept reset for the next table. */
+static int quiet_lines(struct checker *c, enum stage st, uint64_t snap)
+{
+	static const char *const what[] = {
+		[QUIET_RESERVED] = "have reserved bits set",
+		[QUIET_PAST_END] = "name L2 tables exceeding the end of the file by one cluster or more",
+		[QUIET_MISALIGNED] = "name L2 tables that are not cluster aligned",
+	};
+	int ret = 0;
+
+	for (unsigned k = 0; k < 3; k++) {
+		struct l1_quiet *q = &c->l1_quiet[k];
+
+		if (q->n && ret == 0) {
+			set_key(c, (uint64_t)st << 32 | snap, q->first + 1, 0);
+			ret = add_line(c, "ERROR %" PRIu64 " more L1 entries %s, the first at index %" PRIu64
+				       " and the last at %" PRIu64 " (qemu-img prints a line for each)",
+				       q->n, what[k], q->first, q->last);
+		}
+		*q = (struct l1_quiet){ 0 };
+	}
+	c->l1_loud = 0;
+	return ret;
+}
+
 /* One L1 entry of check_refcounts_l1(). */
 static int check_l1_entry(struct checker *c, enum stage st, uint64_t snap,
 			  uint64_t i, uint64_t l1e)
 {
 	uint64_t l2_off = l1e & QCOW2_OFFSET_MASK;
-	int ret;
+	bool past = refs_past_end(c, l2_off, c->cs);
+	bool misaligned = l2_off & (c->cs - 1);
+	bool quiet = c->l1_loud >= L1_LINES_MAX;
+	int ret = 0;
 
+	if (!quiet && ((l1e & QCOW2_L1_RESERVED_MASK) || past || misaligned))
+		c->l1_loud++;
 	set_key(c, (uint64_t)st << 32 | snap, i + 1, 0);
 	if (l1e & QCOW2_L1_RESERVED_MASK) {
-		ret = corrupt(c, "ERROR found L1 entry with reserved bits set: %" PRIx64,
-			      l1e);
+		if (quiet)
+			quiet_line(c, QUIET_RESERVED, i);
+		else
+			ret = corrupt(c, "ERROR found L1 entry with reserved bits set: %" PRIx64,
+				      l1e);
 		if (ret < 0)
 			return ret;
 	}
 	/* An aligned table inside the file is one cluster: inc_cluster()
 	 * counts it as inc_refs() would, without its checks. */
-	if (!(l2_off & (c->cs - 1)) && (l2_off >> c->cbits) < c->file_clusters)
+	if (past && quiet)
+		quiet_line(c, QUIET_PAST_END, i);
+	else if (!misaligned && (l2_off >> c->cbits) < c->file_clusters)
 		ret = inc_cluster(c, l2_off);
 	else
 		ret = inc_refs(c, l2_off, c->cs);
 	if (ret < 0)
 		return ret;
-	if (l2_off & (c->cs - 1)) {
+	if (misaligned && quiet) {
+		quiet_line(c, QUIET_MISALIGNED, i);
+	} else if (misaligned) {
 		ret = corrupt(c, "ERROR l2_offset=%" PRIx64
 			      ": Table is not cluster aligned; L1 entry corrupted",
 			      l2_off);
@@ -102,9 +161,11 @@ int check_l1(struct checker *c, enum stage st, uint64_t snap,
 	if (ret < 0)
 		return ret;
 	if (st == ST_ACTIVE)
-		return count_l1_chunk(&a, 0, l1, nl1);
-	return q2e_image_snapshot_l1_each(c->img, (size_t)snap, count_l1_chunk,
-					  &a, c->err);
+		ret = count_l1_chunk(&a, 0, l1, nl1);
+	else
+		ret = q2e_image_snapshot_l1_each(c->img, (size_t)snap,
+						 count_l1_chunk, &a, c->err);
+	return ret < 0 ? ret : quiet_lines(c, st, snap);
 }
 
 /*

@@ -299,6 +299,12 @@ static int inc_count(struct checker *c, uint64_t k)
 	return overflow_lines(c, k, over);
 }
 
+bool refs_past_end(const struct checker *c, uint64_t offset, uint64_t size)
+{
+	/* Less than a cluster past the end: a semi-allocated last cluster. */
+	return (int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs;
+}
+
 /* qcow2_inc_refcounts_imrt(): one reference to each cluster of a range. */
 int inc_refs(struct checker *c, uint64_t offset, uint64_t size)
 {
@@ -309,8 +315,7 @@ int inc_refs(struct checker *c, uint64_t offset, uint64_t size)
 	 * or more counts nothing. */
 	if ((int64_t)size <= 0)
 		return 0;
-	/* Less than a cluster past the end: a semi-allocated last cluster. */
-	if ((int64_t)(offset + size - c->img->file_size) >= (int64_t)c->cs)
+	if (refs_past_end(c, offset, size))
 		return corrupt(c, "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x%" PRIx64
 			       " size 0x%" PRIx64, offset, size);
 	/* Its uint64_t loop over the clusters: nothing if the range wraps

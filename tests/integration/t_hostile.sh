@@ -405,19 +405,48 @@ like_qemu "far-l1, 2 MiB clusters, 4,096 entries" "$T_TMP/far-l1-2p.qcow2" --che
 # clusters), each entry naming its own table past the end of the file,
 # most with reserved bits set: each table was a region (info, map and dump
 # 360 MB, diff 1.6 GB), and each entry two problems (info printed 1 GB).
-# Such a table is no region now, and each kind of problem is one.  (check
-# keeps qemu-img's 8 million lines until it writes them in order: 1.4 GB,
-# not bounded yet.)
+# Such a table is no region now, and each kind of problem is one.  check
+# kept qemu-img's 8 million lines to write them in order (1.4 GB): past
+# the 65,536th entry each kind is one line.
 f=$T_TMP/far-l1-4m.qcow2
 qemu-img create -q -f qcow2 -o cluster_size=512 "$f" 128G
 cp "$f" "$T_TMP/far-l1-4m-clean.qcow2"
 python3 "$TOP/tests/lib/hostile.py" far-l1 "$f"
 each_limited "far-l1, 4 million entries" "$f" "info" "info --output=json" \
 	"map --output=json" "dump -o $T_TMP/far-l1-4m.elf" \
-	"diff $T_TMP/far-l1-4m-clean.qcow2"
+	"diff $T_TMP/far-l1-4m-clean.qcow2" "check" "check --output=json"
 assert_eq "far-l1, 4 million entries: no L2 table the file does not hold is a region; one problem of each kind" \
 	"0 1 1" \
 	"$("$Q2E" info --output=json "$f" | jq -r '[([.regions[] | select(.kind == "L2 table")] | length), ([.problems[] | select(.structure == "l1_table")] | length), ([.problems[] | select(.structure | startswith("l2_table"))] | length)] | join(" ")')"
+
+# 70,000 entries naming tables past the end: qemu-img's line for each of
+# the first 65,536, then one line for the rest, counted as qemu-img counts
+# them; the expected lines are made from qemu-img's (far-l1 names table
+# (I + 1) << 39 in entry I).
+f=$T_TMP/far-l1-70k.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512 "$f" $((70000 * 32768))
+python3 "$TOP/tests/lib/hostile.py" far-l1 "$f"
+assert_status "far-l1, 70,000 entries: check's lines are qemu-img's, those past the 65,536th entry in one" 0 \
+	cmp <("$Q2E" check "$f" 2>&1 >/dev/null; echo "exit $?") \
+	<(qemu-img check "$f" 2>&1 >/dev/null | python3 -c '
+import re, sys
+past = re.compile(r"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x([0-9a-f]+) size 0x200$")
+lines, quiet, n = [], [], 0
+for line in sys.stdin:
+    m = past.match(line)
+    n += bool(m)
+    if m and n > 65536:
+        if not quiet:
+            lines.append(None)
+        quiet.append((int(m.group(1), 16) >> 39) - 1)
+    else:
+        lines.append(line)
+for line in lines:
+    sys.stdout.write(line or "ERROR %d more L1 entries name L2 tables exceeding the end of the file by one cluster or more, the first at index %d and the last at %d (qemu-img prints a line for each)\n" % (len(quiet), quiet[0], quiet[-1]))
+'; echo "exit ${PIPESTATUS[0]}")
+assert_status "far-l1, 70,000 entries: check's counts are qemu-img's" 0 \
+	cmp <("$Q2E" check "$f" 2>/dev/null | head -4) \
+	<(qemu-img check "$f" 2>/dev/null)
 
 # The same 65,536 entries naming one table of zeros inside the file: check
 # walked it for each (17 s), map scanned it for each (13 s), and diff read
