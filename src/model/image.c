@@ -188,28 +188,49 @@ int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
 	return 0;
 }
 
-int walk_note_truncated(struct walk *w, const char *name, uint64_t off,
-			uint64_t len)
+int walk_add_truncated(struct walk *w, const char *name, uint64_t off,
+		       uint64_t len)
 {
 	struct q2e_image *img = w->img;
 
 	if (walk_in_file(img, off, len))
 		return 0;
-	return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, off, name,
-			    "%s at 0x%" PRIx64 " (%" PRIu64
-			    " bytes) runs past the end of the file (0x%" PRIx64
-			    " bytes)", name, off, len, img->file_size);
+	return walk_add_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END, off,
+				name, "%s at 0x%" PRIx64 " (%" PRIu64
+				" bytes) runs past the end of the file (0x%"
+				PRIx64 " bytes)", name, off, len,
+				img->file_size);
+}
+
+int walk_add_misaligned(struct walk *w, const char *name, uint64_t off)
+{
+	if ((off & (w->img->cluster_size - 1)) == 0)
+		return 0;
+	return walk_add_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_MISALIGNED, off,
+				name, "%s at 0x%" PRIx64 " is not cluster aligned",
+				name, off);
+}
+
+/* The runs are recorded first only where there is a problem to add: a
+ * table in the file must not end them. */
+int walk_note_truncated(struct walk *w, const char *name, uint64_t off,
+			uint64_t len)
+{
+	int ret = 0;
+
+	if (!walk_in_file(w->img, off, len))
+		ret = walk_flush_problems(w);
+	return ret < 0 ? ret : walk_add_truncated(w, name, off, len);
 }
 
 int walk_note_misaligned(struct walk *w, const char *name, uint64_t off)
 {
-	if ((off & (w->img->cluster_size - 1)) == 0)
-		return 0;
-	return walk_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_MISALIGNED, off, name,
-			    "%s at 0x%" PRIx64 " is not cluster aligned",
-			    name, off);
-}
+	int ret = 0;
 
+	if (off & (w->img->cluster_size - 1))
+		ret = walk_flush_problems(w);
+	return ret < 0 ? ret : walk_add_misaligned(w, name, off);
+}
 
 /*
  * The header's tables, and the rest of its cluster, advised together

@@ -54,10 +54,7 @@ static int table_problem(struct walk *w, enum walk_run_kind k,
 	q2e_structure_symbol(img, r->kind, 0, &r->first, first, sizeof(first));
 	q2e_structure_symbol(img, r->kind, 0, &r->last, last, sizeof(last));
 	if (k == RUN_MISALIGNED && count == 1)
-		ret = walk_add_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_MISALIGNED,
-				       r->first_off, first,
-				       "%s at 0x%" PRIx64 " is not cluster aligned",
-				       first, r->first_off);
+		ret = walk_add_misaligned(w, first, r->first_off);
 	else if (k == RUN_MISALIGNED)
 		ret = walk_add_problem(w, Q2E_SEV_WARNING, Q2E_PROBLEM_MISALIGNED,
 				       r->first_off, first,
@@ -67,12 +64,7 @@ static int table_problem(struct walk *w, enum walk_run_kind k,
 				       first, last, count, run_noun(r->kind),
 				       r->first_off, r->last_off);
 	else if (count == 1)
-		ret = walk_add_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END,
-				       r->first_off, first,
-				       "%s at 0x%" PRIx64 " (%" PRIu64
-				       " bytes) runs past the end of the file (0x%"
-				       PRIx64 " bytes)", first, r->first_off,
-				       r->size, img->file_size);
+		ret = walk_add_truncated(w, first, r->first_off, r->size);
 	else
 		ret = walk_add_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_PAST_END,
 				       r->first_off, first,

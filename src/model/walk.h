@@ -104,6 +104,10 @@ int walk_read_entries(struct walk *w, uint64_t off, uint64_t count,
 int walk_note_truncated(struct walk *w, const char *name, uint64_t off,
 			uint64_t len);
 int walk_note_misaligned(struct walk *w, const char *name, uint64_t off);
+/* The two above without recording the runs first (runs.c's). */
+int walk_add_truncated(struct walk *w, const char *name, uint64_t off,
+		       uint64_t len);
+int walk_add_misaligned(struct walk *w, const char *name, uint64_t off);
 char *walk_dup_string(const uint8_t *p, size_t len);
 
 /* The parts of the walk, in the order walk_image() calls them. */
