@@ -580,19 +580,30 @@ static int stored_refcount(struct checker *c, uint64_t k, uint64_t *v,
 	return q2e_image_refcount(c->img, k, v, c->err);
 }
 
-/* The data clusters of the active L2 table at L2_OFF. */
+/*
+ * The data clusters of the active L2 table at L2_OFF.  Only the entries
+ * the file holds bytes of can name one: the rest read as zeros (a 2 MiB
+ * table at each 512 bytes of a 67 KB file was 34 million entries).
+ */
 static int check_copied_l2(struct checker *c, uint64_t l2_off)
 {
 	struct q2e_image *img = c->img;
 	unsigned esize = qcow2_l2_entry_size(&img->l2);
+	uint64_t held = l2_off < img->file_size ? img->file_size - l2_off : 0;
+	uint64_t n = img->l2_entries;
 	const uint8_t *p = c->buf;
 	uint64_t rc = 1;
 	bool ok;
-	int ret = read_cluster(c, NULL, l2_off);
+	int ret;
 
+	if (held / esize < n)
+		n = (held + esize - 1) / esize;
+	if (!n)
+		return 0;
+	ret = read_cluster(c, NULL, l2_off);
 	if (ret < 0)
 		return ret;
-	for (uint64_t j = 0; j < img->l2_entries; j++, p += esize) {
+	for (uint64_t j = 0; j < n; j++, p += esize) {
 		uint64_t raw = qcow2_be64(p);
 		struct qcow2_l2_entry e;
 

@@ -512,6 +512,18 @@ static bool entry_plain(const struct checker *c, uint64_t raw)
 			 (off >> c->cbits) < c->file_clusters));
 }
 
+/* How many entries of table R (NULL: the cluster at 0) the file holds
+ * bytes of, a part of one included. */
+static uint64_t held_entries(const struct checker *c,
+			     const struct q2e_region *r)
+{
+	uint64_t esize = qcow2_l2_entry_size(&c->img->l2);
+	uint64_t fsize = c->img->file_size;
+	uint64_t held = r ? r->avail : fsize < c->cs ? fsize : c->cs;
+
+	return (held + esize - 1) / esize;
+}
+
 int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	     uint64_t k1, bool active, bool first)
 {
@@ -535,6 +547,11 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	uint64_t used;
 	int ret;
 
+	/* Past the bytes the file holds, the entries read as zeros and
+	 * name nothing: not walked (a 2 MiB table at each 512 bytes of a
+	 * 67 KB file). */
+	if (held_entries(c, r) < f.nentries)
+		f.nentries = held_entries(c, r);
 	/* A count that could pass the side table or the refcount's width
 	 * takes the slow path. */
 	c->l2_plain = fast;	/* until an entry says otherwise */
