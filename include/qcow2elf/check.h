@@ -124,6 +124,9 @@ struct q2e_check_result {
 
 	struct q2e_check_line *lines;
 	size_t nlines;
+	/* More lines than a check keeps (LINES_KEPT_MAX, src/check): the
+	 * rest are counted, not written. */
+	bool lines_cut;
 	struct q2e_finding *findings;
 	size_t nfindings;
 	bool overlaps;		/* a finding of two roles: exit status 2 */

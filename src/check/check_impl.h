@@ -126,6 +126,7 @@ struct check_result_impl {
 	struct echo_lines *echoes;	/* by q2e_check_line.echo - 1 */
 	size_t nechoes, echoes_cap;
 	struct block_copy *copies;
+	uint64_t text_bytes;	/* in text chunks made (report.c) */
 	unsigned refcount_order;
 	uint64_t cluster_size;
 	/* The counts the compared clusters' lines are made from: the
@@ -215,6 +216,17 @@ struct checker {
 	const uint8_t **copy_of;
 	bool signaled;	/* qcow2_signal_corruption() said it, once */
 
+	/* The data findings of an L2 table's entries, one for a run of each
+	 * type (findings.c): the finding, its table, how many entries it
+	 * stands for, the first and last, and where the text of the first
+	 * entry's message starts after its name. */
+	struct data_run {
+		size_t finding;
+		const struct q2e_region *l2;
+		uint64_t count, first, last;
+		size_t text_at;
+	} data_runs[Q2E_FINDING_OTHER + 1];
+
 	struct meta_range *meta;
 	size_t nmeta;
 	size_t meta_next;	/* the first range after the last cluster found */
@@ -232,6 +244,12 @@ int checker_init(struct checker *c, struct q2e_image *img,
 void checker_release(struct checker *c);
 
 /* report.c */
+/* The memory the lines kept to write in qemu-img's order may take, at
+ * most (records, echoes and texts): past it, lines are counted but not
+ * kept.  A 6.8 MB file with 2 MiB L2 tables at each 512 bytes makes
+ * qemu-img print 870 million lines; QEMU's largest refcount table, each
+ * entry past the end of the file, a million (120 MB, all kept). */
+#define LINES_KEPT_BYTES (128U << 20)
 int nomem(struct checker *c);
 void set_key(struct checker *c, uint64_t k0, uint64_t k1, uint64_t k2);
 int add_line(struct checker *c, const char *fmt, ...)
@@ -398,6 +416,8 @@ int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
 		 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 int data_findings(struct checker *c, const struct q2e_region *l2,
 		  uint64_t j, uint64_t off, uint64_t size);
+/* The messages of the runs of data findings, once the tables are walked. */
+int close_data_runs(struct checker *c);
 int model_findings(struct checker *c);
 int overlap_findings(struct checker *c);
 int shared_findings(struct checker *c);

@@ -174,15 +174,66 @@ static void entry_name(const struct checker *c, const struct q2e_region *l2,
 	snprintf(buf, size, "%s[%" PRIu64 "]", sym, j);
 }
 
+/*
+ * Entry J of table L2 joins the run of data findings of TYPE that the
+ * table's earlier entries began: true if it did.  A table's entries often
+ * repeat one finding (a table of 262,144 entries at a 512-byte offset in
+ * a file whose tables it overlaps): they make one.
+ */
+static bool run_joined(struct checker *c, const struct q2e_region *l2,
+		       uint64_t j, enum q2e_finding_type type)
+{
+	struct data_run *run = &c->data_runs[type];
+
+	if (!run->count || run->l2 != l2)
+		return false;
+	run->count++;
+	run->last = j;
+	return true;
+}
+
+/* The message of RUN's finding, if the run is of more than one entry. */
+static int close_run(struct checker *c, struct data_run *run)
+{
+	struct q2e_finding *f = &c->res->findings[run->finding];
+	char name[96], text[MESSAGE_MAX];
+	uint64_t count = run->count;
+
+	run->count = 0;
+	if (count < 2)
+		return 0;
+	if (q2e_region_symbol(c->img, run->l2, 0, name, sizeof(name)) < 0)
+		snprintf(name, sizeof(name), "l2_table");
+	snprintf(text, sizeof(text), "%s[%" PRIu64 "] to [%" PRIu64 "]: %" PRIu64
+		 " entries, the first: %s", name, run->first, run->last, count,
+		 f->message + run->text_at);
+	f->message = keep_string(c, text, MESSAGE_MAX);
+	return f->message ? 0 : nomem(c);
+}
+
+int close_data_runs(struct checker *c)
+{
+	int ret = 0;
+
+	for (size_t t = 0; t <= Q2E_FINDING_OTHER && ret == 0; t++)
+		ret = close_run(c, &c->data_runs[t]);
+	return ret;
+}
+
 int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
 		 uint64_t off, uint64_t size, enum q2e_finding_type type,
 		 const char *fmt, ...)
 {
+	struct data_run *run = &c->data_runs[type];
 	struct q2e_finding *f;
 	struct q2e_finding_ref *ref;
 	char name[96], msg[400];
 	va_list ap;
 
+	if (run_joined(c, l2, j, type))
+		return 0;
+	if (close_run(c, run) < 0)
+		return Q2E_ENOMEM;
 	entry_name(c, l2, j, name, sizeof(name));
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -190,6 +241,10 @@ int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
 	f = add_finding(c, type, Q2E_SEV_ERROR, off, "%s: %s", name, msg);
 	if (!f)
 		return Q2E_ENOMEM;
+	*run = (struct data_run){
+		.finding = c->res->nfindings - 1, .l2 = l2, .count = 1,
+		.first = j, .last = j, .text_at = strlen(name) + 2,
+	};
 	f->has_entry_offset = true;
 	f->entry_offset = l2->offset + j * qcow2_l2_entry_size(&c->img->l2);
 	ref = &f->refs[f->nrefs++];
@@ -202,7 +257,8 @@ int data_finding(struct checker *c, const struct q2e_region *l2, uint64_t j,
 	return 0;
 }
 
-/* What qemu-img does not check about a data cluster: one finding each. */
+/* What qemu-img does not check about a data cluster: one finding each,
+ * or one for a run of them (run_joined()). */
 int data_findings(struct checker *c, const struct q2e_region *l2, uint64_t j,
 		  uint64_t off, uint64_t size)
 {
@@ -219,6 +275,8 @@ int data_findings(struct checker *c, const struct q2e_region *l2, uint64_t j,
 
 		if (in_gap(c, k) || meta_find(c, k) < 0)
 			continue;
+		if (run_joined(c, l2, j, Q2E_FINDING_DATA_IN_METADATA))
+			break;
 		m = region_in_cluster(c, k);
 		if (!m)
 			continue;

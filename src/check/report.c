@@ -45,6 +45,7 @@ static char *text_room_for(struct checker *c, size_t room)
 		t = malloc(sizeof(*t) + cap);
 		if (!t)
 			return NULL;
+		r->text_bytes += cap;
 		t->next = r->texts;
 		t->used = 0;
 		t->cap = cap;
@@ -101,6 +102,19 @@ static bool same_as_last(const struct checker *c, const char *text)
 
 static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 		     va_list ap) __attribute__((format(printf, 3, 0)));
+/* Whether the lines kept take as much memory as they may: the line to
+ * add is left out, and the result says lines were. */
+static bool kept_enough(struct checker *c)
+{
+	struct check_result_impl *r = (struct check_result_impl *)c->res;
+
+	if (c->res->nlines * sizeof(*c->res->lines) +
+	    r->nechoes * sizeof(*r->echoes) + r->text_bytes < LINES_KEPT_BYTES)
+		return false;
+	c->res->lines_cut = true;
+	return true;
+}
+
 static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 		     va_list ap)
 {
@@ -109,6 +123,8 @@ static int add_vline(struct checker *c, uint64_t repeat, const char *fmt,
 	char *text;
 	int len;
 
+	if (kept_enough(c))
+		return 0;
 	if (q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
 		return nomem(c);
 	text = text_room(c);
@@ -321,6 +337,7 @@ static void take_back(struct checker *c, const struct line_mark *m)
 		struct text_chunk *t = r->texts;
 
 		r->texts = t->next;
+		r->text_bytes -= t->cap;
 		free(t);
 	}
 	if (r->texts)
@@ -335,6 +352,8 @@ int add_echo_line(struct checker *c, const struct walk_lines *src)
 	const struct q2e_check_line *first;
 	struct q2e_check_line *l;
 
+	if (kept_enough(c))
+		return 0;
 	if (q2e_grow(r->echoes, r->echoes_cap, r->nechoes + 1) < 0 ||
 	    q2e_grow(res->lines, c->lines_cap, res->nlines + 1) < 0)
 		return nomem(c);

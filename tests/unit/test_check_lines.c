@@ -8,6 +8,7 @@
  * walk whose lines are an earlier walk's again, kept as one record, comes
  * out as that walk's lines again.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,6 +187,43 @@ static void test_echoed_walk(void **state)
 	checker_release(&c);
 }
 
+/* Past LINES_KEPT_BYTES the checker keeps no more lines: the lines kept
+ * are written, then one saying the rest were left out. */
+static void test_lines_kept_at_most(void **state)
+{
+	struct q2e_image img = { 0 };
+	struct q2e_error err = { 0 };
+	struct checker c;
+	char *buf = NULL, *last;
+	size_t len = 0, n = 0, kept;
+	FILE *fp;
+
+	(void)state;
+	check_fixture_init(&img, &c, &err, 16, 4, 8);
+	for (uint64_t i = 0; !c.res->lines_cut; i++) {
+		set_key(&c, (uint64_t)ST_ACTIVE << 32, i + 1, 0);
+		assert_int_equal(corrupt(&c, "entry %" PRIu64, i), 0);
+		assert_true(i < LINES_KEPT_BYTES / sizeof(*c.res->lines));
+	}
+	kept = c.res->nlines;
+	for (uint64_t i = 0; i < 10; i++)
+		assert_int_equal(corrupt(&c, "entry %" PRIu64, i + kept + 1), 0);
+	assert_int_equal(c.res->nlines, kept);
+	assert_int_equal(c.res->corruptions, kept + 11);
+	fp = open_memstream(&buf, &len);
+	assert_non_null(fp);
+	assert_int_equal(q2e_check_write_lines(c.res, fp, &err), 0);
+	fclose(fp);
+	for (char *p = buf; (p = strstr(p, "entry ")) != NULL; p++)
+		n++;
+	assert_int_equal(n, kept);
+	buf[len - 1] = '\0';
+	last = strrchr(buf, '\n') + 1;
+	assert_non_null(strstr(last, "more lines than check keeps"));
+	free(buf);
+	checker_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_alike_lines_in_full),
 		cmocka_unit_test(test_bounded_copies),
 		cmocka_unit_test(test_echoed_walk),
+		cmocka_unit_test(test_lines_kept_at_most),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
