@@ -313,7 +313,7 @@ static int list_snapshot_l2s(struct checker *c)
 			return ret;
 		more = true;
 	}
-	if (more)
+	if (more && res->nsnapshot_l2s > 1)
 		qsort(res->snapshot_l2s, res->nsnapshot_l2s,
 		      sizeof(*res->snapshot_l2s), by_snapshot);
 	return 0;
