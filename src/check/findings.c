@@ -195,13 +195,14 @@ static bool run_joined(struct checker *c, const struct q2e_region *l2,
 /* The message of RUN's finding, if the run is of more than one entry. */
 static int close_run(struct checker *c, struct data_run *run)
 {
-	struct q2e_finding *f = &c->res->findings[run->finding];
+	struct q2e_finding *f;
 	char name[96], text[MESSAGE_MAX];
 	uint64_t count = run->count;
 
 	run->count = 0;
 	if (count < 2)
 		return 0;
+	f = &c->res->findings[run->finding];
 	if (q2e_region_symbol(c->img, run->l2, 0, name, sizeof(name)) < 0)
 		snprintf(name, sizeof(name), "l2_table");
 	snprintf(text, sizeof(text), "%s[%" PRIu64 "] to [%" PRIu64 "]: %" PRIu64
