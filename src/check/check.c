@@ -333,6 +333,8 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 	if (ret == 0)
 		ret = close_data_runs(&c);
 	if (ret == 0)
+		ret = overflow_summaries(&c);
+	if (ret == 0)
 		ret = sort_lines(c.res, err);
 	if (ret == 0 && ((struct check_result_impl *)c.res)->ncompares)
 		keep_counts(&c, true);

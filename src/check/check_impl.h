@@ -137,6 +137,44 @@ struct check_result_impl {
 	bool counts_owned;
 };
 
+/*
+ * Refcount overflows (counters.c).  qemu-img prints two lines for each
+ * reference past a refcount's width, and one L2 table named by QEMU's
+ * largest L1 table (4 million entries) with 1-bit refcounts overflows
+ * two clusters at each entry: 16 million lines kept, 2.2 GB.  So a
+ * cluster's lines are kept in OVERFLOW_LINES_MAX records at most (those
+ * of a walk echoed, struct echo_lines, in the echo's one), and all
+ * clusters' in OVERFLOW_LINES_ALL; the overflows past them are counted,
+ * with the first in qemu's order, and each cluster gets one line for
+ * them there (overflow_summaries()).  The clusters past OVERFLOW_LINES_ALL
+ * that had no line kept yet are counted together, in OTHER.
+ */
+#define OVERFLOW_LINES_MAX 131072
+#define OVERFLOW_LINES_ALL (2 * OVERFLOW_LINES_MAX)
+struct overflow {
+	uint64_t k1;		/* the cluster + 1; 0: a free slot */
+	uint64_t kept;		/* records of its lines */
+	uint64_t quiet;		/* overflows counted only */
+	uint64_t key[3];	/* the first of them, in qemu's order */
+	uint64_t cluster;	/* ... and its cluster */
+	size_t stamp, walk_i;	/* its place in struct overflows' walk */
+};
+struct overflow_run {
+	uint64_t k, n;		/* cluster, records */
+};
+struct overflows {
+	struct overflow *slots;	/* open addressing, by cluster */
+	size_t cap, n;
+	uint64_t kept;		/* records of all clusters' lines */
+	struct overflow other;
+	/* The overflow records of the walk echoes last stood for (its
+	 * first record + 1), by cluster, and in all. */
+	size_t walk_from;
+	struct overflow_run *walk;
+	size_t nwalk, walk_cap;
+	uint64_t walk_records;
+};
+
 struct checker {
 	struct q2e_image *img;
 	struct q2e_check_result *res;
@@ -185,6 +223,7 @@ struct checker {
 	struct l1_quiet {
 		uint64_t n, first, last;	/* entries, by index */
 	} l1_quiet[3];
+	struct overflows ovf;
 	struct l2_reach *reach;	/* an L2 table's owners after the first */
 	size_t reach_cap;
 	/* The runs the last check_l2() took by the fast path, in entry
@@ -322,6 +361,14 @@ int set_count(struct checker *c, uint64_t k, uint64_t v);
 int grow_counts(struct checker *c, uint64_t n);
 void free_counts(struct checker *c);
 int inc_refs(struct checker *c, uint64_t offset, uint64_t size);
+/* The lines after SRC's, the same again, are about to be taken back for
+ * an echo of SRC: their overflow records are no longer kept, but for the
+ * echo's record. */
+struct walk_lines;
+int overflows_taken_back(struct checker *c, const struct walk_lines *src);
+/* A line for each cluster's overflows past the lines kept: once all are
+ * counted, before the lines are sorted. */
+int overflow_summaries(struct checker *c);
 /* Whether inc_refs() finds the range a cluster or more past the end. */
 bool refs_past_end(const struct checker *c, uint64_t offset, uint64_t size);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 static uint64_t *big_slot(struct big_counts *b, uint64_t cluster, bool insert)
 {
@@ -241,6 +242,9 @@ void free_count_arrays(uint8_t *counts, uint64_t cap, struct big_counts *big)
 void free_counts(struct checker *c)
 {
 	free_count_arrays(c->counts, c->cap, &c->big);
+	free(c->ovf.slots);
+	free(c->ovf.walk);
+	c->ovf = (struct overflows){ 0 };
 	c->counts = NULL;
 	c->cap = c->nb_clusters = 0;
 }
@@ -248,32 +252,212 @@ void free_counts(struct checker *c)
 /* Overflow lines written one per snapshot sharing a table, at most. */
 #define MAX_OVERFLOW_LINES 64
 
+#define OVERFLOW_TEXT "ERROR: overflow cluster offset=0x"
+
+/* The overflow record of cluster K (inserted if INSERT), or NULL. */
+static struct overflow *overflow_slot(struct overflows *v, uint64_t k,
+				      bool insert)
+{
+	size_t mask, i;
+
+	if (!v->cap)
+		return NULL;
+	mask = v->cap - 1;
+	i = (size_t)((k + 1) * 0x9e3779b97f4a7c15ULL >> 20) & mask;
+	while (v->slots[i].k1) {
+		if (v->slots[i].k1 == k + 1)
+			return &v->slots[i];
+		i = (i + 1) & mask;
+	}
+	if (!insert)
+		return NULL;
+	v->slots[i] = (struct overflow){ .k1 = k + 1 };
+	v->n++;
+	return &v->slots[i];
+}
+
+/* Cluster K's overflow record, made if the lines kept leave room for
+ * more: *O NULL if not. */
+static int overflow_of(struct checker *c, uint64_t k, struct overflow **o)
+{
+	struct overflows *v = &c->ovf;
+
+	*o = overflow_slot(v, k, false);
+	if (*o || v->kept >= OVERFLOW_LINES_ALL)
+		return 0;
+	if ((v->n + 1) * 2 > v->cap) {
+		struct overflows n = { .cap = v->cap ? v->cap * 2 : 256 };
+
+		n.slots = calloc(n.cap, sizeof(*n.slots));
+		if (!n.slots)
+			return nomem(c);
+		for (size_t i = 0; i < v->cap; i++)
+			if (v->slots[i].k1)
+				*overflow_slot(&n, v->slots[i].k1 - 1, true) =
+					v->slots[i];
+		free(v->slots);
+		v->slots = n.slots;
+		v->cap = n.cap;
+	}
+	*o = overflow_slot(v, k, true);
+	return 0;
+}
+
+/* Whether key A comes before key B in qemu's order. */
+static bool key_before(const uint64_t *a, const uint64_t *b)
+{
+	for (int i = 0; i < 3; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i];
+	return false;
+}
+
+/* OVER overflows of cluster K at key K0 (and the checker's key[1..2])
+ * that get no line: counted in Q, which keeps the first. */
+static void quiet_overflows(struct checker *c, struct overflow *q,
+			    uint64_t k, uint64_t k0, uint64_t over)
+{
+	const uint64_t key[3] = { k0, c->key[1], c->key[2] };
+
+	if (!q->quiet || key_before(key, q->key)) {
+		memcpy(q->key, key, sizeof(key));
+		q->cluster = k;
+	}
+	q->quiet += over;
+}
+
 /*
  * The lines for OVER references to cluster K past the refcount's width.
  * Of the c->mult snapshots a shared table is counted for, the last OVER
  * overflow: each gets its line at its place, as when qemu-img walks the
  * table once per snapshot, unless there are too many: then the first
- * stands for all.
+ * stands for all.  Past OVERFLOW_LINES_MAX records of a cluster's lines
+ * (OVERFLOW_LINES_ALL of all), the overflows are only counted, for
+ * overflow_summaries().
  */
 static int overflow_lines(struct checker *c, uint64_t k, uint64_t over)
 {
-	static const char fmt[] = "ERROR: overflow cluster offset=0x%" PRIx64
+	static const char fmt[] = OVERFLOW_TEXT "%" PRIx64
 		"\nUse qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing";
 	uint64_t k0 = c->key[0];
 	uint32_t s = (uint32_t)k0;
+	size_t before = c->res->nlines;
+	struct overflow *o;
+	int ret;
+
+	if (c->mult > 1) {
+		for (uint64_t t = c->mult - over; t > 0; t--)
+			s = c->next_member[s];
+		k0 = (k0 & ~0xffffffffULL) | s;
+	}
+	ret = overflow_of(c, k, &o);
+	if (ret < 0)
+		return ret;
+	if (!o || o->quiet || o->kept >= OVERFLOW_LINES_MAX ||
+	    c->ovf.kept >= OVERFLOW_LINES_ALL) {
+		quiet_overflows(c, o ? o : &c->ovf.other, k, k0, over);
+		return 0;
+	}
+	if (c->mult == 1 || over > MAX_OVERFLOW_LINES) {
+		ret = add_repeated_line(c, k0, c->mult == 1 ? 1 : over, fmt,
+					k << c->cbits);
+	} else {
+		for (uint64_t t = 0; t < over && ret == 0; t++) {
+			ret = add_repeated_line(c, (k0 & ~0xffffffffULL) | s, 1,
+						fmt, k << c->cbits);
+			s = c->next_member[s];
+		}
+	}
+	/* Lines joined to the record before cost nothing. */
+	o->kept += c->res->nlines - before;
+	c->ovf.kept += c->res->nlines - before;
+	return ret;
+}
+
+/* The clusters with overflow records among SRC's records, and how many
+ * each, into c->ovf.walk (made once for each walk that echoes take). */
+static int walk_overflows(struct checker *c, const struct walk_lines *src)
+{
+	const struct q2e_check_result *res = c->res;
+	const size_t len = sizeof(OVERFLOW_TEXT) - 1;
+	struct overflows *v = &c->ovf;
+
+	v->nwalk = v->walk_records = 0;
+	v->walk_from = src->from + 1;
+	for (size_t i = src->from; i < src->from + src->count; i++) {
+		const char *t = res->lines[i].text;
+		struct overflow *o;
+		uint64_t k;
+
+		if (!t || strncmp(t, OVERFLOW_TEXT, len) != 0)
+			continue;
+		k = strtoull(t + len, NULL, 16) >> c->cbits;
+		o = overflow_slot(v, k, false);
+		if (!o)
+			continue;	/* never so */
+		v->walk_records++;
+		if (o->stamp != v->walk_from) {
+			if (q2e_grow(v->walk, v->walk_cap, v->nwalk + 1) < 0)
+				return nomem(c);
+			o->stamp = v->walk_from;
+			o->walk_i = v->nwalk;
+			v->walk[v->nwalk++] = (struct overflow_run){ k, 0 };
+		}
+		v->walk[o->walk_i].n++;
+	}
+	return 0;
+}
+
+int overflows_taken_back(struct checker *c, const struct walk_lines *src)
+{
+	struct overflows *v = &c->ovf;
+	int ret;
+
+	if (!v->n)
+		return 0;
+	if (v->walk_from != src->from + 1) {
+		ret = walk_overflows(c, src);
+		if (ret < 0)
+			return ret;
+	}
+	/* The echo's one record stays charged, to each of its clusters. */
+	for (size_t w = 0; w < v->nwalk; w++) {
+		struct overflow *o = overflow_slot(v, v->walk[w].k, false);
+
+		if (o)
+			o->kept -= v->walk[w].n - 1;
+	}
+	if (v->walk_records)
+		v->kept -= v->walk_records - 1;
+	return 0;
+}
+
+/* The line for the overflows counted in Q: of its cluster, or OTHER. */
+static int overflow_summary(struct checker *c, const struct overflow *q,
+			    bool other)
+{
+	set_key(c, q->key[0], q->key[1], q->key[2]);
+	if (other)
+		return add_repeated_line(c, q->key[0], 1, "ERROR %" PRIu64
+					 " more refcount overflows of other clusters, the first here, of cluster offset=0x%" PRIx64
+					 " (qemu-img prints its overflow line and advice for each)",
+					 q->quiet, q->cluster << c->cbits);
+	return add_repeated_line(c, q->key[0], 1, "ERROR %" PRIu64
+				 " more refcount overflows of cluster offset=0x%" PRIx64
+				 ", the first here (qemu-img prints its overflow line and advice for each)",
+				 q->quiet, q->cluster << c->cbits);
+}
+
+int overflow_summaries(struct checker *c)
+{
+	const struct overflows *v = &c->ovf;
 	int ret = 0;
 
-	if (c->mult == 1)
-		return add_repeated_line(c, k0, 1, fmt, k << c->cbits);
-	for (uint64_t t = c->mult - over; t > 0; t--)
-		s = c->next_member[s];
-	k0 &= ~0xffffffffULL;
-	if (over > MAX_OVERFLOW_LINES)
-		return add_repeated_line(c, k0 | s, over, fmt, k << c->cbits);
-	for (uint64_t t = 0; t < over && ret == 0; t++) {
-		ret = add_repeated_line(c, k0 | s, 1, fmt, k << c->cbits);
-		s = c->next_member[s];
-	}
+	for (size_t i = 0; i < v->cap && ret == 0; i++)
+		if (v->slots[i].k1 && v->slots[i].quiet)
+			ret = overflow_summary(c, &v->slots[i], false);
+	if (ret == 0 && v->other.quiet)
+		ret = overflow_summary(c, &v->other, true);
 	return ret;
 }
 

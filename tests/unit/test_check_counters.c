@@ -275,6 +275,109 @@ static void test_reference_past_int64(void **state)
 	teardown(f);
 }
 
+/*
+ * A cluster's overflow lines are kept in OVERFLOW_LINES_MAX records; the
+ * overflows past them are counted, all corruptions still, and get one
+ * line at the first (overflow_summaries()).  Past OVERFLOW_LINES_ALL
+ * records in all, a cluster with none yet is counted with the others.
+ */
+static void test_overflow_lines_bounded(void **state)
+{
+	struct fixture *f = setup(0, 8);
+	struct checker *c = &f->c;
+	const uint64_t k0 = (uint64_t)ST_ACTIVE << 32;
+	const struct q2e_check_line *l;
+
+	(void)state;
+	assert_int_equal(inc_cluster(c, 3 * CS), 0);
+	for (uint64_t i = 1; i <= OVERFLOW_LINES_MAX + 10; i++) {
+		set_key(c, k0, i + 1, 0);
+		assert_int_equal(inc_cluster(c, 3 * CS), 0);
+	}
+	assert_int_equal(c->res->corruptions, OVERFLOW_LINES_MAX + 10);
+	assert_int_equal(c->res->nlines, OVERFLOW_LINES_MAX);
+	assert_int_equal(c->res->lines[OVERFLOW_LINES_MAX - 1].key[1],
+			 OVERFLOW_LINES_MAX + 1);
+	/* A cluster first past OVERFLOW_LINES_ALL: the others' count. */
+	c->ovf.kept = OVERFLOW_LINES_ALL;
+	set_key(c, k0, 7, 3);
+	assert_int_equal(inc_cluster(c, 5 * CS), 0);
+	assert_int_equal(inc_cluster(c, 5 * CS), 0);
+	set_key(c, k0, 7, 2);
+	assert_int_equal(inc_cluster(c, 5 * CS), 0);
+	assert_int_equal(c->res->corruptions, OVERFLOW_LINES_MAX + 12);
+	assert_int_equal(c->res->nlines, OVERFLOW_LINES_MAX);
+
+	assert_int_equal(overflow_summaries(c), 0);
+	assert_int_equal(c->res->nlines, OVERFLOW_LINES_MAX + 2);
+	l = &c->res->lines[OVERFLOW_LINES_MAX];
+	assert_string_equal(l->text, "ERROR 10 more refcount overflows of cluster offset=0x30000, the first here (qemu-img prints its overflow line and advice for each)");
+	assert_int_equal(l->key[0], k0);
+	assert_int_equal(l->key[1], OVERFLOW_LINES_MAX + 2);
+	assert_int_equal(l->key[2], 0);
+	assert_true(l->own);
+	l++;
+	assert_string_equal(l->text, "ERROR 2 more refcount overflows of other clusters, the first here, of cluster offset=0x50000 (qemu-img prints its overflow line and advice for each)");
+	assert_int_equal(l->key[1], 7);
+	assert_int_equal(l->key[2], 2);
+	teardown(f);
+}
+
+/* A walk whose lines are an earlier walk's again is one echo record: its
+ * overflow records are no longer kept, but the echo is, once for each
+ * cluster in it. */
+static void test_overflow_lines_echoed(void **state)
+{
+	struct fixture *f = setup(0, 320);
+	struct checker *c = &f->c;
+	const uint64_t k0 = (uint64_t)ST_ACTIVE << 32;
+	struct walk_lines src, now;
+	struct line_mark m;
+	bool echoed;
+
+	(void)state;
+	assert_int_equal(inc_cluster(c, 3 * CS), 0);
+	assert_int_equal(inc_cluster(c, 4 * CS), 0);
+	for (uint64_t w = 1; w <= 3; w++) {
+		mark_lines(c, &m);
+		for (uint64_t j = 0; j < 4; j++) {
+			set_key(c, k0, w + 1, j + 1);
+			assert_int_equal(inc_cluster(c, (3 + j % 2) * CS), 0);
+		}
+		if (w == 1) {
+			lines_since(c, &m, &src);
+			assert_int_equal(src.count, 4);
+			continue;
+		}
+		assert_int_equal(echo_walk(c, &m, &src, &echoed), 0);
+		assert_true(echoed);
+		lines_since(c, &m, &now);
+		assert_int_equal(now.count, 1);
+	}
+	assert_int_equal(c->res->nlines, 6);
+	assert_int_equal(c->res->corruptions, 12);
+	/* 4 records, and an echo each for the two walks after. */
+	assert_int_equal(c->ovf.kept, 6);
+	/* 300 more clusters overflow (the table of them grows), then the
+	 * walk again. */
+	for (uint64_t k = 10; k < 310; k++) {
+		set_key(c, k0, 100, k);
+		assert_int_equal(inc_cluster(c, k * CS), 0);
+		assert_int_equal(inc_cluster(c, k * CS), 0);
+	}
+	assert_int_equal(c->ovf.kept, 306);
+	mark_lines(c, &m);
+	for (uint64_t j = 0; j < 4; j++) {
+		set_key(c, k0, 200, j + 1);
+		assert_int_equal(inc_cluster(c, (3 + j % 2) * CS), 0);
+	}
+	assert_int_equal(echo_walk(c, &m, &src, &echoed), 0);
+	assert_true(echoed);
+	assert_int_equal(c->ovf.kept, 307);
+	assert_int_equal(c->res->nlines, 307);
+	teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +390,8 @@ int main(void)
 		cmocka_unit_test(test_reference_past_end),
 		cmocka_unit_test(test_reference_past_int64),
 		cmocka_unit_test(test_line_texts_across_chunks),
+		cmocka_unit_test(test_overflow_lines_bounded),
+		cmocka_unit_test(test_overflow_lines_echoed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
