@@ -214,9 +214,11 @@ static void test_lines_kept_at_most(void **state)
 	assert_non_null(fp);
 	assert_int_equal(q2e_check_write_lines(c.res, fp, &err), 0);
 	fclose(fp);
-	for (char *p = buf; (p = strstr(p, "entry ")) != NULL; p++)
-		n++;
-	assert_int_equal(n, kept);
+	for (size_t i = 0; i < len; i++)	/* not strstr(): ASan's is
+						 * quadratic here */
+		n += buf[i] == '\n';
+	assert_int_equal(n, kept + 1);
+	assert_int_equal(strncmp(buf, "entry 0\nentry 1\n", 16), 0);
 	buf[len - 1] = '\0';
 	last = strrchr(buf, '\n') + 1;
 	assert_non_null(strstr(last, "more lines than check keeps"));
