@@ -452,7 +452,8 @@ assert_status "far-l1, 70,000 entries: check's counts are qemu-img's" 0 \
 # L1 table: each entry of each is wrong, a finding each (24 GB; qemu-img
 # prints a line each, 740,000 of them).  A table's alike findings are one;
 # past 128 MiB of them check's lines are counted, not kept.  (Its time,
-# 11 s here, follows the 4 billion entries it walks, as qemu-img's does.)
+# 11 to 15 s here, follows the 3 billion entries it walks, as qemu-img's
+# does.)
 f=$T_TMP/l2-windows.qcow2
 qemu-img create -q -f qcow2 -o cluster_size=2M "$f" 8P
 python3 "$TOP/tests/lib/hostile.py" l2-windows "$f"
