@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "qcow2elf/check.h"
+#include "qcow2elf/hashmap.h"
 
 /*
  * The counter of one host cluster: a byte, since the counters are written
@@ -152,7 +153,7 @@ struct check_result_impl {
 #define OVERFLOW_LINES_MAX 131072
 #define OVERFLOW_LINES_ALL (2 * OVERFLOW_LINES_MAX)
 struct overflow {
-	uint64_t k1;		/* the cluster + 1; 0: a free slot */
+	uint64_t k;		/* the cluster */
 	uint64_t kept;		/* records of its lines */
 	uint64_t quiet;		/* overflows counted only */
 	uint64_t key[3];	/* the first of them, in qemu's order */
@@ -163,8 +164,9 @@ struct overflow_run {
 	uint64_t k, n;		/* cluster, records */
 };
 struct overflows {
-	struct overflow *slots;	/* open addressing, by cluster */
-	size_t cap, n;
+	struct overflow *list;	/* in the order the clusters overflowed */
+	size_t n, cap;
+	struct q2e_map index;	/* cluster -> 1 + its place in LIST */
 	uint64_t kept;		/* records of all clusters' lines */
 	struct overflow other;
 	/* The overflow records of the walk echoes last stood for (its

@@ -242,7 +242,8 @@ void free_count_arrays(uint8_t *counts, uint64_t cap, struct big_counts *big)
 void free_counts(struct checker *c)
 {
 	free_count_arrays(c->counts, c->cap, &c->big);
-	free(c->ovf.slots);
+	free(c->ovf.list);
+	q2e_map_free(&c->ovf.index, NULL);
 	free(c->ovf.walk);
 	c->ovf = (struct overflows){ 0 };
 	c->counts = NULL;
@@ -254,26 +255,13 @@ void free_counts(struct checker *c)
 
 #define OVERFLOW_TEXT "ERROR: overflow cluster offset=0x"
 
-/* The overflow record of cluster K (inserted if INSERT), or NULL. */
-static struct overflow *overflow_slot(struct overflows *v, uint64_t k,
-				      bool insert)
+/* The overflow record of cluster K, or NULL. */
+static struct overflow *overflow_slot(struct overflows *v, uint64_t k)
 {
-	size_t mask, i;
+	const uint64_t key[Q2E_MAP_KEY] = { k };
+	uintptr_t i = (uintptr_t)q2e_map_get(&v->index, key);
 
-	if (!v->cap)
-		return NULL;
-	mask = v->cap - 1;
-	i = (size_t)((k + 1) * 0x9e3779b97f4a7c15ULL >> 20) & mask;
-	while (v->slots[i].k1) {
-		if (v->slots[i].k1 == k + 1)
-			return &v->slots[i];
-		i = (i + 1) & mask;
-	}
-	if (!insert)
-		return NULL;
-	v->slots[i] = (struct overflow){ .k1 = k + 1 };
-	v->n++;
-	return &v->slots[i];
+	return i ? &v->list[i - 1] : NULL;
 }
 
 /* Cluster K's overflow record, made if the lines kept leave room for
@@ -281,25 +269,16 @@ static struct overflow *overflow_slot(struct overflows *v, uint64_t k,
 static int overflow_of(struct checker *c, uint64_t k, struct overflow **o)
 {
 	struct overflows *v = &c->ovf;
+	const uint64_t key[Q2E_MAP_KEY] = { k };
 
-	*o = overflow_slot(v, k, false);
+	*o = overflow_slot(v, k);
 	if (*o || v->kept >= OVERFLOW_LINES_ALL)
 		return 0;
-	if ((v->n + 1) * 2 > v->cap) {
-		struct overflows n = { .cap = v->cap ? v->cap * 2 : 256 };
-
-		n.slots = calloc(n.cap, sizeof(*n.slots));
-		if (!n.slots)
-			return nomem(c);
-		for (size_t i = 0; i < v->cap; i++)
-			if (v->slots[i].k1)
-				*overflow_slot(&n, v->slots[i].k1 - 1, true) =
-					v->slots[i];
-		free(v->slots);
-		v->slots = n.slots;
-		v->cap = n.cap;
-	}
-	*o = overflow_slot(v, k, true);
+	if (q2e_grow(v->list, v->cap, v->n + 1) < 0 ||
+	    q2e_map_put(&v->index, key, (void *)(uintptr_t)(v->n + 1)) < 0)
+		return nomem(c);
+	v->list[v->n] = (struct overflow){ .k = k };
+	*o = &v->list[v->n++];
 	return 0;
 }
 
@@ -392,7 +371,7 @@ static int walk_overflows(struct checker *c, const struct walk_lines *src)
 		if (!t || strncmp(t, OVERFLOW_TEXT, len) != 0)
 			continue;
 		k = strtoull(t + len, NULL, 16) >> c->cbits;
-		o = overflow_slot(v, k, false);
+		o = overflow_slot(v, k);
 		if (!o)
 			continue;	/* never so */
 		v->walk_records++;
@@ -422,7 +401,7 @@ int overflows_taken_back(struct checker *c, const struct walk_lines *src)
 	}
 	/* The echo's one record stays charged, to each of its clusters. */
 	for (size_t w = 0; w < v->nwalk; w++) {
-		struct overflow *o = overflow_slot(v, v->walk[w].k, false);
+		struct overflow *o = overflow_slot(v, v->walk[w].k);
 
 		if (o)
 			o->kept -= v->walk[w].n - 1;
@@ -453,9 +432,9 @@ int overflow_summaries(struct checker *c)
 	const struct overflows *v = &c->ovf;
 	int ret = 0;
 
-	for (size_t i = 0; i < v->cap && ret == 0; i++)
-		if (v->slots[i].k1 && v->slots[i].quiet)
-			ret = overflow_summary(c, &v->slots[i], false);
+	for (size_t i = 0; i < v->n && ret == 0; i++)
+		if (v->list[i].quiet)
+			ret = overflow_summary(c, &v->list[i], false);
 	if (ret == 0 && v->other.quiet)
 		ret = overflow_summary(c, &v->other, true);
 	return ret;
