@@ -143,8 +143,9 @@ struct check_result_impl {
  * reference past a refcount's width, and one L2 table named by QEMU's
  * largest L1 table (4 million entries) with 1-bit refcounts overflows
  * two clusters at each entry: 16 million lines kept, 2.2 GB.  So a
- * cluster's lines are kept in OVERFLOW_LINES_MAX records at most (those
- * of a walk echoed, struct echo_lines, in the echo's one), and all
+ * cluster's lines are kept up to OVERFLOW_LINES_MAX lines (a record
+ * that stands for several snapshots' lines counts each; those of a walk
+ * echoed, struct echo_lines, in the echo's one), and all
  * clusters' in OVERFLOW_LINES_ALL; the overflows past them are counted,
  * with the first in qemu's order, and each cluster gets one line for
  * them there (overflow_summaries()).  The clusters past OVERFLOW_LINES_ALL

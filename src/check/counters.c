@@ -310,7 +310,7 @@ static void quiet_overflows(struct checker *c, struct overflow *q,
  * Of the c->mult snapshots a shared table is counted for, the last OVER
  * overflow: each gets its line at its place, as when qemu-img walks the
  * table once per snapshot, unless there are too many: then the first
- * stands for all.  Past OVERFLOW_LINES_MAX records of a cluster's lines
+ * stands for all.  Past OVERFLOW_LINES_MAX of a cluster's lines
  * (OVERFLOW_LINES_ALL of all), the overflows are only counted, for
  * overflow_summaries().
  */
@@ -318,9 +318,8 @@ static int overflow_lines(struct checker *c, uint64_t k, uint64_t over)
 {
 	static const char fmt[] = OVERFLOW_TEXT "%" PRIx64
 		"\nUse qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing";
-	uint64_t k0 = c->key[0];
+	uint64_t k0 = c->key[0], room, rest = 0;
 	uint32_t s = (uint32_t)k0;
-	size_t before = c->res->nlines;
 	struct overflow *o;
 	int ret;
 
@@ -337,19 +336,31 @@ static int overflow_lines(struct checker *c, uint64_t k, uint64_t over)
 		quiet_overflows(c, o ? o : &c->ovf.other, k, k0, over);
 		return 0;
 	}
+	/* Lines, not records, count: a record stands for the OVER lines of
+	 * a table many snapshots share (4,096 snapshots sharing an L1 table
+	 * whose 8,192 entries name one L2 table printed 67 million lines).
+	 * Those past the room left are counted, from the first of them. */
+	room = OVERFLOW_LINES_MAX - o->kept;
+	if (room > OVERFLOW_LINES_ALL - c->ovf.kept)
+		room = OVERFLOW_LINES_ALL - c->ovf.kept;
+	if (over > room) {
+		rest = over - room;
+		over = room;
+	}
+	o->kept += over;
+	c->ovf.kept += over;
 	if (c->mult == 1 || over > MAX_OVERFLOW_LINES) {
-		ret = add_repeated_line(c, k0, c->mult == 1 ? 1 : over, fmt,
-					k << c->cbits);
+		ret = add_repeated_line(c, k0, over, fmt, k << c->cbits);
 	} else {
 		for (uint64_t t = 0; t < over && ret == 0; t++) {
 			ret = add_repeated_line(c, (k0 & ~0xffffffffULL) | s, 1,
 						fmt, k << c->cbits);
 			s = c->next_member[s];
 		}
+		k0 = (k0 & ~0xffffffffULL) | s;
 	}
-	/* Lines joined to the record before cost nothing. */
-	o->kept += c->res->nlines - before;
-	c->ovf.kept += c->res->nlines - before;
+	if (ret == 0 && rest)
+		quiet_overflows(c, o, k, k0, rest);
 	return ret;
 }
 

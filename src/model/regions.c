@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Problems and regions recorded by the walk.  Every structure is recorded
- * once per owner; finishing sorts them by offset and folds the records of
- * one physical table (same kind, offset and size) into one region with
+ * with a run of owners (the entries of one table that name it one after
+ * another); finishing sorts the records by offset and folds those of one
+ * physical table (same kind, offset and size) into one region with
  * several owners, the active L1 first, then snapshots in table order.
  */
 #include <inttypes.h>
@@ -115,6 +116,21 @@ void walk_free_problems(struct q2e_image *img)
 	img->nproblems = 0;
 }
 
+/* Whether OWNER is the next of LAST's run of owners of the same table. */
+static bool extends_run(const struct pending_region *last,
+			enum q2e_region_kind kind, uint64_t offset,
+			uint64_t size, const struct q2e_owner *owner)
+{
+	const struct q2e_region *r = &last->region;
+
+	return r->kind == kind && r->offset == offset && r->size == size &&
+	       kind != Q2E_REGION_EXTENSION &&
+	       last->owner.kind == owner->kind && last->owner.id == owner->id &&
+	       owner->index > last->owner.index &&
+	       owner->index - last->owner.index == r->nowners &&
+	       r->nowners < UINT32_MAX;
+}
+
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic)
 {
@@ -128,6 +144,12 @@ int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 				kind == Q2E_REGION_REFCOUNT_BLOCK ||
 				kind == Q2E_REGION_BITMAP_DATA))
 		return 0;
+	if (w->npending &&
+	    extends_run(&w->pending[w->npending - 1], kind, offset, size,
+			&owner)) {
+		w->pending[w->npending - 1].region.nowners++;
+		return 0;
+	}
 	/* Called once per table (41,000 times for a 1 GiB image of 512-byte
 	 * clusters): the call to grow only when full. */
 	if (w->npending >= w->cap &&
@@ -142,6 +164,7 @@ int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 				 : size < fsize - offset ? size
 				 : fsize - offset,
 			.ext_magic = ext_magic,
+			.nowners = 1,
 		},
 		.owner = owner,
 	};
@@ -390,7 +413,7 @@ int walk_finish_regions(struct walk *w)
 {
 	struct q2e_image *img = w->img;
 	struct q2e_region *regions = (struct q2e_region *)w->pending, *shrunk;
-	size_t n = w->npending, nreg = 0;
+	size_t n = w->npending, nreg = 0, nowners = 0, k = 0;
 
 	_Static_assert(sizeof(struct q2e_region) <= sizeof(struct pending_region),
 		       "regions are made in place of the pending records");
@@ -398,22 +421,33 @@ int walk_finish_regions(struct walk *w)
 
 	if (ret < 0)
 		return ret;
-	img->owners = malloc((n ? n : 1) * sizeof(*img->owners));
+	for (size_t i = 0; i < n; i++)
+		nowners += w->pending[i].region.nowners;
+	img->owners = malloc((nowners ? nowners : 1) * sizeof(*img->owners));
 	if (!img->owners)
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		/* Copied out before a region may overwrite it. */
 		struct pending_region p = w->pending[i];
+		struct q2e_owner *o = &img->owners[k];
 
-		img->owners[i] = p.owner;
+		/* The records of one table are in owner order, and their
+		 * runs do not overlap: the owners come out in order. */
+		for (uint32_t j = 0; j < p.region.nowners; j++, k++) {
+			img->owners[k] = p.owner;
+			img->owners[k].index = p.owner.index + j;
+		}
 		if (nreg && same_region(&regions[nreg - 1], &p.region)) {
-			regions[nreg - 1].nowners++;
+			if (regions[nreg - 1].nowners >
+			    UINT32_MAX - p.region.nowners)
+				return q2e_error_set(w->err, Q2E_ENOMEM,
+						     "out of memory: a table has more than 4 billion owners");
+			regions[nreg - 1].nowners += p.region.nowners;
 			continue;
 		}
 		if (p.region.size > img->max_region_size)
 			img->max_region_size = p.region.size;
-		p.region.owners = &img->owners[i];
-		p.region.nowners = 1;
+		p.region.owners = o;
 		regions[nreg++] = p.region;
 	}
 	w->pending = NULL;

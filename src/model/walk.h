@@ -6,6 +6,9 @@
 #include "qcow2elf/model.h"
 #include "source/source.h"
 
+/* A table and a run of its owners: OWNER, then region.nowners - 1 more of
+ * the same kind and ID at the next indexes.  QEMU's largest L1 table,
+ * 4 million entries naming one L2 table, is one record, not 4 million. */
 struct pending_region {
 	struct q2e_region region;
 	struct q2e_owner owner;

@@ -21,43 +21,63 @@
 #include "qcow2elf/array.h"
 #include "view/diff_int.h"
 
-/* One owner's name for a region: what the tables are matched by. */
+/*
+ * A run of a region's owners, R->owners[K .. K + N): of one kind and ID,
+ * at consecutive indexes, the entries of one table that name it one after
+ * another.  Tables are matched by their owners' names, a run at a time:
+ * QEMU's largest L1 table, 4 million entries naming one L2 table, is one
+ * run, not 4 million references (diff of two such images took 300 MB).
+ */
 struct table_ref {
 	const struct q2e_region *r;
-	const struct q2e_owner *o;
-	uint32_t k;
+	uint32_t k, n;
 };
 
-static int table_ref_cmp(const void *pa, const void *pb)
+/* Owner J of run T. */
+static const struct q2e_owner *ref_owner(const struct table_ref *t,
+					 uint32_t j)
 {
-	const struct table_ref *x = pa, *y = pb;
+	return &t->r->owners[t->k + j];
+}
 
-#define CMP(f)                                                                \
+/* How owner I of run X compares with owner J of run Y, by name. */
+static int owner_cmp(const struct table_ref *x, uint32_t i,
+		     const struct table_ref *y, uint32_t j)
+{
+	const struct q2e_owner *a = ref_owner(x, i), *b = ref_owner(y, j);
+
+#define CMP(u, v)                                                             \
 	do {                                                                  \
-		if (x->f != y->f)                                             \
-			return x->f < y->f ? -1 : 1;                          \
+		if ((u) != (v))                                               \
+			return (u) < (v) ? -1 : 1;                            \
 	} while (0)
-	CMP(r->kind);
-	CMP(o->kind);
-	CMP(o->id);
-	CMP(o->index);
+	CMP(x->r->kind, y->r->kind);
+	CMP(a->kind, b->kind);
+	CMP(a->id, b->id);
+	CMP(a->index, b->index);
 #undef CMP
 	return 0;
 }
 
-/* Every table symbol, in a stable order; extensions and the header are
- * compared by diff_header() and diff_extensions(). */
+static int table_ref_cmp(const void *pa, const void *pb)
+{
+	return owner_cmp(pa, 0, pb, 0);
+}
+
+static bool next_in_run(const struct q2e_owner *a, const struct q2e_owner *b)
+{
+	return a->kind == b->kind && a->id == b->id && b->index == a->index + 1;
+}
+
+/* Every table's runs of owners, in name order (the runs of all tables of
+ * a kind do not overlap: an entry names one table); extensions and the
+ * header are compared by diff_header() and diff_extensions(). */
 static int table_refs(const struct q2e_image *img, struct table_ref **out,
 		      size_t *n, struct q2e_error *err)
 {
-	size_t count = 0, k = 0;
-	struct table_ref *v;
+	size_t cap = 0, k = 0;
+	struct table_ref *v = NULL;
 
-	for (size_t i = 0; i < img->nregions; i++)
-		count += img->regions[i].nowners;
-	v = malloc((count ? count : 1) * sizeof(*v));
-	if (!v)
-		return diff_nomem(err);
 	for (size_t i = 0; i < img->nregions; i++) {
 		const struct q2e_region *r = &img->regions[i];
 
@@ -65,24 +85,37 @@ static int table_refs(const struct q2e_image *img, struct table_ref **out,
 		    r->kind == Q2E_REGION_EXTENSION ||
 		    r->kind == Q2E_REGION_BACKING_FILE)
 			continue;
-		for (uint32_t o = 0; o < r->nowners; o++)
-			v[k++] = (struct table_ref){ r, &r->owners[o], o };
+		for (uint32_t o = 0; o < r->nowners; o++) {
+			if (o && next_in_run(&r->owners[o - 1], &r->owners[o])) {
+				v[k - 1].n++;
+				continue;
+			}
+			if (q2e_grow(v, cap, k + 1) < 0) {
+				free(v);
+				return diff_nomem(err);
+			}
+			v[k++] = (struct table_ref){ r, o, 1 };
+		}
 	}
-	qsort(v, k, sizeof(*v), table_ref_cmp);
+	if (k)
+		qsort(v, k, sizeof(*v), table_ref_cmp);
 	*out = v;
 	*n = k;
 	return 0;
 }
 
+/* The change of owner XI of X (or YJ of Y) and the table it names. */
 static int table_item(struct q2e_diff *d, enum q2e_diff_change change,
 		      const struct q2e_image *img, const struct table_ref *x,
-		      const struct table_ref *y, struct q2e_error *err)
+		      uint32_t xi, const struct table_ref *y, uint32_t yj,
+		      struct q2e_error *err)
 {
 	const struct table_ref *t = x ? x : y;
 	struct q2e_diff_table *it;
 	char sym[96];
 
-	if (q2e_region_symbol(img, t->r, t->k, sym, sizeof(sym)) < 0)
+	if (q2e_region_symbol(img, t->r, t->k + (x ? xi : yj), sym,
+			      sizeof(sym)) < 0)
 		snprintf(sym, sizeof(sym), "%s", q2e_region_kind_name(t->r->kind));
 	if (q2e_grow(d->tables, d->captables, d->ntables + 1) < 0)
 		return diff_nomem(err);
@@ -104,36 +137,60 @@ static int table_item(struct q2e_diff *d, enum q2e_diff_change change,
 	return 0;
 }
 
+/* The owners both images name, from owner I of X and J of Y on: as many
+ * as are left of both runs; one item for each that names a table that
+ * moved or changed size, none for the rest. */
+static int table_pairs(struct q2e_diff *d, const struct q2e_image *a,
+		       const struct table_ref *x, uint32_t i,
+		       const struct table_ref *y, uint32_t j, uint32_t *len,
+		       struct q2e_error *err)
+{
+	enum q2e_diff_change change = Q2E_DIFF_MOVED;
+	int ret = 0;
+
+	*len = x->n - i < y->n - j ? x->n - i : y->n - j;
+	if (x->r->offset == y->r->offset) {
+		if (x->r->size == y->r->size)
+			return 0;
+		change = Q2E_DIFF_RESIZED;
+	}
+	for (uint32_t t = 0; t < *len && ret == 0; t++)
+		ret = table_item(d, change, a, x, i + t, y, j + t, err);
+	return ret;
+}
+
 int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err)
 {
 	struct table_ref *va = NULL, *vb = NULL;
 	size_t na = 0, nb = 0, i = 0, j = 0;
+	uint32_t ii = 0, jj = 0, len;	/* the owner within run I, run J */
 	int ret;
 
 	ret = table_refs(a, &va, &na, err);
 	if (!ret)
 		ret = table_refs(b, &vb, &nb, err);
 	while (!ret && (i < na || j < nb)) {
-		int c = i >= na ? 1 : j >= nb ? -1 : table_ref_cmp(&va[i], &vb[j]);
+		int c = i >= na ? 1 : j >= nb ? -1
+			: owner_cmp(&va[i], ii, &vb[j], jj);
 
-		if (c < 0) {
-			ret = table_item(d, Q2E_DIFF_REMOVED, a, &va[i++], NULL,
-					 err);
-		} else if (c > 0) {
-			ret = table_item(d, Q2E_DIFF_ADDED, b, NULL, &vb[j++],
-					 err);
-		} else {
-			const struct q2e_region *x = va[i].r, *y = vb[j].r;
-
-			if (x->offset != y->offset)
-				ret = table_item(d, Q2E_DIFF_MOVED, a, &va[i],
-						 &vb[j], err);
-			else if (x->size != y->size)
-				ret = table_item(d, Q2E_DIFF_RESIZED, a, &va[i],
-						 &vb[j], err);
+		len = 1;
+		if (c < 0)
+			ret = table_item(d, Q2E_DIFF_REMOVED, a, &va[i], ii,
+					 NULL, 0, err);
+		else if (c > 0)
+			ret = table_item(d, Q2E_DIFF_ADDED, b, NULL, 0, &vb[j],
+					 jj, err);
+		else
+			ret = table_pairs(d, a, &va[i], ii, &vb[j], jj, &len,
+					  err);
+		if (c <= 0 && (ii += len) == va[i].n) {
 			i++;
+			ii = 0;
+		}
+		if (c >= 0 && (jj += len) == vb[j].n) {
 			j++;
+			jj = 0;
 		}
 	}
 	free(va);

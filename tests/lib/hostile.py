@@ -3,6 +3,7 @@
 """Builds hostile QCOW2 inputs from an image qemu-img made, for t_hostile.
 
     hostile.py shared-snapshot-l1 IMAGE [SNAPSHOTS]
+    hostile.py shared-snapshot-l2 IMAGE [SNAPSHOTS]
     hostile.py many-snapshots FILE [SNAPSHOTS]
     hostile.py many-bitmaps IMAGE [BITMAPS]
     hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
@@ -138,15 +139,25 @@ def write_snapshot_table(f, table, off, count):
     f.write(struct.pack(">IQ", count, off))
 
 
-def shared_snapshot_l1(path, count):
+def shared_snapshot_l1(path, count, in_file=False):
+    """COUNT snapshots sharing one L1 table whose every entry names an L2
+    table past the end of the file, or (IN_FILE) one L2 table of zeros
+    inside it."""
     with open(path, "r+b") as f:
         hdr = bytearray(f.read(104))
         end = end_cluster(f)
         l1_size = struct.unpack_from(">I", hdr, 36)[0]
         l1_off = end
-        # Every entry: an L2 table far past the end of the file.
-        l1 = b"".join(struct.pack(">Q", (1 << 40) + i * CLUSTER)
-                      for i in range(l1_size))
+        l1_end = (l1_off + l1_size * 8 + CLUSTER - 1) // CLUSTER * CLUSTER
+        if in_file:
+            l1 = struct.pack(">Q", l1_end) * l1_size
+            f.seek(l1_end)
+            f.write(b"\0" * CLUSTER)
+            l1_end += CLUSTER
+        else:
+            # Every entry: an L2 table far past the end of the file.
+            l1 = b"".join(struct.pack(">Q", (1 << 40) + i * CLUSTER)
+                          for i in range(l1_size))
         f.seek(l1_off)
         f.write(l1)
         table = bytearray()
@@ -158,10 +169,9 @@ def shared_snapshot_l1(path, count):
             entry += struct.pack(">QQ", 0, 4 << 40) + sid + name
             entry += b"\0" * (-len(entry) % 8)
             table += entry
-        snap_off = (l1_off + len(l1) + CLUSTER - 1) // CLUSTER * CLUSTER
-        f.seek(snap_off)
+        f.seek(l1_end)
         f.write(table)
-        struct.pack_into(">IQ", hdr, 60, count, snap_off)
+        struct.pack_into(">IQ", hdr, 60, count, l1_end)
         f.seek(0)
         f.write(hdr)
 
@@ -381,6 +391,8 @@ def far_bitmap(path, entries):
 
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
+    "shared-snapshot-l2": (lambda path, count:
+                           shared_snapshot_l1(path, count, True), 4096),
     "many-snapshots": (many_snapshots, 65536),
     "many-bitmaps": (many_bitmaps, 65535),
     "phantom-snapshots": (phantom_snapshots, 65536),

@@ -333,6 +333,81 @@ static void test_table_runs(void **state)
 	free(bytes);
 }
 
+/* Snapshot entry N of the table at BYTES + AT: L1 table L1_AT, L1_SIZE
+ * entries, ID n + 1 and name "a" + n. */
+static void put_snapshot(uint8_t *bytes, size_t at, int n, uint64_t l1_at,
+			 uint32_t l1_size)
+{
+	uint8_t *e = bytes + at + 64 * n;
+
+	put_be64(e, l1_at);
+	put_be32(e + 8, l1_size);
+	put_be16(e + 12, 1);			/* id_str_size */
+	put_be16(e + 14, 1);			/* name_size */
+	put_be32(e + 36, 16);			/* extra_data_size */
+	e[56] = (uint8_t)('1' + n);
+	e[57] = (uint8_t)('a' + n);
+}
+
+/*
+ * An L2 table named by L1 entries 0 to 9 and 11 to 20 (entry 10 names
+ * another), in the active L1 table, which two snapshots share as well:
+ * the table's owners are the active table's entries, then the first
+ * snapshot's, each in index order; the second snapshot owns the L1 table
+ * but not its L2 tables again (the first's symbols stand for both).
+ */
+static void test_owner_runs(void **state)
+{
+	enum { NL1 = 32, L1_AT = NCLUSTERS * CLUSTER, SN_AT = L1_AT + CLUSTER };
+	uint8_t bytes[SN_AT + 128] = { 0 };
+	const struct q2e_region *r;
+	struct q2e_image *img;
+	char sym[96];
+
+	(void)state;
+	make_image(bytes);
+	put_be64(bytes + 24, (uint64_t)NL1 * 64 * CLUSTER);	/* size */
+	put_be32(bytes + 36, NL1);			/* l1_size */
+	put_be64(bytes + 40, L1_AT);			/* l1_table_offset */
+	put_be32(bytes + 60, 2);			/* nb_snapshots */
+	put_be64(bytes + 64, SN_AT);			/* snapshots_offset */
+	for (int i = 0; i <= 20; i++)
+		put_be64(bytes + L1_AT + 8 * i, (i == 10 ? 0xa00 : 0x800) | COPIED);
+	put_snapshot(bytes, SN_AT, 0, L1_AT, NL1);
+	put_snapshot(bytes, SN_AT, 1, L1_AT, NL1);
+	img = open_bytes(bytes, sizeof(bytes));
+	assert_int_equal(img->nsnapshots, 2);
+	assert_int_equal(img->snapshots[1].l1_first, 0);
+
+	r = q2e_image_region_at(img, 0x800);
+	assert_non_null(r);
+	assert_int_equal(r->kind, Q2E_REGION_L2);
+	assert_int_equal(r->nowners, 40);
+	for (uint32_t k = 0; k < 40; k++) {
+		uint64_t i = k % 20 < 10 ? k % 20 : k % 20 + 1;
+
+		assert_int_equal(r->owners[k].kind, k < 20 ? Q2E_OWNER_ACTIVE
+							    : Q2E_OWNER_SNAPSHOT);
+		assert_int_equal(r->owners[k].id, 0);
+		assert_int_equal(r->owners[k].index, i);
+	}
+	assert_int_equal(q2e_region_symbol(img, r, 39, sym, sizeof(sym)), 0);
+	assert_string_equal(sym, "snapshot_0_l2_table_20");
+
+	r = q2e_image_region_at(img, 0xa00);
+	assert_non_null(r);
+	assert_int_equal(r->nowners, 2);
+	assert_int_equal(r->owners[1].index, 10);
+
+	r = q2e_image_region_at(img, L1_AT);
+	assert_non_null(r);
+	assert_int_equal(r->kind, Q2E_REGION_L1);
+	assert_int_equal(r->nowners, 3);
+	assert_int_equal(q2e_region_symbol(img, r, 2, sym, sizeof(sym)), 0);
+	assert_string_equal(sym, "snapshot_1_l1_table");
+	q2e_image_close(img);
+}
+
 /*
  * 2 MiB clusters in a file of 1 KiB: the header cluster reads as zeros
  * past the end, so the extensions end there, marker or not.  A snapshot
@@ -413,6 +488,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_snapshots_past_end),
 		cmocka_unit_test(test_table_runs),
+		cmocka_unit_test(test_owner_runs),
 		cmocka_unit_test(test_claims_past_end),
 	};
 
