@@ -656,7 +656,15 @@ def translate(d, guest, prefix):
         return out
     l2_name = "%sl2_table_%d" % (prefix, i)
     if l2_name not in d.symbols:
-        names = [n for n in d.at.get(l2, []) if "l2_table" in n]
+        # A snapshot sharing an earlier one's L1 table: its L2 tables
+        # have the first such snapshot's symbols.
+        names = [n.replace("l1_table", "l2_table_%d" % i)
+                 for n in d.at.get(l1_addr, [])
+                 if n.startswith("snapshot_") and n.endswith("_l1_table") and
+                 d.symbols[n] == (l1_addr, l1_bytes)]
+        names = [n for n in names if n in d.symbols]
+        if not names:
+            names = [n for n in d.at.get(l2, []) if "l2_table" in n]
         l2_name = names[0] if names else "L2 table at 0x%x" % l2
     e2 = d.be(l2 + d.l2_entry_size * j, 8)
     bitmap = d.be(l2 + 16 * j + 8, 8) if d.extended_l2 else None

@@ -119,7 +119,9 @@ struct q2e_snapshot {
 	uint64_t nl1;
 	bool l1_read;			/* false: the walk recorded why not */
 	/* The first snapshot with the same table (offset and size), which
-	 * the walk read for both; this one's own position if none. */
+	 * the walk read for both; this one's own position if none.  The L2
+	 * tables of a table shared so are owned by L1_FIRST only: this
+	 * snapshot owns its L1 table, and no L2 table. */
 	uint32_t l1_first;
 };
 

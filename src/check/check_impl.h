@@ -143,10 +143,11 @@ struct check_result_impl {
  * reference past a refcount's width, and one L2 table named by QEMU's
  * largest L1 table (4 million entries) with 1-bit refcounts overflows
  * two clusters at each entry: 16 million lines kept, 2.2 GB.  So a
- * cluster's lines are kept up to OVERFLOW_LINES_MAX lines (a record
- * that stands for several snapshots' lines counts each; those of a walk
- * echoed, struct echo_lines, in the echo's one), and all
- * clusters' in OVERFLOW_LINES_ALL; the overflows past them are counted,
+ * cluster's lines are kept up to OVERFLOW_LINES_MAX lines (counted as
+ * lines printed: a record that stands for several snapshots' lines
+ * counts each, and an echo of a walk, struct echo_lines, prints the
+ * walk's again), and all clusters' up to OVERFLOW_LINES_ALL; the
+ * overflows past them are counted,
  * with the first in qemu's order, and each cluster gets one line for
  * them there (overflow_summaries()).  The clusters past OVERFLOW_LINES_ALL
  * that had no line kept yet are counted together, in OTHER.
@@ -155,27 +156,17 @@ struct check_result_impl {
 #define OVERFLOW_LINES_ALL (2 * OVERFLOW_LINES_MAX)
 struct overflow {
 	uint64_t k;		/* the cluster */
-	uint64_t kept;		/* records of its lines */
+	uint64_t kept;		/* its lines */
 	uint64_t quiet;		/* overflows counted only */
 	uint64_t key[3];	/* the first of them, in qemu's order */
 	uint64_t cluster;	/* ... and its cluster */
-	size_t stamp, walk_i;	/* its place in struct overflows' walk */
-};
-struct overflow_run {
-	uint64_t k, n;		/* cluster, records */
 };
 struct overflows {
 	struct overflow *list;	/* in the order the clusters overflowed */
 	size_t n, cap;
 	struct q2e_map index;	/* cluster -> 1 + its place in LIST */
-	uint64_t kept;		/* records of all clusters' lines */
+	uint64_t kept;		/* all clusters' lines */
 	struct overflow other;
-	/* The overflow records of the walk echoes last stood for (its
-	 * first record + 1), by cluster, and in all. */
-	size_t walk_from;
-	struct overflow_run *walk;
-	size_t nwalk, walk_cap;
-	uint64_t walk_records;
 };
 
 struct checker {
@@ -364,11 +355,6 @@ int set_count(struct checker *c, uint64_t k, uint64_t v);
 int grow_counts(struct checker *c, uint64_t n);
 void free_counts(struct checker *c);
 int inc_refs(struct checker *c, uint64_t offset, uint64_t size);
-/* The lines after SRC's, the same again, are about to be taken back for
- * an echo of SRC: their overflow records are no longer kept, but for the
- * echo's record. */
-struct walk_lines;
-int overflows_taken_back(struct checker *c, const struct walk_lines *src);
 /* A line for each cluster's overflows past the lines kept: once all are
  * counted, before the lines are sorted. */
 int overflow_summaries(struct checker *c);

@@ -244,7 +244,6 @@ void free_counts(struct checker *c)
 	free_count_arrays(c->counts, c->cap, &c->big);
 	free(c->ovf.list);
 	q2e_map_free(&c->ovf.index, NULL);
-	free(c->ovf.walk);
 	c->ovf = (struct overflows){ 0 };
 	c->counts = NULL;
 	c->cap = c->nb_clusters = 0;
@@ -252,8 +251,6 @@ void free_counts(struct checker *c)
 
 /* Overflow lines written one per snapshot sharing a table, at most. */
 #define MAX_OVERFLOW_LINES 64
-
-#define OVERFLOW_TEXT "ERROR: overflow cluster offset=0x"
 
 /* The overflow record of cluster K, or NULL. */
 static struct overflow *overflow_slot(struct overflows *v, uint64_t k)
@@ -316,7 +313,7 @@ static void quiet_overflows(struct checker *c, struct overflow *q,
  */
 static int overflow_lines(struct checker *c, uint64_t k, uint64_t over)
 {
-	static const char fmt[] = OVERFLOW_TEXT "%" PRIx64
+	static const char fmt[] = "ERROR: overflow cluster offset=0x%" PRIx64
 		"\nUse qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing";
 	uint64_t k0 = c->key[0], room, rest = 0;
 	uint32_t s = (uint32_t)k0;
@@ -351,75 +348,20 @@ static int overflow_lines(struct checker *c, uint64_t k, uint64_t over)
 	c->ovf.kept += over;
 	if (c->mult == 1 || over > MAX_OVERFLOW_LINES) {
 		ret = add_repeated_line(c, k0, over, fmt, k << c->cbits);
+		/* The rest begin at the member after those OVER. */
+		for (uint64_t t = 0; rest && c->mult > 1 && t < over; t++)
+			s = c->next_member[s];
 	} else {
 		for (uint64_t t = 0; t < over && ret == 0; t++) {
 			ret = add_repeated_line(c, (k0 & ~0xffffffffULL) | s, 1,
 						fmt, k << c->cbits);
 			s = c->next_member[s];
 		}
-		k0 = (k0 & ~0xffffffffULL) | s;
 	}
 	if (ret == 0 && rest)
-		quiet_overflows(c, o, k, k0, rest);
+		quiet_overflows(c, o, k, c->mult > 1 ? (k0 & ~0xffffffffULL) | s
+						     : k0, rest);
 	return ret;
-}
-
-/* The clusters with overflow records among SRC's records, and how many
- * each, into c->ovf.walk (made once for each walk that echoes take). */
-static int walk_overflows(struct checker *c, const struct walk_lines *src)
-{
-	const struct q2e_check_result *res = c->res;
-	const size_t len = sizeof(OVERFLOW_TEXT) - 1;
-	struct overflows *v = &c->ovf;
-
-	v->nwalk = v->walk_records = 0;
-	v->walk_from = src->from + 1;
-	for (size_t i = src->from; i < src->from + src->count; i++) {
-		const char *t = res->lines[i].text;
-		struct overflow *o;
-		uint64_t k;
-
-		if (!t || strncmp(t, OVERFLOW_TEXT, len) != 0)
-			continue;
-		k = strtoull(t + len, NULL, 16) >> c->cbits;
-		o = overflow_slot(v, k);
-		if (!o)
-			continue;	/* never so */
-		v->walk_records++;
-		if (o->stamp != v->walk_from) {
-			if (q2e_grow(v->walk, v->walk_cap, v->nwalk + 1) < 0)
-				return nomem(c);
-			o->stamp = v->walk_from;
-			o->walk_i = v->nwalk;
-			v->walk[v->nwalk++] = (struct overflow_run){ k, 0 };
-		}
-		v->walk[o->walk_i].n++;
-	}
-	return 0;
-}
-
-int overflows_taken_back(struct checker *c, const struct walk_lines *src)
-{
-	struct overflows *v = &c->ovf;
-	int ret;
-
-	if (!v->n)
-		return 0;
-	if (v->walk_from != src->from + 1) {
-		ret = walk_overflows(c, src);
-		if (ret < 0)
-			return ret;
-	}
-	/* The echo's one record stays charged, to each of its clusters. */
-	for (size_t w = 0; w < v->nwalk; w++) {
-		struct overflow *o = overflow_slot(v, v->walk[w].k);
-
-		if (o)
-			o->kept -= v->walk[w].n - 1;
-	}
-	if (v->walk_records)
-		v->kept -= v->walk_records - 1;
-	return 0;
 }
 
 /* The line for the overflows counted in Q: of its cluster, or OTHER. */

@@ -396,9 +396,8 @@ int echo_walk(struct checker *c, const struct line_mark *m,
 			return 0;
 	memcpy(key, c->key, sizeof(key));
 	memcpy(c->key, res->lines[m->nlines].key, sizeof(c->key));
-	ret = overflows_taken_back(c, src);
-	if (ret < 0)
-		return ret;
+	/* The walk's overflow lines stay charged to their clusters: the
+	 * echo prints them again. */
 	take_back(c, m);
 	*echoed = true;
 	ret = add_echo_line(c, src);

@@ -15,8 +15,8 @@
 /*
  * The L2 tables that entries FIRST on of an L1 table point to, owned by
  * OWNER, and what is wrong with each entry.  An L1 table shared by many
- * snapshots is walked for the first of them only (share_l2_tables()): one
- * table, with one set of problems.
+ * snapshots is walked for the first of them only (read_snapshot_tables()):
+ * one table, with one set of owners and problems.
  */
 int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
 		   uint64_t n, uint64_t l1_off, struct q2e_owner owner,

@@ -31,7 +31,10 @@
 struct table_ref {
 	const struct q2e_region *r;
 	uint32_t k, n;
+	uint32_t as;	/* the owners' snapshot ID, if not theirs: OWN */
 };
+
+#define OWN UINT32_MAX
 
 /* Owner J of run T. */
 static const struct q2e_owner *ref_owner(const struct table_ref *t,
@@ -53,7 +56,7 @@ static int owner_cmp(const struct table_ref *x, uint32_t i,
 	} while (0)
 	CMP(x->r->kind, y->r->kind);
 	CMP(a->kind, b->kind);
-	CMP(a->id, b->id);
+	CMP(x->as != OWN ? x->as : a->id, y->as != OWN ? y->as : b->id);
 	CMP(a->index, b->index);
 #undef CMP
 	return 0;
@@ -69,13 +72,74 @@ static bool next_in_run(const struct q2e_owner *a, const struct q2e_owner *b)
 	return a->kind == b->kind && a->id == b->id && b->index == a->index + 1;
 }
 
+/* Appends run T of R's owners K to K + N to *V (*N of *CAP). */
+static int add_ref(struct table_ref **v, size_t *n, size_t *cap,
+		   struct table_ref t)
+{
+	if (q2e_grow(*v, *cap, *n + 1) < 0)
+		return -1;
+	(*v)[(*n)++] = t;
+	return 0;
+}
+
+/* The first snapshot with snapshot N's L1 table in IMG (N if none). */
+static uint32_t l1_leader(const struct q2e_image *img, uint32_t n)
+{
+	return n < img->nsnapshots ? img->snapshots[n].l1_first : n;
+}
+
+/*
+ * A snapshot that shares an earlier one's L1 table owns no L2 table in
+ * the model: where OTHER does not group it so, its L2 tables are its
+ * leader's runs (V, sorted, N of them) again, under its own ID, so that
+ * they match OTHER's by name.  Where both group it alike, neither names
+ * them, and 4,096 snapshots sharing a table cost nothing.
+ */
+static int shared_refs(const struct q2e_image *img,
+		       const struct q2e_image *other, struct table_ref **v,
+		       size_t *n, size_t *cap)
+{
+	size_t runs = *n;
+
+	for (uint32_t id = 0; id < img->nsnapshots; id++) {
+		uint32_t lead = l1_leader(img, id);
+		struct q2e_owner first = { Q2E_OWNER_SNAPSHOT, lead, 0 };
+		struct q2e_region key_r = { .kind = Q2E_REGION_L2 };
+		struct table_ref key = { &key_r, 0, 1, OWN };
+		size_t lo = 0, hi = runs;
+
+		if (lead == id || lead == l1_leader(other, id))
+			continue;
+		key_r.owners = &first;
+		while (lo < hi) {	/* the first run of LEAD's L2 tables */
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (owner_cmp(&(*v)[mid], 0, &key, 0) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < runs && (*v)[lo].r->kind == Q2E_REGION_L2 &&
+		       ref_owner(&(*v)[lo], 0)->kind == Q2E_OWNER_SNAPSHOT &&
+		       ref_owner(&(*v)[lo], 0)->id == lead; lo++) {
+			struct table_ref t = (*v)[lo];
+
+			t.as = id;
+			if (add_ref(v, n, cap, t) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 /* Every table's runs of owners, in name order (the runs of all tables of
  * a kind do not overlap: an entry names one table); extensions and the
  * header are compared by diff_header() and diff_extensions(). */
-static int table_refs(const struct q2e_image *img, struct table_ref **out,
+static int table_refs(const struct q2e_image *img,
+		      const struct q2e_image *other, struct table_ref **out,
 		      size_t *n, struct q2e_error *err)
 {
-	size_t cap = 0, k = 0;
+	size_t cap = 0, k = 0, runs;
 	struct table_ref *v = NULL;
 
 	for (size_t i = 0; i < img->nregions; i++) {
@@ -90,18 +154,24 @@ static int table_refs(const struct q2e_image *img, struct table_ref **out,
 				v[k - 1].n++;
 				continue;
 			}
-			if (q2e_grow(v, cap, k + 1) < 0) {
-				free(v);
-				return diff_nomem(err);
-			}
-			v[k++] = (struct table_ref){ r, o, 1 };
+			if (add_ref(&v, &k, &cap,
+				    (struct table_ref){ r, o, 1, OWN }) < 0)
+				goto nomem;
 		}
 	}
 	if (k)
 		qsort(v, k, sizeof(*v), table_ref_cmp);
+	runs = k;
+	if (shared_refs(img, other, &v, &k, &cap) < 0)
+		goto nomem;
+	if (k > runs)
+		qsort(v, k, sizeof(*v), table_ref_cmp);
 	*out = v;
 	*n = k;
 	return 0;
+nomem:
+	free(v);
+	return diff_nomem(err);
 }
 
 /* The change of owner XI of X (or YJ of Y) and the table it names. */
@@ -114,8 +184,12 @@ static int table_item(struct q2e_diff *d, enum q2e_diff_change change,
 	struct q2e_diff_table *it;
 	char sym[96];
 
-	if (q2e_region_symbol(img, t->r, t->k + (x ? xi : yj), sym,
-			      sizeof(sym)) < 0)
+	struct q2e_owner o = *ref_owner(t, x ? xi : yj);
+
+	if (t->as != OWN)
+		o.id = t->as;
+	if (q2e_structure_symbol(img, t->r->kind, t->r->ext_magic, &o, sym,
+				 sizeof(sym)) < 0)
 		snprintf(sym, sizeof(sym), "%s", q2e_region_kind_name(t->r->kind));
 	if (q2e_grow(d->tables, d->captables, d->ntables + 1) < 0)
 		return diff_nomem(err);
@@ -167,9 +241,9 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 	uint32_t ii = 0, jj = 0, len;	/* the owner within run I, run J */
 	int ret;
 
-	ret = table_refs(a, &va, &na, err);
+	ret = table_refs(a, b, &va, &na, err);
 	if (!ret)
-		ret = table_refs(b, &vb, &nb, err);
+		ret = table_refs(b, a, &vb, &nb, err);
 	while (!ret && (i < na || j < nb)) {
 		int c = i >= na ? 1 : j >= nb ? -1
 			: owner_cmp(&va[i], ii, &vb[j], jj);

@@ -341,6 +341,21 @@ assert_eq "2 MiB clusters, standard against extended L2" "exit 1
 l2_table_0[0] subclusters $(raw_of std2m.qcow2 0) -> $(raw_of ext2m.qcow2 0) 0x0+0x200000" \
 	"$(l2_changes std2m.qcow2 ext2m.qcow2)"
 
+# A snapshot that comes to share an earlier snapshot's L1 table (its entry
+# pointed at the other's copy): the model gives the shared table's L2
+# tables to the first snapshot only, and diff said snapshot 2's L2 table
+# disappeared, though the new image's snapshot 2 reaches the same table
+# (found by review).  One change: the L1 pointer, and the table it names.
+three_snapshots sa.qcow2
+cp sa.qcow2 sb.qcow2
+python3 "$TOP/tests/lib/hostile.py" share-snapshot-l1 sb.qcow2 2
+for pair in "sa.qcow2 sb.qcow2" "sb.qcow2 sa.qcow2"; do
+	# shellcheck disable=SC2086 # two file names
+	assert_eq "snapshots that come to share an L1 table: $pair" \
+		"snapshot_2.l1_table_offset changed|snapshot_2_l1_table moved" \
+		"$("$Q2E" diff --output=json $pair | jq -r '[(.changes[][] | "\(.name) \(.change)"), (.tables | to_entries[] | .key as $k | .value[] | "\(.name) \($k)")] | join("|")')"
+done
+
 # Errors exit 2, as with cmp.
 assert_status "a missing file: exit 2" 2 "$Q2E" diff base.qcow2 missing.qcow2
 assert_match "naming it" "missing.qcow2" "$(cat "$T_TMP/.err")"

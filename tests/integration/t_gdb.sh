@@ -285,4 +285,15 @@ last=$(qemu-img map --output=json big.qcow2 | jq -r 'last | .offset + .length - 
 assert_eq "qcow2 translate: the last guest byte" "host offset $(printf 0x%x "$last")" "${g[5]}"
 assert_eq "qcow2 refcount: the last L2 table's cluster" "refcount_block_$(((l2a / 512) / 256))[$(((l2a / 512) % 256))] = 1" "${g[6]}"
 assert_match "qcow2 whatis past gdb's symbol limit" "^$(printf 0x%x $((l2a + 40))): l2_table_$last_l2\[5\] " "${g[7]}"
+
+# A snapshot that shares an earlier snapshot's L1 table: its L2 tables
+# have that snapshot's symbols, which translate names (it named the
+# active L1's table at the same address: found by review).
+three_snapshots sh.qcow2
+python3 "$TOP/tests/lib/hostile.py" share-snapshot-l1 sh.qcow2 2
+"$Q2E" dump sh.qcow2 -o sh.elf
+printf '%s\n' 'qcow2 translate 0 3' >sh.gdb
+out=$(gdb_helpers sh.elf sh.gdb)
+assert_match "qcow2 translate in a snapshot sharing another's L1 table names that snapshot's L2 table" \
+	"^snapshot_1_l2_table_0\[0\] = " "$(tail -2 <<<"$out" | head -1)"
 finish

@@ -598,9 +598,10 @@ python3 "$TOP/tests/lib/hostile.py" distant-overflow "$f"
 python3 "$TOP/tests/lib/hostile.py" distant-overflow "$T_TMP/distant-overflow-64.qcow2" 64
 ( ulimit -v 300000; timeout 10 "$Q2E" check "$f" >/dev/null 2>&1 )
 assert_eq "distant-overflow: check finishes in 10 s and 300 MB, exit 2" 2 "$?"
-assert_status "distant-overflow, 64 entries: check's lines are qemu-img's, byte for byte" 0 \
+assert_status "distant-overflow, 64 entries: check's lines are qemu-img's, those past the cluster's 131,072nd overflow in one" 0 \
 	cmp <("$Q2E" check "$T_TMP/distant-overflow-64.qcow2" 2>&1 >/dev/null) \
-	<(qemu-img check "$T_TMP/distant-overflow-64.qcow2" 2>&1 >/dev/null)
+	<(qemu-img check "$T_TMP/distant-overflow-64.qcow2" 2>&1 >/dev/null |
+	  python3 "$TOP/tests/lib/quiet_overflows.py")
 
 # One L2 table named by every entry of an L1 table of 512-byte clusters
 # with 1-bit refcounts: each entry after the first overflows the table's

@@ -111,6 +111,18 @@ assert_match() {
 }
 
 # The closing line run.sh reads: "NAME: P passed, F failed, S skipped".
+# three_snapshots FILE: a 64 MiB image with snapshots s1, s2 and s3, the
+# last two of the same data, each with its own copy of the L1 table, as
+# qemu-img makes them.
+three_snapshots() {
+	qemu-img create -q -f qcow2 "$1" 64M
+	qemu-io -c 'write -P 1 0 64k' "$1" >/dev/null
+	qemu-img snapshot -c s1 "$1"
+	qemu-io -c 'write -P 3 0 4k' "$1" >/dev/null
+	qemu-img snapshot -c s2 "$1"
+	qemu-img snapshot -c s3 "$1"
+}
+
 _t_summary() {
 	echo "$T_NAME: $(_t_count pass) passed, $(_t_count fail) failed, $(_t_count skip) skipped"
 }

@@ -4,6 +4,7 @@
 
     hostile.py shared-snapshot-l1 IMAGE [SNAPSHOTS]
     hostile.py shared-snapshot-l2 IMAGE [SNAPSHOTS]
+    hostile.py share-snapshot-l1 IMAGE [SNAPSHOT]
     hostile.py many-snapshots FILE [SNAPSHOTS]
     hostile.py many-bitmaps IMAGE [BITMAPS]
     hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
@@ -174,6 +175,23 @@ def shared_snapshot_l1(path, count, in_file=False):
         struct.pack_into(">IQ", hdr, 60, count, l1_end)
         f.seek(0)
         f.write(hdr)
+
+
+def share_snapshot_l1(path, n):
+    """Snapshot N's entry takes snapshot N - 1's L1 table (offset and
+    size), as no QEMU would write it."""
+    with open(path, "r+b") as f:
+        count, pos = struct.unpack_from(">IQ", f.read(104), 60)
+        entries = []
+        for _ in range(count):
+            f.seek(pos)
+            e = f.read(40)
+            l1, size, idl, nml = struct.unpack_from(">QIHH", e)
+            entries.append((pos, l1, size))
+            pos += 40 + struct.unpack_from(">I", e, 36)[0] + idl + nml
+            pos += -pos % 8
+        f.seek(entries[n][0])
+        f.write(struct.pack(">QI", entries[n - 1][1], entries[n - 1][2]))
 
 
 def many_snapshots(path, count):
@@ -391,6 +409,7 @@ def far_bitmap(path, entries):
 
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
+    "share-snapshot-l1": (share_snapshot_l1, 2),
     "shared-snapshot-l2": (lambda path, count:
                            shared_snapshot_l1(path, count, True), 4096),
     "many-snapshots": (many_snapshots, 65536),
