@@ -608,9 +608,8 @@ assert_status "distant-overflow, 64 entries: check's lines are qemu-img's, those
 # refcount, and each walk of the table its data cluster's; qemu-img
 # prints two lines for each (16 million for QEMU's largest L1 table, 4
 # million entries, which check kept: 17 s and 2.2 GB).  A cluster's lines
-# are kept in 131,072 records at most; one line says how many more
-# qemu-img prints.  With 1 million entries (the largest L1 table's
-# regions alone take 360 MB of the model).
+# are kept for 131,072 overflows at most; one line says how many more
+# qemu-img prints.  With 1 million entries.
 f=$T_TMP/one-l2-1m.qcow2
 qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=1 "$f" 32G
 qemu-io -c "write 0 512" "$f" >/dev/null
