@@ -90,10 +90,10 @@ static uint32_t l1_leader(const struct q2e_image *img, uint32_t n)
 
 /*
  * A snapshot that shares an earlier one's L1 table owns no L2 table in
- * the model: where OTHER does not group it so, its L2 tables are its
- * leader's runs (V, sorted, N of them) again, under its own ID, so that
- * they match OTHER's by name.  Where both group it alike, neither names
- * them, and 4,096 snapshots sharing a table cost nothing.
+ * the model: where OTHER has the snapshot but does not group it so, its
+ * L2 tables are its leader's runs (V, sorted, N of them) again, under its
+ * own ID, so that they match OTHER's by name.  Where both group it alike,
+ * neither names them, and 4,096 snapshots sharing a table cost nothing.
  */
 static int shared_refs(const struct q2e_image *img,
 		       const struct q2e_image *other, struct table_ref **v,
@@ -108,7 +108,11 @@ static int shared_refs(const struct q2e_image *img,
 		struct table_ref key = { &key_r, 0, 1, OWN };
 		size_t lo = 0, hi = runs;
 
-		if (lead == id || lead == l1_leader(other, id))
+		/* A snapshot OTHER lacks is gone with its L1 table: its
+		 * leader's tables are not listed again (a group of 4,096
+		 * made 33 million items). */
+		if (lead == id || id >= other->nsnapshots ||
+		    lead == l1_leader(other, id))
 			continue;
 		key_r.owners = &first;
 		while (lo < hi) {	/* the first run of LEAD's L2 tables */

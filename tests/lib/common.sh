@@ -110,7 +110,6 @@ assert_match() {
 	fi
 }
 
-# The closing line run.sh reads: "NAME: P passed, F failed, S skipped".
 # three_snapshots FILE: a 64 MiB image with snapshots s1, s2 and s3, the
 # last two of the same data, each with its own copy of the L1 table, as
 # qemu-img makes them.
@@ -123,6 +122,7 @@ three_snapshots() {
 	qemu-img snapshot -c s3 "$1"
 }
 
+# The closing line run.sh reads: "NAME: P passed, F failed, S skipped".
 _t_summary() {
 	echo "$T_NAME: $(_t_count pass) passed, $(_t_count fail) failed, $(_t_count skip) skipped"
 }
