@@ -595,8 +595,9 @@ KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
 class Translate(gdb.Command):
     """Guest offset to host offset, through the L1 and L2 tables.
 Usage: qcow2 translate GUEST_OFFSET [SNAPSHOT]
-SNAPSHOT is a snapshot's position in the table (0, 1...), its ID or name;
-without it the active L1 table is used."""
+SNAPSHOT is a snapshot's ID or name, else its position in the table
+(0, 1...): "3" is the snapshot with ID 3 where there is one; without it
+the active L1 table is used."""
 
     def __init__(self):
         super().__init__("qcow2 translate", gdb.COMMAND_DATA)
