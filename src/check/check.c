@@ -73,6 +73,7 @@ void checker_release(struct checker *c)
 	free(c->meta);
 	free(c->buf);
 	free(c->span);
+	free(c->overlap);
 	free(c->kept_slot);
 	free(c->kept_bits);
 	free(c->copy_of);

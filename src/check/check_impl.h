@@ -243,6 +243,10 @@ struct checker {
 	uint8_t *kept_bits;
 	size_t nkept, kept_cap, bits_len;
 	uint8_t *span;		/* SPAN_MAX bytes, for regions read together */
+	/* OVERLAP_MAX bytes, for L2 tables that overlap, made at the
+	 * first; it holds the file's bytes from OVERLAP_OFF to OVERLAP_END. */
+	uint8_t *overlap;
+	uint64_t overlap_off, overlap_end;
 	/* compare_refcounts(): the region of the block being compared, and
 	 * the copy of each block made for compare_lines, by region index. */
 	const struct q2e_region *cmp_region;
@@ -344,6 +348,9 @@ int add_echo_line(struct checker *c, const struct walk_lines *src);
 int give_up(struct checker *c, uint64_t *counter, const char *why);
 void progress(struct checker *c, uint64_t bytes);
 int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off);
+/* The file's bytes from OFF to END (OVERLAP_MAX at most) into c->overlap,
+ * zeros past its end: L2 tables that overlap, read together. */
+int read_overlapping(struct checker *c, uint64_t off, uint64_t end);
 bool unreadable(uint64_t offset, uint64_t bytes);
 
 /* counters.c */
@@ -425,6 +432,9 @@ int index_refblocks(struct checker *c);
  * this large or larger are read one at a time.
  */
 #define SPAN_MAX (64U << 10)
+/* L2 tables that overlap one another are read together up to this many
+ * bytes (count_overlapping()). */
+#define OVERLAP_MAX (8U << 20)
 
 /* compare.c */
 /* Keeps refcount block BLOCK, region R, for compare_refcounts(), if it can

@@ -581,17 +581,51 @@ static int stored_refcount(struct checker *c, uint64_t k, uint64_t *v,
 }
 
 /*
- * The data clusters of the active L2 table at L2_OFF.  Only the entries
- * the file holds bytes of can name one: the rest read as zeros (a 2 MiB
- * table at each 512 bytes of a 67 KB file was 34 million entries).
+ * The bytes of the active L2 table at L2_OFF, which L1 entry I names, in
+ * *P.  Where the tables the next entries name overlap it (misaligned, 512
+ * bytes apart), their union is read once and serves them all.
  */
-static int check_copied_l2(struct checker *c, uint64_t l2_off)
+static int copied_table(struct checker *c, uint64_t i, uint64_t l2_off,
+			const uint8_t **p)
+{
+	const struct q2e_image *img = c->img;
+	uint64_t end = l2_off + c->cs;
+
+	if (l2_off >= c->overlap_off && end <= c->overlap_end) {
+		*p = c->overlap + (l2_off - c->overlap_off);
+		return 0;
+	}
+	for (uint64_t j = i + 1; j < img->nl1; j++) {
+		uint64_t o = img->l1[j] & QCOW2_OFFSET_MASK;
+
+		if (!o)
+			continue;
+		if (o <= l2_off || o >= end ||
+		    o + c->cs - l2_off > OVERLAP_MAX)
+			break;
+		end = o + c->cs;
+	}
+	if (end == l2_off + c->cs) {
+		*p = c->buf;
+		return read_cluster(c, NULL, l2_off);
+	}
+	*p = c->overlap;
+	return read_overlapping(c, l2_off, end);
+}
+
+/*
+ * The data clusters of the active L2 table at L2_OFF, which L1 entry I
+ * names.  Only the entries the file holds bytes of can name one: the rest
+ * read as zeros (a 2 MiB table at each 512 bytes of a 67 KB file was 34
+ * million entries).
+ */
+static int check_copied_l2(struct checker *c, uint64_t i, uint64_t l2_off)
 {
 	struct q2e_image *img = c->img;
 	unsigned esize = qcow2_l2_entry_size(&img->l2);
 	uint64_t held = l2_off < img->file_size ? img->file_size - l2_off : 0;
 	uint64_t n = img->l2_entries;
-	const uint8_t *p = c->buf;
+	const uint8_t *p;
 	uint64_t rc = 1;
 	bool ok;
 	int ret;
@@ -600,7 +634,7 @@ static int check_copied_l2(struct checker *c, uint64_t l2_off)
 		n = (held + esize - 1) / esize;
 	if (!n)
 		return 0;
-	ret = read_cluster(c, NULL, l2_off);
+	ret = copied_table(c, i, l2_off, &p);
 	if (ret < 0)
 		return ret;
 	for (uint64_t j = 0; j < n; j++, p += esize) {
@@ -641,10 +675,10 @@ struct copied_seen {
 	uint64_t corruptions;
 };
 
-/* check_copied_l2() for the table at L2_OFF, or its lines again; SEEN
- * holds the tables read, by offset. */
+/* check_copied_l2() for the table at L2_OFF, which L1 entry I names, or
+ * its lines again; SEEN holds the tables read, by offset. */
 static int copied_l2_once(struct checker *c, struct q2e_map *seen,
-			  uint64_t l2_off)
+			  uint64_t i, uint64_t l2_off)
 {
 	const uint64_t key[Q2E_MAP_KEY] = { l2_off };
 	const struct copied_seen *was = q2e_map_get(seen, key);
@@ -658,7 +692,7 @@ static int copied_l2_once(struct checker *c, struct q2e_map *seen,
 		return was->lines.count ? add_echo_line(c, &was->lines) : 0;
 	}
 	mark_lines(c, &m);
-	ret = check_copied_l2(c, l2_off);
+	ret = check_copied_l2(c, i, l2_off);
 	if (ret < 0)
 		return ret;
 	e = calloc(1, sizeof(*e));
@@ -713,7 +747,7 @@ int check_copied(struct checker *c)
 				break;
 		}
 		if (c->copied_suspect) {
-			ret = copied_l2_once(c, &seen, l2_off);
+			ret = copied_l2_once(c, &seen, i, l2_off);
 			if (ret < 0)
 				break;
 		}

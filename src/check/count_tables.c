@@ -313,9 +313,60 @@ static int count_span(struct checker *c, const struct q2e_region *r, size_t n)
 }
 
 /*
+ * How many regions from I on overlap the union of those before them
+ * (from I's offset to *END), OVERLAP_MAX bytes at most.  Only a damaged
+ * or hand-made image has L2 tables that overlap: misaligned, 512 bytes
+ * apart, each reads a cluster of 2 MiB.
+ */
+static size_t overlap_from(const struct checker *c, size_t i, uint64_t *end)
+{
+	const struct q2e_image *img = c->img;
+	const struct q2e_region *r = &img->regions[i];
+	size_t n = 1, l2 = 0;
+
+	*end = r->offset + r->size;
+	for (; i + n < img->nregions; n++) {
+		const struct q2e_region *q = &img->regions[i + n];
+
+		if (q->offset >= *end ||
+		    q->offset + q->size - r->offset > OVERLAP_MAX)
+			break;
+		if (q->offset + q->size > *end)
+			*end = q->offset + q->size;
+		l2 += q->kind == Q2E_REGION_L2;
+	}
+	return l2 ? n : 1;
+}
+
+/*
+ * The L2 tables among the N regions from R on, which overlap one another:
+ * their union (up to END) read once, and each table counted where it
+ * lies in it.  Read one by one, 16,384 tables of 2 MiB at each 512 bytes
+ * of a 6 MB file copied 32 GB, a quarter of the check.
+ */
+static int count_overlapping(struct checker *c, const struct q2e_region *r,
+			     size_t n, uint64_t end)
+{
+	uint8_t *own = c->buf;
+	int ret = read_overlapping(c, r->offset, end);
+
+	for (size_t k = 0; ret == 0 && k < n; k++) {
+		const struct q2e_region *q = &r[k];
+
+		if (q->kind != Q2E_REGION_L2)
+			continue;
+		c->buf = c->overlap + (q->offset - r->offset);
+		ret = count_l2_owners(c, q);
+		c->buf = own;
+		progress(c, q->size);
+	}
+	return ret;
+}
+
+/*
  * The L2 regions, in offset order: each read once, for every L1 entry;
  * refcount blocks beside them are read with them and kept for
- * compare_refcounts().
+ * compare_refcounts(); tables that overlap are read together.
  */
 int check_l2_regions(struct checker *c)
 {
@@ -324,12 +375,16 @@ int check_l2_regions(struct checker *c)
 
 	for (size_t i = 0, n; i < img->nregions; i += n) {
 		const struct q2e_region *r = &img->regions[i];
+		uint64_t end;
 		bool l2;
 
 		n = span_from(c, i, &l2);
 		if (!l2)
 			continue;
-		if (n > 1) {
+		if (n == 1 && r->kind == Q2E_REGION_L2 &&
+		    (n = overlap_from(c, i, &end)) > 1) {
+			ret = count_overlapping(c, r, n, end);
+		} else if (n > 1) {
 			ret = count_span(c, r, n);
 		} else if (!r->avail ||
 			   q2e_image_holds_none(img, r->offset, r->avail)) {

@@ -274,6 +274,28 @@ int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off)
 	return q2e_image_read_region(c->img, r, c->buf, c->err);
 }
 
+int read_overlapping(struct checker *c, uint64_t off, uint64_t end)
+{
+	uint64_t fsize = c->img->file_size;
+	struct q2e_region all = {
+		.kind = Q2E_REGION_L2,
+		.offset = off,
+		.size = end - off,
+		.avail = off >= fsize ? 0 : end <= fsize ? end - off : fsize - off,
+	};
+	int ret;
+
+	if (!c->overlap && !(c->overlap = malloc(OVERLAP_MAX)))
+		return nomem(c);
+	c->overlap_end = 0;
+	ret = q2e_image_read_region(c->img, &all, c->overlap, c->err);
+	if (ret < 0)
+		return ret;
+	c->overlap_off = off;
+	c->overlap_end = end;
+	return 0;
+}
+
 /* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
 bool unreadable(uint64_t offset, uint64_t bytes)
 {

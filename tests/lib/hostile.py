@@ -14,7 +14,7 @@
     hostile.py leaky-sparse IMAGE [BYTE]
     hostile.py far-l1 IMAGE
     hostile.py one-l2 IMAGE
-    hostile.py l2-windows IMAGE
+    hostile.py l2-windows IMAGE [STEP]
     hostile.py zero-l2 IMAGE [CHANGED]
     hostile.py hole-l2 IMAGE
     hostile.py distant-data IMAGE [ENTRIES]
@@ -80,9 +80,9 @@ L1 entries, the second with a cluster written) compares 131,072 pairs of
 tables, whose offsets differ only in their high bits.
 
 l2-windows: entry i of IMAGE's active L1 table comes to name an L2 table
-at (i + 1) * 512: with 2 MiB clusters, tables that overlap one another
-and the L1 table, each entry of which they read as a data cluster that is
-not aligned, inside metadata or past the end of the file.  With 16,384
+at (i + 1) * STEP (512): with 2 MiB clusters, tables that overlap one
+another and the L1 table, each entry of which they read as a data cluster
+that is not aligned, inside metadata or past the end of the file.  With 16,384
 entries (8 PiB) check kept a finding for each wrong entry of each table
 (24 GB).
 
@@ -322,11 +322,11 @@ def far_l1(path, _count):
                          for i in range(l1_size)))
 
 
-def l2_windows(path, _count):
+def l2_windows(path, step):
     with open(path, "r+b") as f:
         l1_size, l1_off = active_l1(f)
         f.seek(l1_off)
-        f.write(b"".join(struct.pack(">Q", (i + 1) * 512)
+        f.write(b"".join(struct.pack(">Q", (i + 1) * step)
                          for i in range(l1_size)))
 
 
@@ -421,7 +421,7 @@ GENERATORS = {
     "leaky-sparse": (leaky_sparse, 0x55),
     "far-l1": (far_l1, 0),
     "one-l2": (one_l2, 0),
-    "l2-windows": (l2_windows, 0),
+    "l2-windows": (l2_windows, 512),
     "zero-l2": (zero_l2, 0),
     "hole-l2": (hole_l2, 0),
     "distant-data": (distant_data, 2048),
