@@ -26,6 +26,13 @@ int walk_read_header(struct walk *w)
 			     w->err);
 	if (n < 0)
 		return (int)n;
+	/* A dump whose header section was removed (objcopy -R) is a dump
+	 * that lacks it, not a file of some other kind. */
+	if ((n < 4 || qcow2_be32(buf) != QCOW2_MAGIC) &&
+	    walk_missing_from(img, 0) == 0)
+		return q2e_error_set(w->err, Q2E_ECORRUPT,
+				     "'%s': qcow2_header at 0x0 is missing: the dump was written with it, and its section was removed",
+				     img->path);
 	if (n < 4 || qcow2_be32(buf) != QCOW2_MAGIC)
 		return q2e_error_set(w->err, Q2E_ENOTQCOW2,
 				     "'%s': not a QCOW2 image (no QFI\\xfb magic at offset 0)",

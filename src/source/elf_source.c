@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdlib.h>
@@ -361,11 +362,28 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 #undef KEY
 }
 
+/* An error for a file cut short at BYTES, inside WHAT, which ends at END. */
+static int cut_short(const struct q2e_source *src, const char *what,
+		     uint64_t end, uint64_t bytes, struct q2e_error *err)
+{
+	return q2e_error_set(err, Q2E_ECORRUPT,
+			     "'%s': an ELF file cut short: its %s ends at %" PRIu64
+			     " bytes, the file at %" PRIu64,
+			     src->path, what, end, bytes);
+}
+
 static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 		      struct q2e_error *err)
 {
+	uint64_t bytes = ((struct dump_priv *)src->priv)->file_bytes;
 	size_t phnum, plen = strlen(Q2E_NOTE_PREFIX);
+	GElf_Ehdr eh;
 
+	if (gelf_getehdr(elf, &eh) && eh.e_phnum &&
+	    eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize > bytes)
+		return cut_short(src, "program header table", eh.e_phoff +
+				 (uint64_t)eh.e_phnum * eh.e_phentsize, bytes,
+				 err);
 	if (elf_getphdrnum(elf, &phnum) != 0)
 		return q2e_error_set(err, Q2E_ENOTQCOW2,
 				     "'%s': ELF file without program headers, not a qcow2elf dump",
@@ -375,6 +393,9 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 
 		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE)
 			continue;
+		if (ph.p_offset > bytes || ph.p_filesz > bytes - ph.p_offset)
+			return cut_short(src, "note", ph.p_offset + ph.p_filesz,
+					 bytes, err);
 		Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset,
 						   ph.p_filesz, ELF_T_NHDR);
 		if (!d)
@@ -611,14 +632,44 @@ static int scan_section(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
 	return 0;
 }
 
+/*
+ * Whether the section header table, which the dump writes last, lies in
+ * the file: a dump cut short (a download that stopped) has lost it, and
+ * libelf then finds no sections, as if every region had been removed.
+ */
+static int check_complete(struct q2e_source *src, Elf *elf,
+			  struct q2e_error *err)
+{
+	uint64_t bytes = ((struct dump_priv *)src->priv)->file_bytes, end;
+	size_t shnum = 0;
+	GElf_Ehdr eh;
+
+	/* Past 65,279 sections the count is section 0's size; libelf
+	 * reads a table the file does not hold in full as none at all. */
+	if (gelf_getehdr(elf, &eh) && eh.e_shnum)
+		shnum = eh.e_shnum;
+	else if (gelf_getehdr(elf, &eh) && elf_getshdrnum(elf, &shnum) != 0)
+		shnum = 0;
+	if (!shnum || eh.e_shoff == 0)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': a qcow2elf dump without its section header table (cut short?)",
+				     src->path);
+	end = eh.e_shoff + (uint64_t)shnum * eh.e_shentsize;
+	if (eh.e_shoff > bytes || end > bytes || end < eh.e_shoff)
+		return cut_short(src, "section header table", end, bytes, err);
+	return 0;
+}
+
 static int read_sections(struct q2e_source *src, Elf *elf,
 			 struct dump_priv *p, struct q2e_error *err)
 {
 	struct section_scan sc = { 0 };
 	size_t shstrndx;
 	Elf_Scn *scn = NULL;
-	int ret = 0;
+	int ret = check_complete(src, elf, err);
 
+	if (ret < 0)
+		return ret;
 	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
 		return q2e_error_set(err, Q2E_ENOTQCOW2,
 				     "'%s': ELF file without section names, not a qcow2elf dump",
@@ -660,11 +711,18 @@ int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err)
 	elf = src->mem ? elf_memory((char *)src->mem, (size_t)src->size)
 		       : elf_begin(src->fd, ELF_C_READ_MMAP, NULL);
 	if (!elf || elf_kind(elf) != ELF_K_ELF) {
+		const char *why = elf_errmsg(elf_errno());
+
 		if (elf)
 			elf_end(elf);
+		if (src->size < sizeof(Elf64_Ehdr))
+			return q2e_error_set(err, Q2E_ECORRUPT,
+					     "'%s': an ELF file cut short: %" PRIu64
+					     " bytes, less than its ELF header",
+					     src->path, src->size);
 		return q2e_error_set(err, Q2E_ENOTQCOW2,
 				     "'%s': unreadable ELF file: %s", src->path,
-				     elf_errmsg(-1));
+				     why ? why : "not an ELF file libelf reads");
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {

@@ -192,6 +192,44 @@ PY
 	assert_eq "big zeros: dump within $limits" "0" "$?"
 }
 
+# The header's section removed: the dump lacks its header, and says so;
+# it is not "not a QCOW2 image" (63), which a fleet check files as
+# nothing to check.
+remove_header_case() {
+	objcopy -R .qcow2.header img.elf remove-header.elf 2>/dev/null
+	"$Q2E" check remove-header.elf >/dev/null 2>remove-header.err
+	assert_eq "remove-header: check exits 1" 1 "$?"
+	assert_eq "remove-header: and names the missing header" \
+		"qcow2elf: 'remove-header.elf': qcow2_header at 0x0 is missing: the dump was written with it, and its section was removed" \
+		"$(cat remove-header.err)"
+}
+
+# A dump cut short (a download that stopped) at each of its parts: an
+# error naming the part it ends in, exit 1, for every command; not an
+# ELF file of another kind (63), nor a dump whose regions all went.
+cut_short_case() {
+	local size cut part rc cmd
+
+	size=$(stat -c %s img.elf)
+	for cut in 10 100 700 4096 $((size / 2)) $((size - 1)); do
+		head -c "$cut" img.elf >cut.elf
+		case $cut in
+		10) part="less than its ELF header" ;;
+		100) part="its program header table ends at" ;;
+		700) part="its note ends at" ;;
+		*) part="its section header table ends at $size bytes" ;;
+		esac
+		for cmd in info check map "dump -o cut-again.elf"; do
+			# shellcheck disable=SC2086 # CMD is a command and its options
+			"$Q2E" $cmd cut.elf >/dev/null 2>cut.err
+			rc=$?
+			assert_eq "cut at $cut bytes: $cmd exits 1, saying where it ends" \
+				"1 yes" "$rc $(grep -q "^qcow2elf: 'cut.elf': an ELF file cut short: .*$part" cut.err && echo yes)"
+		done
+	done
+	assert_eq "cut short: no dump of it was written" "" "$(ls cut-again.elf* 2>/dev/null)"
+}
+
 t_case "strip" strip_case
 t_case "strip --strip-debug" strip_debug_case
 t_case "objcopy --remove-section .debug_*" remove_debug_case
@@ -199,4 +237,6 @@ t_case "objcopy -R .qcow2.l2.0" remove_l2_case
 t_case "extents that disagree with the sections" extents_disagree_case
 t_case "a bitmap table of zeros (NOBITS)" zero_table_case
 t_case "a NOBITS section of 1 GiB" big_zeros_case
+t_case "objcopy -R .qcow2.header" remove_header_case
+t_case "a dump cut short" cut_short_case
 finish
