@@ -69,8 +69,10 @@ int q2e_out_finish(struct q2e_out *o)
 {
 	int ret;
 
-	/* (cut short after q2e_out_more(), its line is ended already) */
-	if (o->format == Q2E_FORMAT_JSON && !o->sep_written[o->depth])
+	/* (cut short after q2e_out_more(), its line is ended already; a
+	 * view that failed before its first value wrote nothing) */
+	if (o->format == Q2E_FORMAT_JSON && !o->sep_written[o->depth] &&
+	    !(o->depth == 0 && o->first[0]))
 		putc_unlocked('\n', o->fp);
 	ret = fflush_unlocked(o->fp) == 0 && !ferror_unlocked(o->fp) ? 0 : -1;
 	funlockfile(o->fp);

@@ -144,8 +144,16 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 	struct q2e_block_status curr = { 0 }, next;
 	struct q2e_chain *chain;
 	uint64_t end = img->hdr.size, uniform;
+	const char *refusal = q2e_qemu_open_refusal(img);
 	int ret;
 
+	/* qemu-img map refuses what QEMU will not open: tables QEMU would
+	 * not read are no map (an unknown incompatible feature may change
+	 * what an entry means). */
+	if (refusal)
+		return q2e_error_set(err, Q2E_EUNSUPPORTED,
+				     "'%s': qemu-img would not open it: %s (info and dump show its structures)",
+				     img->path, refusal);
 	ret = q2e_chain_open(img, &chain, err);
 	if (ret < 0)
 		return ret;

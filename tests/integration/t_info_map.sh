@@ -300,6 +300,29 @@ map_cut_short() {
 }
 t_case "map cut short by an L2 table not cluster aligned" map_cut_short
 
+# Images QEMU will not open (an L1 table not cluster aligned, an unknown
+# incompatible feature, which may change what an entry means): qemu-img
+# map exits 1 and prints nothing; map printed a whole map and exited 0.
+map_refused() {
+	local f=$T_TMP/refused.qcow2 at val why fmt
+	for at in "40 $((0x30008)) the active L1 table is not cluster aligned" \
+		"72 $((0x100)) the image has unknown incompatible features"; do
+		read -r at val why <<<"$at"
+		qemu-img create -q -f qcow2 "$f" 1G
+		qemu-io -c "write 0 1M" "$f" >/dev/null
+		put64 "$f" "$at" "$val"
+		for fmt in human json; do
+			assert_same_file "refused, $why: map --output=$fmt prints what qemu-img map prints, and exits 1" \
+				<(qemu-img map --output="$fmt" "$f" 2>/dev/null; echo "exit $?") \
+				<("$Q2E" map --output="$fmt" "$f" 2>/dev/null; echo "exit $?")
+		done
+		assert_eq "refused, $why: map says why" \
+			"qcow2elf: '$f': qemu-img would not open it: $why (info and dump show its structures)" \
+			"$("$Q2E" map "$f" 2>&1 >/dev/null)"
+	done
+}
+t_case "map of an image QEMU will not open" map_refused
+
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
 	fail "corpus has $n images" "expected at least 30"
 finish
