@@ -62,10 +62,20 @@ MAX_NAME = 4096     # an ELF name: qcow2elf's are under 64 bytes
 SUFFIXES = {"k": 10, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 
 
+def _suffixed(term):
+    """A number with one of qemu-img's suffixes (4M, 1G), or None."""
+    term = term.strip()
+    if term[-1:] in SUFFIXES and term[:-1].isdigit():
+        return int(term[:-1]) << SUFFIXES[term[-1]]
+    return int(term) if term.isdigit() else None
+
+
 def _int(arg, what):
-    """A gdb expression, or a number with qemu-img's suffixes (4M, 1G)."""
-    if arg[-1:] in SUFFIXES and arg[:-1].isdigit():
-        return int(arg[:-1]) << SUFFIXES[arg[-1]]
+    """A gdb expression, or a sum of numbers with qemu-img's suffixes
+    (4M, 1G+4k)."""
+    terms = [_suffixed(t) for t in arg.split("+")]
+    if None not in terms:
+        return sum(terms)
     try:
         return int(gdb.parse_and_eval(arg))
     except gdb.error as e:
@@ -580,22 +590,32 @@ KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
         d = current_dump()
         want = arg.strip().lower()
         last = None
+        kinds = [k for _, k in KINDS] + ["bitmap table", "bitmap data"]
+        if want and not any(k.lower().startswith(want) for k in kinds):
+            raise gdb.GdbError("qcow2 regions: no kind '%s'; kinds: %s" % (
+                arg.strip(), ", ".join(kinds)))
+        shown = 0
         for sec in d.sections:
             kind = region_kind(sec[2])
             if want and not kind.lower().startswith(want):
                 continue
+            shown += 1
             # A hand-made dump may repeat a region: its owners once.
             owners = d.owners(sec) if sec[:2] != last else []
             last = sec[:2]
             print("%-28s %-18s 0x%-10x %8d  %s" % (
                 owners[0] if owners else sec[2], kind, sec[0], sec[1],
                 ", ".join(owners[1:])))
+        if not shown:
+            print("no regions" + (" of kind '%s'" % arg.strip() if want
+                                  else ""))
 
 
 class Translate(gdb.Command):
     """Guest offset to host offset, through the L1 and L2 tables.
 Usage: qcow2 translate GUEST_OFFSET [SNAPSHOT]
-SNAPSHOT is a snapshot's ID or name, else its position in the table
+GUEST_OFFSET is a gdb expression, or numbers with qemu-img's suffixes
+summed (1M+4k).  SNAPSHOT is a snapshot's ID or name, else its position in the table
 (0, 1...): "3" is the snapshot with ID 3 where there is one; without it
 the active L1 table is used."""
 
@@ -610,7 +630,10 @@ the active L1 table is used."""
         argv = _argv(arg, 1, 2, "qcow2 translate GUEST_OFFSET [SNAPSHOT]")
         d = current_dump()
         guest = _int(argv[0], "qcow2 translate")
-        if guest < 0 or guest >= d.hdr["size"]:
+        if guest < 0:
+            raise gdb.GdbError("qcow2 translate: guest offset %d is "
+                               "negative" % guest)
+        if guest >= d.hdr["size"]:
             raise gdb.GdbError("qcow2 translate: guest offset 0x%x is past "
                                "the virtual size 0x%x" % (guest, d.hdr["size"]))
         prefix = ""
@@ -792,7 +815,10 @@ Usage: qcow2 snapshots"""
 
     def invoke(self, arg, from_tty):
         _argv(arg, 0, 0, "qcow2 snapshots")
-        for s in current_dump().snapshots():
+        snaps = current_dump().snapshots()
+        if not snaps:
+            print("no snapshots")
+        for s in snaps:
             print("snapshot_%d id %s name '%s' l1_table 0x%x (%d entries) "
                   "vm_state %d disk_size %s" %
                   (s["n"], s["id"], s["name"], s["l1"], s["l1_size"],
@@ -808,7 +834,10 @@ Usage: qcow2 bitmaps"""
 
     def invoke(self, arg, from_tty):
         _argv(arg, 0, 0, "qcow2 bitmaps")
-        for b in current_dump().bitmaps():
+        bitmaps = current_dump().bitmaps()
+        if not bitmaps:
+            print("no bitmaps")
+        for b in bitmaps:
             print("bitmap_%d '%s' flags %s granularity %d table 0x%x "
                   "(%d entries)" %
                   (b["n"], b["name"], _names(b["flags"], BITMAP_FLAGS),
@@ -890,7 +919,8 @@ class RefcountBlockPrinter:
 
     def children(self):
         # The type's size comes from the dump: gdb's max-value-size
-        # (64 KiB) bounds it, as it refuses the value before this runs.
+        # (raised to MAX_VALUE) bounds it, as it refuses the value before
+        # this runs.
         n = self.val.type.sizeof
         raw = bytes(gdb.selected_inferior().read_memory(
             self.val.address, n)) if self.val.address is not None else b""
@@ -952,7 +982,21 @@ def lookup_printer(val):
     return None
 
 
+# The largest structures QEMU writes: the snapshot table and the bitmap
+# directory (64 MiB each), an L1 table (32 MiB), the LUKS area and a table
+# of 2 MiB clusters.  gdb refuses a value over max-value-size (64 KiB), so
+# `p l2_table_0` failed on a dump of 2 MiB clusters.
+MAX_VALUE = 64 << 20
+
+
+def raise_max_value_size():
+    cur = gdb.parameter("max-value-size")
+    if cur is not None and cur < MAX_VALUE:
+        gdb.execute("set max-value-size %d" % MAX_VALUE, to_string=True)
+
+
 def register(objfile=None):
+    raise_max_value_size()
     Qcow2()
     for cmd in (Info, Regions, Translate, Refcount, Whatis, Snapshots,
                 Bitmaps, Bitmap):

@@ -545,8 +545,9 @@ static Dwarf_P_Die extension_type(struct dw *w, const struct q2e_extension *e,
 			payload_end = 8;
 			break;
 		}
-		member(w, s, "offset", w->be64, 8);
-		member(w, s, "length", w->be64, 16);
+		/* Not "length" again: the extension's own is at 4. */
+		member(w, s, "crypto_header_offset", w->be64, 8);
+		member(w, s, "crypto_header_length", w->be64, 16);
 		payload_end = 24;
 		break;
 	default:

@@ -209,7 +209,8 @@ static char *ext_text(const struct q2e_extension *e)
 					  b.bitmap_directory_offset);
 	if (e->magic == QCOW2_EXT_CRYPTO &&
 	    qcow2_crypto_ext_decode(e->data, e->avail, &c, &why) == 0)
-		return diff_strdup_printf("offset 0x%" PRIx64 ", length 0x%" PRIx64,
+		return diff_strdup_printf("crypto_header_offset 0x%" PRIx64
+					  ", crypto_header_length 0x%" PRIx64,
 					  c.offset, c.length);
 	if (e->magic == QCOW2_EXT_FEATURE_TABLE)
 		return features_text(e);
@@ -302,11 +303,12 @@ static int ext_fields(struct q2e_diff *d, const char *sym,
 	if (x->magic == QCOW2_EXT_CRYPTO &&
 	    qcow2_crypto_ext_decode(x->data, x->avail, &cx, &why) == 0 &&
 	    qcow2_crypto_ext_decode(y->data, y->avail, &cy, &why) == 0) {
-		ret = diff_field_num(d, g, sym, "offset", cx.offset, cy.offset,
-				     Q2E_DIFF_V_RAW, err);
+		ret = diff_field_num(d, g, sym, "crypto_header_offset",
+				     cx.offset, cy.offset, Q2E_DIFF_V_RAW, err);
 		if (!ret)
-			ret = diff_field_num(d, g, sym, "length", cx.length,
-					     cy.length, Q2E_DIFF_V_RAW, err);
+			ret = diff_field_num(d, g, sym, "crypto_header_length",
+					     cx.length, cy.length,
+					     Q2E_DIFF_V_RAW, err);
 		return ret;
 	}
 	char *sx = ext_text(x), *sy = ext_text(y);

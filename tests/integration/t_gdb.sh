@@ -229,6 +229,36 @@ else
 	fail "corpus built" "$(cat corpus.err)"
 fi
 
+# --- The LUKS image: the extension's own length and the area's are two
+# names (both were "length": gdb printed the area's for ext_crypto.length),
+# and with the helpers gdb prints the 2 MiB area, over its 64 KiB
+# max-value-size.
+if [ -f corpus/luks.qcow2 ] && "$Q2E" dump corpus/luks.qcow2 -o luks.elf; then
+	printf '%s\n' 'p ext_crypto.length' \
+		'p ext_crypto.crypto_header_length == sizeof(crypto_header)' \
+		'p sizeof(crypto_header) > 65536' \
+		'p crypto_header.luks.magic' >luks.gdb
+	assert_eq "LUKS: ext_crypto.length is the extension's, crypto_header_length the area's, printed whole" \
+		"$(printf '%s\n' '$1 = 16' '$2 = 1' '$3 = 1' '$4 = "LUKS\272\276"')" \
+		"$(gdb_helpers luks.elf luks.gdb)"
+else
+	fail "LUKS: dump of corpus/luks.qcow2"
+fi
+
+# --- Nothing to list says so (it printed nothing), and offsets take
+# qemu-img's suffixes in sums ("1M+4k" was an invalid number).
+"$Q2E" dump rc1.qcow2 -o rc1.elf
+printf '%s\n' 'qcow2 snapshots' 'qcow2 bitmaps' 'qcow2 regions bitmap data' \
+	'qcow2 regions bogus' 'qcow2 translate -1' >none.gdb
+out=$(gdb_helpers rc1.elf none.gdb)
+assert_eq "empty answers: said, and a bad kind or offset is an error" \
+	"no snapshots|no bitmaps|no regions of kind 'bitmap data'|qcow2 regions: no kind 'bogus'; kinds: header,|qcow2 translate: guest offset -1 is negative" \
+	"$(sed 's/\(kinds: header,\).*/\1/' <<<"$out" | paste -sd'|')"
+printf '%s\n' 'qcow2 translate 1M+4k' >sum.gdb
+printf '%s\n' 'qcow2 translate 1052672' >num.gdb
+assert_eq "qcow2 translate 1M+4k is 1052672" "$(gdb_helpers rc1.elf num.gdb)" \
+	"$(gdb_helpers rc1.elf sum.gdb)"
+
 # --- Names from the image reach the terminal escaped, as the CLI writes them.
 # An OSC sequence retitles a terminal; C1 CSI (U+009B) starts a sequence on
 # some; a bad byte (0xff) is not text.
