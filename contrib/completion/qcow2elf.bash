@@ -69,7 +69,9 @@ _qcow2elf()
 	fi
 	case $opt in
 	--output)
-		mapfile -t COMPREPLY < <(compgen -P "$prefix" -W 'human json' -- "$cur")
+		local outs='human json'
+		[[ $cmd == check ]] && outs+=' json-lines'
+		mapfile -t COMPREPLY < <(compgen -P "$prefix" -W "$outs" -- "$cur")
 		return ;;
 	--color)
 		mapfile -t COMPREPLY < <(compgen -P "$prefix" -W 'auto always never' -- "$cur")

@@ -23,6 +23,9 @@ extern const char *progname;
 
 /* Prints "qcow2elf: CMD: <message>" and a hint; returns Q2E_EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *arg);
+/* After getopt_long's message on a bad option: where to read more;
+ * returns Q2E_EXIT_USAGE. */
+int option_error(const char *cmd);
 /* Prints the error's one line; returns Q2E_EXIT_ERROR. */
 int report(const struct q2e_error *err);
 /* Prints IMG's errors as warnings, escaped; dump and restore go on. */

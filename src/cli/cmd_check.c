@@ -64,7 +64,7 @@ int cmd_check(int argc, char **argv)
 		case 'h':
 			return print_command_help("check");
 		default:
-			return usage_error("check", "%s", "invalid option");
+			return option_error("check");
 		}
 	}
 	if (json_lines) {	/* fleet.c: one line per image */

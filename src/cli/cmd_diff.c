@@ -87,7 +87,7 @@ int cmd_diff(int argc, char **argv)
 		case 'h':
 			return print_command_help("diff") ? Q2E_EXIT_DIFF_ERROR : Q2E_EXIT_DIFF_SAME;
 		default:
-			usage_error("diff", "%s", "invalid option");
+			option_error("diff");
 			return Q2E_EXIT_DIFF_ERROR;
 		}
 	}

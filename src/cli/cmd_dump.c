@@ -44,7 +44,7 @@ int cmd_dump(int argc, char **argv)
 		case 'h':
 			return print_command_help("dump");
 		default:
-			return usage_error("dump", "%s", "invalid option");
+			return option_error("dump");
 		}
 	}
 	if (optind != argc - 1)

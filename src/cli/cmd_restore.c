@@ -56,7 +56,7 @@ int cmd_restore(int argc, char **argv)
 		case 'h':
 			return print_command_help("restore");
 		default:
-			return usage_error("restore", "%s", "invalid option");
+			return option_error("restore");
 		}
 	}
 	if (optind != argc - 1)

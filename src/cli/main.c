@@ -39,6 +39,15 @@ int usage_error(const char *cmd, const char *fmt, const char *arg)
 	return Q2E_EXIT_USAGE;
 }
 
+int option_error(const char *cmd)
+{
+	/* getopt_long said which option, as "qcow2elf: CMD: ..." (cli_main()
+	 * names the command so). */
+	fprintf(stderr, "Try '%s %s --help' for more information.\n", progname,
+		cmd);
+	return Q2E_EXIT_USAGE;
+}
+
 /*
  * Escaped here, where the message meets the terminal, rather than where
  * the library formats it: the library keeps the exact bytes of the names
@@ -107,7 +116,7 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 			/* *image stays NULL: the caller stops there. */
 			return print_command_help(cmd);
 		default:
-			return usage_error(cmd, "%s", "invalid option");
+			return option_error(cmd);
 		}
 	}
 	if (optind != argc - 1)
@@ -313,8 +322,15 @@ int cli_main(int argc, char **argv)
 		printf("qcow2elf %s\n", Q2E_VERSION);
 		return flush_stdout();
 	}
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		/* getopt_long's messages begin with the command's argv[0]. */
+		static char who[64];
+
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		snprintf(who, sizeof(who), "%s: %s", progname, commands[i].name);
+		argv[1] = who;
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);
 }

@@ -58,6 +58,9 @@ assert_eq "completion: --output's values, split at =" "human
 json" "$(complete qcow2elf info --output =)"
 assert_eq "completion: --output=j, not split" "--output=json" \
 	"$(complete qcow2elf map --output=j)"
+assert_eq "completion: check's --output values, json-lines too" "human
+json
+json-lines" "$(complete qcow2elf check --output =)"
 assert_eq "completion: --color's values" "always
 auto" "$(complete qcow2elf diff --color = a)"
 assert_eq "completion: files for an image" "disk.elf
