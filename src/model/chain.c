@@ -413,8 +413,16 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 			run = (l1i + 1) * span - off;
 			continue;
 		}
+		t2 = type;	/* if the table cannot be read */
 		ret = subcluster_at(l, off + run, &e, &t2, err);
 		if (ret == Q2E_ENOMEM)
+			return ret;
+		/* count_contiguous_subclusters() fails the whole question
+		 * at an entry of the same table whose first subcluster is
+		 * invalid, before it looks whether the type changed there. */
+		if (ret < 0 && t2 == QCOW2_SUBCLUSTER_INVALID &&
+		    !((off + run) & (img->cluster_size - 1)) &&
+		    (off + run) / span == off / span)
 			return ret;
 		if (ret < 0) {
 			/* QEMU answers a table at a time: what lies before

@@ -70,9 +70,13 @@ int q2e_out_finish(struct q2e_out *o)
 	int ret;
 
 	/* (cut short after q2e_out_more(), its line is ended already; a
-	 * view that failed before its first value wrote nothing) */
+	 * view that failed before its first value wrote nothing, and map's
+	 * "[" stays alone, as qemu-img map leaves it when its first range
+	 * fails) */
 	if (o->format == Q2E_FORMAT_JSON && !o->sep_written[o->depth] &&
-	    !(o->depth == 0 && o->first[0]))
+	    !(o->depth == 0 && o->first[0]) &&
+	    !(o->style == Q2E_JSON_LINES && o->depth > 0 &&
+	      o->first[o->depth]))
 		putc_unlocked('\n', o->fp);
 	ret = fflush_unlocked(o->fp) == 0 && !ferror_unlocked(o->fp) ? 0 : -1;
 	funlockfile(o->fp);

@@ -300,6 +300,26 @@ map_cut_short() {
 }
 t_case "map cut short by an L2 table not cluster aligned" map_cut_short
 
+# Extended L2 entries whose subcluster bitmap is invalid (a subcluster both
+# allocated and zero): qemu-img map fails the whole question that reaches
+# such an entry of the table it reads, so it never prints the range
+# before it, and its "[" stays alone.  map printed that range, and "[\n".
+map_invalid_subcluster() {
+	local f=$T_TMP/bad-bitmap.qcow2 at l2
+	for at in "16 0" "16 5" "1 0" "15 0" "17 3"; do
+		qemu-img create -q -f qcow2 -o extended_l2=on "$f" 1G
+		qemu-io -c "write 0 64k" -c "write 1M 64k" -c "write 600M 64k" "$f" >/dev/null
+		l2=$(($(get64 "$f" "$(get64 "$f" 40)") & 0x00fffffffffffe00))
+		set -- $at
+		put64 "$f" $((l2 + 16 * $1 + 8)) \
+			$(($(get64 "$f" $((l2 + 16 * $1 + 8))) | (1 << $2) | (1 << (32 + $2))))
+		assert_same_file "invalid subcluster $2 of entry $1: map --output=json and its exit status are qemu-img's" \
+			<(qemu-img map --output=json "$f" 2>/dev/null; echo "exit $?") \
+			<("$Q2E" map --output=json "$f" 2>/dev/null; echo "exit $?")
+	done
+}
+t_case "map of extended L2 entries with an invalid subcluster bitmap" map_invalid_subcluster
+
 # Images QEMU will not open (an L1 table not cluster aligned, an unknown
 # incompatible feature, which may change what an entry means): qemu-img
 # map exits 1 and prints nothing; map printed a whole map and exited 0.
