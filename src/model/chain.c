@@ -357,32 +357,23 @@ static int file_limit(struct q2e_layer *l, uint64_t host, uint64_t *limit,
 	return ret;
 }
 
-/* qcow2_co_block_status() and the generic part of bdrv_co_block_status(). */
-static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
-			uint64_t bytes, unsigned *flags, uint64_t *pnum,
-			uint64_t *map, struct q2e_error *err)
+/*
+ * How far from OFF (of TYPE, at HOST where it has one) the subclusters
+ * go on alike, up to LIMIT: count_contiguous_subclusters() and the runs
+ * around it.  An error only where QEMU fails the whole question.
+ */
+static int status_run(struct q2e_layer *l, uint64_t off, uint64_t limit,
+		      enum qcow2_subcluster_type type, uint64_t host,
+		      uint64_t *prun, struct q2e_error *err)
 {
-	struct q2e_layer *l = &c->layers[depth];
 	struct q2e_image *img = l->img;
 	uint64_t unit = img->l2.extended ? img->cluster_size / QCOW2_SUBCLUSTERS
 					 : img->cluster_size;
-	bool crypto = img->hdr.crypt_method != QCOW2_CRYPT_NONE;
-	enum qcow2_subcluster_type type, t2;
+	uint64_t span = img->cluster_size * img->l2_entries, run;
+	enum qcow2_subcluster_type t2;
 	struct qcow2_l2_entry e;
-	uint64_t host = 0, run, limit = bytes;
 	int ret;
 
-	ret = subcluster_at(l, off, &e, &type, err);
-	if (ret < 0)
-		return ret;
-	if (has_host_offset(type))
-		host = e.host_offset + (off & (img->cluster_size - 1));
-	if (l->metadata_preallocation && type == QCOW2_SUBCLUSTER_NORMAL &&
-	    !crypto) {
-		ret = file_limit(l, host, &limit, err);
-		if (ret < 0)
-			return ret;
-	}
 	run = (off | (unit - 1)) + 1 - off;
 	while (run < limit) {
 		/* The entries that continue the last one exactly (a
@@ -400,7 +391,6 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 		if (run >= limit)
 			break;
 		/* An L1 entry without an L2 table: all of its range at once. */
-		uint64_t span = img->cluster_size * img->l2_entries;
 		uint64_t l1i = (off + run) / span;
 
 		if (type == QCOW2_SUBCLUSTER_UNALLOCATED_PLAIN &&
@@ -439,6 +429,37 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 			break;
 		run += unit;
 	}
+	*prun = run;
+	return 0;
+}
+
+/* qcow2_co_block_status() and the generic part of bdrv_co_block_status(). */
+static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
+			uint64_t bytes, unsigned *flags, uint64_t *pnum,
+			uint64_t *map, struct q2e_error *err)
+{
+	struct q2e_layer *l = &c->layers[depth];
+	struct q2e_image *img = l->img;
+	bool crypto = img->hdr.crypt_method != QCOW2_CRYPT_NONE;
+	enum qcow2_subcluster_type type;
+	struct qcow2_l2_entry e;
+	uint64_t host = 0, run, limit = bytes;
+	int ret;
+
+	ret = subcluster_at(l, off, &e, &type, err);
+	if (ret < 0)
+		return ret;
+	if (has_host_offset(type))
+		host = e.host_offset + (off & (img->cluster_size - 1));
+	if (l->metadata_preallocation && type == QCOW2_SUBCLUSTER_NORMAL &&
+	    !crypto) {
+		ret = file_limit(l, host, &limit, err);
+		if (ret < 0)
+			return ret;
+	}
+	ret = status_run(l, off, limit, type, host, &run, err);
+	if (ret < 0)
+		return ret;
 	*pnum = run < bytes ? run : bytes;
 
 	*flags = 0;
