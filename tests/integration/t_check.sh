@@ -577,6 +577,12 @@ if corpus_build "$T/corpus" 2>"$T/corpus.err"; then
 		args=()
 		[ "$kind" = luks ] && mapfile -t args < <(corpus_luks_opts "$img")
 		same_as_qemu "corpus $img" "$img" "${args[@]}"
+		# Healthy images: nothing beyond qemu-img, but a dirty
+		# image's note.
+		want='[]'; [ "$img" = dirty.qcow2 ] && want='["image"]'
+		assert_eq "corpus $img: no finding beyond qemu-img's" "$want" \
+			"$("$Q2E" check --output=json "$img" 2>/dev/null |
+			   jq -c '[.findings[].type] | unique')"
 	done <corpus.list
 	# LUKS without its encryption header extension, or with one of the
 	# wrong length: QEMU will not open either.

@@ -26,12 +26,27 @@ if [ -w /dev/full ]; then
 	"$Q2E" --version >/dev/full 2>/dev/null
 	assert_eq "--version to a full disk fails" 1 "$?"
 	qemu-img create -q -f qcow2 "$T_TMP/full.qcow2" 1M
-	for args in "info" "info --output=json" "map" "map --output=json"; do
+	for args in "info" "info --output=json" "map" "map --output=json" \
+		"check" "check --output=json" "check -M --output=json" \
+		"check --output=json-lines"; do
 		"$Q2E" $args "$T_TMP/full.qcow2" >/dev/full 2>"$T_TMP/full.err"
 		assert_eq "$args to a full disk fails" 1 "$?"
 		assert_eq "$args to a full disk says so, in one line" \
 			"qcow2elf: cannot write to standard output" "$(cat "$T_TMP/full.err")"
 	done
+	# diff's error is 2: 1 says the images differ.
+	"$Q2E" dump "$T_TMP/full.qcow2" -o "$T_TMP/full.elf"
+	for args in "diff" "diff --output=json"; do
+		"$Q2E" $args "$T_TMP/full.qcow2" "$T_TMP/full.elf" >/dev/full 2>"$T_TMP/full.err"
+		assert_eq "$args to a full disk fails with 2, not 'they differ'" \
+			"2 qcow2elf: cannot write to standard output" "$? $(cat "$T_TMP/full.err")"
+	done
+	"$Q2E" dump -o - "$T_TMP/full.qcow2" >/dev/full 2>"$T_TMP/full.err"
+	assert_eq "dump -o - to a full disk fails and says so" \
+		"1 qcow2elf: '-': cannot write: No space left on device" "$? $(cat "$T_TMP/full.err")"
+	"$Q2E" restore -o - "$T_TMP/full.elf" >/dev/full 2>"$T_TMP/full.err"
+	assert_eq "restore -o - to a full disk fails and says so" \
+		"1 qcow2elf: '-': cannot write: No space left on device" "$? $(cat "$T_TMP/full.err")"
 else
 	skip "no writable /dev/full"
 fi

@@ -115,6 +115,17 @@ truncated_data() {
 	truncate -s $((data + 4096)) $f
 	assert_status "truncated data: info exits 0" 0 "$Q2E" info $f
 	map_like_qemu "truncated data" $f 'past the end'
+	# Cut at a data cluster's first byte (a copy stopped at a cluster
+	# boundary): that cluster lies wholly past the end, and check says
+	# so beyond qemu-img's lines.
+	good cut.qcow2
+	l2=$(($(get64 cut.qcow2 "$(get64 cut.qcow2 40)") & 0x00fffffffffffe00))
+	data=$(($(get64 cut.qcow2 $((l2 + 16 * 8))) & 0x00fffffffffffe00))
+	truncate -s $data cut.qcow2
+	assert_eq "cut at a data cluster: check finds it past the end" \
+		"past-end-of-file l2_table_0[16]: data at $(printf 0x%x $data) lies past the end of the file" \
+		"$("$Q2E" check --output=json cut.qcow2 2>/dev/null |
+		   jq -r '.findings[] | select(.type == "past-end-of-file") | "\(.type) \(.message | split(" (")[0])"')"
 }
 
 # A virtual size of 2^62 with a two-entry L1 table: qemu-img refuses to

@@ -109,6 +109,13 @@ qemu-io -c "discard $K $K" discard.qcow2 >/dev/null
 assert_changes "a discard frees the host cluster" base.qcow2 discard.qcow2 \
 	"l2 l2_table_0[1] freed 0x8000000000060000 -> 0x1" \
 	"refcount-blocks refcount_block_0[6] fell 1 -> 0" "exit 1"
+# The same of a compressed cluster: its host bytes are freed too.
+qemu-img convert -c -O qcow2 base.qcow2 comp.qcow2
+cp comp.qcow2 comp-discard.qcow2
+qemu-io -c "write -z -u 0 $K" comp-discard.qcow2 >/dev/null
+assert_eq "a discard of a compressed cluster frees it" "freed" \
+	"$("$Q2E" diff --output=json comp.qcow2 comp-discard.qcow2 |
+	   jq -r '[.changes.l2[].change] | unique | join(" ")')"
 
 # A compat=0.10 amend of an image with zero clusters: the plain zero
 # cluster had no host cluster, so nothing is freed.
@@ -154,6 +161,21 @@ assert_changes "a snapshot deleted" snap.qcow2 unsnap.qcow2 \
 	"refcount-blocks refcount_block_0[7..8] fell 1 -> 0" \
 	"tables.disappeared snapshot_0_l1_table" "tables.disappeared snapshot_table" \
 	"tables.disappeared snapshot_0_l2_table_0" "exit 1"
+
+# A snapshot deleted and another taken: both have ID 1, and the names
+# tell them apart (paired by ID alone, the new one read as the old one
+# with another date).
+qemu-img create -q -f qcow2 sid0.qcow2 16M
+qemu-io -c 'write -P 1 0 64k' sid0.qcow2 >/dev/null
+qemu-img snapshot -c before sid0.qcow2
+cp sid0.qcow2 sid1.qcow2
+qemu-img snapshot -d before sid1.qcow2
+qemu-img snapshot -c after sid1.qcow2
+assert_eq "a snapshot deleted, another taken with its ID: one added, one removed" \
+	"snapshot_0 added after id 1|snapshot_0 removed before id 1" \
+	"$("$Q2E" diff --output=json sid0.qcow2 sid1.qcow2 |
+	   jq -r '.changes.snapshots[] | "\(.name) \(.change) \(.new // .old) \(."new-meaning" // ."old-meaning")"' |
+	   paste -sd'|')"
 
 # A bitmap added, written through, and cleared.
 cp base.qcow2 bm.qcow2
@@ -246,6 +268,9 @@ assert_eq "the summary comes first" "summary:" "$(sed -n 6p short.out)"
 assert_match "and counts the entries" "l2 +8 entries in 1 structure" "$(cat short.out)"
 assert_eq "human output lists 5 of 8 L2 changes" "5" "$(sed -n '/^  l2:/,/^  [a-z]/p' short.out | grep -c 'name .*l2_table_0')"
 assert_match "and says how many more" "more +3" "$(cat short.out)"
+assert_eq "the guest ranges too: 5 of 8, and 3 more" "5 3" \
+	"$(sed -n '/^guest-ranges:/,/^host-ranges:/p' short.out |
+	   awk '/^ +start / { n++ } /^ +more / { m = $2 } END { print n, m }')"
 "$Q2E" diff --verbose base.qcow2 many.qcow2 >long.out
 assert_eq "--verbose lists all 8" "8" "$(grep -c 'name .*l2_table_0\[' long.out)"
 assert_eq "JSON lists all 8" "8" "$("$Q2E" diff --output=json base.qcow2 many.qcow2 | jq '.changes.l2 | length')"

@@ -241,6 +241,14 @@ if [ -f corpus/luks.qcow2 ] && "$Q2E" dump corpus/luks.qcow2 -o luks.elf; then
 	assert_eq "LUKS: ext_crypto.length is the extension's, crypto_header_length the area's, printed whole" \
 		"$(printf '%s\n' '$1 = 16' '$2 = 1' '$3 = 1' '$4 = "LUKS\272\276"')" \
 		"$(gdb_helpers luks.elf luks.gdb)"
+	# The LUKS1 header and key slot, field by field, at the offsets and
+	# sizes of cryptsetup's on-disk format (LUKS1 specification 1.2.3).
+	assert_eq "LUKS: the header's fields at the specification's offsets and sizes" \
+		"0 6 magic|6 2 version|8 32 cipher_name|40 32 cipher_mode|72 32 hash_spec|104 4 payload_offset|108 4 key_bytes|112 20 mk_digest|132 32 mk_digest_salt|164 4 mk_digest_iterations|168 40 uuid|208 384 key_slots|0 4 active|4 4 iterations|8 32 salt|40 4 key_material_offset|44 4 stripes" \
+		"$(gdb_plain luks.elf -ex 'ptype/o struct luks_header' \
+			-ex 'ptype/o struct luks_key_slot' |
+		   sed -n 's#^/\* *\([0-9]*\) *| *\([0-9]*\) \*/ .* \**\([a-z_]*\)\(\[[0-9]*\]\)\{0,1\};$#\1 \2 \3#p' |
+		   paste -sd'|')"
 else
 	fail "LUKS: dump of corpus/luks.qcow2"
 fi

@@ -96,7 +96,12 @@ compare_human_map() {
 		fail "human map $img: exits 0" "$(head -3 "$T_TMP/o.err")"
 		return
 	fi
-	jq -r '.[] | "\(.start) \(.length) \(.depth) \(.offset // "-")"' \
+	# The kind qemu-img's flags make (README: map): a zero range that
+	# is not present is unallocated.
+	jq -r '.[] | "\(.start) \(.length) \(.depth) \(.offset // "-") \(
+		if .data and (.zero | not) then "data"
+		elif .zero and .present then "zero"
+		elif .data then "data" else "unallocated" end)"' \
 		"$T_TMP/map.qemu" >"$T_TMP/h.want"
 	{ tail -n +2 "$T_TMP/map.human"; echo 0 0 0 end; } |
 	while read -r start len depth kind rest; do
@@ -105,7 +110,7 @@ compare_human_map() {
 		if [ "$hidden" = 1 ] && { [ "$kind" != compressed ] &&
 			[ "$kind" != encrypted ] || [ "$depth" != "$hd" ] ||
 			[ $((hs + hl)) != "$start" ]; }; then
-			echo "$hs $hl $hd -"
+			echo "$hs $hl $hd - data"
 			hidden=0
 		fi
 		case $kind in
@@ -120,14 +125,14 @@ compare_human_map() {
 			[ "$kind" = data ] && [ "${1:-}" = "(no" ] && shift 2
 			off=${1:--}
 			[ "$off" = - ] || off=$((off))
-			echo "$start $len $depth $off" ;;
+			echo "$start $len $depth $off $kind" ;;
 		esac
 	done >"$T_TMP/h.got"
 	if cmp -s "$T_TMP/h.want" "$T_TMP/h.got" &&
 		! grep -q '[[:space:]]$' "$T_TMP/map.human"; then
-		pass "human map $img lists qemu-img's ranges"
+		pass "human map $img lists qemu-img's ranges, of the kinds its flags make"
 	else
-		fail "human map $img lists qemu-img's ranges (- json, + human)" \
+		fail "human map $img lists qemu-img's ranges, of the kinds its flags make (- json, + human)" \
 		     "$(diff -u "$T_TMP/h.want" "$T_TMP/h.got" | tail -n +3 | head -10)"
 	fi
 }
@@ -209,6 +214,23 @@ ignored_bitmaps() {
 			jq -c '[.viscera | has("bitmaps"), [."ignored-bitmaps"."bitmap-dir"."dir-entries"[]."bitmap-name"]]')"
 }
 t_case "bitmaps with their autoclear bit clear" ignored_bitmaps
+
+# A bitmap's table entries by kind: a written range's data cluster is
+# serialized; an entry of value 1 is a cluster of all ones, without one.
+bitmap_counts() {
+	local f=$T_TMP/bm-counts.qcow2 t counts
+	counts='.bitmaps[0] | "\(."serialized-clusters") \(."all-ones-clusters")"'
+	qemu-img create -q -f qcow2 "$f" 64M
+	qemu-img bitmap --add "$f" b0
+	qemu-io -c 'write -P 5 8M 64k' "$f" >/dev/null
+	assert_eq "bitmap counts: a written range's cluster is serialized" "1 0" \
+		"$("$Q2E" info --output=json "$f" | jq -r "$counts")"
+	t=$("$Q2E" info --output=json "$f" | jq '.bitmaps[0]."table-offset"')
+	put64 "$f" "$t" 1
+	assert_eq "bitmap counts: an entry of all ones" "0 1" \
+		"$("$Q2E" info --output=json "$f" | jq -r "$counts")"
+}
+t_case "bitmap table entries by kind" bitmap_counts
 
 # data-file-raw follows the external data file bit, as qemu-img shows it,
 # named or not; data-file the name, bit or not.
