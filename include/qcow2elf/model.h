@@ -215,6 +215,10 @@ int q2e_input_describe(const char *path, enum q2e_source_kind *kind,
 
 /* For a dump, what its note records about its image; NULL for an image. */
 const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img);
+/* In a dump that lacks bytes it was written with (a section removed), the
+ * first of them at or after OFF (OFF itself inside them); UINT64_MAX if
+ * none, and for an image. */
+uint64_t q2e_image_missing_from(const struct q2e_image *img, uint64_t off);
 
 /* Bytes the file read occupies on disk (st_blocks * 512; for memory, its
  * length); 0 if unknown.  What a view may spend in proportion to. */
@@ -331,6 +335,9 @@ const char *q2e_qemu_open_refusal(const struct q2e_image *img);
 /* Why qemu-img check gives up on the snapshot table of an image QEMU
  * opens; NULL if it does not. */
 const char *q2e_qemu_check_refusal(const struct q2e_image *img);
+/* Why a plain open (qemu-img info, map) refuses IMG: either of the above,
+ * since only check's open skips the snapshot table; NULL if it opens it. */
+const char *q2e_qemu_plain_open_refusal(const struct q2e_image *img);
 
 /* "note", "warning" or "error". */
 const char *q2e_severity_name(enum q2e_severity s);

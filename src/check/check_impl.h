@@ -351,6 +351,10 @@ int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off);
 /* The file's bytes from OFF to END (OVERLAP_MAX at most) into c->overlap,
  * zeros past its end: L2 tables that overlap, read together. */
 int read_overlapping(struct checker *c, uint64_t off, uint64_t end);
+/* Whether one read gives every byte from OFF to END: not where a dump
+ * lacks a removed section's bytes (a read stops there; each region past
+ * it must be read on its own). */
+bool reads_whole(const struct checker *c, uint64_t off, uint64_t end);
 bool unreadable(uint64_t offset, uint64_t bytes);
 
 /* counters.c */

@@ -590,6 +590,7 @@ static int copied_table(struct checker *c, uint64_t i, uint64_t l2_off,
 {
 	const struct q2e_image *img = c->img;
 	uint64_t end = l2_off + c->cs;
+	int ret;
 
 	if (l2_off >= c->overlap_off && end <= c->overlap_end) {
 		*p = c->overlap + (l2_off - c->overlap_off);
@@ -605,12 +606,13 @@ static int copied_table(struct checker *c, uint64_t i, uint64_t l2_off,
 			break;
 		end = o + c->cs;
 	}
-	if (end == l2_off + c->cs) {
+	if (end == l2_off + c->cs || !reads_whole(c, l2_off, end)) {
 		*p = c->buf;
 		return read_cluster(c, NULL, l2_off);
 	}
-	*p = c->overlap;
-	return read_overlapping(c, l2_off, end);
+	ret = read_overlapping(c, l2_off, end);
+	*p = c->overlap;	/* made by the read */
+	return ret;
 }
 
 /*

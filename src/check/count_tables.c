@@ -335,7 +335,7 @@ static size_t overlap_from(const struct checker *c, size_t i, uint64_t *end)
 			*end = q->offset + q->size;
 		l2 += q->kind == Q2E_REGION_L2;
 	}
-	return l2 ? n : 1;
+	return l2 && reads_whole(c, r->offset, *end) ? n : 1;
 }
 
 /*

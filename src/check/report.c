@@ -274,6 +274,11 @@ int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off)
 	return q2e_image_read_region(c->img, r, c->buf, c->err);
 }
 
+bool reads_whole(const struct checker *c, uint64_t off, uint64_t end)
+{
+	return q2e_image_missing_from(c->img, off) >= end;
+}
+
 int read_overlapping(struct checker *c, uint64_t off, uint64_t end)
 {
 	uint64_t fsize = c->img->file_size;

@@ -355,7 +355,7 @@ static bool same_region(const struct q2e_region *a, const struct q2e_region *b)
 	       a->size == b->size && a->kind != Q2E_REGION_EXTENSION;
 }
 
-uint64_t walk_missing_from(const struct q2e_image *img, uint64_t off)
+uint64_t q2e_image_missing_from(const struct q2e_image *img, uint64_t off)
 {
 	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
 	size_t k;
@@ -383,7 +383,7 @@ static int note_trimmed(struct walk *w)
 
 	for (size_t i = 0; dm && dm->nmissing && i < img->nregions; i++) {
 		struct q2e_region *r = &img->regions[i];
-		uint64_t from = walk_missing_from(img, r->offset);
+		uint64_t from = q2e_image_missing_from(img, r->offset);
 
 		if (from >= r->offset + r->avail)
 			continue;

@@ -90,9 +90,6 @@ int walk_plan_reads(struct walk *w);
 
 /* Bounded reads and the problems they find (image.c). */
 bool walk_in_file(const struct q2e_image *img, uint64_t off, uint64_t len);
-/* In a dump that lacks bytes it was written with, the first of them at or
- * after OFF (OFF itself inside them); UINT64_MAX if none (regions.c). */
-uint64_t walk_missing_from(const struct q2e_image *img, uint64_t off);
 /* LEN zeroed bytes, mapped when large: pages never touched cost nothing. */
 uint8_t *walk_zalloc(uint64_t len);
 void walk_zfree(uint8_t *p, uint64_t len);

@@ -29,7 +29,7 @@ int walk_read_header(struct walk *w)
 	/* A dump whose header section was removed (objcopy -R) is a dump
 	 * that lacks it, not a file of some other kind. */
 	if ((n < 4 || qcow2_be32(buf) != QCOW2_MAGIC) &&
-	    walk_missing_from(img, 0) == 0)
+	    q2e_image_missing_from(img, 0) == 0)
 		return q2e_error_set(w->err, Q2E_ECORRUPT,
 				     "'%s': qcow2_header at 0x0 is missing: the dump was written with it, and its section was removed",
 				     img->path);

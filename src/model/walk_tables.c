@@ -180,7 +180,7 @@ int walk_read_refcounts(struct walk *w)
 static uint64_t table_held(const struct walk *w, uint64_t off)
 {
 	uint64_t held = off < w->img->file_size ? w->img->file_size - off : 0;
-	uint64_t from = walk_missing_from(w->img, off);
+	uint64_t from = q2e_image_missing_from(w->img, off);
 
 	return from - off < held ? from - off : held;
 }

@@ -230,6 +230,32 @@ cut_short_case() {
 	assert_eq "cut short: no dump of it was written" "" "$(ls cut-again.elf* 2>/dev/null)"
 }
 
+# Tables that overlap, the first one's section removed: the others are
+# read from their own sections, as in the whole dump.  Read together, the
+# read stopped at the removed bytes and the rest read as zeros.
+remove_overlapped_case() {
+	local l1 q='[.findings[] | select(.structures[0].name | test("^l2_table_[1-7]$|^l2_table_[1-7]\\[")) | .type + " " + .message] | sort'
+	qemu-img create -q -f qcow2 ov.qcow2 4G
+	qemu-io -c "write -P 1 0 1M" -c "write -P 2 100M 64k" ov.qcow2 >/dev/null
+	l1=$("$Q2E" info --output=json ov.qcow2 | jq '.header.l1_table_offset')
+	python3 - ov.qcow2 "$l1" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+    f.seek(int(sys.argv[2]))
+    f.write(b"".join(struct.pack(">Q", (l2 + i * 512) | 1 << 63)
+                     for i in range(8)))
+PY
+	"$Q2E" dump ov.qcow2 -o ov.elf || return 1
+	objcopy -R .qcow2.l2.0 ov.elf ov-trim.elf
+	"$Q2E" check --output=json ov.elf 2>/dev/null | jq -c "$q" >ov.want
+	"$Q2E" check --output=json ov-trim.elf 2>/dev/null | jq -c "$q" >ov.got
+	assert_eq "overlapping tables, one removed: the others' findings are the whole dump's" \
+		"$(cat ov.want)" "$(cat ov.got)"
+	assert_eq "and there are some" yes "$(jq -e 'length > 3' ov.got >/dev/null && echo yes)"
+}
+
 t_case "strip" strip_case
 t_case "strip --strip-debug" strip_debug_case
 t_case "objcopy --remove-section .debug_*" remove_debug_case
@@ -239,4 +265,5 @@ t_case "a bitmap table of zeros (NOBITS)" zero_table_case
 t_case "a NOBITS section of 1 GiB" big_zeros_case
 t_case "objcopy -R .qcow2.header" remove_header_case
 t_case "a dump cut short" cut_short_case
+t_case "objcopy -R of a table others overlap" remove_overlapped_case
 finish
