@@ -409,8 +409,10 @@ static int status_run(struct q2e_layer *l, uint64_t off, uint64_t limit,
 			return ret;
 		/* count_contiguous_subclusters() fails the whole question
 		 * at an entry of the same table whose first subcluster is
-		 * invalid, before it looks whether the type changed there. */
+		 * invalid, before it looks whether the type changed there;
+		 * after a compressed cluster it looks no further. */
 		if (ret < 0 && t2 == QCOW2_SUBCLUSTER_INVALID &&
+		    type != QCOW2_SUBCLUSTER_COMPRESSED &&
 		    !((off + run) & (img->cluster_size - 1)) &&
 		    (off + run) / span == off / span)
 			return ret;
@@ -458,6 +460,13 @@ static int qcow2_status(struct q2e_chain *c, size_t depth, uint64_t off,
 			return ret;
 	}
 	ret = status_run(l, off, limit, type, host, &run, err);
+	/* QEMU scans the whole question before the file's extent shortens
+	 * the answer: an invalid extended entry past the extent fails it. */
+	if (ret == 0 && limit < bytes && run >= limit && img->l2.extended) {
+		uint64_t whole;
+
+		ret = status_run(l, off, bytes, type, host, &whole, err);
+	}
 	if (ret < 0)
 		return ret;
 	*pnum = run < bytes ? run : bytes;

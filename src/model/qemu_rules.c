@@ -220,3 +220,10 @@ const char *q2e_qemu_open_refusal(const struct q2e_image *img)
 
 	return why ? why : extensions_unopenable(img);
 }
+
+const char *q2e_qemu_plain_open_refusal(const struct q2e_image *img)
+{
+	const char *why = q2e_qemu_open_refusal(img);
+
+	return why ? why : q2e_qemu_check_refusal(img);
+}

@@ -381,7 +381,7 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 			     h->autoclear_features &
 				     QCOW2_AUTOCLEAR_DATA_FILE_RAW);
 	/* The same rule check's exit status follows (qemu_rules.c). */
-	const char *refusal = q2e_qemu_open_refusal(img);
+	const char *refusal = q2e_qemu_plain_open_refusal(img);
 
 	q2e_out_bool(o, "qemu-opens", !refusal);
 	if (refusal)

@@ -339,6 +339,27 @@ map_invalid_subcluster() {
 			<(qemu-img map --output=json "$f" 2>/dev/null; echo "exit $?") \
 			<("$Q2E" map --output=json "$f" 2>/dev/null; echo "exit $?")
 	done
+	# After a compressed cluster QEMU looks no further: it is answered,
+	# and the question from the invalid entry fails.
+	qemu-img create -q -f qcow2 -o extended_l2=on "$f" 64M
+	qemu-io -c "write -P 1 0 64k" -c "write -c -P 2 64k 64k" \
+		-c "write -P 3 128k 64k" "$f" >/dev/null
+	l2=$(($(get64 "$f" "$(get64 "$f" 40)") & 0x00fffffffffffe00))
+	put64 "$f" $((l2 + 16 * 2 + 8)) $((0x100000001))
+	assert_same_file "invalid entry after a compressed cluster: map --output=json is qemu-img's" \
+		<(qemu-img map --output=json "$f" 2>/dev/null; echo "exit $?") \
+		<("$Q2E" map --output=json "$f" 2>/dev/null; echo "exit $?")
+	# Metadata preallocation: QEMU scans the whole question before the
+	# file's extent shortens the answer, so an invalid entry past the
+	# extent fails it.
+	qemu-img create -q -f qcow2 -o extended_l2=on,preallocation=metadata "$f" 64M
+	qemu-io -c "write -P 7 128k 64k" "$f" >/dev/null
+	l2=$(($(get64 "$f" "$(get64 "$f" 40)") & 0x00fffffffffffe00))
+	for at in 3 4 5; do put64 "$f" $((l2 + 16 * at + 8)) $((0xffffffff)); done
+	put64 "$f" $((l2 + 16 * 6 + 8)) $((0x100000001))
+	assert_same_file "preallocated, an invalid entry past the file's extent: map --output=json is qemu-img's" \
+		<(qemu-img map --output=json "$f" 2>/dev/null; echo "exit $?") \
+		<("$Q2E" map --output=json "$f" 2>/dev/null; echo "exit $?")
 }
 t_case "map of extended L2 entries with an invalid subcluster bitmap" map_invalid_subcluster
 
@@ -346,13 +367,26 @@ t_case "map of extended L2 entries with an invalid subcluster bitmap" map_invali
 # incompatible feature, which may change what an entry means): qemu-img
 # map exits 1 and prints nothing; map printed a whole map and exited 0.
 map_refused() {
-	local f=$T_TMP/refused.qcow2 at val why fmt
-	for at in "40 $((0x30008)) the active L1 table is not cluster aligned" \
-		"72 $((0x100)) the image has unknown incompatible features"; do
-		read -r at val why <<<"$at"
+	local f=$T_TMP/refused.qcow2 c why fmt so
+	for c in l1 feature snapshots snapshot-offset snapshot-extra; do
 		qemu-img create -q -f qcow2 "$f" 1G
 		qemu-io -c "write 0 1M" "$f" >/dev/null
-		put64 "$f" "$at" "$val"
+		case $c in snapshot*) qemu-img snapshot -c s1 "$f" ;; esac
+		so=$("$Q2E" info --output=json "$f" | jq '.header.snapshots_offset')
+		case $c in
+		l1) put64 "$f" 40 $((0x30008))
+		    why="the active L1 table is not cluster aligned" ;;
+		feature) put64 "$f" 72 $((0x100))
+		    why="the image has unknown incompatible features" ;;
+		# Only check's open skips the snapshot table.
+		snapshots) put32 "$f" 60 65537
+		    why="the snapshot table has more than 65536 entries" ;;
+		snapshot-offset) put64 "$f" 64 $((0x200))
+		    why="the snapshot table offset is invalid" ;;
+		snapshot-extra) truncate -s +1M "$f"
+		    put32 "$f" $((so + 36)) 1100
+		    why="a snapshot table entry has more than 1024 bytes of extra data" ;;
+		esac
 		for fmt in human json; do
 			assert_same_file "refused, $why: map --output=$fmt prints what qemu-img map prints, and exits 1" \
 				<(qemu-img map --output="$fmt" "$f" 2>/dev/null; echo "exit $?") \
@@ -361,6 +395,9 @@ map_refused() {
 		assert_eq "refused, $why: map says why" \
 			"qcow2elf: '$f': qemu-img would not open it: $why (info and dump show its structures)" \
 			"$("$Q2E" map "$f" 2>&1 >/dev/null)"
+		assert_eq "refused, $why: info says qemu-img info refuses it, and why" \
+			"$(qemu-img info "$f" >/dev/null 2>&1 || echo false) $why" \
+			"$("$Q2E" info --output=json "$f" | jq -r '"\(."qemu-opens") \(."qemu-refuses")"')"
 	done
 }
 t_case "map of an image QEMU will not open" map_refused

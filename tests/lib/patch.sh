@@ -27,3 +27,4 @@ put_be() {
 
 get64() { get_be "$1" "$2" 8; }		# get64 FILE OFFSET
 put64() { put_be "$1" "$2" 8 "$3"; }	# put64 FILE OFFSET VALUE
+put32() { put_be "$1" "$2" 4 "$3"; }	# put32 FILE OFFSET VALUE
