@@ -372,6 +372,14 @@ static int cut_short(const struct q2e_source *src, const char *what,
 			     src->path, what, end, bytes);
 }
 
+/* Where N entries of SIZE bytes from OFF end, or UINT64_MAX past it. */
+static uint64_t table_end(uint64_t off, uint64_t n, uint64_t size)
+{
+	if (size && n > (UINT64_MAX - off) / size)
+		return UINT64_MAX;
+	return off + n * size;
+}
+
 static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 		      struct q2e_error *err)
 {
@@ -380,10 +388,10 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 	GElf_Ehdr eh;
 
 	if (gelf_getehdr(elf, &eh) && eh.e_phnum &&
-	    eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize > bytes)
-		return cut_short(src, "program header table", eh.e_phoff +
-				 (uint64_t)eh.e_phnum * eh.e_phentsize, bytes,
-				 err);
+	    table_end(eh.e_phoff, eh.e_phnum, eh.e_phentsize) > bytes)
+		return cut_short(src, "program header table",
+				 table_end(eh.e_phoff, eh.e_phnum,
+					   eh.e_phentsize), bytes, err);
 	if (elf_getphdrnum(elf, &phnum) != 0)
 		return q2e_error_set(err, Q2E_ENOTQCOW2,
 				     "'%s': ELF file without program headers, not a qcow2elf dump",
@@ -394,7 +402,8 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_NOTE)
 			continue;
 		if (ph.p_offset > bytes || ph.p_filesz > bytes - ph.p_offset)
-			return cut_short(src, "note", ph.p_offset + ph.p_filesz,
+			return cut_short(src, "note",
+					 table_end(ph.p_offset, 1, ph.p_filesz),
 					 bytes, err);
 		Elf_Data *d = elf_getdata_rawchunk(elf, (int64_t)ph.p_offset,
 						   ph.p_filesz, ELF_T_NHDR);
@@ -654,8 +663,8 @@ static int check_complete(struct q2e_source *src, Elf *elf,
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': a qcow2elf dump without its section header table (cut short?)",
 				     src->path);
-	end = eh.e_shoff + (uint64_t)shnum * eh.e_shentsize;
-	if (eh.e_shoff > bytes || end > bytes || end < eh.e_shoff)
+	end = table_end(eh.e_shoff, shnum, eh.e_shentsize);
+	if (end > bytes)
 		return cut_short(src, "section header table", end, bytes, err);
 	return 0;
 }
