@@ -67,16 +67,20 @@ def _suffixed(term):
     term = term.strip()
     if term[-1:] in SUFFIXES and term[:-1].isdigit():
         return int(term[:-1]) << SUFFIXES[term[-1]]
-    return int(term) if term.isdigit() else None
+    return None
 
 
 def _int(arg, what):
-    """A gdb expression, or a sum of numbers with qemu-img's suffixes
-    (4M, 1G+4k)."""
-    terms = [_suffixed(t) for t in arg.split("+")]
-    if None not in terms:
-        return sum(terms)
+    """A gdb expression, or a sum whose terms may carry qemu-img's
+    suffixes (4M, 1G+4k, 0x100000+4k); other terms are read as gdb reads
+    them (010 is 8)."""
     try:
+        terms = arg.split("+")
+        if len(terms) > 1 and any(_suffixed(t) is not None for t in terms):
+            return sum(_suffixed(t) if _suffixed(t) is not None
+                       else int(gdb.parse_and_eval(t)) for t in terms)
+        if _suffixed(arg) is not None:
+            return _suffixed(arg)
         return int(gdb.parse_and_eval(arg))
     except gdb.error as e:
         raise gdb.GdbError("%s: cannot read '%s': %s" % (what, arg, e))

@@ -262,10 +262,14 @@ out=$(gdb_helpers rc1.elf none.gdb)
 assert_eq "empty answers: said, and a bad kind or offset is an error" \
 	"no snapshots|no bitmaps|no regions of kind 'bitmap data'|qcow2 regions: no kind 'bogus'; kinds: header,|qcow2 translate: guest offset -1 is negative" \
 	"$(sed 's/\(kinds: header,\).*/\1/' <<<"$out" | paste -sd'|')"
-printf '%s\n' 'qcow2 translate 1M+4k' >sum.gdb
-printf '%s\n' 'qcow2 translate 1052672' >num.gdb
-assert_eq "qcow2 translate 1M+4k is 1052672" "$(gdb_helpers rc1.elf num.gdb)" \
-	"$(gdb_helpers rc1.elf sum.gdb)"
+printf '%s\n' 'qcow2 translate 1052672' 'qcow2 translate 8' >num.gdb
+printf '%s\n' 'qcow2 translate 1M+4k' 'qcow2 translate 010' >sum.gdb
+assert_eq "qcow2 translate 1M+4k is 1052672, and 010 is 8 as gdb reads it" \
+	"$(gdb_helpers rc1.elf num.gdb)" "$(gdb_helpers rc1.elf sum.gdb)"
+printf '%s\n' 'qcow2 translate 0x100000+4k' >hexsum.gdb
+assert_eq "qcow2 translate 0x100000+4k is 1052672" \
+	"$(printf '%s\n' 'qcow2 translate 1052672' >one.gdb; gdb_helpers rc1.elf one.gdb)" \
+	"$(gdb_helpers rc1.elf hexsum.gdb)"
 
 # --- Names from the image reach the terminal escaped, as the CLI writes them.
 # An OSC sequence retitles a terminal; C1 CSI (U+009B) starts a sequence on
