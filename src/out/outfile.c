@@ -147,6 +147,12 @@ static int open_beside(struct q2e_outfile *f, struct q2e_error *err)
 		return 0;
 	free(f->tmp);
 	f->tmp = NULL;
+	if (saved == ENOENT || saved == ENOTDIR)
+		return q2e_error_set(err, Q2E_EOUTPUT,
+				     "'%s': cannot create it: %s",
+				     f->path, saved == ENOENT
+				     ? "its directory does not exist"
+				     : "a part of its path is not a directory");
 	return q2e_error_set(err, Q2E_EOUTPUT,
 			     "'%s': cannot create a temporary file beside it: %s",
 			     f->path, strerror(saved));

@@ -169,6 +169,8 @@ printf 'not an image' >bad.img
 assert_status "dump of a bad input fails" 1 "$Q2E" dump bad.img -o keep.elf
 assert_eq "and leaves the existing output as it was" "precious" "$(cat keep.elf)"
 assert_status "dump into a missing directory fails" 1 "$Q2E" dump img.qcow2 -o nodir/x.elf
+assert_eq "and says so" "qcow2elf: 'nodir/x.elf': cannot create it: its directory does not exist" \
+	"$(cat "$T_TMP/.err")"
 assert_eq "no temporary file is left behind" "" "$(ls | grep '\.tmp')"
 assert_status "dump without -o is a usage error" 1 "$Q2E" dump img.qcow2
 # The input is never written: not even when -o names it.
