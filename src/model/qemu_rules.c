@@ -86,6 +86,9 @@ static const char *header_unopenable(const struct q2e_image *img)
 	if (h->compression_type &&
 	    !(h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
 		return "a compression type is set without its incompatible bit";
+	if (!h->compression_type &&
+	    (h->incompatible_features & QCOW2_INCOMPAT_COMPRESSION))
+		return "the compression type incompatible bit is set for zlib";
 	if ((h->incompatible_features & QCOW2_INCOMPAT_EXTL2) &&
 	    h->cluster_bits < 14)
 		return "extended L2 entries need clusters of at least 16 KiB";

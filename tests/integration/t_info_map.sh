@@ -368,7 +368,7 @@ t_case "map of extended L2 entries with an invalid subcluster bitmap" map_invali
 # map exits 1 and prints nothing; map printed a whole map and exited 0.
 map_refused() {
 	local f=$T_TMP/refused.qcow2 c why fmt so
-	for c in l1 feature snapshots snapshot-offset snapshot-extra; do
+	for c in l1 feature zlib-bit snapshots snapshot-offset snapshot-extra; do
 		qemu-img create -q -f qcow2 "$f" 1G
 		qemu-io -c "write 0 1M" "$f" >/dev/null
 		case $c in snapshot*) qemu-img snapshot -c s1 "$f" ;; esac
@@ -378,6 +378,8 @@ map_refused() {
 		    why="the active L1 table is not cluster aligned" ;;
 		feature) put64 "$f" 72 $((0x100))
 		    why="the image has unknown incompatible features" ;;
+		zlib-bit) put64 "$f" 72 8
+		    why="the compression type incompatible bit is set for zlib" ;;
 		# Only check's open skips the snapshot table.
 		snapshots) put32 "$f" 60 65537
 		    why="the snapshot table has more than 65536 entries" ;;
@@ -395,6 +397,9 @@ map_refused() {
 		assert_eq "refused, $why: map says why" \
 			"qcow2elf: '$f': qemu-img would not open it: $why (info and dump show its structures)" \
 			"$("$Q2E" map "$f" 2>&1 >/dev/null)"
+		assert_eq "refused, $why: check exits as qemu-img check does" \
+			"$(qemu-img check "$f" >/dev/null 2>&1; echo $?)" \
+			"$("$Q2E" check "$f" >/dev/null 2>&1; echo $?)"
 		assert_eq "refused, $why: info says qemu-img info refuses it, and why" \
 			"$(qemu-img info "$f" >/dev/null 2>&1 || echo false) $why" \
 			"$("$Q2E" info --output=json "$f" | jq -r '"\(."qemu-opens") \(."qemu-refuses")"')"
