@@ -255,20 +255,28 @@ void progress(struct checker *c, uint64_t bytes)
 }
 
 /* Reads a region into c->buf (one cluster), or a cluster at OFF if R is NULL. */
+/* SIZE bytes of the file from OFF, as an L2 region: the part inside the
+ * file is read, the rest reads as zeros. */
+static struct q2e_region file_range(const struct checker *c, uint64_t off,
+				    uint64_t size)
+{
+	uint64_t fsize = c->img->file_size;
+
+	return (struct q2e_region){
+		.kind = Q2E_REGION_L2,
+		.offset = off,
+		.size = size,
+		.avail = off >= fsize ? 0 : size < fsize - off ? size
+							       : fsize - off,
+	};
+}
+
 int read_cluster(struct checker *c, const struct q2e_region *r, uint64_t off)
 {
 	struct q2e_region tmp;
 
 	if (!r) {
-		uint64_t fsize = c->img->file_size;
-
-		tmp = (struct q2e_region){
-			.kind = Q2E_REGION_L2,
-			.offset = off,
-			.size = c->cs,
-			.avail = off >= fsize ? 0
-				 : c->cs < fsize - off ? c->cs : fsize - off,
-		};
+		tmp = file_range(c, off, c->cs);
 		r = &tmp;
 	}
 	return q2e_image_read_region(c->img, r, c->buf, c->err);
@@ -281,13 +289,7 @@ bool reads_whole(const struct checker *c, uint64_t off, uint64_t end)
 
 int read_overlapping(struct checker *c, uint64_t off, uint64_t end)
 {
-	uint64_t fsize = c->img->file_size;
-	struct q2e_region all = {
-		.kind = Q2E_REGION_L2,
-		.offset = off,
-		.size = end - off,
-		.avail = off >= fsize ? 0 : end <= fsize ? end - off : fsize - off,
-	};
+	struct q2e_region all = file_range(c, off, end - off);
 	int ret;
 
 	if (!c->overlap && !(c->overlap = malloc(OVERLAP_MAX)))

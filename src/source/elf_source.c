@@ -655,10 +655,11 @@ static int check_complete(struct q2e_source *src, Elf *elf,
 
 	/* Past 65,279 sections the count is section 0's size; libelf
 	 * reads a table the file does not hold in full as none at all. */
-	if (gelf_getehdr(elf, &eh) && eh.e_shnum)
+	if (gelf_getehdr(elf, &eh)) {
 		shnum = eh.e_shnum;
-	else if (gelf_getehdr(elf, &eh) && elf_getshdrnum(elf, &shnum) != 0)
-		shnum = 0;
+		if (!shnum && elf_getshdrnum(elf, &shnum) != 0)
+			shnum = 0;
+	}
 	if (!shnum || eh.e_shoff == 0)
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': a qcow2elf dump without its section header table (cut short?)",
