@@ -648,10 +648,12 @@ the active L1 table is used."""
 
 
 def find_snapshot(d, key):
+    """An ID first, then a name, as qemu-img snapshot -a looks them up."""
     snaps = d.snapshots()
-    for s in snaps:
-        if key in (s["id"], s["name"]):
-            return s["n"]
+    for field in ("id", "name"):
+        for s in snaps:
+            if s[field] == key:
+                return s["n"]
     if key.isdigit() and int(key) < len(snaps):
         return int(key)
     raise gdb.GdbError("no snapshot '%s'" % key)

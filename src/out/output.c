@@ -178,9 +178,52 @@ static size_t plain_run(const unsigned char *p, size_t len, bool json)
 	return len;
 }
 
-/* UTF-8 passes through; control characters and bad bytes are escaped,
- * each bad byte as the code point of its value.  Runs of plain characters
- * are written at once: a character at a time was a tenth of map's time. */
+/*
+ * The code point of the sequence at P as QEMU's JSON writer takes it
+ * (mod_utf8_codepoint() in its util/unicode.c), or -1 for one it does
+ * not; *LEN is the bytes the sequence spans either way.  The lead byte
+ * says how many continuation bytes follow (up to five, as in the first
+ * UTF-8); a sequence cut short spans the continuation bytes it has.
+ * Valid: within U+10FFFF, no surrogate, none of Unicode's 66
+ * noncharacters, not overlong, except C0 80 for U+0000.
+ */
+static long qemu_code_point(const unsigned char *p, size_t left, size_t *len)
+{
+	static const long least[] = { 0x80, 0x800, 0x10000, 0x200000,
+				      0x4000000 };
+	unsigned c = p[0], n = 0;
+	long cp;
+
+	*len = 1;
+	if (c < 0x80)
+		return c;
+	if (c >= 0xfe || !(c & 0x40))
+		return -1;	/* 0xfe, 0xff, or a continuation byte */
+	while (c & (0x80u >> n))
+		n++;
+	cp = c & (0x7fu >> n);
+	for (unsigned k = 1; k < n; k++) {
+		if (k >= left || (p[k] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (p[k] & 0x3f);
+		*len = k + 1;
+	}
+	if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe ||
+	    (cp < least[n - 2] && !(cp == 0 && n == 2)))
+		return -1;
+	return cp;
+}
+
+/*
+ * A string as QEMU's JSON writer gives it (qobject/json-writer.c), so
+ * that jq reads the same names from both: what it cannot take (bad
+ * UTF-8, noncharacters) is U+FFFD, one for each sequence as it splits
+ * them.  The characters are written as UTF-8 where QEMU writes \u
+ * escapes, except controls, C1 controls included (U+009B starts a
+ * sequence on some terminals).  Runs of plain characters are written at
+ * once: a character at a time was a tenth of map's time.
+ */
 static void json_string(FILE *fp, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -195,22 +238,21 @@ static void json_string(FILE *fp, const char *s, size_t len)
 			if (i == len)
 				break;
 		}
-		unsigned c = p[i];
+		long c = qemu_code_point(p + i, len - i, &n);
 
-		if (c == '"' || c == '\\') {
-			fprintf(fp, "\\%c", c);
-		} else if (c == '\n') {
+		if (c == '"' || c == '\\')
+			fprintf(fp, "\\%c", (int)c);
+		else if (c == '\n')
 			fputs_unlocked("\\n", fp);
-		} else if (c == '\t') {
+		else if (c == '\t')
 			fputs_unlocked("\\t", fp);
-		} else if (c < 0x20 || c == 0x7f) {
-			fprintf(fp, "\\u%04x", c);
-		} else if ((n = utf8_sequence(p + i, len - i)) != 0) {
+		else if (c < 0)
+			fputs_unlocked("\\ufffd", fp);
+		else if (c < 0x20 || (c >= 0x7f && c < 0xa0))
+			fprintf(fp, "\\u%04lx", c);
+		else
 			fwrite_unlocked(p + i, 1, n, fp);
-			i += n - 1;
-		} else {
-			fprintf(fp, "\\u%04x", c);
-		}
+		i += n - 1;
 	}
 	putc_unlocked('"', fp);
 }

@@ -271,6 +271,20 @@ assert_eq "qcow2 translate 0x100000+4k is 1052672" \
 	"$(printf '%s\n' 'qcow2 translate 1052672' >one.gdb; gdb_helpers rc1.elf one.gdb)" \
 	"$(gdb_helpers rc1.elf hexsum.gdb)"
 
+# --- A snapshot is found by its ID before its name, as qemu-img snapshot
+# -a finds it: here ID 1 is named "2" and ID 2 is named "1" (both named
+# snapshot_0, the first entry that matched either).
+qemu-img create -q -f qcow2 idname.qcow2 16M
+qemu-io -c 'write -P 1 0 64k' idname.qcow2 >/dev/null
+qemu-img snapshot -c 2 idname.qcow2
+qemu-io -c 'write -P 2 0 64k' idname.qcow2 >/dev/null
+qemu-img snapshot -c 1 idname.qcow2
+"$Q2E" dump idname.qcow2 -o idname.elf
+printf '%s\n' 'qcow2 translate 0 1' 'qcow2 translate 0 2' >idname.gdb
+assert_eq "qcow2 translate: SNAPSHOT is an ID before it is a name" \
+	"snapshot_0_l1_table snapshot_1_l1_table" \
+	"$(gdb_helpers idname.elf idname.gdb | sed -n 's/^\(snapshot_[0-9]*_l1_table\)\[.*/\1/p' | paste -sd' ')"
+
 # --- Names from the image reach the terminal escaped, as the CLI writes them.
 # An OSC sequence retitles a terminal; C1 CSI (U+009B) starts a sequence on
 # some; a bad byte (0xff) is not text.
