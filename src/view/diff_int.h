@@ -58,6 +58,12 @@ int diff_pairing_new(struct diff_pairing *p, size_t na, size_t nb,
 		     struct q2e_error *err);
 void diff_pairing_match(struct diff_pairing *p);
 void diff_pairing_free(struct diff_pairing *p);
+/* Snapshots paired by ID and name, bitmaps by name (diff_meta.c): the
+ * changes of their entries and of their tables follow the same pairs. */
+int diff_pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
+			const struct q2e_image *b, struct q2e_error *err);
+int diff_pair_bitmaps(struct diff_pairing *p, const struct q2e_image *a,
+		      const struct q2e_image *b, struct q2e_error *err);
 
 int diff_header(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err);

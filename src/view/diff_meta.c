@@ -393,8 +393,8 @@ int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
  * Snapshots pair by ID and name, and when a damaged table repeats them, by
  * occurrence.
  */
-static int pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
-			  const struct q2e_image *b, struct q2e_error *err)
+int diff_pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
+			const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nsnapshots, b->nsnapshots, err);
 
@@ -474,7 +474,7 @@ int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 {
 	struct diff_pairing p;
 	char sym[48];
-	int ret = pair_snapshots(&p, a, b, err);
+	int ret = diff_pair_snapshots(&p, a, b, err);
 
 	if (ret < 0)
 		return ret;
@@ -503,8 +503,8 @@ int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 }
 
 /* Likewise for bitmaps, by name. */
-static int pair_bitmaps(struct diff_pairing *p, const struct q2e_image *a,
-			const struct q2e_image *b, struct q2e_error *err)
+int diff_pair_bitmaps(struct diff_pairing *p, const struct q2e_image *a,
+		      const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nbitmaps, b->nbitmaps, err);
 
@@ -740,7 +740,7 @@ int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 {
 	struct diff_pairing p;
 	char sym[48];
-	int ret = pair_bitmaps(&p, a, b, err);
+	int ret = diff_pair_bitmaps(&p, a, b, err);
 
 	if (ret < 0)
 		return ret;

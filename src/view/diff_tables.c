@@ -32,9 +32,52 @@ struct table_ref {
 	const struct q2e_region *r;
 	uint32_t k, n;
 	uint32_t as;	/* the owners' snapshot ID, if not theirs: OWN */
+	uint32_t key;	/* the owners' ID as both images' runs compare it */
 };
 
 #define OWN UINT32_MAX
+
+/*
+ * One image's side of the comparison.  Snapshots and bitmaps are paired
+ * as their entries are (by ID and name, by name: diff_match.c), not by
+ * position: with the second of three snapshots deleted, the third's
+ * tables are snapshot_2_* in one dump and snapshot_1_* in the other, and
+ * they did not move.  So a table's owner compares by key: in the first
+ * image its position, in the second its partner's position in the first,
+ * or past the first's entries where it has none.
+ */
+struct side {
+	const struct q2e_image *img, *other;
+	const struct diff_pairing *snaps, *bitmaps;
+	bool second;
+};
+
+/* The key of IMG's entry POS of pairing P (its table of N entries). */
+static uint32_t pair_key_of(const struct diff_pairing *p, bool second,
+			    uint32_t pos)
+{
+	const size_t *partner = second ? p->b : p->a;
+	size_t n = second ? p->nb : p->na;
+
+	if (!second)
+		return pos;
+	if (pos < n && partner[pos] != SIZE_MAX)
+		return (uint32_t)partner[pos];
+	return (uint32_t)(p->na + pos);
+}
+
+/* The key of owner O on side S. */
+static uint32_t owner_key(const struct side *s, const struct q2e_owner *o,
+			  uint32_t as)
+{
+	uint32_t id = as != OWN ? as : o->id;
+
+	if (o->kind == Q2E_OWNER_SNAPSHOT)
+		return pair_key_of(s->snaps, s->second, id);
+	if (o->kind == Q2E_OWNER_BITMAP)
+		return pair_key_of(s->bitmaps, s->second, id);
+	return id;
+}
 
 /* Owner J of run T. */
 static const struct q2e_owner *ref_owner(const struct table_ref *t,
@@ -56,7 +99,7 @@ static int owner_cmp(const struct table_ref *x, uint32_t i,
 	} while (0)
 	CMP(x->r->kind, y->r->kind);
 	CMP(a->kind, b->kind);
-	CMP(x->as != OWN ? x->as : a->id, y->as != OWN ? y->as : b->id);
+	CMP(x->key, y->key);
 	CMP(a->index, b->index);
 #undef CMP
 	return 0;
@@ -90,29 +133,35 @@ static uint32_t l1_leader(const struct q2e_image *img, uint32_t n)
 
 /*
  * A snapshot that shares an earlier one's L1 table owns no L2 table in
- * the model: where OTHER has the snapshot but does not group it so, its
- * L2 tables are its leader's runs (V, sorted, N of them) again, under its
- * own ID, so that they match OTHER's by name.  Where both group it alike,
- * neither names them, and 4,096 snapshots sharing a table cost nothing.
+ * the model: where the other image has the snapshot but does not group it
+ * so, its L2 tables are its leader's runs (V, sorted, N of them) again,
+ * under its own ID, so that they match the other's by name.  Where both
+ * group it alike, neither names them, and 4,096 snapshots sharing a table
+ * cost nothing.
  */
-static int shared_refs(const struct q2e_image *img,
-		       const struct q2e_image *other, struct table_ref **v,
+static int shared_refs(const struct side *s, struct table_ref **v,
 		       size_t *n, size_t *cap)
 {
+	const struct q2e_image *img = s->img;
+	const size_t *partner = s->second ? s->snaps->b : s->snaps->a;
 	size_t runs = *n;
 
 	for (uint32_t id = 0; id < img->nsnapshots; id++) {
 		uint32_t lead = l1_leader(img, id);
 		struct q2e_owner first = { Q2E_OWNER_SNAPSHOT, lead, 0 };
 		struct q2e_region key_r = { .kind = Q2E_REGION_L2 };
-		struct table_ref key = { &key_r, 0, 1, OWN };
+		struct table_ref key = { &key_r, 0, 1, OWN,
+					 owner_key(s, &first, OWN) };
+		uint32_t other_lead;
 		size_t lo = 0, hi = runs;
 
-		/* A snapshot OTHER lacks is gone with its L1 table: its
-		 * leader's tables are not listed again (a group of 4,096
-		 * made 33 million items). */
-		if (lead == id || id >= other->nsnapshots ||
-		    lead == l1_leader(other, id))
+		/* A snapshot the other image lacks is gone with its L1
+		 * table: its leader's tables are not listed again (a group
+		 * of 4,096 made 33 million items). */
+		if (lead == id || partner[id] == SIZE_MAX)
+			continue;
+		other_lead = l1_leader(s->other, (uint32_t)partner[id]);
+		if (key.key == pair_key_of(s->snaps, !s->second, other_lead))
 			continue;
 		key_r.owners = &first;
 		while (lo < hi) {	/* the first run of LEAD's L2 tables */
@@ -129,6 +178,7 @@ static int shared_refs(const struct q2e_image *img,
 			struct table_ref t = (*v)[lo];
 
 			t.as = id;
+			t.key = owner_key(s, ref_owner(&t, 0), id);
 			if (add_ref(v, n, cap, t) < 0)
 				return -1;
 		}
@@ -139,10 +189,10 @@ static int shared_refs(const struct q2e_image *img,
 /* Every table's runs of owners, in name order (the runs of all tables of
  * a kind do not overlap: an entry names one table); extensions and the
  * header are compared by diff_header() and diff_extensions(). */
-static int table_refs(const struct q2e_image *img,
-		      const struct q2e_image *other, struct table_ref **out,
+static int table_refs(const struct side *s, struct table_ref **out,
 		      size_t *n, struct q2e_error *err)
 {
+	const struct q2e_image *img = s->img;
 	size_t cap = 0, k = 0, runs;
 	struct table_ref *v = NULL;
 
@@ -154,19 +204,22 @@ static int table_refs(const struct q2e_image *img,
 		    r->kind == Q2E_REGION_BACKING_FILE)
 			continue;
 		for (uint32_t o = 0; o < r->nowners; o++) {
-			if (o && next_in_run(&r->owners[o - 1], &r->owners[o])) {
+			const struct q2e_owner *w = &r->owners[o];
+
+			if (o && next_in_run(&r->owners[o - 1], w)) {
 				v[k - 1].n++;
 				continue;
 			}
 			if (add_ref(&v, &k, &cap,
-				    (struct table_ref){ r, o, 1, OWN }) < 0)
+				    (struct table_ref){ r, o, 1, OWN,
+							owner_key(s, w, OWN) }) < 0)
 				goto nomem;
 		}
 	}
 	if (k)
 		qsort(v, k, sizeof(*v), table_ref_cmp);
 	runs = k;
-	if (shared_refs(img, other, &v, &k, &cap) < 0)
+	if (shared_refs(s, &v, &k, &cap) < 0)
 		goto nomem;
 	if (k > runs)
 		qsort(v, k, sizeof(*v), table_ref_cmp);
@@ -178,17 +231,19 @@ nomem:
 	return diff_nomem(err);
 }
 
-/* The change of owner XI of X (or YJ of Y) and the table it names. */
+/* The change of owner XI of X and YJ of Y (either may be NULL) and the
+ * table it names, by IMG's symbol: the new image's where it has one, as
+ * the changes of entries are named. */
 static int table_item(struct q2e_diff *d, enum q2e_diff_change change,
 		      const struct q2e_image *img, const struct table_ref *x,
 		      uint32_t xi, const struct table_ref *y, uint32_t yj,
 		      struct q2e_error *err)
 {
-	const struct table_ref *t = x ? x : y;
+	const struct table_ref *t = y ? y : x;
 	struct q2e_diff_table *it;
 	char sym[96];
 
-	struct q2e_owner o = *ref_owner(t, x ? xi : yj);
+	struct q2e_owner o = *ref_owner(t, y ? yj : xi);
 
 	if (t->as != OWN)
 		o.id = t->as;
@@ -218,7 +273,7 @@ static int table_item(struct q2e_diff *d, enum q2e_diff_change change,
 /* The owners both images name, from owner I of X and J of Y on: as many
  * as are left of both runs; one item for each that names a table that
  * moved or changed size, none for the rest. */
-static int table_pairs(struct q2e_diff *d, const struct q2e_image *a,
+static int table_pairs(struct q2e_diff *d, const struct q2e_image *b,
 		       const struct table_ref *x, uint32_t i,
 		       const struct table_ref *y, uint32_t j, uint32_t *len,
 		       struct q2e_error *err)
@@ -233,7 +288,7 @@ static int table_pairs(struct q2e_diff *d, const struct q2e_image *a,
 		change = Q2E_DIFF_RESIZED;
 	}
 	for (uint32_t t = 0; t < *len && ret == 0; t++)
-		ret = table_item(d, change, a, x, i + t, y, j + t, err);
+		ret = table_item(d, change, b, x, i + t, y, j + t, err);
 	return ret;
 }
 
@@ -241,13 +296,20 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err)
 {
 	struct table_ref *va = NULL, *vb = NULL;
+	struct diff_pairing snaps = { 0 }, bitmaps = { 0 };
 	size_t na = 0, nb = 0, i = 0, j = 0;
 	uint32_t ii = 0, jj = 0, len;	/* the owner within run I, run J */
 	int ret;
 
-	ret = table_refs(a, b, &va, &na, err);
+	ret = diff_pair_snapshots(&snaps, a, b, err);
 	if (!ret)
-		ret = table_refs(b, a, &vb, &nb, err);
+		ret = diff_pair_bitmaps(&bitmaps, a, b, err);
+	if (!ret)
+		ret = table_refs(&(struct side){ a, b, &snaps, &bitmaps, false },
+				 &va, &na, err);
+	if (!ret)
+		ret = table_refs(&(struct side){ b, a, &snaps, &bitmaps, true },
+				 &vb, &nb, err);
 	while (!ret && (i < na || j < nb)) {
 		int c = i >= na ? 1 : j >= nb ? -1
 			: owner_cmp(&va[i], ii, &vb[j], jj);
@@ -260,7 +322,7 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 			ret = table_item(d, Q2E_DIFF_ADDED, b, NULL, 0, &vb[j],
 					 jj, err);
 		else
-			ret = table_pairs(d, a, &va[i], ii, &vb[j], jj, &len,
+			ret = table_pairs(d, b, &va[i], ii, &vb[j], jj, &len,
 					  err);
 		if (c <= 0 && (ii += len) == va[i].n) {
 			i++;
@@ -273,6 +335,8 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 	}
 	free(va);
 	free(vb);
+	diff_pairing_free(&snaps);
+	diff_pairing_free(&bitmaps);
 	return ret;
 }
 

@@ -381,6 +381,36 @@ for pair in "sa.qcow2 sb.qcow2" "sb.qcow2 sa.qcow2"; do
 		"$("$Q2E" diff --output=json $pair | jq -r '[(.changes[][] | "\(.name) \(.change)"), (.tables | to_entries[] | .key as $k | .value[] | "\(.name) \($k)")] | join("|")')"
 done
 
+# The middle one of three snapshots deleted: the third's tables are
+# snapshot_2_* in one and snapshot_1_* in the other, and did not move.
+# Tables pair as the snapshots do (by ID and name), bitmaps' by name: by
+# position, s3's live L1 table was listed as gone and s2's as moved to it.
+qemu-img create -q -f qcow2 mid.qcow2 32M
+for i in 1 2 3; do
+	qemu-io -c "write -P $i $((i * 64))k 64k" mid.qcow2 >/dev/null
+	qemu-img snapshot -c "s$i" mid.qcow2
+	qemu-img bitmap --add mid.qcow2 "b$i"
+done
+"$Q2E" dump mid.qcow2 -o mid0.elf
+s2=$("$Q2E" info --output=json mid0.elf | jq '.snapshots[1]."l1-table-offset"')
+qemu-img snapshot -d s2 mid.qcow2
+qemu-img bitmap --remove mid.qcow2 b2
+"$Q2E" dump mid.qcow2 -o mid1.elf
+"$Q2E" diff --output=json mid0.elf mid1.elf >mid.json
+assert_eq "the middle snapshot deleted: its tables are gone, the third's did not move" \
+	"snapshot_1_l1_table $(printf 0x%x "$s2")|snapshot_1_l2_table_0" \
+	"$(jq -r '[.tables.disappeared[] | select(.name | startswith("snapshot_")) | if .name == "snapshot_1_l1_table" then "\(.name) \(.offset)" else .name end] | join("|")' mid.json)"
+assert_eq "...and no snapshot table moved" "" \
+	"$(jq -r '[.tables.moved[] | select(.name | test("^snapshot_[0-9]")) | .name] | join("|")' mid.json)"
+# QEMU writes the bitmaps it keeps again: a table moved is the one its
+# bitmap's entry says moved, and the one gone is b2's.
+b2=$("$Q2E" info --output=json mid0.elf | jq '.bitmaps[1]."table-offset"')
+assert_eq "the middle bitmap removed: the tables moved are those whose entries say so" \
+	"$(jq -r '[.changes.bitmaps[] | select(.member == "bitmap_table_offset") | "\(.symbol)_table \(.old) \(.new)"] | sort | join("|")' mid.json)" \
+	"$(jq -r '[.tables.moved[] | select(.name | test("^bitmap_[0-9]*_table$")) | "\(.name) \(."old-offset") \(."new-offset")"] | sort | join("|")' mid.json)"
+assert_eq "...and the table gone is b2's" "bitmap_1_table $(printf 0x%x "$b2")" \
+	"$(jq -r '[.tables.disappeared[] | select(.name | test("^bitmap_[0-9]*_table$")) | "\(.name) \(.offset)"] | join("|")' mid.json)"
+
 # Errors exit 2, as with cmp.
 assert_status "a missing file: exit 2" 2 "$Q2E" diff base.qcow2 missing.qcow2
 assert_match "naming it" "missing.qcow2" "$(cat "$T_TMP/.err")"
