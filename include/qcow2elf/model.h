@@ -153,7 +153,7 @@ struct q2e_image {
 	struct qcow2_feature *features;	/* the image's feature name table */
 	size_t nfeatures;
 
-	char *backing_file;		/* NULL: none */
+	char *backing_file;		/* NULL: none (see below) */
 	char *backing_format;		/* NULL: extension absent */
 	char *data_file;		/* external data file name, or NULL */
 	bool has_bitmaps_ext;
@@ -219,6 +219,13 @@ const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img);
  * first of them at or after OFF (OFF itself inside them); UINT64_MAX if
  * none, and for an image. */
 uint64_t q2e_image_missing_from(const struct q2e_image *img, uint64_t off);
+/* The backing file QEMU opens: none where the name is empty or starts
+ * with a NUL byte (backing_file_size 0), though the header points at one
+ * (QEMU keeps the name as a C string). */
+const char *q2e_image_backing(const struct q2e_image *img);
+/* The virtual size as QEMU takes it: whole sectors of 512 bytes
+ * (total_sectors), the header's size rounded down. */
+uint64_t q2e_image_virtual_size(const struct q2e_image *img);
 
 /* Bytes the file read occupies on disk (st_blocks * 512; for memory, its
  * length); 0 if unknown.  What a view may spend in proportion to. */

@@ -611,7 +611,7 @@ int missing_file_findings(struct checker *c)
 		if (missing_file(c, "ext_data_file", off, what) < 0)
 			return Q2E_ENOMEM;
 	}
-	if (!img->backing_file)
+	if (!q2e_image_backing(img))
 		return 0;
 	if (q2e_chain_open(img, &chain, &err) == 0) {
 		q2e_chain_close(chain);

@@ -117,7 +117,7 @@ static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
 	struct q2e_image *img = l->img;
 	int ret;
 
-	l->size = img->hdr.size;
+	l->size = q2e_image_virtual_size(img);
 	l->cache = q2e_l2_cache_new(img);
 	if (!l->cache)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
@@ -150,7 +150,7 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		return q2e_error_set(err, Q2E_EUNSUPPORTED,
 				     "'%s': backing chain deeper than %d",
 				     c->layers[0].path, MAX_CHAIN_DEPTH);
-	l.path = resolve(top->path, top->img->backing_file);
+	l.path = resolve(top->path, q2e_image_backing(top->img));
 	if (!l.path)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
@@ -220,7 +220,7 @@ int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 	while (ret == 0) {
 		struct q2e_layer *l = &c->layers[c->nlayers - 1];
 
-		if (l->format != Q2E_LAYER_QCOW2 || !l->img->backing_file)
+		if (l->format != Q2E_LAYER_QCOW2 || !q2e_image_backing(l->img))
 			break;
 		/* A redacted dump names its backing file by a placeholder:
 		 * the chain ends with it. */
@@ -328,11 +328,25 @@ static int subcluster_at(struct q2e_layer *l, uint64_t off,
 				     "'%s': the L2 entry for guest offset 0x%" PRIx64
 				     " is compressed, in an image with an external data file",
 				     img->path, off);
-	if (has_host_offset(*type) && (e->host_offset & (img->cluster_size - 1)))
+	if ((*type == QCOW2_SUBCLUSTER_ZERO_PLAIN ||
+	     *type == QCOW2_SUBCLUSTER_ZERO_ALLOC) && img->hdr.version < 3)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': the L2 entry for guest offset 0x%" PRIx64
+				     " has the zero flag, which a version 2 image does not have",
+				     img->path, off);
+	if (!has_host_offset(*type))
+		return 0;
+	if (e->host_offset & (img->cluster_size - 1))
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': the L2 entry for guest offset 0x%" PRIx64
 				     " maps host offset 0x%" PRIx64
 				     ", which is not cluster aligned",
+				     img->path, off, e->host_offset);
+	if (img->data_file && e->host_offset != off - in_cluster)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': the L2 entry for guest offset 0x%" PRIx64
+				     " maps offset 0x%" PRIx64 " of the external data file,"
+				     " where QEMU keeps each cluster at its guest offset",
 				     img->path, off, e->host_offset);
 	return 0;
 }

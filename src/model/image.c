@@ -392,6 +392,17 @@ const struct q2e_dump_meta *q2e_image_dump_meta(const struct q2e_image *img)
 	return q2e_source_dump_meta(img->src);
 }
 
+const char *q2e_image_backing(const struct q2e_image *img)
+{
+	return img->backing_file && img->backing_file[0] ? img->backing_file
+							  : NULL;
+}
+
+uint64_t q2e_image_virtual_size(const struct q2e_image *img)
+{
+	return img->hdr.size & ~(uint64_t)511;
+}
+
 uint64_t q2e_image_allocated(const struct q2e_image *img)
 {
 	return q2e_source_allocated(img->src);

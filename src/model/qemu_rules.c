@@ -224,9 +224,14 @@ const char *q2e_qemu_open_refusal(const struct q2e_image *img)
 	return why ? why : extensions_unopenable(img);
 }
 
+/* Besides: qcow2_do_open() takes an image without a refcount table only
+ * for a check. */
 const char *q2e_qemu_plain_open_refusal(const struct q2e_image *img)
 {
 	const char *why = q2e_qemu_open_refusal(img);
 
+	if (!why && !img->hdr.refcount_table_clusters)
+		why = "the image has no refcount table (QEMU opens it only "
+		      "for a check)";
 	return why ? why : q2e_qemu_check_refusal(img);
 }

@@ -129,9 +129,12 @@ static void snapshots(struct q2e_out *o, const struct q2e_image *img)
 					    ? e->vm_state_size_large
 					    : e->vm_state_size;
 
+		/* As qemu-img info shows them: QEMUSnapshotInfo holds an ID
+		 * of up to 127 bytes and a name of up to 255 (the entry's
+		 * are up to 65,535 each; diff and gdb keep them whole). */
 		q2e_out_object(o, NULL);
-		q2e_out_str(o, "id", s->id);
-		q2e_out_str(o, "name", s->name);
+		q2e_out_strn(o, "id", s->id, strnlen(s->id, 127));
+		q2e_out_strn(o, "name", s->name, strnlen(s->name, 255));
 		q2e_out_uint(o, "date-sec", e->date_sec);
 		q2e_out_uint(o, "date-nsec", e->date_nsec);
 		q2e_out_uint(o, "vm-clock-sec", e->vm_clock_nsec / 1000000000);
@@ -347,7 +350,7 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 	if (dm)
 		q2e_out_str(o, "image-filename", dm->image_name);
 	q2e_out_uint(o, "file-size", img->file_size);
-	q2e_out_uint(o, "virtual-size", h->size);
+	q2e_out_uint(o, "virtual-size", q2e_image_virtual_size(img));
 	q2e_out_uint(o, "cluster-size", img->cluster_size);
 	q2e_out_str(o, "compat", h->version >= 3 ? "1.1" : "0.10");
 	if (img->refcount_bits)
@@ -367,7 +370,7 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 	}
 	q2e_out_bool(o, "dirty-flag",
 		     h->incompatible_features & QCOW2_INCOMPAT_DIRTY);
-	if (img->backing_file)
+	if (q2e_image_backing(img))
 		q2e_out_str(o, "backing-filename", img->backing_file);
 	if (img->backing_format)
 		q2e_out_str(o, "backing-filename-format", img->backing_format);

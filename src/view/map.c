@@ -143,7 +143,7 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 {
 	struct q2e_block_status curr = { 0 }, next;
 	struct q2e_chain *chain;
-	uint64_t end = img->hdr.size, uniform;
+	uint64_t end = q2e_image_virtual_size(img), uniform;
 	const char *refusal = q2e_qemu_plain_open_refusal(img);
 	int ret;
 

@@ -368,7 +368,7 @@ t_case "map of extended L2 entries with an invalid subcluster bitmap" map_invali
 # map exits 1 and prints nothing; map printed a whole map and exited 0.
 map_refused() {
 	local f=$T_TMP/refused.qcow2 c why fmt so
-	for c in l1 feature zlib-bit snapshots snapshot-offset snapshot-extra; do
+	for c in l1 feature zlib-bit snapshots snapshot-offset snapshot-extra no-reftable; do
 		qemu-img create -q -f qcow2 "$f" 1G
 		qemu-io -c "write 0 1M" "$f" >/dev/null
 		case $c in snapshot*) qemu-img snapshot -c s1 "$f" ;; esac
@@ -388,6 +388,9 @@ map_refused() {
 		snapshot-extra) truncate -s +1M "$f"
 		    put32 "$f" $((so + 36)) 1100
 		    why="a snapshot table entry has more than 1024 bytes of extra data" ;;
+		# Only check's open takes an image without a refcount table.
+		no-reftable) put32 "$f" 56 0
+		    why="the image has no refcount table (QEMU opens it only for a check)" ;;
 		esac
 		for fmt in human json; do
 			assert_same_file "refused, $why: map --output=$fmt prints what qemu-img map prints, and exits 1" \
@@ -406,6 +409,79 @@ map_refused() {
 	done
 }
 t_case "map of an image QEMU will not open" map_refused
+
+# Where QEMU reads the header and the L2 entries its own way (found by a
+# review against QEMU's block/qcow2*.c): each map --output=json and exit
+# status as qemu-img map's, info as qemu-img info's.
+same_map() {	# same_map DESCRIPTION IMAGE
+	assert_same_file "$1: map --output=json and its exit status are qemu-img's" \
+		<(qemu-img map --output=json "$2" 2>/dev/null; echo "exit $?") \
+		<("$Q2E" map --output=json "$2" 2>/dev/null; echo "exit $?")
+}
+qemu_reads() {
+	local f=$T_TMP/reads.qcow2 b=$T_TMP/reads-base.qcow2 l2
+	# qcow2_get_host_offset() refuses a data cluster of an external data
+	# file away from its guest offset, and a zero flag in a v2 image.
+	qemu-img create -q -f qcow2 -o data_file="$T_TMP/reads.data" "$f" 4M
+	qemu-io -c 'write -P 1 0 128k' "$f" >/dev/null
+	l2=$(($(get64 "$f" "$(get64 "$f" 40)") & 0x00fffffffffffe00))
+	put64 "$f" $((l2 + 8)) $((0x8000000000200000))
+	same_map "an external data file's cluster away from its guest offset" "$f"
+	for e in $((0x1)) "+1"; do
+		qemu-img create -q -f qcow2 -o compat=0.10 "$f" 4M
+		qemu-io -c 'write -P 1 0 128k' "$f" >/dev/null
+		l2=$(($(get64 "$f" "$(get64 "$f" 40)") & 0x00fffffffffffe00))
+		if [ "$e" = "+1" ]; then
+			put64 "$f" $((l2 + 8)) $(($(get64 "$f" $((l2 + 8))) | 1))
+		else
+			put64 "$f" $((l2 + 16)) "$e"
+		fi
+		same_map "a version 2 image with a zero flag ($e)" "$f"
+	done
+	# QEMU's virtual size is whole sectors: the header's, rounded down,
+	# in the image and as a backing file.
+	qemu-img create -q -f qcow2 "$b" 2M
+	qemu-io -c 'write -P 1 0 2M' "$b" >/dev/null
+	put64 "$b" 24 $((1048576 + 700))
+	same_map "a virtual size not a multiple of 512" "$b"
+	compare_info "$b"
+	qemu-img create -q -f qcow2 -b "$b" -F qcow2 "$f" 4M
+	same_map "a backing file whose virtual size is not a multiple of 512" "$f"
+	# A backing file name of no bytes is no backing file.
+	qemu-img create -q -f qcow2 "$f" 4M
+	put64 "$f" 8 512
+	put32 "$f" 16 0
+	same_map "backing_file_offset set, backing_file_size 0" "$f"
+	compare_info "$f"
+	assert_same_file "backing_file_size 0: check prints what qemu-img check prints" \
+		<(qemu-img check "$f" 2>&1; echo "exit $?") \
+		<("$Q2E" check "$f" 2>&1; echo "exit $?")
+	# qemu-img info holds an ID of 127 bytes and a name of 255 at most.
+	qemu-img create -q -f qcow2 "$f" 4M
+	qemu-img snapshot -c s "$f"
+	python3 - "$f" "$("$Q2E" info --output=json "$f" | jq '.snapshots[0]."entry-offset"')" <<'PY'
+import struct, sys
+# The entry's ID becomes 200 bytes and its name 300 (qemu-img snapshot
+# -c cuts a name at 255): the table is written again past the end.
+f = open(sys.argv[1], "r+b")
+off = int(sys.argv[2])
+f.seek(off)
+fixed = bytearray(f.read(40))
+extra = struct.unpack_from(">I", fixed, 36)[0]
+f.seek(off + 40)
+extra_b = f.read(extra)
+struct.pack_into(">HH", fixed, 12, 200, 300)
+entry = bytes(fixed) + extra_b + b"7" * 200 + b"n" * 300
+entry += b"\0" * (-len(entry) % 8)
+end = (f.seek(0, 2) + 65535) // 65536 * 65536
+f.seek(end)
+f.write(entry + b"\0" * (65536 - len(entry)))
+f.seek(64)
+f.write(struct.pack(">Q", end))
+PY
+	compare_info "$f"
+}
+t_case "map and info where QEMU reads the image its own way" qemu_reads
 
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
 	fail "corpus has $n images" "expected at least 30"
