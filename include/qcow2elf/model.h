@@ -223,6 +223,9 @@ uint64_t q2e_image_missing_from(const struct q2e_image *img, uint64_t off);
  * with a NUL byte (backing_file_size 0), though the header points at one
  * (QEMU keeps the name as a C string). */
 const char *q2e_image_backing(const struct q2e_image *img);
+/* Its format, from the backing format extension: NULL where the
+ * extension is absent or its name empty, and QEMU probes the file. */
+const char *q2e_image_backing_format(const struct q2e_image *img);
 /* The virtual size as QEMU takes it: whole sectors of 512 bytes
  * (total_sectors), the header's size rounded down. */
 uint64_t q2e_image_virtual_size(const struct q2e_image *img);
@@ -397,6 +400,7 @@ struct q2e_layer {
 struct q2e_chain {
 	struct q2e_layer *layers;	/* [0] is the image itself */
 	size_t nlayers;
+	bool as_qemu;	/* a backing file QEMU would not open fails it */
 };
 
 /*
@@ -410,6 +414,10 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 /* Opens PATH and its backing files; IMG may be a model already open. */
 int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 		   struct q2e_error *err);
+/* Likewise, but a qcow2 backing file QEMU would refuse is opened too: the
+ * files the chain names, which an output must not replace. */
+int q2e_chain_open_files(struct q2e_image *img, struct q2e_chain **out,
+			 struct q2e_error *err);
 void q2e_chain_close(struct q2e_chain *chain);
 
 struct q2e_block_status {

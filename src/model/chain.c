@@ -87,6 +87,11 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 
 		if (ti >= img->nreftable)
 			break;
+		/* qcow2_get_refcount() fails at a block that is not
+		 * cluster aligned, and QEMU takes the failed guess for no. */
+		if (img->reftable[ti] & ~QCOW2_REFTABLE_RESERVED_MASK &
+		    (img->cluster_size - 1))
+			return 0;
 		/* A block at a time: QEMU stops counting at the threshold,
 		 * which a block's count reaches or not the same. */
 		ret = q2e_image_refcounts_nonzero(img, i,
@@ -136,10 +141,78 @@ static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
 	return ret;
 }
 
+/*
+ * Where TOP's backing file is: a name with a protocol (a colon before any
+ * slash: QEMU's path_has_protocol()) is taken as it is, and "file:" names
+ * a file from the current directory; other protocols are not read.  A
+ * plain name is relative to TOP's directory.
+ */
+static char *backing_path(const struct q2e_layer *top, struct q2e_error *err)
+{
+	const char *name = q2e_image_backing(top->img);
+	size_t proto = strcspn(name, ":/");
+	char *path;
+
+	if (name[proto] == ':' && !(proto == 4 && !strncmp(name, "file", 4))) {
+		q2e_error_set(err, Q2E_EUNSUPPORTED,
+			      "'%s': backing file '%s' is named by protocol '%.*s'; only files are read",
+			      top->path, name, (int)proto, name);
+		return NULL;
+	}
+	path = name[proto] == ':' ? strdup(name + 5) : resolve(top->path, name);
+	if (!path)
+		q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	return path;
+}
+
+/* The block drivers of Debian's QEMU 7.2 (qemu-img --help): a backing
+ * format not among them fails QEMU's open ("Unknown driver"). */
+static bool qemu_driver(const char *fmt)
+{
+	static const char *const drivers[] = {
+		"blkdebug", "blklogwrites", "blkverify", "bochs", "cloop",
+		"compress", "copy-before-write", "copy-on-read", "dmg", "file",
+		"ftp", "ftps", "gluster", "host_cdrom", "host_device", "http",
+		"https", "iscsi", "iser", "luks", "nbd", "nfs", "null-aio",
+		"null-co", "nvme", "parallels", "preallocate", "qcow", "qcow2",
+		"qed", "quorum", "raw", "rbd", "replication", "snapshot-access",
+		"ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat",
+	};
+
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+		if (strcmp(fmt, drivers[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A qcow2 backing file opens as QEMU opens it, or not at all. */
+static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
+			      struct q2e_error *err)
+{
+	const char *why;
+	int ret;
+
+	l->format = Q2E_LAYER_QCOW2;
+	ret = q2e_image_open(l->path, &l->img, err);
+	if (ret == 0 && c->as_qemu &&
+	    (why = q2e_qemu_plain_open_refusal(l->img)) != NULL)
+		ret = q2e_error_set(err, Q2E_ECORRUPT,
+				    "'%s': QEMU would not open backing file '%s': %s",
+				    c->layers[0].path, l->path, why);
+	if (ret == 0)
+		ret = add_layer(c, l, err);
+	if (ret < 0) {
+		q2e_image_close(l->img);
+		free(l->path);
+		return ret;
+	}
+	return setup_qcow2_layer(&c->layers[c->nlayers - 1], err);
+}
+
 static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 {
 	struct q2e_layer *top = &c->layers[c->nlayers - 1];
-	const char *fmt = top->img->backing_format;
+	const char *fmt = q2e_image_backing_format(top->img);
 	struct q2e_layer l = { 0 };
 	struct q2e_source *src;
 	unsigned char magic[4];
@@ -150,9 +223,16 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		return q2e_error_set(err, Q2E_EUNSUPPORTED,
 				     "'%s': backing chain deeper than %d",
 				     c->layers[0].path, MAX_CHAIN_DEPTH);
-	l.path = resolve(top->path, q2e_image_backing(top->img));
+	l.path = backing_path(top, err);
 	if (!l.path)
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+		return err->code;
+	if (fmt && !qemu_driver(fmt)) {
+		ret = q2e_error_set(err, Q2E_ECORRUPT,
+				    "'%s': backing file '%s' has format '%s', which QEMU has no driver for",
+				    top->path, l.path, fmt);
+		free(l.path);
+		return ret;
+	}
 	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
 		ret = q2e_error_set(err, Q2E_EUNSUPPORTED,
 				    "'%s': backing file '%s' has format '%s'; only qcow2 and raw backing files are read",
@@ -187,20 +267,11 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		return add_layer(c, &l, err);
 	}
 	q2e_source_close(src);
-	l.format = Q2E_LAYER_QCOW2;
-	ret = q2e_image_open(l.path, &l.img, err);
-	if (ret == 0)
-		ret = add_layer(c, &l, err);
-	if (ret < 0) {
-		q2e_image_close(l.img);
-		free(l.path);
-		return ret;
-	}
-	return setup_qcow2_layer(&c->layers[c->nlayers - 1], err);
+	return open_qcow2_backing(c, &l, err);
 }
 
-int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
-		   struct q2e_error *err)
+static int chain_open(struct q2e_image *img, bool as_qemu,
+		      struct q2e_chain **out, struct q2e_error *err)
 {
 	struct q2e_chain *c = calloc(1, sizeof(*c));
 	struct q2e_layer top = { .format = Q2E_LAYER_QCOW2, .img = img };
@@ -209,6 +280,7 @@ int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 	*out = NULL;
 	if (!c)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	c->as_qemu = as_qemu;
 	top.path = strdup(img->path);
 	if (!top.path) {
 		free(c);
@@ -237,6 +309,18 @@ int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 	}
 	*out = c;
 	return 0;
+}
+
+int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
+		   struct q2e_error *err)
+{
+	return chain_open(img, true, out, err);
+}
+
+int q2e_chain_open_files(struct q2e_image *img, struct q2e_chain **out,
+			 struct q2e_error *err)
+{
+	return chain_open(img, false, out, err);
 }
 
 void q2e_chain_close(struct q2e_chain *c)

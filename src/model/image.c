@@ -398,6 +398,13 @@ const char *q2e_image_backing(const struct q2e_image *img)
 							  : NULL;
 }
 
+const char *q2e_image_backing_format(const struct q2e_image *img)
+{
+	return img->backing_format && img->backing_format[0]
+		       ? img->backing_format
+		       : NULL;
+}
+
 uint64_t q2e_image_virtual_size(const struct q2e_image *img)
 {
 	return img->hdr.size & ~(uint64_t)511;
@@ -434,7 +441,7 @@ bool q2e_image_reads_file(struct q2e_image *img, const char *path)
 		return false;
 	/* The files as QEMU (and `map`) opens them; a chain that does not
 	 * open has no file to protect beyond the one that failed. */
-	if (q2e_chain_open(img, &c, &err) < 0)
+	if (q2e_chain_open_files(img, &c, &err) < 0)
 		return same_file(img->data_file, &st);
 	for (size_t i = 0; i < c->nlayers && !reads; i++)
 		reads = same_file(c->layers[i].path, &st) ||

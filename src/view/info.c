@@ -372,7 +372,7 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 		     h->incompatible_features & QCOW2_INCOMPAT_DIRTY);
 	if (q2e_image_backing(img))
 		q2e_out_str(o, "backing-filename", img->backing_file);
-	if (img->backing_format)
+	if (q2e_image_backing_format(img))
 		q2e_out_str(o, "backing-filename-format", img->backing_format);
 	/* As qemu-img: the name where the extension gives one, and whether
 	 * the data file is raw wherever the incompatible bit says there is

@@ -438,6 +438,12 @@ qemu_reads() {
 		fi
 		same_map "a version 2 image with a zero flag ($e)" "$f"
 	done
+	# QEMU's guess of metadata preallocation fails at a refcount block
+	# not cluster aligned, and is then no.
+	qemu-img create -q -f qcow2 -o preallocation=metadata "$f" 64M
+	qemu-io -c 'write -P 1 1M 64k' "$f" >/dev/null
+	put64 "$f" "$(get64 "$f" 48)" $(($(get64 "$f" "$(get64 "$f" 48)") + 512))
+	same_map "preallocated metadata, a refcount block not cluster aligned" "$f"
 	# QEMU's virtual size is whole sectors: the header's, rounded down,
 	# in the image and as a backing file.
 	qemu-img create -q -f qcow2 "$b" 2M
@@ -456,6 +462,36 @@ qemu_reads() {
 	assert_same_file "backing_file_size 0: check prints what qemu-img check prints" \
 		<(qemu-img check "$f" 2>&1; echo "exit $?") \
 		<("$Q2E" check "$f" 2>&1; echo "exit $?")
+	# The backing file as QEMU opens it: refused where QEMU refuses it
+	# (and then still kept from being written over), or named with the
+	# file: protocol, or with a backing format extension that names no
+	# format (QEMU probes) or a format QEMU has no driver for.
+	qemu-img create -q -f qcow2 "$b" 4M
+	qemu-io -c 'write -P 1 0 64k' "$b" >/dev/null
+	qemu-img create -q -f qcow2 -b "$b" -F qcow2 "$f"
+	put64 "$b" 72 $((0x100))
+	same_map "a backing file QEMU refuses" "$f"
+	assert_eq "a backing file QEMU refuses: check exits as qemu-img check does" \
+		"$(qemu-img check "$f" >/dev/null 2>&1; echo $?)" \
+		"$("$Q2E" check "$f" >/dev/null 2>&1; echo $?)"
+	cp "$b" "$T_TMP/reads-base.copy"
+	"$Q2E" dump "$f" -o "$b" 2>/dev/null
+	assert_same_file "a backing file QEMU refuses is still no output of dump" \
+		"$T_TMP/reads-base.copy" "$b"
+	put64 "$b" 72 0
+	(cd "$T_TMP" && qemu-img create -q -f qcow2 -b file:reads-base.qcow2 -F qcow2 reads.qcow2)
+	(cd "$T_TMP" && same_map "a backing file named file:NAME" reads.qcow2)
+	(cd "$T_TMP" && assert_same_file "a backing file named file:NAME: check prints what qemu-img check prints" \
+		<(qemu-img check reads.qcow2 2>&1; echo "exit $?") \
+		<("$Q2E" check reads.qcow2 2>&1; echo "exit $?"))
+	qemu-img create -q -f qcow2 -b "$b" -F qcow2 "$f"
+	printf '\0' | dd of="$f" bs=1 seek=120 conv=notrunc status=none
+	same_map "a backing format extension naming no format" "$f"
+	compare_info "$f"
+	printf 'qcow3' | dd of="$f" bs=1 seek=120 conv=notrunc status=none
+	assert_eq "a backing format QEMU has no driver for: check exits as qemu-img check does" \
+		"$(qemu-img check "$f" >/dev/null 2>&1; echo $?)" \
+		"$("$Q2E" check "$f" >/dev/null 2>&1; echo $?)"
 	# qemu-img info holds an ID of 127 bytes and a name of 255 at most.
 	qemu-img create -q -f qcow2 "$f" 4M
 	qemu-img snapshot -c s "$f"
