@@ -400,7 +400,9 @@ struct q2e_layer {
 struct q2e_chain {
 	struct q2e_layer *layers;	/* [0] is the image itself */
 	size_t nlayers;
-	bool as_qemu;	/* a backing file QEMU would not open fails it */
+	/* Which backing files fail it: those QEMU would not open (or, for
+	 * a check, those a check's open refuses too), or none. */
+	enum { Q2E_CHAIN_AS_QEMU, Q2E_CHAIN_AS_CHECK, Q2E_CHAIN_FILES } mode;
 };
 
 /*
@@ -414,6 +416,10 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 /* Opens PATH and its backing files; IMG may be a model already open. */
 int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 		   struct q2e_error *err);
+/* Likewise, as qemu-img check opens it: a backing file without a
+ * refcount table or whose snapshot table QEMU would refuse opens. */
+int q2e_chain_open_for_check(struct q2e_image *img, struct q2e_chain **out,
+			     struct q2e_error *err);
 /* Likewise, but a qcow2 backing file QEMU would refuse is opened too: the
  * files the chain names, which an output must not replace. */
 int q2e_chain_open_files(struct q2e_image *img, struct q2e_chain **out,

@@ -613,7 +613,7 @@ int missing_file_findings(struct checker *c)
 	}
 	if (!q2e_image_backing(img))
 		return 0;
-	if (q2e_chain_open(img, &chain, &err) == 0) {
+	if (q2e_chain_open_for_check(img, &chain, &err) == 0) {
 		q2e_chain_close(chain);
 		return 0;
 	}

@@ -194,8 +194,10 @@ static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 
 	l->format = Q2E_LAYER_QCOW2;
 	ret = q2e_image_open(l->path, &l->img, err);
-	if (ret == 0 && c->as_qemu &&
-	    (why = q2e_qemu_plain_open_refusal(l->img)) != NULL)
+	why = ret || c->mode == Q2E_CHAIN_FILES ? NULL
+	      : c->mode == Q2E_CHAIN_AS_CHECK ? q2e_qemu_open_refusal(l->img)
+					       : q2e_qemu_plain_open_refusal(l->img);
+	if (why)
 		ret = q2e_error_set(err, Q2E_ECORRUPT,
 				    "'%s': QEMU would not open backing file '%s': %s",
 				    c->layers[0].path, l->path, why);
@@ -270,7 +272,7 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 	return open_qcow2_backing(c, &l, err);
 }
 
-static int chain_open(struct q2e_image *img, bool as_qemu,
+static int chain_open(struct q2e_image *img, int mode,
 		      struct q2e_chain **out, struct q2e_error *err)
 {
 	struct q2e_chain *c = calloc(1, sizeof(*c));
@@ -280,7 +282,7 @@ static int chain_open(struct q2e_image *img, bool as_qemu,
 	*out = NULL;
 	if (!c)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	c->as_qemu = as_qemu;
+	c->mode = mode;
 	top.path = strdup(img->path);
 	if (!top.path) {
 		free(c);
@@ -314,13 +316,19 @@ static int chain_open(struct q2e_image *img, bool as_qemu,
 int q2e_chain_open(struct q2e_image *img, struct q2e_chain **out,
 		   struct q2e_error *err)
 {
-	return chain_open(img, true, out, err);
+	return chain_open(img, Q2E_CHAIN_AS_QEMU, out, err);
+}
+
+int q2e_chain_open_for_check(struct q2e_image *img, struct q2e_chain **out,
+			     struct q2e_error *err)
+{
+	return chain_open(img, Q2E_CHAIN_AS_CHECK, out, err);
 }
 
 int q2e_chain_open_files(struct q2e_image *img, struct q2e_chain **out,
 			 struct q2e_error *err)
 {
-	return chain_open(img, false, out, err);
+	return chain_open(img, Q2E_CHAIN_FILES, out, err);
 }
 
 void q2e_chain_close(struct q2e_chain *c)

@@ -117,7 +117,8 @@ static bool bitmap_unloadable(const struct q2e_image *img,
 		if (t.reserved || (t.offset & (img->cluster_size - 1)))
 			return true;
 	}
-	bytes = qcow2_bitmap_data_bytes(img->hdr.size, e->granularity_bits);
+	bytes = qcow2_bitmap_data_bytes(q2e_image_virtual_size(img),
+					e->granularity_bits);
 	need = bytes / img->cluster_size + (bytes % img->cluster_size != 0);
 	return need != e->bitmap_table_size;
 }
@@ -148,7 +149,8 @@ static const char *bitmaps_unopenable(const struct q2e_image *img)
 		    (e->flags & ~3U) || e->name_size > 1023 || e->type != 1 ||
 		    phys > max_phys ||
 		    (!(e->flags & 1) &&
-		     img->hdr.size > ((phys * 8) << e->granularity_bits)))
+		     q2e_image_virtual_size(img) >
+			     ((phys * 8) << e->granularity_bits)))
 			return "a bitmap does not satisfy QEMU's constraints";
 	}
 	if (img->nbitmaps != img->bitmaps_ext.nb_bitmaps ||

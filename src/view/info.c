@@ -372,7 +372,8 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 		     h->incompatible_features & QCOW2_INCOMPAT_DIRTY);
 	if (q2e_image_backing(img))
 		q2e_out_str(o, "backing-filename", img->backing_file);
-	if (q2e_image_backing_format(img))
+	/* Its format only with a backing file, as block/qapi.c gives it. */
+	if (q2e_image_backing(img) && q2e_image_backing_format(img))
 		q2e_out_str(o, "backing-filename-format", img->backing_format);
 	/* As qemu-img: the name where the extension gives one, and whether
 	 * the data file is raw wherever the incompatible bit says there is

@@ -492,6 +492,35 @@ qemu_reads() {
 	assert_eq "a backing format QEMU has no driver for: check exits as qemu-img check does" \
 		"$(qemu-img check "$f" >/dev/null 2>&1; echo $?)" \
 		"$("$Q2E" check "$f" >/dev/null 2>&1; echo $?)"
+	# A check opens the backing file as it opens the image: without a
+	# refcount table, or with more snapshots than QEMU takes, it opens
+	# for qemu-img check (exit 0) and not for qemu-img map.
+	for c in "56 0 4" "60 70000 4"; do
+		set -- $c
+		qemu-img create -q -f qcow2 "$b" 1M
+		qemu-io -c 'write -P 5 0 128k' "$b" >/dev/null
+		put_be "$b" "$1" "$3" "$2"
+		qemu-img create -q -f qcow2 -u -b "$b" -F qcow2 "$f" 1M
+		same_map "a backing file with $2 at $1" "$f"
+		assert_eq "a backing file with $2 at $1: check exits as qemu-img check does" \
+			"$(qemu-img check "$f" >/dev/null 2>&1; echo $?)" \
+			"$("$Q2E" check "$f" >/dev/null 2>&1; echo $?)"
+	done
+	# The backing format is shown only with a backing file.
+	qemu-img create -q -f qcow2 "$b" 1M
+	qemu-img create -q -f qcow2 -b "$b" -F qcow2 "$f" 1M
+	put32 "$f" 16 0
+	compare_info "$f"
+	# QEMU's bitmap rules take the virtual size in whole sectors too.
+	qemu-img create -q -f qcow2 -o cluster_size=512 "$b" 4M
+	qemu-img resize -q --shrink "$b" 2M
+	qemu-img bitmap --add -g 512 "$b" b0
+	put64 "$b" 24 $((2097152 + 100))
+	same_map "a bitmap, the virtual size not a multiple of 512" "$b"
+	compare_info "$b"
+	assert_eq "a bitmap, the virtual size not a multiple of 512: check exits as qemu-img check does" \
+		"$(qemu-img check "$b" >/dev/null 2>&1; echo $?)" \
+		"$("$Q2E" check "$b" >/dev/null 2>&1; echo $?)"
 	# qemu-img info holds an ID of 127 bytes and a name of 255 at most.
 	qemu-img create -q -f qcow2 "$f" 4M
 	qemu-img snapshot -c s "$f"

@@ -107,6 +107,13 @@ static void test_json_utf8(void **state)
 	expect_json_string("\xf4\x90\x80\x80", 4, "\"\\ufffd\"\n");
 	expect_json_string("\xef\xb7\x90\xef\xbf\xbe", 6,
 			   "\"\\ufffd\\ufffd\"\n");
+	/* the edges of those: U+DFFF, U+FDEF, U+1FFFE, U+10FFFF */
+	expect_json_string("\xed\xbf\xbf\xef\xb7\xaf", 6,
+			   "\"\\ufffd\\ufffd\"\n");
+	expect_json_string("\xf0\x9f\xbf\xbe\xf4\x8f\xbf\xbf", 8,
+			   "\"\\ufffd\\ufffd\"\n");
+	/* the last C1 control, and the first character after them */
+	expect_json_string("\xc2\x9f\xc2\xa1", 4, "\"\\u009f\xc2\xa1\"\n");
 	/* the edges that are valid: U+D7FF, U+10FFFD, U+FDCF, U+FDF0 */
 	expect_json_string("\xed\x9f\xbf\xf4\x8f\xbf\xbd\xef\xb7\x8f\xef\xb7\xb0",
 			   13, "\"\xed\x9f\xbf\xf4\x8f\xbf\xbd\xef\xb7\x8f\xef\xb7\xb0\"\n");
