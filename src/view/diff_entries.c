@@ -225,8 +225,7 @@ static void l2_entry_in(const struct qcow2_l2_layout *l2, const uint8_t *table,
  */
 static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 		      enum q2e_region_kind kind, enum q2e_owner_kind owner,
-		      uint32_t id, struct q2e_image *a, struct q2e_image *b,
-		      uint64_t i,
+		      struct q2e_image *a, struct q2e_image *b, uint64_t i,
 		      uint64_t oa, uint64_t ob, uint8_t *ta, uint8_t *tb,
 		      struct q2e_error *err)
 {
@@ -254,7 +253,7 @@ static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 		if (memcmp(ta, tb, (size_t)b->cluster_size) == 0)
 			return diff_pairs_same(d, g, a, b, oa, ob, err);
 	}
-	diff_symbol(b, kind, 0, owner, id, i, sym, sizeof(sym));
+	diff_symbol(b, kind, 0, owner, 0, i, sym, sizeof(sym));
 	return diff_pairs_add(d, g, a, b, i, oa, ob, ta, tb, sym, err);
 }
 
@@ -263,9 +262,8 @@ static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 			 struct q2e_image *b, uint64_t i, uint8_t *ta,
 			 uint8_t *tb, struct q2e_error *err)
 {
-	return table_pair(d, Q2E_DIFF_G_L2, Q2E_REGION_L2, Q2E_OWNER_ACTIVE, 0,
-			  a, b, i, diff_l2_offset(a, i), diff_l2_offset(b, i),
-			  ta, tb, err);
+	return table_pair(d, Q2E_DIFF_G_L2, Q2E_REGION_L2, Q2E_OWNER_ACTIVE, a,
+			  b, i, diff_l2_offset(a, i), diff_l2_offset(b, i), ta, tb, err);
 }
 
 bool diff_l2_pair_steps(const struct diff_pair_geom *geom, uint64_t index,
@@ -358,91 +356,6 @@ int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	return ret ? ret : diff_runs_tally(d, Q2E_DIFF_G_L2, err);
 }
 
-/* An L1 entry's L2 table offset. */
-static uint64_t l1_l2_offset(uint64_t raw)
-{
-	struct qcow2_l1_entry e;
-
-	qcow2_l1_entry_decode(raw, &e);
-	return e.l2_offset;
-}
-
-/*
- * The L2 tables of snapshot IA of A and JB of B (paired by ID and name),
- * L1 index by L1 index.  A pair of tables the active L1 tables name too
- * was compared there, and its changes are listed under l2_table_<i>; a
- * pair of L1 tables compared before (snapshots sharing one) is not
- * compared again.
- */
-static int snapshot_pair(struct q2e_diff *d, struct q2e_image *a,
-			 struct q2e_image *b, size_t ia, size_t jb,
-			 uint8_t *ta, uint8_t *tb, struct q2e_error *err)
-{
-	const struct q2e_snapshot *sa = &a->snapshots[ia], *sb = &b->snapshots[jb];
-	uint64_t *la = NULL, *lb = NULL, na = 0, nb = 0, n;
-	int ret;
-
-	if (!sa->l1_read || !sb->l1_read ||
-	    diff_pairs_seen(d, Q2E_DIFF_G_SNAPSHOT, sa->entry.l1_table_offset,
-			    sb->entry.l1_table_offset) != DIFF_PAIR_UNSEEN)
-		return 0;
-	ret = diff_pairs_same(d, Q2E_DIFF_G_SNAPSHOT, a, b,
-			      sa->entry.l1_table_offset,
-			      sb->entry.l1_table_offset, err);
-	if (!ret)
-		ret = q2e_image_read_snapshot_l1(a, ia, &la, &na, err);
-	if (!ret)
-		ret = q2e_image_read_snapshot_l1(b, jb, &lb, &nb, err);
-	n = na > nb ? na : nb;
-	for (uint64_t i = 0; !ret && i < n; i++) {
-		uint64_t oa, ob;
-
-		i = next_nonzero(la, na, lb, nb, i, n);
-		if (i == n)
-			break;
-		oa = i < na ? l1_l2_offset(la[i]) : 0;
-		ob = i < nb ? l1_l2_offset(lb[i]) : 0;
-		if ((!oa && !ob) ||
-		    diff_pairs_seen(d, Q2E_DIFF_G_L2, oa, ob) != DIFF_PAIR_UNSEEN)
-			continue;
-		ret = table_pair(d, Q2E_DIFF_G_SNAPSHOT_L2, Q2E_REGION_L2,
-				 Q2E_OWNER_SNAPSHOT, sb->l1_first, a, b, i, oa,
-				 ob, ta, tb, err);
-	}
-	free(la);
-	free(lb);
-	return ret;
-}
-
-int diff_snapshot_l2(struct q2e_diff *d, struct q2e_image *a,
-		     struct q2e_image *b, struct q2e_error *err)
-{
-	struct diff_pairing p = { 0 };
-	uint8_t *bufs = NULL;
-	int ret = 0;
-
-	/* Between two geometries the walk compares the active tables
-	 * alone. */
-	if (a->hdr.cluster_bits != b->hdr.cluster_bits ||
-	    a->l2.extended != b->l2.extended || !a->nsnapshots ||
-	    !b->nsnapshots)
-		return 0;
-	ret = diff_pair_snapshots(&p, a, b, err);
-	for (size_t j = 0; !ret && j < b->nsnapshots; j++) {
-		if (p.b[j] == SIZE_MAX)
-			continue;
-		if (!bufs && !(bufs = malloc((size_t)a->cluster_size * 2))) {
-			ret = diff_nomem(err);
-			break;
-		}
-		ret = snapshot_pair(d, a, b, p.b[j], j, bufs,
-				    bufs + a->cluster_size, err);
-	}
-	free(bufs);
-	diff_pairing_free(&p);
-	return ret ? ret : diff_runs_tally(d, Q2E_DIFF_G_SNAPSHOT_L2, err);
-}
-
 uint64_t diff_block_offset(const struct q2e_image *img, uint64_t i)
 {
 	uint64_t off;
@@ -459,7 +372,7 @@ static int refblock_pair(struct q2e_diff *d, struct q2e_image *a,
 			 uint8_t *bb, struct q2e_error *err)
 {
 	return table_pair(d, Q2E_DIFF_G_REFCOUNT_BLOCK,
-			  Q2E_REGION_REFCOUNT_BLOCK, Q2E_OWNER_IMAGE, 0, a, b, i,
+			  Q2E_REGION_REFCOUNT_BLOCK, Q2E_OWNER_IMAGE, a, b, i,
 			  diff_block_offset(a, i), diff_block_offset(b, i), ba, bb, err);
 }
 

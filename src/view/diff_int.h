@@ -78,8 +78,6 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 /* Counts the changes of the active L1 and the refcount table of D's
  * images (made again by diff_pointer_changes()). */
 void diff_pointer_tables(struct q2e_diff *d);
-int diff_snapshot_l2(struct q2e_diff *d, struct q2e_image *a,
-		     struct q2e_image *b, struct q2e_error *err);
 int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	    struct q2e_error *err);
 int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,

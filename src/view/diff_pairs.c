@@ -262,7 +262,7 @@ static bool window_steps(const struct q2e_diff_pairs *p,
 			 const uint8_t *tb, uint64_t from, uint64_t to,
 			 diff_step_fn *fn, void *arg)
 {
-	if (r->g == Q2E_DIFF_G_L2 || r->g == Q2E_DIFF_G_SNAPSHOT_L2)
+	if (r->g == Q2E_DIFF_G_L2)
 		return diff_l2_pair_steps(&p->geom, r->index, ta, tb, from, to,
 					  r->symbol, fn, arg);
 	return refblock_steps(&p->geom, r, ta, tb, from, to, fn, arg);
@@ -280,7 +280,7 @@ static bool record_steps(const struct q2e_diff_pairs *p,
 	size_t cs = (size_t)p->geom.cluster_size;
 	uint64_t per_chunk, n;
 
-	if (r->g == Q2E_DIFF_G_L2 || r->g == Q2E_DIFF_G_SNAPSHOT_L2) {
+	if (r->g == Q2E_DIFF_G_L2) {
 		n = p->geom.l2_entries;
 		per_chunk = SAME_CHUNK / qcow2_l2_entry_size(&p->geom.l2b);
 	} else {

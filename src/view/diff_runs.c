@@ -200,11 +200,9 @@ static bool on_step(void *arg, const struct diff_step *s)
 {
 	struct join *j = arg;
 
-	/* The guest ranges are the active image's: a snapshot's tables
-	 * make none. */
-	if (j->counted && j->g != Q2E_DIFF_G_SNAPSHOT_L2)
+	if (j->counted)
 		count_range(j, s);
-	else if (!j->counted && !range_of(j, s))
+	else if (!range_of(j, s))
 		return false;
 	if (!j->fn && !j->counted)
 		return true;
