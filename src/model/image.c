@@ -97,7 +97,7 @@ void walk_zfree(uint8_t *p, uint64_t len)
 		munmap(p, (size_t)len);
 }
 
-#define ENTRIES_CHUNK 8192	/* 64 KiB of entries read at a time */
+#define ENTRIES_CHUNK Q2E_TABLE_CHUNK	/* 64 KiB of entries at a time */
 
 /*
  * The entries of the table of COUNT 8-byte big-endian entries at OFF, in
@@ -148,6 +148,31 @@ int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
 			break;
 		}
 	}
+	return 0;
+}
+
+int q2e_image_table_chunk(struct q2e_image *img, uint64_t off,
+			  uint64_t first, uint64_t n, uint64_t *out,
+			  struct q2e_error *err)
+{
+	uint64_t pos = off + first * 8, end;
+	int64_t got;
+
+	memset(out, 0, (size_t)n * 8);
+	if (n > ENTRIES_CHUNK || first > (UINT64_MAX - off) / 8 ||
+	    pos >= img->file_size)
+		return 0;
+	end = q2e_source_held_end(img->src, pos, n * 8);
+	if (end > img->file_size)
+		end = img->file_size;
+	if (end <= pos)
+		return 0;	/* a hole, or a dump's bytes no section holds */
+	got = q2e_source_pread(img->src, out, (size_t)(end - pos), pos,
+			       "a table", err);
+	if (got < 0)
+		return (int)got;
+	for (uint64_t j = 0; j < ((uint64_t)got + 7) / 8; j++)
+		out[j] = qcow2_be64((const uint8_t *)&out[j]);
 	return 0;
 }
 

@@ -193,6 +193,8 @@ int q2e_diff_build(struct q2e_image *old, struct q2e_image *new,
 	if (!ret)
 		ret = diff_l2(d, old, new, err);
 	if (!ret)
+		ret = diff_snapshot_l2(d, old, new, err);
+	if (!ret)
 		ret = diff_refcounts(d, old, new, err);
 	if (ret) {
 		q2e_diff_free(d);
@@ -270,6 +272,7 @@ const char *q2e_diff_group_name(enum q2e_diff_group g)
 		[Q2E_DIFF_G_BITMAP_DATA] = "bitmap-data",
 		[Q2E_DIFF_G_L1] = "l1",
 		[Q2E_DIFF_G_L2] = "l2",
+		[Q2E_DIFF_G_SNAPSHOT_L2] = "snapshot-l2",
 		[Q2E_DIFF_G_REFCOUNT_TABLE] = "refcount-table",
 		[Q2E_DIFF_G_REFCOUNT_BLOCK] = "refcount-blocks",
 	};

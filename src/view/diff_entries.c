@@ -123,8 +123,8 @@ uint64_t diff_l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size)
  * the walk recorded why) or holds none of its bytes (past the end of the
  * file, or in a hole), whose entries then read as zeros.
  */
-static const struct q2e_region *table_at(struct q2e_image *img, uint64_t off,
-					 enum q2e_region_kind kind)
+const struct q2e_region *diff_table_at(struct q2e_image *img, uint64_t off,
+				       enum q2e_region_kind kind)
 {
 	const struct q2e_region *r = NULL;
 
@@ -136,8 +136,7 @@ static const struct q2e_region *table_at(struct q2e_image *img, uint64_t off,
 	return r;
 }
 
-/* Reads table R (or zeros, without one) into BUF, SIZE bytes. */
-static int load_table(struct q2e_image *img, const struct q2e_region *r,
+int diff_load_table(struct q2e_image *img, const struct q2e_region *r,
 		      uint8_t *buf, size_t size, struct q2e_error *err)
 {
 	memset(buf, 0, size);
@@ -150,9 +149,8 @@ static int load_table(struct q2e_image *img, const struct q2e_region *r,
  * zeros, and each test of an entry is a call of the fuzzer's coverage
  * hooks.  Eight entries of each at a time.
  */
-static uint64_t next_nonzero(const uint64_t *a, uint64_t na,
-			     const uint64_t *b, uint64_t nb, uint64_t i,
-			     uint64_t n)
+uint64_t diff_next_nonzero(const uint64_t *a, uint64_t na,
+			   const uint64_t *b, uint64_t nb, uint64_t i, uint64_t n)
 {
 	uint64_t both = na < nb ? na : nb;
 
@@ -229,8 +227,8 @@ static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 		      uint64_t oa, uint64_t ob, uint8_t *ta, uint8_t *tb,
 		      struct q2e_error *err)
 {
-	const struct q2e_region *ra = table_at(a, oa, kind);
-	const struct q2e_region *rb = table_at(b, ob, kind);
+	const struct q2e_region *ra = diff_table_at(a, oa, kind);
+	const struct q2e_region *rb = diff_table_at(b, ob, kind);
 	enum diff_pair_seen seen;
 	char sym[64];
 	int ret;
@@ -243,9 +241,9 @@ static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 	if (seen == DIFF_PAIR_SAME)
 		return 0;
 	if (seen == DIFF_PAIR_UNSEEN) {
-		ret = load_table(a, ra, ta, (size_t)a->cluster_size, err);
+		ret = diff_load_table(a, ra, ta, (size_t)a->cluster_size, err);
 		if (!ret)
-			ret = load_table(b, rb, tb, (size_t)b->cluster_size, err);
+			ret = diff_load_table(b, rb, tb, (size_t)b->cluster_size, err);
 		if (ret)
 			return ret;
 		/* One table that many entries name in both was compared
@@ -254,7 +252,7 @@ static int table_pair(struct q2e_diff *d, enum q2e_diff_group g,
 			return diff_pairs_same(d, g, a, b, oa, ob, err);
 	}
 	diff_symbol(b, kind, 0, owner, 0, i, sym, sizeof(sym));
-	return diff_pairs_add(d, g, a, b, i, oa, ob, ta, tb, sym, err);
+	return diff_pairs_add(d, g, a, b, i, 0, oa, ob, ta, tb, sym, err);
 }
 
 /* The L2 tables at L1 index I of A and B. */
@@ -267,9 +265,9 @@ static int l2_table_pair(struct q2e_diff *d, struct q2e_image *a,
 }
 
 bool diff_l2_pair_steps(const struct diff_pair_geom *geom, uint64_t index,
-			const uint8_t *ta, const uint8_t *tb, uint64_t from,
-			uint64_t to, const char *symbol, diff_step_fn *fn,
-			void *arg)
+			uint64_t guest_end, const uint8_t *ta,
+			const uint8_t *tb, uint64_t from, uint64_t to,
+			const char *symbol, diff_step_fn *fn, void *arg)
 {
 	unsigned esize = qcow2_l2_entry_size(&geom->l2b);
 	uint64_t n = geom->l2_entries, cs = geom->cluster_size;
@@ -284,7 +282,7 @@ bool diff_l2_pair_steps(const struct diff_pair_geom *geom, uint64_t index,
 		if (j == to)
 			break;
 		guest = (index * n + j) << geom->cluster_bits;
-		if (guest >= geom->guest_size)
+		if (guest >= guest_end)
 			break;
 		l2_entry_in(&geom->l2a, ta, j - from, &x);
 		l2_entry_in(&geom->l2b, tb, j - from, &y);
@@ -327,7 +325,7 @@ static int table_pairs(struct q2e_diff *d, struct q2e_image *a,
 	int ret = 0;
 
 	for (uint64_t i = 0; i < n && !ret; i++) {
-		i = next_nonzero(xa, na, xb, nb, i, n);
+		i = diff_next_nonzero(xa, na, xb, nb, i, n);
 		if (i == n)
 			break;
 		if (!offset(a, i) && !offset(b, i))

@@ -78,6 +78,8 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 /* Counts the changes of the active L1 and the refcount table of D's
  * images (made again by diff_pointer_changes()). */
 void diff_pointer_tables(struct q2e_diff *d);
+int diff_snapshot_l2(struct q2e_diff *d, struct q2e_image *a,
+		     struct q2e_image *b, struct q2e_error *err);
 int diff_l2(struct q2e_diff *d, struct q2e_image *a, struct q2e_image *b,
 	    struct q2e_error *err);
 int diff_refcounts(struct q2e_diff *d, struct q2e_image *a,
@@ -137,6 +139,17 @@ void diff_l2_meaning(const struct qcow2_l2_entry *e, bool extended,
 		     char *buf, size_t size);
 uint64_t diff_l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size);
 uint64_t diff_l2_offset(const struct q2e_image *img, uint64_t i);
+/* The region of KIND that IMG's table entry names at OFF, or NULL where
+ * IMG has no such table or holds none of its bytes (read as zeros). */
+const struct q2e_region *diff_table_at(struct q2e_image *img, uint64_t off,
+				       enum q2e_region_kind kind);
+/* Reads table R (or zeros, without one) into BUF, SIZE bytes. */
+int diff_load_table(struct q2e_image *img, const struct q2e_region *r,
+		    uint8_t *buf, size_t size, struct q2e_error *err);
+/* The first index from I on, below N, where table A (NA entries) or B
+ * (NB) holds an entry that is not zero, or N. */
+uint64_t diff_next_nonzero(const uint64_t *a, uint64_t na,
+			   const uint64_t *b, uint64_t nb, uint64_t i, uint64_t n);
 uint64_t diff_block_offset(const struct q2e_image *img, uint64_t i);
 
 /*
@@ -169,13 +182,14 @@ int diff_pairs_same(struct q2e_diff *d, enum q2e_diff_group g,
 		    const struct q2e_image *a, const struct q2e_image *b,
 		    uint64_t oa, uint64_t ob, struct q2e_error *err);
 /* Entry INDEX of the L1 or refcount table names tables TA (at OA) and TB
- * (at OB), which differ: SYMBOL names their changes.  A pair already
+ * (at OB), which differ: SYMBOL names their changes, of L2 entries below
+ * guest offset GUEST_END (0: the larger virtual size).  A pair already
  * seen is not copied again (TA and TB are not read then). */
 int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   const struct q2e_image *a, const struct q2e_image *b,
-		   uint64_t index, uint64_t oa, uint64_t ob,
-		   const uint8_t *ta, const uint8_t *tb, const char *symbol,
-		   struct q2e_error *err);
+		   uint64_t index, uint64_t guest_end, uint64_t oa,
+		   uint64_t ob, const uint8_t *ta, const uint8_t *tb,
+		   const char *symbol, struct q2e_error *err);
 bool diff_pairs_has(const struct q2e_diff_pairs *p, enum q2e_diff_group g);
 /* The steps of group G's pairs, in order, to FN until it returns false:
  * then false. */
@@ -185,9 +199,9 @@ void diff_pairs_free(struct q2e_diff_pairs *p);
 /* diff_entries.c: the steps of entries [FROM, TO) of the L2 tables at L1
  * index INDEX, whose bytes from entry FROM on are TA and TB. */
 bool diff_l2_pair_steps(const struct diff_pair_geom *geom, uint64_t index,
-			const uint8_t *ta, const uint8_t *tb, uint64_t from,
-			uint64_t to, const char *symbol, diff_step_fn *fn,
-			void *arg);
+			uint64_t guest_end, const uint8_t *ta,
+			const uint8_t *tb, uint64_t from, uint64_t to,
+			const char *symbol, diff_step_fn *fn, void *arg);
 
 /*
  * diff_walk.c: L2 entries and refcounts compared range by range through

@@ -40,10 +40,11 @@ struct kept {
 	uint8_t *bytes;
 };
 
-/* Table entry INDEX (of the L1 or refcount table): its tables differ. */
+/* Table entry INDEX (of the L1 or refcount table): its tables differ.
+ * L2 entries of guest offsets from GUEST_END on are not compared. */
 struct pair_rec {
 	enum q2e_diff_group g;
-	uint64_t index;
+	uint64_t index, guest_end;
 	const struct kept *k;
 	char symbol[64];
 };
@@ -181,9 +182,9 @@ int diff_pairs_same(struct q2e_diff *d, enum q2e_diff_group g,
 
 int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   const struct q2e_image *a, const struct q2e_image *b,
-		   uint64_t index, uint64_t oa, uint64_t ob,
-		   const uint8_t *ta, const uint8_t *tb, const char *symbol,
-		   struct q2e_error *err)
+		   uint64_t index, uint64_t guest_end, uint64_t oa,
+		   uint64_t ob, const uint8_t *ta, const uint8_t *tb,
+		   const char *symbol, struct q2e_error *err)
 {
 	struct q2e_diff_pairs *p = d->pairs;
 	uint64_t key[Q2E_MAP_KEY];
@@ -206,6 +207,7 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 	r = &p->v[p->n++];
 	r->g = g;
 	r->index = index;
+	r->guest_end = guest_end ? guest_end : p->geom.guest_size;
 	r->k = kp;
 	snprintf(r->symbol, sizeof(r->symbol), "%s", symbol);
 	p->has[g] = true;
@@ -262,9 +264,9 @@ static bool window_steps(const struct q2e_diff_pairs *p,
 			 const uint8_t *tb, uint64_t from, uint64_t to,
 			 diff_step_fn *fn, void *arg)
 {
-	if (r->g == Q2E_DIFF_G_L2)
-		return diff_l2_pair_steps(&p->geom, r->index, ta, tb, from, to,
-					  r->symbol, fn, arg);
+	if (r->g == Q2E_DIFF_G_L2 || r->g == Q2E_DIFF_G_SNAPSHOT_L2)
+		return diff_l2_pair_steps(&p->geom, r->index, r->guest_end, ta,
+					  tb, from, to, r->symbol, fn, arg);
 	return refblock_steps(&p->geom, r, ta, tb, from, to, fn, arg);
 }
 
@@ -280,7 +282,7 @@ static bool record_steps(const struct q2e_diff_pairs *p,
 	size_t cs = (size_t)p->geom.cluster_size;
 	uint64_t per_chunk, n;
 
-	if (r->g == Q2E_DIFF_G_L2) {
+	if (r->g == Q2E_DIFF_G_L2 || r->g == Q2E_DIFF_G_SNAPSHOT_L2) {
 		n = p->geom.l2_entries;
 		per_chunk = SAME_CHUNK / qcow2_l2_entry_size(&p->geom.l2b);
 	} else {

@@ -96,7 +96,7 @@ static void entry_out(const struct render *r, enum q2e_diff_group g,
 		      const struct q2e_diff_entry *e)
 {
 	struct q2e_out *o = r->o;
-	bool guest = g == Q2E_DIFF_G_L2;
+	bool guest = g == Q2E_DIFF_G_L2 || g == Q2E_DIFF_G_SNAPSHOT_L2;
 	char name[256];
 
 	entry_name(e, name, sizeof(name));
@@ -130,6 +130,7 @@ static const char *unit_noun(enum q2e_diff_group g, uint64_t n)
 	case Q2E_DIFF_G_BITMAP_TABLE:
 	case Q2E_DIFF_G_L1:
 	case Q2E_DIFF_G_L2:
+	case Q2E_DIFF_G_SNAPSHOT_L2:
 	case Q2E_DIFF_G_REFCOUNT_TABLE:
 	case Q2E_DIFF_G_REFCOUNT_BLOCK:
 		return n == 1 ? "entry" : "entries";

@@ -200,9 +200,11 @@ static bool on_step(void *arg, const struct diff_step *s)
 {
 	struct join *j = arg;
 
-	if (j->counted)
+	/* The guest ranges are the active image's: a snapshot's tables
+	 * make none. */
+	if (j->counted && j->g != Q2E_DIFF_G_SNAPSHOT_L2)
 		count_range(j, s);
-	else if (!range_of(j, s))
+	else if (!j->counted && !range_of(j, s))
 		return false;
 	if (!j->fn && !j->counted)
 		return true;

@@ -6,7 +6,7 @@
 # are what Debian's qemu-utils 7.2 writes; host offsets are checked against
 # `qemu-img map`.
 . "$(dirname "$0")/../lib/common.sh"
-need qemu-img qemu-io jq
+need qemu-img qemu-io jq gdb
 . "$TOP/tests/lib/patch.sh"
 
 cd "$T_TMP" || finish
@@ -410,6 +410,58 @@ assert_eq "the middle bitmap removed: the tables moved are those whose entries s
 	"$(jq -r '[.tables.moved[] | select(.name | test("^bitmap_[0-9]*_table$")) | "\(.name) \(."old-offset") \(."new-offset")"] | sort | join("|")' mid.json)"
 assert_eq "...and the table gone is b2's" "bitmap_1_table $(printf 0x%x "$b2")" \
 	"$(jq -r '[.tables.disappeared[] | select(.name | test("^bitmap_[0-9]*_table$")) | "\(.name) \(.offset)"] | join("|")' mid.json)"
+
+# A snapshot's own L2 table changed in place: qemu-img amend to compat=0.10
+# makes its zero cluster allocated.  Named by the snapshot's symbol, as gdb
+# prints it, and not counted in the active image's guest ranges.
+qemu-img create -q -f qcow2 sbase.qcow2 16M
+qemu-io -c 'write -P 9 0 4M' sbase.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b sbase.qcow2 -F qcow2 samend.qcow2
+qemu-io -c 'write -z 1M 64k' samend.qcow2 >/dev/null
+qemu-img snapshot -c s samend.qcow2
+qemu-io -c 'write -P 3 1M 64k' samend.qcow2 >/dev/null
+"$Q2E" dump samend.qcow2 -o samend0.elf
+qemu-img amend -o compat=0.10 samend.qcow2
+"$Q2E" dump samend.qcow2 -o samend1.elf
+"$Q2E" diff --output=json samend0.elf samend1.elf >samend.json
+# gdb_raw SYMBOL FILE: the raw value gdb prints for SYMBOL.
+gdb_raw() { gdb -nx -batch -ex "p/x $1.raw" "$2" 2>/dev/null | sed -n 's/^\$1 = //p'; }
+assert_eq "a snapshot's L2 entry changed by amend: named, with gdb's old and new values" \
+	"snapshot_0_l2_table_0[16] allocated 0x100000 $(gdb_raw 'snapshot_0_l2_table_0[16]' samend0.elf) $(gdb_raw 'snapshot_0_l2_table_0[16]' samend1.elf)" \
+	"$(jq -r '.changes["snapshot-l2"][] | "\(.name) \(.change) \(.["guest-start"]) \(.old) \(.new)"' samend.json)"
+assert_eq "...not counted in the active image's guest ranges" "0" \
+	"$(jq '[.["guest-ranges"][]?.clusters] | add // 0' samend.json)"
+
+# The same past the active image's virtual size: the snapshot's own (16
+# MiB, kept in its extra data) bounds its entries.  amend refuses a
+# downgrade while a snapshot's size differs, so the header says 8 MiB
+# only around the dumps.
+qemu-img create -q -f qcow2 -b sbase.qcow2 -F qcow2 spast.qcow2
+qemu-io -c 'write -z 12M 64k' spast.qcow2 >/dev/null
+qemu-img snapshot -c s spast.qcow2
+qemu-io -c 'write -P 3 12M 64k' spast.qcow2 >/dev/null
+put64 spast.qcow2 24 $((8 << 20))
+"$Q2E" dump spast.qcow2 -o spast0.elf
+put64 spast.qcow2 24 $((16 << 20))
+qemu-img amend -o compat=0.10 spast.qcow2
+put64 spast.qcow2 24 $((8 << 20))
+"$Q2E" dump spast.qcow2 -o spast1.elf
+assert_eq "a snapshot's entry past the active virtual size: listed, with gdb's new value" \
+	"snapshot_0_l2_table_0[192] allocated 0xc00000 $(gdb_raw 'snapshot_0_l2_table_0[192]' spast1.elf)" \
+	"$("$Q2E" diff --output=json spast0.elf spast1.elf | jq -r '.changes["snapshot-l2"][]? | "\(.name) \(.change) \(.["guest-start"]) \(.new)"')"
+
+# A snapshot taken last shares the active L2 table: its change is listed
+# once, under the active table's name.
+qemu-img create -q -f qcow2 -b sbase.qcow2 -F qcow2 sshared.qcow2
+qemu-io -c 'write -z 1M 64k' sshared.qcow2 >/dev/null
+qemu-img snapshot -c s sshared.qcow2
+"$Q2E" dump sshared.qcow2 -o sshared0.elf
+qemu-img amend -o compat=0.10 sshared.qcow2
+"$Q2E" dump sshared.qcow2 -o sshared1.elf
+"$Q2E" diff --output=json sshared0.elf sshared1.elf >sshared.json
+assert_eq "a table the snapshot and the active L1 share: listed once, as l2_table_0" \
+	"l2_table_0[16] allocated|" \
+	"$(jq -r '[.changes.l2[]? | "\(.name) \(.change)"] | join(",")' sshared.json)|$(jq -r '[.changes["snapshot-l2"][]? | .name] | join(",")' sshared.json)"
 
 # Errors exit 2, as with cmp.
 assert_status "a missing file: exit 2" 2 "$Q2E" diff base.qcow2 missing.qcow2
