@@ -6,11 +6,13 @@
  *     written to a temporary file in its directory (unnamed where the file
  *     system allows) and put in place only when the writer has succeeded;
  *     a replaced file keeps its mode, a new one gets 0666 less the umask;
- *   - "-" (standard output), or an existing file that is not a regular
- *     file (device, FIFO, socket): written in place, never replaced.  The
+ *   - "-" (standard output) or a name of a descriptor this process has
+ *     open (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N), or an
+ *     existing file that is not a regular file (device, FIFO, socket):
+ *     written in place, never replaced, a descriptor at its offset.  The
  *     writer still gets a seekable file, an unnamed temporary one, copied
- *     out at commit; standard output that is a regular file open at its
- *     start is written directly.
+ *     out at commit; a descriptor that is a regular file open at its
+ *     start is written directly, and left at the end of the output.
  */
 #ifndef QCOW2ELF_OUTFILE_H
 #define QCOW2ELF_OUTFILE_H
@@ -25,8 +27,9 @@ struct q2e_outfile {
 	char *target;		/* the file replaced: PATH, links followed */
 	char *tmp;		/* named temporary file, or NULL */
 	int fd;			/* what the writer writes, -1 once closed */
+	int out_fd;		/* the descriptor PATH names, or -1 */
 	bool stream;		/* written in place, not replaced */
-	bool direct;		/* fd is standard output itself */
+	bool direct;		/* fd is out_fd itself */
 	bool replaces;		/* a regular file is at the target now */
 	/*
 	 * Not synced before it is put in place: complete or absent still
@@ -57,6 +60,12 @@ void q2e_outfile_abort(struct q2e_outfile *f);
 
 /* Whether PATH is standard output ("-"). */
 bool q2e_outfile_is_stdout(const char *path);
+/*
+ * The descriptor PATH names and q2e_outfile_open() writes in place: 1 for
+ * "-" and /dev/stdout, 2 for /dev/stderr, N for /dev/fd/N and
+ * /proc/self/fd/N; -1 for any other PATH.
+ */
+int q2e_outfile_descriptor(const char *path);
 
 /*
  * Removes the temporary file of an output being written, if it has a name.

@@ -63,8 +63,9 @@ int cmd_restore(int argc, char **argv)
 		return usage_error("restore", "%s", "expects exactly one DUMP");
 	if (!out)
 		return usage_error("restore", "%s", "needs an output file: -o IMAGE");
-	/* Standard output is no existing file that --force would replace. */
-	if (q2e_outfile_is_stdout(out))
+	/* Standard output, or another descriptor by name (/dev/stdout), is
+	 * no existing file that --force would replace: it is written in place. */
+	if (q2e_outfile_descriptor(out) >= 0)
 		ropts.force = true;
 	if (check_input(argv[optind], &err) < 0)
 		return report(&err);

@@ -64,6 +64,29 @@ bool q2e_outfile_is_stdout(const char *path)
 	return strcmp(path, "-") == 0;
 }
 
+int q2e_outfile_descriptor(const char *path)
+{
+	static const char *const dirs[] = { "/dev/fd/", "/proc/self/fd/" };
+
+	if (strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0)
+		return STDOUT_FILENO;
+	if (strcmp(path, "/dev/stderr") == 0)
+		return STDERR_FILENO;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		const char *p = path + strlen(dirs[i]);
+		char *end;
+		long n;
+
+		if (strncmp(path, dirs[i], strlen(dirs[i])) != 0 ||
+		    *p < '0' || *p > '9')
+			continue;
+		errno = 0;
+		n = strtol(p, &end, 10);
+		return *end || errno || n > INT_MAX ? -1 : (int)n;
+	}
+	return -1;
+}
+
 static mode_t new_file_mode(void)
 {
 	mode_t mask = umask(0);
@@ -187,36 +210,49 @@ static int open_scratch(struct q2e_outfile *f, struct q2e_error *err)
 			     f->path, dir, strerror(saved));
 }
 
-/* Standard output that is a regular file open at its start (`> FILE`)
- * takes the writer's pwrite() and ftruncate() as it is. */
-static bool stdout_takes_writes(void)
+/* A descriptor that is a regular file open at its start (`> FILE`) takes
+ * the writer's pwrite() and ftruncate() as it is; one open further on
+ * (`{ echo header; qcow2elf ...; } > FILE`) is written at its offset. */
+static bool takes_writes(int fd)
 {
 	struct stat st;
-	int flags = fcntl(STDOUT_FILENO, F_GETFL);
+	int flags = fcntl(fd, F_GETFL);
 
-	return flags >= 0 && !(flags & O_APPEND) &&
-	       fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
-	       lseek(STDOUT_FILENO, 0, SEEK_CUR) == 0;
+	return flags >= 0 && !(flags & O_APPEND) && fstat(fd, &st) == 0 &&
+	       S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0;
+}
+
+/* The descriptor PATH names, written in place: never opened again by its
+ * name, which would start at offset 0 or replace the file. */
+static int open_descriptor(struct q2e_outfile *f, int fd,
+			   struct q2e_error *err)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || (flags & O_ACCMODE) == O_RDONLY)
+		return q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
+				     f->path, strerror(EBADF));
+	f->stream = true;
+	f->out_fd = fd;
+	f->direct = takes_writes(fd);
+	if (f->direct) {
+		f->fd = fd;
+		return 0;
+	}
+	return open_scratch(f, err);
 }
 
 int q2e_outfile_open(struct q2e_outfile *f, const char *path,
 		     struct q2e_error *err)
 {
+	int ret, fd = q2e_outfile_descriptor(path);
 	struct stat st;
-	int ret;
 
-	*f = (struct q2e_outfile){ .path = path, .fd = -1 };
-	if (q2e_outfile_is_stdout(path)) {
-		f->stream = true;
-		f->direct = stdout_takes_writes();
-		if (f->direct) {
-			f->fd = STDOUT_FILENO;
-			return 0;
-		}
-		return open_scratch(f, err);
-	}
-	/* Opened by its name, not the one a link holds: /dev/stdout leads
-	 * to "pipe:[N]", which names nothing. */
+	*f = (struct q2e_outfile){ .path = path, .fd = -1, .out_fd = -1 };
+	if (fd >= 0)
+		return open_descriptor(f, fd, err);
+	/* Opened by its name, not the one a link holds: /proc/self/fd/1
+	 * leads to "pipe:[N]", which names nothing. */
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
 		if (S_ISDIR(st.st_mode))
 			return q2e_error_set(err, Q2E_EOUTPUT,
@@ -263,7 +299,7 @@ static int write_all(int fd, const char *buf, size_t len)
  * device takes bytes as they come, holes as zeros. */
 static int copy_out(struct q2e_outfile *f, struct q2e_error *err)
 {
-	int to = STDOUT_FILENO, ret = 0;
+	int to = f->out_fd, ret = 0;
 	char *buf = malloc(COPY_CHUNK);
 
 	if (!buf)
@@ -366,6 +402,12 @@ int q2e_outfile_commit(struct q2e_outfile *f, bool replace,
 		/* not ours to close; a pipe or a terminal cannot be synced */
 		if (!f->no_sync && fsync(f->fd) < 0 && errno != EINVAL &&
 		    errno != EROFS)
+			ret = q2e_error_set(err, Q2E_EOUTPUT,
+					    "'%s': cannot write: %s", f->path,
+					    strerror(errno));
+		/* pwrite() moved no offset: what the shell writes next
+		 * (`{ qcow2elf ...; echo; } > FILE`) goes after the output */
+		if (ret == 0 && lseek(f->fd, 0, SEEK_END) < 0)
 			ret = q2e_error_set(err, Q2E_EOUTPUT,
 					    "'%s': cannot write: %s", f->path,
 					    strerror(errno));

@@ -28,6 +28,34 @@ ln -s /proc/self/fd/1 my-stdout
 "$Q2E" dump img.qcow2 -o my-stdout | cat >devstdout.elf
 assert_same_file "dump -o /dev/stdout writes the dump to the pipe" ref.elf devstdout.elf
 assert_status "and /dev/stdout stays a link" 0 test -L my-stdout
+# A descriptor by its name is written where it stands, as "-" is: never
+# opened again from offset 0 or replaced (the shell's file keeps what was
+# written before and after).
+descriptor_case() {
+	local name
+	printf 'hdr\n' >hdr; printf 'trl\n' >trl
+	cat hdr ref.elf trl >framed.elf
+	for name in /dev/stdout /dev/fd/1 /proc/self/fd/1; do
+		{ echo hdr; "$Q2E" dump img.qcow2 -o $name; echo trl; } >fd.elf
+		assert_same_file "dump -o $name between two lines of a redirected block" \
+			framed.elf fd.elf
+	done
+	{ echo hdr >&2; "$Q2E" dump img.qcow2 -o /dev/stderr; echo trl >&2; } 2>fd.elf
+	assert_same_file "dump -o /dev/stderr after a line on it" framed.elf fd.elf
+	cat hdr >fd.elf
+	"$Q2E" dump img.qcow2 -o /dev/fd/5 5>>fd.elf
+	assert_same_file "dump -o /dev/fd/5 opened for appending" <(cat hdr ref.elf) fd.elf
+	# Standard output at its start is written directly: the shell's next
+	# line follows the dump instead of overwriting its ELF header.
+	{ "$Q2E" dump img.qcow2 -o -; echo trl; } >fd.elf
+	assert_same_file "dump -o - then a line, into one file" <(cat ref.elf trl) fd.elf
+	"$Q2E" restore ref.elf -o /dev/stdout | cat >fd.qcow2
+	assert_same_file "restore -o /dev/stdout, as -o -, needs no --force" ref.qcow2 fd.qcow2
+	assert_status "dump -o /dev/fd/9 (not open) fails" 1 "$Q2E" dump img.qcow2 -o /dev/fd/9
+	assert_eq "saying why" "qcow2elf: '/dev/fd/9': cannot write: Bad file descriptor" \
+		"$(cat "$T_TMP/.err")"
+}
+t_case "/dev/stdout, /dev/stderr, /dev/fd/N" descriptor_case
 "$Q2E" restore ref.elf -o - | cat >pipe.qcow2
 assert_same_file "restore -o - writes the image to a pipe" ref.qcow2 pipe.qcow2
 "$Q2E" restore ref.elf -o - >stdout.qcow2
