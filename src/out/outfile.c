@@ -143,23 +143,70 @@ static int open_unnamed(const char *dir)
 	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
 
-/* A temporary file beside the target: unnamed where possible. */
+/* The last component of PATH. */
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* The longest name the directory of TARGET takes. */
+static size_t name_max(const char *target)
+{
+	char *copy = strdup(target);
+	long n = copy ? pathconf(dirname(copy), _PC_NAME_MAX) : -1;
+
+	free(copy);
+	return n > 0 ? (size_t)n : NAME_MAX;
+}
+
+/*
+ * The name of a temporary file beside TARGET: TARGET.tmpSUFFIX, its last
+ * component cut short (at a character) where the whole would be longer
+ * than a name may be; a target of 250 bytes still gets one.
+ */
+static char *temp_name(const char *target, const char *suffix)
+{
+	const char *base = base_name(target);
+	size_t extra = strlen(".tmp") + strlen(suffix), room = name_max(target);
+	size_t keep = strlen(base);
+	char *name;
+
+	if (keep + extra > room) {
+		keep = room > extra ? room - extra : 0;
+		while (keep > 0 && ((unsigned char)base[keep] & 0xc0) == 0x80)
+			keep--;
+	}
+	if (asprintf(&name, "%.*s.tmp%s", (int)(base - target + keep), target,
+		     suffix) < 0)
+		return NULL;
+	return name;
+}
+
+/* A temporary file beside the target: unnamed where possible.  A target
+ * whose name is too long fails here, before the output is made. */
 static int open_beside(struct q2e_outfile *f, struct q2e_error *err)
 {
-	char *copy = strdup(f->target);
+	char *copy;
 	sigset_t old;
 	int saved;
 
+	if (strlen(base_name(f->target)) > name_max(f->target) ||
+	    strlen(f->target) >= PATH_MAX)
+		return q2e_error_set(err, Q2E_EOUTPUT,
+				     "'%s': cannot create it: %s", f->path,
+				     strerror(ENAMETOOLONG));
+	copy = strdup(f->target);
 	if (!copy)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	f->fd = open_unnamed(dirname(copy));
 	free(copy);
 	if (f->fd >= 0)
 		return 0;
-	if (asprintf(&f->tmp, "%s.tmpXXXXXX", f->target) < 0) {
-		f->tmp = NULL;
+	f->tmp = temp_name(f->target, "XXXXXX");
+	if (!f->tmp)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	}
 	hold_signals(true, &old);
 	f->fd = mkstemp(f->tmp);
 	saved = errno;
@@ -351,10 +398,13 @@ static int replace_with_unnamed(struct q2e_outfile *f)
 	int ret = -1;
 
 	for (int i = 0; i < 100 && ret < 0; i++) {
+		char suffix[16];
+
+		snprintf(suffix, sizeof(suffix), "%06x",
+			 (seed + (unsigned)i * 2654435761U) & 0xffffff);
 		free(f->tmp);
-		if (asprintf(&f->tmp, "%s.tmp%06x", f->target,
-			     (seed + (unsigned)i * 2654435761U) & 0xffffff) < 0) {
-			f->tmp = NULL;
+		f->tmp = temp_name(f->target, suffix);
+		if (!f->tmp) {
 			errno = ENOMEM;
 			return -1;
 		}

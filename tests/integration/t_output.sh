@@ -134,6 +134,28 @@ mode_case() {
 }
 t_case "modes" mode_case
 
+# A name as long as the file system takes: its temporary name is cut short
+# to fit (it was NAME.tmpXXXXXX, refused after all the work); one longer
+# than that fails before the work.
+long_name_case() {
+	local max n name
+	max=$(getconf NAME_MAX .) || max=255
+	for n in $((max - 9)) $((max - 5)) "$max"; do
+		name=$(printf 'n%.0s' $(seq "$n"))
+		assert_status "dump -o a name of $n bytes" 0 "$Q2E" dump img.qcow2 -o "$name"
+		assert_status "dump -o it again, replacing it" 0 "$Q2E" dump img.qcow2 -o "$name"
+		assert_same_file "which holds the dump" ref.elf "$name"
+		assert_status "restore --force -o it" 0 "$Q2E" restore --force ref.elf -o "$name"
+		assert_same_file "which holds the image" ref.qcow2 "$name"
+		rm "$name"
+	done
+	name=$(printf 'n%.0s' $(seq $((max + 1))))
+	assert_status "dump -o a name of $((max + 1)) bytes fails" 1 "$Q2E" dump img.qcow2 -o "$name"
+	assert_match "before the work, saying why" "cannot create it: File name too long" \
+		"$(cat "$T_TMP/.err")"
+}
+t_case "names of up to NAME_MAX bytes" long_name_case
+
 # The files the input reads are refused, as the input itself is.
 chain_case() {
 	qemu-img create -q -f qcow2 base.qcow2 64M
