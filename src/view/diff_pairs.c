@@ -8,10 +8,16 @@
  * one block 512 times, the counts differing one cluster in two, made 8
  * million changes (1.9 GB); a 208 KB image whose 2,048 L1 entries name
  * one L2 table, 4 million (1.1 GB).  A pair of tables that several
- * entries name is copied once, so memory follows the tables in the
- * files; the changes themselves are as many as before, and so is JSON.
- * A pair found equal is remembered too, so that it is read and compared
- * once however many entries name it.
+ * entries name is kept once; the changes themselves are as many as
+ * before, and so is JSON.  A pair found equal is remembered too, so that
+ * it is read and compared once however many entries name it.
+ *
+ * A table is copied whole once per image, however many pairs it is in,
+ * so that memory follows the tables in the files: two 9 MB files whose
+ * L1 tables paired 1,000 tables with 999 others in a million ways kept
+ * a copy of both tables for each pair (1.3 GB).  Only a pair that
+ * differs in at most half its chunks keeps those chunks of its own, up
+ * to CHUNK_BUDGET bytes in all.
  *
  * The changes are made from their steps by diff_runs.c.
  */
@@ -27,17 +33,21 @@
 /* Whole chunks of identical bytes hold no change. */
 #define SAME_CHUNK 512
 
+/* Bytes of the chunks that pairs keep of their own, in all. */
+#define CHUNK_BUDGET (64U << 20)
+
 /*
- * What is kept of a pair of tables: both whole (A's, then B's, NCHUNKS
- * == the chunks of a table), or only the chunks that differ (IDX[i] is
- * where chunk i of A's, then of B's, goes): a table of 64 KB with one
- * entry changed keeps 1 KB, not 128 KB.  Identical chunks hold no change,
- * so the steps are made from the kept chunks alone.
+ * What is kept of a pair of tables: both whole (WA and WB, copies kept
+ * once per image), or only the chunks that differ (IDX[i] is where chunk
+ * i of A's, then of B's, goes in BYTES): a table of 64 KB with one entry
+ * changed keeps 1 KB, not 128 KB.  Identical chunks hold no change, so
+ * the steps are made from the kept chunks alone.
  */
 struct kept {
 	size_t nchunks;
 	uint32_t *idx;		/* NULL when whole */
-	uint8_t *bytes;
+	uint8_t *bytes;		/* the chunks: NULL when whole */
+	const uint8_t *wa, *wb;	/* whole */
 };
 
 /* Table entry INDEX (of the L1 or refcount table): its tables differ.
@@ -54,6 +64,8 @@ struct q2e_diff_pairs {
 	struct pair_rec *v;
 	size_t n, cap;
 	struct q2e_map copies;	/* the kept pairs, by group and offsets */
+	struct q2e_map tables;	/* whole tables, by image, group, offset */
+	size_t chunk_bytes;	/* kept as chunks */
 	bool has[Q2E_DIFF_G_COUNT];
 };
 
@@ -110,9 +122,36 @@ static struct q2e_diff_pairs *pairs_new(const struct q2e_image *a,
 	return p;
 }
 
-/* A copy of TA and TB (CS bytes each), or of the chunks where they differ
- * if that is at most half of them. */
-static struct kept *kept_new(const uint8_t *ta, const uint8_t *tb, size_t cs)
+/* The copy of table T (CS bytes) at OFF in image SIDE (0: A, 1: B) of
+ * group G, made at its first pair. */
+static const uint8_t *table_once(struct q2e_diff_pairs *p, unsigned side,
+				 enum q2e_diff_group g, uint64_t off,
+				 const uint8_t *t, size_t cs)
+{
+	/* An L2 table is one whichever L1 table names it. */
+	uint64_t key[Q2E_MAP_KEY] = { side, g == Q2E_DIFF_G_REFCOUNT_BLOCK,
+				      off, 0 };
+	uint8_t *copy = q2e_map_get(&p->tables, key);
+
+	if (copy)
+		return copy;
+	copy = malloc(cs);
+	if (!copy)
+		return NULL;
+	memcpy(copy, t, cs);
+	if (q2e_map_put(&p->tables, key, copy) < 0) {
+		free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+/* What is kept of TA (at OA) and TB (at OB), CS bytes each, of group G:
+ * the chunks where they differ if that is at most half of them and the
+ * budget allows, else both whole. */
+static struct kept *kept_new(struct q2e_diff_pairs *p, enum q2e_diff_group g,
+			     uint64_t oa, uint64_t ob, const uint8_t *ta,
+			     const uint8_t *tb, size_t cs)
 {
 	size_t all = cs / SAME_CHUNK, nd = 0, k = 0;
 	struct kept *kp = calloc(1, sizeof(*kp));
@@ -122,15 +161,15 @@ static struct kept *kept_new(const uint8_t *ta, const uint8_t *tb, size_t cs)
 	for (size_t c = 0; c < all; c++)
 		nd += memcmp(ta + c * SAME_CHUNK, tb + c * SAME_CHUNK,
 			     SAME_CHUNK) != 0;
-	if (all < 2 || nd * 2 > all) {
+	if (all < 2 || nd * 2 > all ||
+	    nd * SAME_CHUNK * 2 > CHUNK_BUDGET - p->chunk_bytes) {
 		kp->nchunks = all;
-		kp->bytes = malloc(cs * 2);
-		if (!kp->bytes) {
+		kp->wa = table_once(p, 0, g, oa, ta, cs);
+		kp->wb = table_once(p, 1, g, ob, tb, cs);
+		if (!kp->wa || !kp->wb) {
 			free(kp);
 			return NULL;
 		}
-		memcpy(kp->bytes, ta, cs);
-		memcpy(kp->bytes + cs, tb, cs);
 		return kp;
 	}
 	kp->nchunks = nd;
@@ -142,6 +181,7 @@ static struct kept *kept_new(const uint8_t *ta, const uint8_t *tb, size_t cs)
 		free(kp);
 		return NULL;
 	}
+	p->chunk_bytes += nd * SAME_CHUNK * 2;
 	for (size_t c = 0; c < all; c++) {
 		const uint8_t *ca = ta + c * SAME_CHUNK, *cb = tb + c * SAME_CHUNK;
 
@@ -196,7 +236,8 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 	pair_key(key, g, oa, ob);
 	kp = q2e_map_get(&p->copies, key);
 	if (!kp) {
-		kp = kept_new(ta, tb, (size_t)p->geom.cluster_size);
+		kp = kept_new(p, g, oa, ob, ta, tb,
+			      (size_t)p->geom.cluster_size);
 		if (!kp || q2e_map_put(&p->copies, key, kp) < 0) {
 			kept_free(kp);
 			return diff_nomem(err);
@@ -279,7 +320,6 @@ static bool record_steps(const struct q2e_diff_pairs *p,
 			 const struct pair_rec *r, diff_step_fn *fn, void *arg)
 {
 	const struct kept *kp = r->k;
-	size_t cs = (size_t)p->geom.cluster_size;
 	uint64_t per_chunk, n;
 
 	if (r->g == Q2E_DIFF_G_L2 || r->g == Q2E_DIFF_G_SNAPSHOT_L2) {
@@ -290,8 +330,7 @@ static bool record_steps(const struct q2e_diff_pairs *p,
 		per_chunk = SAME_CHUNK * 8 / (1U << p->geom.order_b);
 	}
 	if (!kp->idx)
-		return window_steps(p, r, kp->bytes, kp->bytes + cs, 0, n, fn,
-				    arg);
+		return window_steps(p, r, kp->wa, kp->wb, 0, n, fn, arg);
 	for (size_t k = 0; k < kp->nchunks; k++) {
 		uint64_t from = kp->idx[k] * per_chunk;
 
@@ -322,6 +361,7 @@ void diff_pairs_free(struct q2e_diff_pairs *p)
 	if (!p)
 		return;
 	q2e_map_free(&p->copies, kept_free);
+	q2e_map_free(&p->tables, free);
 	free(p->v);
 	free(p);
 }

@@ -21,6 +21,7 @@
     hostile.py distant-overflow IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
+    hostile.py crossed-l2 IMAGE [MODULUS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -407,6 +408,32 @@ def far_bitmap(path, entries):
         f.write(struct.pack(">QI", end, entries))
 
 
+CROSSED_TABLES = 500
+
+
+def crossed_l2(path, modulus):
+    """IMAGE: a fresh qemu-img image of 32 GiB with 512-byte clusters, whose
+    active L1 has 1 Mi entries.  500 L2 tables follow the end of the file,
+    each naming a data cluster of its own; L1 entry i names table i %
+    MODULUS, for the first 500 x 499 entries.  Two such images, of moduli
+    500 and 499, pair each table of one with each of the other: 249,001
+    pairs of tables that differ (the first 499 entries name the same
+    table in both), in two 8.5 MB files."""
+    with open(path, "r+b") as f:
+        hdr = f.read(104)
+        l1_off = struct.unpack_from(">Q", hdr, 40)[0]
+        f.seek(0, 2)
+        end = (f.tell() + 511) // 512 * 512
+        for t in range(CROSSED_TABLES):
+            f.seek(end + t * 512)
+            f.write(struct.pack(">Q", 1 << 63 | (1 << 30) + t * 512))
+            f.write(b"\0" * 504)
+        n = CROSSED_TABLES * (CROSSED_TABLES - 1)
+        f.seek(l1_off)
+        f.write(b"".join(struct.pack(">Q", 1 << 63 | end + i % modulus * 512)
+                         for i in range(n)))
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "share-snapshot-l1": (share_snapshot_l1, 2),
@@ -429,6 +456,7 @@ GENERATORS = {
                          2048),
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
+    "crossed-l2": (crossed_l2, CROSSED_TABLES),
 }
 
 
