@@ -4,11 +4,13 @@
 #define QCOW2ELF_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "qcow2elf/error.h"
 #include "qcow2elf/exit.h"
 #include "qcow2elf/output.h"
 
+struct q2e_check_result;
 struct q2e_image;
 
 struct command {
@@ -20,6 +22,20 @@ struct command {
 };
 
 extern const char *progname;
+
+/*
+ * A message for standard error, built whole and written with one write(),
+ * so that the lines of runs in parallel into one pipe or file (xargs -P
+ * ... 2>LOG) never mix.  message_start() returns the stream to build it
+ * in, "qcow2elf: " written; message_end() ends the line and writes it.
+ */
+struct message {
+	FILE *fp;
+	char *buf;
+	size_t len;
+};
+FILE *message_start(struct message *m);
+void message_end(struct message *m);
 
 /* Prints "qcow2elf: CMD: <message>" and a hint; returns Q2E_EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *arg);
@@ -43,6 +59,9 @@ int cli_main(int argc, char **argv);
 
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* Says why PATH's check is not complete or qemu-img could not open it,
+ * as RES says (res->incomplete or res->unopenable). */
+void report_unchecked(const char *path, const struct q2e_check_result *res);
 /* check --output=json-lines IMAGE...: returns the worst exit status. */
 int check_json_lines(char **images, size_t n);
 int cmd_diff(int argc, char **argv);

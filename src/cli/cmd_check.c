@@ -34,6 +34,25 @@ static void show_progress(void *arg, uint64_t done, uint64_t total)
 	fflush(stderr);
 }
 
+void report_unchecked(const char *path, const struct q2e_check_result *res)
+{
+	struct message m;
+	FILE *fp = message_start(&m);
+
+	if (res->incomplete) {
+		fputc('\'', fp);
+		q2e_fputs_escaped(fp, path);
+		fputs("': check could not complete: ", fp);
+		q2e_fputs_escaped(fp, res->incomplete);
+	} else {
+		fputs("qemu-img could not open '", fp);
+		q2e_fputs_escaped(fp, path);
+		fputs("': ", fp);
+		q2e_fputs_escaped(fp, res->unopenable);
+	}
+	message_end(&m);
+}
+
 int cmd_check(int argc, char **argv)
 {
 	struct q2e_check_options opts = { 0 };
@@ -98,20 +117,9 @@ int cmd_check(int argc, char **argv)
 	if (ret == 0)
 		ret = q2e_check_render(res, img, stdout, format, with_viscera,
 				       &err);
-	if (ret == 0 && res->incomplete) {
-		/* As the fleet form says it (fleet.c): which file. */
-		fprintf(stderr, "%s: '", progname);
-		q2e_fputs_escaped(stderr, argv[optind]);
-		fputs("': check could not complete: ", stderr);
-		q2e_fputs_escaped(stderr, res->incomplete);
-		fputc('\n', stderr);
-	} else if (ret == 0 && res->unopenable) {
-		fprintf(stderr, "%s: qemu-img could not open '", progname);
-		q2e_fputs_escaped(stderr, argv[optind]);
-		fputs("': ", stderr);
-		q2e_fputs_escaped(stderr, res->unopenable);
-		fputc('\n', stderr);
-	} else if (ret == 0 && res->check_errors)	/* as qemu-img says it */
+	if (ret == 0 && (res->incomplete || res->unopenable))
+		report_unchecked(argv[optind], res);
+	else if (ret == 0 && res->check_errors)	/* as qemu-img says it */
 		fprintf(stderr, "%s: Check failed\n", progname);
 	if (ret == 0)
 		ret = q2e_check_exit_status(res);

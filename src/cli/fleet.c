@@ -73,15 +73,10 @@ static int check_one(const char *path, FILE *fp)
 	}
 	/* Said on stderr too, as `check IMAGE` says it: the line is for
 	 * scripts, this for whoever reads the log. */
-	if (error && !res) {
+	if (error && !res)
 		report(&err);
-	} else if (error) {
-		fprintf(stderr, "%s: '", progname);
-		q2e_fputs_escaped(stderr, path);
-		fputs("': check could not complete: ", stderr);
-		q2e_fputs_escaped(stderr, error);
-		fputc('\n', stderr);
-	}
+	else if (error)
+		report_unchecked(path, res);
 	o = q2e_out_new(fp, Q2E_FORMAT_JSON);
 	if (o) {
 		q2e_out_set_json_style(o, Q2E_JSON_COMPACT);

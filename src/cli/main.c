@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qcow2elf/exit.h"
 #include "qcow2elf/model.h"
@@ -24,18 +25,55 @@
 
 const char *progname = "qcow2elf";
 
+FILE *message_start(struct message *m)
+{
+	m->buf = NULL;
+	m->len = 0;
+	m->fp = open_memstream(&m->buf, &m->len);
+	if (!m->fp)
+		m->fp = stderr;		/* out of memory: in pieces, then */
+	fprintf(m->fp, "%s: ", progname);
+	return m->fp;
+}
+
+void message_end(struct message *m)
+{
+	const char *p;
+	size_t left;
+
+	fputc('\n', m->fp);
+	if (m->fp == stderr || fclose(m->fp) != 0) {
+		free(m->buf);
+		return;
+	}
+	for (p = m->buf, left = m->len; left;) {
+		ssize_t n = write(STDERR_FILENO, p, left);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;		/* nowhere left to say so */
+		p += n;
+		left -= (size_t)n;
+	}
+	free(m->buf);
+}
+
 int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
+	struct message m;
 	char msg[1024];
+	FILE *fp;
 
 	/* ARG is the user's (a file name, say), and may hold control bytes. */
 	snprintf(msg, sizeof(msg), fmt, arg);
-	fprintf(stderr, "%s: ", progname);
+	fp = message_start(&m);
 	if (cmd)
-		fprintf(stderr, "%s: ", cmd);
-	q2e_fputs_escaped(stderr, msg);
-	fprintf(stderr, "\nTry '%s%s%s --help' for more information.\n",
-		progname, cmd ? " " : "", cmd ? cmd : "");
+		fprintf(fp, "%s: ", cmd);
+	q2e_fputs_escaped(fp, msg);
+	fprintf(fp, "\nTry '%s%s%s --help' for more information.", progname,
+		cmd ? " " : "", cmd ? cmd : "");
+	message_end(&m);
 	return Q2E_EXIT_USAGE;
 }
 
@@ -56,22 +94,28 @@ int option_error(const char *cmd)
  */
 int report(const struct q2e_error *err)
 {
-	fprintf(stderr, "%s: ", progname);
-	q2e_fputs_escaped(stderr, err->msg[0] ? err->msg : "unknown error");
-	fputc('\n', stderr);
+	struct message m;
+
+	q2e_fputs_escaped(message_start(&m),
+			  err->msg[0] ? err->msg : "unknown error");
+	message_end(&m);
 	return Q2E_EXIT_ERROR;
 }
 
 void warn_problems(const struct q2e_image *img)
 {
 	for (size_t i = 0; i < img->nproblems; i++) {
+		struct message m;
+		FILE *fp;
+
 		if (img->problems[i].severity != Q2E_SEV_ERROR)
 			continue;
-		fprintf(stderr, "%s: warning: '", progname);
-		q2e_fputs_escaped(stderr, img->path);
-		fputs("': ", stderr);
-		q2e_fputs_escaped(stderr, img->problems[i].message);
-		fputc('\n', stderr);
+		fp = message_start(&m);
+		fputs("warning: '", fp);
+		q2e_fputs_escaped(fp, img->path);
+		fputs("': ", fp);
+		q2e_fputs_escaped(fp, img->problems[i].message);
+		message_end(&m);
 	}
 }
 

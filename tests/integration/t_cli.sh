@@ -74,4 +74,23 @@ for case in "text:not a QCOW2 image" "truncated.qcow2:truncated" \
 		assert_eq "$cmd $f: nothing on stdout" 0 "$(wc -c <"$T_TMP/out")"
 	done
 done
+# Each message line is one write(): the stderr of checks run in parallel
+# into one file has whole lines only.  Names that must be escaped made a
+# message many writes, and the lines of parallel runs mixed.
+parallel_case() {
+	local c i bad
+	mkdir "$T_TMP/many" && cd "$T_TMP/many" || return 1
+	c=$(printf '\001%.0s' $(seq 40))
+	for i in $(seq 400); do echo x >"r$i$c.qcow2"; done
+	for i in 1 2 3; do	# mixing takes runs that overlap: three tries
+		printf '%s\0' r* |
+			xargs -0 -n 20 -P 8 "$Q2E" check --output=json-lines >/dev/null
+	done 2>"$T_TMP/many.err"
+	assert_eq "3 x 400 failing checks in parallel: 1200 lines on stderr" 1200 \
+		"$(wc -l <"$T_TMP/many.err")"
+	bad=$(grep -cvE "^qcow2elf: 'r[0-9]+(\\\\x01){40}\.qcow2': not a QCOW2 image \(no QFI\\\\xfb magic at offset 0\)$" \
+		"$T_TMP/many.err")
+	assert_eq "each of them whole" 0 "$bad"
+}
+t_case "messages of parallel runs" parallel_case
 finish
