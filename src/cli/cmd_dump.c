@@ -9,10 +9,15 @@
 #include "qcow2elf/model.h"
 #include "cli.h"
 
+/* --output=json would be taken for --output-file=json, a file named json:
+ * --output is an option of its own, and refused. */
+enum { OPT_OUTPUT = 256 };
+
 int cmd_dump(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output-file", required_argument, NULL, 'o' },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "no-data", no_argument, NULL, 'n' },
 		{ "no-gdb-script", no_argument, NULL, 'g' },
 		{ "redact", no_argument, NULL, 'r' },
@@ -32,6 +37,9 @@ int cmd_dump(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case OPT_OUTPUT:
+			return usage_error("dump", "%s",
+					   "--output is not an option of dump, which writes ELF to -o FILE (--output-file=FILE); --output=FORMAT is for info, map, check and diff");
 		case 'n':
 			dopts.no_data = true;
 			break;

@@ -29,10 +29,15 @@ static int check_input(const char *path, struct q2e_error *err)
 	return 0;
 }
 
+/* --output=json would be taken for --output-file=json, a file named json:
+ * --output is an option of its own, and refused. */
+enum { OPT_OUTPUT = 256 };
+
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "output-file", required_argument, NULL, 'o' },
+		{ "output", required_argument, NULL, OPT_OUTPUT },
 		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -50,6 +55,9 @@ int cmd_restore(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case OPT_OUTPUT:
+			return usage_error("restore", "%s",
+					   "--output is not an option of restore, which writes a QCOW2 image to -o IMAGE (--output-file=IMAGE); --output=FORMAT is for info, map, check and diff");
 		case 'f':
 			ropts.force = true;
 			break;

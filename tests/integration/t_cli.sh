@@ -74,6 +74,21 @@ for case in "text:not a QCOW2 image" "truncated.qcow2:truncated" \
 		assert_eq "$cmd $f: nothing on stdout" 0 "$(wc -c <"$T_TMP/out")"
 	done
 done
+# --output of dump and restore is no abbreviation of --output-file: it
+# wrote a dump to a file named json.
+output_case() {
+	cd "$T_TMP" || return 1
+	"$Q2E" dump good.qcow2 -o good.elf
+	assert_status "dump --output=json is a usage error" 1 "$Q2E" dump good.qcow2 --output=json
+	assert_match "saying dump writes ELF to -o FILE" "not an option of dump, which writes ELF to -o FILE" \
+		"$(cat "$T_TMP/.err")"
+	assert_status "restore --output json is a usage error" 1 "$Q2E" restore good.elf --output json
+	assert_match "saying restore writes to -o IMAGE" "not an option of restore, .* -o IMAGE" \
+		"$(cat "$T_TMP/.err")"
+	assert_status "and no file named json is made" 1 test -e json
+}
+t_case "dump and restore refuse --output" output_case
+
 # Each message line is one write(): the stderr of checks run in parallel
 # into one file has whole lines only.  Names that must be escaped made a
 # message many writes, and the lines of parallel runs mixed.
