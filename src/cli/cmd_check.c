@@ -23,8 +23,23 @@ static const struct option check_options[] = {
 	{ "metadata", no_argument, NULL, 'M' },
 	{ "progress", no_argument, NULL, 'p' },
 	{ "help", no_argument, NULL, 'h' },
+	/* qemu-img check's, refused with a word on where to repair */
+	{ "repair", optional_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --output: human, json, or json-lines (*JSON_LINES, for fleet.c). */
+static int parse_check_format(const char *arg, enum q2e_format *format,
+			      bool *json_lines)
+{
+	*json_lines = strcmp(arg, "json-lines") == 0;
+	if (*json_lines)
+		return 0;
+	if (strcmp(arg, "human") == 0 || strcmp(arg, "json") == 0)
+		return parse_format("check", arg, format);
+	return usage_error("check", "--output must be 'human', 'json' or 'json-lines', not '%s'",
+			   arg);
+}
 
 /* Like qemu-img -p: "    (12.34/100%)" rewritten in place. */
 static void show_progress(void *arg, uint64_t done, uint64_t total)
@@ -64,16 +79,16 @@ int cmd_check(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "Mph", check_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "Mphr::", check_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
-			json_lines = strcmp(optarg, "json-lines") == 0;
-			if (json_lines)
-				break;
-			ret = parse_format("check", optarg, &format);
+			ret = parse_check_format(optarg, &format, &json_lines);
 			if (ret)
 				return ret;
 			break;
+		case 'r':
+			return usage_error("check", "%s",
+					   "qcow2elf does not repair images: use 'qemu-img check -r leaks|all IMAGE'");
 		case 'M':
 			with_viscera = true;
 			break;

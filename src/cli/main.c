@@ -253,7 +253,9 @@ static const struct command commands[] = {
 	  "or data file), 2 corruptions or overlapping structures, 3 leaked\n"
 	  "clusters only, 63 not a QCOW2 image (qemu-img check exits 63 on a\n"
 	  "raw file).  With json-lines, the worst of the images' statuses:\n"
-	  "2, then 1, 3, 63, 0.\n" },
+	  "2, then 1, 3, 63, 0.\n\n"
+	  "The image is never repaired (-r and --repair are refused): use\n"
+	  "qemu-img check -r.\n" },
 	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"

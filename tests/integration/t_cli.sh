@@ -13,6 +13,16 @@ assert_status "unknown command is a usage error" 1 "$Q2E" frobnicate x
 assert_status "bad --output is a usage error" 1 "$Q2E" info --output=xml x
 assert_match "bad --output says what is allowed" "human.*json" "$("$Q2E" info --output=xml x 2>&1)"
 assert_status "info --help exits 0" 0 "$Q2E" info --help
+assert_status "check --output=xml is a usage error" 1 "$Q2E" check --output=xml x
+assert_match "which names json-lines too" "'human', 'json' or 'json-lines', not 'xml'" \
+	"$(cat "$T_TMP/.err")"
+# qemu-img users will try check -r: say where to repair.
+for args in "-r all" "-rleaks" "--repair=all" "--repair"; do
+	assert_status "check $args is a usage error" 1 "$Q2E" check $args x
+	assert_match "check $args: qcow2elf does not repair, qemu-img check -r does" \
+		"does not repair images: use 'qemu-img check -r" "$(cat "$T_TMP/.err")"
+done
+assert_match "check --help says so" "qemu-img check -r" "$("$Q2E" check --help)"
 
 # Help that cannot be written is an error, not a success (diff's is 2).
 if [ -w /dev/full ]; then
