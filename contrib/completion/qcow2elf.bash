@@ -63,6 +63,10 @@ _qcow2elf()
 		opt=${COMP_WORDS[COMP_CWORD - 2]}
 	elif [[ $cur == --*=* ]]; then
 		opt=${cur%%=*} prefix=${cur%%=*}= cur=${cur#*=}
+	elif [[ $prev == --output ]]; then
+		# OPTION VALUE, for the options whose value is required; an
+		# optional one (--color) takes its value only after "=".
+		opt=$prev
 	elif [[ $prev == -o ]]; then
 		_qcow2elf_files "$cur"
 		return
@@ -70,6 +74,8 @@ _qcow2elf()
 	case $opt in
 	--output)
 		local outs='human json'
+		# dump and restore have no --output: they write to -o FILE
+		[[ $cmd == dump || $cmd == restore ]] && return
 		[[ $cmd == check ]] && outs+=' json-lines'
 		mapfile -t COMPREPLY < <(compgen -P "$prefix" -W "$outs" -- "$cur")
 		return ;;

@@ -99,6 +99,32 @@ output_case() {
 }
 t_case "dump and restore refuse --output" output_case
 
+# Bash completion (contrib/completion) of a value given after a space.
+completion_case() {
+	complete_words() {
+		bash --norc --noprofile -c '
+			. "$1"; shift
+			COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+			_qcow2elf; printf "%s\n" "${COMPREPLY[@]}" | sort' \
+			sh "$TOP/contrib/completion/qcow2elf.bash" "$@"
+	}
+	command -v compgen >/dev/null || { skip "no bash completion builtins"; return 0; }
+	mkdir -p "$T_TMP/comp" && cd "$T_TMP/comp" || return 1
+	touch disk.qcow2
+	assert_eq "check --output <TAB>: the formats, not files" "human
+json
+json-lines" "$(complete_words "$Q2E" check --output '')"
+	assert_eq "info --output j<TAB>" "json" "$(complete_words "$Q2E" info --output j)"
+	assert_eq "check --output=<TAB> as before" "human
+json
+json-lines" "$(complete_words "$Q2E" check --output = '')"
+	assert_eq "dump --output <TAB>: nothing, dump has no --output" "" \
+		"$(complete_words "$Q2E" dump disk.qcow2 --output '')"
+	assert_eq "check --output json <TAB>: files again" "disk.qcow2" \
+		"$(complete_words "$Q2E" check --output json d)"
+}
+t_case "completion of option values" completion_case
+
 # Each message line is one write(): the stderr of checks run in parallel
 # into one file has whole lines only.  Names that must be escaped made a
 # message many writes, and the lines of parallel runs mixed.
