@@ -9,7 +9,8 @@
  * A line has the image's name, the status `check IMAGE` would exit with,
  * and qemu-img check's counts, every one of them even when 0, so that jq
  * filters need no defaults; an image that could not be checked has
- * "error" instead of the counts.
+ * "error" instead of the counts, and one that was checked but that
+ * qemu-img could not open (a backing or data file missing) has both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ static int check_one(const char *path, FILE *fp)
 		error = err.msg;
 	} else {
 		status = q2e_check_exit_status(res);
-		error = res->incomplete;
+		error = res->incomplete ? res->incomplete : res->unopenable;
 	}
 	/* Said on stderr too, as `check IMAGE` says it: the line is for
 	 * scripts, this for whoever reads the log. */

@@ -106,6 +106,27 @@ case_odd_name() {
 }
 t_case "names and dumps" case_odd_name
 
+# An image that qemu-img cannot open (its backing or data file missing) is
+# checked, exits 1, and says why: in its line and on stderr, as check does.
+case_unopenable() {
+	local f out
+	(cd "$T" &&
+	 qemu-img create -q -f qcow2 gone-base.qcow2 1M &&
+	 qemu-img create -q -f qcow2 -b gone-base.qcow2 -F qcow2 no-backing.qcow2 &&
+	 qemu-img create -q -f qcow2 -o data_file=gone.raw no-data.qcow2 1M &&
+	 rm gone-base.qcow2 gone.raw) || return 1
+	for f in no-backing.qcow2:gone-base.qcow2 no-data.qcow2:gone.raw; do
+		out=$(cd "$T" && "$Q2E" check --output=json-lines "${f%:*}" 2>"$T/unopen.err")
+		assert_eq "${f%:*}: exit-status 1, as check's" 1 "$(jq '."exit-status"' <<<"$out")"
+		assert_match "${f%:*}: the line's error names the missing file" "'${f#*:}'" \
+			"$(jq -r .error <<<"$out")"
+		assert_eq "${f%:*}: and the counts" 0 "$(jq .corruptions <<<"$out")"
+		assert_eq "${f%:*}: stderr says it as check does" \
+			"$(cd "$T" && "$Q2E" check "${f%:*}" 2>&1 >/dev/null)" "$(cat "$T/unopen.err")"
+	done
+}
+t_case "a missing backing or data file" case_unopenable
+
 # The exit status of one run is its worst image's: 2, then 1, 3, 63, 0.
 worst() {
 	local desc=$1 st=$2
