@@ -22,6 +22,7 @@ L1E_RESERVED = 0x7F000000000001FF
 L2E_STD_RESERVED = 0x3F000000000001FE
 BME_TABLE_RESERVED = 0xFF000000000001FE
 EXT_FEATURE_TABLE = 0x6803F857
+EXT_BITMAPS = 0x23852875
 
 FEATURES = {  # the spec's names, when the image has no feature name table
     0: {0: "dirty", 1: "corrupt", 2: "external data file",
@@ -96,12 +97,15 @@ def _utf8_char(raw, i):
     return None
 
 
-def _shown(raw):
+def _shown(raw, message=False):
     """Bytes from the dump (a name) as text safe to print, as qcow2elf
     prints names (and as `ls -b` and git quote them): well-formed UTF-8
     passes; control characters, C1 controls and the bytes of bad UTF-8 are
     written \\xNN, so that a name cannot drive the terminal (ESC ]0;...
-    would retitle it)."""
+    would retitle it), and a backslash \\\\, so that a name holding the
+    four characters \\x1b is not printed as one holding ESC (_unshown()
+    reads it back).  In a MESSAGE (an error naming the dump's file), a
+    backslash stays single, as in qcow2elf's messages."""
     out, i, n = [], 0, len(raw)
     while i < n:
         c = raw[i]
@@ -109,7 +113,8 @@ def _shown(raw):
             j = i + 1
             while j < n and 0x20 <= raw[j] < 0x7F:
                 j += 1
-            out.append(raw[i:j].decode("ascii"))
+            text = raw[i:j].decode("ascii")
+            out.append(text if message else text.replace("\\", "\\\\"))
             i = j
             continue
         ch = _utf8_char(raw, i) if c >= 0x80 else None
@@ -120,6 +125,35 @@ def _shown(raw):
         out.append("\\x%02x" % c)
         i += 1
     return "".join(out)
+
+
+def _unshown(text, what):
+    """The bytes of a name given as _shown() prints it: \\\\ is a
+    backslash, \\xNN the byte NN, and any other character itself (as
+    UTF-8).  A backslash before anything else is an error: a name as
+    printed has none."""
+    raw = text.encode("utf-8", "surrogateescape")
+    out, i = bytearray(), 0
+    while i < len(raw):
+        j = raw.find(b"\\", i)
+        if j < 0:
+            out += raw[i:]
+            break
+        out += raw[i:j]
+        if raw[j + 1:j + 2] == b"\\":
+            out += b"\\"
+            i = j + 2
+            continue
+        hexits = raw[j + 2:j + 4]
+        if raw[j + 1:j + 2] != b"x" or len(hexits) != 2 or \
+                not all(chr(h) in "0123456789abcdefABCDEF" for h in hexits):
+            raise gdb.GdbError(
+                "%s: '%s' is not a name as printed: a backslash there is "
+                "\\\\ or starts \\xNN (with gdb's quoting, type each "
+                "backslash twice)" % (what, text))
+        out.append(int(hexits, 16))
+        i = j + 4
+    return bytes(out)
 
 
 def _names(value, names):
@@ -142,7 +176,7 @@ class Dump:
     def error(self, what):
         """A clear error about the dump: its file, then what is wrong."""
         return gdb.GdbError("'%s': %s" % (
-            _shown(self.path.encode("utf-8", "surrogateescape")), what))
+            _shown(self.path.encode("utf-8", "surrogateescape"), True), what))
 
     # --- the ELF file ------------------------------------------------
     def _read_elf(self, f):
@@ -301,11 +335,6 @@ class Dump:
         self.l2_entry_size = 16 if self.extended_l2 else 8
         self.l2_entries = self.cluster_size // self.l2_entry_size
 
-    def symbol(self, name):
-        if name not in self.symbols:
-            raise gdb.GdbError("the dump has no symbol '%s'" % name)
-        return self.symbols[name]
-
     def section_at(self, off):
         i = bisect.bisect_right(self.starts, off) - 1
         while i >= 0:
@@ -366,18 +395,42 @@ class Dump:
                              "limit (%d) or the dump's size (%d)" %
                              (what, n, total, limit[1], self.file_size))
 
+    def stripped(self):
+        """True for a dump without qcow2elf's symbols (strip removes the
+        symbol table): its structures are then found through the header,
+        as QEMU finds them, and read through the sections, which keep
+        their addresses (image offsets)."""
+        return "qcow2_header" not in self.symbols
+
     def snapshots(self):
         """The snapshot table's entries, read once."""
         if self._snaps is None:
             self._snaps = self._read_snapshots()
         return self._snaps
 
+    def _entry_at(self, prefix, n, count, addr):
+        """Where entry N of a table lies: at its symbol (PREFIX0,
+        PREFIX1...), or in a stripped dump at ADDR, just past entry N-1,
+        while N is under the header's COUNT; None past the last."""
+        if self.stripped():
+            return addr if n < count else None
+        sym = self.symbols.get("%s%d" % (prefix, n))
+        return sym[0] if sym else None
+
     def _read_snapshots(self):
-        out, n, total = [], 0, 0
-        while "snapshot_%d" % n in self.symbols:
+        out, total = [], 0
+        h = self.hdr
+        if self.stripped() and h["nb_snapshots"] > MAX_SNAPSHOTS:
+            raise self.error("qcow2_header.nb_snapshots (offset 0x3c) is "
+                             "%d, over QEMU's %d" % (h["nb_snapshots"],
+                                                     MAX_SNAPSHOTS))
+        n, addr = 0, h["snapshots_offset"]
+        while True:
+            addr = self._entry_at("snapshot_", n, h["nb_snapshots"], addr)
+            if addr is None:
+                break
             self._table_end("snapshots", n, total,
                             (MAX_SNAPSHOTS, MAX_SNAPSHOT_TABLE))
-            addr, _ = self.symbols["snapshot_%d" % n]
             f = self.read(addr, 40)
             l1, l1_size, id_size, name_size = struct.unpack_from(">QIHH", f)
             date_sec, date_nsec, vm_clock, vm_state, extra = \
@@ -386,18 +439,30 @@ class Dump:
                 raise self.error("snapshot_%d at 0x%x: extra_data_size %d "
                                  "is over QEMU's %d" %
                                  (n, addr, extra, MAX_SNAPSHOT_EXTRA))
-            total += (40 + extra + id_size + name_size + 7) // 8 * 8
+            size = (40 + extra + id_size + name_size + 7) // 8 * 8
+            total += size
             self._table_end("snapshots", n, total,
                             (MAX_SNAPSHOTS, MAX_SNAPSHOT_TABLE))
             ex = self.read(addr + 40, extra)
             disk = int.from_bytes(ex[8:16], "big") if extra >= 16 else None
             tail = self.read(addr + 40 + extra, id_size + name_size)
             out.append(dict(n=n, addr=addr, l1=l1, l1_size=l1_size,
-                            id=_shown(tail[:id_size]),
+                            raw_id=tail[:id_size], id=_shown(tail[:id_size]),
+                            raw_name=tail[id_size:],
                             name=_shown(tail[id_size:]),
                             date=date_sec, vm_state=vm_state, disk=disk))
-            n += 1
+            addr, n = addr + size, n + 1
         return out
+
+    def bitmaps_ext(self):
+        """(nb_bitmaps, directory size, directory offset) from the
+        bitmaps extension, or None without one."""
+        for off, magic, length in self.extensions():
+            if magic == EXT_BITMAPS and length >= 24:
+                nb, _, size, addr = struct.unpack(">IIQQ",
+                                                  self.read(off + 8, 24))
+                return nb, size, addr
+        return None
 
     def bitmaps(self):
         """The bitmap directory's entries, read once."""
@@ -406,25 +471,39 @@ class Dump:
         return self._bitmaps
 
     def _read_bitmaps(self):
-        out, n, total = [], 0, 0
-        while "bitmap_%d" % n in self.symbols:
+        out, total = [], 0
+        ext = self.bitmaps_ext() or (0, 0, 0)
+        if self.stripped() and ext[0] > MAX_BITMAPS:
+            raise self.error("ext_bitmaps.nb_bitmaps is %d, over QEMU's %d"
+                             % (ext[0], MAX_BITMAPS))
+        if self.stripped() and ext[1] > MAX_BITMAP_DIRECTORY:
+            raise self.error("ext_bitmaps.bitmap_directory_size is %d, over "
+                             "QEMU's %d" % (ext[1], MAX_BITMAP_DIRECTORY))
+        n, addr = 0, ext[2]
+        while True:
+            addr = self._entry_at("bitmap_", n, ext[0], addr)
+            if addr is None:
+                break
             self._table_end("bitmaps", n, total,
                             (MAX_BITMAPS, MAX_BITMAP_DIRECTORY))
-            addr, _ = self.symbols["bitmap_%d" % n]
             table, tsize, flags, typ, gran, name_size, extra = \
                 struct.unpack_from(">QIIBBHI", self.read(addr, 24))
             if name_size > MAX_BITMAP_NAME:
                 raise self.error("bitmap_%d at 0x%x: name_size %d is over "
                                  "QEMU's %d" % (n, addr, name_size,
                                                 MAX_BITMAP_NAME))
-            total += (24 + extra + name_size + 7) // 8 * 8
+            size = (24 + extra + name_size + 7) // 8 * 8
+            total += size
             self._table_end("bitmaps", n, total,
                             (MAX_BITMAPS, MAX_BITMAP_DIRECTORY))
+            if self.stripped() and total > ext[1]:
+                raise self.error("bitmap_%d at 0x%x runs past the bitmap "
+                                 "directory's %d bytes" % (n, addr, ext[1]))
             name = self.read(addr + 24 + extra, name_size)
             out.append(dict(n=n, addr=addr, table=table, table_size=tsize,
                             flags=flags, type=typ, granularity=gran,
-                            name=_shown(name)))
-            n += 1
+                            raw_name=name, name=_shown(name)))
+            addr, n = addr + size, n + 1
         return out
 
 
@@ -471,8 +550,11 @@ def l2_entry_text(d, e, bitmap=None):
         parts.append("subclusters alloc 0x%08x zero 0x%08x" %
                      (bitmap & 0xFFFFFFFF, bitmap >> 32))
     elif e & OFLAG_ZERO:
-        parts.append("zero")
-    if off:
+        parts.append("zero" if d.hdr["version"] >= 3 else
+                     "zero flag (QEMU refuses it in a version 2 image)")
+    # With an external data file, COPIED makes offset 0 a cluster.
+    if off or (data_file_cluster(d, e) and
+               (bitmap is not None or not e & OFLAG_ZERO)):
         parts.insert(0, "host 0x%x" % off)
     elif not parts:
         parts.append("unallocated")
@@ -592,12 +674,14 @@ KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
 
     def invoke(self, arg, from_tty):
         d = current_dump()
-        want = arg.strip().lower()
+        # Quoted or not, as the other commands take their arguments.
+        given = " ".join(gdb.string_to_argv(arg))
+        want = given.lower()
         last = None
         kinds = [k for _, k in KINDS] + ["bitmap table", "bitmap data"]
         if want and not any(k.lower().startswith(want) for k in kinds):
             raise gdb.GdbError("qcow2 regions: no kind '%s'; kinds: %s" % (
-                arg.strip(), ", ".join(kinds)))
+                given, ", ".join(kinds)))
         shown = 0
         for sec in d.sections:
             kind = region_kind(sec[2])
@@ -611,17 +695,17 @@ KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
                 owners[0] if owners else sec[2], kind, sec[0], sec[1],
                 ", ".join(owners[1:])))
         if not shown:
-            print("no regions" + (" of kind '%s'" % arg.strip() if want
-                                  else ""))
+            print("no regions" + (" of kind '%s'" % given if want else ""))
 
 
 class Translate(gdb.Command):
     """Guest offset to host offset, through the L1 and L2 tables.
 Usage: qcow2 translate GUEST_OFFSET [SNAPSHOT]
 GUEST_OFFSET is a gdb expression, or numbers with qemu-img's suffixes
-summed (1M+4k).  SNAPSHOT is a snapshot's ID or name, else its position in the table
-(0, 1...): "3" is the snapshot with ID 3 where there is one; without it
-the active L1 table is used."""
+summed (1M+4k), within the image's virtual size or the snapshot's.
+SNAPSHOT is a snapshot's ID or name as `qcow2 snapshots` prints it, else
+its position in the table (0, 1...): "3" is the snapshot with ID 3 where
+there is one; without it the active L1 table is used."""
 
     def __init__(self):
         super().__init__("qcow2 translate", gdb.COMMAND_DATA)
@@ -637,53 +721,76 @@ the active L1 table is used."""
         if guest < 0:
             raise gdb.GdbError("qcow2 translate: guest offset %d is "
                                "negative" % guest)
-        if guest >= d.hdr["size"]:
+        snap = find_snapshot(d, argv[1]) if len(argv) == 2 else None
+        if snap is None and guest >= d.hdr["size"]:
             raise gdb.GdbError("qcow2 translate: guest offset 0x%x is past "
                                "the virtual size 0x%x" % (guest, d.hdr["size"]))
-        prefix = ""
-        if len(argv) == 2:
-            prefix = "snapshot_%d_" % find_snapshot(d, argv[1])
-        for line in translate(d, guest, prefix):
+        # A snapshot has its own size (QEMU's disk_size, in its extra
+        # data; without one, the image's).
+        if snap is not None and guest >= snap_size(d, snap):
+            raise gdb.GdbError("qcow2 translate: guest offset 0x%x is past "
+                               "the virtual size of snapshot_%d (ID %s, "
+                               "name '%s'), 0x%x" %
+                               (guest, snap["n"], snap["id"], snap["name"],
+                                snap_size(d, snap)))
+        for line in translate(d, guest, snap):
             print(line)
 
 
+def snap_size(d, snap):
+    return snap["disk"] if snap["disk"] is not None else d.hdr["size"]
+
+
 def find_snapshot(d, key):
-    """An ID first, then a name, as qemu-img snapshot -a looks them up."""
+    """An ID first, then a name, as qemu-img snapshot -a looks them up;
+    KEY as the helpers print it (\\xNN, \\\\)."""
     snaps = d.snapshots()
-    for field in ("id", "name"):
+    raw = _unshown(key, "qcow2 translate")
+    for field in ("raw_id", "raw_name"):
         for s in snaps:
-            if s[field] == key:
-                return s["n"]
+            if s[field] == raw:
+                return s
     if key.isdigit() and int(key) < len(snaps):
-        return int(key)
+        return snaps[int(key)]
     raise gdb.GdbError("no snapshot '%s'" % key)
 
 
-def translate(d, guest, prefix):
+def translate(d, guest, snap=None):
+    """The lines of a translation through the active L1 table, or SNAP's
+    (a generator: the entries read come out before an error about them).
+    The tables are named by their symbols; a stripped dump has none, and
+    they are found from the header and the snapshot entry, as QEMU finds
+    them."""
+    if snap is None:
+        prefix, l1_addr, l1_size = "", d.hdr["l1_table_offset"], \
+            d.hdr["l1_size"]
+    else:
+        prefix, l1_addr, l1_size = "snapshot_%d_" % snap["n"], snap["l1"], \
+            snap["l1_size"]
     l1_name = prefix + "l1_table"
-    out = []
+    if l1_name in d.symbols:
+        l1_addr, l1_bytes = d.symbols[l1_name]
+        l1_size = l1_bytes // 8
+    else:
+        l1_bytes = 8 * l1_size
+        l1_name = "L1 table at 0x%x" % l1_addr
     l2_bits = d.cluster_bits - (4 if d.extended_l2 else 3)
     i = guest >> (d.cluster_bits + l2_bits)
     j = (guest >> d.cluster_bits) & ((1 << l2_bits) - 1)
     in_cluster = guest & (d.cluster_size - 1)
     backing = ("read from the backing file" if d.hdr["backing_file_offset"]
                else "reads as zeros")
-    if l1_name not in d.symbols:
-        l1_size = 0
-    else:
-        l1_addr, l1_bytes = d.symbols[l1_name]
-        l1_size = l1_bytes // 8
     if i >= l1_size:
-        out.append("%s has %d entries: index %d is past it" %
-                   (l1_name, l1_size, i))
-        out.append("unallocated (%s)" % backing)
-        return out
+        yield "%s has %d entries: index %d is past it" % (l1_name, l1_size,
+                                                          i)
+        yield "unallocated (%s)" % backing
+        return
     e1 = d.be(l1_addr + 8 * i, 8)
-    out.append("%s[%d] = 0x%016x  %s" % (l1_name, i, e1, l1_entry_text(e1)))
+    yield "%s[%d] = 0x%016x  %s" % (l1_name, i, e1, l1_entry_text(e1))
     l2 = e1 & L1E_OFFSET_MASK
     if not l2:
-        out.append("unallocated (%s)" % backing)
-        return out
+        yield "unallocated (%s)" % backing
+        return
     l2_name = "%sl2_table_%d" % (prefix, i)
     if l2_name not in d.symbols:
         # A snapshot sharing an earlier one's L1 table: its L2 tables
@@ -698,35 +805,43 @@ def translate(d, guest, prefix):
         l2_name = names[0] if names else "L2 table at 0x%x" % l2
     e2 = d.be(l2 + d.l2_entry_size * j, 8)
     bitmap = d.be(l2 + 16 * j + 8, 8) if d.extended_l2 else None
-    out.append("%s[%d] = 0x%016x  %s" % (l2_name, j, e2,
-                                         l2_entry_text(d, e2, bitmap)))
+    yield "%s[%d] = 0x%016x  %s" % (l2_name, j, e2,
+                                    l2_entry_text(d, e2, bitmap))
     if e2 & OFLAG_COMPRESSED:
-        out.append("compressed (guest cluster at 0x%x)" % (guest - in_cluster))
-        return out
+        yield "compressed (guest cluster at 0x%x)" % (guest - in_cluster)
+        return
     host = e2 & L2E_OFFSET_MASK
     if d.extended_l2:
         sc_size = d.cluster_size // 32
         sc = in_cluster // sc_size
         alloc, zero = bitmap >> sc & 1, bitmap >> (32 + sc) & 1
-        out.append("subcluster %d: %s" % (sc, "allocated" if alloc else
-                                           "zero" if zero else
-                                           "unallocated"))
+        yield "subcluster %d: %s" % (sc, "allocated" if alloc else
+                                     "zero" if zero else "unallocated")
         if alloc:
-            out.append("host offset 0x%x" % (host + in_cluster))
+            yield "host offset 0x%x" % (host + in_cluster)
         elif zero:
-            out.append("zero")
+            yield "zero"
         else:
-            out.append("unallocated (%s)" % backing)
-        return out
-    # With an external data file, offset 0 is a cluster when COPIED is set.
-    data_file = d.hdr["incompatible_features"] & 4 and e2 & OFLAG_COPIED
+            yield "unallocated (%s)" % backing
+        return
+    if e2 & OFLAG_ZERO and d.hdr["version"] < 3:
+        # QEMU fails the read (EIO, "Zero cluster entry found in pre-v3
+        # image"), and qcow2elf map refuses the image.
+        raise gdb.GdbError("qcow2 translate: %s[%d] has the zero flag, "
+                           "which a version 2 image does not have: QEMU "
+                           "refuses to read it (EIO)" % (l2_name, j))
     if e2 & OFLAG_ZERO:
-        out.append("zero")
-    elif host or data_file:
-        out.append("host offset 0x%x" % (host + in_cluster))
+        yield "zero"
+    elif host or data_file_cluster(d, e2):
+        yield "host offset 0x%x" % (host + in_cluster)
     else:
-        out.append("unallocated (%s)" % backing)
-    return out
+        yield "unallocated (%s)" % backing
+
+
+def data_file_cluster(d, e):
+    """With an external data file, offset 0 is a cluster when COPIED is
+    set (QEMU's qcow2_get_cluster_type())."""
+    return bool(d.hdr["incompatible_features"] & 4 and e & OFLAG_COPIED)
 
 
 class Refcount(gdb.Command):
@@ -750,7 +865,11 @@ def refcount_line(d, off):
     cluster = off >> d.cluster_bits
     per_block = d.cluster_size * 8 // d.refcount_bits
     i, j = divmod(cluster, per_block)
-    rt_addr, rt_size = d.symbol("refcount_table")
+    if "refcount_table" in d.symbols:
+        rt_addr, rt_size = d.symbols["refcount_table"]
+    else:       # a stripped dump: where the header says
+        rt_addr = d.hdr["refcount_table_offset"]
+        rt_size = d.hdr["refcount_table_clusters"] << d.cluster_bits
     if i >= rt_size // 8:
         return ("cluster %d is past the refcount table (%d entries): "
                 "refcount 0" % (cluster, rt_size // 8))
@@ -821,7 +940,8 @@ Usage: qcow2 snapshots"""
 
     def invoke(self, arg, from_tty):
         _argv(arg, 0, 0, "qcow2 snapshots")
-        snaps = current_dump().snapshots()
+        d = current_dump()
+        snaps = d.snapshots()
         if not snaps:
             print("no snapshots")
         for s in snaps:
@@ -829,6 +949,8 @@ Usage: qcow2 snapshots"""
                   "vm_state %d disk_size %s" %
                   (s["n"], s["id"], s["name"], s["l1"], s["l1_size"],
                    s["vm_state"], s["disk"] if s["disk"] is not None else "-"))
+        count_note(len(snaps), d.hdr["nb_snapshots"],
+                   "qcow2_header.nb_snapshots")
 
 
 class Bitmaps(gdb.Command):
@@ -840,7 +962,8 @@ Usage: qcow2 bitmaps"""
 
     def invoke(self, arg, from_tty):
         _argv(arg, 0, 0, "qcow2 bitmaps")
-        bitmaps = current_dump().bitmaps()
+        d = current_dump()
+        bitmaps = d.bitmaps()
         if not bitmaps:
             print("no bitmaps")
         for b in bitmaps:
@@ -848,11 +971,22 @@ Usage: qcow2 bitmaps"""
                   "(%d entries)" %
                   (b["n"], b["name"], _names(b["flags"], BITMAP_FLAGS),
                    1 << b["granularity"], b["table"], b["table_size"]))
+        count_note(len(bitmaps), (d.bitmaps_ext() or (0,))[0],
+                   "ext_bitmaps.nb_bitmaps")
+
+
+def count_note(have, want, field):
+    """A dump whose entries are fewer (or more) than the header's count:
+    qcow2elf stopped at one it could not read."""
+    if have != want:
+        print("%s is %d, but the dump holds %d (qcow2elf check on the "
+              "image says why)" % (field, want, have))
 
 
 class Bitmap(gdb.Command):
     """Whether a bitmap's bit for a guest offset is set.
-Usage: qcow2 bitmap NAME GUEST_OFFSET"""
+Usage: qcow2 bitmap NAME GUEST_OFFSET
+NAME is as `qcow2 bitmaps` prints it."""
 
     def __init__(self):
         super().__init__("qcow2 bitmap", gdb.COMMAND_DATA)
@@ -864,7 +998,8 @@ Usage: qcow2 bitmap NAME GUEST_OFFSET"""
     def invoke(self, arg, from_tty):
         argv = _argv(arg, 2, 2, "qcow2 bitmap NAME GUEST_OFFSET")
         d = current_dump()
-        found = [b for b in d.bitmaps() if b["name"] == argv[0]]
+        raw = _unshown(argv[0], "qcow2 bitmap")
+        found = [b for b in d.bitmaps() if b["raw_name"] == raw]
         if not found:
             raise gdb.GdbError("no bitmap '%s'" % argv[0])
         guest = _int(argv[1], "qcow2 bitmap")
@@ -885,8 +1020,10 @@ Usage: qcow2 bitmap NAME GUEST_OFFSET"""
             v = d.read(data + k // 8, 1)[0] >> (k % 8) & 1
         else:
             v = e & 1
-        print("bitmap_%d_table[%d] = 0x%016x  %s" % (b["n"], ti, e,
-                                                     bitmap_entry_text(e)))
+        name = "bitmap_%d_table" % b["n"]
+        if name not in d.symbols:   # a stripped dump
+            name = "bitmap table at 0x%x" % b["table"]
+        print("%s[%d] = 0x%016x  %s" % (name, ti, e, bitmap_entry_text(e)))
         print("bit %d (guest 0x%x-0x%x): %s" % (
             bit, bit << b["granularity"], ((bit + 1) << b["granularity"]) - 1,
             "set" if v else "clear"))

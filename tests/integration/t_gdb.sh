@@ -319,6 +319,107 @@ case $line in
 *) fail "pretty-printer: a snapshot entry's name escaped as the CLI escapes it" "$line" ;;
 esac
 
+# --- A literal backslash in a name prints as \\ (as qcow2elf prints it):
+# the snapshot named with the four characters s\x1b and the one named s
+# and ESC both printed 's\x1b', and the first could not be reached.  Each
+# is given as printed, gdb's quoting doubling each backslash.
+qemu-img create -q -f qcow2 bs.qcow2 4M
+qemu-io -c 'write -P 1 0 64k' bs.qcow2 >/dev/null
+qemu-img snapshot -c 's\x1b' bs.qcow2
+qemu-io -c 'write -P 2 64k 64k' bs.qcow2 >/dev/null
+qemu-img snapshot -c "$(printf 's\033')" bs.qcow2
+qemu-img bitmap --add bs.qcow2 'b\x1b'
+qemu-io -c 'write -P 3 128k 64k' bs.qcow2 >/dev/null
+qemu-img bitmap --add bs.qcow2 "$(printf 'b\033')"
+"$Q2E" dump bs.qcow2 -o bs.elf
+cat >bs.gdb <<'GDB'
+qcow2 snapshots
+qcow2 bitmaps
+qcow2 translate 64k 's\\\\x1b'
+qcow2 translate 64k 's\\x1b'
+qcow2 bitmap 'b\\\\x1b' 128k
+qcow2 bitmap 'b\\x1b' 128k
+p snapshot_0
+p bitmap_0
+qcow2 bitmap 'b\\q' 0
+GDB
+out=$(gdb_helpers bs.elf bs.gdb)
+assert_eq "qcow2 snapshots: a backslash as \\\\, ESC as \\x1b" "snapshot_0 id 1 name 's\\\\x1b'|snapshot_1 id 2 name 's\\x1b'" \
+	"$(grep '^snapshot_[0-9] ' <<<"$out" | sed 's/ l1_table.*//' | paste -sd'|')"
+assert_eq "qcow2 bitmaps: a backslash as \\\\, ESC as \\x1b" "bitmap_0 'b\\\\x1b'|bitmap_1 'b\\x1b'" \
+	"$(grep '^bitmap_[0-9] ' <<<"$out" | sed 's/ flags.*//' | paste -sd'|')"
+assert_eq "qcow2 translate: each snapshot reached by its name as printed" "snapshot_0_l1_table snapshot_1_l1_table" \
+	"$(sed -n 's/^\(snapshot_[0-9]*_l1_table\)\[.*/\1/p' <<<"$out" | paste -sd' ')"
+assert_eq "qcow2 bitmap: each bitmap reached by its name as printed (b\\x1b was added before the write)" \
+	"bitmap_0_table set bitmap_1_table clear" \
+	"$(sed -n 's/^\(bitmap_[0-9]_table\)\[.*/\1/p; s/^bit .*: \(set\|clear\)$/\1/p' <<<"$out" | paste -sd' ')"
+assert_match "pretty-printer: a snapshot entry's name as the commands print it" "= snapshot id 1 's\\\\\\\\x1b' = \{" "$out"
+assert_match "pretty-printer: a bitmap entry's name as the commands print it" "= bitmap 'b\\\\\\\\x1b' = \{" "$out"
+assert_match "a name with a backslash that is not as printed: said" "qcow2 bitmap: 'b\\\\q' is not a name as printed" "$out"
+
+# --- qcow2 translate SNAPSHOT checks the snapshot's own size (its
+# disk_size), not the image's: past a 1 MiB snapshot of a 64 MiB image it
+# said "unallocated".
+qemu-img create -q -f qcow2 grown.qcow2 1M
+qemu-img snapshot -c small grown.qcow2
+qemu-img resize -q grown.qcow2 64M
+"$Q2E" dump grown.qcow2 -o grown.elf
+printf '%s\n' 'qcow2 translate 32M small' 'qcow2 translate 1M small' 'qcow2 translate 1048575 small' 'qcow2 translate 32M' >grown.gdb
+out=$(gdb_helpers grown.elf grown.gdb)
+assert_eq "qcow2 translate: past a snapshot's own size is an error; within it, and the active image's, answers" \
+	"qcow2 translate: guest offset 0x2000000 is past the virtual size of snapshot_0 (ID 1, name 'small'), 0x100000|qcow2 translate: guest offset 0x100000 is past the virtual size of snapshot_0 (ID 1, name 'small'), 0x100000|unallocated (reads as zeros)|unallocated (reads as zeros)" \
+	"$(grep '^qcow2 translate\|^unallocated\|^host' <<<"$out" | paste -sd'|')"
+
+# --- The zero flag in a version 2 image: QEMU fails the read (EIO, "Zero
+# cluster entry found in pre-v3 image") and map refuses; translate said
+# "zero".
+qemu-img create -q -f qcow2 -o compat=0.10 v2.qcow2 4M
+qemu-io -c 'write -P 1 0 128k' v2.qcow2 >/dev/null
+python3 - v2.qcow2 <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(40)
+    l1, = struct.unpack(">Q", f.read(8))
+    f.seek(l1)
+    l2 = struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00
+    f.seek(l2 + 8 + 7)              # L2 entry 1: the zero flag
+    b = f.read(1)[0]
+    f.seek(l2 + 8 + 7)
+    f.write(bytes([b | 1]))
+PY
+"$Q2E" dump v2.qcow2 -o v2.elf 2>/dev/null
+printf '%s\n' 'qcow2 translate 64k' 'p l2_table_0[1]' 'qcow2 translate 0' >v2.gdb
+out=$(gdb_helpers v2.elf v2.gdb)
+assert_match "version 2, zero flag: qcow2 translate says QEMU refuses it" \
+	"^qcow2 translate: l2_table_0\[1\] has the zero flag, which a version 2 image does not have: QEMU refuses to read it \(EIO\)$" "$out"
+assert_eq "and says no 'zero' result" "" "$(grep -x zero <<<"$out")"
+assert_match "the entry's view says so too" "^\\\$1 = 0x8000000000[0-9a-f]{5}1  host 0x[0-9a-f]+, zero flag \(QEMU refuses it in a version 2 image\), copied$" "$out"
+"$Q2E" map v2.qcow2 >/dev/null 2>v2.err
+assert_match "as qcow2elf map refuses it" "has the zero flag, which a version 2 image does not have" "$(cat v2.err)"
+assert_match "its neighbour still translates" "^host offset 0x[0-9a-f]+$" "$(tail -1 <<<"$out")"
+
+# --- With an external data file, COPIED and offset 0 is the data file's
+# first cluster: the entry read "unallocated, copied" above "host offset 0x0".
+qemu-img create -q -f qcow2 -o data_file=ext.raw ext.qcow2 4M
+qemu-io -c 'write -P 1 0 128k' ext.qcow2 >/dev/null
+"$Q2E" dump ext.qcow2 -o ext.elf
+printf '%s\n' 'qcow2 translate 0' 'p l2_table_0[0]' 'p l2_table_0[2]' >ext.gdb
+assert_eq "external data file: the entry of offset 0 reads as its result" \
+	"$(printf '%s\n' 'l2_table_0[0] = 0x8000000000000000  host 0x0, copied' 'host offset 0x0' \
+		'$1 = 0x8000000000000000  host 0x0, copied' '$2 = 0x0000000000000000  unallocated')" \
+	"$(gdb_helpers ext.elf ext.gdb | grep -v '^l1_table')"
+assert_eq "as qemu-img map maps it" "0 0" "$(qemu-img map --output=json ext.qcow2 | jq -r '.[0] | "\(.start) \(.offset)"')"
+
+# --- qcow2 regions takes a quoted kind, as the other commands take their
+# arguments ("no kind '\"L1 table\"'").
+printf '%s\n' 'qcow2 regions L1 table' >kind1.gdb
+printf '%s\n' 'qcow2 regions "L1 table"' >kind2.gdb
+printf '%s\n' "qcow2 regions 'l1 table'" >kind3.gdb
+want=$(gdb_helpers img.elf kind1.gdb)
+assert_match "qcow2 regions L1 table lists the L1 tables" "^l1_table +L1 table " "$want"
+assert_eq "qcow2 regions \"L1 table\": the same" "$want" "$(gdb_helpers img.elf kind2.gdb)"
+assert_eq "qcow2 regions 'l1 table': the same" "$want" "$(gdb_helpers img.elf kind3.gdb)"
+
 # --- Past gdb 13's 32767 sections: 1 GiB, 512-byte clusters. --------------
 qemu-img create -q -f qcow2 -o cluster_size=512,preallocation=metadata big.qcow2 1G
 "$Q2E" dump big.qcow2 -o big.elf 2>dump.err

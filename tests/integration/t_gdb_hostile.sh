@@ -127,6 +127,12 @@ elif case == "ext-many":            # 2 MiB clusters of 8-byte extensions
     n = (2 << 20) - 0x70
     set_section(".qcow2.ext.feature-table", struct.pack(">II", 1, 0) *
                 (n // 8), addr=0x70)
+elif case == "snap-count":          # the header counts 2 snapshots
+    header_field(60, ">I", 2)
+elif case == "bitmap-count":        # the extension counts 3 bitmaps
+    h = section_bytes(".qcow2.ext.bitmaps")
+    struct.pack_into(">I", h, 8, 3)
+    set_section(".qcow2.ext.bitmaps", bytes(h))
 elif case == "snap-extra":          # extra_data_size 4 GiB
     entry("snapshot_0", 36, ">I", 0xFFFFFFFF)
 elif case == "snap-names":          # 70,000 entries of 128 KiB of names
@@ -223,6 +229,16 @@ for cmd in 'qcow2 snapshots' 'qcow2 translate 0 1'; do
 	run snap-extra "$cmd"
 	assert_match "snapshot extra_data_size 4 GiB: '$cmd' names the entry" "snapshot_0 at 0x80000: extra_data_size 4294967295 is over QEMU's 1024" "$out"
 done
+# Fewer entries in the dump than the header counts (qcow2elf stopped at
+# one it could not read): said, not a shorter list alone.
+run snap-count 'qcow2 snapshots'
+assert_eq "nb_snapshots 2, one entry in the dump: said" \
+	"qcow2_header.nb_snapshots is 2, but the dump holds 1 (qcow2elf check on the image says why)" \
+	"$(tail -1 <<<"$out")"
+run bitmap-count 'qcow2 bitmaps'
+assert_eq "nb_bitmaps 3, one entry in the dump: said" \
+	"ext_bitmaps.nb_bitmaps is 3, but the dump holds 1 (qcow2elf check on the image says why)" \
+	"$(tail -1 <<<"$out")"
 run snap-names 'qcow2 snapshots'
 assert_match "70,000 snapshots of 128 KiB names: stops at the dump's size" "snapshots 0 to [0-9]+ take [0-9]+ bytes, more than QEMU's limit \(67108864\) or the dump's size" "$out"
 run sections-same 'qcow2 regions'
