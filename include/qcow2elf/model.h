@@ -223,6 +223,10 @@ uint64_t q2e_image_missing_from(const struct q2e_image *img, uint64_t off);
  * with a NUL byte (backing_file_size 0), though the header points at one
  * (QEMU keeps the name as a C string). */
 const char *q2e_image_backing(const struct q2e_image *img);
+/* The external data file QEMU opens: its name, if the incompatible bit
+ * says there is one and the extension names it (QEMU ignores the name
+ * without the bit); else NULL. */
+const char *q2e_image_data_file(const struct q2e_image *img);
 /* Its format, from the backing format extension: NULL where the
  * extension is absent or its name empty, and QEMU probes the file. */
 const char *q2e_image_backing_format(const struct q2e_image *img);

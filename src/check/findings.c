@@ -594,12 +594,13 @@ int missing_file_findings(struct checker *c)
 	struct q2e_chain *chain;
 	struct stat st;
 	char what[sizeof(err.msg) + 64];
+	size_t prefix;
 
 	if (q2e_image_dump_meta(img))
 		return 0;
 	/* QEMU opens the data file name as it is, relative to the current
 	 * directory. */
-	if (img->data_file && stat(img->data_file, &st) < 0) {
+	if (q2e_image_data_file(img) && stat(img->data_file, &st) < 0) {
 		uint64_t off = 0;
 
 		for (size_t i = 0; i < img->nexts; i++)
@@ -622,8 +623,13 @@ int missing_file_findings(struct checker *c)
 	/* A format or depth we do not read, which QEMU may well open. */
 	if (err.code == Q2E_EUNSUPPORTED)
 		return 0;
-	snprintf(what, sizeof(what), "the backing chain does not open: %s",
-		 err.msg);
+	/* The chain says it of the image's path and structure, which the
+	 * finding gives already. */
+	snprintf(what, sizeof(what), "'%s': backing_file: ", img->path);
+	prefix = strlen(what);
+	snprintf(what, sizeof(what), "%s",
+		 strncmp(err.msg, what, prefix) == 0 ? err.msg + prefix
+						      : err.msg);
 	return missing_file(c, "backing_file", img->hdr.backing_file_offset,
 			    what);
 }

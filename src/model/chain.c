@@ -117,9 +117,35 @@ static int add_layer(struct q2e_chain *c, struct q2e_layer *l,
 	return 0;
 }
 
-static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
+/*
+ * The external data file of layer L, which QEMU opens with the image and
+ * block status asks where metadata is preallocated.  A chain for the
+ * files alone does not need it unless then; nor does a dump, whose data
+ * file was on the machine it was made on.
+ */
+static int open_data_file(struct q2e_layer *l, int mode,
+			  struct q2e_error *err)
+{
+	struct q2e_error why = { 0 };
+
+	if (!q2e_image_data_file(l->img) ||
+	    (!l->metadata_preallocation &&
+	     (mode == Q2E_CHAIN_FILES || q2e_image_dump_meta(l->img))))
+		return 0;
+	if (q2e_source_open(l->data_path, &l->data_src, &why) == 0)
+		return 0;
+	if (why.code == Q2E_ENOMEM)
+		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	return q2e_error_set(err, why.code,
+			     "'%s': ext_data_file: QEMU could not open external data file: %s",
+			     l->path, why.msg);
+}
+
+static int setup_qcow2_layer(struct q2e_layer *l, int mode,
+			     struct q2e_error *err)
 {
 	struct q2e_image *img = l->img;
+	const char *data_file = q2e_image_data_file(img);
 	int ret;
 
 	l->size = q2e_image_virtual_size(img);
@@ -128,17 +154,12 @@ static int setup_qcow2_layer(struct q2e_layer *l, struct q2e_error *err)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	/* Unlike a backing file name, QEMU opens the data file name as it
 	 * is: relative to the current directory, not to the image's. */
-	l->data_path = strdup(img->data_file ? img->data_file : l->path);
+	l->data_path = strdup(data_file ? data_file : l->path);
 	if (!l->data_path)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	ret = q2e_image_metadata_preallocation(img, &l->metadata_preallocation,
 					       err);
-	if (ret < 0)
-		return ret;
-	/* Block status then asks the file that holds the data. */
-	if (l->metadata_preallocation && img->data_file)
-		ret = q2e_source_open(l->data_path, &l->data_src, err);
-	return ret;
+	return ret < 0 ? ret : open_data_file(l, mode, err);
 }
 
 /*
@@ -185,6 +206,22 @@ static bool qemu_driver(const char *fmt)
 	return false;
 }
 
+/* ERR, about the backing file of TOP, said of TOP, as qemu-img says it
+ * ("Could not open 'top': Could not open backing file: ..."). */
+static int backing_error(const struct q2e_layer *top, struct q2e_error *err)
+{
+	char inner[sizeof(err->msg)];
+	int code = err->code;
+
+	if (code == Q2E_ENOMEM)
+		return code;
+	snprintf(inner, sizeof(inner), "%s", err->msg);
+	q2e_error_clear(err);	/* the first error set is kept */
+	return q2e_error_set(err, code,
+			     "'%s': backing_file: could not open backing file: %s",
+			     top->path, inner);
+}
+
 /* A qcow2 backing file opens as QEMU opens it, or not at all. */
 static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 			      struct q2e_error *err)
@@ -194,6 +231,8 @@ static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 
 	l->format = Q2E_LAYER_QCOW2;
 	ret = q2e_image_open(l->path, &l->img, err);
+	if (ret < 0)
+		ret = backing_error(&c->layers[c->nlayers - 1], err);
 	why = ret || c->mode == Q2E_CHAIN_FILES ? NULL
 	      : c->mode == Q2E_CHAIN_AS_CHECK ? q2e_qemu_open_refusal(l->img)
 					       : q2e_qemu_plain_open_refusal(l->img);
@@ -208,7 +247,7 @@ static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 		free(l->path);
 		return ret;
 	}
-	return setup_qcow2_layer(&c->layers[c->nlayers - 1], err);
+	return setup_qcow2_layer(&c->layers[c->nlayers - 1], c->mode, err);
 }
 
 static int open_backing(struct q2e_chain *c, struct q2e_error *err)
@@ -235,15 +274,17 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		free(l.path);
 		return ret;
 	}
+	/* A file that is not there fails QEMU's open whatever its format. */
+	ret = q2e_source_open(l.path, &src, err);
+	if (ret < 0) {
+		free(l.path);
+		return backing_error(top, err);
+	}
 	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
 		ret = q2e_error_set(err, Q2E_EUNSUPPORTED,
 				    "'%s': backing file '%s' has format '%s'; only qcow2 and raw backing files are read",
 				    top->path, l.path, fmt);
-		free(l.path);
-		return ret;
-	}
-	ret = q2e_source_open(l.path, &src, err);
-	if (ret < 0) {
+		q2e_source_close(src);
 		free(l.path);
 		return ret;
 	}
@@ -290,7 +331,7 @@ static int chain_open(struct q2e_image *img, int mode,
 	}
 	ret = add_layer(c, &top, err);
 	if (ret == 0)
-		ret = setup_qcow2_layer(&c->layers[0], err);
+		ret = setup_qcow2_layer(&c->layers[0], c->mode, err);
 	while (ret == 0) {
 		struct q2e_layer *l = &c->layers[c->nlayers - 1];
 
@@ -415,7 +456,7 @@ static int subcluster_at(struct q2e_layer *l, uint64_t off,
 				     " has an invalid subcluster bitmap 0x%016" PRIx64,
 				     img->path, off, e->bitmap);
 	/* The entries qcow2_get_host_offset() refuses to follow. */
-	if (*type == QCOW2_SUBCLUSTER_COMPRESSED && img->data_file)
+	if (*type == QCOW2_SUBCLUSTER_COMPRESSED && q2e_image_data_file(img))
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': the L2 entry for guest offset 0x%" PRIx64
 				     " is compressed, in an image with an external data file",
@@ -434,7 +475,7 @@ static int subcluster_at(struct q2e_layer *l, uint64_t off,
 				     " maps host offset 0x%" PRIx64
 				     ", which is not cluster aligned",
 				     img->path, off, e->host_offset);
-	if (img->data_file && e->host_offset != off - in_cluster)
+	if (q2e_image_data_file(img) && e->host_offset != off - in_cluster)
 		return q2e_error_set(err, Q2E_ECORRUPT,
 				     "'%s': the L2 entry for guest offset 0x%" PRIx64
 				     " maps offset 0x%" PRIx64 " of the external data file,"

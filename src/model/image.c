@@ -423,6 +423,12 @@ const char *q2e_image_backing(const struct q2e_image *img)
 							  : NULL;
 }
 
+const char *q2e_image_data_file(const struct q2e_image *img)
+{
+	return img->l2.has_data_file && img->data_file ? img->data_file
+						       : NULL;
+}
+
 const char *q2e_image_backing_format(const struct q2e_image *img)
 {
 	return img->backing_format && img->backing_format[0]

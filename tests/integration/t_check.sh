@@ -683,4 +683,23 @@ for c in copied-merge snap-group snap-partial; do
 	same_as_qemu "lines of a walk again, $c" "$T/$c.qcow2"
 done
 
+# A missing backing file of a format check does not read (vmdk) fails
+# qemu-img's open all the same: exit 1, with its reason as qemu-img words
+# it.
+mkdir -p "$T/vmdk" && cd "$T/vmdk" || finish
+qemu-img create -q -f vmdk base.vmdk 1M
+qemu-img create -q -f qcow2 -F vmdk -b base.vmdk top.qcow2
+assert_status "a vmdk backing file that is there: check exits 0" 0 "$Q2E" check top.qcow2
+rm base.vmdk
+assert_status "a vmdk backing file gone: check exits 1, as qemu-img check" \
+	"$(qemu-img check top.qcow2 >/dev/null 2>&1; echo $?)" "$Q2E" check top.qcow2
+assert_match "...saying what qemu-img says" \
+	"could not open 'top.qcow2': could not open backing file: 'base.vmdk': cannot open: No such file" \
+	"$(cat "$T_TMP/.err")"
+assert_status "map of an image whose backing file is gone fails" 1 "$Q2E" map top.qcow2
+assert_match "...naming the image and its backing file" \
+	"^qcow2elf: 'top.qcow2': backing_file: could not open backing file: 'base.vmdk'" \
+	"$(cat "$T_TMP/.err")"
+cd "$T_TMP" || finish
+
 finish

@@ -548,6 +548,28 @@ PY
 }
 t_case "map and info where QEMU reads the image its own way" qemu_reads
 
+# QEMU opens an external data file with the image: map fails where it is
+# missing, as qemu-img map does, naming the image and the structure.
+mkdir -p "$T_TMP/df" && cd "$T_TMP/df" || finish
+qemu-img create -q -f qcow2 -o data_file=d.raw x.qcow2 4M
+qemu-io -c 'write -P 1 0 64k' x.qcow2 >/dev/null
+assert_eq "map with its data file: qemu-img's JSON" \
+	"$(qemu-img map --output=json x.qcow2)" "$("$Q2E" map --output=json x.qcow2)"
+mv d.raw d.away
+assert_status "map without its data file fails, as qemu-img map does" 1 \
+	"$Q2E" map --output=json x.qcow2
+assert_match "...naming the image and the data file" \
+	"'x.qcow2': ext_data_file: .*'d.raw'.*No such file" "$(cat "$T_TMP/.err")"
+assert_eq "...and printing nothing" "" "$("$Q2E" map --output=json x.qcow2 2>/dev/null)"
+# Without the incompatible bit QEMU ignores the name, and so do map and
+# check.
+put_be x.qcow2 72 8 0
+assert_eq "a data file named without its bit: map as qemu-img's" \
+	"$(qemu-img map --output=json x.qcow2)" "$("$Q2E" map --output=json x.qcow2)"
+assert_status "...and check as qemu-img check's status" \
+	"$(qemu-img check x.qcow2 >/dev/null 2>&1; echo $?)" "$Q2E" check x.qcow2
+cd "$T_TMP" || finish
+
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
 	fail "corpus has $n images" "expected at least 30"
 finish
