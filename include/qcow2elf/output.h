@@ -84,7 +84,8 @@ void q2e_out_bytes(struct q2e_out *o, const char *key, const uint8_t *p,
  * snapshot, a bitmap, an error message quoting one), so that it cannot
  * drive the terminal: well-formed UTF-8 as it is; control characters (C0,
  * DEL, C1) and bytes of bad UTF-8 as \xHH, as git and ls escape names.
- * Every human value of q2e_out is written so.  Returns the columns
+ * Every human value of q2e_out is written so, a backslash doubled too
+ * (here it stays single: messages say "QFI\xfb").  Returns the columns
  * written, one per character.
  */
 int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len);

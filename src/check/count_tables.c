@@ -7,10 +7,12 @@
  * order, for every L1 entry that reaches them (check_l2_regions()).
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
+#include "qcow2elf/output.h"
 
 #define BME_RESERVED UINT64_C(0xff000000000001fe)
 #define MAX_SNAPSHOT_L1_ENTRIES (QCOW2_MAX_L1_BYTES / 8)
@@ -405,6 +407,25 @@ int check_l2_regions(struct checker *c)
 	return 0;
 }
 
+/* S as human output escapes it (control characters as \xHH), or NULL
+ * without memory: qemu-img prints the snapshot's ID and name as they
+ * are, and a name can hold a terminal's escape sequences. */
+static char *escaped(const char *s)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	if (!fp)
+		return NULL;
+	q2e_fputs_escaped(fp, s);
+	if (fclose(fp) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 /*
  * Whether QEMU skips snapshot I's L1 table as corrupted; the line is the
  * snapshot's own (it names it).
@@ -413,22 +434,30 @@ static int snapshot_skipped(struct checker *c, size_t i)
 {
 	const struct q2e_snapshot *s = &c->img->snapshots[i];
 	const struct qcow2_snapshot *e = &s->entry;
+	bool aligned = !(e->l1_table_offset & (c->cs - 1));
+	char *id, *name;
+	int ret;
 
 	set_key(c, (uint64_t)ST_SNAPSHOTS << 32 | i, 0, 0);
 	c->own_lines = true;
-	if (e->l1_table_offset & (c->cs - 1)) {
-		c->skip_snapshot[i] = true;
-		return corrupt(c, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64
-			       ": L1 table is not cluster aligned; snapshot table entry corrupted",
-			       s->id, s->name, e->l1_table_offset);
-	}
-	if (e->l1_size > MAX_SNAPSHOT_L1_ENTRIES) {
-		c->skip_snapshot[i] = true;
-		return corrupt(c, "ERROR snapshot %s (%s) l1_size=%#" PRIx32
-			       ": L1 table is too large; snapshot table entry corrupted",
-			       s->id, s->name, e->l1_size);
-	}
-	return 0;
+	if (aligned && e->l1_size <= MAX_SNAPSHOT_L1_ENTRIES)
+		return 0;
+	c->skip_snapshot[i] = true;
+	id = escaped(s->id);
+	name = escaped(s->name);
+	if (!id || !name)
+		ret = nomem(c);
+	else if (!aligned)
+		ret = corrupt(c, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64
+			      ": L1 table is not cluster aligned; snapshot table entry corrupted",
+			      id, name, e->l1_table_offset);
+	else
+		ret = corrupt(c, "ERROR snapshot %s (%s) l1_size=%#" PRIx32
+			      ": L1 table is too large; snapshot table entry corrupted",
+			      id, name, e->l1_size);
+	free(id);
+	free(name);
+	return ret;
 }
 
 /*

@@ -136,21 +136,29 @@ static size_t utf8_sequence(const unsigned char *p, size_t left)
 	return n;
 }
 
+/* What else a run of plain bytes stops at. */
+enum {
+	STOP_QUOTE = 1,		/* '"' */
+	STOP_BACKSLASH = 2,	/* '\\' */
+	STOP_JSON = STOP_QUOTE | STOP_BACKSLASH,
+};
+
 /*
- * Which of the 8 bytes of X are not plain (printable ASCII, and for JSON
- * neither '"' nor '\\'): the high bit of each such byte, and only of those.
- * Every sum below stays within its byte (7-bit values plus at most 0x7f),
- * so no carry crosses into the next one.
+ * Which of the 8 bytes of X are not plain (printable ASCII, and none of
+ * the characters STOP names): the high bit of each such byte, and only of
+ * those.  Every sum below stays within its byte (7-bit values plus at
+ * most 0x7f), so no carry crosses into the next one.
  */
-static uint64_t not_plain(uint64_t x, bool json)
+static uint64_t not_plain(uint64_t x, unsigned stop)
 {
 	const uint64_t ones = 0x0101010101010101u, high = ones * 0x80;
 	uint64_t low = x & ~high, bad;
 
 	bad = x | ~(low + ones * (0x80 - 0x20)) | (low + ones);
-	if (json)
-		bad |= ~((low ^ (ones * '"')) + ones * 0x7f) |
-		       ~((low ^ (ones * '\\')) + ones * 0x7f);
+	if (stop & STOP_QUOTE)
+		bad |= ~((low ^ (ones * '"')) + ones * 0x7f);
+	if (stop & STOP_BACKSLASH)
+		bad |= ~((low ^ (ones * '\\')) + ones * 0x7f);
 	return bad & high;
 }
 
@@ -159,7 +167,7 @@ static uint64_t not_plain(uint64_t x, bool json)
  * Eight bytes a step: under the fuzzer's coverage every comparison of a
  * byte calls a hook, and names from an image run to thousands of bytes.
  */
-static size_t plain_run(const unsigned char *p, size_t len, bool json)
+static size_t plain_run(const unsigned char *p, size_t len, unsigned stop)
 {
 	size_t n = 0;
 
@@ -170,7 +178,7 @@ static size_t plain_run(const unsigned char *p, size_t len, bool json)
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 		x = __builtin_bswap64(x);
 #endif
-		bad = not_plain(x, json);
+		bad = not_plain(x, stop);
 		if (bad)
 			return n + (size_t)__builtin_ctzll(bad) / 8;
 		n += 8;
@@ -230,7 +238,7 @@ static void json_string(FILE *fp, const char *s, size_t len)
 
 	putc_unlocked('"', fp);
 	for (size_t i = 0; i < len; i++) {
-		size_t n = plain_run(p + i, len - i, true);
+		size_t n = plain_run(p + i, len - i, STOP_JSON);
 
 		if (n) {
 			fwrite_unlocked(p + i, 1, n, fp);
@@ -260,17 +268,19 @@ static void json_string(FILE *fp, const char *s, size_t len)
 /*
  * For people, as ls -b and git quote names: a name from an image must not
  * drive the terminal (ESC ]0;... retitles it, C1 CSI U+009B starts a
- * sequence on some terminals).  A backslash stays as it is, as in the
- * library's own messages ("no QFI\\xfb magic").
+ * sequence on some terminals).  In a value (NAME), a backslash is
+ * doubled as ls -b doubles it, so that a name of the four characters
+ * \x1b and one holding ESC read apart, and the gdb helpers take a name
+ * as printed; in a message it stays single ("no QFI\xfb magic").
  */
-int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
+static int write_escaped(FILE *fp, const char *s, size_t len, bool name)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	int width = 0;
 
 	flockfile(fp);	/* already held when called for a q2e_out */
 	for (size_t i = 0; i < len; i++) {
-		size_t n = plain_run(p + i, len - i, false);
+		size_t n = plain_run(p + i, len - i, name ? STOP_BACKSLASH : 0);
 
 		if (n) {
 			fwrite_unlocked(p + i, 1, n, fp);
@@ -282,7 +292,10 @@ int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
 		unsigned c = p[i];
 
 		n = c < 0x80 ? 1 : utf8_sequence(p + i, len - i);
-		if (n > 1 && !(c == 0xc2 && p[i + 1] < 0xa0)) {
+		if (c == '\\' && name) {
+			fputs_unlocked("\\\\", fp);
+			width += 2;
+		} else if (n > 1 && !(c == 0xc2 && p[i + 1] < 0xa0)) {
 			fwrite_unlocked(p + i, 1, n, fp);
 			i += n - 1;
 			width++;
@@ -294,6 +307,11 @@ int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
 	}
 	funlockfile(fp);
 	return width;
+}
+
+int q2e_fwrite_escaped(FILE *fp, const char *s, size_t len)
+{
+	return write_escaped(fp, s, len, false);
 }
 
 void q2e_fputs_escaped(FILE *fp, const char *s)
@@ -506,7 +524,7 @@ void q2e_out_strn(struct q2e_out *o, const char *key, const char *s,
 	if (o->format == Q2E_FORMAT_JSON)
 		json_string(o->fp, s, len);
 	else
-		human_value_end(o, q2e_fwrite_escaped(o->fp, s, len));
+		human_value_end(o, write_escaped(o->fp, s, len, true));
 }
 
 void q2e_out_str(struct q2e_out *o, const char *key, const char *s)
@@ -629,7 +647,7 @@ static void human_colored(struct q2e_out *o, const char *text, size_t len,
 
 	if (on)
 		fputs_unlocked(sgr[c], o->fp);
-	q2e_fwrite_escaped(o->fp, text, len);
+	write_escaped(o->fp, text, len, true);
 	fputs_unlocked(on ? "\033[m\n" : "\n", o->fp);
 }
 

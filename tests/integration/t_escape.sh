@@ -136,7 +136,8 @@ assert_match "the usage error names the command, escaped" \
 	"unknown command '\\\\x1b\\]0;pwned\\\\x07'" "$(cat err)"
 # Plain characters are found eight bytes at a time (src/out/output.c): a
 # byte to escape at either end of a group of eight, or just past one, is
-# still escaped, in JSON and for people, and the rest of the name kept.
+# still escaped, in JSON and for people (a backslash doubled), and the
+# rest of the name kept.
 qemu-img create -q -f qcow2 runs.qcow2 1M || fail "qemu-img makes runs.qcow2"
 names=()
 for c in '"' '\' $'\x01' $'\x7f' 'é'; do
@@ -153,9 +154,29 @@ for i in "${!names[@]}"; do
 	name=${names[$i]}
 	[ "$(jq -j ".snapshots[$i].name" runs.json)" = "$name" ] ||
 		bad+=" json:$i"
-	want=${name//$'\x01'/\\x01}
+	want=${name//\\/\\\\}
+	want=${want//$'\x01'/\\x01}
 	want=${want//$'\x7f'/\\x7f}
 	grep -qF -- "$want" runs.txt || bad+=" human:$i"
 done
 assert_eq "names escaped at each end of an 8-byte group (${#names[@]})" "" "$bad"
+
+# A name of the four characters \x1b and one holding ESC print apart.
+qemu-img create -q -f qcow2 twins.qcow2 1M
+qemu-img snapshot -c 's\x1b' twins.qcow2
+qemu-img snapshot -c $'s\x1b' twins.qcow2
+assert_eq "a literal \\x1b and an ESC in names print apart" \
+	's\\x1b|s\x1b' \
+	"$("$Q2E" info twins.qcow2 | awk '$1 == "name" && $2 ~ /^s/ { printf "%s%s", s, $2; s = "|" }')"
+
+# check copies qemu-img's lines, which name a snapshot whose L1 table it
+# skips: its ID and name escaped too.
+qemu-img create -q -f qcow2 skipped.qcow2 64M
+qemu-img snapshot -c "$OSC" skipped.qcow2
+put64 skipped.qcow2 "$(($(get64 skipped.qcow2 64)))" \
+	"$(($(get64 skipped.qcow2 "$(get64 skipped.qcow2 64)") + 0x200))"
+safe "check of a snapshot whose L1 table is misaligned" "$Q2E" check skipped.qcow2
+assert_match "...whose line names it escaped" \
+	'ERROR snapshot 1 \(\\x1b\]0;pwned\\x07\) l1_offset=0x[0-9a-f]+200: L1 table is not cluster aligned' \
+	"$(cat err)"
 finish

@@ -214,7 +214,9 @@ static void test_human_columns(void **state)
 	       "  (none)\n");
 }
 
-/* Control bytes are shown as \xNN; everything else passes through. */
+/* Control bytes are shown as \xNN and a backslash doubled, so that a
+ * name of the four characters \x7f cannot pass for DEL; everything else
+ * passes through. */
 static void test_human_strings(void **state)
 {
 	struct capture c;
@@ -223,8 +225,10 @@ static void test_human_strings(void **state)
 	start(&c, Q2E_FORMAT_HUMAN);
 	q2e_out_object(c.o, NULL);
 	q2e_out_strn(c.o, "name", "a\nb\x7f\"\\\xc3\xa9", 8);
+	q2e_out_str(c.o, "literal", "b\\x7f");
 	q2e_out_end(c.o);
-	expect(&c, "name                         a\\x0ab\\x7f\"\\\xc3\xa9\n");
+	expect(&c, "name                         a\\x0ab\\x7f\"\\\\\xc3\xa9\n"
+		   "literal                      b\\\\x7f\n");
 }
 
 /* A key wider than the column still leaves one space before the value. */
