@@ -317,14 +317,16 @@ int q2e_image_read_snapshot_l1(struct q2e_image *img, size_t n,
 
 /*
  * Entries [FIRST, FIRST + N) of the table of 8-byte big-endian entries at
- * OFF, in host order, into OUT; N at most Q2E_TABLE_CHUNK.  Those past the
- * end of the file, in a hole or (in a dump) in no section read as 0, and
- * are not read.  For a view that walks two tables side by side.
+ * OFF, in host order, into OUT; N at most Q2E_TABLE_CHUNK.  Returns how
+ * many of them from the first the file holds (the rest of OUT is left as
+ * it was: they read as 0, past the end of the file, in a hole or in a
+ * dump's bytes no section holds, and are not read), or an error.  For a
+ * view that walks two tables side by side.
  */
 #define Q2E_TABLE_CHUNK 8192
-int q2e_image_table_chunk(struct q2e_image *img, uint64_t off,
-			  uint64_t first, uint64_t n, uint64_t *out,
-			  struct q2e_error *err);
+int64_t q2e_image_table_chunk(struct q2e_image *img, uint64_t off,
+			      uint64_t first, uint64_t n, uint64_t *out,
+			      struct q2e_error *err);
 
 /* The L2 entry that maps guest offset OFF through the active L1. */
 struct q2e_l2_cache;

@@ -151,16 +151,17 @@ int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
 	return 0;
 }
 
-int q2e_image_table_chunk(struct q2e_image *img, uint64_t off,
-			  uint64_t first, uint64_t n, uint64_t *out,
-			  struct q2e_error *err)
+int64_t q2e_image_table_chunk(struct q2e_image *img, uint64_t off,
+			      uint64_t first, uint64_t n, uint64_t *out,
+			      struct q2e_error *err)
 {
 	uint64_t pos = off + first * 8, end;
 	int64_t got;
 
-	memset(out, 0, (size_t)n * 8);
-	if (n > ENTRIES_CHUNK || first > (UINT64_MAX - off) / 8 ||
-	    pos >= img->file_size)
+	if (n > ENTRIES_CHUNK)
+		return q2e_error_set(err, Q2E_EUSAGE, "a chunk of %" PRIu64
+				     " entries", n);
+	if (first > (UINT64_MAX - off) / 8 || pos >= img->file_size)
 		return 0;
 	end = q2e_source_held_end(img->src, pos, n * 8);
 	if (end > img->file_size)
@@ -170,10 +171,13 @@ int q2e_image_table_chunk(struct q2e_image *img, uint64_t off,
 	got = q2e_source_pread(img->src, out, (size_t)(end - pos), pos,
 			       "a table", err);
 	if (got < 0)
-		return (int)got;
-	for (uint64_t j = 0; j < ((uint64_t)got + 7) / 8; j++)
+		return got;
+	n = ((uint64_t)got + 7) / 8;
+	/* The rest of an entry the file cuts reads as zeros. */
+	memset((uint8_t *)out + got, 0, (size_t)(n * 8 - (uint64_t)got));
+	for (uint64_t j = 0; j < n; j++)
 		out[j] = qcow2_be64((const uint8_t *)&out[j]);
-	return 0;
+	return (int64_t)n;
 }
 
 static int copy_entries(void *arg, uint64_t first, const uint64_t *e,

@@ -22,6 +22,7 @@
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py crossed-l2 IMAGE [MODULUS]
+    hostile.py overlapping-snapshot-l1s IMAGE [SHIFT]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -434,6 +435,34 @@ def crossed_l2(path, modulus):
                          for i in range(n)))
 
 
+def overlapping_snapshot_l1s(path, shift, count=1024):
+    """IMAGE: a fresh qemu-img image of 64 MiB with 512-byte clusters.
+    1,024 L2 tables follow the end of the file (their entries 0 and 1 in
+    turn, starting with entry SHIFT % 2), then one run of L1 entries naming
+    them in turn, then the snapshot table: 1,024 snapshots whose L1 tables
+    of 1,024 entries start SHIFT entries apart, each overlapping the next.
+    Two such images, of shifts 1 and 2, pair a million L2 tables that
+    differ, in two files of 630 KB (from a review)."""
+    cs = 512
+    with open(path, "r+b") as f:
+        f.seek(0, 2)
+        l2base = (f.tell() + cs - 1) // cs * cs
+        f.seek(l2base)
+        for t in range(count):
+            f.write(struct.pack(">64Q", *((j + t + shift) % 2
+                                          for j in range(64))))
+        l1base = l2base + count * cs
+        f.write(b"".join(struct.pack(">Q", l2base + e % count * cs)
+                         for e in range(count + shift * count)))
+        table = b"".join(snapshot_entry(n, l1base + 8 * shift * n, count)
+                         for n in range(count))
+        st = (f.tell() + cs - 1) // cs * cs
+        f.seek(st)
+        f.write(table + b"\0" * (-len(table) % cs))
+        f.seek(60)
+        f.write(struct.pack(">IQ", count, st))
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "share-snapshot-l1": (share_snapshot_l1, 2),
@@ -457,6 +486,7 @@ GENERATORS = {
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),
+    "overlapping-snapshot-l1s": (overlapping_snapshot_l1s, 1),
 }
 
 
