@@ -332,7 +332,9 @@ int walk_read_backing_name(struct walk *w, const uint8_t *c0, uint64_t len)
 	uint64_t off = h->backing_file_offset, size = h->backing_file_size;
 	int ret;
 
-	if (!off)
+	/* A name of 0 bytes is none, to QEMU too: no region, which would
+	 * overlap whatever starts at its offset. */
+	if (!off || !size)
 		return 0;
 	if (size > QCOW2_MAX_BACKING_NAME)
 		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_LIMIT, 16, "backing_file",

@@ -462,6 +462,12 @@ qemu_reads() {
 	assert_same_file "backing_file_size 0: check prints what qemu-img check prints" \
 		<(qemu-img check "$f" 2>&1; echo "exit $?") \
 		<("$Q2E" check "$f" 2>&1; echo "exit $?")
+	# ...at the offset of the cluster after the header, where the
+	# refcount table starts: no overlap with a name of no bytes.
+	put64 "$f" 8 65536
+	assert_same_file "backing_file_size 0 at the next cluster: check as qemu-img check" \
+		<(qemu-img check "$f" 2>&1; echo "exit $?") \
+		<("$Q2E" check "$f" 2>&1; echo "exit $?")
 	# The backing file as QEMU opens it: refused where QEMU refuses it
 	# (and then still kept from being written over), or named with the
 	# file: protocol, or with a backing format extension that names no
