@@ -359,11 +359,12 @@ int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
  * reads), in the order it looks; NULL if it opens it.  qemu_rules.c.
  */
 const char *q2e_qemu_open_refusal(const struct q2e_image *img);
-/* Why qemu-img check gives up on the snapshot table of an image QEMU
- * opens; NULL if it does not. */
+/* Why qemu-img check gives up on an image QEMU opens (its snapshot table,
+ * or a bitmap table the check reads); NULL if it does not. */
 const char *q2e_qemu_check_refusal(const struct q2e_image *img);
-/* Why a plain open (qemu-img info, map) refuses IMG: either of the above,
- * since only check's open skips the snapshot table; NULL if it opens it. */
+/* Why a plain open (qemu-img info, map) refuses IMG: the first of the
+ * above, or the snapshot table check's open skips (not the bitmap tables
+ * only the check reads); NULL if it opens it. */
 const char *q2e_qemu_plain_open_refusal(const struct q2e_image *img);
 
 /* "note", "warning" or "error". */

@@ -110,6 +110,9 @@ static bool bitmap_unloadable(const struct q2e_image *img,
 
 	if (e->flags & 1)
 		return false;
+	/* The block layer refuses the read (EIO). */
+	if (unreadable(e->bitmap_table_offset, e->bitmap_table_size * 8ULL))
+		return true;
 	for (uint64_t j = 0; b->table && j < b->ntable; j++) {
 		struct qcow2_bitmap_table_entry t;
 
@@ -200,7 +203,7 @@ static const char *extensions_unopenable(const struct q2e_image *img)
 }
 
 /* Snapshot tables QEMU opens but qemu-img check then gives up on. */
-const char *q2e_qemu_check_refusal(const struct q2e_image *img)
+static const char *snapshot_table_refusal(const struct q2e_image *img)
 {
 	const struct qcow2_header *h = &img->hdr;
 	uint64_t bytes = h->nb_snapshots * (uint64_t)QCOW2_SNAPSHOT_FIXED_SIZE;
@@ -219,6 +222,25 @@ const char *q2e_qemu_check_refusal(const struct q2e_image *img)
 	return NULL;
 }
 
+/*
+ * Besides, qcow2_check_bitmaps_refcounts() reads the table of every
+ * bitmap, those in use too (which the open left alone), and the check
+ * fails where the block layer refuses the read.
+ */
+const char *q2e_qemu_check_refusal(const struct q2e_image *img)
+{
+	const char *why = snapshot_table_refusal(img);
+
+	for (size_t i = 0; !why && i < img->nbitmaps; i++) {
+		const struct qcow2_bitmap_entry *e = &img->bitmaps[i].entry;
+
+		if (unreadable(e->bitmap_table_offset,
+			       e->bitmap_table_size * 8ULL))
+			why = "a bitmap's table cannot be read";
+	}
+	return why;
+}
+
 const char *q2e_qemu_open_refusal(const struct q2e_image *img)
 {
 	const char *why = header_unopenable(img);
@@ -235,5 +257,5 @@ const char *q2e_qemu_plain_open_refusal(const struct q2e_image *img)
 	if (!why && !img->hdr.refcount_table_clusters)
 		why = "the image has no refcount table (QEMU opens it only "
 		      "for a check)";
-	return why ? why : q2e_qemu_check_refusal(img);
+	return why ? why : snapshot_table_refusal(img);
 }

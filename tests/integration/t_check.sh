@@ -5,6 +5,7 @@
 # `qemu-img check`'s, and the findings name the damaged structures.
 . "$(dirname "$0")/../lib/common.sh"
 need qemu-img qemu-io jq od dd python3
+. "$TOP/tests/lib/patch.sh"
 
 T=$T_TMP
 QEMU_KEYS='{"image-end-offset", "compressed-clusters", "total-clusters",
@@ -700,6 +701,24 @@ assert_status "map of an image whose backing file is gone fails" 1 "$Q2E" map to
 assert_match "...naming the image and its backing file" \
 	"^qcow2elf: 'top.qcow2': backing_file: could not open backing file: 'base.vmdk'" \
 	"$(cat "$T_TMP/.err")"
+cd "$T_TMP" || finish
+
+# A bitmap table past what the block layer reads (2^63 - 2^30 on): QEMU
+# fails its open for a bitmap it loads, and qemu-img check for one in use,
+# which the check reads all the same.  Both exit 1.
+mkdir -p "$T/bmfar" && cd "$T/bmfar" || finish
+qemu-img create -q -f qcow2 bm.qcow2 16M && qemu-img bitmap --add bm.qcow2 b0
+ent=$("$Q2E" info --output=json bm.qcow2 | jq '.bitmaps[0]."entry-offset"')
+for flags in 2 3; do
+	cp bm.qcow2 "t$flags.qcow2"
+	put64 "t$flags.qcow2" "$ent" $((0x7fffffffc0000000))
+	put32 "t$flags.qcow2" $((ent + 12)) "$flags"
+	assert_status "a bitmap table QEMU cannot read (flags $flags): check exits as qemu-img check" \
+		"$(qemu-img check "t$flags.qcow2" >/dev/null 2>&1; echo $?)" "$Q2E" check "t$flags.qcow2"
+done
+assert_eq "...and info says QEMU opens the image only where the bitmap is in use" \
+	"false true" \
+	"$("$Q2E" info --output=json t2.qcow2 | jq '."qemu-opens"') $("$Q2E" info --output=json t3.qcow2 | jq '."qemu-opens"')"
 cd "$T_TMP" || finish
 
 finish
