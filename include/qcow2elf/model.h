@@ -135,6 +135,9 @@ struct q2e_bitmap {
 	uint64_t ntable;
 };
 
+/* The largest encryption area the model reads a LUKS header from. */
+#define Q2E_MAX_CRYPTO_AREA (1ULL << 30)
+
 struct q2e_image {
 	struct q2e_source *src;
 	char *path;			/* as given */
@@ -164,7 +167,7 @@ struct q2e_image {
 	bool bitmaps_ignored;
 	bool has_crypto_ext;
 	struct qcow2_crypto_ext crypto_ext;
-	bool has_luks;
+	bool has_luks;		/* read: an area of at most Q2E_MAX_CRYPTO_AREA */
 	struct qcow2_luks_header luks;
 
 	uint64_t *l1;			/* active L1, raw entries */
@@ -359,6 +362,10 @@ int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
  * reads), in the order it looks; NULL if it opens it.  qemu_rules.c.
  */
 const char *q2e_qemu_open_refusal(const struct q2e_image *img);
+/* Why QEMU's LUKS driver cannot read IMG's LUKS header, which it reads
+ * without a key too; NULL if it can or IMG is not LUKS-encrypted.
+ * qemu_luks.c. */
+const char *q2e_qemu_luks_refusal(const struct q2e_image *img);
 /* Why qemu-img check gives up on an image QEMU opens (its snapshot table,
  * or a bitmap table the check reads); NULL if it does not. */
 const char *q2e_qemu_check_refusal(const struct q2e_image *img);

@@ -245,7 +245,9 @@ const char *q2e_qemu_open_refusal(const struct q2e_image *img)
 {
 	const char *why = header_unopenable(img);
 
-	return why ? why : extensions_unopenable(img);
+	if (!why)
+		why = extensions_unopenable(img);
+	return why ? why : q2e_qemu_luks_refusal(img);
 }
 
 /* Besides: qcow2_do_open() takes an image without a refcount table only

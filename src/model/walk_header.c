@@ -11,8 +11,6 @@
 #include "qcow2elf/array.h"
 #include "walk.h"
 
-#define MAX_CRYPTO_AREA (1ULL << 30)
-
 int walk_read_header(struct walk *w)
 {
 	struct q2e_image *img = w->img;
@@ -393,7 +391,7 @@ int walk_read_crypto(struct walk *w)
 	if (!img->has_crypto_ext)
 		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_INVALID, 32, "qcow2_header",
 				    "crypt_method is LUKS, but there is no encryption header extension");
-	if (x->length > MAX_CRYPTO_AREA)
+	if (x->length > Q2E_MAX_CRYPTO_AREA)
 		return walk_problem(w, Q2E_SEV_ERROR, Q2E_PROBLEM_LIMIT, x->offset, "crypto_header",
 				    "encryption area of %" PRIu64
 				    " bytes is implausibly large: not read",
