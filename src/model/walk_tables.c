@@ -241,6 +241,7 @@ struct l1_walk {
 	uint64_t l1_off;
 	struct q2e_owner owner;
 	const char *name;
+	uint64_t base;		/* the index of the first entry read */
 };
 
 static int walk_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
@@ -248,7 +249,42 @@ static int walk_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
 {
 	struct l1_walk *a = arg;
 
-	return walk_l2_tables(a->w, e, first, n, a->l1_off, a->owner, a->name);
+	return walk_l2_tables(a->w, e, a->base + first, n, a->l1_off,
+			      a->owner, a->name);
+}
+
+/* How many of the COUNT entries at OFF the file holds, as
+ * table_entries_each() counts them. */
+static uint64_t held_entries(struct q2e_image *img, uint64_t off,
+			     uint64_t count)
+{
+	uint64_t end = q2e_source_held_end(img->src, off, count * 8);
+
+	if (end > img->file_size)
+		end = img->file_size > off ? img->file_size : off;
+	return (end - off + 7) / 8 < count ? (end - off + 7) / 8 : count;
+}
+
+/*
+ * Entries SKIP on of snapshot N's table at OFF (COUNT of them), whose
+ * first SKIP entries lie in another snapshot's table walked already.
+ */
+static int walk_snapshot_l1_rest(struct walk *w, struct l1_walk *a,
+				 struct q2e_snapshot *s, uint64_t skip)
+{
+	uint64_t off = s->entry.l1_table_offset, count = s->entry.l1_size;
+	uint64_t nread;
+	int ret;
+
+	s->nl1 = held_entries(w->img, off, count);
+	if (skip >= s->nl1)
+		return 0;
+	a->base = skip;
+	ret = table_entries_each(w->img, off + skip * 8, count - skip, a->name,
+				 walk_l1_chunk, a, &nread, w->err);
+	if (ret == 0 && skip + nread < s->nl1)
+		s->nl1 = skip + nread;	/* the file ended after all */
+	return ret;
 }
 
 /*
@@ -257,9 +293,14 @@ static int walk_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
  * the L1 table but not its L2 tables again: they are recorded for FIRST
  * only, whose symbols stand for both.  4,096 snapshots sharing an L1 table
  * of 8,192 entries that name one L2 table in a 680 KB file made 33 million
- * owners (530 MB, 17 s to check); a dump gave each a symbol.
+ * owners (530 MB, 17 s to check); a dump gave each a symbol.  Likewise
+ * its first SKIP entries, which lie in the table of a snapshot before it
+ * in offset order (tables that overlap, which QEMU never writes): 4,096
+ * tables of 4 Mi entries 4 KiB apart in a sparse file of 300 KB made
+ * 100 million owners (info took 10 s and 1.5 GB).
  */
-static int read_snapshot_tables(struct walk *w, size_t n, size_t first)
+static int read_snapshot_tables(struct walk *w, size_t n, size_t first,
+				uint64_t skip)
 {
 	struct q2e_image *img = w->img;
 	struct q2e_snapshot *s = &img->snapshots[n];
@@ -290,6 +331,8 @@ static int read_snapshot_tables(struct walk *w, size_t n, size_t first)
 		s->nl1 = img->snapshots[first].nl1;
 		return 0;
 	}
+	if (skip)
+		return walk_snapshot_l1_rest(w, &a, s, skip);
 	return table_entries_each(img, s->entry.l1_table_offset,
 				  s->entry.l1_size, name, walk_l1_chunk, &a,
 				  &s->nl1, w->err);
@@ -347,14 +390,17 @@ static int read_all_snapshot_tables(struct walk *w)
 {
 	struct q2e_image *img = w->img;
 	size_t n = img->nsnapshots, *first;
+	uint64_t *skip, covered = 0;	/* the end of the tables before */
 	struct l1_key *keys;
 	int ret = 0;
 
 	keys = malloc((n ? n : 1) * sizeof(*keys));
 	first = malloc((n ? n : 1) * sizeof(*first));
-	if (!keys || !first) {
+	skip = calloc(n ? n : 1, sizeof(*skip));
+	if (!keys || !first || !skip) {
 		free(keys);
 		free(first);
+		free(skip);
 		return q2e_error_set(w->err, Q2E_ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++)
@@ -366,12 +412,21 @@ static int read_all_snapshot_tables(struct walk *w)
 			    keys[k].size == keys[k - 1].size;
 
 		first[keys[k].n] = same ? first[keys[k - 1].n] : keys[k].n;
+		if (same || !keys[k].size || keys[k].offset >= img->file_size ||
+		    keys[k].size * 8 > QCOW2_MAX_L1_BYTES)
+			continue;	/* not walked again, or not at all */
+		if (covered > keys[k].offset)
+			skip[keys[k].n] = (covered - keys[k].offset + 7) / 8;
+		if (keys[k].offset + keys[k].size * 8 > covered)
+			covered = keys[k].offset + keys[k].size * 8;
 	}
 	advise_snapshot_tables(w, keys, n);
 	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = read_snapshot_tables(w, i, first[i] < i ? first[i] : n);
+		ret = read_snapshot_tables(w, i, first[i] < i ? first[i] : n,
+					   skip[i]);
 	free(keys);
 	free(first);
+	free(skip);
 	return ret;
 }
 

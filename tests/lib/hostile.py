@@ -23,6 +23,7 @@
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py crossed-l2 IMAGE [MODULUS]
     hostile.py overlapping-snapshot-l1s IMAGE [SHIFT]
+    hostile.py overlapping-sparse-l1s IMAGE [SNAPSHOTS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -463,6 +464,21 @@ def overlapping_snapshot_l1s(path, shift, count=1024):
         f.write(struct.pack(">IQ", count, st))
 
 
+def overlapping_sparse_l1s(path, count):
+    """IMAGE: a fresh qemu-img image with 64 KiB clusters.  COUNT snapshots
+    whose L1 tables of QEMU's largest size (4 Mi entries) start 4 KiB
+    apart, at 1 MiB, in a hole of the file but for the snapshot table,
+    which lies inside all of them: a sparse file of 300 KB on disk whose
+    tables' entries there name garbage L2 tables (from a review)."""
+    l1_size = (32 << 20) // 8
+    base = 1 << 20
+    snap_off = base + (32 << 20) - CLUSTER
+    with open(path, "r+b") as f:
+        table = b"".join(snapshot_entry(n, base + n * 4096, l1_size)
+                         for n in range(count))
+        write_snapshot_table(f, table, snap_off, count)
+
+
 GENERATORS = {
     "shared-snapshot-l1": (shared_snapshot_l1, 4096),
     "share-snapshot-l1": (share_snapshot_l1, 2),
@@ -487,6 +503,7 @@ GENERATORS = {
     "far-bitmap": (far_bitmap, 1 << 20),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),
     "overlapping-snapshot-l1s": (overlapping_snapshot_l1s, 1),
+    "overlapping-sparse-l1s": (overlapping_sparse_l1s, 4096),
 }
 
 
