@@ -18,6 +18,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "qcow2elf/model.h"
@@ -54,19 +55,34 @@ static bool cipher_key(const char *name, unsigned key)
 	return false;
 }
 
-/* The key slots, as check_header() finds them. */
+/* Key slot S's key material in sectors, as QEMU's unsigned ints hold it:
+ * the bytes wrap at 32 bits (key bytes times stripes), then whole
+ * sectors, rounded up to the header's 8, cut to 32 bits again. */
+static uint32_t slot_sectors(const struct qcow2_luks_header *h,
+			     const struct qcow2_luks_slot *s)
+{
+	uint32_t bytes = h->key_bytes * s->stripes;
+	uint64_t sectors = ((uint64_t)bytes + LUKS_SECTOR - 1) / LUKS_SECTOR;
+
+	return (uint32_t)((sectors + LUKS_HEADER_SECTORS - 1) /
+			  LUKS_HEADER_SECTORS * LUKS_HEADER_SECTORS);
+}
+
+/* ranges_overlap() of QEMU's range.h, in 64 bits: a range of length 0
+ * ends before it starts. */
+static bool slots_overlap(uint64_t s1, uint64_t l1, uint64_t s2, uint64_t l2)
+{
+	return !(s2 + l2 - 1 < s1 || s1 + l1 - 1 < s2);
+}
+
+/* The key slots, as check_header() finds them, its sums included:
+ * start plus length is an unsigned int there, and wraps. */
 static const char *slots_unopenable(const struct qcow2_luks_header *h)
 {
-	uint64_t start[QCOW2_LUKS_SLOTS], len[QCOW2_LUKS_SLOTS];
-
 	for (unsigned i = 0; i < QCOW2_LUKS_SLOTS; i++) {
 		const struct qcow2_luks_slot *s = &h->slots[i];
-		uint64_t sectors = ((uint64_t)h->key_bytes * s->stripes +
-				    LUKS_SECTOR - 1) / LUKS_SECTOR;
+		uint32_t start = s->key_offset, len = slot_sectors(h, s);
 
-		start[i] = s->key_offset;
-		len[i] = (sectors + LUKS_HEADER_SECTORS - 1) /
-			 LUKS_HEADER_SECTORS * LUKS_HEADER_SECTORS;
 		if (s->stripes != LUKS_STRIPES)
 			return "a LUKS key slot does not have 4000 stripes";
 		if (s->active != QCOW2_LUKS_SLOT_ENABLED &&
@@ -74,13 +90,13 @@ static const char *slots_unopenable(const struct qcow2_luks_header *h)
 			return "a LUKS key slot's state is corrupted";
 		if (s->active == QCOW2_LUKS_SLOT_ENABLED && !s->iterations)
 			return "a LUKS key slot is enabled with no iterations";
-		if (start[i] < LUKS_HEADER_SECTORS)
+		if (start < LUKS_HEADER_SECTORS)
 			return "a LUKS key slot overlaps the LUKS header";
-		if (start[i] + len[i] > h->payload_offset)
+		if ((uint32_t)(start + len) > h->payload_offset)
 			return "a LUKS key slot overlaps the encrypted payload";
-		for (unsigned j = 0; j < i; j++)
-			if (start[i] < start[j] + len[j] &&
-			    start[j] < start[i] + len[i])
+		for (unsigned j = i + 1; j < QCOW2_LUKS_SLOTS; j++)
+			if (slots_overlap(start, len, h->slots[j].key_offset,
+					  slot_sectors(h, &h->slots[j])))
 				return "two LUKS key slots overlap";
 	}
 	return NULL;

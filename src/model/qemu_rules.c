@@ -225,13 +225,16 @@ static const char *snapshot_table_refusal(const struct q2e_image *img)
 /*
  * Besides, qcow2_check_bitmaps_refcounts() reads the table of every
  * bitmap, those in use too (which the open left alone), and the check
- * fails where the block layer refuses the read.
+ * fails where the block layer refuses the read; unless QEMU ignores the
+ * bitmaps.
  */
 const char *q2e_qemu_check_refusal(const struct q2e_image *img)
 {
 	const char *why = snapshot_table_refusal(img);
 
-	for (size_t i = 0; !why && i < img->nbitmaps; i++) {
+	/* Bitmaps QEMU ignores (the autoclear bit clear) are not read. */
+	for (size_t i = 0; !why && !img->bitmaps_ignored && i < img->nbitmaps;
+	     i++) {
 		const struct qcow2_bitmap_entry *e = &img->bitmaps[i].entry;
 
 		if (unreadable(e->bitmap_table_offset,

@@ -632,6 +632,9 @@ luks_case iterations-0 212 4 0
 luks_case in-header 248 4 7
 luks_case payload 104 4 4039
 luks_case overlap 296 4 300
+# QEMU sums a slot's start and length in 32 bits: near 2^32 they wrap.
+luks_case wraps 584 4 $((0xFFFFFFFF - 100))
+luks_case wraps-not 584 4 $((0xFFFFFFFF - 600))
 luks_case area-length-591 $((ext + 16 - area)) 8 591
 luks_case area-past-eof $((ext + 8 - area)) 8 $((0x10000000))
 assert_eq "qemu-opens as qemu-img info opens, for each LUKS header field changed" \
