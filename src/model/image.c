@@ -107,19 +107,24 @@ void walk_zfree(uint8_t *p, uint64_t len)
  * inside a hole, which FN is not called for.  A table the header claims
  * is huge costs only what the file holds.
  */
+uint64_t table_held_entries(struct q2e_image *img, uint64_t off,
+			    uint64_t count)
+{
+	uint64_t end = q2e_source_held_end(img->src, off, count * 8);
+
+	if (end > img->file_size)
+		end = img->file_size > off ? img->file_size : off;
+	/* An entry cut by the end of the file keeps its bytes. */
+	return (end - off + 7) / 8 < count ? (end - off + 7) / 8 : count;
+}
+
 int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
 		       const char *what, q2e_entries_fn fn, void *arg,
 		       uint64_t *nread, struct q2e_error *err)
 {
-	uint64_t end = q2e_source_held_end(img->src, off, count * 8);
 	uint64_t chunk[ENTRIES_CHUNK];
 
-	*nread = 0;
-	if (end > img->file_size)
-		end = img->file_size > off ? img->file_size : off;
-	/* An entry cut by the end of the file keeps its bytes. */
-	if ((end - off + 7) / 8 < count)
-		count = (end - off + 7) / 8;
+	count = table_held_entries(img, off, count);
 	*nread = count;
 	for (uint64_t i = 0; i < count; i += ENTRIES_CHUNK) {
 		uint64_t want = count - i < ENTRIES_CHUNK ? count - i

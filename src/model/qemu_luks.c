@@ -23,6 +23,7 @@
 
 #include "qcow2elf/model.h"
 #include "qcow2elf/qcow2.h"
+#include "walk.h"
 
 #define LUKS_STRIPES 4000
 #define LUKS_SLOT_DISABLED 0x0000DEADU
@@ -149,14 +150,13 @@ static const char *names_unopenable(const struct qcow2_luks_header *h)
 const char *q2e_qemu_luks_refusal(const struct q2e_image *img)
 {
 	const struct qcow2_crypto_ext *x = &img->crypto_ext;
-	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
 	const char *why;
 
 	if (img->hdr.crypt_method != QCOW2_CRYPT_LUKS || !img->has_crypto_ext)
 		return NULL;	/* qemu_rules.c says why, if it matters */
 	if (x->length < QCOW2_LUKS_HEADER_SIZE)
 		return "the LUKS header is longer than its encryption area";
-	if (x->offset > max - QCOW2_LUKS_HEADER_SIZE)
+	if (qemu_unreadable(x->offset, QCOW2_LUKS_HEADER_SIZE))
 		return "the LUKS header cannot be read";
 	if (!img->has_luks)
 		return x->length > Q2E_MAX_CRYPTO_AREA

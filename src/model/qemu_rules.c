@@ -9,14 +9,14 @@
 #include <stdint.h>
 
 #include "qcow2elf/model.h"
+#include "walk.h"
 
 static bool past_int64(uint64_t offset, uint64_t bytes)
 {
 	return offset > INT64_MAX || bytes > INT64_MAX - offset;
 }
 
-/* bdrv_check_request(): no read may reach past 2^63 - 2^30. */
-static bool unreadable(uint64_t offset, uint64_t bytes)
+bool qemu_unreadable(uint64_t offset, uint64_t bytes)
 {
 	const uint64_t max = (uint64_t)INT64_MAX + 1 - (1ULL << 30);
 
@@ -58,9 +58,9 @@ static const char *header_unopenable(const struct q2e_image *img)
 		return "the image is too big";
 	if (h->l1_size < l1_needed)
 		return "the active L1 table is too small for the virtual size";
-	if (l1_bytes && unreadable(h->l1_table_offset, l1_bytes))
+	if (l1_bytes && qemu_unreadable(h->l1_table_offset, l1_bytes))
 		return "the active L1 table cannot be read";
-	if (rt_bytes && unreadable(h->refcount_table_offset, rt_bytes))
+	if (rt_bytes && qemu_unreadable(h->refcount_table_offset, rt_bytes))
 		return "the refcount table cannot be read";
 	if (h->backing_file_offset &&
 	    (h->backing_file_size > 1023 ||
@@ -111,7 +111,8 @@ static bool bitmap_unloadable(const struct q2e_image *img,
 	if (e->flags & 1)
 		return false;
 	/* The block layer refuses the read (EIO). */
-	if (unreadable(e->bitmap_table_offset, e->bitmap_table_size * 8ULL))
+	if (qemu_unreadable(e->bitmap_table_offset,
+			    e->bitmap_table_size * 8ULL))
 		return true;
 	for (uint64_t j = 0; b->table && j < b->ntable; j++) {
 		struct qcow2_bitmap_table_entry t;
@@ -213,7 +214,7 @@ static const char *snapshot_table_refusal(const struct q2e_image *img)
 	if (past_int64(h->snapshots_offset, bytes) ||
 	    (h->snapshots_offset & (img->cluster_size - 1)))
 		return "the snapshot table offset is invalid";
-	if (h->nb_snapshots && unreadable(h->snapshots_offset, bytes))
+	if (h->nb_snapshots && qemu_unreadable(h->snapshots_offset, bytes))
 		return "the snapshot table cannot be read";
 	if (img->snapshot_extra_over_limit >= 0)
 		return "a snapshot table entry has more than 1024 bytes of extra data";
@@ -237,7 +238,7 @@ const char *q2e_qemu_check_refusal(const struct q2e_image *img)
 	     i++) {
 		const struct qcow2_bitmap_entry *e = &img->bitmaps[i].entry;
 
-		if (unreadable(e->bitmap_table_offset,
+		if (qemu_unreadable(e->bitmap_table_offset,
 			       e->bitmap_table_size * 8ULL))
 			why = "a bitmap's table cannot be read";
 	}

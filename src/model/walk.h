@@ -96,6 +96,11 @@ void walk_zfree(uint8_t *p, uint64_t len);
 int walk_read_alloc(struct walk *w, uint64_t off, uint64_t len,
 		    const char *what, uint8_t **out, uint64_t *got);
 /* The entries of a table for FN, a chunk at a time (image.c). */
+/* How many of the COUNT entries at OFF the file holds (an entry the file's
+ * end cuts counts): past them, in a trailing hole or past the end, the
+ * entries read as 0. */
+uint64_t table_held_entries(struct q2e_image *img, uint64_t off,
+			    uint64_t count);
 int table_entries_each(struct q2e_image *img, uint64_t off, uint64_t count,
 		       const char *what, q2e_entries_fn fn, void *arg,
 		       uint64_t *nread, struct q2e_error *err);
@@ -127,5 +132,9 @@ int validate_l1(struct walk *w, const char *name, uint64_t off,
 int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
 		   uint64_t n, uint64_t l1_off, struct q2e_owner owner,
 		   const char *l1_name);
+
+/* bdrv_check_request() (qemu_rules.c): no read may reach past 2^63 -
+ * 2^30. */
+bool qemu_unreadable(uint64_t offset, uint64_t bytes);
 
 #endif

@@ -253,18 +253,6 @@ static int walk_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
 			      a->owner, a->name);
 }
 
-/* How many of the COUNT entries at OFF the file holds, as
- * table_entries_each() counts them. */
-static uint64_t held_entries(struct q2e_image *img, uint64_t off,
-			     uint64_t count)
-{
-	uint64_t end = q2e_source_held_end(img->src, off, count * 8);
-
-	if (end > img->file_size)
-		end = img->file_size > off ? img->file_size : off;
-	return (end - off + 7) / 8 < count ? (end - off + 7) / 8 : count;
-}
-
 /*
  * Entries SKIP on of snapshot N's table at OFF (COUNT of them), whose
  * first SKIP entries lie in another snapshot's table walked already.
@@ -276,7 +264,7 @@ static int walk_snapshot_l1_rest(struct walk *w, struct l1_walk *a,
 	uint64_t nread;
 	int ret;
 
-	s->nl1 = held_entries(w->img, off, count);
+	s->nl1 = table_held_entries(w->img, off, count);
 	if (skip >= s->nl1)
 		return 0;
 	a->base = skip;
