@@ -69,12 +69,26 @@ ELF_LIBS := -Wl,-Bstatic $(ELF_STATIC_LIBS) -Wl,-Bdynamic
 endif
 endif
 
-Q2E_CPPFLAGS := -Iinclude -Isrc -DQ2E_VERSION='"$(VERSION)"' -D_FILE_OFFSET_BITS=64 \
+# liburing, where it is installed: the threads that copy a dump's regions
+# ask the kernel for 64 small reads in one system call (src/source/batch.c),
+# which with 34,000 reads of 512 bytes halved their time; without it, one
+# call a read.  From its archive too, as libelf: it is 20 KiB.
+ifneq ($(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo y),)
+URING_CPPFLAGS := -DQ2E_HAVE_LIBURING $(shell $(PKG_CONFIG) --cflags liburing)
+URING_LIBS := $(shell $(PKG_CONFIG) --libs liburing)
+ifeq ($(STATIC_LIBS),yes)
+ifneq ($(filter /%,$(shell $(CC) -print-file-name=liburing.a)),)
+URING_LIBS := -Wl,-Bstatic $(URING_LIBS) -Wl,-Bdynamic
+endif
+endif
+endif
+
+Q2E_CPPFLAGS := $(URING_CPPFLAGS) -Iinclude -Isrc -DQ2E_VERSION='"$(VERSION)"' -D_FILE_OFFSET_BITS=64 \
 	-DQ2E_DWARF_SONAME='"$(DWARF_SONAME)"'
 Q2E_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers \
 	$(ELF_CFLAGS) $(DWARF_CFLAGS)
-Q2E_LIBS := $(ELF_LIBS)
+Q2E_LIBS := $(ELF_LIBS) $(URING_LIBS)
 # The program's debug sections compressed, where the linker can: a cold
 # start reads the whole file (the kernel reads around the first fault up
 # to read_ahead_kb, 8 MiB on the benchmark's disk), and with -g the debug
@@ -146,7 +160,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libqcow2elf.a $(BUI
 # writes and the start of a thread (tests/unit/test_span_threads.c).
 $(BUILD)/tests/test_span_threads: TEST_WRAP := $(addprefix -Wl$(comma)--wrap=,\
 	q2e_image_read_cached q2e_image_read_bytes pwrite64 pthread_create \
-	sync_file_range)
+	sync_file_range q2e_image_batch_open q2e_image_read_cached_many)
 
 $(BUILD)/tests/unit/%.o: Q2E_CFLAGS += $(CMOCKA_CFLAGS)
 

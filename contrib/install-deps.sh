@@ -9,6 +9,8 @@ packages=(
 	libelf-dev libdwarf-dev zlib1g-dev	# libelf and zlib (linked from their
 						# archives), the libdwarf producer
 						# (loaded by dump)
+	liburing-dev				# io_uring reads (optional;
+						# linked from its archive)
 	libcmocka-dev				# unit tests
 	qemu-utils				# qemu-img, qemu-io: test images
 	binutils elfutils gdb llvm		# readelf, eu-elflint, gdb, llvm-dwarfdump

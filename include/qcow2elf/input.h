@@ -22,6 +22,15 @@ struct q2e_extent {
 	uint64_t length;
 };
 
+/* One of many reads asked at once of what the page cache holds: LEN
+ * bytes at OFF into BUF; OK when all of them were there. */
+struct q2e_cached_read {
+	uint64_t off;
+	uint8_t *buf;
+	uint32_t len;
+	bool ok;
+};
+
 /* What a dump records about the image it came from (its PT_NOTE). */
 struct q2e_dump_meta {
 	char *image_name;	/* as given to `dump`, not made absolute */

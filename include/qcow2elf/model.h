@@ -287,6 +287,18 @@ bool q2e_image_read_cached(struct q2e_image *img, uint64_t off, uint8_t *buf,
 			   size_t len);
 
 /*
+ * Many q2e_image_read_cached() at once, with few system calls: a batch is
+ * one thread's (NULL: out of memory; q2e_image_read_cached_many() then
+ * reads one at a time).  Each R[i].ok tells whether R[i] was read.
+ */
+struct q2e_image_batch;
+struct q2e_image_batch *q2e_image_batch_open(struct q2e_image *img);
+void q2e_image_read_cached_many(struct q2e_image *img,
+				struct q2e_image_batch *b,
+				struct q2e_cached_read *r, size_t n);
+void q2e_image_batch_close(struct q2e_image_batch *b);
+
+/*
  * Whether the file holds none of the LEN bytes at OFF (a hole, past its
  * end, or in a dump no section), which then read as zeros: asked of the
  * file system only for LEN of Q2E_HOLE_ASK_MIN or more (a table of 1 MiB

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "span_batch.h"
 #include "spans.h"
 
 /* A span's cost in bytes copied: a pread() of 512 bytes took about as
@@ -177,6 +178,8 @@ static int run_half(struct half *h, const struct q2e_by_addr *base,
 	c.redact = h->job->redact;
 	c.skip_zeros = h->job->skip_zeros;
 	c.cached_only = h->cached_only;
+	if (c.cached_only)
+		c.batch = q2e_span_batch_new(h->job->img);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		h->by = (struct q2e_by_addr){ base->secs, base->idx + r[i].from,
 					      r[i].to - r[i].from };
@@ -184,6 +187,7 @@ static int run_half(struct half *h, const struct q2e_by_addr *base,
 		if (ret == 0)
 			ret = copy_spans(h, &c, active);
 	}
+	q2e_span_batch_free(c.batch);
 	q2e_region_copier_fini(&c);
 	free(active);
 	if (ret == 0)

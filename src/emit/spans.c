@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
+#include "span_batch.h"
 #include "spans.h"
 
 /* What is read at a time, into the writer's buffer. */
@@ -110,9 +111,16 @@ static int chunk_read(struct q2e_region_copier *c,
 	uint64_t end = at + len;
 	int ret;
 
-	if (c->cached_only)
-		return q2e_image_read_cached(c->img, at, p, len) ? 0
-								 : Q2E_SPAN_UNCACHED;
+	if (c->cached_only) {
+		int took = c->batch ? q2e_span_batch_take(c->batch, by,
+							  sp->first, at, p, len)
+				    : 0;
+
+		if (took == 0)
+			took = q2e_image_read_cached(c->img, at, p, len) ? 1
+									 : -1;
+		return took > 0 ? 0 : Q2E_SPAN_UNCACHED;
+	}
 	ret = q2e_image_read_bytes(c->img, at, p, len, c->err);
 
 	for (size_t k = sp->first; ret < 0 && k < sp->last; k++) {

@@ -109,6 +109,42 @@ bool q2e_image_read_cached(struct q2e_image *img, uint64_t off, uint8_t *buf,
 	return q2e_source_pread_cached(img->src, buf, len, off) == (int64_t)len;
 }
 
+/* The source's batch, behind the model: views see the model only. */
+struct q2e_image_batch {
+	struct q2e_source_batch *src;
+};
+
+struct q2e_image_batch *q2e_image_batch_open(struct q2e_image *img)
+{
+	struct q2e_image_batch *b = malloc(sizeof(*b));
+
+	if (b && !(b->src = q2e_source_batch_open(img->src))) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+void q2e_image_read_cached_many(struct q2e_image *img,
+				struct q2e_image_batch *b,
+				struct q2e_cached_read *r, size_t n)
+{
+	if (b) {
+		q2e_source_batch_cached(b->src, r, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		r[i].ok = q2e_image_read_cached(img, r[i].off, r[i].buf,
+						r[i].len);
+}
+
+void q2e_image_batch_close(struct q2e_image_batch *b)
+{
+	if (b)
+		q2e_source_batch_close(b->src);
+	free(b);
+}
+
 bool q2e_image_holds_none(struct q2e_image *img, uint64_t off, uint64_t len)
 {
 	return len >= Q2E_HOLE_ASK_MIN &&

@@ -56,6 +56,18 @@ int64_t q2e_source_pread(struct q2e_source *src, void *buf, size_t len,
 int64_t q2e_source_pread_cached(struct q2e_source *src, void *buf, size_t len,
 				uint64_t off);
 
+/*
+ * Many reads at once, each as q2e_source_pread_cached() makes it, with
+ * few system calls (batch.c): a batch is one thread's, made with
+ * q2e_source_batch_open() (NULL: out of memory).  Each R[i].ok tells
+ * whether all of R[i]'s bytes were read.
+ */
+struct q2e_source_batch;
+struct q2e_source_batch *q2e_source_batch_open(struct q2e_source *src);
+void q2e_source_batch_cached(struct q2e_source_batch *b,
+			     struct q2e_cached_read *r, size_t n);
+void q2e_source_batch_close(struct q2e_source_batch *b);
+
 /* Range I of the N ranges a plan has (see below). */
 typedef struct q2e_extent (*q2e_plan_range_fn)(const void *arg, size_t i);
 
