@@ -206,7 +206,12 @@ machine() {
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 	fs=$(df -PT "$dir" | awk 'NR == 2 { print $2 " on " $1 }')
 	echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC')"
+	# Page table isolation makes each system call dearer: it weighs on
+	# the warm runs of commands that make many small reads.
+	local pti
+	pti=$(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null || echo unknown)
 	echo "machine:   ${cpu:-unknown CPU}, $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
+	echo "kernel:    meltdown: $pti; io_uring_disabled: $(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo -)"
 	echo "disk:      $dir ($fs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "tools:     $("$Q2E" --version | head -n 1), $(qemu-img --version | head -n 1)"
 	echo "runs:      $runs each, medians; cold runs: $cold; commands: $commands"

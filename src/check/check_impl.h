@@ -169,6 +169,8 @@ struct overflows {
 	struct overflow other;
 };
 
+struct table_batch;
+
 struct checker {
 	struct q2e_image *img;
 	struct q2e_check_result *res;
@@ -225,6 +227,8 @@ struct checker {
 	 * Room for one per entry. */
 	struct l2_run *runs;
 	size_t nruns;
+	struct table_batch *tables;	/* small L2 tables read ahead */
+	struct table_batch *blocks;	/* small refcount blocks read ahead */
 	const struct q2e_region **refblock;	/* by refcount table index */
 	uint64_t nrefblock;
 	/* By refcount table index: the block was read and every refcount in
@@ -425,6 +429,19 @@ int check_l1(struct checker *c, enum stage st, uint64_t snap,
 	     uint64_t nl1);
 int check_snapshots(struct checker *c);
 int check_l2_regions(struct checker *c);
+/*
+ * Small regions read ahead (table_batch.c), for a caller that reads one
+ * region a step, steps 0 to STEPS: AHEAD gives the region of step I
+ * (NULL: none to read).  table_batch_take() returns the bytes of step
+ * I's region as the page cache holds them, read with those of the next
+ * steps into *BP (made at the first call); NULL: read it as usual (a
+ * larger region, or one the cache lacks).  Valid until the next call.
+ */
+typedef const struct q2e_region *(*table_ahead_fn)(struct checker *c,
+						   size_t i);
+const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
+				table_ahead_fn ahead, size_t i, size_t steps);
+void table_batch_free(struct table_batch *b);
 int check_bitmaps(struct checker *c);
 int check_refblocks(struct checker *c);
 int index_refblocks(struct checker *c);

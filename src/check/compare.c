@@ -512,6 +512,16 @@ static int signal_unaligned(struct checker *c, uint64_t ti)
 			off, ti);
 }
 
+/* For table_batch_take(): the blocks compare_refcounts() reads, by
+ * refcount table index (not those kept as bits, nor unreadable ones). */
+static const struct q2e_region *block_ahead(struct checker *c, size_t ti)
+{
+	if (ti >= c->nrefblock || refblock_unreadable(c, ti) ||
+	    (c->kept_slot && c->kept_slot[ti]))
+		return NULL;
+	return c->refblock[ti];
+}
+
 /* compare_refcounts(): every refcount block, by refcount table index. */
 int compare_refcounts(struct checker *c, uint64_t *highest)
 {
@@ -541,12 +551,20 @@ int compare_refcounts(struct checker *c, uint64_t *highest)
 			c->agrees[ti] = true;
 			ret = 0;
 		} else if (r) {
-			ret = kept_block(c, ti) ? 0 : read_cluster(c, r, 0);
-			if (ret < 0)
-				return ret;
+			const uint8_t *block = NULL;
+
+			if (!kept_block(c, ti) &&
+			    !(block = table_batch_take(c, &c->blocks,
+						       block_ahead, ti,
+						       c->nrefblock))) {
+				ret = read_cluster(c, r, 0);
+				if (ret < 0)
+					return ret;
+			}
 			progress(c, r->size);
 			c->cmp_region = r;
-			ret = compare_block(c, c->buf, start, end, highest);
+			ret = compare_block(c, block ? block : c->buf, start,
+					    end, highest);
 			c->cmp_region = NULL;
 			c->agrees[ti] = c->block_agreed;
 		} else {

@@ -5,11 +5,12 @@
  * With the image in the page cache, a dump's time goes to system calls:
  * the 1 GiB image of 512-byte clusters has 34,000 spans (an L2 table
  * every 32 KiB, between data clusters), one pread() and a share of a
- * pwrite() each, a third of the dump.  No one call reads scattered ranges
- * (io_uring in batches of 64 and mmap were measured, and were no faster),
- * so the spans are split in two halves of about equal cost, each written
- * at its own place in the file (the layout is known), each by a thread of
- * its own (one thread has all where there is little to copy), while the
+ * pwrite() each, a third of the dump.  The spans are split in two halves
+ * of about equal cost, each written at its own place in the file (the
+ * layout is known), each by a thread of its own (one thread has all where
+ * there is little to copy), which reads its small spans 64 at a time
+ * (span_batch.c: one io_uring submission, which halved their time where
+ * entering the kernel is dear, as with PTI; mmap was slower), while the
  * main thread makes the rest of the file: the symbols, the note and the
  * types, then the tables after the regions.
  *
