@@ -38,7 +38,25 @@ struct dump_priv {
 	size_t nzeros;
 	size_t *zcover;
 	uint64_t file_bytes;	/* the dump file's size */
+	/* The dump file's bytes from WIN_OFF, WIN_LEN of them, kept from
+	 * the last read that went on from where the one before it ended
+	 * (window_pread()); WIN NULL until then. */
+	uint8_t *win;
+	uint64_t win_off;
+	size_t win_len;
+	uint64_t last_end;	/* where the last read of the file ended */
 };
+
+/*
+ * Reads of section bytes that follow one another through the dump file
+ * (a dump's sections lie in address order, so a walk in offset order
+ * reads them so) are served from a window of WINDOW bytes read at once:
+ * diff of two dumps of 41,000 sections made 82,000 reads of 512 bytes.
+ * A read that jumps elsewhere is made alone, so that one that comes and
+ * goes between two places does not read a window at each.  One reader at
+ * a time, as every source: a dump's copying threads do not read a dump.
+ */
+#define WINDOW (64U << 10)
 
 static int cmp_section(const void *a, const void *b)
 {
@@ -69,6 +87,35 @@ static const struct dump_section *next_section(const struct dump_priv *p,
 	size_t lo = q2e_first_above(p->secs, p->nsecs, addr, pos);
 
 	return lo < p->nsecs ? &p->secs[lo] : NULL;
+}
+
+/* LEN bytes of the dump file at AT into BUF, as pread() reads them. */
+static ssize_t window_pread(struct q2e_source *src, struct dump_priv *p,
+			    uint8_t *buf, size_t len, uint64_t at)
+{
+	bool onward = at >= p->last_end && at - p->last_end < WINDOW;
+	ssize_t r;
+
+	if (p->win && at >= p->win_off && at - p->win_off < p->win_len) {
+		size_t n = p->win_len - (size_t)(at - p->win_off);
+
+		n = n < len ? n : len;
+		memcpy(buf, p->win + (at - p->win_off), n);
+		p->last_end = at + n;
+		return (ssize_t)n;
+	}
+	if (len < WINDOW / 2 && onward &&
+	    (p->win || (p->win = malloc(WINDOW)))) {
+		r = q2e_source_container_pread(src, p->win, WINDOW, at);
+		p->win_len = r > 0 ? (size_t)r : 0;
+		p->win_off = at;
+		if (p->win_len)
+			return window_pread(src, p, buf, len, at);
+	}
+	r = q2e_source_container_pread(src, buf, len, at);
+	if (r > 0)
+		p->last_end = at + (uint64_t)r;
+	return r;
 }
 
 static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
@@ -132,9 +179,9 @@ static int64_t dump_pread(struct q2e_source *src, void *buf, size_t len,
 		size_t got = 0;
 
 		while (got < n) {
-			ssize_t r = q2e_source_container_pread(
-				src, (char *)buf + done + got, n - got,
-				at + got);
+			ssize_t r = window_pread(src, p,
+						 (uint8_t *)buf + done + got,
+						 n - got, at + got);
 
 			if (r <= 0)
 				return q2e_error_set(err, Q2E_EIO,
@@ -211,6 +258,7 @@ static void dump_close(struct q2e_source *src)
 		free(p->zeros);
 		free(p->zcover);
 		free(p->extents);
+		free(p->win);
 		free(p);
 	}
 	free(src->meta.missing);
