@@ -72,13 +72,17 @@ endif
 # liburing, where it is installed: the threads that copy a dump's regions
 # ask the kernel for 64 small reads in one system call (src/source/batch.c),
 # which with 34,000 reads of 512 bytes halved their time; without it, one
-# call a read.  From its archive too, as libelf: it is 20 KiB.
+# call a read.  From its archive too, as libelf: it is 20 KiB.  URING=no
+# builds without it where it is installed.
+URING ?= yes
+ifeq ($(URING),yes)
 ifneq ($(shell $(PKG_CONFIG) --exists liburing 2>/dev/null && echo y),)
 URING_CPPFLAGS := -DQ2E_HAVE_LIBURING $(shell $(PKG_CONFIG) --cflags liburing)
 URING_LIBS := $(shell $(PKG_CONFIG) --libs liburing)
 ifeq ($(STATIC_LIBS),yes)
 ifneq ($(filter /%,$(shell $(CC) -print-file-name=liburing.a)),)
 URING_LIBS := -Wl,-Bstatic $(URING_LIBS) -Wl,-Bdynamic
+endif
 endif
 endif
 endif

@@ -89,12 +89,18 @@ static size_t find(const struct q2e_span_batch *b, uint64_t at, size_t len)
 }
 
 int q2e_span_batch_take(struct q2e_span_batch *b, const struct q2e_by_addr *by,
-			size_t from, uint64_t at, uint8_t *p, size_t len)
+			const struct q2e_span *sp, uint64_t at, uint8_t *p,
+			size_t len)
 {
-	size_t k = find(b, at, len);
+	size_t k;
 
+	/* A large span is read alone: not a fill (and a walk of all its
+	 * sections) for each of its chunks. */
+	if (sp->end - sp->start > SPAN_MAX)
+		return 0;
+	k = find(b, at, len);
 	if (k == b->n) {
-		fill(b, by, from);
+		fill(b, by, sp->first);
 		k = find(b, at, len);
 		if (k == b->n)
 			return 0;

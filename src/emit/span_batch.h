@@ -21,10 +21,11 @@ void q2e_span_batch_free(struct q2e_span_batch *b);
 /*
  * The LEN bytes of the image at AT into P, from the reads made ahead: 1
  * when they were read, -1 when the page cache lacked some of them, 0 when
- * they were not read ahead.  At 0, BY's spans from the one at index FROM
- * on (the one that holds AT) are read ahead first, as far as they are
- * small, and AT is looked for again.
+ * they were not read ahead (and always for an SP larger than 8 KiB, read
+ * alone).  At 0, BY's spans from SP on are read ahead first, as far as
+ * they are small, and AT is looked for again.
  */
 int q2e_span_batch_take(struct q2e_span_batch *b, const struct q2e_by_addr *by,
-			size_t from, uint64_t at, uint8_t *p, size_t len);
+			const struct q2e_span *sp, uint64_t at, uint8_t *p,
+			size_t len);
 #endif

@@ -112,8 +112,8 @@ static int chunk_read(struct q2e_region_copier *c,
 	int ret;
 
 	if (c->cached_only) {
-		int took = c->batch ? q2e_span_batch_take(c->batch, by,
-							  sp->first, at, p, len)
+		int took = c->batch ? q2e_span_batch_take(c->batch, by, sp,
+							  at, p, len)
 				    : 0;
 
 		if (took == 0)
