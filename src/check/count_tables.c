@@ -365,13 +365,32 @@ static int count_overlapping(struct checker *c, const struct q2e_region *r,
 	return ret;
 }
 
+/* Whether regions A and B (B after A) are read together by the loop
+ * below: end to end within the file (count_span()), or overlapping
+ * (count_overlapping()). */
+static bool read_together(const struct checker *c, const struct q2e_region *a,
+			  const struct q2e_region *b)
+{
+	if (b->offset < a->offset + a->size)
+		return true;
+	return c->span && spannable(a) && spannable(b) &&
+	       b->offset == a->offset + a->size;
+}
+
 /* For table_batch_take(): the tables the loop below reads one by one
- * (others are passed over, or read again as usual). */
+ * (others are passed over, or read again as usual).  A table read with
+ * its neighbours is not asked for: it would be read twice (a quarter of
+ * the batch's reads on an image written front to back). */
 static const struct q2e_region *l2_ahead(struct checker *c, size_t i)
 {
-	const struct q2e_region *r = &c->img->regions[i];
+	const struct q2e_image *img = c->img;
+	const struct q2e_region *r = &img->regions[i];
 
-	return r->kind == Q2E_REGION_L2 ? r : NULL;
+	if (r->kind != Q2E_REGION_L2 ||
+	    (i > 0 && read_together(c, r - 1, r)) ||
+	    (i + 1 < img->nregions && read_together(c, r, r + 1)))
+		return NULL;
+	return r;
 }
 
 /*

@@ -49,7 +49,7 @@ static bool fill(struct checker *c, struct table_batch *b,
 		 table_ahead_fn ahead, size_t i, size_t steps)
 {
 	size_t bytes = 0, end = steps - i > SCAN_MAX ? i + SCAN_MAX : steps;
-	bool all = true;
+	size_t missed = 0;
 
 	b->n = b->cur = 0;
 	for (; i < end && b->n < READS; i++) {
@@ -65,9 +65,12 @@ static bool fill(struct checker *c, struct table_batch *b,
 		bytes += (size_t)r->size;
 	}
 	q2e_image_read_cached_many(c->img, b->ib, b->r, b->n);
+	/* io_uring's reads without waiting fail now and then on pages the
+	 * cache holds (a readahead mark): the cache is short only where
+	 * the first read, or most of them, failed. */
 	for (size_t k = 0; k < b->n; k++)
-		all = all && b->r[k].ok;
-	return all;
+		missed += !b->r[k].ok;
+	return b->n && b->r[0].ok && missed * 2 <= b->n;
 }
 
 /* The read made ahead of R, from CUR on; or N. */
