@@ -430,15 +430,15 @@ int check_l1(struct checker *c, enum stage st, uint64_t snap,
 int check_snapshots(struct checker *c);
 int check_l2_regions(struct checker *c);
 /*
- * Small regions read ahead (table_batch.c), for a caller that reads one
- * region a step, steps 0 to STEPS: AHEAD gives the region of step I
- * (NULL: none to read).  table_batch_take() returns the bytes of step
- * I's region as the page cache holds them, read with those of the next
- * steps into *BP (made at the first call); NULL: read it as usual (a
- * larger region, or one the cache lacks).  Valid until the next call.
+ * Small reads made ahead (table_batch.c), for a caller that reads one
+ * range of the image a step, steps 0 to STEPS: AHEAD gives step I's (a
+ * length of 0: none, or none to read ahead).  table_batch_take() returns
+ * the bytes of step I's range as the page cache holds them, read with
+ * those of the next steps into *BP (made at the first call); NULL: read
+ * it as usual (a larger range, or one the cache lacks).  Valid until the
+ * next call.
  */
-typedef const struct q2e_region *(*table_ahead_fn)(struct checker *c,
-						   size_t i);
+typedef struct q2e_extent (*table_ahead_fn)(struct checker *c, size_t i);
 const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
 				table_ahead_fn ahead, size_t i, size_t steps);
 void table_batch_free(struct table_batch *b);

@@ -514,12 +514,15 @@ static int signal_unaligned(struct checker *c, uint64_t ti)
 
 /* For table_batch_take(): the blocks compare_refcounts() reads, by
  * refcount table index (not those kept as bits, nor unreadable ones). */
-static const struct q2e_region *block_ahead(struct checker *c, size_t ti)
+static struct q2e_extent block_ahead(struct checker *c, size_t ti)
 {
-	if (ti >= c->nrefblock || refblock_unreadable(c, ti) ||
+	const struct q2e_region *r = ti < c->nrefblock ? c->refblock[ti]
+						      : NULL;
+
+	if (!r || r->avail != r->size || refblock_unreadable(c, ti) ||
 	    (c->kept_slot && c->kept_slot[ti]))
-		return NULL;
-	return c->refblock[ti];
+		return (struct q2e_extent){ 0, 0 };
+	return (struct q2e_extent){ r->offset, r->size };
 }
 
 /* compare_refcounts(): every refcount block, by refcount table index. */

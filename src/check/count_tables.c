@@ -288,16 +288,19 @@ static size_t span_from(const struct checker *c, size_t i, bool *l2)
 	return n;
 }
 
-/* The N regions from R on, read together into c->span. */
-static int count_span(struct checker *c, const struct q2e_region *r, size_t n)
+/* The N regions from R on, read together into c->span, or as AHEAD
+ * holds them (table_batch_take()). */
+static int count_span(struct checker *c, const struct q2e_region *r, size_t n,
+		      const uint8_t *ahead)
 {
-	int ret = q2e_image_read_regions(c->img, r, n, c->span, c->err);
-
+	int ret = ahead ? 0
+			: q2e_image_read_regions(c->img, r, n, c->span, c->err);
+	const uint8_t *base = ahead ? ahead : c->span;
 	uint8_t *own = c->buf;
 
 	for (size_t k = 0; ret == 0 && k < n; k++) {
 		const struct q2e_region *q = &r[k];
-		uint8_t *bytes = c->span + (q->offset - r->offset);
+		uint8_t *bytes = (uint8_t *)base + (q->offset - r->offset);
 
 		if (q->kind == Q2E_REGION_REFCOUNT_BLOCK) {
 			ret = keep_refblock(c, q, bytes);
@@ -377,20 +380,26 @@ static bool read_together(const struct checker *c, const struct q2e_region *a,
 	       b->offset == a->offset + a->size;
 }
 
-/* For table_batch_take(): the tables the loop below reads one by one
- * (others are passed over, or read again as usual).  A table read with
- * its neighbours is not asked for: it would be read twice (a quarter of
- * the batch's reads on an image written front to back). */
-static const struct q2e_region *l2_ahead(struct checker *c, size_t i)
+/* For table_batch_take(): what the loop below reads at region I, where
+ * it reads one table or one span of tables and refcount blocks alone
+ * (none for a region read with those before it, or overlapping). */
+static struct q2e_extent l2_ahead(struct checker *c, size_t i)
 {
 	const struct q2e_image *img = c->img;
 	const struct q2e_region *r = &img->regions[i];
+	struct q2e_extent none = { 0, 0 };
+	size_t n;
+	bool l2;
 
-	if (r->kind != Q2E_REGION_L2 ||
-	    (i > 0 && read_together(c, r - 1, r)) ||
-	    (i + 1 < img->nregions && read_together(c, r, r + 1)))
-		return NULL;
-	return r;
+	if (!spannable(r) || (i > 0 && read_together(c, r - 1, r)))
+		return none;
+	n = span_from(c, i, &l2);
+	if (!l2 || (n == 1 && i + 1 < img->nregions &&
+		    read_together(c, r, r + 1)))
+		return none;
+	return (struct q2e_extent){ r->offset,
+				    r[n - 1].offset + r[n - 1].size -
+					    r->offset };
 }
 
 /*
@@ -416,7 +425,10 @@ int check_l2_regions(struct checker *c)
 		    (n = overlap_from(c, i, &end)) > 1) {
 			ret = count_overlapping(c, r, n, end);
 		} else if (n > 1) {
-			ret = count_span(c, r, n);
+			ret = count_span(c, r, n,
+					 table_batch_take(c, &c->tables,
+							  l2_ahead, i,
+							  img->nregions));
 		} else if (!r->avail ||
 			   q2e_image_holds_none(img, r->offset, r->avail)) {
 			/* Wholly past the end of the file, or in a hole:

@@ -38,9 +38,9 @@ struct table_batch {
 	uint8_t buf[BYTES];
 };
 
-static bool batchable(const struct q2e_region *r)
+static bool batchable(struct q2e_extent e)
 {
-	return r && r->avail == r->size && r->size <= TABLE_MAX;
+	return e.length && e.length <= TABLE_MAX;
 }
 
 /* The small regions AHEAD names from step I on: false if the cache
@@ -53,16 +53,16 @@ static bool fill(struct checker *c, struct table_batch *b,
 
 	b->n = b->cur = 0;
 	for (; i < end && b->n < READS; i++) {
-		const struct q2e_region *r = ahead(c, i);
+		struct q2e_extent e = ahead(c, i);
 
-		if (!batchable(r))
+		if (!batchable(e))
 			continue;
-		if (r->size > BYTES - bytes)
+		if (e.length > BYTES - bytes)
 			break;
 		b->r[b->n++] = (struct q2e_cached_read){
-			.off = r->offset, .buf = b->buf + bytes,
-			.len = (uint32_t)r->size };
-		bytes += (size_t)r->size;
+			.off = e.offset, .buf = b->buf + bytes,
+			.len = (uint32_t)e.length };
+		bytes += (size_t)e.length;
 	}
 	q2e_image_read_cached_many(c->img, b->ib, b->r, b->n);
 	/* io_uring's reads without waiting fail now and then on pages the
@@ -73,11 +73,11 @@ static bool fill(struct checker *c, struct table_batch *b,
 	return b->n && b->r[0].ok && missed * 2 <= b->n;
 }
 
-/* The read made ahead of R, from CUR on; or N. */
-static size_t find(const struct table_batch *b, const struct q2e_region *r)
+/* The read made ahead of E, from CUR on; or N. */
+static size_t find(const struct table_batch *b, struct q2e_extent e)
 {
 	for (size_t k = b->cur; k < b->n; k++)
-		if (b->r[k].off == r->offset && b->r[k].len == r->size)
+		if (b->r[k].off == e.offset && b->r[k].len == e.length)
 			return k;
 	return b->n;
 }
@@ -85,18 +85,18 @@ static size_t find(const struct table_batch *b, const struct q2e_region *r)
 const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
 				table_ahead_fn ahead, size_t i, size_t steps)
 {
-	const struct q2e_region *r = ahead(c, i);
+	struct q2e_extent e = ahead(c, i);
 	struct table_batch *b = *bp;
 	size_t k;
 
-	if (!batchable(r))
+	if (!batchable(e))
 		return NULL;
 	if (!b) {
 		if (!(b = *bp = calloc(1, sizeof(*b))))
 			return NULL;	/* read as usual */
 		b->ib = q2e_image_batch_open(c->img);
 	}
-	k = find(b, r);
+	k = find(b, e);
 	if (k == b->n) {
 		if (b->skip) {
 			b->skip--;
@@ -104,7 +104,7 @@ const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
 		}
 		if (!fill(c, b, ahead, i, steps))
 			b->skip = BACKOFF;
-		k = find(b, r);
+		k = find(b, e);
 		if (k == b->n)
 			return NULL;
 	}
