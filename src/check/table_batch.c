@@ -8,13 +8,13 @@
  * data: 32,768 tables of 512 bytes for 1 GiB, and 8,192 refcount blocks,
  * each a read of its own.  Where entering the kernel is dear (page table
  * isolation, about 1 us a call), the calls were most of a warm check
- * (144 ms, now 100, as a plain read of the same bytes).  The next 64
- * are asked of the page cache in one submission (the model's
- * q2e_image_read_cached_many(), io_uring where the kernel has it) and
- * each is counted or compared where it was read.  A table the cache lacks is read as
- * usual, with the read plan's advice; after a batch that found the cache
- * short, the next BACKOFF tables are read as usual too, so that a cold
- * check does not ask the cache for each table twice.
+ * (110-146 ms; 49-55 now, where a plain read of the same bytes takes
+ * 70-77).  The next 64 are asked of the page cache in one submission (the
+ * model's q2e_image_read_cached_many(), io_uring where the kernel has it)
+ * and each is counted or compared where it was read.  A range the cache
+ * lacks is read as usual, with the read plan's advice; after a batch that
+ * found the cache short, the next BACKOFF are read as usual too, so that
+ * a cold check does not ask the cache for each twice.
  */
 #include <stdlib.h>
 
