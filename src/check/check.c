@@ -79,6 +79,12 @@ void checker_release(struct checker *c)
 	free(c->kept_slot);
 	free(c->kept_bits);
 	free(c->copy_of);
+	while (c->spare_texts) {
+		struct text_chunk *t = c->spare_texts;
+
+		c->spare_texts = t->next;
+		free(t);
+	}
 	q2e_check_result_free(c->res);
 	*c = (struct checker){ 0 };
 }

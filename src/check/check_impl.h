@@ -176,6 +176,10 @@ struct checker {
 	struct q2e_check_result *res;
 	const struct q2e_check_options *opts;
 	struct q2e_error *err;
+	/* Text chunks a walk's echo took back, for the next walk's lines:
+	 * freed, they went back to the kernel and came again as new pages,
+	 * 600,000 page faults for the 4,096 walks of a 320 KB file. */
+	struct text_chunk *spare_texts;
 	uint64_t cs;
 	unsigned cbits;
 	uint64_t refcount_max;

@@ -42,13 +42,17 @@ static char *text_room_for(struct checker *c, size_t room)
 	size_t cap = room > TEXT_CHUNK ? room : TEXT_CHUNK;
 
 	if (!t || t->cap - t->used < room) {
-		t = malloc(sizeof(*t) + cap);
-		if (!t)
+		if (c->spare_texts && c->spare_texts->cap >= cap) {
+			t = c->spare_texts;
+			c->spare_texts = t->next;
+		} else if ((t = malloc(sizeof(*t) + cap))) {
+			t->cap = cap;
+		} else {
 			return NULL;
-		r->text_bytes += cap;
+		}
+		r->text_bytes += t->cap;
 		t->next = r->texts;
 		t->used = 0;
-		t->cap = cap;
 		r->texts = t;
 	}
 	return t->text + t->used;
@@ -357,7 +361,8 @@ static bool same_record(const struct q2e_check_line *x,
 	       strcmp(x->text, y->text) == 0;
 }
 
-/* Takes back the lines added since M, and their texts. */
+/* Takes back the lines added since M, and their texts, whose chunks the
+ * next lines use. */
 static void take_back(struct checker *c, const struct line_mark *m)
 {
 	struct check_result_impl *r = (struct check_result_impl *)c->res;
@@ -367,7 +372,8 @@ static void take_back(struct checker *c, const struct line_mark *m)
 
 		r->texts = t->next;
 		r->text_bytes -= t->cap;
-		free(t);
+		t->next = c->spare_texts;
+		c->spare_texts = t;
 	}
 	if (r->texts)
 		r->texts->used = m->used;
