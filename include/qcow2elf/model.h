@@ -299,6 +299,32 @@ void q2e_image_read_cached_many(struct q2e_image *img,
 void q2e_image_batch_close(struct q2e_image_batch *b);
 
 /*
+ * A thread's next small reads made ahead, from the page cache, many at a
+ * time (src/model/read_ahead.c): q2e_read_ahead_fill() asks the cache for
+ * the ranges NEXT names, 64 at most and 256 KiB in all, stopping at the
+ * first longer than Q2E_READ_AHEAD_MAX; q2e_read_ahead_find() then gives
+ * each range's bytes.  NULL from q2e_read_ahead_new(): no memory (read as
+ * usual then).
+ */
+#define Q2E_READ_AHEAD_MAX (8U << 10)
+struct q2e_read_ahead;
+struct q2e_read_ahead *q2e_read_ahead_new(struct q2e_image *img);
+void q2e_read_ahead_free(struct q2e_read_ahead *ra);
+/* What a q2e_ahead_fn says of the next range: read it ahead (in *E),
+ * pass over it (a range not worth reading ahead), or no more. */
+enum { Q2E_AHEAD_READ, Q2E_AHEAD_PASS, Q2E_AHEAD_END };
+typedef int (*q2e_ahead_fn)(void *ctx, struct q2e_extent *e);
+/* Forgets the reads made before.  False where none was made or the cache
+ * looks short: the first read, or most of them, missed it. */
+bool q2e_read_ahead_fill(struct q2e_read_ahead *ra, q2e_ahead_fn next,
+			 void *ctx);
+/* [OFF, OFF + LEN) among the reads made ahead, looked for from the last
+ * found on: 1 with *BYTES set (valid until the next fill), -1 where the
+ * cache lacked it, 0 where it was not read ahead. */
+int q2e_read_ahead_find(struct q2e_read_ahead *ra, uint64_t off, size_t len,
+			const uint8_t **bytes);
+
+/*
  * Whether the file holds none of the LEN bytes at OFF (a hole, past its
  * end, or in a dump no section), which then read as zeros: asked of the
  * file system only for LEN of Q2E_HOLE_ASK_MIN or more (a table of 1 MiB

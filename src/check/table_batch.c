@@ -10,8 +10,8 @@
  * isolation, about 1 us a call), the calls were most of a warm check
  * (110-146 ms; 49-55 now, where a plain read of the same bytes takes
  * 70-77).  The next 64 are asked of the page cache in one submission (the
- * model's q2e_image_read_cached_many(), io_uring where the kernel has it)
- * and each is counted or compared where it was read.  A range the cache
+ * model's q2e_read_ahead, io_uring where the kernel has it) and each is
+ * counted or compared where it was read.  A range the cache
  * lacks is read as usual, with the read plan's advice; after a batch that
  * found the cache short, the next BACKOFF are read as usual too, so that
  * a cold check does not ask the cache for each twice.
@@ -20,66 +20,37 @@
 
 #include "check_impl.h"
 
-#define READS 64
-#define BYTES (256U << 10)
-/* Larger tables cost more to read than to enter the kernel for. */
-#define TABLE_MAX (8U << 10)
+/* Ranges read as usual after a batch that found the cache short. */
 #define BACKOFF 256
 /* Steps looked at for one batch: those with nothing to read ahead (a
  * refcount block among the tables, a larger table) are passed over. */
-#define SCAN_MAX (4 * READS)
+#define SCAN_MAX 256
 
 struct table_batch {
-	struct q2e_image_batch *ib;	/* NULL: one read at a time */
-	struct q2e_cached_read r[READS];
-	size_t n;	/* reads made ahead */
-	size_t cur;	/* the first that may still be taken */
+	struct q2e_read_ahead *ra;
 	size_t skip;	/* tables to read as usual before the next batch */
-	uint8_t buf[BYTES];
 };
 
 static bool batchable(struct q2e_extent e)
 {
-	return e.length && e.length <= TABLE_MAX;
+	return e.length && e.length <= Q2E_READ_AHEAD_MAX;
 }
 
-/* The small regions AHEAD names from step I on: false if the cache
- * lacked any. */
-static bool fill(struct checker *c, struct table_batch *b,
-		 table_ahead_fn ahead, size_t i, size_t steps)
+/* The steps from I to END, for the reads made ahead. */
+struct steps_ahead {
+	struct checker *c;
+	table_ahead_fn ahead;
+	size_t i, end;
+};
+
+static int next_step(void *ctx, struct q2e_extent *e)
 {
-	size_t bytes = 0, end = steps - i > SCAN_MAX ? i + SCAN_MAX : steps;
-	size_t missed = 0;
+	struct steps_ahead *a = ctx;
 
-	b->n = b->cur = 0;
-	for (; i < end && b->n < READS; i++) {
-		struct q2e_extent e = ahead(c, i);
-
-		if (!batchable(e))
-			continue;
-		if (e.length > BYTES - bytes)
-			break;
-		b->r[b->n++] = (struct q2e_cached_read){
-			.off = e.offset, .buf = b->buf + bytes,
-			.len = (uint32_t)e.length };
-		bytes += (size_t)e.length;
-	}
-	q2e_image_read_cached_many(c->img, b->ib, b->r, b->n);
-	/* io_uring's reads without waiting fail now and then on pages the
-	 * cache holds (a readahead mark): the cache is short only where
-	 * the first read, or most of them, failed. */
-	for (size_t k = 0; k < b->n; k++)
-		missed += !b->r[k].ok;
-	return b->n && b->r[0].ok && missed * 2 <= b->n;
-}
-
-/* The read made ahead of E, from CUR on; or N. */
-static size_t find(const struct table_batch *b, struct q2e_extent e)
-{
-	for (size_t k = b->cur; k < b->n; k++)
-		if (b->r[k].off == e.offset && b->r[k].len == e.length)
-			return k;
-	return b->n;
+	if (a->i >= a->end)
+		return Q2E_AHEAD_END;
+	*e = a->ahead(a->c, a->i++);
+	return batchable(*e) ? Q2E_AHEAD_READ : Q2E_AHEAD_PASS;
 }
 
 const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
@@ -87,35 +58,40 @@ const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
 {
 	struct q2e_extent e = ahead(c, i);
 	struct table_batch *b = *bp;
-	size_t k;
+	const uint8_t *bytes = NULL;
+	int took;
 
 	if (!batchable(e))
 		return NULL;
 	if (!b) {
 		if (!(b = *bp = calloc(1, sizeof(*b))))
 			return NULL;	/* read as usual */
-		b->ib = q2e_image_batch_open(c->img);
+		b->ra = q2e_read_ahead_new(c->img);
 	}
-	k = find(b, e);
-	if (k == b->n) {
+	if (!b->ra)
+		return NULL;
+	took = q2e_read_ahead_find(b->ra, e.offset, (size_t)e.length, &bytes);
+	if (took == 0) {
+		struct steps_ahead a = {
+			c, ahead, i, steps - i > SCAN_MAX ? i + SCAN_MAX : steps
+		};
+
 		if (b->skip) {
 			b->skip--;
 			return NULL;
 		}
-		if (!fill(c, b, ahead, i, steps))
+		if (!q2e_read_ahead_fill(b->ra, next_step, &a))
 			b->skip = BACKOFF;
-		k = find(b, e);
-		if (k == b->n)
-			return NULL;
+		took = q2e_read_ahead_find(b->ra, e.offset, (size_t)e.length,
+					   &bytes);
 	}
-	b->cur = k + 1;
-	return b->r[k].ok ? b->r[k].buf : NULL;
+	return took > 0 ? bytes : NULL;
 }
 
 void table_batch_free(struct table_batch *b)
 {
 	if (!b)
 		return;
-	q2e_image_batch_close(b->ib);
+	q2e_read_ahead_free(b->ra);
 	free(b);
 }

@@ -63,7 +63,7 @@ struct q2e_region_copier {
 	uint64_t bytes;		/* copied so far */
 	bool skip_zeros;	/* the output reads as zeros where not written */
 	bool cached_only;	/* a span's bytes only from the page cache */
-	struct q2e_span_batch *batch;	/* cached_only: reads made ahead */
+	struct q2e_read_ahead *ahead;	/* cached_only: reads made ahead */
 	const struct q2e_redaction *redact;	/* NULL: the bytes as read */
 };
 

@@ -9,10 +9,10 @@
  * of about equal cost, each written at its own place in the file (the
  * layout is known), each by a thread of its own (one thread has all where
  * there is little to copy), which reads its small spans 64 at a time
- * (span_batch.c: one io_uring submission, which halved their time where
- * entering the kernel is dear, as with PTI; mmap was slower), while the
- * main thread makes the rest of the file: the symbols, the note and the
- * types, then the tables after the regions.
+ * (spans.c, through the model's q2e_read_ahead: one io_uring submission,
+ * which halved their time where entering the kernel is dear, as with PTI;
+ * mmap was slower), while the main thread makes the rest of the file: the
+ * symbols, the note and the types, then the tables after the regions.
  *
  * The threads read only what the page cache holds (and so never touch the
  * read plan, whose advice follows one reader, the main thread): a span
@@ -24,7 +24,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "span_batch.h"
 #include "spans.h"
 
 /* A span's cost in bytes copied: a pread() of 512 bytes took about as
@@ -180,7 +179,7 @@ static int run_half(struct half *h, const struct q2e_by_addr *base,
 	c.skip_zeros = h->job->skip_zeros;
 	c.cached_only = h->cached_only;
 	if (c.cached_only)
-		c.batch = q2e_span_batch_new(h->job->img);
+		c.ahead = q2e_read_ahead_new(h->job->img);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		h->by = (struct q2e_by_addr){ base->secs, base->idx + r[i].from,
 					      r[i].to - r[i].from };
@@ -188,7 +187,7 @@ static int run_half(struct half *h, const struct q2e_by_addr *base,
 		if (ret == 0)
 			ret = copy_spans(h, &c, active);
 	}
-	q2e_span_batch_free(c.batch);
+	q2e_read_ahead_free(c.ahead);
 	q2e_region_copier_fini(&c);
 	free(active);
 	if (ret == 0)

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "qcow2elf/array.h"
-#include "span_batch.h"
 #include "spans.h"
 
 /* What is read at a time, into the writer's buffer. */
@@ -99,6 +98,52 @@ static bool chunk_range_zero(const struct chunk *ch, uint64_t x, uint64_t y)
 	return q2e_all_zero(ch->p + g1 * GRAIN, hi - g1 * GRAIN);
 }
 
+/* The spans of BY from NEXT on, for the reads made ahead. */
+struct spans_ahead {
+	const struct q2e_by_addr *by;
+	size_t next;
+};
+
+static int next_span(void *ctx, struct q2e_extent *e)
+{
+	struct spans_ahead *a = ctx;
+	struct q2e_span sp;
+
+	if (!q2e_span_next(a->by, &a->next, &sp))
+		return Q2E_AHEAD_END;
+	*e = (struct q2e_extent){ sp.start, sp.end - sp.start };
+	return Q2E_AHEAD_READ;
+}
+
+/*
+ * [AT, AT + LEN) of SP from the copier's reads made ahead: 1 when read,
+ * -1 when the page cache lacked it, 0 when not read ahead.  Missing, the
+ * spans from SP on are read ahead first, as far as they are small: the
+ * next 64 spans of a table each cost one call, not 64.  A span larger than
+ * Q2E_READ_AHEAD_MAX is read alone, straight into the output's buffer,
+ * and looked for in none (a fill for each of its chunks was quadratic).
+ */
+static int take_ahead(struct q2e_region_copier *c,
+		      const struct q2e_by_addr *by, const struct q2e_span *sp,
+		      uint64_t at, uint8_t *p, size_t len)
+{
+	const uint8_t *bytes;
+	int took;
+
+	if (!c->ahead || sp->end - sp->start > Q2E_READ_AHEAD_MAX)
+		return 0;
+	took = q2e_read_ahead_find(c->ahead, at, len, &bytes);
+	if (took == 0) {
+		struct spans_ahead a = { by, sp->first };
+
+		q2e_read_ahead_fill(c->ahead, next_span, &a);
+		took = q2e_read_ahead_find(c->ahead, at, len, &bytes);
+	}
+	if (took > 0)
+		memcpy(p, bytes, len);
+	return took;
+}
+
 /*
  * Reads the chunk.  A failed read is made again a section at a time, for
  * the message to name the structure (as reading a region does).
@@ -112,9 +157,7 @@ static int chunk_read(struct q2e_region_copier *c,
 	int ret;
 
 	if (c->cached_only) {
-		int took = c->batch ? q2e_span_batch_take(c->batch, by, sp,
-							  at, p, len)
-				    : 0;
+		int took = take_ahead(c, by, sp, at, p, len);
 
 		if (took == 0)
 			took = q2e_image_read_cached(c->img, at, p, len) ? 1

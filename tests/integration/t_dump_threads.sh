@@ -132,7 +132,7 @@ for opts in "" --redact; do
 		cmp "$want" cold.elf
 done
 
-# Small tables, which the threads read 64 at a time (src/emit/span_batch.c,
+# Small tables, which the threads read 64 at a time (src/model/read_ahead.c,
 # one io_uring submission where the kernel has it): with none of them in
 # the page cache, then with the first half only, the spans the threads
 # find missing are the main thread's, and the bytes are the same.

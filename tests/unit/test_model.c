@@ -566,6 +566,79 @@ static void test_read_cached_many(void **state)
 	unlink(path);
 }
 
+/* The ranges a test's q2e_read_ahead_fill() is given: a length of 0 is
+ * one passed over; the list ends with a length of UINT64_MAX. */
+struct ahead_list {
+	const struct q2e_extent *e;
+	size_t i, asked;
+};
+
+static int next_listed(void *ctx, struct q2e_extent *e)
+{
+	struct ahead_list *l = ctx;
+	struct q2e_extent x = l->e[l->i];
+
+	if (x.length == UINT64_MAX)
+		return Q2E_AHEAD_END;
+	l->i++;
+	l->asked++;
+	*e = x;
+	return x.length ? Q2E_AHEAD_READ : Q2E_AHEAD_PASS;
+}
+
+/* q2e_read_ahead: what a view names is read ahead up to the first range
+ * too long; each range is found with the bytes the image has, a part of
+ * one too, from the last found on; a range past the end is one the cache
+ * lacked; a batch whose first read missed says the cache is short. */
+static void test_read_ahead(void **state)
+{
+	static const struct q2e_extent list[] = {
+		{ 0, 100 }, { 0, 0 }, { 200, 50 }, { 3000, 100 },
+		{ 300, Q2E_READ_AHEAD_MAX + 1 }, { 400, 10 }, { 0, UINT64_MAX },
+	};
+	static const struct q2e_extent short_list[] = {
+		{ 3000, 100 }, { 0, 10 }, { 0, UINT64_MAX },
+	};
+	static const struct q2e_extent none[] = { { 0, UINT64_MAX } };
+	uint8_t bytes[NCLUSTERS * CLUSTER];
+	struct ahead_list l = { list, 0, 0 };
+	struct q2e_read_ahead *ra;
+	const uint8_t *p = NULL;
+	struct q2e_image *img;
+
+	(void)state;
+	make_image(bytes);
+	img = open_bytes(bytes, sizeof(bytes));
+	ra = q2e_read_ahead_new(img);
+	assert_non_null(ra);
+	/* Three read, one of them missing: the cache is not short. */
+	assert_true(q2e_read_ahead_fill(ra, next_listed, &l));
+	assert_int_equal(l.asked, 5);	/* stopped at the long one */
+	assert_int_equal(q2e_read_ahead_find(ra, 0, 100, &p), 1);
+	assert_memory_equal(p, bytes, 100);
+	assert_int_equal(q2e_read_ahead_find(ra, 10, 20, &p), 1);
+	assert_memory_equal(p, bytes + 10, 20);
+	assert_int_equal(q2e_read_ahead_find(ra, 90, 20, &p), 0);
+	assert_int_equal(q2e_read_ahead_find(ra, 200, 50, &p), 1);
+	assert_memory_equal(p, bytes + 200, 50);
+	assert_int_equal(q2e_read_ahead_find(ra, 0, 100, &p), 0);
+	assert_int_equal(q2e_read_ahead_find(ra, 3000, 10, &p), -1);
+	assert_int_equal(q2e_read_ahead_find(ra, 400, 10, &p), 0);
+	assert_int_equal(q2e_read_ahead_find(ra, 300, 10, &p), 0);
+
+	l = (struct ahead_list){ short_list, 0, 0 };
+	assert_false(q2e_read_ahead_fill(ra, next_listed, &l));
+	assert_int_equal(q2e_read_ahead_find(ra, 200, 50, &p), 0);
+	assert_int_equal(q2e_read_ahead_find(ra, 0, 10, &p), 1);
+	assert_memory_equal(p, bytes, 10);
+
+	l = (struct ahead_list){ none, 0, 0 };
+	assert_false(q2e_read_ahead_fill(ra, next_listed, &l));
+	assert_int_equal(q2e_read_ahead_find(ra, 0, 10, &p), 0);
+	q2e_read_ahead_free(ra);
+	q2e_image_close(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_owner_runs),
 		cmocka_unit_test(test_claims_past_end),
 		cmocka_unit_test(test_read_cached_many),
+		cmocka_unit_test(test_read_ahead),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);

@@ -77,7 +77,7 @@ bool __wrap_q2e_image_read_cached(struct q2e_image *img, uint64_t off,
 	return true;
 }
 
-/* The threads' reads made ahead (src/emit/span_batch.c), each as one
+/* The threads' reads made ahead (src/model/read_ahead.c), each as one
  * q2e_image_read_cached(): no batch of the model's is made. */
 struct q2e_image_batch *__wrap_q2e_image_batch_open(struct q2e_image *img);
 struct q2e_image_batch *__wrap_q2e_image_batch_open(struct q2e_image *img)
@@ -479,7 +479,7 @@ static void test_two_threads_cold(void **state)
 	}
 	copy_and_check(f, all, 4000);
 	/* Two halves, each stopped at its fourth miss: inside the first
-	 * reads it made ahead (src/emit/span_batch.c, 64 spans at most),
+	 * reads it made ahead (src/model/read_ahead.c, 64 spans at most),
 	 * not reading on through its half. */
 	assert_int_equal(atomic_load(&batched_reads), 2);
 	assert_in_range(atomic_load(&cached_reads), 8, 128);
