@@ -815,12 +815,21 @@ def translate(d, guest, snap=None):
         sc_size = d.cluster_size // 32
         sc = in_cluster // sc_size
         alloc, zero = bitmap >> sc & 1, bitmap >> (32 + sc) & 1
-        yield "subcluster %d: %s" % (sc, "allocated" if alloc else
-                                     "zero" if zero else "unallocated")
-        if alloc:
-            yield "host offset 0x%x" % (host + in_cluster)
-        elif zero:
+        # qcow2_get_subcluster_type(): a subcluster both allocated and
+        # zero, or allocated in a cluster without a host offset, is
+        # invalid; the zero flag of the entry itself is ignored.
+        normal = host or data_file_cluster(d, e2)
+        if ((bitmap >> 32) & bitmap & 0xFFFFFFFF if normal
+                else bitmap & 0xFFFFFFFF):
+            raise gdb.GdbError("qcow2 translate: %s[%d] has an invalid "
+                               "subcluster bitmap 0x%016x: QEMU refuses to "
+                               "read it (EIO)" % (l2_name, j, bitmap))
+        yield "subcluster %d: %s" % (sc, "zero" if zero else "allocated"
+                                     if alloc else "unallocated")
+        if zero:
             yield "zero"
+        elif alloc:
+            yield "host offset 0x%x" % (host + in_cluster)
         else:
             yield "unallocated (%s)" % backing
         return

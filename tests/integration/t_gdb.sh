@@ -221,6 +221,42 @@ for bits in 1 2 4 8 32 64; do
 	qemu-io -c 'write -P 3 0 8k' rc$bits.qcow2 >/dev/null
 	check_image . rc$bits.qcow2
 done
+# Extended L2 entries: valid ones as qemu-img maps them; a subcluster both
+# allocated and zero, or allocated in a cluster without a host offset, is
+# one QEMU refuses to read (qcow2_get_subcluster_type()), and so does the
+# helper, as map does.
+qemu-img create -q -f qcow2 -o extended_l2=on ext.qcow2 8M
+qemu-io -c 'write -P 1 0 4k' -c 'write -z 8k 2k' -c 'write -P 2 1M 64k' ext.qcow2 >/dev/null
+check_image . ext.qcow2
+for bad in both:0 alloc-unallocated:64k; do
+	cp ext.qcow2 "ext-${bad%%:*}.qcow2"
+	python3 - "ext-${bad%%:*}.qcow2" "${bad%%:*}" <<'PY'
+import struct, sys
+f, how = sys.argv[1], sys.argv[2]
+d = bytearray(open(f, "rb").read())
+l1, = struct.unpack_from(">Q", d, 40)
+l2 = struct.unpack_from(">Q", d, l1)[0] & 0x00fffffffffffe00
+j = 0 if how == "both" else 1		# guest 0, or 64k (never written)
+at = l2 + 16 * j + 8
+bm, = struct.unpack_from(">Q", d, at)
+struct.pack_into(">Q", d, at, bm | (1 << 32) | 1 if how == "both" else bm | 1)
+open(f, "wb").write(d)
+PY
+	guest=${bad#*:}
+	"$Q2E" dump "ext-${bad%%:*}.qcow2" -o ext-bad.elf 2>/dev/null || fail "ext-${bad%%:*}: dump"
+	printf '%s\n' "qcow2 translate $guest" >ext.gdb
+	assert_match "extended L2, ${bad%%:*}: qcow2 translate refuses the subcluster, as QEMU does" \
+		"qcow2 translate: l2_table_0\[$([ "${bad%%:*}" = both ] && echo 0 || echo 1)\] has an invalid subcluster bitmap 0x[0-9a-f]{16}: QEMU refuses to read it" \
+		"$(gdb_helpers ext-bad.elf ext.gdb)"
+	assert_match "extended L2, ${bad%%:*}: qemu-io cannot read it" \
+		"Input/output error" \
+		"$(qemu-io -r -c "read $guest 512" "ext-${bad%%:*}.qcow2" 2>&1)"
+	assert_status "extended L2, ${bad%%:*}: qcow2elf map of the dump exits 1, as qemu-img map of the image" \
+		1 "$Q2E" map ext-bad.elf
+	assert_status "extended L2, ${bad%%:*}: qemu-img map exits 1" 1 \
+		qemu-img map "ext-${bad%%:*}.qcow2"
+done
+
 if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
 	while read -r name kind; do
 		[ "$kind" = plain ] && check_image corpus "$name"
