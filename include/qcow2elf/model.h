@@ -323,6 +323,15 @@ bool q2e_read_ahead_fill(struct q2e_read_ahead *ra, q2e_ahead_fn next,
  * cache lacked it, 0 where it was not read ahead. */
 int q2e_read_ahead_find(struct q2e_read_ahead *ra, uint64_t off, size_t len,
 			const uint8_t **bytes);
+/*
+ * Find, else fill from NEXT (whose first range should be OFF's) and find:
+ * the bytes of [OFF, OFF + LEN), or NULL for the caller to read them as
+ * usual (not read ahead, missing from the cache, RA NULL).  After a fill
+ * that found the cache short, the next 256 ranges not found are left to
+ * the caller without a fill.
+ */
+const uint8_t *q2e_read_ahead_take(struct q2e_read_ahead *ra, uint64_t off,
+				   size_t len, q2e_ahead_fn next, void *ctx);
 
 /*
  * Whether the file holds none of the LEN bytes at OFF (a hole, past its

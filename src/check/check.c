@@ -70,8 +70,8 @@ void checker_release(struct checker *c)
 	free(c->agrees);
 	free(c->reach);
 	free(c->runs);
-	table_batch_free(c->tables);
-	table_batch_free(c->blocks);
+	q2e_read_ahead_free(c->tables);
+	q2e_read_ahead_free(c->blocks);
 	free(c->meta);
 	free(c->buf);
 	free(c->span);

@@ -169,7 +169,6 @@ struct overflows {
 	struct overflow other;
 };
 
-struct table_batch;
 
 struct checker {
 	struct q2e_image *img;
@@ -231,8 +230,8 @@ struct checker {
 	 * Room for one per entry. */
 	struct l2_run *runs;
 	size_t nruns;
-	struct table_batch *tables;	/* small L2 tables read ahead */
-	struct table_batch *blocks;	/* small refcount blocks read ahead */
+	struct q2e_read_ahead *tables;	/* small L2 tables read ahead */
+	struct q2e_read_ahead *blocks;	/* small refcount blocks read ahead */
 	const struct q2e_region **refblock;	/* by refcount table index */
 	uint64_t nrefblock;
 	/* By refcount table index: the block was read and every refcount in
@@ -438,14 +437,14 @@ int check_l2_regions(struct checker *c);
  * range of the image a step, steps 0 to STEPS: AHEAD gives step I's (a
  * length of 0: none, or none to read ahead).  table_batch_take() returns
  * the bytes of step I's range as the page cache holds them, read with
- * those of the next steps into *BP (made at the first call); NULL: read
+ * those of the next steps into *RAP (made at the first call); NULL: read
  * it as usual (a larger range, or one the cache lacks).  Valid until the
  * next call.
  */
 typedef struct q2e_extent (*table_ahead_fn)(struct checker *c, size_t i);
-const uint8_t *table_batch_take(struct checker *c, struct table_batch **bp,
+const uint8_t *table_batch_take(struct checker *c,
+				struct q2e_read_ahead **rap,
 				table_ahead_fn ahead, size_t i, size_t steps);
-void table_batch_free(struct table_batch *b);
 int check_bitmaps(struct checker *c);
 int check_refblocks(struct checker *c);
 int index_refblocks(struct checker *c);

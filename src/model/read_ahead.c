@@ -20,6 +20,10 @@
 /* Ranges read at once, and the bytes they may hold. */
 #define READS 64
 #define BYTES (256U << 10)
+/* Ranges q2e_read_ahead_take() leaves to be read as usual after a batch
+ * that found the cache short, so that a cold run does not ask the cache
+ * for each twice. */
+#define BACKOFF 256
 
 struct q2e_read_ahead {
 	struct q2e_image *img;
@@ -27,6 +31,7 @@ struct q2e_read_ahead {
 	struct q2e_cached_read r[READS];
 	size_t n;	/* reads made ahead */
 	size_t cur;	/* the first that may still be found */
+	size_t skip;	/* q2e_read_ahead_take(): left to the caller */
 	uint8_t buf[BYTES];
 };
 
@@ -97,4 +102,25 @@ int q2e_read_ahead_find(struct q2e_read_ahead *ra, uint64_t off, size_t len,
 		return 1;
 	}
 	return 0;
+}
+
+const uint8_t *q2e_read_ahead_take(struct q2e_read_ahead *ra, uint64_t off,
+				   size_t len, q2e_ahead_fn next, void *ctx)
+{
+	const uint8_t *bytes = NULL;
+	int took;
+
+	if (!ra || !len || len > Q2E_READ_AHEAD_MAX)
+		return NULL;
+	took = q2e_read_ahead_find(ra, off, len, &bytes);
+	if (took == 0) {
+		if (ra->skip) {
+			ra->skip--;
+			return NULL;
+		}
+		if (!q2e_read_ahead_fill(ra, next, ctx))
+			ra->skip = BACKOFF;
+		took = q2e_read_ahead_find(ra, off, len, &bytes);
+	}
+	return took > 0 ? bytes : NULL;
 }
