@@ -81,6 +81,8 @@ static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		*len = src->size - off;
 		return 0;
 	}
+	if (q2e_seek_map_answer(src, off, is_data, len))
+		return 0;
 	off_t data = lseek(src->fd, (off_t)off, SEEK_DATA);
 
 	if (data < 0 && errno == ENXIO) {
@@ -392,6 +394,7 @@ void q2e_source_close(struct q2e_source *src)
 		return;
 	src->ops->close(src);
 	q2e_read_plan_free(src->plan);
+	q2e_seek_map_free(src->seek_map);
 	if (src->fd >= 0)
 		close(src->fd);
 	free(src->meta.image_name);

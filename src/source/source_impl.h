@@ -31,6 +31,8 @@ struct q2e_source {
 	struct q2e_dump_meta meta;	/* dumps only */
 	void *priv;
 	struct q2e_read_plan *plan;	/* readahead.c; NULL: none */
+	struct q2e_seek_map *seek_map;	/* seek_map.c; NULL: none yet */
+	bool seek_map_tried;
 };
 
 /*
@@ -47,6 +49,15 @@ ssize_t q2e_source_container_pread(struct q2e_source *src, void *buf,
 ssize_t q2e_source_planned_pread(struct q2e_source *src, void *buf,
 				 size_t len, uint64_t off);
 void q2e_read_plan_free(struct q2e_read_plan *plan);
+
+/*
+ * SEEK_DATA's and SEEK_HOLE's answer for OFF, below the file's size, from
+ * the file's extent map where that decides it (seek_map.c): false where
+ * lseek() must be asked.  One thread's.
+ */
+bool q2e_seek_map_answer(struct q2e_source *src, uint64_t off, bool *is_data,
+			 uint64_t *len);
+void q2e_seek_map_free(struct q2e_seek_map *m);
 
 /* Reads what SRC was opened on, an ELF file, as a dump. */
 int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err);

@@ -192,6 +192,46 @@ prealloc_map 32M cluster_size=512 'write -P 8 1M 4k' 'write -P 9 1030k 1k' \
 # take it for preallocated.
 prealloc_map 1M cluster_size=65536 'write -P 7 0 1M'
 
+# What file-posix asks of the file changes with the page cache: an
+# unwritten (fallocated) extent is a hole to SEEK_DATA until its pages are
+# read, and a block written but not yet allocated (delayed allocation) is
+# data.  map reads ext4's extent map instead of asking lseek() for each
+# run (src/source/seek_map.c) but for such extents: in each state its
+# entries are the ones qemu-img map gives then.
+file_states() {
+	local f=$T_TMP/states.qcow2 at
+	host_at() {
+		qemu-img map --output=json "$f" |
+			jq --argjson g "$1" '.[] | select(.start <= $g and .start + .length > $g) | .offset + $g - .start'
+	}
+	same_now() {
+		qemu-img map --output=json "$f" >"$T_TMP/st.qemu"
+		"$Q2E" map --output=json "$f" >"$T_TMP/st.ours"
+		assert_same_file "map of a preallocated image, $1: qemu-img map's entries" \
+			"$T_TMP/st.qemu" "$T_TMP/st.ours"
+	}
+	qemu-img create -q -f qcow2 -o preallocation=metadata,cluster_size=4096 "$f" 16M
+	qemu-io -c 'write -P 1 1M 64k' "$f" >/dev/null
+	sync
+	same_now "written back"
+	at=$(host_at 8388608)
+	fallocate -o "$at" -l 65536 "$f"
+	same_now "64 KiB of data clusters fallocated"
+	assert_match "and qemu-img map takes them for zeros" '"zero": ?true' \
+		"$(qemu-img map --output=json "$f" | jq -c --argjson g 8388608 '.[] | select(.start == $g)')"
+	dd if="$f" of=/dev/null bs=4096 skip=$((at / 4096)) count=4 2>/dev/null
+	same_now "fallocated clusters read into the page cache"
+	assert_match "and qemu-img map takes them for data" '"zero": ?false' \
+		"$(qemu-img map --output=json "$f" | jq -c --argjson g 8388608 '.[] | select(.start == $g)')"
+	at=$(host_at 12582912)
+	head -c 8192 /dev/zero | tr '\0' x |
+		dd of="$f" bs=4096 seek=$((at / 4096)) conv=notrunc 2>/dev/null
+	same_now "a hole written to, not yet written back"
+	sync
+	same_now "and written back"
+}
+t_case "map as the file's extents change" file_states
+
 # With the bitmaps autoclear bit clear, a program without bitmap support
 # wrote the image: QEMU ignores the bitmaps, qemu-img info lists none, and
 # neither info nor check -M lists them as live ones.
