@@ -824,6 +824,8 @@ def translate(d, guest, snap=None):
             raise gdb.GdbError("qcow2 translate: %s[%d] has an invalid "
                                "subcluster bitmap 0x%016x: QEMU refuses to "
                                "read it (EIO)" % (l2_name, j, bitmap))
+        if normal:
+            check_host(d, l2_name, j, host, guest - in_cluster)
         yield "subcluster %d: %s" % (sc, "zero" if zero else "allocated"
                                      if alloc else "unallocated")
         if zero:
@@ -840,11 +842,29 @@ def translate(d, guest, snap=None):
                            "which a version 2 image does not have: QEMU "
                            "refuses to read it (EIO)" % (l2_name, j))
     if e2 & OFLAG_ZERO:
+        if host:
+            check_host(d, l2_name, j, host, guest - in_cluster)
         yield "zero"
     elif host or data_file_cluster(d, e2):
+        check_host(d, l2_name, j, host, guest - in_cluster)
         yield "host offset 0x%x" % (host + in_cluster)
     else:
         yield "unallocated (%s)" % backing
+
+
+def check_host(d, l2_name, j, host, guest_cluster):
+    """qcow2_get_host_offset(): QEMU fails a read (EIO) through an entry
+    whose host cluster is not cluster aligned, or, with an external data
+    file, is not the guest cluster."""
+    if host & (d.cluster_size - 1):
+        raise gdb.GdbError("qcow2 translate: %s[%d] names host offset 0x%x, "
+                           "not cluster aligned: QEMU refuses to read it "
+                           "(EIO)" % (l2_name, j, host))
+    if d.hdr["incompatible_features"] & 4 and host != guest_cluster:
+        raise gdb.GdbError("qcow2 translate: %s[%d] names data file offset "
+                           "0x%x for guest cluster 0x%x: QEMU refuses to "
+                           "read it (EIO)" % (l2_name, j, host,
+                                              guest_cluster))
 
 
 def data_file_cluster(d, e):

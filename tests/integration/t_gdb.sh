@@ -257,6 +257,41 @@ PY
 		qemu-img map "ext-${bad%%:*}.qcow2"
 done
 
+# qcow2_get_host_offset() refuses (EIO) an entry whose host cluster is not
+# cluster aligned, standard or extended, or, with an external data file,
+# is not the guest cluster: so do the helper and map.
+cat >host.py <<'PY'
+import struct, sys
+f, delta = sys.argv[1], int(sys.argv[2], 0)
+d = bytearray(open(f, "rb").read())
+l1, = struct.unpack_from(">Q", d, 40)
+l2 = struct.unpack_from(">Q", d, l1)[0] & 0x00fffffffffffe00
+e, = struct.unpack_from(">Q", d, l2)
+struct.pack_into(">Q", d, l2, e + delta)
+open(f, "wb").write(d)
+PY
+for bad in unaligned::0x200:"not cluster aligned" \
+	unaligned-extended:extended_l2=on:0x200:"not cluster aligned" \
+	data-file:data_file=host.raw:0x10000:"names data file offset 0x10000 for guest cluster 0x0"; do
+	IFS=: read -r name opts delta why <<<"$bad"
+	rm -f host.raw
+	qemu-img create -q -f qcow2 ${opts:+-o "$opts"} "host-$name.qcow2" 8M
+	qemu-io -c 'write -P 1 0 128k' "host-$name.qcow2" >/dev/null
+	python3 host.py "host-$name.qcow2" "$delta"
+	"$Q2E" dump "host-$name.qcow2" -o host-bad.elf 2>/dev/null || fail "host-$name: dump"
+	printf '%s\n' "qcow2 translate 0" >host.gdb
+	assert_match "$name host offset: qcow2 translate refuses it, as QEMU does" \
+		"qcow2 translate: l2_table_0\[0\] (names host offset 0x[0-9a-f]+, )?$why.*: QEMU refuses to read it \(EIO\)" \
+		"$(gdb_helpers host-bad.elf host.gdb)"
+	assert_match "$name host offset: qemu-io cannot read it" \
+		"Input/output error" \
+		"$(qemu-io -r -c "read 0 512" "host-$name.qcow2" 2>&1)"
+	assert_status "$name host offset: qcow2elf map of the dump exits 1, as qemu-img map of the image" \
+		1 "$Q2E" map host-bad.elf
+	assert_status "$name host offset: qemu-img map exits 1" 1 \
+		qemu-img map "host-$name.qcow2"
+done
+
 if corpus_build "$T_TMP/corpus" 2>corpus.err && sync; then
 	while read -r name kind; do
 		[ "$kind" = plain ] && check_image corpus "$name"
