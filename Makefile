@@ -166,6 +166,10 @@ $(BUILD)/tests/test_span_threads: TEST_WRAP := $(addprefix -Wl$(comma)--wrap=,\
 	q2e_image_read_cached q2e_image_read_bytes pwrite64 pthread_create \
 	sync_file_range q2e_image_batch_open q2e_image_read_cached_many)
 
+# Where an image file holds data: lseek() stands in for a driver without
+# holes (tests/unit/test_seek_map.c).
+$(BUILD)/tests/test_seek_map: TEST_WRAP := -Wl,--wrap=lseek64
+
 $(BUILD)/tests/unit/%.o: Q2E_CFLAGS += $(CMOCKA_CFLAGS)
 
 # The fuzz targets: a replayer's main() (tests/fuzz/fuzz_replay.c) unless

@@ -19,6 +19,12 @@
  * alone too.  Wherever such an extent decides the answer (the run starts
  * in it, or meets it), lseek() is asked as before.  Other file systems
  * keep lseek(): XFS, for one, answers from its copy-on-write fork too.
+ * ext2's own driver has ext4's magic but takes every byte for data: the
+ * first answer a hole decides is checked against lseek(), and a
+ * disagreement turns the map off.  The map is read once, as the questions
+ * reach it: a file that changes meanwhile (an image in use) gets the
+ * answers of when it was read, where lseek() would follow the change.
+ * qemu-img's answers about such a file are no steadier.
  *
  *     extent map:  | data | data |  hole  | unwritten |  hole ...
  *     answer:      data to the hole; hole to the data after it, or
@@ -54,7 +60,9 @@ struct q2e_seek_map {
 	size_t n, cap;
 	uint64_t known_end;	/* the extent map is read up to here */
 	bool complete;		/* ... and to the end of the file */
-	bool failed;		/* FIEMAP refused, or too many runs */
+	bool failed;		/* FIEMAP refused, too many runs, or lseek()
+				 * disagreed */
+	bool checked;		/* an answer a hole decides agreed */
 };
 
 /* Adds an extent, merged with the last run where they meet and agree. */
@@ -142,44 +150,54 @@ static size_t run_after(const struct q2e_seek_map *m, uint64_t off)
 }
 
 /*
- * Whether the extent map answers for OFF (below the file's size): true
- * with *IS_DATA and *LEN as file_extent() would have them from lseek().
+ * Whether the extent map answers for OFF (below the file's size), with
+ * *IS_DATA and *LEN as file_extent() would have them from lseek().
  */
-bool q2e_seek_map_answer(struct q2e_source *src, uint64_t off, bool *is_data,
-			 uint64_t *len)
+int q2e_seek_map_answer(struct q2e_source *src, uint64_t off, bool *is_data,
+			uint64_t *len)
 {
 	struct q2e_seek_map *m = seek_map(src);
 	const struct seek_run *r, *next;
 	size_t k;
 
 	if (!m)
-		return false;
+		return Q2E_SEEK_MAP_ASK;
 	/* What decides the answer: the run OFF is in, and the one after. */
 	while (!m->failed && !m->complete && m->known_end <= off)
 		read_more(src, m);
 	if (m->failed)
-		return false;
+		return Q2E_SEEK_MAP_ASK;
 	k = run_after(m, off);
 	while (!m->failed && !m->complete && k + 1 >= m->n) {
 		read_more(src, m);
 		k = run_after(m, off);
 	}
 	if (m->failed)
-		return false;
+		return Q2E_SEEK_MAP_ASK;
 	r = k < m->n ? &m->runs[k] : NULL;
 	if (r && r->start <= off) {	/* in a run */
 		next = k + 1 < m->n ? &m->runs[k + 1] : NULL;
 		if (r->ask || (next && next->start == r->end))
-			return false;
+			return Q2E_SEEK_MAP_ASK;
 		*is_data = true;
 		*len = (r->end < src->size ? r->end : src->size) - off;
-		return true;
+		/* Data up to the end of the file: no hole decided it. */
+		return m->checked || r->end >= src->size
+			       ? Q2E_SEEK_MAP_ANSWERED : Q2E_SEEK_MAP_CHECK;
 	}
 	if (r && r->ask)		/* a hole up to an unwritten extent */
-		return false;
+		return Q2E_SEEK_MAP_ASK;
 	*is_data = false;
 	*len = (r && r->start < src->size ? r->start : src->size) - off;
-	return true;
+	return m->checked ? Q2E_SEEK_MAP_ANSWERED : Q2E_SEEK_MAP_CHECK;
+}
+
+void q2e_seek_map_checked(struct q2e_source *src, bool agreed)
+{
+	if (!src->seek_map)
+		return;
+	src->seek_map->checked = agreed;
+	src->seek_map->failed = !agreed;
 }
 
 void q2e_seek_map_free(struct q2e_seek_map *m)

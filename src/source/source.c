@@ -67,9 +67,40 @@ static int64_t file_pread(struct q2e_source *src, void *buf, size_t len,
 	return n;
 }
 
+/* SEEK_DATA, then SEEK_HOLE, at OFF below the file's size. */
+static void lseek_extent(struct q2e_source *src, uint64_t off, bool *is_data,
+			 uint64_t *len)
+{
+	off_t data = lseek(src->fd, (off_t)off, SEEK_DATA);
+
+	if (data < 0 && errno == ENXIO) {
+		*is_data = false;	/* a trailing hole */
+		*len = src->size - off;
+		return;
+	}
+	if (data < 0) {
+		*is_data = true;	/* no information: no holes */
+		*len = src->size - off;
+		return;
+	}
+	if ((uint64_t)data > off) {
+		*is_data = false;
+		*len = (uint64_t)data - off;
+		return;
+	}
+	off_t hole = lseek(src->fd, (off_t)off, SEEK_HOLE);
+
+	*is_data = true;
+	*len = (hole < 0 || (uint64_t)hole > src->size ? src->size
+						       : (uint64_t)hole) - off;
+}
+
 static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		       uint64_t *len, struct q2e_error *err)
 {
+	bool data;
+	uint64_t n;
+
 	(void)err;
 	if (off >= src->size) {
 		*is_data = false;
@@ -81,31 +112,22 @@ static int file_extent(struct q2e_source *src, uint64_t off, bool *is_data,
 		*len = src->size - off;
 		return 0;
 	}
-	if (q2e_seek_map_answer(src, off, is_data, len))
+	switch (q2e_seek_map_answer(src, off, is_data, len)) {
+	case Q2E_SEEK_MAP_ANSWERED:
 		return 0;
-	off_t data = lseek(src->fd, (off_t)off, SEEK_DATA);
-
-	if (data < 0 && errno == ENXIO) {
-		*is_data = false;	/* a trailing hole */
-		*len = src->size - off;
+	case Q2E_SEEK_MAP_CHECK:
+		/* The first answer a hole decides, asked of lseek() too: a
+		 * driver that takes every byte for data (ext2's own, whose
+		 * magic is ext4's) turns the map off. */
+		lseek_extent(src, off, &data, &n);
+		q2e_seek_map_checked(src, data == *is_data && n == *len);
+		*is_data = data;
+		*len = n;
 		return 0;
-	}
-	if (data < 0) {
-		*is_data = true;	/* no information: no holes */
-		*len = src->size - off;
-		return 0;
-	}
-	if ((uint64_t)data > off) {
-		*is_data = false;
-		*len = (uint64_t)data - off;
+	default:
+		lseek_extent(src, off, is_data, len);
 		return 0;
 	}
-	off_t hole = lseek(src->fd, (off_t)off, SEEK_HOLE);
-
-	*is_data = true;
-	*len = (hole < 0 || (uint64_t)hole > src->size ? src->size
-						       : (uint64_t)hole) - off;
-	return 0;
 }
 
 /* Adds [OFF, OFF + LEN) to LIST, merged with the last extent it touches. */

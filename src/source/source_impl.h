@@ -52,11 +52,15 @@ void q2e_read_plan_free(struct q2e_read_plan *plan);
 
 /*
  * SEEK_DATA's and SEEK_HOLE's answer for OFF, below the file's size, from
- * the file's extent map where that decides it (seek_map.c): false where
- * lseek() must be asked.  One thread's.
+ * the file's extent map where that decides it (seek_map.c).  ASK: lseek()
+ * must be asked.  CHECK, once, for the first answer that a hole decides:
+ * lseek() is asked too, and q2e_seek_map_checked() told whether the two
+ * agree (if not, lseek() answers from then on).  One thread's.
  */
-bool q2e_seek_map_answer(struct q2e_source *src, uint64_t off, bool *is_data,
-			 uint64_t *len);
+enum { Q2E_SEEK_MAP_ASK, Q2E_SEEK_MAP_ANSWERED, Q2E_SEEK_MAP_CHECK };
+int q2e_seek_map_answer(struct q2e_source *src, uint64_t off, bool *is_data,
+			uint64_t *len);
+void q2e_seek_map_checked(struct q2e_source *src, bool agreed);
 void q2e_seek_map_free(struct q2e_seek_map *m);
 
 /* Reads what SRC was opened on, an ELF file, as a dump. */
