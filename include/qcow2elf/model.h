@@ -301,7 +301,7 @@ void q2e_image_batch_close(struct q2e_image_batch *b);
 /*
  * A thread's next small reads made ahead, from the page cache, many at a
  * time (src/model/read_ahead.c): q2e_read_ahead_fill() asks the cache for
- * the ranges NEXT names, 64 at most and 256 KiB in all, stopping at the
+ * the ranges NEXT names, 64 at most and 64 KiB in all, stopping at the
  * first longer than Q2E_READ_AHEAD_MAX; q2e_read_ahead_find() then gives
  * each range's bytes.  NULL from q2e_read_ahead_new(): no memory (read as
  * usual then).
