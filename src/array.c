@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#define _GNU_SOURCE		/* mremap() */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "qcow2elf/array.h"
 #include "qcow2elf/error.h"
@@ -56,4 +59,106 @@ bool q2e_all_zero(const void *p, size_t n)
 	/* Each byte equals the one after it, and the first is 0: libc's
 	 * memcmp, many bytes a step. */
 	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
+/* The huge page size of x86-64 (a PMD): elsewhere, alignment to it is
+ * harmless. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* LEN rounded up to whole pages; 0 if that would wrap. */
+static size_t page_round(size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	if (len > SIZE_MAX - HUGE_PAGE - page)
+		return 0;
+	return (len + page - 1) / page * page;
+}
+
+/*
+ * The kernel gives huge pages only to whole aligned 2 MiB stretches of a
+ * mapping, and aligns no mapping whose length is not a multiple of 2 MiB:
+ * so the mapping is aligned here.  The advice covers all of it, which
+ * keeps it one mapping for mremap(); the tail, short of a whole huge
+ * page, stays in small pages all the same.
+ */
+static void advise_huge(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	if (len >= HUGE_PAGE)
+		madvise(p, len, MADV_HUGEPAGE);	/* advice: may fail */
+#else
+	(void)p;
+	(void)len;
+#endif
+}
+
+void *q2e_map_array(size_t len)
+{
+	const int prot = PROT_READ | PROT_WRITE;
+	const int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	size_t n = page_round(len), all, lead;
+	char *p;
+
+	if (!n)
+		return NULL;
+	all = n < HUGE_PAGE ? n : n + HUGE_PAGE;
+	p = mmap(NULL, all, prot, flags, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (all == n)
+		return p;
+	lead = (HUGE_PAGE - (uintptr_t)p % HUGE_PAGE) % HUGE_PAGE;
+	if (lead)
+		munmap(p, lead);
+	munmap(p + lead + n, all - lead - n);
+	advise_huge(p + lead, n);
+	return p + lead;
+}
+
+void *q2e_remap_array(void *p, size_t old, size_t len)
+{
+	size_t o = page_round(old), n = page_round(len);
+	void *q = MAP_FAILED, *to;
+
+	if (!p)
+		return q2e_map_array(len);
+	if (!n)
+		return NULL;
+	if (n <= o) {
+		if (n < o)
+			munmap((char *)p + n, o - n);
+		return p;
+	}
+	/* Small pages moved into a stretch that could be a huge page would
+	 * keep it from becoming one: bytes short of one are copied. */
+	if (o < HUGE_PAGE && n >= HUGE_PAGE) {
+		to = q2e_map_array(len);
+		if (to) {
+			memcpy(to, p, o);
+			munmap(p, o);
+		}
+		return to;
+	}
+	/* In place where the pages after it are free. */
+	q = mremap(p, o, n, 0);
+	if (q == MAP_FAILED) {
+		/* The pages move to an aligned place: none is copied. */
+		to = q2e_map_array(len);
+		if (!to)
+			return NULL;
+		q = mremap(p, o, n, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+		if (q == MAP_FAILED) {
+			munmap(to, n);
+			return NULL;
+		}
+	}
+	advise_huge(q, n);
+	return q;
+}
+
+void q2e_unmap_array(void *p, size_t len)
+{
+	if (p)
+		munmap(p, page_round(len));
 }

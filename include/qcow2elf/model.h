@@ -191,6 +191,7 @@ struct q2e_image {
 
 	struct q2e_region *regions;	/* sorted by offset, then kind */
 	size_t nregions;
+	size_t regions_bytes;		/* of their mapping (q2e_map_array()) */
 	uint64_t max_region_size;	/* of any region: bounds a lookup */
 	struct q2e_owner *owners;	/* storage the regions point into */
 

@@ -10,8 +10,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
@@ -140,45 +138,23 @@ int set_count(struct checker *c, uint64_t k, uint64_t v)
 	return 0;
 }
 
-/* The huge page size of x86-64 (a PMD): elsewhere, alignment to it is
- * harmless. */
+/* The huge page size of x86-64 (a PMD), as q2e_map_array() uses it. */
 #define HUGE_PAGE (2ULL << 20)
 
 /*
  * The counters live in an anonymous mapping: zero pages for free and, for
- * large images, huge pages, since a page fault per 4096 clusters costs more
- * than the counting (about 2 us each here: 2 ms of a 17 ms check of 4
- * million clusters).  The kernel gives huge pages only to whole aligned
- * 2 MiB stretches of a mapping, and does not align a mapping whose length
- * is not a multiple of 2 MiB: so the mapping is aligned here, and only its
- * whole huge pages are advised, the tail staying in small pages (advised,
- * it would take a huge page for a few bytes of counters).  References less
- * than a cluster past the end of the file grow it by a few clusters at
- * most; the slack covers them.
+ * large images, huge pages (q2e_map_array()), since a page fault per 4096
+ * clusters costs more than the counting (about 2 us each here: 2 ms of a
+ * 17 ms check of 4 million clusters).  References less than a cluster
+ * past the end of the file grow it by a few clusters at most; the slack
+ * covers them.
  */
 static uint8_t *map_counts(uint64_t n, bool prefault)
 {
-	const int prot = PROT_READ | PROT_WRITE;
-	const int flags = MAP_PRIVATE | MAP_ANONYMOUS;
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), len, lead, end;
 	uint8_t *p;
 
-	if (n < HUGE_PAGE) {
-		p = mmap(NULL, (size_t)n, prot, flags, -1, 0);
-		return p == MAP_FAILED ? NULL : p;
-	}
-	len = n + HUGE_PAGE;
-	p = mmap(NULL, (size_t)len, prot, flags, -1, 0);
-	if (p == MAP_FAILED)
+	if (n > SIZE_MAX || !(p = q2e_map_array((size_t)n)))
 		return NULL;
-	lead = (HUGE_PAGE - (uintptr_t)p % HUGE_PAGE) % HUGE_PAGE;
-	end = lead + (n + page - 1) / page * page;
-	if (lead)
-		munmap(p, (size_t)lead);
-	munmap(p + end, (size_t)(len - end));
-	p += lead;
-#ifdef MADV_HUGEPAGE
-	madvise(p, (size_t)(n / HUGE_PAGE * HUGE_PAGE), MADV_HUGEPAGE);
 	/* Written first, so that each huge page is made at its first fault.
 	 * The counting reads a counter before it writes it, and a read of an
 	 * untouched huge page maps the kernel's shared huge zero page, which
@@ -188,17 +164,15 @@ static uint8_t *map_counts(uint64_t n, bool prefault)
 	 * in one cold check of the snapshot image in six.  Only when the
 	 * file holds as many bytes (PREFAULT): for a file of holes (2^31
 	 * clusters of 512 bytes in 8 KB) it took 2 GB and 31 s. */
-	for (uint64_t off = 0; prefault && off + HUGE_PAGE <= n;
-	     off += HUGE_PAGE)
+	for (uint64_t off = 0; prefault && n >= HUGE_PAGE &&
+	     off + HUGE_PAGE <= n; off += HUGE_PAGE)
 		((volatile uint8_t *)p)[off] = 0;
-#endif
 	return p;
 }
 
 static void unmap_counts(uint8_t *p, uint64_t n)
 {
-	if (p)
-		munmap(p, (size_t)(n * sizeof(uint8_t)));
+	q2e_unmap_array(p, (size_t)n);
 }
 
 int grow_counts(struct checker *c, uint64_t n)

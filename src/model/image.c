@@ -371,7 +371,7 @@ static int open_source(const char *path, struct q2e_source *src,
 	w.img = img;
 	w.err = err;
 	ret = walk_image(&w);
-	free(w.pending);
+	walk_free_pending(&w);
 	if (ret < 0) {
 		q2e_image_close(img);
 		return ret;
@@ -518,7 +518,7 @@ void q2e_image_close(struct q2e_image *img)
 		free(img->bitmaps[i].table);
 	}
 	free(img->bitmaps);
-	free(img->regions);
+	q2e_unmap_array(img->regions, img->regions_bytes);
 	free(img->owners);
 	walk_free_problems(img);
 	q2e_l2_cache_free(img->refcount_cache);

@@ -81,6 +81,11 @@ int walk_note_reserved(struct walk *w, const char *table, uint64_t table_off,
 int walk_flush_problems(struct walk *w);
 int walk_region(struct walk *w, enum q2e_region_kind kind, uint64_t offset,
 		uint64_t size, struct q2e_owner owner, uint32_t ext_magic);
+/* Makes room for MORE records, which the walk is about to make (a
+ * table's entries that name one each): exactly, so that they fill it.
+ * A hint: without the memory, the records still grow the array. */
+void walk_expect_regions(struct walk *w, uint64_t more);
+void walk_free_pending(struct walk *w);
 /* Grows the first recorded region of KIND to SIZE bytes. */
 int walk_extend_region(struct walk *w, enum q2e_region_kind kind,
 		       uint64_t size);

@@ -12,6 +12,21 @@
 #include "qcow2elf/array.h"
 #include "walk.h"
 
+/* The N entries at E name (under MASK) as many tables inside the file, as
+ * records the walk will make: room for them is made at once. */
+static void expect_tables(struct walk *w, const uint64_t *e, uint64_t n,
+			  uint64_t mask)
+{
+	uint64_t count = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t off = e[i] & mask;
+
+		count += off && off < w->img->file_size;
+	}
+	walk_expect_regions(w, count);
+}
+
 /*
  * The L2 tables that entries FIRST on of an L1 table point to, owned by
  * OWNER, and what is wrong with each entry.  An L1 table shared by many
@@ -25,6 +40,7 @@ int walk_l2_tables(struct walk *w, const uint64_t *l1, uint64_t first,
 	struct q2e_image *img = w->img;
 	int ret;
 
+	expect_tables(w, l1, n, QCOW2_OFFSET_MASK);
 	for (uint64_t i = first; i < first + n; i++) {
 		struct qcow2_l1_entry e;
 
@@ -144,6 +160,8 @@ int walk_read_refcounts(struct walk *w)
 		return ret;
 	if (!img->refcount_bits)
 		return 0;
+	expect_tables(w, img->reftable, img->nreftable,
+		      ~QCOW2_REFTABLE_RESERVED_MASK);
 	for (uint64_t i = 0; i < img->nreftable; i++) {
 		uint64_t e = img->reftable[i];
 		uint64_t block = e & ~QCOW2_REFTABLE_RESERVED_MASK;
