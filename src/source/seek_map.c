@@ -43,7 +43,6 @@
 #include "source_impl.h"
 
 #define EXT4_MAGIC 0xEF53
-#define BATCH 256
 /* At most this many runs are kept (24 MB); past them, lseek(). */
 #define RUNS_MAX (1U << 20)
 /* The flags a plain data extent may carry. */
@@ -63,7 +62,27 @@ struct q2e_seek_map {
 	bool failed;		/* FIEMAP refused, too many runs, or lseek()
 				 * disagreed */
 	bool checked;		/* an answer a hole decides agreed */
+	struct fiemap *fm;	/* q2e_fiemap_next()'s buffer */
 };
+
+int q2e_fiemap_next(int fd, uint64_t off, uint64_t end, uint32_t flags,
+		    struct fiemap **buf)
+{
+	const size_t size = sizeof(struct fiemap) +
+			    Q2E_FIEMAP_BATCH * sizeof(struct fiemap_extent);
+	struct fiemap *fm = *buf ? *buf : (*buf = malloc(size));
+
+	if (!fm)
+		return -1;
+	memset(fm, 0, sizeof(*fm));
+	fm->fm_start = off;
+	fm->fm_length = end > off ? end - off : 0;
+	fm->fm_flags = flags;
+	fm->fm_extent_count = Q2E_FIEMAP_BATCH;
+	if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0)
+		return -1;
+	return (int)fm->fm_mapped_extents;
+}
 
 /* Adds an extent, merged with the last run where they meet and agree. */
 static int add_run(struct q2e_seek_map *m, uint64_t start, uint64_t end,
@@ -84,25 +103,15 @@ static int add_run(struct q2e_seek_map *m, uint64_t start, uint64_t end,
 /* Reads the next extents of the map, from where it was read to. */
 static void read_more(struct q2e_source *src, struct q2e_seek_map *m)
 {
-	size_t size = sizeof(struct fiemap) +
-		      BATCH * sizeof(struct fiemap_extent);
-	struct fiemap *fm = calloc(1, size);
-
-	if (!fm) {
-		m->failed = true;
-		return;
-	}
-	fm->fm_start = m->known_end;
-	fm->fm_length = src->size - m->known_end;
-	fm->fm_extent_count = BATCH;
 	/* No FIEMAP_FLAG_SYNC: lseek() does not write the file out either. */
-	if (ioctl(src->fd, FS_IOC_FIEMAP, fm) < 0) {
+	int n = q2e_fiemap_next(src->fd, m->known_end, src->size, 0, &m->fm);
+
+	if (n < 0)
 		m->failed = true;
-	} else if (fm->fm_mapped_extents == 0) {
+	else if (n == 0)
 		m->complete = true;
-	}
-	for (uint32_t i = 0; !m->failed && i < fm->fm_mapped_extents; i++) {
-		const struct fiemap_extent *x = &fm->fm_extents[i];
+	for (int i = 0; !m->failed && i < n; i++) {
+		const struct fiemap_extent *x = &m->fm->fm_extents[i];
 		uint64_t start = x->fe_logical, end = start + x->fe_length;
 
 		if (start < m->known_end || end <= start) {
@@ -115,7 +124,6 @@ static void read_more(struct q2e_source *src, struct q2e_seek_map *m)
 			m->failed = true;
 		m->known_end = end;
 	}
-	free(fm);
 	if (m->complete)
 		m->known_end = src->size;
 }
@@ -202,7 +210,9 @@ void q2e_seek_map_checked(struct q2e_source *src, bool agreed)
 
 void q2e_seek_map_free(struct q2e_seek_map *m)
 {
-	if (m)
+	if (m) {
 		free(m->runs);
+		free(m->fm);
+	}
 	free(m);
 }

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/fiemap.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -147,8 +145,6 @@ static int add_extent(struct q2e_extent **list, size_t *count, size_t *cap,
 	return 0;
 }
 
-#define FIEMAP_BATCH 256
-
 /*
  * The file's data extents from FIEMAP, after writeback (FIEMAP_FLAG_SYNC),
  * with unwritten (fallocated) extents counted as holes: they read as
@@ -160,27 +156,22 @@ static int add_extent(struct q2e_extent **list, size_t *count, size_t *cap,
 static int fiemap_extents(struct q2e_source *src, struct q2e_extent **list,
 			  size_t *count)
 {
-	size_t cap = 0, size = sizeof(struct fiemap) +
-			       FIEMAP_BATCH * sizeof(struct fiemap_extent);
-	struct fiemap *fm = calloc(1, size);
+	struct fiemap *fm = NULL;
+	size_t cap = 0;
 	uint64_t start = 0;
 	bool last = false;
+	int n;
 
-	if (!fm)
-		return -1;
 	while (!last && start < src->size) {
-		memset(fm, 0, size);
-		fm->fm_start = start;
-		fm->fm_length = src->size - start;
-		fm->fm_flags = FIEMAP_FLAG_SYNC;
-		fm->fm_extent_count = FIEMAP_BATCH;
-		if (ioctl(src->fd, FS_IOC_FIEMAP, fm) < 0) {
+		n = q2e_fiemap_next(src->fd, start, src->size,
+				    FIEMAP_FLAG_SYNC, &fm);
+		if (n < 0) {
 			free(fm);
 			return *count ? -1 : 1;
 		}
-		if (fm->fm_mapped_extents == 0)
+		if (n == 0)
 			break;
-		for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+		for (int i = 0; i < n; i++) {
 			const struct fiemap_extent *x = &fm->fm_extents[i];
 			uint64_t end = x->fe_logical + x->fe_length;
 

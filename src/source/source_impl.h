@@ -63,6 +63,19 @@ int q2e_seek_map_answer(struct q2e_source *src, uint64_t off, bool *is_data,
 void q2e_seek_map_checked(struct q2e_source *src, bool agreed);
 void q2e_seek_map_free(struct q2e_seek_map *m);
 
+struct fiemap;
+/* Extents a FIEMAP call lists at most (seek_map.c). */
+#define Q2E_FIEMAP_BATCH 256
+/*
+ * The next extents of the file at FD from OFF up to END, asked with FLAGS
+ * (FIEMAP_FLAG_SYNC, or 0), in (*BUF)->fm_extents: *BUF is made at the
+ * first call, used again by the next, and freed by the caller.  Their
+ * count, 0 where none is left, or -1 where FIEMAP fails (a file system
+ * without it) or there is no memory.
+ */
+int q2e_fiemap_next(int fd, uint64_t off, uint64_t end, uint32_t flags,
+		    struct fiemap **buf);
+
 /* Reads what SRC was opened on, an ELF file, as a dump. */
 int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err);
 
