@@ -122,18 +122,32 @@ static int plan(struct emitter *e)
 	e->secs = calloc(img->nregions ? img->nregions : 1, sizeof(*e->secs));
 	if (!e->secs)
 		return q2e_error_set(e->err, Q2E_ENOMEM, "out of memory");
-	/* By rank, then as the regions come (by offset, then kind): a pass
-	 * a rank, as there are few, rather than a sort. */
-	for (int rank = 0; rank <= MAX_RANK; rank++) {
-		for (size_t i = 0; i < img->nregions; i++) {
-			const struct q2e_region *r = &img->regions[i];
+	/* By rank, then as the regions come (by offset, then kind): counted,
+	 * then placed, two passes over the regions (a pass a rank, nine over
+	 * 2 MB for 41,000 regions, was 5 ms of a warm dump's main thread). */
+	size_t at[MAX_RANK + 1] = { 0 }, n = 0;
 
-			/* A region with no byte in the file has no section. */
-			if (r->avail && early_rank(r) == rank)
-				e->secs[e->nsecs++] =
-					(struct q2e_out_section){ .region = r };
-		}
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+
+		/* A region with no byte in the file has no section. */
+		if (r->avail)
+			at[early_rank(r)]++;
 	}
+	for (int rank = 0; rank <= MAX_RANK; rank++) {
+		size_t count = at[rank];
+
+		at[rank] = n;
+		n += count;
+	}
+	for (size_t i = 0; i < img->nregions; i++) {
+		const struct q2e_region *r = &img->regions[i];
+
+		if (r->avail)
+			e->secs[at[early_rank(r)]++] =
+				(struct q2e_out_section){ .region = r };
+	}
+	e->nsecs = n;
 	e->nheld = q2e_dump_held_ranges(img, NULL);
 	return 0;
 }
