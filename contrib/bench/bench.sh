@@ -45,7 +45,7 @@ for a in "$@"; do
 	--commands=*) commands=${a#--commands=} ;;
 	--dir=*) dir=${a#--dir=} ;;
 	--out=*) out=${a#--out=} ;;
-	-h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument '$a'" >&2; exit 2 ;;
 	esac
 done
