@@ -142,17 +142,18 @@ void *q2e_remap_array(void *p, size_t old, size_t len)
 	}
 	/* In place where the pages after it are free. */
 	q = mremap(p, o, n, 0);
-	if (q == MAP_FAILED) {
-		/* The pages move to an aligned place: none is copied. */
-		to = q2e_map_array(len);
-		if (!to)
-			return NULL;
+	/* Else the pages move to an aligned place: none is copied.  Near
+	 * the end of the address space (ulimit -v) there may be no room for
+	 * that place's slack beside the array: then anywhere. */
+	if (q == MAP_FAILED && (to = q2e_map_array(len))) {
 		q = mremap(p, o, n, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-		if (q == MAP_FAILED) {
+		if (q == MAP_FAILED)
 			munmap(to, n);
-			return NULL;
-		}
 	}
+	if (q == MAP_FAILED)
+		q = mremap(p, o, n, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED)
+		return NULL;
 	advise_huge(q, n);
 	return q;
 }

@@ -634,9 +634,13 @@ Usage: qcow2 info"""
             names = [d.feature_name(kind, b) for b in range(64) if v >> b & 1]
             print("%-24s %s" % (field + " features",
                                 ", ".join(names) if names else "none"))
-        for off, magic, length in d.extensions():
-            print("extension 0x%08x at 0x%x, %d bytes: %s" %
-                  (magic, off, length, EXTENSIONS.get(magic, "unknown")))
+        # One write: gdb's output costs about 30 us a call, 8 s for the
+        # 262,000 empty extensions a 2 MiB header cluster holds.
+        exts = ["extension 0x%08x at 0x%x, %d bytes: %s" %
+                (magic, off, length, EXTENSIONS.get(magic, "unknown"))
+                for off, magic, length in d.extensions()]
+        if exts:
+            print("\n".join(exts))
 
 
 KINDS = (("header", "header"), ("ext.", "header extension"),

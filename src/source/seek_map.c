@@ -70,10 +70,11 @@ int q2e_fiemap_next(int fd, uint64_t off, uint64_t end, uint32_t flags,
 {
 	const size_t size = sizeof(struct fiemap) +
 			    Q2E_FIEMAP_BATCH * sizeof(struct fiemap_extent);
-	struct fiemap *fm = *buf ? *buf : (*buf = malloc(size));
+	/* Zeros: valgrind takes FS_IOC_FIEMAP to write only the header. */
+	struct fiemap *fm = *buf ? *buf : (*buf = calloc(1, size));
 
 	if (!fm)
-		return -1;
+		return -2;
 	memset(fm, 0, sizeof(*fm));
 	fm->fm_start = off;
 	fm->fm_length = end > off ? end - off : 0;

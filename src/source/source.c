@@ -167,7 +167,7 @@ static int fiemap_extents(struct q2e_source *src, struct q2e_extent **list,
 				    FIEMAP_FLAG_SYNC, &fm);
 		if (n < 0) {
 			free(fm);
-			return *count ? -1 : 1;
+			return *count || n == -2 ? -1 : 1;
 		}
 		if (n == 0)
 			break;

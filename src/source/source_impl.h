@@ -70,8 +70,8 @@ struct fiemap;
  * The next extents of the file at FD from OFF up to END, asked with FLAGS
  * (FIEMAP_FLAG_SYNC, or 0), in (*BUF)->fm_extents: *BUF is made at the
  * first call, used again by the next, and freed by the caller.  Their
- * count, 0 where none is left, or -1 where FIEMAP fails (a file system
- * without it) or there is no memory.
+ * count, 0 where none is left, -1 where FIEMAP fails (a file system
+ * without it), or -2 where there is no memory.
  */
 int q2e_fiemap_next(int fd, uint64_t off, uint64_t end, uint32_t flags,
 		    struct fiemap **buf);
