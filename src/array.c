@@ -61,9 +61,7 @@ bool q2e_all_zero(const void *p, size_t n)
 	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
 }
 
-/* The huge page size of x86-64 (a PMD): elsewhere, alignment to it is
- * harmless. */
-#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_PAGE Q2E_HUGE_PAGE
 
 /* LEN rounded up to whole pages; 0 if that would wrap. */
 static size_t page_round(size_t len)
@@ -156,6 +154,15 @@ void *q2e_remap_array(void *p, size_t old, size_t len)
 		return NULL;
 	advise_huge(q, n);
 	return q;
+}
+
+size_t q2e_array_trim_len(size_t old, size_t len)
+{
+	size_t whole = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+
+	if (old >= HUGE_PAGE && whole <= old && whole - len < HUGE_PAGE / 8)
+		return whole;
+	return len;
 }
 
 void q2e_unmap_array(void *p, size_t len)

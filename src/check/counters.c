@@ -138,8 +138,7 @@ int set_count(struct checker *c, uint64_t k, uint64_t v)
 	return 0;
 }
 
-/* The huge page size of x86-64 (a PMD), as q2e_map_array() uses it. */
-#define HUGE_PAGE (2ULL << 20)
+#define HUGE_PAGE ((uint64_t)Q2E_HUGE_PAGE)
 
 /*
  * The counters live in an anonymous mapping: zero pages for free and, for

@@ -16,7 +16,6 @@
 #include "walk.h"
 
 #define PROBLEM_MESSAGE_MAX 512	/* bytes, with its NUL */
-#define HUGE_BYTES ((size_t)2 << 20)	/* q2e_map_array()'s huge page */
 #define PROBLEM_TEXT_FIRST 4096
 #define PROBLEM_TEXT_LARGEST (64U << 10)
 
@@ -139,44 +138,37 @@ static bool extends_run(const struct pending_region *last,
  * page and 150 small ones, not 650 small ones, each a page fault of about
  * 11 us on the benchmark's virtual machine (7 ms of `info`'s 26).
  */
-static int reserve_pending(struct walk *w, size_t need)
+static bool grow_pending(struct walk *w, size_t need)
 {
 	const size_t rec = sizeof(*w->pending);
 	struct pending_region *p;
 
-	if (need <= w->cap)
-		return 0;
 	if (need > SIZE_MAX / rec ||
 	    !(p = q2e_remap_array(w->pending, w->cap * rec, need * rec)))
-		return q2e_error_set(w->err, Q2E_ENOMEM,
-				     "out of memory recording %zu structures",
-				     need);
+		return false;
 	w->pending = p;
 	w->cap = need;
-	return 0;
+	return true;
+}
+
+static int reserve_pending(struct walk *w, size_t need)
+{
+	if (need <= w->cap || grow_pending(w, need))
+		return 0;
+	return q2e_error_set(w->err, Q2E_ENOMEM,
+			     "out of memory recording %zu structures", need);
 }
 
 void walk_expect_regions(struct walk *w, uint64_t more)
 {
-	const size_t rec = sizeof(*w->pending);
-	/* A hint, bounded by the tables the file could hold apart (a header
-	 * may claim 4 million entries that name one table, which make one
-	 * record); past it, and if there is no memory, the array grows as
-	 * records come. */
+	/* A hint, bounded by the tables the file could hold apart; past it,
+	 * and if there is no memory, the array grows as records come. */
 	uint64_t most = (w->img->file_size >> 9) + 64;
-	struct pending_region *p;
 
 	if (more > most)
 		more = most;
-	if (more > SIZE_MAX / rec - w->npending ||
-	    w->npending + more <= w->cap)
-		return;
-	p = q2e_remap_array(w->pending, w->cap * rec,
-			    (w->npending + (size_t)more) * rec);
-	if (p) {
-		w->pending = p;
-		w->cap = w->npending + (size_t)more;
-	}
+	if (more <= SIZE_MAX - w->npending && w->npending + more > w->cap)
+		grow_pending(w, w->npending + (size_t)more);
 }
 
 void walk_free_pending(struct walk *w)
@@ -509,19 +501,13 @@ int walk_finish_regions(struct walk *w)
 		p.region.owners = o;
 		regions[nreg++] = p.region;
 	}
-	/* The mapping, shrunk to the regions, is the model's now.  Not
-	 * inside a huge page where that would free less than an eighth of
-	 * it: the kernel splits the page, and on the benchmark's virtual
-	 * machine the next pass over the regions then took 3.6 ms more, the
-	 * 512 small pages each mapped again (the 41,000 regions of the 1 GiB
+	/* The mapping, shrunk to the regions, is the model's now; not
+	 * inside a huge page for little (the 41,000 regions of the 1 GiB
 	 * image of 512-byte clusters end 30 KiB short of one). */
-	size_t had = w->cap * sizeof(*w->pending), whole;
+	size_t had = w->cap * sizeof(*w->pending);
 
-	img->regions_bytes = (nreg ? nreg : 1) * sizeof(*regions);
-	whole = (img->regions_bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
-	if (had >= HUGE_BYTES && whole <= had &&
-	    whole - img->regions_bytes < HUGE_BYTES / 8)
-		img->regions_bytes = whole;
+	img->regions_bytes = q2e_array_trim_len(had, (nreg ? nreg : 1) *
+						     sizeof(*regions));
 	shrunk = q2e_remap_array(regions, had, img->regions_bytes);
 	w->pending = NULL;
 	w->npending = w->cap = 0;

@@ -108,6 +108,11 @@ static void test_map_array(void **state)
 	assert_non_null(p);
 	assert_int_equal((uintptr_t)p % (2 * MIB), 0);
 	q2e_unmap_array(p, 4 * MIB);
+	/* Cut where that frees an eighth of a huge page or more. */
+	assert_int_equal(q2e_array_trim_len(3 * MIB, 2 * MIB - 4096), 2 * MIB);
+	assert_int_equal(q2e_array_trim_len(3 * MIB, MIB), MIB);
+	assert_int_equal(q2e_array_trim_len(MIB, MIB - 4096), MIB - 4096);
+	assert_int_equal(q2e_array_trim_len(3 * MIB, 3 * MIB - 8), 3 * MIB - 8);
 	assert_null(q2e_map_array(0));
 	assert_null(q2e_map_array(SIZE_MAX - 4096));
 }
