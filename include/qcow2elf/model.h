@@ -400,7 +400,9 @@ uint64_t q2e_image_l2_run(struct q2e_l2_cache *c, uint64_t off,
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err);
 /* How many of the N host clusters from CLUSTER, all in one refcount
- * block, have a stored refcount other than 0. */
+ * block, have a stored refcount other than 0.  Made for a count over the
+ * blocks in refcount table order: the blocks after this one are read
+ * ahead with it from the page cache. */
 int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
 				uint64_t n, uint64_t *count,
 				struct q2e_error *err);

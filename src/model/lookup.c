@@ -259,18 +259,36 @@ static int next_l2(void *ctx, struct q2e_extent *e)
 	return Q2E_AHEAD_READ;
 }
 
+/* The refcount blocks of the refcount table's entries [I, END). */
+static int next_block(void *ctx, struct q2e_extent *e)
+{
+	struct l1_ahead *a = ctx;
+	const struct q2e_image *img = a->img;
+	uint64_t block;
+
+	if (a->i >= a->end)
+		return Q2E_AHEAD_END;
+	block = img->reftable[a->i++] & ~QCOW2_REFTABLE_RESERVED_MASK;
+	if (!block || block & (img->cluster_size - 1) ||
+	    block >= img->file_size)
+		return Q2E_AHEAD_PASS;
+	*e = (struct q2e_extent){ block, img->cluster_size };
+	return Q2E_AHEAD_READ;
+}
+
 /*
- * Loads the L2 table of L1 entry L1I from the tables read ahead with it,
- * as the page cache holds them: false to read it as usual.  A map of the
- * 1 GiB image of 512-byte clusters reads 34,000 tables of 512 bytes, a
- * system call each where one is dear (page table isolation); 64 at a time
- * they take one (src/model/read_ahead.c).
+ * Loads the table at OFF, the first that NEXT names from entry I of its
+ * parent table, from the tables read ahead with it, as the page cache
+ * holds them: false to read it as usual.  A map of the 1 GiB image of
+ * 512-byte clusters reads 34,000 L2 tables of 512 bytes, a system call
+ * each where one is dear (page table isolation); 64 at a time they take
+ * one (src/model/read_ahead.c).
  */
-static bool load_ahead(struct q2e_l2_cache *c, uint64_t l1i)
+static bool load_ahead(struct q2e_l2_cache *c, uint64_t off, q2e_ahead_fn next,
+		       uint64_t i, uint64_t n)
 {
 	struct q2e_image *img = c->img;
-	struct l1_ahead a = { img, l1i, img->nl1 - l1i > 256 ? l1i + 256
-							     : img->nl1 };
+	struct l1_ahead a = { img, i, n - i > 256 ? i + 256 : n };
 	size_t cs = (size_t)img->cluster_size;
 	const uint8_t *p;
 
@@ -280,12 +298,12 @@ static bool load_ahead(struct q2e_l2_cache *c, uint64_t l1i)
 		c->ahead_made = true;
 		c->ahead = q2e_read_ahead_new(img);
 	}
-	p = q2e_read_ahead_take(c->ahead, c->l2_offset, cs, next_l2, &a);
+	p = q2e_read_ahead_take(c->ahead, off, cs, next, &a);
 	if (!p)
 		return false;
 	memcpy(c->buf, p, cs);
 	c->avail = cs;
-	c->table_offset = c->l2_offset;
+	c->table_offset = off;
 	return true;
 }
 
@@ -365,7 +383,8 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
 	 * 14 s). */
 	if (l2_zeros(c))
 		return 0;
-	if (c->table_offset != c->l2_offset && !load_ahead(c, l1i)) {
+	if (c->table_offset != c->l2_offset &&
+	    !load_ahead(c, c->l2_offset, next_l2, l1i, img->nl1)) {
 		ret = cache_load(c, c->l2_offset, "an L2 table", err);
 		if (ret < 0)
 			return ret;
@@ -446,14 +465,17 @@ uint64_t q2e_image_l2_run(struct q2e_l2_cache *c, uint64_t off,
 /*
  * The refcount block that holds host cluster CLUSTER's count, loaded into
  * the image's cache: *BUF, or NULL where no block exists (all counts 0).
+ * AHEAD: the next blocks in refcount table order are to be asked for
+ * next, and are read ahead with this one.
  */
-static int refcount_block(struct q2e_image *img, uint64_t cluster,
+static int refcount_block(struct q2e_image *img, uint64_t cluster, bool ahead,
 			  const uint8_t **buf, struct q2e_error *err)
 {
 	/* Counts per block: a power of two.  A shift, where the division
 	 * was a third of q2e_image_refcount(), which the note called for
 	 * each cluster of a preallocated image. */
 	unsigned shift = img->hdr.cluster_bits + 3U - img->hdr.refcount_order;
+	struct q2e_l2_cache *c;
 	uint64_t ti, block;
 	int ret;
 
@@ -470,9 +492,14 @@ static int refcount_block(struct q2e_image *img, uint64_t cluster,
 	if (!img->refcount_cache &&
 	    !(img->refcount_cache = q2e_l2_cache_new(img)))
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	ret = cache_load(img->refcount_cache, block, "a refcount block", err);
+	c = img->refcount_cache;
+	if (ahead && c->table_offset != block &&
+	    load_ahead(c, block, next_block, ti, img->nreftable))
+		ret = 0;
+	else
+		ret = cache_load(c, block, "a refcount block", err);
 	if (ret == 0)
-		*buf = img->refcount_cache->buf;
+		*buf = c->buf;
 	return ret;
 }
 
@@ -488,7 +515,7 @@ int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,
 		       uint64_t *refcount, struct q2e_error *err)
 {
 	const uint8_t *p;
-	int ret = refcount_block(img, cluster, &p, err);
+	int ret = refcount_block(img, cluster, false, &p, err);
 	uint64_t i;
 
 	*refcount = 0;
@@ -508,7 +535,7 @@ int q2e_image_refcounts_nonzero(struct q2e_image *img, uint64_t cluster,
 				struct q2e_error *err)
 {
 	const uint8_t *p = NULL;
-	int ret = n ? refcount_block(img, cluster, &p, err) : 0;
+	int ret = n ? refcount_block(img, cluster, true, &p, err) : 0;
 	uint64_t i, end;
 
 	*count = 0;

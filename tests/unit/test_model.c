@@ -639,6 +639,92 @@ static void test_read_ahead(void **state)
 	q2e_image_close(img);
 }
 
+/*
+ * Refcount blocks counted in refcount table order, as QEMU's guess at
+ * metadata preallocation does, read ahead 64 at a time
+ * (q2e_image_refcounts_nonzero()): each block's count is its own, with
+ * a block of the table asked for out of order in between, an entry of 0
+ * and one past the end of the file; from memory and from a file.
+ */
+#define RB_BLOCKS 80
+#define RB_FIRST 4	/* the first block's cluster */
+#define RB_SIZE ((RB_FIRST + RB_BLOCKS) * CLUSTER)
+
+static uint64_t rb_expected(unsigned k)
+{
+	return k == 40 || k == RB_BLOCKS - 1 ? 0 : k % 7 + 1;
+}
+
+static void make_refcount_image(uint8_t *img)
+{
+	memset(img, 0, RB_SIZE);
+	memcpy(img, "QFI\xfb", 4);
+	put_be32(img + 4, 3);			/* version */
+	put_be32(img + 20, 9);			/* cluster_bits */
+	put_be64(img + 24, 64 * 1024);		/* size */
+	put_be32(img + 36, 2);			/* l1_size, entries 0 */
+	put_be64(img + 40, 0x600);		/* l1_table_offset */
+	put_be64(img + 48, 0x200);		/* refcount_table_offset */
+	put_be32(img + 56, 2);			/* refcount_table_clusters */
+	put_be32(img + 96, 4);			/* refcount_order */
+	put_be32(img + 100, 104);		/* header_length */
+	for (unsigned k = 0; k < RB_BLOCKS; k++) {
+		uint64_t block = (uint64_t)(RB_FIRST + k) * CLUSTER;
+
+		if (k == 40)
+			continue;
+		if (k == RB_BLOCKS - 1)
+			block = 1ULL << 30;	/* past the end */
+		put_be64(img + 0x200 + 8 * k, block);
+		for (unsigned i = 0; i < rb_expected(k); i++)
+			put_be16(img + block + 2 * i, (uint16_t)(k + 1));
+	}
+}
+
+static void count_blocks(struct q2e_image *img)
+{
+	struct q2e_error err = { 0 };
+	uint64_t n;
+
+	for (unsigned k = 0; k < RB_BLOCKS; k++) {
+		assert_int_equal(q2e_image_refcounts_nonzero(img, k * 256ULL,
+							     256, &n, &err), 0);
+		assert_int_equal(n, rb_expected(k));
+		if (k == 30) {
+			assert_int_equal(q2e_image_refcount(img, 5 * 256ULL, &n,
+							    &err), 0);
+			assert_int_equal(n, 6);
+		}
+	}
+	assert_int_equal(q2e_image_refcounts_nonzero(img, 2 * 256ULL + 1, 2,
+						     &n, &err), 0);
+	assert_int_equal(n, 2);
+}
+
+static void test_refcount_blocks_ahead(void **state)
+{
+	static uint8_t bytes[RB_SIZE];
+	struct q2e_error err = { 0 };
+	struct q2e_image *img;
+	char path[] = "/tmp/q2e-test-model.XXXXXX";
+	int fd;
+
+	(void)state;
+	make_refcount_image(bytes);
+	img = open_bytes(bytes, sizeof(bytes));
+	count_blocks(img);
+	q2e_image_close(img);
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, sizeof(bytes)), (ssize_t)sizeof(bytes));
+	assert_int_equal(q2e_image_open(path, &img, &err), 0);
+	count_blocks(img);
+	q2e_image_close(img);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -651,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_claims_past_end),
 		cmocka_unit_test(test_read_cached_many),
 		cmocka_unit_test(test_read_ahead),
+		cmocka_unit_test(test_refcount_blocks_ahead),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
