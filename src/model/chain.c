@@ -76,7 +76,10 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 	uint64_t count = 0, per_block;
 
 	*out = false;
-	if (!img->refcount_bits)
+	/* The count is at most the clusters counted: below the threshold
+	 * for a file that holds most of its clusters (most files), whose
+	 * refcount blocks QEMU reads to find that out, and this does not. */
+	if (!img->refcount_bits || end < threshold)
 		return 0;
 	/* Clusters no refcount block covers count 0: skip them by block, so
 	 * that a sparse file costs what its refcount blocks hold. */
