@@ -20,10 +20,14 @@
  * the second is large enough that a system call moves a good part of a
  * table, the first small enough that the dump of a small image (most
  * under 100 KiB) costs no mmap(), which under ASan is also the shadow
- * poisoned at each free.
+ * poisoned at each free.  A dump has three at once (the main thread's
+ * and two copying threads'): at 256 KiB, t_dump_scale's dump of 66,000
+ * tables went past `qemu-img check`'s peak in a CI run (9,788 KiB
+ * against 9,728); at 128 KiB its peak is 200-350 KiB lower, and the
+ * dumps of the benchmark's images take as long.
  */
 #define Q2E_SEQWRITE_FIRST (64U << 10)
-#define Q2E_SEQWRITE_BUFFER (256U << 10)
+#define Q2E_SEQWRITE_BUFFER (128U << 10)
 
 struct q2e_seqwriter {
 	int fd;

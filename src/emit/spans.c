@@ -5,8 +5,7 @@
 #include "qcow2elf/array.h"
 #include "spans.h"
 
-/* What is read at a time, into the writer's buffer. */
-#define STREAM_CHUNK (Q2E_SEQWRITE_BUFFER / 2)
+#define STREAM_CHUNK Q2E_SPAN_CHUNK
 /*
  * A run of zeros at least this long at the end of a span is left as a
  * hole: shorter ones cost more in system calls than they save in blocks.

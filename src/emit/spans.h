@@ -58,6 +58,10 @@ bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 
 /* What q2e_span_stream() returns for a span the page cache lacks, read
  * with C->cached_only. */
+/* What a span is read a chunk at a time by, into the writer's buffer:
+ * the copying threads' writers touch no more of it. */
+#define Q2E_SPAN_CHUNK (Q2E_SEQWRITE_BUFFER / 2)
+
 #define Q2E_SPAN_UNCACHED 1
 
 /*
