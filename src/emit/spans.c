@@ -5,7 +5,6 @@
 #include "qcow2elf/array.h"
 #include "spans.h"
 
-#define STREAM_CHUNK Q2E_SPAN_CHUNK
 /*
  * A run of zeros at least this long at the end of a span is left as a
  * hole: shorter ones cost more in system calls than they save in blocks.
@@ -14,7 +13,7 @@
 /* Which parts of a chunk hold something is kept at this granularity, so
  * that many sections over one chunk do not each scan all of it. */
 #define GRAIN 4096U
-#define GRAINS (STREAM_CHUNK / GRAIN)
+#define GRAINS (Q2E_SPAN_CHUNK / GRAIN)
 
 bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 		   struct q2e_span *sp)
@@ -238,9 +237,9 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 		    const struct q2e_by_addr *by, const struct q2e_span *sp,
 		    struct q2e_out_section **active, bool *found)
 {
-	size_t step = w ? STREAM_CHUNK
-			: (c->buf_size < STREAM_CHUNK ? c->buf_size
-						      : STREAM_CHUNK);
+	size_t step = w ? Q2E_SPAN_CHUNK
+			: (c->buf_size < Q2E_SPAN_CHUNK ? c->buf_size
+						      : Q2E_SPAN_CHUNK);
 	size_t next = sp->first, nactive = 0;
 	uint64_t tail = 0;	/* zeros at the end of what was read */
 	struct chunk ch;
@@ -265,10 +264,10 @@ int q2e_span_stream(struct q2e_region_copier *c, struct q2e_seqwriter *w,
 		}
 		ch.at = at;
 		ch.len = sp->end - at < step ? (size_t)(sp->end - at) : step;
-		/* Only the first STREAM_CHUNK bytes of the writer's buffer are
-		 * ever used: the pages of the rest are not touched, and two
-		 * copying threads' writers cost half the memory. */
-		if (w && w->len + ch.len > STREAM_CHUNK &&
+		/* Only the first Q2E_SPAN_CHUNK bytes of the writer's buffer
+		 * are ever used: the pages of the rest are not touched, and
+		 * two copying threads' writers cost half the memory. */
+		if (w && w->len + ch.len > Q2E_SPAN_CHUNK &&
 		    q2e_seqwriter_flush(w) < 0)
 			return c->err->code ? c->err->code : Q2E_EOUTPUT;
 		p = w ? q2e_seqwriter_reserve(w, ch.len)

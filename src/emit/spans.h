@@ -56,12 +56,12 @@ static inline struct q2e_out_section *q2e_by(const struct q2e_by_addr *by,
 bool q2e_span_next(const struct q2e_by_addr *by, size_t *i,
 		   struct q2e_span *sp);
 
-/* What q2e_span_stream() returns for a span the page cache lacks, read
- * with C->cached_only. */
 /* What a span is read a chunk at a time by, into the writer's buffer:
  * the copying threads' writers touch no more of it. */
 #define Q2E_SPAN_CHUNK (Q2E_SEQWRITE_BUFFER / 2)
 
+/* What q2e_span_stream() returns for a span the page cache lacks, read
+ * with C->cached_only. */
 #define Q2E_SPAN_UNCACHED 1
 
 /*

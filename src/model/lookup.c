@@ -237,15 +237,17 @@ void q2e_l2_cache_free(struct q2e_l2_cache *c)
 	}
 }
 
-/* The L2 tables of the active L1 table's entries [I, END). */
-struct l1_ahead {
+/* Entries [I, END) of a table of tables (the active L1 table, the
+ * refcount table), whose tables are read ahead. */
+struct table_ahead {
 	const struct q2e_image *img;
 	uint64_t i, end;
 };
 
+/* The L2 tables of the active L1 table's entries. */
 static int next_l2(void *ctx, struct q2e_extent *e)
 {
-	struct l1_ahead *a = ctx;
+	struct table_ahead *a = ctx;
 	const struct q2e_image *img = a->img;
 	struct qcow2_l1_entry l1e;
 
@@ -259,10 +261,10 @@ static int next_l2(void *ctx, struct q2e_extent *e)
 	return Q2E_AHEAD_READ;
 }
 
-/* The refcount blocks of the refcount table's entries [I, END). */
+/* The refcount blocks of the refcount table's entries. */
 static int next_block(void *ctx, struct q2e_extent *e)
 {
-	struct l1_ahead *a = ctx;
+	struct table_ahead *a = ctx;
 	const struct q2e_image *img = a->img;
 	uint64_t block;
 
@@ -288,7 +290,7 @@ static bool load_ahead(struct q2e_l2_cache *c, uint64_t off, q2e_ahead_fn next,
 		       uint64_t i, uint64_t n)
 {
 	struct q2e_image *img = c->img;
-	struct l1_ahead a = { img, i, n - i > 256 ? i + 256 : n };
+	struct table_ahead a = { img, i, n - i > 256 ? i + 256 : n };
 	size_t cs = (size_t)img->cluster_size;
 	const uint8_t *p;
 
