@@ -76,6 +76,9 @@ void checker_release(struct checker *c)
 	free(c->buf);
 	free(c->span);
 	free(c->overlap);
+	free(c->cluster0);
+	free(c->table_spans.v);
+	free(c->cluster0_spans.v);
 	free(c->kept_slot);
 	free(c->kept_bits);
 	free(c->copy_of);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check/check_impl.h"
+#include "qcow2elf/array.h"
 
 #define L2E_STD_RESERVED UINT64_C(0x3f000000000001fe)
 #define L2_BITMAP_ALL_ALLOC UINT64_C(0xffffffff)
@@ -524,12 +525,69 @@ static uint64_t held_entries(const struct checker *c,
 	return (held + esize - 1) / esize;
 }
 
+int l2_nonzero_spans(struct checker *c, const uint8_t *buf,
+		     struct l2_spans *s)
+{
+	const struct q2e_image *img = c->img;
+	const size_t esize = qcow2_l2_entry_size(&img->l2);
+	const uint8_t *p = buf;
+
+	s->n = 0;
+	for (uint64_t j = 0; j < img->l2_entries; j++, p += esize) {
+		if (!qcow2_be64(p) && (esize == 8 || !qcow2_be64(p + 8)))
+			continue;
+		if (s->n && s->v[s->n - 1].to == j) {
+			s->v[s->n - 1].to = (uint32_t)j + 1;
+			continue;
+		}
+		if (q2e_grow(s->v, s->cap, s->n + 1) < 0)
+			return nomem(c);
+		s->v[s->n++] = (struct l2_span){ (uint32_t)j, (uint32_t)j + 1 };
+	}
+	return 0;
+}
+
+/* Entries [J, END) of the table in c->buf, for check_l2(). */
+static inline __attribute__((always_inline)) int
+walk_entries(struct checker *c, struct l2_walk *w, struct l2_fast *f,
+	     uint64_t j, uint64_t end, bool fast, bool ext)
+{
+	const uint8_t *p = c->buf + j * f->esize;
+	uint64_t used;
+	int ret;
+
+	for (; j < end; j += used, p += used * f->esize) {
+		uint64_t raw = qcow2_be64(p);
+		uint64_t bitmap = ext ? qcow2_be64(p + 8) : 0;
+
+		used = 1;
+		if (!raw && !bitmap)
+			continue;
+		if (fast && (used = fast_entry(c, w, f, p, j, raw)) != 0) {
+			c->runs[c->nruns++] = (struct l2_run){
+				(uint32_t)j, (uint32_t)used,
+				(raw & QCOW2_OFFSET_MASK) >> f->cbits,
+			};
+			continue;
+		}
+		used = 1;
+		if (c->l2_plain && !entry_plain(c, raw))
+			c->l2_plain = false;
+		ret = slow_entry(c, w, j, raw, bitmap);
+		if (ret < 0)
+			return ret;
+		f->counts = c->counts;	/* it may have grown them */
+	}
+	return 0;
+}
+
 int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	     uint64_t k1, bool active, bool first)
 {
 	const struct q2e_image *img = c->img;
 	const bool ext = img->l2.extended;
 	const bool fast = !ext && !c->data_file;
+	const struct l2_spans *spans = c->walk_spans;
 	struct l2_fast f = {
 		.counts = c->counts,
 		.cmask = c->cs - 1,
@@ -540,13 +598,15 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	};
 	const uint64_t room = c->refcount_max < CNT_BIG - 1 ? c->refcount_max
 							   : CNT_BIG - 1;
-	const uint8_t *p = c->buf;
 	struct l2_walk w = {
 		.r = r, .k0 = k0, .k1 = k1, .active = active, .first = first,
 	};
-	uint64_t used;
-	int ret;
+	int ret = 0;
 
+	/* Room for a run at each entry of any table. */
+	if (fast && !c->runs &&
+	    !(c->runs = malloc(img->l2_entries * sizeof(*c->runs))))
+		return nomem(c);
 	/* Past the bytes the file holds, the entries read as zeros and
 	 * name nothing: not walked (a 2 MiB table at each 512 bytes of a
 	 * 67 KB file). */
@@ -556,33 +616,18 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 	 * takes the slow path. */
 	c->l2_plain = fast;	/* until an entry says otherwise */
 	c->nruns = 0;
-	if (fast && !c->runs &&
-	    !(c->runs = malloc(f.nentries * sizeof(*c->runs))))
-		return nomem(c);
 	f.mult = c->mult < CNT_BIG ? (uint8_t)c->mult : CNT_BIG;
 	f.limit = room >= f.mult ? (unsigned)(room - f.mult + 1) : 0;
-	for (uint64_t j = 0; j < f.nentries; j += used, p += used * f.esize) {
-		uint64_t raw = qcow2_be64(p);
-		uint64_t bitmap = ext ? qcow2_be64(p + 8) : 0;
-
-		used = 1;
-		if (!raw && !bitmap)
-			continue;
-		if (fast && (used = fast_entry(c, &w, &f, p, j, raw)) != 0) {
-			c->runs[c->nruns++] = (struct l2_run){
-				(uint32_t)j, (uint32_t)used,
-				(raw & QCOW2_OFFSET_MASK) >> f.cbits,
-			};
-			continue;
-		}
-		used = 1;
-		if (c->l2_plain && !entry_plain(c, raw))
-			c->l2_plain = false;
-		ret = slow_entry(c, &w, j, raw, bitmap);
-		if (ret < 0)
-			return ret;
-		f.counts = c->counts;	/* it may have grown them */
-	}
+	if (!spans)
+		ret = walk_entries(c, &w, &f, 0, f.nentries, fast, ext);
+	for (size_t i = 0; spans && i < spans->n && ret == 0 &&
+			   spans->v[i].from < f.nentries; i++)
+		ret = walk_entries(c, &w, &f, spans->v[i].from,
+				   spans->v[i].to < f.nentries ? spans->v[i].to
+							       : f.nentries,
+				   fast, ext);
+	if (ret < 0)
+		return ret;
 	c->res->allocated_clusters += w.allocated;
 	c->res->fragmented_clusters += w.fragmented;
 	return 0;

@@ -70,6 +70,36 @@ static int quiet_lines(struct checker *c, enum stage st, uint64_t snap)
 	return ret;
 }
 
+/* Cluster 0 as an L2 table, for the L1 entry at key K0, K1. */
+static int check_cluster0(struct checker *c, uint64_t k0, uint64_t k1,
+			  bool active)
+{
+	uint8_t *own = c->buf;
+	int ret;
+
+	if (!c->cluster0) {
+		if (!(c->cluster0 = malloc(c->cs)))
+			return nomem(c);
+		c->buf = c->cluster0;
+		ret = read_cluster(c, NULL, 0);
+		if (ret == 0)
+			ret = l2_nonzero_spans(c, c->cluster0,
+					       &c->cluster0_spans);
+		c->buf = own;
+		if (ret < 0) {
+			free(c->cluster0);
+			c->cluster0 = NULL;
+			return ret;
+		}
+	}
+	c->buf = c->cluster0;
+	c->walk_spans = &c->cluster0_spans;
+	ret = check_l2(c, NULL, k0, k1, active, false);
+	c->walk_spans = NULL;
+	c->buf = own;
+	return ret;
+}
+
 /* One L1 entry of check_refcounts_l1(). */
 static int check_l1_entry(struct checker *c, enum stage st, uint64_t snap,
 			  uint64_t i, uint64_t l1e)
@@ -114,12 +144,10 @@ static int check_l1_entry(struct checker *c, enum stage st, uint64_t snap,
 	if (l2_off)
 		return 0;	/* counted with its region: check_l2_regions() */
 	/* Flags but no offset: QEMU reads cluster 0 as an L2 table, which
-	 * the model has no region for. */
-	ret = read_cluster(c, NULL, 0);
-	if (ret < 0)
-		return ret;
-	return check_l2(c, NULL, (uint64_t)st << 32 | snap, i + 1,
-			st == ST_ACTIVE, false);
+	 * the model has no region for.  Read once, walked over the entries
+	 * that are not zero. */
+	return check_cluster0(c, (uint64_t)st << 32 | snap, i + 1,
+			      st == ST_ACTIVE);
 }
 
 struct l1_count {
@@ -216,7 +244,7 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 	struct walk_lines src = { 0 };
 	size_t n = 0;
 	bool first = true;
-	int ret;
+	int ret = 0;
 
 	/* A table of zeros maps nothing and prints nothing, however many
 	 * L1 entries name it (65,536 naming one of 2 MiB took 17 s). */
@@ -230,10 +258,20 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 		if (!counted_owner(c, &r->owners[k], &one))
 			continue;
 		if (!first && !active && c->l2_plain) {
-			if (q2e_grow(c->reach, c->reach_cap, n + 1) < 0)
-				return nomem(c);
+			if (q2e_grow(c->reach, c->reach_cap, n + 1) < 0) {
+				ret = nomem(c);
+				break;
+			}
 			c->reach[n++] = one;
 			continue;
+		}
+		/* A table walked again for its lines is walked over its
+		 * entries that are not zero. */
+		if (!first && !c->l2_plain && !c->walk_spans) {
+			ret = l2_nonzero_spans(c, c->buf, &c->table_spans);
+			if (ret < 0)
+				break;
+			c->walk_spans = &c->table_spans;
 		}
 		mark_lines(c, &m);
 		c->mult = one.mult;
@@ -249,9 +287,12 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 			lines_since(c, &m, &src);
 		c->mult = 1;
 		if (ret < 0)
-			return ret;
+			break;
 		first = false;
 	}
+	c->walk_spans = NULL;
+	if (ret < 0)
+		return ret;
 	return n ? check_l2_again(c, c->reach, n) : 0;
 }
 

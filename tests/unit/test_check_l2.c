@@ -302,6 +302,67 @@ static void test_run_lengths_keep_neighbours(void **state)
 	}
 }
 
+/*
+ * A table walked again for each of many L1 entries is walked over the
+ * spans of its entries that are not zero (c->walk_spans): runs, holes at
+ * its ends and between, and entries the slow path takes (compressed,
+ * reserved bits, misaligned, past the end of the file).  The spans are
+ * those entries, and a walk over them counts, reports and flags exactly
+ * what a walk of the whole table does.
+ */
+static void test_spans_walk_as_whole(void **state)
+{
+	struct fixture *whole = setup(4), *spans = setup(4);
+	struct fixture *f[2] = { whole, spans };
+	struct l2_spans s = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		run(f[i], 3, 40, 100, COPIED);
+		run(f[i], 50, 1, 300, 0);
+		f[i]->table[51] = QCOW2_OFLAG_COMPRESSED | (UINT64_C(301) << CBITS);
+		f[i]->table[52] = (UINT64_C(302) << CBITS) | 0x200;	/* reserved */
+		f[i]->table[53] = (UINT64_C(303) << CBITS) + 512;	/* misaligned */
+		run(f[i], 200, 9, NCLUSTERS - 4, ZERO);	/* past the end */
+		f[i]->table[NENTRIES - 1] = UINT64_C(400) << CBITS;
+		load(f[i]);
+	}
+	assert_int_equal(l2_nonzero_spans(&spans->c, spans->c.buf, &s), 0);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(s.v[0].from, 3);
+	assert_int_equal(s.v[0].to, 43);
+	assert_int_equal(s.v[1].from, 50);
+	assert_int_equal(s.v[1].to, 54);
+	assert_int_equal(s.v[2].from, 200);
+	assert_int_equal(s.v[2].to, 209);
+	assert_int_equal(s.v[3].from, NENTRIES - 1);
+	assert_int_equal(s.v[3].to, NENTRIES);
+	spans->c.walk_spans = &s;
+	for (int walk = 0; walk < 3; walk++)
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(check_l2(&f[i]->c, NULL, 1, 1, walk == 0,
+						  false), 0);
+	for (uint64_t k = 0; k < NCLUSTERS; k++)
+		if (whole->c.counts[k] != spans->c.counts[k])
+			fail_msg("cluster %llu: 0x%x over the spans, 0x%x whole",
+				 (unsigned long long)k, spans->c.counts[k],
+				 whole->c.counts[k]);
+	assert_int_equal(get_count(&spans->c, 120), 3);
+	assert_int_equal(spans->c.counts[120] & ~CNT_MASK, CNT_COPIED);
+	assert_int_equal(get_count(&spans->c, 400), 3);
+	assert_true(spans->c.res->corruptions > 0);
+	assert_int_equal(spans->c.res->corruptions, whole->c.res->corruptions);
+	assert_int_equal(spans->c.res->nlines, whole->c.res->nlines);
+	assert_int_equal(spans->c.res->allocated_clusters,
+			 whole->c.res->allocated_clusters);
+	assert_int_equal(spans->c.res->compressed_clusters, 1);
+	assert_false(spans->c.l2_plain);
+	spans->c.walk_spans = NULL;
+	free(s.v);
+	teardown(whole);
+	teardown(spans);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +372,7 @@ int main(void)
 		cmocka_unit_test(test_shared_runs_counted_once_each),
 		cmocka_unit_test(test_shared_run_many_snapshots),
 		cmocka_unit_test(test_run_lengths_keep_neighbours),
+		cmocka_unit_test(test_spans_walk_as_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
