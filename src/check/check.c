@@ -77,6 +77,7 @@ void checker_release(struct checker *c)
 	free(c->span);
 	free(c->overlap);
 	free(c->cluster0);
+	free(c->rec.k);
 	free(c->table_spans.v);
 	free(c->cluster0_spans.v);
 	free(c->kept_slot);

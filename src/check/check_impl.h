@@ -180,6 +180,29 @@ struct l2_spans {
 	size_t n, cap;
 };
 
+/* The result's numbers a walk adds to (walk_replay.c). */
+enum { RR_CORRUPTIONS, RR_CHECK_ERRORS, RR_ALLOCATED, RR_FRAGMENTED,
+       RR_COMPRESSED, RR_N };
+
+/* One walk of an L2 table, recorded for the walks after it of the same
+ * table (walk_replay.c). */
+struct walk_record {
+	bool on;		/* recording: references go to K */
+	bool ready;		/* a walk was recorded, without overflow */
+	/* A walk overflowed: so will those after it, none is recorded
+	 * (until the next table). */
+	bool spent;
+	bool active;		/* it was the active table's */
+	uint64_t mult;		/* its c->mult */
+	uint64_t *k;		/* the clusters it referenced, sorted */
+	size_t n, cap;
+	uint64_t before[RR_N];
+	/* What it added: the corruptions by unit of c->mult, the rest by
+	 * walk. */
+	uint64_t delta[RR_N];
+	uint64_t overflows;	/* c->overflows before it */
+};
+
 struct checker {
 	struct q2e_image *img;
 	struct q2e_check_result *res;
@@ -251,6 +274,8 @@ struct checker {
 	const struct l2_spans *walk_spans;
 	struct l2_spans table_spans, cluster0_spans;
 	uint8_t *cluster0;
+	struct walk_record rec;
+	uint64_t overflows;	/* references past the refcount's width */
 	struct q2e_read_ahead *tables;	/* small L2 tables read ahead */
 	struct q2e_read_ahead *blocks;	/* small refcount blocks read ahead */
 	const struct q2e_region **refblock;	/* by refcount table index */
@@ -400,13 +425,14 @@ int overflow_summaries(struct checker *c);
 /* Whether inc_refs() finds the range a cluster or more past the end. */
 bool refs_past_end(const struct checker *c, uint64_t offset, uint64_t size);
 
-/* Fast path of inc_refs() for one aligned cluster inside the file. */
+/* Fast path of inc_refs() for one aligned cluster inside the file (not
+ * while a walk is recorded: inc_refs() records each reference). */
 static inline int inc_cluster(struct checker *c, uint64_t offset)
 {
 	uint64_t k = offset >> c->cbits;
 	uint8_t v;
 
-	if (k < c->nb_clusters && !(offset & (c->cs - 1))) {
+	if (k < c->nb_clusters && !(offset & (c->cs - 1)) && !c->rec.on) {
 		v = c->counts[k];
 		if ((v & CNT_MASK) + c->mult < CNT_BIG &&
 		    (v & CNT_MASK) + c->mult <= c->refcount_max) {
@@ -416,6 +442,20 @@ static inline int inc_cluster(struct checker *c, uint64_t offset)
 	}
 	return inc_refs(c, offset, c->cs);
 }
+
+/*
+ * walk_replay.c: a walk of an L2 table recorded, from replay_start() to
+ * replay_stop() (passed the walk's result, which it returns), for the
+ * walks after it: how many units of c->mult more the counts have room
+ * for below the refcount's width (0 if none was recorded), and then, for
+ * WALKS walks of UNITS in all, what they add to the counts and the
+ * result's numbers (their lines are the caller's).
+ */
+void replay_start(struct checker *c, bool active);
+int replay_ref(struct checker *c, uint64_t k);
+int replay_stop(struct checker *c, int ret);
+uint64_t replay_room(const struct checker *c);
+int replay_apply(struct checker *c, uint64_t units, uint64_t walks);
 
 /* count_l2.c: the spans of entries of the L2 table at BUF that are not
  * zero, in S; for c->walk_spans. */

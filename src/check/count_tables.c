@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check/check_impl.h"
 #include "qcow2elf/array.h"
@@ -232,6 +233,78 @@ static bool counted_owner(const struct checker *c, const struct q2e_owner *o,
 	return true;
 }
 
+/* The lines of a walk for the L1 entry ONE that SRC's walk stands for. */
+static int echo_owner(struct checker *c, const struct walk_lines *src,
+		      const struct l2_reach *one)
+{
+	uint64_t key[3];
+	int ret;
+
+	if (!src->count)
+		return 0;
+	memcpy(key, c->key, sizeof(key));
+	set_key(c, one->k0, one->k1, c->res->lines[src->from].key[2]);
+	ret = add_echo_line(c, src);
+	memcpy(c->key, key, sizeof(key));
+	return ret;
+}
+
+/* Whether the next owner of R after K that is counted is, like K, the
+ * active table's or not. */
+static bool alike_follows(const struct checker *c, const struct q2e_region *r,
+			  uint32_t k, bool active)
+{
+	struct l2_reach one;
+
+	for (uint32_t e = k + 1; e < r->nowners; e++)
+		if (counted_owner(c, &r->owners[e], &one))
+			return (r->owners[e].kind == Q2E_OWNER_ACTIVE) == active;
+	return false;
+}
+
+/*
+ * The walks of R for its owners from K on that the recorded walk
+ * (walk_replay.c) stands for, made at once: those that follow alike (the
+ * active table's or not), as many as the counts have room for.  Their
+ * lines are echoes of SRC.  *TAKEN: how many owners from K on (0: none,
+ * K is to be walked).
+ */
+static int replay_owners(struct checker *c, const struct q2e_region *r,
+			 uint32_t k, const struct walk_lines *src,
+			 uint32_t *taken)
+{
+	const bool active = r->owners[k].kind == Q2E_OWNER_ACTIVE;
+	uint64_t units = 0, walks = 0, room;
+	struct l2_reach one;
+	uint32_t e = k;
+	int ret;
+
+	*taken = 0;
+	/* SRC must be the recorded walk's lines, all of them: none joined
+	 * to a line before it. */
+	if (!c->rec.ready || c->rec.active != active || !src->whole ||
+	    (src->count && !src->echoable))
+		return 0;
+	room = replay_room(c);
+	for (; e < r->nowners &&
+	       (r->owners[e].kind == Q2E_OWNER_ACTIVE) == active; e++) {
+		if (!counted_owner(c, &r->owners[e], &one))
+			continue;
+		if (one.mult > room - units)
+			break;
+		units += one.mult;
+		walks++;
+	}
+	if (!walks)
+		return 0;
+	ret = replay_apply(c, units, walks);
+	for (uint32_t i = k; ret == 0 && i < e; i++)
+		if (counted_owner(c, &r->owners[i], &one))
+			ret = echo_owner(c, src, &one);
+	*taken = e - k;
+	return ret;
+}
+
 /*
  * L2 region R (in c->buf) for every L1 entry that reaches it.  The first
  * and the active table's walk it entry by entry; the snapshots' entries
@@ -250,9 +323,11 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 	 * L1 entries name it (65,536 naming one of 2 MiB took 17 s). */
 	if (q2e_all_zero(c->buf, (size_t)r->size))
 		return 0;
+	c->rec.ready = c->rec.spent = false;
 	for (uint32_t k = 0; k < r->nowners; k++) {
 		struct l2_reach one;
 		bool active = r->owners[k].kind == Q2E_OWNER_ACTIVE, echoed;
+		bool record;
 		struct line_mark m;
 
 		if (!counted_owner(c, &r->owners[k], &one))
@@ -265,6 +340,17 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 			c->reach[n++] = one;
 			continue;
 		}
+		if (!first) {
+			uint32_t taken;
+
+			ret = replay_owners(c, r, k, &src, &taken);
+			if (ret < 0)
+				break;
+			if (taken) {
+				k += taken - 1;
+				continue;
+			}
+		}
 		/* A table walked again for its lines is walked over its
 		 * entries that are not zero. */
 		if (!first && !c->l2_plain && !c->walk_spans) {
@@ -273,9 +359,14 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 				break;
 			c->walk_spans = &c->table_spans;
 		}
+		record = !first && alike_follows(c, r, k, active);
+		if (record)
+			replay_start(c, active);
 		mark_lines(c, &m);
 		c->mult = one.mult;
 		ret = check_l2(c, r, one.k0, one.k1, active, first);
+		if (record)
+			ret = replay_stop(c, ret);
 		/* Each walk prints the table's lines again, as qemu-img's
 		 * does: one record stands for them where they are the last
 		 * walk's (unless an overflow began or ended between).  With
@@ -291,6 +382,7 @@ static int count_l2_owners(struct checker *c, const struct q2e_region *r)
 		first = false;
 	}
 	c->walk_spans = NULL;
+	c->rec.ready = false;
 	if (ret < 0)
 		return ret;
 	return n ? check_l2_again(c, c->reach, n) : 0;

@@ -377,9 +377,15 @@ static int inc_count(struct checker *c, uint64_t k)
 		if (ret < 0)
 			return ret;
 	}
+	if (c->rec.on) {
+		ret = replay_ref(c, k);
+		if (ret < 0)
+			return ret;
+	}
 	v = get_count(c, k);
 	if (c->mult <= c->refcount_max - v)
 		return set_count(c, k, v + c->mult);
+	c->overflows++;
 	over = c->mult - (c->refcount_max - v);
 	ret = set_count(c, k, c->refcount_max);
 	if (ret < 0)

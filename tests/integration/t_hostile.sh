@@ -622,6 +622,27 @@ assert_status "far-l1, extended L2: map --output=json is qemu-img's" 0 \
 	cmp <("$Q2E" map --output=json "$f" 2>/dev/null) \
 	<(qemu-img map --output=json "$f")
 
+# 65,536 active L1 entries naming one L2 table of 262,144 entries that are
+# all 0x1 (zero, no offset), 2 MiB clusters, 10 MB on disk: qemu-img walks
+# the table for each and prints nothing (96 s), and so did check (more
+# than a minute).  A walk after the first is recorded and stands for the
+# rest (src/check/walk_replay.c).  With 64 of them, check's lines and
+# numbers are qemu-img's.
+f=$T_TMP/silent-l2.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=2M "$f" 32P
+cp "$f" "$T_TMP/silent-l2-64.qcow2"
+python3 "$TOP/tests/lib/hostile.py" silent-l2 "$f"
+python3 "$TOP/tests/lib/hostile.py" silent-l2 "$T_TMP/silent-l2-64.qcow2" 64
+each_limited silent-l2 "$f" check "check --output=json" \
+	"check -M --output=json" info "map --output=json" \
+	"dump -o $T_TMP/silent-l2.elf"
+like_qemu "silent-l2, 64 entries" "$T_TMP/silent-l2-64.qcow2" --check-only
+assert_eq "silent-l2, 64 entries: check's numbers are qemu-img's" \
+	"$(qemu-img check --output=json "$T_TMP/silent-l2-64.qcow2" 2>/dev/null |
+	   jq -c '[.corruptions, .leaks, ."check-errors", ."image-end-offset", ."total-clusters"]')" \
+	"$("$Q2E" check --output=json "$T_TMP/silent-l2-64.qcow2" 2>/dev/null |
+	   jq -c '[.corruptions, .leaks, ."check-errors", ."image-end-offset", ."total-clusters"]')"
+
 # One L2 table that 2,048 active L1 entries name, whose 8,192 entries map
 # distinct clusters past the end of the file: qemu-img check prints each
 # walk's 8,192 lines again, then as many for each L1 entry in its check of

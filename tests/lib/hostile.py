@@ -19,6 +19,7 @@
     hostile.py hole-l2 IMAGE
     hostile.py distant-data IMAGE [ENTRIES]
     hostile.py distant-overflow IMAGE [ENTRIES]
+    hostile.py silent-l2 IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py crossed-l2 IMAGE [MODULUS]
@@ -110,6 +111,11 @@ in its check of the COPIED flags: 33 million lines from a 320 KB file.
 distant-overflow: the same, but every other entry maps the active L1
 table's cluster, whose 16-bit refcount overflows in the 17th walk: each
 walk's lines from then on differ from the first's.
+
+silent-l2: IMAGE must be a fresh qemu-img image.  The first ENTRIES
+(65,536) entries of its active L1 name one L2 table at the end of the
+file whose entries are all 0x1 (zero, no offset): qemu-img walks it once
+for each and prints nothing.
 """
 import struct
 import sys
@@ -383,6 +389,23 @@ def distant_data(path, count, overflow=False):
         f.write(struct.pack(">Q", 1 << 63 | l2) * min(count, l1_size))
 
 
+def silent_l2(path, count):
+    """IMAGE: a fresh qemu-img image.  The first COUNT entries of its
+    active L1 table name one L2 table at the end of the file whose entries
+    are all 0x1 (zero, no offset), which qemu-img check walks once for each
+    and prints nothing for (a hunt for per-entry work)."""
+    with open(path, "r+b") as f:
+        l1_size, l1_off = active_l1(f)
+        f.seek(20)
+        cluster = 1 << struct.unpack(">I", f.read(4))[0]
+        f.seek(0, 2)
+        l2 = (f.tell() + cluster - 1) // cluster * cluster
+        f.seek(l2)
+        f.write(struct.pack(">Q", 1) * (cluster // 8))
+        f.seek(l1_off)
+        f.write(struct.pack(">Q", l2) * min(count, l1_size))
+
+
 def far_refcount(path, clusters):
     with open(path, "r+b") as f:
         hdr = f.read(104)
@@ -499,6 +522,7 @@ GENERATORS = {
     "distant-data": (distant_data, 2048),
     "distant-overflow": (lambda path, count: distant_data(path, count, True),
                          2048),
+    "silent-l2": (silent_l2, 65536),
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),

@@ -363,6 +363,96 @@ static void test_spans_walk_as_whole(void **state)
 	teardown(spans);
 }
 
+/*
+ * A walk recorded (walk_replay.c) stands for the walks after it of the
+ * same table: four more walks made at once count, report and add to the
+ * statistics exactly what four walks do (runs the fast path takes, a
+ * compressed entry, entries past the end of the file), active or not.
+ * Where the counts have no room (2-bit refcounts), it does not stand for
+ * them; a walk that overflowed is not recorded.
+ */
+static void test_replay_as_walks(void **state)
+{
+	(void)state;
+	for (int active = 0; active < 2; active++) {
+		struct fixture *walked = setup(4), *replayed = setup(4);
+		struct fixture *f[2] = { walked, replayed };
+		struct checker *w = &walked->c, *r = &replayed->c;
+
+		for (int i = 0; i < 2; i++) {
+			run(f[i], 0, 30, 100, active ? COPIED : 0);
+			run(f[i], 40, 3, 200, 0);
+			f[i]->table[45] = QCOW2_OFLAG_COMPRESSED |
+					  (UINT64_C(300) << CBITS);
+			run(f[i], 60, 5, NCLUSTERS - 2, 0);	/* 3 past the end */
+			load(f[i]);
+			assert_int_equal(check_l2(&f[i]->c, NULL, 1, 1, active,
+						  false), 0);
+		}
+		for (int walk = 0; walk < 5; walk++)
+			assert_int_equal(check_l2(w, NULL, 1, 2 + walk, active,
+						  false), 0);
+		replay_start(r, active);
+		assert_int_equal(replay_stop(r, check_l2(r, NULL, 1, 2, active,
+							false)), 0);
+		assert_true(r->rec.ready);
+		assert_true(replay_room(r) >= 4);
+		assert_int_equal(replay_apply(r, 4, 4), 0);
+		for (uint64_t k = 0; k < NCLUSTERS; k++)
+			if (w->counts[k] != r->counts[k])
+				fail_msg("active %d, cluster %llu: 0x%x replayed, 0x%x walked",
+					 active, (unsigned long long)k,
+					 r->counts[k], w->counts[k]);
+		assert_int_equal(get_count(r, 110), 6);
+		assert_int_equal(get_count(r, 300), 6);
+		assert_int_equal(r->res->corruptions, 6 * 3);
+		assert_int_equal(r->res->corruptions, w->res->corruptions);
+		assert_int_equal(r->res->allocated_clusters,
+				 w->res->allocated_clusters);
+		assert_int_equal(r->res->fragmented_clusters,
+				 w->res->fragmented_clusters);
+		assert_int_equal(r->res->compressed_clusters,
+				 w->res->compressed_clusters);
+		assert_int_equal(r->res->compressed_clusters, active ? 6 : 0);
+		teardown(walked);
+		teardown(replayed);
+	}
+}
+
+/* Under 2-bit refcounts (3 at most): two walks leave room for one more,
+ * not two; a walk that overflows is not recorded, nor the walks after it
+ * of the same table. */
+static void test_replay_needs_room(void **state)
+{
+	struct fixture *f = setup(1);
+	struct checker *c = &f->c;
+
+	(void)state;
+	run(f, 0, 10, 100, 0);
+	load(f);
+	assert_int_equal(check_l2(c, NULL, 1, 1, false, true), 0);
+	replay_start(c, false);
+	assert_int_equal(replay_stop(c, check_l2(c, NULL, 1, 2, false, false)),
+			 0);
+	assert_true(c->rec.ready);
+	assert_int_equal(replay_room(c), 1);
+	assert_int_equal(replay_apply(c, 1, 1), 0);
+	assert_int_equal(get_count(c, 105), 3);
+	replay_start(c, false);
+	assert_int_equal(replay_stop(c, check_l2(c, NULL, 1, 4, false, false)),
+			 0);
+	assert_false(c->rec.ready);
+	assert_true(c->rec.spent);
+	assert_int_equal(c->res->corruptions, 10);	/* the overflows */
+	/* Nor is any after it. */
+	replay_start(c, false);
+	assert_int_equal(replay_stop(c, check_l2(c, NULL, 1, 5, false, false)),
+			 0);
+	assert_false(c->rec.ready);
+	assert_int_equal(c->res->corruptions, 20);
+	teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +463,8 @@ int main(void)
 		cmocka_unit_test(test_shared_run_many_snapshots),
 		cmocka_unit_test(test_run_lengths_keep_neighbours),
 		cmocka_unit_test(test_spans_walk_as_whole),
+		cmocka_unit_test(test_replay_as_walks),
+		cmocka_unit_test(test_replay_needs_room),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
