@@ -7,6 +7,8 @@
  *   counters.c     one counter per host cluster, with the big-count table
  *   report.c       qemu-img's lines: corrupt(), give_up()
  *   count_l2.c     the entries of one L2 table, by entry type
+ *   l2_owners.c    an L2 table for every L1 entry that reaches it
+ *   walk_replay.c  a walk of one recorded for the walks after it
  *   count_tables.c the L1 tables, snapshots, bitmaps, refcount table
  *   compare.c      stored refcounts against the counts; COPIED
  *   findings.c     what qemu-img does not look for
@@ -180,6 +182,18 @@ struct l2_spans {
 	size_t n, cap;
 };
 
+/* The lines of one walk of an L2 table (report.c: lines_since()). */
+struct walk_lines {
+	size_t from, count;	/* records, their seqs */
+	uint64_t lines;		/* lines they stand for */
+	bool whole;		/* none joined the record before M */
+	/* Each record has the walk's key[0] (none went to another
+	 * snapshot of a group, overflow_lines()), and none is a
+	 * snapshot's own line of a walk for a group (c->mult > 1): the
+	 * snapshot stage writes own lines apart (write_snapshots()). */
+	bool echoable;
+};
+
 /* The result's numbers a walk adds to (walk_replay.c). */
 enum { RR_CORRUPTIONS, RR_CHECK_ERRORS, RR_ALLOCATED, RR_FRAGMENTED,
        RR_COMPRESSED, RR_N };
@@ -274,6 +288,10 @@ struct checker {
 	const struct l2_spans *walk_spans;
 	struct l2_spans table_spans, cluster0_spans;
 	uint8_t *cluster0;
+	/* check_cluster0(): the lines of the last walk of cluster 0 that
+	 * was not an echo, once there was a walk. */
+	struct walk_lines cluster0_src;
+	bool cluster0_walked;
 	struct walk_record rec;
 	uint64_t overflows;	/* references past the refcount's width */
 	struct q2e_read_ahead *tables;	/* small L2 tables read ahead */
@@ -374,16 +392,6 @@ struct line_mark {
 	uint64_t last_repeat;	/* of the record before the mark */
 	size_t nfindings;	/* whose texts share the chunks */
 };
-struct walk_lines {
-	size_t from, count;	/* records, their seqs */
-	uint64_t lines;		/* lines they stand for */
-	bool whole;		/* none joined the record before M */
-	/* Each record has the walk's key[0] (none went to another
-	 * snapshot of a group, overflow_lines()), and none is a
-	 * snapshot's own line of a walk for a group (c->mult > 1): the
-	 * snapshot stage writes own lines apart (write_snapshots()). */
-	bool echoable;
-};
 void mark_lines(const struct checker *c, struct line_mark *m);
 void lines_since(const struct checker *c, const struct line_mark *m,
 		 struct walk_lines *w);
@@ -456,6 +464,12 @@ int replay_ref(struct checker *c, uint64_t k);
 int replay_stop(struct checker *c, int ret);
 uint64_t replay_room(const struct checker *c);
 int replay_apply(struct checker *c, uint64_t units, uint64_t walks);
+
+/* l2_owners.c: L2 region R (in c->buf) for every L1 entry that reaches
+ * it; cluster 0 (read once) as an L2 table for the L1 entry at key K0, K1
+ * (c->mult of them), which has flags but no offset. */
+int count_l2_owners(struct checker *c, const struct q2e_region *r);
+int check_cluster0(struct checker *c, uint64_t k0, uint64_t k1, bool active);
 
 /* count_l2.c: the spans of entries of the L2 table at BUF that are not
  * zero, in S; for c->walk_spans. */

@@ -85,7 +85,8 @@ int replay_stop(struct checker *c, int ret)
 		for (uint64_t t = 0; t < c->runs[i].n; t++)
 			if (replay_ref(c, c->runs[i].k + t) < 0)
 				return Q2E_ENOMEM;
-	qsort(r->k, r->n, sizeof(*r->k), cmp_u64);
+	if (r->n > 1)
+		qsort(r->k, r->n, sizeof(*r->k), cmp_u64);
 	r->ready = true;
 	return 0;
 }

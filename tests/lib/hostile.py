@@ -20,6 +20,7 @@
     hostile.py distant-data IMAGE [ENTRIES]
     hostile.py distant-overflow IMAGE [ENTRIES]
     hostile.py silent-l2 IMAGE [ENTRIES]
+    hostile.py silent-cluster0 IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py crossed-l2 IMAGE [MODULUS]
@@ -116,6 +117,10 @@ silent-l2: IMAGE must be a fresh qemu-img image.  The first ENTRIES
 (65,536) entries of its active L1 name one L2 table at the end of the
 file whose entries are all 0x1 (zero, no offset): qemu-img walks it once
 for each and prints nothing.
+silent-cluster0: IMAGE must be a fresh qemu-img image with 2 MiB
+clusters.  The first ENTRIES (16,384) entries of its active L1 have flags
+but no offset: qemu-img reads the file's first cluster as their L2 table,
+and that cluster is, past the header's 64 KiB, entries of 0x1.
 """
 import struct
 import sys
@@ -406,6 +411,22 @@ def silent_l2(path, count):
         f.write(struct.pack(">Q", l2) * min(count, l1_size))
 
 
+def silent_cluster0(path, count):
+    """IMAGE: a fresh qemu-img image with 2 MiB clusters.  The first COUNT
+    entries of its active L1 have flags but no offset, so that qemu-img
+    reads the file's first cluster as their L2 table; past the header's
+    64 KiB, that cluster is entries of 0x1 (zero, no offset), which it
+    walks in silence (a hunt for per-entry work)."""
+    with open(path, "r+b") as f:
+        l1_size, l1_off = active_l1(f)
+        f.seek(20)
+        cluster = 1 << struct.unpack(">I", f.read(4))[0]
+        f.seek(CLUSTER)
+        f.write(struct.pack(">Q", 1) * ((cluster - CLUSTER) // 8))
+        f.seek(l1_off)
+        f.write(struct.pack(">Q", 1 << 63) * min(count, l1_size))
+
+
 def far_refcount(path, clusters):
     with open(path, "r+b") as f:
         hdr = f.read(104)
@@ -523,6 +544,7 @@ GENERATORS = {
     "distant-overflow": (lambda path, count: distant_data(path, count, True),
                          2048),
     "silent-l2": (silent_l2, 65536),
+    "silent-cluster0": (silent_cluster0, 16384),
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),
