@@ -85,6 +85,16 @@ static bool alike_follows(const struct checker *c, const struct reachers *rs,
 	return false;
 }
 
+/* Whether the recorded walk can stand for a walk of an ACTIVE table's
+ * entry or not, SRC its lines: all of them, none joined to a line before
+ * it. */
+static bool replayable(const struct checker *c, bool active,
+		       const struct walk_lines *src)
+{
+	return c->rec.ready && c->rec.active == active && src->whole &&
+	       (!src->count || src->echoable);
+}
+
 /*
  * The walks for the reachers from K on that the recorded walk
  * (walk_replay.c) stands for, made at once: those that follow alike (the
@@ -104,10 +114,7 @@ static int replay_reachers(struct checker *c, const struct reachers *rs,
 
 	*taken = 0;
 	reacher(c, rs, k, &one, &active);
-	/* SRC must be the recorded walk's lines, all of them: none joined
-	 * to a line before it. */
-	if (!c->rec.ready || c->rec.active != active || !src->whole ||
-	    (src->count && !src->echoable))
+	if (!replayable(c, active, src))
 		return 0;
 	room = replay_room(c);
 	for (; e < rs->n; e++) {
@@ -242,9 +249,8 @@ int check_cluster0(struct checker *c, uint64_t k0, uint64_t k1, bool active)
 		}
 		c->rec.ready = c->rec.spent = false;
 	}
-	/* The last walk stands for this one, as in count_reachers(). */
-	if (c->rec.ready && c->rec.active == active && src->whole &&
-	    (!src->count || src->echoable) && replay_room(c) >= one.mult) {
+	/* The last walk stands for this one, as in replay_reachers(). */
+	if (replayable(c, active, src) && replay_room(c) >= one.mult) {
 		ret = replay_apply(c, one.mult, 1);
 		return ret < 0 ? ret : echo_owner(c, src, &one);
 	}
