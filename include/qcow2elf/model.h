@@ -395,6 +395,14 @@ int q2e_image_l2_lookup(struct q2e_l2_cache *c, uint64_t off,
  */
 uint64_t q2e_image_l2_run(struct q2e_l2_cache *c, uint64_t off,
 			  uint64_t max);
+/*
+ * After a q2e_image_l2_lookup() of OFF, where OFF's cluster is compressed:
+ * how many of the clusters that follow in its L2 table, up to MAX, are
+ * compressed too (block status, which gives them no host offset, answers
+ * them as one run).  0 where OFF's is not, or the table is not at hand.
+ */
+uint64_t q2e_image_l2_compressed_run(struct q2e_l2_cache *c, uint64_t off,
+				     uint64_t max);
 
 /* The stored refcount of host cluster CLUSTER (0 where no block exists). */
 int q2e_image_refcount(struct q2e_image *img, uint64_t cluster,

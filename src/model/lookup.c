@@ -204,6 +204,9 @@ struct q2e_l2_cache {
 	 * each scanned whole, took map 13 s). */
 	uint64_t run_table, run_from, run_end;
 	bool run_whole;
+	/* Likewise the last run of compressed entries: [CRUN_FROM, CRUN_END)
+	 * of the table at CRUN_TABLE, always to where it stops. */
+	uint64_t crun_table, crun_from, crun_end;
 	/* Whether the file holds none of the table at ZEROS_TABLE. */
 	uint64_t zeros_table;
 	bool zeros;
@@ -461,6 +464,35 @@ uint64_t q2e_image_l2_run(struct q2e_l2_cache *c, uint64_t off,
 	c->run_from = l2i;
 	c->run_end = l2i + 1 + j;
 	c->run_whole = j < n || n == whole;
+	return j < max ? j : max;
+}
+
+uint64_t q2e_image_l2_compressed_run(struct q2e_l2_cache *c, uint64_t off,
+				     uint64_t max)
+{
+	const struct q2e_image *img = c->img;
+	unsigned esize = qcow2_l2_entry_size(&img->l2);
+	uint64_t cluster = off >> img->hdr.cluster_bits;
+	unsigned l2_bits = (unsigned)__builtin_ctzll(img->l2_entries | 1ULL << 63);
+	uint64_t l2i = cluster & (img->l2_entries - 1), j;
+	const uint8_t *p = c->buf + l2i * esize;
+
+	if (!c->l1_known || c->l1i != cluster >> l2_bits || !c->l2_offset ||
+	    c->table_offset != c->l2_offset ||
+	    !(qcow2_be64(p) & QCOW2_OFLAG_COMPRESSED))
+		return 0;
+	if (c->crun_table != c->table_offset || l2i < c->crun_from ||
+	    l2i >= c->crun_end) {
+		/* From the entry on, to where the run stops: each L1 entry
+		 * that names the table asks again from its start. */
+		for (j = l2i + 1, p += esize; j < img->l2_entries; j++, p += esize)
+			if (!(qcow2_be64(p) & QCOW2_OFLAG_COMPRESSED))
+				break;
+		c->crun_table = c->table_offset;
+		c->crun_from = l2i;
+		c->crun_end = j;
+	}
+	j = c->crun_end - l2i - 1;
 	return j < max ? j : max;
 }
 

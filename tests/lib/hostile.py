@@ -21,6 +21,8 @@
     hostile.py distant-overflow IMAGE [ENTRIES]
     hostile.py silent-l2 IMAGE [ENTRIES]
     hostile.py silent-cluster0 IMAGE [ENTRIES]
+    hostile.py compressed-l2 IMAGE [ENTRIES]
+    hostile.py zero-subclusters IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py crossed-l2 IMAGE [MODULUS]
@@ -394,11 +396,10 @@ def distant_data(path, count, overflow=False):
         f.write(struct.pack(">Q", 1 << 63 | l2) * min(count, l1_size))
 
 
-def silent_l2(path, count):
+def shared_table(path, count, entry):
     """IMAGE: a fresh qemu-img image.  The first COUNT entries of its
-    active L1 table name one L2 table at the end of the file whose entries
-    are all 0x1 (zero, no offset), which qemu-img check walks once for each
-    and prints nothing for (a hunt for per-entry work)."""
+    active L1 table (all of them for 0) name one L2 table at the end of
+    the file, every entry of which is ENTRY (bytes)."""
     with open(path, "r+b") as f:
         l1_size, l1_off = active_l1(f)
         f.seek(20)
@@ -406,9 +407,17 @@ def silent_l2(path, count):
         f.seek(0, 2)
         l2 = (f.tell() + cluster - 1) // cluster * cluster
         f.seek(l2)
-        f.write(struct.pack(">Q", 1) * (cluster // 8))
+        f.write(entry * (cluster // len(entry)))
         f.seek(l1_off)
-        f.write(struct.pack(">Q", l2) * min(count, l1_size))
+        f.write(struct.pack(">Q", l2) * min(count or l1_size, l1_size))
+
+
+def silent_l2(path, count):
+    """IMAGE: a fresh qemu-img image.  The first COUNT entries of its
+    active L1 table name one L2 table at the end of the file whose entries
+    are all 0x1 (zero, no offset), which qemu-img check walks once for each
+    and prints nothing for (a hunt for per-entry work)."""
+    shared_table(path, count, struct.pack(">Q", 1))
 
 
 def silent_cluster0(path, count):
@@ -426,6 +435,22 @@ def silent_cluster0(path, count):
         f.seek(l1_off)
         f.write(struct.pack(">Q", 1 << 63) * min(count, l1_size))
 
+
+
+def compressed_l2(path, count):
+    """IMAGE: a fresh qemu-img image with 2 MiB clusters.  COUNT active L1
+    entries name one L2 table whose entries are all compressed (512 bytes
+    at 2 MiB): qemu-img map asks for each cluster (a hunt for per-entry
+    work)."""
+    shared_table(path, count, struct.pack(">Q", 1 << 62 | 0x200000))
+
+
+def zero_subclusters(path, count):
+    """IMAGE: a fresh qemu-img image with extended L2 entries.  COUNT
+    active L1 entries (0: all) name one L2 table whose entries give every
+    subcluster the zero flag, with no offset (a hunt for per-entry
+    work)."""
+    shared_table(path, count, struct.pack(">QQ", 0, 0xffffffff << 32))
 
 def far_refcount(path, clusters):
     with open(path, "r+b") as f:
@@ -545,6 +570,8 @@ GENERATORS = {
                          2048),
     "silent-l2": (silent_l2, 65536),
     "silent-cluster0": (silent_cluster0, 16384),
+    "compressed-l2": (compressed_l2, 4096),
+    "zero-subclusters": (zero_subclusters, 0),
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),

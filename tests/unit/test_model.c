@@ -167,6 +167,50 @@ static void test_clean_image(void **state)
 	q2e_image_close(img);
 }
 
+/*
+ * A run of compressed clusters is counted to where it stops, and asked
+ * again from inside it (each L1 entry that names the table asks from its
+ * start) it gives the same end.
+ */
+static void test_compressed_runs(void **state)
+{
+	uint8_t bytes[NCLUSTERS * CLUSTER];
+	struct q2e_error err = { 0 };
+	struct qcow2_l2_entry e;
+	struct q2e_l2_cache *c;
+	struct q2e_image *img;
+
+	(void)state;
+	make_image(bytes);
+	/* 64 entries: 0-9 compressed, 10 normal, 11-63 compressed. */
+	for (int i = 0; i < CLUSTER / 8; i++)
+		put_be64(bytes + 0x800 + 8 * i,
+			 i == 10 ? 0xa00 | COPIED : 1ULL << 62 | (0xa00 + 16 * i));
+	img = open_bytes(bytes, sizeof(bytes));
+	c = q2e_l2_cache_new(img);
+	assert_non_null(c);
+	assert_int_equal(q2e_image_l2_lookup(c, 0, &e, &err), 0);
+	assert_int_equal(e.type, QCOW2_CLUSTER_COMPRESSED);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 0, 100), 9);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 0, 4), 4);
+	/* Distinct host offsets: not a run of the same entry. */
+	assert_int_equal(q2e_image_l2_run(c, 0, 100), 0);
+	assert_int_equal(q2e_image_l2_lookup(c, 3 * CLUSTER, &e, &err), 0);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 3 * CLUSTER, 100), 6);
+	assert_int_equal(q2e_image_l2_lookup(c, 10 * CLUSTER, &e, &err), 0);
+	assert_int_equal(e.type, QCOW2_CLUSTER_NORMAL);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 10 * CLUSTER, 100), 0);
+	assert_int_equal(q2e_image_l2_lookup(c, 11 * CLUSTER, &e, &err), 0);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 11 * CLUSTER, 100), 52);
+	assert_int_equal(q2e_image_l2_lookup(c, 2 * CLUSTER, &e, &err), 0);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 2 * CLUSTER, 100), 7);
+	/* An L1 entry without a table: no run. */
+	assert_int_equal(q2e_image_l2_lookup(c, 64 * CLUSTER, &e, &err), 0);
+	assert_int_equal(q2e_image_l2_compressed_run(c, 64 * CLUSTER, 100), 0);
+	q2e_l2_cache_free(c);
+	q2e_image_close(img);
+}
+
 /* Each damage is recorded with its type, structure and offset. */
 static void test_typed_problems(void **state)
 {
@@ -729,6 +773,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean_image),
+		cmocka_unit_test(test_compressed_runs),
 		cmocka_unit_test(test_typed_problems),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_snapshots_past_end),
