@@ -31,10 +31,18 @@ struct q2e_check_options {
 	bool viscera;
 };
 
-/* An L2 table that entry INDEX of snapshot ID's L1 table names. */
+/*
+ * COUNT L2 tables that snapshot ID's L1 table names, from its entry INDEX
+ * on (entries without a table are not counted): the first at OFFSET, each
+ * next STEP bytes after the last.  Overlapping L1 tables that all name one
+ * table were 24 bytes an entry (128 snapshots of 65,536 entries: 300 MB).
+ */
 struct q2e_snapshot_l2 {
 	uint32_t id;
-	uint64_t index, offset;
+	uint32_t index;
+	uint32_t count;
+	uint32_t step;
+	uint64_t offset;
 };
 
 /*

@@ -259,22 +259,47 @@ static int sort_lines(struct q2e_check_result *res, struct q2e_error *err)
 	return 0;
 }
 
+/* Whether a table at OFF goes on RUN: the same table again, or one a
+ * fixed step further (as a preallocated image lays them out). */
+static bool continues(struct q2e_snapshot_l2 *run, uint64_t off)
+{
+	uint64_t next = run->offset + (uint64_t)run->count * run->step;
+
+	if (run->count == UINT32_MAX)
+		return false;
+	if (run->count == 1 && off >= run->offset &&
+	    off - run->offset <= UINT32_MAX) {
+		run->step = (uint32_t)(off - run->offset);
+		return true;
+	}
+	return off == next;
+}
+
 int list_l2s(struct checker *c, uint32_t id, uint64_t first,
 	     const uint64_t *e, uint64_t n)
 {
 	struct q2e_check_result *res = c->res;
 
 	for (uint64_t i = 0; i < n; i++) {
+		struct q2e_snapshot_l2 *last = res->nsnapshot_l2s
+			? &res->snapshot_l2s[res->nsnapshot_l2s - 1] : NULL;
 		struct qcow2_l1_entry x;
 
 		qcow2_l1_entry_decode(e[i], &x);
 		if (!x.l2_offset)
 			continue;
+		if (last && last->id == id && continues(last, x.l2_offset)) {
+			last->count++;
+			continue;
+		}
 		if (q2e_grow(res->snapshot_l2s, c->l2s_cap,
 			     res->nsnapshot_l2s + 1) < 0)
 			return nomem(c);
 		res->snapshot_l2s[res->nsnapshot_l2s++] =
-			(struct q2e_snapshot_l2){ id, first + i, x.l2_offset };
+			(struct q2e_snapshot_l2){ .id = id,
+						  .index = (uint32_t)(first + i),
+						  .count = 1,
+						  .offset = x.l2_offset };
 	}
 	return 0;
 }

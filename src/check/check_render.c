@@ -164,7 +164,9 @@ static void snapshot_l2_list(struct q2e_out *o, const struct q2e_image *img,
 	}
 	q2e_out_array(o, "l2-list");
 	for (; lo < res->nsnapshot_l2s && v[lo].id == id; lo++)
-		location(o, NULL, v[lo].offset, img->cluster_size);
+		for (uint64_t k = 0; k < v[lo].count; k++)
+			location(o, NULL, v[lo].offset + k * v[lo].step,
+				 img->cluster_size);
 	q2e_out_end(o);
 }
 

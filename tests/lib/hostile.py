@@ -28,6 +28,7 @@
     hostile.py crossed-l2 IMAGE [MODULUS]
     hostile.py overlapping-snapshot-l1s IMAGE [SHIFT]
     hostile.py overlapping-sparse-l1s IMAGE [SNAPSHOTS]
+    hostile.py overlapping-one-l2 IMAGE [SNAPSHOTS]
 
 IMAGE must be a fresh qemu-img image with 64 KiB clusters whose active L1
 has 8,192 entries (a 4 TiB virtual size).  It gains SNAPSHOTS (4,096)
@@ -533,6 +534,25 @@ def overlapping_snapshot_l1s(path, shift, count=1024):
         f.write(struct.pack(">IQ", count, st))
 
 
+
+def overlapping_one_l2(path, count, entries=16384):
+    """IMAGE: a fresh qemu-img image with 2 MiB clusters.  COUNT snapshots
+    whose L1 tables of ENTRIES entries start one entry apart, each entry
+    naming one L2 table (of 0x1 entries) at the end of the file (a hunt
+    for per-entry memory)."""
+    with open(path, "r+b") as f:
+        f.seek(20)
+        cs = 1 << struct.unpack(">I", f.read(4))[0]
+        f.seek(0, 2)
+        l2 = (f.tell() + cs - 1) // cs * cs
+        f.seek(l2)
+        f.write(struct.pack(">Q", 1) * (cs // 8))
+        f.write(struct.pack(">Q", l2) * (entries + count))
+        table = b"".join(snapshot_entry(n, l2 + cs + 8 * n, entries)
+                         for n in range(count))
+        write_snapshot_table(f, table, (f.tell() + cs - 1) // cs * cs,
+                             count)
+
 def overlapping_sparse_l1s(path, count):
     """IMAGE: a fresh qemu-img image with 64 KiB clusters.  COUNT snapshots
     whose L1 tables of QEMU's largest size (4 Mi entries) start 4 KiB
@@ -577,6 +597,7 @@ GENERATORS = {
     "crossed-l2": (crossed_l2, CROSSED_TABLES),
     "overlapping-snapshot-l1s": (overlapping_snapshot_l1s, 1),
     "overlapping-sparse-l1s": (overlapping_sparse_l1s, 4096),
+    "overlapping-one-l2": (overlapping_one_l2, 128),
 }
 
 
