@@ -23,6 +23,7 @@
     hostile.py silent-cluster0 IMAGE [ENTRIES]
     hostile.py compressed-l2 IMAGE [ENTRIES]
     hostile.py zero-subclusters IMAGE [ENTRIES]
+    hostile.py counted-cluster0 IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py crossed-l2 IMAGE [MODULUS]
@@ -453,6 +454,18 @@ def zero_subclusters(path, count):
     work)."""
     shared_table(path, count, struct.pack(">QQ", 0, 0xffffffff << 32))
 
+
+def counted_cluster0(path, count):
+    """As silent-cluster0, but three of cluster 0's entries, among the
+    0x1 ones, name clusters 1 to 3 of the file, so that each walk adds to
+    their counts until they overflow (a hunt for per-entry work)."""
+    silent_cluster0(path, count)
+    with open(path, "r+b") as f:
+        f.seek(20)
+        cluster = 1 << struct.unpack(">I", f.read(4))[0]
+        f.seek(CLUSTER + 800)
+        f.write(struct.pack(">3Q", *(cluster * i for i in (1, 2, 3))))
+
 def far_refcount(path, clusters):
     with open(path, "r+b") as f:
         hdr = f.read(104)
@@ -592,6 +605,7 @@ GENERATORS = {
     "silent-cluster0": (silent_cluster0, 16384),
     "compressed-l2": (compressed_l2, 4096),
     "zero-subclusters": (zero_subclusters, 0),
+    "counted-cluster0": (counted_cluster0, 65536),
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),

@@ -323,20 +323,25 @@ static void test_spans_walk_as_whole(void **state)
 		f[i]->table[51] = QCOW2_OFLAG_COMPRESSED | (UINT64_C(301) << CBITS);
 		f[i]->table[52] = (UINT64_C(302) << CBITS) | 0x200;	/* reserved */
 		f[i]->table[53] = (UINT64_C(303) << CBITS) + 512;	/* misaligned */
+		for (int j = 100; j < 150; j++)
+			f[i]->table[j] = ZERO;	/* no offset: silent */
+		f[i]->table[150] = ZERO | COPIED;
 		run(f[i], 200, 9, NCLUSTERS - 4, ZERO);	/* past the end */
 		f[i]->table[NENTRIES - 1] = UINT64_C(400) << CBITS;
 		load(f[i]);
 	}
 	assert_int_equal(l2_nonzero_spans(&spans->c, spans->c.buf, &s), 0);
-	assert_int_equal(s.n, 4);
+	assert_int_equal(s.n, 5);
 	assert_int_equal(s.v[0].from, 3);
 	assert_int_equal(s.v[0].to, 43);
 	assert_int_equal(s.v[1].from, 50);
 	assert_int_equal(s.v[1].to, 54);
-	assert_int_equal(s.v[2].from, 200);
-	assert_int_equal(s.v[2].to, 209);
-	assert_int_equal(s.v[3].from, NENTRIES - 1);
-	assert_int_equal(s.v[3].to, NENTRIES);
+	assert_int_equal(s.v[2].from, 150);
+	assert_int_equal(s.v[2].to, 151);
+	assert_int_equal(s.v[3].from, 200);
+	assert_int_equal(s.v[3].to, 209);
+	assert_int_equal(s.v[4].from, NENTRIES - 1);
+	assert_int_equal(s.v[4].to, NENTRIES);
 	spans->c.walk_spans = &s;
 	for (int walk = 0; walk < 3; walk++)
 		for (int i = 0; i < 2; i++)
