@@ -191,10 +191,48 @@ int diff_pairs_add(struct q2e_diff *d, enum q2e_diff_group g,
 		   uint64_t ob, const uint8_t *ta, const uint8_t *tb,
 		   const char *symbol, struct q2e_error *err);
 bool diff_pairs_has(const struct q2e_diff_pairs *p, enum q2e_diff_group g);
-/* The steps of group G's pairs, in order, to FN until it returns false:
- * then false. */
+/* Each pair of group G that several entries name gets the digest of its
+ * steps, once, made from an entry whose tables are whole (no entry past
+ * the end of the guest or the file): UNIT is the diff's. */
+void diff_pairs_digest(struct q2e_diff_pairs *p, enum q2e_diff_group g,
+		       uint64_t unit);
+
+/*
+ * diff_runs.c: what the steps of one entry's pair of tables make in a
+ * join of their own: the changes, each as one step grown to its count,
+ * the ranges of each kind and their units, from the entry's first guest
+ * (L2) or host (refcount) byte.  Another entry that names the same pair,
+ * whole, makes the same from its own first byte: what the digest says is
+ * given for it in place of its steps.
+ */
+struct diff_digest;
+/* Gives FN one entry's steps (false if FN stopped them). */
+typedef bool diff_walk_fn(void *walk, diff_step_fn *fn, void *arg);
+/* The digest of the steps WALK gives, those of an entry whose first byte
+ * is BASE; NULL where memory runs out or it would take more than BUDGET
+ * bytes. */
+struct diff_digest *diff_digest_make(diff_walk_fn *walk, void *walk_arg,
+				     uint64_t base, uint64_t unit,
+				     size_t budget);
+size_t diff_digest_bytes(const struct diff_digest *dg);
+void diff_digest_free(struct diff_digest *dg);
+
+/* What a sink made of an entry's digest: enough, or nothing (the entry's
+ * steps are to be walked), or it stopped. */
+enum diff_replay { DIFF_REPLAY_DONE, DIFF_REPLAY_WALK, DIFF_REPLAY_STOP };
+/* Where diff_pairs_steps() gives each entry: its digest to REPLAY where
+ * it has one and is whole (of GEOM's tables, from BASE, named SYMBOL),
+ * else its steps to STEP. */
+struct diff_sink {
+	diff_step_fn *step;
+	enum diff_replay (*replay)(void *arg, const struct diff_digest *dg,
+				   const struct diff_pair_geom *geom,
+				   uint64_t base, const char *symbol);
+	void *arg;
+};
+/* Group G's pairs, in order, to SINK until it stops: then false. */
 bool diff_pairs_steps(const struct q2e_diff_pairs *p, enum q2e_diff_group g,
-		      diff_step_fn *fn, void *arg);
+		      const struct diff_sink *sink);
 void diff_pairs_free(struct q2e_diff_pairs *p);
 /* diff_entries.c: the steps of entries [FROM, TO) of the L2 tables at L1
  * index INDEX, whose bytes from entry FROM on are TA and TB. */

@@ -16,11 +16,25 @@
  *     image's cluster) adds its bytes to the change;
  *   - a range of one kind of change ("allocated", "rose") joins the last
  *     one of its kind where they touch.
+ *
+ * A pair of tables that several entries name is stepped through once,
+ * into a digest of what its steps make in a join of their own (its
+ * changes, its ranges of each kind): each entry is then given what the
+ * digest says, moved to its own guest or host bytes, in place of its
+ * steps.  That is what the steps would make: a change does not run from
+ * one entry into the next, whose symbol is another, and a range joins
+ * the one before only at its first step.  So the summary costs a few
+ * operations an entry, and the changes and ranges shown one each.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "qcow2elf/array.h"
 #include "view/diff_int.h"
+
+struct digest_make;
+static bool digest_change(struct digest_make *m);
 
 /* The counts of a group, for the summary. */
 struct tally {
@@ -32,6 +46,7 @@ struct tally {
 struct join {
 	struct q2e_diff *counted;	/* the tally's result, or NULL */
 	struct tally *tally;
+	struct digest_make *digest;	/* the digest made, or NULL */
 	diff_entry_fn *fn;
 	void *arg;
 	bool meanings;
@@ -183,6 +198,8 @@ static bool made(struct join *j)
 {
 	struct q2e_diff_entries *l;
 
+	if (j->digest)
+		return digest_change(j->digest);
 	if (!j->counted)
 		return !j->fn || j->fn(j->arg, &j->e);
 	l = &j->counted->groups[j->g];
@@ -193,6 +210,18 @@ static bool made(struct join *j)
 	}
 	l->n++;
 	l->changed += j->e.count;
+	return true;
+}
+
+/* Step S continues the open change, or that one is made and S opens
+ * another. */
+static bool join_change(struct join *j, const struct diff_step *s)
+{
+	if (j->open && continues(j, s))
+		return true;
+	if (j->open && !made(j))
+		return false;
+	open_change(j, s);
 	return true;
 }
 
@@ -208,12 +237,287 @@ static bool on_step(void *arg, const struct diff_step *s)
 		return false;
 	if (!j->fn && !j->counted)
 		return true;
-	if (j->open && continues(j, s))
-		return true;
-	if (j->open && !made(j))
+	return join_change(j, s);
+}
+
+/* A change of a digest, as the step that opened it grown to its count. */
+struct digest_change {
+	int kind;
+	uint64_t index, count, old, new, old_bitmap, new_bitmap;
+	uint64_t old_step, new_step;
+	uint64_t start, length;	/* from the entry's first byte */
+};
+
+/* The ranges of one kind of change in a digest, and their units. */
+struct digest_ranges {
+	struct q2e_diff_range *v;	/* from the entry's first byte */
+	size_t n, cap;
+	uint64_t units;
+};
+
+struct diff_digest {
+	struct digest_change *c;
+	size_t n, cap;
+	uint64_t changed;	/* the changes' counts, in all */
+	enum q2e_diff_vtype type;
+	bool has_bitmap, l2;	/* L2 entries: decoded for the meanings */
+	struct digest_ranges r[DIFF_NKINDS];
+	size_t bytes;
+};
+
+/* A digest being made: the join of its steps. */
+struct digest_make {
+	struct join j;
+	struct diff_digest *dg;
+	uint64_t base, unit;
+	size_t budget;
+};
+
+/* Room for NEED elements of ELEM bytes in *ARRAYP, within the budget. */
+static bool digest_room(struct digest_make *m, void *arrayp, size_t *cap,
+			size_t need, size_t elem)
+{
+	size_t was = *cap;
+
+	if (q2e_grow_array(arrayp, cap, need, elem) < 0)
 		return false;
-	open_change(j, s);
+	m->dg->bytes += (*cap - was) * elem;
+	return m->dg->bytes <= m->budget;
+}
+
+static bool digest_range(struct digest_make *m, int kind,
+			 const struct q2e_diff_range *r)
+{
+	struct digest_ranges *l = &m->dg->r[kind];
+
+	if (!digest_room(m, &l->v, &l->cap, l->n + 1, sizeof(*l->v)))
+		return false;
+	l->v[l->n++] = (struct q2e_diff_range){ r->start - m->base, r->length };
 	return true;
+}
+
+/* The change open in the digest's join, made whole. */
+static bool digest_change(struct digest_make *m)
+{
+	struct diff_digest *dg = m->dg;
+	const struct q2e_diff_entry *e = &m->j.e;
+
+	if (!digest_room(m, &dg->c, &dg->cap, dg->n + 1, sizeof(*dg->c)))
+		return false;
+	dg->c[dg->n++] = (struct digest_change){
+		.kind = m->j.kind, .index = e->index, .count = e->count,
+		.old = e->old.num, .new = e->new.num,
+		.old_bitmap = e->old.bitmap, .new_bitmap = e->new.bitmap,
+		.old_step = e->old_step, .new_step = e->new_step,
+		.start = e->range_start - m->base, .length = e->range_length,
+	};
+	dg->changed += e->count;
+	return true;
+}
+
+/* A step of the entry whose digest is made: joined as on_step() joins
+ * it, from nothing before. */
+static bool digest_step(void *arg, const struct diff_step *s)
+{
+	struct digest_make *m = arg;
+	struct join *j = &m->j;
+	struct q2e_diff_range ended;
+	bool was;
+
+	m->dg->r[s->kind].units += s->length / m->unit;
+	if (!range_join(j, s, &ended, &was) && was &&
+	    !digest_range(m, s->kind, &ended))
+		return false;
+	if (!join_change(j, s))
+		return false;
+	m->dg->type = s->type;
+	m->dg->has_bitmap = s->has_bitmap;
+	m->dg->l2 = s->x && s->y;
+	return true;
+}
+
+struct diff_digest *diff_digest_make(diff_walk_fn *walk, void *walk_arg,
+				     uint64_t base, uint64_t unit,
+				     size_t budget)
+{
+	struct digest_make m = { .base = base, .unit = unit,
+				 .budget = budget };
+	bool ok;
+
+	m.dg = calloc(1, sizeof(*m.dg));
+	if (!m.dg)
+		return NULL;
+	m.dg->bytes = sizeof(*m.dg);
+	m.j.digest = &m;
+	ok = m.dg->bytes <= budget && unit && walk(walk_arg, digest_step, &m);
+	if (ok && m.j.open)
+		ok = made(&m.j);
+	for (int k = 0; ok && k < DIFF_NKINDS; k++)
+		if (m.j.ropen[k])
+			ok = digest_range(&m, k, &m.j.r[k]);
+	if (!ok) {
+		diff_digest_free(m.dg);
+		return NULL;
+	}
+	return m.dg;
+}
+
+size_t diff_digest_bytes(const struct diff_digest *dg)
+{
+	return dg->bytes;
+}
+
+void diff_digest_free(struct diff_digest *dg)
+{
+	if (!dg)
+		return;
+	for (int k = 0; k < DIFF_NKINDS; k++)
+		free(dg->r[k].v);
+	free(dg->c);
+	free(dg);
+}
+
+/* Change C of digest DG as a step of the entry from BASE named SYMBOL;
+ * X and Y hold its entries, decoded for the meanings. */
+static void change_step(const struct join *j, const struct diff_digest *dg,
+			const struct digest_change *c,
+			const struct diff_pair_geom *geom, uint64_t base,
+			const char *symbol, struct qcow2_l2_entry *x,
+			struct qcow2_l2_entry *y, struct diff_step *s)
+{
+	*s = (struct diff_step){
+		.symbol = symbol, .kind = c->kind, .index = c->index,
+		.count = c->count, .type = dg->type, .old = c->old,
+		.new = c->new, .has_bitmap = dg->has_bitmap,
+		.old_bitmap = c->old_bitmap, .new_bitmap = c->new_bitmap,
+		.old_step = c->old_step, .new_step = c->new_step,
+		.start = base + c->start, .length = c->length,
+	};
+	if (dg->l2 && j->meanings) {
+		qcow2_l2_entry_decode(c->old, c->old_bitmap, &geom->l2a, x);
+		qcow2_l2_entry_decode(c->new, c->new_bitmap, &geom->l2b, y);
+		s->x = x;
+		s->y = y;
+	}
+}
+
+/* The ranges L of KIND from BASE, counted as count_range() counts their
+ * steps: only the first can join the range before. */
+static void count_digest_ranges(struct join *j, const struct digest_ranges *l,
+				int kind, uint64_t base)
+{
+	struct q2e_diff_ranges *c = kind_ranges(j->counted, kind);
+	const struct q2e_diff_range *first = &l->v[0], *last = &l->v[l->n - 1];
+	struct q2e_diff_range *r = &j->r[kind];
+
+	c->units += l->units;
+	c->n += l->n;
+	if (j->ropen[kind] && r->start + r->length == base + first->start) {
+		r->length += first->length;
+		c->n--;
+	} else {
+		*r = (struct q2e_diff_range){ base + first->start,
+					      first->length };
+	}
+	if (l->n > 1)
+		*r = (struct q2e_diff_range){ base + last->start, last->length };
+	j->ropen[kind] = true;
+	c->last_start = r->start;
+	c->last_end = base + last->start + last->length;
+}
+
+/* Digest DG counted for the entry from BASE named SYMBOL, in a few
+ * operations: its changes but the last are made at once (each of its
+ * symbol), the last is left open, as its steps would leave them. */
+static enum diff_replay replay_tally(struct join *j,
+				     const struct diff_digest *dg,
+				     const struct diff_pair_geom *geom,
+				     uint64_t base, const char *symbol)
+{
+	const struct digest_change *last = &dg->c[dg->n - 1];
+	struct q2e_diff_entries *l = &j->counted->groups[j->g];
+	struct diff_step s;
+
+	for (int k = 0; j->g != Q2E_DIFF_G_SNAPSHOT_L2 && k < DIFF_NKINDS; k++)
+		if (dg->r[k].n)
+			count_digest_ranges(j, &dg->r[k], k, base);
+	if (j->open)
+		made(j);
+	if (dg->n > 1) {
+		if (strcmp(j->tally->last_symbol, symbol) != 0) {
+			l->structures++;
+			snprintf(j->tally->last_symbol,
+				 sizeof(j->tally->last_symbol), "%s", symbol);
+		}
+		l->n += dg->n - 1;
+		l->changed += dg->changed - last->count;
+	}
+	change_step(j, dg, last, geom, base, symbol, NULL, NULL, &s);
+	open_change(j, &s);
+	return DIFF_REPLAY_DONE;
+}
+
+/* The ranges of the kind shown in digest DG, from BASE, as range_of()
+ * gives their steps' ranges: only the first can join the range before. */
+static enum diff_replay replay_ranges(struct join *j,
+				      const struct diff_digest *dg,
+				      uint64_t base)
+{
+	const struct q2e_diff_ranges *c = j->counted_ranges;
+	const struct digest_ranges *l = &dg->r[j->range_kind];
+	struct q2e_diff_range *r = &j->r[j->range_kind];
+	bool *open = &j->ropen[j->range_kind];
+
+	for (size_t i = 0; i < l->n; i++) {
+		uint64_t start = base + l->v[i].start;
+
+		if (*open && r->start + r->length == start) {
+			r->length += l->v[i].length;
+			continue;
+		}
+		if (*open && !j->range_fn(j->range_arg, r))
+			return DIFF_REPLAY_STOP;
+		if (start == c->last_start) {
+			*open = false;
+			*r = (struct q2e_diff_range){ c->last_start,
+						      c->last_end - c->last_start };
+			j->range_fn(j->range_arg, r);
+			return DIFF_REPLAY_STOP;
+		}
+		*r = (struct q2e_diff_range){ start, l->v[i].length };
+		*open = true;
+	}
+	return DIFF_REPLAY_DONE;
+}
+
+/*
+ * What digest DG says of the entry from BASE named SYMBOL, for J: its
+ * ranges, counts or changes.  A change of the same symbol open before it
+ * could take its first step (no two entries of a pair have one symbol,
+ * but a snapshot's tables borrow their first owner's): it is walked.
+ */
+static enum diff_replay on_digest(void *arg, const struct diff_digest *dg,
+				  const struct diff_pair_geom *geom,
+				  uint64_t base, const char *symbol)
+{
+	struct join *j = arg;
+	struct qcow2_l2_entry x, y;
+	struct diff_step s;
+
+	if (j->range_fn)
+		return replay_ranges(j, dg, base);
+	if (!dg->n || (!j->fn && !j->counted))
+		return DIFF_REPLAY_DONE;
+	if (j->open && strcmp(j->e.symbol, symbol) == 0)
+		return DIFF_REPLAY_WALK;
+	if (j->counted)
+		return replay_tally(j, dg, geom, base, symbol);
+	for (size_t i = 0; i < dg->n; i++) {
+		change_step(j, dg, &dg->c[i], geom, base, symbol, &x, &y, &s);
+		if (!on_step(j, &s))
+			return DIFF_REPLAY_STOP;
+	}
+	return DIFF_REPLAY_DONE;
 }
 
 /* The steps of group G, from the pairs or the walk that has them; false
@@ -221,11 +525,12 @@ static bool on_step(void *arg, const struct diff_step *s)
 static bool steps(const struct q2e_diff *d, enum q2e_diff_group g,
 		  struct join *j)
 {
+	const struct diff_sink sink = { on_step, on_digest, j };
 	bool go = true;
 
 	j->g = g;
 	if (diff_pairs_has(d->pairs, g))
-		go = diff_pairs_steps(d->pairs, g, on_step, j);
+		go = diff_pairs_steps(d->pairs, g, &sink);
 	else if (diff_walk_has(d->walk, g))
 		go = diff_walk_steps(d->walk, g, on_step, j);
 	if (!go)
@@ -265,6 +570,8 @@ int diff_runs_tally(struct q2e_diff *d, enum q2e_diff_group g,
 	struct tally t = { 0 };
 	struct join j = { .counted = d, .tally = &t };
 
+	if (diff_pairs_has(d->pairs, g))
+		diff_pairs_digest(d->pairs, g, d->unit);
 	if (!steps(d, g, &j))
 		return diff_walk_error(d->walk, err);
 	return 0;
