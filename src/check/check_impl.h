@@ -172,7 +172,7 @@ struct overflows {
 };
 
 
-/* Entries [from, to) of an L2 table, none of them zero (or 0x1). */
+/* Entries [from, to) of an L2 table that a walk does something for. */
 struct l2_span {
 	uint32_t from, to;
 };
@@ -472,8 +472,9 @@ int count_l2_owners(struct checker *c, const struct q2e_region *r);
 int check_cluster0(struct checker *c, uint64_t k0, uint64_t k1, bool active);
 
 /* count_l2.c: the spans of entries of the L2 table at BUF that a walk
- * does something for (not zero, nor 0x1 without extended entries), in
- * S; for c->walk_spans. */
+ * does something for (not zero; of 8-byte entries, not a zero or
+ * unallocated cluster without an offset either), in S; for
+ * c->walk_spans. */
 int l2_nonzero_spans(struct checker *c, const uint8_t *buf,
 		     struct l2_spans *s);
 

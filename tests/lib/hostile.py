@@ -458,13 +458,16 @@ def zero_subclusters(path, count):
 def counted_cluster0(path, count):
     """As silent-cluster0, but three of cluster 0's entries, among the
     0x1 ones, name clusters 1 to 3 of the file, so that each walk adds to
-    their counts until they overflow (a hunt for per-entry work)."""
+    their counts until they overflow (a hunt for per-entry work), and
+    100,000 after them are 0x8000000000000001 or 0x8000000000000000 (zero
+    or unallocated, with COPIED: silent too)."""
     silent_cluster0(path, count)
     with open(path, "r+b") as f:
         f.seek(20)
         cluster = 1 << struct.unpack(">I", f.read(4))[0]
         f.seek(CLUSTER + 800)
         f.write(struct.pack(">3Q", *(cluster * i for i in (1, 2, 3))))
+        f.write(struct.pack(">2Q", 1 << 63 | 1, 1 << 63) * 50000)
 
 def far_refcount(path, clusters):
     with open(path, "r+b") as f:

@@ -323,9 +323,10 @@ static void test_spans_walk_as_whole(void **state)
 		f[i]->table[51] = QCOW2_OFLAG_COMPRESSED | (UINT64_C(301) << CBITS);
 		f[i]->table[52] = (UINT64_C(302) << CBITS) | 0x200;	/* reserved */
 		f[i]->table[53] = (UINT64_C(303) << CBITS) + 512;	/* misaligned */
-		for (int j = 100; j < 150; j++)
-			f[i]->table[j] = ZERO;	/* no offset: silent */
-		f[i]->table[150] = ZERO | COPIED;
+		for (int j = 100; j < 150; j++)	/* no offset: silent */
+			f[i]->table[j] = j % 3 == 0 ? ZERO : j % 3 == 1
+				? ZERO | COPIED : COPIED;
+		f[i]->table[150] = ZERO | 0x200;	/* reserved */
 		run(f[i], 200, 9, NCLUSTERS - 4, ZERO);	/* past the end */
 		f[i]->table[NENTRIES - 1] = UINT64_C(400) << CBITS;
 		load(f[i]);
