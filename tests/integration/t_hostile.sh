@@ -695,8 +695,9 @@ same_numbers "silent-cluster0, 64 entries" "$T_TMP/silent-cluster0-64.qcow2"
 # The same with three of cluster 0's entries naming clusters 1 to 3 of the
 # file: after 21,843 walks at once (walk_replay.c), the counts overflow,
 # and each walk after that was made in full, over the 253,952 entries of
-# 0x1, which do nothing (100 s; qemu-img check more than a minute).  A
-# walk made again now passes over them (l2_nonzero_spans()).  With 1-bit
+# 0x1 (100 s; qemu-img check more than a minute), or 100,000 of them with
+# COPIED too (40 s), which do nothing.  A walk made again now passes over
+# them (l2_nonzero_spans()).  With 1-bit
 # refcounts, 64 entries overflow at the second walk: check's lines and
 # numbers are qemu-img's.
 f=$T_TMP/counted-cluster0.qcow2
