@@ -251,12 +251,36 @@ int diff_walk_add(struct q2e_diff *d, struct q2e_image *a,
 		  struct q2e_image *b, enum q2e_diff_group g,
 		  struct q2e_error *err);
 bool diff_walk_has(const struct q2e_diff_walk *w, enum q2e_diff_group g);
-/* The steps of group G, in order, to FN until it returns false: then
- * false, as when a read failed (diff_walk_error()). */
+/* The steps of group G, in order, to SINK until it stops (the windows
+ * whose tables came before as their digests): then false, as when a read
+ * failed (diff_walk_error()). */
 bool diff_walk_steps(struct q2e_diff_walk *w, enum q2e_diff_group g,
-		     diff_step_fn *fn, void *arg);
+		     const struct diff_sink *sink);
 /* The first read that failed in a walk, copied to ERR; 0 if none. */
 int diff_walk_error(const struct q2e_diff_walk *w, struct q2e_error *err);
 void diff_walk_free(struct q2e_diff_walk *w);
+
+/*
+ * diff_windows.c: the windows of the walk (the guest bytes of one of B's
+ * L1 entries) whose tables come again, each given the digest of its steps
+ * from its second on.
+ */
+struct diff_windows;
+/* NULL where memory runs out. */
+struct diff_windows *diff_windows_new(const struct q2e_image *a,
+				      const struct q2e_image *b);
+/* Whether the window from BASE is one whose tables can come again. */
+bool diff_windows_repeat(const struct diff_windows *ws, uint64_t base);
+/* The digest of the window from BASE, where its tables came before (made
+ * now from the steps WALK gives, UNIT the diff's), else NULL: the
+ * window's steps are to be walked. */
+const struct diff_digest *diff_windows_digest(struct diff_windows *ws,
+					      uint64_t base, uint64_t unit,
+					      diff_walk_fn *walk,
+					      void *walk_arg);
+void diff_windows_free(struct diff_windows *ws);
+/* Whether L1 entry I of IMG names an L2 table the lookups read: an
+ * unaligned one reads as unallocated. */
+bool diff_l1_mapped(const struct q2e_image *img, uint64_t i);
 
 #endif

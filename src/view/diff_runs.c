@@ -532,7 +532,7 @@ static bool steps(const struct q2e_diff *d, enum q2e_diff_group g,
 	if (diff_pairs_has(d->pairs, g))
 		go = diff_pairs_steps(d->pairs, g, &sink);
 	else if (diff_walk_has(d->walk, g))
-		go = diff_walk_steps(d->walk, g, on_step, j);
+		go = diff_walk_steps(d->walk, g, &sink);
 	if (!go)
 		return false;
 	if (j->open && (j->fn || j->counted) && !made(j))

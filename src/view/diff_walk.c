@@ -12,7 +12,9 @@
  * name (4 million changed entries from a 208 KB file) or a sparse file
  * whose refcount table names one block many times (8 million refcounts
  * from 16 KB) made as many changes, 1.1 and 2.7 GB.  So it keeps the two
- * images, which must stay open until the diff is freed.
+ * images, which must stay open until the diff is freed.  The guest range
+ * of one of B's L1 entries whose tables came before is given the digest
+ * of its steps instead (diff_windows.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,8 @@ struct q2e_diff_walk {
 	bool has[Q2E_DIFF_G_COUNT];
 	struct q2e_error err;	/* the first read that failed */
 	int failed;
+	struct diff_pair_geom geom;	/* the layouts, for the digests */
+	struct diff_windows *windows;	/* NULL: each window walked */
 };
 
 /* True unless RET is an error, which W then keeps (the first). */
@@ -113,15 +117,6 @@ struct l2_side {
 	uint64_t run_from, run_end;	/* the last run of identical entries */
 };
 
-/* Whether L1 entry I of IMG names an L2 table the lookups read: an
- * unaligned one reads as unallocated (l2_lookup()). */
-static bool l1_mapped(const struct q2e_image *img, uint64_t i)
-{
-	uint64_t off = diff_l2_offset(img, i);
-
-	return off && !(off & (img->cluster_size - 1));
-}
-
 /*
  * Where entry E, IMG's at guest offset OFF, stops being the same: the next
  * mapped L1 entry where none is mapped (UINT64_MAX past the last), else the
@@ -137,9 +132,9 @@ static uint64_t same_until(struct l2_side *s, uint64_t off,
 	uint64_t run = 0;
 
 	*slot_end = mul_sat(slot + 1, s->span);
-	if (slot >= img->nl1 || !l1_mapped(img, slot)) {
+	if (slot >= img->nl1 || !diff_l1_mapped(img, slot)) {
 		uint64_t next = next_set(&s->mapped, img, slot, img->nl1,
-					 l1_mapped);
+					 diff_l1_mapped);
 
 		return next < img->nl1 ? mul_sat(next, s->span) : UINT64_MAX;
 	}
@@ -161,74 +156,161 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* The L2 walk: both images' sides, and the windows whose tables come
+ * again (NULL where memory ran out: each is walked). */
+struct l2_walk {
+	struct q2e_diff_walk *w;
+	struct l2_side sa, sb;
+	struct symbol_of sym;
+	struct diff_windows *windows;
+};
+
+/*
+ * The step from guest offset OFF, to TO at most: a range over which both
+ * images' entries stay the same, given to FN where they differ (*GO then
+ * says whether it goes on).  *END: where the step ends; *CHANGED: whether
+ * the entries differ.  A step that differs ends with one of B's tables,
+ * and is whole entries of B, or a part of one.
+ */
+static int l2_step(struct l2_walk *lw, uint64_t off, uint64_t to,
+		   uint64_t *end, bool *changed, diff_step_fn *fn, void *arg,
+		   bool *go)
+{
+	struct q2e_image *b = lw->w->b;
+	unsigned bits = b->hdr.cluster_bits;
+	uint64_t end_a, end_b, slot_a, slot_b, first, e;
+	struct qcow2_l2_entry x, y;
+	struct diff_step s;
+	int k, ret;
+
+	ret = l2_lookup(lw->sa.cache, off, &x, &lw->w->err);
+	if (!ret)
+		ret = l2_lookup(lw->sb.cache, off, &y, &lw->w->err);
+	if (ret)
+		return ret;
+	end_a = same_until(&lw->sa, off, &x, &slot_a);
+	end_b = same_until(&lw->sb, off, &y, &slot_b);
+	e = min_u64(min_u64(end_a, end_b), to);
+	k = diff_l2_change(&x, &y);
+	*changed = k >= 0;
+	*end = e;
+	if (k < 0)
+		return 0;
+	e = min_u64(e, slot_b);
+	first = off >> bits;
+	if (off & (b->cluster_size - 1))
+		e = min_u64(e, mul_sat(first + 1, b->cluster_size));
+	else if (e - off >= b->cluster_size)
+		e = off + ((e - off) & ~(b->cluster_size - 1));
+	s = (struct diff_step){
+		.symbol = symbol_of(&lw->sym, b, Q2E_REGION_L2,
+				    first / b->l2_entries),
+		.kind = k,
+		.index = first % b->l2_entries,
+		.count = e - off >= b->cluster_size ? (e - off) >> bits : 1,
+		.type = Q2E_DIFF_V_RAW, .old = x.raw, .new = y.raw,
+		.has_bitmap = b->l2.extended,
+		.old_bitmap = x.bitmap, .new_bitmap = y.bitmap,
+		.old_step = diff_l2_step(&x, b->cluster_size),
+		.new_step = diff_l2_step(&y, b->cluster_size),
+		.x = &x, .y = &y, .start = off, .length = e - off,
+	};
+	*end = e;
+	*go = fn(arg, &s);
+	return 0;
+}
+
+/* The steps of the window from BASE (one of B's L1 entries), for its
+ * digest. */
+struct window_walk {
+	struct l2_walk *lw;
+	uint64_t base;
+};
+
+static bool walk_window(void *arg, diff_step_fn *fn, void *fn_arg)
+{
+	const struct window_walk *ww = arg;
+	uint64_t to = ww->base + ww->lw->sb.span, end;
+	bool go = true, changed;
+	int ret = 0;
+
+	for (uint64_t off = ww->base; off < to && !ret && go; off = end)
+		ret = l2_step(ww->lw, off, to, &end, &changed, fn, fn_arg,
+			      &go);
+	return walk_ok(ww->lw->w, ret) && go;
+}
+
+/* The window from BASE, whole below LIMIT, given as its digest where its
+ * tables came before (diff_windows.c), else to be walked. */
+static enum diff_replay window_replay(struct l2_walk *lw, uint64_t base,
+				      const struct diff_sink *sink)
+{
+	struct q2e_diff_walk *w = lw->w;
+	struct window_walk ww = { lw, base };
+	const struct diff_digest *dg;
+
+	dg = diff_windows_digest(lw->windows, base, w->unit, walk_window, &ww);
+	if (!dg)
+		return DIFF_REPLAY_WALK;
+	return sink->replay(sink->arg, dg, &w->geom, base,
+			    symbol_of(&lw->sym, w->b, Q2E_REGION_L2,
+				      base / lw->sb.span));
+}
+
 /*
  * L2 entries, range by range, named by B's tables.  Each step is a range
  * over which both images' entries stay the same, so work follows the
  * entries in the tables, not the virtual size or the smaller cluster: a
  * 2 MiB-cluster table against a 512-byte-cluster image was a billion steps.
  * A change is a step per entry of B (several at once where B's entry
- * repeats), so that it is named as B's table names it.
+ * repeats), so that it is named as B's table names it.  A window of one
+ * of B's L1 entries whose tables came before is given as the digest of
+ * its steps; a step without changes that runs into one ends there.
  */
-static bool l2_steps(struct q2e_diff_walk *w, diff_step_fn *fn, void *arg)
+static bool l2_steps(struct q2e_diff_walk *w, const struct diff_sink *sink)
 {
 	struct q2e_image *a = w->a, *b = w->b;
 	uint64_t size = a->hdr.size > b->hdr.size ? a->hdr.size : b->hdr.size;
 	uint64_t limit = mul_sat(size / w->unit + !!(size % w->unit), w->unit);
-	unsigned bits = b->hdr.cluster_bits;
-	struct l2_side sa = { .img = a, .cache = q2e_l2_cache_new(a),
-			      .span = a->l2_entries << a->hdr.cluster_bits,
-			      .mapped = { 1, 0 } };
-	struct l2_side sb = { .img = b, .cache = q2e_l2_cache_new(b),
-			      .span = b->l2_entries << bits,
-			      .mapped = { 1, 0 } };
-	int ret = sa.cache && sb.cache ? 0 : diff_nomem(&w->err);
-	struct symbol_of sym = { .table = UINT64_MAX };
-	bool go = true;
+	struct l2_walk lw = {
+		.w = w,
+		.sa = { .img = a, .cache = q2e_l2_cache_new(a),
+			.span = a->l2_entries << a->hdr.cluster_bits,
+			.mapped = { 1, 0 } },
+		.sb = { .img = b, .cache = q2e_l2_cache_new(b),
+			.span = b->l2_entries << b->hdr.cluster_bits,
+			.mapped = { 1, 0 } },
+		.sym = { .table = UINT64_MAX },
+		.windows = w->windows,
+	};
+	uint64_t span = lw.sb.span;
+	int ret = lw.sa.cache && lw.sb.cache ? 0 : diff_nomem(&w->err);
+	bool go = true, changed;
 
 	for (uint64_t off = 0, end; off < limit && !ret && go; off = end) {
-		uint64_t end_a, end_b, slot_a, slot_b, first;
-		struct qcow2_l2_entry x, y;
-		struct diff_step s;
-		int k;
+		uint64_t next = mul_sat(off / span + 1, span);
 
-		ret = l2_lookup(sa.cache, off, &x, &w->err);
-		if (!ret)
-			ret = l2_lookup(sb.cache, off, &y, &w->err);
-		if (ret)
-			break;
-		end_a = same_until(&sa, off, &x, &slot_a);
-		end_b = same_until(&sb, off, &y, &slot_b);
-		end = min_u64(min_u64(end_a, end_b), limit);
-		k = diff_l2_change(&x, &y);
-		if (k < 0)
-			continue;
-		/* Within one of B's tables, and whole entries of B, or a part
-		 * of one. */
-		end = min_u64(end, slot_b);
-		first = off >> bits;
-		if (off & (b->cluster_size - 1))
-			end = min_u64(end, mul_sat(first + 1, b->cluster_size));
-		else if (end - off >= b->cluster_size)
-			end = off + ((end - off) & ~(b->cluster_size - 1));
-		s = (struct diff_step){
-			.symbol = symbol_of(&sym, b, Q2E_REGION_L2,
-					    first / b->l2_entries),
-			.kind = k,
-			.index = first % b->l2_entries,
-			.count = end - off >= b->cluster_size ? (end - off) >> bits
-							      : 1,
-			.type = Q2E_DIFF_V_RAW, .old = x.raw, .new = y.raw,
-			.has_bitmap = b->l2.extended,
-			.old_bitmap = x.bitmap, .new_bitmap = y.bitmap,
-			.old_step = diff_l2_step(&x, b->cluster_size),
-			.new_step = diff_l2_step(&y, b->cluster_size),
-			.x = &x, .y = &y, .start = off, .length = end - off,
-		};
-		go = fn(arg, &s);
+		if (lw.windows && off % span == 0 && limit - off >= span) {
+			enum diff_replay how = window_replay(&lw, off, sink);
+
+			if (how == DIFF_REPLAY_STOP || w->failed) {
+				go = how != DIFF_REPLAY_STOP;
+				break;
+			}
+			end = off + span;
+			if (how == DIFF_REPLAY_DONE)
+				continue;
+		}
+		ret = l2_step(&lw, off, limit, &end, &changed, sink->step,
+			      sink->arg, &go);
+		if (!ret && !changed && lw.windows && next < end &&
+		    limit - next >= span &&
+		    diff_windows_repeat(lw.windows, next))
+			end = next;
 	}
-	q2e_l2_cache_free(sa.cache);
-	q2e_l2_cache_free(sb.cache);
-	return walk_ok(w, ret) && go;
+	q2e_l2_cache_free(lw.sa.cache);
+	q2e_l2_cache_free(lw.sb.cache);
+	return walk_ok(w, ret) && go && !w->failed;
 }
 
 static uint64_t per_block(const struct q2e_image *img)
@@ -328,7 +410,11 @@ int diff_walk_add(struct q2e_diff *d, struct q2e_image *a,
 		d->walk->a = a;
 		d->walk->b = b;
 		d->walk->unit = d->unit;
+		d->walk->geom.l2a = a->l2;
+		d->walk->geom.l2b = b->l2;
 	}
+	if (g == Q2E_DIFF_G_L2 && !d->walk->windows)
+		d->walk->windows = diff_windows_new(a, b);
 	d->walk->has[g] = true;
 	return 0;
 }
@@ -339,12 +425,12 @@ bool diff_walk_has(const struct q2e_diff_walk *w, enum q2e_diff_group g)
 }
 
 bool diff_walk_steps(struct q2e_diff_walk *w, enum q2e_diff_group g,
-		     diff_step_fn *fn, void *arg)
+		     const struct diff_sink *sink)
 {
 	if (w->failed)
 		return false;
-	return g == Q2E_DIFF_G_L2 ? l2_steps(w, fn, arg)
-				  : refcount_steps(w, fn, arg);
+	return g == Q2E_DIFF_G_L2 ? l2_steps(w, sink)
+				  : refcount_steps(w, sink->step, sink->arg);
 }
 
 int diff_walk_error(const struct q2e_diff_walk *w, struct q2e_error *err)
@@ -357,5 +443,7 @@ int diff_walk_error(const struct q2e_diff_walk *w, struct q2e_error *err)
 
 void diff_walk_free(struct q2e_diff_walk *w)
 {
+	if (w)
+		diff_windows_free(w->windows);
 	free(w);
 }

@@ -439,6 +439,14 @@ def silent_cluster0(path, count):
 
 
 
+def alternating_l2(path, count):
+    """IMAGE: a fresh qemu-img image.  The first COUNT entries of its
+    active L1 table name one L2 table at the end of the file whose entries
+    map a data cluster and read as zeros in turn, which diff walks entry
+    by entry against an image of another cluster size."""
+    shared_table(path, count, struct.pack(">QQ", 1 << 63 | 1 << 22, 1))
+
+
 def compressed_l2(path, count):
     """IMAGE: a fresh qemu-img image with 2 MiB clusters.  COUNT active L1
     entries name one L2 table whose entries are all compressed (512 bytes
@@ -607,6 +615,7 @@ GENERATORS = {
     "silent-l2": (silent_l2, 65536),
     "silent-cluster0": (silent_cluster0, 16384),
     "compressed-l2": (compressed_l2, 4096),
+    "alternating-l2": (alternating_l2, 4096),
     "zero-subclusters": (zero_subclusters, 0),
     "counted-cluster0": (counted_cluster0, 65536),
     "far-refcount": (far_refcount, 128),

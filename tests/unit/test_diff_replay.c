@@ -18,6 +18,16 @@
  *   cluster 4        the old image's one L2 table (old L1[2])
  *   clusters 5..20   T, or a copy of it for each L1 entry
  *   clusters 21..23  R, or a copy of it for each refcount table entry
+ *
+ * Against an image of another geometry, diff walks both by ranges
+ * (diff_walk.c) and gives a window whose tables came before the digest of
+ * its steps (diff_windows.c).  The coarse image: 1 KiB clusters (128 L2
+ * entries, an L1 entry spans 4 of the new image's), in the same bytes:
+ *   cluster 0        header
+ *   cluster 1        refcount table: [0] block at cluster 2
+ *   cluster 2        refcount block
+ *   cluster 3        L1 table: the entries of COARSE_SHARED name U
+ *   clusters 4..7    U, or a copy of it for each L1 entry
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -116,6 +126,52 @@ static uint8_t *make_image(bool old, bool copies)
 	return img;
 }
 
+#define COARSE 1024
+#define COARSE_NL1 4
+#define COARSE_SHARED 3	/* L1 entries 0 to 2 name U */
+
+/* Entry K of U: a run of data, zeros, data stepping back, unallocated. */
+static uint64_t u_entry(unsigned k)
+{
+	if (k < 20)
+		return (0x80000 + k * COARSE) | COPIED;
+	if (k < 50)
+		return k % 3 ? 1 : 0;
+	if (k < 90)
+		return 0x90000 + (100 - k) * COARSE;
+	return 0;
+}
+
+/* The coarse image, naming U once or a copy of it for each entry. */
+static uint8_t *make_coarse(bool copies)
+{
+	uint8_t *img = calloc(FILE_CLUSTERS, CLUSTER);
+	uint8_t *l1 = img + 3 * COARSE;
+
+	assert_non_null(img);
+	memcpy(img, "QFI\xfb", 4);
+	put_be(img + 4, 3, 4);
+	put_be(img + 20, 10, 4);
+	put_be(img + 24, NL1 * SPAN - 3 * CLUSTER, 8);
+	put_be(img + 36, COARSE_NL1, 4);
+	put_be(img + 40, 3 * COARSE, 8);
+	put_be(img + 48, COARSE, 8);
+	put_be(img + 56, 1, 4);
+	put_be(img + 96, 4, 4);
+	put_be(img + 100, 104, 4);
+	put_be(img + COARSE, 2 * COARSE, 8);
+	for (unsigned c = 0; c < 8; c++)
+		put_be(img + 2 * COARSE + 2 * c, 1, 2);
+	for (unsigned i = 0; i < COARSE_SHARED; i++) {
+		uint64_t t = (4 + (copies ? i : 0)) * COARSE;
+
+		put_be(l1 + 8 * i, t | COPIED, 8);
+		for (unsigned k = 0; k < COARSE / 8; k++)
+			put_be(img + t + 8 * k, u_entry(k), 8);
+	}
+	return img;
+}
+
 /* What a diff's changes and ranges of a group say, as text. */
 struct seen {
 	char *buf;
@@ -203,12 +259,20 @@ struct pair {
 	struct q2e_diff *d;
 };
 
-static void pair_open(struct pair *p, bool copies)
+/* The old and new images, or (COARSE_OLD) the coarse image and the new
+ * one, or (COARSE_NEW) the new one and the coarse one. */
+enum pairing { OLD_NEW, COARSE_OLD, COARSE_NEW };
+
+static void pair_open_as(struct pair *p, bool copies, enum pairing how)
 {
 	struct q2e_error err = { 0 };
 
 	for (int i = 0; i < 2; i++) {
-		p->bytes[i] = make_image(i == 0, copies);
+		bool coarse = how == (i ? COARSE_NEW : COARSE_OLD);
+
+		p->bytes[i] = coarse	       ? make_coarse(copies)
+			      : how == OLD_NEW ? make_image(i == 0, copies)
+					       : make_image(false, copies);
 		assert_int_equal(q2e_image_open_memory(i ? "new.qcow2"
 							 : "old.qcow2",
 						       p->bytes[i],
@@ -217,6 +281,11 @@ static void pair_open(struct pair *p, bool copies)
 				 0);
 	}
 	assert_int_equal(q2e_diff_build(p->img[0], p->img[1], &p->d, &err), 0);
+}
+
+static void pair_open(struct pair *p, bool copies)
+{
+	pair_open_as(p, copies, OLD_NEW);
 }
 
 static void pair_close(struct pair *p)
@@ -228,14 +297,14 @@ static void pair_close(struct pair *p)
 	}
 }
 
-static void same_as_copies(enum q2e_diff_group g, int first, int last,
-			   size_t limit)
+static void same_as_copies_as(enum q2e_diff_group g, int first, int last,
+			      size_t limit, enum pairing how)
 {
 	struct pair shared_pair, copies_pair;
 	char *a, *b;
 
-	pair_open(&shared_pair, false);
-	pair_open(&copies_pair, true);
+	pair_open_as(&shared_pair, false, how);
+	pair_open_as(&copies_pair, true, how);
 	a = seen_of(shared_pair.d, g, first, last, limit);
 	b = seen_of(copies_pair.d, g, first, last, limit);
 	assert_string_equal(a, b);
@@ -243,6 +312,12 @@ static void same_as_copies(enum q2e_diff_group g, int first, int last,
 	free(b);
 	pair_close(&shared_pair);
 	pair_close(&copies_pair);
+}
+
+static void same_as_copies(enum q2e_diff_group g, int first, int last,
+			   size_t limit)
+{
+	same_as_copies_as(g, first, last, limit, OLD_NEW);
 }
 
 /* The L2 changes of the entries that name T are what as many copies
@@ -285,12 +360,34 @@ static void test_refcounts_shared(void **state)
 		       DIFF_KIND_FELL, 3);
 }
 
+/* Against the coarse image, either way round: the windows of one pair
+ * of tables again are given their digest, whole lists and cut short.
+ * The new image's windows 0 and 1 (its entries 0 to 3 and 4 to 7, all
+ * T) fall in U's entries 0 and 1; the coarse image's windows of 32 KiB
+ * fall at four places in each U. */
+static void test_l2_other_geometry(void **state)
+{
+	(void)state;
+	for (nshared = 13; nshared >= 12; nshared--)
+		for (size_t limit = 0; limit < 10; limit++) {
+			size_t n = limit == 9 ? SIZE_MAX : limit;
+
+			same_as_copies_as(Q2E_DIFF_G_L2, 0,
+					  Q2E_DIFF_L2_COUNT - 1, n,
+					  COARSE_OLD);
+			same_as_copies_as(Q2E_DIFF_G_L2, 0,
+					  Q2E_DIFF_L2_COUNT - 1, n,
+					  COARSE_NEW);
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_l2_shared),
 		cmocka_unit_test(test_l2_shared_cut),
 		cmocka_unit_test(test_refcounts_shared),
+		cmocka_unit_test(test_l2_other_geometry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
