@@ -269,14 +269,19 @@ struct diff_windows;
 /* NULL where memory runs out. */
 struct diff_windows *diff_windows_new(const struct q2e_image *a,
 				      const struct q2e_image *b);
+/* Whether a window lies in one of A's clusters: then the calls below
+ * take X, A's entry at the window's first byte (else it may be NULL). */
+bool diff_windows_by_entry(const struct diff_windows *ws);
 /* Whether the window from BASE is one whose tables can come again. */
-bool diff_windows_repeat(const struct diff_windows *ws, uint64_t base);
+bool diff_windows_repeat(const struct diff_windows *ws, uint64_t base,
+			 const struct qcow2_l2_entry *x);
 /* The digest of the window from BASE, where its tables came before (made
  * now from the steps WALK gives, UNIT the diff's), else NULL: the
  * window's steps are to be walked. */
 const struct diff_digest *diff_windows_digest(struct diff_windows *ws,
-					      uint64_t base, uint64_t unit,
-					      diff_walk_fn *walk,
+					      uint64_t base,
+					      const struct qcow2_l2_entry *x,
+					      uint64_t unit, diff_walk_fn *walk,
 					      void *walk_arg);
 void diff_windows_free(struct diff_windows *ws);
 /* Whether L1 entry I of IMG names an L2 table the lookups read: an

@@ -240,6 +240,18 @@ static bool walk_window(void *arg, diff_step_fn *fn, void *fn_arg)
 	return walk_ok(ww->lw->w, ret) && go;
 }
 
+/* A's entry at BASE, where the windows are keyed by it; false where it
+ * cannot be read (the walk then reads it, and says why). */
+static bool window_entry(struct l2_walk *lw, uint64_t base,
+			 struct qcow2_l2_entry *x)
+{
+	struct q2e_error err = { 0 };
+
+	if (!diff_windows_by_entry(lw->windows))
+		return true;
+	return l2_lookup(lw->sa.cache, base, x, &err) == 0;
+}
+
 /* The window from BASE, whole below LIMIT, given as its digest where its
  * tables came before (diff_windows.c), else to be walked. */
 static enum diff_replay window_replay(struct l2_walk *lw, uint64_t base,
@@ -248,8 +260,12 @@ static enum diff_replay window_replay(struct l2_walk *lw, uint64_t base,
 	struct q2e_diff_walk *w = lw->w;
 	struct window_walk ww = { lw, base };
 	const struct diff_digest *dg;
+	struct qcow2_l2_entry x;
 
-	dg = diff_windows_digest(lw->windows, base, w->unit, walk_window, &ww);
+	if (!window_entry(lw, base, &x))
+		return DIFF_REPLAY_WALK;
+	dg = diff_windows_digest(lw->windows, base, &x, w->unit, walk_window,
+				 &ww);
 	if (!dg)
 		return DIFF_REPLAY_WALK;
 	return sink->replay(sink->arg, dg, &w->geom, base,
@@ -265,7 +281,10 @@ static enum diff_replay window_replay(struct l2_walk *lw, uint64_t base,
  * A change is a step per entry of B (several at once where B's entry
  * repeats), so that it is named as B's table names it.  A window of one
  * of B's L1 entries whose tables came before is given as the digest of
- * its steps; a step without changes that runs into one ends there.
+ * its steps; a step without changes that ends inside one ends at its
+ * start instead (the windows it covers whole have no change: cutting
+ * it at each of them was a step for each, 16 million a table of 2 MiB
+ * clusters against 512-byte ones).
  */
 static bool l2_steps(struct q2e_diff_walk *w, const struct diff_sink *sink)
 {
@@ -284,11 +303,12 @@ static bool l2_steps(struct q2e_diff_walk *w, const struct diff_sink *sink)
 		.windows = w->windows,
 	};
 	uint64_t span = lw.sb.span;
+	struct qcow2_l2_entry x;
 	int ret = lw.sa.cache && lw.sb.cache ? 0 : diff_nomem(&w->err);
 	bool go = true, changed;
 
 	for (uint64_t off = 0, end; off < limit && !ret && go; off = end) {
-		uint64_t next = mul_sat(off / span + 1, span);
+		uint64_t last;
 
 		if (lw.windows && off % span == 0 && limit - off >= span) {
 			enum diff_replay how = window_replay(&lw, off, sink);
@@ -303,10 +323,14 @@ static bool l2_steps(struct q2e_diff_walk *w, const struct diff_sink *sink)
 		}
 		ret = l2_step(&lw, off, limit, &end, &changed, sink->step,
 			      sink->arg, &go);
-		if (!ret && !changed && lw.windows && next < end &&
-		    limit - next >= span &&
-		    diff_windows_repeat(lw.windows, next))
-			end = next;
+		/* The windows such a step covers have no change; the one it
+		 * ends in is met at its start. */
+		last = end / span * span;
+		if (!ret && !changed && lw.windows && last > off &&
+		    last < end && limit - last >= span &&
+		    window_entry(&lw, last, &x) &&
+		    diff_windows_repeat(lw.windows, last, &x))
+			end = last;
 	}
 	q2e_l2_cache_free(lw.sa.cache);
 	q2e_l2_cache_free(lw.sb.cache);

@@ -5,7 +5,8 @@
  * image's L1 entries, and what the walk's steps make over it depends only
  * on the tables both images have there.  The new image's table, and:
  *   - where the old image's L1 entries span as much or more: the old
- *     table the window falls in and where in it (KEY_POS);
+ *     table the window falls in and where in it (KEY_POS), or, where the
+ *     window falls in one of the old image's clusters, its entry;
  *   - where they span less: the old tables of the window's L1 entries,
  *     when they are all one table, or none (a window over several old
  *     tables is walked: its key would be a list).
@@ -15,8 +16,7 @@
  * an image of 1 MiB clusters, was 134 million steps (6.9 s).
  *
  * Only windows that can come again are recorded: those whose new table
- * another of its L1 entries names, or, with none, whose old tables repeat
- * so.  An image whose entries each name a table of their own records
+ * has another owner in the model, or, with none, whose old tables have.  An image whose entries each name a table of their own records
  * none.  The records are at most MAX_WINDOWS, the digests DIGEST_BUDGET
  * bytes: past them, windows are walked as before.
  */
@@ -25,7 +25,9 @@
 #include "qcow2elf/hashmap.h"
 #include "view/diff_int.h"
 
-#define MAX_WINDOWS (1U << 20)
+/* Keys recorded: about 130 bytes each, with the map's slots.  Past them,
+ * a window whose key is new is walked. */
+#define MAX_WINDOWS (1U << 16)
 #define DIGEST_BUDGET (64U << 20)
 
 /* Words of a window's key. */
@@ -37,17 +39,9 @@ struct window {
 	bool undigested;	/* tried: over the budget, or a read failed */
 };
 
-/* The table offsets that two or more L1 entries of an image name,
- * sorted. */
-struct repeated {
-	uint64_t *v;
-	size_t n;
-};
-
 struct diff_windows {
 	const struct q2e_image *a, *b;
 	uint64_t span_a, span_b;	/* guest bytes an L1 entry spans */
-	struct repeated rep_a, rep_b;
 	struct q2e_map map;		/* key: struct window */
 	size_t nwindows, digest_bytes;
 };
@@ -65,38 +59,14 @@ static uint64_t mapped_offset(const struct q2e_image *img, uint64_t i)
 	return diff_l1_mapped(img, i) ? diff_l2_offset(img, i) : 0;
 }
 
-static int cmp_u64(const void *x, const void *y)
+/* Whether IMG's L2 table at OFF has more than one owner: a table the
+ * file holds none of is no region, and reads as zeros, at little cost. */
+static bool is_repeated(const struct q2e_image *img, uint64_t off)
 {
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+	const struct q2e_region *r =
+		off ? diff_region_exact(img, off, Q2E_REGION_L2) : NULL;
 
-	return (a > b) - (a < b);
-}
-
-static int repeated_of(const struct q2e_image *img, struct repeated *r)
-{
-	uint64_t *v = malloc((img->nl1 ? img->nl1 : 1) * sizeof(*v));
-	size_t n = 0;
-
-	if (!v)
-		return -1;
-	for (uint64_t i = 0; i < img->nl1; i++)
-		if ((v[n] = mapped_offset(img, i)) != 0)
-			n++;
-	qsort(v, n, sizeof(*v), cmp_u64);
-	r->n = 0;
-	for (size_t i = 1; i < n; i++)
-		if (v[i] == v[i - 1] && (!r->n || v[r->n - 1] != v[i]))
-			v[r->n++] = v[i];
-	/* Most images repeat none: keep only those that do. */
-	r->v = realloc(v, (r->n ? r->n : 1) * sizeof(*v));
-	if (!r->v)
-		r->v = v;
-	return 0;
-}
-
-static bool is_repeated(const struct repeated *r, uint64_t off)
-{
-	return off && bsearch(&off, r->v, r->n, sizeof(off), cmp_u64);
+	return r && r->nowners > 1;
 }
 
 struct diff_windows *diff_windows_new(const struct q2e_image *a,
@@ -110,58 +80,78 @@ struct diff_windows *diff_windows_new(const struct q2e_image *a,
 	ws->b = b;
 	ws->span_a = a->l2_entries << a->hdr.cluster_bits;
 	ws->span_b = b->l2_entries << b->hdr.cluster_bits;
-	if (repeated_of(a, &ws->rep_a) < 0 || repeated_of(b, &ws->rep_b) < 0) {
-		diff_windows_free(ws);
-		return NULL;
-	}
 	return ws;
 }
 
+bool diff_windows_by_entry(const struct diff_windows *ws)
+{
+	return ws->a->cluster_size >= ws->span_b;
+}
+
 /* The key of the window from BASE (a multiple of the new image's span),
- * or false where it cannot come again. */
+ * or false where it cannot come again.  X: A's entry at BASE, where the
+ * window lies in one of A's clusters (diff_windows_by_entry()). */
 static bool window_key(const struct diff_windows *ws, uint64_t base,
+		       const struct qcow2_l2_entry *x,
 		       uint64_t key[Q2E_MAP_KEY])
 {
 	uint64_t i = base / ws->span_b, old;
 
 	key[KEY_NEW] = mapped_offset(ws->b, i);
 	key[KEY_POS] = key[3] = 0;
+	if (key[KEY_NEW] && !is_repeated(ws->b, key[KEY_NEW]))
+		return false;
 	if (ws->span_a >= ws->span_b) {
 		old = mapped_offset(ws->a, base / ws->span_a);
 		if (old)
 			key[KEY_POS] = base % ws->span_a;
-		if (!key[KEY_NEW] && !is_repeated(&ws->rep_a, old))
+		if (!key[KEY_NEW] && !is_repeated(ws->a, old))
 			return false;
+		/* Inside one of A's clusters, only its entry tells: the steps
+		 * of the new image's table against it, wherever it is. */
+		if (diff_windows_by_entry(ws)) {
+			/* Unallocated against no table: nothing changes. */
+			if (!key[KEY_NEW] && !x->raw && !x->bitmap)
+				return false;
+			old = x->raw;
+			key[KEY_POS] = x->bitmap;
+			key[3] = 1;
+		}
 	} else {
 		uint64_t j = base / ws->span_a, k = ws->span_b / ws->span_a;
 
+		/* Past A's L1 table, every entry is none. */
 		old = mapped_offset(ws->a, j);
-		for (uint64_t n = 1; n < k; n++)
+		if (old && k > ws->a->nl1 - (j < ws->a->nl1 ? j : ws->a->nl1))
+			return false;
+		for (uint64_t n = 1; n < k && j + n < ws->a->nl1; n++)
 			if (mapped_offset(ws->a, j + n) != old)
 				return false;
 		if (!key[KEY_NEW] && !old)
 			return false;
 	}
 	key[KEY_OLD] = old;
-	return !key[KEY_NEW] || is_repeated(&ws->rep_b, key[KEY_NEW]);
+	return true;
 }
 
-bool diff_windows_repeat(const struct diff_windows *ws, uint64_t base)
+bool diff_windows_repeat(const struct diff_windows *ws, uint64_t base,
+			 const struct qcow2_l2_entry *x)
 {
 	uint64_t key[Q2E_MAP_KEY];
 
-	return window_key(ws, base, key);
+	return window_key(ws, base, x, key);
 }
 
 const struct diff_digest *diff_windows_digest(struct diff_windows *ws,
-					      uint64_t base, uint64_t unit,
-					      diff_walk_fn *walk,
+					      uint64_t base,
+					      const struct qcow2_l2_entry *x,
+					      uint64_t unit, diff_walk_fn *walk,
 					      void *walk_arg)
 {
 	uint64_t key[Q2E_MAP_KEY];
 	struct window *w;
 
-	if (!window_key(ws, base, key))
+	if (!window_key(ws, base, x, key))
 		return NULL;
 	w = q2e_map_get(&ws->map, key);
 	if (!w) {
@@ -205,7 +195,5 @@ void diff_windows_free(struct diff_windows *ws)
 	if (!ws)
 		return;
 	q2e_map_free(&ws->map, window_free);
-	free(ws->rep_a.v);
-	free(ws->rep_b.v);
 	free(ws);
 }

@@ -544,6 +544,21 @@ assert_eq "alternating-l2: each entry's table counted whole, both ways" \
 		"$Q2E" diff $p | awk '$1 == "l2" && NF > 2 { $1 = $1; print }'
 	done | paste -sd';')"
 
+# The same walk between a 2 PiB image of 2 MiB clusters whose 4,096 L1
+# entries name one table with one data entry, and a 1 GiB image of
+# 512-byte clusters: the steps over each table's unallocated entries
+# were cut at each 32 KiB window, 16 million steps a table (a fix's
+# first form: past a minute); those steps end where the table changes.
+f=$T_TMP/lone-data.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=2M "$f" 2P
+qemu-img create -q -f qcow2 -o cluster_size=512 "$T_TMP/lone-data-512.qcow2" 1G
+python3 "$TOP/tests/lib/hostile.py" lone-data-l2 "$f"
+limited "lone-data-l2, 2 MiB clusters: diff to an image of 512-byte clusters" \
+	"$Q2E" diff "$f" "$T_TMP/lone-data-512.qcow2"
+assert_eq "lone-data-l2: each table's data cluster is 64 windows of 512-byte clusters" \
+	"l2 16777216 entries in 262144 structures" \
+	"$("$Q2E" diff "$f" "$T_TMP/lone-data-512.qcow2" | awk '$1 == "l2" && NF > 2 { $1 = $1; print }')"
+
 # QEMU's largest L1 table (4,194,304 entries, a 32 MB file of 512-byte
 # clusters), each entry naming its own table past the end of the file,
 # most with reserved bits set: each table was a region (info, map and dump

@@ -447,6 +447,20 @@ def alternating_l2(path, count):
     shared_table(path, count, struct.pack(">QQ", 1 << 63 | 1 << 22, 1))
 
 
+def lone_data_l2(path, count):
+    """IMAGE: a fresh qemu-img image.  The first COUNT entries of its
+    active L1 table name one L2 table at the end of the file whose first
+    entry maps a data cluster and whose others are unallocated: against
+    an image of small clusters and a small virtual size, diff's walk meets
+    a window of the small image's L1 entry (32 KiB) at each of its steps
+    only where the table's entry changes."""
+    with open(path, "r+b") as f:
+        f.seek(20)
+        cluster = 1 << struct.unpack(">I", f.read(4))[0]
+    shared_table(path, count, struct.pack(">Q", 1 << 63 | 1 << 23)
+                 + bytes(cluster - 8))
+
+
 def compressed_l2(path, count):
     """IMAGE: a fresh qemu-img image with 2 MiB clusters.  COUNT active L1
     entries name one L2 table whose entries are all compressed (512 bytes
@@ -616,6 +630,7 @@ GENERATORS = {
     "silent-cluster0": (silent_cluster0, 16384),
     "compressed-l2": (compressed_l2, 4096),
     "alternating-l2": (alternating_l2, 4096),
+    "lone-data-l2": (lone_data_l2, 0),
     "zero-subclusters": (zero_subclusters, 0),
     "counted-cluster0": (counted_cluster0, 65536),
     "far-refcount": (far_refcount, 128),

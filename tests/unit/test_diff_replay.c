@@ -28,6 +28,13 @@
  *   cluster 2        refcount block
  *   cluster 3        L1 table: the entries of COARSE_SHARED name U
  *   clusters 4..7    U, or a copy of it for each L1 entry
+ * The big image: 32 KiB clusters, so that each of the new image's L1
+ * entries spans one of its clusters, and a window is keyed by its entry:
+ *   cluster 0        header
+ *   cluster 1        refcount table: [0] block at cluster 2
+ *   cluster 2        refcount block
+ *   cluster 3        L1 table: [0] names V (the same in both forms)
+ *   cluster 4        V: entries that come again (big_entry())
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -82,27 +89,39 @@ static uint64_t t_entry(unsigned k)
 	return 0;
 }
 
-/* The image: the old one, or a new one naming T and R once (COPIES
- * false) or a copy of each for each entry. */
-static uint8_t *make_image(bool old, bool copies)
+/* An image of clusters of 2^BITS bytes, the new image's virtual size:
+ * header, refcount table (cluster 1) naming one block (cluster 2), which
+ * counts clusters 0 to COUNTED - 1 once, and an L1 table of NL1 entries
+ * at cluster 3, all zeros. */
+static uint8_t *new_image(unsigned bits, uint32_t nl1, unsigned counted)
 {
+	uint64_t c = 1ULL << bits;
 	uint8_t *img = calloc(FILE_CLUSTERS, CLUSTER);
-	uint8_t *l1 = img + 3 * CLUSTER;
 
 	assert_non_null(img);
 	memcpy(img, "QFI\xfb", 4);
 	put_be(img + 4, 3, 4);				/* version */
-	put_be(img + 20, 9, 4);				/* cluster_bits */
+	put_be(img + 20, bits, 4);			/* cluster_bits */
 	put_be(img + 24, NL1 * SPAN - 3 * CLUSTER, 8);	/* size */
-	put_be(img + 36, NL1, 4);			/* l1_size */
-	put_be(img + 40, 3 * CLUSTER, 8);		/* l1_table_offset */
-	put_be(img + 48, CLUSTER, 8);			/* refcount_table */
+	put_be(img + 36, nl1, 4);			/* l1_size */
+	put_be(img + 40, 3 * c, 8);			/* l1_table_offset */
+	put_be(img + 48, c, 8);				/* refcount_table */
 	put_be(img + 56, 1, 4);				/* its clusters */
 	put_be(img + 96, 4, 4);				/* refcount_order */
 	put_be(img + 100, 104, 4);			/* header_length */
-	put_be(img + CLUSTER, 2 * CLUSTER, 8);
-	for (unsigned c = 0; c < 32; c++)
-		put_be(img + 2 * CLUSTER + 2 * c, 1, 2);
+	put_be(img + c, 2 * c, 8);
+	for (unsigned i = 0; i < counted; i++)
+		put_be(img + 2 * c + 2 * i, 1, 2);
+	return img;
+}
+
+/* The image: the old one, or a new one naming T and R once (COPIES
+ * false) or a copy of each for each entry. */
+static uint8_t *make_image(bool old, bool copies)
+{
+	uint8_t *img = new_image(9, NL1, 32);
+	uint8_t *l1 = img + 3 * CLUSTER;
+
 	if (old) {
 		put_be(l1 + 2 * 8, OLD_L2 * CLUSTER | COPIED, 8);
 		for (unsigned k = 0; k < 64; k += 2)
@@ -145,23 +164,9 @@ static uint64_t u_entry(unsigned k)
 /* The coarse image, naming U once or a copy of it for each entry. */
 static uint8_t *make_coarse(bool copies)
 {
-	uint8_t *img = calloc(FILE_CLUSTERS, CLUSTER);
+	uint8_t *img = new_image(10, COARSE_NL1, 8);
 	uint8_t *l1 = img + 3 * COARSE;
 
-	assert_non_null(img);
-	memcpy(img, "QFI\xfb", 4);
-	put_be(img + 4, 3, 4);
-	put_be(img + 20, 10, 4);
-	put_be(img + 24, NL1 * SPAN - 3 * CLUSTER, 8);
-	put_be(img + 36, COARSE_NL1, 4);
-	put_be(img + 40, 3 * COARSE, 8);
-	put_be(img + 48, COARSE, 8);
-	put_be(img + 56, 1, 4);
-	put_be(img + 96, 4, 4);
-	put_be(img + 100, 104, 4);
-	put_be(img + COARSE, 2 * COARSE, 8);
-	for (unsigned c = 0; c < 8; c++)
-		put_be(img + 2 * COARSE + 2 * c, 1, 2);
 	for (unsigned i = 0; i < COARSE_SHARED; i++) {
 		uint64_t t = (4 + (copies ? i : 0)) * COARSE;
 
@@ -169,6 +174,30 @@ static uint8_t *make_coarse(bool copies)
 		for (unsigned k = 0; k < COARSE / 8; k++)
 			put_be(img + t + 8 * k, u_entry(k), 8);
 	}
+	return img;
+}
+
+#define BIG 32768
+
+/* Entry K of V: data at one place or another, zeros, unallocated,
+ * compressed, each more than once. */
+static uint64_t big_entry(unsigned k)
+{
+	static const uint64_t e[] = {
+		0x100000 | COPIED, 1, 1, 0x100000 | COPIED, 0, 0x180000,
+		1ULL << 62 | 0x120000, 1, 0x180000, 0x100000 | COPIED,
+	};
+
+	return e[k % (sizeof(e) / sizeof(*e))];
+}
+
+static uint8_t *make_big(void)
+{
+	uint8_t *img = new_image(15, 1, 5);
+
+	put_be(img + 3 * BIG, 4 * BIG | COPIED, 8);
+	for (unsigned k = 0; k < BIG / 8; k++)
+		put_be(img + 4 * BIG + 8 * k, big_entry(k), 8);
 	return img;
 }
 
@@ -260,8 +289,8 @@ struct pair {
 };
 
 /* The old and new images, or (COARSE_OLD) the coarse image and the new
- * one, or (COARSE_NEW) the new one and the coarse one. */
-enum pairing { OLD_NEW, COARSE_OLD, COARSE_NEW };
+ * one, or (COARSE_NEW) the new one and the coarse one; BIG_* likewise. */
+enum pairing { OLD_NEW, COARSE_OLD, COARSE_NEW, BIG_OLD, BIG_NEW };
 
 static void pair_open_as(struct pair *p, bool copies, enum pairing how)
 {
@@ -269,8 +298,10 @@ static void pair_open_as(struct pair *p, bool copies, enum pairing how)
 
 	for (int i = 0; i < 2; i++) {
 		bool coarse = how == (i ? COARSE_NEW : COARSE_OLD);
+		bool big = how == (i ? BIG_NEW : BIG_OLD);
 
 		p->bytes[i] = coarse	       ? make_coarse(copies)
+			      : big	       ? make_big()
 			      : how == OLD_NEW ? make_image(i == 0, copies)
 					       : make_image(false, copies);
 		assert_int_equal(q2e_image_open_memory(i ? "new.qcow2"
@@ -360,25 +391,39 @@ static void test_refcounts_shared(void **state)
 		       DIFF_KIND_FELL, 3);
 }
 
-/* Against the coarse image, either way round: the windows of one pair
- * of tables again are given their digest, whole lists and cut short.
- * The new image's windows 0 and 1 (its entries 0 to 3 and 4 to 7, all
- * T) fall in U's entries 0 and 1; the coarse image's windows of 32 KiB
- * fall at four places in each U. */
-static void test_l2_other_geometry(void **state)
+/* The L2 changes against another geometry, the image of pairing OLD
+ * first and then of NEW (the other way round): whole lists, and each
+ * list cut short after 0 to 8 items. */
+static void both_ways(enum pairing old, enum pairing new)
 {
-	(void)state;
 	for (nshared = 13; nshared >= 12; nshared--)
 		for (size_t limit = 0; limit < 10; limit++) {
 			size_t n = limit == 9 ? SIZE_MAX : limit;
 
 			same_as_copies_as(Q2E_DIFF_G_L2, 0,
-					  Q2E_DIFF_L2_COUNT - 1, n,
-					  COARSE_OLD);
+					  Q2E_DIFF_L2_COUNT - 1, n, old);
 			same_as_copies_as(Q2E_DIFF_G_L2, 0,
-					  Q2E_DIFF_L2_COUNT - 1, n,
-					  COARSE_NEW);
+					  Q2E_DIFF_L2_COUNT - 1, n, new);
 		}
+}
+
+/* Against the coarse image: the windows of one pair of tables again are
+ * given their digest.  The new image's windows 0 and 1 (its entries 0 to
+ * 3 and 4 to 7, all T) fall in U's entries 0 and 1; the coarse image's
+ * windows of 32 KiB fall at four places in each U. */
+static void test_l2_other_geometry(void **state)
+{
+	(void)state;
+	both_ways(COARSE_OLD, COARSE_NEW);
+}
+
+/* Against the big image: each of the new image's windows lies in one of
+ * its clusters, and is keyed by that cluster's entry, which comes again
+ * at other places. */
+static void test_l2_inside_cluster(void **state)
+{
+	(void)state;
+	both_ways(BIG_OLD, BIG_NEW);
 }
 
 int main(void)
@@ -388,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_l2_shared_cut),
 		cmocka_unit_test(test_refcounts_shared),
 		cmocka_unit_test(test_l2_other_geometry),
+		cmocka_unit_test(test_l2_inside_cluster),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
