@@ -475,6 +475,10 @@ struct q2e_layer {
 	uint64_t size;			/* guest size */
 	bool metadata_preallocation;
 	struct q2e_l2_cache *cache;
+	/* The file, where it could be told (st_dev and st_ino), so that a
+	 * chain that comes back to one is found (chain.c). */
+	bool known_file;
+	uint64_t file_dev, file_ino;
 	/* The last extent the layer's file reported (chain.c). */
 	uint64_t known_off, known_len;
 	bool known_data;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "qcow2elf/array.h"
 #include "qcow2elf/model.h"
@@ -107,6 +108,33 @@ int q2e_image_metadata_preallocation(struct q2e_image *img, bool *out,
 	}
 	*out = count >= threshold;
 	return 0;
+}
+
+/* Which file PATH is, where it can be told. */
+static void file_of(struct q2e_layer *l, const char *path)
+{
+	struct stat st;
+
+	l->known_file = stat(path, &st) == 0;
+	l->file_dev = l->known_file ? (uint64_t)st.st_dev : 0;
+	l->file_ino = l->known_file ? (uint64_t)st.st_ino : 0;
+}
+
+/*
+ * The layer of chain C whose file is L's, or NULL.  QEMU opens a backing
+ * file for each time it is named, so a chain that comes back to a file
+ * (an image naming itself, or two naming each other) is opened again and
+ * again until memory runs out: qemu-img fails, after taking gigabytes.
+ */
+static const struct q2e_layer *layer_of_file(const struct q2e_chain *c,
+					     const struct q2e_layer *l)
+{
+	for (size_t i = 0; l->known_file && i < c->nlayers; i++)
+		if (c->layers[i].known_file &&
+		    c->layers[i].file_dev == l->file_dev &&
+		    c->layers[i].file_ino == l->file_ino)
+			return &c->layers[i];
+	return NULL;
 }
 
 static int add_layer(struct q2e_chain *c, struct q2e_layer *l,
@@ -313,6 +341,15 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		return add_layer(c, &l, err);
 	}
 	q2e_source_close(src);
+	/* Opened as raw, a file names no backing file: no loop. */
+	file_of(&l, l.path);
+	if (layer_of_file(c, &l)) {
+		q2e_error_set(err, Q2E_ECORRUPT,
+			      "'%s' is in the backing chain already (as '%s'): the chain loops",
+			      l.path, layer_of_file(c, &l)->path);
+		free(l.path);
+		return backing_error(top, err);
+	}
 	return open_qcow2_backing(c, &l, err);
 }
 
@@ -332,6 +369,7 @@ static int chain_open(struct q2e_image *img, int mode,
 		free(c);
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 	}
+	file_of(&top, top.path);
 	ret = add_layer(c, &top, err);
 	if (ret == 0)
 		ret = setup_qcow2_layer(&c->layers[0], c->mode, err);

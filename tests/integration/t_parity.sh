@@ -155,6 +155,39 @@ missing_files() {
 }
 t_case "missing backing and data files" missing_files
 
+# A backing chain that comes back to a file: QEMU opens a file for each
+# time it is named, without end, and qemu-img fails once memory runs out
+# (gigabytes; here under a 2 GB limit, with exit status 1 where its open
+# fails and 134 where glib aborts).  check says so as of a missing file,
+# with the status of qemu-img's failed open, 1, in little memory (each
+# layer was opened, 64 of them: 527 MB for an 8 MB image).  A file that
+# names itself as a raw backing file is no loop.
+looping_chain() {
+	local q o
+	mk -o cluster_size=512 "$T/self.qcow2" 1G
+	qemu-img rebase -u -b self.qcow2 -F qcow2 "$T/self.qcow2"
+	mk "$T/ping.qcow2" 64M
+	mk -b ping.qcow2 -F qcow2 "$T/pong.qcow2"
+	qemu-img rebase -u -b pong.qcow2 -F qcow2 "$T/ping.qcow2"
+	for f in self pong; do
+		q=$( (ulimit -v 2000000; qemu-img check "$T/$f.qcow2" >/dev/null 2>&1); echo $?)
+		o=$( (ulimit -v 100000; "$Q2E" check "$T/$f.qcow2" >"$T/o.txt" 2>"$T/o.err"); echo $?)
+		assert_eq "$f.qcow2, a chain that loops: qemu-img fails; check exits 1" \
+			"fails 1" "$([ "$q" != 0 ] && echo fails) $o"
+		assert_match "$f.qcow2, a chain that loops: a finding says so" \
+			"missing-file: backing_file: .*could not open backing file: .* is in the backing chain already .*: the chain loops" \
+			"$(cat "$T/o.txt")"
+	done
+	assert_status "self.qcow2: map fails, as qemu-img map" 1 \
+		"$Q2E" map "$T/self.qcow2"
+	mk "$T/rawself.qcow2" 1M
+	qemu-img rebase -u -b rawself.qcow2 -F raw "$T/rawself.qcow2"
+	q=$( (ulimit -v 2000000; qemu-img check "$T/rawself.qcow2" >/dev/null 2>&1); echo $?)
+	assert_eq "an image that is its own raw backing file: exit status as qemu-img's" \
+		"$q" "$( ("$Q2E" check "$T/rawself.qcow2" >/dev/null 2>&1); echo $?)"
+}
+t_case "a backing chain that loops" looping_chain
+
 # --- a v3 header cut between 104 and 111 bytes (issue 13) ---------------
 cut_headers() {
 	mk "$T/whole.qcow2" 64M
