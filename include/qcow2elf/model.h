@@ -133,6 +133,9 @@ struct q2e_bitmap {
 	uint64_t *table;	/* raw entries, entry.bitmap_table_size of
 				   them, or NULL when the table is unreadable */
 	uint64_t ntable;
+	/* TABLE is an earlier bitmap's, whose table has the same offset and
+	 * size: its data clusters are that bitmap's (walk_bitmaps.c). */
+	bool table_shared;
 };
 
 /* The largest encryption area the model reads a LUKS header from. */

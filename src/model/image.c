@@ -515,7 +515,8 @@ void q2e_image_close(struct q2e_image *img)
 	for (size_t i = 0; i < img->nbitmaps; i++) {
 		free(img->bitmaps[i].name);
 		free(img->bitmaps[i].extra);
-		free(img->bitmaps[i].table);
+		if (!img->bitmaps[i].table_shared)
+			free(img->bitmaps[i].table);
 	}
 	free(img->bitmaps);
 	q2e_unmap_array(img->regions, img->regions_bytes);

@@ -7,6 +7,7 @@
     hostile.py share-snapshot-l1 IMAGE [SNAPSHOT]
     hostile.py many-snapshots FILE [SNAPSHOTS]
     hostile.py many-bitmaps IMAGE [BITMAPS]
+    hostile.py bitmaps-one-table IMAGE [BITMAPS]
     hostile.py phantom-snapshots IMAGE [SNAPSHOTS]
     hostile.py sparse-snapshot-l1s IMAGE [SNAPSHOTS]
     hostile.py copied-snapshots IMAGE [SNAPSHOTS]
@@ -22,6 +23,8 @@
     hostile.py silent-l2 IMAGE [ENTRIES]
     hostile.py silent-cluster0 IMAGE [ENTRIES]
     hostile.py compressed-l2 IMAGE [ENTRIES]
+    hostile.py alternating-l2 IMAGE [ENTRIES]
+    hostile.py lone-data-l2 IMAGE [ENTRIES]
     hostile.py zero-subclusters IMAGE [ENTRIES]
     hostile.py counted-cluster0 IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
@@ -231,6 +234,17 @@ def bitmaps_ext(hdr, path):
         pos += 8 + (length + 7) // 8 * 8
 
 
+def write_directory(f, hdr, pos, directory, count, dir_off):
+    """The bitmap DIRECTORY of COUNT entries written at DIR_OFF, and the
+    bitmaps extension at POS of header cluster HDR made to name it."""
+    f.seek(dir_off)
+    f.write(directory + b"\0" * (-len(directory) % CLUSTER))
+    struct.pack_into(">IIQQ", hdr, pos + 8, count, 0, len(directory),
+                     dir_off)
+    f.seek(0)
+    f.write(hdr[:pos + 32])
+
+
 def many_bitmaps(path, count):
     with open(path, "r+b") as f:
         hdr = bytearray(f.read(CLUSTER))
@@ -241,14 +255,37 @@ def many_bitmaps(path, count):
         # offset, 1 entry, no flags, type 1, granularity 2^16, name "b"
         entry = struct.pack(">QIIBBHI", table_off, 1, 0, 1, 16, 1, 0) + b"b"
         entry += b"\0" * (-len(entry) % 8)
-        directory = entry * count
-        dir_off = table_off + CLUSTER
-        f.seek(dir_off)
-        f.write(directory + b"\0" * (-len(directory) % CLUSTER))
-        struct.pack_into(">IIQQ", hdr, pos + 8, count, 0, len(directory),
-                         dir_off)
-        f.seek(0)
-        f.write(hdr[:pos + 32])
+        write_directory(f, hdr, pos, entry * count, count,
+                        table_off + CLUSTER)
+
+
+def bitmaps_one_table(path, count, entries=1024):
+    """IMAGE: a fresh qemu-img image of 64 KiB clusters with one bitmap.
+    Its directory becomes COUNT bitmaps (distinct names) sharing one
+    table of ENTRIES entries, each naming the one data cluster after the
+    table."""
+    with open(path, "r+b") as f:
+        hdr = bytearray(f.read(CLUSTER))
+        pos = bitmaps_ext(hdr, path)
+        size = struct.unpack_from(">Q", hdr, 24)[0]
+        table_off = end_cluster(f)
+        tsize = (entries * 8 + CLUSTER - 1) // CLUSTER * CLUSTER
+        data_off = table_off + tsize
+        f.seek(table_off)
+        f.write(struct.pack(">Q", data_off) * entries
+                + b"\0" * (tsize - entries * 8))
+        f.write(b"\xff" * CLUSTER)
+        # the granularity that gives the table ENTRIES entries
+        gb = 9
+        while (size + (CLUSTER * 8 << gb) - 1) // (CLUSTER * 8 << gb) > entries:
+            gb += 1
+        directory = b""
+        for i in range(count):
+            name = b"b%d" % i
+            e = struct.pack(">QIIBBHI", table_off, entries, 0, 1, gb,
+                            len(name), 0) + name
+            directory += e + b"\0" * (-len(e) % 8)
+        write_directory(f, hdr, pos, directory, count, data_off + CLUSTER)
 
 
 def phantom_snapshots(path, count):
@@ -613,6 +650,7 @@ GENERATORS = {
                            shared_snapshot_l1(path, count, True), 4096),
     "many-snapshots": (many_snapshots, 65536),
     "many-bitmaps": (many_bitmaps, 65535),
+    "bitmaps-one-table": (bitmaps_one_table, 16384),
     "phantom-snapshots": (phantom_snapshots, 65536),
     "sparse-snapshot-l1s": (sparse_snapshot_l1s, 256),
     "copied-snapshots": (copied_snapshots, 500),
