@@ -202,10 +202,7 @@ enum { RR_CORRUPTIONS, RR_CHECK_ERRORS, RR_ALLOCATED, RR_FRAGMENTED,
  * table (walk_replay.c). */
 struct walk_record {
 	bool on;		/* recording: references go to K */
-	bool ready;		/* a walk was recorded, without overflow */
-	/* A walk overflowed: so will those after it, none is recorded
-	 * (until the next table). */
-	bool spent;
+	bool ready;		/* a walk was recorded, without overflow line */
 	bool active;		/* it was the active table's */
 	uint64_t mult;		/* its c->mult */
 	uint64_t *k;		/* the clusters it referenced, sorted */
@@ -215,6 +212,8 @@ struct walk_record {
 	 * walk. */
 	uint64_t delta[RR_N];
 	uint64_t overflows;	/* c->overflows before it */
+	uint64_t overflow_refs;	/* c->overflow_refs before it */
+	uint64_t kept;		/* c->ovf.kept before it */
 };
 
 struct checker {
@@ -294,6 +293,7 @@ struct checker {
 	bool cluster0_walked;
 	struct walk_record rec;
 	uint64_t overflows;	/* references past the refcount's width */
+	uint64_t overflow_refs;	/* ... counted by unit of c->mult */
 	struct q2e_read_ahead *tables;	/* small L2 tables read ahead */
 	struct q2e_read_ahead *blocks;	/* small refcount blocks read ahead */
 	const struct q2e_region **refblock;	/* by refcount table index */
@@ -463,6 +463,13 @@ void replay_start(struct checker *c, bool active);
 int replay_ref(struct checker *c, uint64_t k);
 int replay_stop(struct checker *c, int ret);
 uint64_t replay_room(const struct checker *c);
+/* Cluster K's record where each overflow of it from now on is counted
+ * without a line, and its first is counted already (so a walk after
+ * makes no line and moves no first): else NULL (counters.c). */
+struct overflow *quiet_overflow_of(const struct checker *c, uint64_t k);
+/* OVER more such overflows, in Q. */
+void add_quiet_overflows(struct checker *c, struct overflow *q,
+			 uint64_t over);
 int replay_apply(struct checker *c, uint64_t units, uint64_t walks);
 
 /* l2_owners.c: L2 region R (in c->buf) for every L1 entry that reaches

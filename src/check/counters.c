@@ -252,6 +252,26 @@ static int overflow_of(struct checker *c, uint64_t k, struct overflow **o)
 	return 0;
 }
 
+struct overflow *quiet_overflow_of(const struct checker *c, uint64_t k)
+{
+	struct overflow *o = overflow_slot((struct overflows *)&c->ovf, k);
+
+	if (o)
+		return o->quiet ? o : NULL;
+	/* No record, and none is made past the lines of all: OTHER. */
+	if (c->ovf.kept >= OVERFLOW_LINES_ALL && c->ovf.other.quiet)
+		return (struct overflow *)&c->ovf.other;
+	return NULL;
+}
+
+void add_quiet_overflows(struct checker *c, struct overflow *q, uint64_t over)
+{
+	q->quiet += over;
+	c->overflows++;
+	c->overflow_refs += over;
+	c->res->corruptions += over;
+}
+
 /* Whether key A comes before key B in qemu's order. */
 static bool key_before(const uint64_t *a, const uint64_t *b)
 {
@@ -387,6 +407,7 @@ static int inc_count(struct checker *c, uint64_t k)
 		return set_count(c, k, v + c->mult);
 	c->overflows++;
 	over = c->mult - (c->refcount_max - v);
+	c->overflow_refs += over;
 	ret = set_count(c, k, c->refcount_max);
 	if (ret < 0)
 		return ret;

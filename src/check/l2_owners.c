@@ -153,7 +153,7 @@ static int count_reachers(struct checker *c, const struct reachers *rs,
 	 * L1 entries name it (65,536 naming one of 2 MiB took 17 s). */
 	if (q2e_all_zero(c->buf, (size_t)size))
 		return 0;
-	c->rec.ready = c->rec.spent = false;
+	c->rec.ready = false;
 	for (uint32_t k = 0; k < rs->n; k++) {
 		struct l2_reach one;
 		bool active, echoed, record;
@@ -247,7 +247,7 @@ int check_cluster0(struct checker *c, uint64_t k0, uint64_t k1, bool active)
 			c->cluster0 = NULL;
 			return ret;
 		}
-		c->rec.ready = c->rec.spent = false;
+		c->rec.ready = false;
 	}
 	/* The last walk stands for this one, as in replay_reachers(). */
 	if (replayable(c, active, src) && replay_room(c) >= one.mult) {
