@@ -286,6 +286,7 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 	struct q2e_layer *top = &c->layers[c->nlayers - 1];
 	const char *fmt = q2e_image_backing_format(top->img);
 	struct q2e_layer l = { 0 };
+	const struct q2e_layer *seen;
 	struct q2e_source *src;
 	unsigned char magic[4];
 	bool qcow2;
@@ -343,10 +344,11 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 	q2e_source_close(src);
 	/* Opened as raw, a file names no backing file: no loop. */
 	file_of(&l, l.path);
-	if (layer_of_file(c, &l)) {
+	seen = layer_of_file(c, &l);
+	if (seen) {
 		q2e_error_set(err, Q2E_ECORRUPT,
 			      "'%s' is in the backing chain already (as '%s'): the chain loops",
-			      l.path, layer_of_file(c, &l)->path);
+			      l.path, seen->path);
 		free(l.path);
 		return backing_error(top, err);
 	}

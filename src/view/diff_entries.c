@@ -180,6 +180,13 @@ uint64_t diff_l2_offset(const struct q2e_image *img, uint64_t i)
 	return e.l2_offset;
 }
 
+bool diff_l1_mapped(const struct q2e_image *img, uint64_t i)
+{
+	uint64_t off = diff_l2_offset(img, i);
+
+	return off && !(off & (img->cluster_size - 1));
+}
+
 /*
  * The first of entries [J, N) (ESIZE bytes each) that differ between the
  * tables X and Y, or N: identical entries record nothing, and two tables

@@ -139,6 +139,9 @@ void diff_l2_meaning(const struct qcow2_l2_entry *e, bool extended,
 		     char *buf, size_t size);
 uint64_t diff_l2_step(const struct qcow2_l2_entry *e, uint64_t cluster_size);
 uint64_t diff_l2_offset(const struct q2e_image *img, uint64_t i);
+/* Whether L1 entry I of IMG names an L2 table the lookups read: an
+ * unaligned one reads as unallocated. */
+bool diff_l1_mapped(const struct q2e_image *img, uint64_t i);
 /* The region of KIND that IMG's table entry names at OFF, or NULL where
  * IMG has no such table or holds none of its bytes (read as zeros). */
 const struct q2e_region *diff_table_at(struct q2e_image *img, uint64_t off,
@@ -284,8 +287,5 @@ const struct diff_digest *diff_windows_digest(struct diff_windows *ws,
 					      uint64_t unit, diff_walk_fn *walk,
 					      void *walk_arg);
 void diff_windows_free(struct diff_windows *ws);
-/* Whether L1 entry I of IMG names an L2 table the lookups read: an
- * unaligned one reads as unallocated. */
-bool diff_l1_mapped(const struct q2e_image *img, uint64_t i);
 
 #endif

@@ -260,7 +260,7 @@ static enum diff_replay window_replay(struct l2_walk *lw, uint64_t base,
 	struct q2e_diff_walk *w = lw->w;
 	struct window_walk ww = { lw, base };
 	const struct diff_digest *dg;
-	struct qcow2_l2_entry x;
+	struct qcow2_l2_entry x = { 0 };
 
 	if (!window_entry(lw, base, &x))
 		return DIFF_REPLAY_WALK;
@@ -303,7 +303,7 @@ static bool l2_steps(struct q2e_diff_walk *w, const struct diff_sink *sink)
 		.windows = w->windows,
 	};
 	uint64_t span = lw.sb.span;
-	struct qcow2_l2_entry x;
+	struct qcow2_l2_entry x = { 0 };
 	int ret = lw.sa.cache && lw.sb.cache ? 0 : diff_nomem(&w->err);
 	bool go = true, changed;
 

@@ -46,13 +46,6 @@ struct diff_windows {
 	size_t nwindows, digest_bytes;
 };
 
-bool diff_l1_mapped(const struct q2e_image *img, uint64_t i)
-{
-	uint64_t off = diff_l2_offset(img, i);
-
-	return off && !(off & (img->cluster_size - 1));
-}
-
 /* The table L1 entry I of IMG names for the lookups, or 0. */
 static uint64_t mapped_offset(const struct q2e_image *img, uint64_t i)
 {
