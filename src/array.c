@@ -140,11 +140,14 @@ void *q2e_remap_array(void *p, size_t old, size_t len)
 	}
 	/* In place where the pages after it are free. */
 	q = mremap(p, o, n, 0);
-	/* Else the pages move to an aligned place: none is copied.  Near
-	 * the end of the address space (ulimit -v) there may be no room for
+	/* Else the pages move to an aligned place: none is copied.  They
+	 * move onto the front of a mapping already as long as the array,
+	 * not grown by the move: the kernel does either, but valgrind
+	 * (3.19) takes the part a move grew to be unaddressable.  Near the
+	 * end of the address space (ulimit -v) there may be no room for
 	 * that place's slack beside the array: then anywhere. */
 	if (q == MAP_FAILED && (to = q2e_map_array(len))) {
-		q = mremap(p, o, n, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+		q = mremap(p, o, o, MREMAP_MAYMOVE | MREMAP_FIXED, to);
 		if (q == MAP_FAILED)
 			munmap(to, n);
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/mman.h>
 
 #include "qcow2elf/array.h"
 #include "qcow2elf/error.h"
@@ -117,6 +118,44 @@ static void test_map_array(void **state)
 	assert_null(q2e_map_array(SIZE_MAX - 4096));
 }
 
+/* An array of FROM bytes that cannot grow in place (a page is mapped
+ * after it) moves with its bytes to TO, and the grown part is zeros that
+ * can be written: the move is made onto the front of the new mapping. */
+static void remap_moved(size_t from, size_t to)
+{
+	unsigned char *p, *q, *block;
+
+	p = q2e_map_array(from);
+	assert_non_null(p);
+	fill(p, from, 5);
+	block = mmap(p + from, 4096, PROT_READ,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (block != p + from) {	/* taken already: blocked all the same */
+		if (block != MAP_FAILED)
+			munmap(block, 4096);
+		block = NULL;
+	}
+	q = q2e_remap_array(p, from, to);
+	assert_non_null(q);
+	assert_ptr_not_equal(q, p);
+	if (to >= 2 * MIB)
+		assert_int_equal((uintptr_t)q % (2 * MIB), 0);
+	assert_true(filled(q, from, 5));
+	assert_true(q2e_all_zero(q + from, to - from));
+	fill(q + from, to - from, 6);
+	assert_true(filled(q + from, to - from, 6));
+	q2e_unmap_array(q, to);
+	if (block)
+		munmap(block, 4096);
+}
+
+static void test_remap_array_moved(void **state)
+{
+	(void)state;
+	remap_moved(11 * 4096, 13 * 4096);	/* small pages */
+	remap_moved(3 * MIB, 7 * MIB);		/* huge pages */
+}
+
 /* The kB of huge pages backing the mapping that holds P, or -1. */
 static long huge_kb(const void *p)
 {
@@ -176,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_first_above),
 		cmocka_unit_test(test_map_array),
+		cmocka_unit_test(test_remap_array_moved),
 		cmocka_unit_test(test_map_array_huge),
 	};
 
