@@ -27,22 +27,6 @@ struct q2e_check_options {
 	/* Called as metadata is read; DONE and TOTAL are bytes. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *progress_arg;
-	/* Make what the viscera need (q2e_check_render()'s VISCERA). */
-	bool viscera;
-};
-
-/*
- * COUNT L2 tables that snapshot ID's L1 table names, from its entry INDEX
- * on (entries without a table are not counted): the first at OFFSET, each
- * next STEP bytes after the last.  Overlapping L1 tables that all name one
- * table were 24 bytes an entry (128 snapshots of 65,536 entries: 300 MB).
- */
-struct q2e_snapshot_l2 {
-	uint32_t id;
-	uint32_t index;
-	uint32_t count;
-	uint32_t step;
-	uint64_t offset;
 };
 
 /*
@@ -143,13 +127,6 @@ struct q2e_check_result {
 	 * first of the snapshots sharing it. */
 	uint32_t *snapshot_leader;
 	size_t nsnapshots;
-
-	/* With the viscera option: the L2 tables that the snapshots' L1
-	 * tables name, by snapshot and index, for the first snapshot of
-	 * each table (struct q2e_snapshot's l1_first), whether the file
-	 * holds them or not (the model does not keep those L1 tables). */
-	struct q2e_snapshot_l2 *snapshot_l2s;
-	size_t nsnapshot_l2s;
 };
 
 /*
@@ -175,15 +152,18 @@ int q2e_check_write_lines(const struct q2e_check_result *res, FILE *fp,
 			  struct q2e_error *err);
 
 /*
- * Renders RES: with JSON, qemu-img check's object (same keys, same order)
- * plus "findings" and, with VISCERA (RES made with the viscera option),
- * "viscera"; in human form, qemu-img's
- * summary, then the findings and the metadata tree (the per-cluster lines
- * are q2e_check_write_lines()'s).  Fails with
- * Q2E_EOUTPUT if FP could not be written.
+ * Renders RES, the check of IMG: with JSON, qemu-img check's object (same
+ * keys, same order) plus "findings" and, with VISCERA, "viscera"; in human
+ * form, qemu-img's summary, then the findings and the metadata tree (the
+ * per-cluster lines are q2e_check_write_lines()'s).  The viscera list the
+ * L2 tables each snapshot's L1 table names as IMG reads that table again,
+ * a chunk at a time, so that their memory does not grow with the list
+ * (overlapping L1 tables name billions).  Fails with Q2E_EOUTPUT if FP
+ * could not be written, or with the model's error if a snapshot's L1
+ * table could not be read again (the output is then cut short).
  */
 int q2e_check_render(const struct q2e_check_result *res,
-		     const struct q2e_image *img, FILE *fp,
+		     struct q2e_image *img, FILE *fp,
 		     enum q2e_format format, bool viscera,
 		     struct q2e_error *err);
 

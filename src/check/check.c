@@ -39,11 +39,6 @@ int checker_init(struct checker *c, struct q2e_image *img,
 		.buf = malloc((size_t)img->cluster_size),
 		.mult = 1,
 	};
-	if (opts && opts->viscera &&
-	    !(c->l2s_listed = calloc(img->nsnapshots + 1, sizeof(bool)))) {
-		checker_release(c);
-		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
-	}
 	if (img->cluster_size < SPAN_MAX && !(c->span = malloc(SPAN_MAX))) {
 		checker_release(c);
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
@@ -63,7 +58,6 @@ void checker_release(struct checker *c)
 {
 	free_counts(c);
 	free(c->skip_snapshot);
-	free(c->l2s_listed);
 	free(c->next_member);
 	free(c->group_n);
 	free(c->refblock);
@@ -259,104 +253,6 @@ static int sort_lines(struct q2e_check_result *res, struct q2e_error *err)
 	return 0;
 }
 
-/* Whether a table at OFF goes on RUN: the same table again, or one a
- * fixed step further (as a preallocated image lays them out). */
-static bool continues(struct q2e_snapshot_l2 *run, uint64_t off)
-{
-	uint64_t next = run->offset + (uint64_t)run->count * run->step;
-
-	if (run->count == UINT32_MAX)
-		return false;
-	if (run->count == 1 && off >= run->offset &&
-	    off - run->offset <= UINT32_MAX) {
-		run->step = (uint32_t)(off - run->offset);
-		return true;
-	}
-	return off == next;
-}
-
-int list_l2s(struct checker *c, uint32_t id, uint64_t first,
-	     const uint64_t *e, uint64_t n)
-{
-	struct q2e_check_result *res = c->res;
-
-	for (uint64_t i = 0; i < n; i++) {
-		struct q2e_snapshot_l2 *last = res->nsnapshot_l2s
-			? &res->snapshot_l2s[res->nsnapshot_l2s - 1] : NULL;
-		struct qcow2_l1_entry x;
-
-		qcow2_l1_entry_decode(e[i], &x);
-		if (!x.l2_offset)
-			continue;
-		if (last && last->id == id && continues(last, x.l2_offset)) {
-			last->count++;
-			continue;
-		}
-		if (q2e_grow(res->snapshot_l2s, c->l2s_cap,
-			     res->nsnapshot_l2s + 1) < 0)
-			return nomem(c);
-		res->snapshot_l2s[res->nsnapshot_l2s++] =
-			(struct q2e_snapshot_l2){ .id = id,
-						  .index = (uint32_t)(first + i),
-						  .count = 1,
-						  .offset = x.l2_offset };
-	}
-	return 0;
-}
-
-struct l2_list {
-	struct checker *c;
-	uint32_t id;
-};
-
-static int list_chunk(void *arg, uint64_t first, const uint64_t *e,
-		      uint64_t n)
-{
-	const struct l2_list *l = arg;
-
-	return list_l2s(l->c, l->id, first, e, n);
-}
-
-static int by_snapshot(const void *a, const void *b)
-{
-	const struct q2e_snapshot_l2 *x = a, *y = b;
-
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/*
- * The snapshots' L2 tables, for the viscera, by snapshot then index:
- * check_l1() listed those of the tables it counted; the others (of
- * snapshots QEMU skips, or after the check gave up) are read here.
- */
-static int list_snapshot_l2s(struct checker *c)
-{
-	struct q2e_image *img = c->img;
-	struct q2e_check_result *res = c->res;
-	struct l2_list l = { c, 0 };
-	bool more = false;
-
-	for (size_t i = 0; i < img->nsnapshots; i++) {
-		const struct q2e_snapshot *s = &img->snapshots[i];
-		int ret;
-
-		if (s->l1_first != i || !s->l1_read || c->l2s_listed[i])
-			continue;
-		l.id = (uint32_t)i;
-		ret = q2e_image_snapshot_l1_each(img, i, list_chunk, &l,
-						 c->err);
-		if (ret < 0)
-			return ret;
-		more = true;
-	}
-	if (more && res->nsnapshot_l2s > 1)
-		qsort(res->snapshot_l2s, res->nsnapshot_l2s,
-		      sizeof(*res->snapshot_l2s), by_snapshot);
-	return 0;
-}
-
 int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 		  struct q2e_check_result **out, struct q2e_error *err)
 {
@@ -376,8 +272,6 @@ int q2e_check_run(struct q2e_image *img, const struct q2e_check_options *opts,
 		ret = sort_lines(c.res, err);
 	if (ret == 0 && ((struct check_result_impl *)c.res)->ncompares)
 		keep_counts(&c, true);
-	if (ret == 0 && opts && opts->viscera)
-		ret = list_snapshot_l2s(&c);
 	if (ret == 0) {
 		*out = c.res;
 		c.res = NULL;
@@ -410,7 +304,6 @@ void q2e_check_result_free(struct q2e_check_result *res)
 	free(res->lines);
 	free(res->findings);	/* their texts were in the chunks */
 	free(res->snapshot_leader);
-	free(res->snapshot_l2s);
 	free(res->incomplete);
 	free(res->unopenable);
 	free(res);

@@ -244,11 +244,6 @@ struct checker {
 	size_t sealed;
 
 	bool *skip_snapshot;	/* QEMU skips snapshots with a bad L1 */
-	/* check -M: the snapshot L1 tables whose L2 tables check_l1() put
-	 * in res->snapshot_l2s as it counted them (by snapshot), and the
-	 * room there. */
-	bool *l2s_listed;
-	size_t l2s_cap;
 	/* Snapshots sharing an L1 table are counted once, by their leader
 	 * (res->snapshot_leader), for MULT of them: each reference MULT
 	 * times, each corruption MULT times with its line written for each
@@ -509,11 +504,6 @@ struct l2_reach {
  */
 int check_l2_again(struct checker *c, const struct l2_reach *reach,
 		   size_t n);
-
-/* check.c: snapshot ID's L2 tables named by its L1 entries E[0..N), the
- * first of index FIRST, added to res->snapshot_l2s (check -M). */
-int list_l2s(struct checker *c, uint32_t id, uint64_t first,
-	     const uint64_t *e, uint64_t n);
 
 /* count_tables.c */
 int check_l1(struct checker *c, enum stage st, uint64_t snap,

@@ -131,12 +131,6 @@ static int count_l1_chunk(void *arg, uint64_t first, const uint64_t *e,
 {
 	const struct l1_count *a = arg;
 
-	if (a->st == ST_SNAPSHOTS && a->c->l2s_listed) {
-		int ret = list_l2s(a->c, (uint32_t)a->snap, first, e, n);
-
-		if (ret < 0)
-			return ret;
-	}
 	for (uint64_t i = 0; i < n; i++) {
 		int ret = e[i] ? check_l1_entry(a->c, a->st, a->snap, first + i,
 						 e[i])
@@ -173,8 +167,6 @@ int check_l1(struct checker *c, enum stage st, uint64_t snap,
 						 count_l1_chunk, &a, c->err);
 	if (ret < 0)
 		return ret;
-	if (st == ST_SNAPSHOTS && c->l2s_listed)
-		c->l2s_listed[snap] = true;
 	return quiet_lines(c, st, snap);
 }
 

@@ -120,7 +120,6 @@ int cmd_check(int argc, char **argv)
 	}
 	if (with_progress)
 		opts.progress = show_progress;
-	opts.viscera = with_viscera;
 	ret = q2e_check_run(img, &opts, &res, &err);
 	if (with_progress)
 		fputs("    (100.00/100%)\n", stderr);

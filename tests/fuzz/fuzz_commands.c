@@ -195,9 +195,7 @@ static void view(struct q2e_image *img, enum q2e_format format,
  */
 static void run_check(struct q2e_image *img)
 {
-	struct q2e_check_options opts = {
-		.viscera = variant & VARIANT_CHECK_M
-	};
+	struct q2e_check_options opts = { 0 };
 	struct q2e_check_result *res = NULL;
 	struct q2e_error err = { 0 };
 
