@@ -141,15 +141,25 @@ void *q2e_remap_array(void *p, size_t old, size_t len)
 	/* In place where the pages after it are free. */
 	q = mremap(p, o, n, 0);
 	/* Else the pages move to an aligned place: none is copied.  They
-	 * move onto the front of a mapping already as long as the array,
-	 * not grown by the move: the kernel does either, but valgrind
-	 * (3.19) takes the part a move grew to be unaddressable.  Near the
-	 * end of the address space (ulimit -v) there may be no room for
-	 * that place's slack beside the array: then anywhere. */
+	 * move at their old length onto the front of a mapping as long as
+	 * the array, whose rest is then given back and taken again by
+	 * growing them in place: one mapping, as a move that grew them would
+	 * leave, which valgrind (3.19) takes to end at the old length.  (A
+	 * move onto the front alone left two mappings the kernel does not
+	 * merge: no later growth could be in place, and before Linux 6.17
+	 * none could move either.)  Near the end of the address space
+	 * (ulimit -v) there may be no room for that place's slack beside
+	 * the array, and another thread may take the rest first: then
+	 * anywhere. */
 	if (q == MAP_FAILED && (to = q2e_map_array(len))) {
 		q = mremap(p, o, o, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-		if (q == MAP_FAILED)
+		if (q == MAP_FAILED) {
 			munmap(to, n);
+		} else {
+			p = q;
+			munmap((char *)p + o, n - o);
+			q = mremap(p, o, n, 0);
+		}
 	}
 	if (q == MAP_FAILED)
 		q = mremap(p, o, n, MREMAP_MAYMOVE);

@@ -118,10 +118,33 @@ static void test_map_array(void **state)
 	assert_null(q2e_map_array(SIZE_MAX - 4096));
 }
 
-/* An array of FROM bytes that cannot grow in place (a page is mapped
+/* The mappings of /proc/self/maps that hold bytes of [P, P + LEN), or
+ * -1. */
+static int mappings_over(const void *p, size_t len)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	uintptr_t lo = (uintptr_t)p, hi = lo + len;
+	unsigned long a, b;
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * An array of FROM bytes that cannot grow in place (a page is mapped
  * after it) moves with its bytes to TO, and the grown part is zeros that
- * can be written: the move is made onto the front of the new mapping. */
-static void remap_moved(size_t from, size_t to)
+ * can be written.  It is one mapping, so that it grows again (to TO2, in
+ * place or moved again): a move onto the front of a fresh mapping left
+ * two, which no later growth could take (before Linux 6.17).
+ */
+static void remap_moved(size_t from, size_t to, size_t to2)
 {
 	unsigned char *p, *q, *block;
 
@@ -137,14 +160,22 @@ static void remap_moved(size_t from, size_t to)
 	}
 	q = q2e_remap_array(p, from, to);
 	assert_non_null(q);
-	assert_ptr_not_equal(q, p);
+	if (block)
+		assert_ptr_not_equal(q, p);
 	if (to >= 2 * MIB)
 		assert_int_equal((uintptr_t)q % (2 * MIB), 0);
 	assert_true(filled(q, from, 5));
 	assert_true(q2e_all_zero(q + from, to - from));
 	fill(q + from, to - from, 6);
 	assert_true(filled(q + from, to - from, 6));
-	q2e_unmap_array(q, to);
+	assert_int_equal(mappings_over(q, to), 1);
+	p = q2e_remap_array(q, to, to2);
+	assert_non_null(p);
+	assert_true(filled(p, from, 5));
+	assert_true(filled(p + from, to - from, 6));
+	assert_true(q2e_all_zero(p + to, to2 - to));
+	assert_int_equal(mappings_over(p, to2), 1);
+	q2e_unmap_array(p, to2);
 	if (block)
 		munmap(block, 4096);
 }
@@ -152,8 +183,8 @@ static void remap_moved(size_t from, size_t to)
 static void test_remap_array_moved(void **state)
 {
 	(void)state;
-	remap_moved(11 * 4096, 13 * 4096);	/* small pages */
-	remap_moved(3 * MIB, 7 * MIB);		/* huge pages */
+	remap_moved(11 * 4096, 13 * 4096, 17 * 4096);	/* small pages */
+	remap_moved(3 * MIB, 7 * MIB, 11 * MIB);	/* huge pages */
 }
 
 /* The kB of huge pages backing the mapping that holds P, or -1. */
