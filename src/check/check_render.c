@@ -164,7 +164,7 @@ static int list_chunk(void *arg, uint64_t first, const uint64_t *e,
  * Snapshot N's L2 tables, whether the file holds them or not, as its L1
  * table is read again a chunk at a time (the model does not keep it):
  * snapshots whose L1 tables overlap name billions, and keeping them until
- * now took 1.7 GB for 6.4 GB of JSON.  A snapshot whose L1 table is an
+ * now took 3.3 GB for 6.4 GB of JSON.  A snapshot whose L1 table is an
  * earlier one's (the same offset and size: only a hand-made or damaged
  * image does this) names that snapshot's position in "l2-list-of"
  * instead: 4,096 snapshots sharing a table of 8,192 entries listed 33
