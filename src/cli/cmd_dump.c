@@ -59,6 +59,8 @@ int cmd_dump(int argc, char **argv)
 		return usage_error("dump", "%s", "expects exactly one IMAGE");
 	if (!out)
 		return usage_error("dump", "%s", "needs an output file: -o OUT.elf");
+	if (!*out)
+		return usage_error("dump", "%s", "-o names no file: give a name, or - for standard output");
 	if (q2e_image_open(argv[optind], &img, &err) < 0)
 		return report(&err);
 	warn_problems(img);

@@ -71,6 +71,8 @@ int cmd_restore(int argc, char **argv)
 		return usage_error("restore", "%s", "expects exactly one DUMP");
 	if (!out)
 		return usage_error("restore", "%s", "needs an output file: -o IMAGE");
+	if (!*out)
+		return usage_error("restore", "%s", "-o names no file: give a name, or - for standard output");
 	/* Standard output, or another descriptor by name (/dev/stdout), is
 	 * no existing file that --force would replace: it is written in place. */
 	if (q2e_outfile_descriptor(out) >= 0)

@@ -31,6 +31,13 @@ int walk_read_header(struct walk *w)
 		return q2e_error_set(w->err, Q2E_ECORRUPT,
 				     "'%s': qcow2_header at 0x0 is missing: the dump was written with it, and its section was removed",
 				     img->path);
+	/* Any other dump without the magic is a damaged one, not a file
+	 * of another kind: its header section is empty (NOBITS), or unnamed
+	 * (a section name table that is not one), or edited. */
+	if ((n < 4 || qcow2_be32(buf) != QCOW2_MAGIC) && q2e_image_dump_meta(img))
+		return q2e_error_set(w->err, Q2E_ECORRUPT,
+				     "'%s': a qcow2elf dump whose qcow2_header at 0x0 has no QFI\\xfb magic: its .qcow2.header section is empty, unnamed or damaged",
+				     img->path);
 	if (n < 4 || qcow2_be32(buf) != QCOW2_MAGIC)
 		return q2e_error_set(w->err, Q2E_ENOTQCOW2,
 				     "'%s': not a QCOW2 image (no QFI\\xfb magic at offset 0)",

@@ -373,14 +373,38 @@ static const struct q2e_source_ops dump_ops = {
 };
 
 /* One "qcow2elf:KEY=VALUE" fact (see dumpfmt.h). */
-static void note_fact(struct q2e_source *src, const char *kv, bool *found)
+/* V as a decimal number of at most MAX: digits only, as dump writes it. */
+static bool note_number(const char *v, uint64_t max, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (!*v)
+		return false;
+	for (; *v; v++) {
+		unsigned d = (unsigned)(*v - '0');
+
+		if (d > 9 || n > (max - d) / 10)
+			return false;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return true;
+}
+
+/* One "key=value" fact of the note; a number that is not one is an
+ * error naming it (a note edited by hand: "file-size=-1" read as 2^64 - 1,
+ * "852000junk" as 852000). */
+static int note_fact(struct q2e_source *src, const char *kv, bool *found,
+		     struct q2e_error *err)
 {
 	const char *eq = strchr(kv, '=');
+	uint64_t n = 0;
 	size_t klen;
 	const char *v;
+	bool ok = true;
 
 	if (!eq)
-		return;
+		return 0;
 	klen = (size_t)(eq - kv);
 	v = eq + 1;
 #define KEY(k) (klen == sizeof(k) - 1 && memcmp(kv, k, klen) == 0)
@@ -391,16 +415,18 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 		free(src->meta.tool_version);
 		src->meta.tool_version = strdup(v);
 	} else if (KEY("file-size")) {
-		src->meta.file_size = strtoull(v, NULL, 10);
+		ok = note_number(v, UINT64_MAX, &src->meta.file_size);
 		*found = true;
 	} else if (KEY("metadata-preallocation")) {
 		src->meta.metadata_preallocation = strcmp(v, "1") == 0;
 	} else if (KEY("virtual-size")) {
-		src->meta.virtual_size = strtoull(v, NULL, 10);
+		ok = note_number(v, UINT64_MAX, &src->meta.virtual_size);
 	} else if (KEY("cluster-size")) {
-		src->meta.cluster_size = (uint32_t)strtoul(v, NULL, 10);
+		ok = note_number(v, UINT32_MAX, &n);
+		src->meta.cluster_size = (uint32_t)n;
 	} else if (KEY("qcow2-version")) {
-		src->meta.version = (uint32_t)strtoul(v, NULL, 10);
+		ok = note_number(v, UINT32_MAX, &n);
+		src->meta.version = (uint32_t)n;
 	} else if (KEY("no-data")) {
 		src->meta.no_data = strcmp(v, "1") == 0;
 	} else if (KEY("redacted")) {
@@ -408,6 +434,11 @@ static void note_fact(struct q2e_source *src, const char *kv, bool *found)
 		src->meta.redacted = strdup(v);
 	}
 #undef KEY
+	if (!ok)
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': the note's qcow2elf:%.*s=%.40s is not a decimal number that fits",
+				     src->path, (int)klen, kv, v);
+	return 0;
 }
 
 /* An error for a file cut short at BYTES, inside WHAT, which ends at END. */
@@ -467,7 +498,10 @@ static int read_notes(struct q2e_source *src, Elf *elf, bool *found,
 			    name[nh.n_namesz - 1] != '\0' ||
 			    strncmp(name, Q2E_NOTE_PREFIX, plen) != 0)
 				continue;
-			note_fact(src, name + plen, found);
+			int ret = note_fact(src, name + plen, found, err);
+
+			if (ret < 0)
+				return ret;
 		}
 	}
 	if (*found && !src->meta.image_name)

@@ -96,6 +96,13 @@ output_case() {
 	assert_match "saying restore writes to -o IMAGE" "not an option of restore, .* -o IMAGE" \
 		"$(cat "$T_TMP/.err")"
 	assert_status "and no file named json is made" 1 test -e json
+	# An empty name was found out only at the rename, after the work.
+	assert_status "dump -o '' is a usage error" 1 "$Q2E" dump good.qcow2 -o ''
+	assert_match "saying -o names no file" "^qcow2elf: dump: -o names no file" \
+		"$(cat "$T_TMP/.err")"
+	assert_status "restore -o '' is a usage error" 1 "$Q2E" restore good.elf -o ''
+	assert_match "saying -o names no file" "^qcow2elf: restore: -o names no file" \
+		"$(cat "$T_TMP/.err")"
 }
 t_case "dump and restore refuse --output" output_case
 

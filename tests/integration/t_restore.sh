@@ -146,6 +146,18 @@ claimed_size_case() {
 		"section .qcow2.l1 at 0x30000 ends past the end of the image file \\(1000 bytes\\)" \
 		"$(cat "$T_TMP/.err")"
 	assert_eq "and creates nothing" "" "$(ls small.img* 2>/dev/null)"
+	# A size that is not a number was read as one: -1 as 2^64 - 1,
+	# 852000junk as 852000.
+	for v in -1 852000junk; do
+		cp claim.elf bad.elf
+		python3 "$TOP/tests/lib/dump_note.py" bad.elf file-size "$v"
+		assert_status "restore of a dump claiming file-size=$v fails" 1 \
+			"$Q2E" restore bad.elf -o bad.img
+		assert_eq "and says the note's file-size is not a number" \
+			"qcow2elf: 'bad.elf': the note's qcow2elf:file-size=$v is not a decimal number that fits" \
+			"$(cat "$T_TMP/.err")"
+		assert_eq "and creates nothing" "" "$(ls bad.img* 2>/dev/null)"
+	done
 }
 t_case "a dump's claimed file size is checked" claimed_size_case
 

@@ -204,6 +204,36 @@ remove_header_case() {
 		"$(cat remove-header.err)"
 }
 
+# A header section made empty (NOBITS), or section names made unreadable
+# (e_shstrndx past the sections): a damaged dump, exit 1 for check, not
+# "not a QCOW2 image" (63).
+damaged_header_case() {
+	python3 - img.elf <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+(shoff,) = struct.unpack_from("<Q", b, 0x28)
+shnum, shstrndx = struct.unpack_from("<HH", b, 0x3c)
+names = struct.unpack_from("<QQ", b, shoff + shstrndx * 64 + 0x18)[0]
+nobits = bytearray(b)
+for i in range(shnum):
+    at = names + struct.unpack_from("<I", b, shoff + i * 64)[0]
+    if b[at:b.index(b"\0", at)] == b".qcow2.header":
+        struct.pack_into("<I", nobits, shoff + i * 64 + 4, 8)  # SHT_NOBITS
+open("nobits-header.elf", "wb").write(nobits)
+struct.pack_into("<H", b, 0x3e, shnum + 5)
+open("bad-shstrndx.elf", "wb").write(b)
+PY
+	local f
+
+	for f in nobits-header bad-shstrndx; do
+		"$Q2E" check "$f.elf" >/dev/null 2>"$f.err"
+		assert_eq "$f: check exits 1" 1 "$?"
+		assert_eq "$f: and says the dump's header is damaged" \
+			"qcow2elf: '$f.elf': a qcow2elf dump whose qcow2_header at 0x0 has no QFI\\xfb magic: its .qcow2.header section is empty, unnamed or damaged" \
+			"$(cat "$f.err")"
+	done
+}
+
 # A dump cut short (a download that stopped) at each of its parts: an
 # error naming the part it ends in, exit 1, for every command; not an
 # ELF file of another kind (63), nor a dump whose regions all went.
@@ -264,6 +294,7 @@ t_case "extents that disagree with the sections" extents_disagree_case
 t_case "a bitmap table of zeros (NOBITS)" zero_table_case
 t_case "a NOBITS section of 1 GiB" big_zeros_case
 t_case "objcopy -R .qcow2.header" remove_header_case
+t_case "a header section empty or unnamed" damaged_header_case
 t_case "a dump cut short" cut_short_case
 t_case "objcopy -R of a table others overlap" remove_overlapped_case
 finish
