@@ -80,8 +80,10 @@ static int restore_to(struct q2e_image *img, int fd, const char *name,
 {
 	res->file_size = img->file_size;
 	if (ftruncate(fd, (off_t)img->file_size) < 0)
-		return q2e_error_set(err, Q2E_EOUTPUT, "'%s': cannot write: %s",
-				     name, strerror(errno));
+		return q2e_error_set(err, Q2E_EOUTPUT,
+				     "'%s': cannot make it the %llu bytes of the image file '%s' claims: %s",
+				     name, (unsigned long long)img->file_size,
+				     img->path, strerror(errno));
 	return write_regions(img, fd, name, res, err);
 }
 

@@ -539,11 +539,16 @@ static int read_ranges(struct q2e_source *src, Elf *elf, Elf_Scn *scn,
 	struct q2e_extent *list;
 
 	/* A NOBITS section has a size but no bytes (d_buf is NULL). */
-	if (!d || d->d_size < n * 16 || sh->sh_size % 16 ||
-	    (n && !d->d_buf))
+	if (sh->sh_size % 16)
 		return q2e_error_set(err, Q2E_ECORRUPT,
-				     "'%s': section %s is damaged", src->path,
-				     name);
+				     "'%s': section %s at file offset 0x%" PRIx64 " is damaged: its %" PRIu64 " bytes are not whole pairs of 64-bit words",
+				     src->path, name, (uint64_t)sh->sh_offset,
+				     (uint64_t)sh->sh_size);
+	if (!d || d->d_size < n * 16 || (n && !d->d_buf))
+		return q2e_error_set(err, Q2E_ECORRUPT,
+				     "'%s': section %s at file offset 0x%" PRIx64 " is damaged: its %" PRIu64 " bytes are not in the file (NOBITS, or past its end)",
+				     src->path, name, (uint64_t)sh->sh_offset,
+				     (uint64_t)sh->sh_size);
 	if (!n || *out)		/* a second one is ignored */
 		return 0;
 	list = malloc(n * sizeof(*list));

@@ -158,6 +158,19 @@ claimed_size_case() {
 			"$(cat "$T_TMP/.err")"
 		assert_eq "and creates nothing" "" "$(ls bad.img* 2>/dev/null)"
 	done
+	# 2^56 - 1 bytes: a size QCOW2 addresses, more than ext4 holds (16
+	# TiB): the error says which size the dump claims.
+	cp claim.elf max.elf
+	python3 "$TOP/tests/lib/dump_note.py" max.elf file-size 72057594037927935
+	if "$Q2E" restore max.elf -o max.img 2>max.err; then
+		rm -f max.img
+		skip "a claimed size the file system cannot hold (this one holds it)"
+	else
+		assert_eq "a claimed size the file system cannot hold: the error names it" \
+			"qcow2elf: 'max.img': cannot make it the 72057594037927935 bytes of the image file 'max.elf' claims: File too large" \
+			"$(cat max.err)"
+		assert_eq "and creates nothing" "" "$(ls max.img* 2>/dev/null)"
+	fi
 }
 t_case "a dump's claimed file size is checked" claimed_size_case
 

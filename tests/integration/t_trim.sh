@@ -112,6 +112,18 @@ sys.stdout.buffer.write(struct.pack("<QQ", 1 << 40, 4096))' >ext.bin
 		"$Q2E" diff --output=json img.qcow2 holes.img
 }
 
+# Extents that are not whole pairs of words: an error that names the
+# section, where it is and what is wrong with it.
+extents_odd_case() {
+	head -c 17 /dev/zero >odd.bin
+	objcopy --update-section .qcow2elf.extents=odd.bin img.elf odd.elf ||
+		fail "objcopy --update-section .qcow2elf.extents"
+	assert_status "odd extents: map fails" 1 "$Q2E" map odd.elf
+	assert_match "and says where and why" \
+		"^qcow2elf: 'odd.elf': section .qcow2elf.extents at file offset 0x[0-9a-f]+ is damaged: its 17 bytes are not whole pairs of 64-bit words" \
+		"$(cat "$T_TMP/.err")"
+}
+
 # A bitmap table of zeros (b0: nothing written since it was added) is a
 # NOBITS section of the dump.  Its entry is still there, as in the image.
 # Made PROGBITS and cut to 4 bytes of zeros (objcopy --update-section),
@@ -291,6 +303,7 @@ t_case "strip --strip-debug" strip_debug_case
 t_case "objcopy --remove-section .debug_*" remove_debug_case
 t_case "objcopy -R .qcow2.l2.0" remove_l2_case
 t_case "extents that disagree with the sections" extents_disagree_case
+t_case "extents that are not whole pairs" extents_odd_case
 t_case "a bitmap table of zeros (NOBITS)" zero_table_case
 t_case "a NOBITS section of 1 GiB" big_zeros_case
 t_case "objcopy -R .qcow2.header" remove_header_case
