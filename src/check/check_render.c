@@ -124,16 +124,24 @@ static void findings_json(struct q2e_out *o, const struct q2e_check_result *res,
 	q2e_out_end(o);
 }
 
+/* The L2 tables that L1 entries E[0..N) name, whether the file holds
+ * them or not. */
+static void l2_locations(struct q2e_out *o, uint64_t cluster_size,
+			 const uint64_t *e, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t off = e[i] & QCOW2_OFFSET_MASK;
+
+		if (off)
+			location(o, NULL, off, cluster_size);
+	}
+}
+
 static void l2_list(struct q2e_out *o, const struct q2e_image *img,
 		    const uint64_t *l1, uint64_t n)
 {
 	q2e_out_array(o, "l2-list");
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t off = l1[i] & QCOW2_OFFSET_MASK;
-
-		if (off)
-			location(o, NULL, off, img->cluster_size);
-	}
+	l2_locations(o, img->cluster_size, l1, n);
 	q2e_out_end(o);
 }
 
@@ -148,15 +156,7 @@ static int list_chunk(void *arg, uint64_t first, const uint64_t *e,
 	const struct l2_listing *l = arg;
 
 	(void)first;
-	for (uint64_t i = 0; i < n; i++) {
-		struct qcow2_l1_entry x;
-
-		if (!e[i])
-			continue;
-		qcow2_l1_entry_decode(e[i], &x);
-		if (x.l2_offset)
-			location(l->o, NULL, x.l2_offset, l->cluster_size);
-	}
+	l2_locations(l->o, l->cluster_size, e, n);
 	return 0;
 }
 

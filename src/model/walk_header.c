@@ -24,24 +24,24 @@ int walk_read_header(struct walk *w)
 			     w->err);
 	if (n < 0)
 		return (int)n;
-	/* A dump whose header section was removed (objcopy -R) is a dump
-	 * that lacks it, not a file of some other kind. */
-	if ((n < 4 || qcow2_be32(buf) != QCOW2_MAGIC) &&
-	    q2e_image_missing_from(img, 0) == 0)
-		return q2e_error_set(w->err, Q2E_ECORRUPT,
-				     "'%s': qcow2_header at 0x0 is missing: the dump was written with it, and its section was removed",
-				     img->path);
-	/* Any other dump without the magic is a damaged one, not a file
-	 * of another kind: its header section is empty (NOBITS), or unnamed
-	 * (a section name table that is not one), or edited. */
-	if ((n < 4 || qcow2_be32(buf) != QCOW2_MAGIC) && q2e_image_dump_meta(img))
-		return q2e_error_set(w->err, Q2E_ECORRUPT,
-				     "'%s': a qcow2elf dump whose qcow2_header at 0x0 has no QFI\\xfb magic: its .qcow2.header section is empty, unnamed or damaged",
-				     img->path);
-	if (n < 4 || qcow2_be32(buf) != QCOW2_MAGIC)
+	if (n < 4 || qcow2_be32(buf) != QCOW2_MAGIC) {
+		/* A dump whose header section was removed (objcopy -R) is
+		 * a dump that lacks it, not a file of some other kind. */
+		if (q2e_image_missing_from(img, 0) == 0)
+			return q2e_error_set(w->err, Q2E_ECORRUPT,
+					     "'%s': qcow2_header at 0x0 is missing: the dump was written with it, and its section was removed",
+					     img->path);
+		/* Nor is any other dump without the magic: its header
+		 * section is empty (NOBITS), unnamed (a section name table
+		 * that is not one), or edited. */
+		if (q2e_image_dump_meta(img))
+			return q2e_error_set(w->err, Q2E_ECORRUPT,
+					     "'%s': a qcow2elf dump whose qcow2_header at 0x0 has no QFI\\xfb magic: its .qcow2.header section is empty, unnamed or damaged",
+					     img->path);
 		return q2e_error_set(w->err, Q2E_ENOTQCOW2,
 				     "'%s': not a QCOW2 image (no QFI\\xfb magic at offset 0)",
 				     img->path);
+	}
 	/* A version 3 header cut inside its last fields: QEMU reads the rest
 	 * as zeros, as it reads anything past the end of the file. */
 	if (n >= QCOW2_V3_HEADER_LENGTH && (size_t)n < sizeof(buf))

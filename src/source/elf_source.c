@@ -372,7 +372,6 @@ static const struct q2e_source_ops dump_ops = {
 	.close = dump_close,
 };
 
-/* One "qcow2elf:KEY=VALUE" fact (see dumpfmt.h). */
 /* V as a decimal number of at most MAX: digits only, as dump writes it. */
 static bool note_number(const char *v, uint64_t max, uint64_t *out)
 {
@@ -391,8 +390,8 @@ static bool note_number(const char *v, uint64_t max, uint64_t *out)
 	return true;
 }
 
-/* One "key=value" fact of the note; a number that is not one is an
- * error naming it (a note edited by hand: "file-size=-1" read as 2^64 - 1,
+/* One "qcow2elf:KEY=VALUE" fact (see dumpfmt.h); a number that is not
+ * one is an error naming it (a note edited by hand: "file-size=-1" read as 2^64 - 1,
  * "852000junk" as 852000). */
 static int note_fact(struct q2e_source *src, const char *kv, bool *found,
 		     struct q2e_error *err)
