@@ -461,7 +461,9 @@ uint64_t replay_room(const struct checker *c);
 /* Cluster K's record where each overflow of it from now on is counted
  * without a line, and its first is counted already (so a walk after
  * makes no line and moves no first): else NULL (counters.c). */
-struct overflow *quiet_overflow_of(const struct checker *c, uint64_t k);
+struct overflow *quiet_overflow_of(struct checker *c, uint64_t k);
+/* Whether quiet_overflow_of() would find such a record. */
+bool overflow_is_quiet(const struct checker *c, uint64_t k);
 /* OVER more such overflows, in Q. */
 void add_quiet_overflows(struct checker *c, struct overflow *q,
 			 uint64_t over);

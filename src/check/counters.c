@@ -225,11 +225,18 @@ void free_counts(struct checker *c)
 /* Overflow lines written one per snapshot sharing a table, at most. */
 #define MAX_OVERFLOW_LINES 64
 
+/* 1 + the place of cluster K's overflow record in V->list, or 0. */
+static size_t overflow_index(const struct overflows *v, uint64_t k)
+{
+	const uint64_t key[Q2E_MAP_KEY] = { k };
+
+	return (uintptr_t)q2e_map_get(&v->index, key);
+}
+
 /* The overflow record of cluster K, or NULL. */
 static struct overflow *overflow_slot(struct overflows *v, uint64_t k)
 {
-	const uint64_t key[Q2E_MAP_KEY] = { k };
-	uintptr_t i = (uintptr_t)q2e_map_get(&v->index, key);
+	size_t i = overflow_index(v, k);
 
 	return i ? &v->list[i - 1] : NULL;
 }
@@ -252,16 +259,27 @@ static int overflow_of(struct checker *c, uint64_t k, struct overflow **o)
 	return 0;
 }
 
-struct overflow *quiet_overflow_of(const struct checker *c, uint64_t k)
+/* Whether no record is made for cluster K past the lines of all, so that
+ * it counts in OTHER. */
+static bool counts_in_other(const struct overflows *v)
 {
-	struct overflow *o = overflow_slot((struct overflows *)&c->ovf, k);
+	return v->kept >= OVERFLOW_LINES_ALL && v->other.quiet;
+}
+
+bool overflow_is_quiet(const struct checker *c, uint64_t k)
+{
+	size_t i = overflow_index(&c->ovf, k);
+
+	return i ? c->ovf.list[i - 1].quiet : counts_in_other(&c->ovf);
+}
+
+struct overflow *quiet_overflow_of(struct checker *c, uint64_t k)
+{
+	struct overflow *o = overflow_slot(&c->ovf, k);
 
 	if (o)
 		return o->quiet ? o : NULL;
-	/* No record, and none is made past the lines of all: OTHER. */
-	if (c->ovf.kept >= OVERFLOW_LINES_ALL && c->ovf.other.quiet)
-		return (struct overflow *)&c->ovf.other;
-	return NULL;
+	return counts_in_other(&c->ovf) ? &c->ovf.other : NULL;
 }
 
 void add_quiet_overflows(struct checker *c, struct overflow *q, uint64_t over)

@@ -127,7 +127,7 @@ uint64_t replay_room(const struct checker *c)
 		uint64_t left = v < c->refcount_max ? c->refcount_max - v : 0;
 
 		/* At the width, with its lines used up: any number. */
-		if (!left && quiet_overflow_of(c, k))
+		if (!left && overflow_is_quiet(c, k))
 			continue;
 		if (left / a < room)
 			room = left / a;
