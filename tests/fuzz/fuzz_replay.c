@@ -30,6 +30,20 @@
 
 #include "fuzz.h"
 
+/* What a replay can find: with the sanitizers, undefined behaviour and
+ * memory errors too; without, crashes, timeouts and the oracles' aborts
+ * (CI's build, .ci/run, replays under both). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZERS "under ASan"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZERS "under ASan"
+#endif
+#endif
+#ifndef SANITIZERS
+#define SANITIZERS "without sanitizers (crashes, timeouts and the oracles' aborts)"
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -207,8 +221,8 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (replay(argv[i], &count) < 0)
 			failed++;
-	printf("%s: %u inputs replayed, each under %u s and %lu MB%s\n",
-	       self, count, timeout_s, max_rss_mb,
+	printf("%s: %u inputs replayed, each under %u s and %lu MB, %s%s\n",
+	       self, count, timeout_s, max_rss_mb, SANITIZERS,
 	       failed ? "; some failed" : "");
 	return failed ? 1 : 0;
 }

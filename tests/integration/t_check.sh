@@ -21,10 +21,18 @@ put() {
 	printf "$(printf '%s' "$hex" | sed 's/../\\x&/g')" |
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
-hdr() { "$Q2E" info --output=json "$1" | jq -r ".header.$2"; }
-# host offset of guest offset GUEST
+# hdr FILE FIELD: a 64-bit field of the header, read from its bytes.
+hdr() {
+	case $2 in
+	l1_table_offset) u64 "$1" 40 ;;
+	refcount_table_offset) u64 "$1" 48 ;;
+	snapshots_offset) u64 "$1" 64 ;;
+	*) echo "hdr: no field $2" >&2; return 1 ;;
+	esac
+}
+# host offset of guest offset GUEST, as qemu-img map gives it
 host_of() {
-	"$Q2E" map --output=json "$1" | jq --argjson g "$2" \
+	qemu-img map --output=json "$1" | jq --argjson g "$2" \
 		'[.[] | select(.start <= $g and $g < .start + .length)][0] | .offset + ($g - .start)'
 }
 
@@ -65,6 +73,7 @@ same_as_qemu() {
 			"$(grep -v '^qcow2elf:' "$T/o.terr")"
 	fi
 }
+each_call_a_case same_as_qemu
 
 # finding NAME IMAGE TYPE REGEX: a finding of TYPE whose names match REGEX.
 finding() {

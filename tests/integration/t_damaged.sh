@@ -33,6 +33,7 @@ has_problem() {
 		     "$(printf '%s' "$json" | jq -c '.problems')"
 	fi
 }
+each_call_a_case has_problem
 
 # map_like_qemu DESCRIPTION FILE REGEX: the same JSON as qemu-img map, or,
 # where qemu-img map fails, exit 1 and one line naming the file and REGEX.
@@ -51,6 +52,7 @@ map_like_qemu() {
 			"'$f'.*$3" "$(cat "$T_TMP/err")"
 	fi
 }
+each_call_a_case map_like_qemu
 
 cd "$T_TMP" || finish
 

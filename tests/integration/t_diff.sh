@@ -392,6 +392,7 @@ for i in 1 2 3; do
 	qemu-img bitmap --add mid.qcow2 "b$i"
 done
 "$Q2E" dump mid.qcow2 -o mid0.elf
+cp mid.qcow2 mid-before.qcow2
 s2=$("$Q2E" info --output=json mid0.elf | jq '.snapshots[1]."l1-table-offset"')
 qemu-img snapshot -d s2 mid.qcow2
 qemu-img bitmap --remove mid.qcow2 b2
@@ -405,9 +406,47 @@ assert_eq "...and no snapshot table moved" "" \
 # QEMU writes the bitmaps it keeps again: a table moved is the one its
 # bitmap's entry says moved, and the one gone is b2's.
 b2=$("$Q2E" info --output=json mid0.elf | jq '.bitmaps[1]."table-offset"')
-assert_eq "the middle bitmap removed: the tables moved are those whose entries say so" \
-	"$(jq -r '[.changes.bitmaps[] | select(.member == "bitmap_table_offset") | "\(.symbol)_table \(.old) \(.new)"] | sort | join("|")' mid.json)" \
+# bitmap_tables BEFORE AFTER: "bitmap_K_table OLD NEW" for each bitmap of
+# AFTER (the K-th of its directory) whose table moved, from the images'
+# bitmap directories.
+bitmap_tables() {
+	python3 - "$@" <<'EOF'
+import struct, sys
+
+def tables(path):
+    b = open(path, 'rb').read()
+    off = struct.unpack('>I', b[100:104])[0]	# header_length: v3
+    while off + 8 <= len(b):
+        magic, n = struct.unpack('>II', b[off:off + 8])
+        if magic == 0:
+            break
+        if magic == 0x23852875:
+            nb, _, _, d = struct.unpack('>IIQQ', b[off + 8:off + 32])
+            out = []
+            for _ in range(nb):
+                t, _, _, _, _, ns, ex = struct.unpack('>QIIBBHI', b[d:d + 24])
+                name = b[d + 24 + ex:d + 24 + ex + ns]
+                out.append((name, t))
+                d += (24 + ex + ns + 7) // 8 * 8
+            return out
+        off += 8 + (n + 7) // 8 * 8
+    return []
+
+old = dict(tables(sys.argv[1]))
+moved = ['bitmap_%d_table 0x%x 0x%x' % (k, old[name], t)
+         for k, (name, t) in enumerate(tables(sys.argv[2]))
+         if name in old and old[name] != t]
+print('|'.join(sorted(moved)))
+EOF
+}
+moved=$(bitmap_tables mid-before.qcow2 mid.qcow2)
+assert_match "the middle bitmap removed: QEMU moved the tables it kept" \
+	'^bitmap_' "$moved"
+assert_eq "...and diff names those tables as moved, from where to where" \
+	"$moved" \
 	"$(jq -r '[.tables.moved[] | select(.name | test("^bitmap_[0-9]*_table$")) | "\(.name) \(."old-offset") \(."new-offset")"] | sort | join("|")' mid.json)"
+assert_eq "...and as their entries' changes" "$moved" \
+	"$(jq -r '[.changes.bitmaps[] | select(.member == "bitmap_table_offset") | "\(.symbol)_table \(.old) \(.new)"] | sort | join("|")' mid.json)"
 assert_eq "...and the table gone is b2's" "bitmap_1_table $(printf 0x%x "$b2")" \
 	"$(jq -r '[.tables.disappeared[] | select(.name | test("^bitmap_[0-9]*_table$")) | "\(.name) \(.offset)"] | join("|")' mid.json)"
 

@@ -14,19 +14,21 @@ cd "$T_TMP" || finish
 
 # check_bytes DUMP IMAGE [KINDS]: every PROGBITS .qcow2.* section (only
 # those whose name matches the regular expression KINDS, if given) holds
-# the image's bytes at its address, and every NOBITS one stands for zeros.
+# the image's bytes at its address, and every NOBITS one stands for zeros;
+# a dump with no such section to compare fails.
 check_bytes() {
 	readelf -SW "$1" >sections.txt || return 1
 	python3 - "$1" "$2" "${3:-.}" <<'EOF'
 import re, sys
 dump, image, kinds = sys.argv[1], sys.argv[2], re.compile(sys.argv[3])
-bad = 0
+bad = compared = 0
 with open(dump, 'rb') as d, open(image, 'rb') as i:
     for line in open('sections.txt'):
         m = re.match(r'\s*\[\s*\d+\]\s+(\.qcow2\.\S+)\s+(\w+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)', line)
         if not m or not kinds.search(m.group(1)):
             continue
         name, typ = m.group(1), m.group(2)
+        compared += 1
         addr, off, size = (int(m.group(k), 16) for k in (3, 4, 5))
         i.seek(addr)
         want = i.read(size)
@@ -39,7 +41,9 @@ with open(dump, 'rb') as d, open(image, 'rb') as i:
             k = next(j for j in range(size) if got[j:j + 1] != want[j:j + 1])
             print(f'{name}: byte {k} (image 0x{addr + k:x}) is {got[k]} in the dump, {want[k]} in the image')
             bad += 1
-sys.exit(1 if bad else 0)
+if not compared:
+    print(f'{dump}: no .qcow2.* section to compare')
+sys.exit(1 if bad or not compared else 0)
 EOF
 }
 
@@ -75,24 +79,34 @@ many() {
 	qemu-io -f qcow2 "${cmds[@]}" -c 'discard 1M 64k' -c 'discard 8M 32k' \
 		"many.$n.qcow2" >/dev/null
 	for opts in --no-data --redact ""; do
-		rm -f out.elf
-		assert_status "dump $opts of $n L2 tables, to a new name" 0 \
-			"$Q2E" dump $opts "many.$n.qcow2" -o out.elf
-		[ "$opts" = --no-data ] ||
-			assert_status "dump $opts of $n tables: every section holds the image's bytes" 0 \
-				check_bytes out.elf "many.$n.qcow2"
-		cp out.elf "many.$n.elf"
-		assert_status "dump $opts of $n tables over the old dump" 0 \
-			"$Q2E" dump $opts "many.$n.qcow2" -o out.elf
-		assert_status "dump $opts of $n tables over the old dump: the same file" 0 \
-			cmp "many.$n.elf" out.elf
-		"$Q2E" dump $opts "many.$n.qcow2" -o - >stdout.elf 2>/dev/null
-		assert_status "dump $opts of $n tables to standard output: the same file" 0 \
-			cmp "many.$n.elf" stdout.elf
+		t_case "dump $opts of $n L2 tables" many_dumps "$n" "$opts"
 	done
 	assert_status "dump of $n tables: the discarded L2 tables are NOBITS" 0 \
 		grep -q 'l2.*NOBITS' <(readelf -SW "many.$n.elf")
 }
+
+# many_dumps N OPTS: dump OPTS of many.N.qcow2 to a new name, over the old
+# dump and to standard output, the same file each time (the last one made
+# is many.N.elf).
+many_dumps() {
+	local n=$1 opts=$2
+
+	rm -f out.elf
+	assert_status "dump $opts of $n L2 tables, to a new name" 0 \
+		"$Q2E" dump $opts "many.$n.qcow2" -o out.elf
+	[ "$opts" = --no-data ] ||
+		assert_status "dump $opts of $n tables: every section holds the image's bytes" 0 \
+			check_bytes out.elf "many.$n.qcow2"
+	cp out.elf "many.$n.elf"
+	assert_status "dump $opts of $n tables over the old dump" 0 \
+		"$Q2E" dump $opts "many.$n.qcow2" -o out.elf
+	assert_status "dump $opts of $n tables over the old dump: the same file" 0 \
+		cmp "many.$n.elf" out.elf
+	"$Q2E" dump $opts "many.$n.qcow2" -o - >stdout.elf 2>/dev/null
+	assert_status "dump $opts of $n tables to standard output: the same file" 0 \
+		cmp "many.$n.elf" stdout.elf
+}
+
 many 400
 many 2200
 

@@ -49,6 +49,7 @@ safe() {
 		fi
 	done
 }
+each_call_a_case safe
 
 qemu-img create -q -f qcow2 "$BASE" 1M &&
 	qemu-img create -q -f qcow2 -F qcow2 -b "$BASE" img.qcow2 1M &&

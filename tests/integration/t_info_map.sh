@@ -166,7 +166,7 @@ t_case "map of an empty image" compare_map "$T_TMP/empty.qcow2" plain
 # guesses it from clusters in use against blocks on disk, and then asks
 # the file which preallocated clusters are holes.  map must give the same
 # entries as qemu-img map, whichever way the guess goes.
-prealloc_map() {	# prealloc_map SIZE CREATE-OPTIONS QEMU-IO-COMMANDS...
+_prealloc_map() {
 	local f=$T_TMP/prealloc/$1-${2//[=,]/-}.qcow2 size=$1 opts=$2
 	shift 2
 	mkdir -p "${f%/*}"
@@ -177,6 +177,10 @@ prealloc_map() {	# prealloc_map SIZE CREATE-OPTIONS QEMU-IO-COMMANDS...
 	assert_eq "map of $size with preallocated metadata ($opts): qemu-img's entries" \
 		"$(jq -cS '.[]' "$T_TMP/pm.qemu")" "$(jq -cS '.[]' "$T_TMP/pm.ours")"
 	assert_same_file "and its bytes" "$T_TMP/pm.qemu" "$T_TMP/pm.ours"
+}
+# prealloc_map SIZE CREATE-OPTIONS QEMU-IO-COMMANDS...: one case.
+prealloc_map() {
+	t_case "map of $1 with preallocated metadata ($2)" _prealloc_map "$@"
 }
 prealloc_map 64M cluster_size=65536 'write -P 1 1M 192k' 'write -z 8M 64k' \
 	'discard 16M 64k'

@@ -37,6 +37,7 @@ as_qemu() {
 		"$(cat "$T/q.txt")" \
 		"$(sed '/^[0-9]* findings* beyond qemu-img/,$d' "$T/o.txt")"
 }
+each_call_a_case as_qemu
 
 # The generators of the patched images (no large file is committed).
 cat >"$T/gen.py" <<'EOF'
@@ -93,6 +94,7 @@ bounded() {
 	assert_eq "$name: prints under 50 MB" yes \
 		"$([ $(($(stat -c %s "$T/b.out") + $(stat -c %s "$T/b.err"))) -lt 52428800 ] && echo yes)"
 }
+each_call_a_case bounded
 
 # --- an L1 table at offset 0 (issue 13) -------------------------------
 l1_at_zero() {

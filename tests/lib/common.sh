@@ -5,9 +5,11 @@
 # and fail), runs each case that has several steps with t_case, and ends
 # with `finish`.
 #
-# A case is counted once: a pass inside a t_case that has already failed
-# is not counted, and a case that stops early (an unbound variable under
-# set -u, a command not found) fails itself, not the whole file.  A file
+# A case is counted once: an assertion outside a t_case is a case of its
+# own, and a t_case is one result however many assertions it makes (a case
+# that failed is not also passed); a case that stops early (an unbound
+# variable under set -u, a command not found) fails itself, not the whole
+# file.  A file
 # that stops before `finish` says so and fails.  A file that could only
 # skip (a missing tool) exits 77, which run.sh reports as skipped, by name.
 
@@ -47,31 +49,46 @@ skip() { echo skip >>"$T_RESULTS"; echo "skip $T_NAME: $1"; }
 _t_count() { grep -c "^$1\$" "$T_RESULTS"; }
 
 # t_case DESCRIPTION CMD...: runs CMD (a function, usually) as one case, in
-# a subshell.  Its assertions count as usual, but none passes once one has
-# failed; if CMD records nothing, its exit status is the result; if it
-# stops with a failure status before recording one, the case fails with
-# what it said on standard error.
+# a subshell, and counts it once: failed if any of its assertions failed
+# (each says why) or it stopped with a failure status before one did (with
+# what it said on standard error), else passed, or skipped if all it did
+# was skip.  Cases may nest: the inner one is one result of the outer.
 t_case() {
-	local desc=$1 before after rc
+	local desc=$1 results rc
 	shift
-	before=$(wc -l <"$T_RESULTS")
+	results=$(mktemp "$T_TMP/.case.XXXXXX")
 	# stdin: not the list a calling loop reads its cases from
-	(T_IN_CASE=1 T_CASE_FAILED=0; "$@") </dev/null 2>"$T_TMP/.case.err"
+	(T_RESULTS=$results T_IN_CASE=1 T_CASE_FAILED=0; "$@") </dev/null \
+		2>"$results.err"
 	rc=$?
-	after=$(wc -l <"$T_RESULTS")
-	if [ "$rc" -ne 0 ] &&
-	   ! tail -n +$((before + 1)) "$T_RESULTS" | grep -q '^fail$'; then
-		if [ -s "$T_TMP/.case.err" ]; then
+	if grep -q '^fail$' "$results"; then
+		echo fail >>"$T_RESULTS"
+	elif [ "$rc" -ne 0 ]; then
+		if [ -s "$results.err" ]; then
 			fail "$desc" "stopped with exit status $rc" \
-			     "$(tail -n 5 "$T_TMP/.case.err")"
+			     "$(tail -n 5 "$results.err")"
 		else
 			fail "$desc" "stopped with exit status $rc"
 		fi
-	elif [ "$after" -eq "$before" ] && [ "$rc" -eq 0 ]; then
+	elif grep -q '^pass$' "$results" || [ ! -s "$results" ]; then
 		pass "$desc"
+	else
+		echo skip >>"$T_RESULTS"
 	fi
-	cat "$T_TMP/.case.err" >&2
+	cat "$results.err" >&2
+	rm -f "$results" "$results.err"
 	return 0
+}
+
+# each_call_a_case FUNC...: from now on each call of FUNC, whose first
+# argument names what it tests, is one case (t_case), however many
+# assertions it makes: one check of one image, seen from several sides.
+each_call_a_case() {
+	local f
+	for f in "$@"; do
+		eval "$(declare -f "$f" | sed "1s/^$f /_case_$f /")"
+		eval "$f() { t_case \"\$1\" _case_$f \"\$@\"; }"
+	done
 }
 
 need() {
