@@ -212,6 +212,13 @@ int q2e_image_open(const char *path, struct q2e_image **out,
 int q2e_image_open_memory(const char *name, const void *data, size_t len,
 			  struct q2e_image **out, struct q2e_error *err);
 void q2e_image_close(struct q2e_image *img);
+/*
+ * For the whole process: open image, backing and data files whatever
+ * QEMU's locks on them say, as qemu-img -U (--force-share) does.  By
+ * default a file a running VM is writing (a process holding QEMU's write
+ * or resize lock on it) is refused with qemu-img's message, Q2E_EIO.
+ */
+void q2e_image_force_share(bool on);
 
 /*
  * What PATH holds, without building a model: an image or a dump, and for a

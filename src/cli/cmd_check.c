@@ -22,6 +22,7 @@ static const struct option check_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "metadata", no_argument, NULL, 'M' },
 	{ "progress", no_argument, NULL, 'p' },
+	{ "force-share", no_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	/* qemu-img check's, refused with a word on where to repair */
 	{ "repair", optional_argument, NULL, 'r' },
@@ -79,7 +80,7 @@ int cmd_check(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "Mphr::", check_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "MpUhr::", check_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
 			ret = parse_check_format(optarg, &format, &json_lines);
@@ -94,6 +95,9 @@ int cmd_check(int argc, char **argv)
 			break;
 		case 'p':
 			with_progress = true;
+			break;
+		case 'U':
+			q2e_image_force_share(true);
 			break;
 		case 'h':
 			return print_command_help("check");

@@ -54,6 +54,7 @@ int cmd_diff(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "color", optional_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
+		{ "force-share", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -68,7 +69,7 @@ int cmd_diff(int argc, char **argv)
 	optind = 1;
 	if (parse_color("auto", &color) < 0)
 		return Q2E_EXIT_DIFF_ERROR;
-	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vUh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
 			if (parse_format("diff", optarg, &format))
@@ -76,6 +77,9 @@ int cmd_diff(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'U':
+			q2e_image_force_share(true);
 			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &color) < 0)

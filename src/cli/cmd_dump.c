@@ -21,6 +21,7 @@ int cmd_dump(int argc, char **argv)
 		{ "no-data", no_argument, NULL, 'n' },
 		{ "no-gdb-script", no_argument, NULL, 'g' },
 		{ "redact", no_argument, NULL, 'r' },
+		{ "force-share", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -32,7 +33,7 @@ int cmd_dump(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:Uh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			out = optarg;
@@ -48,6 +49,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case 'r':
 			dopts.redact = true;
+			break;
+		case 'U':
+			q2e_image_force_share(true);
 			break;
 		case 'h':
 			return print_command_help("dump");

@@ -136,12 +136,13 @@ enum { OPT_OUTPUT = 256, OPT_HELP };
 
 static const struct option report_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "force-share", no_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 
-/* Parses [--output=FMT] IMAGE for `info` and `map`. */
+/* Parses [--output=FMT] [-U] IMAGE for `info` and `map`. */
 static int parse_report_args(const char *cmd, int argc, char **argv,
 			     enum q2e_format *format, const char **image)
 {
@@ -149,12 +150,15 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 
 	*format = Q2E_FORMAT_HUMAN;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", report_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "Uh", report_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
 			ret = parse_format(cmd, optarg, format);
 			if (ret)
 				return ret;
+			break;
+		case 'U':
+			q2e_image_force_share(true);
 			break;
 		case 'h':
 			/* *image stays NULL: the caller stops there. */
@@ -212,22 +216,30 @@ static int cmd_map(int argc, char **argv)
 	return run_view("map", argc, argv, q2e_view_map);
 }
 
+/* -U, for the commands that read images: QEMU's locks (qemu_lock.c). */
+#define FORCE_SHARE \
+	"  -U, --force-share   read an image a running VM is writing\n" \
+	"                      (qemu-img's -U); refused otherwise, as by\n" \
+	"                      qemu-img\n"
+
 /* What each command reads, first in its --help: restore reads only dumps. */
 #define IMAGE_INPUT "IMAGE is a QCOW2 image or a dump written by 'qcow2elf dump'.\n"
 
 static const struct command commands[] = {
-	{ "info", cmd_info, "info [--output=human|json] IMAGE",
+	{ "info", cmd_info, "info [--output=human|json] [-U] IMAGE",
 	  "show the header, extensions, snapshots, bitmaps and regions",
 	  IMAGE_INPUT
-	  "  --output=FMT   human (default) or json\n"
-	  "  -h, --help     show this help\n" },
-	{ "map", cmd_map, "map [--output=human|json] IMAGE",
+	  "  --output=FMT        human (default) or json\n"
+	  FORCE_SHARE
+	  "  -h, --help          show this help\n" },
+	{ "map", cmd_map, "map [--output=human|json] [-U] IMAGE",
 	  "show where each guest range lives, like qemu-img map",
 	  IMAGE_INPUT
-	  "  --output=FMT   human (default) or json\n"
-	  "  -h, --help     show this help\n" },
+	  "  --output=FMT        human (default) or json\n"
+	  FORCE_SHARE
+	  "  -h, --help          show this help\n" },
 	{ "dump", cmd_dump,
-	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact]",
+	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact] [-U]",
 	  "write the metadata as an ELF file for readelf, objcopy and gdb",
 	  IMAGE_INPUT
 	  "  -o, --output-file=OUT  the ELF file to write; - for standard output;\n"
@@ -237,9 +249,11 @@ static const struct command commands[] = {
 	  "  --redact               for a bug report: the same layout without\n"
 	  "                         names, file names, LUKS key material and\n"
 	  "                         digests, or bitmap contents\n"
+	  "  -U, --force-share      read an image a running VM is writing\n"
+	  "                         (qemu-img's -U); refused otherwise\n"
 	  "  -h, --help             show this help\n" },
-	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] IMAGE\n"
-	  "check --output=json-lines IMAGE...",
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-U] IMAGE\n"
+	  "check --output=json-lines [-U] IMAGE...",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
 	  "  --output=FMT    human (default), json, or json-lines: then\n"
@@ -247,6 +261,9 @@ static const struct command commands[] = {
 	  "                  given one line with its exit status and counts\n"
 	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
 	  "  -p, --progress  show progress on standard error\n"
+	  "  -U, --force-share\n"
+	  "                  read an image a running VM is writing, as\n"
+	  "                  qemu-img -U does; refused otherwise\n"
 	  "  -h, --help      show this help\n\n"
 	  "Exit status, as qemu-img check: 0 no errors, 1 the check could not\n"
 	  "complete or the image could not be opened (also a missing backing\n"
@@ -256,7 +273,7 @@ static const struct command commands[] = {
 	  "2, then 1, 3, 63, 0.\n\n"
 	  "The image is never repaired (-r and --repair are refused): use\n"
 	  "qemu-img check -r.\n" },
-	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] OLD NEW",
+	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] [-U] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"
 	  "  --output=FMT   human (default) or json\n"
@@ -264,6 +281,8 @@ static const struct command commands[] = {
 	  "  --color[=WHEN] colour human output: auto (the default: a terminal\n"
 	  "                 or git's pager), always, never; --color is always\n"
 	  "  --no-color     the same as --color=never\n"
+	  "  -U, --force-share\n"
+	  "                 read images a running VM is writing (qemu-img's -U)\n"
 	  "  -h, --help     show this help\n\n"
 	  "Exit status, as cmp and qemu-img compare: 0 the same metadata,\n"
 	  "1 different metadata, 2 error.\n" },
@@ -376,6 +395,7 @@ int cli_main(int argc, char **argv)
 			continue;
 		snprintf(who, sizeof(who), "%s: %s", progname, commands[i].name);
 		argv[1] = who;
+		q2e_image_force_share(false);	/* until -U says otherwise */
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);

@@ -490,6 +490,11 @@ bool q2e_image_reads_file(struct q2e_image *img, const char *path)
 	return reads;
 }
 
+void q2e_image_force_share(bool on)
+{
+	q2e_source_set_force_share(on);
+}
+
 void q2e_image_close(struct q2e_image *img)
 {
 	if (!img)

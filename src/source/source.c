@@ -335,6 +335,7 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 		    struct q2e_error *err)
 {
 	struct q2e_source *src;
+	const char *lock;
 	struct stat st;
 	int fd, ret;
 
@@ -373,6 +374,13 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 								  : "character device");
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	lock = q2e_source_lock_conflict(fd);
+	if (lock) {
+		close(fd);
+		return q2e_error_set(err, Q2E_EIO,
+				     "'%s': %s: is another process using the image? (-U, --force-share, reads it anyway)",
+				     path, lock);
+	}
 	/* An image's metadata lies between data clusters: the kernel's own
 	 * readahead, which grows as reads go on in offset order (up to
 	 * read_ahead_kb, megabytes), read the data around the first tables

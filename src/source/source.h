@@ -28,6 +28,13 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 int q2e_source_open_memory(const char *name, const void *data, size_t len,
 			   struct q2e_source **out, struct q2e_error *err);
 void q2e_source_close(struct q2e_source *src);
+/*
+ * Whether files are opened whatever QEMU's locks on them say (qemu-img's
+ * -U, --force-share), for the whole process.  Otherwise a file that a
+ * process holds as a running VM does, writing it, is refused as qemu-img
+ * refuses it (src/source/qemu_lock.c).
+ */
+void q2e_source_set_force_share(bool on);
 
 enum q2e_source_kind q2e_source_kind(const struct q2e_source *src);
 /* Size of the image file (for a dump: of the image it came from). */

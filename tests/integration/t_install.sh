@@ -46,12 +46,14 @@ assert_eq "completion: the commands" \
 	"$(complete qcow2elf '')"
 assert_eq "completion: a command by its first letters" "diff
 dump" "$(complete qcow2elf d)"
-assert_eq "completion: dump's long options" "--help
+assert_eq "completion: dump's long options" "--force-share
+--help
 --no-data
 --no-gdb-script
 --output-file=
 --redact" "$(complete qcow2elf dump disk.qcow2 --)"
 assert_eq "completion: check's options, short ones too" "-M
+-U
 -h
 -p" "$(complete qcow2elf check - | grep -v -- '^--')"
 assert_eq "completion: --output's values, split at =" "human

@@ -343,4 +343,67 @@ many_references() {
 }
 t_case "a cluster with more than 16,383 references" many_references
 
+# --- an image a running VM writes: QEMU's locks --------------------------
+# hold MODE IMAGE: qemu-io keeps IMAGE open (MODE -r: read-only) until
+# release; waits until qemu-img sees the lock it takes, or 10 s.
+hold() {
+	rm -f "$T/hold.fifo" && mkfifo "$T/hold.fifo"
+	qemu-io $1 -f qcow2 "$2" <"$T/hold.fifo" >/dev/null 2>&1 &
+	HOLDER=$!
+	exec 7>"$T/hold.fifo"
+	for _ in $(seq 100); do
+		[ "$1" = -r ] && { sleep 0.5; return; }
+		qemu-img info "$2" >/dev/null 2>&1 || return 0
+		sleep 0.1
+	done
+}
+release() { exec 7>&-; wait "$HOLDER"; }
+
+locked_image() {
+	local cmd q o
+	mk "$T/live.qcow2" 64M
+	qemu-io -c 'write 0 1M' "$T/live.qcow2" >/dev/null
+	mk -b "$T/live.qcow2" -F qcow2 "$T/over.qcow2"
+	hold "" "$T/live.qcow2"
+	for cmd in info map check; do
+		qemu-img $cmd "$T/live.qcow2" >/dev/null 2>"$T/q.err"
+		q=$?
+		"$Q2E" $cmd "$T/live.qcow2" >"$T/o.out" 2>"$T/o.err"
+		o=$?
+		assert_eq "written by a VM: $cmd exits as qemu-img $cmd ($q)" "$q" "$o"
+		assert_match "written by a VM: $cmd gives qemu-img's reason" \
+			'Failed to get shared "write" lock' "$(cat "$T/q.err")|$(cat "$T/o.err")"
+		assert_eq "written by a VM: $cmd prints nothing on standard output" \
+			0 "$(wc -c <"$T/o.out")"
+	done
+	rm -f "$T/live.elf"
+	assert_status "written by a VM: dump exits 1" 1 \
+		"$Q2E" dump "$T/live.qcow2" -o "$T/live.elf"
+	assert_eq "...and writes no file" no "$([ -e "$T/live.elf" ] && echo yes || echo no)"
+	assert_status "written by a VM: diff exits 2" 2 \
+		"$Q2E" diff "$T/live.qcow2" "$T/live.qcow2"
+	# qemu-img cannot open the overlay; check reports what it can of it
+	# (README), with a missing-file finding.
+	qemu-img check "$T/over.qcow2" >/dev/null 2>&1
+	q=$?
+	"$Q2E" check --output=json "$T/over.qcow2" >"$T/o.json" 2>/dev/null
+	assert_eq "the backing file written by a VM: check exits as qemu-img's ($q)" \
+		"$q" "$?"
+	assert_match "...with a missing-file finding that says why" \
+		'^missing-file .*Failed to get shared "write" lock' \
+		"$(jq -r '.findings[] | "\(.type) \(.message)"' "$T/o.json")"
+	assert_eq "-U: check as qemu-img check -U" \
+		"$(qemu-img check -U "$T/live.qcow2" 2>&1; echo "exit $?")" \
+		"$("$Q2E" check -U "$T/live.qcow2" 2>&1 | sed '/^[0-9]* findings* beyond/,$d'; echo "exit ${PIPESTATUS[0]}")"
+	assert_eq "-U: map as qemu-img map -U" \
+		"$(qemu-img map -U --output=json "$T/live.qcow2")" \
+		"$("$Q2E" map -U --output=json "$T/live.qcow2")"
+	release
+	hold -r "$T/live.qcow2"
+	as_qemu "an image a process reads" "$T/live.qcow2"
+	assert_eq "an image a process reads: check exits 0" 0 "$(cat "$T/q.rc")"
+	release
+}
+t_case "an image a running VM writes" locked_image
+
 finish
