@@ -6,10 +6,12 @@
 # ~/.bashrc.  Commands and options are read from `qcow2elf --help` and
 # `qcow2elf COMMAND --help`, so they follow the qcow2elf being completed.
 
-# The commands `qcow2elf --help` lists, one a line.
+# The commands `qcow2elf --help` lists, one a line, each once (a command
+# of two forms is listed twice).
 _qcow2elf_commands()
 {
-	"$1" --help 2>/dev/null | sed -n 's/^  \([a-z][a-z]*\) .*/\1/p'
+	"$1" --help 2>/dev/null | sed -n 's/^  \([a-z][a-z]*\) .*/\1/p' |
+		awk '!seen[$0]++'
 }
 
 # The options `qcow2elf COMMAND --help` lists, one a line: "--output=" for

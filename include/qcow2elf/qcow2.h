@@ -305,6 +305,19 @@ struct qcow2_luks_header {
 int qcow2_luks_header_decode(const uint8_t *buf, size_t len,
 			     struct qcow2_luks_header *h, const char **why);
 
+/*
+ * Which format QEMU takes a file for from its first bytes BUF[0..LEN)
+ * (QEMU reads 2,048, zeros past the end of the file) and its name: probe.c.
+ * qcow2_probe_score() is FMT's driver's score (0: not such a file), -1
+ * for a format without a probe here; qcow2_probe_format() is the format
+ * of the highest score, "raw" if none.
+ */
+#define QCOW2_PROBE_BYTES 2048
+int qcow2_probe_score(const char *fmt, const uint8_t *buf, size_t len,
+		      const char *filename);
+const char *qcow2_probe_format(const uint8_t *buf, size_t len,
+			       const char *filename);
+
 /* Big-endian loads, shared by the decoders and the model. */
 static inline uint16_t qcow2_be16(const uint8_t *p)
 {

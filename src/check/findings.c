@@ -582,6 +582,28 @@ static int missing_file(struct checker *c, const char *structure,
 	return c->res->unopenable ? 0 : nomem(c);
 }
 
+/* A backing file not opened, of a format or protocol not read: a note. */
+static int unread_backing(struct checker *c, const struct q2e_error *err)
+{
+	struct q2e_finding *f;
+	char what[sizeof(err->msg) + 64];
+	const char *msg = err->msg;
+	size_t n;
+
+	/* The chain says it of the image's path, which the finding gives. */
+	snprintf(what, sizeof(what), "'%s': ", c->img->path);
+	n = strlen(what);
+	if (strncmp(msg, what, n) == 0)
+		msg += n;
+	snprintf(what, sizeof(what), "not opened, so not checked: %s", msg);
+	f = add_finding_text(c, Q2E_FINDING_OTHER, Q2E_SEV_NOTE,
+			     c->img->hdr.backing_file_offset, what);
+	if (!f)
+		return Q2E_ENOMEM;
+	f->structure = keep_string(c, "backing_file", SIZE_MAX);
+	return f->structure ? 0 : nomem(c);
+}
+
 /*
  * qemu-img check opens the image with its backing chain and external
  * data file, and cannot check it when one is missing.  A dump's files
@@ -620,9 +642,11 @@ int missing_file_findings(struct checker *c)
 	}
 	if (err.code == Q2E_ENOMEM)
 		return q2e_error_set(c->err, Q2E_ENOMEM, "%s", err.msg);
-	/* A format or depth we do not read, which QEMU may well open. */
+	/* A format, protocol or depth we do not read, which QEMU may well
+	 * open (or not: an nbd: server may be down): a note says what was
+	 * not looked at, and the status is as if it opened. */
 	if (err.code == Q2E_EUNSUPPORTED)
-		return 0;
+		return unread_backing(c, &err);
 	/* The chain says it of the image's path and structure, which the
 	 * finding gives already. */
 	snprintf(what, sizeof(what), "'%s': backing_file: ", img->path);

@@ -279,7 +279,8 @@ static const struct command commands[] = {
 	  "  --output=FMT   human (default) or json\n"
 	  "  -v, --verbose  list every change (human output lists 5 of each kind)\n"
 	  "  --color[=WHEN] colour human output: auto (the default: a terminal\n"
-	  "                 or git's pager), always, never; --color is always\n"
+	  "                 or git's pager, TERM not dumb), always, never;\n"
+	  "                 --color is always\n"
 	  "  --no-color     the same as --color=never\n"
 	  "  -U, --force-share\n"
 	  "                 read images a running VM is writing (qemu-img's -U)\n"
@@ -355,16 +356,21 @@ static void print_help(void)
 	printf("Usage: %s COMMAND [OPTIONS] FILE...\n"
 	       "Find every metadata structure of a QCOW2 image and show it.\n\n"
 	       "Commands:\n", progname);
-	/* Each command's first form; a long one puts its summary below it. */
+	/* Each command's first form and its summary (below a long one),
+	 * then its other forms. */
 	for (size_t i = 0; i < NCOMMANDS; i++) {
-		int n = (int)strcspn(commands[i].synopsis, "\n");
+		const char *form = commands[i].synopsis;
+		int n = (int)strcspn(form, "\n");
 
 		if (n > 44)
-			printf("  %.*s\n  %-44s %s\n", n, commands[i].synopsis,
-			       "", commands[i].summary);
-		else
-			printf("  %-44.*s %s\n", n, commands[i].synopsis,
+			printf("  %.*s\n  %-44s %s\n", n, form, "",
 			       commands[i].summary);
+		else
+			printf("  %-44.*s %s\n", n, form, commands[i].summary);
+		for (form += n; *form == '\n'; form += n) {
+			n = (int)strcspn(++form, "\n");
+			printf("  %.*s\n", n, form);
+		}
 	}
 	printf("\nEvery IMAGE may also be a dump written by '%s dump'.\n"
 	       "Run '%s COMMAND --help' for a command's options; see qcow2elf(1).\n\n"

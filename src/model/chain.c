@@ -281,14 +281,57 @@ static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 	return setup_qcow2_layer(&c->layers[c->nlayers - 1], c->mode, err);
 }
 
+/*
+ * The format QEMU opens backing file SRC (named PATH) as: FMT where the
+ * image names one, else what QEMU's probe takes it for.  A dump reads as
+ * the qcow2 image it came from (its bytes are that image's, so a format
+ * it is named is tested on them).  NULL, with ERR set, where QEMU would not
+ * open the file with that format: a format with a magic the file lacks
+ * ("invalid VMDK image descriptor"), or LUKS, which needs a key qemu-img
+ * is not given.
+ */
+static const char *backing_format(struct q2e_layer *top, const char *path,
+				  struct q2e_source *src, const char *fmt,
+				  struct q2e_error *err)
+{
+	uint8_t buf[QCOW2_PROBE_BYTES] = { 0 };
+	struct q2e_error ignored = { 0 };
+
+	if (fmt && (strcmp(fmt, "qcow2") == 0 || strcmp(fmt, "raw") == 0))
+		return fmt;
+	if (!fmt && q2e_source_kind(src) == Q2E_SOURCE_DUMP)
+		return "qcow2";
+	/* QEMU reads the first 2,048 bytes, zeros past the end. */
+	if (q2e_source_pread(src, buf, sizeof(buf), 0, "the first bytes",
+			     &ignored) < 0)
+		return fmt ? fmt : "raw";	/* read as it was, failing */
+	if (!fmt && !q2e_source_size(src))
+		fmt = "raw";	/* QEMU's find_image_format(): empty */
+	else if (!fmt)
+		fmt = qcow2_probe_format(buf, sizeof(buf), path);
+	else if (qcow2_probe_score(fmt, buf, sizeof(buf), path) == 0 &&
+		 strcmp(fmt, "dmg") != 0 && strcmp(fmt, "cloop") != 0) {
+		q2e_error_set(err, Q2E_ECORRUPT,
+			      "'%s': QEMU would not open backing file '%s' as format '%s': it is not such a file",
+			      top->path, path, fmt);
+		return NULL;
+	}
+	if (strcmp(fmt, "luks") == 0) {
+		q2e_error_set(err, Q2E_ECORRUPT,
+			      "'%s': QEMU would not open backing file '%s': it is LUKS-encrypted, and qemu-img is given no key for it (key-secret)",
+			      top->path, path);
+		return NULL;
+	}
+	return fmt;
+}
+
 static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 {
 	struct q2e_layer *top = &c->layers[c->nlayers - 1];
-	const char *fmt = q2e_image_backing_format(top->img);
+	const char *named = q2e_image_backing_format(top->img), *fmt;
 	struct q2e_layer l = { 0 };
 	const struct q2e_layer *seen;
 	struct q2e_source *src;
-	unsigned char magic[4];
 	bool qcow2;
 	int ret;
 
@@ -299,10 +342,10 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 	l.path = backing_path(top, err);
 	if (!l.path)
 		return err->code;
-	if (fmt && !qemu_driver(fmt)) {
+	if (named && !qemu_driver(named)) {
 		ret = q2e_error_set(err, Q2E_ECORRUPT,
 				    "'%s': backing file '%s' has format '%s', which QEMU has no driver for",
-				    top->path, l.path, fmt);
+				    top->path, l.path, named);
 		free(l.path);
 		return ret;
 	}
@@ -312,22 +355,18 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		free(l.path);
 		return backing_error(top, err);
 	}
-	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) {
-		ret = q2e_error_set(err, Q2E_EUNSUPPORTED,
-				    "'%s': backing file '%s' has format '%s'; only qcow2 and raw backing files are read",
-				    top->path, l.path, fmt);
+	fmt = backing_format(top, l.path, src, named, err);
+	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0)
+		q2e_error_set(err, Q2E_EUNSUPPORTED,
+			      "'%s': backing file '%s' has format '%s'%s; only qcow2 and raw backing files are read",
+			      top->path, l.path, fmt,
+			      named ? "" : " (QEMU's probe)");
+	if (!fmt || err->code) {
 		q2e_source_close(src);
 		free(l.path);
-		return ret;
+		return err->code;
 	}
-	if (fmt) {
-		qcow2 = strcmp(fmt, "qcow2") == 0;
-	} else {	/* probe, as QEMU does without a backing format */
-		int64_t n = q2e_source_pread(src, magic, 4, 0, "the magic", err);
-
-		qcow2 = q2e_source_kind(src) == Q2E_SOURCE_DUMP ||
-			(n == 4 && qcow2_be32(magic) == QCOW2_MAGIC);
-	}
+	qcow2 = strcmp(fmt, "qcow2") == 0;
 	if (!qcow2) {
 		l.format = Q2E_LAYER_RAW;
 		l.raw = src;

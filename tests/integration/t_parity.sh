@@ -343,6 +343,72 @@ many_references() {
 }
 t_case "a cluster with more than 16,383 references" many_references
 
+# --- backing files of other formats ---------------------------------------
+# exit_of CMD...: CMD's exit status.
+exit_of() { "$@" >/dev/null 2>&1; echo $?; }
+
+other_formats() {
+	local f=$T/fmt.qcow2 base=$T/fmt-base.qcow2 v=$T/fmt-base.vmdk at
+	qemu-img create -q -f vmdk "$v" 8M
+	qemu-io -f vmdk -c 'write -P 1 1M 1M' "$v" >/dev/null
+	# A vmdk backing file, named so: qemu-img opens it; map does not
+	# read it, and says so.
+	mk -b "$v" -F vmdk "$f" 8M
+	qemu-io -c 'write -P 2 4M 64k' "$f" >/dev/null
+	as_qemu "a vmdk backing file" "$f"
+	assert_eq "a vmdk backing file: a note says check did not open it" \
+		"note backing_file not opened, so not checked: backing file '$v' has format 'vmdk'; only qcow2 and raw backing files are read" \
+		"$("$Q2E" check --output=json "$f" 2>/dev/null | jq -r '.findings[] | "\(.severity) \(.structure) \(.message)"')"
+	assert_match "a vmdk backing file: map says it reads only qcow2 and raw" \
+		"has format 'vmdk'; only qcow2 and raw.* exit 1" \
+		"$({ "$Q2E" map --output=json "$f" 2>&1 >/dev/null; echo "exit $?"; } | tr '\n' ' ')"
+	# The same without its backing format: QEMU probes it as vmdk, where
+	# qcow2elf read it as raw and printed a map of the vmdk file's bytes.
+	at=$(python3 -c 'import struct, sys
+b = open(sys.argv[1], "rb").read(4096)
+off = struct.unpack(">I", b[100:104])[0]
+while True:
+    m, n = struct.unpack(">II", b[off:off + 8])
+    if m in (0, 0xe2792aca):
+        break
+    off += 8 + (n + 7) // 8 * 8
+print(off if m else -1)' "$f")
+	put64 "$f" "$at" $((0x0bacf00d << 32))	# an extension QEMU skips
+	assert_eq "a backing file QEMU probes as vmdk: check exits as qemu-img's" \
+		"$(exit_of qemu-img check "$f")" "$(exit_of "$Q2E" check "$f")"
+	assert_match "a backing file QEMU probes as vmdk: map says so and exits 1" \
+		"has format 'vmdk' \(QEMU's probe\); only qcow2 and raw.* exit 1" \
+		"$({ "$Q2E" map --output=json "$f" 2>&1 >/dev/null; echo "exit $?"; } | tr '\n' ' ')"
+	# A qcow2 backing file named vmdk (qemu-img rebase -u -F vmdk): QEMU's
+	# vmdk driver refuses it.
+	mk "$base" 8M
+	mk -b "$base" -F qcow2 "$f" 8M
+	qemu-img rebase -u -b "$base" -F vmdk "$f"
+	assert_eq "a qcow2 backing file named vmdk: check exits as qemu-img's" \
+		"$(exit_of qemu-img check "$f")" "$(exit_of "$Q2E" check "$f")"
+	assert_match "...with a missing-file finding that says why" \
+		"^missing-file .*as format 'vmdk': it is not such a file" \
+		"$("$Q2E" check --output=json "$f" 2>/dev/null | jq -r '.findings[] | "\(.type) \(.message)"')"
+	# A LUKS backing file: QEMU needs its key, which qemu-img is not given
+	# (it asks for it before it reads the header: the magic and version
+	# are enough, and qemu-img create's key derivation fails now and
+	# then on a loaded machine, "Unable to get accurate CPU usage").
+	{ printf 'LUKS\272\276\0\1'; head -c 1048568 /dev/zero; } >"$T/fmt-base.luks"
+	mk -u -b "$T/fmt-base.luks" -F luks "$f" 8M
+	assert_eq "a LUKS backing file: check exits as qemu-img's" \
+		"$(exit_of qemu-img check "$f")" "$(exit_of "$Q2E" check "$f")"
+	assert_match "...and says it needs the key" "key-secret" \
+		"$("$Q2E" check --output=json "$f" 2>/dev/null | jq -r '.findings[].message')"
+	# A protocol: qemu-img check asks the server (here none: it exits
+	# 1), which qcow2elf does not: a note says so, and the status is the
+	# image's own.
+	mk -u -b nbd:localhost:1 -F raw "$f" 8M
+	assert_eq "an nbd: backing file: a note, and the image's own status" \
+		"note backing file 'nbd:localhost:1' is named by protocol 'nbd'; only files are read|exit 0" \
+		"$("$Q2E" check --output=json "$f" 2>/dev/null | jq -r '.findings[] | "\(.severity) \(.message | sub("not opened, so not checked: "; ""))"' | tr -d "\n"; echo "|exit ${PIPESTATUS[0]}")"
+}
+t_case "backing files of other formats" other_formats
+
 # --- an image a running VM writes: QEMU's locks --------------------------
 # hold MODE IMAGE: qemu-io keeps IMAGE open (MODE -r: read-only) until
 # release; waits until qemu-img sees the lock it takes, or 10 s.
