@@ -213,12 +213,16 @@ int q2e_image_open_memory(const char *name, const void *data, size_t len,
 			  struct q2e_image **out, struct q2e_error *err);
 void q2e_image_close(struct q2e_image *img);
 /*
- * For the whole process: open image, backing and data files whatever
- * QEMU's locks on them say, as qemu-img -U (--force-share) does.  By
- * default a file a running VM is writing (a process holding QEMU's write
- * or resize lock on it) is refused with qemu-img's message, Q2E_EIO.
+ * For the whole process, QEMU's locks on the files opened, as qemu-img
+ * takes them: a file another process holds so that qemu-img would not
+ * open it (a VM writing it) is refused with qemu-img's message, Q2E_EIO,
+ * and the others are held while open so that a VM cannot start writing
+ * them meanwhile.  FORCE_SHARE, qemu-img's -U, keeps nothing from others
+ * (a file a VM is writing is read); READS_DATA, false for a look at the
+ * metadata alone (info, as qemu-img info), wants no consistent reads.
+ * By default neither forced nor metadata alone.
  */
-void q2e_image_force_share(bool on);
+void q2e_image_locking(bool force_share, bool reads_data);
 
 /*
  * What PATH holds, without building a model: an image or a dump, and for a

@@ -79,7 +79,7 @@ int cmd_diff(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'U':
-			q2e_image_force_share(true);
+			q2e_image_locking(true, true);
 			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &color) < 0)

@@ -158,7 +158,8 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 				return ret;
 			break;
 		case 'U':
-			q2e_image_force_share(true);
+			/* info, as qemu-img info, reads no data */
+			q2e_image_locking(true, strcmp(cmd, "info") != 0);
 			break;
 		case 'h':
 			/* *image stays NULL: the caller stops there. */
@@ -280,7 +281,7 @@ static const struct command commands[] = {
 	  "  -v, --verbose  list every change (human output lists 5 of each kind)\n"
 	  "  --color[=WHEN] colour human output: auto (the default: a terminal\n"
 	  "                 or git's pager, TERM not dumb), always, never;\n"
-	  "                 --color is always\n"
+	  "                 alone, always\n"
 	  "  --no-color     the same as --color=never\n"
 	  "  -U, --force-share\n"
 	  "                 read images a running VM is writing (qemu-img's -U)\n"
@@ -401,7 +402,8 @@ int cli_main(int argc, char **argv)
 			continue;
 		snprintf(who, sizeof(who), "%s: %s", progname, commands[i].name);
 		argv[1] = who;
-		q2e_image_force_share(false);	/* until -U says otherwise */
+		/* QEMU's locks as qemu-img takes them, until -U */
+		q2e_image_locking(false, strcmp(commands[i].name, "info") != 0);
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);

@@ -4,12 +4,15 @@
  * each format driver makes (bdrv_probe_all(), the highest score wins, raw
  * scores 1), over the first 2,048 bytes with zeros past the file's end
  * (BLOCK_PROBE_BUF_SIZE).  QEMU probes a backing file whose format the
- * image does not name.  A driver given a format by name opens only a file
- * its probe would take, for the formats below with a magic:
+ * image does not name.  Two drivers can score 100 for one file (vdi's
+ * magic is at 64, the others' at 0): qemu-img takes qed and parallels
+ * before vdi, and vdi before the rest (tried pair by pair with qemu-img
+ * info of Debian's 7.2).
  *
  *   format     bytes                                          score
  *   qcow2      0: be32 0x514649fb "QFI\xfb", 4: be32 >= 2       100
- *              (104 bytes at least: sizeof(QCowHeader))
+ *              (104 bytes at least, sizeof(QCowHeader): always so
+ *              in 7.2, which pads the 2,048 bytes with zeros)
  *   qcow       0: "QFI\xfb", 4: be32 1                          100
  *   qed        0: "QED\0" (64 bytes at least)                   100
  *   vdi        64: le32 0xbeda107f (512 bytes at least)         100
@@ -52,7 +55,8 @@ static bool vmdk_descriptor(const uint8_t *buf, size_t len)
 		if (*p == '#') {
 			while (p < end && *p != '\n')
 				p++;
-			p++;
+			if (p < end)
+				p++;
 			continue;
 		}
 		if (*p == ' ') {
@@ -90,15 +94,12 @@ int qcow2_probe_score(const char *fmt, const uint8_t *buf, size_t len,
 {
 	size_t n = filename ? strlen(filename) : 0;
 
-	if (strcmp(fmt, "qcow2") == 0 || strcmp(fmt, "qcow") == 0) {
-		uint32_t v = len >= 8 ? qcow2_be32(buf + 4) : 0;
-
-		if (len < 8 || qcow2_be32(buf) != QCOW2_MAGIC)
-			return 0;
-		if (fmt[4])
-			return len >= 104 && v >= 2 ? 100 : 0;
-		return v == 1 ? 100 : 0;
-	}
+	if (strcmp(fmt, "qcow2") == 0)
+		return len >= 104 && qcow2_be32(buf) == QCOW2_MAGIC &&
+		       qcow2_be32(buf + 4) >= 2 ? 100 : 0;
+	if (strcmp(fmt, "qcow") == 0)
+		return len >= 8 && qcow2_be32(buf) == QCOW2_MAGIC &&
+		       qcow2_be32(buf + 4) == 1 ? 100 : 0;
 	if (strcmp(fmt, "qed") == 0)
 		return len >= 64 && memcmp(buf, "QED", 4) == 0 ? 100 : 0;
 	if (strcmp(fmt, "vdi") == 0)
@@ -132,7 +133,7 @@ int qcow2_probe_score(const char *fmt, const uint8_t *buf, size_t len,
 		return len >= strlen(cloop_magic) &&
 		       memcmp(buf, cloop_magic, strlen(cloop_magic)) == 0 ? 2 : 0;
 	if (strcmp(fmt, "dmg") == 0)
-		return n >= 4 && strcmp(filename + n - 4, ".dmg") == 0 ? 2 : 0;
+		return n > 4 && strcmp(filename + n - 4, ".dmg") == 0 ? 2 : 0;
 	if (strcmp(fmt, "raw") == 0)
 		return 1;
 	return -1;
@@ -141,11 +142,11 @@ int qcow2_probe_score(const char *fmt, const uint8_t *buf, size_t len,
 const char *qcow2_probe_format(const uint8_t *buf, size_t len,
 			       const char *filename)
 {
-	/* QEMU's order of drivers does not matter: no file scores 100 for
-	 * two of them, and raw is the last resort. */
+	/* Where two score alike, the first here is qemu-img's (above);
+	 * raw is the last resort. */
 	static const char *const formats[] = {
-		"qcow2", "qcow", "qed", "vdi", "vmdk", "vpc", "vhdx",
-		"parallels", "bochs", "luks", "cloop", "dmg",
+		"qed", "parallels", "vdi", "qcow2", "qcow", "vmdk", "vpc",
+		"vhdx", "bochs", "luks", "cloop", "dmg",
 	};
 	const char *best = "raw";
 	int score = 1;

@@ -14,6 +14,7 @@
  *     the backing file's end, or with no backing file, it reads as zeros.
  *   - raw: the file's own data and holes (file-posix).
  */
+#define _GNU_SOURCE	/* memmem() */
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -163,7 +164,8 @@ static int open_data_file(struct q2e_layer *l, int mode,
 	    (!l->metadata_preallocation &&
 	     (mode == Q2E_CHAIN_FILES || q2e_image_dump_meta(l->img))))
 		return 0;
-	if (q2e_source_open(l->data_path, &l->data_src, &why) == 0)
+	if (q2e_source_open_as(l->data_path, Q2E_SOURCE_DATA, &l->data_src,
+			       &why) == 0)
 		return 0;
 	if (why.code == Q2E_ENOMEM)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
@@ -282,13 +284,46 @@ static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 }
 
 /*
+ * Whether FMT's driver would refuse backing file SRC, whose first bytes
+ * are BUF[0..LEN): those of qcow, qed, vdi, vhdx, parallels and bochs
+ * open only a file their probe takes; vpc's also a fixed disk, whose
+ * "conectix" footer is in its last 512 bytes; vmdk's also a text
+ * descriptor, which names its createType.  dmg's looks for a trailer and
+ * cloop's for no magic: taken as opened.
+ */
+static bool driver_refuses(const char *fmt, struct q2e_source *src,
+			   const uint8_t *buf, size_t len, const char *path)
+{
+	static const char *const by_magic[] = {
+		"qcow", "qed", "vdi", "vhdx", "parallels", "bochs",
+	};
+	struct q2e_error ignored = { 0 };
+	uint64_t size = q2e_source_size(src);
+	char foot[8];
+
+	if (qcow2_probe_score(fmt, buf, len, path) > 0)
+		return false;
+	for (size_t i = 0; i < sizeof(by_magic) / sizeof(by_magic[0]); i++)
+		if (strcmp(fmt, by_magic[i]) == 0)
+			return true;
+	if (strcmp(fmt, "vpc") == 0)
+		return size < 512 ||
+		       q2e_source_pread(src, foot, sizeof(foot), size - 512,
+					"the VHD footer", &ignored) != 8 ||
+		       memcmp(foot, "conectix", 8) != 0;
+	if (strcmp(fmt, "vmdk") == 0)
+		return !memmem(buf, len, "createType", 10);
+	return false;
+}
+
+/*
  * The format QEMU opens backing file SRC (named PATH) as: FMT where the
  * image names one, else what QEMU's probe takes it for.  A dump reads as
  * the qcow2 image it came from (its bytes are that image's, so a format
  * it is named is tested on them).  NULL, with ERR set, where QEMU would not
- * open the file with that format: a format with a magic the file lacks
- * ("invalid VMDK image descriptor"), or LUKS, which needs a key qemu-img
- * is not given.
+ * open the file with that format: a format whose driver wants a magic the
+ * file lacks ("Not a qcow image"), or LUKS, which needs a key qemu-img is
+ * not given.
  */
 static const char *backing_format(struct q2e_layer *top, const char *path,
 				  struct q2e_source *src, const char *fmt,
@@ -309,8 +344,7 @@ static const char *backing_format(struct q2e_layer *top, const char *path,
 		fmt = "raw";	/* QEMU's find_image_format(): empty */
 	else if (!fmt)
 		fmt = qcow2_probe_format(buf, sizeof(buf), path);
-	else if (qcow2_probe_score(fmt, buf, sizeof(buf), path) == 0 &&
-		 strcmp(fmt, "dmg") != 0 && strcmp(fmt, "cloop") != 0) {
+	else if (driver_refuses(fmt, src, buf, sizeof(buf), path)) {
 		q2e_error_set(err, Q2E_ECORRUPT,
 			      "'%s': QEMU would not open backing file '%s' as format '%s': it is not such a file",
 			      top->path, path, fmt);
@@ -356,15 +390,16 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		return backing_error(top, err);
 	}
 	fmt = backing_format(top, l.path, src, named, err);
-	if (fmt && strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0)
-		q2e_error_set(err, Q2E_EUNSUPPORTED,
+	ret = !fmt ? err->code
+	      : strcmp(fmt, "qcow2") == 0 || strcmp(fmt, "raw") == 0 ? 0
+	      : q2e_error_set(err, Q2E_EUNSUPPORTED,
 			      "'%s': backing file '%s' has format '%s'%s; only qcow2 and raw backing files are read",
 			      top->path, l.path, fmt,
 			      named ? "" : " (QEMU's probe)");
-	if (!fmt || err->code) {
+	if (ret < 0) {
 		q2e_source_close(src);
 		free(l.path);
-		return err->code;
+		return ret;
 	}
 	qcow2 = strcmp(fmt, "qcow2") == 0;
 	if (!qcow2) {

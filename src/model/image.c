@@ -490,9 +490,9 @@ bool q2e_image_reads_file(struct q2e_image *img, const char *path)
 	return reads;
 }
 
-void q2e_image_force_share(bool on)
+void q2e_image_locking(bool force_share, bool reads_data)
 {
-	q2e_source_set_force_share(on);
+	q2e_source_set_locking(force_share, reads_data);
 }
 
 void q2e_image_close(struct q2e_image *img)

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * QEMU's image locks: whether another process holds an image in a way
- * qemu-img would not open it beside (q2e_source_lock_conflict()).
+ * QEMU's image locks: an image file is refused where another process
+ * holds it so that qemu-img would not open it beside, and held while it is
+ * read as qemu-img holds it (q2e_source_lock()).
  *
- * QEMU's file driver (block/file-posix.c) takes open file description
- * locks, shared, on single bytes of the image file: byte 100 + i while it
- * holds permission i, and byte 200 + i while it does not let others have
- * it.  The permissions, by bit:
+ * QEMU's file driver (block/file-posix.c, raw_check_lock_bytes() and
+ * raw_apply_lock_bytes()) takes open file description locks, shared, on
+ * single bytes of the file: byte 100 + i while it holds permission i,
+ * byte 200 + i while it lets no one else have it.  The permissions:
  *
  *   bit  permission         a running VM
  *   0    consistent read    holds it
@@ -14,13 +15,14 @@
  *   2    write unchanged    shares it
  *   3    resize             holds it, shares it with no one
  *
- * A format driver over a file never shares write or resize of it
- * (bdrv_default_perms_for_storage(): "We can never allow other users to
- * resize or write to it"), and reads it consistently.  So qemu-img check,
- * map and info fail where another process holds byte 101 or 103 ("Failed
- * to get shared "write" lock") or byte 200, and succeed with -U, which
- * asks for nothing.  Reading beside a writer gives a check of tables
- * that change under it: qcow2elf refuses as qemu-img does.
+ * A process is refused a permission it wants that another keeps to itself
+ * (byte 200 + i held), and keeping one that another holds (100 + i).
+ * qemu-img opening an image for its metadata (the image, a backing file:
+ * bdrv_default_perms_for_storage(), "We can never allow other users to
+ * resize or write to it") wants consistent read where it reads data (not
+ * info, which opens with BDRV_O_NO_IO) and keeps write and resize; an
+ * external data file it lets others write, and keeps resize.  -U
+ * (force-share) keeps nothing: it still wants consistent read.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -30,46 +32,67 @@
 
 #define PERM_BASE 100
 #define SHARED_BASE 200
+#define CONSISTENT_READ 0
+#define WRITE 1
+#define RESIZE 3
 
 static bool force_share;
+static bool reads_data = true;
 
-void q2e_source_set_force_share(bool on)
+void q2e_source_set_locking(bool force, bool reads)
 {
-	force_share = on;
+	force_share = force;
+	reads_data = reads;
 }
 
-/* Whether any other open file description holds a lock on byte OFF;
- * false where the file system has no such locks. */
+/* fcntl(FD, CMD) for a lock of TYPE on byte OFF, as *FL. */
+static int byte_fcntl(int fd, int cmd, short type, off_t off,
+		      struct flock *fl)
+{
+	memset(fl, 0, sizeof(*fl));
+	fl->l_type = type;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = off;
+	fl->l_len = 1;
+	return fcntl(fd, cmd, fl);
+}
+
+/* Whether another open file description holds a lock on byte OFF; false
+ * where the file system keeps no such locks (as for qemu-img -U). */
 static bool byte_locked(int fd, off_t off)
 {
 	struct flock fl;
 
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = off;
-	fl.l_len = 1;
-	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
-		return false;
-	return fl.l_type != F_UNLCK;
+	return byte_fcntl(fd, F_OFD_GETLK, F_WRLCK, off, &fl) == 0 &&
+	       fl.l_type != F_UNLCK;
 }
 
-const char *q2e_source_lock_conflict(int fd)
+/* A shared lock on byte OFF; none where the file system keeps none. */
+static void lock_byte(int fd, off_t off)
 {
-	/* In qemu-img's order: what it needs, then what it does not share. */
-	static const struct {
-		off_t off;
-		const char *msg;
-	} tests[] = {
-		{ SHARED_BASE + 0, "Failed to get \"consistent read\" lock" },
-		{ PERM_BASE + 1, "Failed to get shared \"write\" lock" },
-		{ PERM_BASE + 3, "Failed to get shared \"resize\" lock" },
-	};
+	struct flock fl;
 
-	if (force_share)
-		return NULL;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (byte_locked(fd, tests[i].off))
-			return tests[i].msg;
+	byte_fcntl(fd, F_OFD_SETLK, F_RDLCK, off, &fl);
+}
+
+const char *q2e_source_lock(int fd, enum q2e_source_role role)
+{
+	/* What FD wants and keeps, in raw_check_lock_bytes()'s order. */
+	const bool want_read = reads_data;
+	const bool keep_write = !force_share && role == Q2E_SOURCE_METADATA;
+	const bool keep_resize = !force_share;
+
+	if (want_read && byte_locked(fd, SHARED_BASE + CONSISTENT_READ))
+		return "Failed to get \"consistent read\" lock";
+	if (keep_write && byte_locked(fd, PERM_BASE + WRITE))
+		return "Failed to get shared \"write\" lock";
+	if (keep_resize && byte_locked(fd, PERM_BASE + RESIZE))
+		return "Failed to get shared \"resize\" lock";
+	if (want_read)
+		lock_byte(fd, PERM_BASE + CONSISTENT_READ);
+	if (keep_write)
+		lock_byte(fd, SHARED_BASE + WRITE);
+	if (keep_resize)
+		lock_byte(fd, SHARED_BASE + RESIZE);
 	return NULL;
 }

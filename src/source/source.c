@@ -334,6 +334,12 @@ int q2e_source_open_memory(const char *name, const void *data, size_t len,
 int q2e_source_open(const char *path, struct q2e_source **out,
 		    struct q2e_error *err)
 {
+	return q2e_source_open_as(path, Q2E_SOURCE_METADATA, out, err);
+}
+
+int q2e_source_open_as(const char *path, enum q2e_source_role role,
+		       struct q2e_source **out, struct q2e_error *err)
+{
 	struct q2e_source *src;
 	const char *lock;
 	struct stat st;
@@ -374,7 +380,7 @@ int q2e_source_open(const char *path, struct q2e_source **out,
 								  : "character device");
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	lock = q2e_source_lock_conflict(fd);
+	lock = q2e_source_lock(fd, role);
 	if (lock) {
 		close(fd);
 		return q2e_error_set(err, Q2E_EIO,

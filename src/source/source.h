@@ -21,20 +21,28 @@
 
 struct q2e_source;
 
+/* What a file is to the image, for QEMU's locks (qemu_lock.c). */
+enum q2e_source_role {
+	Q2E_SOURCE_METADATA,	/* an image or backing file */
+	Q2E_SOURCE_DATA,	/* an external data file */
+};
+
 /* Opens PATH read-only; an ELF file is taken as a dump. */
 int q2e_source_open(const char *path, struct q2e_source **out,
 		    struct q2e_error *err);
+/* The same, for a file of ROLE. */
+int q2e_source_open_as(const char *path, enum q2e_source_role role,
+		       struct q2e_source **out, struct q2e_error *err);
 /* Reads LEN bytes at DATA (copied) as the file NAME would be read. */
 int q2e_source_open_memory(const char *name, const void *data, size_t len,
 			   struct q2e_source **out, struct q2e_error *err);
 void q2e_source_close(struct q2e_source *src);
 /*
- * Whether files are opened whatever QEMU's locks on them say (qemu-img's
- * -U, --force-share), for the whole process.  Otherwise a file that a
- * process holds as a running VM does, writing it, is refused as qemu-img
- * refuses it (src/source/qemu_lock.c).
+ * For the whole process: QEMU's locks as qemu-img takes them
+ * (src/source/qemu_lock.c), with -U (FORCE, --force-share) or not, for a
+ * command that READS data or only the metadata (info).
  */
-void q2e_source_set_force_share(bool on);
+void q2e_source_set_locking(bool force, bool reads);
 
 enum q2e_source_kind q2e_source_kind(const struct q2e_source *src);
 /* Size of the image file (for a dump: of the image it came from). */

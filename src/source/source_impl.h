@@ -79,9 +79,9 @@ int q2e_fiemap_next(int fd, uint64_t off, uint64_t end, uint32_t flags,
 /* Reads what SRC was opened on, an ELF file, as a dump. */
 int q2e_dump_source_init(struct q2e_source *src, struct q2e_error *err);
 
-/* qemu_lock.c: where a process holds FD's image as QEMU does, so that
- * qemu-img would not open it (a VM writing it), qemu-img's message for
- * it; NULL where it may be read, and with q2e_source_set_force_share(). */
-const char *q2e_source_lock_conflict(int fd);
+/* qemu_lock.c: where another process holds FD's file so that qemu-img
+ * would not open it in ROLE (a VM writing it), qemu-img's message for it;
+ * else NULL, and FD holds the locks qemu-img would hold while it reads. */
+const char *q2e_source_lock(int fd, enum q2e_source_role role);
 
 #endif

@@ -30,26 +30,21 @@
 
 #include "fuzz.h"
 
-/* What a replay can find: with the sanitizers, undefined behaviour and
- * memory errors too; without, crashes, timeouts and the oracles' aborts
- * (CI's build, .ci/run, replays under both). */
 #if defined(__SANITIZE_ADDRESS__)
-#define SANITIZERS "under ASan"
+#define UNDER_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define SANITIZERS "under ASan"
+#define UNDER_ASAN 1
 #endif
-#endif
-#ifndef SANITIZERS
-#define SANITIZERS "without sanitizers (crashes, timeouts and the oracles' aborts)"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
+/* What a replay can find: under ASan (CI builds it with UBSan too,
+ * .ci/run), memory errors too; built without, crashes, timeouts and the
+ * oracles' aborts. */
+#ifdef UNDER_ASAN
+#define SANITIZERS "under ASan"
+#else
+#define SANITIZERS "without ASan (crashes, timeouts and the oracles' aborts)"
 #endif
 
 static const char *self;

@@ -52,6 +52,13 @@ assert_eq "completion: dump's long options" "--force-share
 --no-gdb-script
 --output-file=
 --redact" "$(complete qcow2elf dump disk.qcow2 --)"
+assert_eq "completion: diff's long options, each once" "--color
+--color=
+--force-share
+--help
+--no-color
+--output=
+--verbose" "$(complete qcow2elf diff a.elf --)"
 assert_eq "completion: check's options, short ones too" "-M
 -U
 -h

@@ -389,6 +389,21 @@ print(off if m else -1)' "$f")
 	assert_match "...with a missing-file finding that says why" \
 		"^missing-file .*as format 'vmdk': it is not such a file" \
 		"$("$Q2E" check --output=json "$f" 2>/dev/null | jq -r '.findings[] | "\(.type) \(.message)"')"
+	# Named vpc or vmdk, files whose driver takes them though its probe
+	# does not: a fixed VHD (its "conectix" footer at the end), and a
+	# descriptor whose version line is not its first.
+	qemu-img create -q -f vpc -o subformat=fixed "$T/fmt-fixed.vhd" 8M
+	mk -b "$T/fmt-fixed.vhd" -F vpc "$f" 8M
+	assert_eq "a fixed VHD backing file: check exits as qemu-img's" \
+		"$(exit_of qemu-img check "$f")" "$(exit_of "$Q2E" check "$f")"
+	printf '# Disk DescriptorFile\nCID=fffffffe\nversion=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 16384 FLAT "fmt-flat.raw" 0\n' >"$T/fmt-desc.vmdk"
+	truncate -s 8M "$T/fmt-flat.raw"
+	mk -u -b "$T/fmt-desc.vmdk" -F vmdk "$f" 8M
+	assert_eq "a vmdk descriptor backing file, its version not first: check exits as qemu-img's" \
+		"$(exit_of qemu-img check "$f")" "$(exit_of "$Q2E" check "$f")"
+	mk -u -b "$base" -F vpc "$f" 8M
+	assert_eq "a qcow2 backing file named vpc: check exits as qemu-img's" \
+		"$(exit_of qemu-img check "$f")" "$(exit_of "$Q2E" check "$f")"
 	# A LUKS backing file: QEMU needs its key, which qemu-img is not given
 	# (it asks for it before it reads the header: the magic and version
 	# are enough, and qemu-img create's key derivation fails now and
@@ -411,17 +426,20 @@ t_case "backing files of other formats" other_formats
 
 # --- an image a running VM writes: QEMU's locks --------------------------
 # hold MODE IMAGE: qemu-io keeps IMAGE open (MODE -r: read-only) until
-# release; waits until qemu-img sees the lock it takes, or 10 s.
+# release; waits until the kernel lists its locks on IMAGE (OFD locks in
+# /proc/locks, by inode), or 10 s, and fails if they never come.
 hold() {
+	local ino
 	rm -f "$T/hold.fifo" && mkfifo "$T/hold.fifo"
 	qemu-io $1 -f qcow2 "$2" <"$T/hold.fifo" >/dev/null 2>&1 &
 	HOLDER=$!
 	exec 7>"$T/hold.fifo"
+	ino=$(stat -c %i "$2")
 	for _ in $(seq 100); do
-		[ "$1" = -r ] && { sleep 0.5; return; }
-		qemu-img info "$2" >/dev/null 2>&1 || return 0
+		grep -q "OFDLCK .*:$ino " /proc/locks && return 0
 		sleep 0.1
 	done
+	fail "qemu-io $1 holds its locks on $2"
 }
 release() { exec 7>&-; wait "$HOLDER"; }
 
@@ -437,8 +455,11 @@ locked_image() {
 		"$Q2E" $cmd "$T/live.qcow2" >"$T/o.out" 2>"$T/o.err"
 		o=$?
 		assert_eq "written by a VM: $cmd exits as qemu-img $cmd ($q)" "$q" "$o"
-		assert_match "written by a VM: $cmd gives qemu-img's reason" \
-			'Failed to get shared "write" lock' "$(cat "$T/q.err")|$(cat "$T/o.err")"
+		assert_match "written by a VM: qemu-img $cmd says why" \
+			'Failed to get shared "write" lock' "$(cat "$T/q.err")"
+		assert_match "written by a VM: $cmd says it as qemu-img $cmd does" \
+			"^qcow2elf: '$T/live.qcow2': Failed to get shared \"write\" lock" \
+			"$(cat "$T/o.err")"
 		assert_eq "written by a VM: $cmd prints nothing on standard output" \
 			0 "$(wc -c <"$T/o.out")"
 	done

@@ -63,6 +63,8 @@ t_case() {
 	rc=$?
 	if grep -q '^fail$' "$results"; then
 		echo fail >>"$T_RESULTS"
+	elif [ "$rc" = 77 ] && ! grep -q '^pass$' "$results"; then
+		echo skip >>"$T_RESULTS"	# need, finish: it could only skip
 	elif [ "$rc" -ne 0 ]; then
 		if [ -s "$results.err" ]; then
 			fail "$desc" "stopped with exit status $rc" \
@@ -83,9 +85,15 @@ t_case() {
 # each_call_a_case FUNC...: from now on each call of FUNC, whose first
 # argument names what it tests, is one case (t_case), however many
 # assertions it makes: one check of one image, seen from several sides.
+# As a case, FUNC runs in a subshell with stdin from /dev/null: what it
+# leaves for its caller must be in files, not variables.
 each_call_a_case() {
 	local f
 	for f in "$@"; do
+		if declare -F "_case_$f" >/dev/null; then
+			echo "each_call_a_case: $f is a case already" >&2
+			continue
+		fi
 		eval "$(declare -f "$f" | sed "1s/^$f /_case_$f /")"
 		eval "$f() { t_case \"\$1\" _case_$f \"\$@\"; }"
 	done
@@ -145,7 +153,17 @@ _t_summary() {
 }
 
 # Exit status: 0, 1 if anything failed, 77 if all there was to do skipped.
+# Inside a case (t_case), it ends the case: skipped if all it did was
+# skip (need), else failed, as stopped before its end.
 finish() {
+	if [ "$T_IN_CASE" = 1 ]; then
+		if grep -q '^skip$' "$T_RESULTS" &&
+		   ! grep -q '^pass$\|^fail$' "$T_RESULTS"; then
+			exit 77
+		fi
+		echo "stopped by finish before the case's end" >&2
+		exit 1
+	fi
 	T_FINISHED=1
 	_t_summary
 	if [ "$(_t_count fail)" -ne 0 ]; then

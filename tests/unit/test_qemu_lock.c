@@ -24,13 +24,18 @@
 
 #include "source/source.h"
 
-static char path[] = "/tmp/q2e-test-lock-XXXXXX";
+static char path[4096];
 
 /* A file of QCOW2's magic and nothing else: enough to be opened. */
 static int setup(void **state)
 {
 	static const unsigned char magic[4] = { 'Q', 'F', 'I', 0xfb };
-	int fd = mkstemp(path);
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/q2e-test-lock-XXXXXX",
+		 dir && *dir ? dir : "/tmp");
+	fd = mkstemp(path);
 
 	(void)state;
 	if (fd < 0 || write(fd, magic, sizeof(magic)) != sizeof(magic))
@@ -62,13 +67,13 @@ static int hold(const off_t *offs)
 	return fd;
 }
 
-/* What opening PATH says: "" where it opens. */
-static const char *open_says(struct q2e_error *err)
+/* What opening PATH in ROLE says: "" where it opens. */
+static const char *open_says(enum q2e_source_role role, struct q2e_error *err)
 {
 	struct q2e_source *src;
 
 	memset(err, 0, sizeof(*err));
-	if (q2e_source_open(path, &src, err) < 0)
+	if (q2e_source_open_as(path, role, &src, err) < 0)
 		return err->msg;
 	q2e_source_close(src);
 	return "";
@@ -82,31 +87,37 @@ static void test_writer_refused(void **state)
 	int fd = hold(vm);
 
 	(void)state;
-	assert_non_null(strstr(open_says(&err),
+	assert_non_null(strstr(open_says(Q2E_SOURCE_METADATA, &err),
 			       "Failed to get shared \"write\" lock"));
 	assert_int_equal(err.code, Q2E_EIO);
 	assert_non_null(strstr(err.msg, path));
-	q2e_source_set_force_share(true);
-	assert_string_equal(open_says(&err), "");
-	q2e_source_set_force_share(false);
+	q2e_source_set_locking(true, true);	/* -U */
+	assert_string_equal(open_says(Q2E_SOURCE_METADATA, &err), "");
+	q2e_source_set_locking(false, true);
 	close(fd);
 	/* Its locks go with its file description. */
-	assert_string_equal(open_says(&err), "");
+	assert_string_equal(open_says(Q2E_SOURCE_METADATA, &err), "");
 }
 
+/* Each byte another process holds, against each way of opening: what
+ * raw_check_lock_bytes() says for the permissions qemu-img asks. */
 static void test_each_lock(void **state)
 {
+	static const char W[] = "Failed to get shared \"write\" lock";
+	static const char R[] = "Failed to get shared \"resize\" lock";
+	static const char C[] = "Failed to get \"consistent read\" lock";
 	static const struct {
 		off_t off;
-		const char *says;
+		/* metadata, data file, metadata -U, metadata for info */
+		const char *says[4];
 	} cases[] = {
-		{ 100, "" },	/* consistent read: held by readers */
-		{ 102, "" },	/* write unchanged */
-		{ 101, "Failed to get shared \"write\" lock" },
-		{ 103, "Failed to get shared \"resize\" lock" },
-		{ 200, "Failed to get \"consistent read\" lock" },
-		{ 201, "" },	/* a reader that lets no one write */
-		{ 203, "" },
+		{ 100, { "", "", "", "" } },	/* a reader */
+		{ 101, { W, "", "", W } },	/* a writer */
+		{ 102, { "", "", "", "" } },
+		{ 103, { R, R, "", R } },	/* one that resizes */
+		{ 200, { C, C, C, "" } },	/* one that lets no one read */
+		{ 201, { "", "", "", "" } },	/* lets no one write */
+		{ 203, { "", "", "", "" } },
 	};
 	struct q2e_error err;
 
@@ -114,14 +125,68 @@ static void test_each_lock(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const off_t offs[] = { cases[i].off, 0 };
 		int fd = hold(offs);
-		const char *says = open_says(&err);
 
-		if (!*cases[i].says)
-			assert_string_equal(says, "");
-		else
-			assert_non_null(strstr(says, cases[i].says));
+		for (int k = 0; k < 4; k++) {
+			const char *says;
+
+			q2e_source_set_locking(k == 2, k != 3);
+			says = open_says(k == 1 ? Q2E_SOURCE_DATA
+						: Q2E_SOURCE_METADATA, &err);
+			if (!*cases[i].says[k])
+				assert_string_equal(says, "");
+			else
+				assert_non_null(strstr(says, cases[i].says[k]));
+		}
+		q2e_source_set_locking(false, true);
 		close(fd);
 	}
+}
+
+/* Whether another file description sees a lock on byte OFF of PATH. */
+static bool seen_locked(off_t off)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = off, .l_len = 1 };
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_OFD_GETLK, &fl), 0);
+	close(fd);
+	return fl.l_type != F_UNLCK;
+}
+
+/* While open, the file holds what qemu-img holds, so that a VM starting
+ * to write it meanwhile is refused ("Failed to get "write" lock"). */
+static void test_holds_locks(void **state)
+{
+	static const struct {
+		bool force, reads;
+		enum q2e_source_role role;
+		bool held[3];	/* bytes 100, 201, 203 */
+	} cases[] = {
+		{ false, true, Q2E_SOURCE_METADATA, { true, true, true } },
+		{ false, true, Q2E_SOURCE_DATA, { true, false, true } },
+		{ true, true, Q2E_SOURCE_METADATA, { true, false, false } },
+		{ false, false, Q2E_SOURCE_METADATA, { false, true, true } },
+	};
+	static const off_t bytes[3] = { 100, 201, 203 };
+	struct q2e_error err = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct q2e_source *src;
+
+		q2e_source_set_locking(cases[i].force, cases[i].reads);
+		assert_int_equal(q2e_source_open_as(path, cases[i].role, &src,
+						    &err), 0);
+		for (int b = 0; b < 3; b++)
+			assert_int_equal(seen_locked(bytes[b]),
+					 cases[i].held[b]);
+		q2e_source_close(src);
+		for (int b = 0; b < 3; b++)
+			assert_false(seen_locked(bytes[b]));
+	}
+	q2e_source_set_locking(false, true);
 }
 
 int main(void)
@@ -129,6 +194,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writer_refused),
 		cmocka_unit_test(test_each_lock),
+		cmocka_unit_test(test_holds_locks),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
