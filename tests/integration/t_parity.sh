@@ -486,6 +486,18 @@ locked_image() {
 		"$(qemu-img map -U --output=json "$T/live.qcow2")" \
 		"$("$Q2E" map -U --output=json "$T/live.qcow2")"
 	release
+	# While check reads (stopped in gdb at q2e_check_run(), the image
+	# open), it holds qemu-img's locks: a VM cannot start writing the
+	# image, and another check may read it.
+	if command -v gdb >/dev/null; then
+		assert_eq "while check reads: qemu-io cannot write, qemu-img check can read" \
+			"write 1|check 0" \
+			"$(gdb -nx -batch -ex 'break q2e_check_run' -ex run \
+				-ex "shell qemu-io -c 'write 0 4k' '$T/live.qcow2' >/dev/null 2>&1; echo \"write \$?\"" \
+				-ex "shell qemu-img check '$T/live.qcow2' >/dev/null 2>&1; echo \"check \$?\"" \
+				-ex kill --args "$Q2E" check "$T/live.qcow2" 2>/dev/null |
+			   grep -E '^(write|check) [0-9]+$' | paste -sd'|')"
+	fi
 	hold -r "$T/live.qcow2"
 	as_qemu "an image a process reads" "$T/live.qcow2"
 	assert_eq "an image a process reads: check exits 0" 0 "$(cat "$T/q.rc")"
