@@ -30,6 +30,12 @@ int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 	/* Standard output may be the input too (1<>IMAGE): by its name. */
 	const char *name = q2e_outfile_is_stdout(path) ? "/dev/stdout" : path;
 
+	if (q2e_image_reads_file(img, name) && name != path)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "standard output is %s (was it closed, or opened on the input?); refusing to write over it",
+				     is_same_file(img->path, name)
+					     ? "the input file"
+					     : "a file the input reads (a backing or data file)");
 	if (q2e_image_reads_file(img, name))
 		return q2e_error_set(err, Q2E_EUSAGE,
 				     is_same_file(img->path, name)

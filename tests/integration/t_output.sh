@@ -175,6 +175,15 @@ chain_case() {
 	assert_same_file "the data file is untouched" ext.orig ext.raw
 	cp top.qcow2 top.orig
 	assert_status "dump -o - onto its input is refused" 1 sh -c "'$Q2E' dump top.qcow2 -o - 1<>top.qcow2"
+	assert_match "saying standard output is the input" \
+		"^qcow2elf: standard output is the input file \\(was it closed, or opened on the input\\?\\); refusing" \
+		"$(cat "$T_TMP/.err")"
+	assert_same_file "the input is untouched" top.orig top.qcow2
+	# Standard output closed: the image opens as descriptor 1.
+	assert_status "dump -o - with standard output closed is refused" 1 \
+		sh -c "'$Q2E' dump top.qcow2 -o - >&-"
+	assert_match "saying standard output is the input" \
+		"standard output is the input file" "$(cat "$T_TMP/.err")"
 	assert_same_file "the input is untouched" top.orig top.qcow2
 }
 t_case "the files the input reads" chain_case
