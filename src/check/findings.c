@@ -609,6 +609,30 @@ static int unread_backing(struct checker *c, const struct q2e_error *err)
  * data file, and cannot check it when one is missing.  A dump's files
  * were on the machine it was made on: not looked for.
  */
+/* The offset of the image's external data file name extension, or 0. */
+static uint64_t data_file_ext(const struct q2e_image *img)
+{
+	for (size_t i = 0; i < img->nexts; i++)
+		if (img->exts[i].magic == QCOW2_EXT_DATA_FILE)
+			return img->exts[i].offset;
+	return 0;
+}
+
+/* ERR's message without "'IMAGE': STRUCTURE: ", said of the image and
+ * structure the finding names already: in WHAT, if it starts so. */
+static bool said_of(const struct q2e_image *img, const char *structure,
+		    const struct q2e_error *err, char *what, size_t size)
+{
+	size_t prefix;
+
+	snprintf(what, size, "'%s': %s: ", img->path, structure);
+	prefix = strlen(what);
+	if (strncmp(err->msg, what, prefix) != 0)
+		return false;
+	snprintf(what, size, "%s", err->msg + prefix);
+	return true;
+}
+
 int missing_file_findings(struct checker *c)
 {
 	struct q2e_image *img = c->img;
@@ -616,25 +640,24 @@ int missing_file_findings(struct checker *c)
 	struct q2e_chain *chain;
 	struct stat st;
 	char what[sizeof(err.msg) + 64];
-	size_t prefix;
+	bool data_missing = false;
 
 	if (q2e_image_dump_meta(img))
 		return 0;
 	/* QEMU opens the data file name as it is, relative to the current
 	 * directory. */
 	if (q2e_image_data_file(img) && stat(img->data_file, &st) < 0) {
-		uint64_t off = 0;
-
-		for (size_t i = 0; i < img->nexts; i++)
-			if (img->exts[i].magic == QCOW2_EXT_DATA_FILE)
-				off = img->exts[i].offset;
 		snprintf(what, sizeof(what),
 			 "external data file '%s' cannot be opened: %s",
 			 img->data_file, strerror(errno));
-		if (missing_file(c, "ext_data_file", off, what) < 0)
+		if (missing_file(c, "ext_data_file", data_file_ext(img),
+				 what) < 0)
 			return Q2E_ENOMEM;
+		data_missing = true;
 	}
-	if (!q2e_image_backing(img))
+	/* The rest as qemu-img opens them: the data file (its locks too),
+	 * then the backing chain, which stops at the first that fails. */
+	if (!q2e_image_backing(img) && (data_missing || !q2e_image_data_file(img)))
 		return 0;
 	if (q2e_chain_open_for_check(img, &chain, &err) == 0) {
 		q2e_chain_close(chain);
@@ -647,13 +670,11 @@ int missing_file_findings(struct checker *c)
 	 * not looked at, and the status is as if it opened. */
 	if (err.code == Q2E_EUNSUPPORTED)
 		return unread_backing(c, &err);
-	/* The chain says it of the image's path and structure, which the
-	 * finding gives already. */
-	snprintf(what, sizeof(what), "'%s': backing_file: ", img->path);
-	prefix = strlen(what);
-	snprintf(what, sizeof(what), "%s",
-		 strncmp(err.msg, what, prefix) == 0 ? err.msg + prefix
-						      : err.msg);
+	if (said_of(img, "ext_data_file", &err, what, sizeof(what)))
+		return data_missing ? 0 : missing_file(c, "ext_data_file",
+						       data_file_ext(img), what);
+	if (!said_of(img, "backing_file", &err, what, sizeof(what)))
+		snprintf(what, sizeof(what), "%s", err.msg);
 	return missing_file(c, "backing_file", img->hdr.backing_file_offset,
 			    what);
 }

@@ -498,6 +498,30 @@ locked_image() {
 				-ex kill --args "$Q2E" check "$T/live.qcow2" 2>/dev/null |
 			   grep -E '^(write|check) [0-9]+$' | paste -sd'|')"
 	fi
+	# An external data file is opened to be written by others, not
+	# resized: a lock on byte 103 (resize held) fails check as it fails
+	# qemu-img check, one on 101 (write held) does not.  python3 holds
+	# the byte as QEMU's qemu_lock_fd() does.
+	mk -o data_file="$T/live.raw" "$T/withdata.qcow2" 8M
+	for b in 101 103; do
+		rm -f "$T/held"
+		python3 -c 'import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_RDLCK, 0, int(sys.argv[2]), 1, 0))
+open(sys.argv[3], "w").close()
+time.sleep(30)' "$T/live.raw" "$b" "$T/held" &
+		for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.1; done
+		assert_eq "a data file with byte $b held: check exits as qemu-img's" \
+			"$(exit_of qemu-img check "$T/withdata.qcow2")" \
+			"$(exit_of "$Q2E" check "$T/withdata.qcow2")"
+		kill $! 2>/dev/null; wait $! 2>/dev/null
+	done
+	assert_match "...and says so of the data file" \
+		'^ext_data_file .*Failed to get shared "resize" lock' \
+		"$(python3 -c 'import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_RDLCK, 0, 103, 1, 0))
+os.system(sys.argv[2])' "$T/live.raw" "'$Q2E' check --output=json '$T/withdata.qcow2' 2>/dev/null | jq -r '.findings[] | \"\\(.structure) \\(.message)\"'")"
 	hold -r "$T/live.qcow2"
 	as_qemu "an image a process reads" "$T/live.qcow2"
 	assert_eq "an image a process reads: check exits 0" 0 "$(cat "$T/q.rc")"
