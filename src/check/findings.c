@@ -582,20 +582,33 @@ static int missing_file(struct checker *c, const char *structure,
 	return c->res->unopenable ? 0 : nomem(c);
 }
 
+/*
+ * ERR's message without "'IMAGE': " and "STRUCTURE: " (none if NULL),
+ * which the finding gives already: in WHAT, if it starts so.
+ */
+static bool said_of(const struct q2e_image *img, const char *structure,
+		    const struct q2e_error *err, char *what, size_t size)
+{
+	size_t prefix;
+
+	snprintf(what, size, "'%s': %s%s", img->path,
+		 structure ? structure : "", structure ? ": " : "");
+	prefix = strlen(what);
+	if (strncmp(err->msg, what, prefix) != 0)
+		return false;
+	snprintf(what, size, "%s", err->msg + prefix);
+	return true;
+}
+
 /* A backing file not opened, of a format or protocol not read: a note. */
 static int unread_backing(struct checker *c, const struct q2e_error *err)
 {
 	struct q2e_finding *f;
-	char what[sizeof(err->msg) + 64];
-	const char *msg = err->msg;
-	size_t n;
+	char said[sizeof(err->msg)], what[sizeof(err->msg) + 64];
 
-	/* The chain says it of the image's path, which the finding gives. */
-	snprintf(what, sizeof(what), "'%s': ", c->img->path);
-	n = strlen(what);
-	if (strncmp(msg, what, n) == 0)
-		msg += n;
-	snprintf(what, sizeof(what), "not opened, so not checked: %s", msg);
+	if (!said_of(c->img, NULL, err, said, sizeof(said)))
+		snprintf(said, sizeof(said), "%s", err->msg);
+	snprintf(what, sizeof(what), "not opened, so not checked: %s", said);
 	f = add_finding_text(c, Q2E_FINDING_OTHER, Q2E_SEV_NOTE,
 			     c->img->hdr.backing_file_offset, what);
 	if (!f)
@@ -604,11 +617,6 @@ static int unread_backing(struct checker *c, const struct q2e_error *err)
 	return f->structure ? 0 : nomem(c);
 }
 
-/*
- * qemu-img check opens the image with its backing chain and external
- * data file, and cannot check it when one is missing.  A dump's files
- * were on the machine it was made on: not looked for.
- */
 /* The offset of the image's external data file name extension, or 0. */
 static uint64_t data_file_ext(const struct q2e_image *img)
 {
@@ -618,21 +626,11 @@ static uint64_t data_file_ext(const struct q2e_image *img)
 	return 0;
 }
 
-/* ERR's message without "'IMAGE': STRUCTURE: ", said of the image and
- * structure the finding names already: in WHAT, if it starts so. */
-static bool said_of(const struct q2e_image *img, const char *structure,
-		    const struct q2e_error *err, char *what, size_t size)
-{
-	size_t prefix;
-
-	snprintf(what, size, "'%s': %s: ", img->path, structure);
-	prefix = strlen(what);
-	if (strncmp(err->msg, what, prefix) != 0)
-		return false;
-	snprintf(what, size, "%s", err->msg + prefix);
-	return true;
-}
-
+/*
+ * qemu-img check opens the image with its backing chain and external
+ * data file, and cannot check it when one is missing.  A dump's files
+ * were on the machine it was made on: not looked for.
+ */
 int missing_file_findings(struct checker *c)
 {
 	struct q2e_image *img = c->img;

@@ -47,6 +47,8 @@ int report(const struct q2e_error *err);
 /* Prints IMG's errors as warnings, escaped; dump and restore go on. */
 void warn_problems(const struct q2e_image *img);
 /* Parses an --output argument; 0, or Q2E_EXIT_USAGE after saying why. */
+/* -U (--force-share) of CMD: QEMU's locks as qemu-img -U takes them. */
+void force_share(const char *cmd);
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 /* Prints NAME's --help; 0, or 1 when standard output cannot be written. */
 int print_command_help(const char *name);

@@ -97,7 +97,7 @@ int cmd_check(int argc, char **argv)
 			with_progress = true;
 			break;
 		case 'U':
-			q2e_image_locking(true, true);
+			force_share("check");
 			break;
 		case 'h':
 			return print_command_help("check");

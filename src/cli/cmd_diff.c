@@ -79,7 +79,7 @@ int cmd_diff(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'U':
-			q2e_image_locking(true, true);
+			force_share("diff");
 			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &color) < 0)

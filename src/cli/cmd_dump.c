@@ -51,7 +51,7 @@ int cmd_dump(int argc, char **argv)
 			dopts.redact = true;
 			break;
 		case 'U':
-			q2e_image_locking(true, true);
+			force_share("dump");
 			break;
 		case 'h':
 			return print_command_help("dump");

@@ -119,6 +119,17 @@ void warn_problems(const struct q2e_image *img)
 	}
 }
 
+/* Whether CMD reads data, for QEMU's locks: info, as qemu-img info, not. */
+static bool reads_data(const char *cmd)
+{
+	return strcmp(cmd, "info") != 0;
+}
+
+void force_share(const char *cmd)
+{
+	q2e_image_locking(true, reads_data(cmd));
+}
+
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 {
 	if (strcmp(arg, "human") == 0)
@@ -158,8 +169,7 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 				return ret;
 			break;
 		case 'U':
-			/* info, as qemu-img info, reads no data */
-			q2e_image_locking(true, strcmp(cmd, "info") != 0);
+			force_share(cmd);
 			break;
 		case 'h':
 			/* *image stays NULL: the caller stops there. */
@@ -403,7 +413,7 @@ int cli_main(int argc, char **argv)
 		snprintf(who, sizeof(who), "%s: %s", progname, commands[i].name);
 		argv[1] = who;
 		/* QEMU's locks as qemu-img takes them, until -U */
-		q2e_image_locking(false, strcmp(commands[i].name, "info") != 0);
+		q2e_image_locking(false, reads_data(commands[i].name));
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);

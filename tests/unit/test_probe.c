@@ -94,20 +94,22 @@ static void test_bochs(void **state)
 
 static void test_vmdk_descriptor(void **state)
 {
+	static const struct {
+		const char *text, *fmt;
+	} cases[] = {
+		{ "# Disk DescriptorFile\n   \nversion=1\nCID=fffffffe\n", "vmdk" },
+		{ "# comment\r\nversion=3\r\n", "vmdk" },
+		/* Text before the version line: not a descriptor. */
+		{ "# Disk DescriptorFile\nCID=1\nversion=1\n", "raw" },
+		{ "version=4\n", "raw" },
+	};
+
 	(void)state;
-	reset();
-	strcpy((char *)buf, "# Disk DescriptorFile\n   \nversion=1\nCID=fffffffe\n");
-	assert_string_equal(probe(), "vmdk");
-	reset();
-	strcpy((char *)buf, "# comment\r\nversion=3\r\n");
-	assert_string_equal(probe(), "vmdk");
-	/* Text before the version line: not a descriptor. */
-	reset();
-	strcpy((char *)buf, "# Disk DescriptorFile\nCID=1\nversion=1\n");
-	assert_string_equal(probe(), "raw");
-	reset();
-	strcpy((char *)buf, "version=4\n");
-	assert_string_equal(probe(), "raw");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		reset();
+		strcpy((char *)buf, cases[i].text);
+		assert_string_equal(probe(), cases[i].fmt);
+	}
 }
 
 static void test_weak_and_raw(void **state)
