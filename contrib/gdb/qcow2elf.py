@@ -8,7 +8,9 @@
 # symbol`, and has no Python API for sections).  Dumps carry this file in
 # .debug_gdb_scripts; it is also installed for `source`.
 import bisect
+import re
 import struct
+from fractions import Fraction
 
 import gdb
 
@@ -23,6 +25,7 @@ L2E_STD_RESERVED = 0x3F000000000001FE
 BME_TABLE_RESERVED = 0xFF000000000001FE
 EXT_FEATURE_TABLE = 0x6803F857
 EXT_BITMAPS = 0x23852875
+EXT_DATA_FILE = 0x44415441
 
 FEATURES = {  # the spec's names, when the image has no feature name table
     0: {0: "dirty", 1: "corrupt", 2: "external data file",
@@ -60,28 +63,47 @@ MAX_BITMAP_NAME = 1023
 MAX_BITMAP_DIRECTORY = 64 << 20
 MAX_NAME = 4096     # an ELF name: qcow2elf's are under 64 bytes
 
-SUFFIXES = {"k": 10, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+# qemu_strtosz()'s suffixes, in either case; B is bytes.
+SUFFIXES = {"B": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+SIZE = re.compile(r"([0-9]+)(\.[0-9]*)?([bkmgtpeBKMGTPE])\Z")
 
 
 def _suffixed(term):
-    """A number with one of qemu-img's suffixes (4M, 1G), or None."""
-    term = term.strip()
-    if term[-1:] in SUFFIXES and term[:-1].isdigit():
-        return int(term[:-1]) << SUFFIXES[term[-1]]
-    return None
+    """A size as qemu-img reads one (4M, 1g, 1.5M, 512B), or None: decimal,
+    a fraction only with a suffix other than B (qemu_strtosz())."""
+    m = SIZE.match(term.strip())
+    if not m:
+        return None
+    whole, frac, suffix = m.groups()
+    shift = SUFFIXES[suffix.upper()]
+    if frac and not shift:
+        return None
+    return int(Fraction(whole + (frac or "")) * (1 << shift))
 
 
 def _int(arg, what):
-    """A gdb expression, or a sum whose terms may carry qemu-img's
-    suffixes (4M, 1G+4k, 0x100000+4k); other terms are read as gdb reads
-    them (010 is 8)."""
+    """A gdb expression, or a sum or difference whose terms may be sizes
+    as qemu-img reads them (4M, 1G+4k, 0x100000+4k, 64M-1); other terms
+    are read as gdb reads them (010 is 8)."""
+    arg = arg.strip()
     try:
-        terms = arg.split("+")
-        if len(terms) > 1 and any(_suffixed(t) is not None for t in terms):
-            return sum(_suffixed(t) if _suffixed(t) is not None
-                       else int(gdb.parse_and_eval(t)) for t in terms)
         if _suffixed(arg) is not None:
             return _suffixed(arg)
+        parts = re.split(r"([+-])", arg)
+        terms = parts[0::2]
+        if len(terms) > 1 and any(_suffixed(t) is not None for t in terms):
+            total, sign = 0, 1
+            for i, t in enumerate(terms):
+                if i:
+                    sign = 1 if parts[2 * i - 1] == "+" else -1
+                if not t.strip():
+                    if i:
+                        raise gdb.error("a sign without a number")
+                    continue
+                v = _suffixed(t)
+                total += sign * (v if v is not None
+                                 else int(gdb.parse_and_eval(t)))
+            return total
         return int(gdb.parse_and_eval(arg))
     except gdb.error as e:
         raise gdb.GdbError("%s: cannot read '%s': %s" % (what, arg, e))
@@ -235,11 +257,14 @@ class Dump:
 
         shstr = section(shstrndx, "the section name table") if shdrs else b""
         self.sections = []      # (addr, size, name), by address
+        self.empty = set()      # the addresses of sections without bytes
         symtab = strtab = None
         for i, h in enumerate(shdrs):
             name = cstr(shstr, h[0], "section %d" % i)
             if name.startswith(".qcow2.") and h[2] & 2:
-                if h[1] != 8:   # its bytes lie in the file, as in C
+                if h[1] == 8:
+                    self.empty.add(h[3])
+                else:           # its bytes lie in the file, as in C
                     if h[4] > self.file_size or \
                             h[5] > self.file_size - h[4]:
                         raise self.error(
@@ -310,6 +335,9 @@ class Dump:
         for name, off, size in HEADER_FIELDS:
             self.hdr[name] = int.from_bytes(raw[off:off + size], "big")
         h = self.hdr
+        if h["magic"] != 0x514649FB and 0 in self.empty:
+            raise self.error("its header section holds no bytes (a dump "
+                             "written with --no-data holds only the layout)")
         if h["magic"] != 0x514649FB:
             raise gdb.GdbError("'%s' holds no QCOW2 header" % self.path)
         if h["version"] < 3:
@@ -383,6 +411,21 @@ class Dump:
         return self._features.get((kind, bit),
                                   FEATURES[kind].get(bit,
                                                      "unknown bit %d" % bit))
+
+    def host_note(self):
+        """Where a data cluster's host offset lies when not in this image
+        file: the external data file (its name from the header extension,
+        as qemu-img map names it), or bytes the guest reads decrypted."""
+        notes = []
+        if self.hdr["incompatible_features"] & 4:
+            names = [self.read(off + 8, n) for off, magic, n in
+                     self.extensions() if magic == EXT_DATA_FILE]
+            notes.append("in the external data file" +
+                         (" '%s'" % _shown(names[0]) if names else ""))
+        if self.hdr["crypt_method"]:
+            notes.append("%s-encrypted: the guest reads these bytes decrypted" %
+                         ("AES" if self.hdr["crypt_method"] == 1 else "LUKS"))
+        return " (%s)" % ", ".join(notes) if notes else ""
 
     def _table_end(self, what, n, total, limit):
         """Entry N of a table a dump holds: within QEMU's limits of the
@@ -532,6 +575,32 @@ def _argv(arg, lo, hi, usage):
     if not lo <= len(argv) <= hi:
         raise gdb.GdbError("usage: %s" % usage)
     return argv
+
+
+def _offset_and_name(arg, what, usage):
+    """OFFSET [NAME]: the offset an expression that may hold spaces
+    (0x100000 + 4096), the name the last word when the whole is not one."""
+    argv = gdb.string_to_argv(arg)
+    if not argv:
+        raise gdb.GdbError("usage: %s" % usage)
+    try:
+        return _int(" ".join(argv), what), None
+    except gdb.GdbError:
+        if len(argv) == 1:
+            raise
+    return _int(" ".join(argv[:-1]), what), argv[-1]
+
+
+def _offset(arg, what, usage):
+    """An offset, as an expression that may hold spaces, and never
+    negative."""
+    argv = gdb.string_to_argv(arg)
+    if not argv:
+        raise gdb.GdbError("usage: %s" % usage)
+    off = _int(" ".join(argv), what)
+    if off < 0:
+        raise gdb.GdbError("%s: offset %d is negative" % (what, off))
+    return off
 
 
 # --- decoding ------------------------------------------------------------
@@ -705,8 +774,9 @@ KIND filters by kind, e.g. "L2", "refcount block", "bitmap"."""
 class Translate(gdb.Command):
     """Guest offset to host offset, through the L1 and L2 tables.
 Usage: qcow2 translate GUEST_OFFSET [SNAPSHOT]
-GUEST_OFFSET is a gdb expression, or numbers with qemu-img's suffixes
-summed (1M+4k), within the image's virtual size or the snapshot's.
+GUEST_OFFSET is a gdb expression (0x100000 + 4096), or sizes as qemu-img
+reads them (1M, 1.5g, 512B) summed or subtracted (1M+4k, 64M-1), within
+the image's virtual size or the snapshot's.
 SNAPSHOT is a snapshot's ID or name as `qcow2 snapshots` prints it, else
 its position in the table (0, 1...): "3" is the snapshot with ID 3 where
 there is one; without it the active L1 table is used."""
@@ -719,13 +789,13 @@ there is one; without it the active L1 table is used."""
                 if s["name"].startswith(text)]
 
     def invoke(self, arg, from_tty):
-        argv = _argv(arg, 1, 2, "qcow2 translate GUEST_OFFSET [SNAPSHOT]")
+        guest, key = _offset_and_name(
+            arg, "qcow2 translate", "qcow2 translate GUEST_OFFSET [SNAPSHOT]")
         d = current_dump()
-        guest = _int(argv[0], "qcow2 translate")
         if guest < 0:
             raise gdb.GdbError("qcow2 translate: guest offset %d is "
                                "negative" % guest)
-        snap = find_snapshot(d, argv[1]) if len(argv) == 2 else None
+        snap = find_snapshot(d, key) if key is not None else None
         if snap is None and guest >= d.hdr["size"]:
             raise gdb.GdbError("qcow2 translate: guest offset 0x%x is past "
                                "the virtual size 0x%x" % (guest, d.hdr["size"]))
@@ -835,7 +905,7 @@ def translate(d, guest, snap=None):
         if zero:
             yield "zero"
         elif alloc:
-            yield "host offset 0x%x" % (host + in_cluster)
+            yield "host offset 0x%x%s" % (host + in_cluster, d.host_note())
         else:
             yield "unallocated (%s)" % backing
         return
@@ -851,7 +921,7 @@ def translate(d, guest, snap=None):
         yield "zero"
     elif host or data_file_cluster(d, e2):
         check_host(d, l2_name, j, host, guest - in_cluster)
-        yield "host offset 0x%x" % (host + in_cluster)
+        yield "host offset 0x%x%s" % (host + in_cluster, d.host_note())
     else:
         yield "unallocated (%s)" % backing
 
@@ -886,11 +956,8 @@ Usage: qcow2 refcount HOST_OFFSET"""
                          gdb.COMPLETE_NONE)
 
     def invoke(self, arg, from_tty):
-        argv = _argv(arg, 1, 1, "qcow2 refcount HOST_OFFSET")
+        off = _offset(arg, "qcow2 refcount", "qcow2 refcount HOST_OFFSET")
         d = current_dump()
-        off = _int(argv[0], "qcow2 refcount")
-        if off < 0:
-            raise gdb.GdbError("qcow2 refcount: negative offset")
         print(refcount_line(d, off))
 
 
@@ -924,9 +991,8 @@ Usage: qcow2 whatis OFFSET"""
         super().__init__("qcow2 whatis", gdb.COMMAND_DATA, gdb.COMPLETE_NONE)
 
     def invoke(self, arg, from_tty):
-        argv = _argv(arg, 1, 1, "qcow2 whatis OFFSET")
+        off = _offset(arg, "qcow2 whatis", "qcow2 whatis OFFSET")
         d = current_dump()
-        off = _int(argv[0], "qcow2 whatis")
         for line in whatis(d, off):
             print(line)
 
@@ -1029,14 +1095,18 @@ NAME is as `qcow2 bitmaps` prints it."""
                 if b["name"].startswith(text)]
 
     def invoke(self, arg, from_tty):
-        argv = _argv(arg, 2, 2, "qcow2 bitmap NAME GUEST_OFFSET")
+        usage = "qcow2 bitmap NAME GUEST_OFFSET"
+        argv = _argv(arg, 2, 64, usage)
         d = current_dump()
         raw = _unshown(argv[0], "qcow2 bitmap")
         found = [b for b in d.bitmaps() if b["raw_name"] == raw]
         if not found:
             raise gdb.GdbError("no bitmap '%s'" % argv[0])
-        guest = _int(argv[1], "qcow2 bitmap")
-        if guest < 0 or guest >= d.hdr["size"]:
+        guest = _int(" ".join(argv[1:]), "qcow2 bitmap")
+        if guest < 0:
+            raise gdb.GdbError("qcow2 bitmap: guest offset %d is negative" %
+                               guest)
+        if guest >= d.hdr["size"]:
             raise gdb.GdbError("qcow2 bitmap: guest offset 0x%x is past the "
                                "virtual size 0x%x" % (guest, d.hdr["size"]))
         b = found[0]
@@ -1060,6 +1130,11 @@ NAME is as `qcow2 bitmaps` prints it."""
         print("bit %d (guest 0x%x-0x%x): %s" % (
             bit, bit << b["granularity"], ((bit + 1) << b["granularity"]) - 1,
             "set" if v else "clear"))
+        if b["flags"] & 1:
+            print("bitmap_%d '%s' is in_use: the program that had it open "
+                  "did not store it, so its bits may be out of date (QEMU "
+                  "takes it as inconsistent and will not use it)" %
+                  (b["n"], b["name"]))
 
 
 # --- pretty-printers --------------------------------------------------------

@@ -323,6 +323,28 @@ if [ -f corpus/luks.qcow2 ] && "$Q2E" dump corpus/luks.qcow2 -o luks.elf; then
 else
 	fail "LUKS: dump of corpus/luks.qcow2"
 fi
+# Where the guest's first data cluster lies (qemu-img map's first data
+# range, looked up in the image's own L1 and L2 tables here), and that its
+# bytes there are encrypted: translate said only "host offset".
+mapfile -t lk_args < <(corpus_luks_opts corpus/luks.qcow2)
+lk_guest=$(qemu-img map --output=json "${lk_args[@]}" | jq -r '[.[] | select(.data)][0].start')
+lk_host=$(python3 - corpus/luks.qcow2 "$lk_guest" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "rb")
+hdr = f.read(48)
+bits, l1 = struct.unpack(">I", hdr[20:24])[0], struct.unpack(">Q", hdr[40:48])[0]
+g = int(sys.argv[2])
+per = 1 << (bits - 3)
+f.seek(l1 + 8 * (g >> bits) // per)
+l2 = struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00
+f.seek(l2 + 8 * ((g >> bits) % per))
+print(struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00)
+PY
+)
+printf 'qcow2 translate %s\n' "$lk_guest" >luksmap.gdb
+assert_eq "LUKS: translate says the host bytes are encrypted, at the L2 entry's offset" \
+	"$(printf 'host offset 0x%x (LUKS-encrypted: the guest reads these bytes decrypted)' "$lk_host")" \
+	"$(gdb_helpers luks.elf luksmap.gdb | tail -1)"
 
 # --- Nothing to list says so (it printed nothing), and offsets take
 # qemu-img's suffixes in sums ("1M+4k" was an invalid number).
@@ -341,6 +363,50 @@ printf '%s\n' 'qcow2 translate 0x100000+4k' >hexsum.gdb
 assert_eq "qcow2 translate 0x100000+4k is 1052672" \
 	"$(printf '%s\n' 'qcow2 translate 1052672' >one.gdb; gdb_helpers rc1.elf one.gdb)" \
 	"$(gdb_helpers rc1.elf hexsum.gdb)"
+
+# --- Sizes as qemu-img reads them (1m was an invalid number, only k took
+# either case), and an expression with spaces ("0x100000 + 4096" printed
+# the usage).  qemu-img create reads each size; whatis echoes the offset.
+: >sizes.gdb
+want=
+for sz in 1m 1.5M 512B 1g 3k 2.25m; do
+	qemu-img create -q -f raw sz.raw "$sz"
+	want+="$(printf '0x%x' "$(stat -c %s sz.raw)")|"
+	printf 'qcow2 whatis %s\n' "$sz" >>sizes.gdb
+done
+printf '%s\n' 'qcow2 whatis 64M-1' 'qcow2 whatis 0x100000 + 4096' \
+	'qcow2 whatis 1M - 4k + 1' >>sizes.gdb
+assert_eq "qcow2 whatis reads sizes as qemu-img create does, sums with spaces" \
+	"${want}0x3ffffff|0x101000|0xff001" \
+	"$(gdb_helpers rc1.elf sizes.gdb | sed 's/:.*//' | paste -sd'|')"
+printf '%s\n' 'qcow2 whatis -5' 'qcow2 translate 0x10k' 'qcow2 bitmap b0 -1' >neg.gdb
+assert_eq "a negative offset, and a hex size with a suffix (which qemu-img refuses), are errors" \
+	"qcow2 whatis: offset -5 is negative|qcow2 translate: cannot read '0x10k': Invalid number \"0x10k\".|qcow2 bitmap: guest offset -1 is negative" \
+	"$(gdb_helpers img.elf neg.gdb | paste -sd'|')"
+printf '%s\n' "qcow2 translate 4M + 4k 'first snap'" "qcow2 translate 4M+4k 'first snap'" >snapsum.gdb
+out=$(gdb_helpers img.elf snapsum.gdb)
+assert_match "an expression with spaces, then a snapshot" "^snapshot_0_l1_table\[0\]" "$out"
+assert_eq "reads as the same without the spaces" "$(sed -n '1,3p' <<<"$out")" "$(sed -n '4,6p' <<<"$out")"
+
+# --- A bitmap QEMU did not store (it died with the bitmap in use): its
+# bits may be out of date, which the answer says, as qemu-img info's flag.
+qemu-img create -q -f qcow2 inuse.qcow2 64M
+qemu-img bitmap --add inuse.qcow2 b0
+qemu-io -c 'write 0 1M' inuse.qcow2 >/dev/null
+(qemu-io -c 'write 40M 64k' -c abort inuse.qcow2) >/dev/null 2>&1
+assert_eq "qemu-img info: the bitmap is in use" '["in-use","auto"]' \
+	"$(qemu-img info -U --output=json inuse.qcow2 | jq -c '."format-specific".data.bitmaps[0].flags')"
+"$Q2E" dump inuse.qcow2 -o inuse.elf
+printf '%s\n' 'qcow2 bitmap b0 40M' >inuse.gdb
+assert_match "qcow2 bitmap warns that an in_use bitmap's bits may be out of date" \
+	"^bitmap_0 'b0' is in_use: .* may be out of date" "$(gdb_helpers inuse.elf inuse.gdb)"
+printf '%s\n' 'qcow2 bitmap b0 8M' >stored.gdb
+assert_eq "and not for a bitmap QEMU stored" "0" "$(gdb_helpers img.elf stored.gdb | grep -c in_use)"
+"$Q2E" dump --no-data inuse.qcow2 -o nodata.elf
+printf '%s\n' 'qcow2 info' >nodata.gdb
+assert_match "a --no-data dump: the helpers say why they read no header" \
+	"nodata.elf': its header section holds no bytes \(a dump written with --no-data" \
+	"$(gdb_helpers nodata.elf nodata.gdb)"
 
 # --- A snapshot is found by its ID before its name, as qemu-img snapshot
 # -a finds it: here ID 1 is named "2" and ID 2 is named "1" (both named
@@ -476,7 +542,7 @@ qemu-io -c 'write -P 1 0 128k' ext.qcow2 >/dev/null
 "$Q2E" dump ext.qcow2 -o ext.elf
 printf '%s\n' 'qcow2 translate 0' 'p l2_table_0[0]' 'p l2_table_0[2]' >ext.gdb
 assert_eq "external data file: the entry of offset 0 reads as its result" \
-	"$(printf '%s\n' 'l2_table_0[0] = 0x8000000000000000  host 0x0, copied' 'host offset 0x0' \
+	"$(printf '%s\n' 'l2_table_0[0] = 0x8000000000000000  host 0x0, copied' "host offset 0x0 (in the external data file '$(qemu-img map ext.qcow2 | awk 'NR == 2 { print $4 }')')" \
 		'$1 = 0x8000000000000000  host 0x0, copied' '$2 = 0x0000000000000000  unallocated')" \
 	"$(gdb_helpers ext.elf ext.gdb | grep -v '^l1_table')"
 assert_eq "as qemu-img map maps it" "0 0" "$(qemu-img map --output=json ext.qcow2 | jq -r '.[0] | "\(.start) \(.offset)"')"
