@@ -486,6 +486,10 @@ struct q2e_layer {
 	struct q2e_source *raw;		/* raw */
 	struct q2e_source *data_src;	/* qcow2 with a raw external data file */
 	char *data_path;		/* the file host offsets point into */
+	/* The names map shows for bytes of the image file and of the file
+	 * host offsets point into: for a dump, the image it was made from
+	 * (its note), since the dump holds no data. */
+	const char *image_shown, *data_shown;
 	uint64_t size;			/* guest size */
 	bool metadata_preallocation;
 	struct q2e_l2_cache *cache;

@@ -179,6 +179,7 @@ static int setup_qcow2_layer(struct q2e_layer *l, int mode,
 {
 	struct q2e_image *img = l->img;
 	const char *data_file = q2e_image_data_file(img);
+	const struct q2e_dump_meta *meta = q2e_image_dump_meta(img);
 	int ret;
 
 	l->size = q2e_image_virtual_size(img);
@@ -190,6 +191,9 @@ static int setup_qcow2_layer(struct q2e_layer *l, int mode,
 	l->data_path = strdup(data_file ? data_file : l->path);
 	if (!l->data_path)
 		return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
+	l->image_shown = meta && meta->image_name && *meta->image_name
+			 ? meta->image_name : l->path;
+	l->data_shown = data_file ? l->data_path : l->image_shown;
 	ret = q2e_image_metadata_preallocation(img, &l->metadata_preallocation,
 					       err);
 	return ret < 0 ? ret : open_data_file(l, mode, err);
@@ -413,6 +417,7 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 			free(l.path);
 			return q2e_error_set(err, Q2E_ENOMEM, "out of memory");
 		}
+		l.image_shown = l.data_shown = l.data_path;
 		return add_layer(c, &l, err);
 	}
 	q2e_source_close(src);
@@ -860,7 +865,7 @@ int q2e_chain_block_status(struct q2e_chain *c, uint64_t off, uint64_t bytes,
 		.data = flags & ST_DATA,
 		.has_offset = flags & ST_OFFSET_VALID,
 		.offset = map,
-		.file = (flags & ST_OFFSET_VALID) ? c->layers[depth].data_path
+		.file = (flags & ST_OFFSET_VALID) ? c->layers[depth].data_shown
 						  : NULL,
 	};
 	return 0;

@@ -104,12 +104,12 @@ static int render_hidden(struct q2e_out *o, struct q2e_chain *chain,
 			kind = "compressed";
 			piece.has_offset = true;
 			piece.offset = le.host_offset;
-			piece.file = l->path;
+			piece.file = l->image_shown;
 		} else if (le.type == QCOW2_CLUSTER_NORMAL) {
 			kind = "encrypted";
 			piece.has_offset = true;
 			piece.offset = le.host_offset + (pos & (cs - 1));
-			piece.file = l->data_path;
+			piece.file = l->data_shown;
 		}
 		if (run.length && run_kind == kind && kind &&
 		    strcmp(kind, "encrypted") == 0 &&

@@ -221,6 +221,15 @@ dump_case() {
 	if [ "$kind" = plain ]; then
 		(cd corpus && "$Q2E" map --output=json "$name.elf") >b.map 2>&1
 		cmp -s a.map b.map || fail "$name: map of the dump differs" "$(diff a.map b.map | head -4)"
+		# The human form names the files the data is in: the image's
+		# (the dump holds none, and names the image as dump was given
+		# it), its backing and data files.
+		# The image at rest, as the dump records it (see above).
+		(cd corpus && "$Q2E" dump "$name" -o "$name.here.elf") 2>/dev/null
+		evict "$f"
+		(cd corpus && "$Q2E" map "$name") >a.hmap 2>&1
+		(cd corpus && "$Q2E" map "$name.here.elf") >b.hmap 2>&1
+		cmp -s a.hmap b.hmap || fail "$name: human map of the dump differs" "$(diff a.hmap b.hmap | head -4)"
 	fi
 	if [ "$kind" = plain ]; then
 		(cd corpus && "$Q2E" check --output=json "$name" 2>/dev/null) | jq -S 'del(.filename)' >a.chk
