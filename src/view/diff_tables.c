@@ -390,6 +390,27 @@ struct pointers {
 	char sym[64];
 };
 
+/* The guest bytes an L1 entry spans, the host bytes a refcount table
+ * entry does. */
+static uint64_t l1_span(const struct q2e_image *img)
+{
+	return img->l2_entries << img->hdr.cluster_bits;
+}
+
+static uint64_t reftable_span(const struct q2e_image *img)
+{
+	return (img->cluster_size * 8 / img->refcount_bits)
+	       << img->hdr.cluster_bits;
+}
+
+/*
+ * P: the two tables of group G.  Where an entry of one spans other bytes
+ * than the same entry of the other (two cluster sizes, L2 entry widths or
+ * refcount widths), entry i of the two are not the same thing, and the
+ * tables hold no entries to compare: their tables are listed as moved or
+ * resized, and the L2 entries and refcounts compared by guest and host
+ * range (diff_walk.c).
+ */
 static void pointers_of(const struct q2e_diff *d, enum q2e_diff_group g,
 			struct pointers *p)
 {
@@ -401,6 +422,8 @@ static void pointers_of(const struct q2e_diff *d, enum q2e_diff_group g,
 					~QCOW2_OFLAG_COPIED, l1_meaning, "" };
 		diff_symbol(b, Q2E_REGION_L1, 0, Q2E_OWNER_ACTIVE, 0, 0,
 			    p->sym, sizeof(p->sym));
+		if (l1_span(a) != l1_span(b))
+			p->nx = p->ny = 0;
 		return;
 	}
 	*p = (struct pointers){ a->reftable, b->reftable, a->nreftable,
@@ -408,6 +431,8 @@ static void pointers_of(const struct q2e_diff *d, enum q2e_diff_group g,
 				reftable_meaning, "" };
 	diff_symbol(b, Q2E_REGION_REFCOUNT_TABLE, 0, Q2E_OWNER_IMAGE, 0, 0,
 		    p->sym, sizeof(p->sym));
+	if (reftable_span(a) != reftable_span(b))
+		p->nx = p->ny = 0;
 }
 
 /* The entry of P that changed at I: l1_table[i], with what its values
