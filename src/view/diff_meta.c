@@ -614,63 +614,125 @@ static int bitmap_cluster(struct q2e_image *img, uint64_t off, uint8_t *buf,
 	return q2e_image_read_region(img, r, buf, err);
 }
 
-/* The pairs of data clusters compared: a table may name one a million
- * times, or a million clusters past the end of the file. */
-static const char pair_same, pair_differs;
+/* How two bitmap data clusters differ: the first and last bit that
+ * does, and how many became set and how many clear. */
+struct bits_diff {
+	uint64_t first, last, set, cleared;
+};
 
-/* Whether bitmap data clusters X of A and Y of B hold different bits. */
-static int bitmap_bits_differ(struct q2e_image *a, struct q2e_image *b,
-			      uint64_t x, uint64_t y, struct q2e_map *seen,
-			      uint8_t *bx, uint8_t *by, bool *differ,
-			      struct q2e_error *err)
+/* The pairs of data clusters compared: a table may name one a million
+ * times, or a million clusters past the end of the file.  A pair that
+ * differs keeps its struct bits_diff, one that does not this marker. */
+static const char pair_same;
+
+static void pair_free(void *v)
+{
+	if (v != &pair_same)
+		free(v);
+}
+
+/* Bit k of a serialized bitmap is bit k % 8 of byte k / 8 (QEMU's
+ * little-endian words): the 64 bits from byte I of P. */
+static uint64_t bits_at(const uint8_t *p, size_t i)
+{
+	uint64_t v = 0;
+
+	for (int k = 7; k >= 0; k--)
+		v = v << 8 | p[i + (size_t)k];
+	return v;
+}
+
+/* How X and Y (LEN bytes, a multiple of 8) differ, in *D: false if not. */
+static bool bits_compare(const uint8_t *x, const uint8_t *y, size_t len,
+			 struct bits_diff *d)
+{
+	*d = (struct bits_diff){ 0 };
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t vx = bits_at(x, i), vy = bits_at(y, i);
+		uint64_t changed = vx ^ vy;
+
+		if (!changed)
+			continue;
+		if (!d->set && !d->cleared)
+			d->first = i * 8 + (uint64_t)__builtin_ctzll(changed);
+		d->last = i * 8 + 63 - (uint64_t)__builtin_clzll(changed);
+		d->set += (uint64_t)__builtin_popcountll(changed & vy);
+		d->cleared += (uint64_t)__builtin_popcountll(changed & vx);
+	}
+	return d->set || d->cleared;
+}
+
+/* Bitmap N of A and of B, being compared. */
+struct bitmap_pair {
+	struct q2e_diff *d;
+	struct q2e_image *a, *b;
+	uint32_t n;
+	int granularity;	/* bits, or -1 where the two differ */
+	struct q2e_map seen;
+	uint8_t *bx, *by;	/* a data cluster of each */
+};
+
+/* How bitmap data clusters X of A and Y of B differ: *D NULL if not. */
+static int bitmap_bits_differ(struct bitmap_pair *p, uint64_t x, uint64_t y,
+			      const struct bits_diff **d, struct q2e_error *err)
 {
 	const uint64_t key[Q2E_MAP_KEY] = { x, y };
-	const void *known = q2e_map_get(seen, key);
-	size_t len = (size_t)a->cluster_size;
+	const void *known = q2e_map_get(&p->seen, key);
+	size_t len = (size_t)p->a->cluster_size;
+	struct bits_diff found, *kept;
 	bool hx, hy;
 	int ret;
 
+	*d = NULL;
 	if (known) {
-		*differ = known == &pair_differs;
+		if (known != &pair_same)
+			*d = known;
 		return 0;
 	}
-	ret = bitmap_cluster(a, x, bx, &hx, err);
+	ret = bitmap_cluster(p->a, x, p->bx, &hx, err);
 	if (!ret)
-		ret = bitmap_cluster(b, y, by, &hy, err);
-	if (ret)
+		ret = bitmap_cluster(p->b, y, p->by, &hy, err);
+	if (ret || (!hx && !hy))
 		return ret;
-	if (hx && hy)
-		*differ = memcmp(bx, by, len) != 0;
-	else if (hx || hy)
-		*differ = !q2e_all_zero(hx ? bx : by, len);
-	else
-		return *differ = false, 0;
-	if (q2e_map_put(seen, key, (void *)(*differ ? &pair_differs
-						    : &pair_same)) < 0)
+	/* A cluster the file holds none of is zeros. */
+	if (!hx || !hy)
+		memset(hx ? p->by : p->bx, 0, len);
+	if (!bits_compare(p->bx, p->by, len, &found)) {
+		if (q2e_map_put(&p->seen, key, (void *)&pair_same) < 0)
+			return diff_nomem(err);
+		return 0;
+	}
+	kept = malloc(sizeof(*kept));
+	if (!kept || q2e_map_put(&p->seen, key, kept) < 0) {
+		free(kept);
 		return diff_nomem(err);
+	}
+	*kept = found;
+	*d = kept;
 	return 0;
 }
 
-/* A data cluster of bitmap N whose bits differ: "bitmap_0_data_5". */
-static int bitmap_data(struct q2e_diff *d, struct q2e_image *a,
-		       struct q2e_image *b, uint32_t n, uint64_t j,
+/*
+ * A data cluster J of the bitmap whose bits differ: "bitmap_0_data_5",
+ * with how many bits became set and clear, and the guest bytes from the
+ * first bit that differs to the last (where both bitmaps have one
+ * granularity).
+ */
+static int bitmap_data(struct bitmap_pair *p, uint64_t j,
 		       const struct qcow2_bitmap_table_entry *x,
 		       const struct qcow2_bitmap_table_entry *y,
-		       struct q2e_map *seen, uint8_t *bx, uint8_t *by,
 		       struct q2e_error *err)
 {
 	struct q2e_diff_entry *e;
+	const struct bits_diff *bits;
 	char sym[64];
-	bool differ;
-	int ret;
+	int ret = bitmap_bits_differ(p, x->offset, y->offset, &bits, err);
 
-	ret = bitmap_bits_differ(a, b, x->offset, y->offset, seen, bx, by,
-				 &differ, err);
-	if (ret || !differ)
+	if (ret || !bits)
 		return ret;
-	diff_symbol(b, Q2E_REGION_BITMAP_DATA, 0, Q2E_OWNER_BITMAP, n, j, sym,
-		    sizeof(sym));
-	e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_DATA, sym, NULL, err);
+	diff_symbol(p->b, Q2E_REGION_BITMAP_DATA, 0, Q2E_OWNER_BITMAP, p->n, j,
+		    sym, sizeof(sym));
+	e = diff_entry_new(p->d, Q2E_DIFF_G_BITMAP_DATA, sym, NULL, err);
 	if (!e)
 		return err->code;
 	e->change = "bits-changed";
@@ -678,6 +740,23 @@ static int bitmap_data(struct q2e_diff *d, struct q2e_image *a,
 					  .num = x->offset };
 	e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
 					  .num = y->offset };
+	e->old.meaning = diff_strdup_printf("data at 0x%" PRIx64, x->offset);
+	e->new.meaning = diff_strdup_printf(
+		"data at 0x%" PRIx64 ": %" PRIu64 " bits set, %" PRIu64
+		" cleared", y->offset, bits->set, bits->cleared);
+	if (!e->old.meaning || !e->new.meaning)
+		return diff_nomem(err);
+	/* Bit k of data cluster j: bit j * cluster_size * 8 + k; a hostile
+	 * table may name more bits than 64-bit guest offsets hold. */
+	if (p->granularity >= 0 &&
+	    j < (UINT64_MAX >> p->granularity) / (p->b->cluster_size * 8)) {
+		uint64_t base = j * p->b->cluster_size * 8;
+
+		e->has_range = true;
+		e->range_start = (base + bits->first) << p->granularity;
+		e->range_length = (bits->last - bits->first + 1)
+				  << p->granularity;
+	}
 	return 0;
 }
 
@@ -689,11 +768,17 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 {
 	uint64_t count = x->ntable > y->ntable ? x->ntable : y->ntable;
 	bool same_size = a->cluster_size == b->cluster_size;
-	uint8_t *bx = malloc((size_t)a->cluster_size);
-	uint8_t *by = malloc((size_t)b->cluster_size);
-	struct q2e_map seen = { 0 };
+	struct bitmap_pair p = {
+		.d = d, .a = a, .b = b, .n = n,
+		.granularity = x->entry.granularity_bits ==
+					       y->entry.granularity_bits &&
+				       y->entry.granularity_bits < 64
+				       ? y->entry.granularity_bits : -1,
+		.bx = malloc((size_t)a->cluster_size),
+		.by = malloc((size_t)b->cluster_size),
+	};
 	char sym[48];
-	int ret = bx && by ? 0 : diff_nomem(err);
+	int ret = p.bx && p.by ? 0 : diff_nomem(err);
 
 	diff_symbol(b, Q2E_REGION_BITMAP_TABLE, 0, Q2E_OWNER_BITMAP, n, 0, sym,
 		    sizeof(sym));
@@ -707,8 +792,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 		qcow2_bitmap_table_entry_decode(ry, &ey);
 		if (same_size && ex.kind == QCOW2_BITMAP_SERIALIZED &&
 		    ey.kind == QCOW2_BITMAP_SERIALIZED)
-			ret = bitmap_data(d, a, b, n, j, &ex, &ey, &seen, bx,
-					  by, err);
+			ret = bitmap_data(&p, j, &ex, &ey, err);
 		if (ret || rx == ry)
 			continue;
 		e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_TABLE, sym, NULL, err);
@@ -728,9 +812,9 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 		if (!e->old.meaning || !e->new.meaning)
 			ret = diff_nomem(err);
 	}
-	q2e_map_free(&seen, NULL);
-	free(bx);
-	free(by);
+	q2e_map_free(&p.seen, pair_free);
+	free(p.bx);
+	free(p.by);
 	return ret;
 }
 

@@ -96,7 +96,8 @@ static void entry_out(const struct render *r, enum q2e_diff_group g,
 		      const struct q2e_diff_entry *e)
 {
 	struct q2e_out *o = r->o;
-	bool guest = g == Q2E_DIFF_G_L2 || g == Q2E_DIFF_G_SNAPSHOT_L2;
+	bool guest = g == Q2E_DIFF_G_L2 || g == Q2E_DIFF_G_SNAPSHOT_L2 ||
+		     g == Q2E_DIFF_G_BITMAP_DATA;
 	char name[256];
 
 	entry_name(e, name, sizeof(name));

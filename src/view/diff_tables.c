@@ -390,17 +390,20 @@ struct pointers {
 	char sym[64];
 };
 
-/* The guest bytes an L1 entry spans, the host bytes a refcount table
- * entry does. */
-static uint64_t l1_span(const struct q2e_image *img)
+/* Whether an L1 entry spans the same guest bytes in A and B, and a
+ * refcount table entry the same host bytes: the same cluster size, and
+ * L2 entry or refcount width. */
+static bool l1_same_span(const struct q2e_image *a, const struct q2e_image *b)
 {
-	return img->l2_entries << img->hdr.cluster_bits;
+	return a->hdr.cluster_bits == b->hdr.cluster_bits &&
+	       a->l2_entries == b->l2_entries;
 }
 
-static uint64_t reftable_span(const struct q2e_image *img)
+static bool reftable_same_span(const struct q2e_image *a,
+			       const struct q2e_image *b)
 {
-	return (img->cluster_size * 8 / img->refcount_bits)
-	       << img->hdr.cluster_bits;
+	return a->hdr.cluster_bits == b->hdr.cluster_bits &&
+	       a->refcount_bits == b->refcount_bits;
 }
 
 /*
@@ -422,7 +425,7 @@ static void pointers_of(const struct q2e_diff *d, enum q2e_diff_group g,
 					~QCOW2_OFLAG_COPIED, l1_meaning, "" };
 		diff_symbol(b, Q2E_REGION_L1, 0, Q2E_OWNER_ACTIVE, 0, 0,
 			    p->sym, sizeof(p->sym));
-		if (l1_span(a) != l1_span(b))
+		if (!l1_same_span(a, b))
 			p->nx = p->ny = 0;
 		return;
 	}
@@ -431,7 +434,7 @@ static void pointers_of(const struct q2e_diff *d, enum q2e_diff_group g,
 				reftable_meaning, "" };
 	diff_symbol(b, Q2E_REGION_REFCOUNT_TABLE, 0, Q2E_OWNER_IMAGE, 0, 0,
 		    p->sym, sizeof(p->sym));
-	if (reftable_span(a) != reftable_span(b))
+	if (!reftable_same_span(a, b))
 		p->nx = p->ny = 0;
 }
 

@@ -210,6 +210,17 @@ assert_changes "a bitmap cleared" bmw.qcow2 bmc.qcow2 \
 	"tables.disappeared bitmap_0_data_0" "tables.moved bitmap_directory" \
 	"tables.moved bitmap_0_table" "exit 1"
 
+# Writes that dirty an existing bitmap data cluster: which bits became set
+# and the guest bytes they span, from the writes and qemu-img info's
+# granularity (the change said only that the cluster's bits differ).
+cp bmw.qcow2 bmw2.qcow2
+qemu-io -c 'write -P 6 30M 64k' -c 'write -P 7 50M 128k' bmw2.qcow2 >/dev/null
+gran=$(qemu-img info --output=json bmw2.qcow2 | jq '."format-specific".data.bitmaps[0].granularity')
+"$Q2E" diff --output=json bmw.qcow2 bmw2.qcow2 >bits.json
+assert_eq "bits-changed: the bits set and the guest range from the first to the last" \
+	"bitmap_0_data_0 bits-changed $((K / gran + 2 * K / gran)) bits set, 0 cleared $(printf '0x%x 0x%x' $((30 << 20)) $(((50 << 20) + 2 * K - (30 << 20))))" \
+	"$(jq -r '.changes."bitmap-data"[] | "\(.name) \(.change) \(."new-meaning" | sub("^data at 0x[0-9a-f]+: "; "")) \(."guest-start") \(."guest-length")"' bits.json)"
+
 # refcount_bits changed by amend: the refcount structures are rewritten.
 # A refcount table entry spans other host bytes in each (a block of 8-bit
 # counts covers twice the clusters), so entries are not compared one by
