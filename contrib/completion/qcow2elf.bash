@@ -72,6 +72,10 @@ _qcow2elf()
 	elif [[ $prev == -o ]]; then
 		_qcow2elf_files "$cur"
 		return
+	elif [[ $prev == -[fF] && $cmd != restore ]]; then
+		# qemu-img's image format: qcow2, the one read
+		mapfile -t COMPREPLY < <(compgen -W qcow2 -- "$cur")
+		return
 	fi
 	case $opt in
 	--output)

@@ -3,6 +3,7 @@
 #ifndef QCOW2ELF_CLI_H
 #define QCOW2ELF_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -46,9 +47,17 @@ int option_error(const char *cmd);
 int report(const struct q2e_error *err);
 /* Prints IMG's errors as warnings, escaped; dump and restore go on. */
 void warn_problems(const struct q2e_image *img);
-/* Parses an --output argument; 0, or Q2E_EXIT_USAGE after saying why. */
 /* -U (--force-share) of CMD: QEMU's locks as qemu-img -U takes them. */
 void force_share(const char *cmd);
+/*
+ * -f FMT of CMD, qemu-img's image format: qcow2, the one format read (a
+ * dump stands for its qcow2 image); 0, or Q2E_EXIT_USAGE after saying why.
+ * named_qcow2() is then true: a file that is no QCOW2 image fails to open,
+ * as with qemu-img -f qcow2, where check without it exits 63 as for raw.
+ */
+int image_format(const char *cmd, const char *arg);
+bool named_qcow2(void);
+/* Parses an --output argument; 0, or Q2E_EXIT_USAGE after saying why. */
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 /* Prints NAME's --help; 0, or 1 when standard output cannot be written. */
 int print_command_help(const char *name);

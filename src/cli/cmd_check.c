@@ -80,8 +80,13 @@ int cmd_check(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "MpUhr::", check_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:MpUhr::", check_options, NULL)) != -1) {
 		switch (c) {
+		case 'f':
+			ret = image_format("check", optarg);
+			if (ret)
+				return ret;
+			break;
 		case OPT_OUTPUT:
 			ret = parse_check_format(optarg, &format, &json_lines);
 			if (ret)
@@ -119,8 +124,10 @@ int cmd_check(int argc, char **argv)
 						   : "expects exactly one IMAGE");
 	if (q2e_image_open(argv[optind], &img, &err) < 0) {
 		ret = report(&err);
-		/* qemu-img takes it for raw, which has no check. */
-		return err.code == Q2E_ENOTQCOW2 ? Q2E_EXIT_CHECK_NOT_QCOW2 : ret;
+		/* qemu-img takes it for raw, which has no check, unless
+		 * -f qcow2 said otherwise. */
+		return err.code == Q2E_ENOTQCOW2 && !named_qcow2()
+		       ? Q2E_EXIT_CHECK_NOT_QCOW2 : ret;
 	}
 	if (with_progress)
 		opts.progress = show_progress;

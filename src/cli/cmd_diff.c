@@ -69,8 +69,13 @@ int cmd_diff(int argc, char **argv)
 	optind = 1;
 	if (parse_color("auto", &color) < 0)
 		return Q2E_EXIT_DIFF_ERROR;
-	while ((c = getopt_long(argc, argv, "vUh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:F:vUh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'f':	/* qemu-img compare's, of OLD and of NEW */
+		case 'F':
+			if (image_format("diff", optarg))
+				return Q2E_EXIT_DIFF_ERROR;
+			break;
 		case OPT_OUTPUT:
 			if (parse_format("diff", optarg, &format))
 				return Q2E_EXIT_DIFF_ERROR;

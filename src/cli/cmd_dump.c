@@ -33,10 +33,14 @@ int cmd_dump(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:Uh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:f:Uh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			out = optarg;
+			break;
+		case 'f':
+			if (image_format("dump", optarg))
+				return Q2E_EXIT_USAGE;
 			break;
 		case OPT_OUTPUT:
 			return usage_error("dump", "%s",

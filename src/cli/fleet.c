@@ -62,8 +62,8 @@ static int check_one(const char *path, FILE *fp)
 	int status;
 
 	if (q2e_image_open(path, &img, &err) < 0) {
-		status = err.code == Q2E_ENOTQCOW2 ? Q2E_EXIT_CHECK_NOT_QCOW2
-						   : Q2E_EXIT_CHECK_INCOMPLETE;
+		status = err.code == Q2E_ENOTQCOW2 && !named_qcow2()
+			 ? Q2E_EXIT_CHECK_NOT_QCOW2 : Q2E_EXIT_CHECK_INCOMPLETE;
 		error = err.msg;
 	} else if (q2e_check_run(img, &opts, &res, &err) < 0) {
 		status = Q2E_EXIT_CHECK_INCOMPLETE;

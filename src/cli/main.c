@@ -130,6 +130,22 @@ void force_share(const char *cmd)
 	q2e_image_locking(true, reads_data(cmd));
 }
 
+static bool format_named;
+
+int image_format(const char *cmd, const char *arg)
+{
+	if (strcmp(arg, "qcow2") != 0)
+		return usage_error(cmd, "reads qcow2 images and their dumps only, not -f '%s'",
+				   arg);
+	format_named = true;
+	return 0;
+}
+
+bool named_qcow2(void)
+{
+	return format_named;
+}
+
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 {
 	if (strcmp(arg, "human") == 0)
@@ -153,7 +169,7 @@ static const struct option report_options[] = {
 };
 
 
-/* Parses [--output=FMT] [-U] IMAGE for `info` and `map`. */
+/* Parses [--output=FMT] [-f qcow2] [-U] IMAGE for `info` and `map`. */
 static int parse_report_args(const char *cmd, int argc, char **argv,
 			     enum q2e_format *format, const char **image)
 {
@@ -161,10 +177,15 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 
 	*format = Q2E_FORMAT_HUMAN;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "Uh", report_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:Uh", report_options, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
 			ret = parse_format(cmd, optarg, format);
+			if (ret)
+				return ret;
+			break;
+		case 'f':
+			ret = image_format(cmd, optarg);
 			if (ret)
 				return ret;
 			break;
@@ -236,21 +257,28 @@ static int cmd_map(int argc, char **argv)
 /* What each command reads, first in its --help: restore reads only dumps. */
 #define IMAGE_INPUT "IMAGE is a QCOW2 image or a dump written by 'qcow2elf dump'.\n"
 
+/* -f, as qemu-img's, where the image is the only one. */
+#define IMAGE_FORMAT \
+	"  -f qcow2            the image format, as qemu-img -f: qcow2 is the\n" \
+	"                      one read\n"
+
 static const struct command commands[] = {
-	{ "info", cmd_info, "info [--output=human|json] [-U] IMAGE",
+	{ "info", cmd_info, "info [--output=human|json] [-f qcow2] [-U] IMAGE",
 	  "show the header, extensions, snapshots, bitmaps and regions",
 	  IMAGE_INPUT
 	  "  --output=FMT        human (default) or json\n"
+	  IMAGE_FORMAT
 	  FORCE_SHARE
 	  "  -h, --help          show this help\n" },
-	{ "map", cmd_map, "map [--output=human|json] [-U] IMAGE",
+	{ "map", cmd_map, "map [--output=human|json] [-f qcow2] [-U] IMAGE",
 	  "show where each guest range lives, like qemu-img map",
 	  IMAGE_INPUT
 	  "  --output=FMT        human (default) or json\n"
+	  IMAGE_FORMAT
 	  FORCE_SHARE
 	  "  -h, --help          show this help\n" },
 	{ "dump", cmd_dump,
-	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact] [-U]",
+	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact] [-f qcow2] [-U]",
 	  "write the metadata as an ELF file for readelf, objcopy and gdb",
 	  IMAGE_INPUT
 	  "  -o, --output-file=OUT  the ELF file to write; - for standard output;\n"
@@ -260,11 +288,13 @@ static const struct command commands[] = {
 	  "  --redact               for a bug report: the same layout without\n"
 	  "                         names, file names, LUKS key material and\n"
 	  "                         digests, or bitmap contents\n"
+	  "  -f qcow2               the image format, as qemu-img -f: qcow2 is\n"
+	  "                         the one read\n"
 	  "  -U, --force-share      read an image a running VM is writing\n"
 	  "                         (qemu-img's -U); refused otherwise\n"
 	  "  -h, --help             show this help\n" },
-	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-U] IMAGE\n"
-	  "check --output=json-lines [-U] IMAGE...",
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-f qcow2] [-U] IMAGE\n"
+	  "check --output=json-lines [-f qcow2] [-U] IMAGE...",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
 	  "  --output=FMT    human (default), json, or json-lines: then\n"
@@ -272,6 +302,8 @@ static const struct command commands[] = {
 	  "                  given one line with its exit status and counts\n"
 	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
 	  "  -p, --progress  show progress on standard error\n"
+	  "  -f qcow2        the image format, as qemu-img -f: qcow2 is the\n"
+	  "                  one read; a file of another exits 1, not 63\n"
 	  "  -U, --force-share\n"
 	  "                  read an image a running VM is writing, as\n"
 	  "                  qemu-img -U does; refused otherwise\n"
@@ -284,7 +316,7 @@ static const struct command commands[] = {
 	  "2, then 1, 3, 63, 0.\n\n"
 	  "The image is never repaired (-r and --repair are refused): use\n"
 	  "qemu-img check -r.\n" },
-	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] [-U] OLD NEW",
+	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] [-f qcow2] [-F qcow2] [-U] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"
 	  "  --output=FMT   human (default) or json\n"
@@ -293,6 +325,8 @@ static const struct command commands[] = {
 	  "                 or git's pager, TERM not dumb), always, never;\n"
 	  "                 alone, always\n"
 	  "  --no-color     the same as --color=never\n"
+	  "  -f, -F qcow2   the formats of OLD and NEW, as qemu-img compare's:\n"
+	  "                 qcow2 is the one read\n"
 	  "  -U, --force-share\n"
 	  "                 read images a running VM is writing (qemu-img's -U)\n"
 	  "  -h, --help     show this help\n\n"
@@ -414,6 +448,7 @@ int cli_main(int argc, char **argv)
 		argv[1] = who;
 		/* QEMU's locks as qemu-img takes them, until -U */
 		q2e_image_locking(false, reads_data(commands[i].name));
+		format_named = false;
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);

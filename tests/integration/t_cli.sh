@@ -3,7 +3,7 @@
 # The command line: help, version, usage errors, and bad inputs, each with
 # one line naming the file and exit status 1.
 . "$(dirname "$0")/../lib/common.sh"
-need qemu-img
+need qemu-img qemu-io jq
 
 assert_status "--help exits 0" 0 "$Q2E" --help
 assert_match "--help lists info" "info \[--output" "$("$Q2E" --help)"
@@ -23,6 +23,42 @@ for args in "-r all" "-rleaks" "--repair=all" "--repair"; do
 		"does not repair images: use 'qemu-img check -r" "$(cat "$T_TMP/.err")"
 done
 assert_match "check --help says so" "qemu-img check -r" "$("$Q2E" check --help)"
+
+# qemu-img's -f (and compare's -F): command lines written for qemu-img
+# run ("invalid option -- 'f'").  qcow2 gives what no -f gives; another
+# format is a usage error; a file that is not qcow2 then exits as
+# qemu-img -f qcow2 makes it (check: 1, where it is 63 without).
+qemu-img create -q -f qcow2 "$T_TMP/f.qcow2" 16M
+qemu-io -c 'write 1M 64k' "$T_TMP/f.qcow2" >/dev/null
+cp "$T_TMP/f.qcow2" "$T_TMP/g.qcow2"
+qemu-io -c 'write 4M 64k' "$T_TMP/g.qcow2" >/dev/null
+for args in "info" "map --output=json" "check --output=json" "check --output=json-lines" "diff"; do
+	(
+	cd "$T_TMP" || exit 1
+	files=f.qcow2; [ "$args" = diff ] && files="f.qcow2 g.qcow2"
+	fmt="-f qcow2"; [ "$args" = diff ] && fmt="-f qcow2 -F qcow2"
+	want=$("$Q2E" $args $files; echo "exit $?")
+	assert_eq "$args $fmt: what it gives without" "$want" "$("$Q2E" $args $fmt $files; echo "exit $?")"
+	)
+done
+"$Q2E" dump "$T_TMP/f.qcow2" -o "$T_TMP/f1.elf"
+"$Q2E" dump -f qcow2 "$T_TMP/f.qcow2" -o "$T_TMP/f2.elf"
+assert_eq "dump -f qcow2: the same dump" "" "$(cmp "$T_TMP/f1.elf" "$T_TMP/f2.elf" 2>&1)"
+for cmd in info map check dump diff; do
+	want=1; [ $cmd = diff ] && want=2
+	assert_status "$cmd -f raw is a usage error" $want "$Q2E" $cmd -f raw x y
+	assert_match "$cmd -f raw: says qcow2 is read" "reads qcow2 images and their dumps only, not -f 'raw'" \
+		"$(cat "$T_TMP/.err")"
+done
+head -c 1M /dev/zero >"$T_TMP/f.raw"
+for cmd in info map check; do
+	qemu-img $cmd -f qcow2 "$T_TMP/f.raw" >/dev/null 2>&1
+	assert_status "$cmd -f qcow2 of a raw file: qemu-img's status" $? "$Q2E" $cmd -f qcow2 "$T_TMP/f.raw"
+done
+qemu-img check "$T_TMP/f.raw" >/dev/null 2>&1
+assert_status "check of a raw file without -f: qemu-img's status" $? "$Q2E" check "$T_TMP/f.raw"
+assert_eq "check --output=json-lines -f qcow2: the raw file's line says 1" "1" \
+	"$("$Q2E" check --output=json-lines -f qcow2 "$T_TMP/f.raw" 2>/dev/null | jq '."exit-status"')"
 
 # Help that cannot be written is an error, not a success (diff's is 2).
 if [ -w /dev/full ]; then
