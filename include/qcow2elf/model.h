@@ -491,6 +491,7 @@ struct q2e_layer {
 	 * (its note), since the dump holds no data. */
 	const char *image_shown, *data_shown;
 	uint64_t size;			/* guest size */
+	uint64_t file_size;		/* raw: the file's */
 	bool metadata_preallocation;
 	struct q2e_l2_cache *cache;
 	/* The file, where it could be told (st_dev and st_ino), so that a

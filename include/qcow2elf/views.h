@@ -14,6 +14,11 @@
 /* `info`: header, extensions, snapshots, bitmaps, regions, problems. */
 int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 		  struct q2e_error *err);
+/* `info --backing-chain`: the same for IMG and each backing file, in
+ * order (a raw one: its name, format and sizes), as qemu-img info
+ * --backing-chain lists them: an array in JSON. */
+int q2e_view_info_chain(struct q2e_image *img, struct q2e_out *o,
+			struct q2e_error *err);
 
 /*
  * `map`: guest ranges and where they live, streamed range by range.  JSON

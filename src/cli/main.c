@@ -159,19 +159,22 @@ int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 }
 
 /* Options every subcommand that prints a report understands. */
-enum { OPT_OUTPUT = 256, OPT_HELP };
+enum { OPT_OUTPUT = 256, OPT_HELP, OPT_BACKING_CHAIN };
 
 static const struct option report_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
 	{ "force-share", no_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 
-/* Parses [--output=FMT] [-f qcow2] [-U] IMAGE for `info` and `map`. */
+/* Parses [--output=FMT] [-f qcow2] [-U] IMAGE for `info` and `map`, and
+ * info's --backing-chain into *CHAIN (map's is NULL). */
 static int parse_report_args(const char *cmd, int argc, char **argv,
-			     enum q2e_format *format, const char **image)
+			     enum q2e_format *format, bool *chain,
+			     const char **image)
 {
 	int c, ret;
 
@@ -188,6 +191,12 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 			ret = image_format(cmd, optarg);
 			if (ret)
 				return ret;
+			break;
+		case OPT_BACKING_CHAIN:
+			if (!chain)
+				return usage_error(cmd, "%s",
+						   "--backing-chain is an option of info");
+			*chain = true;
 			break;
 		case 'U':
 			force_share(cmd);
@@ -207,21 +216,27 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 	return 0;
 }
 
-/* `info` and `map`: open IMAGE, render VIEW to standard output. */
-static int run_view(const char *cmd, int argc, char **argv,
-		    int (*view)(struct q2e_image *, struct q2e_out *,
-				struct q2e_error *))
+typedef int view_fn(struct q2e_image *, struct q2e_out *, struct q2e_error *);
+
+/* `info` and `map`: open IMAGE, render VIEW (CHAIN_VIEW with
+ * --backing-chain, where the command has one) to standard output. */
+static int run_view(const char *cmd, int argc, char **argv, view_fn *view,
+		    view_fn *chain_view)
 {
 	struct q2e_error err = { 0 };
 	struct q2e_image *img;
 	enum q2e_format format;
 	const char *path = NULL;
+	bool chain = false;
 	struct q2e_out *o;
 	int ret;
 
-	ret = parse_report_args(cmd, argc, argv, &format, &path);
+	ret = parse_report_args(cmd, argc, argv, &format,
+				chain_view ? &chain : NULL, &path);
 	if (ret || !path)
 		return ret;
+	if (chain)
+		view = chain_view;
 	if (q2e_image_open(path, &img, &err) < 0)
 		return report(&err);
 	o = q2e_out_new(stdout, format);
@@ -240,12 +255,12 @@ static int run_view(const char *cmd, int argc, char **argv,
 
 static int cmd_info(int argc, char **argv)
 {
-	return run_view("info", argc, argv, q2e_view_info);
+	return run_view("info", argc, argv, q2e_view_info, q2e_view_info_chain);
 }
 
 static int cmd_map(int argc, char **argv)
 {
-	return run_view("map", argc, argv, q2e_view_map);
+	return run_view("map", argc, argv, q2e_view_map, NULL);
 }
 
 /* -U, for the commands that read images: QEMU's locks (qemu_lock.c). */
@@ -263,10 +278,12 @@ static int cmd_map(int argc, char **argv)
 	"                      one read\n"
 
 static const struct command commands[] = {
-	{ "info", cmd_info, "info [--output=human|json] [-f qcow2] [-U] IMAGE",
+	{ "info", cmd_info, "info [--output=human|json] [--backing-chain] [-f qcow2] [-U] IMAGE",
 	  "show the header, extensions, snapshots, bitmaps and regions",
 	  IMAGE_INPUT
 	  "  --output=FMT        human (default) or json\n"
+	  "  --backing-chain     the same for each backing file in turn, as\n"
+	  "                      qemu-img info --backing-chain\n"
 	  IMAGE_FORMAT
 	  FORCE_SHARE
 	  "  -h, --help          show this help\n" },

@@ -410,7 +410,8 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		l.format = Q2E_LAYER_RAW;
 		l.raw = src;
 		/* bdrv_getlength(): whole sectors, the tail reads as zeros */
-		l.size = (q2e_source_size(src) + 511) & ~511ULL;
+		l.file_size = q2e_source_size(src);
+		l.size = (l.file_size + 511) & ~511ULL;
 		l.data_path = strdup(l.path);
 		if (!l.data_path) {
 			q2e_source_close(src);

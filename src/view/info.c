@@ -336,13 +336,12 @@ static void problems(struct q2e_out *o, const struct q2e_image *img)
 	q2e_out_end(o);
 }
 
-int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
-		  struct q2e_error *err)
+/* IMG's object, for info and each image of info --backing-chain. */
+static void info_object(struct q2e_image *img, struct q2e_out *o)
 {
 	const struct qcow2_header *h = &img->hdr;
 	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
 
-	(void)err;
 	q2e_out_object(o, NULL);
 	q2e_out_str(o, "filename", img->path);
 	q2e_out_str(o, "format", "qcow2");
@@ -402,5 +401,40 @@ int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
 	region_summary(o, img);
 	problems(o, img);
 	q2e_out_end(o);
+}
+
+int q2e_view_info(struct q2e_image *img, struct q2e_out *o,
+		  struct q2e_error *err)
+{
+	(void)err;
+	info_object(img, o);
+	return 0;
+}
+
+int q2e_view_info_chain(struct q2e_image *img, struct q2e_out *o,
+			struct q2e_error *err)
+{
+	struct q2e_chain *chain;
+	int ret = q2e_chain_open(img, &chain, err);
+
+	if (ret < 0)
+		return ret;
+	q2e_out_array(o, NULL);
+	for (size_t i = 0; i < chain->nlayers; i++) {
+		const struct q2e_layer *l = &chain->layers[i];
+
+		if (l->format == Q2E_LAYER_QCOW2) {
+			info_object(l->img, o);
+			continue;
+		}
+		q2e_out_object(o, NULL);
+		q2e_out_str(o, "filename", l->path);
+		q2e_out_str(o, "format", "raw");
+		q2e_out_uint(o, "file-size", l->file_size);
+		q2e_out_uint(o, "virtual-size", l->size);
+		q2e_out_end(o);
+	}
+	q2e_out_end(o);
+	q2e_chain_close(chain);
 	return 0;
 }

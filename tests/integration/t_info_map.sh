@@ -688,6 +688,31 @@ assert_status "check of a LUKS header QEMU refuses exits 1" 1 "$Q2E" check m.qco
 assert_match "...saying why" "the LUKS version is not 1" "$(cat "$T_TMP/.err")"
 cd "$T_TMP" || finish
 
+# info --backing-chain: each image of the chain in qemu-img's order, with
+# the facts qemu-img gives of each (a raw file at the bottom: its format
+# and size); the first is plain info's; a missing backing file fails as
+# qemu-img's does, printing nothing; map has no such option.
+mkdir -p chain && cd chain || finish
+qemu-img create -q -f raw bottom.raw 3000000
+qemu-img create -q -f qcow2 -b bottom.raw -F raw mid.qcow2 4M
+qemu-io -c 'write -P 1 1M 64k' mid.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -o cluster_size=4k -b mid.qcow2 -F qcow2 top.qcow2 8M
+qemu-img info --backing-chain --output=json top.qcow2 |
+	jq -c 'map({file: (.filename | sub(".*/"; "")), format, "virtual-size", "cluster-size"})' >want.json
+"$Q2E" info --backing-chain --output=json top.qcow2 >chain.json
+assert_eq "info --backing-chain: the images, formats and sizes qemu-img lists" "$(cat want.json)" \
+	"$(jq -c 'map({file: (.filename | sub(".*/"; "")), format, "virtual-size", "cluster-size"})' chain.json)"
+assert_eq "its first element is plain info's" "$("$Q2E" info --output=json top.qcow2 | jq -cS .)" \
+	"$(jq -cS '.[0]' chain.json)"
+assert_eq "the raw file's size is the file's" "$(stat -c %s bottom.raw)" "$(jq '.[2]."file-size"' chain.json)"
+qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 orphan.qcow2 1M
+qemu-img info --backing-chain orphan.qcow2 >/dev/null 2>&1
+assert_status "a missing backing file: qemu-img's status" $? "$Q2E" info --backing-chain orphan.qcow2
+assert_eq "and nothing on standard output" "" "$(cat "$T_TMP/.out")"
+assert_match "naming the file" "could not open backing file: 'gone.qcow2'" "$(cat "$T_TMP/.err")"
+assert_status "map --backing-chain is a usage error" 1 "$Q2E" map --backing-chain top.qcow2
+cd "$T_TMP" || finish
+
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
 	fail "corpus has $n images" "expected at least 30"
 finish
