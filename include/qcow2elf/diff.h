@@ -88,8 +88,12 @@ struct q2e_diff_entry {
 	const char *change;	/* static: "allocated", "rose", "changed" */
 	struct q2e_diff_value old, new;
 	uint64_t old_step, new_step;	/* between the raw values of a run */
-	bool has_range;		/* guest (L2) or host (refcount) bytes */
+	bool has_range;		/* guest (L2) or host (refcount) bytes; of
+				   bitmap data, from the first bit that
+				   changed to the last */
 	uint64_t range_start, range_length;
+	bool has_bits;		/* bitmap data: the bits that changed */
+	uint64_t bits_set, bits_cleared;
 };
 
 struct q2e_diff_entries {

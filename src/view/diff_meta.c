@@ -713,6 +713,31 @@ static int bitmap_bits_differ(struct bitmap_pair *p, uint64_t x, uint64_t y,
 }
 
 /*
+ * The guest bytes from the first bit of BITS to the last, in data cluster
+ * J, within the new image's virtual size: bit k of data cluster j is bit
+ * j * cluster_size * 8 + k.  A hostile table may name bits past the disk,
+ * or more than 64-bit guest offsets hold.
+ */
+static void bitmap_guest_range(const struct bitmap_pair *p, uint64_t j,
+			       const struct bits_diff *bits,
+			       struct q2e_diff_entry *e)
+{
+	uint64_t per = p->b->cluster_size * 8, size, start, end;
+	unsigned g = (unsigned)p->granularity;
+
+	if (j >= (UINT64_MAX >> g) / per)
+		return;
+	size = q2e_image_virtual_size(p->b);
+	start = (j * per + bits->first) << g;
+	end = (j * per + bits->last + 1) << g;
+	if (start >= size)
+		return;
+	e->has_range = true;
+	e->range_start = start;
+	e->range_length = (end < size ? end : size) - start;
+}
+
+/*
  * A data cluster J of the bitmap whose bits differ: "bitmap_0_data_5",
  * with how many bits became set and clear, and the guest bytes from the
  * first bit that differs to the last (where both bitmaps have one
@@ -741,23 +766,29 @@ static int bitmap_data(struct bitmap_pair *p, uint64_t j,
 	e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
 					  .num = y->offset };
 	e->old.meaning = diff_strdup_printf("data at 0x%" PRIx64, x->offset);
-	e->new.meaning = diff_strdup_printf(
-		"data at 0x%" PRIx64 ": %" PRIu64 " bits set, %" PRIu64
-		" cleared", y->offset, bits->set, bits->cleared);
+	e->new.meaning = diff_strdup_printf("data at 0x%" PRIx64, y->offset);
 	if (!e->old.meaning || !e->new.meaning)
 		return diff_nomem(err);
-	/* Bit k of data cluster j: bit j * cluster_size * 8 + k; a hostile
-	 * table may name more bits than 64-bit guest offsets hold. */
-	if (p->granularity >= 0 &&
-	    j < (UINT64_MAX >> p->granularity) / (p->b->cluster_size * 8)) {
-		uint64_t base = j * p->b->cluster_size * 8;
-
-		e->has_range = true;
-		e->range_start = (base + bits->first) << p->granularity;
-		e->range_length = (bits->last - bits->first + 1)
-				  << p->granularity;
-	}
+	/* Of two granularities, bit k means other guest bytes in each: the
+	 * clusters differ, and granularity_bits says why. */
+	if (p->granularity < 0)
+		return 0;
+	e->has_bits = true;
+	e->bits_set = bits->set;
+	e->bits_cleared = bits->cleared;
+	bitmap_guest_range(p, j, bits, e);
 	return 0;
+}
+
+/* The granularity of both bitmaps in bits, or -1 where they have two (or
+ * one past what a 64-bit offset can shift). */
+static int one_granularity(const struct qcow2_bitmap_entry *x,
+			   const struct qcow2_bitmap_entry *y)
+{
+	if (x->granularity_bits != y->granularity_bits ||
+	    y->granularity_bits >= 64)
+		return -1;
+	return y->granularity_bits;
 }
 
 /* The entries of bitmap N's table, and its data clusters whose bits differ. */
@@ -770,10 +801,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 	bool same_size = a->cluster_size == b->cluster_size;
 	struct bitmap_pair p = {
 		.d = d, .a = a, .b = b, .n = n,
-		.granularity = x->entry.granularity_bits ==
-					       y->entry.granularity_bits &&
-				       y->entry.granularity_bits < 64
-				       ? y->entry.granularity_bits : -1,
+		.granularity = one_granularity(&x->entry, &y->entry),
 		.bx = malloc((size_t)a->cluster_size),
 		.by = malloc((size_t)b->cluster_size),
 	};

@@ -121,6 +121,10 @@ static void entry_out(const struct render *r, enum q2e_diff_group g,
 		q2e_out_hex_string(o, guest ? "guest-length" : "host-length",
 				   e->range_length, Q2E_COLOR_NONE);
 	}
+	if (e->has_bits) {
+		q2e_out_uint(o, "bits-set", e->bits_set);
+		q2e_out_uint(o, "bits-cleared", e->bits_cleared);
+	}
 	q2e_out_end(o);
 }
 

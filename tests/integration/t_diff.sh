@@ -216,10 +216,33 @@ assert_changes "a bitmap cleared" bmw.qcow2 bmc.qcow2 \
 cp bmw.qcow2 bmw2.qcow2
 qemu-io -c 'write -P 6 30M 64k' -c 'write -P 7 50M 128k' bmw2.qcow2 >/dev/null
 gran=$(qemu-img info --output=json bmw2.qcow2 | jq '."format-specific".data.bitmaps[0].granularity')
-"$Q2E" diff --output=json bmw.qcow2 bmw2.qcow2 >bits.json
+bits_of() {
+	"$Q2E" diff --output=json "$1" "$2" >bits.json
+	jq -r '.changes."bitmap-data"[] | "\(.name) \(.change) set \(."bits-set") cleared \(."bits-cleared") \(."guest-start") \(."guest-length")"' bits.json
+}
 assert_eq "bits-changed: the bits set and the guest range from the first to the last" \
-	"bitmap_0_data_0 bits-changed $((K / gran + 2 * K / gran)) bits set, 0 cleared $(printf '0x%x 0x%x' $((30 << 20)) $(((50 << 20) + 2 * K - (30 << 20))))" \
-	"$(jq -r '.changes."bitmap-data"[] | "\(.name) \(.change) \(."new-meaning" | sub("^data at 0x[0-9a-f]+: "; "")) \(."guest-start") \(."guest-length")"' bits.json)"
+	"bitmap_0_data_0 bits-changed set $((K / gran + 2 * K / gran)) cleared 0 $(printf '0x%x 0x%x' $((30 << 20)) $(((50 << 20) + 2 * K - (30 << 20))))" \
+	"$(bits_of bmw.qcow2 bmw2.qcow2)"
+# Two images from one: 8M and 30M dirty in one, 30M and 50M in the
+# other: 8M's bit cleared, 50M's set.
+cp bm.qcow2 bmx.qcow2
+cp bm.qcow2 bmy.qcow2
+qemu-io -c 'write -P 6 8M 64k' -c 'write -P 6 30M 64k' bmx.qcow2 >/dev/null
+qemu-io -c 'write -P 6 30M 64k' -c 'write -P 6 50M 64k' bmy.qcow2 >/dev/null
+assert_eq "bits-changed: bits cleared too" \
+	"bitmap_0_data_0 bits-changed set $((K / gran)) cleared $((K / gran)) $(printf '0x%x 0x%x' $((8 << 20)) $(((50 << 20) + K - (8 << 20))))" \
+	"$(bits_of bmx.qcow2 bmy.qcow2)"
+# Of two granularities, bit k is other guest bytes in each: no counts.
+cp base.qcow2 g64.qcow2
+cp base.qcow2 g128.qcow2
+qemu-img bitmap --add -g 64k g64.qcow2 b0
+qemu-img bitmap --add -g 128k g128.qcow2 b0
+qemu-io -c 'write -P 6 0 64k' -c 'write -P 6 1M 64k' g64.qcow2 >/dev/null
+qemu-io -c 'write -P 6 0 64k' -c 'write -P 6 1M 64k' g128.qcow2 >/dev/null
+"$Q2E" diff --output=json g64.qcow2 g128.qcow2 >gran.json
+assert_eq "two granularities: the granularity changed, the bits not counted" \
+	"bitmap_0.granularity_bits 16 -> 17|bitmap_0_data_0 bits-changed null null null" \
+	"$(jq -r '(.changes.bitmaps[] | select(.name | endswith("granularity_bits")) | "\(.name) \(.old) -> \(.new)"), (.changes."bitmap-data"[] | "\(.name) \(.change) \(."bits-set") \(."bits-cleared") \(."guest-start")")' gran.json | paste -sd'|')"
 
 # refcount_bits changed by amend: the refcount structures are rewritten.
 # A refcount table entry spans other host bytes in each (a block of 8-bit
