@@ -65,31 +65,57 @@ MAX_NAME = 4096     # an ELF name: qcow2elf's are under 64 bytes
 
 # qemu_strtosz()'s suffixes, in either case; B is bytes.
 SUFFIXES = {"B": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
-SIZE = re.compile(r"([0-9]+)(\.[0-9]*)?([bkmgtpeBKMGTPE])\Z")
+# A size as QEMU 7.2 reads one: decimal with an optional fraction, or hex
+# (its suffix deprecated, but taken), then at most one suffix.
+SIZE = re.compile(r"(?:([0-9]+)(\.[0-9]*)?|0[xX]([0-9a-fA-F]+))"
+                  r"([bkmgtpeBKMGTPE]?)\Z")
+SIZE_MAX = (1 << 63) - 1    # qemu-img's limit of a size or an offset
 
 
 def _suffixed(term):
-    """A size as qemu-img reads one (4M, 1g, 1.5M, 512B), or None: decimal,
-    a fraction only with a suffix other than B (qemu_strtosz())."""
+    """A size as qemu-img reads one (4M, 1g, 1.5M, 512B, 0x10k), or None
+    where TERM has no suffix (gdb reads it: 010 is 8) or is no size.  As
+    qemu_strtosz(): a fraction needs a suffix other than B unless it is
+    zero, and rounds half up; past 2^63 - 1 is an error."""
     m = SIZE.match(term.strip())
-    if not m:
+    if not m or not m.group(4):
         return None
-    whole, frac, suffix = m.groups()
+    whole, frac, hexdigits, suffix = m.groups()
     shift = SUFFIXES[suffix.upper()]
-    if frac and not shift:
-        return None
-    return int(Fraction(whole + (frac or "")) * (1 << shift))
+    if hexdigits is not None:
+        v = int(hexdigits, 16) << shift
+    else:
+        f = Fraction(whole + (frac or ""))
+        if f.denominator != 1 and not shift:
+            return None
+        v = int(f * (1 << shift) + Fraction(1, 2))
+    if v > SIZE_MAX:
+        raise gdb.error("past 2^63 - 1, the largest size qemu-img takes")
+    return v
+
+
+def _gdb_int(expr):
+    """EXPR as gdb reads it, which must be a whole number (gdb would read
+    1.5 as 1)."""
+    v = gdb.parse_and_eval(expr)
+    if v.type.strip_typedefs().code == gdb.TYPE_CODE_FLT:
+        f = float(v)
+        if f != int(f):
+            raise gdb.error("not a whole number")
+        return int(f)
+    return int(v)
 
 
 def _int(arg, what):
     """A gdb expression, or a sum or difference whose terms may be sizes
     as qemu-img reads them (4M, 1G+4k, 0x100000+4k, 64M-1); other terms
-    are read as gdb reads them (010 is 8)."""
+    are read as gdb reads them (010 is 8, 1e+3 is 1000)."""
     arg = arg.strip()
     try:
         if _suffixed(arg) is not None:
             return _suffixed(arg)
-        parts = re.split(r"([+-])", arg)
+        # A sign after a digit and an e is a float's exponent (1e+3).
+        parts = re.split(r"(?<![0-9][eE])([+-])", arg)
         terms = parts[0::2]
         if len(terms) > 1 and any(_suffixed(t) is not None for t in terms):
             total, sign = 0, 1
@@ -101,10 +127,9 @@ def _int(arg, what):
                         raise gdb.error("a sign without a number")
                     continue
                 v = _suffixed(t)
-                total += sign * (v if v is not None
-                                 else int(gdb.parse_and_eval(t)))
+                total += sign * (v if v is not None else _gdb_int(t))
             return total
-        return int(gdb.parse_and_eval(arg))
+        return _gdb_int(arg)
     except gdb.error as e:
         raise gdb.GdbError("%s: cannot read '%s': %s" % (what, arg, e))
 
@@ -577,18 +602,34 @@ def _argv(arg, lo, hi, usage):
     return argv
 
 
-def _offset_and_name(arg, what, usage):
+def _offset_and_name(arg, what, usage, is_name):
     """OFFSET [NAME]: the offset an expression that may hold spaces
-    (0x100000 + 4096), the name the last word when the whole is not one."""
+    (0x100000 + 4096), the name the last word where it is quoted or the
+    whole is no expression.  Where the whole is one and so is all but a
+    last word that IS_NAME takes (a snapshot named +4096), which was meant
+    cannot be told: an error says to quote the name."""
     argv = gdb.string_to_argv(arg)
     if not argv:
         raise gdb.GdbError("usage: %s" % usage)
+    head = " ".join(argv[:-1])
+    if len(argv) > 1 and arg.rstrip()[-1:] in ("'", '"'):
+        return _int(head, what), argv[-1]
     try:
-        return _int(" ".join(argv), what), None
+        whole = _int(" ".join(argv), what)
     except gdb.GdbError:
         if len(argv) == 1:
             raise
-    return _int(" ".join(argv[:-1]), what), argv[-1]
+        return _int(head, what), argv[-1]
+    if len(argv) > 1 and is_name(argv[-1]):
+        try:
+            _int(head, what)
+        except gdb.GdbError:
+            return whole, None
+        raise gdb.GdbError("%s: '%s' ends an offset and names a snapshot: "
+                           "quote the snapshot (%s '%s') or write the "
+                           "offset without spaces" %
+                           (what, argv[-1], head, argv[-1]))
+    return whole, None
 
 
 def _offset(arg, what, usage):
@@ -775,8 +816,9 @@ class Translate(gdb.Command):
     """Guest offset to host offset, through the L1 and L2 tables.
 Usage: qcow2 translate GUEST_OFFSET [SNAPSHOT]
 GUEST_OFFSET is a gdb expression (0x100000 + 4096), or sizes as qemu-img
-reads them (1M, 1.5g, 512B) summed or subtracted (1M+4k, 64M-1), within
-the image's virtual size or the snapshot's.
+reads them (1M, 1.5g, 512B, 0x10k) summed or subtracted (1M+4k, 64M-1),
+within the image's virtual size or the snapshot's.  A quoted last word is
+the SNAPSHOT: quote a name that could end the offset ('+4096').
 SNAPSHOT is a snapshot's ID or name as `qcow2 snapshots` prints it, else
 its position in the table (0, 1...): "3" is the snapshot with ID 3 where
 there is one; without it the active L1 table is used."""
@@ -789,9 +831,10 @@ there is one; without it the active L1 table is used."""
                 if s["name"].startswith(text)]
 
     def invoke(self, arg, from_tty):
-        guest, key = _offset_and_name(
-            arg, "qcow2 translate", "qcow2 translate GUEST_OFFSET [SNAPSHOT]")
         d = current_dump()
+        guest, key = _offset_and_name(
+            arg, "qcow2 translate", "qcow2 translate GUEST_OFFSET [SNAPSHOT]",
+            lambda k: is_snapshot_key(d, k))
         if guest < 0:
             raise gdb.GdbError("qcow2 translate: guest offset %d is "
                                "negative" % guest)
@@ -813,6 +856,15 @@ there is one; without it the active L1 table is used."""
 
 def snap_size(d, snap):
     return snap["disk"] if snap["disk"] is not None else d.hdr["size"]
+
+
+def is_snapshot_key(d, key):
+    """Whether KEY is a snapshot's ID or name, as printed."""
+    try:
+        raw = _unshown(key, "qcow2 translate")
+    except gdb.GdbError:
+        return False
+    return any(raw in (s["raw_id"], s["raw_name"]) for s in d.snapshots())
 
 
 def find_snapshot(d, key):
@@ -1131,10 +1183,10 @@ NAME is as `qcow2 bitmaps` prints it."""
             bit, bit << b["granularity"], ((bit + 1) << b["granularity"]) - 1,
             "set" if v else "clear"))
         if b["flags"] & 1:
-            print("bitmap_%d '%s' is in_use: the program that had it open "
-                  "did not store it, so its bits may be out of date (QEMU "
-                  "takes it as inconsistent and will not use it)" %
-                  (b["n"], b["name"]))
+            print("bitmap_%d '%s' is in_use: a program has the image open "
+                  "with it, or closed it without storing it (a crash), so "
+                  "its bits may be out of date; one not stored QEMU takes "
+                  "as inconsistent and will not use" % (b["n"], b["name"]))
 
 
 # --- pretty-printers --------------------------------------------------------

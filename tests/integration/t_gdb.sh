@@ -320,31 +320,34 @@ if [ -f corpus/luks.qcow2 ] && "$Q2E" dump corpus/luks.qcow2 -o luks.elf; then
 			-ex 'ptype/o struct luks_key_slot' |
 		   sed -n 's#^/\* *\([0-9]*\) *| *\([0-9]*\) \*/ .* \**\([a-z_]*\)\(\[[0-9]*\]\)\{0,1\};$#\1 \2 \3#p' |
 		   paste -sd'|')"
-else
-	fail "LUKS: dump of corpus/luks.qcow2"
-fi
-# Where the guest's first data cluster lies (qemu-img map's first data
-# range, looked up in the image's own L1 and L2 tables here), and that its
-# bytes there are encrypted: translate said only "host offset".
-mapfile -t lk_args < <(corpus_luks_opts corpus/luks.qcow2)
-lk_guest=$(qemu-img map --output=json "${lk_args[@]}" | jq -r '[.[] | select(.data)][0].start')
-lk_host=$(python3 - corpus/luks.qcow2 "$lk_guest" <<'PY'
+	# Where the guest's first data cluster lies (qemu-img map's first data
+	# range, looked up in the image's own L1 and L2 tables here), and
+	# that its bytes there are encrypted: translate said only "host
+	# offset".
+	mapfile -t lk_args < <(corpus_luks_opts corpus/luks.qcow2)
+	lk_guest=$(qemu-img map --output=json "${lk_args[@]}" | jq -r '[.[] | select(.data)][0].start')
+	lk_host=$(python3 - corpus/luks.qcow2 "$lk_guest" <<'PY'
 import struct, sys
 f = open(sys.argv[1], "rb")
-hdr = f.read(48)
-bits, l1 = struct.unpack(">I", hdr[20:24])[0], struct.unpack(">Q", hdr[40:48])[0]
-g = int(sys.argv[2])
-per = 1 << (bits - 3)
-f.seek(l1 + 8 * (g >> bits) // per)
+hdr = f.read(104)
+bits = struct.unpack(">I", hdr[20:24])[0]
+l1 = struct.unpack(">Q", hdr[40:48])[0]
+esize = 16 if struct.unpack(">Q", hdr[72:80])[0] & 16 else 8
+per = (1 << bits) // esize
+cluster = int(sys.argv[2]) >> bits
+f.seek(l1 + 8 * (cluster // per))
 l2 = struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00
-f.seek(l2 + 8 * ((g >> bits) % per))
+f.seek(l2 + esize * (cluster % per))
 print(struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00)
 PY
 )
-printf 'qcow2 translate %s\n' "$lk_guest" >luksmap.gdb
-assert_eq "LUKS: translate says the host bytes are encrypted, at the L2 entry's offset" \
-	"$(printf 'host offset 0x%x (LUKS-encrypted: the guest reads these bytes decrypted)' "$lk_host")" \
-	"$(gdb_helpers luks.elf luksmap.gdb | tail -1)"
+	printf 'qcow2 translate %s\n' "$lk_guest" >luksmap.gdb
+	assert_eq "LUKS: translate says the host bytes are encrypted, at the L2 entry's offset" \
+		"$(printf 'host offset 0x%x (LUKS-encrypted: the guest reads these bytes decrypted)' "$lk_host")" \
+		"$(gdb_helpers luks.elf luksmap.gdb | tail -1)"
+else
+	fail "LUKS: dump of corpus/luks.qcow2"
+fi
 
 # --- Nothing to list says so (it printed nothing), and offsets take
 # qemu-img's suffixes in sums ("1M+4k" was an invalid number).
@@ -369,9 +372,12 @@ assert_eq "qcow2 translate 0x100000+4k is 1052672" \
 # the usage).  qemu-img create reads each size; whatis echoes the offset.
 : >sizes.gdb
 want=
-for sz in 1m 1.5M 512B 1g 3k 2.25m; do
-	qemu-img create -q -f raw sz.raw "$sz"
-	want+="$(printf '0x%x' "$(stat -c %s sz.raw)")|"
+# 0x10k: hex with a suffix, which QEMU 7.2 takes with a warning; the
+# fraction rounds half up (1025, where 1024.5 truncated would be 1024).
+for sz in 1m 1.5M 512B 1g 3k 2.25m 0x10k 1.0B 1.00048828125k; do
+	# create rounds the file up to 512 bytes: the size it was asked is
+	# the one it prints.
+	want+="$(qemu-img create -f raw sz.raw "$sz" 2>/dev/null | sed -n 's/.* size=\([0-9]*\).*/\1/p' | xargs printf '0x%x')|"
 	printf 'qcow2 whatis %s\n' "$sz" >>sizes.gdb
 done
 printf '%s\n' 'qcow2 whatis 64M-1' 'qcow2 whatis 0x100000 + 4096' \
@@ -379,10 +385,13 @@ printf '%s\n' 'qcow2 whatis 64M-1' 'qcow2 whatis 0x100000 + 4096' \
 assert_eq "qcow2 whatis reads sizes as qemu-img create does, sums with spaces" \
 	"${want}0x3ffffff|0x101000|0xff001" \
 	"$(gdb_helpers rc1.elf sizes.gdb | sed 's/:.*//' | paste -sd'|')"
-printf '%s\n' 'qcow2 whatis -5' 'qcow2 translate 0x10k' 'qcow2 bitmap b0 -1' >neg.gdb
-assert_eq "a negative offset, and a hex size with a suffix (which qemu-img refuses), are errors" \
-	"qcow2 whatis: offset -5 is negative|qcow2 translate: cannot read '0x10k': Invalid number \"0x10k\".|qcow2 bitmap: guest offset -1 is negative" \
-	"$(gdb_helpers img.elf neg.gdb | paste -sd'|')"
+printf '%s\n' 'qcow2 whatis -5' 'qcow2 bitmap b0 -1' 'qcow2 whatis 16E' 'qcow2 whatis 1.5' 'qcow2 whatis 1e+3' >neg.gdb
+assert_eq "a negative offset, a size past 2^63 - 1 and a fraction of a byte are errors; 1e+3 is gdb's 1000" \
+	"qcow2 whatis: offset -5 is negative|qcow2 bitmap: guest offset -1 is negative|qcow2 whatis: cannot read '16E': past 2^63 - 1, the largest size qemu-img takes|qcow2 whatis: cannot read '1.5': not a whole number|0x3e8" \
+	"$(gdb_helpers img.elf neg.gdb | sed 's/^\(0x[0-9a-f]*\):.*/\1/' | paste -sd'|')"
+for sz in 16E 1.5; do
+	assert_status "qemu-img refuses $sz too" 1 qemu-img create -q -f raw sz.raw "$sz"
+done
 printf '%s\n' "qcow2 translate 4M + 4k 'first snap'" "qcow2 translate 4M+4k 'first snap'" >snapsum.gdb
 out=$(gdb_helpers img.elf snapsum.gdb)
 assert_match "an expression with spaces, then a snapshot" "^snapshot_0_l1_table\[0\]" "$out"
@@ -421,6 +430,22 @@ printf '%s\n' 'qcow2 translate 0 1' 'qcow2 translate 0 2' >idname.gdb
 assert_eq "qcow2 translate: SNAPSHOT is an ID before it is a name" \
 	"snapshot_0_l1_table snapshot_1_l1_table" \
 	"$(gdb_helpers idname.elf idname.gdb | sed -n 's/^\(snapshot_[0-9]*_l1_table\)\[.*/\1/p' | paste -sd' ')"
+
+# --- A snapshot whose name could end the offset ("+4096"): translate
+# added it to the offset and used the active table (found by review).
+# Quoted, it is the snapshot; unquoted, which was meant cannot be told.
+qemu-img create -q -f qcow2 sign.qcow2 16M
+qemu-io -c 'write -P 1 0 128k' sign.qcow2 >/dev/null
+qemu-img snapshot -c '+4096' sign.qcow2
+qemu-io -c 'write -P 2 0 128k' sign.qcow2 >/dev/null
+"$Q2E" dump sign.qcow2 -o sign.elf
+printf '%s\n' "qcow2 translate 0x10000 '+4096'" 'qcow2 translate 0x10000 +4096' 'qcow2 translate 0x10000+4096' >sign.gdb
+out=$(gdb_helpers sign.elf sign.gdb)
+assert_match "quoted, +4096 is the snapshot" "^snapshot_0_l1_table\[0\]" "$out"
+assert_match "unquoted, an error says to quote it" "'\+4096' ends an offset and names a snapshot: quote the snapshot" "$out"
+assert_eq "without spaces, the offset 0x11000 in the active table, where qemu-img map has it" \
+	"host offset $(qemu-img map --output=json sign.qcow2 | jq -r '.[] | select(.start <= 69632 and 69632 < .start + .length) | .offset + 69632 - .start' | xargs printf '0x%x')" \
+	"$(tail -1 <<<"$out")"
 
 # --- Names from the image reach the terminal escaped, as the CLI writes them.
 # An OSC sequence retitles a terminal; C1 CSI (U+009B) starts a sequence on
