@@ -10,7 +10,6 @@
 import bisect
 import re
 import struct
-from fractions import Fraction
 
 import gdb
 
@@ -85,10 +84,15 @@ def _suffixed(term):
     if hexdigits is not None:
         v = int(hexdigits, 16) << shift
     else:
-        f = Fraction(whole + (frac or ""))
-        if f.denominator != 1 and not shift:
+        # The fraction as QEMU keeps it: a double, as a 64-bit binary
+        # fraction (one that reads as 1.0 overflows to 0, as on x86),
+        # scaled and rounded half up (src/cli/size.c does the same).
+        d = float(frac) if frac and len(frac) > 1 else 0.0
+        f = int(d * 2.0 ** 64) if d < 1.0 else 0
+        if f and not shift:
             return None
-        v = int(f * (1 << shift) + Fraction(1, 2))
+        v = (int(whole) << shift) + ((f << shift) >> 64) + \
+            ((f << shift) >> 63 & 1)
     if v > SIZE_MAX:
         raise gdb.error("past 2^63 - 1, the largest size qemu-img takes")
     return v

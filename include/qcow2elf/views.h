@@ -27,5 +27,11 @@ int q2e_view_info_chain(struct q2e_image *img, struct q2e_out *o,
  */
 int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 		 struct q2e_error *err);
+/* The same from guest offset START for at most MAX_LENGTH bytes, as
+ * qemu-img map --start-offset --max-length: from START to the virtual
+ * size, or one empty range at START where that holds nothing. */
+int q2e_view_map_range(struct q2e_image *img, struct q2e_out *o,
+		       uint64_t start, uint64_t max_length,
+		       struct q2e_error *err);
 
 #endif

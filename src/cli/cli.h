@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "qcow2elf/error.h"
@@ -57,6 +58,9 @@ void force_share(const char *cmd);
  */
 int image_format(const char *cmd, const char *arg);
 bool named_qcow2(void);
+/* A size or offset as qemu-img reads one (size.c: 4M, 1.5G, 0x1000);
+ * 0, -EINVAL or -ERANGE (past 2^63 - 1). */
+int parse_size(const char *s, uint64_t *out);
 /* Parses an --output argument; 0, or Q2E_EXIT_USAGE after saying why. */
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f);
 /* Prints NAME's --help; 0, or 1 when standard output cannot be written. */

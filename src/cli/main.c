@@ -159,19 +159,41 @@ int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 }
 
 /* Options every subcommand that prints a report understands. */
-enum { OPT_OUTPUT = 256, OPT_HELP, OPT_BACKING_CHAIN };
+enum {
+	OPT_OUTPUT = 256, OPT_HELP, OPT_BACKING_CHAIN, OPT_START_OFFSET,
+	OPT_MAX_LENGTH
+};
 
 static const struct option report_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "backing-chain", no_argument, NULL, OPT_BACKING_CHAIN },
+	{ "start-offset", required_argument, NULL, OPT_START_OFFSET },
+	{ "max-length", required_argument, NULL, OPT_MAX_LENGTH },
 	{ "force-share", no_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 
-/* Parses [--output=FMT] [-f qcow2] [-U] IMAGE for `info` and `map`, and
- * info's --backing-chain into *CHAIN (map's is NULL). */
+/* map's window: --start-offset and --max-length, as qemu-img map's. */
+static uint64_t map_start, map_max_length;
+
+/* --start-offset or --max-length of map: a size as qemu-img reads it. */
+static int map_window(const char *cmd, const char *opt, const char *arg,
+		      uint64_t *v)
+{
+	if (strcmp(cmd, "map") != 0)
+		return usage_error(cmd, "--%s is an option of map", opt);
+	if (parse_size(arg, v) < 0)
+		return usage_error(cmd, strcmp(opt, "start-offset") == 0
+			? "--start-offset: '%s' is no offset from 0 to 2^63 - 1 (bytes, or with a k, M, G, T, P or E suffix)"
+			: "--max-length: '%s' is no length from 0 to 2^63 - 1 (bytes, or with a k, M, G, T, P or E suffix)",
+			arg);
+	return 0;
+}
+
+/* Parses [--output=FMT] [-f qcow2] [-U] IMAGE for `info` and `map`,
+ * info's --backing-chain into *CHAIN (map's is NULL), and map's window. */
 static int parse_report_args(const char *cmd, int argc, char **argv,
 			     enum q2e_format *format, bool *chain,
 			     const char **image)
@@ -179,24 +201,31 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 	int c, ret;
 
 	*format = Q2E_FORMAT_HUMAN;
+	map_start = 0;
+	map_max_length = UINT64_MAX;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:Uh", report_options, NULL)) != -1) {
+		ret = 0;
 		switch (c) {
 		case OPT_OUTPUT:
 			ret = parse_format(cmd, optarg, format);
-			if (ret)
-				return ret;
 			break;
 		case 'f':
 			ret = image_format(cmd, optarg);
-			if (ret)
-				return ret;
+			break;
+		case OPT_START_OFFSET:
+			ret = map_window(cmd, "start-offset", optarg, &map_start);
+			break;
+		case OPT_MAX_LENGTH:
+			ret = map_window(cmd, "max-length", optarg,
+					 &map_max_length);
 			break;
 		case OPT_BACKING_CHAIN:
-			if (!chain)
-				return usage_error(cmd, "%s",
-						   "--backing-chain is an option of info");
-			*chain = true;
+			if (chain)
+				*chain = true;
+			else
+				ret = usage_error(cmd, "%s",
+						  "--backing-chain is an option of info");
 			break;
 		case 'U':
 			force_share(cmd);
@@ -207,6 +236,8 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 		default:
 			return option_error(cmd);
 		}
+		if (ret)
+			return ret;
 	}
 	if (optind != argc - 1)
 		return usage_error(cmd, "%s", optind >= argc
@@ -258,9 +289,15 @@ static int cmd_info(int argc, char **argv)
 	return run_view("info", argc, argv, q2e_view_info, q2e_view_info_chain);
 }
 
+static int map_view(struct q2e_image *img, struct q2e_out *o,
+		    struct q2e_error *err)
+{
+	return q2e_view_map_range(img, o, map_start, map_max_length, err);
+}
+
 static int cmd_map(int argc, char **argv)
 {
-	return run_view("map", argc, argv, q2e_view_map, NULL);
+	return run_view("map", argc, argv, map_view, NULL);
 }
 
 /* -U, for the commands that read images: QEMU's locks (qemu_lock.c). */
@@ -287,10 +324,13 @@ static const struct command commands[] = {
 	  IMAGE_FORMAT
 	  FORCE_SHARE
 	  "  -h, --help          show this help\n" },
-	{ "map", cmd_map, "map [--output=human|json] [-f qcow2] [-U] IMAGE",
+	{ "map", cmd_map, "map [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] [-f qcow2] [-U] IMAGE",
 	  "show where each guest range lives, like qemu-img map",
 	  IMAGE_INPUT
 	  "  --output=FMT        human (default) or json\n"
+	  "  --start-offset=OFFSET\n"
+	  "                      map from this guest offset (4M, 1G, 0x1000)\n"
+	  "  --max-length=LEN    and at most this many bytes, as qemu-img map\n"
 	  IMAGE_FORMAT
 	  FORCE_SHARE
 	  "  -h, --help          show this help\n" },

@@ -167,11 +167,25 @@ static uint64_t alike_questions(struct q2e_chain *chain, uint64_t off,
 int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 		 struct q2e_error *err)
 {
-	struct q2e_block_status curr = { 0 }, next;
+	return q2e_view_map_range(img, o, 0, UINT64_MAX, err);
+}
+
+int q2e_view_map_range(struct q2e_image *img, struct q2e_out *o,
+		       uint64_t start, uint64_t max_length,
+		       struct q2e_error *err)
+{
+	struct q2e_block_status curr = { .start = start }, next;
 	struct q2e_chain *chain;
 	uint64_t end = q2e_image_virtual_size(img), uniform;
 	const char *refusal = q2e_qemu_plain_open_refusal(img);
 	int ret;
+
+	/* img_map(): MIN(start + max_length, length), and nothing from a
+	 * start past it */
+	if (start >= end)
+		end = start;
+	else if (max_length < end - start)
+		end = start + max_length;
 
 	/* qemu-img map refuses what QEMU will not open: tables QEMU would
 	 * not read are no map (an unknown incompatible feature may change
@@ -190,7 +204,7 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 	 * nothing can differ any more, one question does (a virtual size of
 	 * 2^62 would otherwise take 2^32 of them). */
 	uniform = q2e_chain_uniform_from(chain);
-	for (uint64_t off = 0; off < end; off += next.length) {
+	for (uint64_t off = start; off < end; off += next.length) {
 		uint64_t n = end - off < MAP_CHUNK ? end - off : MAP_CHUNK;
 
 		if (off >= uniform)
@@ -211,8 +225,8 @@ int q2e_view_map(struct q2e_image *img, struct q2e_out *o,
 			q2e_out_more(o);
 		curr = next;
 	}
-	/* An empty image still has its one, empty, range in qemu-img map. */
-	if (curr.length || end == 0)
+	/* An empty range still has its one, empty, line in qemu-img map. */
+	if (curr.length || end == start)
 		ret = render(o, chain, &curr, err);
 	q2e_out_end(o);
 out:

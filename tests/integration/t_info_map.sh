@@ -627,7 +627,7 @@ cd "$T_TMP" || finish
 mkdir -p "$T_TMP/luks" && cd "$T_TMP/luks" || finish
 # qemu-img's timing of the key derivation fails now and then on a busy
 # machine ("Unable to get accurate CPU usage"): a few tries.
-for try in 1 2 3 4 5; do
+for try in 1 2 3 4 5 6 7 8 9 10; do
 	qemu-img create -q -f qcow2 --object secret,id=s,data=x \
 		-o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=100 \
 		l.qcow2 4M 2>/dev/null && break
@@ -711,6 +711,38 @@ assert_status "a missing backing file: qemu-img's status" $? "$Q2E" info --backi
 assert_eq "and nothing on standard output" "" "$(cat "$T_TMP/.out")"
 assert_match "naming the file" "could not open backing file: 'gone.qcow2'" "$(cat "$T_TMP/.err")"
 assert_status "map --backing-chain is a usage error" 1 "$Q2E" map --backing-chain top.qcow2
+
+# map --start-offset and --max-length, as qemu-img map's: the same JSON
+# and status for each, the sizes read as qemu-img reads them (fractions
+# through a double, hex with a suffix, a leading +, past 2^63 - 1, ...),
+# windows past the end, empty, inside one range.
+qemu-io -c 'write -P 2 5M 64k' -c 'write -c 6M 64k' top.qcow2 >/dev/null
+"$Q2E" dump top.qcow2 -o top.elf
+bad=
+for st in 0 1 5M 5.5M 1.5m 0x500000 0x10k " 1k" +4k 1.k 1.0 1.5 1e3 -1 8M 9M 100M \
+	7.99999E 8E 9223372036854775807 9223372036854775808 1.00048828125k 0x 0x1.5 "" \
+	1.0B 1.5B 3.14159k 1.9999999999999999999k 4m; do
+	for len in "" 0 1 4k 1M 3.5M 1E; do
+		args=(--output=json "--start-offset=$st")
+		[ -n "$len" ] && args+=("--max-length=$len")
+		want=$(qemu-img map "${args[@]}" top.qcow2 2>/dev/null; echo "exit $?")
+		got=$("$Q2E" map "${args[@]}" top.qcow2 2>/dev/null; echo "exit $?")
+		dump=$("$Q2E" map "${args[@]}" top.elf 2>/dev/null; echo "exit $?")
+		[ "$want" = "$got" ] && [ "$want" = "$dump" ] || bad+="'$st' '$len'; "
+	done
+done
+assert_eq "map --start-offset/--max-length: qemu-img map's output and status, of the image and its dump (203 windows)" "" "$bad"
+assert_eq "the human form maps the same window, range after range" \
+	"$((5 << 20)) $(((5 << 20) + 1081344)) contiguous" \
+	"$("$Q2E" map --start-offset=5M --max-length=1.03125M top.qcow2 | {
+		read -r _; first= end= gap=contiguous
+		while read -r s l _; do
+			[ -z "$first" ] && first=$((s)) end=$((s))
+			[ $((s)) = "$end" ] || gap=gap
+			end=$((s + l))
+		done
+		echo "$first $end $gap"; })"
+assert_status "--start-offset of info is a usage error" 1 "$Q2E" info --start-offset=0 top.qcow2
 cd "$T_TMP" || finish
 
 [ "$n" -ge 30 ] && pass "corpus has $n images" ||
