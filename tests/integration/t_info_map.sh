@@ -704,6 +704,8 @@ assert_eq "info --backing-chain: the images, formats and sizes qemu-img lists" "
 	"$(jq -c 'map({file: (.filename | sub(".*/"; "")), format, "virtual-size", "cluster-size"})' chain.json)"
 assert_eq "its first element is plain info's" "$("$Q2E" info --output=json top.qcow2 | jq -cS .)" \
 	"$(jq -cS '.[0]' chain.json)"
+assert_eq "its second is plain info's of the backing file" "$("$Q2E" info --output=json mid.qcow2 | jq -cS .)" \
+	"$(jq -cS '.[1]' chain.json)"
 assert_eq "the raw file's size is the file's" "$(stat -c %s bottom.raw)" "$(jq '.[2]."file-size"' chain.json)"
 qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 orphan.qcow2 1M
 qemu-img info --backing-chain orphan.qcow2 >/dev/null 2>&1
