@@ -8,6 +8,7 @@
 # symbol`, and has no Python API for sections).  Dumps carry this file in
 # .debug_gdb_scripts; it is also installed for `source`.
 import bisect
+import math
 import re
 import struct
 
@@ -104,10 +105,27 @@ def _gdb_int(expr):
     v = gdb.parse_and_eval(expr)
     if v.type.strip_typedefs().code == gdb.TYPE_CODE_FLT:
         f = float(v)
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise gdb.error("not a whole number")
         return int(f)
     return int(v)
+
+
+def _terms(arg):
+    """ARG split at its signs, the signs between the terms ([t, s, t...]);
+    a sign between a decimal mantissa ending in e and plain digits (1e+3,
+    2.5E-1) is a float's exponent, not a sign between terms (in 0x1e+4k
+    and 7E+7E it is one)."""
+    parts = re.split(r"([+-])", arg)
+    out = parts[:1]
+    for sign, term in zip(parts[1::2], parts[2::2]):
+        last = out[-1].split()[-1:]
+        if last and re.match(r"[0-9]*\.?[0-9]+[eE]\Z", last[0]) and \
+                re.match(r"[0-9]+(?![0-9A-Za-z_.])", term):
+            out[-1] += sign + term
+        else:
+            out += [sign, term]
+    return out
 
 
 def _int(arg, what):
@@ -118,8 +136,7 @@ def _int(arg, what):
     try:
         if _suffixed(arg) is not None:
             return _suffixed(arg)
-        # A sign after a digit and an e is a float's exponent (1e+3).
-        parts = re.split(r"(?<![0-9][eE])([+-])", arg)
+        parts = _terms(arg)
         terms = parts[0::2]
         if len(terms) > 1 and any(_suffixed(t) is not None for t in terms):
             total, sign = 0, 1
@@ -132,6 +149,9 @@ def _int(arg, what):
                     continue
                 v = _suffixed(t)
                 total += sign * (v if v is not None else _gdb_int(t))
+            if abs(total) > SIZE_MAX:
+                raise gdb.error("past 2^63 - 1, the largest size qemu-img "
+                                "takes")
             return total
         return _gdb_int(arg)
     except gdb.error as e:

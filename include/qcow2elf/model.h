@@ -477,6 +477,7 @@ const struct q2e_region *q2e_image_region_at(const struct q2e_image *img,
 enum q2e_layer_format {
 	Q2E_LAYER_QCOW2,
 	Q2E_LAYER_RAW,
+	Q2E_LAYER_OTHER,	/* q2e_chain_open_info(): not read, the last */
 };
 
 struct q2e_layer {
@@ -486,6 +487,7 @@ struct q2e_layer {
 	struct q2e_source *raw;		/* raw */
 	struct q2e_source *data_src;	/* qcow2 with a raw external data file */
 	char *data_path;		/* the file host offsets point into */
+	const char *other_format;	/* Q2E_LAYER_OTHER: its format */
 	/* The names map shows for bytes of the image file and of the file
 	 * host offsets point into: for a dump, the image it was made from
 	 * (its note), since the dump holds no data. */
@@ -508,7 +510,10 @@ struct q2e_chain {
 	size_t nlayers;
 	/* Which backing files fail it: those QEMU would not open (or, for
 	 * a check, those a check's open refuses too), or none. */
-	enum { Q2E_CHAIN_AS_QEMU, Q2E_CHAIN_AS_CHECK, Q2E_CHAIN_FILES } mode;
+	enum {
+		Q2E_CHAIN_AS_QEMU, Q2E_CHAIN_AS_CHECK, Q2E_CHAIN_FILES,
+		Q2E_CHAIN_INFO
+	} mode;
 };
 
 /*
@@ -530,6 +535,12 @@ int q2e_chain_open_for_check(struct q2e_image *img, struct q2e_chain **out,
  * files the chain names, which an output must not replace. */
 int q2e_chain_open_files(struct q2e_image *img, struct q2e_chain **out,
 			 struct q2e_error *err);
+/* Likewise, as qemu-img info --backing-chain opens it (no I/O): no data
+ * file is opened, a qcow2 file QEMU would refuse is opened, and a backing
+ * file of a format not read (vmdk, LUKS) ends the chain as a layer of
+ * Q2E_LAYER_OTHER. */
+int q2e_chain_open_info(struct q2e_image *img, struct q2e_chain **out,
+			struct q2e_error *err);
 void q2e_chain_close(struct q2e_chain *chain);
 
 struct q2e_block_status {

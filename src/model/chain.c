@@ -160,7 +160,7 @@ static int open_data_file(struct q2e_layer *l, int mode,
 {
 	struct q2e_error why = { 0 };
 
-	if (!q2e_image_data_file(l->img) ||
+	if (!q2e_image_data_file(l->img) || mode == Q2E_CHAIN_INFO ||
 	    (!l->metadata_preallocation &&
 	     (mode == Q2E_CHAIN_FILES || q2e_image_dump_meta(l->img))))
 		return 0;
@@ -270,7 +270,8 @@ static int open_qcow2_backing(struct q2e_chain *c, struct q2e_layer *l,
 	ret = q2e_image_open(l->path, &l->img, err);
 	if (ret < 0)
 		ret = backing_error(&c->layers[c->nlayers - 1], err);
-	why = ret || c->mode == Q2E_CHAIN_FILES ? NULL
+	why = ret || c->mode == Q2E_CHAIN_FILES || c->mode == Q2E_CHAIN_INFO
+	      ? NULL
 	      : c->mode == Q2E_CHAIN_AS_CHECK ? q2e_qemu_open_refusal(l->img)
 					       : q2e_qemu_plain_open_refusal(l->img);
 	if (why)
@@ -354,13 +355,19 @@ static const char *backing_format(struct q2e_layer *top, const char *path,
 			      top->path, path, fmt);
 		return NULL;
 	}
-	if (strcmp(fmt, "luks") == 0) {
-		q2e_error_set(err, Q2E_ECORRUPT,
-			      "'%s': QEMU would not open backing file '%s': it is LUKS-encrypted, and qemu-img is given no key for it (key-secret)",
-			      top->path, path);
-		return NULL;
-	}
 	return fmt;
+}
+
+/* A backing file not read, FMT, as the chain's last layer (info). */
+static int add_other_layer(struct q2e_chain *c, struct q2e_layer *l,
+			   struct q2e_source *src, const char *fmt,
+			   struct q2e_error *err)
+{
+	l->format = Q2E_LAYER_OTHER;
+	l->other_format = fmt;
+	l->file_size = q2e_source_size(src);
+	q2e_source_close(src);
+	return add_layer(c, l, err);
 }
 
 static int open_backing(struct q2e_chain *c, struct q2e_error *err)
@@ -394,8 +401,14 @@ static int open_backing(struct q2e_chain *c, struct q2e_error *err)
 		return backing_error(top, err);
 	}
 	fmt = backing_format(top, l.path, src, named, err);
+	if (fmt && c->mode == Q2E_CHAIN_INFO && strcmp(fmt, "qcow2") != 0 &&
+	    strcmp(fmt, "raw") != 0)
+		return add_other_layer(c, &l, src, fmt, err);
 	ret = !fmt ? err->code
 	      : strcmp(fmt, "qcow2") == 0 || strcmp(fmt, "raw") == 0 ? 0
+	      : strcmp(fmt, "luks") == 0 ? q2e_error_set(err, Q2E_ECORRUPT,
+			      "'%s': QEMU would not open backing file '%s': it is LUKS-encrypted, and qemu-img is given no key for it (key-secret)",
+			      top->path, l.path)
 	      : q2e_error_set(err, Q2E_EUNSUPPORTED,
 			      "'%s': backing file '%s' has format '%s'%s; only qcow2 and raw backing files are read",
 			      top->path, l.path, fmt,
@@ -493,6 +506,12 @@ int q2e_chain_open_files(struct q2e_image *img, struct q2e_chain **out,
 			 struct q2e_error *err)
 {
 	return chain_open(img, Q2E_CHAIN_FILES, out, err);
+}
+
+int q2e_chain_open_info(struct q2e_image *img, struct q2e_chain **out,
+			struct q2e_error *err)
+{
+	return chain_open(img, Q2E_CHAIN_INFO, out, err);
 }
 
 void q2e_chain_close(struct q2e_chain *c)

@@ -415,7 +415,7 @@ int q2e_view_info_chain(struct q2e_image *img, struct q2e_out *o,
 			struct q2e_error *err)
 {
 	struct q2e_chain *chain;
-	int ret = q2e_chain_open(img, &chain, err);
+	int ret = q2e_chain_open_info(img, &chain, err);
 
 	if (ret < 0)
 		return ret;
@@ -429,9 +429,15 @@ int q2e_view_info_chain(struct q2e_image *img, struct q2e_out *o,
 		}
 		q2e_out_object(o, NULL);
 		q2e_out_str(o, "filename", l->path);
-		q2e_out_str(o, "format", "raw");
-		q2e_out_uint(o, "file-size", l->file_size);
-		q2e_out_uint(o, "virtual-size", l->size);
+		if (l->format == Q2E_LAYER_OTHER) {
+			/* Not read: what it is, no more. */
+			q2e_out_str(o, "format", l->other_format);
+			q2e_out_uint(o, "file-size", l->file_size);
+		} else {
+			q2e_out_str(o, "format", "raw");
+			q2e_out_uint(o, "file-size", l->file_size);
+			q2e_out_uint(o, "virtual-size", l->size);
+		}
 		q2e_out_end(o);
 	}
 	q2e_out_end(o);

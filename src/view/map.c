@@ -181,8 +181,10 @@ int q2e_view_map_range(struct q2e_image *img, struct q2e_out *o,
 	int ret;
 
 	/* img_map(): MIN(start + max_length, length), and nothing from a
-	 * start past it */
-	if (start >= end)
+	 * start past it, or where start + max_length overflows its int64_t
+	 * (undefined in C; negative, so nothing, in qemu-img 7.2 on x86). */
+	if (start >= end ||
+	    (max_length <= INT64_MAX && max_length > INT64_MAX - start))
 		end = start;
 	else if (max_length < end - start)
 		end = start + max_length;

@@ -381,13 +381,14 @@ for sz in 1m 1.5M 512B 1g 3k 2.25m 0x10k 1.0B 1.00048828125k; do
 	printf 'qcow2 whatis %s\n' "$sz" >>sizes.gdb
 done
 printf '%s\n' 'qcow2 whatis 64M-1' 'qcow2 whatis 0x100000 + 4096' \
-	'qcow2 whatis 1M - 4k + 1' >>sizes.gdb
-assert_eq "qcow2 whatis reads sizes as qemu-img create does, sums with spaces" \
-	"${want}0x3ffffff|0x101000|0xff001" \
+	'qcow2 whatis 1M - 4k + 1' 'qcow2 whatis 0x1e+4k' 'qcow2 whatis 1M+1e+3' >>sizes.gdb
+assert_eq "qcow2 whatis reads sizes as qemu-img create does, sums with spaces, hex ending in e, gdb's floats" \
+	"${want}0x3ffffff|0x101000|0xff001|0x101e|0x1003e8" \
 	"$(gdb_helpers rc1.elf sizes.gdb | sed 's/:.*//' | paste -sd'|')"
-printf '%s\n' 'qcow2 whatis -5' 'qcow2 bitmap b0 -1' 'qcow2 whatis 16E' 'qcow2 whatis 1.5' 'qcow2 whatis 1e+3' >neg.gdb
-assert_eq "a negative offset, a size past 2^63 - 1 and a fraction of a byte are errors; 1e+3 is gdb's 1000" \
-	"qcow2 whatis: offset -5 is negative|qcow2 bitmap: guest offset -1 is negative|qcow2 whatis: cannot read '16E': past 2^63 - 1, the largest size qemu-img takes|qcow2 whatis: cannot read '1.5': not a whole number|0x3e8" \
+printf '%s\n' 'qcow2 whatis -5' 'qcow2 bitmap b0 -1' 'qcow2 whatis 16E' 'qcow2 whatis 1.5' 'qcow2 whatis 1e+3' \
+	'qcow2 whatis 7E+7E' 'qcow2 whatis 1e999' >neg.gdb
+assert_eq "a negative offset, a size or sum past 2^63 - 1, a fraction of a byte and infinity are errors; 1e+3 is gdb's 1000" \
+	"qcow2 whatis: offset -5 is negative|qcow2 bitmap: guest offset -1 is negative|qcow2 whatis: cannot read '16E': past 2^63 - 1, the largest size qemu-img takes|qcow2 whatis: cannot read '1.5': not a whole number|0x3e8|qcow2 whatis: cannot read '7E+7E': past 2^63 - 1, the largest size qemu-img takes|qcow2 whatis: cannot read '1e999': not a whole number" \
 	"$(gdb_helpers img.elf neg.gdb | sed 's/^\(0x[0-9a-f]*\):.*/\1/' | paste -sd'|')"
 for sz in 16E 1.5; do
 	assert_status "qemu-img refuses $sz too" 1 qemu-img create -q -f raw sz.raw "$sz"

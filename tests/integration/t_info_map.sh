@@ -713,18 +713,33 @@ assert_status "a missing backing file: qemu-img's status" $? "$Q2E" info --backi
 assert_eq "and nothing on standard output" "" "$(cat "$T_TMP/.out")"
 assert_match "naming the file" "could not open backing file: 'gone.qcow2'" "$(cat "$T_TMP/.err")"
 assert_status "map --backing-chain is a usage error" 1 "$Q2E" map --backing-chain top.qcow2
+# As qemu-img info opens the chain (no I/O): a missing external data file
+# is not opened, and a backing file of a format not read (vmdk) ends the
+# list with its name and format; map and check still refuse them (found
+# by review).
+qemu-img create -q -f qcow2 -o data_file=gone.raw dfi.qcow2 1M
+rm gone.raw
+qemu-img create -q -f vmdk vb.vmdk 1M
+qemu-img create -q -f qcow2 -b vb.vmdk -F vmdk onvmdk.qcow2 1M
+for img in dfi.qcow2 onvmdk.qcow2; do
+	want=$(qemu-img info --backing-chain --output=json "$img" | jq -c 'map([(.filename | sub(".*/"; "")), .format])'; echo "exit ${PIPESTATUS[0]}")
+	assert_eq "info --backing-chain of $img: qemu-img's list and status" "$want" \
+		"$("$Q2E" info --backing-chain --output=json "$img" | jq -c 'map([(.filename | sub(".*/"; "")), .format])'; echo "exit ${PIPESTATUS[0]}")"
+done
+assert_status "map of the image on vmdk still says it reads no vmdk" 1 "$Q2E" map onvmdk.qcow2
 
 # map --start-offset and --max-length, as qemu-img map's: the same JSON
 # and status for each, the sizes read as qemu-img reads them (fractions
 # through a double, hex with a suffix, a leading +, past 2^63 - 1, ...),
-# windows past the end, empty, inside one range.
+# windows past the end, empty, inside one range, and whose end overflows.
 qemu-io -c 'write -P 2 5M 64k' -c 'write -c 6M 64k' top.qcow2 >/dev/null
 "$Q2E" dump top.qcow2 -o top.elf
 bad=
 for st in 0 1 5M 5.5M 1.5m 0x500000 0x10k " 1k" +4k 1.k 1.0 1.5 1e3 -1 8M 9M 100M \
 	7.99999E 8E 9223372036854775807 9223372036854775808 1.00048828125k 0x 0x1.5 "" \
 	1.0B 1.5B 3.14159k 1.9999999999999999999k 4m; do
-	for len in "" 0 1 4k 1M 3.5M 1E; do
+	# start + 2^63 - 1 overflows qemu-img's sum: one empty range
+	for len in "" 0 1 4k 1M 3.5M 1E 9223372036854775807; do
 		args=(--output=json "--start-offset=$st")
 		[ -n "$len" ] && args+=("--max-length=$len")
 		want=$(qemu-img map "${args[@]}" top.qcow2 2>/dev/null; echo "exit $?")
@@ -733,7 +748,7 @@ for st in 0 1 5M 5.5M 1.5m 0x500000 0x10k " 1k" +4k 1.k 1.0 1.5 1e3 -1 8M 9M 100
 		[ "$want" = "$got" ] && [ "$want" = "$dump" ] || bad+="'$st' '$len'; "
 	done
 done
-assert_eq "map --start-offset/--max-length: qemu-img map's output and status, of the image and its dump (203 windows)" "" "$bad"
+assert_eq "map --start-offset/--max-length: qemu-img map's output and status, of the image and its dump (232 windows)" "" "$bad"
 assert_eq "the human form maps the same window, range after range" \
 	"$((5 << 20)) $(((5 << 20) + 1081344)) contiguous" \
 	"$("$Q2E" map --start-offset=5M --max-length=1.03125M top.qcow2 | {
