@@ -22,6 +22,7 @@ static const struct option check_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "metadata", no_argument, NULL, 'M' },
 	{ "progress", no_argument, NULL, 'p' },
+	{ "quiet", no_argument, NULL, 'q' },
 	{ "force-share", no_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	/* qemu-img check's, refused with a word on where to repair */
@@ -76,11 +77,12 @@ int cmd_check(int argc, char **argv)
 	struct q2e_check_result *res = NULL;
 	struct q2e_error err = { 0 };
 	bool with_viscera = false, with_progress = false, json_lines = false;
+	bool quiet = false;
 	struct q2e_image *img;
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:MpUhr::", check_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:MpqUhr::", check_options, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			ret = image_format("check", optarg);
@@ -101,6 +103,9 @@ int cmd_check(int argc, char **argv)
 		case 'p':
 			with_progress = true;
 			break;
+		case 'q':	/* qemu-img check -q: no report, the same status */
+			quiet = true;
+			break;
 		case 'U':
 			force_share("check");
 			break;
@@ -111,9 +116,9 @@ int cmd_check(int argc, char **argv)
 		}
 	}
 	if (json_lines) {	/* fleet.c: one line per image */
-		if (with_viscera || with_progress)
+		if (with_viscera || with_progress || quiet)
 			return usage_error("check", "%s",
-					   "--output=json-lines takes neither -M nor -p");
+					   "--output=json-lines takes none of -M, -p and -q");
 		if (optind >= argc)
 			return usage_error("check", "%s", "expects one IMAGE or more");
 		return check_json_lines(argv + optind, (size_t)(argc - optind));
@@ -139,7 +144,7 @@ int cmd_check(int argc, char **argv)
 		return report(&err);
 	}
 	ret = q2e_check_write_lines(res, stderr, &err);
-	if (ret == 0)
+	if (ret == 0 && !quiet)
 		ret = q2e_check_render(res, img, stdout, format, with_viscera,
 				       &err);
 	if (ret == 0 && (res->incomplete || res->unopenable))

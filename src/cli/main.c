@@ -350,7 +350,7 @@ static const struct command commands[] = {
 	  "  -U, --force-share      read an image a running VM is writing\n"
 	  "                         (qemu-img's -U); refused otherwise\n"
 	  "  -h, --help             show this help\n" },
-	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-f qcow2] [-U] IMAGE\n"
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-q] [-f qcow2] [-U] IMAGE\n"
 	  "check --output=json-lines [-f qcow2] [-U] IMAGE...",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
@@ -359,6 +359,8 @@ static const struct command commands[] = {
 	  "                  given one line with its exit status and counts\n"
 	  "  -M, --metadata  add the metadata report (\"viscera\")\n"
 	  "  -p, --progress  show progress on standard error\n"
+	  "  -q, --quiet     no report on standard output, as in qemu-img's\n"
+	  "                  check; the per-cluster lines and exit status stay\n"
 	  "  -f qcow2        the image format, as qemu-img -f: qcow2 is the\n"
 	  "                  one read; a file of another exits 1, not 63\n"
 	  "  -U, --force-share\n"

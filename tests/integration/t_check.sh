@@ -152,6 +152,15 @@ assert_status "leaked cluster: exit status 3" 3 "$Q2E" check "$T/leak.qcow2"
 assert_match "leaked cluster: the line names it, on standard error" \
 	"^Leaked cluster $((d20 / cs)) refcount=1 reference=0" \
 	"$("$Q2E" check "$T/leak.qcow2" 2>&1 >/dev/null)"
+# qemu-img check -q: no report on standard output, the lines on standard
+# error and the exit status as without it (-q was an invalid option).
+for img in "$src" "$T/leak.qcow2"; do
+	assert_eq "check -q $(basename "$img"): qemu-img check -q's output and status" \
+		"$(qemu-img check -q "$img" 2>&1; echo "exit $?")" "$("$Q2E" check -q "$img" 2>&1; echo "exit $?")"
+done
+assert_eq "check -q --output=json: nothing on standard output either" "" \
+	"$("$Q2E" check -q --output=json "$T/leak.qcow2" 2>/dev/null)"
+assert_status "check -q --output=json-lines is a usage error" 1 "$Q2E" check -q --output=json-lines "$src"
 
 # A refcount too low: the data cluster of guest 20M has refcount 0.
 cp "$src" "$T/low.qcow2"

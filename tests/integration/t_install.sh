@@ -63,7 +63,8 @@ assert_eq "completion: check's options, short ones too" "-M
 -U
 -f
 -h
--p" "$(complete qcow2elf check - | grep -v -- '^--')"
+-p
+-q" "$(complete qcow2elf check - | grep -v -- '^--')"
 assert_eq "completion: diff's -F" "-F" "$(complete qcow2elf diff -F)"
 assert_eq "completion: -f's value" "qcow2" "$(complete qcow2elf map -f '')"
 assert_eq "completion: --output's values, split at =" "human
