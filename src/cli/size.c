@@ -38,8 +38,8 @@ static uint64_t fraction_scaled(const char *frac, int shift, bool *held_bits)
 {
 	double d = strtod(frac, NULL);
 	/* A fraction that reads as 1.0 (.99999999999999999999) overflows
-	 * QEMU's conversion, which gives 0 on x86 (qemu-img 1.9999999999999999999k
-	 * is 1024): so here. */
+	 * QEMU's conversion, which gives 0 on x86: qemu-img takes
+	 * 1.9999999999999999999k for 1024, and so does this. */
 	uint64_t f = d >= 1.0 ? 0 : (uint64_t)(d * 0x1p64);
 	/* f * 2^shift as a 64.64 fixed-point number: its integer part, plus
 	 * one where its fraction is a half or more */
