@@ -29,20 +29,21 @@ int q2e_emit_open(struct q2e_image *img, struct q2e_outfile *out,
 {
 	/* Standard output may be the input too (1<>IMAGE): by its name. */
 	const char *name = q2e_outfile_is_stdout(path) ? "/dev/stdout" : path;
+	bool input;
 
-	if (q2e_image_reads_file(img, name) && name != path)
+	/* Asked once: it opens the files of the image's backing chain. */
+	if (!q2e_image_reads_file(img, name))
+		return q2e_outfile_open(out, path, err);
+	input = is_same_file(img->path, name);
+	if (name != path)
 		return q2e_error_set(err, Q2E_EUSAGE,
 				     "standard output is %s (was it closed, or opened on the input?); refusing to write over it",
-				     is_same_file(img->path, name)
-					     ? "the input file"
-					     : "a file the input reads (a backing or data file)");
-	if (q2e_image_reads_file(img, name))
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     is_same_file(img->path, name)
-					     ? "'%s' is the input file; refusing to write over it"
-					     : "'%s' is a file the input reads (a backing or data file); refusing to write over it",
-				     path);
-	return q2e_outfile_open(out, path, err);
+				     input ? "the input file"
+					   : "a file the input reads (a backing or data file)");
+	return q2e_error_set(err, Q2E_EUSAGE,
+			     input ? "'%s' is the input file; refusing to write over it"
+				   : "'%s' is a file the input reads (a backing or data file); refusing to write over it",
+			     path);
 }
 
 bool q2e_emit_thread_start(pthread_t *t, size_t stack_size,
