@@ -31,7 +31,11 @@
 # the dump" the last run's copy, synced ("cat + fsync"): both free a file
 # written out before.  "dump, new file" writes to a name that does not
 # exist yet, as a first dump does, and "cat, new file" too.  "cat + fsync"
-# is the copy made durable, for reference (dump does not sync).  Where
+# is the copy made durable, for reference (dump does not sync).  "copy
+# of the regions" reads the dump's ranges from the image as "read seq"
+# does and writes their bytes to a file, over its last copy or to a new
+# name ("copy, new file"): the least any dump must do, with the same
+# references as the dump's rows, so that its x is the floor of theirs.  Where
 # DAMON pages out memory left idle (as on the virtual machine the README
 # quotes), the header says so: a warm run may then find a few pages gone.
 set -eu
@@ -45,7 +49,7 @@ for a in "$@"; do
 	--commands=*) commands=${a#--commands=} ;;
 	--dir=*) dir=${a#--dir=} ;;
 	--out=*) out=${a#--out=} ;;
-	-h|--help) sed -n '3,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument '$a'" >&2; exit 2 ;;
 	esac
 done
@@ -195,6 +199,9 @@ bench_image() {
 				rm -f "$o.copy.new"
 				measure "$name" "cat, new file" "$m" 0 sh -c 'cat "$1" >"$2"' sh "$o" "$o.copy.new"
 				measure "$name" "cat + fsync" "$m" 0 sh -c 'cat "$1" >"$2" && sync "$2"' sh "$o" "$o.copy"
+				measure "$name" "copy of the regions" "$m" 0 "$READRANGES" copy "$img" "$dir/$name.ranges" "$o.rcopy"
+				rm -f "$o.rcopy.new"
+				measure "$name" "copy, new file" "$m" 0 "$READRANGES" copy "$img" "$dir/$name.ranges" "$o.rcopy.new"
 				measure "$name" "dump --no-data" "$m" 0 "$Q2E" dump --no-data "$img" -o "$o.nodata"
 			fi
 			if chosen diff; then
@@ -203,7 +210,7 @@ bench_image() {
 			fi
 		done
 	done
-	rm -f "$o" "$o.new" "$o.copy" "$o.nodata"
+	rm -f "$o" "$o.new" "$o.copy" "$o.nodata" "$o.rcopy" "$o.rcopy.new"
 }
 
 machine() {
@@ -263,9 +270,9 @@ table() {
 	function ref(label, mode) {
 		if (label ~ /^(check|check -M json|map json)$/)
 			return mode == "warm" ? "read seq" : "best read"
-		if (label == "dump")
+		if (label == "dump" || label == "copy of the regions")
 			return mode == "warm" ? "cat of the dump" : "best read"
-		if (label == "dump, new file")
+		if (label == "dump, new file" || label == "copy, new file")
 			return mode == "warm" ? "cat, new file" : "best read"
 		if (label == "qemu-img check") return "check"
 		if (label == "qemu-img map json") return "map json"
@@ -285,7 +292,7 @@ table() {
 	}
 	function sec(v) { return v == "" ? "-" : sprintf("%.3f", v / 1e6) }
 	END {
-		fmt = "%-10s %-18s %7s %7s %7s %6s %6s  %s\n"
+		fmt = "%-10s %-19s %7s %7s %7s %6s %6s  %s\n"
 		printf fmt, "image", "command", "warm s", "cold s", "RSS MiB", "warm x", "cold x", "x: over (warm / cold)"
 		for (i = 1; i <= n; i++) {
 			split(order[i], p, SUBSEP)
