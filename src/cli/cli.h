@@ -58,6 +58,20 @@ void force_share(const char *cmd);
  */
 int image_format(const char *cmd, const char *arg);
 bool named_qcow2(void);
+/*
+ * qemu-img's --object and --image-opts (image_opts.c).  object_option()
+ * checks an --object's form and keeps nothing; image_opts_option() is
+ * --image-opts given to CMD, after which image_args() turns each of the N
+ * IMAGE arguments ARGS, option strings "driver=qcow2,file.filename=PATH",
+ * into its PATH, in place.  Each returns 0, or Q2E_EXIT_USAGE after
+ * saying why; image_opts_path() does one string.
+ */
+int object_option(const char *cmd, const char *spec);
+int image_opts_option(const char *cmd);
+bool image_opts(void);
+void image_opts_reset(void);
+int image_opts_path(const char *cmd, char *spec, const char **path);
+int image_args(const char *cmd, char **args, int n);
 /* A size or offset as qemu-img reads one (size.c: 4M, 1.5G, 0x1000);
  * 0, -EINVAL or -ERANGE (past 2^63 - 1). */
 int parse_size(const char *s, uint64_t *out);

@@ -16,7 +16,7 @@
 #include "qcow2elf/model.h"
 #include "cli.h"
 
-enum { OPT_OUTPUT = 256 };
+enum { OPT_OUTPUT = 256, OPT_OBJECT, OPT_IMAGE_OPTS };
 
 static const struct option check_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
@@ -24,6 +24,8 @@ static const struct option check_options[] = {
 	{ "progress", no_argument, NULL, 'p' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "force-share", no_argument, NULL, 'U' },
+	{ "object", required_argument, NULL, OPT_OBJECT },
+	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
 	{ "help", no_argument, NULL, 'h' },
 	/* qemu-img check's, refused with a word on where to repair */
 	{ "repair", optional_argument, NULL, 'r' },
@@ -109,12 +111,25 @@ int cmd_check(int argc, char **argv)
 		case 'U':
 			force_share("check");
 			break;
+		case OPT_OBJECT:
+			ret = object_option("check", optarg);
+			if (ret)
+				return ret;
+			break;
+		case OPT_IMAGE_OPTS:
+			ret = image_opts_option("check");
+			if (ret)
+				return ret;
+			break;
 		case 'h':
 			return print_command_help("check");
 		default:
 			return option_error("check");
 		}
 	}
+	ret = image_args("check", argv + optind, argc - optind);
+	if (ret)
+		return ret;
 	if (json_lines) {	/* fleet.c: one line per image */
 		if (with_viscera || with_progress || quiet)
 			return usage_error("check", "%s",

@@ -18,7 +18,7 @@
 #include "cli.h"
 
 
-enum { OPT_OUTPUT = 256, OPT_COLOR, OPT_NO_COLOR };
+enum { OPT_OUTPUT = 256, OPT_COLOR, OPT_NO_COLOR, OPT_OBJECT, OPT_IMAGE_OPTS };
 
 /*
  * --color=auto|always|never as git reads it: --color alone is always, and
@@ -55,6 +55,8 @@ int cmd_diff(int argc, char **argv)
 		{ "color", optional_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 		{ "force-share", no_argument, NULL, 'U' },
+		{ "object", required_argument, NULL, OPT_OBJECT },
+		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -86,6 +88,14 @@ int cmd_diff(int argc, char **argv)
 		case 'U':
 			force_share("diff");
 			break;
+		case OPT_OBJECT:
+			if (object_option("diff", optarg))
+				return Q2E_EXIT_DIFF_ERROR;
+			break;
+		case OPT_IMAGE_OPTS:
+			if (image_opts_option("diff"))
+				return Q2E_EXIT_DIFF_ERROR;
+			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &color) < 0)
 				return Q2E_EXIT_DIFF_ERROR;
@@ -104,6 +114,8 @@ int cmd_diff(int argc, char **argv)
 		usage_error("diff", "%s", "expects two inputs: OLD NEW");
 		return Q2E_EXIT_DIFF_ERROR;
 	}
+	if (image_args("diff", argv + optind, 2))
+		return Q2E_EXIT_DIFF_ERROR;
 	if (q2e_image_open(argv[optind], &a, &err) < 0 ||
 	    q2e_image_open(argv[optind + 1], &b, &err) < 0 ||
 	    q2e_diff_build(a, b, &d, &err) < 0) {

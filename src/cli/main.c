@@ -134,6 +134,9 @@ static bool format_named;
 
 int image_format(const char *cmd, const char *arg)
 {
+	if (image_opts())
+		return usage_error(cmd, "%s",
+				   "--image-opts and -f are mutually exclusive, as in qemu-img");
 	if (strcmp(arg, "qcow2") != 0)
 		return usage_error(cmd, "reads qcow2 images and their dumps only, not -f '%s'",
 				   arg);
@@ -161,7 +164,7 @@ int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 /* Options every subcommand that prints a report understands. */
 enum {
 	OPT_OUTPUT = 256, OPT_HELP, OPT_BACKING_CHAIN, OPT_START_OFFSET,
-	OPT_MAX_LENGTH
+	OPT_MAX_LENGTH, OPT_OBJECT, OPT_IMAGE_OPTS
 };
 
 static const struct option report_options[] = {
@@ -170,10 +173,11 @@ static const struct option report_options[] = {
 	{ "start-offset", required_argument, NULL, OPT_START_OFFSET },
 	{ "max-length", required_argument, NULL, OPT_MAX_LENGTH },
 	{ "force-share", no_argument, NULL, 'U' },
+	{ "object", required_argument, NULL, OPT_OBJECT },
+	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
 
 /* map's window: --start-offset and --max-length, as qemu-img map's. */
 static uint64_t map_start, map_max_length;
@@ -230,6 +234,12 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 		case 'U':
 			force_share(cmd);
 			break;
+		case OPT_OBJECT:
+			ret = object_option(cmd, optarg);
+			break;
+		case OPT_IMAGE_OPTS:
+			ret = image_opts_option(cmd);
+			break;
 		case 'h':
 			/* *image stays NULL: the caller stops there. */
 			return print_command_help(cmd);
@@ -243,8 +253,9 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 		return usage_error(cmd, "%s", optind >= argc
 						  ? "expects one IMAGE"
 						  : "expects exactly one IMAGE");
+	ret = image_args(cmd, argv + optind, 1);
 	*image = argv[optind];
-	return 0;
+	return ret;
 }
 
 typedef int view_fn(struct q2e_image *, struct q2e_out *, struct q2e_error *);
@@ -306,6 +317,13 @@ static int cmd_map(int argc, char **argv)
 	"                      (qemu-img's -U); refused otherwise, as by\n" \
 	"                      qemu-img\n"
 
+/* qemu-img's --object and --image-opts (image_opts.c), for info and map. */
+#define QEMU_OPTS \
+	"  --object SPEC       qemu-img's --object, so that a command line for\n" \
+	"                      a LUKS image runs: checked, not used or kept\n" \
+	"  --image-opts        IMAGE is an option string, as qemu-img's:\n" \
+	"                      driver=qcow2,file.filename=PATH\n"
+
 /* What each command reads, first in its --help: restore reads only dumps. */
 #define IMAGE_INPUT "IMAGE is a QCOW2 image or a dump written by 'qcow2elf dump'.\n"
 
@@ -315,7 +333,7 @@ static int cmd_map(int argc, char **argv)
 	"                      one read\n"
 
 static const struct command commands[] = {
-	{ "info", cmd_info, "info [--output=human|json] [--backing-chain] [-f qcow2] [-U] IMAGE",
+	{ "info", cmd_info, "info [--output=human|json] [--backing-chain] [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE",
 	  "show the header, extensions, snapshots, bitmaps and regions",
 	  IMAGE_INPUT
 	  "  --output=FMT        human (default) or json\n"
@@ -323,8 +341,9 @@ static const struct command commands[] = {
 	  "                      qemu-img info --backing-chain\n"
 	  IMAGE_FORMAT
 	  FORCE_SHARE
+	  QEMU_OPTS
 	  "  -h, --help          show this help\n" },
-	{ "map", cmd_map, "map [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] [-f qcow2] [-U] IMAGE",
+	{ "map", cmd_map, "map [--output=human|json] [--start-offset=OFFSET] [--max-length=LEN] [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE",
 	  "show where each guest range lives, like qemu-img map",
 	  IMAGE_INPUT
 	  "  --output=FMT        human (default) or json\n"
@@ -333,9 +352,10 @@ static const struct command commands[] = {
 	  "  --max-length=LEN    and at most this many bytes, as qemu-img map\n"
 	  IMAGE_FORMAT
 	  FORCE_SHARE
+	  QEMU_OPTS
 	  "  -h, --help          show this help\n" },
 	{ "dump", cmd_dump,
-	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact] [-f qcow2] [-U]",
+	  "dump IMAGE -o OUT.elf [--no-data] [--no-gdb-script] [--redact] [-f qcow2] [-U] [--object SPEC] [--image-opts]",
 	  "write the metadata as an ELF file for readelf, objcopy and gdb",
 	  IMAGE_INPUT
 	  "  -o, --output-file=OUT  the ELF file to write; - for standard output;\n"
@@ -349,9 +369,13 @@ static const struct command commands[] = {
 	  "                         the one read\n"
 	  "  -U, --force-share      read an image a running VM is writing\n"
 	  "                         (qemu-img's -U); refused otherwise\n"
+	  "  --object SPEC          qemu-img's --object, so that a command line\n"
+	  "                         for a LUKS image runs: not used or kept\n"
+	  "  --image-opts           IMAGE is an option string, as qemu-img's:\n"
+	  "                         driver=qcow2,file.filename=PATH\n"
 	  "  -h, --help             show this help\n" },
-	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-q] [-f qcow2] [-U] IMAGE\n"
-	  "check --output=json-lines [-f qcow2] [-U] IMAGE...",
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-q] [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE\n"
+	  "check --output=json-lines [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE...",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
 	  "  --output=FMT    human (default), json, or json-lines: then\n"
@@ -366,6 +390,10 @@ static const struct command commands[] = {
 	  "  -U, --force-share\n"
 	  "                  read an image a running VM is writing, as\n"
 	  "                  qemu-img -U does; refused otherwise\n"
+	  "  --object SPEC   qemu-img's --object, so that its command line for\n"
+	  "                  a LUKS image runs: checked, not used or kept\n"
+	  "  --image-opts    each IMAGE is an option string, as qemu-img's:\n"
+	  "                  driver=qcow2,file.filename=PATH\n"
 	  "  -h, --help      show this help\n\n"
 	  "Exit status, as qemu-img check: 0 no errors, 1 the check could not\n"
 	  "complete or the image could not be opened (also a missing backing\n"
@@ -375,7 +403,7 @@ static const struct command commands[] = {
 	  "2, then 1, 3, 63, 0.\n\n"
 	  "The image is never repaired (-r and --repair are refused): use\n"
 	  "qemu-img check -r.\n" },
-	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] [-f qcow2] [-F qcow2] [-U] OLD NEW",
+	{ "diff", cmd_diff, "diff [--output=human|json] [-v] [--color[=WHEN]] [-f qcow2] [-F qcow2] [-U] [--object SPEC] [--image-opts] OLD NEW",
 	  "show what changed in the metadata between two images or dumps",
 	  "OLD and NEW are QCOW2 images or dumps written by 'qcow2elf dump'.\n"
 	  "  --output=FMT   human (default) or json\n"
@@ -388,6 +416,10 @@ static const struct command commands[] = {
 	  "                 qcow2 is the one read\n"
 	  "  -U, --force-share\n"
 	  "                 read images a running VM is writing (qemu-img's -U)\n"
+	  "  --object SPEC  qemu-img's --object, so that a command line for a\n"
+	  "                 LUKS image runs: checked, not used or kept\n"
+	  "  --image-opts   OLD and NEW are option strings, as qemu-img\n"
+	  "                 compare's: driver=qcow2,file.filename=PATH\n"
 	  "  -h, --help     show this help\n\n"
 	  "Exit status, as cmp and qemu-img compare: 0 the same metadata,\n"
 	  "1 different metadata, 2 error.\n" },
@@ -508,6 +540,7 @@ int cli_main(int argc, char **argv)
 		/* QEMU's locks as qemu-img takes them, until -U */
 		q2e_image_locking(false, reads_data(commands[i].name));
 		format_named = false;
+		image_opts_reset();
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);

@@ -6,6 +6,7 @@
 # the same file, in the same run.
 . "$(dirname "$0")/../lib/common.sh"
 . "$TOP/tests/lib/patch.sh"
+. "$TOP/tests/lib/hold.sh"
 need qemu-img qemu-io jq python3 readelf timeout
 
 T=$T_TMP
@@ -425,23 +426,6 @@ print(off if m else -1)' "$f")
 t_case "backing files of other formats" other_formats
 
 # --- an image a running VM writes: QEMU's locks --------------------------
-# hold MODE IMAGE: qemu-io keeps IMAGE open (MODE -r: read-only) until
-# release; waits until the kernel lists its locks on IMAGE (OFD locks in
-# /proc/locks, by inode), or 10 s, and fails if they never come.
-hold() {
-	local ino
-	rm -f "$T/hold.fifo" && mkfifo "$T/hold.fifo"
-	qemu-io $1 -f qcow2 "$2" <"$T/hold.fifo" >/dev/null 2>&1 &
-	HOLDER=$!
-	exec 7>"$T/hold.fifo"
-	ino=$(stat -c %i "$2")
-	for _ in $(seq 100); do
-		grep -q "OFDLCK .*:$ino " /proc/locks && return 0
-		sleep 0.1
-	done
-	fail "qemu-io $1 holds its locks on $2"
-}
-release() { exec 7>&-; wait "$HOLDER"; }
 
 locked_image() {
 	local cmd q o

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# qemu-img's --object and --image-opts: the command line qemu-img needs
+# for a LUKS image (it cannot check or map one without the secret) runs
+# unchanged, gives qemu-img's output and exit status, and keeps the
+# secret out of every message; option strings are read as QEMU reads
+# them, and what qcow2elf does not take is refused, never ignored.
+. "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/hold.sh"
+need qemu-img qemu-io jq
+T=$T_TMP
+
+OBJ="secret,id=sec0,data=s3cr3t-passphrase"
+qimg() { qemu-img "$@" >"$T/q.out" 2>"$T/q.err"; echo $?; }
+ours() { "$Q2E" "$@" >"$T/o.out" 2>"$T/o.err"; echo $?; }
+
+# On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
+# accurate CPU usage"): up to 20 tries, as t_redact makes its image.
+for try in $(seq 20); do
+	qemu-img create -q -f qcow2 --object "$OBJ" \
+		-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
+		"$T/enc.qcow2" 64M 2>/dev/null && break
+	rm -f "$T/enc.qcow2"
+done
+qemu-io --object "$OBJ" --image-opts \
+	"driver=qcow2,file.filename=$T/enc.qcow2,encrypt.key-secret=sec0" \
+	-c 'write -P 0x5a 1M 2M' >/dev/null
+LUKS="driver=qcow2,file.filename=$T/enc.qcow2,encrypt.key-secret=sec0"
+
+luks_case() {
+	local cmd q o
+	q=$(qimg check "$T/enc.qcow2")
+	assert_eq "qemu-img check needs the secret of a LUKS image" 1 "$q"
+	for cmd in "check" "check --output=json" "map --output=json" \
+		   "info --output=json"; do
+		q=$(qimg $cmd --object "$OBJ" --image-opts "$LUKS")
+		o=$(ours $cmd --object "$OBJ" --image-opts "$LUKS")
+		assert_eq "LUKS image, qemu-img's command line: $cmd exits as qemu-img ($q)" \
+			"$q" "$o"
+		case $cmd in
+		check) assert_same_file "LUKS image: check prints qemu-img check's report" \
+				"$T/q.out" "$T/o.out" ;;
+		"check --output=json")
+			# qemu-img names the option string; qcow2elf the file
+			assert_eq "LUKS image: check --output=json gives qemu-img's counts" \
+				"$(jq -cS 'del(.filename)' "$T/q.out")" \
+				"$(jq -cS 'del(.filename, .findings)' "$T/o.out")"
+			assert_eq "...and names the file" "$T/enc.qcow2" \
+				"$(jq -r .filename "$T/o.out")" ;;
+		"map --output=json")
+			assert_eq "LUKS image: map --output=json gives qemu-img's JSON" \
+				"$(jq -cS . "$T/q.out")" "$(jq -cS . "$T/o.out")" ;;
+		info*)
+			assert_eq "LUKS image: info --output=json names the file" \
+				"$T/enc.qcow2" "$(jq -r .filename "$T/o.out")"
+			assert_eq "LUKS image: ... and its virtual size, as qemu-img" \
+				"$(jq -r '."virtual-size"' "$T/q.out")" \
+				"$(jq -r '."virtual-size"' "$T/o.out")" ;;
+		esac
+	done
+	o=$(ours dump --object "$OBJ" --image-opts "$LUKS" -o "$T/enc.elf")
+	assert_eq "LUKS image: dump with qemu-img's options exits 0" 0 "$o"
+	"$Q2E" dump "$T/enc.qcow2" -o "$T/plain.elf"
+	assert_same_file "...and writes the dump the image's name gives" \
+		"$T/plain.elf" "$T/enc.elf"
+	o=$(ours diff --object "$OBJ" --image-opts "$LUKS" "$LUKS")
+	assert_eq "LUKS image: diff of it with itself, as option strings, exits 0" 0 "$o"
+	q=$(qimg compare --object "$OBJ" --image-opts "$LUKS" "$LUKS")
+	assert_eq "...as qemu-img compare does" "$q" "$o"
+	o=$(ours check --output=json-lines --image-opts "$LUKS" "$LUKS")
+	assert_eq "json-lines: each option string is an image" 2 "$(wc -l <"$T/o.out")"
+	assert_eq "...named by its file" "$T/enc.qcow2" \
+		"$(head -n 1 "$T/o.out" | jq -r .filename)"
+}
+t_case "a LUKS image, with qemu-img's command line" luks_case
+
+# A comma in a file name is ",," in an option string.
+comma_case() {
+	local q o
+	qemu-img create -q -f qcow2 "$T/a,b.qcow2" 16M
+	qemu-io -c 'write 0 64k' "$T/a,b.qcow2" >/dev/null
+	q=$(qimg check --image-opts "driver=qcow2,file.filename=$T/a,,b.qcow2")
+	o=$(ours check --image-opts "driver=qcow2,file.filename=$T/a,,b.qcow2")
+	assert_eq "a comma in the file name: check exits as qemu-img ($q)" "$q" "$o"
+	assert_same_file "...with its report" "$T/q.out" "$T/o.out"
+	q=$(qimg map --output=json --image-opts "file.driver=file,file.filename=$T/a,,b.qcow2")
+	o=$(ours map --output=json --image-opts "file.driver=file,file.filename=$T/a,,b.qcow2")
+	assert_eq "file.driver=file, no driver: map exits as qemu-img ($q)" "$q" "$o"
+	assert_eq "...with its JSON" "$(jq -cS . "$T/q.out")" "$(jq -cS . "$T/o.out")"
+}
+t_case "a comma in the file name" comma_case
+
+# What qemu-img refuses, qcow2elf refuses, with exit status 1 (diff 2).
+refused_case() {
+	local spec q o img="$T/a,,b.qcow2"
+	for spec in "driver=qcow2,file.filename=$img,backing=null" \
+		    "driver=qcow2,file.filename=$img,bogus=1" \
+		    "driver=qcow2,filename=$img" \
+		    "driver=qcow2,file.filename=" \
+		    "$T/enc.qcow2"; do
+		q=$(qimg check --image-opts "$spec")
+		o=$(ours check --image-opts "$spec")
+		assert_eq "check --image-opts '${spec#driver=qcow2,}' fails as in qemu-img ($q)" \
+			"$q" "$o"
+		assert_eq "...with nothing on standard output" 0 "$(wc -c <"$T/o.out")"
+		assert_match "...saying why, with --help's hint" \
+			"^qcow2elf: check: .*"$'\n'"Try 'qcow2elf check --help'" "$(cat "$T/o.err")"
+	done
+	# As -f raw: a usage error, where qemu-img check says raw has no
+	# check (63).
+	assert_status "driver=raw is a usage error, as -f raw" 1 \
+		"$Q2E" check --image-opts "driver=raw,file.filename=$img"
+	assert_match "...saying qcow2 is the format read" \
+		"reads qcow2 images and their dumps only, not driver=raw" \
+		"$(cat "$T_TMP/.err")"
+	assert_match "an option not taken is named" "does not take the option 'backing'" \
+		"$("$Q2E" check --image-opts "driver=qcow2,file.filename=$img,backing=null" 2>&1)"
+	assert_match "a plain file name says what --image-opts wants" \
+		"with --image-opts, IMAGE is driver=qcow2,file.filename=PATH" \
+		"$("$Q2E" info --image-opts "$T/enc.qcow2" 2>&1)"
+	for args in "-f qcow2 --image-opts" "--image-opts -f qcow2"; do
+		q=$(qimg check $args "driver=qcow2,file.filename=$img")
+		o=$(ours check $args "driver=qcow2,file.filename=$img")
+		assert_eq "check $args: mutually exclusive, as in qemu-img ($q)" "$q" "$o"
+		assert_match "...and says so" "--image-opts and -f are mutually exclusive" \
+			"$(cat "$T/o.err")"
+	done
+	o=$(ours diff --image-opts "driver=qcow2,file.filename=$img,bogus=1" \
+		"driver=qcow2,file.filename=$img")
+	assert_eq "diff: a bad option string exits 2, as diff's usage errors" 2 "$o"
+}
+t_case "option strings qemu-img refuses" refused_case
+
+# --object: QEMU's form is checked; the secret is never repeated.
+object_case() {
+	local spec q o img="$T/a,b.qcow2"
+	for spec in "secret,data=TOPSECRET" "id=x,data=TOPSECRET" ""; do
+		q=$(qimg check --object "$spec" "$img")
+		o=$(ours check --object "$spec" "$img")
+		assert_eq "--object '$spec' fails as in qemu-img ($q)" "$q" "$o"
+		assert_eq "...and does not check the image" 0 "$(wc -c <"$T/o.out")"
+		assert_eq "...nor repeat the secret" "" \
+			"$(grep -o TOPSECRET "$T/o.err")"
+	done
+	assert_match "no id: said as qemu-img says it" "parameter 'id' is missing" \
+		"$("$Q2E" map --object secret,data=x "$img" 2>&1)"
+	o=$(ours check --object "secret,id=s0,data=a,,b" --object \
+		'{"qom-type":"secret","id":"s1","data":"x"}' "$img")
+	assert_eq "two --object, one in JSON form: accepted" 0 "$o"
+}
+t_case "--object" object_case
+
+# force-share=on and file.locking=off read an image a VM writes, as -U.
+force_share_case() {
+	local spec q o
+	qemu-img create -q -f qcow2 "$T/live.qcow2" 16M
+	hold "" "$T/live.qcow2"
+	for spec in "" ",force-share=on" ",file.locking=off" ",force-share=off"; do
+		q=$(qimg map --output=json --image-opts "driver=qcow2,file.filename=$T/live.qcow2$spec")
+		o=$(ours map --output=json --image-opts "driver=qcow2,file.filename=$T/live.qcow2$spec")
+		assert_eq "written by a VM, '${spec#,}': map exits as qemu-img ($q)" "$q" "$o"
+	done
+	assert_match "...and without, says qemu-img's reason" \
+		'Failed to get shared "write" lock' "$(cat "$T/o.err")"
+	release
+}
+t_case "force-share and file.locking" force_share_case
+
+finish
