@@ -258,10 +258,23 @@ static int plan_kept(struct plan *p, const struct q2e_image *img,
 			ret = push(kept, g->offset, end, p->err);
 	}
 	/* The extensions' end marker is no region, but a name over it would
-	 * read as one more extension. */
-	if (ret == 0 && img->extensions_end > img->hdr.header_length)
-		ret = push(kept, img->hdr.header_length, img->extensions_end,
-			   p->err);
+	 * read as one more extension: the bytes the walk read after the
+	 * last extension it found.  The extensions themselves are regions,
+	 * kept above less their secrets (the data file's name). */
+	if (ret == 0) {
+		uint64_t from = img->hdr.header_length;
+
+		for (size_t i = 0; i < img->nexts; i++) {
+			const struct q2e_extension *x = &img->exts[i];
+			uint64_t end = x->offset + 8 +
+				       (((uint64_t)x->length + 7) & ~7ULL);
+
+			if (end > from)
+				from = end;
+		}
+		if (img->extensions_end > from)
+			ret = push(kept, from, img->extensions_end, p->err);
+	}
 	for (unsigned k = 0; k < Q2E_REGION_KIND_COUNT; k++)
 		free(own[k].s);
 	merge(kept);

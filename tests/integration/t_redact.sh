@@ -208,7 +208,29 @@ again_case() {
 		"qcow2elf:redacted=" "$(readelf -nW again.elf)"
 }
 
+# The external data file's name: in an extension of its own, which the
+# end marker's bytes kept after it must not keep too.
+data_file_case() {
+	local hex
+	qemu-img create -q -f qcow2 -o data_file=private-data-file.raw \
+		df.qcow2 64M
+	qemu-io -c 'write -P 0x77 0 64k' df.qcow2 >/dev/null
+	"$Q2E" dump df.qcow2 -o df.elf || return 1
+	assert_status "dump --redact of an image with a data file exits 0" 0 \
+		"$Q2E" dump --redact df.qcow2 -o dfr.elf
+	hex=$(printf %s private-data-file | od -An -tx1 | tr -d ' \n')
+	assert_eq "the plain dump holds the data file's name" yes "$(in_file df.elf "$hex")"
+	assert_eq "the redacted dump does not" no "$(in_file dfr.elf "$hex")"
+	assert_eq "info gives a placeholder of the same length" \
+		"data-file-0__________" \
+		"$("$Q2E" info --output=json dfr.elf | jq -r '."data-file"')"
+	assert_eq "and the same extensions as the plain dump's" \
+		"$("$Q2E" info --output=json df.elf | jq -c '[.extensions[].name]')" \
+		"$("$Q2E" info --output=json dfr.elf | jq -c '[.extensions[].name]')"
+}
+
 t_case "names and file names are absent" secret_strings_case
+t_case "the external data file's name is absent" data_file_case
 t_case "LUKS key material and digests are absent" luks_case
 t_case "the layout is kept" layout_case
 t_case "check, map, info, restore and gdb read it" commands_case
