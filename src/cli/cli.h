@@ -46,6 +46,8 @@ int usage_error(const char *cmd, const char *fmt, const char *arg);
 int option_error(const char *cmd);
 /* Prints the error's one line; returns Q2E_EXIT_ERROR. */
 int report(const struct q2e_error *err);
+/* Prints on standard error what qemu-img says as it opens IMG. */
+void warn_as_qemu_opens(const struct q2e_image *img);
 /* Prints IMG's errors as warnings, escaped; dump and restore go on. */
 void warn_problems(const struct q2e_image *img);
 /* -U (--force-share) of CMD: QEMU's locks as qemu-img -U takes them. */

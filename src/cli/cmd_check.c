@@ -149,6 +149,7 @@ int cmd_check(int argc, char **argv)
 		return err.code == Q2E_ENOTQCOW2 && !named_qcow2()
 		       ? Q2E_EXIT_CHECK_NOT_QCOW2 : ret;
 	}
+	warn_as_qemu_opens(img);
 	if (with_progress)
 		opts.progress = show_progress;
 	ret = q2e_check_run(img, &opts, &res, &err);

@@ -119,6 +119,31 @@ void warn_problems(const struct q2e_image *img)
 	}
 }
 
+/*
+ * What qemu-img says on standard error as it opens IMG, before its own
+ * output (qcow2_read_extensions()): a bitmaps extension whose autoclear
+ * bit a program without bitmap support cleared.  QEMU's words, after the
+ * file's name; its second line ends in a newline here.
+ */
+void warn_as_qemu_opens(const struct q2e_image *img)
+{
+	struct message m;
+	FILE *fp;
+
+	if (!img->bitmaps_ignored)
+		return;
+	fp = message_start(&m);
+	fputs("warning: '", fp);
+	q2e_fputs_escaped(fp, img->path);
+	fputs(img->hdr.version < 3
+	      ? "': This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent\n"
+	      : "': a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent\n",
+	      fp);
+	fputs("Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.",
+	      fp);
+	message_end(&m);
+}
+
 /* Whether CMD reads data, for QEMU's locks: info, as qemu-img info, not. */
 static bool reads_data(const char *cmd)
 {
@@ -281,6 +306,7 @@ static int run_view(const char *cmd, int argc, char **argv, view_fn *view,
 		view = chain_view;
 	if (q2e_image_open(path, &img, &err) < 0)
 		return report(&err);
+	warn_as_qemu_opens(img);
 	o = q2e_out_new(stdout, format);
 	if (!o) {
 		q2e_image_close(img);

@@ -743,6 +743,27 @@ assert_status "a bitmap table out of reach, the bitmaps ignored: check exits as 
 assert_eq "...and info says QEMU opens the image only where the bitmap is in use" \
 	"false true" \
 	"$("$Q2E" info --output=json t2.qcow2 | jq '."qemu-opens"') $("$Q2E" info --output=json t3.qcow2 | jq '."qemu-opens"')"
+# What qemu-img says as it opens such an image, before its own output:
+# QEMU's warning and its line on leaks (which qemu-img ends with no
+# newline, so that the first per-cluster line follows on it).
+open_warning() {
+	local cmd want
+	qemu-img check ignored.qcow2 >/dev/null 2>q.err
+	want=$(sed 's/^qemu-img: warning: /warning: /; s/to fix\.Leaked/to fix.\nLeaked/' q.err)
+	"$Q2E" check ignored.qcow2 >/dev/null 2>o.err
+	assert_eq "bitmaps ignored: check's standard error is qemu-img check's" \
+		"$want" "$(sed "s/^qcow2elf: warning: 'ignored.qcow2': /warning: /" o.err)"
+	for cmd in info map; do
+		qemu-img $cmd ignored.qcow2 2>&1 >/dev/null |
+			sed 's/^qemu-img: warning: /warning: /' >q.err
+		echo >>q.err
+		"$Q2E" $cmd ignored.qcow2 2>&1 >/dev/null |
+			sed "s/^qcow2elf: warning: 'ignored.qcow2': /warning: /" >o.err
+		assert_same_file "bitmaps ignored: $cmd says what qemu-img $cmd says on opening it" \
+			q.err o.err
+	done
+}
+t_case "what qemu-img says as it opens an image whose bitmaps are ignored" open_warning
 cd "$T_TMP" || finish
 
 finish

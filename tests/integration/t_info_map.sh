@@ -249,9 +249,9 @@ ignored_bitmaps() {
 	compare_info "$f"
 	assert_eq "info: the bitmaps QEMU ignores are listed as ignored" \
 		'{"bitmaps":[],"ignored":["b0","b1"]}' \
-		"$("$Q2E" info --output=json "$f" | jq -c '{bitmaps, ignored: [."ignored-bitmaps"[].name]}')"
+		"$("$Q2E" info --output=json "$f" 2>/dev/null | jq -c '{bitmaps, ignored: [."ignored-bitmaps"[].name]}')"
 	assert_match "human info too" $'bitmaps:\n  \\(none\\)\nignored-bitmaps:\n  \\[0\\]:\n    name +b0' \
-		"$("$Q2E" info "$f")"
+		"$("$Q2E" info "$f" 2>/dev/null)"
 	assert_eq "check -M: under ignored-bitmaps, not bitmaps" \
 		'[false,["b0","b1"]]' \
 		"$("$Q2E" check -M --output=json "$f" 2>/dev/null |
