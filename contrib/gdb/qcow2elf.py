@@ -1236,7 +1236,8 @@ class L2ExtendedPrinter:
 
 
 class RefcountBlockPrinter:
-    """Refcount blocks of 1, 2 and 4 bits, which DWARF shows as bytes."""
+    """Refcount blocks of 1, 2 and 4 bits, which DWARF shows as bytes, and
+    of 8, which gdb would print as a string."""
 
     def __init__(self, val, width):
         self.val, self.width = val, width
@@ -1260,6 +1261,16 @@ class RefcountBlockPrinter:
         return "array"
 
 
+class NumberPrinter:
+    """1-byte numbers that gdb would print as characters."""
+
+    def __init__(self, val):
+        self.val = val
+
+    def to_string(self):
+        return str(int(self.val))
+
+
 class EntryNamePrinter:
     """Snapshot and bitmap directory entries: ID and name first."""
 
@@ -1268,8 +1279,8 @@ class EntryNamePrinter:
 
     def to_string(self):
         def s(field):  # the bytes as they are (latin-1), then shown
-            v = self.val[field]
-            try:
+            try:    # no such member where the entry's size for it is 0
+                v = self.val[field]
                 return _shown(v.string("latin-1", length=int(v.type.sizeof))
                               .encode("latin-1"))
             except gdb.error:
@@ -1302,6 +1313,11 @@ def lookup_printer(val):
     if name in ("qcow2_refcount_block_1", "qcow2_refcount_block_2",
                 "qcow2_refcount_block_4"):  # a type name from the dump
         return RefcountBlockPrinter(val, int(name.rsplit("_", 1)[1]))
+    if name == "qcow2_refcount8":
+        return NumberPrinter(val)
+    if t.code == gdb.TYPE_CODE_ARRAY and \
+            t.target().strip_typedefs().name == "qcow2_refcount8":
+        return RefcountBlockPrinter(val, 8)
     if name == "qcow2_snapshot_entry":
         return EntryNamePrinter(val, "snapshot")
     if name == "qcow2_bitmap_directory_entry":

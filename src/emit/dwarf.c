@@ -79,6 +79,7 @@ struct dw {
 	const struct q2e_image *img;
 
 	Dwarf_P_Die u8, chr, be16, be32, be64;
+	Dwarf_P_Die refcount8;	/* 8-bit refcounts: see refblock_elem() */
 	Dwarf_P_Die enums[ENUM_COUNT];	/* flags and codes, by name */
 	Dwarf_P_Die l1_entry, l2_entry, l2_ext_entry, bt_entry;
 	Dwarf_P_Die feature, luks_slot, luks_header;
@@ -636,11 +637,16 @@ static Dwarf_P_Die bitmap_type(struct dw *w, const struct q2e_bitmap *b,
 	return keep_type(w, key, s);
 }
 
+/* 8-bit refcounts, which gdb would print as characters, have a type of
+ * their own name that the gdb helpers' pretty-printer prints as numbers. */
 static Dwarf_P_Die refblock_elem(struct dw *w)
 {
 	switch (w->img->refcount_bits) {
 	case 8:
-		return w->u8;
+		if (!w->refcount8)
+			w->refcount8 = base_type(w, "qcow2_refcount8",
+						 DW_ATE_unsigned, 1);
+		return w->refcount8;
 	case 16:
 		return w->be16;
 	case 32:

@@ -221,6 +221,42 @@ for bits in 1 2 4 8 32 64; do
 	qemu-io -c 'write -P 3 0 8k' rc$bits.qcow2 >/dev/null
 	check_image . rc$bits.qcow2
 done
+# Refcounts print as numbers at every width: 8-bit ones too, which gdb
+# prints as characters ("1 '\001'") where the helpers are not loaded.
+refcounts_as_numbers() {
+	local bits want got
+	for bits in 8 32; do
+		"$Q2E" dump rc$bits.qcow2 -o rcn.elf || return 1
+		want=$(python3 - rc$bits.qcow2 "$bits" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+bits = int(sys.argv[2])
+rt, = struct.unpack_from(">Q", d, 48)
+rb, = struct.unpack_from(">Q", d, rt)
+blk = d[rb:rb + 4096]
+vals = [int.from_bytes(blk[i * bits // 8:(i + 1) * bits // 8], "big")
+        for i in range(6)]
+print(vals[3]); print(", ".join(map(str, vals)))
+PY
+)
+		printf '%s\n' 'p refcount_block_0[3]' 'p refcount_block_0[0]@6' >rcn.gdb
+		got=$(gdb_helpers rcn.elf rcn.gdb | sed 's/^\$[0-9]* = //; s/.*{\([0-9]*, [0-9]*, [0-9]*, [0-9]*, [0-9]*, [0-9]*\).*/\1/')
+		assert_eq "$bits-bit refcounts: p refcount_block_0[3] and p refcount_block_0[0]@6 print the image's numbers" \
+			"$want" "$got"
+	done
+}
+t_case "refcounts print as numbers" refcounts_as_numbers
+# A snapshot entry without a name (qemu-img snapshot -c ''): its type
+# has no name member, and the entry prints all the same.
+empty_name() {
+	qemu-img create -q -f qcow2 noname.qcow2 16M
+	qemu-img snapshot -c '' noname.qcow2
+	"$Q2E" dump noname.qcow2 -o noname.elf || return 1
+	printf '%s\n' 'p snapshot_0' >noname.gdb
+	assert_match "p snapshot_0 of an unnamed snapshot: its ID and empty name" \
+		"^\\\$1 = snapshot id 1 '' = \\{l1_table_offset = " "$(gdb_helpers noname.elf noname.gdb)"
+}
+t_case "a snapshot without a name in gdb" empty_name
 # Extended L2 entries: valid ones as qemu-img maps them; a subcluster both
 # allocated and zero, or allocated in a cluster without a host offset, is
 # one QEMU refuses to read (qcow2_get_subcluster_type()), and so does the
