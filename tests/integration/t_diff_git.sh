@@ -32,4 +32,13 @@ assert_match "git log -p --ext-diff shows it too" "refcount_block_0\[4\.\.6\]" "
 "$Q2E" dump ../disk.qcow2 -o other.elf
 git add other.elf
 assert_match "a new dump is a new file" "new file" "$(git diff --cached)"
+git commit -qm other
+git mv disk.elf renamed.elf
+git commit -qm renamed
+git show -M --ext-diff --format= HEAD >rename.out
+assert_eq "a renamed dump: named as git names it, old path then new" \
+	"qcow2elf diff a/disk.elf b/renamed.elf" "$(head -1 rename.out)"
+assert_eq "git's own header names the same two paths" \
+	"diff --git a/disk.elf b/renamed.elf" \
+	"$(git show -M --no-ext-diff --format= HEAD | head -1)"
 finish
