@@ -1203,9 +1203,14 @@ NAME is as `qcow2 bitmaps` prints it."""
         if name not in d.symbols:   # a stripped dump
             name = "bitmap table at 0x%x" % b["table"]
         print("%s[%d] = 0x%016x  %s" % (name, ti, e, bitmap_entry_text(e)))
+        if data and data in d.empty:    # a section without bytes
+            v = "unknown: the dump holds no bytes of its data cluster " \
+                "(dump --redact leaves bitmap data out)"
+        else:
+            v = "set" if v else "clear"
         print("bit %d (guest 0x%x-0x%x): %s" % (
             bit, bit << b["granularity"], ((bit + 1) << b["granularity"]) - 1,
-            "set" if v else "clear"))
+            v))
         if b["flags"] & 1:
             print("bitmap_%d '%s' is in_use: a program has the image open "
                   "with it, or closed it without storing it (a crash), so "

@@ -154,6 +154,9 @@ struct q2e_diff {
 	/* The changes of the active L1 and the refcount table are made
 	 * likewise, from these images' copies of the two tables. */
 	const struct q2e_image *old_image, *new_image;
+	/* What was not compared, and why, or NULL: the bits of bitmaps
+	 * where a dump written with --redact holds no bitmap data. */
+	const char *not_compared;
 };
 
 /* OLD and NEW must stay open until the result is freed: rendering it

@@ -791,6 +791,15 @@ static int one_granularity(const struct qcow2_bitmap_entry *x,
 	return y->granularity_bits;
 }
 
+/* Whether IMG is a dump written with --redact, which holds no bitmap
+ * data: its clusters are sections without bytes. */
+static bool bitmap_data_left_out(const struct q2e_image *img)
+{
+	const struct q2e_dump_meta *m = q2e_image_dump_meta(img);
+
+	return m && m->redacted && strstr(m->redacted, "bitmap-data");
+}
+
 /* The entries of bitmap N's table, and its data clusters whose bits differ. */
 static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 			const struct q2e_bitmap *x, struct q2e_image *b,
@@ -798,7 +807,8 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 			struct q2e_error *err)
 {
 	uint64_t count = x->ntable > y->ntable ? x->ntable : y->ntable;
-	bool same_size = a->cluster_size == b->cluster_size;
+	bool bits = a->cluster_size == b->cluster_size &&
+		    !bitmap_data_left_out(a) && !bitmap_data_left_out(b);
 	struct bitmap_pair p = {
 		.d = d, .a = a, .b = b, .n = n,
 		.granularity = one_granularity(&x->entry, &y->entry),
@@ -818,7 +828,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 
 		qcow2_bitmap_table_entry_decode(rx, &ex);
 		qcow2_bitmap_table_entry_decode(ry, &ey);
-		if (same_size && ex.kind == QCOW2_BITMAP_SERIALIZED &&
+		if (bits && ex.kind == QCOW2_BITMAP_SERIALIZED &&
 		    ey.kind == QCOW2_BITMAP_SERIALIZED)
 			ret = bitmap_data(&p, j, &ex, &ey, err);
 		if (ret || rx == ry)
@@ -867,6 +877,8 @@ int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 			continue;
 		}
 		x = &a->bitmaps[p.b[i]];
+		if (bitmap_data_left_out(a) || bitmap_data_left_out(b))
+			d->not_compared = "the bits of the bitmaps: a dump written with --redact holds no bitmap data";
 		ret = bitmap_fields(d, sym, &x->entry, &y->entry, err);
 		if (!ret)
 			ret = bitmap_table(d, a, x, b, y, (uint32_t)i, err);

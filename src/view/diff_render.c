@@ -372,6 +372,8 @@ int q2e_diff_render(const struct q2e_diff *d, struct q2e_out *o,
 	q2e_out_bool(o, "same-metadata", n == 0);
 	q2e_out_uint(o, "differences", n);
 	q2e_out_uint(o, "cluster-unit", d->unit);
+	if (d->not_compared)
+		q2e_out_str(o, "not-compared", d->not_compared);
 	if (n || r.all) {
 		summary_out(&r, d);
 		changes_out(&r, d);

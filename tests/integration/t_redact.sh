@@ -229,7 +229,33 @@ data_file_case() {
 		"$("$Q2E" info --output=json dfr.elf | jq -c '[.extensions[].name]')"
 }
 
+# Bitmap data is left out: gdb and diff say the bits are unknown, rather
+# than read the missing cluster as zeros.
+bitmap_bits_case() {
+	local bit
+	printf '%s\n' 'qcow2 bitmap private-bitmap-name 1M' >plain.gdb
+	printf '%s\n' 'qcow2 bitmap bitmap-0___________ 1M' >red.gdb
+	bit=$(gdb -nx -batch -iex "add-auto-load-safe-path $PWD" -x plain.gdb plain.elf 2>&1 | grep '^bit ')
+	assert_match "gdb: the bit of the write after the bitmap is set in the plain dump" \
+		': set$' "$bit"
+	bit=$(gdb -nx -batch -iex "add-auto-load-safe-path $PWD" -x red.gdb red.elf 2>&1 | grep '^bit ')
+	assert_match "gdb: in the redacted dump it is unknown, not clear" \
+		': unknown: the dump holds no bytes of its data cluster' "$bit"
+	cp "$img" more.qcow2
+	qemu-io "${secret[@]}" --image-opts "driver=qcow2,file.filename=more.qcow2,encrypt.key-secret=sec0" \
+		-c 'write -P 0x67 8M 64k' >/dev/null
+	"$Q2E" dump more.qcow2 -o more.elf && "$Q2E" dump --redact more.qcow2 -o more-red.elf ||
+		return 1
+	assert_match "diff of the plain dumps: the bitmap's data changed" \
+		'"bits-changed"' "$("$Q2E" diff --output=json plain.elf more.elf | jq -c '[.changes."bitmap-data"[]?.change]')"
+	"$Q2E" diff --output=json red.elf more-red.elf >red-diff.json
+	assert_eq "diff of the redacted dumps: no bitmap data compared, and it says why" \
+		'[[],"the bits of the bitmaps: a dump written with --redact holds no bitmap data"]' \
+		"$(jq -c '[[.changes."bitmap-data"[]?], ."not-compared"]' red-diff.json)"
+}
+
 t_case "names and file names are absent" secret_strings_case
+t_case "bitmap bits are unknown, not clear" bitmap_bits_case
 t_case "the external data file's name is absent" data_file_case
 t_case "LUKS key material and digests are absent" luks_case
 t_case "the layout is kept" layout_case
