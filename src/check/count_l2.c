@@ -43,6 +43,8 @@ struct l2_fast {
 	unsigned cbits, esize;
 	unsigned limit;		/* counts below it take MULT more */
 	uint8_t mult;
+	uint64_t slow_bits;	/* an entry with any of them takes the slow
+				   path: compressed, or reserved bits */
 };
 
 #ifdef __SSE2__
@@ -366,8 +368,8 @@ static inline uint64_t fast_entry(struct checker *c, struct l2_walk *w,
 	const uint8_t flag = w->active ? copied_bits[raw >> 63] : 0;
 	uint64_t n;
 
-	if (raw & (QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED) ||
-	    !off || (off & f->cmask) || k >= f->file_clusters ||
+	if ((raw & f->slow_bits) || !off || (off & f->cmask) ||
+	    k >= f->file_clusters ||
 	    (f->counts[k] & CNT_MASK) >= f->limit ||
 	    (w->first && !in_gap(c, k) && meta_find(c, k) >= 0))	/* a finding */
 		return 0;
@@ -467,6 +469,13 @@ static int allocated_entry(struct checker *c, struct l2_walk *w, uint64_t j,
 }
 
 /* Any entry the fast path did not take, by its type. */
+/* Bit 0 of an L2 entry, the zero flag of version 3, is reserved in a
+ * version 2 image and with extended entries: qemu-img check passes it. */
+static bool zero_bit_reserved(const struct q2e_image *img)
+{
+	return img->hdr.version < 3 || img->l2.extended;
+}
+
 static int slow_entry(struct checker *c, struct l2_walk *w, uint64_t j,
 		      uint64_t raw, uint64_t bitmap)
 {
@@ -486,6 +495,15 @@ static int slow_entry(struct checker *c, struct l2_walk *w, uint64_t j,
 					     raw, raw & L2E_STD_RESERVED) < 0)
 			return Q2E_ENOMEM;
 	}
+	if (w->first && e.type != QCOW2_CLUSTER_COMPRESSED &&
+	    !(raw & L2E_STD_RESERVED) && (raw & QCOW2_OFLAG_ZERO) &&
+	    zero_bit_reserved(c->img) &&
+	    data_finding(c, w->r, j, e.host_offset, c->cs,
+			 Q2E_FINDING_RESERVED_BITS, "entry 0x%016" PRIx64 " %s",
+			 raw, c->img->l2.extended
+			 ? "has bit 0 set, which is reserved with extended L2 entries (QEMU ignores it)"
+			 : "has the zero flag (bit 0), which a version 2 image does not have: QEMU fails to read the cluster and marks the image corrupt") < 0)
+		return Q2E_ENOMEM;
 	switch (e.type) {
 	case QCOW2_CLUSTER_COMPRESSED:
 		return compressed_entry(c, w, j, raw, bitmap, &e);
@@ -535,6 +553,8 @@ static bool silent_entry(const struct q2e_image *img, uint64_t raw)
 {
 	if (raw & ~(QCOW2_OFLAG_COPIED | QCOW2_OFLAG_ZERO))
 		return false;
+	if ((raw & QCOW2_OFLAG_ZERO) && zero_bit_reserved(img))
+		return false;	/* a finding */
 	return !(img->l2.has_data_file && raw == QCOW2_OFLAG_COPIED);
 }
 
@@ -613,6 +633,8 @@ int check_l2(struct checker *c, const struct q2e_region *r, uint64_t k0,
 		.nentries = img->l2_entries,
 		.cbits = c->cbits,
 		.esize = qcow2_l2_entry_size(&img->l2),
+		.slow_bits = QCOW2_OFLAG_COMPRESSED | L2E_STD_RESERVED |
+			     (zero_bit_reserved(img) ? QCOW2_OFLAG_ZERO : 0),
 	};
 	const uint64_t room = c->refcount_max < CNT_BIG - 1 ? c->refcount_max
 							   : CNT_BIG - 1;

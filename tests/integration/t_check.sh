@@ -764,6 +764,43 @@ open_warning() {
 	done
 }
 t_case "what qemu-img says as it opens an image whose bitmaps are ignored" open_warning
+
+# Bit 0 of an L2 entry, the zero flag of version 3, is reserved in a
+# version 2 image and with extended L2 entries, and qemu-img check passes
+# it. In a version 2 image QEMU fails to read such a cluster (EIO) and
+# marks the image corrupt: a finding, beyond qemu-img's counts.
+reserved_bit0() {
+	local img l2 st
+	for img in v2bit0 extbit0; do
+		case $img in
+		v2bit0) mk -o compat=0.10 $img.qcow2 16M ;;
+		extbit0) mk -o extended_l2=on $img.qcow2 16M ;;
+		esac
+		qemu-io -c 'write 0 64k' $img.qcow2 >/dev/null
+		l2=$(($(get64 $img.qcow2 $(($(get64 $img.qcow2 40)))) & 0x00fffffffffffe00))
+		if [ $img = v2bit0 ]; then	# an allocated entry, and an empty one
+			put64 $img.qcow2 $l2 $(($(get64 $img.qcow2 $l2) | 1))
+			put64 $img.qcow2 $((l2 + 8 * 5)) 1
+		else
+			put64 $img.qcow2 $((l2 + 16 * 5)) 1
+		fi
+		qemu-img check $img.qcow2 >q.out 2>&1
+		st=$?
+		"$Q2E" check $img.qcow2 >o.out 2>&1
+		assert_eq "$img: check exits as qemu-img check ($st)" "$st" "$?"
+		assert_eq "$img: with qemu-img check's report" "$(cat q.out)" \
+			"$(sed '/^[0-9]* findings* beyond qemu-img/,$d' o.out | sed '$d')"
+	done
+	assert_match "version 2: the zero flag of both entries is a finding" \
+		"^error reserved-bits: l2_table_0\[0\] to \[5\]: 2 entries, the first: entry 0x8[0-9a-f]{14}1 has the zero flag \(bit 0\), which a version 2 image does not have: QEMU fails to read the cluster and marks the image corrupt$" \
+		"$("$Q2E" check v2bit0.qcow2 2>&1)"
+	assert_match "...as QEMU fails to read it" "Input/output error" \
+		"$(qemu-io -r -c 'read 0 4k' v2bit0.qcow2 2>&1)"
+	assert_match "extended L2: bit 0 is a finding" \
+		"reserved-bits: l2_table_0\[5\]: entry 0x0000000000000001 has bit 0 set, which is reserved with extended L2 entries" \
+		"$("$Q2E" check extbit0.qcow2 2>&1)"
+}
+t_case "bit 0 of an L2 entry where it is reserved" reserved_bit0
 cd "$T_TMP" || finish
 
 finish

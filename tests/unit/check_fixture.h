@@ -6,15 +6,16 @@
 #include "check/check_impl.h"
 
 /*
- * IMG as a file of NCLUSTERS clusters of 2^CBITS bytes with refcounts of
- * 2^ORDER bits, and C a checker over it with room for every cluster and
- * nothing counted.
+ * IMG as a version 3 image file of NCLUSTERS clusters of 2^CBITS bytes
+ * with refcounts of 2^ORDER bits, and C a checker over it with room for
+ * every cluster and nothing counted.
  */
 static inline void check_fixture_init(struct q2e_image *img, struct checker *c,
 				      struct q2e_error *err, unsigned cbits,
 				      unsigned order, uint64_t nclusters)
 {
 	img->path = "unit.qcow2";
+	img->hdr.version = 3;
 	img->cluster_size = UINT64_C(1) << cbits;
 	img->hdr.cluster_bits = cbits;
 	img->hdr.refcount_order = order;
