@@ -463,6 +463,33 @@ static bool same_file(const char *name, const struct stat *st)
 	       b.st_ino == st->st_ino;
 }
 
+/*
+ * QEMU 7.2 opens a relative data file name from the working directory,
+ * not the image's: run from elsewhere, a dump could replace the file
+ * beside the image by that name, the one its writer meant and a later
+ * QEMU reads.  That one is protected as well.
+ */
+static bool data_file_beside(const struct q2e_image *img,
+			     const struct stat *st)
+{
+	const char *slash = strrchr(img->path, '/');
+	size_t dir, len;
+	char *name;
+	bool same;
+
+	if (!img->data_file || img->data_file[0] == '/' || !slash)
+		return false;
+	dir = (size_t)(slash - img->path) + 1;	/* with its slash */
+	len = dir + strlen(img->data_file) + 1;
+	name = malloc(len);
+	if (!name)
+		return false;
+	snprintf(name, len, "%.*s%s", (int)dir, img->path, img->data_file);
+	same = same_file(name, st);
+	free(name);
+	return same;
+}
+
 bool q2e_image_reads_file(struct q2e_image *img, const char *path)
 {
 	struct q2e_error err = { 0 };
@@ -479,6 +506,8 @@ bool q2e_image_reads_file(struct q2e_image *img, const char *path)
 	/* A pipe or a terminal holds no image to read. */
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return false;
+	if (data_file_beside(img, &st))
+		return true;
 	/* The files as QEMU (and `map`) opens them; a chain that does not
 	 * open has no file to protect beyond the one that failed. */
 	if (q2e_chain_open_files(img, &c, &err) < 0)

@@ -173,6 +173,15 @@ chain_case() {
 	cp ext.raw ext.orig
 	assert_status "dump -o its external data file is refused" 1 "$Q2E" dump ext.qcow2 -o ext.raw
 	assert_same_file "the data file is untouched" ext.orig ext.raw
+	# QEMU 7.2 looks for a relative data file name from the working
+	# directory: from another, the file beside the image is not the one
+	# it reads, but the one the image's writer meant.
+	mkdir -p elsewhere
+	assert_status "dump -o the data file beside the image, run from another directory, is refused" 1 \
+		sh -c "cd elsewhere && '$Q2E' dump ../ext.qcow2 -o ../ext.raw"
+	assert_match "as a file the input reads" "'../ext.raw' is a file the input reads" \
+		"$(cat "$T_TMP/.err")"
+	assert_same_file "the data file is untouched" ext.orig ext.raw
 	cp top.qcow2 top.orig
 	assert_status "dump -o - onto its input is refused" 1 sh -c "'$Q2E' dump top.qcow2 -o - 1<>top.qcow2"
 	assert_match "saying standard output is the input" \
