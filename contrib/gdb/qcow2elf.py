@@ -305,6 +305,7 @@ class Dump:
             return _shown(tab[at:end])
 
         shstr = section(shstrndx, "the section name table") if shdrs else b""
+        self.facts = {}         # the note's qcow2elf:KEY=VALUE
         self.sections = []      # (addr, size, name), by address
         self.empty = set()      # the addresses of sections without bytes
         symtab = strtab = None
@@ -323,6 +324,8 @@ class Dump:
             elif h[1] == 2:     # SHT_SYMTAB
                 symtab, strtab = section(i, "the symbol table"), \
                     section(h[6], "the symbol table's string table")
+            elif h[1] == 7 and name == ".note.qcow2elf":    # SHT_NOTE
+                self.facts = note_facts(section(i, name), e)
         self.sections.sort()
         self.starts = [s[0] for s in self.sections]
         self.symbols = {}       # name -> (addr, size)
@@ -763,6 +766,8 @@ Usage: qcow2 info"""
         print("%-24s %d" % ("cluster size", d.cluster_size))
         print("%-24s %d" % ("refcount bits", d.refcount_bits))
         print("%-24s %s" % ("extended L2", "yes" if d.extended_l2 else "no"))
+        print("%-24s %s" % ("QEMU opens it", "no: " + d.facts["qemu-refuses"]
+                            if "qemu-refuses" in d.facts else "yes"))
         for kind, field in enumerate(FEATURE_KINDS):
             v = h[field + "_features"]
             names = [d.feature_name(kind, b) for b in range(64) if v >> b & 1]
@@ -874,6 +879,10 @@ there is one; without it the active L1 table is used."""
                                "name '%s'), 0x%x" %
                                (guest, snap["n"], snap["id"], snap["name"],
                                 snap_size(d, snap)))
+        why = d.facts.get("qemu-refuses")
+        if why:
+            print("QEMU would not open the image (%s), so qemu-img map "
+                  "fails; what the tables say:" % why)
         for line in translate(d, guest, snap):
             print(line)
 
@@ -1148,6 +1157,20 @@ Usage: qcow2 bitmaps"""
                    1 << b["granularity"], b["table"], b["table_size"]))
         count_note(len(bitmaps), (d.bitmaps_ext() or (0,))[0],
                    "ext_bitmaps.nb_bitmaps")
+
+
+def note_facts(raw, e):
+    """The facts of a dump's note (include/qcow2elf/dumpfmt.h): notes whose
+    owner is "qcow2elf:KEY=VALUE", 4-byte aligned."""
+    facts, at = {}, 0
+    while at + 12 <= len(raw):
+        namesz, descsz, _ = struct.unpack_from(e + "III", raw, at)
+        owner = raw[at + 12:at + 12 + namesz].rstrip(b"\0")
+        at += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+        if owner.startswith(b"qcow2elf:") and b"=" in owner:
+            k, v = owner[9:].split(b"=", 1)
+            facts[_shown(k)] = _shown(v)
+    return facts
 
 
 def count_note(have, want, field):

@@ -30,6 +30,11 @@
  *                                     dump that was): what was removed,
  *                                     a comma-separated list; absent
  *                                     otherwise
+ *   qcow2elf:qemu-refuses=WHY         QEMU 7.2 would not open the image,
+ *                                     and why (`info`'s qemu-refuses), for
+ *                                     the gdb helpers; absent where it
+ *                                     would (readers of the dump judge
+ *                                     its metadata again)
  *
  * A region whose bytes are all zeros is an SHT_NOBITS section even without
  * --no-data: it reads as zeros.  Sections whose ranges overlap (snapshot

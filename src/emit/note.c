@@ -12,7 +12,7 @@
 #include "emit.h"
 #include "seqwrite.h"
 
-#define MAX_FACTS 10
+#define MAX_FACTS 12
 
 static size_t align4(size_t v)
 {
@@ -53,6 +53,9 @@ int q2e_dump_note(const struct q2e_image *img,
 	FACT("no-data=%d", opts->no_data ? 1 : 0);
 	if (redacted)
 		FACT("redacted=%s", redacted);
+	/* As info gives it, for the gdb helpers: qemu-img map fails. */
+	if (q2e_qemu_plain_open_refusal(img))
+		FACT("qemu-refuses=%s", q2e_qemu_plain_open_refusal(img));
 #undef FACT
 	for (size_t i = 0; i < n; i++) {
 		if (!facts[i])

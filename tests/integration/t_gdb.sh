@@ -4,6 +4,7 @@
 # what gdb prints without them: each answer is checked against qemu-img
 # or against the image's bytes, decoded here on their own.
 . "$(dirname "$0")/../lib/common.sh"
+. "$TOP/tests/lib/patch.sh"
 . "$TOP/tests/lib/corpus.sh"
 need qemu-img qemu-io gdb jq python3 readelf
 
@@ -257,6 +258,27 @@ empty_name() {
 		"^\\\$1 = snapshot id 1 '' = \\{l1_table_offset = " "$(gdb_helpers noname.elf noname.gdb)"
 }
 t_case "a snapshot without a name in gdb" empty_name
+# An image QEMU will not open: translate says so before what the tables
+# say, as qemu-img map fails on it.
+refused_image() {
+	local out
+	qemu-img create -q -f qcow2 refused.qcow2 16M
+	qemu-io -c 'write 0 64k' refused.qcow2 >/dev/null
+	put64 refused.qcow2 40 $(($(get64 refused.qcow2 40) + 8))	# l1_table_offset
+	assert_status "qemu-img map fails on an L1 table not cluster aligned" 1 \
+		qemu-img map refused.qcow2
+	"$Q2E" dump refused.qcow2 -o refused.elf 2>/dev/null || return 1
+	printf '%s\n' 'qcow2 translate 0' 'qcow2 info' >refused.gdb
+	out=$(gdb_helpers refused.elf refused.gdb)
+	assert_match "qcow2 translate says QEMU would not open it, and why, as info does" \
+		"^QEMU would not open the image \($("$Q2E" info --output=json refused.qcow2 | jq -r '."qemu-refuses"')\), so qemu-img map fails; what the tables say:"$'\n'"l1_table\[0\] = " \
+		"$out"
+	assert_match "qcow2 info too" "QEMU opens it +no: the active L1 table is not cluster aligned" "$out"
+	printf '%s\n' 'qcow2 info' >ok.gdb
+	assert_match "and of an image it opens, that it does" "QEMU opens it +yes" \
+		"$(gdb_helpers img.elf ok.gdb)"
+}
+t_case "an image QEMU will not open, in gdb" refused_image
 # Extended L2 entries: valid ones as qemu-img maps them; a subcluster both
 # allocated and zero, or allocated in a cluster without a host offset, is
 # one QEMU refuses to read (qcow2_get_subcluster_type()), and so does the
