@@ -1226,7 +1226,8 @@ NAME is as `qcow2 bitmaps` prints it."""
         if name not in d.symbols:   # a stripped dump
             name = "bitmap table at 0x%x" % b["table"]
         print("%s[%d] = 0x%016x  %s" % (name, ti, e, bitmap_entry_text(e)))
-        if data and data in d.empty:    # a section without bytes
+        if data and data in d.empty and \
+                "bitmap-data" in d.facts.get("redacted", ""):
             v = "unknown: the dump holds no bytes of its data cluster " \
                 "(dump --redact leaves bitmap data out)"
         else:

@@ -36,9 +36,10 @@ git commit -qm other
 git mv disk.elf renamed.elf
 git commit -qm renamed
 git show -M --ext-diff --format= HEAD >rename.out
-assert_eq "a renamed dump: named as git names it, old path then new" \
-	"qcow2elf diff a/disk.elf b/renamed.elf" "$(head -1 rename.out)"
-assert_eq "git's own header names the same two paths" \
-	"diff --git a/disk.elf b/renamed.elf" \
-	"$(git show -M --no-ext-diff --format= HEAD | head -1)"
+git show -M --no-ext-diff --format= HEAD >rename-git.out
+assert_eq "a renamed dump: named by the paths git's own header names, old then new" \
+	"$(sed -n '1s/^diff --git //p' rename-git.out)" \
+	"$(sed -n '1s/^qcow2elf diff //p' rename.out)"
+assert_eq "...which are the old name and the new" "a/disk.elf b/renamed.elf" \
+	"$(sed -n '1s/^diff --git //p' rename-git.out)"
 finish

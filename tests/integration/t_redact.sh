@@ -241,6 +241,21 @@ bitmap_bits_case() {
 	bit=$(gdb -nx -batch -iex "add-auto-load-safe-path $PWD" -x red.gdb red.elf 2>&1 | grep '^bit ')
 	assert_match "gdb: in the redacted dump it is unknown, not clear" \
 		': unknown: the dump holds no bytes of its data cluster' "$bit"
+	# A plain dump writes a data cluster of zeros without bytes too: its
+	# bits are known, and clear.
+	qemu-img create -q -f qcow2 zeros.qcow2 64M
+	qemu-img bitmap --add zeros.qcow2 z
+	qemu-io -c 'write 0 64k' zeros.qcow2 >/dev/null
+	"$Q2E" check -M --output=json zeros.qcow2 |
+		jq -r '.viscera.bitmaps."bitmap-dir"."dir-entries"[0]."bitmap-table"."table-entries"[0].cluster.offset' >zoff ||
+		return 1
+	dd if=/dev/zero of=zeros.qcow2 bs=65536 seek=$(($(cat zoff) / 65536)) count=1 conv=notrunc status=none
+	"$Q2E" dump zeros.qcow2 -o zeros.elf || return 1
+	assert_match "the all-zero data cluster is a section without bytes" \
+		'\.qcow2\.bitmap\.0\.data\.0 +NOBITS' "$(readelf -SW zeros.elf)"
+	printf '%s\n' 'qcow2 bitmap z 0' >zeros.gdb
+	assert_match "gdb: its bit is clear, not unknown" '^bit 0 \(guest 0x0-0xffff\): clear$' \
+		"$(gdb -nx -batch -iex "add-auto-load-safe-path $PWD" -x zeros.gdb zeros.elf 2>&1)"
 	cp "$img" more.qcow2
 	qemu-io "${secret[@]}" --image-opts "driver=qcow2,file.filename=more.qcow2,encrypt.key-secret=sec0" \
 		-c 'write -P 0x67 8M 64k' >/dev/null
