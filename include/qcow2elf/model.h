@@ -207,6 +207,14 @@ struct q2e_image {
 
 int q2e_image_open(const char *path, struct q2e_image **out,
 		   struct q2e_error *err);
+/*
+ * For the whole process, FN(IMG, ARG) is called with each image that
+ * q2e_image_open() opens, once its model is made: the backing files a
+ * chain opens too.  The command line says there what qemu-img says as it
+ * opens an image.  NULL: nothing is called.
+ */
+typedef void q2e_open_observer(const struct q2e_image *img, void *arg);
+void q2e_image_observe_opens(q2e_open_observer *fn, void *arg);
 /* The same from LEN bytes at DATA (copied), named NAME: an image or a dump
  * held in memory, for unit tests and fuzzing. */
 int q2e_image_open_memory(const char *name, const void *data, size_t len,

@@ -46,12 +46,14 @@ int usage_error(const char *cmd, const char *fmt, const char *arg);
 int option_error(const char *cmd);
 /* Prints the error's one line; returns Q2E_EXIT_ERROR. */
 int report(const struct q2e_error *err);
-/* Prints on standard error what qemu-img says as it opens IMG. */
-void warn_as_qemu_opens(const struct q2e_image *img);
 /* Prints IMG's errors as warnings, escaped; dump and restore go on. */
 void warn_problems(const struct q2e_image *img);
-/* -U (--force-share) of CMD: QEMU's locks as qemu-img -U takes them. */
+/* -U (--force-share) of CMD: QEMU's locks as qemu-img -U takes them;
+ * forced_share() says whether it was given.  image_locking() sets the
+ * locks for an image SHARE says to read as -U does, or -U was given. */
 void force_share(const char *cmd);
+bool forced_share(void);
+void image_locking(const char *cmd, bool share);
 /*
  * -f FMT of CMD, qemu-img's image format: qcow2, the one format read (a
  * dump stands for its qcow2 image); 0, or Q2E_EXIT_USAGE after saying why.
@@ -66,14 +68,17 @@ bool named_qcow2(void);
  * --image-opts given to CMD, after which image_args() turns each of the N
  * IMAGE arguments ARGS, option strings "driver=qcow2,file.filename=PATH",
  * into its PATH, in place.  Each returns 0, or Q2E_EXIT_USAGE after
- * saying why; image_opts_path() does one string.
+ * saying why.  Before image I of ARGS is opened, image_use() sets QEMU's
+ * locks as its string says, and image_opts_qcow2() then says whether it
+ * named driver=qcow2.
  */
 int object_option(const char *cmd, const char *spec);
 int image_opts_option(const char *cmd);
 bool image_opts(void);
 void image_opts_reset(void);
-int image_opts_path(const char *cmd, char *spec, const char **path);
 int image_args(const char *cmd, char **args, int n);
+void image_use(const char *cmd, int i);
+bool image_opts_qcow2(void);
 /* A size or offset as qemu-img reads one (size.c: 4M, 1.5G, 0x1000);
  * 0, -EINVAL or -ERANGE (past 2^63 - 1). */
 int parse_size(const char *s, uint64_t *out);

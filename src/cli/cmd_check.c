@@ -142,6 +142,7 @@ int cmd_check(int argc, char **argv)
 		return usage_error("check", "%s", optind >= argc
 						   ? "expects one IMAGE"
 						   : "expects exactly one IMAGE");
+	image_use("check", 0);
 	if (q2e_image_open(argv[optind], &img, &err) < 0) {
 		ret = report(&err);
 		/* qemu-img takes it for raw, which has no check, unless
@@ -149,7 +150,6 @@ int cmd_check(int argc, char **argv)
 		return err.code == Q2E_ENOTQCOW2 && !named_qcow2()
 		       ? Q2E_EXIT_CHECK_NOT_QCOW2 : ret;
 	}
-	warn_as_qemu_opens(img);
 	if (with_progress)
 		opts.progress = show_progress;
 	ret = q2e_check_run(img, &opts, &res, &err);

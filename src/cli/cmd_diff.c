@@ -116,8 +116,10 @@ int cmd_diff(int argc, char **argv)
 	}
 	if (image_args("diff", argv + optind, 2))
 		return Q2E_EXIT_DIFF_ERROR;
-	if (q2e_image_open(argv[optind], &a, &err) < 0 ||
-	    q2e_image_open(argv[optind + 1], &b, &err) < 0 ||
+	image_use("diff", 0);
+	ret = q2e_image_open(argv[optind], &a, &err);
+	image_use("diff", 1);
+	if (ret < 0 || q2e_image_open(argv[optind + 1], &b, &err) < 0 ||
 	    q2e_diff_build(a, b, &d, &err) < 0) {
 		report(&err);
 		ret = Q2E_EXIT_DIFF_ERROR;

@@ -81,6 +81,7 @@ int cmd_dump(int argc, char **argv)
 		return usage_error("dump", "%s", "-o names no file: give a name, or - for standard output");
 	if (image_args("dump", argv + optind, 1))
 		return Q2E_EXIT_USAGE;
+	image_use("dump", 0);
 	if (q2e_image_open(argv[optind], &img, &err) < 0)
 		return report(&err);
 	warn_problems(img);

@@ -65,16 +65,12 @@ static int check_one(const char *path, FILE *fp)
 		status = err.code == Q2E_ENOTQCOW2 && !named_qcow2()
 			 ? Q2E_EXIT_CHECK_NOT_QCOW2 : Q2E_EXIT_CHECK_INCOMPLETE;
 		error = err.msg;
+	} else if (q2e_check_run(img, &opts, &res, &err) < 0) {
+		status = Q2E_EXIT_CHECK_INCOMPLETE;
+		error = err.msg;
 	} else {
-		warn_as_qemu_opens(img);
-		if (q2e_check_run(img, &opts, &res, &err) < 0) {
-			status = Q2E_EXIT_CHECK_INCOMPLETE;
-			error = err.msg;
-		} else {
-			status = q2e_check_exit_status(res);
-			error = res->incomplete ? res->incomplete
-						: res->unopenable;
-		}
+		status = q2e_check_exit_status(res);
+		error = res->incomplete ? res->incomplete : res->unopenable;
 	}
 	/* Said on stderr too, as `check IMAGE` says it: the line is for
 	 * scripts, this for whoever reads the log. */
@@ -114,6 +110,7 @@ int check_json_lines(char **images, size_t n)
 			fprintf(stderr, "%s: out of memory\n", progname);
 			return Q2E_EXIT_CHECK_INCOMPLETE;
 		}
+		image_use("check", (int)i);
 		status = check_one(images[i], mem);
 		if (fclose(mem) != 0 || len == 0) {
 			free(line);

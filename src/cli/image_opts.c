@@ -5,31 +5,53 @@
  * check and map cannot open without its secret.
  *
  * qcow2elf decrypts nothing (a QCOW2 image's metadata is never
- * encrypted), so an --object is checked for its form, TYPE,id=ID[,...]
- * as QEMU requires it, and is not kept: a secret it holds goes nowhere,
+ * encrypted), so an --object is checked for a type and a well-formed id,
+ * as QEMU requires them, and is not kept: a secret it holds goes nowhere,
  * not even into an error message.
  *
  * --image-opts makes every IMAGE an option string, as QEMU reads one:
  *
  *   driver=qcow2,file.filename=PATH[,KEY=VALUE...]
  *
- * KEY=VALUE pairs split at commas, ",," standing for a comma in a value.
- * What chooses the bytes read is taken: driver (qcow2, as -f qcow2),
- * file.driver (file), file.filename, force-share and file.locking (off
- * reads as -U does).  What only tunes QEMU's own I/O or decryption is
- * accepted, as qemu-img accepts it.  Any other option is refused, never
- * ignored: backing=, say, would change what the image means.
+ * KEY=VALUE pairs split at commas, ",," standing for a comma in a value;
+ * of a key given twice the last counts.  A bare word is QEMU's implied
+ * option when it comes first (refused: QEMU reads it as a node to
+ * reference) and its deprecated short form of KEY=on (noKEY: off) after.
+ * What chooses the bytes read is taken, for each image on its own:
+ * driver (qcow2, as -f qcow2), file.driver (file), file.filename,
+ * force-share and file.locking (off reads as -U does).  What only tunes
+ * QEMU's caches, I/O or decryption is accepted where QEMU would accept
+ * the value.  Any other option is refused, never ignored: backing= or
+ * data-file=, say, would change what the image means.
  */
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-static bool image_opts_given;
+#define MAX_PAIRS 64
+#define HINT "with --image-opts, IMAGE is driver=qcow2,file.filename=PATH"
+
+/* What an option string says of its image beyond its file. */
+struct image_opt {
+	bool share;		/* force-share=on or file.locking=off */
+	bool qcow2;		/* driver=qcow2 */
+};
+
+static bool given;		/* --image-opts */
+static struct image_opt *opts;	/* one per IMAGE, after image_args() */
+static int nopts;
+static int current;		/* the image image_use() named */
 
 void image_opts_reset(void)
 {
-	image_opts_given = false;
+	given = false;
+	free(opts);
+	opts = NULL;
+	nopts = 0;
+	current = 0;
 }
 
 int image_opts_option(const char *cmd)
@@ -37,43 +59,33 @@ int image_opts_option(const char *cmd)
 	if (named_qcow2())
 		return usage_error(cmd, "%s",
 				   "--image-opts and -f are mutually exclusive, as in qemu-img");
-	image_opts_given = true;
+	given = true;
 	return 0;
 }
 
 bool image_opts(void)
 {
-	return image_opts_given;
+	return given;
 }
 
-/* Options accepted and not used: QEMU's I/O and decryption settings. */
-static bool tuning_only(const char *key)
+bool image_opts_qcow2(void)
 {
-	static const char *const keys[] = {
-		"read-only", "auto-read-only", "cache.direct",
-		"cache.no-flush", "discard", "detect-zeroes", "file.aio",
-		"file.aio-max-batch", "file.cache.direct",
-		"file.cache.no-flush",
-	};
-
-	if (strncmp(key, "encrypt.", 8) == 0)
-		return true;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(key, keys[i]) == 0)
-			return true;
-	return false;
+	return given && current < nopts && opts[current].qcow2;
 }
 
-/* Options whose bare name means on, as QEMU (deprecated) reads it. */
-static bool boolean_key(const char *key)
+void image_use(const char *cmd, int i)
 {
-	return !strcmp(key, "force-share") || !strcmp(key, "read-only") ||
-	       !strcmp(key, "auto-read-only") ||
-	       !strcmp(key, "cache.direct") || !strcmp(key, "cache.no-flush");
+	current = i;
+	if (given && i < nopts)
+		image_locking(cmd, opts[i].share);
 }
+
+struct pair {
+	const char *key, *value;
+};
 
 /* QEMU's words for a boolean: 1 on, 0 off, -1 neither. */
-static int boolean(const char *v)
+static int on_off(const char *v)
 {
 	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") ||
 	    !strcmp(v, "y"))
@@ -84,9 +96,94 @@ static int boolean(const char *v)
 	return -1;
 }
 
+static bool one_of(const char *v, const char *const *words)
+{
+	for (; *words; words++)
+		if (strcmp(v, *words) == 0)
+			return true;
+	return false;
+}
+
 /*
- * The next KEY=VALUE of *P, split in place: the key and its value end in
- * NUL, ",," in the value becomes ",".  *P moves past it; false at the end.
+ * What the options QEMU takes, and qcow2elf with them, may be: "bool",
+ * "size" (a number, with qemu-img's suffixes), "name" (not empty), a list
+ * of words, or NULL for any value.
+ */
+struct option_kind {
+	const char *key;
+	const char *kind;
+	const char *const *words;
+};
+
+static const char *const discard_words[] = { "ignore", "off", "unmap", "on",
+					     NULL };
+static const char *const zeroes_words[] = { "off", "on", "unmap", NULL };
+static const char *const aio_words[] = { "threads", "native", "io_uring",
+					 NULL };
+static const char *const locking_words[] = { "on", "off", "auto", NULL };
+static const char *const overlap_words[] = { "none", "constant", "cached",
+					     "all", NULL };
+
+static const struct option_kind kinds[] = {
+	{ "driver", "name", NULL },
+	{ "file.driver", "name", NULL },
+	{ "file.filename", NULL, NULL },
+	{ "force-share", "bool", NULL },
+	{ "file.locking", "words", locking_words },
+	{ "read-only", "bool", NULL },
+	{ "auto-read-only", "bool", NULL },
+	{ "cache.direct", "bool", NULL },
+	{ "cache.no-flush", "bool", NULL },
+	{ "discard", "words", discard_words },
+	{ "detect-zeroes", "words", zeroes_words },
+	{ "file.aio", "words", aio_words },
+	{ "file.aio-max-batch", "size", NULL },
+	{ "file.x-check-cache-dropped", "bool", NULL },
+	{ "node-name", "name", NULL },
+	{ "file.node-name", "name", NULL },
+	{ "lazy-refcounts", "bool", NULL },
+	{ "pass-discard-request", "bool", NULL },
+	{ "pass-discard-snapshot", "bool", NULL },
+	{ "pass-discard-other", "bool", NULL },
+	{ "overlap-check", "words", overlap_words },
+	{ "cache-size", "size", NULL },
+	{ "l2-cache-size", "size", NULL },
+	{ "l2-cache-entry-size", "size", NULL },
+	{ "refcount-cache-size", "size", NULL },
+	{ "cache-clean-interval", "size", NULL },
+};
+
+static const struct option_kind *kind_of(const char *key)
+{
+	static const struct option_kind encrypt = { "encrypt.*", NULL, NULL };
+
+	if (strncmp(key, "encrypt.", 8) == 0)
+		return &encrypt;	/* decryption: none here */
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(key, kinds[i].key) == 0)
+			return &kinds[i];
+	return NULL;
+}
+
+static bool value_fits(const struct option_kind *k, const char *v)
+{
+	uint64_t n;
+
+	if (!k->kind)
+		return true;
+	if (!strcmp(k->kind, "bool"))
+		return on_off(v) >= 0;
+	if (!strcmp(k->kind, "size"))
+		return parse_size(v, &n) == 0;
+	if (!strcmp(k->kind, "name"))
+		return *v != '\0';
+	return one_of(v, k->words);
+}
+
+/*
+ * The next element of *P, split in place into *KEY and *VALUE (NULL for
+ * a bare word), ",," in the value made ","; *P moves past it.  False at
+ * the end.
  */
 static bool next_pair(char **p, char **key, char **value)
 {
@@ -96,7 +193,7 @@ static bool next_pair(char **p, char **key, char **value)
 		return false;
 	*key = s;
 	s += strcspn(s, "=,");
-	if (*s != '=') {		/* a bare word: no value */
+	if (*s != '=') {		/* a bare word */
 		*value = NULL;
 		*p = *s ? s + 1 : s;
 		*s = '\0';
@@ -116,77 +213,120 @@ static bool next_pair(char **p, char **key, char **value)
 	return true;
 }
 
-static int bad_value(const char *cmd, const char *key)
+/* SPEC's elements into PAIRS, in place, bare words made KEY=on (noKEY:
+ * KEY=off) as QEMU takes them; 0 or a usage error's status. */
+static int split(const char *cmd, char *spec, struct pair *pairs, int *n)
 {
-	return usage_error(cmd, "--image-opts: '%s' takes on or off", key);
-}
+	char *p = spec, *key, *value;
 
-/* One option of an --image-opts string; 0, or a usage error's status. */
-static int take(const char *cmd, const char *key, const char *v,
-		const char **path)
-{
-	if (!v && boolean_key(key))
-		v = "on";	/* QEMU's deprecated short form */
-	if (!v)
-		return usage_error(cmd, "--image-opts: '%s' is no KEY=VALUE: with --image-opts, IMAGE is driver=qcow2,file.filename=PATH",
-				   key);
-	if (strcmp(key, "driver") == 0) {
-		if (strcmp(v, "qcow2") != 0)
-			return usage_error(cmd, "reads qcow2 images and their dumps only, not driver=%s",
-					   v);
-	} else if (strcmp(key, "file.driver") == 0) {
-		if (strcmp(v, "file") != 0)
-			return usage_error(cmd, "--image-opts: reads a file (file.driver=file), not file.driver=%s",
-					   v);
-	} else if (strcmp(key, "file.filename") == 0) {
-		*path = v;
-	} else if (strcmp(key, "force-share") == 0) {
-		if (boolean(v) < 0)
-			return bad_value(cmd, key);
-		if (boolean(v) == 1)
-			force_share(cmd);
-	} else if (strcmp(key, "file.locking") == 0) {
-		if (boolean(v) < 0 && strcmp(v, "auto") != 0)
-			return usage_error(cmd, "--image-opts: 'file.locking' takes on, off or auto, not '%s'",
-					   v);
-		if (boolean(v) == 0)	/* QEMU then looks at no lock */
-			force_share(cmd);
-	} else if (!tuning_only(key)) {
-		return usage_error(cmd, "--image-opts: qcow2elf does not take the option '%s'",
-				   key);
+	*n = 0;
+	while (next_pair(&p, &key, &value)) {
+		if (!*key)
+			return usage_error(cmd, "--image-opts: an empty option: %s",
+					   HINT);
+		if (!value && *n == 0)	/* QEMU's implied "file" */
+			return usage_error(cmd, "--image-opts: '%s' is no KEY=VALUE: " HINT,
+					   key);
+		if (*n == MAX_PAIRS)
+			return usage_error(cmd, "--image-opts: more than %s options",
+					   "64");
+		if (!value && strncmp(key, "no", 2) == 0 && kind_of(key + 2)) {
+			key += 2;
+			value = "off";
+		}
+		pairs[(*n)++] = (struct pair){ key, value ? value : "on" };
 	}
 	return 0;
 }
 
-int image_opts_path(const char *cmd, char *spec, const char **path)
+/* The value of KEY, the last given, or NULL. */
+static const char *last(const struct pair *pairs, int n, const char *key)
 {
-	char *p = spec, *key, *value;
-	int ret;
+	while (n-- > 0)
+		if (strcmp(pairs[n].key, key) == 0)
+			return pairs[n].value;
+	return NULL;
+}
 
-	*path = NULL;
-	while (next_pair(&p, &key, &value)) {
-		if (!*key)
-			return usage_error(cmd, "%s",
-					   "--image-opts: an empty option: options are KEY=VALUE, as driver=qcow2,file.filename=PATH");
-		ret = take(cmd, key, value, path);
-		if (ret)
-			return ret;
+/* Every option known and its value one QEMU takes. */
+static int check_pairs(const char *cmd, const struct pair *pairs, int n)
+{
+	char both[128];
+
+	for (int i = 0; i < n; i++) {
+		const struct option_kind *k = kind_of(pairs[i].key);
+
+		if (!k)
+			return usage_error(cmd, "--image-opts: qcow2elf does not take the option '%s'",
+					   pairs[i].key);
+		if (last(pairs, n, pairs[i].key) != pairs[i].value ||
+		    value_fits(k, pairs[i].value))
+			continue;
+		snprintf(both, sizeof(both), "%s=%s", pairs[i].key,
+			 pairs[i].value);
+		return usage_error(cmd, "--image-opts: QEMU takes no '%s'",
+				   both);
 	}
+	return 0;
+}
+
+/* What the options choose: the file, the format, QEMU's locks. */
+static int choose(const char *cmd, const struct pair *pairs, int n,
+		  const char **path, struct image_opt *o)
+{
+	const char *driver = last(pairs, n, "driver");
+	const char *file_driver = last(pairs, n, "file.driver");
+	const char *share = last(pairs, n, "force-share");
+	const char *locking = last(pairs, n, "file.locking");
+	const char *read_only = last(pairs, n, "read-only");
+
+	if (driver && strcmp(driver, "qcow2") != 0)
+		return usage_error(cmd, "reads qcow2 images and their dumps only, not driver=%s",
+				   driver);
+	if (file_driver && strcmp(file_driver, "file") != 0)
+		return usage_error(cmd, "--image-opts: reads a file (file.driver=file), not file.driver=%s",
+				   file_driver);
+	*path = last(pairs, n, "file.filename");
 	if (!*path || !**path)
+		return usage_error(cmd, "--image-opts: names no file: %s", HINT);
+	/* qemu-img's rules: -U forces force-share=on, which wants a
+	 * read-only image. */
+	if (forced_share() && share && strcmp(share, "on") != 0)
 		return usage_error(cmd, "%s",
-				   "--image-opts: names no file: give file.filename=PATH");
+				   "--force-share/-U conflicts with image options, as qemu-img says");
+	if ((forced_share() || (share && on_off(share) == 1)) && read_only &&
+	    on_off(read_only) == 0)
+		return usage_error(cmd, "%s",
+				   "force-share=on can only be used with read-only images, as qemu-img says");
+	o->qcow2 = driver != NULL;
+	o->share = (share && on_off(share) == 1) ||
+		   (locking && strcmp(locking, "off") == 0);
 	return 0;
 }
 
 int image_args(const char *cmd, char **args, int n)
 {
-	for (int i = 0; image_opts_given && i < n; i++) {
-		const char *path;
-		int ret = image_opts_path(cmd, args[i], &path);
+	struct pair pairs[MAX_PAIRS];
 
+	if (!given)
+		return 0;
+	free(opts);
+	nopts = 0;
+	opts = calloc((size_t)n + 1, sizeof(*opts));
+	if (!opts)
+		return usage_error(cmd, "%s", "out of memory");
+	for (int i = 0; i < n; i++) {
+		const char *path = NULL;
+		int np, ret = split(cmd, args[i], pairs, &np);
+
+		if (!ret)
+			ret = check_pairs(cmd, pairs, np);
+		if (!ret)
+			ret = choose(cmd, pairs, np, &path, &opts[i]);
 		if (ret)
 			return ret;
 		args[i] = (char *)path;
+		nopts = i + 1;
 	}
 	return 0;
 }
@@ -201,21 +341,52 @@ static size_t element_len(const char *p)
 	return n;
 }
 
+/* QEMU's id_wellformed(): a letter, then letters, digits, '-', '.', '_'. */
+static bool id_wellformed(const char *id, size_t n)
+{
+	if (!n || !((id[0] | 0x20) >= 'a' && (id[0] | 0x20) <= 'z'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", id[i]))
+			return false;
+	return true;
+}
+
+/* The JSON form, {"qom-type": TYPE, "id": ID, ...}: both there. */
+static int object_json(const char *cmd, const char *spec)
+{
+	if (!strstr(spec, "\"qom-type\"") || spec[strlen(spec) - 1] != '}')
+		return usage_error(cmd, "%s",
+				   "--object: expects TYPE,id=ID[,PROP=VALUE...] or {\"qom-type\": TYPE, \"id\": ID, ...}, as qemu-img's");
+	if (!strstr(spec, "\"id\""))
+		return usage_error(cmd, "%s",
+				   "--object: Parameter 'id' is missing");
+	return 0;
+}
+
 int object_option(const char *cmd, const char *spec)
 {
-	bool typed = false, id = false;
+	bool typed = false, secret = false, id = false, wellformed = false;
+	bool data = false;
 
-	if (spec[0] == '{')	/* the JSON form, {"qom-type": ...} */
-		return 0;
+	if (spec[0] == '{')
+		return object_json(cmd, spec);
 	for (const char *p = spec; *p; p += *p == ',') {
 		size_t n = element_len(p), k = strcspn(p, "=,");
 
-		if (p == spec && k >= n && n > 0)
+		if (p == spec && k >= n && n > 0) {
 			typed = true;	/* TYPE, first */
-		else if (strncmp(p, "qom-type=", 9) == 0 && n > 9)
+			secret = n == 6 && !strncmp(p, "secret", 6);
+		} else if (strncmp(p, "qom-type=", 9) == 0 && n > 9) {
 			typed = true;
-		else if (strncmp(p, "id=", 3) == 0 && n > 3)
+			secret = n == 15 && !strncmp(p + 9, "secret", 6);
+		} else if (strncmp(p, "id=", 3) == 0 && n > 3) {
 			id = true;
+			wellformed = id_wellformed(p + 3, n - 3);
+		} else if (!strncmp(p, "data=", 5) || !strncmp(p, "file=", 5)) {
+			data = true;
+		}
 		p += n;
 	}
 	if (!typed)
@@ -223,6 +394,12 @@ int object_option(const char *cmd, const char *spec)
 				   "--object: expects TYPE,id=ID[,PROP=VALUE...], as qemu-img's");
 	if (!id)
 		return usage_error(cmd, "%s",
-				   "--object: parameter 'id' is missing");
+				   "--object: Parameter 'id' is missing");
+	if (!wellformed)	/* its value may be a secret's: not shown */
+		return usage_error(cmd, "%s",
+				   "--object: Parameters 'id' expects an identifier");
+	if (secret && !data)
+		return usage_error(cmd, "%s",
+				   "--object: Either 'file' or 'data' must be provided");
 	return 0;
 }

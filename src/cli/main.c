@@ -125,11 +125,12 @@ void warn_problems(const struct q2e_image *img)
  * bit a program without bitmap support cleared.  QEMU's words, after the
  * file's name; its second line ends in a newline here.
  */
-void warn_as_qemu_opens(const struct q2e_image *img)
+static void warn_as_qemu_opens(const struct q2e_image *img, void *arg)
 {
 	struct message m;
 	FILE *fp;
 
+	(void)arg;
 	if (!img->bitmaps_ignored)
 		return;
 	fp = message_start(&m);
@@ -144,15 +145,35 @@ void warn_as_qemu_opens(const struct q2e_image *img)
 	message_end(&m);
 }
 
+/* Whether CMD stands for a qemu-img command: info, map, check, and diff
+ * for compare. */
+static bool says_as_qemu_img(const char *cmd)
+{
+	return strcmp(cmd, "dump") != 0 && strcmp(cmd, "restore") != 0;
+}
+
 /* Whether CMD reads data, for QEMU's locks: info, as qemu-img info, not. */
 static bool reads_data(const char *cmd)
 {
 	return strcmp(cmd, "info") != 0;
 }
 
+static bool share_all;		/* -U */
+
 void force_share(const char *cmd)
 {
+	share_all = true;
 	q2e_image_locking(true, reads_data(cmd));
+}
+
+bool forced_share(void)
+{
+	return share_all;
+}
+
+void image_locking(const char *cmd, bool share)
+{
+	q2e_image_locking(share_all || share, reads_data(cmd));
 }
 
 static bool format_named;
@@ -171,7 +192,7 @@ int image_format(const char *cmd, const char *arg)
 
 bool named_qcow2(void)
 {
-	return format_named;
+	return format_named || image_opts_qcow2();
 }
 
 int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
@@ -221,8 +242,9 @@ static int map_window(const char *cmd, const char *opt, const char *arg,
 	return 0;
 }
 
-/* Parses [--output=FMT] [-f qcow2] [-U] IMAGE for `info` and `map`,
- * info's --backing-chain into *CHAIN (map's is NULL), and map's window. */
+/* Parses [--output=FMT] [-f qcow2] [-U] [--object SPEC] [--image-opts]
+ * IMAGE for `info` and `map`, info's --backing-chain into *CHAIN (map's is
+ * NULL), and map's window. */
 static int parse_report_args(const char *cmd, int argc, char **argv,
 			     enum q2e_format *format, bool *chain,
 			     const char **image)
@@ -304,9 +326,9 @@ static int run_view(const char *cmd, int argc, char **argv, view_fn *view,
 		return ret;
 	if (chain)
 		view = chain_view;
+	image_use(cmd, 0);
 	if (q2e_image_open(path, &img, &err) < 0)
 		return report(&err);
-	warn_as_qemu_opens(img);
 	o = q2e_out_new(stdout, format);
 	if (!o) {
 		q2e_image_close(img);
@@ -565,7 +587,12 @@ int cli_main(int argc, char **argv)
 		argv[1] = who;
 		/* QEMU's locks as qemu-img takes them, until -U */
 		q2e_image_locking(false, reads_data(commands[i].name));
+		share_all = false;
 		format_named = false;
+		/* What qemu-img says as it opens each image, said by the
+		 * commands that stand for its own. */
+		q2e_image_observe_opens(says_as_qemu_img(commands[i].name)
+					? warn_as_qemu_opens : NULL, NULL);
 		image_opts_reset();
 		return commands[i].run(argc - 1, argv + 1);
 	}

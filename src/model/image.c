@@ -380,6 +380,15 @@ static int open_source(const char *path, struct q2e_source *src,
 	return 0;
 }
 
+static q2e_open_observer *observer;
+static void *observer_arg;
+
+void q2e_image_observe_opens(q2e_open_observer *fn, void *arg)
+{
+	observer = fn;
+	observer_arg = arg;
+}
+
 int q2e_image_open(const char *path, struct q2e_image **out,
 		   struct q2e_error *err)
 {
@@ -388,9 +397,11 @@ int q2e_image_open(const char *path, struct q2e_image **out,
 
 	*out = NULL;
 	ret = q2e_source_open(path, &src, err);
-	if (ret < 0)
-		return ret;
-	return open_source(path, src, out, err);
+	if (ret == 0)
+		ret = open_source(path, src, out, err);
+	if (ret == 0 && observer)
+		observer(*out, observer_arg);
+	return ret;
 }
 
 int q2e_image_open_memory(const char *name, const void *data, size_t len,

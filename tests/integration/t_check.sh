@@ -762,6 +762,18 @@ open_warning() {
 		assert_same_file "bitmaps ignored: $cmd says what qemu-img $cmd says on opening it" \
 			q.err o.err
 	done
+	# And of a backing file, as qemu-img opens it for check, map and
+	# info --backing-chain.
+	qemu-img create -q -f qcow2 -b ignored.qcow2 -F qcow2 over-ignored.qcow2 2>/dev/null
+	for cmd in check map "info --backing-chain"; do
+		qemu-img $cmd over-ignored.qcow2 2>&1 >/dev/null |
+			sed 's/^qemu-img: warning: /warning: /; s/to fix\.Leaked/to fix.\nLeaked/' >q.err
+		echo >>q.err
+		"$Q2E" $cmd over-ignored.qcow2 2>&1 >/dev/null |
+			sed "s/^qcow2elf: warning: 'ignored.qcow2': /warning: /" >o.err
+		assert_same_file "its backing file's bitmaps ignored: $cmd says what qemu-img $cmd says" \
+			q.err o.err
+	done
 }
 t_case "what qemu-img says as it opens an image whose bitmaps are ignored" open_warning
 

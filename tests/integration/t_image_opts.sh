@@ -134,7 +134,9 @@ t_case "option strings qemu-img refuses" refused_case
 # --object: QEMU's form is checked; the secret is never repeated.
 object_case() {
 	local spec q o img="$T/a,b.qcow2"
-	for spec in "secret,data=TOPSECRET" "id=x,data=TOPSECRET" ""; do
+	for spec in "secret,data=TOPSECRET" "id=x,data=TOPSECRET" "" \
+		    "secret,id=1x,data=TOPSECRET" "secret,id=x" \
+		    '{"qom-type":"secret","data":"TOPSECRET"}' '{"TOPSECRET'; do
 		q=$(qimg check --object "$spec" "$img")
 		o=$(ours check --object "$spec" "$img")
 		assert_eq "--object '$spec' fails as in qemu-img ($q)" "$q" "$o"
@@ -142,13 +144,52 @@ object_case() {
 		assert_eq "...nor repeat the secret" "" \
 			"$(grep -o TOPSECRET "$T/o.err")"
 	done
-	assert_match "no id: said as qemu-img says it" "parameter 'id' is missing" \
+	assert_match "no id: said as qemu-img says it" "Parameter 'id' is missing" \
 		"$("$Q2E" map --object secret,data=x "$img" 2>&1)"
 	o=$(ours check --object "secret,id=s0,data=a,,b" --object \
 		'{"qom-type":"secret","id":"s1","data":"x"}' "$img")
 	assert_eq "two --object, one in JSON form: accepted" 0 "$o"
 }
 t_case "--object" object_case
+
+# Option strings as QEMU reads them, each compared with qemu-img check's
+# exit status: the last of a key given twice counts, a bare word after
+# the first is KEY=on (noKEY: off), the options that tune QEMU's caches
+# and I/O are taken with the values QEMU takes.
+parsing_case() {
+	local spec q o img="$T/a,,b.qcow2"
+	while IFS= read -r spec; do
+		q=$(qimg check --image-opts "driver=qcow2,file.filename=$img$spec")
+		o=$(ours check --image-opts "driver=qcow2,file.filename=$img$spec")
+		assert_eq "check --image-opts '...$spec' exits as qemu-img check ($q)" "$q" "$o"
+	done <<'EOF2'
+,driver=raw,driver=qcow2
+,discard
+,noforce-share
+,discard=unmap,detect-zeroes=on,file.aio=threads
+,l2-cache-size=1M,cache-clean-interval=0,node-name=n0
+,file.x-check-cache-dropped=on,read-only=on
+,detect-zeroes=bogus
+,discard=bogus
+,file.aio=bogus
+,l2-cache-size=lots
+,read-only=maybe
+EOF2
+	q=$(qimg check --image-opts "force-share,driver=qcow2,file.filename=$img")
+	o=$(ours check --image-opts "force-share,driver=qcow2,file.filename=$img")
+	assert_eq "a bare first word (QEMU's implied file=) is refused ($q)" "$q" "$o"
+	# A raw file named driver=qcow2 fails to open, as with -f qcow2:
+	# exit 1, not raw's 63.
+	truncate -s 1M "$T/raw.img"
+	q=$(qimg check --image-opts "driver=qcow2,file.filename=$T/raw.img")
+	o=$(ours check --image-opts "driver=qcow2,file.filename=$T/raw.img")
+	assert_eq "driver=qcow2 on a raw file: check exits as qemu-img check ($q)" "$q" "$o"
+	o=$(ours check --output=json-lines --image-opts "file.filename=$T/raw.img" \
+		"driver=qcow2,file.filename=$T/raw.img")
+	assert_eq "json-lines: each string's driver for its own image (63, then 1)" \
+		"63 1" "$(jq -r '."exit-status"' "$T/o.out" | tr '\n' ' ' | sed 's/ $//')"
+}
+t_case "option strings read as QEMU reads them" parsing_case
 
 # force-share=on and file.locking=off read an image a VM writes, as -U.
 force_share_case() {
@@ -162,6 +203,24 @@ force_share_case() {
 	done
 	assert_match "...and without, says qemu-img's reason" \
 		'Failed to get shared "write" lock' "$(cat "$T/o.err")"
+	# Each image by its own string: force-share=on of one is not the
+	# other's.
+	qemu-img create -q -f qcow2 "$T/free.qcow2" 16M
+	o=$(ours check --output=json-lines --image-opts "driver=qcow2,file.filename=$T/live.qcow2" \
+		"driver=qcow2,file.filename=$T/free.qcow2,force-share=on")
+	assert_eq "json-lines: the VM's image without force-share is refused, the other read" \
+		"1 0" "$(jq -r '."exit-status"' "$T/o.out" | tr '\n' ' ' | sed 's/ $//')"
+	q=$(qimg compare --image-opts "driver=qcow2,file.filename=$T/live.qcow2" \
+		"driver=qcow2,file.filename=$T/free.qcow2,force-share=on")
+	o=$(ours diff --image-opts "driver=qcow2,file.filename=$T/live.qcow2" \
+		"driver=qcow2,file.filename=$T/free.qcow2,force-share=on")
+	assert_eq "diff: the same, as qemu-img compare ($q)" "$q" "$o"
+	# qemu-img's rules for -U with image options.
+	for spec in ",force-share=off" ",force-share=yes" ",force-share=on,read-only=off" ""; do
+		q=$(qimg check -U --image-opts "driver=qcow2,file.filename=$T/live.qcow2$spec")
+		o=$(ours check -U --image-opts "driver=qcow2,file.filename=$T/live.qcow2$spec")
+		assert_eq "check -U --image-opts '...$spec' exits as qemu-img ($q)" "$q" "$o"
+	done
 	release
 }
 t_case "force-share and file.locking" force_share_case

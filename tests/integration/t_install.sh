@@ -48,15 +48,19 @@ assert_eq "completion: a command by its first letters" "diff
 dump" "$(complete qcow2elf d)"
 assert_eq "completion: dump's long options" "--force-share
 --help
+--image-opts
 --no-data
 --no-gdb-script
+--object
 --output-file=
 --redact" "$(complete qcow2elf dump disk.qcow2 --)"
 assert_eq "completion: diff's long options, each once" "--color
 --color=
 --force-share
 --help
+--image-opts
 --no-color
+--object
 --output=
 --verbose" "$(complete qcow2elf diff a.elf --)"
 assert_eq "completion: check's options, short ones too" "-M
