@@ -70,7 +70,9 @@ bool named_qcow2(void);
  * into its PATH, in place.  Each returns 0, or Q2E_EXIT_USAGE after
  * saying why.  Before image I of ARGS is opened, image_use() sets QEMU's
  * locks as its string says, and image_opts_qcow2() then says whether it
- * named driver=qcow2.
+ * named driver=qcow2; once it is open, image_used() sets them for its
+ * backing files (BY_NAME: opened by their names alone, as qemu-img info
+ * --backing-chain opens them).
  */
 int object_option(const char *cmd, const char *spec);
 int image_opts_option(const char *cmd);
@@ -78,6 +80,7 @@ bool image_opts(void);
 void image_opts_reset(void);
 int image_args(const char *cmd, char **args, int n);
 void image_use(const char *cmd, int i);
+void image_used(const char *cmd, bool by_name);
 bool image_opts_qcow2(void);
 /* A size or offset as qemu-img reads one (size.c: 4M, 1.5G, 0x1000);
  * 0, -EINVAL or -ERANGE (past 2^63 - 1). */

@@ -143,7 +143,9 @@ int cmd_check(int argc, char **argv)
 						   ? "expects one IMAGE"
 						   : "expects exactly one IMAGE");
 	image_use("check", 0);
-	if (q2e_image_open(argv[optind], &img, &err) < 0) {
+	ret = q2e_image_open(argv[optind], &img, &err);
+	image_used("check", false);
+	if (ret < 0) {
 		ret = report(&err);
 		/* qemu-img takes it for raw, which has no check, unless
 		 * -f qcow2 said otherwise. */

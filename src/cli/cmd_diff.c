@@ -119,8 +119,10 @@ int cmd_diff(int argc, char **argv)
 	image_use("diff", 0);
 	ret = q2e_image_open(argv[optind], &a, &err);
 	image_use("diff", 1);
-	if (ret < 0 || q2e_image_open(argv[optind + 1], &b, &err) < 0 ||
-	    q2e_diff_build(a, b, &d, &err) < 0) {
+	if (ret == 0)
+		ret = q2e_image_open(argv[optind + 1], &b, &err);
+	image_used("diff", false);
+	if (ret < 0 || q2e_diff_build(a, b, &d, &err) < 0) {
 		report(&err);
 		ret = Q2E_EXIT_DIFF_ERROR;
 		goto out;

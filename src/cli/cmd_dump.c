@@ -32,7 +32,7 @@ int cmd_dump(int argc, char **argv)
 	struct q2e_error err = { 0 };
 	struct q2e_image *img;
 	const char *out = NULL;
-	int c;
+	int c, ret;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:f:Uh", opts, NULL)) != -1) {
@@ -82,7 +82,9 @@ int cmd_dump(int argc, char **argv)
 	if (image_args("dump", argv + optind, 1))
 		return Q2E_EXIT_USAGE;
 	image_use("dump", 0);
-	if (q2e_image_open(argv[optind], &img, &err) < 0)
+	ret = q2e_image_open(argv[optind], &img, &err);
+	image_used("dump", false);
+	if (ret < 0)
 		return report(&err);
 	warn_problems(img);
 	remove_output_on_signals();

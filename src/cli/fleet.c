@@ -59,9 +59,10 @@ static int check_one(const char *path, FILE *fp)
 	struct q2e_image *img = NULL;
 	const char *error = NULL;
 	struct q2e_out *o;
-	int status;
+	int status, ret = q2e_image_open(path, &img, &err);
 
-	if (q2e_image_open(path, &img, &err) < 0) {
+	image_used("check", false);
+	if (ret < 0) {
 		status = err.code == Q2E_ENOTQCOW2 && !named_qcow2()
 			 ? Q2E_EXIT_CHECK_NOT_QCOW2 : Q2E_EXIT_CHECK_INCOMPLETE;
 		error = err.msg;

@@ -19,10 +19,14 @@
  * reference) and its deprecated short form of KEY=on (noKEY: off) after.
  * What chooses the bytes read is taken, for each image on its own:
  * driver (qcow2, as -f qcow2), file.driver (file), file.filename,
- * force-share and file.locking (off reads as -U does).  What only tunes
- * QEMU's caches, I/O or decryption is accepted where QEMU would accept
- * the value.  Any other option is refused, never ignored: backing= or
- * data-file=, say, would change what the image means.
+ * force-share (read as -U does, the backing files too, as QEMU passes it
+ * on to them) and file.locking (off: the image file's locks alone are
+ * not looked at).  What only tunes QEMU's caches, I/O or decryption is
+ * accepted where QEMU would accept its value alone; QEMU's checks across
+ * options (cache sizes given together, detect-zeroes=unmap without
+ * discard=unmap) and against the image (encrypt.format) are not made.
+ * Any other option is refused, never ignored: backing= or data-file=,
+ * say, would change what the image means.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,12 +35,12 @@
 
 #include "cli.h"
 
-#define MAX_PAIRS 64
 #define HINT "with --image-opts, IMAGE is driver=qcow2,file.filename=PATH"
 
 /* What an option string says of its image beyond its file. */
 struct image_opt {
 	bool share;		/* force-share=on or file.locking=off */
+	bool share_backing;	/* force-share=on, which QEMU passes on */
 	bool qcow2;		/* driver=qcow2 */
 };
 
@@ -80,6 +84,13 @@ void image_use(const char *cmd, int i)
 		image_locking(cmd, opts[i].share);
 }
 
+void image_used(const char *cmd, bool backing_by_name)
+{
+	if (given && current < nopts)
+		image_locking(cmd, !backing_by_name &&
+					   opts[current].share_backing);
+}
+
 struct pair {
 	const char *key, *value;
 };
@@ -106,8 +117,9 @@ static bool one_of(const char *v, const char *const *words)
 
 /*
  * What the options QEMU takes, and qcow2elf with them, may be: "bool",
- * "size" (a number, with qemu-img's suffixes), "name" (not empty), a list
- * of words, or NULL for any value.
+ * "number" (decimal), "size" (a number, with qemu-img's suffixes), "name"
+ * (not empty), "id" (QEMU's identifier), a list of words, or NULL for any
+ * value.
  */
 struct option_kind {
 	const char *key;
@@ -134,13 +146,15 @@ static const struct option_kind kinds[] = {
 	{ "auto-read-only", "bool", NULL },
 	{ "cache.direct", "bool", NULL },
 	{ "cache.no-flush", "bool", NULL },
+	{ "file.cache.direct", "bool", NULL },
+	{ "file.cache.no-flush", "bool", NULL },
 	{ "discard", "words", discard_words },
 	{ "detect-zeroes", "words", zeroes_words },
 	{ "file.aio", "words", aio_words },
-	{ "file.aio-max-batch", "size", NULL },
+	{ "file.aio-max-batch", "number", NULL },
 	{ "file.x-check-cache-dropped", "bool", NULL },
-	{ "node-name", "name", NULL },
-	{ "file.node-name", "name", NULL },
+	{ "node-name", "id", NULL },
+	{ "file.node-name", "id", NULL },
 	{ "lazy-refcounts", "bool", NULL },
 	{ "pass-discard-request", "bool", NULL },
 	{ "pass-discard-snapshot", "bool", NULL },
@@ -150,7 +164,7 @@ static const struct option_kind kinds[] = {
 	{ "l2-cache-size", "size", NULL },
 	{ "l2-cache-entry-size", "size", NULL },
 	{ "refcount-cache-size", "size", NULL },
-	{ "cache-clean-interval", "size", NULL },
+	{ "cache-clean-interval", "number", NULL },
 };
 
 static const struct option_kind *kind_of(const char *key)
@@ -165,6 +179,8 @@ static const struct option_kind *kind_of(const char *key)
 	return NULL;
 }
 
+static bool id_wellformed(const char *id, size_t n);
+
 static bool value_fits(const struct option_kind *k, const char *v)
 {
 	uint64_t n;
@@ -173,8 +189,12 @@ static bool value_fits(const struct option_kind *k, const char *v)
 		return true;
 	if (!strcmp(k->kind, "bool"))
 		return on_off(v) >= 0;
+	if (!strcmp(k->kind, "number"))
+		return *v && strspn(v, "0123456789") == strlen(v);
 	if (!strcmp(k->kind, "size"))
 		return parse_size(v, &n) == 0;
+	if (!strcmp(k->kind, "id"))
+		return id_wellformed(v, strlen(v));
 	if (!strcmp(k->kind, "name"))
 		return *v != '\0';
 	return one_of(v, k->words);
@@ -213,8 +233,9 @@ static bool next_pair(char **p, char **key, char **value)
 	return true;
 }
 
-/* SPEC's elements into PAIRS, in place, bare words made KEY=on (noKEY:
- * KEY=off) as QEMU takes them; 0 or a usage error's status. */
+/* SPEC's elements into PAIRS (room for one a comma and one more), in
+ * place, bare words made KEY=on (noKEY: KEY=off) as QEMU takes them; 0 or
+ * a usage error's status. */
 static int split(const char *cmd, char *spec, struct pair *pairs, int *n)
 {
 	char *p = spec, *key, *value;
@@ -227,11 +248,8 @@ static int split(const char *cmd, char *spec, struct pair *pairs, int *n)
 		if (!value && *n == 0)	/* QEMU's implied "file" */
 			return usage_error(cmd, "--image-opts: '%s' is no KEY=VALUE: " HINT,
 					   key);
-		if (*n == MAX_PAIRS)
-			return usage_error(cmd, "--image-opts: more than %s options",
-					   "64");
-		if (!value && strncmp(key, "no", 2) == 0 && kind_of(key + 2)) {
-			key += 2;
+		if (!value && strncmp(key, "no", 2) == 0) {
+			key += 2;	/* as QEMU: any bare "noX" is X=off */
 			value = "off";
 		}
 		pairs[(*n)++] = (struct pair){ key, value ? value : "on" };
@@ -299,15 +317,37 @@ static int choose(const char *cmd, const struct pair *pairs, int n,
 		return usage_error(cmd, "%s",
 				   "force-share=on can only be used with read-only images, as qemu-img says");
 	o->qcow2 = driver != NULL;
-	o->share = (share && on_off(share) == 1) ||
-		   (locking && strcmp(locking, "off") == 0);
+	o->share_backing = share && on_off(share) == 1;
+	o->share = o->share_backing || (locking && strcmp(locking, "off") == 0);
 	return 0;
+}
+
+/* One option string, ARG, made its file's name in place. */
+static int image_arg(const char *cmd, char **arg, struct image_opt *o)
+{
+	size_t room = 1;
+	struct pair *pairs;
+	const char *path = NULL;
+	int np, ret;
+
+	for (const char *c = *arg; *c; c++)
+		room += *c == ',';
+	pairs = calloc(room, sizeof(*pairs));
+	if (!pairs)
+		return usage_error(cmd, "%s", "out of memory");
+	ret = split(cmd, *arg, pairs, &np);
+	if (!ret)
+		ret = check_pairs(cmd, pairs, np);
+	if (!ret)
+		ret = choose(cmd, pairs, np, &path, o);
+	if (!ret)
+		*arg = (char *)path;
+	free(pairs);
+	return ret;
 }
 
 int image_args(const char *cmd, char **args, int n)
 {
-	struct pair pairs[MAX_PAIRS];
-
 	if (!given)
 		return 0;
 	free(opts);
@@ -316,16 +356,10 @@ int image_args(const char *cmd, char **args, int n)
 	if (!opts)
 		return usage_error(cmd, "%s", "out of memory");
 	for (int i = 0; i < n; i++) {
-		const char *path = NULL;
-		int np, ret = split(cmd, args[i], pairs, &np);
+		int ret = image_arg(cmd, &args[i], &opts[i]);
 
-		if (!ret)
-			ret = check_pairs(cmd, pairs, np);
-		if (!ret)
-			ret = choose(cmd, pairs, np, &path, &opts[i]);
 		if (ret)
 			return ret;
-		args[i] = (char *)path;
 		nopts = i + 1;
 	}
 	return 0;
@@ -356,7 +390,11 @@ static bool id_wellformed(const char *id, size_t n)
 /* The JSON form, {"qom-type": TYPE, "id": ID, ...}: both there. */
 static int object_json(const char *cmd, const char *spec)
 {
-	if (!strstr(spec, "\"qom-type\"") || spec[strlen(spec) - 1] != '}')
+	size_t end = strlen(spec);
+
+	while (end && strchr(" \t\n\r", spec[end - 1]))
+		end--;		/* JSON allows white space after it */
+	if (!strstr(spec, "\"qom-type\"") || !end || spec[end - 1] != '}')
 		return usage_error(cmd, "%s",
 				   "--object: expects TYPE,id=ID[,PROP=VALUE...] or {\"qom-type\": TYPE, \"id\": ID, ...}, as qemu-img's");
 	if (!strstr(spec, "\"id\""))

@@ -327,7 +327,9 @@ static int run_view(const char *cmd, int argc, char **argv, view_fn *view,
 	if (chain)
 		view = chain_view;
 	image_use(cmd, 0);
-	if (q2e_image_open(path, &img, &err) < 0)
+	ret = q2e_image_open(path, &img, &err);
+	image_used(cmd, chain);
+	if (ret < 0)
 		return report(&err);
 	o = q2e_out_new(stdout, format);
 	if (!o) {

@@ -147,8 +147,8 @@ object_case() {
 	assert_match "no id: said as qemu-img says it" "Parameter 'id' is missing" \
 		"$("$Q2E" map --object secret,data=x "$img" 2>&1)"
 	o=$(ours check --object "secret,id=s0,data=a,,b" --object \
-		'{"qom-type":"secret","id":"s1","data":"x"}' "$img")
-	assert_eq "two --object, one in JSON form: accepted" 0 "$o"
+		'{"qom-type":"secret","id":"s1","data":"x"} ' "$img")
+	assert_eq "two --object, one in JSON form (white space after it): accepted" 0 "$o"
 }
 t_case "--object" object_case
 
@@ -169,12 +169,21 @@ parsing_case() {
 ,discard=unmap,detect-zeroes=on,file.aio=threads
 ,l2-cache-size=1M,cache-clean-interval=0,node-name=n0
 ,file.x-check-cache-dropped=on,read-only=on
+,file.cache.direct=on,file.cache.no-flush=on
+,cache-clean-interval=1k
+,file.aio-max-batch=1k
+,node-name=1abc
+,node-name
 ,detect-zeroes=bogus
 ,discard=bogus
 ,file.aio=bogus
 ,l2-cache-size=lots
 ,read-only=maybe
 EOF2
+	spec=$(printf ',cache-size=1M%.0s' $(seq 70))
+	q=$(qimg check --image-opts "driver=qcow2,file.filename=$img$spec")
+	o=$(ours check --image-opts "driver=qcow2,file.filename=$img$spec")
+	assert_eq "70 options: exits as qemu-img check ($q)" "$q" "$o"
 	q=$(qimg check --image-opts "force-share,driver=qcow2,file.filename=$img")
 	o=$(ours check --image-opts "force-share,driver=qcow2,file.filename=$img")
 	assert_eq "a bare first word (QEMU's implied file=) is refused ($q)" "$q" "$o"
@@ -215,6 +224,18 @@ force_share_case() {
 	o=$(ours diff --image-opts "driver=qcow2,file.filename=$T/live.qcow2" \
 		"driver=qcow2,file.filename=$T/free.qcow2,force-share=on")
 	assert_eq "diff: the same, as qemu-img compare ($q)" "$q" "$o"
+	# The backing file: force-share is QEMU's for it too (but for info
+	# --backing-chain, which opens each by its name), file.locking=off
+	# the top file's alone.
+	qemu-img create -q -f qcow2 -u -b "$T/live.qcow2" -F qcow2 "$T/top.qcow2" 16M
+	for cmd in check map "info --backing-chain"; do
+		for spec in ",force-share=on" ",file.locking=off"; do
+			q=$(qimg $cmd --image-opts "driver=qcow2,file.filename=$T/top.qcow2$spec")
+			o=$(ours $cmd --image-opts "driver=qcow2,file.filename=$T/top.qcow2$spec")
+			assert_eq "its backing file written by a VM, $cmd '${spec#,}': exits as qemu-img ($q)" \
+				"$q" "$o"
+		done
+	done
 	# qemu-img's rules for -U with image options.
 	for spec in ",force-share=off" ",force-share=yes" ",force-share=on,read-only=off" ""; do
 		q=$(qimg check -U --image-opts "driver=qcow2,file.filename=$T/live.qcow2$spec")
