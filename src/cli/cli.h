@@ -68,20 +68,34 @@ bool named_qcow2(void);
  * --image-opts given to CMD, after which image_args() turns each of the N
  * IMAGE arguments ARGS, option strings "driver=qcow2,file.filename=PATH",
  * into its PATH, in place.  Each returns 0, or Q2E_EXIT_USAGE after
- * saying why.  Before image I of ARGS is opened, image_use() sets QEMU's
- * locks as its string says, and image_opts_qcow2() then says whether it
- * named driver=qcow2; once it is open, image_used() sets them for its
- * backing files (BY_NAME: opened by their names alone, as qemu-img info
- * --backing-chain opens them).
+ * saying why.  open_input() below opens image I of ARGS with the locks
+ * its string asks for; image_opts_qcow2() then says whether it named
+ * driver=qcow2.
  */
 int object_option(const char *cmd, const char *spec);
 int image_opts_option(const char *cmd);
 bool image_opts(void);
 void image_opts_reset(void);
 int image_args(const char *cmd, char **args, int n);
-void image_use(const char *cmd, int i);
-void image_used(const char *cmd, bool by_name);
 bool image_opts_qcow2(void);
+/*
+ * The two as getopt_long() options: the entries of a subcommand's option
+ * table, and qemu_option(), which takes OPT (OPT_OBJECT or OPT_IMAGE_OPTS)
+ * and its ARG as the two functions above do.
+ */
+enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS };
+#define QEMU_IMAGE_OPTIONS \
+	{ "object", required_argument, NULL, OPT_OBJECT }, \
+	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS }
+int qemu_option(const char *cmd, int opt, const char *arg);
+/*
+ * Opens PATH, image I of CMD's IMAGE arguments, with the locks its option
+ * string asks for, for it and then for its backing files (BY_NAME: these
+ * are opened by their names alone, as qemu-img info --backing-chain opens
+ * them); returns as q2e_image_open().
+ */
+int open_input(const char *cmd, int i, const char *path, bool by_name,
+	       struct q2e_image **img, struct q2e_error *err);
 /* A size or offset as qemu-img reads one (size.c: 4M, 1.5G, 0x1000);
  * 0, -EINVAL or -ERANGE (past 2^63 - 1). */
 int parse_size(const char *s, uint64_t *out);

@@ -16,7 +16,7 @@
 #include "qcow2elf/model.h"
 #include "cli.h"
 
-enum { OPT_OUTPUT = 256, OPT_OBJECT, OPT_IMAGE_OPTS };
+enum { OPT_OUTPUT = 256 };
 
 static const struct option check_options[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
@@ -24,8 +24,7 @@ static const struct option check_options[] = {
 	{ "progress", no_argument, NULL, 'p' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "force-share", no_argument, NULL, 'U' },
-	{ "object", required_argument, NULL, OPT_OBJECT },
-	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+	QEMU_IMAGE_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	/* qemu-img check's, refused with a word on where to repair */
 	{ "repair", optional_argument, NULL, 'r' },
@@ -112,12 +111,8 @@ int cmd_check(int argc, char **argv)
 			force_share("check");
 			break;
 		case OPT_OBJECT:
-			ret = object_option("check", optarg);
-			if (ret)
-				return ret;
-			break;
 		case OPT_IMAGE_OPTS:
-			ret = image_opts_option("check");
+			ret = qemu_option("check", c, optarg);
 			if (ret)
 				return ret;
 			break;
@@ -142,9 +137,7 @@ int cmd_check(int argc, char **argv)
 		return usage_error("check", "%s", optind >= argc
 						   ? "expects one IMAGE"
 						   : "expects exactly one IMAGE");
-	image_use("check", 0);
-	ret = q2e_image_open(argv[optind], &img, &err);
-	image_used("check", false);
+	ret = open_input("check", 0, argv[optind], false, &img, &err);
 	if (ret < 0) {
 		ret = report(&err);
 		/* qemu-img takes it for raw, which has no check, unless

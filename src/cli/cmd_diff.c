@@ -18,7 +18,7 @@
 #include "cli.h"
 
 
-enum { OPT_OUTPUT = 256, OPT_COLOR, OPT_NO_COLOR, OPT_OBJECT, OPT_IMAGE_OPTS };
+enum { OPT_OUTPUT = 256, OPT_COLOR, OPT_NO_COLOR };
 
 /*
  * --color=auto|always|never as git reads it: --color alone is always, and
@@ -55,8 +55,7 @@ int cmd_diff(int argc, char **argv)
 		{ "color", optional_argument, NULL, OPT_COLOR },
 		{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		QEMU_IMAGE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -89,11 +88,8 @@ int cmd_diff(int argc, char **argv)
 			force_share("diff");
 			break;
 		case OPT_OBJECT:
-			if (object_option("diff", optarg))
-				return Q2E_EXIT_DIFF_ERROR;
-			break;
 		case OPT_IMAGE_OPTS:
-			if (image_opts_option("diff"))
+			if (qemu_option("diff", c, optarg))
 				return Q2E_EXIT_DIFF_ERROR;
 			break;
 		case OPT_COLOR:
@@ -116,12 +112,9 @@ int cmd_diff(int argc, char **argv)
 	}
 	if (image_args("diff", argv + optind, 2))
 		return Q2E_EXIT_DIFF_ERROR;
-	image_use("diff", 0);
-	ret = q2e_image_open(argv[optind], &a, &err);
-	image_use("diff", 1);
+	ret = open_input("diff", 0, argv[optind], false, &a, &err);
 	if (ret == 0)
-		ret = q2e_image_open(argv[optind + 1], &b, &err);
-	image_used("diff", false);
+		ret = open_input("diff", 1, argv[optind + 1], false, &b, &err);
 	if (ret < 0 || q2e_diff_build(a, b, &d, &err) < 0) {
 		report(&err);
 		ret = Q2E_EXIT_DIFF_ERROR;

@@ -11,7 +11,7 @@
 
 /* --output=json would be taken for --output-file=json, a file named json:
  * --output is an option of its own, and refused. */
-enum { OPT_OUTPUT = 256, OPT_OBJECT, OPT_IMAGE_OPTS };
+enum { OPT_OUTPUT = 256 };
 
 int cmd_dump(int argc, char **argv)
 {
@@ -22,8 +22,7 @@ int cmd_dump(int argc, char **argv)
 		{ "no-gdb-script", no_argument, NULL, 'g' },
 		{ "redact", no_argument, NULL, 'r' },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "object", required_argument, NULL, OPT_OBJECT },
-		{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+		QEMU_IMAGE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -60,11 +59,8 @@ int cmd_dump(int argc, char **argv)
 			force_share("dump");
 			break;
 		case OPT_OBJECT:
-			if (object_option("dump", optarg))
-				return Q2E_EXIT_USAGE;
-			break;
 		case OPT_IMAGE_OPTS:
-			if (image_opts_option("dump"))
+			if (qemu_option("dump", c, optarg))
 				return Q2E_EXIT_USAGE;
 			break;
 		case 'h':
@@ -81,9 +77,7 @@ int cmd_dump(int argc, char **argv)
 		return usage_error("dump", "%s", "-o names no file: give a name, or - for standard output");
 	if (image_args("dump", argv + optind, 1))
 		return Q2E_EXIT_USAGE;
-	image_use("dump", 0);
-	ret = q2e_image_open(argv[optind], &img, &err);
-	image_used("dump", false);
+	ret = open_input("dump", 0, argv[optind], false, &img, &err);
 	if (ret < 0)
 		return report(&err);
 	warn_problems(img);

@@ -50,8 +50,8 @@ static void counts(struct q2e_out *o, const struct q2e_check_result *res)
 	q2e_out_uint(o, "findings", res->nfindings);
 }
 
-/* Checks PATH and writes its line to FP; returns its exit status. */
-static int check_one(const char *path, FILE *fp)
+/* Checks PATH, image I, and writes its line to FP; returns its exit status. */
+static int check_one(int i, const char *path, FILE *fp)
 {
 	struct q2e_check_options opts = { 0 };
 	struct q2e_check_result *res = NULL;
@@ -59,9 +59,8 @@ static int check_one(const char *path, FILE *fp)
 	struct q2e_image *img = NULL;
 	const char *error = NULL;
 	struct q2e_out *o;
-	int status, ret = q2e_image_open(path, &img, &err);
+	int status, ret = open_input("check", i, path, false, &img, &err);
 
-	image_used("check", false);
 	if (ret < 0) {
 		status = err.code == Q2E_ENOTQCOW2 && !named_qcow2()
 			 ? Q2E_EXIT_CHECK_NOT_QCOW2 : Q2E_EXIT_CHECK_INCOMPLETE;
@@ -111,8 +110,7 @@ int check_json_lines(char **images, size_t n)
 			fprintf(stderr, "%s: out of memory\n", progname);
 			return Q2E_EXIT_CHECK_INCOMPLETE;
 		}
-		image_use("check", (int)i);
-		status = check_one(images[i], mem);
+		status = check_one((int)i, images[i], mem);
 		if (fclose(mem) != 0 || len == 0) {
 			free(line);
 			fprintf(stderr, "%s: out of memory\n", progname);

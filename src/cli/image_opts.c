@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "qcow2elf/model.h"
 
 #define HINT "with --image-opts, IMAGE is driver=qcow2,file.filename=PATH"
 
@@ -77,18 +78,35 @@ bool image_opts_qcow2(void)
 	return given && current < nopts && opts[current].qcow2;
 }
 
-void image_use(const char *cmd, int i)
+static void image_use(const char *cmd, int i)
 {
 	current = i;
 	if (given && i < nopts)
 		image_locking(cmd, opts[i].share);
 }
 
-void image_used(const char *cmd, bool backing_by_name)
+static void image_used(const char *cmd, bool backing_by_name)
 {
 	if (given && current < nopts)
 		image_locking(cmd, !backing_by_name &&
 					   opts[current].share_backing);
+}
+
+int qemu_option(const char *cmd, int opt, const char *arg)
+{
+	return opt == OPT_OBJECT ? object_option(cmd, arg)
+				 : image_opts_option(cmd);
+}
+
+int open_input(const char *cmd, int i, const char *path, bool by_name,
+	       struct q2e_image **img, struct q2e_error *err)
+{
+	int ret;
+
+	image_use(cmd, i);
+	ret = q2e_image_open(path, img, err);
+	image_used(cmd, by_name);
+	return ret;
 }
 
 struct pair {

@@ -210,7 +210,7 @@ int parse_format(const char *cmd, const char *arg, enum q2e_format *f)
 /* Options every subcommand that prints a report understands. */
 enum {
 	OPT_OUTPUT = 256, OPT_HELP, OPT_BACKING_CHAIN, OPT_START_OFFSET,
-	OPT_MAX_LENGTH, OPT_OBJECT, OPT_IMAGE_OPTS
+	OPT_MAX_LENGTH
 };
 
 static const struct option report_options[] = {
@@ -219,8 +219,7 @@ static const struct option report_options[] = {
 	{ "start-offset", required_argument, NULL, OPT_START_OFFSET },
 	{ "max-length", required_argument, NULL, OPT_MAX_LENGTH },
 	{ "force-share", no_argument, NULL, 'U' },
-	{ "object", required_argument, NULL, OPT_OBJECT },
-	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+	QEMU_IMAGE_OPTIONS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -282,10 +281,8 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 			force_share(cmd);
 			break;
 		case OPT_OBJECT:
-			ret = object_option(cmd, optarg);
-			break;
 		case OPT_IMAGE_OPTS:
-			ret = image_opts_option(cmd);
+			ret = qemu_option(cmd, c, optarg);
 			break;
 		case 'h':
 			/* *image stays NULL: the caller stops there. */
@@ -326,9 +323,7 @@ static int run_view(const char *cmd, int argc, char **argv, view_fn *view,
 		return ret;
 	if (chain)
 		view = chain_view;
-	image_use(cmd, 0);
-	ret = q2e_image_open(path, &img, &err);
-	image_used(cmd, chain);
+	ret = open_input(cmd, 0, path, chain, &img, &err);
 	if (ret < 0)
 		return report(&err);
 	o = q2e_out_new(stdout, format);

@@ -28,6 +28,7 @@ int q2e_dump_note(const struct q2e_image *img,
 	/* A redacted dump dumped again is still redacted. */
 	const char *redacted = opts->redact ? Q2E_REDACTED_WHAT
 			       : dm && dm->redacted ? dm->redacted : NULL;
+	const char *refusal = q2e_qemu_plain_open_refusal(img);
 	char *facts[MAX_FACTS];
 	size_t n = 0;
 	int ret = 0;
@@ -54,8 +55,8 @@ int q2e_dump_note(const struct q2e_image *img,
 	if (redacted)
 		FACT("redacted=%s", redacted);
 	/* As info gives it, for the gdb helpers: qemu-img map fails. */
-	if (q2e_qemu_plain_open_refusal(img))
-		FACT("qemu-refuses=%s", q2e_qemu_plain_open_refusal(img));
+	if (refusal)
+		FACT("qemu-refuses=%s", refusal);
 #undef FACT
 	for (size_t i = 0; i < n; i++) {
 		if (!facts[i])
