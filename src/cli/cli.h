@@ -63,8 +63,8 @@ void image_locking(const char *cmd, bool share);
 int image_format(const char *cmd, const char *arg);
 bool named_qcow2(void);
 /*
- * qemu-img's --object and --image-opts (image_opts.c).  object_option()
- * checks an --object's form and keeps nothing; image_opts_option() is
+ * qemu-img's --object (object_opt.c) and --image-opts (image_opts.c).
+ * object_option() checks an --object as qemu-img does and keeps nothing; image_opts_option() is
  * --image-opts given to CMD, after which image_args() turns each of the N
  * IMAGE arguments ARGS, option strings "driver=qcow2,file.filename=PATH",
  * into its PATH, in place.  Each returns 0, or Q2E_EXIT_USAGE after
@@ -73,6 +73,10 @@ bool named_qcow2(void);
  * driver=qcow2.
  */
 int object_option(const char *cmd, const char *spec);
+void object_options_reset(void);
+/* What object_option() and qemu_option() return once they have printed
+ * the help that "--object help" asks for: the command ends there, 0. */
+#define OBJECT_HELP_SHOWN (-1)
 int image_opts_option(const char *cmd);
 bool image_opts(void);
 void image_opts_reset(void);
@@ -88,6 +92,10 @@ enum { OPT_OBJECT = 0x1000, OPT_IMAGE_OPTS };
 	{ "object", required_argument, NULL, OPT_OBJECT }, \
 	{ "image-opts", no_argument, NULL, OPT_IMAGE_OPTS }
 int qemu_option(const char *cmd, int opt, const char *arg);
+/* The length of the option P starts, to the comma that ends it (",," is a
+ * comma inside it); and whether ID's N bytes are QEMU's well-formed id. */
+size_t qemu_opt_len(const char *p);
+bool qemu_id_wellformed(const char *id, size_t n);
 /*
  * Opens PATH, image I of CMD's IMAGE arguments, with the locks its option
  * string asks for, for it and then for its backing files (BY_NAME: these

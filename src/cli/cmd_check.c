@@ -114,7 +114,7 @@ int cmd_check(int argc, char **argv)
 		case OPT_IMAGE_OPTS:
 			ret = qemu_option("check", c, optarg);
 			if (ret)
-				return ret;
+				return ret == OBJECT_HELP_SHOWN ? 0 : ret;
 			break;
 		case 'h':
 			return print_command_help("check");

@@ -89,8 +89,9 @@ int cmd_diff(int argc, char **argv)
 			break;
 		case OPT_OBJECT:
 		case OPT_IMAGE_OPTS:
-			if (qemu_option("diff", c, optarg))
-				return Q2E_EXIT_DIFF_ERROR;
+			ret = qemu_option("diff", c, optarg);
+			if (ret)
+				return ret == OBJECT_HELP_SHOWN ? 0 : Q2E_EXIT_DIFF_ERROR;
 			break;
 		case OPT_COLOR:
 			if (parse_color(optarg, &color) < 0)

@@ -60,8 +60,9 @@ int cmd_dump(int argc, char **argv)
 			break;
 		case OPT_OBJECT:
 		case OPT_IMAGE_OPTS:
-			if (qemu_option("dump", c, optarg))
-				return Q2E_EXIT_USAGE;
+			ret = qemu_option("dump", c, optarg);
+			if (ret)
+				return ret == OBJECT_HELP_SHOWN ? 0 : Q2E_EXIT_USAGE;
 			break;
 		case 'h':
 			return print_command_help("dump");

@@ -1,13 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * qemu-img's --object and --image-opts, so that a command line written
- * for qemu-img works unchanged: a LUKS image's above all, which qemu-img
- * check and map cannot open without its secret.
- *
- * qcow2elf decrypts nothing (a QCOW2 image's metadata is never
- * encrypted), so an --object is checked for a type and a well-formed id,
- * as QEMU requires them, and is not kept: a secret it holds goes nowhere,
- * not even into an error message.
+ * qemu-img's --image-opts (and, in object_opt.c, --object), so that a
+ * command line written for qemu-img works unchanged: a LUKS image's above
+ * all, which qemu-img check and map cannot open without its secret.
  *
  * --image-opts makes every IMAGE an option string, as QEMU reads one:
  *
@@ -52,6 +47,7 @@ static int current;		/* the image image_use() named */
 
 void image_opts_reset(void)
 {
+	object_options_reset();
 	given = false;
 	free(opts);
 	opts = NULL;
@@ -197,7 +193,6 @@ static const struct option_kind *kind_of(const char *key)
 	return NULL;
 }
 
-static bool id_wellformed(const char *id, size_t n);
 
 static bool value_fits(const struct option_kind *k, const char *v)
 {
@@ -212,7 +207,7 @@ static bool value_fits(const struct option_kind *k, const char *v)
 	if (!strcmp(k->kind, "size"))
 		return parse_size(v, &n) == 0;
 	if (!strcmp(k->kind, "id"))
-		return id_wellformed(v, strlen(v));
+		return qemu_id_wellformed(v, strlen(v));
 	if (!strcmp(k->kind, "name"))
 		return *v != '\0';
 	return one_of(v, k->words);
@@ -384,7 +379,7 @@ int image_args(const char *cmd, char **args, int n)
 }
 
 /* The length of the element P starts: to a comma, ",," inside it. */
-static size_t element_len(const char *p)
+size_t qemu_opt_len(const char *p)
 {
 	size_t n = 0;
 
@@ -394,7 +389,7 @@ static size_t element_len(const char *p)
 }
 
 /* QEMU's id_wellformed(): a letter, then letters, digits, '-', '.', '_'. */
-static bool id_wellformed(const char *id, size_t n)
+bool qemu_id_wellformed(const char *id, size_t n)
 {
 	if (!n || !((id[0] | 0x20) >= 'a' && (id[0] | 0x20) <= 'z'))
 		return false;
@@ -403,59 +398,4 @@ static bool id_wellformed(const char *id, size_t n)
 			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._", id[i]))
 			return false;
 	return true;
-}
-
-/* The JSON form, {"qom-type": TYPE, "id": ID, ...}: both there. */
-static int object_json(const char *cmd, const char *spec)
-{
-	size_t end = strlen(spec);
-
-	while (end && strchr(" \t\n\r", spec[end - 1]))
-		end--;		/* JSON allows white space after it */
-	if (!strstr(spec, "\"qom-type\"") || !end || spec[end - 1] != '}')
-		return usage_error(cmd, "%s",
-				   "--object: expects TYPE,id=ID[,PROP=VALUE...] or {\"qom-type\": TYPE, \"id\": ID, ...}, as qemu-img's");
-	if (!strstr(spec, "\"id\""))
-		return usage_error(cmd, "%s",
-				   "--object: Parameter 'id' is missing");
-	return 0;
-}
-
-int object_option(const char *cmd, const char *spec)
-{
-	bool typed = false, secret = false, id = false, wellformed = false;
-	bool data = false;
-
-	if (spec[0] == '{')
-		return object_json(cmd, spec);
-	for (const char *p = spec; *p; p += *p == ',') {
-		size_t n = element_len(p), k = strcspn(p, "=,");
-
-		if (p == spec && k >= n && n > 0) {
-			typed = true;	/* TYPE, first */
-			secret = n == 6 && !strncmp(p, "secret", 6);
-		} else if (strncmp(p, "qom-type=", 9) == 0 && n > 9) {
-			typed = true;
-			secret = n == 15 && !strncmp(p + 9, "secret", 6);
-		} else if (strncmp(p, "id=", 3) == 0 && n > 3) {
-			id = true;
-			wellformed = id_wellformed(p + 3, n - 3);
-		} else if (!strncmp(p, "data=", 5) || !strncmp(p, "file=", 5)) {
-			data = true;
-		}
-		p += n;
-	}
-	if (!typed)
-		return usage_error(cmd, "%s",
-				   "--object: expects TYPE,id=ID[,PROP=VALUE...], as qemu-img's");
-	if (!id)
-		return usage_error(cmd, "%s",
-				   "--object: Parameter 'id' is missing");
-	if (!wellformed)	/* its value may be a secret's: not shown */
-		return usage_error(cmd, "%s",
-				   "--object: Parameters 'id' expects an identifier");
-	if (secret && !data)
-		return usage_error(cmd, "%s",
-				   "--object: Either 'file' or 'data' must be provided");
-	return 0;
 }

@@ -290,8 +290,8 @@ static int parse_report_args(const char *cmd, int argc, char **argv,
 		default:
 			return option_error(cmd);
 		}
-		if (ret)
-			return ret;
+		if (ret)	/* after --object help, *image stays NULL */
+			return ret == OBJECT_HELP_SHOWN ? 0 : ret;
 	}
 	if (optind != argc - 1)
 		return usage_error(cmd, "%s", optind >= argc
@@ -564,6 +564,8 @@ static void print_help(void)
 
 int cli_main(int argc, char **argv)
 {
+	int ret;
+
 	if (argc < 2)
 		return usage_error(NULL, "%s", "missing COMMAND");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -591,7 +593,9 @@ int cli_main(int argc, char **argv)
 		q2e_image_observe_opens(says_as_qemu_img(commands[i].name)
 					? warn_as_qemu_opens : NULL, NULL);
 		image_opts_reset();
-		return commands[i].run(argc - 1, argv + 1);
+		ret = commands[i].run(argc - 1, argv + 1);
+		image_opts_reset();	/* --object's ids */
+		return ret;
 	}
 	return usage_error(NULL, "unknown command '%s'", argv[1]);
 }

@@ -152,6 +152,59 @@ object_case() {
 }
 t_case "--object" object_case
 
+# --object as qemu-img 7.2 checks it: the type, the id, a secret's
+# properties; each failure exits as qemu-img's, in its words.
+object_checks_case() {
+	local spec q o img="$T/a,b.qcow2" words
+	printf 'key' >"$T/key.txt"
+	for spec in "foo,id=x" "iothread,id=x" '{"qom-type":"foo","id":"x"}' \
+		    '{"qom-type":"iothread","id":"x"}' "qom-type=help" \
+		    "secret_keyring,id=k" "secret,id=s,data=x,bogus=1" \
+		    "secret,id=s,data=x,loaded=on" "secret,id=s,data=x,format=hex" \
+		    "secret,id=s,file=$T/none.txt" "secret,id=s,data=x,keyid=k0" \
+		    "secret,id=s,data=x,junk" ",secret,id=s,data=x" \
+		    "secret,id=s,file=$T/key.txt" "secret,id=s,data=x,id=t" \
+		    "secret,id=s,data=x,format=base64" "throttle-group,id=t" \
+		    "secret,id=s,data=x,"; do
+		q=$(qimg check --object "$spec" "$img")
+		o=$(ours check --object "$spec" "$img")
+		assert_eq "--object '$spec': exits as qemu-img check ($q)" "$q" "$o"
+		words=$(sed -n 's/^qemu-img: //p' "$T/q.err" | head -n 1)
+		[ -z "$words" ] || assert_match "...and says what qemu-img says" \
+			"--object: $words" "$(cat "$T/o.err")"
+	done
+	q=$(qimg check --object secret,id=s,data=y,keyid=k0 \
+		--object secret,id=k0,data=x "$img")
+	o=$(ours check --object secret,id=s,data=y,keyid=k0 \
+		--object secret,id=k0,data=x "$img")
+	assert_eq "a keyid naming a later secret: exits as qemu-img ($q)" "$q" "$o"
+	assert_match "...saying so" "No secret with id 'k0'" "$(cat "$T/o.err")"
+	q=$(qimg check --object secret,id=s,data=x --object secret,id=s,data=y "$img")
+	o=$(ours check --object secret,id=s,data=x --object secret,id=s,data=y "$img")
+	assert_eq "two --object with one id: exits as qemu-img ($q)" "$q" "$o"
+	assert_match "...saying so" "duplicate property 's'" "$(cat "$T/o.err")"
+}
+t_case "--object: types, ids and secrets as qemu-img checks them" object_checks_case
+
+# --object help, alone or after a type: what qemu-img prints, exit 0,
+# before the image is looked at.
+object_help_case() {
+	local spec cmd
+	for spec in help "?" "help,id=x" "secret,help" "secret_keyring,help" \
+		    "iothread,help" "foo,help"; do
+		for cmd in info map check dump diff; do
+			"$Q2E" $cmd --object "$spec" >"$T/o.out" 2>"$T/o.err"
+			assert_eq "$cmd --object '$spec': exit 0, as qemu-img" 0 $?
+			qemu-img info --object "$spec" >"$T/q.out" 2>&1
+			assert_eq "...printing what qemu-img prints" \
+				"$(cat "$T/q.out")" "$(cat "$T/o.out")"
+		done
+	done
+	assert_eq "throttle-group,help: refused (qcow2elf keeps no list of its properties)" 1 \
+		"$(ours info --object throttle-group,help)"
+}
+t_case "--object help" object_help_case
+
 # Option strings as QEMU reads them, each compared with qemu-img check's
 # exit status: the last of a key given twice counts, a bare word after
 # the first is KEY=on (noKEY: off), the options that tune QEMU's caches
