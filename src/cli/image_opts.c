@@ -17,12 +17,13 @@
  * force-share (read as -U does, the backing files too, as QEMU passes it
  * on to them) and file.locking (off: the image file's locks alone are
  * not looked at).  What only tunes QEMU's caches, I/O or decryption is
- * accepted where QEMU would accept its value alone; QEMU's checks across
- * options (cache sizes given together, detect-zeroes=unmap without
- * discard=unmap) and against the image (encrypt.format) are not made.
+ * accepted where QEMU would accept its value, and QEMU's checks across
+ * options (combined()) and against the image (image_fits()) are made;
+ * a secret's password is not tried.
  * Any other option is refused, never ignored: backing= or data-file=,
  * say, would change what the image means.
  */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,11 @@ struct image_opt {
 	bool share;		/* force-share=on or file.locking=off */
 	bool share_backing;	/* force-share=on, which QEMU passes on */
 	bool qcow2;		/* driver=qcow2 */
+	/* What QEMU checks against the image as it opens it (image_fits()),
+	 * pointing into the option string, or NULL. */
+	const char *entry_size;	/* l2-cache-entry-size */
+	const char *encrypt;	/* encrypt.format */
+	const char *key;	/* encrypt.key-secret */
 };
 
 static bool given;		/* --image-opts */
@@ -94,6 +100,43 @@ int qemu_option(const char *cmd, int opt, const char *arg)
 				 : image_opts_option(cmd);
 }
 
+/*
+ * What QEMU checks of image I's options against the image as it opens
+ * it: 0, or an error for CMD naming the image.  qemu-img info opens an
+ * encrypted image without its key; the other commands need the secret
+ * encrypt.key-secret names (its password is not tried).
+ */
+static int image_fits(const char *cmd, int i, const struct q2e_image *img,
+		      struct q2e_error *err)
+{
+	static const char *const formats[] = { NULL, "aes", "luks" };
+	const struct image_opt *o = &opts[i];
+	uint32_t method = img->hdr.crypt_method;
+	const char *has = method < 3 ? formats[method] : NULL;
+	uint64_t entry = 0;
+
+	if (o->entry_size && (parse_size(o->entry_size, &entry) < 0 ||
+			      entry < 512 || entry > img->cluster_size ||
+			      (entry & (entry - 1))))
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s': --image-opts: L2 cache entry size must be a power of two between 512 and the cluster size (%" PRIu64 "), as QEMU says",
+				     img->path, img->cluster_size);
+	if (o->encrypt && !method)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s': --image-opts: No encryption in image header, but options specified format '%s', as QEMU says",
+				     img->path, o->encrypt);
+	if (o->encrypt && has && strcmp(o->encrypt, has) != 0)
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s': --image-opts: Header reported '%s' encryption format but options specify '%s', as QEMU says",
+				     img->path, has, o->encrypt);
+	if (method && o->key && strcmp(cmd, "info") != 0 &&
+	    !object_secret_given(o->key))
+		return q2e_error_set(err, Q2E_EUSAGE,
+				     "'%s': --image-opts: No secret with id '%s', as QEMU says",
+				     img->path, o->key);
+	return 0;
+}
+
 int open_input(const char *cmd, int i, const char *path, bool by_name,
 	       struct q2e_image **img, struct q2e_error *err)
 {
@@ -102,6 +145,13 @@ int open_input(const char *cmd, int i, const char *path, bool by_name,
 	image_use(cmd, i);
 	ret = q2e_image_open(path, img, err);
 	image_used(cmd, by_name);
+	if (ret == 0 && given && i < nopts) {
+		ret = image_fits(cmd, i, *img, err);
+		if (ret < 0) {
+			q2e_image_close(*img);
+			*img = NULL;
+		}
+	}
 	return ret;
 }
 
@@ -301,6 +351,57 @@ static int check_pairs(const char *cmd, const struct pair *pairs, int n)
 	return 0;
 }
 
+/* An option's value as on or off: DEFAULT_ON when it is not given. */
+static bool is_on(const struct pair *pairs, int n, const char *key,
+		  bool default_on)
+{
+	const char *v = last(pairs, n, key);
+
+	return v ? on_off(v) == 1 : default_on;
+}
+
+/* The size KEY gives, or 0 (a value check_pairs() took). */
+static uint64_t size_of(const struct pair *pairs, int n, const char *key)
+{
+	const char *v = last(pairs, n, key);
+	uint64_t size = 0;
+
+	if (v && parse_size(v, &size) < 0)
+		size = 0;
+	return size;
+}
+
+/* QEMU's checks across options, in the order QEMU makes them. */
+static int combined(const char *cmd, const struct pair *pairs, int n)
+{
+	const char *zeroes = last(pairs, n, "detect-zeroes");
+	const char *discard = last(pairs, n, "discard");
+	const char *aio = last(pairs, n, "file.aio");
+	const char *cache = last(pairs, n, "cache-size");
+	const char *l2 = last(pairs, n, "l2-cache-size");
+	const char *refcount = last(pairs, n, "refcount-cache-size");
+	bool direct = is_on(pairs, n, "file.cache.direct",
+			    is_on(pairs, n, "cache.direct", false));
+	const char *why = NULL;
+
+	if (zeroes && !strcmp(zeroes, "unmap") &&
+	    !(discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"))))
+		why = "setting detect-zeroes to unmap is not allowed without setting discard operation to unmap";
+	else if (aio && !strcmp(aio, "native") && !direct)
+		why = "aio=native was specified, but it requires cache.direct=on, which was not specified";
+	else if (cache && l2 && refcount)
+		why = "cache-size, l2-cache-size and refcount-cache-size may not be set at the same time";
+	else if (cache && l2 && size_of(pairs, n, "l2-cache-size") >
+				size_of(pairs, n, "cache-size"))
+		why = "l2-cache-size may not exceed cache-size";
+	else if (cache && refcount &&
+		 size_of(pairs, n, "refcount-cache-size") >
+		 size_of(pairs, n, "cache-size"))
+		why = "refcount-cache-size may not exceed cache-size";
+	return why ? usage_error(cmd, "--image-opts: %s, as QEMU says", why)
+		   : 0;
+}
+
 /* What the options choose: the file, the format, QEMU's locks. */
 static int choose(const char *cmd, const struct pair *pairs, int n,
 		  const char **path, struct image_opt *o)
@@ -330,6 +431,9 @@ static int choose(const char *cmd, const struct pair *pairs, int n,
 		return usage_error(cmd, "%s",
 				   "force-share=on can only be used with read-only images, as qemu-img says");
 	o->qcow2 = driver != NULL;
+	o->entry_size = last(pairs, n, "l2-cache-entry-size");
+	o->encrypt = last(pairs, n, "encrypt.format");
+	o->key = last(pairs, n, "encrypt.key-secret");
 	o->share_backing = share && on_off(share) == 1;
 	o->share = o->share_backing || (locking && strcmp(locking, "off") == 0);
 	return 0;
@@ -351,6 +455,8 @@ static int image_arg(const char *cmd, char **arg, struct image_opt *o)
 	ret = split(cmd, *arg, pairs, &np);
 	if (!ret)
 		ret = check_pairs(cmd, pairs, np);
+	if (!ret)
+		ret = combined(cmd, pairs, np);
 	if (!ret)
 		ret = choose(cmd, pairs, np, &path, o);
 	if (!ret)

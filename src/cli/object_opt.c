@@ -80,6 +80,14 @@ void object_options_reset(void)
 	nids = 0;
 }
 
+bool object_secret_given(const char *id)
+{
+	for (size_t i = 0; i < nids; i++)
+		if (ids[i].secret && strcmp(ids[i].id, id) == 0)
+			return true;
+	return false;
+}
+
 static bool listed(const char *const *list, const char *word)
 {
 	for (; *list; list++)
@@ -285,7 +293,6 @@ static int secret_sources(const char *cmd, const struct object *o)
 {
 	for (size_t i = 0; i < o->n; i++) {
 		const char *k = o->keys[i], *v = o->values[i];
-		bool found = false;
 
 		if (!strcmp(k, "file") && strcmp(o->type, "secret") == 0) {
 			int fd = open(v, O_RDONLY | O_CLOEXEC);
@@ -305,9 +312,7 @@ static int secret_sources(const char *cmd, const struct object *o)
 		}
 		if (strcmp(k, "keyid") != 0)
 			continue;
-		for (size_t j = 0; j < nids; j++)
-			found |= ids[j].secret && !strcmp(ids[j].id, v);
-		if (!found)
+		if (!object_secret_given(v))
 			return object_error(cmd, "No secret with id '%s'", v);
 	}
 	return 0;

@@ -170,7 +170,7 @@ object_checks_case() {
 		o=$(ours check --object "$spec" "$img")
 		assert_eq "--object '$spec': exits as qemu-img check ($q)" "$q" "$o"
 		words=$(sed -n 's/^qemu-img: //p' "$T/q.err" | head -n 1)
-		[ -z "$words" ] || assert_match "...and says what qemu-img says" \
+		[ -z "$words" ] || assert_contains "...and says what qemu-img says" \
 			"--object: $words" "$(cat "$T/o.err")"
 	done
 	q=$(qimg check --object secret,id=s,data=y,keyid=k0 \
@@ -204,6 +204,43 @@ object_help_case() {
 		"$(ours info --object throttle-group,help)"
 }
 t_case "--object help" object_help_case
+
+# QEMU's checks across options, and against the image it opens: each
+# string exits as qemu-img's, the plain image and the LUKS one.
+combined_case() {
+	local spec cmd q o words plain="driver=qcow2,file.filename=$T/a,,b.qcow2"
+	while IFS= read -r spec; do
+		for cmd in info check; do
+			for img in "$plain" "$LUKS"; do
+				q=$(qimg $cmd --object "$OBJ" --image-opts "$img$spec")
+				o=$(ours $cmd --object "$OBJ" --image-opts "$img$spec")
+				assert_eq "$cmd '${img##*/}$spec' exits as qemu-img $cmd ($q)" "$q" "$o"
+				words=$(sed -n "s/^qemu-img: Could not open '[^']*': //p" "$T/q.err")
+				words=${words%.}
+				[ -z "$words" ] || assert_contains "...saying why, as qemu-img does" \
+					"$words, as QEMU says" "$(cat "$T/o.err")"
+			done
+		done
+	done <<'EOF2'
+,detect-zeroes=unmap
+,detect-zeroes=unmap,discard=on
+,file.aio=native
+,file.aio=native,cache.direct=on
+,file.aio=native,cache.direct=on,file.cache.direct=off
+,cache-size=1M,l2-cache-size=1M,refcount-cache-size=1M
+,cache-size=1M,l2-cache-size=2M
+,cache-size=1M,refcount-cache-size=2M
+,cache-size=2M,l2-cache-size=1M
+,l2-cache-entry-size=1000
+,l2-cache-entry-size=256
+,l2-cache-entry-size=128k
+,l2-cache-entry-size=4k
+,encrypt.format=luks
+,encrypt.format=aes
+,encrypt.key-secret=nosuch
+EOF2
+}
+t_case "option strings QEMU refuses as it opens the image" combined_case
 
 # Option strings as QEMU reads them, each compared with qemu-img check's
 # exit status: the last of a key given twice counts, a bare word after

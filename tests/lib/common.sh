@@ -135,6 +135,14 @@ assert_match() {
 	fi
 }
 
+# assert_contains DESCRIPTION TEXT STRING: STRING holds TEXT, as it is.
+assert_contains() {
+	case $3 in
+	*"$2"*) pass "$1" ;;
+	*) fail "$1" "no '$2' in:" "$(printf '%s' "$3" | head -5)" ;;
+	esac
+}
+
 # three_snapshots FILE: a 64 MiB image with snapshots s1, s2 and s3, the
 # last two of the same data, each with its own copy of the L1 table, as
 # qemu-img makes them.
