@@ -415,7 +415,8 @@ static const struct command commands[] = {
 	  "  -U, --force-share      read an image a running VM is writing\n"
 	  "                         (qemu-img's -U); refused otherwise\n"
 	  "  --object SPEC          qemu-img's --object, so that a command line\n"
-	  "                         for a LUKS image runs: not used or kept\n"
+	  "                         for a LUKS image runs: checked, not used or\n"
+	  "                         kept\n"
 	  "  --image-opts           IMAGE is an option string, as qemu-img's:\n"
 	  "                         driver=qcow2,file.filename=PATH\n"
 	  "  -h, --help             show this help\n" },
@@ -442,9 +443,9 @@ static const struct command commands[] = {
 	  "  -h, --help      show this help\n\n"
 	  "Exit status, as qemu-img check: 0 no errors, 1 the check could not\n"
 	  "complete or the image could not be opened (also a missing backing\n"
-	  "or data file), 2 corruptions or overlapping structures, 3 leaked\n"
-	  "clusters only, 63 not a QCOW2 image (qemu-img check exits 63 on a\n"
-	  "raw file).  With json-lines, the worst of the images' statuses:\n"
+	  "or data file), 2 corruptions or overlapping structures (a shared\n"
+	  "table, data inside metadata), 3 leaked clusters only, 63 not a\n"
+	  "QCOW2 image (qemu-img check exits 63 on a raw file).  With json-lines, the worst of the images' statuses:\n"
 	  "2, then 1, 3, 63, 0.\n\n"
 	  "The image is never repaired (-r and --repair are refused): use\n"
 	  "qemu-img check -r.\n" },
