@@ -72,6 +72,11 @@ _qcow2elf()
 	elif [[ $prev == -o ]]; then
 		_qcow2elf_files "$cur"
 		return
+	elif [[ $prev == -T && $cmd == check ]]; then
+		# qemu-img check's source cache modes
+		mapfile -t COMPREPLY < <(compgen -W \
+			'none writeback unsafe directsync writethrough' -- "$cur")
+		return
 	elif [[ $prev == -[fF] && $cmd != restore ]]; then
 		# qemu-img's image format: qcow2, the one read
 		mapfile -t COMPREPLY < <(compgen -W qcow2 -- "$cur")

@@ -31,6 +31,18 @@ static const struct option check_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* qemu-img check -T's cache modes (QEMU reads "off" as "none"). */
+static bool cache_mode(const char *arg)
+{
+	static const char *const modes[] = { "none", "off", "writeback",
+		"unsafe", "directsync", "writethrough" };
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(arg, modes[i]) == 0)
+			return true;
+	return false;
+}
+
 /* --output: human, json, or json-lines (*JSON_LINES, for fleet.c). */
 static int parse_check_format(const char *arg, enum q2e_format *format,
 			      bool *json_lines)
@@ -83,7 +95,7 @@ int cmd_check(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:MpqUhr::", check_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:MpqT:Uhr::", check_options, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			ret = image_format("check", optarg);
@@ -106,6 +118,11 @@ int cmd_check(int argc, char **argv)
 			break;
 		case 'q':	/* qemu-img check -q: no report, the same status */
 			quiet = true;
+			break;
+		case 'T':	/* QEMU's bdrv_parse_cache_mode() words */
+			if (!cache_mode(optarg))
+				return usage_error("check", "Invalid source cache option: %s",
+						   optarg);
 			break;
 		case 'U':
 			force_share("check");

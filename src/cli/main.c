@@ -420,8 +420,8 @@ static const struct command commands[] = {
 	  "  --image-opts           IMAGE is an option string, as qemu-img's:\n"
 	  "                         driver=qcow2,file.filename=PATH\n"
 	  "  -h, --help             show this help\n" },
-	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-q] [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE\n"
-	  "check --output=json-lines [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE...",
+	{ "check", cmd_check, "check [--output=human|json] [-M] [-p] [-q] [-T CACHE] [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE\n"
+	  "check --output=json-lines [-T CACHE] [-f qcow2] [-U] [--object SPEC] [--image-opts] IMAGE...",
 	  "rebuild the refcounts like qemu-img check, and find what it misses",
 	  IMAGE_INPUT
 	  "  --output=FMT    human (default), json, or json-lines: then\n"
@@ -431,6 +431,9 @@ static const struct command commands[] = {
 	  "  -p, --progress  show progress on standard error\n"
 	  "  -q, --quiet     no report on standard output, as in qemu-img's\n"
 	  "                  check; the per-cluster lines and exit status stay\n"
+	  "  -T CACHE        qemu-img check's source cache mode (none,\n"
+	  "                  writeback, unsafe, directsync, writethrough):\n"
+	  "                  checked; the page cache is read whichever\n"
 	  "  -f qcow2        the image format, as qemu-img -f: qcow2 is the\n"
 	  "                  one read; a file of another exits 1, not 63\n"
 	  "  -U, --force-share\n"

@@ -24,6 +24,22 @@ for args in "-r all" "-rleaks" "--repair=all" "--repair"; do
 done
 assert_match "check --help says so" "qemu-img check -r" "$("$Q2E" check --help)"
 
+# qemu-img check's -T: its cache modes run as qemu-img runs them, with
+# the same report; another is refused in qemu-img's words.
+qemu-img create -q -f qcow2 "$T_TMP/t.qcow2" 16M
+for mode in none off writeback unsafe directsync writethrough bogus; do
+	qemu-img check -T "$mode" "$T_TMP/t.qcow2" >"$T_TMP/q.out" 2>"$T_TMP/q.err"
+	q=$?
+	assert_status "check -T $mode exits as qemu-img check ($q)" "$q" \
+		"$Q2E" check -T "$mode" "$T_TMP/t.qcow2"
+	if [ "$q" = 0 ]; then
+		assert_same_file "...with its report" "$T_TMP/q.out" "$T_TMP/.out"
+	else
+		assert_contains "...saying why, as qemu-img does" \
+			"$(sed 's/^qemu-img: //' "$T_TMP/q.err")" "$(cat "$T_TMP/.err")"
+	fi
+done
+
 # qemu-img's -f (and compare's -F): command lines written for qemu-img
 # run ("invalid option -- 'f'").  qcow2 gives what no -f gives; another
 # format is a usage error; a file that is not qcow2 then exits as

@@ -64,11 +64,14 @@ assert_eq "completion: diff's long options, each once" "--color
 --output=
 --verbose" "$(complete qcow2elf diff a.elf --)"
 assert_eq "completion: check's options, short ones too" "-M
+-T
 -U
 -f
 -h
 -p
 -q" "$(complete qcow2elf check - | grep -v -- '^--')"
+assert_eq "completion: check -T's cache modes" "writeback
+writethrough" "$(complete qcow2elf check -T w)"
 assert_eq "completion: diff's -F" "-F" "$(complete qcow2elf diff -F)"
 assert_eq "completion: -f's value" "qcow2" "$(complete qcow2elf map -f '')"
 assert_eq "completion: --output's values, split at =" "human
