@@ -35,6 +35,8 @@
 
 void q2e_placeholder(char *out, size_t len, const char *stem, size_t n)
 {
+	static const char letters[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	char s[64];
 	size_t k;
 
@@ -42,8 +44,12 @@ void q2e_placeholder(char *out, size_t len, const char *stem, size_t n)
 	if (strlen(s) > len)
 		snprintf(s, sizeof(s), "%c%zu", stem[0], n);
 	k = strlen(s);
-	if (k > len) {		/* the last digits: unique among the last */
-		memcpy(out, s + k - len, len);
+	if (k > len) {
+		/* N in base 52, letters only, so never one of the forms
+		 * above, which hold digits: unique for N < 52^LEN (wrapping
+		 * past that, where LEN bytes cannot tell the names apart). */
+		for (size_t i = len; i-- > 0; n /= 52)
+			out[i] = letters[n % 52];
 		return;
 	}
 	memcpy(out, s, k);

@@ -46,7 +46,9 @@ void q2e_redaction_free(struct q2e_redaction *r);
 
 /*
  * A stable placeholder of exactly LEN bytes (no NUL) for the Nth name of
- * its kind: "STEM-N" padded with '_', or shorter forms when LEN is short.
+ * its kind: "STEM-N" padded with '_', or "SN" (S: STEM's first letter)
+ * when LEN is short, or N in letters (base 52) when shorter still; the
+ * placeholders of one length differ while N < 52^LEN.
  */
 void q2e_placeholder(char *out, size_t len, const char *stem, size_t n);
 

@@ -229,6 +229,22 @@ data_file_case() {
 		"$("$Q2E" info --output=json dfr.elf | jq -c '[.extensions[].name]')"
 }
 
+# Short names stay as many names: twelve snapshots named by one letter
+# each get twelve different placeholders of one byte (the last digit of
+# "s10" and "s0" were both "0").
+short_names_case() {
+	local n
+	qemu-img create -q -f qcow2 short.qcow2 16M
+	for n in a b c d e f g h i j k l; do
+		qemu-img snapshot -c "$n" short.qcow2
+	done
+	"$Q2E" dump --redact short.qcow2 -o short.elf || return 1
+	assert_eq "twelve snapshot names, of one byte each, all different" \
+		"12 12 1" "$("$Q2E" info --output=json short.elf |
+			jq -r '[.snapshots | length, (map(.name) | unique | length),
+				(map(.name | length) | max)] | join(" ")')"
+}
+
 # Bitmap data is left out: gdb and diff say the bits are unknown, rather
 # than read the missing cluster as zeros.
 bitmap_bits_case() {
@@ -276,5 +292,6 @@ t_case "LUKS key material and digests are absent" luks_case
 t_case "the layout is kept" layout_case
 t_case "check, map, info, restore and gdb read it" commands_case
 t_case "a redacted dump dumped again" again_case
+t_case "short names get placeholders that differ" short_names_case
 t_case "structures that share bytes read the same after --redact" overlap_case
 finish
