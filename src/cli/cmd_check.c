@@ -91,6 +91,7 @@ int cmd_check(int argc, char **argv)
 	struct q2e_error err = { 0 };
 	bool with_viscera = false, with_progress = false, json_lines = false;
 	bool quiet = false;
+	const char *cache = NULL;	/* -T */
 	struct q2e_image *img;
 	int c, ret;
 
@@ -119,10 +120,8 @@ int cmd_check(int argc, char **argv)
 		case 'q':	/* qemu-img check -q: no report, the same status */
 			quiet = true;
 			break;
-		case 'T':	/* QEMU's bdrv_parse_cache_mode() words */
-			if (!cache_mode(optarg))
-				return usage_error("check", "Invalid source cache option: %s",
-						   optarg);
+		case 'T':	/* the last counts; checked once the images are */
+			cache = optarg;
 			break;
 		case 'U':
 			force_share("check");
@@ -148,12 +147,18 @@ int cmd_check(int argc, char **argv)
 					   "--output=json-lines takes none of -M, -p and -q");
 		if (optind >= argc)
 			return usage_error("check", "%s", "expects one IMAGE or more");
+		if (cache && !cache_mode(cache))
+			return usage_error("check", "Invalid source cache option: %s",
+					   cache);
 		return check_json_lines(argv + optind, (size_t)(argc - optind));
 	}
 	if (optind != argc - 1)
 		return usage_error("check", "%s", optind >= argc
 						   ? "expects one IMAGE"
 						   : "expects exactly one IMAGE");
+	if (cache && !cache_mode(cache))	/* as qemu-img, after those */
+		return usage_error("check", "Invalid source cache option: %s",
+				   cache);
 	ret = open_input("check", 0, argv[optind], false, &img, &err);
 	if (ret < 0) {
 		ret = report(&err);

@@ -18,12 +18,13 @@
  * on to them) and file.locking (off: the image file's locks alone are
  * not looked at).  What only tunes QEMU's caches, I/O or decryption is
  * accepted where QEMU would accept its value, and QEMU's checks across
- * options (combined()) and against the image (image_fits()) are made;
- * a secret's password is not tried.
+ * options (combined()) and against the image are made as it is opened
+ * (image_fits()); a secret's password is not tried.
  * Any other option is refused, never ignored: backing= or data-file=,
  * say, would change what the image means.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,9 +40,18 @@ struct image_opt {
 	bool share;		/* force-share=on or file.locking=off */
 	bool share_backing;	/* force-share=on, which QEMU passes on */
 	bool qcow2;		/* driver=qcow2 */
-	/* What QEMU checks against the image as it opens it (image_fits()),
-	 * pointing into the option string, or NULL. */
+	/* What QEMU checks as it opens the image (image_fits()): values in
+	 * the option string, or NULL where not given. */
+	const char *aio;	/* file.aio */
+	bool direct;		/* the file's cache.direct */
+	const char *zeroes;	/* detect-zeroes */
+	const char *discard;
+	const char *cache;	/* cache-size */
+	const char *l2;		/* l2-cache-size */
+	const char *refcount;	/* refcount-cache-size */
 	const char *entry_size;	/* l2-cache-entry-size */
+	const char *clean;	/* cache-clean-interval */
+	const char *lazy;	/* lazy-refcounts */
 	const char *encrypt;	/* encrypt.format */
 	const char *key;	/* encrypt.key-secret */
 };
@@ -100,11 +110,77 @@ int qemu_option(const char *cmd, int opt, const char *arg)
 				 : image_opts_option(cmd);
 }
 
+static int on_off(const char *v);
+
+/* The size V gives, or 0 (a value check_pairs() took). */
+static uint64_t size_of(const char *v)
+{
+	uint64_t size = 0;
+
+	if (v && parse_size(v, &size) < 0)
+		size = 0;
+	return size;
+}
+
+/* QEMU's checks of the options together, as it opens the image: why it
+ * refuses them, or NULL. */
+static const char *combined(const struct image_opt *o)
+{
+	if (o->aio && !strcmp(o->aio, "native") && !o->direct)
+		return "aio=native was specified, but it requires cache.direct=on, which was not specified";
+	if (o->zeroes && !strcmp(o->zeroes, "unmap") &&
+	    !(o->discard && (!strcmp(o->discard, "unmap") ||
+			     !strcmp(o->discard, "on"))))
+		return "setting detect-zeroes to unmap is not allowed without setting discard operation to unmap";
+	if (o->cache && o->l2 && o->refcount)
+		return "cache-size, l2-cache-size and refcount-cache-size may not be set at the same time";
+	if (o->cache && o->l2 && size_of(o->l2) > size_of(o->cache))
+		return "l2-cache-size may not exceed cache-size";
+	if (o->cache && o->refcount && size_of(o->refcount) > size_of(o->cache))
+		return "refcount-cache-size may not exceed cache-size";
+	return NULL;
+}
+
+/* The caches QEMU's read_cache_sizes() gives the image, in bytes. */
+struct caches {
+	uint64_t l2, entry, refcount;
+};
+
+static struct caches cache_sizes(const struct image_opt *o,
+				 const struct q2e_image *img)
+{
+	uint64_t cs = img->cluster_size, cache = size_of(o->cache);
+	uint64_t entry = img->hdr.incompatible_features & QCOW2_INCOMPAT_EXTL2
+			 ? 16 : 8;
+	uint64_t l2_entries = img->hdr.size / cs + (img->hdr.size % cs != 0);
+	uint64_t max_l2 = (l2_entries * entry + cs - 1) / cs * cs;
+	uint64_t l2_max = o->l2 ? size_of(o->l2) : 32ULL << 20;
+	struct caches c = { l2_max < max_l2 ? l2_max : max_l2, 0,
+			    size_of(o->refcount) };
+
+	if (o->cache && o->l2) {
+		c.refcount = cache - c.l2;
+	} else if (o->cache && o->refcount) {
+		c.l2 = cache - c.refcount;
+	} else if (o->cache && cache >= max_l2 + 4 * cs) {
+		c.l2 = max_l2;
+		c.refcount = cache - max_l2;
+	} else if (o->cache) {
+		c.refcount = cache < 4 * cs ? cache : 4 * cs;
+		c.l2 = cache - c.refcount;
+	}
+	c.entry = o->entry_size ? size_of(o->entry_size)
+		  : c.l2 < max_l2 && cs > 4096 ? 4096 : cs;
+	return c;
+}
+
 /*
- * What QEMU checks of image I's options against the image as it opens
- * it: 0, or an error for CMD naming the image.  qemu-img info opens an
+ * What QEMU checks of image I's options as it opens it, in its order:
+ * 0, or an error for CMD naming the image.  qemu-img info opens an
  * encrypted image without its key; the other commands need the secret
- * encrypt.key-secret names (its password is not tried).
+ * encrypt.key-secret names (its password is not tried), and without
+ * encrypt.key-secret read the image without its key, as qcow2elf does
+ * without --image-opts.
  */
 static int image_fits(const char *cmd, int i, const struct q2e_image *img,
 		      struct q2e_error *err)
@@ -113,28 +189,42 @@ static int image_fits(const char *cmd, int i, const struct q2e_image *img,
 	const struct image_opt *o = &opts[i];
 	uint32_t method = img->hdr.crypt_method;
 	const char *has = method < 3 ? formats[method] : NULL;
-	uint64_t entry = 0;
+	const char *why = combined(o);
+	struct caches c = cache_sizes(o, img);
+	uint64_t cs = img->cluster_size;
+	char buf[160];
 
-	if (o->entry_size && (parse_size(o->entry_size, &entry) < 0 ||
-			      entry < 512 || entry > img->cluster_size ||
-			      (entry & (entry - 1))))
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     "'%s': --image-opts: L2 cache entry size must be a power of two between 512 and the cluster size (%" PRIu64 "), as QEMU says",
-				     img->path, img->cluster_size);
-	if (o->encrypt && !method)
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     "'%s': --image-opts: No encryption in image header, but options specified format '%s', as QEMU says",
-				     img->path, o->encrypt);
-	if (o->encrypt && has && strcmp(o->encrypt, has) != 0)
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     "'%s': --image-opts: Header reported '%s' encryption format but options specify '%s', as QEMU says",
-				     img->path, has, o->encrypt);
-	if (method && o->key && strcmp(cmd, "info") != 0 &&
-	    !object_secret_given(o->key))
-		return q2e_error_set(err, Q2E_EUSAGE,
-				     "'%s': --image-opts: No secret with id '%s', as QEMU says",
-				     img->path, o->key);
-	return 0;
+	if (!why && (c.entry < 512 || c.entry > cs || (c.entry & (c.entry - 1)))) {
+		snprintf(buf, sizeof(buf), "L2 cache entry size must be a power of two between 512 and the cluster size (%" PRIu64 ")",
+			 cs);
+		why = buf;
+	}
+	if (!why && c.l2 / c.entry > INT_MAX)
+		why = "L2 cache size too big";
+	if (!why && c.refcount / cs > INT_MAX)
+		why = "Refcount cache size too big";
+	if (!why && o->clean && size_of(o->clean) > UINT_MAX)
+		why = "Cache clean interval too big";
+	if (!why && o->lazy && on_off(o->lazy) == 1 && img->hdr.version < 3)
+		why = "Lazy refcounts require a qcow2 image with at least qemu 1.1 compatibility level";
+	if (!why && o->encrypt && !method) {
+		snprintf(buf, sizeof(buf), "No encryption in image header, but options specified format '%.40s'",
+			 o->encrypt);
+		why = buf;
+	} else if (!why && o->encrypt && has && strcmp(o->encrypt, has)) {
+		snprintf(buf, sizeof(buf), "Header reported '%s' encryption format but options specify '%.40s'",
+			 has, o->encrypt);
+		why = buf;
+	}
+	if (!why && method && o->key && strcmp(cmd, "info") != 0 &&
+	    !object_secret_given(o->key)) {
+		snprintf(buf, sizeof(buf), "No secret with id '%.60s'", o->key);
+		why = buf;
+	}
+	return why ? q2e_error_set(err, Q2E_EUSAGE,
+				   "'%s': --image-opts: %s, as QEMU says",
+				   img->path, why)
+		   : 0;
 }
 
 int open_input(const char *cmd, int i, const char *path, bool by_name,
@@ -360,48 +450,6 @@ static bool is_on(const struct pair *pairs, int n, const char *key,
 	return v ? on_off(v) == 1 : default_on;
 }
 
-/* The size KEY gives, or 0 (a value check_pairs() took). */
-static uint64_t size_of(const struct pair *pairs, int n, const char *key)
-{
-	const char *v = last(pairs, n, key);
-	uint64_t size = 0;
-
-	if (v && parse_size(v, &size) < 0)
-		size = 0;
-	return size;
-}
-
-/* QEMU's checks across options, in the order QEMU makes them. */
-static int combined(const char *cmd, const struct pair *pairs, int n)
-{
-	const char *zeroes = last(pairs, n, "detect-zeroes");
-	const char *discard = last(pairs, n, "discard");
-	const char *aio = last(pairs, n, "file.aio");
-	const char *cache = last(pairs, n, "cache-size");
-	const char *l2 = last(pairs, n, "l2-cache-size");
-	const char *refcount = last(pairs, n, "refcount-cache-size");
-	bool direct = is_on(pairs, n, "file.cache.direct",
-			    is_on(pairs, n, "cache.direct", false));
-	const char *why = NULL;
-
-	if (zeroes && !strcmp(zeroes, "unmap") &&
-	    !(discard && (!strcmp(discard, "unmap") || !strcmp(discard, "on"))))
-		why = "setting detect-zeroes to unmap is not allowed without setting discard operation to unmap";
-	else if (aio && !strcmp(aio, "native") && !direct)
-		why = "aio=native was specified, but it requires cache.direct=on, which was not specified";
-	else if (cache && l2 && refcount)
-		why = "cache-size, l2-cache-size and refcount-cache-size may not be set at the same time";
-	else if (cache && l2 && size_of(pairs, n, "l2-cache-size") >
-				size_of(pairs, n, "cache-size"))
-		why = "l2-cache-size may not exceed cache-size";
-	else if (cache && refcount &&
-		 size_of(pairs, n, "refcount-cache-size") >
-		 size_of(pairs, n, "cache-size"))
-		why = "refcount-cache-size may not exceed cache-size";
-	return why ? usage_error(cmd, "--image-opts: %s, as QEMU says", why)
-		   : 0;
-}
-
 /* What the options choose: the file, the format, QEMU's locks. */
 static int choose(const char *cmd, const struct pair *pairs, int n,
 		  const char **path, struct image_opt *o)
@@ -431,7 +479,17 @@ static int choose(const char *cmd, const struct pair *pairs, int n,
 		return usage_error(cmd, "%s",
 				   "force-share=on can only be used with read-only images, as qemu-img says");
 	o->qcow2 = driver != NULL;
+	o->aio = last(pairs, n, "file.aio");
+	o->direct = is_on(pairs, n, "file.cache.direct",
+			  is_on(pairs, n, "cache.direct", false));
+	o->zeroes = last(pairs, n, "detect-zeroes");
+	o->discard = last(pairs, n, "discard");
+	o->cache = last(pairs, n, "cache-size");
+	o->l2 = last(pairs, n, "l2-cache-size");
+	o->refcount = last(pairs, n, "refcount-cache-size");
 	o->entry_size = last(pairs, n, "l2-cache-entry-size");
+	o->clean = last(pairs, n, "cache-clean-interval");
+	o->lazy = last(pairs, n, "lazy-refcounts");
 	o->encrypt = last(pairs, n, "encrypt.format");
 	o->key = last(pairs, n, "encrypt.key-secret");
 	o->share_backing = share && on_off(share) == 1;
@@ -455,8 +513,6 @@ static int image_arg(const char *cmd, char **arg, struct image_opt *o)
 	ret = split(cmd, *arg, pairs, &np);
 	if (!ret)
 		ret = check_pairs(cmd, pairs, np);
-	if (!ret)
-		ret = combined(cmd, pairs, np);
 	if (!ret)
 		ret = choose(cmd, pairs, np, &path, o);
 	if (!ret)

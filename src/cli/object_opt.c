@@ -5,34 +5,42 @@
  * open without its secret.
  *
  * qcow2elf decrypts nothing (a QCOW2 image's metadata is never encrypted),
- * so an --object is checked as qemu-img 7.2 checks it and is then
- * dropped: a secret it holds goes nowhere, not even into a message.  What
- * is checked, with qemu-img's words:
+ * so an --object is checked as qemu-img 7.2 checks it, in its order, and
+ * is then dropped.  Read by object_parse.c, in either form; then:
  *
- *   - the forms TYPE,id=ID[,PROP=VALUE...] (",," a comma in a value, the
- *     last of a repeated property counts), qom-type=TYPE,... and the JSON
- *     {"qom-type": TYPE, "id": ID, ...};
- *   - TYPE: one qemu-img can create (the list `--object help` prints), or
- *     "invalid object type" for QEMU's other types, or "does not accept
- *     value" for a name QEMU does not know;
- *   - ID: present, well formed, and not an earlier --object's;
- *   - a secret's properties (data or file, format, iv, keyid), its file
- *     readable and its keyid an earlier secret's; secret_keyring's serial.
+ *   - TYPE: one QEMU knows ("does not accept value" otherwise);
+ *   - ID: given;
+ *   - a secret's properties (data, file, format, iv, keyid) and a keyring
+ *     secret's (serial, format, iv, keyid), and their types in JSON;
+ *   - ID well formed, TYPE one qemu-img can create ("invalid object type"
+ *     for QEMU's others), ID no earlier --object's;
+ *   - a secret's data: given once (data or file), its file readable, its
+ *     base64 well formed; with keyid, the key an earlier secret of 32
+ *     bytes and the iv 16 (the ciphertext is not decrypted); a keyring
+ *     secret's key in the kernel's keyring (its bytes not read).
+ *
+ * A secret's value never reaches a message: neither do the words of a
+ * secret's --object that are not its keys (a comma left unescaped in a
+ * password splits it into such words), nor its values but file names and
+ * ids.  Other types' properties are not checked.
  *
  * help (or ?) alone, or after a type qemu-img cannot create, prints the
  * list of types; secret,help and secret_keyring,help their properties.
- * Other types' properties are not checked.
  */
 #define _GNU_SOURCE		/* asprintf */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "object.h"
 
 /* What qemu-img 7.2's `--object help` lists: the types it can create. */
 static const char *const creatable[] = {
@@ -63,10 +71,13 @@ static const char *const keyring_props[] = {
 	"format", "iv", "keyid", "serial", NULL,
 };
 
-/* The ids of the --object options before this one, and their types. */
+/* The ids of the --object options before this one, and of their secrets
+ * the length (SIZE_MAX: not known, as for one a key decrypts). */
 struct object_id {
 	char *id;
 	bool secret;		/* secret or secret_keyring */
+	bool main_loop;		/* of which there is one */
+	size_t length;
 };
 static struct object_id *ids;
 static size_t nids;
@@ -80,12 +91,19 @@ void object_options_reset(void)
 	nids = 0;
 }
 
-bool object_secret_given(const char *id)
+static const struct object_id *id_find(const char *id)
 {
 	for (size_t i = 0; i < nids; i++)
-		if (ids[i].secret && strcmp(ids[i].id, id) == 0)
-			return true;
-	return false;
+		if (strcmp(ids[i].id, id) == 0)
+			return &ids[i];
+	return NULL;
+}
+
+bool object_secret_given(const char *id)
+{
+	const struct object_id *found = id_find(id);
+
+	return found && found->secret;
 }
 
 static bool listed(const char *const *list, const char *word)
@@ -96,130 +114,10 @@ static bool listed(const char *const *list, const char *word)
 	return false;
 }
 
-/* An --object as its properties: type, id, and each PROP=VALUE. */
-struct object {
-	char *type, *id;
-	char *keys[32], *values[32];
-	size_t n;
-	bool help, json, overflow, oom;
-};
-
-static void object_free(struct object *o)
+static bool secret_type(const char *type)
 {
-	free(o->type);
-	free(o->id);
-	for (size_t i = 0; i < o->n; i++) {
-		free(o->keys[i]);
-		free(o->values[i]);
-	}
-}
-
-/* S's first N bytes, ",," read as ",". */
-static char *unescape(const char *s, size_t n)
-{
-	char *out = malloc(n + 1), *w = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		*w++ = s[i];
-		i += s[i] == ',';
-	}
-	*w = '\0';
-	return out;
-}
-
-/* Keeps KEY=VALUE in O, the last of a key given twice counting. */
-static void object_set(struct object *o, char *key, char *value)
-{
-	char **slot = NULL;
-
-	if (!key || !value) {
-		o->oom = true;
-		free(key);
-		free(value);
-		return;
-	}
-	if (strcmp(key, "qom-type") == 0)
-		slot = &o->type;
-	else if (strcmp(key, "id") == 0)
-		slot = &o->id;
-	for (size_t i = 0; !slot && i < o->n; i++)
-		if (strcmp(o->keys[i], key) == 0) {
-			free(o->keys[i]);
-			o->keys[i] = key;
-			slot = &o->values[i];
-		}
-	if (slot) {
-		if (slot == &o->type || slot == &o->id)
-			free(key);
-		free(*slot);
-		*slot = value;
-	} else if (o->n < sizeof(o->keys) / sizeof(o->keys[0])) {
-		o->keys[o->n] = key;
-		o->values[o->n++] = value;
-	} else {
-		o->overflow = true;
-		free(key);
-		free(value);
-	}
-}
-
-/* TYPE,KEY=VALUE,...: 0, or -1 with *BAD the element not of that form. */
-static int object_split(const char *spec, struct object *o, const char **bad)
-{
-	for (const char *p = spec; *p; p += *p == ',') {
-		size_t n = qemu_opt_len(p), k = strcspn(p, "=,");
-
-		if (n == 0 && p == spec) {
-			*bad = p;
-			return -1;
-		}
-		if (n == 0)
-			continue;	/* after a comma, at the end */
-		if (k >= n) {	/* a bare word */
-			if ((n == 4 && !strncmp(p, "help", 4)) ||
-			    (n == 1 && *p == '?'))
-				o->help = true;
-			else if (p == spec)
-				object_set(o, strdup("qom-type"), unescape(p, n));
-			else {
-				*bad = p;
-				return -1;
-			}
-		} else {
-			object_set(o, unescape(p, k),
-				   unescape(p + k + 1, n - k - 1));
-		}
-		p += n;
-	}
-	return 0;
-}
-
-/* SPEC ends with "}", white space after it allowed, as JSON's objects do. */
-static bool json_closed(const char *spec)
-{
-	size_t end = strlen(spec);
-
-	while (end && strchr(" \t\n\r", spec[end - 1]))
-		end--;
-	return end && spec[end - 1] == '}';
-}
-
-/* The JSON string value of "KEY" in SPEC, or NULL. */
-static char *json_string(const char *spec, const char *key)
-{
-	const char *p = strstr(spec, key), *end;
-
-	if (!p)
-		return NULL;
-	p += strspn(p + strlen(key), " \t\r\n") + strlen(key);
-	if (*p++ != ':')
-		return NULL;
-	p += strspn(p, " \t\r\n");
-	if (*p++ != '"' || !(end = strchr(p, '"')))
-		return NULL;
-	return strndup(p, (size_t)(end - p));
+	return type && (!strcmp(type, "secret") ||
+			!strcmp(type, "secret_keyring"));
 }
 
 static int print_types(void)
@@ -227,25 +125,6 @@ static int print_types(void)
 	puts("List of user creatable objects:");
 	for (const char *const *t = creatable; *t; t++)
 		printf("  %s\n", *t);
-	return OBJECT_HELP_SHOWN;
-}
-
-static int print_props(const char *cmd, const char *type)
-{
-	const char *const *props = strcmp(type, "secret") == 0 ? secret_props
-				 : strcmp(type, "secret_keyring") == 0
-				 ? keyring_props : NULL;
-
-	if (!listed(creatable, type))
-		return print_types();
-	if (!props)
-		return usage_error(cmd, "--object %s,help: qemu-img lists that type's properties",
-				   type);
-	printf("%s options:\n", type);
-	for (; *props; props++)
-		printf("  %s=<%s>\n", *props,
-		       !strcmp(*props, "format") ? "QCryptoSecretFormat"
-		       : !strcmp(*props, "serial") ? "int32_t" : "string");
 	return OBJECT_HELP_SHOWN;
 }
 
@@ -261,88 +140,263 @@ static int object_error(const char *cmd, const char *fmt, const char *arg)
 	return ret;
 }
 
-/* A secret's or a keyring secret's properties, as QEMU checks them. */
-static int check_secret(const char *cmd, const struct object *o, bool keyring)
+static int print_props(const char *cmd, const char *type)
 {
-	bool data = false, serial = false;
+	const char *const *props = strcmp(type, "secret") == 0 ? secret_props
+				 : strcmp(type, "secret_keyring") == 0
+				 ? keyring_props : NULL;
+
+	if (!listed(creatable, type))
+		return print_types();
+	if (!props)
+		return object_error(cmd, "qcow2elf keeps no list of %s's properties (qemu-img --object TYPE,help prints it)",
+				    type);
+	printf("%s options:\n", type);
+	for (; *props; props++)
+		printf("  %s=<%s>\n", *props,
+		       !strcmp(*props, "format") ? "QCryptoSecretFormat"
+		       : !strcmp(*props, "serial") ? "int32_t" : "string");
+	return OBJECT_HELP_SHOWN;
+}
+
+/* The keyring secret's serial, as QEMU reads an int32_t. */
+static int check_serial(const char *cmd, const struct object_prop *p)
+{
+	char *end;
+	long long v;
+
+	if (!p->value)
+		return p->number ? 0 : object_error(cmd, "%s",
+			"Invalid parameter type for 'serial', expected: integer");
+	errno = 0;
+	v = strtoll(p->value, &end, 0);
+	if (!*p->value || *end || errno)
+		return object_error(cmd, "%s", "Parameter 'serial' expects integer");
+	if (v < INT32_MIN || v > INT32_MAX)
+		return object_error(cmd, "%s", "Parameter 'serial' expects int32_t");
+	return 0;
+}
+
+/*
+ * A secret's or a keyring secret's properties, as QEMU's visitor reads
+ * them: each known one's value, then the one required (a keyring's
+ * serial), then any other.
+ */
+static int check_props(const char *cmd, const struct object *o, bool keyring)
+{
+	const char *const *known = keyring ? keyring_props : secret_props;
+	bool serial = false;
+	int ret;
 
 	for (size_t i = 0; i < o->n; i++) {
-		const char *k = o->keys[i], *v = o->values[i];
+		const struct object_prop *p = &o->props[i];
 
-		if (!listed(keyring ? keyring_props : secret_props, k))
-			return object_error(cmd, !strcmp(k, "loaded")
-					    ? "Property '%s.loaded' is not writable"
-					    : "Parameter '%s' is unexpected",
-					    !strcmp(k, "loaded") ? o->type : k);
-		if (!strcmp(k, "format") && strcmp(v, "raw") &&
-		    strcmp(v, "base64"))
-			return object_error(cmd, "Parameter 'format' does not accept value '%s'",
-					    v);
-		data |= !strcmp(k, "data") || !strcmp(k, "file");
-		serial |= !strcmp(k, "serial");
+		if (!listed(known, p->key))
+			continue;
+		if (!strcmp(p->key, "serial")) {
+			serial = true;
+			if ((ret = check_serial(cmd, p)))
+				return ret;
+		} else if (!p->value) {
+			return object_error(cmd, "Invalid parameter type for '%s', expected: string",
+					    p->key);
+		} else if (!strcmp(p->key, "format") && strcmp(p->value, "raw") &&
+			   strcmp(p->value, "base64")) {
+			return object_error(cmd, "%s",
+					    "Parameter 'format' does not accept that value: raw or base64");
+		}
 	}
 	if (keyring && !serial)
 		return object_error(cmd, "%s", "Parameter 'serial' is missing");
-	if (!keyring && !data)
-		return object_error(cmd, "%s", "Either 'file' or 'data' must be provided");
-	return 0;
-}
-
-/* The secret's file opens, and its keyid names an earlier secret. */
-static int secret_sources(const char *cmd, const struct object *o)
-{
 	for (size_t i = 0; i < o->n; i++) {
-		const char *k = o->keys[i], *v = o->values[i];
+		const struct object_prop *p = &o->props[i];
 
-		if (!strcmp(k, "file") && strcmp(o->type, "secret") == 0) {
-			int fd = open(v, O_RDONLY | O_CLOEXEC);
-			char *msg;
-			int ret;
-
-			if (fd >= 0) {
-				close(fd);
-				continue;
-			}
-			if (asprintf(&msg, "Unable to read %s: Failed to open file \xe2\x80\x9c%s\xe2\x80\x9d: %s",
-				     v, v, strerror(errno)) < 0)
-				return usage_error(cmd, "%s", "out of memory");
-			ret = object_error(cmd, "%s", msg);
-			free(msg);
-			return ret;
-		}
-		if (strcmp(k, "keyid") != 0)
-			continue;
-		if (!object_secret_given(v))
-			return object_error(cmd, "No secret with id '%s'", v);
+		if (!strcmp(p->key, "loaded"))
+			return object_error(cmd, "Property '%s.loaded' is not writable",
+					    o->type);
+		if (!listed(known, p->key))	/* may be part of the secret */
+			return object_error(cmd, "%s",
+					    "a parameter it does not take, not named here: it may be part of the secret (',,' is a comma in a value)");
 	}
 	return 0;
 }
 
-/* O's type, id and properties, then keeps its id. */
+/* Whether S's N bytes are base64 as QEMU's qbase64_decode() takes it. */
+static bool base64_ok(const char *s, size_t n)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "abcdefghijklmnopqrstuvwxyz0123456789+/=";
+
+	for (size_t i = 0; i < n; i++)
+		if (!s[i] || !strchr(alphabet, s[i]))
+			return false;
+	return true;
+}
+
+static size_t base64_length(const char *s, size_t n)
+{
+	size_t chars = 0;
+
+	for (size_t i = 0; i < n; i++)
+		chars += s[i] != '=';
+	return chars * 6 / 8;
+}
+
+/*
+ * The secret's file, read as QEMU reads it, or its data: *BYTES and *LEN,
+ * which the caller wipes and frees.  0, or a usage error's status.
+ */
+static int secret_bytes(const char *cmd, const char *file, const char *data,
+			char **bytes, size_t *len)
+{
+	FILE *fp;
+	char *msg = NULL;
+	int ret;
+
+	*bytes = NULL;
+	if (!file) {
+		*len = strlen(data);
+		*bytes = strdup(data);
+		return *bytes ? 0 : usage_error(cmd, "%s", "out of memory");
+	}
+	fp = fopen(file, "re");
+	if (fp) {
+		FILE *mem = open_memstream(bytes, len);
+		char buf[4096];
+		size_t n;
+
+		while (mem && (n = fread(buf, 1, sizeof(buf), fp)) > 0)
+			fwrite(buf, 1, n, mem);
+		explicit_bzero(buf, sizeof(buf));
+		errno = ferror(fp) ? errno : 0;
+		if (mem)
+			fclose(mem);
+		fclose(fp);
+		if (!errno && mem)
+			return 0;
+		if (asprintf(&msg, "Unable to read %s: Error reading file \xe2\x80\x9c%s\xe2\x80\x9d: %s",
+			     file, file, strerror(errno ? errno : ENOMEM)) < 0)
+			msg = NULL;
+	} else if (asprintf(&msg, "Unable to read %s: Failed to open file \xe2\x80\x9c%s\xe2\x80\x9d: %s",
+			    file, file, strerror(errno)) < 0) {
+		msg = NULL;
+	}
+	ret = msg ? object_error(cmd, "%s", msg)
+		  : usage_error(cmd, "%s", "out of memory");
+	free(msg);
+	return ret;
+}
+
+/* With keyid: the key an earlier secret of 32 bytes, the iv 16. */
+static int check_key(const char *cmd, const struct object *o, const char *keyid)
+{
+	const struct object_id *key = id_find(keyid);
+	const char *iv = object_get(o, "iv");
+
+	if (!strcmp(keyid, o->id))
+		return object_error(cmd, "Secret with id '%s' has no data", keyid);
+	if (!key)
+		return object_error(cmd, "No secret with id '%s'", keyid);
+	if (!key->secret)
+		return object_error(cmd, "Object with id '%s' is not a secret", keyid);
+	if (key->length != SIZE_MAX && key->length != 32)
+		return object_error(cmd, "%s", "Key should be 32 bytes in length");
+	if (!iv)
+		return object_error(cmd, "%s", "IV is required to decrypt secret");
+	if (!base64_ok(iv, strlen(iv)))
+		return object_error(cmd, "%s", "Base64 data contains invalid characters");
+	if (base64_length(iv, strlen(iv)) != 16) {
+		char n[24];
+
+		snprintf(n, sizeof(n), "%zu", base64_length(iv, strlen(iv)));
+		return object_error(cmd, "IV should be 16 bytes in length not %s", n);
+	}
+	return 0;
+}
+
+/* A secret's data as QEMU loads it; *LENGTH: its bytes once decoded. */
+static int load_secret(const char *cmd, const struct object *o, size_t *length)
+{
+	const char *data = object_get(o, "data"), *file = object_get(o, "file");
+	const char *format = object_get(o, "format");
+	const char *keyid = object_get(o, "keyid");
+	char *bytes;
+	size_t len;
+	int ret;
+
+	if (data && file)
+		return object_error(cmd, "%s", "'file' and 'data' are mutually exclusive");
+	if (!data && !file)
+		return object_error(cmd, "%s", "Either 'file' or 'data' must be provided");
+	ret = secret_bytes(cmd, file, data, &bytes, &len);
+	if (ret)
+		return ret;
+	*length = len;
+	if (keyid)
+		ret = check_key(cmd, o, keyid);
+	if (!ret && (keyid || (format && !strcmp(format, "base64")))) {
+		if (!base64_ok(bytes, len))
+			ret = object_error(cmd, "%s", "Base64 data contains invalid characters");
+		*length = base64_length(bytes, len);
+	}
+	if (keyid)
+		*length = SIZE_MAX;	/* what the key decrypts */
+	explicit_bzero(bytes, len);
+	free(bytes);
+	return ret;
+}
+
+/* A keyring secret's key is in the kernel's keyrings (its size only). */
+static int load_keyring(const char *cmd, const struct object *o)
+{
+	const char *serial = object_get(o, "serial");
+	long key = serial ? strtol(serial, NULL, 0) : 0;
+	char msg[160];
+
+	if (!serial)	/* given in JSON as a number: not read here */
+		return 0;
+	if (syscall(SYS_keyctl, 11 /* KEYCTL_READ */, (int32_t)key, NULL, 0) >= 0)
+		return 0;
+	snprintf(msg, sizeof(msg), "Unable to read serial key %08x: %s",
+		 (unsigned)(int32_t)key, strerror(errno));
+	return object_error(cmd, "%s", msg);
+}
+
+/* O, read without error: its type, id and properties, then its secret. */
 static int object_check(const char *cmd, const struct object *o)
 {
-	bool secret = !strcmp(o->type, "secret");
-	bool keyring = !strcmp(o->type, "secret_keyring");
+	bool keyring = o->type && !strcmp(o->type, "secret_keyring");
+	size_t length = SIZE_MAX;
 	struct object_id *grown;
 	int ret;
 
-	if (!listed(creatable, o->type))
-		return object_error(cmd, listed(not_creatable, o->type)
-				    ? "invalid object type: %s"
-				    : "Parameter 'qom-type' does not accept value '%s'",
+	if (o->type_bad || !o->type)
+		return object_error(cmd, "%s", o->type_bad
+				    ? "Invalid parameter type for 'qom-type', expected: string"
+				    : "Parameter 'qom-type' is missing");
+	if (!listed(creatable, o->type) && !listed(not_creatable, o->type))
+		return object_error(cmd, "Parameter 'qom-type' does not accept value '%s'",
 				    o->type);
-	if (!o->id)
-		return object_error(cmd, "%s", "Parameter 'id' is missing");
-	if (!qemu_id_wellformed(o->id, strlen(o->id)))	/* may be a secret */
-		return object_error(cmd, "%s", "Parameters 'id' expects an identifier");
+	if (o->id_bad || !o->id)
+		return object_error(cmd, "%s", o->id_bad
+				    ? "Invalid parameter type for 'id', expected: string"
+				    : "Parameter 'id' is missing");
+	if (secret_type(o->type) && (ret = check_props(cmd, o, keyring)))
+		return ret;
+	if (!qemu_id_wellformed(o->id, strlen(o->id)))
+		return object_error(cmd, "%s",
+				    "Parameter 'id' expects an identifier: letters, digits, '-', '.', '_', starting with a letter");
+	if (!listed(creatable, o->type))
+		return object_error(cmd, "invalid object type: %s", o->type);
+	if (id_find(o->id))
+		return object_error(cmd, "attempt to add duplicate property '%s' to object (type 'container')",
+				    o->id);
 	for (size_t i = 0; i < nids; i++)
-		if (!strcmp(ids[i].id, o->id))
-			return object_error(cmd, "attempt to add duplicate property '%s' to object (type 'container')",
-					    o->id);
-	if (o->overflow)
-		return object_error(cmd, "%s", "more properties than qcow2elf reads");
-	if ((secret || keyring) && !o->json && ((ret = check_secret(cmd, o, keyring)) ||
-				    (ret = secret_sources(cmd, o))))
+		if (ids[i].main_loop && !strcmp(o->type, "main-loop"))
+			return object_error(cmd, "%s",
+					    "only one main-loop instance allowed");
+	if (secret_type(o->type) &&
+	    (ret = keyring ? load_keyring(cmd, o) : load_secret(cmd, o, &length)))
 		return ret;
 	grown = realloc(ids, (nids + 1) * sizeof(*ids));
 	if (!grown || !(grown[nids].id = strdup(o->id))) {
@@ -350,42 +404,29 @@ static int object_check(const char *cmd, const struct object *o)
 		return usage_error(cmd, "%s", "out of memory");
 	}
 	ids = grown;
-	ids[nids++].secret = secret || keyring;
+	ids[nids].secret = secret_type(o->type);
+	ids[nids].main_loop = !strcmp(o->type, "main-loop");
+	ids[nids++].length = length;
 	return 0;
 }
 
 int object_option(const char *cmd, const char *spec)
 {
-	struct object o = { 0 };
-	const char *bad = NULL;
+	struct object o;
 	int ret;
 
-	if (spec[0] == '{') {
-		o.json = true;
-		if (json_closed(spec)) {
-			o.type = json_string(spec, "\"qom-type\"");
-			o.id = json_string(spec, "\"id\"");
-		}
-	} else if (object_split(spec, &o, &bad) < 0) {
-		char *word = strndup(bad, strcspn(bad, "=,"));
-
-		ret = object_error(cmd, bad == spec ? "Invalid parameter '%s'"
-				   : "Expected '=' after parameter '%s'",
-				   word ? word : "");
-		free(word);
-		object_free(&o);
-		return ret;
-	}
+	object_parse(spec, &o);
 	if (o.oom)
 		ret = usage_error(cmd, "%s", "out of memory");
+	else if (o.error && o.word && (!o.type || secret_type(o.type)))
+		ret = object_error(cmd, "%s",
+				   "Expected '=' after a parameter, not named here: it may be part of the secret (',,' is a comma in a value)");
+	else if (o.error)
+		ret = object_error(cmd, o.error, o.word);
 	else if (o.help && !o.type)
 		ret = print_types();
 	else if (o.help)
 		ret = print_props(cmd, o.type);
-	else if (!o.type)
-		ret = object_error(cmd, "%s", spec[0] == '{'
-				   ? "expects {\"qom-type\": TYPE, \"id\": ID, ...}, as qemu-img's"
-				   : "expects TYPE,id=ID[,PROP=VALUE...], as qemu-img's");
 	else
 		ret = object_check(cmd, &o);
 	object_free(&o);

@@ -155,34 +155,80 @@ t_case "--object" object_case
 # --object as qemu-img 7.2 checks it: the type, the id, a secret's
 # properties; each failure exits as qemu-img's, in its words.
 object_checks_case() {
-	local spec q o img="$T/a,b.qcow2" words
+	local line mode specs spec q o img="$T/a,b.qcow2" words args
 	printf 'key' >"$T/key.txt"
-	for spec in "foo,id=x" "iothread,id=x" '{"qom-type":"foo","id":"x"}' \
-		    '{"qom-type":"iothread","id":"x"}' "qom-type=help" \
-		    "secret_keyring,id=k" "secret,id=s,data=x,bogus=1" \
-		    "secret,id=s,data=x,loaded=on" "secret,id=s,data=x,format=hex" \
-		    "secret,id=s,file=$T/none.txt" "secret,id=s,data=x,keyid=k0" \
-		    "secret,id=s,data=x,junk" ",secret,id=s,data=x" \
-		    "secret,id=s,file=$T/key.txt" "secret,id=s,data=x,id=t" \
-		    "secret,id=s,data=x,format=base64" "throttle-group,id=t" \
-		    "secret,id=s,data=x,"; do
-		q=$(qimg check --object "$spec" "$img")
-		o=$(ours check --object "$spec" "$img")
-		assert_eq "--object '$spec': exits as qemu-img check ($q)" "$q" "$o"
+	printf '0123456789abcdef0123456789abcdef' >"$T/key32.txt"
+	# MODE, then the --object specs separated by " ;; ".  words: exits
+	# as qemu-img, saying what it says; status: exits as qemu-img, its
+	# words left out as they may hold a secret's.
+	while IFS='	' read -r mode specs; do
+		args=()
+		while [ -n "$specs" ]; do
+			spec=${specs%% ;; *}
+			args+=(--object "${spec//@T@/$T}")
+			[ "$spec" = "$specs" ] && specs= || specs=${specs#* ;; }
+		done
+		q=$(qimg check "${args[@]}" "$img")
+		o=$(ours check "${args[@]}" "$img")
+		assert_eq "${args[*]}: exits as qemu-img check ($q)" "$q" "$o"
 		words=$(sed -n 's/^qemu-img: //p' "$T/q.err" | head -n 1)
-		[ -z "$words" ] || assert_contains "...and says what qemu-img says" \
-			"--object: $words" "$(cat "$T/o.err")"
-	done
-	q=$(qimg check --object secret,id=s,data=y,keyid=k0 \
-		--object secret,id=k0,data=x "$img")
-	o=$(ours check --object secret,id=s,data=y,keyid=k0 \
-		--object secret,id=k0,data=x "$img")
-	assert_eq "a keyid naming a later secret: exits as qemu-img ($q)" "$q" "$o"
-	assert_match "...saying so" "No secret with id 'k0'" "$(cat "$T/o.err")"
-	q=$(qimg check --object secret,id=s,data=x --object secret,id=s,data=y "$img")
-	o=$(ours check --object secret,id=s,data=x --object secret,id=s,data=y "$img")
-	assert_eq "two --object with one id: exits as qemu-img ($q)" "$q" "$o"
-	assert_match "...saying so" "duplicate property 's'" "$(cat "$T/o.err")"
+		[ "$mode" = words ] && [ -n "$words" ] &&
+			assert_contains "...and says what qemu-img says" \
+				"--object: $words" "$(cat "$T/o.err")"
+		assert_eq "...and repeats no secret" "" \
+			"$(grep -o 'TOP\|SECRET' "$T/o.err" "$T/o.out")"
+	done <<'EOF2'
+words	foo,id=x
+words	iothread,id=x
+words	{"qom-type":"foo","id":"x"}
+words	{"qom-type":"iothread","id":"x"}
+words	qom-type=help
+words	secret_keyring,id=k
+words	secret_keyring,id=k,serial=abc
+words	secret_keyring,id=k,serial=99999999999
+words	secret_keyring,id=k,serial=1
+words	secret,id=s,data=x,loaded=on
+words	secret,id=s,file=@T@/none.txt
+words	secret,id=s,file=@T@
+words	secret,id=s,data=x,keyid=k0
+words	,secret,id=s,data=x
+words	secret,,id=s,data=x
+words	secret,=x
+words	secret,id=s,file=@T@/key.txt
+words	secret,id=s,data=x,id=t
+words	secret,id=s,data=x,format=base64
+words	secret,id=s,data=!!,format=base64
+words	secret,id=s,data=x,file=@T@/key.txt
+words	secret,id=s,data=x,format=hex,format=raw
+words	secret,id=1x
+words	throttle-group,id=t
+words	secret,id=s,data=x,
+words	{}
+words	{"qom-type":"secret"}
+words	{"qom-type":1,"id":"s"}
+words	{"qom-type":"secret","id":"s"}
+words	{"qom-type":"secret","id":"s","data":1}
+words	{"qom-type":"secret","id":"s","data":"x","keyid":"k0"}
+words	{"qom-type":"secret","id":"s","data":"x",}
+words	{"qom-type":"secret","id":"s","data":"x","data":"y"}
+words	{"qom-type":"secret","data":"id","id":"s"}
+words	{'qom-type':'secret','id':'s','data':'x'}
+words	{"qom-type":"sec\u0072et","id":"s","data":"x"}
+words	{"qom-type":"throttle-group","id":"t","limits":{"iops-total":10}}
+words	secret,id=s,data=x,keyid=s
+words	secret,id=s,data=y,keyid=k0 ;; secret,id=k0,data=x
+words	secret,id=k0,data=x ;; secret,id=s,data=x,keyid=k0
+words	throttle-group,id=t ;; secret,id=s,data=x,keyid=t
+words	secret,id=k,file=@T@/key32.txt ;; secret,id=s,data=x,keyid=k
+words	secret,id=k,file=@T@/key32.txt ;; secret,id=s,data=x,keyid=k,iv=AAAA
+words	secret,id=s,data=x ;; secret,id=s,data=y
+words	main-loop,id=m ;; main-loop,id=m2
+status	secret,id=s,data=TOP,SECRET
+status	secret,id=s,data=TOP,SEC=RET
+status	secret,id=s,data=x,bogus=1
+status	secret,id=s,data=x,format=hex
+status	{"qom-type":"secret","id":"s","data":"TOP","SECRET":1}
+EOF2
 }
 t_case "--object: types, ids and secrets as qemu-img checks them" object_checks_case
 
@@ -208,10 +254,12 @@ t_case "--object help" object_help_case
 # QEMU's checks across options, and against the image it opens: each
 # string exits as qemu-img's, the plain image and the LUKS one.
 combined_case() {
-	local spec cmd q o words plain="driver=qcow2,file.filename=$T/a,,b.qcow2"
+	local spec cmd img q o words plain="driver=qcow2,file.filename=$T/a,,b.qcow2"
+	local v2="driver=qcow2,file.filename=$T/v2.qcow2"
+	qemu-img create -q -f qcow2 -o compat=0.10 "$T/v2.qcow2" 64M
 	while IFS= read -r spec; do
 		for cmd in info check; do
-			for img in "$plain" "$LUKS"; do
+			for img in "$plain" "$LUKS" "$v2"; do
 				q=$(qimg $cmd --object "$OBJ" --image-opts "$img$spec")
 				o=$(ours $cmd --object "$OBJ" --image-opts "$img$spec")
 				assert_eq "$cmd '${img##*/}$spec' exits as qemu-img $cmd ($q)" "$q" "$o"
@@ -224,21 +272,41 @@ combined_case() {
 	done <<'EOF2'
 ,detect-zeroes=unmap
 ,detect-zeroes=unmap,discard=on
+,detect-zeroes=unmap,file.aio=native
 ,file.aio=native
 ,file.aio=native,cache.direct=on
 ,file.aio=native,cache.direct=on,file.cache.direct=off
 ,cache-size=1M,l2-cache-size=1M,refcount-cache-size=1M
 ,cache-size=1M,l2-cache-size=2M
+,cache-size=1M,l2-cache-size=1M
 ,cache-size=1M,refcount-cache-size=2M
+,cache-size=1M,refcount-cache-size=1M
 ,cache-size=2M,l2-cache-size=1M
 ,l2-cache-entry-size=1000
 ,l2-cache-entry-size=256
+,l2-cache-entry-size=512
+,l2-cache-entry-size=64k
 ,l2-cache-entry-size=128k
-,l2-cache-entry-size=4k
+,refcount-cache-size=200T
+,cache-size=200T
+,cache-size=200T,l2-cache-size=190T
+,cache-clean-interval=4294967295
+,cache-clean-interval=4294967296
+,lazy-refcounts=on
+,lazy-refcounts=on,encrypt.format=aes
 ,encrypt.format=luks
 ,encrypt.format=aes
 ,encrypt.key-secret=nosuch
 EOF2
+	# Each image by its own string: diff's second, json-lines' later ones.
+	q=$(qimg compare --image-opts "$plain" "$plain,encrypt.format=luks")
+	o=$(ours diff --image-opts "$plain" "$plain,encrypt.format=luks")
+	assert_eq "diff: the second image's string checked, exit as compare's ($q)" "$q" "$o"
+	o=$(ours check --output=json-lines --image-opts "$plain" "$v2,lazy-refcounts=on" "$plain")
+	assert_eq "json-lines: a line for each image, the refused one with its error" \
+		"0 1 0" "$(jq -r '."exit-status"' "$T/o.out" | tr '\n' ' ' | sed 's/ $//')"
+	assert_match "...saying why" "Lazy refcounts require" \
+		"$(jq -r '.error // empty' "$T/o.out")"
 }
 t_case "option strings QEMU refuses as it opens the image" combined_case
 
