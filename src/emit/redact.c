@@ -128,8 +128,50 @@ static int plan_luks(struct plan *p, const struct q2e_image *img)
 	return ret;
 }
 
+/* Snapshot N's ID as a number, or -1 if it is not a decimal one. */
+static long long id_number(const struct q2e_snapshot *s)
+{
+	long long v = 0;
+
+	if (!s->id || !*s->id || strlen(s->id) > 9 ||
+	    strspn(s->id, "0123456789") != strlen(s->id))
+		return -1;
+	for (const char *c = s->id; *c; c++)
+		v = v * 10 + (*c - '0');
+	return v;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Whether every snapshot's ID is a decimal number of its own, as QEMU
+ * gives them: then a snapshot's placeholder is numbered by its ID, which
+ * deleting another snapshot does not change, so that diff pairs the
+ * snapshots of two redacted dumps as it pairs the images'.
+ */
+static bool ids_numbered(const struct q2e_image *img)
+{
+	long long *v = malloc((img->nsnapshots + 1) * sizeof(*v));
+	bool unique = v != NULL;
+
+	for (size_t n = 0; unique && n < img->nsnapshots; n++)
+		unique = (v[n] = id_number(&img->snapshots[n])) >= 0;
+	if (unique)
+		qsort(v, img->nsnapshots, sizeof(*v), compare_ids);
+	for (size_t n = 1; unique && n < img->nsnapshots; n++)
+		unique = v[n] != v[n - 1];
+	free(v);
+	return unique;
+}
+
 static int plan_names(struct plan *p, const struct q2e_image *img)
 {
+	bool by_id = ids_numbered(img);
 	int ret = 0;
 
 	for (size_t n = 0; ret == 0 && n < img->nsnapshots; n++) {
@@ -139,7 +181,7 @@ static int plan_names(struct plan *p, const struct q2e_image *img)
 				     s->entry.extra_data_size +
 				     s->entry.id_str_size,
 			  s->entry.name_size, OWNER(Q2E_REGION_SNAPSHOT_TABLE),
-			  "snapshot", n);
+			  "snapshot", by_id ? (size_t)id_number(s) : n);
 	}
 	for (size_t n = 0; ret == 0 && n < img->nbitmaps; n++) {
 		const struct q2e_bitmap *b = &img->bitmaps[n];

@@ -121,7 +121,7 @@ commands_case() {
 	# As long as private-snapshot-name, private-bitmap-name and
 	# base-private-name.qcow2: 21, 19 and 23 bytes.
 	assert_eq "with placeholders of the same length for the names" \
-		"snapshot-0___________ bitmap-0___________ backing-file-0_________" \
+		"snapshot-1___________ bitmap-0___________ backing-file-0_________" \
 		"$(jq -r '[.snapshots[0].name, .bitmaps[0].name, ."backing-filename"] | join(" ")' "$T_TMP/.out")"
 	assert_status "restore writes an image from it" 0 \
 		"$Q2E" restore red.elf -o restored.qcow2
@@ -133,7 +133,7 @@ commands_case() {
 		"$(cat "$T_TMP/.out" "$T_TMP/.err" 2>/dev/null)"
 	# (gdb writes the padding as '_' <repeats 11 times>)
 	assert_match "gdb prints a snapshot's placeholder name" \
-		'name = "snapshot-0"' \
+		'name = "snapshot-1"' \
 		"$(gdb -nx -batch -ex 'p snapshot_0' red.elf 2>/dev/null)"
 }
 
@@ -245,6 +245,28 @@ short_names_case() {
 				(map(.name | length) | max)] | join(" ")')"
 }
 
+# A snapshot's placeholder follows its ID: after a snapshot is deleted,
+# diff of two redacted dumps pairs the others as diff of plain ones does.
+deleted_snapshot_case() {
+	local v
+	qemu-img create -q -f qcow2 del.qcow2 64M
+	for v in alpha beta gamma; do
+		qemu-img snapshot -c "$v" del.qcow2
+		qemu-io -c 'write 0 64k' del.qcow2 >/dev/null
+	done
+	"$Q2E" dump del.qcow2 -o del0.elf && "$Q2E" dump --redact del.qcow2 -o delr0.elf ||
+		return 1
+	qemu-img snapshot -d alpha del.qcow2
+	"$Q2E" dump del.qcow2 -o del1.elf && "$Q2E" dump --redact del.qcow2 -o delr1.elf ||
+		return 1
+	"$Q2E" diff --output=json del0.elf del1.elf | jq -S 'del(.old, .new) | .changes.snapshots' >plain.diff
+	"$Q2E" diff --output=json delr0.elf delr1.elf | jq -S 'del(.old, .new) | .changes.snapshots' >red.diff
+	assert_eq "a deleted snapshot: one snapshot removed, in either diff" 1 \
+		"$(jq length red.diff)"
+	assert_eq "...and the redacted diff's snapshot changes are the plain one's, names aside" \
+		"$(jq -c 'map(del(.old, .new))' plain.diff)" "$(jq -c 'map(del(.old, .new))' red.diff)"
+}
+
 # Bitmap data is left out: gdb and diff say the bits are unknown, rather
 # than read the missing cluster as zeros.
 bitmap_bits_case() {
@@ -293,5 +315,6 @@ t_case "the layout is kept" layout_case
 t_case "check, map, info, restore and gdb read it" commands_case
 t_case "a redacted dump dumped again" again_case
 t_case "short names get placeholders that differ" short_names_case
+t_case "a deleted snapshot renames no other" deleted_snapshot_case
 t_case "structures that share bytes read the same after --redact" overlap_case
 finish
