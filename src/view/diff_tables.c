@@ -292,6 +292,24 @@ static int table_pairs(struct q2e_diff *d, const struct q2e_image *b,
 	return ret;
 }
 
+/*
+ * Whether IMG has a table of R's kind at R's place: the table an owner
+ * gone from the other image named (a deleted snapshot's L2 table, say)
+ * or a new one names (a new snapshot's) is kept by or was another's, and
+ * neither appeared nor disappeared.
+ */
+static bool still_there(const struct q2e_image *img, const struct q2e_region *r)
+{
+	size_t i = q2e_first_above(img->regions, img->nregions, offset,
+				   r->offset);
+
+	for (; i-- > 0 && img->regions[i].offset == r->offset;)
+		if (img->regions[i].kind == r->kind &&
+		    img->regions[i].size == r->size)
+			return true;
+	return false;
+}
+
 int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 		const struct q2e_image *b, struct q2e_error *err)
 {
@@ -315,13 +333,13 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 			: owner_cmp(&va[i], ii, &vb[j], jj);
 
 		len = 1;
-		if (c < 0)
+		if (c < 0 && !still_there(b, va[i].r))
 			ret = table_item(d, Q2E_DIFF_REMOVED, a, &va[i], ii,
 					 NULL, 0, err);
-		else if (c > 0)
+		else if (c > 0 && !still_there(a, vb[j].r))
 			ret = table_item(d, Q2E_DIFF_ADDED, b, NULL, 0, &vb[j],
 					 jj, err);
-		else
+		else if (c == 0)
 			ret = table_pairs(d, b, &va[i], ii, &vb[j], jj, &len,
 					  err);
 		if (c <= 0 && (ii += len) == va[i].n) {

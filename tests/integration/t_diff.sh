@@ -128,7 +128,9 @@ assert_changes "a compat=0.10 amend" zero.qcow2 v2.qcow2 \
 	"l2 l2_table_0[0] zero-cleared 0x8000000000050001 -> 0x8000000000050000" \
 	"l2 l2_table_0[16] zero-cleared 0x1 -> 0x0" "exit 1"
 
-# A snapshot taken, reverted to, and deleted.
+# A snapshot taken, reverted to, and deleted.  Its L1 table appears and
+# disappears; its L2 table, the active L1's too, does neither (its
+# refcount rises and falls).
 assert_changes "a snapshot taken" base.qcow2 snap.qcow2 \
 	"file file.size changed 0x70000 -> 0x80043" \
 	"header qcow2_header.nb_snapshots changed 0 -> 1" \
@@ -139,7 +141,7 @@ assert_changes "a snapshot taken" base.qcow2 snap.qcow2 \
 	"refcount-blocks refcount_block_0[4..6] rose 1 -> 2" \
 	"refcount-blocks refcount_block_0[7..8] rose 0 -> 1" \
 	"tables.appeared snapshot_0_l1_table" "tables.appeared snapshot_table" \
-	"tables.appeared snapshot_0_l2_table_0" "exit 1"
+	"exit 1"
 assert_eq "the added snapshot has its ID" "id 1" "$(jq -r '.changes.snapshots[0]."new-meaning"' diff.json)"
 cp cow.qcow2 revert.qcow2
 qemu-img snapshot -a s1 revert.qcow2
@@ -160,7 +162,7 @@ assert_changes "a snapshot deleted" snap.qcow2 unsnap.qcow2 \
 	"refcount-blocks refcount_block_0[4..6] fell 2 -> 1" \
 	"refcount-blocks refcount_block_0[7..8] fell 1 -> 0" \
 	"tables.disappeared snapshot_0_l1_table" "tables.disappeared snapshot_table" \
-	"tables.disappeared snapshot_0_l2_table_0" "exit 1"
+	"exit 1"
 
 # A snapshot deleted and another taken: both have ID 1, and the names
 # tell them apart (paired by ID alone, the new one read as the old one
