@@ -672,11 +672,38 @@ struct bitmap_pair {
 	uint8_t *bx, *by;	/* a data cluster of each */
 };
 
-/* How bitmap data clusters X of A and Y of B differ: *D NULL if not. */
-static int bitmap_bits_differ(struct bitmap_pair *p, uint64_t x, uint64_t y,
+/*
+ * Entry X's cluster of bits in BUF (LEN bytes): a data cluster's bytes,
+ * or the bits an "all zeros" or "all ones" entry stands for (*HELD true);
+ * *HELD false for a data cluster the file holds none of.
+ */
+static int bitmap_bits(struct q2e_image *img,
+		       const struct qcow2_bitmap_table_entry *x, uint8_t *buf,
+		       size_t len, bool *held, struct q2e_error *err)
+{
+	if (x->kind == QCOW2_BITMAP_SERIALIZED)
+		return bitmap_cluster(img, x->offset, buf, held, err);
+	memset(buf, x->kind == QCOW2_BITMAP_ALL_ONES ? 0xff : 0, len);
+	*held = true;
+	return 0;
+}
+
+/* A data cluster's offset, or for "all zeros" and "all ones" a key no
+ * cluster has (data clusters are aligned). */
+static uint64_t bits_key(const struct qcow2_bitmap_table_entry *x)
+{
+	return x->kind == QCOW2_BITMAP_SERIALIZED ? x->offset
+	       : x->kind == QCOW2_BITMAP_ALL_ONES ? UINT64_MAX
+						  : UINT64_MAX - 1;
+}
+
+/* How the bits of entries X of A and Y of B differ: *D NULL if not. */
+static int bitmap_bits_differ(struct bitmap_pair *p,
+			      const struct qcow2_bitmap_table_entry *x,
+			      const struct qcow2_bitmap_table_entry *y,
 			      const struct bits_diff **d, struct q2e_error *err)
 {
-	const uint64_t key[Q2E_MAP_KEY] = { x, y };
+	const uint64_t key[Q2E_MAP_KEY] = { bits_key(x), bits_key(y) };
 	const void *known = q2e_map_get(&p->seen, key);
 	size_t len = (size_t)p->a->cluster_size;
 	struct bits_diff found, *kept;
@@ -689,9 +716,9 @@ static int bitmap_bits_differ(struct bitmap_pair *p, uint64_t x, uint64_t y,
 			*d = known;
 		return 0;
 	}
-	ret = bitmap_cluster(p->a, x, p->bx, &hx, err);
+	ret = bitmap_bits(p->a, x, p->bx, len, &hx, err);
 	if (!ret)
-		ret = bitmap_cluster(p->b, y, p->by, &hy, err);
+		ret = bitmap_bits(p->b, y, p->by, len, &hy, err);
 	if (ret || (!hx && !hy))
 		return ret;
 	/* A cluster the file holds none of is zeros. */
@@ -738,20 +765,22 @@ static void bitmap_guest_range(const struct bitmap_pair *p, uint64_t j,
 }
 
 /*
- * A data cluster J of the bitmap whose bits differ: "bitmap_0_data_5",
- * with how many bits became set and clear, and the guest bytes from the
- * first bit that differs to the last (where both bitmaps have one
- * granularity).
+ * A cluster J of the bitmap whose bits differ, with data on either side
+ * (RX and RY the table entries): "bitmap_0_data_5", with how many bits
+ * became set and clear, and the guest bytes from the first bit that
+ * differs to the last (where both bitmaps have one granularity).  An
+ * "all zeros" or "all ones" entry stands for its bits: the first writes
+ * after a bitmap is added allocate its first data cluster.
  */
-static int bitmap_data(struct bitmap_pair *p, uint64_t j,
-		       const struct qcow2_bitmap_table_entry *x,
+static int bitmap_data(struct bitmap_pair *p, uint64_t j, uint64_t rx,
+		       uint64_t ry, const struct qcow2_bitmap_table_entry *x,
 		       const struct qcow2_bitmap_table_entry *y,
 		       struct q2e_error *err)
 {
 	struct q2e_diff_entry *e;
 	const struct bits_diff *bits;
 	char sym[64];
-	int ret = bitmap_bits_differ(p, x->offset, y->offset, &bits, err);
+	int ret = bitmap_bits_differ(p, x, y, &bits, err);
 
 	if (ret || !bits)
 		return ret;
@@ -762,11 +791,13 @@ static int bitmap_data(struct bitmap_pair *p, uint64_t j,
 		return err->code;
 	e->change = "bits-changed";
 	e->old = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
-					  .num = x->offset };
+					  .num = x->kind == QCOW2_BITMAP_SERIALIZED
+						 ? x->offset : rx };
 	e->new = (struct q2e_diff_value){ .type = Q2E_DIFF_V_RAW,
-					  .num = y->offset };
-	e->old.meaning = diff_strdup_printf("data at 0x%" PRIx64, x->offset);
-	e->new.meaning = diff_strdup_printf("data at 0x%" PRIx64, y->offset);
+					  .num = y->kind == QCOW2_BITMAP_SERIALIZED
+						 ? y->offset : ry };
+	e->old.meaning = bitmap_entry_meaning(rx);
+	e->new.meaning = bitmap_entry_meaning(ry);
 	if (!e->old.meaning || !e->new.meaning)
 		return diff_nomem(err);
 	/* Of two granularities, bit k means other guest bytes in each: the
@@ -828,9 +859,9 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 
 		qcow2_bitmap_table_entry_decode(rx, &ex);
 		qcow2_bitmap_table_entry_decode(ry, &ey);
-		if (bits && ex.kind == QCOW2_BITMAP_SERIALIZED &&
-		    ey.kind == QCOW2_BITMAP_SERIALIZED)
-			ret = bitmap_data(&p, j, &ex, &ey, err);
+		if (bits && (ex.kind == QCOW2_BITMAP_SERIALIZED ||
+			     ey.kind == QCOW2_BITMAP_SERIALIZED))
+			ret = bitmap_data(&p, j, rx, ry, &ex, &ey, err);
 		if (ret || rx == ry)
 			continue;
 		e = diff_entry_new(d, Q2E_DIFF_G_BITMAP_TABLE, sym, NULL, err);

@@ -196,17 +196,24 @@ assert_changes "a write that dirties the bitmap" bm.qcow2 bmw.qcow2 \
 	"extensions ext_bitmaps.bitmap_directory_offset changed 0x80000 -> 0xc0000" \
 	"bitmaps bitmap_0.bitmap_table_offset changed 0x70000 -> 0xb0000" \
 	"bitmap-tables bitmap_0_table[0] allocated 0x0 -> 0xa0000" \
+	"bitmap-data bitmap_0_data_0 bits-changed 0x0 -> 0xa0000" \
 	"l2 l2_table_0[128] allocated 0x0 -> 0x8000000000090000" \
 	"refcount-blocks refcount_block_0[7..8] fell 1 -> 0" \
 	"refcount-blocks refcount_block_0[9..12] rose 0 -> 1" \
 	"tables.appeared bitmap_0_data_0" "tables.moved bitmap_directory" \
 	"tables.moved bitmap_0_table" "exit 1"
+# The first data cluster is compared with the zeros its entry stood for:
+# one bit (64 KiB granularity) set, at 8M.
+assert_eq "the bitmap's first data: its bits against all zeros" \
+	"all zeros -> data at 0xa0000: set 1 cleared 0 at 0x800000 0x10000" \
+	"$(jq -r '.changes."bitmap-data"[] | "\(."old-meaning") -> \(."new-meaning"): set \(."bits-set") cleared \(."bits-cleared") at \(."guest-start") \(."guest-length")"' diff.json)"
 cp bmw.qcow2 bmc.qcow2
 qemu-img bitmap --clear bmc.qcow2 b0
 assert_changes "a bitmap cleared" bmw.qcow2 bmc.qcow2 \
 	"extensions ext_bitmaps.bitmap_directory_offset changed 0xc0000 -> 0x80000" \
 	"bitmaps bitmap_0.bitmap_table_offset changed 0xb0000 -> 0x70000" \
 	"bitmap-tables bitmap_0_table[0] freed 0xa0000 -> 0x0" \
+	"bitmap-data bitmap_0_data_0 bits-changed 0xa0000 -> 0x0" \
 	"refcount-blocks refcount_block_0[7..8] rose 0 -> 1" \
 	"refcount-blocks refcount_block_0[10..12] fell 1 -> 0" \
 	"tables.disappeared bitmap_0_data_0" "tables.moved bitmap_directory" \
