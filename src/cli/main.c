@@ -184,7 +184,7 @@ int image_format(const char *cmd, const char *arg)
 		return usage_error(cmd, "%s",
 				   "--image-opts and -f are mutually exclusive, as in qemu-img");
 	if (strcmp(arg, "qcow2") != 0)
-		return usage_error(cmd, "reads qcow2 images and their dumps only, not -f '%s'",
+		return usage_error(cmd, "reads qcow2 images and their dumps only, not the format '%s'",
 				   arg);
 	format_named = true;
 	return 0;

@@ -421,7 +421,10 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 		       struct q2e_error *err)
 {
 	struct plan p = { .r = r, .err = err };
-	const char *base = strrchr(img->path, '/');
+	const struct q2e_dump_meta *dm = q2e_image_dump_meta(img);
+	/* A dump's image is the one its note names, not the dump. */
+	const char *name = dm && dm->image_name ? dm->image_name : img->path;
+	const char *base = strrchr(name, '/');
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -429,7 +432,7 @@ int q2e_redaction_plan(const struct q2e_image *img, struct q2e_redaction *r,
 	free(p.s);
 	if (ret == 0) {
 		/* The image's own name, for the note and the DWARF unit. */
-		size_t len = strlen(base ? base + 1 : img->path);
+		size_t len = strlen(base ? base + 1 : name);
 
 		r->image_name = calloc(1, len + 1);
 		if (!r->image_name)

@@ -254,9 +254,14 @@ static int backing_error(const struct q2e_layer *top, struct q2e_error *err)
 		return code;
 	snprintf(inner, sizeof(inner), "%s", err->msg);
 	q2e_error_clear(err);	/* the first error set is kept */
+	/* A dump moved away from its image finds no backing file beside it. */
 	return q2e_error_set(err, code,
-			     "'%s': backing_file: could not open backing file: %s",
-			     top->path, inner);
+			     "'%s': backing_file: could not open backing file: %s%s",
+			     top->path, inner,
+			     top->img && q2e_image_dump_meta(top->img) &&
+				     code == Q2E_EIO
+			     ? " (a dump's backing file is looked for beside the dump, as QEMU looks beside the image: put the backing file, or its dump under its name, there)"
+			     : "");
 }
 
 /* A qcow2 backing file opens as QEMU opens it, or not at all. */

@@ -70,7 +70,7 @@ assert_eq "dump -f qcow2: the same dump" "" "$(cmp "$T_TMP/f1.elf" "$T_TMP/f2.el
 for cmd in info map check dump diff; do
 	want=1; [ $cmd = diff ] && want=2
 	assert_status "$cmd -f raw is a usage error" $want "$Q2E" $cmd -f raw x y
-	assert_match "$cmd -f raw: says qcow2 is read" "reads qcow2 images and their dumps only, not -f 'raw'" \
+	assert_match "$cmd -f raw: says qcow2 is read" "reads qcow2 images and their dumps only, not the format 'raw'" \
 		"$(cat "$T_TMP/.err")"
 done
 head -c 1M /dev/zero >"$T_TMP/f.raw"

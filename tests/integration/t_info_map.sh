@@ -712,6 +712,16 @@ qemu-img info --backing-chain orphan.qcow2 >/dev/null 2>&1
 assert_status "a missing backing file: qemu-img's status" $? "$Q2E" info --backing-chain orphan.qcow2
 assert_eq "and nothing on standard output" "" "$(cat "$T_TMP/.out")"
 assert_match "naming the file" "could not open backing file: 'gone.qcow2'" "$(cat "$T_TMP/.err")"
+hints=$(grep -c "beside the dump" "$T_TMP/.err")
+assert_eq "an image's error says nothing of dumps" 0 "$hints"
+# A dump written to another directory looks for its backing file beside
+# itself, as QEMU does for the image: the error says where it looked.
+mkdir -p dumps
+"$Q2E" dump top.qcow2 -o dumps/top.elf
+assert_status "map of a dump away from its backing file fails" 1 \
+	"$Q2E" map --output=json dumps/top.elf
+assert_match "saying it looked beside the dump" \
+	"'dumps/mid.qcow2': cannot open.*looked for beside the dump" "$(cat "$T_TMP/.err")"
 assert_status "map --backing-chain is a usage error" 1 "$Q2E" map --backing-chain top.qcow2
 # As qemu-img info opens the chain (no I/O): a missing external data file
 # is not opened, and a backing file of a format not read (vmdk) ends the

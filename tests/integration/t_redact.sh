@@ -243,6 +243,13 @@ short_names_case() {
 		"12 12 1" "$("$Q2E" info --output=json short.elf |
 			jq -r '[.snapshots | length, (map(.name) | unique | length),
 				(map(.name | length) | max)] | join(" ")')"
+	# A dump redacted: the image's placeholder is as long as the name of
+	# the image its note names (short.qcow2), not the dump's (s.elf).
+	"$Q2E" dump short.qcow2 -o s.elf && "$Q2E" dump --redact s.elf -o sr.elf ||
+		return 1
+	assert_eq "a redacted dump of a dump: the image's name as long as the image's" \
+		"qcow2elf:image=image-0____" \
+		"$(readelf -nW sr.elf | grep -o 'qcow2elf:image=[^ ]*')"
 }
 
 # A snapshot's placeholder follows its ID: after a snapshot is deleted,
