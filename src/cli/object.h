@@ -15,12 +15,13 @@ struct object_prop {
 	char *key;
 	char *value;
 	bool number;
+	size_t order;		/* its place in the spec */
 };
 
 struct object {
 	char *type, *id;	/* qom-type and id, NULL where not given */
 	bool type_bad, id_bad;	/* given in JSON, but no string */
-	struct object_prop *props;
+	struct object_prop *props;	/* sorted by key, each once */
 	size_t n, cap;
 	bool help;		/* help or ? among the words */
 	bool json;

@@ -32,7 +32,8 @@ static void set_error(struct object *o, const char *msg, const char *word,
 	o->oom |= word && !o->word;
 }
 
-/* KEY=VALUE into O, taking ownership of both; the last of a key counts. */
+/* KEY=VALUE into O, taking ownership of both: object_finish() keeps the
+ * last of a key given twice (or refuses it, in JSON). */
 static void object_set(struct object *o, char *key, char *value, bool number)
 {
 	char **slot = NULL;
@@ -53,14 +54,6 @@ static void object_set(struct object *o, char *key, char *value, bool number)
 		*slot = value;
 		return;
 	}
-	for (size_t i = 0; i < o->n; i++)
-		if (strcmp(o->props[i].key, key) == 0) {
-			free(key);
-			free(o->props[i].value);
-			o->props[i].value = value;
-			o->props[i].number = number;
-			return;
-		}
 	if (o->n == o->cap) {
 		size_t cap = o->cap ? o->cap * 2 : 8;
 		struct object_prop *p = realloc(o->props, cap * sizeof(*p));
@@ -178,11 +171,13 @@ static int hex4(const char *p, uint32_t *cp)
 static char *json_string(const char **p, bool *oom)
 {
 	char quote = **p, *out, *w;
-	const char *s = *p + 1;
+	const char *s = *p + 1, *end = s;
 
 	if (quote != '"' && quote != '\'')
 		return NULL;
-	out = w = malloc(strlen(s) * 2 + 1);	/* \uXXXX: 6 bytes for 3 */
+	while (*end && *end != quote)	/* unescaped, it is no longer */
+		end += end[0] == '\\' && end[1] ? 2 : 1;
+	out = w = malloc((size_t)(end - s) + 1);
 	if (!out) {
 		*oom = true;
 		return NULL;
@@ -294,8 +289,6 @@ static void parse_json(const char *spec, struct object *o)
 		}
 		dup = (!strcmp(key, "qom-type") && (o->type || o->type_bad)) ||
 		      (!strcmp(key, "id") && (o->id || o->id_bad));
-		for (size_t i = 0; i < o->n; i++)
-			dup |= !strcmp(o->props[i].key, key);
 		if (dup) {
 			free(key);
 			free(value);
@@ -315,6 +308,47 @@ static void parse_json(const char *spec, struct object *o)
 		json_fail(o);
 }
 
+static int prop_key_cmp(const void *pa, const void *pb)
+{
+	return strcmp(((const struct object_prop *)pa)->key,
+		      ((const struct object_prop *)pb)->key);
+}
+
+static int prop_cmp(const void *pa, const void *pb)
+{
+	const struct object_prop *a = pa, *b = pb;
+	int c = strcmp(a->key, b->key);
+
+	return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+/*
+ * The properties sorted by key, for object_get(): of a key given twice
+ * the last is kept, or in JSON the object is refused, as QEMU refuses it.
+ * Sorted rather than searched as they come: a long --object of distinct
+ * keys costs n log n.
+ */
+static void object_finish(struct object *o)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < o->n; i++)
+		o->props[i].order = i;
+	if (o->n)
+		qsort(o->props, o->n, sizeof(*o->props), prop_cmp);
+	for (size_t i = 0; i < o->n; i++) {
+		if (i + 1 < o->n && !strcmp(o->props[i].key, o->props[i + 1].key)) {
+			if (o->json)
+				set_error(o, "JSON parse error, duplicate key", NULL, 0);
+			free(o->props[i].key);
+			free(o->props[i].value);
+			continue;
+		}
+		o->props[k++] = o->props[i];
+	}
+	o->n = k;
+}
+
 void object_parse(const char *spec, struct object *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -323,6 +357,7 @@ void object_parse(const char *spec, struct object *o)
 		parse_json(spec, o);
 	else
 		parse_keyval(spec, o);
+	object_finish(o);
 }
 
 void object_free(struct object *o)
@@ -339,8 +374,10 @@ void object_free(struct object *o)
 
 const char *object_get(const struct object *o, const char *key)
 {
-	for (size_t i = 0; i < o->n; i++)
-		if (strcmp(o->props[i].key, key) == 0)
-			return o->props[i].value;
-	return NULL;
+	const struct object_prop want = { .key = (char *)key };
+	const struct object_prop *p;
+
+	p = o->n ? bsearch(&want, o->props, o->n, sizeof(*o->props),
+			   prop_key_cmp) : NULL;
+	return p ? p->value : NULL;
 }
