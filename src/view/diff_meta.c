@@ -597,21 +597,18 @@ static const char *bitmap_entry_change(const struct qcow2_bitmap_table_entry *x,
 }
 
 /*
- * Bytes of a serialized bitmap data cluster, through its region: false if
- * the file holds none of them (no region, past the end of the file), which
- * then are zeros that nothing was spent on.
+ * The region of a serialized bitmap data cluster at OFF, or NULL if the
+ * file holds none of its bytes (no region, past the end of the file):
+ * then they are zeros that nothing was spent on.
  */
-static int bitmap_cluster(struct q2e_image *img, uint64_t off, uint8_t *buf,
-			  bool *held, struct q2e_error *err)
+static const struct q2e_region *bitmap_region(const struct q2e_image *img,
+					      uint64_t off)
 {
 	const struct q2e_region *r =
 		diff_region_exact(img, off, Q2E_REGION_BITMAP_DATA);
 
-	/* A region of the cluster's size: all of BUF is read or zeroed. */
-	*held = r && r->size == img->cluster_size && r->avail;
-	if (!*held)
-		return 0;	/* unreadable: the walk recorded why */
-	return q2e_image_read_region(img, r, buf, err);
+	/* A region of the cluster's size: all of a buffer is read or zeroed. */
+	return r && r->size == img->cluster_size && r->avail ? r : NULL;
 }
 
 /* How two bitmap data clusters differ: the first and last bit that
@@ -620,7 +617,7 @@ struct bits_diff {
 	uint64_t first, last, set, cleared;
 };
 
-/* The pairs of data clusters compared: a table may name one a million
+/* The pairs of clusters of bits compared: a table may name one a million
  * times, or a million clusters past the end of the file.  A pair that
  * differs keeps its struct bits_diff, one that does not this marker. */
 static const char pair_same;
@@ -668,62 +665,77 @@ struct bitmap_pair {
 	struct q2e_image *a, *b;
 	uint32_t n;
 	int granularity;	/* bits, or -1 where the two differ */
+	uint64_t nbits;		/* the bitmap's bits (UINT64_MAX: not known) */
 	struct q2e_map seen;
 	uint8_t *bx, *by;	/* a data cluster of each */
 };
 
-/*
- * Entry X's cluster of bits in BUF (LEN bytes): a data cluster's bytes,
- * or the bits an "all zeros" or "all ones" entry stands for (*HELD true);
- * *HELD false for a data cluster the file holds none of.
- */
-static int bitmap_bits(struct q2e_image *img,
-		       const struct qcow2_bitmap_table_entry *x, uint8_t *buf,
-		       size_t len, bool *held, struct q2e_error *err)
+/* What a table entry's bits are: a held data cluster's offset (aligned),
+ * or all zeros (an "all zeros" entry, or a cluster the file holds none
+ * of), or all ones. */
+#define BITS_ZEROS UINT64_MAX
+#define BITS_ONES (UINT64_MAX - 1)
+
+static uint64_t bits_class(const struct q2e_image *img,
+			   const struct qcow2_bitmap_table_entry *x)
 {
 	if (x->kind == QCOW2_BITMAP_SERIALIZED)
-		return bitmap_cluster(img, x->offset, buf, held, err);
-	memset(buf, x->kind == QCOW2_BITMAP_ALL_ONES ? 0xff : 0, len);
-	*held = true;
-	return 0;
+		return bitmap_region(img, x->offset) ? x->offset : BITS_ZEROS;
+	return x->kind == QCOW2_BITMAP_ALL_ONES ? BITS_ONES : BITS_ZEROS;
 }
 
-/* A data cluster's offset, or for "all zeros" and "all ones" a key no
- * cluster has (data clusters are aligned). */
-static uint64_t bits_key(const struct qcow2_bitmap_table_entry *x)
+/* The bits of class K in BUF (LEN bytes), their first VALID kept and the
+ * rest cleared: past the bitmap's end QEMU's data clusters hold zeros,
+ * and an "all ones" entry stands for ones up to the end only. */
+static int bits_fill(struct q2e_image *img, uint64_t k, uint8_t *buf,
+		     size_t len, uint64_t valid, struct q2e_error *err)
 {
-	return x->kind == QCOW2_BITMAP_SERIALIZED ? x->offset
-	       : x->kind == QCOW2_BITMAP_ALL_ONES ? UINT64_MAX
-						  : UINT64_MAX - 1;
+	int ret = 0;
+
+	if (k == BITS_ZEROS || k == BITS_ONES)
+		memset(buf, k == BITS_ONES ? 0xff : 0, len);
+	else
+		ret = q2e_image_read_region(img, bitmap_region(img, k), buf, err);
+	if (ret == 0 && valid < (uint64_t)len * 8) {
+		size_t full = (size_t)(valid / 8);
+
+		buf[full] &= (uint8_t)((1u << (valid % 8)) - 1);
+		memset(buf + full + 1, 0, len - full - 1);
+	}
+	return ret;
 }
 
-/* How the bits of entries X of A and Y of B differ: *D NULL if not. */
-static int bitmap_bits_differ(struct bitmap_pair *p,
+/* How the bits of entries X of A and Y of B, for cluster J, differ: *D
+ * NULL if not.  Work and memory go to pairs of distinct clusters only. */
+static int bitmap_bits_differ(struct bitmap_pair *p, uint64_t j,
 			      const struct qcow2_bitmap_table_entry *x,
 			      const struct qcow2_bitmap_table_entry *y,
 			      const struct bits_diff **d, struct q2e_error *err)
 {
-	const uint64_t key[Q2E_MAP_KEY] = { bits_key(x), bits_key(y) };
-	const void *known = q2e_map_get(&p->seen, key);
 	size_t len = (size_t)p->a->cluster_size;
+	uint64_t per = (uint64_t)len * 8;
+	uint64_t valid = p->nbits / per > j ? per
+			 : p->nbits / per == j ? p->nbits % per : 0;
+	const uint64_t key[Q2E_MAP_KEY] = { bits_class(p->a, x),
+					    bits_class(p->b, y), valid };
+	const void *known;
 	struct bits_diff found, *kept;
-	bool hx, hy;
 	int ret;
 
 	*d = NULL;
+	if (valid == 0 || (key[0] == key[1] && key[0] >= BITS_ONES))
+		return 0;	/* past the end, or one constant both sides */
+	known = q2e_map_get(&p->seen, key);
 	if (known) {
 		if (known != &pair_same)
 			*d = known;
 		return 0;
 	}
-	ret = bitmap_bits(p->a, x, p->bx, len, &hx, err);
+	ret = bits_fill(p->a, key[0], p->bx, len, valid, err);
 	if (!ret)
-		ret = bitmap_bits(p->b, y, p->by, len, &hy, err);
-	if (ret || (!hx && !hy))
+		ret = bits_fill(p->b, key[1], p->by, len, valid, err);
+	if (ret)
 		return ret;
-	/* A cluster the file holds none of is zeros. */
-	if (!hx || !hy)
-		memset(hx ? p->by : p->bx, 0, len);
 	if (!bits_compare(p->bx, p->by, len, &found)) {
 		if (q2e_map_put(&p->seen, key, (void *)&pair_same) < 0)
 			return diff_nomem(err);
@@ -780,7 +792,7 @@ static int bitmap_data(struct bitmap_pair *p, uint64_t j, uint64_t rx,
 	struct q2e_diff_entry *e;
 	const struct bits_diff *bits;
 	char sym[64];
-	int ret = bitmap_bits_differ(p, x, y, &bits, err);
+	int ret = bitmap_bits_differ(p, j, x, y, &bits, err);
 
 	if (ret || !bits)
 		return ret;
@@ -822,6 +834,20 @@ static int one_granularity(const struct qcow2_bitmap_entry *x,
 	return y->granularity_bits;
 }
 
+/* The bits of a bitmap of granularity G (bits; -1 where the two differ:
+ * not known) over the larger disk of A and B: QEMU's bitmaps cover the
+ * disk, one bit for each 2^G bytes or part. */
+static uint64_t bitmap_nbits(const struct q2e_image *a,
+			     const struct q2e_image *b, int g)
+{
+	uint64_t va = q2e_image_virtual_size(a), vb = q2e_image_virtual_size(b);
+	uint64_t v = va > vb ? va : vb;
+
+	if (g < 0)
+		return UINT64_MAX;
+	return (v >> g) + ((v & ((1ULL << g) - 1)) != 0);
+}
+
 /* Whether IMG is a dump written with --redact, which holds no bitmap
  * data: its clusters are sections without bytes. */
 static bool bitmap_data_left_out(const struct q2e_image *img)
@@ -849,6 +875,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 	char sym[48];
 	int ret = p.bx && p.by ? 0 : diff_nomem(err);
 
+	p.nbits = bitmap_nbits(a, b, p.granularity);
 	diff_symbol(b, Q2E_REGION_BITMAP_TABLE, 0, Q2E_OWNER_BITMAP, n, 0, sym,
 		    sizeof(sym));
 	for (uint64_t j = 0; j < count && !ret; j++) {

@@ -241,6 +241,16 @@ qemu-io -c 'write -P 6 30M 64k' -c 'write -P 6 50M 64k' bmy.qcow2 >/dev/null
 assert_eq "bits-changed: bits cleared too" \
 	"bitmap_0_data_0 bits-changed set $((K / gran)) cleared $((K / gran)) $(printf '0x%x 0x%x' $((8 << 20)) $(((50 << 20) + K - (8 << 20))))" \
 	"$(bits_of bmx.qcow2 bmy.qcow2)"
+# An "all ones" entry (QEMU reads them, never writes them) stands for
+# ones up to the bitmap's end, and its data cluster holds zeros past it:
+# a 16 MiB disk fully written has 256 bits set, as many as all ones.
+qemu-img create -q -f qcow2 ones.qcow2 16M
+qemu-img bitmap --add ones.qcow2 b0
+qemu-io -c 'write 0 16M' ones.qcow2 >/dev/null
+cp ones.qcow2 ones1.qcow2
+python3 "$TOP/tests/lib/hostile.py" ones-bitmap ones1.qcow2
+assert_eq "all ones against a data cluster of the same bits: no bits changed" "" \
+	"$(bits_of ones.qcow2 ones1.qcow2)"
 # Of two granularities, bit k is other guest bytes in each: no counts.
 cp base.qcow2 g64.qcow2
 cp base.qcow2 g128.qcow2

@@ -29,6 +29,7 @@
     hostile.py counted-cluster0 IMAGE [ENTRIES]
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
+    hostile.py ones-bitmap IMAGE [ENTRY]
     hostile.py crossed-l2 IMAGE [MODULUS]
     hostile.py overlapping-snapshot-l1s IMAGE [SHIFT]
     hostile.py overlapping-sparse-l1s IMAGE [SNAPSHOTS]
@@ -128,6 +129,9 @@ silent-cluster0: IMAGE must be a fresh qemu-img image with 2 MiB
 clusters.  The first ENTRIES (16,384) entries of its active L1 have flags
 but no offset: qemu-img reads the file's first cluster as their L2 table,
 and that cluster is, past the header's 64 KiB, entries of 0x1.
+ones-bitmap: IMAGE must be a qemu-img image with 64 KiB clusters and one
+bitmap.  Entry ENTRY (0) of its bitmap table becomes 0x1, "all ones",
+which QEMU reads but never writes.
 """
 import struct
 import sys
@@ -555,6 +559,17 @@ def far_bitmap(path, entries):
         f.write(struct.pack(">QI", end, entries))
 
 
+def ones_bitmap(path, entry):
+    with open(path, "r+b") as f:
+        hdr = f.read(CLUSTER)
+        pos = bitmaps_ext(hdr, path)
+        dir_off = struct.unpack_from(">Q", hdr, pos + 24)[0]
+        f.seek(dir_off)
+        table = struct.unpack(">Q", f.read(8))[0]
+        f.seek(table + 8 * entry)
+        f.write(struct.pack(">Q", 1))
+
+
 CROSSED_TABLES = 500
 
 
@@ -673,6 +688,7 @@ GENERATORS = {
     "counted-cluster0": (counted_cluster0, 65536),
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
+    "ones-bitmap": (ones_bitmap, 0),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),
     "overlapping-snapshot-l1s": (overlapping_snapshot_l1s, 1),
     "overlapping-sparse-l1s": (overlapping_sparse_l1s, 4096),
