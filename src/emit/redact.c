@@ -169,28 +169,114 @@ static bool ids_numbered(const struct q2e_image *img)
 	return unique;
 }
 
-static int plan_names(struct plan *p, const struct q2e_image *img)
+/* Whether the placeholder of LEN bytes for number N is N in letters
+ * (q2e_placeholder()'s last form), which holds N modulo 52^LEN. */
+static bool letters_form(const char *stem, size_t len, size_t n)
 {
-	bool by_id = ids_numbered(img);
-	int ret = 0;
+	char s[64];
 
-	for (size_t n = 0; ret == 0 && n < img->nsnapshots; n++) {
-		const struct q2e_snapshot *s = &img->snapshots[n];
+	return (size_t)snprintf(s, sizeof(s), "%c%zu", stem[0], n) > len;
+}
+
+struct name_num {
+	size_t len, code;
+};
+
+static int cmp_name_num(const void *a, const void *b)
+{
+	const struct name_num *x = a, *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return (x->code > y->code) - (x->code < y->code);
+}
+
+#define SHORT_NAME 10	/* 52^11 > 2^64: longer ones never wrap */
+
+/*
+ * The numbers NUM[] of N names of lengths LEN[] (their IDs, or places),
+ * made such that no two names of one length get one placeholder: where
+ * two would (in letters, N modulo 52^LEN), the names of that length are
+ * numbered by place among them instead.  The other forms hold the whole
+ * number and differ.  0, or -1 for memory.
+ */
+static int unique_numbers(const char *stem, const size_t *len, size_t *num,
+			  size_t n)
+{
+	struct name_num *v = malloc((n + 1) * sizeof(*v));
+	bool renumber[SHORT_NAME + 1] = { false };
+	size_t k = 0, place[SHORT_NAME + 1] = { 0 };
+
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t m = 1;
+
+		if (len[i] > SHORT_NAME || !letters_form(stem, len[i], num[i]))
+			continue;
+		for (size_t d = 0; d < len[i]; d++)
+			m *= 52;
+		v[k++] = (struct name_num){ len[i], num[i] % m };
+	}
+	if (k)
+		qsort(v, k, sizeof(*v), cmp_name_num);
+	for (size_t i = 1; i < k; i++)
+		if (!cmp_name_num(&v[i - 1], &v[i]))
+			renumber[v[i].len] = true;
+	free(v);
+	for (size_t i = 0; i < n; i++)
+		if (len[i] <= SHORT_NAME && renumber[len[i]])
+			num[i] = place[len[i]]++;
+	return 0;
+}
+
+/* Snapshot names, by ID where IDs are numbers of their own, else by
+ * place; bitmap names by place. */
+static int plan_entry_names(struct plan *p, const struct q2e_image *img,
+			    bool snapshots)
+{
+	size_t n = snapshots ? img->nsnapshots : img->nbitmaps;
+	size_t *len = malloc((n + 1) * sizeof(*len));
+	size_t *num = malloc((n + 1) * sizeof(*num));
+	bool by_id = snapshots && ids_numbered(img);
+	const char *stem = snapshots ? "snapshot" : "bitmap";
+	int ret = len && num ? 0 : -1;
+
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		len[i] = snapshots ? img->snapshots[i].entry.name_size
+				   : img->bitmaps[i].entry.name_size;
+		num[i] = by_id ? (size_t)id_number(&img->snapshots[i]) : i;
+	}
+	if (ret == 0)
+		ret = unique_numbers(stem, len, num, n);
+	if (ret < 0)
+		ret = q2e_error_set(p->err, Q2E_ENOMEM, "out of memory");
+	for (size_t i = 0; ret == 0 && snapshots && i < n; i++) {
+		const struct q2e_snapshot *s = &img->snapshots[i];
 
 		ret = add(p, s->offset + QCOW2_SNAPSHOT_FIXED_SIZE +
 				     s->entry.extra_data_size +
 				     s->entry.id_str_size,
-			  s->entry.name_size, OWNER(Q2E_REGION_SNAPSHOT_TABLE),
-			  "snapshot", by_id ? (size_t)id_number(s) : n);
+			  len[i], OWNER(Q2E_REGION_SNAPSHOT_TABLE), stem, num[i]);
 	}
-	for (size_t n = 0; ret == 0 && n < img->nbitmaps; n++) {
-		const struct q2e_bitmap *b = &img->bitmaps[n];
+	for (size_t i = 0; ret == 0 && !snapshots && i < n; i++) {
+		const struct q2e_bitmap *b = &img->bitmaps[i];
 
 		ret = add(p, b->offset + QCOW2_BITMAP_ENTRY_FIXED_SIZE +
 				     b->entry.extra_data_size,
-			  b->entry.name_size, OWNER(Q2E_REGION_BITMAP_DIRECTORY),
-			  "bitmap", n);
+			  len[i], OWNER(Q2E_REGION_BITMAP_DIRECTORY), stem, num[i]);
 	}
+	free(len);
+	free(num);
+	return ret;
+}
+
+static int plan_names(struct plan *p, const struct q2e_image *img)
+{
+	int ret = plan_entry_names(p, img, true);
+
+	if (ret == 0)
+		ret = plan_entry_names(p, img, false);
 	if (ret == 0 && img->backing_file)
 		ret = add(p, img->hdr.backing_file_offset,
 			  img->hdr.backing_file_size,

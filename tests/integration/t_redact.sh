@@ -243,6 +243,17 @@ short_names_case() {
 		"12 12 1" "$("$Q2E" info --output=json short.elf |
 			jq -r '[.snapshots | length, (map(.name) | unique | length),
 				(map(.name | length) | max)] | join(" ")')"
+	# Numbered by ID, one-letter names of IDs 1 and 53 would both be "B"
+	# (53 = 52 + 1): names of that length are then numbered by place.
+	qemu-img create -q -f qcow2 wrap.qcow2 16M
+	qemu-img snapshot -c a wrap.qcow2
+	for n in $(seq 2 52); do qemu-img snapshot -c "t$n" wrap.qcow2; done
+	qemu-img snapshot -c b wrap.qcow2
+	for n in $(seq 2 52); do qemu-img snapshot -d "t$n" wrap.qcow2; done
+	"$Q2E" dump --redact wrap.qcow2 -o wrap.elf || return 1
+	assert_eq "IDs 1 and 53, names of one byte: two names still" "1:A 53:B" \
+		"$("$Q2E" info --output=json wrap.elf |
+			jq -r '[.snapshots[] | "\(.id):\(.name)"] | join(" ")')"
 	# A dump redacted: the image's placeholder is as long as the name of
 	# the image its note names (short.qcow2), not the dump's (s.elf).
 	"$Q2E" dump short.qcow2 -o s.elf && "$Q2E" dump --redact s.elf -o sr.elf ||
