@@ -292,13 +292,9 @@ static int table_pairs(struct q2e_diff *d, const struct q2e_image *b,
 	return ret;
 }
 
-/*
- * Whether IMG has a table of R's kind at R's place: the table an owner
- * gone from the other image named (a deleted snapshot's L2 table, say)
- * or a new one names (a new snapshot's) is kept by or was another's, and
- * neither appeared nor disappeared.
- */
-static bool still_there(const struct q2e_image *img, const struct q2e_region *r)
+/* The region of R's kind, offset and size in IMG, or NULL. */
+static const struct q2e_region *same_place(const struct q2e_image *img,
+					   const struct q2e_region *r)
 {
 	size_t i = q2e_first_above(img->regions, img->nregions, offset,
 				   r->offset);
@@ -306,7 +302,44 @@ static bool still_there(const struct q2e_image *img, const struct q2e_region *r)
 	for (; i-- > 0 && img->regions[i].offset == r->offset;)
 		if (img->regions[i].kind == r->kind &&
 		    img->regions[i].size == r->size)
-			return true;
+			return &img->regions[i];
+	return NULL;
+}
+
+#define SHARED_RUNS 16	/* runs of owners looked at on each side */
+
+/*
+ * Whether table RX of side SX, which an owner gone from side SY named (a
+ * deleted snapshot's L2 table, say) or a new one names (a new
+ * snapshot's), is there in SY too and named by an owner both sides have
+ * (the active L1, a snapshot kept): then it neither appeared nor
+ * disappeared, its refcount changed.  A table freed and another
+ * allocated at its place is listed.  The first runs of owners are
+ * looked at, where the active L1 comes.
+ */
+static bool kept_by_other(const struct side *sx, const struct q2e_region *rx,
+			  const struct side *sy)
+{
+	const struct q2e_region *ry = same_place(sy->img, rx);
+	uint32_t ni = 0;
+
+	for (uint32_t i = 0; ry && i < rx->nowners && ni < SHARED_RUNS; i++) {
+		const struct q2e_owner *a = &rx->owners[i];
+		uint32_t key = owner_key(sx, a, OWN), nj = 0;
+
+		if (i && next_in_run(&rx->owners[i - 1], a))
+			continue;
+		ni++;
+		for (uint32_t j = 0; j < ry->nowners && nj < SHARED_RUNS; j++) {
+			const struct q2e_owner *b = &ry->owners[j];
+
+			if (j && next_in_run(&ry->owners[j - 1], b))
+				continue;
+			nj++;
+			if (a->kind == b->kind && owner_key(sy, b, OWN) == key)
+				return true;
+		}
+	}
 	return false;
 }
 
@@ -315,6 +348,8 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 {
 	struct table_ref *va = NULL, *vb = NULL;
 	struct diff_pairing snaps = { 0 }, bitmaps = { 0 };
+	const struct side sa = { a, b, &snaps, &bitmaps, false };
+	const struct side sb = { b, a, &snaps, &bitmaps, true };
 	size_t na = 0, nb = 0, i = 0, j = 0;
 	uint32_t ii = 0, jj = 0, len;	/* the owner within run I, run J */
 	int ret;
@@ -323,20 +358,18 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 	if (!ret)
 		ret = diff_pair_bitmaps(&bitmaps, a, b, err);
 	if (!ret)
-		ret = table_refs(&(struct side){ a, b, &snaps, &bitmaps, false },
-				 &va, &na, err);
+		ret = table_refs(&sa, &va, &na, err);
 	if (!ret)
-		ret = table_refs(&(struct side){ b, a, &snaps, &bitmaps, true },
-				 &vb, &nb, err);
+		ret = table_refs(&sb, &vb, &nb, err);
 	while (!ret && (i < na || j < nb)) {
 		int c = i >= na ? 1 : j >= nb ? -1
 			: owner_cmp(&va[i], ii, &vb[j], jj);
 
 		len = 1;
-		if (c < 0 && !still_there(b, va[i].r))
+		if (c < 0 && !kept_by_other(&sa, va[i].r, &sb))
 			ret = table_item(d, Q2E_DIFF_REMOVED, a, &va[i], ii,
 					 NULL, 0, err);
-		else if (c > 0 && !still_there(a, vb[j].r))
+		else if (c > 0 && !kept_by_other(&sb, vb[j].r, &sa))
 			ret = table_item(d, Q2E_DIFF_ADDED, b, NULL, 0, &vb[j],
 					 jj, err);
 		else if (c == 0)

@@ -164,6 +164,22 @@ assert_changes "a snapshot deleted" snap.qcow2 unsnap.qcow2 \
 	"tables.disappeared snapshot_0_l1_table" "tables.disappeared snapshot_table" \
 	"exit 1"
 
+# A snapshot's own L2 table freed with it, and the cluster reused for a
+# new active L2 table: one disappeared and one appeared, though a table
+# of that kind, offset and size is in both images.
+qemu-img create -q -f qcow2 reuse.qcow2 1G
+qemu-io -c 'write 0 64k' reuse.qcow2 >/dev/null
+qemu-img snapshot -c s1 reuse.qcow2
+qemu-io -c 'write 0 64k' reuse.qcow2 >/dev/null
+cp reuse.qcow2 reuse0.qcow2
+qemu-img snapshot -d s1 reuse.qcow2
+qemu-io -c 'write 512M 64k' reuse.qcow2 >/dev/null
+"$Q2E" diff --output=json reuse0.qcow2 reuse.qcow2 >reuse.json
+assert_eq "a table freed and its cluster reused for another: both listed" \
+	"appeared l2_table_1 0x40000|disappeared snapshot_0_l2_table_0 0x40000" \
+	"$(jq -r '.tables | to_entries[] | .key as $k | .value[] |
+		select(.name | test("l2_table")) | "\($k) \(.name) \(.offset)"' reuse.json | paste -sd'|')"
+
 # A snapshot deleted and another taken: both have ID 1, and the names
 # tell them apart (paired by ID alone, the new one read as the old one
 # with another date).
