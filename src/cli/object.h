@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* One PROP=VALUE; VALUE is NULL for a JSON value that is no string
- * (NUMBER: it is a JSON number, else true, false, null, [...] or {...}). */
+/* One PROP=VALUE: a string, or in JSON a number's text (NUMBER), or NULL
+ * for true, false, null, [...] or {...}. */
 struct object_prop {
 	char *key;
 	char *value;

@@ -21,8 +21,9 @@
  *
  * A secret's value never reaches a message: neither do the words of a
  * secret's --object that are not its keys (a comma left unescaped in a
- * password splits it into such words), nor its values but file names and
- * ids.  Other types' properties are not checked.
+ * password splits it into such words), nor the values of its keys (the
+ * pieces could read as file=... or keyid=...).  Other types' properties
+ * are not checked.
  *
  * help (or ?) alone, or after a type qemu-img cannot create, prints the
  * list of types; secret,help and secret_keyring,help their properties.
@@ -159,19 +160,23 @@ static int print_props(const char *cmd, const char *type)
 	return OBJECT_HELP_SHOWN;
 }
 
-/* The keyring secret's serial, as QEMU reads an int32_t. */
-static int check_serial(const char *cmd, const struct object_prop *p)
+/* The keyring secret's serial, as QEMU reads an int32_t: in JSON, a
+ * number without a fraction or exponent. */
+static int check_serial(const char *cmd, const struct object *o,
+			const struct object_prop *p)
 {
 	char *end;
 	long long v;
 
-	if (!p->value)
-		return p->number ? 0 : object_error(cmd, "%s",
-			"Invalid parameter type for 'serial', expected: integer");
+	if (o->json && (!p->number || strpbrk(p->value, ".eE")))
+		return object_error(cmd, "%s",
+				    "Invalid parameter type for 'serial', expected: integer");
 	errno = 0;
-	v = strtoll(p->value, &end, 0);
-	if (!*p->value || *end || errno)
+	v = strtoll(p->value, &end, o->json ? 10 : 0);
+	if (!*p->value || *end || (errno && !o->json))
 		return object_error(cmd, "%s", "Parameter 'serial' expects integer");
+	if (errno)	/* JSON's integer past 64 bits */
+		v = LLONG_MAX;
 	if (v < INT32_MIN || v > INT32_MAX)
 		return object_error(cmd, "%s", "Parameter 'serial' expects int32_t");
 	return 0;
@@ -195,9 +200,9 @@ static int check_props(const char *cmd, const struct object *o, bool keyring)
 			continue;
 		if (!strcmp(p->key, "serial")) {
 			serial = true;
-			if ((ret = check_serial(cmd, p)))
+			if ((ret = check_serial(cmd, o, p)))
 				return ret;
-		} else if (!p->value) {
+		} else if (!p->value || p->number) {
 			return object_error(cmd, "Invalid parameter type for '%s', expected: string",
 					    p->key);
 		} else if (!strcmp(p->key, "format") && strcmp(p->value, "raw") &&
@@ -274,11 +279,11 @@ static int secret_bytes(const char *cmd, const char *file, const char *data,
 		fclose(fp);
 		if (!errno && mem)
 			return 0;
-		if (asprintf(&msg, "Unable to read %s: Error reading file \xe2\x80\x9c%s\xe2\x80\x9d: %s",
-			     file, file, strerror(errno ? errno : ENOMEM)) < 0)
+		if (asprintf(&msg, "Unable to read the secret's file: Error reading file: %s",
+			     strerror(errno ? errno : ENOMEM)) < 0)
 			msg = NULL;
-	} else if (asprintf(&msg, "Unable to read %s: Failed to open file \xe2\x80\x9c%s\xe2\x80\x9d: %s",
-			    file, file, strerror(errno)) < 0) {
+	} else if (asprintf(&msg, "Unable to read the secret's file: Failed to open file: %s",
+			    strerror(errno)) < 0) {
 		msg = NULL;
 	}
 	ret = msg ? object_error(cmd, "%s", msg)
@@ -293,12 +298,14 @@ static int check_key(const char *cmd, const struct object *o, const char *keyid)
 	const struct object_id *key = id_find(keyid);
 	const char *iv = object_get(o, "iv");
 
+	/* The id keyid names is not repeated: a comma left unescaped in a
+	 * password can make a piece of it look like keyid=... */
 	if (!strcmp(keyid, o->id))
-		return object_error(cmd, "Secret with id '%s' has no data", keyid);
+		return object_error(cmd, "%s", "Secret with the id keyid names has no data: it is this one");
 	if (!key)
-		return object_error(cmd, "No secret with id '%s'", keyid);
+		return object_error(cmd, "%s", "No secret with the id keyid names");
 	if (!key->secret)
-		return object_error(cmd, "Object with id '%s' is not a secret", keyid);
+		return object_error(cmd, "%s", "Object with the id keyid names is not a secret");
 	if (key->length != SIZE_MAX && key->length != 32)
 		return object_error(cmd, "%s", "Key should be 32 bytes in length");
 	if (!iv)
@@ -353,7 +360,7 @@ static int load_keyring(const char *cmd, const struct object *o)
 	long key = serial ? strtol(serial, NULL, 0) : 0;
 	char msg[160];
 
-	if (!serial)	/* given in JSON as a number: not read here */
+	if (!serial)
 		return 0;
 	if (syscall(SYS_keyctl, 11 /* KEYCTL_READ */, (int32_t)key, NULL, 0) >= 0)
 		return 0;

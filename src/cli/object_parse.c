@@ -48,7 +48,7 @@ static void object_set(struct object *o, char *key, char *value, bool number)
 		bool is_type = key[0] == 'q';
 
 		slot = is_type ? &o->type : &o->id;
-		*(is_type ? &o->type_bad : &o->id_bad) = !value;
+		*(is_type ? &o->type_bad : &o->id_bad) = !value || number;
 		free(key);
 		free(*slot);
 		*slot = value;
@@ -218,16 +218,43 @@ static char *json_string(const char **p, bool *oom)
 	return out;
 }
 
-/* Skips the JSON value *P starts that is no string; *NUMBER if it is a
- * number.  False if there is none. */
-static bool json_skip_value(const char **p, bool *number, bool *oom)
+/* The length of the JSON number S starts, or 0 if it starts none. */
+static size_t json_number(const char *s)
+{
+	const char *t = s + (*s == '-');
+	size_t digits = strspn(t, "0123456789");
+
+	if (!digits)
+		return 0;
+	t += digits;
+	if (*t == '.') {
+		if (!(digits = strspn(t + 1, "0123456789")))
+			return 0;
+		t += 1 + digits;
+	}
+	if (*t == 'e' || *t == 'E') {
+		const char *e = t + 1 + (t[1] == '+' || t[1] == '-');
+
+		if (!(digits = strspn(e, "0123456789")))
+			return 0;
+		t = e + digits;
+	}
+	return (size_t)(t - s);
+}
+
+/* Skips the JSON value *P starts that is no string: a number's text in
+ * *NUMBER (or NULL for another value).  False if there is none. */
+static bool json_skip_value(const char **p, char **number, bool *oom)
 {
 	const char *s = *p;
+	size_t n = json_number(s);
 	int depth = 0;
 
-	*number = strchr("-0123456789", *s) && *s;
-	if (*number) {
-		s += strspn(s, "-+.eE0123456789");
+	*number = NULL;
+	if (n) {
+		*number = strndup(s, n);
+		*oom |= !*number;
+		s += n;
 	} else if (!strncmp(s, "true", 4) || !strncmp(s, "null", 4)) {
 		s += 4;
 	} else if (!strncmp(s, "false", 5)) {
@@ -267,8 +294,8 @@ static void parse_json(const char *spec, struct object *o)
 	const char *p = skip_space(spec) + 1;	/* past '{' */
 
 	for (bool first = true;; first = false) {
-		char *key, *value = NULL;
-		bool number = false, dup = false;
+		char *key, *value = NULL, *number = NULL;
+		bool dup = false;
 
 		p = skip_space(p);
 		if (first && *p == '}')
@@ -292,10 +319,11 @@ static void parse_json(const char *spec, struct object *o)
 		if (dup) {
 			free(key);
 			free(value);
+			free(number);
 			set_error(o, "JSON parse error, duplicate key", NULL, 0);
 			return;
 		}
-		object_set(o, key, value, number);
+		object_set(o, key, value ? value : number, number != NULL);
 		p = skip_space(p);
 		if (*p == '}')
 			break;

@@ -188,9 +188,9 @@ words	secret_keyring,id=k,serial=abc
 words	secret_keyring,id=k,serial=99999999999
 words	secret_keyring,id=k,serial=1
 words	secret,id=s,data=x,loaded=on
-words	secret,id=s,file=@T@/none.txt
-words	secret,id=s,file=@T@
-words	secret,id=s,data=x,keyid=k0
+status	secret,id=s,file=@T@/none.txt
+status	secret,id=s,file=@T@
+status	secret,id=s,data=x,keyid=k0
 words	,secret,id=s,data=x
 words	secret,,id=s,data=x
 words	secret,=x
@@ -208,17 +208,17 @@ words	{"qom-type":"secret"}
 words	{"qom-type":1,"id":"s"}
 words	{"qom-type":"secret","id":"s"}
 words	{"qom-type":"secret","id":"s","data":1}
-words	{"qom-type":"secret","id":"s","data":"x","keyid":"k0"}
+status	{"qom-type":"secret","id":"s","data":"x","keyid":"k0"}
 words	{"qom-type":"secret","id":"s","data":"x",}
 words	{"qom-type":"secret","id":"s","data":"x","data":"y"}
 words	{"qom-type":"secret","data":"id","id":"s"}
 words	{'qom-type':'secret','id':'s','data':'x'}
 words	{"qom-type":"sec\u0072et","id":"s","data":"x"}
 words	{"qom-type":"throttle-group","id":"t","limits":{"iops-total":10}}
-words	secret,id=s,data=x,keyid=s
-words	secret,id=s,data=y,keyid=k0 ;; secret,id=k0,data=x
+status	secret,id=s,data=x,keyid=s
+status	secret,id=s,data=y,keyid=k0 ;; secret,id=k0,data=x
 words	secret,id=k0,data=x ;; secret,id=s,data=x,keyid=k0
-words	throttle-group,id=t ;; secret,id=s,data=x,keyid=t
+status	throttle-group,id=t ;; secret,id=s,data=x,keyid=t
 words	secret,id=k,file=@T@/key32.txt ;; secret,id=s,data=x,keyid=k
 words	secret,id=k,file=@T@/key32.txt ;; secret,id=s,data=x,keyid=k,iv=AAAA
 words	secret,id=s,data=x ;; secret,id=s,data=y
@@ -228,6 +228,13 @@ status	secret,id=s,data=TOP,SEC=RET
 status	secret,id=s,data=x,bogus=1
 status	secret,id=s,data=x,format=hex
 status	{"qom-type":"secret","id":"s","data":"TOP","SECRET":1}
+status	secret,id=s,file=@T@/TOPSECRET
+status	secret,id=s,data=TOP,keyid=SECRET
+words	{"qom-type":"secret_keyring","id":"k","serial":"5"}
+words	{"qom-type":"secret_keyring","id":"k","serial":1.5}
+words	{"qom-type":"secret_keyring","id":"k","serial":99999999999}
+words	{"qom-type":"secret_keyring","id":"k","serial":5}
+words	{"qom-type":"secret","id":"s","data":5}
 EOF2
 }
 t_case "--object: types, ids and secrets as qemu-img checks them" object_checks_case
