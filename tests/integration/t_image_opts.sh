@@ -15,12 +15,13 @@ qimg() { qemu-img "$@" >"$T/q.out" 2>"$T/q.err"; echo $?; }
 ours() { "$Q2E" "$@" >"$T/o.out" 2>"$T/o.err"; echo $?; }
 
 # On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
-# accurate CPU usage"): up to 20 tries, as t_redact makes its image.
-for try in $(seq 20); do
+# accurate CPU usage"): up to 50 tries half a second apart, as t_redact makes its image.
+for try in $(seq 50); do
 	qemu-img create -q -f qcow2 --object "$OBJ" \
 		-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 \
 		"$T/enc.qcow2" 64M 2>/dev/null && break
 	rm -f "$T/enc.qcow2"
+	sleep 0.5
 done
 qemu-io --object "$OBJ" --image-opts \
 	"driver=qcow2,file.filename=$T/enc.qcow2,encrypt.key-secret=sec0" \

@@ -224,12 +224,13 @@ t_case "per-cluster lines on standard error" lines_on_stderr
 metadata_report() {
 	local v try
 	# On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
-	# accurate CPU usage", half the tries on a fast processor): up to 20 tries,
+	# accurate CPU usage", half the tries on a fast processor): up to 50 tries half a second apart,
 	# as tests/lib/corpus.sh makes its LUKS images.
-	for try in $(seq 20); do
+	for try in $(seq 50); do
 		qemu-img create -q --object secret,id=sec0,data=abc -f qcow2 \
 			-o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100 \
 			"$T/luks.qcow2" 64M 2>"$T/luks.err" && break
+		sleep 0.5
 	done
 	"$Q2E" check -M --output=json "$T/luks.qcow2" >"$T/luks.json" 2>/dev/null
 	assert_eq "check -M: the LUKS area is crypt-header" number \

@@ -15,13 +15,14 @@ secret=(--object secret,id=sec0,data=hunter2)
 opts="driver=qcow2,file.filename=$img,encrypt.key-secret=sec0"
 qemu-img create -q -f qcow2 base-private-name.qcow2 64M
 # On a loaded machine QEMU's PBKDF timing can fail ("Unable to get
-# accurate CPU usage", half the tries on a fast processor): up to 20 tries,
+# accurate CPU usage", half the tries on a fast processor): up to 50 tries half a second apart,
 # as tests/lib/corpus.sh makes its LUKS images.
-for try in $(seq 20); do
+for try in $(seq 50); do
 	qemu-img create -q -f qcow2 "${secret[@]}" -b base-private-name.qcow2 \
 		-F qcow2 -o encrypt.format=luks,encrypt.key-secret=sec0 \
 		"$img" 64M && break
 	rm -f "$img"
+	sleep 0.5
 done
 qemu-io "${secret[@]}" --image-opts "$opts" -c 'write -P 0x55 0 64k' >/dev/null
 qemu-img snapshot "${secret[@]}" --image-opts "$opts" -c private-snapshot-name

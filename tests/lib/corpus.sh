@@ -43,14 +43,16 @@ _corpus_create() {	# _corpus_create FILE SIZE [qemu-img create options]
 
 # LUKS key setup times PBKDF2 with the thread's CPU clock, which can be too
 # coarse to measure ("Unable to get accurate CPU usage"), more often on a
-# loaded machine: try again, up to 20 times.
+# loaded machine: try again, up to 50 times over about half a minute (20
+# quick tries all failed once, beside a fuzzer, a helper's builds and a
+# CI run).
 _corpus_create_luks() {
 	local try
 
-	for try in $(seq 1 20); do
+	for try in $(seq 1 50); do
 		_corpus_create "$@" 2>"$1.err" && { rm -f "$1.err"; return 0; }
 		grep -q 'accurate CPU usage' "$1.err" || break
-		sleep 0.2
+		sleep 0.5
 	done
 	cat "$1.err" >&2
 	rm -f "$1.err"
