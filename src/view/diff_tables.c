@@ -292,55 +292,58 @@ static int table_pairs(struct q2e_diff *d, const struct q2e_image *b,
 	return ret;
 }
 
-/* The region of R's kind, offset and size in IMG, or NULL. */
-static const struct q2e_region *same_place(const struct q2e_image *img,
-					   const struct q2e_region *r)
-{
-	size_t i = q2e_first_above(img->regions, img->nregions, offset,
-				   r->offset);
-
-	for (; i-- > 0 && img->regions[i].offset == r->offset;)
-		if (img->regions[i].kind == r->kind &&
-		    img->regions[i].size == r->size)
-			return &img->regions[i];
-	return NULL;
-}
-
-#define SHARED_RUNS 16	/* runs of owners looked at on each side */
-
 /*
- * Whether table RX of side SX, which an owner gone from side SY named (a
- * deleted snapshot's L2 table, say) or a new one names (a new
- * snapshot's), is there in SY too and named by an owner both sides have
- * (the active L1, a snapshot kept): then it neither appeared nor
- * disappeared, its refcount changed.  A table freed and another
- * allocated at its place is listed.  The first runs of owners are
- * looked at, where the active L1 comes.
+ * The merge of both images' runs of owners, in owner order.  A first pass
+ * marks the tables kept: those an owner of both images names at one place
+ * (the active L1 and a snapshot kept name a deleted snapshot's L2 table,
+ * or a new snapshot's).  A second lists the changes: an owner gone or new
+ * names a table that appeared or disappeared unless it was kept, when
+ * only its refcount changed; a table freed and another allocated at its
+ * place are both listed.  Each pass is linear in the owners' runs.
  */
-static bool kept_by_other(const struct side *sx, const struct q2e_region *rx,
-			  const struct side *sy)
+struct merge {
+	struct q2e_diff *d;
+	const struct q2e_image *a, *b;
+	const struct table_ref *va, *vb;
+	size_t na, nb;
+	bool *kept_a, *kept_b;	/* by region index */
+};
+
+static int merge_refs(const struct merge *m, bool emit, struct q2e_error *err)
 {
-	const struct q2e_region *ry = same_place(sy->img, rx);
-	uint32_t ni = 0;
+	size_t i = 0, j = 0;
+	uint32_t ii = 0, jj = 0, len;	/* the owner within run I, run J */
+	int ret = 0;
 
-	for (uint32_t i = 0; ry && i < rx->nowners && ni < SHARED_RUNS; i++) {
-		const struct q2e_owner *a = &rx->owners[i];
-		uint32_t key = owner_key(sx, a, OWN), nj = 0;
+	while (!ret && (i < m->na || j < m->nb)) {
+		const struct table_ref *x = i < m->na ? &m->va[i] : NULL;
+		const struct table_ref *y = j < m->nb ? &m->vb[j] : NULL;
+		int c = !x ? 1 : !y ? -1 : owner_cmp(x, ii, y, jj);
 
-		if (i && next_in_run(&rx->owners[i - 1], a))
-			continue;
-		ni++;
-		for (uint32_t j = 0; j < ry->nowners && nj < SHARED_RUNS; j++) {
-			const struct q2e_owner *b = &ry->owners[j];
-
-			if (j && next_in_run(&ry->owners[j - 1], b))
-				continue;
-			nj++;
-			if (a->kind == b->kind && owner_key(sy, b, OWN) == key)
-				return true;
+		len = c ? 1 : x->n - ii < y->n - jj ? x->n - ii : y->n - jj;
+		if (!emit && c == 0 && x->r->offset == y->r->offset &&
+		    x->r->size == y->r->size) {
+			m->kept_a[x->r - m->a->regions] = true;
+			m->kept_b[y->r - m->b->regions] = true;
+		} else if (emit && c < 0 && !m->kept_a[x->r - m->a->regions]) {
+			ret = table_item(m->d, Q2E_DIFF_REMOVED, m->a, x, ii,
+					 NULL, 0, err);
+		} else if (emit && c > 0 && !m->kept_b[y->r - m->b->regions]) {
+			ret = table_item(m->d, Q2E_DIFF_ADDED, m->b, NULL, 0, y,
+					 jj, err);
+		} else if (emit && c == 0) {
+			ret = table_pairs(m->d, m->b, x, ii, y, jj, &len, err);
+		}
+		if (c <= 0 && (ii += len) == x->n) {
+			i++;
+			ii = 0;
+		}
+		if (c >= 0 && (jj += len) == y->n) {
+			j++;
+			jj = 0;
 		}
 	}
-	return false;
+	return ret;
 }
 
 int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
@@ -350,40 +353,28 @@ int diff_tables(struct q2e_diff *d, const struct q2e_image *a,
 	struct diff_pairing snaps = { 0 }, bitmaps = { 0 };
 	const struct side sa = { a, b, &snaps, &bitmaps, false };
 	const struct side sb = { b, a, &snaps, &bitmaps, true };
-	size_t na = 0, nb = 0, i = 0, j = 0;
-	uint32_t ii = 0, jj = 0, len;	/* the owner within run I, run J */
+	struct merge m = { .d = d, .a = a, .b = b };
 	int ret;
 
 	ret = diff_pair_snapshots(&snaps, a, b, err);
 	if (!ret)
 		ret = diff_pair_bitmaps(&bitmaps, a, b, err);
 	if (!ret)
-		ret = table_refs(&sa, &va, &na, err);
+		ret = table_refs(&sa, &va, &m.na, err);
 	if (!ret)
-		ret = table_refs(&sb, &vb, &nb, err);
-	while (!ret && (i < na || j < nb)) {
-		int c = i >= na ? 1 : j >= nb ? -1
-			: owner_cmp(&va[i], ii, &vb[j], jj);
-
-		len = 1;
-		if (c < 0 && !kept_by_other(&sa, va[i].r, &sb))
-			ret = table_item(d, Q2E_DIFF_REMOVED, a, &va[i], ii,
-					 NULL, 0, err);
-		else if (c > 0 && !kept_by_other(&sb, vb[j].r, &sa))
-			ret = table_item(d, Q2E_DIFF_ADDED, b, NULL, 0, &vb[j],
-					 jj, err);
-		else if (c == 0)
-			ret = table_pairs(d, b, &va[i], ii, &vb[j], jj, &len,
-					  err);
-		if (c <= 0 && (ii += len) == va[i].n) {
-			i++;
-			ii = 0;
-		}
-		if (c >= 0 && (jj += len) == vb[j].n) {
-			j++;
-			jj = 0;
-		}
-	}
+		ret = table_refs(&sb, &vb, &m.nb, err);
+	m.va = va;
+	m.vb = vb;
+	m.kept_a = calloc(a->nregions + 1, sizeof(bool));
+	m.kept_b = calloc(b->nregions + 1, sizeof(bool));
+	if (!ret && (!m.kept_a || !m.kept_b))
+		ret = diff_nomem(err);
+	if (!ret)
+		ret = merge_refs(&m, false, err);
+	if (!ret)
+		ret = merge_refs(&m, true, err);
+	free(m.kept_a);
+	free(m.kept_b);
 	free(va);
 	free(vb);
 	diff_pairing_free(&snaps);

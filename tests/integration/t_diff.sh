@@ -180,6 +180,21 @@ assert_eq "a table freed and its cluster reused for another: both listed" \
 	"$(jq -r '.tables | to_entries[] | .key as $k | .value[] |
 		select(.name | test("l2_table")) | "\($k) \(.name) \(.offset)"' reuse.json | paste -sd'|')"
 
+# Twenty snapshots name one L2 table the active L1 no longer names; with
+# sixteen deleted, the four left name it still: only the deleted
+# snapshots' L1 tables disappear, however far down the owners those four
+# come.
+qemu-img create -q -f qcow2 s20.qcow2 1G
+qemu-io -c 'write 0 64k' s20.qcow2 >/dev/null
+for n in $(seq 20); do qemu-img snapshot -c "S$n" s20.qcow2; done
+qemu-io -c 'write 0 64k' s20.qcow2 >/dev/null
+cp s20.qcow2 s4.qcow2
+for n in $(seq 16); do qemu-img snapshot -d "S$n" s4.qcow2; done
+"$Q2E" diff --output=json s20.qcow2 s4.qcow2 >s4.json
+assert_eq "sixteen of twenty snapshots deleted: their L1 tables disappeared, no L2 table" \
+	"16 0" "$(jq -r '[(.tables.disappeared // [] | map(select(.name | test("l1_table"))) | length),
+		(.tables.disappeared // [] | map(select(.name | test("l2_table"))) | length)] | join(" ")' s4.json)"
+
 # A snapshot deleted and another taken: both have ID 1, and the names
 # tell them apart (paired by ID alone, the new one read as the old one
 # with another date).

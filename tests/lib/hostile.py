@@ -30,6 +30,7 @@
     hostile.py far-refcount IMAGE [CLUSTERS]
     hostile.py far-bitmap IMAGE [ENTRIES]
     hostile.py ones-bitmap IMAGE [ENTRY]
+    hostile.py one-run-l1 IMAGE [ID]
     hostile.py crossed-l2 IMAGE [MODULUS]
     hostile.py overlapping-snapshot-l1s IMAGE [SHIFT]
     hostile.py overlapping-sparse-l1s IMAGE [SNAPSHOTS]
@@ -132,6 +133,11 @@ and that cluster is, past the header's 64 KiB, entries of 0x1.
 ones-bitmap: IMAGE must be a qemu-img image with 64 KiB clusters and one
 bitmap.  Entry ENTRY (0) of its bitmap table becomes 0x1, "all ones",
 which QEMU reads but never writes.
+one-run-l1: IMAGE must be a qemu-img image with 64 KiB clusters whose
+first 64 KiB of guest data were written.  Its active L1 comes to name
+nothing, and it gains one snapshot, of ID ID (1) and name "s" and the
+ID, whose own L1 table names that L2 table in each of its entries: one
+run of as many owners as the active L1 has entries.
 """
 import struct
 import sys
@@ -570,6 +576,31 @@ def ones_bitmap(path, entry):
         f.write(struct.pack(">Q", 1))
 
 
+def one_run_l1(path, sid):
+    with open(path, "r+b") as f:
+        hdr = bytearray(f.read(104))
+        l1_size, l1_off = struct.unpack_from(">IQ", hdr, 36)
+        f.seek(l1_off)
+        l2 = struct.unpack(">Q", f.read(8))[0] & 0x00FFFFFFFFFFFE00
+        f.seek(l1_off)
+        f.write(bytes(8))
+        end = end_cluster(f)
+        f.seek(end)
+        f.write(struct.pack(">Q", l2) * l1_size)
+        table = (end + 8 * l1_size + CLUSTER - 1) // CLUSTER * CLUSTER
+        ident, name = str(sid).encode(), b"s%d" % sid
+        entry = struct.pack(">QIHHIIQII", end, l1_size, len(ident),
+                            len(name), 0, 0, 0, 0, 16)
+        entry += struct.pack(">QQ", 0, struct.unpack_from(">Q", hdr, 24)[0])
+        entry += ident + name
+        entry += bytes(-len(entry) % 8)
+        f.seek(table)
+        f.write(entry + bytes(-len(entry) % CLUSTER))
+        struct.pack_into(">IQ", hdr, 60, 1, table)
+        f.seek(0)
+        f.write(hdr)
+
+
 CROSSED_TABLES = 500
 
 
@@ -689,6 +720,7 @@ GENERATORS = {
     "far-refcount": (far_refcount, 128),
     "far-bitmap": (far_bitmap, 1 << 20),
     "ones-bitmap": (ones_bitmap, 0),
+    "one-run-l1": (one_run_l1, 1),
     "crossed-l2": (crossed_l2, CROSSED_TABLES),
     "overlapping-snapshot-l1s": (overlapping_snapshot_l1s, 1),
     "overlapping-sparse-l1s": (overlapping_sparse_l1s, 4096),
