@@ -179,7 +179,7 @@ static bool letters_form(const char *stem, size_t len, size_t n)
 }
 
 struct name_num {
-	size_t len, code;
+	size_t len, code, num, i;
 };
 
 static int cmp_name_num(const void *a, const void *b)
@@ -188,24 +188,52 @@ static int cmp_name_num(const void *a, const void *b)
 
 	if (x->len != y->len)
 		return x->len < y->len ? -1 : 1;
-	return (x->code > y->code) - (x->code < y->code);
+	if (x->code != y->code)
+		return x->code < y->code ? -1 : 1;
+	return (x->num > y->num) - (x->num < y->num);
 }
 
 #define SHORT_NAME 10	/* 52^11 > 2^64: longer ones never wrap */
 
 /*
+ * Of the names V[K..END) of one length LEN, sorted by code: each that
+ * would share its code with the one before (the lowest number keeps it)
+ * gets the next code no name of the length has, as a number that is
+ * that code in letters (at least 10^(LEN-1), so "s<n>" does not fit).
+ */
+static void free_codes(struct name_num *v, size_t k, size_t end, size_t len,
+		       size_t *num)
+{
+	size_t m = 1, low = 1, code = 0, u = k;
+
+	for (size_t d = 0; d < len; d++)
+		m *= 52;
+	for (size_t d = 1; d < len; d++)
+		low *= 10;
+	for (size_t i = k + 1; i < end; i++) {
+		if (v[i].code != v[i - 1].code)
+			continue;
+		while (u < end && v[u].code <= code) {	/* codes in use */
+			code += v[u].code == code;
+			u++;
+		}
+		num[v[i].i] = code < low ? code + m : code;
+		code++;
+	}
+}
+
+/*
  * The numbers NUM[] of N names of lengths LEN[] (their IDs, or places),
- * made such that no two names of one length get one placeholder: where
- * two would (in letters, N modulo 52^LEN), the names of that length are
- * numbered by place among them instead.  The other forms hold the whole
- * number and differ.  0, or -1 for memory.
+ * made such that no two names of one length get one placeholder: in
+ * letters, a number is held modulo 52^LEN, and where two would come out
+ * alike the one of the higher number takes a code none has.  The other
+ * forms hold the whole number and differ.  0, or -1 for memory.
  */
 static int unique_numbers(const char *stem, const size_t *len, size_t *num,
 			  size_t n)
 {
 	struct name_num *v = malloc((n + 1) * sizeof(*v));
-	bool renumber[SHORT_NAME + 1] = { false };
-	size_t k = 0, place[SHORT_NAME + 1] = { 0 };
+	size_t k = 0;
 
 	if (!v)
 		return -1;
@@ -216,17 +244,16 @@ static int unique_numbers(const char *stem, const size_t *len, size_t *num,
 			continue;
 		for (size_t d = 0; d < len[i]; d++)
 			m *= 52;
-		v[k++] = (struct name_num){ len[i], num[i] % m };
+		v[k++] = (struct name_num){ len[i], num[i] % m, num[i], i };
 	}
 	if (k)
 		qsort(v, k, sizeof(*v), cmp_name_num);
-	for (size_t i = 1; i < k; i++)
-		if (!cmp_name_num(&v[i - 1], &v[i]))
-			renumber[v[i].len] = true;
+	for (size_t i = 0, start = 0; i < k; i++)
+		if (i + 1 == k || v[i + 1].len != v[i].len) {
+			free_codes(v, start, i + 1, v[i].len, num);
+			start = i + 1;
+		}
 	free(v);
-	for (size_t i = 0; i < n; i++)
-		if (len[i] <= SHORT_NAME && renumber[len[i]])
-			num[i] = place[len[i]]++;
 	return 0;
 }
 

@@ -393,19 +393,33 @@ int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
  * Snapshots pair by ID and name, and when a damaged table repeats them, by
  * occurrence.
  */
+/* Whether IMG is a dump written with --redact, whose snapshot names are
+ * placeholders. */
+static bool snapshot_names_left_out(const struct q2e_image *img)
+{
+	const struct q2e_dump_meta *m = q2e_image_dump_meta(img);
+
+	return m && m->redacted && strstr(m->redacted, "snapshot-names");
+}
+
+/* Snapshots pair by ID and name; where either side's names are
+ * placeholders, by ID alone: a placeholder tells nothing of the name. */
 int diff_pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
 			const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nsnapshots, b->nsnapshots, err);
+	bool by_id = snapshot_names_left_out(a) || snapshot_names_left_out(b);
 
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < a->nsnapshots; i++)
 		p->ka[i] = (struct diff_key){ a->snapshots[i].id,
-					      a->snapshots[i].name, i };
+					      by_id ? "" : a->snapshots[i].name,
+					      i };
 	for (size_t i = 0; i < b->nsnapshots; i++)
 		p->kb[i] = (struct diff_key){ b->snapshots[i].id,
-					      b->snapshots[i].name, i };
+					      by_id ? "" : b->snapshots[i].name,
+					      i };
 	diff_pairing_match(p);
 	return 0;
 }

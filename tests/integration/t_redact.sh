@@ -245,16 +245,25 @@ short_names_case() {
 			jq -r '[.snapshots | length, (map(.name) | unique | length),
 				(map(.name | length) | max)] | join(" ")')"
 	# Numbered by ID, one-letter names of IDs 1 and 53 would both be "B"
-	# (53 = 52 + 1): names of that length are then numbered by place.
+	# (53 = 52 + 1): the higher takes a letter no name has.  After the
+	# first is deleted, diff of the redacted dumps pairs the others by
+	# ID, as diff of the images does.
 	qemu-img create -q -f qcow2 wrap.qcow2 16M
 	qemu-img snapshot -c a wrap.qcow2
-	for n in $(seq 2 52); do qemu-img snapshot -c "t$n" wrap.qcow2; done
 	qemu-img snapshot -c b wrap.qcow2
-	for n in $(seq 2 52); do qemu-img snapshot -d "t$n" wrap.qcow2; done
+	for n in $(seq 3 52); do qemu-img snapshot -c "t$n" wrap.qcow2; done
+	qemu-img snapshot -c c wrap.qcow2
+	for n in $(seq 3 52); do qemu-img snapshot -d "t$n" wrap.qcow2; done
 	"$Q2E" dump --redact wrap.qcow2 -o wrap.elf || return 1
-	assert_eq "IDs 1 and 53, names of one byte: two names still" "1:A 53:B" \
+	assert_eq "IDs 1, 2 and 53, names of one byte: three names still" "1:B 2:C 53:A" \
 		"$("$Q2E" info --output=json wrap.elf |
 			jq -r '[.snapshots[] | "\(.id):\(.name)"] | join(" ")')"
+	cp wrap.qcow2 wrap1.qcow2
+	qemu-img snapshot -d a wrap1.qcow2
+	"$Q2E" dump --redact wrap1.qcow2 -o wrap1.elf || return 1
+	assert_eq "...and with the first deleted, diff pairs them as the images'" \
+		"$("$Q2E" diff --output=json wrap.qcow2 wrap1.qcow2 | jq -c '.changes.snapshots | map({name, change})')" \
+		"$("$Q2E" diff --output=json wrap.elf wrap1.elf | jq -c '.changes.snapshots | map({name, change})')"
 	# A dump redacted: the image's placeholder is as long as the name of
 	# the image its note names (short.qcow2), not the dump's (s.elf).
 	"$Q2E" dump short.qcow2 -o s.elf && "$Q2E" dump --redact s.elf -o sr.elf ||
