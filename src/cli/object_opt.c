@@ -357,11 +357,13 @@ static int load_secret(const char *cmd, const struct object *o, size_t *length)
 static int load_keyring(const char *cmd, const struct object *o)
 {
 	const char *serial = object_get(o, "serial");
-	long key = serial ? strtol(serial, NULL, 0) : 0;
+	long key = serial ? strtol(serial, NULL, o->json ? 10 : 0) : 0;
 	char msg[160];
 
 	if (!serial)
 		return 0;
+	if (key == 0)
+		return object_error(cmd, "%s", "'serial' should not be equal to 0");
 	if (syscall(SYS_keyctl, 11 /* KEYCTL_READ */, (int32_t)key, NULL, 0) >= 0)
 		return 0;
 	snprintf(msg, sizeof(msg), "Unable to read serial key %08x: %s",

@@ -224,8 +224,8 @@ static size_t json_number(const char *s)
 	const char *t = s + (*s == '-');
 	size_t digits = strspn(t, "0123456789");
 
-	if (!digits)
-		return 0;
+	if (!digits || (t[0] == '0' && digits > 1))
+		return 0;	/* none, or a leading zero (QEMU: "stray") */
 	t += digits;
 	if (*t == '.') {
 		if (!(digits = strspn(t + 1, "0123456789")))

@@ -236,6 +236,9 @@ words	{"qom-type":"secret_keyring","id":"k","serial":1.5}
 words	{"qom-type":"secret_keyring","id":"k","serial":99999999999}
 words	{"qom-type":"secret_keyring","id":"k","serial":5}
 words	{"qom-type":"secret","id":"s","data":5}
+words	{"qom-type":"secret_keyring","id":"k","serial":0}
+words	secret_keyring,id=k,serial=0
+status	{"qom-type":"secret_keyring","id":"k","serial":05}
 EOF2
 }
 t_case "--object: types, ids and secrets as qemu-img checks them" object_checks_case
