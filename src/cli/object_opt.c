@@ -179,6 +179,8 @@ static int check_serial(const char *cmd, const struct object *o,
 		v = LLONG_MAX;
 	if (v < INT32_MIN || v > INT32_MAX)
 		return object_error(cmd, "%s", "Parameter 'serial' expects int32_t");
+	if (v == 0)
+		return object_error(cmd, "%s", "'serial' should not be equal to 0");
 	return 0;
 }
 
@@ -362,8 +364,6 @@ static int load_keyring(const char *cmd, const struct object *o)
 
 	if (!serial)
 		return 0;
-	if (key == 0)
-		return object_error(cmd, "%s", "'serial' should not be equal to 0");
 	if (syscall(SYS_keyctl, 11 /* KEYCTL_READ */, (int32_t)key, NULL, 0) >= 0)
 		return 0;
 	snprintf(msg, sizeof(msg), "Unable to read serial key %08x: %s",

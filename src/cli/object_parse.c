@@ -242,44 +242,71 @@ static size_t json_number(const char *s)
 	return (size_t)(t - s);
 }
 
+#define JSON_DEPTH 1024	/* nesting QEMU's JSON parser takes */
+
+/* Skips the JSON value *P starts, checked as JSON (DEPTH: the [ and {
+ * around it); false if it is none. */
+static bool json_value(const char **p, int depth, bool *oom)
+{
+	const char *s = *p;
+	char close = *s == '{' ? '}' : ']';
+	size_t n = json_number(s);
+
+	if (*s == '"' || *s == '\'') {
+		char *str = json_string(&s, oom);
+
+		free(str);
+		if (!str)
+			return false;
+	} else if (n) {
+		s += n;
+	} else if (!strncmp(s, "true", 4) || !strncmp(s, "null", 4)) {
+		s += 4;
+	} else if (!strncmp(s, "false", 5)) {
+		s += 5;
+	} else if ((*s == '{' || *s == '[') && depth < JSON_DEPTH) {
+		s = skip_space(s + 1);
+		for (bool first = true; !(first && *s == close); first = false) {
+			if (close == '}') {
+				char *key = json_string(&s, oom);
+
+				free(key);
+				s = skip_space(s);
+				if (!key || *s++ != ':')
+					return false;
+				s = skip_space(s);
+			}
+			if (!json_value(&s, depth + 1, oom))
+				return false;
+			s = skip_space(s);
+			if (*s == close)
+				break;
+			if (*s++ != ',')
+				return false;
+			s = skip_space(s);
+		}
+		s++;	/* the close */
+	} else {
+		return false;
+	}
+	*p = s;
+	return true;
+}
+
 /* Skips the JSON value *P starts that is no string: a number's text in
  * *NUMBER (or NULL for another value).  False if there is none. */
 static bool json_skip_value(const char **p, char **number, bool *oom)
 {
 	const char *s = *p;
 	size_t n = json_number(s);
-	int depth = 0;
 
 	*number = NULL;
+	if (*s == '"' || *s == '\'' || !json_value(p, 0, oom))
+		return false;
 	if (n) {
 		*number = strndup(s, n);
 		*oom |= !*number;
-		s += n;
-	} else if (!strncmp(s, "true", 4) || !strncmp(s, "null", 4)) {
-		s += 4;
-	} else if (!strncmp(s, "false", 5)) {
-		s += 5;
-	} else if (*s == '{' || *s == '[') {
-		do {
-			char *str;
-
-			if (*s == '"' || *s == '\'') {
-				str = json_string(&s, oom);
-				if (!str)
-					return false;
-				free(str);
-				continue;
-			}
-			depth += (*s == '{' || *s == '[') -
-				 (*s == '}' || *s == ']');
-			s++;
-		} while (*s && depth > 0);
-		if (depth)
-			return false;
-	} else {
-		return false;
 	}
-	*p = s;
 	return true;
 }
 

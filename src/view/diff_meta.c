@@ -393,13 +393,13 @@ int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
  * Snapshots pair by ID and name, and when a damaged table repeats them, by
  * occurrence.
  */
-/* Whether IMG is a dump written with --redact, whose snapshot names are
- * placeholders. */
-static bool snapshot_names_left_out(const struct q2e_image *img)
+/* Whether IMG is a dump written with --redact, whose snapshot or bitmap
+ * names (WHAT: "snapshot-names", "bitmap-names") are placeholders. */
+static bool names_left_out(const struct q2e_image *img, const char *what)
 {
 	const struct q2e_dump_meta *m = q2e_image_dump_meta(img);
 
-	return m && m->redacted && strstr(m->redacted, "snapshot-names");
+	return m && m->redacted && strstr(m->redacted, what);
 }
 
 /* Snapshots pair by ID and name; where either side's names are
@@ -408,7 +408,8 @@ int diff_pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
 			const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nsnapshots, b->nsnapshots, err);
-	bool by_id = snapshot_names_left_out(a) || snapshot_names_left_out(b);
+	bool by_id = names_left_out(a, "snapshot-names") ||
+		     names_left_out(b, "snapshot-names");
 
 	if (ret < 0)
 		return ret;
@@ -517,17 +518,24 @@ int diff_snapshots(struct q2e_diff *d, const struct q2e_image *a,
 }
 
 /* Likewise for bitmaps, by name. */
+/* Bitmaps pair by name; where either side's names are placeholders, by
+ * place in the directory (the k-th with the k-th), which is what a
+ * redacted dump's placeholders stand for. */
 int diff_pair_bitmaps(struct diff_pairing *p, const struct q2e_image *a,
 		      const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nbitmaps, b->nbitmaps, err);
+	bool by_place = names_left_out(a, "bitmap-names") ||
+			names_left_out(b, "bitmap-names");
 
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < a->nbitmaps; i++)
-		p->ka[i] = (struct diff_key){ a->bitmaps[i].name, "", i };
+		p->ka[i] = (struct diff_key){ by_place ? "" : a->bitmaps[i].name,
+					      "", i };
 	for (size_t i = 0; i < b->nbitmaps; i++)
-		p->kb[i] = (struct diff_key){ b->bitmaps[i].name, "", i };
+		p->kb[i] = (struct diff_key){ by_place ? "" : b->bitmaps[i].name,
+					      "", i };
 	diff_pairing_match(p);
 	return 0;
 }

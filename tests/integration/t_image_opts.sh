@@ -239,6 +239,11 @@ words	{"qom-type":"secret","id":"s","data":5}
 words	{"qom-type":"secret_keyring","id":"k","serial":0}
 words	secret_keyring,id=k,serial=0
 status	{"qom-type":"secret_keyring","id":"k","serial":05}
+status	{"qom-type":"throttle-group","id":"t","limits":{"iops-total":010}}
+status	{"qom-type":"throttle-group","id":"t","limits":{"iops-total" 1}}
+status	{"qom-type":"throttle-group","id":"t","limits":[1,]}
+words	{"qom-type":"throttle-group","id":"t","limits":{"iops-total":10}}
+words	secret_keyring,id=k,serial=0,loaded=on
 EOF2
 }
 t_case "--object: types, ids and secrets as qemu-img checks them" object_checks_case

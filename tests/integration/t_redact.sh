@@ -264,6 +264,15 @@ short_names_case() {
 	assert_eq "...and with the first deleted, diff pairs them as the images'" \
 		"$("$Q2E" diff --output=json wrap.qcow2 wrap1.qcow2 | jq -c '.changes.snapshots | map({name, change})')" \
 		"$("$Q2E" diff --output=json wrap.elf wrap1.elf | jq -c '.changes.snapshots | map({name, change})')"
+	# Bitmaps pair by place where either side's names are placeholders:
+	# a plain dump and a redacted one of one image do not differ.
+	qemu-img create -q -f qcow2 bb.qcow2 16M
+	qemu-img bitmap --add bb.qcow2 b1
+	qemu-img bitmap --add bb.qcow2 b2
+	"$Q2E" dump bb.qcow2 -o bbp.elf && "$Q2E" dump --redact bb.qcow2 -o bbr.elf ||
+		return 1
+	assert_status "a plain and a redacted dump of two bitmaps: the same metadata" 0 \
+		"$Q2E" diff bbp.elf bbr.elf
 	# A dump redacted: the image's placeholder is as long as the name of
 	# the image its note names (short.qcow2), not the dump's (s.elf).
 	"$Q2E" dump short.qcow2 -o s.elf && "$Q2E" dump --redact s.elf -o sr.elf ||
