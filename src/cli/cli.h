@@ -76,6 +76,8 @@ int object_option(const char *cmd, const char *spec);
 void object_options_reset(void);
 /* Whether an --object before gave the secret ID. */
 bool object_secret_given(const char *id);
+/* Whether V is one of WORDS (NULL-terminated). */
+bool one_of(const char *v, const char *const *words);
 /* What object_option() and qemu_option() return once they have printed
  * the help that "--object help" asks for: the command ends there, 0. */
 #define OBJECT_HELP_SHOWN (-1)

@@ -261,7 +261,7 @@ static int on_off(const char *v)
 	return -1;
 }
 
-static bool one_of(const char *v, const char *const *words)
+bool one_of(const char *v, const char *const *words)
 {
 	for (; *words; words++)
 		if (strcmp(v, *words) == 0)

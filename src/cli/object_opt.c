@@ -107,14 +107,6 @@ bool object_secret_given(const char *id)
 	return found && found->secret;
 }
 
-static bool listed(const char *const *list, const char *word)
-{
-	for (; *list; list++)
-		if (strcmp(*list, word) == 0)
-			return true;
-	return false;
-}
-
 static bool secret_type(const char *type)
 {
 	return type && (!strcmp(type, "secret") ||
@@ -147,7 +139,7 @@ static int print_props(const char *cmd, const char *type)
 				 : strcmp(type, "secret_keyring") == 0
 				 ? keyring_props : NULL;
 
-	if (!listed(creatable, type))
+	if (!one_of(type, creatable))
 		return print_types();
 	if (!props)
 		return object_error(cmd, "qcow2elf keeps no list of %s's properties (qemu-img --object TYPE,help prints it)",
@@ -198,7 +190,7 @@ static int check_props(const char *cmd, const struct object *o, bool keyring)
 	for (size_t i = 0; i < o->n; i++) {
 		const struct object_prop *p = &o->props[i];
 
-		if (!listed(known, p->key))
+		if (!one_of(p->key, known))
 			continue;
 		if (!strcmp(p->key, "serial")) {
 			serial = true;
@@ -221,7 +213,7 @@ static int check_props(const char *cmd, const struct object *o, bool keyring)
 		if (!strcmp(p->key, "loaded"))
 			return object_error(cmd, "Property '%s.loaded' is not writable",
 					    o->type);
-		if (!listed(known, p->key))	/* may be part of the secret */
+		if (!one_of(p->key, known))	/* may be part of the secret */
 			return object_error(cmd, "%s",
 					    "a parameter it does not take, not named here: it may be part of the secret (',,' is a comma in a value)");
 	}
@@ -383,7 +375,7 @@ static int object_check(const char *cmd, const struct object *o)
 		return object_error(cmd, "%s", o->type_bad
 				    ? "Invalid parameter type for 'qom-type', expected: string"
 				    : "Parameter 'qom-type' is missing");
-	if (!listed(creatable, o->type) && !listed(not_creatable, o->type))
+	if (!one_of(o->type, creatable) && !one_of(o->type, not_creatable))
 		return object_error(cmd, "Parameter 'qom-type' does not accept value '%s'",
 				    o->type);
 	if (o->id_bad || !o->id)
@@ -395,7 +387,7 @@ static int object_check(const char *cmd, const struct object *o)
 	if (!qemu_id_wellformed(o->id, strlen(o->id)))
 		return object_error(cmd, "%s",
 				    "Parameter 'id' expects an identifier: letters, digits, '-', '.', '_', starting with a letter");
-	if (!listed(creatable, o->type))
+	if (!one_of(o->type, creatable))
 		return object_error(cmd, "invalid object type: %s", o->type);
 	if (id_find(o->id))
 		return object_error(cmd, "attempt to add duplicate property '%s' to object (type 'container')",

@@ -393,9 +393,9 @@ int diff_extensions(struct q2e_diff *d, const struct q2e_image *a,
  * Snapshots pair by ID and name, and when a damaged table repeats them, by
  * occurrence.
  */
-/* Whether IMG is a dump written with --redact, whose snapshot or bitmap
- * names (WHAT: "snapshot-names", "bitmap-names") are placeholders. */
-static bool names_left_out(const struct q2e_image *img, const char *what)
+/* Whether IMG is a dump written with --redact that left WHAT out (its
+ * note's words: "snapshot-names", "bitmap-names", "bitmap-data"). */
+static bool left_out(const struct q2e_image *img, const char *what)
 {
 	const struct q2e_dump_meta *m = q2e_image_dump_meta(img);
 
@@ -408,8 +408,8 @@ int diff_pair_snapshots(struct diff_pairing *p, const struct q2e_image *a,
 			const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nsnapshots, b->nsnapshots, err);
-	bool by_id = names_left_out(a, "snapshot-names") ||
-		     names_left_out(b, "snapshot-names");
+	bool by_id = left_out(a, "snapshot-names") ||
+		     left_out(b, "snapshot-names");
 
 	if (ret < 0)
 		return ret;
@@ -525,8 +525,8 @@ int diff_pair_bitmaps(struct diff_pairing *p, const struct q2e_image *a,
 		      const struct q2e_image *b, struct q2e_error *err)
 {
 	int ret = diff_pairing_new(p, a->nbitmaps, b->nbitmaps, err);
-	bool by_place = names_left_out(a, "bitmap-names") ||
-			names_left_out(b, "bitmap-names");
+	bool by_place = left_out(a, "bitmap-names") ||
+			left_out(b, "bitmap-names");
 
 	if (ret < 0)
 		return ret;
@@ -870,14 +870,6 @@ static uint64_t bitmap_nbits(const struct q2e_image *a,
 	return (v >> g) + ((v & ((1ULL << g) - 1)) != 0);
 }
 
-/* Whether IMG is a dump written with --redact, which holds no bitmap
- * data: its clusters are sections without bytes. */
-static bool bitmap_data_left_out(const struct q2e_image *img)
-{
-	const struct q2e_dump_meta *m = q2e_image_dump_meta(img);
-
-	return m && m->redacted && strstr(m->redacted, "bitmap-data");
-}
 
 /* The entries of bitmap N's table, and its data clusters whose bits differ. */
 static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
@@ -887,7 +879,7 @@ static int bitmap_table(struct q2e_diff *d, struct q2e_image *a,
 {
 	uint64_t count = x->ntable > y->ntable ? x->ntable : y->ntable;
 	bool bits = a->cluster_size == b->cluster_size &&
-		    !bitmap_data_left_out(a) && !bitmap_data_left_out(b);
+		    !left_out(a, "bitmap-data") && !left_out(b, "bitmap-data");
 	struct bitmap_pair p = {
 		.d = d, .a = a, .b = b, .n = n,
 		.granularity = one_granularity(&x->entry, &y->entry),
@@ -957,7 +949,7 @@ int diff_bitmaps(struct q2e_diff *d, struct q2e_image *a,
 			continue;
 		}
 		x = &a->bitmaps[p.b[i]];
-		if (bitmap_data_left_out(a) || bitmap_data_left_out(b))
+		if (left_out(a, "bitmap-data") || left_out(b, "bitmap-data"))
 			d->not_compared = "the bits of the bitmaps: a dump written with --redact holds no bitmap data";
 		ret = bitmap_fields(d, sym, &x->entry, &y->entry, err);
 		if (!ret)
